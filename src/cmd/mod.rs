@@ -1,0 +1,56 @@
+//! One module per subcommand; each gets the loaded context and returns an exit code.
+
+mod doc;
+mod hosts;
+mod init;
+mod list;
+mod run;
+mod stdlib;
+mod template;
+
+use std::path::PathBuf;
+
+use miette::Result;
+
+use crate::cli::{Cli, Command};
+use crate::layers::Layers;
+use crate::project::Project;
+
+/// What every command may need: the project, its layers and the output style.
+pub struct Context {
+    /// The working directory (after `-C`).
+    pub cwd: PathBuf,
+    /// Whether output is coloured.
+    pub color: bool,
+}
+
+impl Context {
+    /// Finds the project and its layers.
+    pub fn project(&self) -> Result<(Project, Layers)> {
+        let project = Project::discover(&self.cwd)?;
+        let layers = Layers::new(&project);
+        Ok((project, layers))
+    }
+}
+
+/// Runs the parsed command line.
+pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
+    match cli.command {
+        Command::List { json } => list::list(ctx, json),
+        Command::Run(args) => run::run(ctx, args),
+        Command::Hosts { select, json } => hosts::hosts(ctx, &select, json),
+        Command::Init {
+            dir,
+            skeleton,
+            name,
+        } => init::init(ctx, dir, &skeleton, name),
+        Command::Stdlib { command } => stdlib::stdlib(ctx, command),
+        Command::Template { command } => template::template(ctx, command),
+        Command::Doc { name, definitions } => doc::doc(name.as_deref(), definitions),
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "weft", &mut std::io::stdout());
+            Ok(crate::error::EXIT_OK)
+        }
+    }
+}

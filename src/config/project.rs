@@ -1,0 +1,269 @@
+//! The schema of `weft.toml` and its parsing into spanned values.
+
+use std::path::{Path, PathBuf};
+
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::ConfigError;
+use crate::source::SourceFile;
+
+/// A parsed `weft.toml`, with the text it came from for diagnostics.
+#[derive(Debug)]
+pub struct ProjectConfig {
+    /// The file as read, named by its path.
+    pub source: SourceFile,
+    /// The parsed content.
+    pub file: ConfigFile,
+}
+
+/// The top level of `weft.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `[project]`: name and defaults.
+    #[serde(default)]
+    pub project: ProjectSection,
+    /// `[vars]`: the lowest layer of variables, shared by every env.
+    #[serde(default)]
+    pub vars: toml::Table,
+    /// `[env.NAME]`: the environments.
+    #[serde(default)]
+    pub env: IndexMap<String, Spanned<EnvSection>>,
+}
+
+/// `[project]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSection {
+    /// The project's name, available to scripts and templates as `project`.
+    pub name: Option<String>,
+    /// The env used when `-e` is not given.
+    pub default_env: Option<Spanned<String>>,
+    /// The Rhai operation budget of one goal call on one host.
+    pub max_operations: Option<u64>,
+}
+
+/// How weft reaches the hosts of an env.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectorKind {
+    /// This machine, commands run by `sh -c` without SSH.
+    Local,
+    /// Remote hosts over SSH.
+    Ssh,
+}
+
+impl ConnectorKind {
+    /// The name used in `weft.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorKind::Local => "local",
+            ConnectorKind::Ssh => "ssh",
+        }
+    }
+}
+
+/// `[env.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvSection {
+    /// `local` or `ssh`; defaults to `ssh` when hosts are listed, `local` otherwise.
+    pub connector: Option<ConnectorKind>,
+    /// Host name → address (`user@addr:port`) or a table with `address` and `vars`.
+    #[serde(default)]
+    pub hosts: IndexMap<String, Spanned<HostEntry>>,
+    /// Role name → host names, or a table with `hosts` and `vars`.
+    #[serde(default)]
+    pub roles: IndexMap<String, Spanned<RoleEntry>>,
+    /// Variables of every host of this env.
+    #[serde(default)]
+    pub vars: toml::Table,
+}
+
+/// One host: its address alone, or an address with host variables.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum HostEntry {
+    /// `app-0 = "root@127.0.0.1:2201"`
+    Address(String),
+    /// `app-0 = { address = "...", vars = { ... } }`
+    Table {
+        /// `user@addr:port`
+        address: String,
+        /// Variables of this host alone.
+        #[serde(default)]
+        vars: toml::Table,
+    },
+}
+
+/// One role: its hosts alone, or hosts with role variables.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RoleEntry {
+    /// `web = ["app-0", "app-1"]`
+    Hosts(Vec<Spanned<String>>),
+    /// `web = { hosts = [...], vars = { ... } }`
+    Table {
+        /// The hosts that play this role.
+        hosts: Vec<Spanned<String>>,
+        /// Variables of every host in this role.
+        #[serde(default)]
+        vars: toml::Table,
+    },
+}
+
+impl HostEntry {
+    /// The host's address as written.
+    pub fn address(&self) -> &str {
+        match self {
+            HostEntry::Address(a) | HostEntry::Table { address: a, .. } => a,
+        }
+    }
+    /// The host's own variables.
+    pub fn vars(&self) -> Option<&toml::Table> {
+        match self {
+            HostEntry::Address(_) => None,
+            HostEntry::Table { vars, .. } => Some(vars),
+        }
+    }
+}
+
+impl RoleEntry {
+    /// The host names listed for the role.
+    pub fn hosts(&self) -> &[Spanned<String>] {
+        match self {
+            RoleEntry::Hosts(h) | RoleEntry::Table { hosts: h, .. } => h,
+        }
+    }
+    /// The role's variables.
+    pub fn vars(&self) -> Option<&toml::Table> {
+        match self {
+            RoleEntry::Hosts(_) => None,
+            RoleEntry::Table { vars, .. } => Some(vars),
+        }
+    }
+}
+
+impl ProjectConfig {
+    /// Reads and validates `weft.toml` at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path.to_path_buf(), text)
+    }
+
+    /// Parses and validates config text that came from `path`.
+    pub fn parse(path: PathBuf, text: String) -> Result<Self, ConfigError> {
+        let source = SourceFile::new(path.display().to_string(), text);
+        let file: ConfigFile = match toml::from_str(source.text()) {
+            Ok(file) => file,
+            Err(err) => {
+                return Err(ConfigError::Syntax {
+                    message: err.message().to_string(),
+                    span: err.span().map(Into::into),
+                    src: source.named(),
+                })
+            }
+        };
+        let config = ProjectConfig { source, file };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: roles name known hosts, the default env exists.
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (env_name, env) in &self.file.env {
+            let env_ref = env.get_ref();
+            for role in env_ref.roles.values() {
+                for host in role.get_ref().hosts() {
+                    if !env_ref.hosts.contains_key(host.get_ref()) {
+                        let known: Vec<&str> = env_ref.hosts.keys().map(String::as_str).collect();
+                        return Err(self.invalid(
+                            host.span(),
+                            format!("role lists `{}`, which is not a host of env `{env_name}`", host.get_ref()),
+                            crate::suggest::help("hosts", host.get_ref(), &known),
+                        ));
+                    }
+                }
+            }
+            if env_ref.connector == Some(ConnectorKind::Local) && env_ref.hosts.len() > 1 {
+                return Err(self.invalid(
+                    env.span(),
+                    format!("env `{env_name}` uses the local connector, which has one host: this machine"),
+                    Some("remove `hosts`, or use `connector = \"ssh\"`".into()),
+                ));
+            }
+        }
+        if let Some(default) = &self.file.project.default_env {
+            let name = default.get_ref();
+            if name != crate::inventory::LOCAL_ENV && !self.file.env.contains_key(name) {
+                let known = self.env_names();
+                return Err(self.invalid(
+                    default.span(),
+                    format!("default env `{name}` is not defined"),
+                    crate::suggest::help("envs", name, &known),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The names of the envs defined in the file.
+    pub fn env_names(&self) -> Vec<&str> {
+        self.file.env.keys().map(String::as_str).collect()
+    }
+
+    fn invalid(
+        &self,
+        span: std::ops::Range<usize>,
+        message: String,
+        help: Option<String>,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            message,
+            span: span.into(),
+            help,
+            src: self.source.named(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<ProjectConfig, ConfigError> {
+        ProjectConfig::parse("weft.toml".into(), text.to_string())
+    }
+
+    #[test]
+    fn short_and_long_forms_parse() {
+        let config = parse(
+            r#"
+            [project]
+            name = "demo"
+            [env.fleet]
+            hosts = { app-0 = "root@127.0.0.1:2201", app-1 = { address = "127.0.0.2", vars = { a = 1 } } }
+            roles = { web = ["app-0"], db = { hosts = ["app-1"], vars = { b = 2 } } }
+            "#,
+        )
+        .expect("valid config");
+        let fleet = config.file.env["fleet"].get_ref();
+        assert_eq!(fleet.hosts["app-1"].get_ref().address(), "127.0.0.2");
+        assert_eq!(fleet.roles["db"].get_ref().hosts()[0].get_ref(), "app-1");
+    }
+
+    #[test]
+    fn role_with_unknown_host_points_at_it() {
+        let text = "[env.fleet]\nhosts = { app-0 = \"a\" }\nroles = { web = [\"app-1\"] }\n";
+        let Err(ConfigError::Invalid { span, help, .. }) = parse(text) else {
+            panic!("expected an invalid-config error");
+        };
+        assert_eq!(&text[span.offset()..span.offset() + span.len()], "\"app-1\"");
+        assert!(help.unwrap_or_default().contains("app-0"));
+    }
+}

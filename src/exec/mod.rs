@@ -1,0 +1,5 @@
+//! Running a goal: sessions on hosts, live output, the report.
+
+pub mod output;
+pub mod runner;
+pub mod session;

@@ -1,0 +1,288 @@
+//! The layered file tree: project → user folder → stdlib embedded in the binary.
+//!
+//! Scripts and templates are named by a logical path (`services/nginx.rhai`,
+//! `templates/nginx/site.conf.hbs`); the most specific layer holding a path wins it whole.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use include_dir::{include_dir, Dir};
+use walkdir::WalkDir;
+
+use crate::project::Project;
+use crate::source::SourceFile;
+
+/// The stdlib compiled into the binary.
+static STDLIB: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/stdlib");
+
+/// The logical folder that holds templates.
+pub const TEMPLATES: &str = "templates";
+
+/// Where a file comes from, most specific first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layer {
+    /// The project's `deploy/` and `templates/`.
+    Project,
+    /// The user's personal folders.
+    User,
+    /// Built into the binary.
+    Stdlib,
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layer::Project => "project",
+            Layer::User => "user",
+            Layer::Stdlib => "stdlib",
+        })
+    }
+}
+
+/// One file of one layer.
+#[derive(Debug, Clone)]
+pub struct LayerFile {
+    /// The layer it belongs to.
+    pub layer: Layer,
+    /// Its logical path, the same in every layer.
+    pub logical: String,
+    origin: Origin,
+}
+
+#[derive(Debug, Clone)]
+enum Origin {
+    Disk { path: PathBuf, shown: String },
+    Embedded(&'static str),
+}
+
+impl LayerFile {
+    /// The name diagnostics show: a project-relative path, a user path or `<stdlib>/...`.
+    pub fn display_name(&self) -> String {
+        match &self.origin {
+            Origin::Disk { shown, .. } => shown.clone(),
+            Origin::Embedded(_) => format!("<stdlib>/{}", self.logical),
+        }
+    }
+
+    /// The path on disk, for files that are not embedded.
+    pub fn disk_path(&self) -> Option<&Path> {
+        match &self.origin {
+            Origin::Disk { path, .. } => Some(path),
+            Origin::Embedded(_) => None,
+        }
+    }
+
+    /// Reads the file's text.
+    pub fn read(&self) -> std::io::Result<SourceFile> {
+        let text = match &self.origin {
+            Origin::Disk { path, .. } => std::fs::read_to_string(path)?,
+            Origin::Embedded(text) => (*text).to_string(),
+        };
+        Ok(SourceFile::new(self.display_name(), text))
+    }
+}
+
+/// A logical path with the file that wins it and the ones it hides.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The most specific file.
+    pub winner: LayerFile,
+    /// Less specific files of the same path, most specific first.
+    pub hidden: Vec<LayerFile>,
+}
+
+/// Which files a lookup covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `*.rhai` outside `templates/` and `skeletons/`.
+    Script,
+    /// Everything under `templates/`.
+    Template,
+}
+
+/// The layered view of one project's scripts and templates.
+#[derive(Debug, Clone)]
+pub struct Layers {
+    root: PathBuf,
+    project_scripts: Option<PathBuf>,
+    project_templates: Option<PathBuf>,
+    user_scripts: Option<PathBuf>,
+    user_templates: Option<PathBuf>,
+}
+
+impl Layers {
+    /// The layers of `project`.
+    pub fn new(project: &Project) -> Self {
+        Layers {
+            root: project.root.clone(),
+            project_scripts: project.scripts_dir(),
+            project_templates: project.templates_dir(),
+            user_scripts: project.user.scripts_dir(),
+            user_templates: project.user.templates_dir(),
+        }
+    }
+
+    /// Every logical path of `kind`, sorted, with its winner.
+    pub fn resolve_all(&self, kind: Kind) -> Vec<Resolved> {
+        let mut by_path: BTreeMap<String, Vec<LayerFile>> = BTreeMap::new();
+        for file in self.files(kind) {
+            by_path.entry(file.logical.clone()).or_default().push(file);
+        }
+        by_path
+            .into_values()
+            .filter_map(|mut files| {
+                files.sort_by_key(|f| f.layer);
+                let winner = files.remove(0);
+                Some(Resolved {
+                    winner,
+                    hidden: files,
+                })
+            })
+            .collect()
+    }
+
+    /// The winning file at `logical`, if any layer has it.
+    pub fn find(&self, kind: Kind, logical: &str) -> Option<LayerFile> {
+        self.files(kind)
+            .into_iter()
+            .filter(|f| f.logical == logical)
+            .min_by_key(|f| f.layer)
+    }
+
+    /// The stdlib file at `logical`, of any kind.
+    pub fn stdlib_file(logical: &str) -> Option<LayerFile> {
+        let text = STDLIB.get_file(logical)?.contents_utf8()?;
+        Some(LayerFile {
+            layer: Layer::Stdlib,
+            logical: logical.to_string(),
+            origin: Origin::Embedded(text),
+        })
+    }
+
+    /// Where `weft stdlib eject` puts a copy of the stdlib file at `logical`.
+    pub fn project_path(&self, kind: Kind, logical: &str) -> PathBuf {
+        match kind {
+            Kind::Script => self.root.join("deploy").join(logical),
+            Kind::Template => self.root.join(logical),
+        }
+    }
+
+    /// The kind of a logical path.
+    pub fn kind_of(logical: &str) -> Kind {
+        if logical.starts_with("templates/") {
+            Kind::Template
+        } else {
+            Kind::Script
+        }
+    }
+
+    fn files(&self, kind: Kind) -> Vec<LayerFile> {
+        let (project, user) = match kind {
+            Kind::Script => (&self.project_scripts, &self.user_scripts),
+            Kind::Template => (&self.project_templates, &self.user_templates),
+        };
+        let prefix = match kind {
+            Kind::Script => "",
+            Kind::Template => "templates/",
+        };
+        let mut files = Vec::new();
+        for (layer, dir) in [(Layer::Project, project), (Layer::User, user)] {
+            if let Some(dir) = dir {
+                files.extend(self.disk_files(layer, dir, prefix, kind));
+            }
+        }
+        files.extend(stdlib_files(kind));
+        files
+    }
+
+    fn disk_files(&self, layer: Layer, dir: &Path, prefix: &str, kind: Kind) -> Vec<LayerFile> {
+        WalkDir::new(dir)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_type().is_file())
+            .filter_map(|entry| {
+                let rel = entry.path().strip_prefix(dir).ok()?;
+                let rel = rel.to_str()?.replace('\\', "/");
+                if kind == Kind::Script && !rel.ends_with(".rhai") {
+                    return None;
+                }
+                let path = entry.path().to_path_buf();
+                let shown = match layer {
+                    Layer::Project => path.strip_prefix(&self.root).unwrap_or(&path),
+                    _ => &path,
+                }
+                .display()
+                .to_string();
+                Some(LayerFile {
+                    layer,
+                    logical: format!("{prefix}{rel}"),
+                    origin: Origin::Disk { path, shown },
+                })
+            })
+            .collect()
+    }
+}
+
+fn stdlib_files(kind: Kind) -> Vec<LayerFile> {
+    let mut out = Vec::new();
+    collect_embedded(&STDLIB, &mut out);
+    out.retain(|f| {
+        let is_template = f.logical.starts_with("templates/");
+        match kind {
+            Kind::Template => is_template,
+            Kind::Script => {
+                !is_template && !f.logical.starts_with("skeletons/") && f.logical.ends_with(".rhai")
+            }
+        }
+    });
+    out
+}
+
+fn collect_embedded(dir: &'static Dir<'static>, out: &mut Vec<LayerFile>) {
+    for file in dir.files() {
+        if let (Some(path), Some(text)) = (file.path().to_str(), file.contents_utf8()) {
+            out.push(LayerFile {
+                layer: Layer::Stdlib,
+                logical: path.replace('\\', "/"),
+                origin: Origin::Embedded(text),
+            });
+        }
+    }
+    for sub in dir.dirs() {
+        collect_embedded(sub, out);
+    }
+}
+
+/// The files of a stdlib skeleton, as (path inside the skeleton, text).
+pub fn skeleton(name: &str) -> Option<Vec<(String, &'static str)>> {
+    let dir = STDLIB.get_dir(format!("skeletons/{name}"))?;
+    let mut files = Vec::new();
+    collect_embedded(dir, &mut files);
+    let prefix = format!("skeletons/{name}/");
+    Some(
+        files
+            .into_iter()
+            .filter_map(|f| match f.origin {
+                Origin::Embedded(text) => {
+                    Some((f.logical.strip_prefix(&prefix)?.to_string(), text))
+                }
+                Origin::Disk { .. } => None,
+            })
+            .collect(),
+    )
+}
+
+/// The names of the stdlib skeletons.
+pub fn skeleton_names() -> Vec<String> {
+    STDLIB
+        .get_dir("skeletons")
+        .map(|d| {
+            d.dirs()
+                .filter_map(|s| s.path().file_name()?.to_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}

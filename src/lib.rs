@@ -1,0 +1,68 @@
+//! weft: provision machines, run commands on them, render templates and deploy, driven by Rhai.
+//!
+//! `run` is the whole program; `main` only hands it the arguments. See `src/README.md` for the
+//! map of modules.
+
+pub mod cli;
+mod cmd;
+pub mod config;
+pub mod error;
+pub mod exec;
+pub mod inventory;
+pub mod layers;
+pub mod project;
+pub mod script;
+pub mod shell;
+pub mod source;
+pub mod suggest;
+pub mod template;
+pub mod transport;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+
+use clap::Parser;
+
+use cli::{Cli, ColorChoice};
+
+/// Runs weft with `args` (the program name first) and returns the exit code.
+pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return if err.use_stderr() { error::EXIT_USAGE } else { error::EXIT_OK };
+        }
+    };
+    let color = match cli.color {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+        }
+    };
+    error::install_hook(color);
+    let cwd = match std::env::current_dir() {
+        Ok(cwd) => cwd,
+        Err(err) => {
+            eprintln!("weft: cannot read the working directory: {err}");
+            return error::EXIT_USAGE;
+        }
+    };
+    let cwd = match &cli.directory {
+        Some(dir) if !cwd.join(dir).is_dir() => {
+            eprintln!("weft: -C {}: no such directory", dir.display());
+            return error::EXIT_USAGE;
+        }
+        Some(dir) => cwd.join(dir),
+        None => cwd,
+    };
+    let ctx = cmd::Context { cwd, color };
+    match cmd::dispatch(cli, &ctx) {
+        Ok(code) => code,
+        Err(report) => {
+            eprintln!("{report:?}");
+            error::EXIT_USAGE
+        }
+    }
+}

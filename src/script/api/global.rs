@@ -1,0 +1,75 @@
+//! Global functions: quoting, logging and the env a goal runs in.
+
+use std::sync::Arc;
+
+use rhai::plugin::*;
+use rhai::{Array, Map, NativeCallContext};
+
+use crate::exec::output::Output;
+
+/// What global functions know about the goal call they serve; the engine's tag.
+#[derive(Clone)]
+pub struct ScriptContext {
+    /// The prefix of `log` lines: the host's name, or `controller`.
+    pub prefix: String,
+    /// Where `log` goes.
+    pub output: Arc<Output>,
+    /// What `env()` returns.
+    pub env: Map,
+}
+
+fn context(ctx: &NativeCallContext) -> Option<ScriptContext> {
+    ctx.tag()?.read_lock::<ScriptContext>().map(|c| c.clone())
+}
+
+/// Global functions available to every script.
+#[export_module]
+pub mod global_api {
+    use super::*;
+
+    /// Quotes a string for the shell, so it reaches a command as exactly one argument.
+    ///
+    /// ```rhai
+    /// host.run("ls -l " + quote(dir));
+    /// ```
+    #[rhai_fn(name = "quote")]
+    pub fn quote(arg: &str) -> String {
+        crate::shell::quote(arg)
+    }
+
+    /// Quotes every item of an array and joins them with spaces into one command line.
+    ///
+    /// ```rhai
+    /// let cmd = quote(["tar", "-xzf", archive, "-C", dest]);
+    /// ```
+    #[rhai_fn(name = "quote")]
+    pub fn quote_all(args: Array) -> String {
+        let words: Vec<String> = args.into_iter().map(|a| a.to_string()).collect();
+        crate::shell::join(&words)
+    }
+
+    /// Prints a message under the current host's prefix (or `controller`).
+    ///
+    /// ```rhai
+    /// log(`deploying ${version}`);
+    /// ```
+    #[rhai_fn(name = "log")]
+    pub fn log(ctx: NativeCallContext, message: &str) {
+        match context(&ctx) {
+            Some(c) => c.output.log(&c.prefix, message),
+            None => eprintln!("{message}"),
+        }
+    }
+
+    /// The env the goal runs in: `#{ name, vars, hosts, roles, check }`, where `hosts` lists
+    /// the selected host names, `roles` maps each role to its hosts and `check` is `true`
+    /// under `--check`.
+    ///
+    /// ```rhai
+    /// if env().name == "prod" { log("careful"); }
+    /// ```
+    #[rhai_fn(name = "env")]
+    pub fn env(ctx: NativeCallContext) -> Map {
+        context(&ctx).map(|c| c.env).unwrap_or_default()
+    }
+}

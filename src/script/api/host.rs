@@ -1,0 +1,208 @@
+//! The `Host` type scripts receive as a goal's first parameter.
+
+use std::sync::Arc;
+
+use rhai::plugin::*;
+use rhai::{Array, Dynamic, Map};
+
+use super::{options, to_dynamic, vars_from_map, ApiResult};
+use crate::exec::session::{HostSession, RunOptions};
+use crate::transport::ExecOutput;
+
+/// The host a goal runs on; cheap to clone, shared with the runner.
+#[derive(Clone)]
+pub struct Host(pub Arc<HostSession>);
+
+fn output_map(output: Option<ExecOutput>) -> Map {
+    let output = output.unwrap_or_default();
+    let mut map = Map::new();
+    map.insert("stdout".into(), output.stdout.into());
+    map.insert("stderr".into(), output.stderr.into());
+    map.insert("code".into(), Dynamic::from_int(output.code.into()));
+    map
+}
+
+fn run_options(map: Map) -> ApiResult<RunOptions> {
+    let mut opts = options::Options::new(map, &["check", "check_safe", "quiet", "timeout", "stdin"])?;
+    let defaults = RunOptions::default();
+    Ok(RunOptions {
+        fail_on_error: opts.bool("check")?.unwrap_or(defaults.fail_on_error),
+        check_safe: opts.bool("check_safe")?.unwrap_or(defaults.check_safe),
+        quiet: opts.bool("quiet")?.unwrap_or(defaults.quiet),
+        timeout: opts.seconds("timeout")?,
+        stdin: opts.string("stdin")?,
+    })
+}
+
+fn argv(args: Array) -> ApiResult<String> {
+    let words: Vec<String> = args.into_iter().map(|a| a.to_string()).collect();
+    if words.is_empty() {
+        return Err("run: the argument list is empty".into());
+    }
+    Ok(crate::shell::join(&words))
+}
+
+fn run_command(host: &Host, command: &str, options: RunOptions) -> ApiResult<Map> {
+    let output = host.0.run(command, &options).map_err(|e| e.to_string())?;
+    Ok(output_map(output))
+}
+
+/// Functions and properties of `Host`.
+#[export_module]
+pub mod host_api {
+    use super::*;
+
+    /// The host a goal runs on.
+    pub type Host = super::Host;
+
+    /// The host's name in the env, e.g. `app-0`.
+    #[rhai_fn(get = "name", pure)]
+    pub fn name(host: &mut Host) -> String {
+        host.0.spec.name.clone()
+    }
+
+    /// How the host is reached: `user@addr:port`, or `localhost` on the local connector.
+    #[rhai_fn(get = "address", pure)]
+    pub fn address(host: &mut Host) -> String {
+        host.0.spec.address.clone()
+    }
+
+    /// The roles the host plays in the env, in config order.
+    #[rhai_fn(get = "roles", pure)]
+    pub fn roles(host: &mut Host) -> Array {
+        host.0.spec.roles.iter().map(|r| r.clone().into()).collect()
+    }
+
+    /// The host's variables, merged project → env → role → host.
+    #[rhai_fn(get = "vars", pure)]
+    pub fn vars(host: &mut Host) -> Map {
+        match to_dynamic(&serde_json::Value::Object(host.0.spec.vars.clone())).try_cast::<Map>() {
+            Some(map) => map,
+            None => Map::new(),
+        }
+    }
+
+    /// Runs a shell command on the host and returns `#{stdout, stderr, code}`.
+    /// A non-zero exit fails the goal. Under `--check` the command is skipped.
+    ///
+    /// ```rhai
+    /// let kernel = host.run("uname -r").stdout;
+    /// ```
+    #[rhai_fn(name = "run", return_raw)]
+    pub fn run(host: &mut Host, command: &str) -> ApiResult<Map> {
+        run_command(host, command, RunOptions::default())
+    }
+
+    /// Runs a shell command with options:
+    /// `check` (default `true`: a non-zero exit fails the goal),
+    /// `check_safe` (default `false`: the command only reads, so it also runs under `--check`),
+    /// `quiet` (default `false`: hide the output), `timeout` (seconds), `stdin` (text to feed it).
+    ///
+    /// ```rhai
+    /// let r = host.run("systemctl is-active nginx", #{ check: false, check_safe: true });
+    /// if r.code != 0 { log("nginx is down"); }
+    /// ```
+    #[rhai_fn(name = "run", return_raw)]
+    pub fn run_with(host: &mut Host, command: &str, options: Map) -> ApiResult<Map> {
+        run_command(host, command, run_options(options)?)
+    }
+
+    /// Runs a program with arguments; each one is quoted, so none is ever read by the shell.
+    ///
+    /// ```rhai
+    /// host.run(["mkdir", "-p", dir]);
+    /// ```
+    #[rhai_fn(name = "run", return_raw)]
+    pub fn run_argv(host: &mut Host, args: Array) -> ApiResult<Map> {
+        run_command(host, &argv(args)?, RunOptions::default())
+    }
+
+    /// Runs a program with quoted arguments and the options of `run(command, options)`.
+    ///
+    /// ```rhai
+    /// host.run(["test", "-f", path], #{ check: false, check_safe: true });
+    /// ```
+    #[rhai_fn(name = "run", return_raw)]
+    pub fn run_argv_with(host: &mut Host, args: Array, options: Map) -> ApiResult<Map> {
+        run_command(host, &argv(args)?, run_options(options)?)
+    }
+
+    /// Reads a file of the host as text; `()` when it does not exist.
+    ///
+    /// ```rhai
+    /// let conf = host.read_file("/etc/hostname");
+    /// ```
+    #[rhai_fn(name = "read_file", return_raw)]
+    pub fn read_file(host: &mut Host, path: &str) -> ApiResult<Dynamic> {
+        match host.0.read_file(path).map_err(|e| e.to_string())? {
+            Some(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned().into()),
+            None => Ok(Dynamic::UNIT),
+        }
+    }
+
+    /// Makes a file of the host hold exactly `content`, replacing it atomically.
+    /// Returns `true` when it changed anything.
+    ///
+    /// ```rhai
+    /// host.write_file("/etc/motd", "welcome\n");
+    /// ```
+    #[rhai_fn(name = "write_file", return_raw)]
+    pub fn write_file(host: &mut Host, path: &str, content: &str) -> ApiResult<bool> {
+        Ok(host.0.write_file(path, content.as_bytes(), None).map_err(|e| e.to_string())?)
+    }
+
+    /// Writes a file with options: `mode` (a string such as `"0644"`).
+    ///
+    /// ```rhai
+    /// host.write_file("/usr/local/bin/hello", "#!/bin/sh\necho hi\n", #{ mode: "0755" });
+    /// ```
+    #[rhai_fn(name = "write_file", return_raw)]
+    pub fn write_file_with(host: &mut Host, path: &str, content: &str, options: Map) -> ApiResult<bool> {
+        let mode = options::Options::new(options, &["mode"])?.mode("mode")?;
+        Ok(host.0.write_file(path, content.as_bytes(), mode).map_err(|e| e.to_string())?)
+    }
+
+    /// Copies a local file or folder (relative to the project) to the host, keeping modes and
+    /// skipping files that are already the same. Returns `true` when it changed anything.
+    ///
+    /// ```rhai
+    /// host.upload("dist/app.tar.gz", "/tmp/app.tar.gz");
+    /// ```
+    #[rhai_fn(name = "upload", return_raw)]
+    pub fn upload(host: &mut Host, local: &str, remote: &str) -> ApiResult<bool> {
+        Ok(host.0.upload(local, remote).map_err(|e| e.to_string())?)
+    }
+
+    /// Renders a template (looked up project → user → stdlib) with the host's variables and
+    /// writes it to `dest`. Returns `true` when it changed anything.
+    ///
+    /// ```rhai
+    /// host.template("hello/index.html.hbs", "www/index.html");
+    /// ```
+    #[rhai_fn(name = "template", return_raw)]
+    pub fn template(host: &mut Host, name: &str, dest: &str) -> ApiResult<bool> {
+        Ok(host.0.template(name, dest, Default::default(), None).map_err(|e| e.to_string())?)
+    }
+
+    /// Renders a template with `vars` over the host's variables and writes it to `dest`.
+    ///
+    /// ```rhai
+    /// host.template("hello/index.html.hbs", "www/index.html", #{ version: "v2" });
+    /// ```
+    #[rhai_fn(name = "template", return_raw)]
+    pub fn template_with(host: &mut Host, name: &str, dest: &str, vars: Map) -> ApiResult<bool> {
+        let vars = vars_from_map(vars)?;
+        Ok(host.0.template(name, dest, vars, None).map_err(|e| e.to_string())?)
+    }
+
+    /// Renders a template with `vars` over the host's variables and returns the text.
+    ///
+    /// ```rhai
+    /// let conf = host.render("hello/index.html.hbs", #{ version: "v2" });
+    /// ```
+    #[rhai_fn(name = "render", return_raw)]
+    pub fn render(host: &mut Host, name: &str, vars: Map) -> ApiResult<String> {
+        let vars = vars_from_map(vars)?;
+        Ok(host.0.render(name, vars).map_err(|e| e.to_string())?)
+    }
+}

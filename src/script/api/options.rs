@@ -1,0 +1,76 @@
+//! Reading the `#{...}` option maps that registered functions take, rejecting unknown keys.
+
+use std::time::Duration;
+
+use rhai::{Dynamic, Map};
+
+use super::ApiResult;
+
+/// An option map whose keys were checked against the allowed ones.
+pub struct Options {
+    map: Map,
+}
+
+impl Options {
+    /// Checks that `map` only has keys from `allowed`.
+    pub fn new(map: Map, allowed: &[&str]) -> ApiResult<Self> {
+        if let Some(bad) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(format!(
+                "unknown option `{bad}`; options are {}",
+                allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+            )
+            .into());
+        }
+        Ok(Options { map })
+    }
+
+    fn take(&mut self, key: &str) -> Option<Dynamic> {
+        self.map.remove(key).filter(|v| !v.is_unit())
+    }
+
+    fn wrong(key: &str, wanted: &str, got: &Dynamic) -> Box<rhai::EvalAltResult> {
+        format!("option `{key}` must be {wanted}, not {}", got.type_name()).into()
+    }
+
+    /// A boolean option.
+    pub fn bool(&mut self, key: &str) -> ApiResult<Option<bool>> {
+        self.take(key)
+            .map(|v| v.as_bool().map_err(|_| Self::wrong(key, "true or false", &v)))
+            .transpose()
+    }
+
+    /// A string option.
+    pub fn string(&mut self, key: &str) -> ApiResult<Option<String>> {
+        self.take(key)
+            .map(|v| v.clone().into_string().map_err(|_| Self::wrong(key, "a string", &v)))
+            .transpose()
+    }
+
+    /// A duration in seconds, integer or decimal.
+    pub fn seconds(&mut self, key: &str) -> ApiResult<Option<Duration>> {
+        self.take(key)
+            .map(|v| {
+                let secs = v
+                    .as_int()
+                    .map(|i| i as f64)
+                    .or_else(|_| v.as_float())
+                    .map_err(|_| Self::wrong(key, "a number of seconds", &v))?;
+                Duration::try_from_secs_f64(secs)
+                    .map_err(|_| Self::wrong(key, "a positive number of seconds", &v))
+            })
+            .transpose()
+    }
+
+    /// A file mode, written as an octal string (`"0644"`).
+    pub fn mode(&mut self, key: &str) -> ApiResult<Option<u32>> {
+        self.take(key)
+            .map(|v| {
+                let text = v.clone().into_string().map_err(|_| Self::wrong(key, "an octal string such as \"0644\"", &v))?;
+                u32::from_str_radix(&text, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| Self::wrong(key, "an octal string such as \"0644\"", &v))
+            })
+            .transpose()
+    }
+}

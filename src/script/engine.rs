@@ -1,0 +1,175 @@
+//! Builds the Rhai engines that run goals: limits, the API package and layered imports.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rhai::packages::{Package, StandardPackage};
+use rhai::{
+    exported_module, CallFnOptions, Dynamic, Engine, EvalAltResult, Module, ModuleResolver,
+    Position, Scope, Shared,
+};
+
+use super::api::global::{global_api, ScriptContext};
+use super::api::host::{host_api, Host};
+use super::diagnostic::{self, GoalSite, ScriptError};
+use super::set::{Goal, ScriptSet};
+use crate::layers::Layers;
+
+/// The default budget of Rhai operations for one goal call.
+pub const DEFAULT_MAX_OPERATIONS: u64 = 50_000_000;
+
+/// Compiled scripts plus everything needed to make engines that run them.
+pub struct ScriptEngine {
+    std: Shared<Module>,
+    api: Shared<Module>,
+    scripts: Arc<ScriptSet>,
+    resolver: Arc<ModuleCache>,
+    max_operations: u64,
+}
+
+/// Resolves `import` through the compiled layers, evaluating each module once per run.
+struct ModuleCache {
+    scripts: Arc<ScriptSet>,
+    modules: Mutex<HashMap<String, Shared<Module>>>,
+}
+
+#[derive(Clone)]
+struct LayeredResolver(Arc<ModuleCache>);
+
+impl ModuleResolver for LayeredResolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        _source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        let cache = &self.0;
+        if let Some(module) = cache.lock().get(path) {
+            return Ok(module.clone());
+        }
+        let script = cache
+            .scripts
+            .import(path)
+            .ok_or_else(|| Box::new(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos)))?;
+        let module = Module::eval_ast_as_new(Scope::new(), &script.ast, engine)
+            .map_err(|err| Box::new(EvalAltResult::ErrorInModule(path.to_string(), err, pos)))?;
+        let module: Shared<Module> = module.into();
+        cache.lock().insert(path.to_string(), module.clone());
+        Ok(module)
+    }
+}
+
+impl ModuleCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Shared<Module>>> {
+        self.modules.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The engine used only to compile: syntax needs no functions.
+fn compiler() -> Engine {
+    let mut engine = Engine::new_raw();
+    engine.set_max_expr_depths(128, 64);
+    engine
+}
+
+impl ScriptEngine {
+    /// Compiles every script of `layers`.
+    pub fn load(layers: &Layers, max_operations: Option<u64>) -> Result<Self, ScriptError> {
+        let scripts = Arc::new(ScriptSet::load(layers, &compiler())?);
+        Ok(ScriptEngine {
+            std: StandardPackage::new().as_shared_module(),
+            api: Self::api_module(),
+            resolver: Arc::new(ModuleCache {
+                scripts: scripts.clone(),
+                modules: Mutex::new(HashMap::new()),
+            }),
+            scripts,
+            max_operations: max_operations.unwrap_or(DEFAULT_MAX_OPERATIONS),
+        })
+    }
+
+    /// The compiled scripts and their goals.
+    pub fn scripts(&self) -> &ScriptSet {
+        &self.scripts
+    }
+
+    /// Every function weft registers for scripts, in one module.
+    pub fn api_module() -> Shared<Module> {
+        let mut module = exported_module!(host_api);
+        module.combine_flatten(exported_module!(global_api));
+        module.into()
+    }
+
+    /// An engine that knows the API, imports through the layers and reports to `context`.
+    pub fn engine(&self, context: Option<ScriptContext>) -> Engine {
+        let mut engine = Engine::new_raw();
+        engine.register_global_module(self.std.clone());
+        engine.register_global_module(self.api.clone());
+        engine.register_type_with_name::<Host>("Host");
+        engine.set_module_resolver(LayeredResolver(self.resolver.clone()));
+        engine.set_max_operations(self.max_operations);
+        engine.set_max_call_levels(64);
+        engine.set_max_expr_depths(128, 64);
+        if let Some(context) = context {
+            let (print, debug) = (context.clone(), context.clone());
+            engine.on_print(move |text| print.output.log(&print.prefix, text));
+            engine.on_debug(move |text, _, _| debug.output.log(&debug.prefix, text));
+            engine.set_default_tag(Dynamic::from(context));
+        }
+        engine
+    }
+
+    /// Checks that `args` fit `goal`'s parameters.
+    pub fn check_arguments(goal: &Goal, args: &[String]) -> Result<(), ScriptError> {
+        if args.len() == goal.params.len() {
+            return Ok(());
+        }
+        let expected = match goal.params.len() {
+            0 => "no arguments".to_string(),
+            1 => format!("1 argument ({})", goal.params[0]),
+            n => format!("{n} arguments ({})", goal.params.join(", ")),
+        };
+        Err(ScriptError::Arguments {
+            goal: goal.name.clone(),
+            expected,
+            given: args.len(),
+            usage: goal.usage(),
+        })
+    }
+
+    /// Calls `goal` with `host` (for host goals) and the command-line `args`.
+    pub fn call(
+        &self,
+        engine: &Engine,
+        goal: &Goal,
+        host: Option<Host>,
+        args: &[String],
+    ) -> Result<Dynamic, ScriptError> {
+        let script = self.scripts.script_of(goal);
+        let mut call_args: Vec<Dynamic> = Vec::with_capacity(args.len() + 1);
+        if let Some(host) = host {
+            call_args.push(Dynamic::from(host));
+        }
+        call_args.extend(args.iter().map(|a| Dynamic::from(a.clone())));
+        let mut scope = Scope::new();
+        let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
+        engine
+            .call_fn_with_options::<Dynamic>(options, &mut scope, &script.ast, &goal.name, call_args)
+            .map_err(|err| {
+                let site = GoalSite {
+                    goal: &goal.name,
+                    source: &script.source,
+                };
+                diagnostic::runtime(&err, &site, self.scripts.sources(), |path| {
+                    self.scripts.import(path).map(|s| s.source.name().to_string())
+                })
+            })
+    }
+}
+
+/// Loads the scripts of `layers` with the limits the project configures.
+pub fn load(layers: &Layers, project: &crate::project::Project) -> Result<ScriptEngine, ScriptError> {
+    let max = project.config.as_ref().and_then(|c| c.file.project.max_operations);
+    ScriptEngine::load(layers, max)
+}

@@ -1,0 +1,13 @@
+//! The script engine: the only part of weft that knows Rhai.
+
+pub mod api;
+pub mod diagnostic;
+pub mod docs;
+pub mod engine;
+pub mod set;
+
+pub use api::global::ScriptContext;
+pub use api::host::Host;
+pub use diagnostic::ScriptError;
+pub use engine::ScriptEngine;
+pub use set::{Goal, ScriptSet};

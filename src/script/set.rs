@@ -1,0 +1,208 @@
+//! Every winning script compiled once, and the goals they define.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use rhai::{Engine, FnAccess, AST};
+
+use super::diagnostic::{self, ScriptError};
+use crate::layers::{Kind, Layer, LayerFile, Layers};
+use crate::source::SourceFile;
+
+/// One compiled script.
+pub struct Script {
+    /// The file that won its logical path.
+    pub file: LayerFile,
+    /// Its text, for diagnostics.
+    pub source: SourceFile,
+    /// The compiled script.
+    pub ast: Arc<AST>,
+}
+
+/// A public script function, runnable by name.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Goal {
+    /// Its name, `<service>_<op>` by convention.
+    pub name: String,
+    /// The parameters given on the command line (after `host`).
+    pub params: Vec<String>,
+    /// Whether it runs once per host (its first parameter is `host`).
+    pub takes_host: bool,
+    /// Its `///` doc comment, without the slashes.
+    pub doc: String,
+    /// The layer it comes from.
+    pub layer: Layer,
+    /// The file that defines it.
+    pub file: String,
+    /// Definitions in less specific layers that this one hides.
+    pub overrides: Vec<String>,
+    #[serde(skip)]
+    script: usize,
+}
+
+impl Goal {
+    /// The first line of its doc comment.
+    pub fn summary(&self) -> &str {
+        self.doc.lines().next().unwrap_or_default()
+    }
+
+    /// `<a> <b>` as shown in usage lines.
+    pub fn usage(&self) -> String {
+        self.params.iter().map(|p| format!(" <{p}>")).collect()
+    }
+}
+
+/// All scripts of a project's layers, compiled.
+pub struct ScriptSet {
+    scripts: Vec<Script>,
+    by_logical: HashMap<String, usize>,
+    goals: BTreeMap<String, Goal>,
+    sources: HashMap<String, SourceFile>,
+}
+
+fn doc_text(comments: &[&str]) -> String {
+    comments
+        .iter()
+        .flat_map(|c| c.lines())
+        .map(|l| {
+            let l = l.trim();
+            let l = l.strip_prefix("///").or_else(|| l.strip_prefix("/**")).unwrap_or(l);
+            let l = l.strip_suffix("*/").unwrap_or(l);
+            l.strip_prefix(' ').unwrap_or(l).trim_end()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        .trim()
+        .to_string()
+}
+
+impl ScriptSet {
+    /// Compiles every winning script of `layers`; any syntax error or duplicate goal stops here.
+    pub fn load(layers: &Layers, engine: &Engine) -> Result<Self, ScriptError> {
+        let mut scripts = Vec::new();
+        let mut hidden_by_index = Vec::new();
+        for resolved in layers.resolve_all(Kind::Script) {
+            let file = resolved.winner;
+            let source = file.read().map_err(|e| ScriptError::Read {
+                file: file.display_name(),
+                message: e.to_string(),
+            })?;
+            let mut ast = engine
+                .compile(source.text())
+                .map_err(|e| diagnostic::syntax(&source, &e))?;
+            ast.set_source(source.name());
+            hidden_by_index.push(resolved.hidden);
+            scripts.push(Script {
+                file,
+                source,
+                ast: Arc::new(ast),
+            });
+        }
+        let mut goals: BTreeMap<String, Goal> = BTreeMap::new();
+        for (index, script) in scripts.iter().enumerate() {
+            for f in script.ast.iter_functions() {
+                if f.access == FnAccess::Private {
+                    continue;
+                }
+                let takes_host = f.params.first() == Some(&"host");
+                let goal = Goal {
+                    name: f.name.to_string(),
+                    params: f.params.iter().skip(usize::from(takes_host)).map(|p| p.to_string()).collect(),
+                    takes_host,
+                    doc: doc_text(&f.comments),
+                    layer: script.file.layer,
+                    file: script.file.display_name(),
+                    overrides: Vec::new(),
+                    script: index,
+                };
+                match goals.get_mut(&goal.name) {
+                    None => {
+                        goals.insert(goal.name.clone(), goal);
+                    }
+                    Some(existing) if existing.script == index => {}
+                    Some(existing) if existing.layer == goal.layer => {
+                        return Err(ScriptError::DuplicateGoal {
+                            goal: goal.name,
+                            first: existing.file.clone(),
+                            second: goal.file,
+                        });
+                    }
+                    Some(existing) if goal.layer < existing.layer => {
+                        let mut goal = goal;
+                        goal.overrides.push(format!("{} ({})", existing.file, existing.layer));
+                        goal.overrides.append(&mut existing.overrides);
+                        *existing = goal;
+                    }
+                    Some(existing) => existing.overrides.push(format!("{} ({})", goal.file, goal.layer)),
+                }
+            }
+        }
+        // A whole file replaced by a more specific layer hides its goals too.
+        for (index, hidden) in hidden_by_index.iter().enumerate() {
+            for goal in goals.values_mut().filter(|g| g.script == index) {
+                goal.overrides.extend(hidden.iter().map(|h| format!("{} ({})", h.display_name(), h.layer)));
+            }
+        }
+        let by_logical = scripts
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.file.logical.clone(), i))
+            .collect();
+        let sources = scripts
+            .iter()
+            .map(|s| (s.source.name().to_string(), s.source.clone()))
+            .collect();
+        Ok(ScriptSet {
+            scripts,
+            by_logical,
+            goals,
+            sources,
+        })
+    }
+
+    /// Every goal, sorted by name.
+    pub fn goals(&self) -> impl Iterator<Item = &Goal> {
+        self.goals.values()
+    }
+
+    /// The goal called `name`, or an error naming the closest ones.
+    pub fn goal(&self, name: &str) -> Result<&Goal, ScriptError> {
+        self.goals.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.goals.keys().map(String::as_str).collect();
+            ScriptError::UnknownGoal {
+                name: name.to_string(),
+                help: crate::suggest::help("goals", name, &known),
+            }
+        })
+    }
+
+    /// The script that defines `goal`.
+    pub fn script_of(&self, goal: &Goal) -> &Script {
+        &self.scripts[goal.script]
+    }
+
+    /// The script an `import` path names: `x` is `x.rhai`, else `services/`, `roles/`, `env/`
+    /// or `lib/x.rhai`.
+    pub fn import(&self, path: &str) -> Option<&Script> {
+        let path = path.trim_end_matches(".rhai");
+        ["", "services/", "roles/", "env/", "lib/"]
+            .iter()
+            .find_map(|dir| self.by_logical.get(&format!("{dir}{path}.rhai")))
+            .map(|&i| &self.scripts[i])
+    }
+
+    /// Every script's source, by the name diagnostics use.
+    pub fn sources(&self) -> &HashMap<String, SourceFile> {
+        &self.sources
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::doc_text;
+
+    #[test]
+    fn doc_comments_lose_their_slashes() {
+        assert_eq!(doc_text(&["/// Deploys it.\n///\n/// Then more."]), "Deploys it.\n\nThen more.");
+    }
+}

@@ -1,0 +1,167 @@
+//! The local transport: this machine, commands through `sh -c`, files through the filesystem.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+use super::{ExecOutput, ExecRequest, LineSink, Stream, Transport, TransportError};
+
+/// Runs everything on this machine, relative paths taken from `cwd`.
+#[derive(Debug, Clone)]
+pub struct LocalTransport {
+    cwd: PathBuf,
+}
+
+impl LocalTransport {
+    /// A transport whose commands start in `cwd`.
+    pub fn new(cwd: PathBuf) -> Self {
+        LocalTransport { cwd }
+    }
+
+    fn path(&self, path: &str) -> PathBuf {
+        self.cwd.join(path)
+    }
+}
+
+async fn pump(
+    reader: impl AsyncRead + Unpin,
+    stream: Stream,
+    sink: &dyn LineSink,
+) -> std::io::Result<String> {
+    let mut lines = BufReader::new(reader).lines();
+    let mut all = String::new();
+    while let Some(line) = lines.next_line().await? {
+        sink.line(stream, &line);
+        all.push_str(&line);
+        all.push('\n');
+    }
+    Ok(all)
+}
+
+#[async_trait]
+impl Transport for LocalTransport {
+    async fn exec(
+        &self,
+        request: &ExecRequest,
+        sink: &dyn LineSink,
+    ) -> Result<ExecOutput, TransportError> {
+        let spawn_error = |source| TransportError::Spawn {
+            command: request.command.clone(),
+            source,
+        };
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(&request.command)
+            .current_dir(&self.cwd)
+            .stdin(if request.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(spawn_error)?;
+        if let (Some(mut stdin), Some(bytes)) = (child.stdin.take(), request.stdin.as_ref()) {
+            // A command that exits without reading its input is not an error of ours.
+            let _ = stdin.write_all(bytes).await;
+        }
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let run = async {
+            let (out, err) = tokio::join!(
+                async {
+                    match stdout {
+                        Some(s) => pump(s, Stream::Stdout, sink).await,
+                        None => Ok(String::new()),
+                    }
+                },
+                async {
+                    match stderr {
+                        Some(s) => pump(s, Stream::Stderr, sink).await,
+                        None => Ok(String::new()),
+                    }
+                }
+            );
+            let status = child.wait().await?;
+            Ok::<_, std::io::Error>(ExecOutput {
+                stdout: out?,
+                stderr: err?,
+                code: status.code().unwrap_or(-1),
+            })
+        };
+        match request.timeout {
+            Some(timeout) => match tokio::time::timeout(timeout, run).await {
+                Ok(result) => result.map_err(spawn_error),
+                Err(_) => Err(TransportError::Timeout {
+                    command: request.command.clone(),
+                    timeout,
+                }),
+            },
+            None => run.await.map_err(spawn_error),
+        }
+    }
+
+    async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
+        match tokio::fs::read(self.path(path)).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(TransportError::File {
+                action: "cannot read",
+                path: path.into(),
+                source,
+            }),
+        }
+    }
+
+    async fn write_file(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: Option<u32>,
+    ) -> Result<(), TransportError> {
+        let target = self.path(path);
+        let file_error = |source| TransportError::File {
+            action: "cannot write",
+            path: path.into(),
+            source,
+        };
+        let tmp = temporary_sibling(&target);
+        let result = async {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            file.write_all(data).await?;
+            file.sync_all().await?;
+            let mode = match mode {
+                Some(mode) => Some(mode),
+                // A replaced file keeps its mode unless one is asked for.
+                None => tokio::fs::metadata(&target)
+                    .await
+                    .ok()
+                    .map(|m| m.permissions().mode() & 0o7777),
+            };
+            if let Some(mode) = mode {
+                tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).await?;
+            }
+            tokio::fs::rename(&tmp, &target).await
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        result.map_err(file_error)
+    }
+}
+
+/// A hidden temporary name beside `target`, so the final rename stays on one filesystem.
+pub fn temporary_sibling(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.weft-{}.tmp", std::process::id()))
+}
