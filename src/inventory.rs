@@ -135,7 +135,7 @@ impl Inventory {
             .roles
             .iter()
             .map(|(role, entry)| {
-                let hosts = entry.get_ref().hosts().iter().map(|h| h.get_ref().clone());
+                let hosts = entry.get_ref().hosts().iter().cloned();
                 (role.clone(), hosts.collect())
             })
             .collect();

@@ -131,7 +131,13 @@ impl Templates {
         compiled.registry.render(&name, vars).map_err(|err| {
             let broken = err.template_name.clone().unwrap_or(name);
             let pos = err.line_no.zip(err.column_no);
-            invalid(compiled, &broken, &err.reason().to_string(), pos)
+            let message = match err.reason() {
+                handlebars::RenderErrorReason::MissingVariable(Some(var)) => {
+                    format!("variable `{var}` is not set")
+                }
+                other => other.to_string(),
+            };
+            invalid(compiled, &broken, &message, pos)
         })
     }
 }
@@ -146,8 +152,12 @@ fn invalid(
     let span = pos.zip(source).map(|((line, column), source)| {
         SourceSpan::from((source.offset(line, column.max(1)), 1))
     });
+    let location = match pos {
+        Some((line, column)) => format!(":{line}:{column}"),
+        None => String::new(),
+    };
     TemplateError::Invalid {
-        name: source.map_or_else(|| name.to_string(), |s| s.name().to_string()),
+        name: source.map_or_else(|| name.to_string(), |s| s.name().to_string()) + location.as_str(),
         message: message.to_string(),
         span,
         src: source.map(SourceFile::named),

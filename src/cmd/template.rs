@@ -28,6 +28,11 @@ pub fn template(ctx: &Context, command: TemplateCommand) -> Result<i32> {
         } => {
             let env = Inventory::env_name(&project, env.as_deref());
             let inventory = Inventory::resolve(&project, &env)?;
+            // One host (the local env) needs no `-H` for `host.*` to render.
+            let host = host.or_else(|| match inventory.hosts.as_slice() {
+                [only] => Some(only.name.clone()),
+                _ => None,
+            });
             let mut all = match &host {
                 Some(host) => {
                     let spec = inventory.select(&[], std::slice::from_ref(host))?.remove(0);

@@ -103,11 +103,11 @@ pub enum HostEntry {
 #[serde(untagged)]
 pub enum RoleEntry {
     /// `web = ["app-0", "app-1"]`
-    Hosts(Vec<Spanned<String>>),
+    Hosts(Vec<String>),
     /// `web = { hosts = [...], vars = { ... } }`
     Table {
         /// The hosts that play this role.
-        hosts: Vec<Spanned<String>>,
+        hosts: Vec<String>,
         /// Variables of every host in this role.
         #[serde(default)]
         vars: toml::Table,
@@ -132,7 +132,7 @@ impl HostEntry {
 
 impl RoleEntry {
     /// The host names listed for the role.
-    pub fn hosts(&self) -> &[Spanned<String>] {
+    pub fn hosts(&self) -> &[String] {
         match self {
             RoleEntry::Hosts(h) | RoleEntry::Table { hosts: h, .. } => h,
         }
@@ -180,12 +180,12 @@ impl ProjectConfig {
             let env_ref = env.get_ref();
             for role in env_ref.roles.values() {
                 for host in role.get_ref().hosts() {
-                    if !env_ref.hosts.contains_key(host.get_ref()) {
+                    if !env_ref.hosts.contains_key(host) {
                         let known: Vec<&str> = env_ref.hosts.keys().map(String::as_str).collect();
                         return Err(self.invalid(
-                            host.span(),
-                            format!("role lists `{}`, which is not a host of env `{env_name}`", host.get_ref()),
-                            crate::suggest::help("hosts", host.get_ref(), &known),
+                            self.narrow(role.span(), host),
+                            format!("role lists `{host}`, which is not a host of env `{env_name}`"),
+                            crate::suggest::help("hosts", host, &known),
                         ));
                     }
                 }
@@ -215,6 +215,16 @@ impl ProjectConfig {
     /// The names of the envs defined in the file.
     pub fn env_names(&self) -> Vec<&str> {
         self.file.env.keys().map(String::as_str).collect()
+    }
+
+    /// The span of the quoted `word` inside `span`, else `span` itself.
+    fn narrow(&self, span: std::ops::Range<usize>, word: &str) -> std::ops::Range<usize> {
+        let text = self.source.text().get(span.clone()).unwrap_or_default();
+        let quoted = format!("\"{word}\"");
+        match text.find(&quoted) {
+            Some(at) => span.start + at..span.start + at + quoted.len(),
+            None => span,
+        }
     }
 
     fn invalid(
@@ -254,7 +264,7 @@ mod tests {
         .expect("valid config");
         let fleet = config.file.env["fleet"].get_ref();
         assert_eq!(fleet.hosts["app-1"].get_ref().address(), "127.0.0.2");
-        assert_eq!(fleet.roles["db"].get_ref().hosts()[0].get_ref(), "app-1");
+        assert_eq!(fleet.roles["db"].get_ref().hosts()[0], "app-1");
     }
 
     #[test]

@@ -41,8 +41,11 @@ pub struct HostOutcome {
     pub duration: Duration,
     /// How many changes the goal made (or would make under `--check`).
     pub changes: usize,
-    /// The error, rendered, when the host failed.
+    /// The error's one-line message, when the host failed.
     pub error: Option<String>,
+    /// The error with its source snippet, as printed when the host failed.
+    #[serde(skip)]
+    pub report: Option<String>,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -126,7 +129,7 @@ impl Output {
             let mut event = serde_json::to_value(outcome).unwrap_or_default();
             event["event"] = "finish".into();
             self.emit(&event.to_string());
-        } else if let Some(error) = &outcome.error {
+        } else if let Some(error) = &outcome.report {
             let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "{} failed:\n{error}", self.prefix(&outcome.host));
@@ -152,7 +155,7 @@ impl Output {
                 Status::Failed => "failed",
             };
             let detail = match (&o.error, o.changes) {
-                (Some(error), _) => first_line(error),
+                (Some(error), _) => error.clone(),
                 (None, 0) => String::new(),
                 (None, 1) => "1 change".into(),
                 (None, n) => format!("{n} changes"),
@@ -166,14 +169,6 @@ impl Output {
         }
         self.emit(text.trim_end());
     }
-}
-
-fn first_line(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or_default()
-        .to_string()
 }
 
 /// The lines of one host's commands, routed to the run's output.

@@ -137,6 +137,7 @@ pub fn run(engine: Arc<ScriptEngine>, plan: RunPlan) -> Result<Vec<HostOutcome>,
                     duration: Default::default(),
                     changes: 0,
                     error: Some(format!("internal error: {join}")),
+                    report: None,
                 }),
             }
         }
@@ -176,10 +177,14 @@ fn run_one(
     let rhai = engine.engine(Some(context));
     let result = engine.call(&rhai, &plan.goal, session.clone().map(Host), &plan.args);
     let changes = session.as_ref().map_or(0, |s| s.changes());
-    let (status, error) = match result {
-        Ok(_) if changes > 0 => (Status::Changed, None),
-        Ok(_) => (Status::Ok, None),
-        Err(err) => (Status::Failed, Some(crate::error::render(&err, plan.color))),
+    let (status, error, report) = match result {
+        Ok(_) if changes > 0 => (Status::Changed, None, None),
+        Ok(_) => (Status::Ok, None, None),
+        Err(err) => (
+            Status::Failed,
+            err.to_string().lines().next().map(String::from),
+            Some(crate::error::render(&err, plan.color)),
+        ),
     };
     let outcome = HostOutcome {
         host: name,
@@ -187,6 +192,7 @@ fn run_one(
         duration: started.elapsed(),
         changes,
         error,
+        report,
     };
     plan.output.finish(&outcome);
     outcome
