@@ -2,13 +2,20 @@
 
 /// The known names closest to `wanted`, best first (at most three).
 pub fn closest<'a>(wanted: &str, known: &[&'a str]) -> Vec<&'a str> {
-    let mut scored: Vec<(f64, &str)> = known
+    // Few edits (typos, swapped letters) or a shared stem both count as close.
+    let max_edits = (wanted.chars().count() / 3).max(1);
+    let mut scored: Vec<(usize, f64, &str)> = known
         .iter()
-        .map(|name| (strsim::jaro_winkler(wanted, name), *name))
-        .filter(|(score, name)| *score > 0.7 || name.contains(wanted) || wanted.contains(name))
+        .map(|name| {
+            let edits = strsim::damerau_levenshtein(wanted, name);
+            (edits, strsim::jaro_winkler(wanted, name), *name)
+        })
+        .filter(|(edits, similarity, name)| {
+            *edits <= max_edits || *similarity > 0.85 || name.contains(wanted)
+        })
         .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-    scored.into_iter().take(3).map(|(_, name)| name).collect()
+    scored.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(b.2)));
+    scored.into_iter().take(3).map(|(_, _, name)| name).collect()
 }
 
 /// A help line naming the closest matches, or listing what exists when nothing is close.

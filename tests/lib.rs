@@ -1,1 +1,10 @@
+//! Integration tests: they drive the built `weft` binary against temporary projects.
 
+mod harness;
+
+mod diagnostics;
+mod docs;
+mod init;
+mod layers;
+mod project;
+mod run_local;

@@ -46,7 +46,10 @@ pub fn functions() -> Vec<FnDoc> {
                 .join("\n");
             Some(FnDoc {
                 name,
-                signature: signature.replace("&mut ", "").replace("ImmutableString", "String"),
+                signature: readable_types(&signature)
+                    .replace("&mut ", "")
+                    .replace("&str", "String")
+                    .replace("ImmutableString", "String"),
                 doc: doc.trim().to_string(),
             })
         },
@@ -58,8 +61,33 @@ pub fn functions() -> Vec<FnDoc> {
 
 /// Rhai definition files for editors and language servers (`editors/weft.d.rhai`).
 pub fn definitions() -> String {
-    api_engine()
-        .definitions()
-        .include_standard_packages(false)
-        .single_file()
+    readable_types(
+        &api_engine()
+            .definitions()
+            .include_standard_packages(false)
+            .single_file(),
+    )
+}
+
+/// Shows fallible functions by what they return to scripts: `Result<T, Box<EvalAltResult>>`
+/// is `T`, and an untyped `?` is `Dynamic`.
+fn readable_types(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("Result<") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "Result<".len()..];
+        match after.find(", Box<EvalAltResult>>") {
+            Some(end) => {
+                out.push_str(after[..end].trim());
+                rest = &after[end + ", Box<EvalAltResult>>".len()..];
+            }
+            None => {
+                out.push_str("Result<");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out.replace("-> ?", "-> Dynamic")
 }

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use rhai::plugin::*;
-use rhai::{Array, Dynamic, Map};
+use rhai::{Array, Dynamic, EvalAltResult, Map};
 
 use super::{options, to_dynamic, vars_from_map, ApiResult};
 use crate::exec::session::{HostSession, RunOptions};
@@ -89,7 +89,7 @@ pub mod host_api {
     /// let kernel = host.run("uname -r").stdout;
     /// ```
     #[rhai_fn(name = "run", return_raw)]
-    pub fn run(host: &mut Host, command: &str) -> ApiResult<Map> {
+    pub fn run(host: &mut Host, command: &str) -> Result<Map, Box<EvalAltResult>> {
         run_command(host, command, RunOptions::default())
     }
 
@@ -103,7 +103,7 @@ pub mod host_api {
     /// if r.code != 0 { log("nginx is down"); }
     /// ```
     #[rhai_fn(name = "run", return_raw)]
-    pub fn run_with(host: &mut Host, command: &str, options: Map) -> ApiResult<Map> {
+    pub fn run_with(host: &mut Host, command: &str, options: Map) -> Result<Map, Box<EvalAltResult>> {
         run_command(host, command, run_options(options)?)
     }
 
@@ -113,7 +113,7 @@ pub mod host_api {
     /// host.run(["mkdir", "-p", dir]);
     /// ```
     #[rhai_fn(name = "run", return_raw)]
-    pub fn run_argv(host: &mut Host, args: Array) -> ApiResult<Map> {
+    pub fn run_argv(host: &mut Host, args: Array) -> Result<Map, Box<EvalAltResult>> {
         run_command(host, &argv(args)?, RunOptions::default())
     }
 
@@ -123,7 +123,7 @@ pub mod host_api {
     /// host.run(["test", "-f", path], #{ check: false, check_safe: true });
     /// ```
     #[rhai_fn(name = "run", return_raw)]
-    pub fn run_argv_with(host: &mut Host, args: Array, options: Map) -> ApiResult<Map> {
+    pub fn run_argv_with(host: &mut Host, args: Array, options: Map) -> Result<Map, Box<EvalAltResult>> {
         run_command(host, &argv(args)?, run_options(options)?)
     }
 
@@ -133,7 +133,7 @@ pub mod host_api {
     /// let conf = host.read_file("/etc/hostname");
     /// ```
     #[rhai_fn(name = "read_file", return_raw)]
-    pub fn read_file(host: &mut Host, path: &str) -> ApiResult<Dynamic> {
+    pub fn read_file(host: &mut Host, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
         match host.0.read_file(path).map_err(|e| e.to_string())? {
             Some(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned().into()),
             None => Ok(Dynamic::UNIT),
@@ -147,7 +147,7 @@ pub mod host_api {
     /// host.write_file("/etc/motd", "welcome\n");
     /// ```
     #[rhai_fn(name = "write_file", return_raw)]
-    pub fn write_file(host: &mut Host, path: &str, content: &str) -> ApiResult<bool> {
+    pub fn write_file(host: &mut Host, path: &str, content: &str) -> Result<bool, Box<EvalAltResult>> {
         Ok(host.0.write_file(path, content.as_bytes(), None).map_err(|e| e.to_string())?)
     }
 
@@ -157,7 +157,7 @@ pub mod host_api {
     /// host.write_file("/usr/local/bin/hello", "#!/bin/sh\necho hi\n", #{ mode: "0755" });
     /// ```
     #[rhai_fn(name = "write_file", return_raw)]
-    pub fn write_file_with(host: &mut Host, path: &str, content: &str, options: Map) -> ApiResult<bool> {
+    pub fn write_file_with(host: &mut Host, path: &str, content: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
         let mode = options::Options::new(options, &["mode"])?.mode("mode")?;
         Ok(host.0.write_file(path, content.as_bytes(), mode).map_err(|e| e.to_string())?)
     }
@@ -169,7 +169,7 @@ pub mod host_api {
     /// host.upload("dist/app.tar.gz", "/tmp/app.tar.gz");
     /// ```
     #[rhai_fn(name = "upload", return_raw)]
-    pub fn upload(host: &mut Host, local: &str, remote: &str) -> ApiResult<bool> {
+    pub fn upload(host: &mut Host, local: &str, remote: &str) -> Result<bool, Box<EvalAltResult>> {
         Ok(host.0.upload(local, remote).map_err(|e| e.to_string())?)
     }
 
@@ -180,7 +180,7 @@ pub mod host_api {
     /// host.template("hello/index.html.hbs", "www/index.html");
     /// ```
     #[rhai_fn(name = "template", return_raw)]
-    pub fn template(host: &mut Host, name: &str, dest: &str) -> ApiResult<bool> {
+    pub fn template(host: &mut Host, name: &str, dest: &str) -> Result<bool, Box<EvalAltResult>> {
         Ok(host.0.template(name, dest, Default::default(), None).map_err(|e| e.to_string())?)
     }
 
@@ -190,7 +190,7 @@ pub mod host_api {
     /// host.template("hello/index.html.hbs", "www/index.html", #{ version: "v2" });
     /// ```
     #[rhai_fn(name = "template", return_raw)]
-    pub fn template_with(host: &mut Host, name: &str, dest: &str, vars: Map) -> ApiResult<bool> {
+    pub fn template_with(host: &mut Host, name: &str, dest: &str, vars: Map) -> Result<bool, Box<EvalAltResult>> {
         let vars = vars_from_map(vars)?;
         Ok(host.0.template(name, dest, vars, None).map_err(|e| e.to_string())?)
     }
@@ -201,7 +201,7 @@ pub mod host_api {
     /// let conf = host.render("hello/index.html.hbs", #{ version: "v2" });
     /// ```
     #[rhai_fn(name = "render", return_raw)]
-    pub fn render(host: &mut Host, name: &str, vars: Map) -> ApiResult<String> {
+    pub fn render(host: &mut Host, name: &str, vars: Map) -> Result<String, Box<EvalAltResult>> {
         let vars = vars_from_map(vars)?;
         Ok(host.0.render(name, vars).map_err(|e| e.to_string())?)
     }

@@ -1,0 +1,131 @@
+//! Every bad input: a clear message pointing at the source, exit 2, and nothing run.
+
+use crate::harness::Test;
+
+const CONFIG: &str = "[project]\nname = \"diag\"\n[env.fleet]\nhosts = { app-0 = \"root@127.0.0.1:2201\" }\nroles = { web = [\"app-0\"] }\n";
+
+/// A goal whose effect shows whether anything ran.
+const MARKER: &str = "/// Leaves a marker.\nfn mark_it(host) { host.write_file(\"ran.txt\", \"x\"); }\n";
+
+#[test]
+fn toml_errors_point_at_the_span() {
+    let test = Test::with_config("[project]\nname = \"x\"\n[env.a]\nconnector = \"telnet\"\n");
+    test.run(&["list"])
+        .status(2)
+        .stderr_has("weft.toml:4:13")
+        .stderr_has("unknown variant `telnet`")
+        .stderr_has("4 │ connector = \"telnet\"");
+    let test = Test::with_config("[project\n");
+    test.run(&["list"]).status(2).stderr_has("invalid table header");
+    let test = Test::with_config("[env.a]\nhosts = { h = \"x\" }\nroles = { w = [\"hh\"] }\n");
+    test.run(&["hosts"])
+        .status(2)
+        .stderr_has("role lists `hh`, which is not a host of env `a`")
+        .stderr_has("weft.toml:3:16")
+        .stderr_has("did you mean `h`?");
+}
+
+#[test]
+fn a_syntax_error_stops_everything_with_file_and_line() {
+    let test = Test::with_config(CONFIG);
+    test.write("deploy/mark.rhai", MARKER);
+    test.write("deploy/broken.rhai", "/// Broken.\nfn broken_goal(host) {\n    let x = ;\n}\n");
+    test.run(&["run", "mark_it"])
+        .status(2)
+        .stderr_has("syntax error in `deploy/broken.rhai:3:13`")
+        .stderr_has("3 │     let x = ;");
+    assert!(!test.path().join("ran.txt").exists(), "a goal ran despite a syntax error");
+}
+
+#[test]
+fn unknown_names_suggest_the_closest() {
+    let test = Test::with_config(CONFIG);
+    test.write("deploy/mark.rhai", MARKER);
+    test.run(&["run", "mark_ti"]).status(2).stderr_has("unknown goal `mark_ti`").stderr_has("did you mean `mark_it`?");
+    test.run(&["run", "mark_it", "-e", "flet"]).status(2).stderr_has("unknown env `flet`").stderr_has("did you mean `fleet`?");
+    test.run(&["run", "mark_it", "-e", "fleet", "-r", "wbe"]).status(2).stderr_has("did you mean `web`?");
+    test.run(&["run", "mark_it", "-e", "fleet", "-H", "app0"]).status(2).stderr_has("did you mean `app-0`?");
+    test.run(&["run", "mark_it", "extra"]).status(2).stderr_has("takes no arguments, 1 given");
+    assert!(!test.path().join("ran.txt").exists());
+}
+
+#[test]
+fn runtime_errors_show_the_line_and_the_call_chain() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/deep.rhai",
+        "/// Fails two calls down.\nfn deep_fail(host) {\n    step(host);\n}\n\nprivate fn step(host) {\n    let n = 1;\n    throw `step ${n} broke`;\n}\n",
+    );
+    test.run(&["run", "deep_fail"])
+        .status(1)
+        .stderr_has("step 1 broke")
+        .stderr_has("at deploy/deep.rhai:8:5")
+        .stderr_has("8 │     throw `step ${n} broke`;")
+        .stderr_has("in `step`, called at deploy/deep.rhai:3:5");
+}
+
+#[test]
+fn errors_inside_imported_modules_point_into_the_module() {
+    let test = Test::with_config(CONFIG);
+    test.write("deploy/lib/helper.rhai", "fn explode() {\n    let a = [1];\n    a[5]\n}\n");
+    test.write("deploy/m.rhai", "import \"helper\" as h;\n/// Uses a module.\nfn m_go() { h::explode(); }\n");
+    test.run(&["run", "m_go"])
+        .status(1)
+        .stderr_has("deploy/lib/helper.rhai:3:")
+        .stderr_has("3 │     a[5]");
+}
+
+#[test]
+fn runaway_loops_end_with_a_clear_error() {
+    let test = Test::with_config("[project]\nname = \"x\"\nmax_operations = 100000\n");
+    test.write("deploy/spin.rhai", "/// Spins.\nfn spin_forever() {\n    loop { }\n}\n");
+    test.run(&["run", "spin_forever"])
+        .status(1)
+        .stderr_has("goal `spin_forever` ran too many operations")
+        .stderr_has("deploy/spin.rhai:2:4")
+        .stderr_has("max_operations");
+}
+
+#[test]
+fn template_errors_name_the_template_and_line() {
+    let test = Test::with_config(CONFIG);
+    test.write("templates/app/conf.hbs", "a\nport = {{prot}}\n");
+    test.run(&["template", "render", "app/conf.hbs"])
+        .status(2)
+        .stderr_has("templates/app/conf.hbs:2:")
+        .stderr_has("variable `prot` is not set")
+        .stderr_has("2 │ port = {{prot}}");
+    test.write("deploy/t.rhai", "/// Renders.\nfn t_conf(host) { host.template(\"app/conf.hbs\", \"conf\"); }\n");
+    test.run(&["run", "t_conf"])
+        .status(1)
+        .stdout_has("variable `prot` is not set")
+        .stderr_has("deploy/t.rhai:2:");
+    test.run(&["template", "render", "app/cnof.hbs"]).status(2).stderr_has("did you mean `app/conf.hbs`?");
+    test.run(&["template", "render", "app/conf.hbs", "--var", "prot=80"]).status(0).stdout_has("port = 80");
+}
+
+#[test]
+fn two_definitions_of_a_goal_in_one_layer_are_an_error() {
+    let test = Test::with_config(CONFIG);
+    test.write("deploy/a.rhai", "/// A.\nfn twin_goal(host) {}\n");
+    test.write("deploy/b.rhai", "/// B.\nfn twin_goal(host) {}\n");
+    test.run(&["list"])
+        .status(2)
+        .stderr_has("goal `twin_goal` is defined twice: in `deploy/a.rhai` and in `deploy/b.rhai`");
+}
+
+#[test]
+fn bad_options_fail_with_the_valid_ones_named() {
+    let test = Test::with_config(CONFIG);
+    test.write("deploy/o.rhai", "/// Typo.\nfn o_typo(host) { host.run(\"true\", #{ chekc: false }); }\n");
+    test.run(&["run", "o_typo"])
+        .status(1)
+        .stderr_has("unknown option `chekc`; options are `check`, `check_safe`");
+}
+
+#[test]
+fn ssh_envs_are_refused_before_anything_runs() {
+    let test = Test::with_config(CONFIG);
+    test.write("deploy/mark.rhai", MARKER);
+    test.run(&["run", "mark_it", "-e", "fleet"]).status(2).stderr_has("`ssh` connector");
+}

@@ -1,0 +1,58 @@
+//! Docs are code: the function reference, editor definitions and stdlib goal docs stay true.
+
+use crate::harness::Test;
+
+#[test]
+fn every_registered_function_has_a_doc_comment() {
+    let test = Test::new();
+    let out = test.run(&["doc"]);
+    out.status(0).stdout_has("run(host: Host, command: String) -> Map");
+    // Signatures start in column 0; their doc follows, indented.
+    let lines: Vec<&str> = out.stdout.lines().filter(|l| !l.trim().is_empty()).collect();
+    let signatures: Vec<usize> = (0..lines.len()).filter(|&i| !lines[i].starts_with(' ')).collect();
+    assert!(signatures.len() >= 10, "too few functions: {}", out.stdout);
+    for i in signatures {
+        let doc = lines.get(i + 1).copied().unwrap_or_default();
+        assert!(doc.starts_with("    "), "{} has no doc comment", lines[i]);
+    }
+    test.run(&["doc", "quote"]).status(0).stdout_has("quote(arg: String) -> String");
+    test.run(&["doc", "qoute"]).status(2).stderr_has("did you mean `quote`?");
+}
+
+#[test]
+fn editor_definitions_match_the_api() {
+    let test = Test::new();
+    let out = test.run(&["doc", "--definitions"]);
+    out.status(0);
+    let committed = include_str!("../editors/weft.d.rhai");
+    assert_eq!(
+        out.stdout, committed,
+        "editors/weft.d.rhai is stale: regenerate it with `weft doc --definitions > editors/weft.d.rhai`"
+    );
+}
+
+#[test]
+fn every_stdlib_goal_has_help() {
+    let test = Test::new();
+    let out = test.run(&["list", "--json"]);
+    out.status(0);
+    let goals: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).expect("json");
+    assert!(!goals.is_empty());
+    for goal in goals {
+        assert!(!goal["doc"].as_str().unwrap_or_default().is_empty(), "{goal} has no doc comment");
+    }
+}
+
+#[test]
+fn readme_rhai_blocks_compile() {
+    let readme = include_str!("../README.md");
+    let test = Test::with_config("[project]\nname = \"readme\"\n");
+    let mut count = 0;
+    for (index, block) in readme.split("```rhai").skip(1).enumerate() {
+        let code = block.split("```").next().unwrap_or_default();
+        test.write(&format!("deploy/readme_{index}.rhai"), code);
+        count += 1;
+    }
+    assert!(count > 0, "the README has no rhai examples");
+    test.run(&["list"]).status(0);
+}

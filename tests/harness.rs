@@ -1,0 +1,126 @@
+//! A temporary project and the built `weft` binary, in the style of just's `Test` builder.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+/// A temporary folder to run `weft` in, isolated from the user's config.
+pub struct Test {
+    dir: TempDir,
+    cwd: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+/// What one `weft` invocation did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// Asserts the exit code, showing the output when it differs.
+    #[track_caller]
+    pub fn status(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "unexpected exit code\n{self:#?}");
+        self
+    }
+
+    /// Asserts that standard output contains `text`.
+    #[track_caller]
+    pub fn stdout_has(&self, text: &str) -> &Self {
+        assert!(self.stdout.contains(text), "stdout lacks {text:?}\n{self:#?}");
+        self
+    }
+
+    /// Asserts that standard error contains `text`.
+    #[track_caller]
+    pub fn stderr_has(&self, text: &str) -> &Self {
+        assert!(self.stderr.contains(text), "stderr lacks {text:?}\n{self:#?}");
+        self
+    }
+
+    /// Asserts that standard output does not contain `text`.
+    #[track_caller]
+    pub fn stdout_lacks(&self, text: &str) -> &Self {
+        assert!(!self.stdout.contains(text), "stdout has {text:?}\n{self:#?}");
+        self
+    }
+}
+
+impl Test {
+    /// An empty folder.
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new().prefix("weft-test").tempdir().expect("temp dir");
+        let cwd = dir.path().join("project");
+        std::fs::create_dir_all(&cwd).expect("project dir");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).expect("home dir");
+        let env = vec![
+            ("HOME".into(), home.display().to_string()),
+            ("XDG_CONFIG_HOME".into(), dir.path().join("xdg").display().to_string()),
+            ("NO_COLOR".into(), "1".into()),
+        ];
+        Test { dir, cwd, env }
+    }
+
+    /// A folder with `weft.toml` holding `config`.
+    pub fn with_config(config: &str) -> Self {
+        let test = Self::new();
+        test.write("weft.toml", config);
+        test
+    }
+
+    /// The project folder.
+    pub fn path(&self) -> &Path {
+        &self.cwd
+    }
+
+    /// The user's config folder (`$XDG_CONFIG_HOME/weft`).
+    pub fn user_dir(&self) -> PathBuf {
+        self.dir.path().join("xdg").join("weft")
+    }
+
+    /// Writes `text` to `rel` under the project folder, creating folders.
+    pub fn write(&self, rel: &str, text: &str) -> &Self {
+        write(&self.cwd.join(rel), text);
+        self
+    }
+
+    /// Reads `rel` under the project folder.
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.cwd.join(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+
+    /// Runs `weft args` in the project folder.
+    pub fn run(&self, args: &[&str]) -> Outcome {
+        self.run_in(&self.cwd, args)
+    }
+
+    /// Runs `weft args` in `dir`.
+    pub fn run_in(&self, dir: &Path, args: &[&str]) -> Outcome {
+        let output = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("weft runs");
+        Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// Writes `text` to `path`, creating its folders.
+pub fn write(path: &Path, text: &str) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create dirs");
+    }
+    std::fs::write(path, text).expect("write file");
+}
