@@ -47,7 +47,10 @@ pub enum SelectError {
     },
     /// The selection is empty.
     #[error("no hosts selected in env `{env}`")]
-    #[diagnostic(code(weft::select::empty), help("list the env's hosts with `weft hosts -e {env}`"))]
+    #[diagnostic(
+        code(weft::select::empty),
+        help("list the env's hosts with `weft hosts -e {env}`")
+    )]
     Empty { env: String },
 }
 
@@ -227,7 +230,9 @@ impl Inventory {
         let selected: Vec<HostSpec> = self
             .hosts
             .iter()
-            .filter(|h| everything || hosts.contains(&h.name) || h.roles.iter().any(|r| roles.contains(r)))
+            .filter(|h| {
+                everything || hosts.contains(&h.name) || h.roles.iter().any(|r| roles.contains(r))
+            })
             .cloned()
             .collect();
         if selected.is_empty() {
@@ -301,17 +306,28 @@ mod tests {
     fn selection_by_role_and_host_and_typos() {
         let inv = Inventory::resolve(&project(FLEET), "fleet").expect("env");
         let names = |v: Vec<HostSpec>| v.into_iter().map(|h| h.name).collect::<Vec<_>>();
-        assert_eq!(names(inv.select(&["db".into()], &[]).expect("db")), ["app-1"]);
-        assert_eq!(names(inv.select(&[], &["app-0".into()]).expect("h")), ["app-0"]);
+        assert_eq!(
+            names(inv.select(&["db".into()], &[]).expect("db")),
+            ["app-1"]
+        );
+        assert_eq!(
+            names(inv.select(&[], &["app-0".into()]).expect("h")),
+            ["app-0"]
+        );
         let err = inv.select(&["wbe".into()], &[]).expect_err("typo");
-        assert!(matches!(err, SelectError::UnknownRole { help: Some(h), .. } if h.contains("`web`")));
+        assert!(
+            matches!(err, SelectError::UnknownRole { help: Some(h), .. } if h.contains("`web`"))
+        );
         let err = Inventory::resolve(&project(FLEET), "flet").expect_err("typo");
-        assert!(matches!(err, SelectError::UnknownEnv { help: Some(h), .. } if h.contains("`fleet`")));
+        assert!(
+            matches!(err, SelectError::UnknownEnv { help: Some(h), .. } if h.contains("`fleet`"))
+        );
     }
 
     #[test]
     fn local_env_exists_without_config() {
-        let inv = Inventory::resolve(&project("[project]\nname = \"x\"\n"), LOCAL_ENV).expect("local");
+        let inv =
+            Inventory::resolve(&project("[project]\nname = \"x\"\n"), LOCAL_ENV).expect("local");
         assert_eq!(inv.connector, ConnectorKind::Local);
         assert_eq!(inv.hosts.len(), 1);
     }

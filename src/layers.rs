@@ -132,13 +132,13 @@ impl Layers {
         }
         by_path
             .into_values()
-            .filter_map(|mut files| {
+            .map(|mut files| {
                 files.sort_by_key(|f| f.layer);
                 let winner = files.remove(0);
-                Some(Resolved {
+                Resolved {
                     winner,
                     hidden: files,
-                })
+                }
             })
             .collect()
     }

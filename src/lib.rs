@@ -3,6 +3,10 @@
 //! `run` is the whole program; `main` only hands it the arguments. See `src/README.md` for the
 //! map of modules.
 
+// Diagnostics carry their source snippet and span so they can point at the user's file; they
+// are built once on a cold path, so their size costs nothing worth boxing for.
+#![allow(clippy::result_large_err)]
+
 pub mod cli;
 mod cmd;
 pub mod config;
@@ -31,14 +35,19 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
-            return if err.use_stderr() { error::EXIT_USAGE } else { error::EXIT_OK };
+            return if err.use_stderr() {
+                error::EXIT_USAGE
+            } else {
+                error::EXIT_OK
+            };
         }
     };
     let color = match cli.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
         ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stderr().is_terminal()
         }
     };
     error::install_hook(color);

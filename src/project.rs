@@ -34,7 +34,9 @@ impl Project {
             });
         };
         let config = ProjectConfig::load(&file)?;
-        let root = file.parent().map_or_else(|| start.to_path_buf(), Path::to_path_buf);
+        let root = file
+            .parent()
+            .map_or_else(|| start.to_path_buf(), Path::to_path_buf);
         Ok(Project {
             root,
             config: Some(config),
@@ -47,7 +49,11 @@ impl Project {
         self.config
             .as_ref()
             .and_then(|c| c.file.project.name.clone())
-            .or_else(|| self.root.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .or_else(|| {
+                self.root
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+            })
             .unwrap_or_else(|| "weft".into())
     }
 

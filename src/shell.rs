@@ -27,7 +27,16 @@ mod tests {
 
     #[test]
     fn quoting_round_trips_through_sh() {
-        let nasty = ["plain", "", "two words", "it's", "$(rm -rf /)", "a\nb", "*", "\\"];
+        let nasty = [
+            "plain",
+            "",
+            "two words",
+            "it's",
+            "$(rm -rf /)",
+            "a\nb",
+            "*",
+            "\\",
+        ];
         let line = format!("printf '%s\\0' {}", join(&nasty));
         let out = std::process::Command::new("sh")
             .arg("-c")

@@ -32,7 +32,7 @@ impl SourceFile {
 
     /// The source in the form miette renders snippets from.
     pub fn named(&self) -> NamedSource<String> {
-        NamedSource::new(self.name.to_string(), self.text.to_string())
+        NamedSource::new(&self.name, self.text.to_string())
     }
 
     /// The byte offset of a 1-based line and column (columns count characters), clamped to the

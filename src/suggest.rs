@@ -15,7 +15,11 @@ pub fn closest<'a>(wanted: &str, known: &[&'a str]) -> Vec<&'a str> {
         })
         .collect();
     scored.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(b.2)));
-    scored.into_iter().take(3).map(|(_, _, name)| name).collect()
+    scored
+        .into_iter()
+        .take(3)
+        .map(|(_, _, name)| name)
+        .collect()
 }
 
 /// A help line naming the closest matches, or listing what exists when nothing is close.

@@ -50,7 +50,15 @@ pub struct Templates {
 struct Compiled {
     registry: Handlebars<'static>,
     sources: HashMap<String, SourceFile>,
-    error: Option<(String, String, Option<(usize, usize)>)>,
+    error: Option<Broken>,
+}
+
+/// The first template that failed to parse: its name, the reason and the position.
+#[derive(Debug)]
+struct Broken {
+    name: String,
+    message: String,
+    pos: Option<(usize, usize)>,
 }
 
 impl Templates {
@@ -105,7 +113,11 @@ impl Templates {
                     .read()
                     .map_err(|e| format!("cannot read {}: {e}", file.display_name()))?;
                 if let Err(err) = registry.register_template_string(name, source.text()) {
-                    error.get_or_insert((name.to_string(), err.reason().to_string(), err.pos()));
+                    error.get_or_insert(Broken {
+                        name: name.to_string(),
+                        message: err.reason().to_string(),
+                        pos: err.pos(),
+                    });
                 }
                 sources.insert(name.to_string(), source);
             }
@@ -124,8 +136,8 @@ impl Templates {
     /// Renders template `name` with `vars`.
     pub fn render(&self, name: &str, vars: &Vars) -> Result<String, TemplateError> {
         let compiled = self.compile()?;
-        if let Some((broken, message, pos)) = &compiled.error {
-            return Err(invalid(compiled, broken, message, *pos));
+        if let Some(broken) = &compiled.error {
+            return Err(invalid(compiled, &broken.name, &broken.message, broken.pos));
         }
         let name = self.lookup(compiled, name)?;
         compiled.registry.render(&name, vars).map_err(|err| {
@@ -149,9 +161,9 @@ fn invalid(
     pos: Option<(usize, usize)>,
 ) -> TemplateError {
     let source = compiled.sources.get(name);
-    let span = pos.zip(source).map(|((line, column), source)| {
-        SourceSpan::from((source.offset(line, column.max(1)), 1))
-    });
+    let span = pos
+        .zip(source)
+        .map(|((line, column), source)| SourceSpan::from((source.offset(line, column.max(1)), 1)));
     let location = match pos {
         Some((line, column)) => format!(":{line}:{column}"),
         None => String::new(),

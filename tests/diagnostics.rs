@@ -5,7 +5,8 @@ use crate::harness::Test;
 const CONFIG: &str = "[project]\nname = \"diag\"\n[env.fleet]\nhosts = { app-0 = \"root@127.0.0.1:2201\" }\nroles = { web = [\"app-0\"] }\n";
 
 /// A goal whose effect shows whether anything ran.
-const MARKER: &str = "/// Leaves a marker.\nfn mark_it(host) { host.write_file(\"ran.txt\", \"x\"); }\n";
+const MARKER: &str =
+    "/// Leaves a marker.\nfn mark_it(host) { host.write_file(\"ran.txt\", \"x\"); }\n";
 
 #[test]
 fn toml_errors_point_at_the_span() {
@@ -16,7 +17,9 @@ fn toml_errors_point_at_the_span() {
         .stderr_has("unknown variant `telnet`")
         .stderr_has("4 │ connector = \"telnet\"");
     let test = Test::with_config("[project\n");
-    test.run(&["list"]).status(2).stderr_has("invalid table header");
+    test.run(&["list"])
+        .status(2)
+        .stderr_has("invalid table header");
     let test = Test::with_config("[env.a]\nhosts = { h = \"x\" }\nroles = { w = [\"hh\"] }\n");
     test.run(&["hosts"])
         .status(2)
@@ -29,23 +32,41 @@ fn toml_errors_point_at_the_span() {
 fn a_syntax_error_stops_everything_with_file_and_line() {
     let test = Test::with_config(CONFIG);
     test.write("deploy/mark.rhai", MARKER);
-    test.write("deploy/broken.rhai", "/// Broken.\nfn broken_goal(host) {\n    let x = ;\n}\n");
+    test.write(
+        "deploy/broken.rhai",
+        "/// Broken.\nfn broken_goal(host) {\n    let x = ;\n}\n",
+    );
     test.run(&["run", "mark_it"])
         .status(2)
         .stderr_has("syntax error in `deploy/broken.rhai:3:13`")
         .stderr_has("3 │     let x = ;");
-    assert!(!test.path().join("ran.txt").exists(), "a goal ran despite a syntax error");
+    assert!(
+        !test.path().join("ran.txt").exists(),
+        "a goal ran despite a syntax error"
+    );
 }
 
 #[test]
 fn unknown_names_suggest_the_closest() {
     let test = Test::with_config(CONFIG);
     test.write("deploy/mark.rhai", MARKER);
-    test.run(&["run", "mark_ti"]).status(2).stderr_has("unknown goal `mark_ti`").stderr_has("did you mean `mark_it`?");
-    test.run(&["run", "mark_it", "-e", "flet"]).status(2).stderr_has("unknown env `flet`").stderr_has("did you mean `fleet`?");
-    test.run(&["run", "mark_it", "-e", "fleet", "-r", "wbe"]).status(2).stderr_has("did you mean `web`?");
-    test.run(&["run", "mark_it", "-e", "fleet", "-H", "app0"]).status(2).stderr_has("did you mean `app-0`?");
-    test.run(&["run", "mark_it", "extra"]).status(2).stderr_has("takes no arguments, 1 given");
+    test.run(&["run", "mark_ti"])
+        .status(2)
+        .stderr_has("unknown goal `mark_ti`")
+        .stderr_has("did you mean `mark_it`?");
+    test.run(&["run", "mark_it", "-e", "flet"])
+        .status(2)
+        .stderr_has("unknown env `flet`")
+        .stderr_has("did you mean `fleet`?");
+    test.run(&["run", "mark_it", "-e", "fleet", "-r", "wbe"])
+        .status(2)
+        .stderr_has("did you mean `web`?");
+    test.run(&["run", "mark_it", "-e", "fleet", "-H", "app0"])
+        .status(2)
+        .stderr_has("did you mean `app-0`?");
+    test.run(&["run", "mark_it", "extra"])
+        .status(2)
+        .stderr_has("takes no arguments, 1 given");
     assert!(!test.path().join("ran.txt").exists());
 }
 
@@ -67,8 +88,14 @@ fn runtime_errors_show_the_line_and_the_call_chain() {
 #[test]
 fn errors_inside_imported_modules_point_into_the_module() {
     let test = Test::with_config(CONFIG);
-    test.write("deploy/lib/helper.rhai", "fn explode() {\n    let a = [1];\n    a[5]\n}\n");
-    test.write("deploy/m.rhai", "import \"helper\" as h;\n/// Uses a module.\nfn m_go() { h::explode(); }\n");
+    test.write(
+        "deploy/lib/helper.rhai",
+        "fn explode() {\n    let a = [1];\n    a[5]\n}\n",
+    );
+    test.write(
+        "deploy/m.rhai",
+        "import \"helper\" as h;\n/// Uses a module.\nfn m_go() { h::explode(); }\n",
+    );
     test.run(&["run", "m_go"])
         .status(1)
         .stderr_has("deploy/lib/helper.rhai:3:")
@@ -78,7 +105,10 @@ fn errors_inside_imported_modules_point_into_the_module() {
 #[test]
 fn runaway_loops_end_with_a_clear_error() {
     let test = Test::with_config("[project]\nname = \"x\"\nmax_operations = 100000\n");
-    test.write("deploy/spin.rhai", "/// Spins.\nfn spin_forever() {\n    loop { }\n}\n");
+    test.write(
+        "deploy/spin.rhai",
+        "/// Spins.\nfn spin_forever() {\n    loop { }\n}\n",
+    );
     test.run(&["run", "spin_forever"])
         .status(1)
         .stderr_has("goal `spin_forever` ran too many operations")
@@ -95,13 +125,20 @@ fn template_errors_name_the_template_and_line() {
         .stderr_has("templates/app/conf.hbs:2:")
         .stderr_has("variable `prot` is not set")
         .stderr_has("2 │ port = {{prot}}");
-    test.write("deploy/t.rhai", "/// Renders.\nfn t_conf(host) { host.template(\"app/conf.hbs\", \"conf\"); }\n");
+    test.write(
+        "deploy/t.rhai",
+        "/// Renders.\nfn t_conf(host) { host.template(\"app/conf.hbs\", \"conf\"); }\n",
+    );
     test.run(&["run", "t_conf"])
         .status(1)
         .stdout_has("variable `prot` is not set")
         .stderr_has("deploy/t.rhai:2:");
-    test.run(&["template", "render", "app/cnof.hbs"]).status(2).stderr_has("did you mean `app/conf.hbs`?");
-    test.run(&["template", "render", "app/conf.hbs", "--var", "prot=80"]).status(0).stdout_has("port = 80");
+    test.run(&["template", "render", "app/cnof.hbs"])
+        .status(2)
+        .stderr_has("did you mean `app/conf.hbs`?");
+    test.run(&["template", "render", "app/conf.hbs", "--var", "prot=80"])
+        .status(0)
+        .stdout_has("port = 80");
 }
 
 #[test]
@@ -117,7 +154,10 @@ fn two_definitions_of_a_goal_in_one_layer_are_an_error() {
 #[test]
 fn bad_options_fail_with_the_valid_ones_named() {
     let test = Test::with_config(CONFIG);
-    test.write("deploy/o.rhai", "/// Typo.\nfn o_typo(host) { host.run(\"true\", #{ chekc: false }); }\n");
+    test.write(
+        "deploy/o.rhai",
+        "/// Typo.\nfn o_typo(host) { host.run(\"true\", #{ chekc: false }); }\n",
+    );
     test.run(&["run", "o_typo"])
         .status(1)
         .stderr_has("unknown option `chekc`; options are `check`, `check_safe`");
@@ -127,5 +167,7 @@ fn bad_options_fail_with_the_valid_ones_named() {
 fn ssh_envs_are_refused_before_anything_runs() {
     let test = Test::with_config(CONFIG);
     test.write("deploy/mark.rhai", MARKER);
-    test.run(&["run", "mark_it", "-e", "fleet"]).status(2).stderr_has("`ssh` connector");
+    test.run(&["run", "mark_it", "-e", "fleet"])
+        .status(2)
+        .stderr_has("`ssh` connector");
 }

@@ -6,17 +6,28 @@ use crate::harness::Test;
 fn every_registered_function_has_a_doc_comment() {
     let test = Test::new();
     let out = test.run(&["doc"]);
-    out.status(0).stdout_has("run(host: Host, command: String) -> Map");
+    out.status(0)
+        .stdout_has("run(host: Host, command: String) -> Map");
     // Signatures start in column 0; their doc follows, indented.
-    let lines: Vec<&str> = out.stdout.lines().filter(|l| !l.trim().is_empty()).collect();
-    let signatures: Vec<usize> = (0..lines.len()).filter(|&i| !lines[i].starts_with(' ')).collect();
+    let lines: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    let signatures: Vec<usize> = (0..lines.len())
+        .filter(|&i| !lines[i].starts_with(' '))
+        .collect();
     assert!(signatures.len() >= 10, "too few functions: {}", out.stdout);
     for i in signatures {
         let doc = lines.get(i + 1).copied().unwrap_or_default();
         assert!(doc.starts_with("    "), "{} has no doc comment", lines[i]);
     }
-    test.run(&["doc", "quote"]).status(0).stdout_has("quote(arg: String) -> String");
-    test.run(&["doc", "qoute"]).status(2).stderr_has("did you mean `quote`?");
+    test.run(&["doc", "quote"])
+        .status(0)
+        .stdout_has("quote(arg: String) -> String");
+    test.run(&["doc", "qoute"])
+        .status(2)
+        .stderr_has("did you mean `quote`?");
 }
 
 #[test]
@@ -39,7 +50,10 @@ fn every_stdlib_goal_has_help() {
     let goals: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).expect("json");
     assert!(!goals.is_empty());
     for goal in goals {
-        assert!(!goal["doc"].as_str().unwrap_or_default().is_empty(), "{goal} has no doc comment");
+        assert!(
+            !goal["doc"].as_str().unwrap_or_default().is_empty(),
+            "{goal} has no doc comment"
+        );
     }
 }
 

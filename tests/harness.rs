@@ -31,21 +31,30 @@ impl Outcome {
     /// Asserts that standard output contains `text`.
     #[track_caller]
     pub fn stdout_has(&self, text: &str) -> &Self {
-        assert!(self.stdout.contains(text), "stdout lacks {text:?}\n{self:#?}");
+        assert!(
+            self.stdout.contains(text),
+            "stdout lacks {text:?}\n{self:#?}"
+        );
         self
     }
 
     /// Asserts that standard error contains `text`.
     #[track_caller]
     pub fn stderr_has(&self, text: &str) -> &Self {
-        assert!(self.stderr.contains(text), "stderr lacks {text:?}\n{self:#?}");
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}\n{self:#?}"
+        );
         self
     }
 
     /// Asserts that standard output does not contain `text`.
     #[track_caller]
     pub fn stdout_lacks(&self, text: &str) -> &Self {
-        assert!(!self.stdout.contains(text), "stdout has {text:?}\n{self:#?}");
+        assert!(
+            !self.stdout.contains(text),
+            "stdout has {text:?}\n{self:#?}"
+        );
         self
     }
 }
@@ -53,14 +62,20 @@ impl Outcome {
 impl Test {
     /// An empty folder.
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new().prefix("weft-test").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("weft-test")
+            .tempdir()
+            .expect("temp dir");
         let cwd = dir.path().join("project");
         std::fs::create_dir_all(&cwd).expect("project dir");
         let home = dir.path().join("home");
         std::fs::create_dir_all(&home).expect("home dir");
         let env = vec![
             ("HOME".into(), home.display().to_string()),
-            ("XDG_CONFIG_HOME".into(), dir.path().join("xdg").display().to_string()),
+            (
+                "XDG_CONFIG_HOME".into(),
+                dir.path().join("xdg").display().to_string(),
+            ),
             ("NO_COLOR".into(), "1".into()),
         ];
         Test { dir, cwd, env }

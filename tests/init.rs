@@ -5,7 +5,9 @@ use crate::harness::Test;
 #[test]
 fn init_creates_a_project_whose_goals_list_and_run() {
     let test = Test::new();
-    test.run(&["init", "demo"]).status(0).stdout_has("created demo/weft.toml");
+    test.run(&["init", "demo"])
+        .status(0)
+        .stdout_has("created demo/weft.toml");
     let demo = test.path().join("demo");
     let list = test.run_in(&demo, &["list"]);
     list.status(0)

@@ -60,10 +60,16 @@ fn hosts_show_merged_vars_and_role_selection() {
 
 #[test]
 fn default_env_comes_from_user_then_project() {
-    let config = FLEET.replace("name = \"demo\"", "name = \"demo\"\ndefault_env = \"fleet\"");
+    let config = FLEET.replace(
+        "name = \"demo\"",
+        "name = \"demo\"\ndefault_env = \"fleet\"",
+    );
     let test = Test::with_config(&config);
     test.run(&["hosts"]).status(0).stdout_has("env `fleet`");
-    crate::harness::write(&test.user_dir().join("config.toml"), "default_env = \"local\"\n");
+    crate::harness::write(
+        &test.user_dir().join("config.toml"),
+        "default_env = \"local\"\n",
+    );
     test.run(&["hosts"]).status(0).stdout_has("env `local`");
 }
 

@@ -29,7 +29,10 @@ fn files_write(host, text) {
         .stdout_has("summary: 0 ok, 1 changed, 0 failed");
     assert_eq!(test.read("out/greeting.txt"), "hi\n");
     let mode = std::fs::metadata(test.path().join("out/greeting.txt")).expect("meta");
-    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777, 0o600);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+        0o600
+    );
 
     test.run(&["run", "files_write", "hi"])
         .status(0)
@@ -77,13 +80,19 @@ fn failed_command_fails_the_goal_with_exit_1() {
         .stdout_has("summary: 0 ok, 0 changed, 1 failed")
         .stdout_has("exited with 3: boom")
         .stderr_has("deploy/f.rhai:3:10");
-    assert!(!test.path().join("after.txt").exists(), "the goal went on after a failure");
+    assert!(
+        !test.path().join("after.txt").exists(),
+        "the goal went on after a failure"
+    );
 }
 
 #[test]
 fn json_events_are_one_per_line() {
     let test = Test::with_config(CONFIG);
-    test.write("deploy/j.rhai", "/// Echoes.\nfn j_echo(host) { host.run(\"echo hi\"); log(\"done\"); }\n");
+    test.write(
+        "deploy/j.rhai",
+        "/// Echoes.\nfn j_echo(host) { host.run(\"echo hi\"); log(\"done\"); }\n",
+    );
     let out = test.run(&["run", "j_echo", "--json"]);
     out.status(0);
     let events: Vec<serde_json::Value> = out
@@ -101,7 +110,10 @@ fn json_events_are_one_per_line() {
 #[test]
 fn templates_see_vars_host_and_goal_vars() {
     let test = Test::with_config(CONFIG);
-    test.write("templates/t/page.hbs", "{{who}} {{host.name}} {{n}} {{project}} {{env}}\n");
+    test.write(
+        "templates/t/page.hbs",
+        "{{who}} {{host.name}} {{n}} {{project}} {{env}}\n",
+    );
     test.write(
         "deploy/t.rhai",
         "/// Renders.\nfn t_page(host) { host.template(\"t/page.hbs\", \"page.txt\", #{ n: 3 }); }\n",
@@ -126,12 +138,18 @@ fn controller_goals_run_once_and_see_the_env() {
 #[test]
 fn upload_copies_a_folder_and_skips_what_is_equal() {
     let test = Test::with_config(CONFIG);
-    test.write("site/a.txt", "a\n").write("site/sub/b.txt", "b\n");
-    test.write("deploy/u.rhai", "/// Uploads.\nfn u_site(host) { host.upload(\"site\", \"dest\"); }\n");
+    test.write("site/a.txt", "a\n")
+        .write("site/sub/b.txt", "b\n");
+    test.write(
+        "deploy/u.rhai",
+        "/// Uploads.\nfn u_site(host) { host.upload(\"site\", \"dest\"); }\n",
+    );
     test.run(&["run", "u_site"])
         .status(0)
         .stdout_has("changed: directory dest/sub")
         .stdout_has("changed: file dest/sub/b.txt");
     assert_eq!(test.read("dest/sub/b.txt"), "b\n");
-    test.run(&["run", "u_site"]).status(0).stdout_has("summary: 1 ok, 0 changed");
+    test.run(&["run", "u_site"])
+        .status(0)
+        .stdout_has("summary: 1 ok, 0 changed");
 }

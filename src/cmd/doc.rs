@@ -12,7 +12,10 @@ pub fn doc(name: Option<&str>, definitions: bool) -> Result<i32> {
         return Ok(EXIT_OK);
     }
     let all = docs::functions();
-    let shown: Vec<_> = all.iter().filter(|f| name.is_none_or(|n| f.name == n)).collect();
+    let shown: Vec<_> = all
+        .iter()
+        .filter(|f| name.is_none_or(|n| f.name == n))
+        .collect();
     if shown.is_empty() {
         let mut names: Vec<&str> = all.iter().map(|f| f.name.as_str()).collect();
         names.dedup();

@@ -22,7 +22,11 @@ pub fn hosts(ctx: &Context, select: &Select, json: bool) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(EXIT_OK);
     }
-    println!("env `{}` ({} connector)", inventory.env, inventory.connector.as_str());
+    println!(
+        "env `{}` ({} connector)",
+        inventory.env,
+        inventory.connector.as_str()
+    );
     let width = hosts.iter().map(|h| h.name.len()).max().unwrap_or(0);
     let addr_width = hosts.iter().map(|h| h.address.len()).max().unwrap_or(0);
     for host in &hosts {

@@ -13,7 +13,12 @@ use crate::project::PROJECT_FILE;
 const NAME_PLACEHOLDER: &str = "__PROJECT__";
 
 /// Writes the skeleton into `dir`, refusing to overwrite an existing project.
-pub fn init(ctx: &Context, dir: Option<PathBuf>, skeleton: &str, name: Option<String>) -> Result<i32> {
+pub fn init(
+    ctx: &Context,
+    dir: Option<PathBuf>,
+    skeleton: &str,
+    name: Option<String>,
+) -> Result<i32> {
     let Some(files) = layers::skeleton(skeleton) else {
         let names = layers::skeleton_names();
         let known: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -53,8 +58,14 @@ pub fn init(ctx: &Context, dir: Option<PathBuf>, skeleton: &str, name: Option<St
             continue;
         }
         std::fs::write(&path, text.replace(NAME_PLACEHOLDER, &name)).map_err(|e| io("write", e))?;
-        println!("created {}", path.strip_prefix(&ctx.cwd).unwrap_or(&path).display());
+        println!(
+            "created {}",
+            path.strip_prefix(&ctx.cwd).unwrap_or(&path).display()
+        );
     }
-    println!("\nnext: cd {} && weft list && weft run hello_deploy v1", dir.strip_prefix(&ctx.cwd).unwrap_or(&dir).display());
+    println!(
+        "\nnext: cd {} && weft list && weft run hello_deploy v1",
+        dir.strip_prefix(&ctx.cwd).unwrap_or(&dir).display()
+    );
     Ok(EXIT_OK)
 }

@@ -12,10 +12,17 @@ pub fn list(ctx: &Context, json: bool) -> Result<i32> {
     let engine = engine::load(&layers, &project)?;
     let goals: Vec<_> = engine.scripts().goals().collect();
     if json {
-        println!("{}", serde_json::to_string_pretty(&goals).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&goals).unwrap_or_default()
+        );
         return Ok(EXIT_OK);
     }
-    let width = goals.iter().map(|g| g.name.len() + g.usage().len()).max().unwrap_or(0);
+    let width = goals
+        .iter()
+        .map(|g| g.name.len() + g.usage().len())
+        .max()
+        .unwrap_or(0);
     for goal in goals {
         let usage = format!("{}{}", goal.name, goal.usage());
         let note = if goal.overrides.is_empty() {

@@ -29,7 +29,11 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         .chain([if goal.takes_host { 0 } else { CONTROLLER.len() }])
         .max()
         .unwrap_or(0);
-    let output = Output::new(args.json, ctx.color && std::io::stdout().is_terminal(), width);
+    let output = Output::new(
+        args.json,
+        ctx.color && std::io::stdout().is_terminal(),
+        width,
+    );
     let plan = RunPlan {
         goal,
         args: args.args,

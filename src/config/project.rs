@@ -273,7 +273,10 @@ mod tests {
         let Err(ConfigError::Invalid { span, help, .. }) = parse(text) else {
             panic!("expected an invalid-config error");
         };
-        assert_eq!(&text[span.offset()..span.offset() + span.len()], "\"app-1\"");
+        assert_eq!(
+            &text[span.offset()..span.offset() + span.len()],
+            "\"app-1\""
+        );
         assert!(help.unwrap_or_default().contains("app-0"));
     }
 }

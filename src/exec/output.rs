@@ -81,7 +81,9 @@ impl Output {
     fn prefix(&self, host: &str) -> String {
         let padded = format!("{host:<width$}", width = self.width);
         if self.color {
-            let index = host.bytes().fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b.into()));
+            let index = host
+                .bytes()
+                .fold(0usize, |a, b| a.wrapping_mul(31).wrapping_add(b.into()));
             format!("\x1b[{}m{padded}\x1b[0m |", COLORS[index % COLORS.len()])
         } else {
             format!("{padded} |")
@@ -91,7 +93,10 @@ impl Output {
     /// One line of a command's output.
     pub fn line(&self, host: &str, stream: Stream, text: &str) {
         if self.json {
-            self.emit(&json!({"event": "output", "host": host, "stream": stream, "line": text}).to_string());
+            self.emit(
+                &json!({"event": "output", "host": host, "stream": stream, "line": text})
+                    .to_string(),
+            );
         } else {
             self.emit(&format!("{} {text}", self.prefix(host)));
         }
@@ -110,7 +115,9 @@ impl Output {
     pub fn change(&self, host: &str, step: &str, check: bool) {
         let verb = if check { "would change" } else { "changed" };
         if self.json {
-            self.emit(&json!({"event": "change", "host": host, "step": step, "check": check}).to_string());
+            self.emit(
+                &json!({"event": "change", "host": host, "step": step, "check": check}).to_string(),
+            );
         } else {
             self.emit(&format!("{} {verb}: {step}", self.prefix(host)));
         }
@@ -139,7 +146,11 @@ impl Output {
     /// The per-host summary after every host ended.
     pub fn summary(&self, outcomes: &[HostOutcome]) {
         let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
-        let (ok, changed, failed) = (count(Status::Ok), count(Status::Changed), count(Status::Failed));
+        let (ok, changed, failed) = (
+            count(Status::Ok),
+            count(Status::Changed),
+            count(Status::Failed),
+        );
         if self.json {
             self.emit(
                 &json!({"event": "summary", "ok": ok, "changed": changed, "failed": failed, "hosts": outcomes})

@@ -24,7 +24,9 @@ pub const CONTROLLER: &str = "controller";
 #[derive(Debug, Error, Diagnostic)]
 pub enum RunError {
     /// The env's connector is not available in this build.
-    #[error("env `{env}` uses the `{connector}` connector, which this build of weft cannot run yet")]
+    #[error(
+        "env `{env}` uses the `{connector}` connector, which this build of weft cannot run yet"
+    )]
     #[diagnostic(
         code(weft::run::connector),
         help("run the goal on an env with `connector = \"local\"`, e.g. `-e local`")
@@ -155,7 +157,9 @@ fn run_one(
     runtime: tokio::runtime::Handle,
 ) -> HostOutcome {
     let started = Instant::now();
-    let name = target.as_ref().map_or(CONTROLLER.to_string(), |h| h.name.clone());
+    let name = target
+        .as_ref()
+        .map_or(CONTROLLER.to_string(), |h| h.name.clone());
     plan.output.start(&name, &plan.goal.name);
     let session = match (target, transport) {
         (Some(spec), Some(transport)) => Some(Arc::new(HostSession::new(

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use thiserror::Error;
 use tokio::runtime::Handle;
 use walkdir::WalkDir;
@@ -135,9 +134,16 @@ impl HostSession {
     }
 
     /// Runs a shell command; `None` when `--check` skipped it.
-    pub fn run(&self, command: &str, options: &RunOptions) -> Result<Option<ExecOutput>, HostError> {
+    pub fn run(
+        &self,
+        command: &str,
+        options: &RunOptions,
+    ) -> Result<Option<ExecOutput>, HostError> {
         if self.check && !options.check_safe {
-            self.output.log(&self.spec.name, &format!("skipped under --check: {command}"));
+            self.output.log(
+                &self.spec.name,
+                &format!("skipped under --check: {command}"),
+            );
             return Ok(None);
         }
         let request = ExecRequest {
@@ -146,7 +152,9 @@ impl HostSession {
             timeout: options.timeout,
         };
         let sink = HostSink::new(self.output.clone(), self.spec.name.clone(), options.quiet);
-        let output = self.runtime.block_on(self.transport.exec(&request, &sink))?;
+        let output = self
+            .runtime
+            .block_on(self.transport.exec(&request, &sink))?;
         if output.code != 0 && options.fail_on_error {
             return Err(HostError::CommandFailed {
                 command: command.to_string(),
@@ -163,7 +171,12 @@ impl HostSession {
     }
 
     /// Makes `path` hold exactly `data`; returns whether anything changed.
-    pub fn write_file(&self, path: &str, data: &[u8], mode: Option<u32>) -> Result<bool, HostError> {
+    pub fn write_file(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: Option<u32>,
+    ) -> Result<bool, HostError> {
         let current = self.read_file(path)?;
         if current.as_deref() == Some(data) && mode.is_none() {
             return Ok(false);
@@ -184,7 +197,8 @@ impl HostSession {
             }
         }
         if !self.check {
-            self.runtime.block_on(self.transport.write_file(path, data, mode))?;
+            self.runtime
+                .block_on(self.transport.write_file(path, data, mode))?;
         }
         self.changed(&format!("file {path}"));
         Ok(true)
@@ -273,13 +287,5 @@ fn join_remote(base: &str, rel: &Path) -> String {
         base.to_string()
     } else {
         format!("{}/{rel}", base.trim_end_matches('/'))
-    }
-}
-
-/// A JSON value as display text: strings bare, everything else as JSON.
-pub fn value_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
     }
 }

@@ -123,14 +123,20 @@ pub fn runtime(
     loop {
         match err {
             EvalAltResult::ErrorInFunctionCall(name, src, inner, pos) => {
-                chain.push(format!("in `{name}`, called at {current}:{}", pos_text(*pos)));
+                chain.push(format!(
+                    "in `{name}`, called at {current}:{}",
+                    pos_text(*pos)
+                ));
                 if !src.is_empty() {
                     current = src.clone();
                 }
                 err = inner;
             }
             EvalAltResult::ErrorInModule(path, inner, pos) => {
-                chain.push(format!("in module `{path}`, imported at {current}:{}", pos_text(*pos)));
+                chain.push(format!(
+                    "in module `{path}`, imported at {current}:{}",
+                    pos_text(*pos)
+                ));
                 if let Some(name) = module_source(path) {
                     current = name;
                 }
@@ -155,13 +161,19 @@ pub fn runtime(
         // Limits carry no position: point at the goal itself.
         if matches!(err, EvalAltResult::ErrorTooManyOperations(_)) {
             message = format!("goal `{}` ran too many operations", site.goal);
-            help = Some("a loop that never ends? raise `max_operations` in [project] if the work is real".to_string());
+            help = Some(
+                "a loop that never ends? raise `max_operations` in [project] if the work is real"
+                    .to_string(),
+            );
         }
         let text = site.source.text();
         let at = text.find(&format!("fn {}", site.goal)).map_or(0, |i| i + 3);
         let line = text[..at].matches('\n').count() + 1;
         let column = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
-        (Some(site.source.clone()), Position::new(line as u16, column as u16))
+        (
+            Some(site.source.clone()),
+            Position::new(line as u16, column as u16),
+        )
     } else {
         (sources.get(&current).cloned(), pos)
     };

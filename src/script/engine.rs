@@ -155,21 +155,35 @@ impl ScriptEngine {
         let mut scope = Scope::new();
         let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
         engine
-            .call_fn_with_options::<Dynamic>(options, &mut scope, &script.ast, &goal.name, call_args)
+            .call_fn_with_options::<Dynamic>(
+                options,
+                &mut scope,
+                &script.ast,
+                &goal.name,
+                call_args,
+            )
             .map_err(|err| {
                 let site = GoalSite {
                     goal: &goal.name,
                     source: &script.source,
                 };
                 diagnostic::runtime(&err, &site, self.scripts.sources(), |path| {
-                    self.scripts.import(path).map(|s| s.source.name().to_string())
+                    self.scripts
+                        .import(path)
+                        .map(|s| s.source.name().to_string())
                 })
             })
     }
 }
 
 /// Loads the scripts of `layers` with the limits the project configures.
-pub fn load(layers: &Layers, project: &crate::project::Project) -> Result<ScriptEngine, ScriptError> {
-    let max = project.config.as_ref().and_then(|c| c.file.project.max_operations);
+pub fn load(
+    layers: &Layers,
+    project: &crate::project::Project,
+) -> Result<ScriptEngine, ScriptError> {
+    let max = project
+        .config
+        .as_ref()
+        .and_then(|c| c.file.project.max_operations);
     ScriptEngine::load(layers, max)
 }

@@ -66,7 +66,10 @@ fn doc_text(comments: &[&str]) -> String {
         .flat_map(|c| c.lines())
         .map(|l| {
             let l = l.trim();
-            let l = l.strip_prefix("///").or_else(|| l.strip_prefix("/**")).unwrap_or(l);
+            let l = l
+                .strip_prefix("///")
+                .or_else(|| l.strip_prefix("/**"))
+                .unwrap_or(l);
             let l = l.strip_suffix("*/").unwrap_or(l);
             l.strip_prefix(' ').unwrap_or(l).trim_end()
         })
@@ -107,7 +110,12 @@ impl ScriptSet {
                 let takes_host = f.params.first() == Some(&"host");
                 let goal = Goal {
                     name: f.name.to_string(),
-                    params: f.params.iter().skip(usize::from(takes_host)).map(|p| p.to_string()).collect(),
+                    params: f
+                        .params
+                        .iter()
+                        .skip(usize::from(takes_host))
+                        .map(|p| p.to_string())
+                        .collect(),
                     takes_host,
                     doc: doc_text(&f.comments),
                     layer: script.file.layer,
@@ -129,18 +137,25 @@ impl ScriptSet {
                     }
                     Some(existing) if goal.layer < existing.layer => {
                         let mut goal = goal;
-                        goal.overrides.push(format!("{} ({})", existing.file, existing.layer));
+                        goal.overrides
+                            .push(format!("{} ({})", existing.file, existing.layer));
                         goal.overrides.append(&mut existing.overrides);
                         *existing = goal;
                     }
-                    Some(existing) => existing.overrides.push(format!("{} ({})", goal.file, goal.layer)),
+                    Some(existing) => existing
+                        .overrides
+                        .push(format!("{} ({})", goal.file, goal.layer)),
                 }
             }
         }
         // A whole file replaced by a more specific layer hides its goals too.
         for (index, hidden) in hidden_by_index.iter().enumerate() {
             for goal in goals.values_mut().filter(|g| g.script == index) {
-                goal.overrides.extend(hidden.iter().map(|h| format!("{} ({})", h.display_name(), h.layer)));
+                goal.overrides.extend(
+                    hidden
+                        .iter()
+                        .map(|h| format!("{} ({})", h.display_name(), h.layer)),
+                );
             }
         }
         let by_logical = scripts
@@ -203,6 +218,9 @@ mod tests {
 
     #[test]
     fn doc_comments_lose_their_slashes() {
-        assert_eq!(doc_text(&["/// Deploys it.\n///\n/// Then more."]), "Deploys it.\n\nThen more.");
+        assert_eq!(
+            doc_text(&["/// Deploys it.\n///\n/// Then more."]),
+            "Deploys it.\n\nThen more."
+        );
     }
 }

@@ -23,7 +23,8 @@ fn output_map(output: Option<ExecOutput>) -> Map {
 }
 
 fn run_options(map: Map) -> ApiResult<RunOptions> {
-    let mut opts = options::Options::new(map, &["check", "check_safe", "quiet", "timeout", "stdin"])?;
+    let mut opts =
+        options::Options::new(map, &["check", "check_safe", "quiet", "timeout", "stdin"])?;
     let defaults = RunOptions::default();
     Ok(RunOptions {
         fail_on_error: opts.bool("check")?.unwrap_or(defaults.fail_on_error),
@@ -76,10 +77,9 @@ pub mod host_api {
     /// The host's variables, merged project → env → role → host.
     #[rhai_fn(get = "vars", pure)]
     pub fn vars(host: &mut Host) -> Map {
-        match to_dynamic(&serde_json::Value::Object(host.0.spec.vars.clone())).try_cast::<Map>() {
-            Some(map) => map,
-            None => Map::new(),
-        }
+        to_dynamic(&serde_json::Value::Object(host.0.spec.vars.clone()))
+            .try_cast::<Map>()
+            .unwrap_or_default()
     }
 
     /// Runs a shell command on the host and returns `#{stdout, stderr, code}`.
@@ -103,7 +103,11 @@ pub mod host_api {
     /// if r.code != 0 { log("nginx is down"); }
     /// ```
     #[rhai_fn(name = "run", return_raw)]
-    pub fn run_with(host: &mut Host, command: &str, options: Map) -> Result<Map, Box<EvalAltResult>> {
+    pub fn run_with(
+        host: &mut Host,
+        command: &str,
+        options: Map,
+    ) -> Result<Map, Box<EvalAltResult>> {
         run_command(host, command, run_options(options)?)
     }
 
@@ -123,7 +127,11 @@ pub mod host_api {
     /// host.run(["test", "-f", path], #{ check: false, check_safe: true });
     /// ```
     #[rhai_fn(name = "run", return_raw)]
-    pub fn run_argv_with(host: &mut Host, args: Array, options: Map) -> Result<Map, Box<EvalAltResult>> {
+    pub fn run_argv_with(
+        host: &mut Host,
+        args: Array,
+        options: Map,
+    ) -> Result<Map, Box<EvalAltResult>> {
         run_command(host, &argv(args)?, run_options(options)?)
     }
 
@@ -147,8 +155,15 @@ pub mod host_api {
     /// host.write_file("/etc/motd", "welcome\n");
     /// ```
     #[rhai_fn(name = "write_file", return_raw)]
-    pub fn write_file(host: &mut Host, path: &str, content: &str) -> Result<bool, Box<EvalAltResult>> {
-        Ok(host.0.write_file(path, content.as_bytes(), None).map_err(|e| e.to_string())?)
+    pub fn write_file(
+        host: &mut Host,
+        path: &str,
+        content: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        Ok(host
+            .0
+            .write_file(path, content.as_bytes(), None)
+            .map_err(|e| e.to_string())?)
     }
 
     /// Writes a file with options: `mode` (a string such as `"0644"`).
@@ -157,9 +172,17 @@ pub mod host_api {
     /// host.write_file("/usr/local/bin/hello", "#!/bin/sh\necho hi\n", #{ mode: "0755" });
     /// ```
     #[rhai_fn(name = "write_file", return_raw)]
-    pub fn write_file_with(host: &mut Host, path: &str, content: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+    pub fn write_file_with(
+        host: &mut Host,
+        path: &str,
+        content: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let mode = options::Options::new(options, &["mode"])?.mode("mode")?;
-        Ok(host.0.write_file(path, content.as_bytes(), mode).map_err(|e| e.to_string())?)
+        Ok(host
+            .0
+            .write_file(path, content.as_bytes(), mode)
+            .map_err(|e| e.to_string())?)
     }
 
     /// Copies a local file or folder (relative to the project) to the host, keeping modes and
@@ -181,7 +204,10 @@ pub mod host_api {
     /// ```
     #[rhai_fn(name = "template", return_raw)]
     pub fn template(host: &mut Host, name: &str, dest: &str) -> Result<bool, Box<EvalAltResult>> {
-        Ok(host.0.template(name, dest, Default::default(), None).map_err(|e| e.to_string())?)
+        Ok(host
+            .0
+            .template(name, dest, Default::default(), None)
+            .map_err(|e| e.to_string())?)
     }
 
     /// Renders a template with `vars` over the host's variables and writes it to `dest`.
@@ -190,9 +216,17 @@ pub mod host_api {
     /// host.template("hello/index.html.hbs", "www/index.html", #{ version: "v2" });
     /// ```
     #[rhai_fn(name = "template", return_raw)]
-    pub fn template_with(host: &mut Host, name: &str, dest: &str, vars: Map) -> Result<bool, Box<EvalAltResult>> {
+    pub fn template_with(
+        host: &mut Host,
+        name: &str,
+        dest: &str,
+        vars: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let vars = vars_from_map(vars)?;
-        Ok(host.0.template(name, dest, vars, None).map_err(|e| e.to_string())?)
+        Ok(host
+            .0
+            .template(name, dest, vars, None)
+            .map_err(|e| e.to_string())?)
     }
 
     /// Renders a template with `vars` over the host's variables and returns the text.

@@ -17,7 +17,11 @@ impl Options {
         if let Some(bad) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
             return Err(format!(
                 "unknown option `{bad}`; options are {}",
-                allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", ")
+                allowed
+                    .iter()
+                    .map(|a| format!("`{a}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
             .into());
         }
@@ -35,14 +39,21 @@ impl Options {
     /// A boolean option.
     pub fn bool(&mut self, key: &str) -> ApiResult<Option<bool>> {
         self.take(key)
-            .map(|v| v.as_bool().map_err(|_| Self::wrong(key, "true or false", &v)))
+            .map(|v| {
+                v.as_bool()
+                    .map_err(|_| Self::wrong(key, "true or false", &v))
+            })
             .transpose()
     }
 
     /// A string option.
     pub fn string(&mut self, key: &str) -> ApiResult<Option<String>> {
         self.take(key)
-            .map(|v| v.clone().into_string().map_err(|_| Self::wrong(key, "a string", &v)))
+            .map(|v| {
+                v.clone()
+                    .into_string()
+                    .map_err(|_| Self::wrong(key, "a string", &v))
+            })
             .transpose()
     }
 
@@ -65,7 +76,10 @@ impl Options {
     pub fn mode(&mut self, key: &str) -> ApiResult<Option<u32>> {
         self.take(key)
             .map(|v| {
-                let text = v.clone().into_string().map_err(|_| Self::wrong(key, "an octal string such as \"0644\"", &v))?;
+                let text = v
+                    .clone()
+                    .into_string()
+                    .map_err(|_| Self::wrong(key, "an octal string such as \"0644\"", &v))?;
                 u32::from_str_radix(&text, 8)
                     .ok()
                     .filter(|m| *m <= 0o7777)
