@@ -171,3 +171,13 @@ fn ssh_envs_are_refused_before_anything_runs() {
         .status(2)
         .stderr_has("`ssh` connector");
 }
+
+#[test]
+fn errors_inside_stdlib_scripts_show_the_stdlib_source() {
+    let test = Test::with_config(CONFIG);
+    test.run(&["run", "system_report", "missing/dir/report.txt"])
+        .status(1)
+        .stderr_has("cannot write `missing/dir/report.txt`")
+        .stderr_has("<stdlib>/services/system.rhai:")
+        .stderr_has("host.template(\"system/report.txt.hbs\", path, facts)");
+}
