@@ -40,6 +40,12 @@ pub enum Command {
     },
     /// Run a goal on the hosts of an env.
     Run(RunArgs),
+    /// Run one shell command on the hosts of an env, or on `-H user@addr:port` hosts.
+    Exec(ExecArgs),
+    /// Open a shell on one host, or run one command there.
+    Ssh(SshArgs),
+    /// Copy files to the selected hosts, or (with --pull) from them.
+    Copy(CopyArgs),
     /// Show the resolved inventory of an env.
     Hosts {
         #[command(flatten)]
@@ -93,9 +99,117 @@ pub struct Select {
     /// Only hosts in this role (repeatable).
     #[arg(short, long = "role", value_name = "ROLE")]
     pub roles: Vec<String>,
-    /// Only this host (repeatable).
+    /// Only this host (repeatable): a host of the env, or an address `user@addr:port`.
     #[arg(short = 'H', long = "host", value_name = "HOST")]
     pub hosts: Vec<String>,
+}
+
+/// How SSH connections are made.
+#[derive(Debug, Args, Clone)]
+pub struct ConnectArgs {
+    /// An identity (private key) file to offer (repeatable).
+    #[arg(short = 'i', long = "identity", value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+    /// A known_hosts file checked before ~/.ssh/known_hosts; new keys are recorded here.
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// What to do with a host whose key is not known yet.
+    #[arg(long, value_enum, default_value_t = HostKeyPolicyArg::Strict)]
+    pub host_key_policy: HostKeyPolicyArg,
+    /// An OpenSSH config file to read instead of ~/.ssh/config.
+    #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+    /// Seconds to wait for a connection (TCP, handshake and login).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    pub connect_timeout: u64,
+    /// The login user for addresses that name none (default: $USER).
+    #[arg(short = 'u', long, value_name = "USER")]
+    pub user: Option<String>,
+}
+
+/// What to do with unknown host keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HostKeyPolicyArg {
+    /// Refuse hosts whose key is not in known_hosts.
+    Strict,
+    /// Record the key of a new host and go on (trust on first use); changed keys are refused.
+    AcceptNew,
+}
+
+/// How a fan-out runs: parallelism, batches, failures, output and privileges.
+#[derive(Debug, Args, Clone)]
+pub struct FanoutArgs {
+    /// One JSON event per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// How many hosts run at once.
+    #[arg(short, long, value_name = "N", default_value_t = 32)]
+    pub parallel: usize,
+    /// Run in batches of N hosts, each batch finishing before the next (rolling work).
+    #[arg(long, value_name = "N")]
+    pub serial: Option<usize>,
+    /// Stop starting new hosts once more than N (or P%) have failed.
+    #[arg(long, value_name = "N|P%")]
+    pub max_fail: Option<String>,
+    /// Run every command through sudo (as root, or --become-user).
+    #[arg(long = "become")]
+    pub become_root: bool,
+    /// The user --become runs commands as.
+    #[arg(long, value_name = "USER", default_value = "root")]
+    pub become_user: String,
+    /// Ask once for the sudo password (else it is read from $WEFT_SUDO_PASSWORD, if set).
+    #[arg(long)]
+    pub ask_sudo_pass: bool,
+}
+
+/// `weft exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub select: Select,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub fanout: FanoutArgs,
+    /// The command, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `weft ssh`.
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// A host name, a role (with -o), or an address `user@addr:port`.
+    pub target: String,
+    /// Which machine of the role: 0 is the first, -1 the last.
+    #[arg(short, long, value_name = "ORDINAL", allow_hyphen_values = true)]
+    pub ordinal: Option<i64>,
+    /// The env.
+    #[arg(short, long, value_name = "ENV")]
+    pub env: Option<String>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// A command to run instead of a shell, after `--`.
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// `weft copy`.
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Push: a local file or folder. Pull: a remote file.
+    pub source: String,
+    /// Push: the remote path. Pull: a local folder; each host's copy goes in DEST/<host>/.
+    pub dest: String,
+    /// Copy from the hosts to this machine.
+    #[arg(long)]
+    pub pull: bool,
+    #[command(flatten)]
+    pub select: Select,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub fanout: FanoutArgs,
 }
 
 /// `weft run`.
@@ -110,12 +224,10 @@ pub struct RunArgs {
     /// Report what would change; change nothing.
     #[arg(long)]
     pub check: bool,
-    /// One JSON event per line instead of text.
-    #[arg(long)]
-    pub json: bool,
-    /// How many hosts run at once.
-    #[arg(short, long, value_name = "N", default_value_t = 16)]
-    pub parallel: usize,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    #[command(flatten)]
+    pub fanout: FanoutArgs,
 }
 
 /// `weft stdlib ...`.

@@ -164,15 +164,6 @@ fn bad_options_fail_with_the_valid_ones_named() {
 }
 
 #[test]
-fn ssh_envs_are_refused_before_anything_runs() {
-    let test = Test::with_config(CONFIG);
-    test.write("deploy/mark.rhai", MARKER);
-    test.run(&["run", "mark_it", "-e", "fleet"])
-        .status(2)
-        .stderr_has("`ssh` connector");
-}
-
-#[test]
 fn errors_inside_stdlib_scripts_show_the_stdlib_source() {
     let test = Test::with_config(CONFIG);
     test.run(&["run", "system_report", "missing/dir/report.txt"])

@@ -1,10 +1,14 @@
 //! One module per subcommand; each gets the loaded context and returns an exit code.
 
+mod copy;
 mod doc;
+mod exec;
+mod fanout;
 mod hosts;
 mod init;
 mod list;
 mod run;
+mod ssh;
 mod stdlib;
 mod template;
 
@@ -38,6 +42,9 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
     match cli.command {
         Command::List { json } => list::list(ctx, json),
         Command::Run(args) => run::run(ctx, args),
+        Command::Exec(args) => exec::exec(ctx, args),
+        Command::Ssh(args) => ssh::ssh(ctx, args),
+        Command::Copy(args) => copy::copy(ctx, args),
         Command::Hosts { select, json } => hosts::hosts(ctx, &select, json),
         Command::Init {
             dir,

@@ -4,7 +4,7 @@ mod project;
 mod user;
 
 pub use project::{ConfigFile, ConnectorKind, EnvSection, HostEntry, ProjectConfig, RoleEntry};
-pub use user::UserConfig;
+pub use user::{expand_home, UserConfig};
 
 use std::path::PathBuf;
 

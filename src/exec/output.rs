@@ -1,4 +1,5 @@
 //! Live output of a run: host-prefixed lines for people, one JSON event per line for machines.
+//! Every line passes through the mask, so secrets (the sudo password) never reach the screen.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -14,6 +15,7 @@ pub struct Output {
     json: bool,
     color: bool,
     width: usize,
+    secrets: Vec<String>,
     lock: Mutex<()>,
 }
 
@@ -27,6 +29,27 @@ pub enum Status {
     Changed,
     /// The goal failed on this host.
     Failed,
+    /// weft could not connect, so nothing ran there.
+    Unreachable,
+    /// Not started: `--max-fail` was exceeded first.
+    Skipped,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Changed => "changed",
+            Status::Failed => "failed",
+            Status::Unreachable => "unreachable",
+            Status::Skipped => "skipped",
+        }
+    }
+
+    /// Whether the host counts against the run (exit 1, `--max-fail`).
+    pub fn is_failure(self) -> bool {
+        matches!(self, Status::Failed | Status::Unreachable)
+    }
 }
 
 /// The end of one host's run, for the summary.
@@ -48,6 +71,20 @@ pub struct HostOutcome {
     pub report: Option<String>,
 }
 
+impl HostOutcome {
+    /// An outcome without changes or timing, for hosts that never ran.
+    pub fn not_run(host: &str, status: Status, error: Option<String>) -> Self {
+        HostOutcome {
+            host: host.to_string(),
+            status,
+            duration: Duration::ZERO,
+            changes: 0,
+            error,
+            report: None,
+        }
+    }
+}
+
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64((d.as_secs_f64() * 1000.0).round() / 1000.0)
 }
@@ -55,22 +92,33 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 const COLORS: [&str; 6] = ["36", "35", "33", "32", "34", "96"];
 
 impl Output {
-    /// An output for hosts whose names are at most `width` long.
-    pub fn new(json: bool, color: bool, width: usize) -> Arc<Self> {
+    /// An output for hosts whose names are at most `width` long, hiding every one of `secrets`.
+    pub fn new(json: bool, color: bool, width: usize, secrets: Vec<String>) -> Arc<Self> {
         Arc::new(Output {
             json,
             color: color && !json,
             width,
+            secrets: secrets.into_iter().filter(|s| !s.is_empty()).collect(),
             lock: Mutex::new(()),
         })
     }
 
-    /// Whether events are JSON lines.
-    pub fn is_json(&self) -> bool {
-        self.json
+    /// `text` with every secret replaced by `********`, also in its JSON-escaped form.
+    pub fn mask(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for secret in &self.secrets {
+            text = text.replace(secret.as_str(), "********");
+            let escaped = serde_json::to_string(secret).unwrap_or_default();
+            let escaped = escaped.trim_matches('"');
+            if !escaped.is_empty() {
+                text = text.replace(escaped, "********");
+            }
+        }
+        text
     }
 
     fn emit(&self, text: &str) {
+        let text = self.mask(text);
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = std::io::stdout().lock();
         // A closed pipe (`weft run ... | head`) must not turn into a failed goal.
@@ -136,47 +184,69 @@ impl Output {
             let mut event = serde_json::to_value(outcome).unwrap_or_default();
             event["event"] = "finish".into();
             self.emit(&event.to_string());
-        } else if let Some(error) = &outcome.report {
+        } else if let Some(error) = outcome.report.as_ref().or(outcome.error.as_ref()) {
+            let text = self.mask(&format!(
+                "{} {}:\n{error}",
+                self.prefix(&outcome.host),
+                outcome.status.label()
+            ));
             let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "{} failed:\n{error}", self.prefix(&outcome.host));
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+        }
+    }
+
+    /// Progress of a long run, on standard error for people only.
+    pub fn progress(&self, done: usize, total: usize, failed: usize) {
+        if !self.json {
+            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "… {done}/{total} hosts done, {failed} failed, {} running",
+                total - done
+            );
         }
     }
 
     /// The per-host summary after every host ended.
     pub fn summary(&self, outcomes: &[HostOutcome]) {
         let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
-        let (ok, changed, failed) = (
-            count(Status::Ok),
-            count(Status::Changed),
-            count(Status::Failed),
-        );
+        let counts = [
+            Status::Ok,
+            Status::Changed,
+            Status::Failed,
+            Status::Unreachable,
+            Status::Skipped,
+        ]
+        .map(|s| (s, count(s)));
         if self.json {
-            self.emit(
-                &json!({"event": "summary", "ok": ok, "changed": changed, "failed": failed, "hosts": outcomes})
-                    .to_string(),
-            );
+            let mut event = json!({"event": "summary", "hosts": outcomes});
+            for (status, n) in counts {
+                event[status.label()] = n.into();
+            }
+            self.emit(&event.to_string());
             return;
         }
-        let mut text = format!("\nsummary: {ok} ok, {changed} changed, {failed} failed");
+        let totals: Vec<String> = counts
+            .iter()
+            .filter(|(s, n)| *n > 0 || matches!(s, Status::Ok | Status::Changed | Status::Failed))
+            .map(|(s, n)| format!("{n} {}", s.label()))
+            .collect();
+        let mut text = format!("\nsummary: {}", totals.join(", "));
         for o in outcomes {
-            let status = match o.status {
-                Status::Ok => "ok",
-                Status::Changed => "changed",
-                Status::Failed => "failed",
-            };
             let detail = match (&o.error, o.changes) {
                 (Some(error), _) => error.clone(),
                 (None, 0) => String::new(),
                 (None, 1) => "1 change".into(),
                 (None, n) => format!("{n} changes"),
             };
-            text.push_str(&format!(
-                "\n  {:<width$}  {status:<8} {:>7.2}s  {detail}",
+            let line = format!(
+                "\n  {:<width$}  {:<11} {:>7.2}s  {detail}",
                 o.host,
+                o.status.label(),
                 o.duration.as_secs_f64(),
                 width = self.width
-            ));
+            );
+            text.push_str(line.trim_end());
         }
         self.emit(text.trim_end());
     }

@@ -1,8 +1,11 @@
-//! Fans a goal out over the selected hosts, each on its own script thread, and collects outcomes.
+//! Fans a job (a goal, or an ad hoc command) out over the selected hosts: each host on its own
+//! blocking thread for scripts, bounded by `--parallel`, in `--serial` batches, stopping new
+//! hosts once `--max-fail` is exceeded. Returns one outcome per host.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use miette::Diagnostic;
 use rhai::{Array, Dynamic, Map};
@@ -10,11 +13,11 @@ use thiserror::Error;
 use tokio::sync::Semaphore;
 
 use super::output::{HostOutcome, Output, Status};
-use super::session::HostSession;
-use crate::config::ConnectorKind;
+use super::session::{HostSession, Privilege, RunOptions, SessionSetup};
 use crate::inventory::{HostSpec, Inventory};
 use crate::script::{Goal, Host, ScriptContext, ScriptEngine};
 use crate::template::Templates;
+use crate::transport::ssh::{SshSettings, SshTransport, Target};
 use crate::transport::{LocalTransport, Transport};
 
 /// The name runs of host-less goals are reported under.
@@ -23,53 +26,140 @@ pub const CONTROLLER: &str = "controller";
 /// Errors found before any host is touched.
 #[derive(Debug, Error, Diagnostic)]
 pub enum RunError {
-    /// The env's connector is not available in this build.
-    #[error(
-        "env `{env}` uses the `{connector}` connector, which this build of weft cannot run yet"
-    )]
-    #[diagnostic(
-        code(weft::run::connector),
-        help("run the goal on an env with `connector = \"local\"`, e.g. `-e local`")
-    )]
-    ConnectorUnavailable { env: String, connector: String },
     /// The async runtime could not start.
     #[error("cannot start the async runtime: {0}")]
     #[diagnostic(code(weft::run::runtime))]
     Runtime(#[from] std::io::Error),
 }
 
-/// One `weft run`: a goal, its arguments and where it runs.
+/// How hosts are reached.
+pub enum Connector {
+    /// This machine; commands start in the given folder.
+    Local(PathBuf),
+    /// SSH with the run's settings.
+    Ssh(Arc<SshSettings>),
+}
+
+impl Connector {
+    /// The transport to `host`, or why its address is unusable.
+    pub fn transport(&self, host: &HostSpec) -> Result<Arc<dyn Transport>, String> {
+        match self {
+            Connector::Local(root) => Ok(Arc::new(LocalTransport::new(root.clone()))),
+            Connector::Ssh(settings) => {
+                let target = Target::parse(&host.address)?;
+                Ok(Arc::new(SshTransport::new(target, settings.clone())))
+            }
+        }
+    }
+}
+
+/// What runs on each host.
+pub enum Job {
+    /// A script goal with its command-line arguments.
+    Goal {
+        /// The compiled scripts.
+        engine: Arc<ScriptEngine>,
+        /// The goal.
+        goal: Goal,
+        /// Its arguments.
+        args: Vec<String>,
+    },
+    /// One shell command (`weft exec`).
+    Command(String),
+    /// Copy a local file or folder to every host (`weft copy`).
+    Upload {
+        /// The local path, relative to the project.
+        local: String,
+        /// The path on the host.
+        remote: String,
+    },
+    /// Copy a file from every host into `<dest>/<host>/` (`weft copy --pull`).
+    Download {
+        /// The path on the host.
+        remote: String,
+        /// The local folder.
+        dest: PathBuf,
+    },
+}
+
+impl Job {
+    fn name(&self) -> &str {
+        match self {
+            Job::Goal { goal, .. } => &goal.name,
+            Job::Command(command) => command,
+            Job::Upload { remote, .. } | Job::Download { remote, .. } => remote,
+        }
+    }
+
+    /// Whether it runs once per host (else once, on the controller).
+    pub fn per_host(&self) -> bool {
+        match self {
+            Job::Goal { goal, .. } => goal.takes_host,
+            Job::Command(_) | Job::Upload { .. } | Job::Download { .. } => true,
+        }
+    }
+}
+
+/// When to stop starting new hosts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxFail {
+    /// After more than this many failed hosts.
+    Count(usize),
+    /// After more than this share of the hosts failed.
+    Percent(f64),
+}
+
+impl MaxFail {
+    /// Parses `N` or `P%`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("`{text}` is not a count (`3`) or a percentage (`25%`)");
+        match text.strip_suffix('%') {
+            Some(p) => p
+                .parse::<f64>()
+                .ok()
+                .filter(|p| (0.0..=100.0).contains(p))
+                .map(MaxFail::Percent)
+                .ok_or_else(bad),
+            None => text.parse().map(MaxFail::Count).map_err(|_| bad()),
+        }
+    }
+
+    fn allowed(self, total: usize) -> usize {
+        match self {
+            MaxFail::Count(n) => n,
+            MaxFail::Percent(p) => (p / 100.0 * total as f64).floor() as usize,
+        }
+    }
+}
+
+/// One run: a job, where it runs and how.
 pub struct RunPlan {
-    /// The goal to call.
-    pub goal: Goal,
-    /// Its command-line arguments.
-    pub args: Vec<String>,
+    /// What runs on each host.
+    pub job: Job,
     /// The env.
     pub inventory: Inventory,
-    /// The selected hosts (ignored by host-less goals).
+    /// The selected hosts (a host-less goal runs once, on the controller).
     pub hosts: Vec<HostSpec>,
+    /// How hosts are reached.
+    pub connector: Connector,
     /// Only report what would change.
     pub check: bool,
     /// How many hosts run at once.
     pub parallel: usize,
+    /// Hosts per batch; each batch finishes before the next starts.
+    pub serial: Option<usize>,
+    /// When to stop starting new hosts.
+    pub max_fail: Option<MaxFail>,
+    /// sudo settings.
+    pub privilege: Privilege,
     /// Where events go.
     pub output: Arc<Output>,
     /// Templates for `host.template`.
     pub templates: Arc<Templates>,
-    /// The project folder: local paths and the local connector's working directory.
+    /// The project folder: local paths are taken from it.
     pub root: PathBuf,
     /// Colour in rendered errors.
     pub color: bool,
-}
-
-fn transport_for(plan: &RunPlan) -> Result<Arc<dyn Transport>, RunError> {
-    match plan.inventory.connector {
-        ConnectorKind::Local => Ok(Arc::new(LocalTransport::new(plan.root.clone()))),
-        other => Err(RunError::ConnectorUnavailable {
-            env: plan.inventory.env.clone(),
-            connector: other.as_str().into(),
-        }),
-    }
 }
 
 fn env_map(plan: &RunPlan) -> Map {
@@ -95,53 +185,106 @@ fn env_map(plan: &RunPlan) -> Map {
     env
 }
 
-/// Runs the plan and returns one outcome per host (or one for the controller).
-pub fn run(engine: Arc<ScriptEngine>, plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
-    let transport = if plan.goal.takes_host {
-        Some(transport_for(&plan)?)
-    } else {
-        None
-    };
+/// Shared state of a run in progress.
+struct Progress {
+    done: AtomicUsize,
+    failed: AtomicUsize,
+    stop: AtomicBool,
+}
+
+/// Runs the plan and returns one outcome per host (or one for the controller), in host order.
+pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .worker_threads(2)
         .build()?;
-    let plan = Arc::new(plan);
+    let setup = Arc::new(SessionSetup {
+        runtime: runtime.handle().clone(),
+        output: plan.output.clone(),
+        templates: plan.templates.clone(),
+        local_root: plan.root.clone(),
+        check: plan.check,
+        privilege: plan.privilege.clone(),
+    });
     let env = env_map(&plan);
+    let plan = Arc::new(plan);
+    let targets: Vec<Option<HostSpec>> = if plan.job.per_host() {
+        plan.hosts.iter().cloned().map(Some).collect()
+    } else {
+        vec![None]
+    };
+    let total = targets.len();
+    let batch = plan.serial.unwrap_or(total).max(1);
+    let progress = Arc::new(Progress {
+        done: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+        stop: AtomicBool::new(false),
+    });
     let outcomes = runtime.block_on(async {
+        let ticker = (total > 1).then(|| {
+            let (progress, output) = (progress.clone(), plan.output.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    let done = progress.done.load(Ordering::Relaxed);
+                    output.progress(done, total, progress.failed.load(Ordering::Relaxed));
+                }
+            })
+        });
         let permits = Arc::new(Semaphore::new(plan.parallel.max(1)));
-        let targets: Vec<Option<HostSpec>> = if plan.goal.takes_host {
-            plan.hosts.iter().cloned().map(Some).collect()
-        } else {
-            vec![None]
-        };
-        let mut tasks = Vec::new();
-        for target in targets {
-            let (plan, engine, env, transport) =
-                (plan.clone(), engine.clone(), env.clone(), transport.clone());
-            let permits = permits.clone();
-            let handle = tokio::runtime::Handle::current();
-            tasks.push(tokio::spawn(async move {
-                let _permit = permits.acquire_owned().await.ok();
-                tokio::task::spawn_blocking(move || {
-                    run_one(&engine, &plan, env, target, transport, handle)
-                })
-                .await
-            }));
-        }
-        let mut outcomes = Vec::new();
-        for task in tasks {
-            match task.await {
-                Ok(Ok(outcome)) => outcomes.push(outcome),
-                Ok(Err(join)) | Err(join) => outcomes.push(HostOutcome {
-                    host: "?".into(),
-                    status: Status::Failed,
-                    duration: Default::default(),
-                    changes: 0,
-                    error: Some(format!("internal error: {join}")),
-                    report: None,
-                }),
+        let mut outcomes = Vec::with_capacity(total);
+        for chunk in targets.chunks(batch) {
+            let mut tasks = Vec::new();
+            for target in chunk.iter().cloned() {
+                let (plan, env, setup) = (plan.clone(), env.clone(), setup.clone());
+                let (permits, progress) = (permits.clone(), progress.clone());
+                let name = target
+                    .as_ref()
+                    .map_or(CONTROLLER.to_string(), |h| h.name.clone());
+                tasks.push((
+                    name,
+                    tokio::spawn(async move {
+                        let _permit = permits.acquire_owned().await.ok();
+                        if progress.stop.load(Ordering::Relaxed) {
+                            let name = target.as_ref().map_or(CONTROLLER, |h| h.name.as_str());
+                            let why = "not started: --max-fail was exceeded".to_string();
+                            return HostOutcome::not_run(name, Status::Skipped, Some(why));
+                        }
+                        let max_fail = plan.max_fail;
+                        let outcome = tokio::task::spawn_blocking(move || {
+                            run_one(&plan, &setup, env, target)
+                        })
+                        .await
+                        .unwrap_or_else(|join| {
+                            HostOutcome::not_run(
+                                "?",
+                                Status::Failed,
+                                Some(format!("internal error: {join}")),
+                            )
+                        });
+                        progress.done.fetch_add(1, Ordering::Relaxed);
+                        if outcome.status.is_failure() {
+                            let failed = progress.failed.fetch_add(1, Ordering::Relaxed) + 1;
+                            if max_fail.is_some_and(|m| failed > m.allowed(total)) {
+                                progress.stop.store(true, Ordering::Relaxed);
+                            }
+                        }
+                        outcome
+                    }),
+                ));
             }
+            for (name, task) in tasks {
+                outcomes.push(task.await.unwrap_or_else(|join| {
+                    HostOutcome::not_run(
+                        &name,
+                        Status::Failed,
+                        Some(format!("internal error: {join}")),
+                    )
+                }));
+            }
+        }
+        if let Some(ticker) = ticker {
+            ticker.abort();
         }
         outcomes
     });
@@ -149,55 +292,78 @@ pub fn run(engine: Arc<ScriptEngine>, plan: RunPlan) -> Result<Vec<HostOutcome>,
 }
 
 fn run_one(
-    engine: &ScriptEngine,
     plan: &RunPlan,
+    setup: &SessionSetup,
     env: Map,
     target: Option<HostSpec>,
-    transport: Option<Arc<dyn Transport>>,
-    runtime: tokio::runtime::Handle,
 ) -> HostOutcome {
     let started = Instant::now();
     let name = target
         .as_ref()
         .map_or(CONTROLLER.to_string(), |h| h.name.clone());
-    plan.output.start(&name, &plan.goal.name);
-    let session = match (target, transport) {
-        (Some(spec), Some(transport)) => Some(Arc::new(HostSession::new(
-            spec,
-            transport,
-            runtime,
-            plan.output.clone(),
-            plan.templates.clone(),
-            plan.root.clone(),
-            plan.check,
-        ))),
-        _ => None,
+    plan.output.start(&name, plan.job.name());
+    let finish = |status: Status, changes: usize, error: Option<String>, report: Option<String>| {
+        let outcome = HostOutcome {
+            host: name.clone(),
+            status,
+            duration: started.elapsed(),
+            changes,
+            error,
+            report,
+        };
+        plan.output.finish(&outcome);
+        outcome
     };
-    let context = ScriptContext {
-        prefix: name.clone(),
-        output: plan.output.clone(),
-        env,
+    let session = match target {
+        Some(spec) => {
+            let transport = match plan.connector.transport(&spec) {
+                Ok(transport) => transport,
+                Err(err) => return finish(Status::Unreachable, 0, Some(err), None),
+            };
+            if let Err(err) = setup.runtime.block_on(transport.connect()) {
+                return finish(Status::Unreachable, 0, Some(err.to_string()), None);
+            }
+            Some(Arc::new(HostSession::new(spec, transport, setup)))
+        }
+        None => None,
     };
-    let rhai = engine.engine(Some(context));
-    let result = engine.call(&rhai, &plan.goal, session.clone().map(Host), &plan.args);
+    let result = match &plan.job {
+        Job::Goal { engine, goal, args } => {
+            let context = ScriptContext {
+                prefix: name.clone(),
+                output: plan.output.clone(),
+                env,
+            };
+            let rhai = engine.engine(Some(context));
+            engine
+                .call(&rhai, goal, session.clone().map(Host), args)
+                .map(|_| ())
+                .map_err(|err| {
+                    (
+                        err.to_string()
+                            .lines()
+                            .next()
+                            .unwrap_or_default()
+                            .to_string(),
+                        Some(crate::error::render(&err, plan.color)),
+                    )
+                })
+        }
+        job => match &session {
+            Some(session) => match job {
+                Job::Command(command) => session.run(command, &RunOptions::default()).map(|_| ()),
+                Job::Upload { local, remote } => session.upload(local, remote).map(|_| ()),
+                Job::Download { remote, dest } => session.download(remote, dest).map(|_| ()),
+                Job::Goal { .. } => Ok(()),
+            }
+            .map_err(|err| (err.to_string(), None)),
+            None => Ok(()),
+        },
+    };
     let changes = session.as_ref().map_or(0, |s| s.changes());
-    let (status, error, report) = match result {
-        Ok(_) if changes > 0 => (Status::Changed, None, None),
-        Ok(_) => (Status::Ok, None, None),
-        Err(err) => (
-            Status::Failed,
-            err.to_string().lines().next().map(String::from),
-            Some(crate::error::render(&err, plan.color)),
-        ),
-    };
-    let outcome = HostOutcome {
-        host: name,
-        status,
-        duration: started.elapsed(),
-        changes,
-        error,
-        report,
-    };
-    plan.output.finish(&outcome);
-    outcome
+    match result {
+        Ok(()) if changes > 0 => finish(Status::Changed, changes, None, None),
+        Ok(()) => finish(Status::Ok, changes, None, None),
+        Err((message, report)) => finish(Status::Failed, changes, Some(message), report),
+    }
 }

@@ -63,6 +63,18 @@ pub struct RunOptions {
     pub timeout: Option<Duration>,
     /// Text fed to the command's standard input.
     pub stdin: Option<String>,
+    /// Run it through sudo as this user.
+    pub sudo: Option<String>,
+}
+
+/// How commands gain privileges: a user every command becomes (`--become`) and the sudo
+/// password, fed to `sudo -S` on standard input, never in argv.
+#[derive(Debug, Clone, Default)]
+pub struct Privilege {
+    /// Every command of the goal runs as this user.
+    pub become_user: Option<String>,
+    /// The password `sudo` asks for, if any.
+    pub sudo_password: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -73,6 +85,7 @@ impl Default for RunOptions {
             quiet: false,
             timeout: None,
             stdin: None,
+            sudo: None,
         }
     }
 }
@@ -87,28 +100,38 @@ pub struct HostSession {
     templates: Arc<Templates>,
     local_root: PathBuf,
     check: bool,
+    privilege: Privilege,
     changes: AtomicUsize,
 }
 
+/// How a session is set up, beside the host and its transport.
+pub struct SessionSetup {
+    /// The run's async runtime.
+    pub runtime: Handle,
+    /// Where events go.
+    pub output: Arc<Output>,
+    /// Templates for `template` and `render`.
+    pub templates: Arc<Templates>,
+    /// Local paths (uploads) are taken from here.
+    pub local_root: PathBuf,
+    /// Only report what would change.
+    pub check: bool,
+    /// sudo settings.
+    pub privilege: Privilege,
+}
+
 impl HostSession {
-    /// A session on `spec` through `transport`; local paths are taken from `local_root`.
-    pub fn new(
-        spec: HostSpec,
-        transport: Arc<dyn Transport>,
-        runtime: Handle,
-        output: Arc<Output>,
-        templates: Arc<Templates>,
-        local_root: PathBuf,
-        check: bool,
-    ) -> Self {
+    /// A session on `spec` through `transport`.
+    pub fn new(spec: HostSpec, transport: Arc<dyn Transport>, setup: &SessionSetup) -> Self {
         HostSession {
             spec,
             transport,
-            runtime,
-            output,
-            templates,
-            local_root,
-            check,
+            runtime: setup.runtime.clone(),
+            output: setup.output.clone(),
+            templates: setup.templates.clone(),
+            local_root: setup.local_root.clone(),
+            check: setup.check,
+            privilege: setup.privilege.clone(),
             changes: AtomicUsize::new(0),
         }
     }
@@ -146,11 +169,7 @@ impl HostSession {
             );
             return Ok(None);
         }
-        let request = ExecRequest {
-            command: command.to_string(),
-            stdin: options.stdin.as_ref().map(|s| s.as_bytes().to_vec()),
-            timeout: options.timeout,
-        };
+        let request = self.privileged(command, options);
         let sink = HostSink::new(self.output.clone(), self.spec.name.clone(), options.quiet);
         let output = self
             .runtime
@@ -163,6 +182,41 @@ impl HostSession {
             });
         }
         Ok(Some(output))
+    }
+
+    /// The request for `command`, wrapped in sudo when the options or `--become` ask for it.
+    fn privileged(&self, command: &str, options: &RunOptions) -> ExecRequest {
+        let stdin = options.stdin.as_ref().map(|s| s.as_bytes().to_vec());
+        let user = options
+            .sudo
+            .as_ref()
+            .or(self.privilege.become_user.as_ref());
+        let Some(user) = user else {
+            return ExecRequest {
+                command: command.to_string(),
+                stdin,
+                timeout: options.timeout,
+            };
+        };
+        let shell = crate::shell::quote(command);
+        let user = crate::shell::quote(user);
+        match &self.privilege.sudo_password {
+            Some(password) => {
+                // `-S` reads the password from the first line of stdin; the rest is the command's.
+                let mut input = format!("{password}\n").into_bytes();
+                input.extend(stdin.unwrap_or_default());
+                ExecRequest {
+                    command: format!("sudo -S -p '' -u {user} -- sh -c {shell}"),
+                    stdin: Some(input),
+                    timeout: options.timeout,
+                }
+            }
+            None => ExecRequest {
+                command: format!("sudo -n -u {user} -- sh -c {shell}"),
+                stdin,
+                timeout: options.timeout,
+            },
+        }
     }
 
     /// Reads a file of the host; `None` when it does not exist.
@@ -181,20 +235,9 @@ impl HostSession {
         if current.as_deref() == Some(data) && mode.is_none() {
             return Ok(false);
         }
-        if current.as_deref() == Some(data) {
-            // Same bytes: only the mode may differ, and `stat` tells.
-            let stat = self.run(
-                &format!("stat -c %a {}", crate::shell::quote(path)),
-                &RunOptions {
-                    check_safe: true,
-                    quiet: true,
-                    ..RunOptions::default()
-                },
-            )?;
-            let mode_now = stat.and_then(|o| u32::from_str_radix(o.stdout.trim(), 8).ok());
-            if mode_now == mode {
-                return Ok(false);
-            }
+        // Same bytes: only the mode may differ.
+        if current.as_deref() == Some(data) && self.mode_of(path)? == mode {
+            return Ok(false);
         }
         if !self.check {
             self.runtime
@@ -214,8 +257,12 @@ impl HostSession {
         };
         let meta = std::fs::metadata(&source).map_err(read_error)?;
         if !meta.is_dir() {
-            let data = std::fs::read(&source).map_err(read_error)?;
-            return self.write_file(remote, &data, Some(file_mode(&meta)));
+            return self
+                .upload_one(&source, remote, file_mode(&meta))
+                .map_err(|e| match e {
+                    HostError::LocalRead { source, .. } => read_error(source),
+                    other => other,
+                });
         }
         let mut changed = false;
         for entry in WalkDir::new(&source).sort_by_file_name() {
@@ -240,12 +287,62 @@ impl HostSession {
                 self.changed(&format!("directory {target}"));
                 changed = true;
             } else if entry.file_type().is_file() {
-                let data = std::fs::read(entry.path()).map_err(read_error)?;
                 let meta = entry.metadata().map_err(|e| read_error(e.into()))?;
-                changed |= self.write_file(&target, &data, Some(file_mode(&meta)))?;
+                changed |= self.upload_one(entry.path(), &target, file_mode(&meta))?;
             }
         }
         Ok(changed)
+    }
+
+    /// Copies `remote` into `<dest>/<host name>/<file name>` on this machine.
+    pub fn download(&self, remote: &str, dest: &Path) -> Result<PathBuf, HostError> {
+        let name = Path::new(remote)
+            .file_name()
+            .map_or_else(|| "download".into(), |n| n.to_os_string());
+        let folder = dest.join(&self.spec.name);
+        std::fs::create_dir_all(&folder).map_err(|source| HostError::LocalRead {
+            path: folder.display().to_string(),
+            source,
+        })?;
+        let target = folder.join(name);
+        self.runtime
+            .block_on(self.transport.download_file(remote, &target))?;
+        self.log(&format!("downloaded {remote} to {}", target.display()));
+        Ok(target)
+    }
+
+    /// Streams one local file to `remote` unless the host already has the same bytes and mode.
+    fn upload_one(&self, local: &Path, remote: &str, mode: u32) -> Result<bool, HostError> {
+        let read_error = |source| HostError::LocalRead {
+            path: local.display().to_string(),
+            source,
+        };
+        let local_sum = crate::transport::sha256_local(local).map_err(read_error)?;
+        let remote_sum = self.runtime.block_on(self.transport.sha256(remote))?;
+        if remote_sum.as_deref() == Some(local_sum.as_str()) && self.mode_of(remote)? == Some(mode)
+        {
+            return Ok(false);
+        }
+        if !self.check {
+            self.runtime
+                .block_on(self.transport.upload_file(local, remote, Some(mode)))?;
+        }
+        self.changed(&format!("file {remote}"));
+        Ok(true)
+    }
+
+    /// The permission bits of a file of the host, `None` when it does not exist.
+    fn mode_of(&self, path: &str) -> Result<Option<u32>, HostError> {
+        let stat = self.run(
+            &format!("stat -c %a {} 2>/dev/null", crate::shell::quote(path)),
+            &RunOptions {
+                check_safe: true,
+                quiet: true,
+                fail_on_error: false,
+                ..RunOptions::default()
+            },
+        )?;
+        Ok(stat.and_then(|o| u32::from_str_radix(o.stdout.trim(), 8).ok()))
     }
 
     /// Renders template `name` with the host's variables, `vars` over them, into `dest`.

@@ -155,6 +155,67 @@ impl Transport for LocalTransport {
         }
         result.map_err(file_error)
     }
+
+    async fn upload_file(
+        &self,
+        local: &Path,
+        remote: &str,
+        mode: Option<u32>,
+    ) -> Result<(), TransportError> {
+        let target = self.path(remote);
+        copy_atomic(local, &target, mode)
+            .await
+            .map_err(|source| TransportError::File {
+                action: "cannot write",
+                path: remote.into(),
+                source,
+            })
+    }
+
+    async fn download_file(&self, remote: &str, local: &Path) -> Result<(), TransportError> {
+        copy_atomic(&self.path(remote), local, None)
+            .await
+            .map_err(|source| TransportError::File {
+                action: "cannot download",
+                path: remote.into(),
+                source,
+            })
+    }
+
+    async fn sha256(&self, path: &str) -> Result<Option<String>, TransportError> {
+        let target = self.path(path);
+        match tokio::task::spawn_blocking(move || super::sha256_local(&target)).await {
+            Ok(Ok(sum)) => Ok(Some(sum)),
+            Ok(Err(err)) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Ok(Err(source)) => Err(TransportError::File {
+                action: "cannot read",
+                path: path.into(),
+                source,
+            }),
+            Err(join) => Err(TransportError::File {
+                action: "cannot read",
+                path: path.into(),
+                source: std::io::Error::other(join.to_string()),
+            }),
+        }
+    }
+}
+
+/// Copies `from` to a temporary sibling of `to`, sets the mode, then renames it into place.
+async fn copy_atomic(from: &Path, to: &Path, mode: Option<u32>) -> std::io::Result<()> {
+    let tmp = temporary_sibling(to);
+    let result = async {
+        tokio::fs::copy(from, &tmp).await?;
+        if let Some(mode) = mode {
+            tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).await?;
+        }
+        tokio::fs::rename(&tmp, to).await
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
 }
 
 /// A hidden temporary name beside `target`, so the final rename stays on one filesystem.

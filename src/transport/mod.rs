@@ -1,9 +1,11 @@
 //! Transports: how commands and files reach a host. Plain async Rust, no script types.
 
-mod local;
+pub mod local;
+pub mod ssh;
 
 pub use local::LocalTransport;
 
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -60,6 +62,9 @@ pub enum TransportError {
     /// The command ran longer than its timeout.
     #[error("`{command}` timed out after {}s", .timeout.as_secs_f64())]
     Timeout { command: String, timeout: Duration },
+    /// SSH failed: connecting, authenticating, or on an open connection.
+    #[error(transparent)]
+    Ssh(#[from] ssh::SshError),
     /// Reading or writing a file failed.
     #[error("{action} `{path}`: {source}")]
     File {
@@ -73,6 +78,11 @@ pub enum TransportError {
 /// How weft talks to one host: run a command, read a file, write a file.
 #[async_trait]
 pub trait Transport: Send + Sync {
+    /// Opens the connection, so an unreachable host is known before its goal starts.
+    async fn connect(&self) -> Result<(), TransportError> {
+        Ok(())
+    }
+
     /// Runs a command, streaming its lines to `sink` as they arrive.
     async fn exec(
         &self,
@@ -90,4 +100,56 @@ pub trait Transport: Send + Sync {
         data: &[u8],
         mode: Option<u32>,
     ) -> Result<(), TransportError>;
+
+    /// Streams a local file to `remote` atomically, then sets `mode`.
+    async fn upload_file(
+        &self,
+        local: &Path,
+        remote: &str,
+        mode: Option<u32>,
+    ) -> Result<(), TransportError>;
+
+    /// Streams `remote` into the local file `local`, atomically.
+    async fn download_file(&self, remote: &str, local: &Path) -> Result<(), TransportError>;
+
+    /// The SHA-256 of a file as lowercase hex; `None` when it does not exist.
+    async fn sha256(&self, path: &str) -> Result<Option<String>, TransportError> {
+        let request = ExecRequest {
+            command: format!("sha256sum -- {} 2>/dev/null", crate::shell::quote(path)),
+            ..ExecRequest::default()
+        };
+        let out = self.exec(&request, &NoLines).await?;
+        if out.code != 0 {
+            return Ok(None);
+        }
+        Ok(out.stdout.split_whitespace().next().map(str::to_string))
+    }
+}
+
+/// A sink that drops every line, for commands weft runs for itself.
+pub struct NoLines;
+
+impl LineSink for NoLines {
+    fn line(&self, _: Stream, _: &str) {}
+}
+
+/// The SHA-256 of a local file as lowercase hex, read in chunks so memory stays flat.
+pub fn sha256_local(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }

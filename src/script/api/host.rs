@@ -23,8 +23,10 @@ fn output_map(output: Option<ExecOutput>) -> Map {
 }
 
 fn run_options(map: Map) -> ApiResult<RunOptions> {
-    let mut opts =
-        options::Options::new(map, &["check", "check_safe", "quiet", "timeout", "stdin"])?;
+    let mut opts = options::Options::new(
+        map,
+        &["check", "check_safe", "quiet", "timeout", "stdin", "sudo"],
+    )?;
     let defaults = RunOptions::default();
     Ok(RunOptions {
         fail_on_error: opts.bool("check")?.unwrap_or(defaults.fail_on_error),
@@ -32,6 +34,7 @@ fn run_options(map: Map) -> ApiResult<RunOptions> {
         quiet: opts.bool("quiet")?.unwrap_or(defaults.quiet),
         timeout: opts.seconds("timeout")?,
         stdin: opts.string("stdin")?,
+        sudo: opts.user("sudo")?,
     })
 }
 
@@ -96,7 +99,8 @@ pub mod host_api {
     /// Runs a shell command with options:
     /// `check` (default `true`: a non-zero exit fails the goal),
     /// `check_safe` (default `false`: the command only reads, so it also runs under `--check`),
-    /// `quiet` (default `false`: hide the output), `timeout` (seconds), `stdin` (text to feed it).
+    /// `quiet` (default `false`: hide the output), `timeout` (seconds), `stdin` (text to feed it),
+    /// `sudo` (`true` for root, or a user name: run it through sudo as that user).
     ///
     /// ```rhai
     /// let r = host.run("systemctl is-active nginx", #{ check: false, check_safe: true });

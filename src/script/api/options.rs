@@ -87,4 +87,19 @@ impl Options {
             })
             .transpose()
     }
+
+    /// A user to become: `true` is root, `false` nobody, a string names the user.
+    pub fn user(&mut self, key: &str) -> ApiResult<Option<String>> {
+        let Some(value) = self.take(key) else {
+            return Ok(None);
+        };
+        if let Ok(flag) = value.as_bool() {
+            return Ok(flag.then(|| "root".to_string()));
+        }
+        value
+            .clone()
+            .into_string()
+            .map(Some)
+            .map_err(|_| Self::wrong(key, "true, false or a user name", &value))
+    }
 }

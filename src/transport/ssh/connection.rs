@@ -1,0 +1,274 @@
+//! Opening one SSH connection: TCP (or a channel through jump hosts), host key check,
+//! authentication, with a timeout and jittered retries for transient failures.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, Handle};
+use russh::keys::PublicKeyOrCertificate;
+use tokio::sync::Semaphore;
+
+use super::auth::Identities;
+use super::error::SshError;
+use super::known_hosts::{forget_command, host_key_name, KnownHosts, Verdict};
+use super::ssh_config::SshConfig;
+use super::target::Target;
+
+/// What to do with a host whose key is not recorded anywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKeyPolicy {
+    /// Refuse it.
+    Strict,
+    /// Record it and go on (trust on first use); a changed key is still refused.
+    AcceptNew,
+}
+
+/// Everything shared by the connections of one run.
+pub struct SshSettings {
+    /// Recorded host keys; `accept-new` adds to them.
+    pub known_hosts: Mutex<KnownHosts>,
+    /// The key policy.
+    pub policy: HostKeyPolicy,
+    /// Loaded private keys.
+    pub identities: Identities,
+    /// `~/.ssh/config` or `-F`.
+    pub ssh_config: SshConfig,
+    /// The login user when neither the address nor the config names one.
+    pub default_user: String,
+    /// The limit for TCP connect plus handshake plus authentication.
+    pub connect_timeout: Duration,
+    /// How many times a transient failure is retried.
+    pub retries: u32,
+    /// A cap on connections being opened at once, so a big fleet is no connection storm.
+    pub opening: Semaphore,
+    /// Keepalive interval on open connections.
+    pub keepalive: Duration,
+}
+
+/// An open connection and the jump-host connections it runs through.
+pub struct Connection {
+    /// The connection to the host itself.
+    pub handle: Handle<Client>,
+    /// Jump hosts, kept open as long as the connection is.
+    _jumps: Vec<Handle<Client>>,
+}
+
+/// The russh handler: checks the host key against known_hosts.
+pub struct Client {
+    host: String,
+    port: u16,
+    settings: Arc<SshSettings>,
+}
+
+impl client::Handler for Client {
+    type Error = SshError;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, SshError> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = key else {
+            return Err(SshError::Protocol(
+                "the server presented a host certificate, which weft does not trust".into(),
+            ));
+        };
+        let target = host_key_name(&self.host, self.port);
+        let mut known = self
+            .settings
+            .known_hosts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match known.verify(&self.host, self.port, key) {
+            Verdict::Known => Ok(true),
+            Verdict::Changed { file, line } => Err(SshError::HostKeyChanged {
+                forget: forget_command(&file, &self.host, self.port),
+                target,
+                file,
+                line,
+            }),
+            Verdict::Revoked { file, line } => Err(SshError::HostKeyRevoked { target, file, line }),
+            Verdict::Unknown if self.settings.policy == HostKeyPolicy::AcceptNew => {
+                known
+                    .learn(&self.host, self.port, key)
+                    .map_err(|e| SshError::HostKeyRecord {
+                        target,
+                        message: e.to_string(),
+                    })?;
+                Ok(true)
+            }
+            Verdict::Unknown => Err(SshError::HostKeyUnknown {
+                target,
+                files: known
+                    .files()
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+}
+
+/// Where one hop goes, after applying the ssh config.
+#[derive(Debug, Clone)]
+struct Hop {
+    host: String,
+    port: u16,
+    user: String,
+    identity_files: Vec<PathBuf>,
+}
+
+impl SshSettings {
+    fn hop(&self, target: &Target) -> (Hop, Vec<String>) {
+        let config = self.ssh_config.resolve(&target.host);
+        let hop = Hop {
+            host: config
+                .hostname
+                .clone()
+                .unwrap_or_else(|| target.host.clone()),
+            port: target.port.or(config.port).unwrap_or(22),
+            user: target
+                .user
+                .clone()
+                .or(config.user.clone())
+                .unwrap_or_else(|| self.default_user.clone()),
+            identity_files: config.identity_files.clone(),
+        };
+        (hop, config.proxy_jump.unwrap_or_default())
+    }
+
+    fn client_config(&self, hop: &Hop) -> Arc<client::Config> {
+        let known_algs = self
+            .known_hosts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .algorithms_for(&hop.host, hop.port);
+        let mut preferred = russh::Preferred::default();
+        if !known_algs.is_empty() {
+            // Ask for the key types already recorded first, as OpenSSH does, so a host with
+            // several keys is not mistaken for a changed one.
+            let mut keys: Vec<_> = known_algs.clone();
+            keys.extend(
+                preferred
+                    .key
+                    .iter()
+                    .filter(|a| !known_algs.contains(a))
+                    .cloned(),
+            );
+            preferred.key = Cow::Owned(keys);
+        }
+        Arc::new(client::Config {
+            preferred,
+            nodelay: true,
+            keepalive_interval: Some(self.keepalive),
+            keepalive_max: 3,
+            inactivity_timeout: None,
+            ..Default::default()
+        })
+    }
+}
+
+/// Opens a connection to `target`, through its jump hosts, retrying transient failures.
+pub async fn connect(settings: &Arc<SshSettings>, target: &Target) -> Result<Connection, SshError> {
+    let mut attempt = 0;
+    loop {
+        let result = {
+            let _permit = settings.opening.acquire().await;
+            let shown = target.to_string();
+            match tokio::time::timeout(settings.connect_timeout, connect_once(settings, target))
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(SshError::Timeout {
+                    target: shown,
+                    seconds: settings.connect_timeout.as_secs(),
+                }),
+            }
+        };
+        match result {
+            Err(err) if err.is_transient() && attempt < settings.retries => {
+                attempt += 1;
+                let base = 200u64 << attempt.min(5);
+                let jitter = fastrand::u64(0..=base / 2);
+                tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+async fn connect_once(
+    settings: &Arc<SshSettings>,
+    target: &Target,
+) -> Result<Connection, SshError> {
+    let (hop, jumps) = settings.hop(target);
+    let mut jump_handles: Vec<Handle<Client>> = Vec::new();
+    for jump in &jumps {
+        let jump_target = Target::parse(jump).map_err(SshError::Protocol)?;
+        let (jump_hop, _) = settings.hop(&jump_target);
+        let handle = match jump_handles.last() {
+            None => open_tcp(settings, &jump_hop).await?,
+            Some(previous) => open_through(settings, previous, &jump_hop).await?,
+        };
+        jump_handles.push(handle);
+    }
+    let handle = match jump_handles.last() {
+        None => open_tcp(settings, &hop).await?,
+        Some(previous) => open_through(settings, previous, &hop).await?,
+    };
+    Ok(Connection {
+        handle,
+        _jumps: jump_handles,
+    })
+}
+
+fn handler(settings: &Arc<SshSettings>, hop: &Hop) -> Client {
+    Client {
+        host: hop.host.clone(),
+        port: hop.port,
+        settings: settings.clone(),
+    }
+}
+
+async fn open_tcp(settings: &Arc<SshSettings>, hop: &Hop) -> Result<Handle<Client>, SshError> {
+    let shown = format!("{}@{}", hop.user, host_key_name(&hop.host, hop.port));
+    let stream = tokio::net::TcpStream::connect((hop.host.as_str(), hop.port))
+        .await
+        .map_err(|source| SshError::Connect {
+            target: shown.clone(),
+            source,
+        })?;
+    let _ = stream.set_nodelay(true);
+    let mut handle =
+        client::connect_stream(settings.client_config(hop), stream, handler(settings, hop)).await?;
+    settings
+        .identities
+        .authenticate(&mut handle, &hop.user, &hop.identity_files, &shown)
+        .await?;
+    Ok(handle)
+}
+
+async fn open_through(
+    settings: &Arc<SshSettings>,
+    via: &Handle<Client>,
+    hop: &Hop,
+) -> Result<Handle<Client>, SshError> {
+    let shown = format!("{}@{}", hop.user, host_key_name(&hop.host, hop.port));
+    let channel = via
+        .channel_open_direct_tcpip(hop.host.clone(), u32::from(hop.port), "127.0.0.1", 0)
+        .await
+        .map_err(|e| SshError::Connect {
+            target: shown.clone(),
+            source: std::io::Error::other(format!("through the jump host: {e}")),
+        })?;
+    let mut handle = client::connect_stream(
+        settings.client_config(hop),
+        channel.into_stream(),
+        handler(settings, hop),
+    )
+    .await?;
+    settings
+        .identities
+        .authenticate(&mut handle, &hop.user, &hop.identity_files, &shown)
+        .await?;
+    Ok(handle)
+}

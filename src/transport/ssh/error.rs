@@ -1,0 +1,91 @@
+//! Why an SSH connection or step failed, in words that say what to do about it.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// An SSH failure on one host.
+#[derive(Debug, Error)]
+pub enum SshError {
+    /// TCP could not connect.
+    #[error("cannot connect to {target}: {source}")]
+    Connect {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Connecting (TCP and handshake) took too long.
+    #[error("connecting to {target} timed out after {seconds}s")]
+    Timeout { target: String, seconds: u64 },
+    /// The host's key differs from the recorded one.
+    #[error(
+        "the host key of {target} does not match the one in {}:{line}; it may have been \
+         reinstalled, or someone may be intercepting the connection. If the change is expected, \
+         remove the old key with `{forget}`",
+        file.display()
+    )]
+    HostKeyChanged {
+        target: String,
+        file: PathBuf,
+        line: usize,
+        forget: String,
+    },
+    /// The host is not in any known_hosts file and the policy is strict.
+    #[error(
+        "the host key of {target} is not known (checked {files}); add it to known_hosts, or run \
+         once with `--host-key-policy accept-new` to trust it on first use"
+    )]
+    HostKeyUnknown { target: String, files: String },
+    /// The host's key is marked `@revoked`.
+    #[error("the host key of {target} is revoked in {}:{line}", file.display())]
+    HostKeyRevoked {
+        target: String,
+        file: PathBuf,
+        line: usize,
+    },
+    /// A new key could not be recorded under `accept-new`.
+    #[error("cannot record the host key of {target}: {message}")]
+    HostKeyRecord { target: String, message: String },
+    /// No identity was accepted.
+    #[error("{user}@{target} refused every key offered ({tried})")]
+    Auth {
+        target: String,
+        user: String,
+        tried: String,
+    },
+    /// An identity file could not be used.
+    #[error("cannot load the identity `{}`: {message}", path.display())]
+    Key { path: PathBuf, message: String },
+    /// The SSH protocol failed.
+    #[error("ssh: {0}")]
+    Protocol(String),
+    /// SFTP failed.
+    #[error("sftp: {0}")]
+    Sftp(String),
+}
+
+impl From<russh::Error> for SshError {
+    fn from(err: russh::Error) -> Self {
+        SshError::Protocol(err.to_string())
+    }
+}
+
+impl From<russh_sftp::client::error::Error> for SshError {
+    fn from(err: russh_sftp::client::error::Error) -> Self {
+        SshError::Sftp(err.to_string())
+    }
+}
+
+impl SshError {
+    /// Whether trying again may help (the host may still be booting).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            SshError::Connect { source, .. } => !matches!(
+                source.kind(),
+                std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidInput
+            ),
+            SshError::Timeout { .. } => true,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! The SSH connector: russh connections, host keys, OpenSSH config, identities and SFTP.
+
+pub mod auth;
+pub mod connection;
+pub mod error;
+pub mod known_hosts;
+pub mod ssh_config;
+pub mod target;
+pub mod transport;
+
+pub use connection::{HostKeyPolicy, SshSettings};
+pub use error::SshError;
+pub use target::Target;
+pub use transport::SshTransport;

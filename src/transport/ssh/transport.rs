@@ -1,0 +1,329 @@
+//! The SSH transport: one connection per host for the whole run, commands on channels (capped
+//! below sshd's `MaxSessions`), files over one SFTP session, writes made atomic by a rename.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use russh::ChannelMsg;
+use russh_sftp::client::SftpSession;
+use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{OnceCell, Semaphore};
+
+use super::connection::{connect, Connection, SshSettings};
+use super::error::SshError;
+use super::target::Target;
+use crate::transport::{ExecOutput, ExecRequest, LineSink, Stream, Transport, TransportError};
+
+/// sshd allows 10 sessions per connection by default; keep one for SFTP and one spare.
+const CHANNELS_PER_CONNECTION: usize = 8;
+/// Bytes per SFTP write while streaming a file.
+const CHUNK: usize = 256 * 1024;
+
+/// One host reached over SSH.
+pub struct SshTransport {
+    target: Target,
+    settings: Arc<SshSettings>,
+    connection: OnceCell<Connection>,
+    sftp: OnceCell<SftpSession>,
+    channels: Semaphore,
+}
+
+impl SshTransport {
+    /// A transport to `target`; nothing connects until `connect` or the first use.
+    pub fn new(target: Target, settings: Arc<SshSettings>) -> Self {
+        SshTransport {
+            target,
+            settings,
+            connection: OnceCell::new(),
+            sftp: OnceCell::new(),
+            channels: Semaphore::new(CHANNELS_PER_CONNECTION),
+        }
+    }
+
+    async fn connection(&self) -> Result<&Connection, SshError> {
+        self.connection
+            .get_or_try_init(|| connect(&self.settings, &self.target))
+            .await
+    }
+
+    async fn sftp(&self) -> Result<&SftpSession, SshError> {
+        self.sftp
+            .get_or_try_init(|| async {
+                let connection = self.connection().await?;
+                let channel = connection.handle.channel_open_session().await?;
+                channel.request_subsystem(true, "sftp").await?;
+                Ok::<_, SshError>(SftpSession::new(channel.into_stream()).await?)
+            })
+            .await
+    }
+
+    async fn run_channel(
+        &self,
+        request: &ExecRequest,
+        sink: &dyn LineSink,
+    ) -> Result<ExecOutput, SshError> {
+        let connection = self.connection().await?;
+        let _permit = self.channels.acquire().await;
+        let mut channel = connection.handle.channel_open_session().await?;
+        channel.exec(true, request.command.as_bytes()).await?;
+        if let Some(stdin) = &request.stdin {
+            channel.data(&stdin[..]).await?;
+        }
+        channel.eof().await?;
+        let mut out = Lines::new(Stream::Stdout);
+        let mut err = Lines::new(Stream::Stderr);
+        let mut code = None;
+        while let Some(msg) = channel.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => out.push(&data, sink),
+                ChannelMsg::ExtendedData { data, ext: 1 } => err.push(&data, sink),
+                ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status as i32),
+                ChannelMsg::ExitSignal { .. } => code = Some(-1),
+                _ => {}
+            }
+        }
+        Ok(ExecOutput {
+            stdout: out.finish(sink),
+            stderr: err.finish(sink),
+            code: code.unwrap_or(-1),
+        })
+    }
+
+    /// Streams `reader` into a temporary file beside `path`, sets the mode, then renames it
+    /// over `path`, so a dropped connection never leaves a half-written target.
+    async fn write_atomic(
+        &self,
+        path: &str,
+        mode: Option<u32>,
+        mut reader: impl tokio::io::AsyncRead + Unpin + Send,
+    ) -> Result<(), TransportError> {
+        let sftp = self.sftp().await.map_err(TransportError::from)?;
+        let tmp = temporary_name(path);
+        let file_error = |source: std::io::Error| TransportError::File {
+            action: "cannot write",
+            path: path.to_string(),
+            source,
+        };
+        let mode = match mode {
+            Some(mode) => Some(mode),
+            None => sftp
+                .metadata(path)
+                .await
+                .ok()
+                .and_then(|m| m.permissions)
+                .map(|p| p & 0o7777),
+        };
+        let result = async {
+            let mut attrs = FileAttributes::empty();
+            attrs.permissions = Some(mode.unwrap_or(0o644));
+            let mut file = sftp
+                .open_with_flags_and_attributes(
+                    tmp.clone(),
+                    OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE,
+                    attrs,
+                )
+                .await
+                .map_err(sftp_io)?;
+            let mut buf = vec![0u8; CHUNK];
+            loop {
+                let n = reader.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                file.write_all(&buf[..n]).await?;
+            }
+            file.shutdown().await?;
+            if let Some(mode) = mode {
+                let mut attrs = FileAttributes::empty();
+                attrs.permissions = Some(mode);
+                sftp.set_metadata(tmp.clone(), attrs)
+                    .await
+                    .map_err(sftp_io)?;
+            }
+            Ok::<_, std::io::Error>(())
+        }
+        .await;
+        if let Err(err) = result {
+            let _ = sftp.remove_file(tmp.clone()).await;
+            return Err(file_error(err));
+        }
+        let rename = ExecRequest {
+            command: format!(
+                "mv -f -- {} {}",
+                crate::shell::quote(&tmp),
+                crate::shell::quote(path)
+            ),
+            ..ExecRequest::default()
+        };
+        let out = self
+            .run_channel(&rename, &Quiet)
+            .await
+            .map_err(TransportError::from)?;
+        if out.code != 0 {
+            let _ = sftp.remove_file(tmp).await;
+            return Err(file_error(std::io::Error::other(
+                out.stderr.trim().to_string(),
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn sftp_io(err: russh_sftp::client::error::Error) -> std::io::Error {
+    std::io::Error::other(err.to_string())
+}
+
+/// A hidden, unique temporary name in the same folder as `path`.
+fn temporary_name(path: &str) -> String {
+    let (dir, name) = match path.rsplit_once('/') {
+        Some((dir, name)) => (format!("{dir}/"), name),
+        None => (String::new(), path),
+    };
+    format!("{dir}.{name}.weft-{:08x}.tmp", fastrand::u32(..))
+}
+
+struct Quiet;
+
+impl LineSink for Quiet {
+    fn line(&self, _: Stream, _: &str) {}
+}
+
+/// Splits a byte stream into lines for the sink while keeping the whole text.
+struct Lines {
+    stream: Stream,
+    all: Vec<u8>,
+    start: usize,
+}
+
+impl Lines {
+    fn new(stream: Stream) -> Self {
+        Lines {
+            stream,
+            all: Vec::new(),
+            start: 0,
+        }
+    }
+
+    fn push(&mut self, data: &[u8], sink: &dyn LineSink) {
+        self.all.extend_from_slice(data);
+        while let Some(pos) = self.all[self.start..].iter().position(|b| *b == b'\n') {
+            let end = self.start + pos;
+            sink.line(
+                self.stream,
+                &String::from_utf8_lossy(&self.all[self.start..end]),
+            );
+            self.start = end + 1;
+        }
+    }
+
+    fn finish(self, sink: &dyn LineSink) -> String {
+        if self.start < self.all.len() {
+            sink.line(
+                self.stream,
+                &String::from_utf8_lossy(&self.all[self.start..]),
+            );
+        }
+        String::from_utf8_lossy(&self.all).into_owned()
+    }
+}
+
+#[async_trait]
+impl Transport for SshTransport {
+    async fn connect(&self) -> Result<(), TransportError> {
+        self.connection().await?;
+        Ok(())
+    }
+
+    async fn exec(
+        &self,
+        request: &ExecRequest,
+        sink: &dyn LineSink,
+    ) -> Result<ExecOutput, TransportError> {
+        let run = self.run_channel(request, sink);
+        match request.timeout {
+            Some(timeout) => match tokio::time::timeout(timeout, run).await {
+                Ok(result) => Ok(result?),
+                Err(_) => Err(TransportError::Timeout {
+                    command: request.command.clone(),
+                    timeout,
+                }),
+            },
+            None => Ok(run.await?),
+        }
+    }
+
+    async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
+        let sftp = self.sftp().await?;
+        let result = async {
+            let mut file = sftp.open(path).await?;
+            let mut data = Vec::new();
+            file.read_to_end(&mut data)
+                .await
+                .map_err(|e| russh_sftp::client::error::Error::IO(e.to_string()))?;
+            Ok::<_, russh_sftp::client::error::Error>(data)
+        }
+        .await;
+        match result {
+            Ok(data) => Ok(Some(data)),
+            Err(russh_sftp::client::error::Error::Status(status))
+                if status.status_code == StatusCode::NoSuchFile =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(TransportError::File {
+                action: "cannot read",
+                path: path.to_string(),
+                source: sftp_io(err),
+            }),
+        }
+    }
+
+    async fn write_file(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: Option<u32>,
+    ) -> Result<(), TransportError> {
+        self.write_atomic(path, mode, data).await
+    }
+
+    async fn upload_file(
+        &self,
+        local: &Path,
+        remote: &str,
+        mode: Option<u32>,
+    ) -> Result<(), TransportError> {
+        let file = tokio::fs::File::open(local)
+            .await
+            .map_err(|source| TransportError::File {
+                action: "cannot read local",
+                path: local.display().to_string(),
+                source,
+            })?;
+        self.write_atomic(remote, mode, file).await
+    }
+
+    async fn download_file(&self, remote: &str, local: &Path) -> Result<(), TransportError> {
+        let sftp = self.sftp().await?;
+        let io = |source| TransportError::File {
+            action: "cannot download",
+            path: remote.to_string(),
+            source,
+        };
+        let mut file = sftp.open(remote).await.map_err(|e| io(sftp_io(e)))?;
+        let tmp = crate::transport::local::temporary_sibling(local);
+        let mut out = tokio::fs::File::create(&tmp).await.map_err(io)?;
+        let copied = tokio::io::copy(&mut file, &mut out).await;
+        let finished = match copied {
+            Ok(_) => out.sync_all().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = finished {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(io(e));
+        }
+        tokio::fs::rename(&tmp, local).await.map_err(io)
+    }
+}
