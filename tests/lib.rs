@@ -1,5 +1,6 @@
 //! Integration tests: they drive the built `weft` binary against temporary projects.
 
+mod fleet;
 mod harness;
 
 mod diagnostics;
@@ -8,3 +9,4 @@ mod init;
 mod layers;
 mod project;
 mod run_local;
+mod ssh;

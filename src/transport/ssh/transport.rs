@@ -175,13 +175,14 @@ fn sftp_io(err: russh_sftp::client::error::Error) -> std::io::Error {
     std::io::Error::other(err.to_string())
 }
 
-/// A hidden, unique temporary name in the same folder as `path`.
+/// The hidden temporary name beside `path`. It is the same for every attempt, so the next
+/// upload replaces what an interrupted one left behind instead of piling up copies.
 fn temporary_name(path: &str) -> String {
     let (dir, name) = match path.rsplit_once('/') {
         Some((dir, name)) => (format!("{dir}/"), name),
         None => (String::new(), path),
     };
-    format!("{dir}.{name}.weft-{:08x}.tmp", fastrand::u32(..))
+    format!("{dir}.{name}.weft-upload")
 }
 
 struct Quiet;

@@ -1,0 +1,423 @@
+//! The SSH connector against real OpenSSH sshd hosts: fan-out, host keys, unreachable hosts,
+//! big uploads, sudo, ProxyJump and dropped connections.
+
+use std::process::Command;
+
+use crate::fleet::Fleet;
+use crate::harness::Test;
+
+fn ssh_flags(fleet: &Fleet) -> Vec<String> {
+    vec![
+        "-i".into(),
+        fleet.key(),
+        "--known-hosts".into(),
+        fleet.known_hosts(),
+    ]
+}
+
+fn args<'a>(base: &[&'a str], extra: &'a [String]) -> Vec<&'a str> {
+    base.iter()
+        .copied()
+        .chain(extra.iter().map(String::as_str))
+        .collect()
+}
+
+#[test]
+fn exec_without_a_project_prints_one_prefixed_line_per_host() {
+    let fleet = Fleet::start(3);
+    let test = Test::new();
+    let flags = ssh_flags(&fleet);
+    let addresses: Vec<String> = (0..3).map(|i| fleet.address(i, "root")).collect();
+    let mut argv = vec!["exec"];
+    for a in &addresses {
+        argv.extend(["-H", a.as_str()]);
+    }
+    let mut argv = args(&argv, &flags);
+    argv.extend(["--", "echo", "up:$(id -u)"]);
+    let out = test.run(&argv);
+    out.status(0).stdout_has("summary: 3 ok");
+    for a in &addresses {
+        out.stdout_has(&format!("{a} | up:0"));
+    }
+}
+
+#[test]
+fn a_goal_runs_on_every_host_of_the_env() {
+    let fleet = Fleet::start(3);
+    let test = Test::with_config(&fleet.config());
+    let out_dir = test.path().join("out");
+    std::fs::create_dir_all(&out_dir).expect("out dir");
+    test.write(
+        "deploy/mark.rhai",
+        &format!(
+            "/// Marks each host.\nfn mark_host(host, text) {{\n    host.write_file(`{}/${{host.name}}.txt`, text);\n    host.run(\"hostname\");\n}}\n",
+            out_dir.display()
+        ),
+    );
+    let flags = ssh_flags(&fleet);
+    let out = test.run(&args(&["run", "mark_host", "hello", "-e", "fleet"], &flags));
+    out.status(0)
+        .stdout_has("summary: 0 ok, 3 changed, 0 failed");
+    for host in &fleet.hosts {
+        assert_eq!(
+            std::fs::read_to_string(out_dir.join(format!("{}.txt", host.name))).expect("marker"),
+            "hello"
+        );
+        out.stdout_has(&format!("{} | changed: file", host.name));
+    }
+    // Idempotent over SSH too.
+    test.run(&args(&["run", "mark_host", "hello", "-e", "fleet"], &flags))
+        .status(0)
+        .stdout_has("summary: 3 ok, 0 changed");
+}
+
+#[test]
+fn a_changed_host_key_stops_that_host_only() {
+    let fleet = Fleet::start(3);
+    let test = Test::with_config(&fleet.config());
+    // Give host-1 someone else's key in a known_hosts file of our own.
+    let known = std::fs::read_to_string(fleet.known_hosts()).expect("known_hosts");
+    let lines: Vec<&str> = known.lines().collect();
+    let foreign_key = lines[0].split_once(' ').expect("key").1;
+    let port1 = fleet.hosts[1].port;
+    let tampered = format!(
+        "{}\n[127.0.0.1]:{port1} {foreign_key}\n{}\n",
+        lines[0], lines[2]
+    );
+    test.write("known_hosts", &tampered);
+    let known_path = test.path().join("known_hosts").display().to_string();
+    let marker_dir = test.path().join("ran");
+    std::fs::create_dir_all(&marker_dir).expect("dir");
+    test.write(
+        "deploy/m.rhai",
+        &format!(
+            "/// Marks.\nfn m_mark(host) {{ host.write_file(`{}/${{host.name}}`, \"x\"); }}\n",
+            marker_dir.display()
+        ),
+    );
+    let key = fleet.key();
+    let out = test.run(&[
+        "run",
+        "m_mark",
+        "-e",
+        "fleet",
+        "-i",
+        &key,
+        "--known-hosts",
+        &known_path,
+    ]);
+    out.status(1)
+        .stdout_has("summary: 0 ok, 2 changed, 0 failed, 1 unreachable")
+        .stderr_has(&format!("does not match the one in {known_path}:2"))
+        .stderr_has(&format!(
+            "ssh-keygen -f {known_path} -R '[127.0.0.1]:{port1}'"
+        ));
+    assert!(marker_dir.join("host-0").exists() && marker_dir.join("host-2").exists());
+    assert!(
+        !marker_dir.join("host-1").exists(),
+        "the goal ran on a host with a changed key"
+    );
+}
+
+#[test]
+fn unknown_keys_are_refused_unless_accept_new_records_them() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    let key = fleet.key();
+    let address = fleet.address(0, "root");
+    let empty = test.path().join("known_hosts").display().to_string();
+    test.run(&[
+        "exec",
+        "-H",
+        &address,
+        "-i",
+        &key,
+        "--known-hosts",
+        &empty,
+        "--",
+        "true",
+    ])
+    .status(1)
+    .stderr_has("is not known")
+    .stderr_has("--host-key-policy accept-new");
+    test.run(&[
+        "exec",
+        "-H",
+        &address,
+        "-i",
+        &key,
+        "--known-hosts",
+        &empty,
+        "--host-key-policy",
+        "accept-new",
+        "--",
+        "true",
+    ])
+    .status(0);
+    let recorded = std::fs::read_to_string(&empty).expect("recorded");
+    assert!(
+        recorded.starts_with(&format!("[127.0.0.1]:{} ssh-ed25519 ", fleet.hosts[0].port)),
+        "{recorded}"
+    );
+    test.run(&[
+        "exec",
+        "-H",
+        &address,
+        "-i",
+        &key,
+        "--known-hosts",
+        &empty,
+        "--",
+        "true",
+    ])
+    .status(0);
+}
+
+#[test]
+fn an_unreachable_host_does_not_stop_the_others() {
+    let fleet = Fleet::start(2);
+    let test = Test::new();
+    let flags = ssh_flags(&fleet);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let dead = format!(
+        "root@127.0.0.1:{}",
+        closed.local_addr().expect("addr").port()
+    );
+    drop(closed);
+    let (a, b) = (fleet.address(0, "root"), fleet.address(1, "root"));
+    let mut argv = args(
+        &[
+            "exec",
+            "-H",
+            &a,
+            "-H",
+            &dead,
+            "-H",
+            &b,
+            "--connect-timeout",
+            "2",
+        ],
+        &flags,
+    );
+    argv.extend(["--", "echo", "alive"]);
+    let out = test.run(&argv);
+    out.status(1)
+        .stdout_has("summary: 2 ok, 0 changed, 0 failed, 1 unreachable")
+        .stdout_has(&format!("{a} | alive"))
+        .stdout_has(&format!("{b} | alive"))
+        .stdout_has("Connection refused");
+}
+
+#[test]
+fn max_fail_stops_starting_hosts() {
+    let fleet = Fleet::start(3);
+    let test = Test::with_config(&fleet.config());
+    let flags = ssh_flags(&fleet);
+    let mut argv = args(
+        &["exec", "-e", "fleet", "-p", "1", "--max-fail", "0"],
+        &flags,
+    );
+    argv.extend(["--", "false"]);
+    test.run(&argv).status(1).stdout_has("1 failed, 2 skipped");
+}
+
+#[test]
+fn a_64_mib_upload_arrives_whole_and_is_skipped_when_unchanged() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    let data: Vec<u8> = (0..64u32 * 1024 * 1024)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(test.path().join("big.bin"), &data).expect("write");
+    let dest = test.path().join("remote");
+    std::fs::create_dir_all(&dest).expect("dest");
+    let dest_file = dest.join("big.bin").display().to_string();
+    let flags = ssh_flags(&fleet);
+    let address = fleet.address(0, "root");
+    let argv = args(&["copy", "big.bin", &dest_file, "-H", &address], &flags);
+    test.run(&argv).status(0).stdout_has("changed: file");
+    let sum = |path: &str| {
+        let out = Command::new("sha256sum")
+            .arg(path)
+            .output()
+            .expect("sha256sum");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(
+        sum(&dest_file),
+        sum(&test.path().join("big.bin").display().to_string())
+    );
+    test.run(&argv)
+        .status(0)
+        .stdout_has("summary: 1 ok, 0 changed");
+}
+
+#[test]
+fn a_dropped_connection_never_leaves_a_partial_file() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    let big = test.path().join("huge.bin");
+    let file = std::fs::File::create(&big).expect("create");
+    file.set_len(1024 * 1024 * 1024).expect("sparse file");
+    let dest = test.path().join("remote");
+    std::fs::create_dir_all(&dest).expect("dest");
+    std::fs::write(dest.join("huge.bin"), "previous release\n").expect("old");
+    let dest_file = dest.join("huge.bin").display().to_string();
+    let flags = ssh_flags(&fleet);
+    let address = fleet.address(0, "root");
+    let argv = args(&["copy", "huge.bin", &dest_file, "-H", &address], &flags);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(&argv)
+        .current_dir(test.path())
+        .env("HOME", test.path())
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("weft starts");
+    // Wait until the temporary file is being written, then cut the connection.
+    let started = std::time::Instant::now();
+    loop {
+        let writing = std::fs::read_dir(&dest)
+            .expect("list")
+            .filter_map(Result::ok)
+            .any(|e| {
+                e.file_name().to_string_lossy().ends_with(".weft-upload")
+                    && e.metadata().is_ok_and(|m| m.len() > 0)
+            });
+        if writing {
+            break;
+        }
+        assert!(started.elapsed().as_secs() < 30, "the upload never started");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    fleet.drop_connections(0);
+    let status = child.wait().expect("weft ends");
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(
+        std::fs::read_to_string(&dest_file).expect("target"),
+        "previous release\n"
+    );
+    // The next upload to the same place finishes and leaves nothing else behind.
+    std::fs::write(&big, "new release\n").expect("small");
+    test.run(&argv).status(0);
+    assert_eq!(
+        std::fs::read_to_string(&dest_file).expect("target"),
+        "new release\n"
+    );
+    let names: Vec<String> = std::fs::read_dir(&dest)
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["huge.bin"]);
+}
+
+#[test]
+fn sudo_runs_as_root_and_the_password_is_masked() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    let flags = ssh_flags(&fleet);
+    let password = fleet.sudo_password();
+    let address = fleet.address(0, "weft-test");
+    let mut argv = args(&["exec", "-H", &address, "--become"], &flags);
+    argv.extend(["--", "echo", "uid=$(id -u)", &password]);
+    let plain = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(&argv)
+        .current_dir(test.path())
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", test.path())
+        .env("NO_COLOR", "1")
+        .env("WEFT_SUDO_PASSWORD", &password)
+        .output()
+        .expect("weft runs");
+    let stdout = String::from_utf8_lossy(&plain.stdout);
+    assert_eq!(
+        plain.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+    assert!(stdout.contains("uid=0 ********"), "{stdout}");
+    assert!(
+        !stdout.contains(&password),
+        "the sudo password was printed: {stdout}"
+    );
+
+    // Without --become the same login is a plain user.
+    let mut argv = args(&["exec", "-H", &address], &flags);
+    argv.extend(["--", "id", "-u"]);
+    let out = test.run(&argv);
+    out.status(0).stdout_lacks(&format!("{address} | 0\n"));
+}
+
+#[test]
+fn proxy_jump_reaches_a_host_through_another() {
+    let fleet = Fleet::start(2);
+    let test = Test::new();
+    let (jump, target) = (fleet.hosts[0].port, fleet.hosts[1].port);
+    let key = fleet.key();
+    test.write(
+        "ssh_config",
+        &format!(
+            "Host inner\n  HostName 127.0.0.1\n  Port {target}\n  User root\n  ProxyJump root@127.0.0.1:{jump}\n"
+        ),
+    );
+    let config = test.path().join("ssh_config").display().to_string();
+    let known = fleet.known_hosts();
+    let argv = [
+        "exec",
+        "-H",
+        "root@inner",
+        "-F",
+        &config,
+        "-i",
+        &key,
+        "--known-hosts",
+        &known,
+        "--",
+        "echo",
+        "via-jump",
+    ];
+    test.run(&argv)
+        .status(0)
+        .stdout_has("root@inner | via-jump");
+    // Without the jump host the target cannot be reached this way.
+    fleet.stop_host(0);
+    test.run(&argv).status(1).stdout_has("1 unreachable");
+}
+
+#[test]
+fn weft_ssh_runs_one_command_and_returns_its_code() {
+    let fleet = Fleet::start(2);
+    let config = fleet.config() + "roles = { web = [\"host-0\", \"host-1\"] }\n";
+    let test = Test::with_config(&config);
+    let key = fleet.key();
+    let known = fleet.known_hosts();
+    let out = test.run(&[
+        "ssh",
+        "web",
+        "-o",
+        "-1",
+        "-e",
+        "fleet",
+        "-i",
+        &key,
+        "--known-hosts",
+        &known,
+        "--",
+        "echo",
+        "last;",
+        "exit",
+        "3",
+    ]);
+    out.status(3).stdout_has("last");
+    test.run(&["ssh", "web", "-o", "5", "-e", "fleet", "--", "true"])
+        .status(2)
+        .stderr_has("ordinal 5 is out of range");
+}
