@@ -13,7 +13,7 @@ use walkdir::WalkDir;
 use super::output::{HostSink, Output};
 use crate::inventory::{HostSpec, Vars};
 use crate::template::{TemplateError, Templates};
-use crate::transport::{ExecOutput, ExecRequest, Transport, TransportError};
+use crate::transport::{ExecOutput, ExecRequest, FileState, Transport, TransportError};
 
 /// Why a host step failed.
 #[derive(Debug, Error)]
@@ -317,10 +317,11 @@ impl HostSession {
             path: local.display().to_string(),
             source,
         };
-        let local_sum = crate::transport::sha256_local(local).map_err(read_error)?;
-        let remote_sum = self.runtime.block_on(self.transport.sha256(remote))?;
-        if remote_sum.as_deref() == Some(local_sum.as_str()) && self.mode_of(remote)? == Some(mode)
-        {
+        let wanted = FileState {
+            sha256: crate::transport::sha256_local(local).map_err(read_error)?,
+            mode,
+        };
+        if self.runtime.block_on(self.transport.file_state(remote))? == Some(wanted) {
             return Ok(false);
         }
         if !self.check {

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
-use super::{ExecOutput, ExecRequest, LineSink, Stream, Transport, TransportError};
+use super::{ExecOutput, ExecRequest, FileState, LineSink, Stream, Transport, TransportError};
 
 /// Runs everything on this machine, relative paths taken from `cwd`.
 #[derive(Debug, Clone)]
@@ -182,20 +182,23 @@ impl Transport for LocalTransport {
             })
     }
 
-    async fn sha256(&self, path: &str) -> Result<Option<String>, TransportError> {
+    async fn file_state(&self, path: &str) -> Result<Option<FileState>, TransportError> {
         let target = self.path(path);
-        match tokio::task::spawn_blocking(move || super::sha256_local(&target)).await {
-            Ok(Ok(sum)) => Ok(Some(sum)),
-            Ok(Err(err)) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Ok(Err(source)) => Err(TransportError::File {
+        let state = tokio::task::spawn_blocking(move || {
+            let mode = std::fs::metadata(&target)?.permissions().mode() & 0o7777;
+            let sha256 = super::sha256_local(&target)?;
+            Ok::<_, std::io::Error>(FileState { sha256, mode })
+        })
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|r| r);
+        match state {
+            Ok(state) => Ok(Some(state)),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(TransportError::File {
                 action: "cannot read",
                 path: path.into(),
                 source,
-            }),
-            Err(join) => Err(TransportError::File {
-                action: "cannot read",
-                path: path.into(),
-                source: std::io::Error::other(join.to_string()),
             }),
         }
     }

@@ -112,18 +112,37 @@ pub trait Transport: Send + Sync {
     /// Streams `remote` into the local file `local`, atomically.
     async fn download_file(&self, remote: &str, local: &Path) -> Result<(), TransportError>;
 
-    /// The SHA-256 of a file as lowercase hex; `None` when it does not exist.
-    async fn sha256(&self, path: &str) -> Result<Option<String>, TransportError> {
+    /// The SHA-256 and permission bits of a file; `None` when it does not exist. One command,
+    /// so checking whether an upload can be skipped costs one round trip.
+    async fn file_state(&self, path: &str) -> Result<Option<FileState>, TransportError> {
+        let path = crate::shell::quote(path);
         let request = ExecRequest {
-            command: format!("sha256sum -- {} 2>/dev/null", crate::shell::quote(path)),
+            command: format!("stat -c %a -- {path} 2>/dev/null && sha256sum -- {path}"),
             ..ExecRequest::default()
         };
         let out = self.exec(&request, &NoLines).await?;
-        if out.code != 0 {
+        let mut lines = out.stdout.lines();
+        let (Some(mode), Some(sum)) = (lines.next(), lines.next()) else {
             return Ok(None);
-        }
-        Ok(out.stdout.split_whitespace().next().map(str::to_string))
+        };
+        Ok(Some(FileState {
+            mode: u32::from_str_radix(mode.trim(), 8).unwrap_or(0),
+            sha256: sum
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        }))
     }
+}
+
+/// What weft compares before sending a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileState {
+    /// Lowercase hex SHA-256 of the content.
+    pub sha256: String,
+    /// Permission bits.
+    pub mode: u32,
 }
 
 /// A sink that drops every line, for commands weft runs for itself.
@@ -139,7 +158,7 @@ pub fn sha256_local(path: &Path) -> std::io::Result<String> {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
     let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = file.read(&mut buf)?;
         if n == 0 {

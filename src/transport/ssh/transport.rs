@@ -19,7 +19,7 @@ use crate::transport::{ExecOutput, ExecRequest, LineSink, Stream, Transport, Tra
 /// sshd allows 10 sessions per connection by default; keep one for SFTP and one spare.
 const CHANNELS_PER_CONNECTION: usize = 8;
 /// Bytes per SFTP write while streaming a file.
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 64 * 1024;
 
 /// One host reached over SSH.
 pub struct SshTransport {
