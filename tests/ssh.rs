@@ -421,3 +421,200 @@ fn weft_ssh_runs_one_command_and_returns_its_code() {
         .status(2)
         .stderr_has("ordinal 5 is out of range");
 }
+
+/// Makes a key pair of `kind` in `dir`, optionally encrypted, and lets it log in to the fleet.
+fn authorize_new_key(fleet: &Fleet, dir: &std::path::Path, kind: &str, passphrase: &str) -> String {
+    let key = dir.join(format!("id_{kind}"));
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", kind, "-N", passphrase, "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).expect("public key");
+    let mut authorized = std::fs::OpenOptions::new()
+        .append(true)
+        .open(fleet.path("authorized_keys"))
+        .expect("authorized_keys");
+    std::io::Write::write_all(&mut authorized, public.as_bytes()).expect("append");
+    key.display().to_string()
+}
+
+#[test]
+fn rsa_ecdsa_and_encrypted_keys_log_in() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    let address = fleet.address(0, "root");
+    let known = fleet.known_hosts();
+    for kind in ["rsa", "ecdsa"] {
+        let key = authorize_new_key(&fleet, test.path(), kind, "");
+        test.run(&[
+            "exec",
+            "-H",
+            &address,
+            "-i",
+            &key,
+            "--known-hosts",
+            &known,
+            "--",
+            "echo",
+            kind,
+        ])
+        .status(0)
+        .stdout_has(&format!("| {kind}"));
+    }
+    let key = authorize_new_key(&fleet, test.path(), "ed25519", "sesame");
+    let run = |passphrase: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+        command
+            .args([
+                "exec",
+                "-H",
+                &address,
+                "-i",
+                &key,
+                "--known-hosts",
+                &known,
+                "--",
+                "echo",
+                "unlocked",
+            ])
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", test.path())
+            .stdin(std::process::Stdio::null());
+        if let Some(p) = passphrase {
+            command.env("WEFT_SSH_PASSPHRASE", p);
+        }
+        command.output().expect("weft runs")
+    };
+    let ok = run(Some("sesame"));
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("| unlocked"));
+    let wrong = run(Some("wrong"));
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("cannot load the identity"));
+}
+
+#[test]
+fn keys_held_by_ssh_agent_log_in() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    let key = authorize_new_key(&fleet, test.path(), "ed25519", "");
+    let socket = test.path().join("agent.sock");
+    let agent = Command::new("ssh-agent")
+        .arg("-a")
+        .arg(&socket)
+        .output()
+        .expect("ssh-agent");
+    assert!(agent.status.success());
+    let agent_pid = String::from_utf8_lossy(&agent.stdout)
+        .split("SSH_AGENT_PID=")
+        .nth(1)
+        .and_then(|s| s.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    let added = Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .expect("ssh-add");
+    assert!(added.status.success());
+    std::fs::remove_file(&key).expect("only the agent holds the key now");
+    let address = fleet.address(0, "root");
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args([
+            "exec",
+            "-H",
+            &address,
+            "--known-hosts",
+            &fleet.known_hosts(),
+            "--",
+            "echo",
+            "agent-ok",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", test.path())
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .expect("weft runs");
+    let _ = Command::new("kill").arg(&agent_pid).status();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("| agent-ok"));
+}
+
+#[test]
+fn copy_pull_fetches_a_file_from_every_host() {
+    let fleet = Fleet::start(2);
+    let test = Test::with_config(&fleet.config());
+    let source = test.path().join("remote-report.txt");
+    std::fs::write(&source, "report\n").expect("write");
+    let flags = ssh_flags(&fleet);
+    let source_text = source.display().to_string();
+    test.run(&args(
+        &["copy", "--pull", &source_text, "fetched", "-e", "fleet"],
+        &flags,
+    ))
+    .status(0)
+    .stdout_has("downloaded");
+    for host in &fleet.hosts {
+        assert_eq!(
+            test.read(&format!("fetched/{}/remote-report.txt", host.name)),
+            "report\n"
+        );
+    }
+}
+
+#[test]
+fn serial_batches_finish_before_the_next_starts_and_json_masks_secrets() {
+    let fleet = Fleet::start(4);
+    let test = Test::with_config(&fleet.config());
+    let flags = ssh_flags(&fleet);
+    let mut argv = args(&["exec", "-e", "fleet", "--serial", "2", "--json"], &flags);
+    argv.extend([
+        "--",
+        "echo",
+        "start $(date +%s%N); sleep 0.3; echo end $(date +%s%N); printf 's3cr\\042et\\n'",
+    ]);
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .args(&argv)
+        .current_dir(test.path())
+        .env("HOME", test.path())
+        .env("WEFT_SUDO_PASSWORD", "s3cr\"et")
+        .output()
+        .expect("weft runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    // The secret `s3cr"et`, as JSON writes it, is never there; its mask is.
+    assert!(
+        !stdout.contains("s3cr\\\"et"),
+        "a secret reached the JSON output: {stdout}"
+    );
+    assert!(stdout.contains(r#""line":"********""#), "{stdout}");
+    let mut spans: Vec<(String, u128, u128)> = Vec::new();
+    for host in &fleet.hosts {
+        let times: Vec<u128> = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["host"] == host.name.as_str() && e["event"] == "output")
+            .filter_map(|e| e["line"].as_str()?.split_whitespace().nth(1)?.parse().ok())
+            .collect();
+        assert_eq!(times.len(), 2, "{stdout}");
+        spans.push((host.name.clone(), times[0], times[1]));
+    }
+    // host-0 and host-1 form the first batch: both end before host-2 or host-3 starts.
+    let first_end = spans[..2].iter().map(|s| s.2).max().unwrap_or_default();
+    let second_start = spans[2..].iter().map(|s| s.1).min().unwrap_or_default();
+    assert!(first_end <= second_start, "batches overlapped: {spans:?}");
+}
