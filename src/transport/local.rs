@@ -173,7 +173,7 @@ impl Transport for LocalTransport {
     }
 
     async fn download_file(&self, remote: &str, local: &Path) -> Result<(), TransportError> {
-        copy_atomic(&self.path(remote), local, None)
+        copy_tree(&self.path(remote), local)
             .await
             .map_err(|source| TransportError::File {
                 action: "cannot download",
@@ -202,6 +202,33 @@ impl Transport for LocalTransport {
             }),
         }
     }
+}
+
+/// Copies a file, or a folder with everything in it, keeping modes.
+async fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let meta = tokio::fs::metadata(from).await?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if !meta.is_dir() {
+        return copy_atomic(from, to, Some(mode)).await;
+    }
+    for entry in walkdir::WalkDir::new(from).sort_by_file_name() {
+        let entry = entry.map_err(std::io::Error::from)?;
+        let rel = entry.path().strip_prefix(from).unwrap_or(Path::new(""));
+        let target = to.join(rel);
+        let mode = entry
+            .metadata()
+            .map_err(std::io::Error::from)?
+            .permissions()
+            .mode()
+            & 0o7777;
+        if entry.file_type().is_dir() {
+            tokio::fs::create_dir_all(&target).await?;
+            tokio::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).await?;
+        } else if entry.file_type().is_file() {
+            copy_atomic(entry.path(), &target, Some(mode)).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Copies `from` to a temporary sibling of `to`, sets the mode, then renames it into place.

@@ -171,6 +171,69 @@ impl SshTransport {
     }
 }
 
+impl SshTransport {
+    /// Copies a remote file, or a folder with everything in it, keeping modes.
+    fn download_tree(
+        &self,
+        remote: String,
+        local: std::path::PathBuf,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), TransportError>> + Send + '_>>
+    {
+        Box::pin(async move {
+            let sftp = self.sftp().await?;
+            let io = |source| TransportError::File {
+                action: "cannot download",
+                path: remote.clone(),
+                source,
+            };
+            let meta = sftp
+                .metadata(remote.clone())
+                .await
+                .map_err(|e| io(sftp_io(e)))?;
+            let mode = meta.permissions.map(|p| p & 0o7777);
+            if meta.is_dir() {
+                tokio::fs::create_dir_all(&local).await.map_err(io)?;
+                let entries = sftp
+                    .read_dir(remote.clone())
+                    .await
+                    .map_err(|e| io(sftp_io(e)))?;
+                for entry in entries {
+                    let name = entry.file_name();
+                    if name == "." || name == ".." {
+                        continue;
+                    }
+                    let child = format!("{}/{name}", remote.trim_end_matches('/'));
+                    self.download_tree(child, local.join(&name)).await?;
+                }
+            } else {
+                let mut file = sftp
+                    .open(remote.clone())
+                    .await
+                    .map_err(|e| io(sftp_io(e)))?;
+                let tmp = crate::transport::local::temporary_sibling(&local);
+                let copied = async {
+                    let mut out = tokio::fs::File::create(&tmp).await?;
+                    tokio::io::copy(&mut file, &mut out).await?;
+                    out.sync_all().await
+                }
+                .await;
+                if let Err(e) = copied {
+                    let _ = tokio::fs::remove_file(&tmp).await;
+                    return Err(io(e));
+                }
+                tokio::fs::rename(&tmp, &local).await.map_err(io)?;
+            }
+            if let Some(mode) = mode {
+                use std::os::unix::fs::PermissionsExt;
+                tokio::fs::set_permissions(&local, std::fs::Permissions::from_mode(mode))
+                    .await
+                    .map_err(io)?;
+            }
+            Ok(())
+        })
+    }
+}
+
 fn sftp_io(err: russh_sftp::client::error::Error) -> std::io::Error {
     std::io::Error::other(err.to_string())
 }
@@ -307,24 +370,7 @@ impl Transport for SshTransport {
     }
 
     async fn download_file(&self, remote: &str, local: &Path) -> Result<(), TransportError> {
-        let sftp = self.sftp().await?;
-        let io = |source| TransportError::File {
-            action: "cannot download",
-            path: remote.to_string(),
-            source,
-        };
-        let mut file = sftp.open(remote).await.map_err(|e| io(sftp_io(e)))?;
-        let tmp = crate::transport::local::temporary_sibling(local);
-        let mut out = tokio::fs::File::create(&tmp).await.map_err(io)?;
-        let copied = tokio::io::copy(&mut file, &mut out).await;
-        let finished = match copied {
-            Ok(_) => out.sync_all().await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = finished {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(io(e));
-        }
-        tokio::fs::rename(&tmp, local).await.map_err(io)
+        self.download_tree(remote.to_string(), local.to_path_buf())
+            .await
     }
 }
