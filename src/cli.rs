@@ -77,11 +77,15 @@ pub enum Command {
     },
     /// Show the reference of the functions scripts can call.
     Doc {
-        /// A function name; all of them when absent.
+        /// A topic (`files`, `packages`, `users`, `services`, ...) or a function name; all
+        /// of them when absent.
         name: Option<String>,
         /// Print Rhai definitions for editors instead (see editors/).
         #[arg(long, conflicts_with = "name")]
         definitions: bool,
+        /// Print the whole reference as Markdown (docs/reference.md).
+        #[arg(long, conflicts_with_all = ["name", "definitions"])]
+        markdown: bool,
     },
     /// Print a shell completion script.
     Completions {
@@ -224,6 +228,9 @@ pub struct RunArgs {
     /// Report what would change; change nothing.
     #[arg(long)]
     pub check: bool,
+    /// Show a unified diff of every file, template and line change.
+    #[arg(long)]
+    pub diff: bool,
     #[command(flatten)]
     pub connect: ConnectArgs,
     #[command(flatten)]

@@ -133,6 +133,20 @@ impl Templates {
         })
     }
 
+    /// Whether the source of template `name` contains `word` (e.g. whether it uses facts).
+    pub fn mentions(&self, name: &str, word: &str) -> bool {
+        let Ok(compiled) = self.compile() else {
+            return false;
+        };
+        let Ok(name) = self.lookup(compiled, name) else {
+            return false;
+        };
+        compiled
+            .sources
+            .get(&name)
+            .is_some_and(|s| s.text().contains(word))
+    }
+
     /// Renders template `name` with `vars`.
     pub fn render(&self, name: &str, vars: &Vars) -> Result<String, TemplateError> {
         let compiled = self.compile()?;

@@ -33,6 +33,7 @@ pub fn copy(ctx: &Context, args: CopyArgs) -> Result<i32> {
         templates: Arc::new(Templates::new(layers)),
         selection,
         check: false,
+        diff: false,
     };
     fanout::execute(fan, job, &args.connect, &args.fanout)
 }

@@ -22,6 +22,7 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> Result<i32> {
         templates: Arc::new(Templates::new(layers)),
         selection,
         check: false,
+        diff: false,
     };
     fanout::execute(fan, job, &args.connect, &args.fanout)
 }

@@ -239,6 +239,8 @@ pub struct Fanout<'a> {
     pub selection: Selection,
     /// `--check`.
     pub check: bool,
+    /// `--diff`.
+    pub diff: bool,
 }
 
 /// Runs `job` over the selection and prints the summary; exit 1 when any host failed.
@@ -273,6 +275,7 @@ pub fn execute(
         hosts: fanout.selection.hosts,
         connector,
         check: fanout.check,
+        diff: fanout.diff,
         parallel: args.parallel,
         serial: args.serial,
         max_fail,

@@ -53,7 +53,11 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
         } => init::init(ctx, dir, &skeleton, name),
         Command::Stdlib { command } => stdlib::stdlib(ctx, command),
         Command::Template { command } => template::template(ctx, command),
-        Command::Doc { name, definitions } => doc::doc(name.as_deref(), definitions),
+        Command::Doc {
+            name,
+            definitions,
+            markdown,
+        } => doc::doc(name.as_deref(), definitions, markdown),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "weft", &mut std::io::stdout());

@@ -29,6 +29,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         templates: Arc::new(Templates::new(layers)),
         selection,
         check: args.check,
+        diff: args.diff,
     };
     fanout::execute(fan, job, &args.connect, &args.fanout)
 }

@@ -1,5 +1,6 @@
 //! Running a goal: sessions on hosts, live output, the report.
 
+pub mod ops;
 pub mod output;
 pub mod runner;
 pub mod session;

@@ -2,7 +2,7 @@
 //! Every line passes through the mask, so secrets (the sudo password) never reach the screen.
 
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use serde_json::json;
@@ -15,7 +15,7 @@ pub struct Output {
     json: bool,
     color: bool,
     width: usize,
-    secrets: Vec<String>,
+    secrets: RwLock<Vec<String>>,
     lock: Mutex<()>,
 }
 
@@ -64,6 +64,8 @@ pub struct HostOutcome {
     pub duration: Duration,
     /// How many changes the goal made (or would make under `--check`).
     pub changes: usize,
+    /// How many operations found the host already as wanted.
+    pub unchanged: usize,
     /// The error's one-line message, when the host failed.
     pub error: Option<String>,
     /// The error with its source snippet, as printed when the host failed.
@@ -79,6 +81,7 @@ impl HostOutcome {
             status,
             duration: Duration::ZERO,
             changes: 0,
+            unchanged: 0,
             error,
             report: None,
         }
@@ -98,7 +101,7 @@ impl Output {
             json,
             color: color && !json,
             width,
-            secrets: secrets.into_iter().filter(|s| !s.is_empty()).collect(),
+            secrets: RwLock::new(secrets.into_iter().filter(|s| !s.is_empty()).collect()),
             lock: Mutex::new(()),
         })
     }
@@ -106,7 +109,8 @@ impl Output {
     /// `text` with every secret replaced by `********`, also in its JSON-escaped form.
     pub fn mask(&self, text: &str) -> String {
         let mut text = text.to_string();
-        for secret in &self.secrets {
+        let secrets = self.secrets.read().unwrap_or_else(|e| e.into_inner());
+        for secret in secrets.iter() {
             text = text.replace(secret.as_str(), "********");
             let escaped = serde_json::to_string(secret).unwrap_or_default();
             let escaped = escaped.trim_matches('"');
@@ -115,6 +119,19 @@ impl Output {
             }
         }
         text
+    }
+
+    /// Masks `value` in everything printed from now on (values marked sensitive by scripts).
+    pub fn add_secret(&self, value: &str) {
+        if value.is_empty() {
+            return;
+        }
+        let mut secrets = self.secrets.write().unwrap_or_else(|e| e.into_inner());
+        if !secrets.iter().any(|s| s == value) {
+            secrets.push(value.to_string());
+            // Longer secrets first, so one that contains another is masked whole.
+            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        }
     }
 
     fn emit(&self, text: &str) {
@@ -168,6 +185,28 @@ impl Output {
             );
         } else {
             self.emit(&format!("{} {verb}: {step}", self.prefix(host)));
+        }
+    }
+
+    /// An operation that found the host as wanted.
+    pub fn unchanged(&self, host: &str, step: &str) {
+        if self.json {
+            self.emit(&json!({"event": "unchanged", "host": host, "step": step}).to_string());
+        } else {
+            self.emit(&format!("{} ok: {step}", self.prefix(host)));
+        }
+    }
+
+    /// A unified diff of a file change (`--diff`).
+    pub fn diff(&self, host: &str, path: &str, diff: &str) {
+        if self.json {
+            self.emit(
+                &json!({"event": "diff", "host": host, "path": path, "diff": diff}).to_string(),
+            );
+        } else {
+            let prefix = self.prefix(host);
+            let text: Vec<String> = diff.lines().map(|l| format!("{prefix} {l}")).collect();
+            self.emit(&text.join("\n"));
         }
     }
 
@@ -233,11 +272,12 @@ impl Output {
             .collect();
         let mut text = format!("\nsummary: {}", totals.join(", "));
         for o in outcomes {
-            let detail = match (&o.error, o.changes) {
-                (Some(error), _) => error.clone(),
-                (None, 0) => String::new(),
-                (None, 1) => "1 change".into(),
-                (None, n) => format!("{n} changes"),
+            let detail = match (&o.error, o.changes, o.unchanged) {
+                (Some(error), _, _) => error.clone(),
+                (None, 0, 0) => String::new(),
+                (None, 1, 0) => "1 change".into(),
+                (None, n, 0) => format!("{n} changes"),
+                (None, n, u) => format!("{n} changed, {u} unchanged"),
             };
             let line = format!(
                 "\n  {:<width$}  {:<11} {:>7.2}s  {detail}",

@@ -144,6 +144,8 @@ pub struct RunPlan {
     pub connector: Connector,
     /// Only report what would change.
     pub check: bool,
+    /// Show a diff of every file change.
+    pub diff: bool,
     /// How many hosts run at once.
     pub parallel: usize,
     /// Hosts per batch; each batch finishes before the next starts.
@@ -204,6 +206,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
         templates: plan.templates.clone(),
         local_root: plan.root.clone(),
         check: plan.check,
+        diff: plan.diff,
         privilege: plan.privilege.clone(),
     });
     let env = env_map(&plan);
@@ -302,26 +305,28 @@ fn run_one(
         .as_ref()
         .map_or(CONTROLLER.to_string(), |h| h.name.clone());
     plan.output.start(&name, plan.job.name());
-    let finish = |status: Status, changes: usize, error: Option<String>, report: Option<String>| {
-        let outcome = HostOutcome {
-            host: name.clone(),
-            status,
-            duration: started.elapsed(),
-            changes,
-            error,
-            report,
+    let finish =
+        |status: Status, counts: (usize, usize), error: Option<String>, report: Option<String>| {
+            let outcome = HostOutcome {
+                host: name.clone(),
+                status,
+                duration: started.elapsed(),
+                changes: counts.0,
+                unchanged: counts.1,
+                error,
+                report,
+            };
+            plan.output.finish(&outcome);
+            outcome
         };
-        plan.output.finish(&outcome);
-        outcome
-    };
     let session = match target {
         Some(spec) => {
             let transport = match plan.connector.transport(&spec) {
                 Ok(transport) => transport,
-                Err(err) => return finish(Status::Unreachable, 0, Some(err), None),
+                Err(err) => return finish(Status::Unreachable, (0, 0), Some(err), None),
             };
             if let Err(err) = setup.runtime.block_on(transport.connect()) {
-                return finish(Status::Unreachable, 0, Some(err.to_string()), None);
+                return finish(Status::Unreachable, (0, 0), Some(err.to_string()), None);
             }
             Some(Arc::new(HostSession::new(spec, transport, setup)))
         }
@@ -360,10 +365,30 @@ fn run_one(
             None => Ok(()),
         },
     };
-    let changes = session.as_ref().map_or(0, |s| s.changes());
+    // Reloads and restarts asked for by changes run once, after a goal that succeeded.
+    let result = match (result, &session) {
+        (Ok(()), Some(session)) => run_handlers(session).map_err(|err| (err.to_string(), None)),
+        (other, _) => other,
+    };
+    let counts = session
+        .as_ref()
+        .map_or((0, 0), |s| (s.changes(), s.unchanged()));
     match result {
-        Ok(()) if changes > 0 => finish(Status::Changed, changes, None, None),
-        Ok(()) => finish(Status::Ok, changes, None, None),
-        Err((message, report)) => finish(Status::Failed, changes, Some(message), report),
+        Ok(()) if counts.0 > 0 => finish(Status::Changed, counts, None, None),
+        Ok(()) => finish(Status::Ok, counts, None, None),
+        Err((message, report)) => finish(Status::Failed, counts, Some(message), report),
     }
+}
+
+fn run_handlers(session: &HostSession) -> Result<(), crate::exec::session::HostError> {
+    for handler in session.take_handlers() {
+        let manager = handler
+            .manager
+            .as_deref()
+            .map(crate::exec::ops::services::ServiceManager::parse)
+            .transpose()
+            .map_err(|e| crate::exec::ops::fail("handler", e))?;
+        crate::exec::ops::services::act_now(session, &handler.service, &handler.action, manager)?;
+    }
+    Ok(())
 }

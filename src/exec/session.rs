@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use thiserror::Error;
@@ -100,8 +100,22 @@ pub struct HostSession {
     templates: Arc<Templates>,
     local_root: PathBuf,
     check: bool,
+    diff: bool,
     privilege: Privilege,
-    changes: AtomicUsize,
+    changed: AtomicUsize,
+    unchanged: AtomicUsize,
+    handlers: Mutex<Vec<Handler>>,
+}
+
+/// A service action requested by a change, run once when the goal ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handler {
+    /// The service.
+    pub service: String,
+    /// `reload` or `restart`.
+    pub action: String,
+    /// The process manager, when not detected.
+    pub manager: Option<String>,
 }
 
 /// How a session is set up, beside the host and its transport.
@@ -116,6 +130,8 @@ pub struct SessionSetup {
     pub local_root: PathBuf,
     /// Only report what would change.
     pub check: bool,
+    /// Show a unified diff of every file change.
+    pub diff: bool,
     /// sudo settings.
     pub privilege: Privilege,
 }
@@ -131,14 +147,22 @@ impl HostSession {
             templates: setup.templates.clone(),
             local_root: setup.local_root.clone(),
             check: setup.check,
+            diff: setup.diff,
             privilege: setup.privilege.clone(),
-            changes: AtomicUsize::new(0),
+            changed: AtomicUsize::new(0),
+            unchanged: AtomicUsize::new(0),
+            handlers: Mutex::new(Vec::new()),
         }
     }
 
     /// How many steps changed (or would change) the host so far.
     pub fn changes(&self) -> usize {
-        self.changes.load(Ordering::Relaxed)
+        self.changed.load(Ordering::Relaxed)
+    }
+
+    /// How many operations found the host already as wanted.
+    pub fn unchanged(&self) -> usize {
+        self.unchanged.load(Ordering::Relaxed)
     }
 
     /// Whether the run only reports what it would do.
@@ -151,9 +175,94 @@ impl HostSession {
         self.output.log(&self.spec.name, message);
     }
 
-    fn changed(&self, step: &str) {
-        self.changes.fetch_add(1, Ordering::Relaxed);
+    /// Records a step that changed (or under `--check` would change) the host.
+    pub fn changed(&self, step: &str) {
+        self.changed.fetch_add(1, Ordering::Relaxed);
         self.output.change(&self.spec.name, step, self.check);
+    }
+
+    /// Records an operation that found the host as wanted, and why nothing was done.
+    pub fn unchanged_step(&self, step: &str) {
+        self.unchanged.fetch_add(1, Ordering::Relaxed);
+        self.output.unchanged(&self.spec.name, step);
+    }
+
+    /// Records the result of an operation; returns `changed`.
+    pub fn report(&self, step: &str, changed: bool) -> bool {
+        if changed {
+            self.changed(step);
+        } else {
+            self.unchanged_step(step);
+        }
+        changed
+    }
+
+    /// Shows how a file's text changes, under `--diff`; sensitive content is never shown.
+    pub fn show_diff(&self, path: &str, old: Option<&str>, new: &str, sensitive: bool) {
+        if !self.diff {
+            return;
+        }
+        if sensitive {
+            self.output.log(
+                &self.spec.name,
+                &format!("--- {path}: sensitive content, diff hidden"),
+            );
+            return;
+        }
+        let old = old.unwrap_or_default();
+        let diff = similar::TextDiff::from_lines(old, new);
+        let text = diff
+            .unified_diff()
+            .context_radius(3)
+            .header(&format!("{path} (before)"), &format!("{path} (after)"))
+            .to_string();
+        self.output.diff(&self.spec.name, path, &text);
+    }
+
+    /// Marks a value as secret: it is masked in every output from now on.
+    pub fn add_secret(&self, value: &str) {
+        self.output.add_secret(value);
+    }
+
+    /// Runs a read-only command (also under `--check`), quietly, whatever its exit code.
+    pub fn probe(&self, command: &str) -> Result<ExecOutput, HostError> {
+        let options = RunOptions {
+            check_safe: true,
+            quiet: true,
+            fail_on_error: false,
+            ..RunOptions::default()
+        };
+        Ok(self.run(command, &options)?.unwrap_or_default())
+    }
+
+    /// Runs a command that changes the host, quietly; skipped under `--check`.
+    pub fn act(&self, command: &str) -> Result<(), HostError> {
+        if self.check {
+            return Ok(());
+        }
+        let options = RunOptions {
+            quiet: true,
+            ..RunOptions::default()
+        };
+        self.run(command, &options).map(|_| ())
+    }
+
+    /// Asks for `action` (`reload` or `restart`) of `service` when the goal ends, once.
+    pub fn notify(&self, service: &str, action: &str, manager: Option<String>) {
+        let handler = Handler {
+            service: service.to_string(),
+            action: action.to_string(),
+            manager,
+        };
+        let mut handlers = self.handlers.lock().unwrap_or_else(|e| e.into_inner());
+        if !handlers.contains(&handler) {
+            handlers.push(handler);
+        }
+    }
+
+    /// Takes the handlers requested so far, in request order.
+    pub fn take_handlers(&self) -> Vec<Handler> {
+        std::mem::take(&mut *self.handlers.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Runs a shell command; `None` when `--check` skipped it.
@@ -231,20 +340,26 @@ impl HostSession {
         data: &[u8],
         mode: Option<u32>,
     ) -> Result<bool, HostError> {
-        let current = self.read_file(path)?;
-        if current.as_deref() == Some(data) && mode.is_none() {
-            return Ok(false);
-        }
-        // Same bytes: only the mode may differ.
-        if current.as_deref() == Some(data) && self.mode_of(path)? == mode {
-            return Ok(false);
-        }
+        let spec = super::ops::files::FileSpec {
+            content: Some(data.to_vec()),
+            mode,
+            ..Default::default()
+        };
+        super::ops::files::file(self, path, &spec)
+    }
+
+    /// Replaces `path` atomically with `data` (nothing under `--check`), without comparing.
+    pub fn put_file(&self, path: &str, data: &[u8], mode: Option<u32>) -> Result<(), HostError> {
         if !self.check {
             self.runtime
                 .block_on(self.transport.write_file(path, data, mode))?;
         }
-        self.changed(&format!("file {path}"));
-        Ok(true)
+        Ok(())
+    }
+
+    /// A local path, taken from the project folder.
+    pub fn local_path(&self, local: &str) -> PathBuf {
+        self.local_root.join(local)
     }
 
     /// Copies a local file or folder (relative to the project) to `remote`; returns whether
@@ -270,22 +385,7 @@ impl HostSession {
             let rel = entry.path().strip_prefix(&source).unwrap_or(Path::new(""));
             let target = join_remote(remote, rel);
             if entry.file_type().is_dir() {
-                let mkdir = format!("mkdir -p {}", crate::shell::quote(&target));
-                let exists = self.run(
-                    &format!("test -d {}", crate::shell::quote(&target)),
-                    &RunOptions {
-                        check_safe: true,
-                        fail_on_error: false,
-                        quiet: true,
-                        ..RunOptions::default()
-                    },
-                )?;
-                if exists.is_some_and(|o| o.code == 0) {
-                    continue;
-                }
-                self.run(&mkdir, &RunOptions::default())?;
-                self.changed(&format!("directory {target}"));
-                changed = true;
+                changed |= super::ops::files::directory(self, &target, None, None, None)?;
             } else if entry.file_type().is_file() {
                 let meta = entry.metadata().map_err(|e| read_error(e.into()))?;
                 changed |= self.upload_one(entry.path(), &target, file_mode(&meta))?;
@@ -322,7 +422,7 @@ impl HostSession {
             mode,
         };
         if self.runtime.block_on(self.transport.file_state(remote))? == Some(wanted) {
-            return Ok(false);
+            return Ok(self.report(&format!("file {remote}"), false));
         }
         if !self.check {
             self.runtime
@@ -332,30 +432,20 @@ impl HostSession {
         Ok(true)
     }
 
-    /// The permission bits of a file of the host, `None` when it does not exist.
-    fn mode_of(&self, path: &str) -> Result<Option<u32>, HostError> {
-        let stat = self.run(
-            &format!("stat -c %a {} 2>/dev/null", crate::shell::quote(path)),
-            &RunOptions {
-                check_safe: true,
-                quiet: true,
-                fail_on_error: false,
-                ..RunOptions::default()
-            },
-        )?;
-        Ok(stat.and_then(|o| u32::from_str_radix(o.stdout.trim(), 8).ok()))
-    }
-
     /// Renders template `name` with the host's variables, `vars` over them, into `dest`.
     pub fn template(
         &self,
         name: &str,
         dest: &str,
         vars: Vars,
-        mode: Option<u32>,
+        file: super::ops::files::FileSpec,
     ) -> Result<bool, HostError> {
         let text = self.render(name, vars)?;
-        self.write_file(dest, text.as_bytes(), mode)
+        let spec = super::ops::files::FileSpec {
+            content: Some(text.into_bytes()),
+            ..file
+        };
+        super::ops::files::file(self, dest, &spec)
     }
 
     /// Renders template `name` with the host's variables, `vars` over them.
@@ -370,6 +460,11 @@ impl HostSession {
             }),
         );
         crate::inventory::merge(&mut all, vars);
+        // Facts cost a round trip: read them only for templates that use them.
+        if self.templates.mentions(name, "facts") && !all.contains_key("facts") {
+            let facts = super::ops::facts::basic(self)?;
+            all.insert("facts".into(), serde_json::Value::Object(facts));
+        }
         Ok(self.templates.render(name, &all)?)
     }
 }

@@ -11,6 +11,7 @@ use rhai::{
 
 use super::api::global::{global_api, ScriptContext};
 use super::api::host::{host_api, Host};
+use super::api::ops::ops_api;
 use super::diagnostic::{self, GoalSite, ScriptError};
 use super::set::{Goal, ScriptSet};
 use crate::layers::Layers;
@@ -97,6 +98,7 @@ impl ScriptEngine {
     /// Every function weft registers for scripts, in one module.
     pub fn api_module() -> Shared<Module> {
         let mut module = exported_module!(host_api);
+        module.combine_flatten(exported_module!(ops_api));
         module.combine_flatten(exported_module!(global_api));
         module.into()
     }

@@ -61,6 +61,20 @@ pub mod global_api {
         }
     }
 
+    /// Marks a value as secret and returns it: from now on it is shown as `********` in live
+    /// output, `--json`, diffs and errors.
+    ///
+    /// ```rhai
+    /// let token = secret(env().vars.api_token);
+    /// ```
+    #[rhai_fn(name = "secret")]
+    pub fn secret(ctx: NativeCallContext, value: &str) -> String {
+        if let Some(c) = context(&ctx) {
+            c.output.add_secret(value);
+        }
+        value.to_string()
+    }
+
     /// The env the goal runs in: `#{ name, vars, hosts, roles, check }`, where `hosts` lists
     /// the selected host names, `roles` maps each role to its hosts and `check` is `true`
     /// under `--check`.

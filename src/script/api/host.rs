@@ -210,7 +210,7 @@ pub mod host_api {
     pub fn template(host: &mut Host, name: &str, dest: &str) -> Result<bool, Box<EvalAltResult>> {
         Ok(host
             .0
-            .template(name, dest, Default::default(), None)
+            .template(name, dest, Default::default(), Default::default())
             .map_err(|e| e.to_string())?)
     }
 
@@ -229,7 +229,7 @@ pub mod host_api {
         let vars = vars_from_map(vars)?;
         Ok(host
             .0
-            .template(name, dest, vars, None)
+            .template(name, dest, vars, Default::default())
             .map_err(|e| e.to_string())?)
     }
 

@@ -2,6 +2,7 @@
 
 pub mod global;
 pub mod host;
+pub mod ops;
 mod options;
 
 use rhai::{Dynamic, EvalAltResult, Map};

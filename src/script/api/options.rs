@@ -102,4 +102,15 @@ impl Options {
             .map(Some)
             .map_err(|_| Self::wrong(key, "true, false or a user name", &value))
     }
+
+    /// An array option.
+    pub fn array(&mut self, key: &str) -> ApiResult<Option<rhai::Array>> {
+        self.take(key)
+            .map(|v| {
+                v.clone()
+                    .into_typed_array::<Dynamic>()
+                    .map_err(|_| Self::wrong(key, "an array", &v))
+            })
+            .transpose()
+    }
 }

@@ -1,0 +1,300 @@
+//! Files, directories, links, absent paths, lines in files, and folder sync.
+
+use crate::exec::session::HostSession;
+use crate::shell::quote;
+
+use super::{fail, OpResult};
+
+/// What a file should look like; unset fields are left as they are.
+#[derive(Debug, Clone, Default)]
+pub struct FileSpec {
+    /// Exact content; `None` creates an empty file only when missing.
+    pub content: Option<Vec<u8>>,
+    /// Permission bits.
+    pub mode: Option<u32>,
+    /// Owning user.
+    pub owner: Option<String>,
+    /// Owning group.
+    pub group: Option<String>,
+    /// Never show the content (diffs are hidden, the value is masked).
+    pub sensitive: bool,
+}
+
+/// Type, mode, owner and group of a path, `None` when it does not exist.
+struct PathState {
+    kind: String,
+    mode: u32,
+    owner: String,
+    group: String,
+}
+
+fn stat(
+    session: &HostSession,
+    path: &str,
+) -> Result<Option<PathState>, crate::exec::session::HostError> {
+    let out = session.probe(&format!(
+        "stat -c '%F|%a|%U|%G' -- {} 2>/dev/null",
+        quote(path)
+    ))?;
+    if out.code != 0 {
+        return Ok(None);
+    }
+    let line = out.stdout.trim();
+    let fields: Vec<&str> = line.split('|').collect();
+    if fields.len() != 4 {
+        return Ok(None);
+    }
+    Ok(Some(PathState {
+        kind: fields[0].to_string(),
+        mode: u32::from_str_radix(fields[1], 8).unwrap_or(0),
+        owner: fields[2].to_string(),
+        group: fields[3].to_string(),
+    }))
+}
+
+/// Applies mode, owner and group where they differ; returns the reasons for what changed.
+fn attributes(
+    session: &HostSession,
+    path: &str,
+    state: Option<&PathState>,
+    mode: Option<u32>,
+    owner: Option<&str>,
+    group: Option<&str>,
+) -> Result<Vec<String>, crate::exec::session::HostError> {
+    let mut reasons = Vec::new();
+    if let Some(mode) = mode {
+        if state.map(|s| s.mode) != Some(mode) {
+            session.act(&format!("chmod {mode:o} -- {}", quote(path)))?;
+            reasons.push(format!("mode {mode:04o}"));
+        }
+    }
+    let owner_differs = owner.is_some_and(|o| state.map(|s| s.owner.as_str()) != Some(o));
+    let group_differs = group.is_some_and(|g| state.map(|s| s.group.as_str()) != Some(g));
+    if owner_differs || group_differs {
+        let spec = match (owner, group) {
+            (Some(o), Some(g)) => format!("{o}:{g}"),
+            (Some(o), None) => o.to_string(),
+            (None, Some(g)) => format!(":{g}"),
+            (None, None) => String::new(),
+        };
+        session.act(&format!("chown {} -- {}", quote(&spec), quote(path)))?;
+        reasons.push(format!("owner {spec}"));
+    }
+    Ok(reasons)
+}
+
+fn step(kind: &str, path: &str, reasons: &[String]) -> String {
+    if reasons.is_empty() {
+        format!("{kind} {path}")
+    } else {
+        format!("{kind} {path} ({})", reasons.join(", "))
+    }
+}
+
+/// Makes `path` a regular file as `spec` describes.
+pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
+    let state = stat(session, path)?;
+    if let Some(state) = &state {
+        if state.kind != "regular file" && state.kind != "regular empty file" {
+            return Err(fail(
+                &format!("file {path}"),
+                format!("{path} is a {}, not a file", state.kind),
+            ));
+        }
+    }
+    let mut reasons = Vec::new();
+    match (&spec.content, &state) {
+        (Some(content), _) => {
+            let current = match &state {
+                Some(_) => session.read_file(path)?,
+                None => None,
+            };
+            if current.as_deref() != Some(content.as_slice()) {
+                let old = current.as_deref().map(String::from_utf8_lossy);
+                let new = String::from_utf8_lossy(content);
+                session.show_diff(path, old.as_deref(), &new, spec.sensitive);
+                session.put_file(path, content, spec.mode.or(state.as_ref().map(|s| s.mode)))?;
+                reasons.push(
+                    if state.is_some() {
+                        "content"
+                    } else {
+                        "created"
+                    }
+                    .to_string(),
+                );
+            }
+        }
+        (None, None) => {
+            session.act(&format!("touch -- {}", quote(path)))?;
+            reasons.push("created".into());
+        }
+        (None, Some(_)) => {}
+    }
+    let rewritten = !reasons.is_empty();
+    // The rename that replaced the file made a new inode owned by the login user: give it back
+    // its old owner unless another was asked for. Its mode was set while writing.
+    let (owner, group, state_now) = if rewritten {
+        let old_owner = state.as_ref().map(|s| s.owner.clone());
+        let old_group = state.as_ref().map(|s| s.group.clone());
+        (
+            spec.owner.clone().or(old_owner),
+            spec.group.clone().or(old_group),
+            stat(session, path)?,
+        )
+    } else {
+        (spec.owner.clone(), spec.group.clone(), state)
+    };
+    let mode = if rewritten && spec.content.is_some() {
+        None
+    } else {
+        spec.mode
+    };
+    reasons.extend(attributes(
+        session,
+        path,
+        state_now.as_ref(),
+        mode,
+        owner.as_deref(),
+        group.as_deref(),
+    )?);
+    Ok(session.report(&step("file", path, &reasons), !reasons.is_empty()))
+}
+
+/// Makes `path` a directory (with parents) with the given mode and owner.
+pub fn directory(
+    session: &HostSession,
+    path: &str,
+    mode: Option<u32>,
+    owner: Option<&str>,
+    group: Option<&str>,
+) -> OpResult {
+    let state = stat(session, path)?;
+    let mut reasons = Vec::new();
+    match &state {
+        Some(s) if s.kind != "directory" => {
+            return Err(fail(
+                &format!("directory {path}"),
+                format!("{path} is a {}, not a directory", s.kind),
+            ));
+        }
+        Some(_) => {}
+        None => {
+            session.act(&format!("mkdir -p -- {}", quote(path)))?;
+            reasons.push("created".to_string());
+        }
+    }
+    reasons.extend(attributes(
+        session,
+        path,
+        state.as_ref(),
+        mode,
+        owner,
+        group,
+    )?);
+    Ok(session.report(&step("directory", path, &reasons), !reasons.is_empty()))
+}
+
+/// Makes `path` a symbolic link to `target`.
+pub fn link(session: &HostSession, path: &str, target: &str) -> OpResult {
+    let out = session.probe(&format!("readlink -- {}", quote(path)))?;
+    let current = (out.code == 0).then(|| out.stdout.trim_end_matches('\n').to_string());
+    if current.as_deref() == Some(target) {
+        return Ok(session.report(&format!("link {path} -> {target}"), false));
+    }
+    if current.is_none() {
+        if let Some(state) = stat(session, path)? {
+            if state.kind == "directory" {
+                return Err(fail(
+                    &format!("link {path}"),
+                    format!("{path} is a directory"),
+                ));
+            }
+        }
+    }
+    // `ln -sfn` to a temporary name then `mv -T` swaps the link atomically.
+    let tmp = format!("{path}.weft-link");
+    session.act(&format!(
+        "ln -sfn -- {} {} && mv -Tf -- {} {}",
+        quote(target),
+        quote(&tmp),
+        quote(&tmp),
+        quote(path)
+    ))?;
+    Ok(session.report(&format!("link {path} -> {target}"), true))
+}
+
+/// Makes sure nothing exists at `path`.
+pub fn absent(session: &HostSession, path: &str) -> OpResult {
+    let out = session.probe(&format!("test -e {p} || test -L {p}", p = quote(path)))?;
+    if out.code != 0 {
+        return Ok(session.report(&format!("absent {path}"), false));
+    }
+    session.act(&format!("rm -rf -- {}", quote(path)))?;
+    Ok(session.report(&format!("absent {path}"), true))
+}
+
+/// Makes `line` present in the file at `path`: it replaces the first line matching `pattern`
+/// (a regular expression), else it is appended. The file is created when missing.
+pub fn line(
+    session: &HostSession,
+    path: &str,
+    line: &str,
+    pattern: Option<&str>,
+    sensitive: bool,
+) -> OpResult {
+    let regex = pattern
+        .map(regex::Regex::new)
+        .transpose()
+        .map_err(|e| fail(&format!("line in {path}"), format!("bad pattern: {e}")))?;
+    let current = session.read_file(path)?;
+    let text = current
+        .as_deref()
+        .map(String::from_utf8_lossy)
+        .unwrap_or_default()
+        .into_owned();
+    let mut lines: Vec<&str> = text.lines().collect();
+    if lines.contains(&line)
+        && regex
+            .as_ref()
+            .is_none_or(|r| lines.iter().filter(|l| r.is_match(l)).all(|l| *l == line))
+    {
+        return Ok(session.report(&format!("line in {path}"), false));
+    }
+    let matched = regex
+        .as_ref()
+        .and_then(|r| lines.iter().position(|l| r.is_match(l)));
+    match matched {
+        Some(index) => lines[index] = line,
+        None => lines.push(line),
+    }
+    let mut new = lines.join("\n");
+    new.push('\n');
+    session.show_diff(
+        path,
+        current.as_ref().map(|_| text.as_str()),
+        &new,
+        sensitive,
+    );
+    session.put_file(path, new.as_bytes(), None)?;
+    Ok(session.report(&format!("line in {path}"), true))
+}
+
+/// Makes the folder `remote` hold exactly the local folder `local`: copies what differs and,
+/// with `delete`, removes files the local folder does not have.
+pub fn sync(session: &HostSession, local: &str, remote: &str, delete: bool) -> OpResult {
+    let mut changed = session.upload(local, remote)?;
+    if delete {
+        let root = session.local_path(local);
+        let out = session.probe(&format!(
+            "cd {} 2>/dev/null && find . -type f",
+            quote(remote)
+        ))?;
+        for rel in out.stdout.lines() {
+            let rel = rel.trim_start_matches("./");
+            if !rel.is_empty() && !root.join(rel).exists() {
+                changed |= absent(session, &format!("{}/{rel}", remote.trim_end_matches('/')))?;
+            }
+        }
+    }
+    Ok(changed)
+}

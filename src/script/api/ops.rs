@@ -1,0 +1,496 @@
+//! Idempotent operations and facts, as methods of `Host`. Each operation returns `true` when
+//! it changed (or under `--check` would change) the host.
+
+use rhai::plugin::*;
+use rhai::{Array, Dynamic, EvalAltResult, Map};
+
+use super::host::Host;
+use super::options::Options;
+use super::{to_dynamic, vars_from_map, ApiResult};
+use crate::exec::ops::files::FileSpec;
+use crate::exec::ops::packages::PackageState;
+use crate::exec::ops::services::{ServiceManager, ServiceSpec};
+use crate::exec::ops::system::UserSpec;
+use crate::exec::ops::{facts, files, packages, services, system};
+use crate::exec::session::HostError;
+
+fn done(result: Result<bool, HostError>) -> ApiResult<bool> {
+    result.map_err(|e| e.to_string().into())
+}
+
+fn strings(array: Array, what: &str) -> ApiResult<Vec<String>> {
+    array
+        .into_iter()
+        .map(|v| {
+            v.clone()
+                .into_string()
+                .map_err(|_| format!("{what} must be strings, not {}", v.type_name()).into())
+        })
+        .collect()
+}
+
+/// Reads `state` as one of `choices`; `None` when absent.
+fn state(opts: &mut Options, choices: &[&str]) -> ApiResult<Option<String>> {
+    match opts.string("state")? {
+        Some(s) if choices.contains(&s.as_str()) => Ok(Some(s)),
+        Some(s) => Err(format!("state `{s}` is not one of {}", choices.join(", ")).into()),
+        None => Ok(None),
+    }
+}
+
+fn file_spec(opts: &mut Options, host: &Host) -> ApiResult<FileSpec> {
+    let sensitive = opts.bool("sensitive")?.unwrap_or(false);
+    let content = opts.string("content")?;
+    if sensitive {
+        if let Some(content) = &content {
+            host.0.add_secret(content);
+        }
+    }
+    Ok(FileSpec {
+        content: content.map(String::into_bytes),
+        mode: opts.mode("mode")?,
+        owner: opts.string("owner")?,
+        group: opts.string("group")?,
+        sensitive,
+    })
+}
+
+/// Operations and facts of `Host`.
+#[export_module]
+pub mod ops_api {
+    use super::*;
+
+    /// The host's basic facts, read fresh on every access: `os`, `kernel`, `arch`, `hostname`,
+    /// `distro`, `distro_version`, `distro_name`, `init` (`systemd` or `other`),
+    /// `package_manager` (`apt`, `dnf`, `yum`, `apk`), `cpus`, `memory_mb`, `user`, `uid`,
+    /// `address` (the default source address).
+    ///
+    /// ```rhai
+    /// if host.facts.package_manager == "apt" { log("a Debian family host"); }
+    /// ```
+    #[rhai_fn(get = "facts", pure, return_raw)]
+    pub fn get_facts(host: &mut Host) -> Result<Map, Box<EvalAltResult>> {
+        let facts = facts::basic(&host.0).map_err(|e| e.to_string())?;
+        Ok(to_dynamic(&serde_json::Value::Object(facts))
+            .try_cast::<Map>()
+            .unwrap_or_default())
+    }
+
+    /// A heavier fact by name: `users` (name, uid, gid, home, shell), `groups` (name, gid,
+    /// members), `packages` (a map of name to version) or `ports` (listening proto, address,
+    /// port).
+    ///
+    /// ```rhai
+    /// let installed = host.fact("packages");
+    /// ```
+    #[rhai_fn(name = "fact", return_raw)]
+    pub fn fact(host: &mut Host, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        let value = facts::named(&host.0, name).map_err(|e| e.to_string())?;
+        Ok(to_dynamic(&value))
+    }
+
+    /// Makes `path` a regular file. Options: `content` (exact text; else an existing file's
+    /// content is kept and a missing one is created empty), `mode` (`"0644"`), `owner`,
+    /// `group`, `sensitive` (never show the content, in diffs or logs).
+    ///
+    /// ```rhai
+    /// host.file("/etc/app.env", #{ content: `TOKEN=${token}\n`, mode: "0600", sensitive: true });
+    /// ```
+    #[rhai_fn(name = "file", return_raw)]
+    pub fn file(host: &mut Host, path: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, &["content", "mode", "owner", "group", "sensitive"])?;
+        let spec = file_spec(&mut opts, host)?;
+        done(files::file(&host.0, path, &spec))
+    }
+
+    /// Makes `path` a directory, with its parents.
+    ///
+    /// ```rhai
+    /// host.directory("/srv/app/releases");
+    /// ```
+    #[rhai_fn(name = "directory", return_raw)]
+    pub fn directory(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
+        done(files::directory(&host.0, path, None, None, None))
+    }
+
+    /// Makes `path` a directory with options `mode`, `owner` and `group`.
+    ///
+    /// ```rhai
+    /// host.directory("/srv/app", #{ mode: "0755", owner: "app", group: "app" });
+    /// ```
+    #[rhai_fn(name = "directory", return_raw)]
+    pub fn directory_with(
+        host: &mut Host,
+        path: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, &["mode", "owner", "group"])?;
+        let (mode, owner, group) = (
+            opts.mode("mode")?,
+            opts.string("owner")?,
+            opts.string("group")?,
+        );
+        done(files::directory(
+            &host.0,
+            path,
+            mode,
+            owner.as_deref(),
+            group.as_deref(),
+        ))
+    }
+
+    /// Makes `path` a symbolic link to `target`, switched atomically when it pointed elsewhere.
+    ///
+    /// ```rhai
+    /// host.link("/srv/app/current", "/srv/app/releases/42");
+    /// ```
+    #[rhai_fn(name = "link", return_raw)]
+    pub fn link(host: &mut Host, path: &str, target: &str) -> Result<bool, Box<EvalAltResult>> {
+        done(files::link(&host.0, path, target))
+    }
+
+    /// Makes sure nothing (file, link or folder) exists at `path`.
+    ///
+    /// ```rhai
+    /// host.absent("/etc/nginx/sites-enabled/default");
+    /// ```
+    #[rhai_fn(name = "absent", return_raw)]
+    pub fn absent(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
+        done(files::absent(&host.0, path))
+    }
+
+    /// Makes `line` a line of the file at `path`, appending it when missing.
+    ///
+    /// ```rhai
+    /// host.line("/etc/hosts", "10.0.0.5 db");
+    /// ```
+    #[rhai_fn(name = "line", return_raw)]
+    pub fn line(host: &mut Host, path: &str, line: &str) -> Result<bool, Box<EvalAltResult>> {
+        done(files::line(&host.0, path, line, None, false))
+    }
+
+    /// Makes `line` a line of the file with options: `match` (a regular expression: the first
+    /// matching line is replaced), `sensitive`.
+    ///
+    /// ```rhai
+    /// host.line("/etc/ssh/sshd_config", "PermitRootLogin no", #{ match: "^#?PermitRootLogin" });
+    /// ```
+    #[rhai_fn(name = "line", return_raw)]
+    pub fn line_with(
+        host: &mut Host,
+        path: &str,
+        line: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, &["match", "sensitive"])?;
+        let pattern = opts.string("match")?;
+        let sensitive = opts.bool("sensitive")?.unwrap_or(false);
+        if sensitive {
+            host.0.add_secret(line);
+        }
+        done(files::line(
+            &host.0,
+            path,
+            line,
+            pattern.as_deref(),
+            sensitive,
+        ))
+    }
+
+    /// Renders a template with `vars` into `dest` with file options: `mode`, `owner`, `group`,
+    /// `sensitive`.
+    ///
+    /// ```rhai
+    /// host.template("app/env.hbs", "/etc/app.env", #{ token: token }, #{ mode: "0600", sensitive: true });
+    /// ```
+    #[rhai_fn(name = "template", return_raw)]
+    pub fn template_full(
+        host: &mut Host,
+        name: &str,
+        dest: &str,
+        vars: Map,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let vars = vars_from_map(vars)?;
+        let mut opts = Options::new(options, &["mode", "owner", "group", "sensitive"])?;
+        let spec = file_spec(&mut opts, host)?;
+        done(host.0.template(name, dest, vars, spec))
+    }
+
+    /// Makes the folder `remote` hold the local folder `local` (relative to the project).
+    /// Option `delete` (default `false`) also removes files `local` does not have.
+    ///
+    /// ```rhai
+    /// host.sync("static", "/srv/app/static", #{ delete: true });
+    /// ```
+    #[rhai_fn(name = "sync", return_raw)]
+    pub fn sync(
+        host: &mut Host,
+        local: &str,
+        remote: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let delete = Options::new(options, &["delete"])?
+            .bool("delete")?
+            .unwrap_or(false);
+        done(files::sync(&host.0, local, remote, delete))
+    }
+
+    /// Makes packages installed, with the host's manager (apt, dnf, yum or apk). The index is
+    /// refreshed only when something must be installed.
+    ///
+    /// ```rhai
+    /// host.packages(["nginx", "git"]);
+    /// ```
+    #[rhai_fn(name = "packages", return_raw)]
+    pub fn packages(host: &mut Host, names: Array) -> Result<bool, Box<EvalAltResult>> {
+        done(packages::packages(
+            &host.0,
+            &strings(names, "package names")?,
+            PackageState::Present,
+        ))
+    }
+
+    /// Packages with option `state`: `present` (default), `absent` or `latest`.
+    ///
+    /// ```rhai
+    /// host.packages(["telnet"], #{ state: "absent" });
+    /// ```
+    #[rhai_fn(name = "packages", return_raw)]
+    pub fn packages_with(
+        host: &mut Host,
+        names: Array,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, &["state"])?;
+        let wanted =
+            state(&mut opts, &["present", "absent", "latest"])?.unwrap_or_else(|| "present".into());
+        let wanted = PackageState::parse(&wanted)?;
+        done(packages::packages(
+            &host.0,
+            &strings(names, "package names")?,
+            wanted,
+        ))
+    }
+
+    /// Makes user `name` exist. Options: `shell`, `home`, `groups` (supplementary, added),
+    /// `system` (a system account), `state` (`present` or `absent`).
+    ///
+    /// ```rhai
+    /// host.user("app", #{ shell: "/bin/sh", groups: ["www-data"], system: true });
+    /// ```
+    #[rhai_fn(name = "user", return_raw)]
+    pub fn user(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, &["shell", "home", "groups", "system", "state"])?;
+        let spec = UserSpec {
+            shell: opts.string("shell")?,
+            home: opts.string("home")?,
+            groups: match opts.array("groups")? {
+                Some(list) => strings(list, "groups")?,
+                None => Vec::new(),
+            },
+            system: opts.bool("system")?.unwrap_or(false),
+            absent: state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent"),
+        };
+        done(system::user(&host.0, name, &spec))
+    }
+
+    /// Makes group `name` exist. Options: `system`, `state` (`present` or `absent`).
+    ///
+    /// ```rhai
+    /// host.group("deploy", #{});
+    /// ```
+    #[rhai_fn(name = "group", return_raw)]
+    pub fn group(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, &["system", "state"])?;
+        let system = opts.bool("system")?.unwrap_or(false);
+        let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
+        done(system::group(&host.0, name, system, absent))
+    }
+
+    /// Makes public `keys` present in `user`'s `~/.ssh/authorized_keys`. Options: `state`
+    /// (`present` or `absent`), `exclusive` (the keys are the whole set: others are removed).
+    ///
+    /// ```rhai
+    /// host.authorized_keys("deploy", [alice_key, bob_key], #{ exclusive: true });
+    /// ```
+    #[rhai_fn(name = "authorized_keys", return_raw)]
+    pub fn authorized_keys(
+        host: &mut Host,
+        user: &str,
+        keys: Array,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, &["state", "exclusive"])?;
+        let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
+        let exclusive = opts.bool("exclusive")?.unwrap_or(false);
+        done(system::authorized_keys(
+            &host.0,
+            user,
+            &strings(keys, "keys")?,
+            absent,
+            exclusive,
+        ))
+    }
+
+    /// Brings a service to a state. Options: `state` (`started`, `stopped`, `restarted`,
+    /// `reloaded`), `enabled` (start at boot), `manager` (`systemd`, `supervisor` or
+    /// `runit`; detected when absent).
+    ///
+    /// ```rhai
+    /// host.service("nginx", #{ state: "started", enabled: true });
+    /// ```
+    #[rhai_fn(name = "service", return_raw)]
+    pub fn service(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, &["state", "enabled", "manager"])?;
+        let wanted = state(&mut opts, &["started", "stopped", "restarted", "reloaded"])?;
+        let manager = opts
+            .string("manager")?
+            .map(|m| ServiceManager::parse(&m))
+            .transpose()?;
+        let enabled = opts.bool("enabled")?;
+        let spec = ServiceSpec {
+            running: match wanted.as_deref() {
+                Some("started") => Some(true),
+                Some("stopped") => Some(false),
+                _ => None,
+            },
+            enabled,
+            manager,
+        };
+        let mut changed = done(services::service(&host.0, name, &spec))?;
+        let action = match wanted.as_deref() {
+            Some("restarted") => Some("restart"),
+            Some("reloaded") => Some("reload"),
+            _ => None,
+        };
+        if let Some(action) = action {
+            changed |= done(services::act_now(&host.0, name, action, manager))?;
+        }
+        Ok(changed)
+    }
+
+    /// Asks for `action` (`reload` or `restart`) of a service once, when the goal ends
+    /// successfully: call it when something the service reads has changed.
+    ///
+    /// ```rhai
+    /// if host.template("nginx/site.conf.hbs", "/etc/nginx/sites-enabled/app", #{}) {
+    ///     host.notify("nginx", "reload");
+    /// }
+    /// ```
+    #[rhai_fn(name = "notify", return_raw)]
+    pub fn notify(host: &mut Host, service: &str, action: &str) -> Result<(), Box<EvalAltResult>> {
+        if !matches!(action, "reload" | "restart") {
+            return Err(format!("notify: action `{action}` is not `reload` or `restart`").into());
+        }
+        host.0.notify(service, action, None);
+        Ok(())
+    }
+
+    /// Makes a cron entry `name` (in `/etc/cron.d/weft-NAME`). Options: `schedule` (five
+    /// fields or `@daily`), `command`, `user` (default `root`), `state` (`present`, `absent`).
+    ///
+    /// ```rhai
+    /// host.cron("backup", #{ schedule: "15 3 * * *", command: "/usr/local/bin/backup" });
+    /// ```
+    #[rhai_fn(name = "cron", return_raw)]
+    pub fn cron(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, &["schedule", "command", "user", "state"])?;
+        let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
+        let schedule = opts.string("schedule")?.unwrap_or_default();
+        let command = opts.string("command")?.unwrap_or_default();
+        if !absent && (schedule.is_empty() || command.is_empty()) {
+            return Err("cron: `schedule` and `command` are required".into());
+        }
+        let user = opts.string("user")?.unwrap_or_else(|| "root".into());
+        done(system::cron(
+            &host.0, name, &schedule, &command, &user, absent,
+        ))
+    }
+
+    /// Makes `dest` a git checkout of `repo`. Options: `version` (branch, tag or commit;
+    /// default `main`), `key` (a deploy key file on the host).
+    ///
+    /// ```rhai
+    /// host.git("https://example.com/app.git", "/srv/app/repo", #{ version: "v1.2.0" });
+    /// ```
+    #[rhai_fn(name = "git", return_raw)]
+    pub fn git(
+        host: &mut Host,
+        repo: &str,
+        dest: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, &["version", "key"])?;
+        let version = opts.string("version")?.unwrap_or_else(|| "main".into());
+        let key = opts.string("key")?;
+        done(system::git(&host.0, repo, dest, &version, key.as_deref()))
+    }
+
+    /// Makes `path` a Python virtualenv. Option: `python` (default `python3`).
+    ///
+    /// ```rhai
+    /// host.virtualenv("/srv/app/venv", #{});
+    /// ```
+    #[rhai_fn(name = "virtualenv", return_raw)]
+    pub fn virtualenv(
+        host: &mut Host,
+        path: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let python = Options::new(options, &["python"])?.string("python")?;
+        done(system::virtualenv(&host.0, path, python.as_deref()))
+    }
+
+    /// Installs into the virtualenv `venv`. Options: `packages` (requirement strings, or
+    /// sdist/wheel paths on the host), `requirements` (a requirements file on the host).
+    ///
+    /// ```rhai
+    /// host.pip("/srv/app/venv", #{ packages: ["gunicorn==22.0.0"] });
+    /// ```
+    #[rhai_fn(name = "pip", return_raw)]
+    pub fn pip(host: &mut Host, venv: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, &["packages", "requirements"])?;
+        let packages = match opts.array("packages")? {
+            Some(list) => strings(list, "packages")?,
+            None => Vec::new(),
+        };
+        let requirements = opts.string("requirements")?;
+        done(system::pip(
+            &host.0,
+            venv,
+            &packages,
+            requirements.as_deref(),
+        ))
+    }
+
+    /// Extracts the tar.gz `archive` (a file on the host) into `dest`, unless `dest` already
+    /// holds `marker` (a path inside the archive).
+    ///
+    /// ```rhai
+    /// host.extract("/tmp/app.tar.gz", "/srv/app/releases/42", "app.py");
+    /// ```
+    #[rhai_fn(name = "extract", return_raw)]
+    pub fn extract(
+        host: &mut Host,
+        archive: &str,
+        dest: &str,
+        marker: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        done(system::extract(&host.0, archive, dest, marker))
+    }
+
+    /// Packs the folder `source` (on the host) into the tar.gz `archive`, unless it exists.
+    ///
+    /// ```rhai
+    /// host.archive("/srv/app/build", "/srv/app/build.tar.gz");
+    /// ```
+    #[rhai_fn(name = "archive", return_raw)]
+    pub fn archive(
+        host: &mut Host,
+        source: &str,
+        archive: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        done(system::archive(&host.0, source, archive))
+    }
+}
