@@ -40,7 +40,10 @@ fn a_project_script_replaces_the_stdlib_file_and_list_says_so() {
     );
     test.run(&["list"])
         .status(0)
-        .stdout_has("system_info  [project] The project's own info. (overrides <stdlib>/services/system.rhai (stdlib))")
+        .stdout_has("system_info")
+        .stdout_has(
+            "[project] The project's own info. (overrides <stdlib>/services/system.rhai (stdlib))",
+        )
         .stdout_lacks("system_report");
     test.run(&["run", "system_info"])
         .status(0)

@@ -7,6 +7,7 @@ mod diagnostics;
 mod docs;
 mod init;
 mod layers;
+mod ops;
 mod project;
 mod run_local;
 mod ssh;

@@ -21,7 +21,7 @@ pub const TOPICS: &[(&str, &[&str])] = &[
             "read_file",
             "write_file",
             "upload",
-            "sync",
+            "sync_dir",
         ],
     ),
     ("packages", &["packages"]),

@@ -40,7 +40,7 @@ pub fn user(session: &HostSession, name: &str, spec: &UserSpec) -> OpResult {
     let mut reasons = Vec::new();
     match &entry {
         None => {
-            let mut command = format!("useradd -m");
+            let mut command = String::from("useradd -m");
             if spec.system {
                 command.push_str(" --system");
             }

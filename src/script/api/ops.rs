@@ -169,11 +169,11 @@ pub mod ops_api {
         done(files::line(&host.0, path, line, None, false))
     }
 
-    /// Makes `line` a line of the file with options: `match` (a regular expression: the first
-    /// matching line is replaced), `sensitive`.
+    /// Makes `line` a line of the file with options: `regex` (the first line matching it is
+    /// replaced), `sensitive`.
     ///
     /// ```rhai
-    /// host.line("/etc/ssh/sshd_config", "PermitRootLogin no", #{ match: "^#?PermitRootLogin" });
+    /// host.line("/etc/ssh/sshd_config", "PermitRootLogin no", #{ regex: "^#?PermitRootLogin" });
     /// ```
     #[rhai_fn(name = "line", return_raw)]
     pub fn line_with(
@@ -182,8 +182,8 @@ pub mod ops_api {
         line: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, &["match", "sensitive"])?;
-        let pattern = opts.string("match")?;
+        let mut opts = Options::new(options, &["regex", "sensitive"])?;
+        let pattern = opts.string("regex")?;
         let sensitive = opts.bool("sensitive")?.unwrap_or(false);
         if sensitive {
             host.0.add_secret(line);
@@ -221,10 +221,10 @@ pub mod ops_api {
     /// Option `delete` (default `false`) also removes files `local` does not have.
     ///
     /// ```rhai
-    /// host.sync("static", "/srv/app/static", #{ delete: true });
+    /// host.sync_dir("static", "/srv/app/static", #{ delete: true });
     /// ```
-    #[rhai_fn(name = "sync", return_raw)]
-    pub fn sync(
+    #[rhai_fn(name = "sync_dir", return_raw)]
+    pub fn sync_dir(
         host: &mut Host,
         local: &str,
         remote: &str,
