@@ -145,87 +145,122 @@ fn twice(test: &Test, goal: &str, args: &[&str]) {
         .stdout_lacks("changed: ");
 }
 
+/// Where a test runs its goals: the local connector, then an SSH test host (this same machine
+/// through sshd, so absolute paths mean the same on both).
+struct Targets {
+    fleet: Fleet,
+    test: Test,
+}
+
+impl Targets {
+    fn new() -> Self {
+        let fleet = Fleet::start(1);
+        let test = Test::with_config(&fleet.config());
+        Targets { fleet, test }
+    }
+
+    /// The flags of each target, with a short label for names that must differ.
+    fn each(&self) -> Vec<(&'static str, Vec<String>)> {
+        vec![
+            ("local", vec!["-e".into(), "local".into()]),
+            (
+                "ssh",
+                vec![
+                    "-e".into(),
+                    "fleet".into(),
+                    "-i".into(),
+                    self.fleet.key(),
+                    "--known-hosts".into(),
+                    self.fleet.known_hosts(),
+                ],
+            ),
+        ]
+    }
+}
+
+fn with(args: &[&str], flags: &[String]) -> Vec<String> {
+    args.iter()
+        .map(|a| a.to_string())
+        .chain(flags.iter().cloned())
+        .collect()
+}
+
+fn twice_on(test: &Test, goal: &str, args: &[String]) {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    twice(test, goal, &args);
+}
+
 #[test]
-fn users_groups_and_authorized_keys_over_ssh() {
-    let fleet = Fleet::start(1);
-    let test = Test::with_config(&fleet.config());
-    let suffix = std::process::id();
-    let (user, group) = (format!("weftop{suffix}"), format!("weftog{suffix}"));
+fn users_groups_and_authorized_keys() {
+    let targets = Targets::new();
+    let test = &targets.test;
     let key_a =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice";
     let key_b =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILM+rvN+ot98qgEN796jTiQfZfG1KaT0PtFDJ/XFSqti bob";
     test.write(
         "deploy/users.rhai",
-        &format!(
-            "/// Users.\nfn users_setup(host, keys) {{\n    host.group(\"{group}\", #{{}});\n    host.user(\"{user}\", #{{ shell: \"/bin/sh\", groups: [\"{group}\"] }});\n    host.authorized_keys(\"{user}\", keys.split(\",\"), #{{ exclusive: true }});\n}}\n"
-        ),
+        "/// Users.\nfn users_setup(host, user, group, keys) {\n    host.group(group, #{});\n    host.user(user, #{ shell: \"/bin/sh\", groups: [group] });\n    host.authorized_keys(user, keys.split(\",\"), #{ exclusive: true });\n}\n",
     );
-    let (key, known) = (fleet.key(), fleet.known_hosts());
-    let flags = [
-        "-e",
-        "fleet",
-        "-i",
-        key.as_str(),
-        "--known-hosts",
-        known.as_str(),
-    ];
-    let both = format!("{key_a},{key_b}");
-    let mut args = vec![both.as_str()];
-    args.extend(flags);
-    twice(&test, "users_setup", &args);
-    let home = format!("/home/{user}");
-    let keys = std::fs::read_to_string(format!("{home}/.ssh/authorized_keys")).expect("keys");
-    assert_eq!(keys.lines().count(), 2, "{keys}");
-    let groups = Command::new("id")
-        .args(["-nG", &user])
-        .output()
-        .expect("id");
-    assert!(String::from_utf8_lossy(&groups.stdout).contains(&group));
-    // Exclusive: a key left out of the set is removed.
-    let mut args = vec![key_a];
-    args.extend(flags);
-    let mut argv = vec!["run", "users_setup"];
-    argv.extend(&args);
-    test.run(&argv).status(0).stdout_has("changed: file");
-    let keys = std::fs::read_to_string(format!("{home}/.ssh/authorized_keys")).expect("keys");
-    assert!(keys.contains("alice") && !keys.contains("bob"), "{keys}");
-    let _ = Command::new("userdel").args(["-r", &user]).output();
-    let _ = Command::new("groupdel").arg(&group).output();
+    for (label, flags) in targets.each() {
+        let suffix = format!("{label}{}", std::process::id());
+        let (user, group) = (format!("weftop{suffix}"), format!("weftog{suffix}"));
+        let both = format!("{key_a},{key_b}");
+        twice_on(test, "users_setup", &with(&[&user, &group, &both], &flags));
+        let home = format!("/home/{user}");
+        let keys = std::fs::read_to_string(format!("{home}/.ssh/authorized_keys")).expect("keys");
+        assert_eq!(keys.lines().count(), 2, "{keys}");
+        let groups = Command::new("id")
+            .args(["-nG", &user])
+            .output()
+            .expect("id");
+        assert!(String::from_utf8_lossy(&groups.stdout).contains(&group));
+        // Exclusive: a key left out of the set is removed.
+        let argv = with(&["run", "users_setup", &user, &group, key_a], &flags);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        test.run(&argv).status(0).stdout_has("changed: file");
+        let keys = std::fs::read_to_string(format!("{home}/.ssh/authorized_keys")).expect("keys");
+        assert!(keys.contains("alice") && !keys.contains("bob"), "{keys}");
+        let _ = Command::new("userdel").args(["-r", &user]).output();
+        let _ = Command::new("groupdel").arg(&group).output();
+    }
 }
 
 #[test]
-fn cron_archive_and_extract_on_the_local_connector() {
-    let test = Test::with_config("[project]\nname = \"ops\"\n");
-    let name = format!("t{}", std::process::id());
-    test.write("work/src/app.py", "print('hi')\n");
+fn cron_archive_and_extract() {
+    let targets = Targets::new();
+    let test = &targets.test;
     test.write(
         "deploy/misc.rhai",
-        &format!(
-            "/// Misc.\nfn misc_all(host) {{\n    host.cron(\"{name}\", #{{ schedule: \"*/5 * * * *\", command: \"true\" }});\n    host.archive(\"work/src\", \"work/app.tar.gz\");\n    host.extract(\"work/app.tar.gz\", \"work/out\", \"app.py\");\n}}\n"
-        ),
+        "/// Misc.\nfn misc_all(host, base, name) {\n    host.cron(name, #{ schedule: \"*/5 * * * *\", command: \"true\" });\n    host.archive(base + \"/src\", base + \"/app.tar.gz\");\n    host.extract(base + \"/app.tar.gz\", base + \"/out\", \"app.py\");\n}\n\
+         /// Removes the cron entry.\nfn misc_clean(host, name) { host.cron(name, #{ state: \"absent\" }); }\n",
     );
-    twice(&test, "misc_all", &[]);
-    let cron_file = format!("/etc/cron.d/weft-{name}");
-    assert!(std::fs::read_to_string(&cron_file)
-        .expect("cron")
-        .contains("*/5 * * * * root true"));
-    assert_eq!(test.read("work/out/app.py"), "print('hi')\n");
-    test.write(
-        "deploy/misc.rhai",
-        &format!(
-            "/// Misc.\nfn misc_all(host) {{ host.cron(\"{name}\", #{{ state: \"absent\" }}); }}\n"
-        ),
-    );
-    test.run(&["run", "misc_all"])
-        .status(0)
-        .stdout_has("changed: absent");
-    assert!(!Path::new(&cron_file).exists());
+    for (label, flags) in targets.each() {
+        let name = format!("t{label}{}", std::process::id());
+        let base = test.path().join(label);
+        std::fs::create_dir_all(base.join("src")).expect("src");
+        std::fs::write(base.join("src/app.py"), "print('hi')\n").expect("app");
+        let base_text = base.display().to_string();
+        twice_on(test, "misc_all", &with(&[&base_text, &name], &flags));
+        let cron_file = format!("/etc/cron.d/weft-{name}");
+        assert!(std::fs::read_to_string(&cron_file)
+            .expect("cron")
+            .contains("*/5 * * * * root true"));
+        assert_eq!(
+            std::fs::read_to_string(base.join("out/app.py")).expect("out"),
+            "print('hi')\n"
+        );
+        let argv = with(&["run", "misc_clean", &name], &flags);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        test.run(&argv).status(0).stdout_has("changed: absent");
+        assert!(!Path::new(&cron_file).exists());
+    }
 }
 
 #[test]
 fn git_checkouts_follow_tags() {
-    let test = Test::with_config("[project]\nname = \"ops\"\n");
+    let targets = Targets::new();
+    let test = &targets.test;
     let repo = test.path().join("upstream");
     let git = |args: &[&str]| {
         let out = Command::new("git")
@@ -259,92 +294,123 @@ fn git_checkouts_follow_tags() {
     let repo_text = repo.display().to_string();
     test.write(
         "deploy/g.rhai",
-        &format!("/// Checks out.\nfn g_checkout(host, version) {{ host.git(\"{repo_text}\", \"checkout\", #{{ version: version }}); }}\n"),
+        &format!("/// Checks out.\nfn g_checkout(host, dest, version) {{ host.git(\"{repo_text}\", dest, #{{ version: version }}); }}\n"),
     );
-    twice(&test, "g_checkout", &["v1"]);
-    assert_eq!(test.read("checkout/VERSION"), "1\n");
-    test.run(&["run", "g_checkout", "v2"])
-        .status(0)
-        .stdout_has("changed: git");
-    assert_eq!(test.read("checkout/VERSION"), "2\n");
-    test.run(&["run", "g_checkout", "v9"])
-        .status(1)
-        .stdout_has("`v9` is not a branch, tag or commit");
+    for (label, flags) in targets.each() {
+        let dest = test.path().join(format!("checkout-{label}"));
+        let dest_text = dest.display().to_string();
+        twice_on(test, "g_checkout", &with(&[&dest_text, "v1"], &flags));
+        assert_eq!(
+            std::fs::read_to_string(dest.join("VERSION")).expect("v"),
+            "1\n"
+        );
+        let run = |version: &str| {
+            let argv = with(&["run", "g_checkout", &dest_text, version], &flags);
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            test.run(&argv)
+        };
+        run("v2").status(0).stdout_has("changed: git");
+        assert_eq!(
+            std::fs::read_to_string(dest.join("VERSION")).expect("v"),
+            "2\n"
+        );
+        run("v9")
+            .status(1)
+            .stdout_has("`v9` is not a branch, tag or commit");
+    }
 }
 
 #[test]
 fn virtualenv_and_pip() {
-    let test = Test::with_config("[project]\nname = \"ops\"\n");
+    let targets = Targets::new();
+    let test = &targets.test;
     test.write(
         "deploy/py.rhai",
-        "/// Python.\nfn py_env(host) {\n    host.virtualenv(\"venv\", #{ python: \"/usr/bin/python3\" });\n    host.pip(\"venv\", #{ packages: [\"six==1.16.0\"] });\n}\n",
+        "/// Python.\nfn py_env(host, venv) {\n    host.virtualenv(venv, #{ python: \"/usr/bin/python3\" });\n    host.pip(venv, #{ packages: [\"six==1.16.0\"] });\n}\n",
     );
-    twice(&test, "py_env", &[]);
-    let out = Command::new(test.path().join("venv/bin/python"))
-        .args(["-c", "import six; print(six.__version__)"])
-        .output()
-        .expect("python");
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.16.0");
+    for (label, flags) in targets.each() {
+        let venv = test.path().join(format!("venv-{label}"));
+        twice_on(
+            test,
+            "py_env",
+            &with(&[&venv.display().to_string()], &flags),
+        );
+        let out = Command::new(venv.join("bin/python"))
+            .args(["-c", "import six; print(six.__version__)"])
+            .output()
+            .expect("python");
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1.16.0");
+    }
 }
 
 #[test]
 fn packages_install_and_remove_with_apt() {
-    let test = Test::with_config("[project]\nname = \"ops\"\n");
+    let targets = Targets::new();
+    let test = &targets.test;
     test.write(
         "deploy/p.rhai",
         "/// Packages.\nfn p_sl(host, state) { host.packages([\"sl\"], #{ state: state }); }\n",
     );
-    test.run(&["run", "p_sl", "absent"]).status(0);
-    test.run(&["run", "p_sl", "present", "--check"])
-        .status(0)
-        .stdout_has("would change: packages install: sl");
-    assert!(
-        !Path::new("/usr/games/sl").exists(),
-        "--check installed a package"
-    );
-    twice(&test, "p_sl", &["present"]);
-    assert!(Path::new("/usr/games/sl").exists());
-    twice(&test, "p_sl", &["absent"]);
-    assert!(!Path::new("/usr/games/sl").exists());
+    for (_, flags) in targets.each() {
+        let run = |args: &[&str]| {
+            let argv = with(args, &flags);
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            test.run(&argv)
+        };
+        run(&["run", "p_sl", "absent"]).status(0);
+        run(&["run", "p_sl", "present", "--check"])
+            .status(0)
+            .stdout_has("would change: packages install: sl");
+        assert!(
+            !Path::new("/usr/games/sl").exists(),
+            "--check installed a package"
+        );
+        twice_on(test, "p_sl", &with(&["present"], &flags));
+        assert!(Path::new("/usr/games/sl").exists());
+        twice_on(test, "p_sl", &with(&["absent"], &flags));
+        assert!(!Path::new("/usr/games/sl").exists());
+    }
 }
 
 #[test]
 fn the_python_role_applies_twice_with_nothing_left_the_second_time() {
-    let fleet = Fleet::start(1);
-    let test = Test::with_config(&fleet.config());
-    let (key, known) = (fleet.key(), fleet.known_hosts());
-    let argv = [
-        "run",
-        "python_setup",
-        "-e",
-        "fleet",
-        "-i",
-        key.as_str(),
-        "--known-hosts",
-        known.as_str(),
-    ];
-    test.run(&argv).status(0);
-    test.run(&argv)
-        .status(0)
-        .stdout_has("summary: 1 ok, 0 changed")
-        .stdout_has("ok: packages present");
+    let targets = Targets::new();
+    for (_, flags) in targets.each() {
+        let argv = with(&["run", "python_setup"], &flags);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        targets.test.run(&argv).status(0);
+        targets
+            .test
+            .run(&argv)
+            .status(0)
+            .stdout_has("summary: 1 ok, 0 changed")
+            .stdout_has("ok: packages present");
+    }
 }
 
 #[test]
 fn facts_describe_the_host() {
-    let test = Test::with_config("[project]\nname = \"ops\"\n");
+    let targets = Targets::new();
+    let test = &targets.test;
     test.write(
         "deploy/f.rhai",
-        "/// Facts.\nfn f_show(host) {\n    let f = host.facts;\n    log(`${f.os} ${f.package_manager} ${f.cpus > 0} ${f.uid}`);\n    let users = host.fact(\"users\");\n    log(`root:${users.filter(|u| u.name == \"root\").len()}`);\n    host.template(\"f.hbs\", \"facts.txt\");\n}\n",
+        "/// Facts.\nfn f_show(host, out) {\n    let f = host.facts;\n    log(`${f.os} ${f.package_manager} ${f.cpus > 0} ${f.uid}`);\n    let users = host.fact(\"users\");\n    log(`root:${users.filter(|u| u.name == \"root\").len()}`);\n    host.template(\"f.hbs\", out);\n}\n",
     );
     test.write("templates/f.hbs", "{{facts.os}} {{facts.distro}}\n");
-    test.run(&["run", "f_show"])
-        .status(0)
-        .stdout_has("local | Linux apt true 0")
-        .stdout_has("local | root:1");
-    assert_eq!(test.read("facts.txt"), "Linux debian\n");
+    for (label, flags) in targets.each() {
+        let out = test.path().join(format!("facts-{label}.txt"));
+        let argv = with(&["run", "f_show", &out.display().to_string()], &flags);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        test.run(&argv)
+            .status(0)
+            .stdout_has("Linux apt true 0")
+            .stdout_has("| root:1");
+        assert_eq!(
+            std::fs::read_to_string(&out).expect("facts"),
+            "Linux debian\n"
+        );
+    }
 }
-
 #[test]
 fn services_under_supervisor_and_handlers_run_once_at_the_end() {
     let test = Test::with_config("[project]\nname = \"ops\"\n");

@@ -197,6 +197,12 @@ pub fn cron(
     if absent {
         return files::absent(session, &path);
     }
+    if session.probe("test -d /etc/cron.d")?.code != 0 {
+        return Err(fail(
+            "cron",
+            "this host has no /etc/cron.d: install cron first",
+        ));
+    }
     if schedule.split_whitespace().count() != 5 && !schedule.starts_with('@') {
         return Err(fail(
             "cron",
