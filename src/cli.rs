@@ -46,6 +46,11 @@ pub enum Command {
     Ssh(SshArgs),
     /// Copy files to the selected hosts, or (with --pull) from them.
     Copy(CopyArgs),
+    /// Make, list, start, stop, image and remove an env's machines.
+    Cloud {
+        #[command(subcommand)]
+        command: CloudCommand,
+    },
     /// Show the resolved inventory of an env.
     Hosts {
         #[command(flatten)]
@@ -276,4 +281,113 @@ pub enum TemplateCommand {
     },
     /// List the templates and the layer each comes from.
     List,
+}
+
+/// A machine: its name or id, or a role with `-o ORDINAL`.
+#[derive(Debug, Args)]
+pub struct CloudTarget {
+    /// A machine name (`web-1`), id, or role (with -o).
+    pub target: String,
+    /// Which machine of the role: 0 is the first, -1 the last.
+    #[arg(short, long, value_name = "ORDINAL", allow_hyphen_values = true)]
+    pub ordinal: Option<i64>,
+    /// The env.
+    #[arg(short, long, value_name = "ENV")]
+    pub env: Option<String>,
+}
+
+/// `weft cloud ...`.
+#[derive(Debug, Subcommand)]
+pub enum CloudCommand {
+    /// Create machines of a role, wait until SSH answers, then run `<role>_provision` on them.
+    Create {
+        /// The role.
+        role: String,
+        /// How many machines.
+        #[arg(short = 'n', long, default_value_t = 1)]
+        count: u32,
+        /// The env.
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
+        /// Start from this image instead of the role's.
+        #[arg(long, value_name = "IMAGE")]
+        image: Option<String>,
+        /// A public key file that may log in (repeatable).
+        #[arg(short = 'k', long = "key", value_name = "PUBKEY")]
+        keys: Vec<String>,
+        /// Skip the role's provisioning goal.
+        #[arg(long)]
+        no_provision: bool,
+    },
+    /// List the env's machines with their role, ordinal, state and address.
+    List {
+        /// The env.
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a stopped machine.
+    Start {
+        #[command(flatten)]
+        target: CloudTarget,
+    },
+    /// Stop a machine, keeping its disk.
+    Stop {
+        #[command(flatten)]
+        target: CloudTarget,
+    },
+    /// Delete a machine and its disk.
+    Terminate {
+        #[command(flatten)]
+        target: CloudTarget,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Save a machine's disk as an image.
+    Image {
+        #[command(flatten)]
+        target: CloudTarget,
+        /// The image's name.
+        name: String,
+    },
+    /// Create machines of a role from an image.
+    Recreate {
+        /// The role.
+        role: String,
+        /// The image.
+        #[arg(long, value_name = "IMAGE")]
+        image: String,
+        /// How many machines.
+        #[arg(short = 'n', long, default_value_t = 1)]
+        count: u32,
+        /// The env.
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
+        /// Skip the role's provisioning goal.
+        #[arg(long)]
+        no_provision: bool,
+    },
+    /// Import a public key (a file or the key itself) for machines created later.
+    RegisterKey {
+        /// The public key.
+        key: String,
+        /// Its name (default: the key's comment).
+        #[arg(long)]
+        name: Option<String>,
+        /// The env.
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
+    },
+    /// Delete everything the env owns: machines, keys, security groups.
+    Destroy {
+        /// The env.
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
 }

@@ -126,11 +126,13 @@ impl Inventory {
             }
         };
         merge(&mut vars, to_vars(&section.vars));
-        let connector = section.connector.unwrap_or(if section.hosts.is_empty() {
-            ConnectorKind::Local
-        } else {
-            ConnectorKind::Ssh
-        });
+        let connector = section.connector.unwrap_or(
+            if section.hosts.is_empty() && section.provider.is_none() {
+                ConnectorKind::Local
+            } else {
+                ConnectorKind::Ssh
+            },
+        );
         if connector == ConnectorKind::Local {
             return Ok(Self::local(name, vars, section));
         }
@@ -201,6 +203,30 @@ impl Inventory {
                 vars: host_vars,
             }],
             roles,
+        }
+    }
+
+    /// Adds machines a provider reported as hosts: named `<role>-<ordinal>`, in their role,
+    /// with the role's machine vars over the env's.
+    pub fn add_machines(&mut self, machines: &[crate::cloud::Machine], section: &EnvSection) {
+        for machine in machines {
+            let Some(address) = &machine.address else {
+                continue;
+            };
+            let mut vars = self.vars.clone();
+            if let Some(entry) = section.machines.get(&machine.role) {
+                merge(&mut vars, to_vars(&entry.vars));
+            }
+            self.hosts.push(HostSpec {
+                name: machine.name.clone(),
+                address: address.clone(),
+                roles: vec![machine.role.clone()],
+                vars,
+            });
+            self.roles
+                .entry(machine.role.clone())
+                .or_default()
+                .push(machine.name.clone());
         }
     }
 

@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cli;
+pub mod cloud;
 mod cmd;
 pub mod config;
 pub mod error;

@@ -93,6 +93,17 @@ impl Test {
         &self.cwd
     }
 
+    /// The fake home folder.
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    /// Adds environment variables to every run.
+    pub fn with_env(mut self, vars: Vec<(String, String)>) -> Self {
+        self.env.extend(vars);
+        self
+    }
+
     /// The user's config folder (`$XDG_CONFIG_HOME/weft`).
     pub fn user_dir(&self) -> PathBuf {
         self.dir.path().join("xdg").join("weft")

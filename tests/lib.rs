@@ -3,6 +3,7 @@
 mod fleet;
 mod harness;
 
+mod cloud;
 mod diagnostics;
 mod docs;
 mod init;

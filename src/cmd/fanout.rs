@@ -76,6 +76,7 @@ pub struct Selection {
 pub fn select(project: &Project, select: &Select) -> Result<Selection> {
     let env = Inventory::env_name(project, select.env.as_deref());
     let mut inventory = Inventory::resolve(project, &env)?;
+    super::cloud::discover(project, &mut inventory)?;
     let (named, addresses): (Vec<String>, Vec<String>) =
         select.hosts.iter().cloned().partition(|h| {
             inventory.hosts.iter().any(|known| &known.name == h) || !Target::looks_like_address(h)
@@ -160,6 +161,8 @@ pub fn ssh_settings(
         args.known_hosts.clone(),
         user_known,
         home_path(".ssh/known_hosts"),
+        // Where weft records the host keys of the machines it makes.
+        Some(crate::cloud::known_hosts_file()),
     ]
     .into_iter()
     .flatten()
@@ -187,6 +190,8 @@ pub fn ssh_settings(
         }
     }
     optional.extend(default_identity_files());
+    // The key weft's own machines accept, once weft has made one.
+    optional.push(crate::cloud::data_dir().join("keys/id_ed25519"));
     let identities = Identities::load(&args.identities, &optional).map_err(ConnectError::from)?;
     let default_user = args
         .user

@@ -11,7 +11,8 @@ use crate::inventory::Inventory;
 pub fn hosts(ctx: &Context, select: &Select, json: bool) -> Result<i32> {
     let (project, _) = ctx.project()?;
     let env = Inventory::env_name(&project, select.env.as_deref());
-    let inventory = Inventory::resolve(&project, &env)?;
+    let mut inventory = Inventory::resolve(&project, &env)?;
+    super::cloud::discover(&project, &mut inventory)?;
     let hosts = inventory.select(&select.roles, &select.hosts)?;
     if json {
         let doc = serde_json::json!({

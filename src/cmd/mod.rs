@@ -1,5 +1,6 @@
 //! One module per subcommand; each gets the loaded context and returns an exit code.
 
+mod cloud;
 mod copy;
 mod doc;
 mod exec;
@@ -7,6 +8,7 @@ mod fanout;
 mod hosts;
 mod init;
 mod list;
+mod provision;
 mod run;
 mod ssh;
 mod stdlib;
@@ -45,6 +47,7 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
         Command::Exec(args) => exec::exec(ctx, args),
         Command::Ssh(args) => ssh::ssh(ctx, args),
         Command::Copy(args) => copy::copy(ctx, args),
+        Command::Cloud { command } => cloud::cloud(ctx, command),
         Command::Hosts { select, json } => hosts::hosts(ctx, &select, json),
         Command::Init {
             dir,

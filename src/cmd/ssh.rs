@@ -50,7 +50,8 @@ impl LineSink for Raw {
 pub fn ssh(ctx: &Context, args: SshArgs) -> Result<i32> {
     let (project, _) = ctx.project()?;
     let env = Inventory::env_name(&project, args.env.as_deref());
-    let inventory = Inventory::resolve(&project, &env)?;
+    let mut inventory = Inventory::resolve(&project, &env)?;
+    super::cloud::discover(&project, &mut inventory)?;
     let host = match inventory.roles.get(&args.target) {
         Some(members) if !inventory.hosts.iter().any(|h| h.name == args.target) => {
             let ordinal = args.ordinal.unwrap_or(0);

@@ -3,7 +3,10 @@
 mod project;
 mod user;
 
-pub use project::{ConfigFile, ConnectorKind, EnvSection, HostEntry, ProjectConfig, RoleEntry};
+pub use project::{
+    ConfigFile, ConnectorKind, EnvSection, HostEntry, MachineEntry, ProjectConfig, ProviderKind,
+    RoleEntry,
+};
 pub use user::{expand_home, UserConfig};
 
 use std::path::PathBuf;

@@ -65,12 +65,64 @@ impl ConnectorKind {
     }
 }
 
+/// Where an env's machines come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Sandbox machines on this Linux host.
+    Local,
+    /// AWS EC2.
+    Ec2,
+}
+
+/// `[env.NAME.machines.ROLE]`: what `weft cloud create ROLE` and `env_up` make.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachineEntry {
+    /// How many machines of the role `env_up` makes.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// The fewest machines `env_up_min` makes.
+    pub min: Option<u32>,
+    /// The image (an AMI id for ec2, a weft image name for local).
+    pub image: Option<String>,
+    /// The instance size (`t3.micro`).
+    pub size: Option<String>,
+    /// Public key files (or keys) that may log in.
+    #[serde(default)]
+    pub keys: Vec<String>,
+    /// A first-boot script, where the provider supports it.
+    pub user_data: Option<String>,
+    /// The user weft logs in as (default `root`).
+    pub user: Option<String>,
+    /// Extra tags on the role's machines.
+    #[serde(default)]
+    pub tags: IndexMap<String, String>,
+    /// Variables of the role's machines.
+    #[serde(default)]
+    pub vars: toml::Table,
+}
+
+fn one() -> u32 {
+    1
+}
+
 /// `[env.NAME]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvSection {
-    /// `local` or `ssh`; defaults to `ssh` when hosts are listed, `local` otherwise.
+    /// `local` or `ssh`; defaults to `ssh` when hosts are listed or a provider makes them.
     pub connector: Option<ConnectorKind>,
+    /// The provider whose machines are the env's hosts (dynamic inventory).
+    pub provider: Option<ProviderKind>,
+    /// The cloud region (ec2).
+    pub region: Option<String>,
+    /// The namespace the env's resources live in (`/` when absent): envs in different
+    /// namespaces never see each other's machines.
+    pub namespace: Option<String>,
+    /// What each role's machines look like.
+    #[serde(default)]
+    pub machines: IndexMap<String, MachineEntry>,
     /// Host name → address (`user@addr:port`) or a table with `address` and `vars`.
     #[serde(default)]
     pub hosts: IndexMap<String, Spanned<HostEntry>>,
