@@ -308,3 +308,51 @@ fn ec2_machines_against_moto() {
         .status(0)
         .stdout_has("[]");
 }
+
+#[test]
+fn env_lifecycle_goals_bring_an_env_up_and_down() {
+    let test = Test::with_config(
+        "[project]\nname = \"shop\"\n[env.dev]\nprovider = \"local\"\n\
+         [env.dev.machines.web]\ncount = 2\nmin = 1\n[env.dev.machines.lb]\ncount = 1\n",
+    );
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    // Light provisioning for the test, overriding the stdlib roles; and the app's deploy.
+    test.write(
+        "deploy/roles.rhai",
+        "/// Web.\nfn web_provision(host) { host.file(\"/root/provisioned\", #{ content: \"web\\n\" }); }\n\
+         /// Lb.\nfn lb_provision(host) { host.file(\"/root/provisioned\", #{ content: \"lb\\n\" }); }\n\
+         /// Deploy.\nfn shop_deploy(host) { host.file(\"/root/deployed\", #{ content: host.name + \"\\n\" }); }\n",
+    );
+    test.run(&["run", "env_up_min", "-e", "dev"])
+        .status(0)
+        .stdout_has("created web-0")
+        .stdout_has("created lb-0");
+    test.run(&["run", "env_status", "-e", "dev"])
+        .status(0)
+        .stdout_has("web-0  running")
+        .stdout_lacks("web-1");
+    test.run(&["run", "env_up", "-e", "dev"])
+        .status(0)
+        .stdout_has("created web-1")
+        .stdout_has("lb: 1 machine(s), 1 wanted");
+    for name in ["web-0", "web-1", "lb-0"] {
+        test.run(&["ssh", name, "-e", "dev", "--", "cat", "/root/deployed"])
+            .status(0)
+            .stdout_has(name);
+    }
+    test.run(&["ssh", "lb-0", "-e", "dev", "--", "cat", "/root/provisioned"])
+        .status(0)
+        .stdout_has("lb");
+    test.run(&["run", "hosts_filter", "-e", "dev"])
+        .status(0)
+        .stdout_has("web-1: answers");
+    test.run(&["run", "env_down", "-e", "dev"])
+        .status(0)
+        .stdout_has("terminated lb-0");
+    test.run(&["cloud", "list", "-e", "dev", "--json"])
+        .status(0)
+        .stdout_has("[]");
+}

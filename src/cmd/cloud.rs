@@ -240,6 +240,31 @@ fn print_machines(machines: &[Machine], json: bool) {
     }
 }
 
+/// The env's machines.
+pub fn list(env: &CloudEnv) -> Result<Vec<Machine>> {
+    Ok(runtime()?
+        .block_on(env.provider.list(&env.scope))
+        .map_err(CloudCommandError::from)?)
+}
+
+/// Terminates the machine named (or with id) `name`.
+pub fn terminate(env: &CloudEnv, name: &str) -> Result<()> {
+    let rt = runtime()?;
+    let machines = rt
+        .block_on(env.provider.list(&env.scope))
+        .map_err(CloudCommandError::from)?;
+    let target = CloudTarget {
+        target: name.to_string(),
+        ordinal: None,
+        env: None,
+    };
+    let machine = resolve_target(env, &machines, &target)?;
+    rt.block_on(env.provider.terminate(&env.scope, &machine.id))
+        .map_err(CloudCommandError::from)?;
+    println!("terminated {}", machine.name);
+    Ok(())
+}
+
 /// Makes `count` new machines of `role` (after the highest ordinal in use).
 pub fn create_machines(
     env: &CloudEnv,

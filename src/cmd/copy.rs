@@ -34,6 +34,7 @@ pub fn copy(ctx: &Context, args: CopyArgs) -> Result<i32> {
         selection,
         check: false,
         diff: false,
+        orchestrator: None,
     };
     fanout::execute(fan, job, &args.connect, &args.fanout)
 }

@@ -23,6 +23,7 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> Result<i32> {
         selection,
         check: false,
         diff: false,
+        orchestrator: None,
     };
     fanout::execute(fan, job, &args.connect, &args.fanout)
 }

@@ -71,6 +71,18 @@ pub struct Selection {
     pub hosts: Vec<HostSpec>,
 }
 
+/// Like `select`, but an env with no hosts yet is fine (controller goals that make machines).
+pub fn select_for_controller(project: &Project, select: &Select) -> Result<Selection> {
+    if !select.roles.is_empty() || !select.hosts.is_empty() {
+        return self::select(project, select);
+    }
+    let env = Inventory::env_name(project, select.env.as_deref());
+    let mut inventory = Inventory::resolve(project, &env)?;
+    super::cloud::discover(project, &mut inventory)?;
+    let hosts = inventory.hosts.clone();
+    Ok(Selection { inventory, hosts })
+}
+
 /// Resolves `-e/-r/-H`; `-H` values that are not hosts of the env but look like addresses
 /// become ad hoc SSH hosts, so weft works without any weft.toml.
 pub fn select(project: &Project, select: &Select) -> Result<Selection> {
@@ -246,6 +258,8 @@ pub struct Fanout<'a> {
     pub check: bool,
     /// `--diff`.
     pub diff: bool,
+    /// Env-level actions for controller goals.
+    pub orchestrator: Option<Arc<dyn crate::exec::orchestrator::Orchestrator>>,
 }
 
 /// Runs `job` over the selection and prints the summary; exit 1 when any host failed.
@@ -289,6 +303,7 @@ pub fn execute(
         templates: fanout.templates,
         root: fanout.project.root.clone(),
         color: fanout.ctx.color,
+        orchestrator: fanout.orchestrator,
     };
     let outcomes = runner::run(plan)?;
     output.summary(&outcomes);

@@ -8,6 +8,7 @@ mod fanout;
 mod hosts;
 mod init;
 mod list;
+mod orchestrate;
 mod provision;
 mod run;
 mod ssh;
@@ -23,6 +24,7 @@ use crate::layers::Layers;
 use crate::project::Project;
 
 /// What every command may need: the project, its layers and the output style.
+#[derive(Debug, Clone)]
 pub struct Context {
     /// The working directory (after `-C`).
     pub cwd: PathBuf,

@@ -6,7 +6,6 @@ use miette::Result;
 
 use super::fanout::{self, Fanout, Selection};
 use super::Context;
-use crate::cli::{ConnectArgs, FanoutArgs, HostKeyPolicyArg};
 use crate::cloud::Machine;
 use crate::exec::runner::Job;
 use crate::inventory::Inventory;
@@ -37,23 +36,8 @@ pub fn provision(
     inventory.add_machines(machines, &section);
     let hosts = inventory.hosts.clone();
     let selection = Selection { inventory, hosts };
-    let connect = ConnectArgs {
-        identities: Vec::new(),
-        known_hosts: None,
-        host_key_policy: HostKeyPolicyArg::Strict,
-        ssh_config: None,
-        connect_timeout: 30,
-        user: None,
-    };
-    let fan_args = FanoutArgs {
-        json: false,
-        parallel: 32,
-        serial: None,
-        max_fail: None,
-        become_root: false,
-        become_user: "root".into(),
-        ask_sudo_pass: false,
-    };
+    let connect = super::orchestrate::default_connect();
+    let fan_args = super::orchestrate::default_fanout();
     let job = Job::Goal {
         engine: Arc::new(engine),
         goal,
@@ -66,6 +50,7 @@ pub fn provision(
         selection,
         check: false,
         diff: false,
+        orchestrator: None,
     };
     let code = fanout::execute(fan, job, &connect, &fan_args)?;
     if code != crate::error::EXIT_OK {

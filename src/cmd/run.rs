@@ -17,7 +17,12 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let engine = engine::load(&layers, &project)?;
     let goal = engine.scripts().goal(&args.goal)?.clone();
     ScriptEngine::check_arguments(&goal, &args.args)?;
-    let selection = fanout::select(&project, &args.select)?;
+    let selection = if goal.takes_host {
+        fanout::select(&project, &args.select)?
+    } else {
+        fanout::select_for_controller(&project, &args.select)?
+    };
+    let env = selection.inventory.env.clone();
     let job = Job::Goal {
         engine: Arc::new(engine),
         goal,
@@ -30,6 +35,9 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         selection,
         check: args.check,
         diff: args.diff,
+        orchestrator: Some(Arc::new(super::orchestrate::EnvOrchestrator::new(
+            ctx, &env,
+        ))),
     };
     fanout::execute(fan, job, &args.connect, &args.fanout)
 }

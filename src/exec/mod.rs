@@ -1,6 +1,7 @@
 //! Running a goal: sessions on hosts, live output, the report.
 
 pub mod ops;
+pub mod orchestrator;
 pub mod output;
 pub mod runner;
 pub mod session;

@@ -162,6 +162,8 @@ pub struct RunPlan {
     pub root: PathBuf,
     /// Colour in rendered errors.
     pub color: bool,
+    /// Env-level actions for controller goals.
+    pub orchestrator: Option<Arc<dyn crate::exec::orchestrator::Orchestrator>>,
 }
 
 fn env_map(plan: &RunPlan) -> Map {
@@ -338,6 +340,7 @@ fn run_one(
                 prefix: name.clone(),
                 output: plan.output.clone(),
                 env,
+                orchestrator: plan.orchestrator.clone(),
             };
             let rhai = engine.engine(Some(context));
             engine

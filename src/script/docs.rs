@@ -32,6 +32,18 @@ pub const TOPICS: &[(&str, &[&str])] = &[
     ("python", &["virtualenv", "pip"]),
     ("archives", &["archive", "extract"]),
     ("global", &["quote", "log", "env", "secret"]),
+    (
+        "env",
+        &[
+            "machines",
+            "create_machines",
+            "terminate_machine",
+            "env_spec",
+            "goal_exists",
+            "run_goal",
+            "reachable",
+        ],
+    ),
 ];
 
 /// The topic a function belongs to.

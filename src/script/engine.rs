@@ -9,6 +9,7 @@ use rhai::{
     Position, Scope, Shared,
 };
 
+use super::api::cloud::cloud_api;
 use super::api::global::{global_api, ScriptContext};
 use super::api::host::{host_api, Host};
 use super::api::ops::ops_api;
@@ -100,6 +101,7 @@ impl ScriptEngine {
         let mut module = exported_module!(host_api);
         module.combine_flatten(exported_module!(ops_api));
         module.combine_flatten(exported_module!(global_api));
+        module.combine_flatten(exported_module!(cloud_api));
         module.into()
     }
 

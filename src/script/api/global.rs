@@ -16,6 +16,8 @@ pub struct ScriptContext {
     pub output: Arc<Output>,
     /// What `env()` returns.
     pub env: Map,
+    /// Env-level actions for controller goals.
+    pub orchestrator: Option<Arc<dyn crate::exec::orchestrator::Orchestrator>>,
 }
 
 fn context(ctx: &NativeCallContext) -> Option<ScriptContext> {

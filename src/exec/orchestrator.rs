@@ -1,0 +1,48 @@
+//! What controller goals (goals without a host) may ask of weft itself: the env's machines,
+//! and running other goals. Implemented by the command layer, plain Rust for the script API.
+
+/// A machine as controller goals see it.
+#[derive(Debug, Clone)]
+pub struct MachineInfo {
+    /// `<role>-<ordinal>`.
+    pub name: String,
+    /// Its role.
+    pub role: String,
+    /// Its ordinal.
+    pub ordinal: u32,
+    /// `running`, `stopped`, ...
+    pub state: String,
+    /// Its SSH address, when it has one.
+    pub address: String,
+    /// The provider's id.
+    pub id: String,
+}
+
+/// How many machines of a role the env's spec asks for.
+#[derive(Debug, Clone)]
+pub struct RoleSpec {
+    /// The role.
+    pub role: String,
+    /// `count`.
+    pub count: u32,
+    /// `min`, else `count`.
+    pub min: u32,
+}
+
+/// The env-level actions a controller goal can take.
+pub trait Orchestrator: Send + Sync {
+    /// The env's machines.
+    fn machines(&self) -> Result<Vec<MachineInfo>, String>;
+    /// Makes and provisions `count` machines of `role`.
+    fn create(&self, role: &str, count: u32) -> Result<Vec<MachineInfo>, String>;
+    /// Terminates the machine `name`.
+    fn terminate(&self, name: &str) -> Result<(), String>;
+    /// The env's machine spec, by role.
+    fn spec(&self) -> Vec<RoleSpec>;
+    /// Whether a goal of that name exists.
+    fn goal_exists(&self, goal: &str) -> bool;
+    /// Runs `goal` with `args` on the env (its current hosts); whether it succeeded everywhere.
+    fn run_goal(&self, goal: &str, args: Vec<String>) -> Result<bool, String>;
+    /// The env's hosts that answer over SSH.
+    fn reachable(&self) -> Result<Vec<String>, String>;
+}

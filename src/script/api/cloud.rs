@@ -1,0 +1,130 @@
+//! Env-level functions for controller goals (goals without a `host`): machines, and other goals.
+
+use std::sync::Arc;
+
+use rhai::plugin::*;
+use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext};
+
+use super::global::ScriptContext;
+use crate::exec::orchestrator::{MachineInfo, Orchestrator};
+
+fn orchestrator(ctx: &NativeCallContext) -> Result<Arc<dyn Orchestrator>, Box<EvalAltResult>> {
+    ctx.tag()
+        .and_then(|t| {
+            t.read_lock::<ScriptContext>()
+                .and_then(|c| c.orchestrator.clone())
+        })
+        .ok_or_else(|| "env functions are available to goals run by `weft run`".into())
+}
+
+fn machine_map(m: MachineInfo) -> Dynamic {
+    let mut map = Map::new();
+    map.insert("name".into(), m.name.into());
+    map.insert("role".into(), m.role.into());
+    map.insert("ordinal".into(), Dynamic::from_int(m.ordinal.into()));
+    map.insert("state".into(), m.state.into());
+    map.insert("address".into(), m.address.into());
+    map.insert("id".into(), m.id.into());
+    map.into()
+}
+
+/// Env-level functions.
+#[export_module]
+pub mod cloud_api {
+    use super::*;
+
+    /// The env's machines: `[#{ name, role, ordinal, state, address, id }]`.
+    ///
+    /// ```rhai
+    /// for m in machines() { log(`${m.name} is ${m.state}`); }
+    /// ```
+    #[rhai_fn(name = "machines", return_raw)]
+    pub fn machines(ctx: NativeCallContext) -> Result<Array, Box<EvalAltResult>> {
+        let list = orchestrator(&ctx)?.machines()?;
+        Ok(list.into_iter().map(machine_map).collect())
+    }
+
+    /// Makes `count` new machines of `role` (after the highest ordinal), waits for SSH and runs
+    /// `<role>_provision` on them; returns them.
+    ///
+    /// ```rhai
+    /// create_machines("web", 2);
+    /// ```
+    #[rhai_fn(name = "create_machines", return_raw)]
+    pub fn create_machines(
+        ctx: NativeCallContext,
+        role: &str,
+        count: i64,
+    ) -> Result<Array, Box<EvalAltResult>> {
+        let count =
+            u32::try_from(count).map_err(|_| format!("create_machines: bad count {count}"))?;
+        let made = orchestrator(&ctx)?.create(role, count)?;
+        Ok(made.into_iter().map(machine_map).collect())
+    }
+
+    /// Terminates the machine `name` and deletes its disk.
+    ///
+    /// ```rhai
+    /// terminate_machine("web-1");
+    /// ```
+    #[rhai_fn(name = "terminate_machine", return_raw)]
+    pub fn terminate_machine(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
+        Ok(orchestrator(&ctx)?.terminate(name)?)
+    }
+
+    /// The env's machine spec from weft.toml: `#{ role: #{ count, min } }`.
+    ///
+    /// ```rhai
+    /// let web = env_spec().web.count;
+    /// ```
+    #[rhai_fn(name = "env_spec", return_raw)]
+    pub fn env_spec(ctx: NativeCallContext) -> Result<Map, Box<EvalAltResult>> {
+        let mut out = Map::new();
+        for role in orchestrator(&ctx)?.spec() {
+            let mut entry = Map::new();
+            entry.insert("count".into(), Dynamic::from_int(role.count.into()));
+            entry.insert("min".into(), Dynamic::from_int(role.min.into()));
+            out.insert(role.role.as_str().into(), entry.into());
+        }
+        Ok(out)
+    }
+
+    /// Whether a goal of that name exists.
+    ///
+    /// ```rhai
+    /// if goal_exists("hello_deploy") { run_goal("hello_deploy", ["v1"]); }
+    /// ```
+    #[rhai_fn(name = "goal_exists", return_raw)]
+    pub fn goal_exists(ctx: NativeCallContext, goal: &str) -> Result<bool, Box<EvalAltResult>> {
+        Ok(orchestrator(&ctx)?.goal_exists(goal))
+    }
+
+    /// Runs another goal on the env's current hosts; `true` when it succeeded on every one.
+    ///
+    /// ```rhai
+    /// run_goal("nginx_reload", []);
+    /// ```
+    #[rhai_fn(name = "run_goal", return_raw)]
+    pub fn run_goal(
+        ctx: NativeCallContext,
+        goal: &str,
+        args: Array,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let args = args.into_iter().map(|a| a.to_string()).collect();
+        Ok(orchestrator(&ctx)?.run_goal(goal, args)?)
+    }
+
+    /// The env's hosts that answer over SSH right now.
+    ///
+    /// ```rhai
+    /// let up = reachable();
+    /// ```
+    #[rhai_fn(name = "reachable", return_raw)]
+    pub fn reachable(ctx: NativeCallContext) -> Result<Array, Box<EvalAltResult>> {
+        Ok(orchestrator(&ctx)?
+            .reachable()?
+            .into_iter()
+            .map(Dynamic::from)
+            .collect())
+    }
+}
