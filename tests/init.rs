@@ -11,7 +11,9 @@ fn init_creates_a_project_whose_goals_list_and_run() {
     let demo = test.path().join("demo");
     let list = test.run_in(&demo, &["list"]);
     list.status(0)
-        .stdout_has("hello_deploy <version>  [project] Deploy the hello page")
+        .stdout_has("hello_deploy <version>")
+        .stdout_has("[project] Deploy the hello page")
+        .stdout_lacks("anon$")
         .stdout_has("system_info");
     test.run_in(&demo, &["run", "hello_deploy", "v1", "-e", "local"])
         .status(0)

@@ -104,7 +104,8 @@ impl ScriptSet {
         let mut goals: BTreeMap<String, Goal> = BTreeMap::new();
         for (index, script) in scripts.iter().enumerate() {
             for f in script.ast.iter_functions() {
-                if f.access == FnAccess::Private {
+                // Closures compile to hidden `anon$...` functions: never goals.
+                if f.access == FnAccess::Private || f.name.starts_with("anon$") {
                     continue;
                 }
                 let takes_host = f.params.first() == Some(&"host");
