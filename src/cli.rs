@@ -51,6 +51,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CloudCommand,
     },
+    /// Manage the SSH keys that may log in to an env's machines.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Show the resolved inventory of an env.
     Hosts {
         #[command(flatten)]
@@ -389,5 +394,23 @@ pub enum CloudCommand {
         /// Do not ask.
         #[arg(long)]
         yes: bool,
+    },
+}
+
+/// `weft keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make the login user's authorized_keys on every machine of the env hold exactly the
+    /// env's `keys` (plus weft's own key), adding and removing, and report what changed.
+    Sync {
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(flatten)]
+        fanout: FanoutArgs,
+        /// Report what would change; change nothing.
+        #[arg(long)]
+        check: bool,
     },
 }

@@ -356,3 +356,55 @@ fn env_lifecycle_goals_bring_an_env_up_and_down() {
         .status(0)
         .stdout_has("[]");
 }
+
+#[test]
+fn keys_sync_makes_every_machine_hold_exactly_the_env_keys() {
+    let test = Test::new();
+    let alice =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice";
+    let bob =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILM+rvN+ot98qgEN796jTiQfZfG1KaT0PtFDJ/XFSqti bob";
+    test.write("alice.pub", alice).write("bob.pub", bob);
+    test.write(
+        "weft.toml",
+        "[project]\nname = \"keys\"\n[env.dev]\nprovider = \"local\"\nkeys = [\"bob.pub\"]\n",
+    );
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    test.run(&["cloud", "register-key", "alice.pub", "-e", "dev"])
+        .status(0)
+        .stdout_has("registered key alice");
+    test.run(&["cloud", "create", "web", "-e", "dev", "--no-provision"])
+        .status(0);
+    let keys = |t: &Test| {
+        t.run(&[
+            "ssh",
+            "web-0",
+            "-e",
+            "dev",
+            "--",
+            "cat",
+            "/root/.ssh/authorized_keys",
+        ])
+    };
+    // Created with the registered key and the env's key.
+    keys(&test).status(0).stdout_has("alice").stdout_has("bob");
+    // Alice leaves the team: the env's set no longer has her.
+    test.run(&["keys", "sync", "-e", "dev", "--check"])
+        .status(0)
+        .stdout_has("would change: file /root/.ssh/authorized_keys");
+    keys(&test).status(0).stdout_has("alice");
+    test.run(&["keys", "sync", "-e", "dev"])
+        .status(0)
+        .stdout_has("changed: file /root/.ssh/authorized_keys");
+    keys(&test)
+        .status(0)
+        .stdout_lacks("alice")
+        .stdout_has("bob")
+        .stdout_has("weft-machines");
+    test.run(&["keys", "sync", "-e", "dev"])
+        .status(0)
+        .stdout_has("summary: 1 ok, 0 changed");
+}

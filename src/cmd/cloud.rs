@@ -102,6 +102,7 @@ fn clone_section(section: &EnvSection) -> EnvSection {
         region: section.region.clone(),
         namespace: section.namespace.clone(),
         machines: section.machines.clone(),
+        keys: section.keys.clone(),
         vars: section.vars.clone(),
         ..EnvSection::default()
     }
@@ -195,14 +196,17 @@ fn confirm(what: &[String], yes: bool) -> Result<()> {
     }
 }
 
-fn read_keys(files: &[String]) -> Result<Vec<String>> {
+/// Public keys from key files (`~` allowed) or keys written out.
+pub fn read_keys(files: &[String]) -> Result<Vec<String>> {
     files
         .iter()
         .map(|f| {
             if f.starts_with("ssh-") || f.starts_with("ecdsa-") {
                 return Ok(f.clone());
             }
-            std::fs::read_to_string(f)
+            let path =
+                crate::config::expand_home(std::path::Path::new("."), std::path::Path::new(f));
+            std::fs::read_to_string(&path)
                 .map(|k| k.trim().to_string())
                 .map_err(|e| {
                     CloudCommandError::Key {
@@ -288,6 +292,7 @@ pub fn create_machines(
     if let Some(entry) = entry {
         all_keys.extend(read_keys(&entry.keys)?);
     }
+    all_keys.extend(read_keys(&env.section.keys)?);
     let mut made = Vec::new();
     for ordinal in next..next + count {
         let spec = MachineSpec {

@@ -7,6 +7,7 @@ mod exec;
 mod fanout;
 mod hosts;
 mod init;
+mod keys;
 mod list;
 mod orchestrate;
 mod provision;
@@ -50,6 +51,7 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
         Command::Ssh(args) => ssh::ssh(ctx, args),
         Command::Copy(args) => copy::copy(ctx, args),
         Command::Cloud { command } => cloud::cloud(ctx, command),
+        Command::Keys { command } => keys::keys(ctx, command),
         Command::Hosts { select, json } => hosts::hosts(ctx, &select, json),
         Command::Init {
             dir,

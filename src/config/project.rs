@@ -123,6 +123,10 @@ pub struct EnvSection {
     /// What each role's machines look like.
     #[serde(default)]
     pub machines: IndexMap<String, MachineEntry>,
+    /// The public keys (files or keys) that may log in to the env's machines: the set
+    /// `weft keys sync` enforces.
+    #[serde(default)]
+    pub keys: Vec<String>,
     /// Host name → address (`user@addr:port`) or a table with `address` and `vars`.
     #[serde(default)]
     pub hosts: IndexMap<String, Spanned<HostEntry>>,

@@ -73,6 +73,8 @@ pub enum Job {
         /// The path on the host.
         remote: String,
     },
+    /// Make the login user's authorized_keys hold exactly these keys (`weft keys sync`).
+    SyncKeys(Vec<String>),
     /// Copy a file from every host into `<dest>/<host>/` (`weft copy --pull`).
     Download {
         /// The path on the host.
@@ -88,6 +90,7 @@ impl Job {
             Job::Goal { goal, .. } => &goal.name,
             Job::Command(command) => command,
             Job::Upload { remote, .. } | Job::Download { remote, .. } => remote,
+            Job::SyncKeys(_) => "keys sync",
         }
     }
 
@@ -95,7 +98,7 @@ impl Job {
     pub fn per_host(&self) -> bool {
         match self {
             Job::Goal { goal, .. } => goal.takes_host,
-            Job::Command(_) | Job::Upload { .. } | Job::Download { .. } => true,
+            Job::Command(_) | Job::Upload { .. } | Job::Download { .. } | Job::SyncKeys(_) => true,
         }
     }
 }
@@ -362,6 +365,14 @@ fn run_one(
                 Job::Command(command) => session.run(command, &RunOptions::default()).map(|_| ()),
                 Job::Upload { local, remote } => session.upload(local, remote).map(|_| ()),
                 Job::Download { remote, dest } => session.download(remote, dest).map(|_| ()),
+                Job::SyncKeys(keys) => {
+                    let user = Target::parse(&session.spec.address)
+                        .ok()
+                        .and_then(|t| t.user)
+                        .unwrap_or_else(|| "root".into());
+                    crate::exec::ops::system::authorized_keys(session, &user, keys, false, true)
+                        .map(|_| ())
+                }
                 Job::Goal { .. } => Ok(()),
             }
             .map_err(|err| (err.to_string(), None)),

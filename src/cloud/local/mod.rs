@@ -44,7 +44,7 @@ pub struct LocalProvider {
 const SSHD_CONFIG: &str = "Port 22
 ListenAddress 0.0.0.0
 HostKey /etc/weft/ssh_host_ed25519_key
-AuthorizedKeysFile /etc/weft/authorized_keys .ssh/authorized_keys
+AuthorizedKeysFile .ssh/authorized_keys
 PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
@@ -206,7 +206,12 @@ impl LocalProvider {
                 "ssh-keygen failed to make a host key".into(),
             ));
         }
-        std::fs::write(etc_weft.join("authorized_keys"), keys.join("\n") + "\n")?;
+        // root's own file, so `weft keys sync` and `authorized_keys` manage these keys too.
+        let ssh_dir = upper.join("root/.ssh");
+        std::fs::create_dir_all(&ssh_dir)?;
+        std::fs::write(ssh_dir.join("authorized_keys"), keys.join("\n") + "\n")?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&ssh_dir, std::fs::Permissions::from_mode(0o700))?;
         std::fs::write(upper.join("etc/hostname"), format!("{}\n", meta.name))?;
         let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
         std::fs::write(
