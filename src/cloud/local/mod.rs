@@ -79,17 +79,17 @@ fn slug(text: &str) -> String {
 fn short_hash(text: &str) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(text.as_bytes());
-    digest.iter().take(3).map(|b| format!("{b:02x}")).collect()
+    digest.iter().take(6).map(|b| format!("{b:02x}")).collect()
 }
 
-impl Meta {
-    fn netns(&self) -> String {
-        format!("weft-{}", short_hash(&self.id))
-    }
+/// Network names are global to the host, so they come from the machine's folder, which is
+/// unique even across users and data folders. A veth name has at most 15 characters.
+fn netns_name(dir: &Path) -> String {
+    format!("weft-{}", short_hash(&dir.display().to_string()))
+}
 
-    fn veth(&self) -> String {
-        format!("wv{}", short_hash(&self.id))
-    }
+fn veth_name(dir: &Path) -> String {
+    format!("wv{}", short_hash(&dir.display().to_string()))
 }
 
 fn pid_alive(pid: u32, marker: &str) -> bool {
@@ -248,7 +248,7 @@ impl LocalProvider {
         }
         meta.ip = network::reserve(&dir, Some(meta.ip))?;
         network::ensure_bridge().await?;
-        network::create_namespace(&meta.netns(), &meta.veth(), meta.ip).await?;
+        network::create_namespace(&netns_name(&dir), &veth_name(&dir), meta.ip).await?;
         let q = |p: &Path| crate::shell::quote(&p.display().to_string());
         let (root, upper, work) = (dir.join("root"), dir.join("upper"), dir.join("work"));
         let script = format!(
@@ -272,7 +272,7 @@ impl LocalProvider {
             .args([
                 "netns",
                 "exec",
-                &meta.netns(),
+                &netns_name(&dir),
                 "unshare",
                 "--mount",
                 "--uts",
@@ -315,7 +315,8 @@ impl LocalProvider {
                 let _ = network::run("kill", &["-KILL", &pid.to_string()]).await;
             }
         }
-        network::delete_namespace(&meta.netns(), &meta.veth()).await;
+        let dir = self.dir(&meta.id);
+        network::delete_namespace(&netns_name(&dir), &veth_name(&dir)).await;
         meta.pid = None;
         self.save(meta)
     }
