@@ -1,14 +1,11 @@
 //! `weft copy`: push files to the selected hosts, or pull one file from each.
 
-use std::sync::Arc;
-
 use miette::Result;
 
 use super::fanout::{self, Fanout};
 use super::Context;
 use crate::cli::CopyArgs;
 use crate::exec::runner::Job;
-use crate::template::Templates;
 
 /// Copies to (or with `--pull`, from) every selected host.
 pub fn copy(ctx: &Context, args: CopyArgs) -> Result<i32> {
@@ -27,14 +24,6 @@ pub fn copy(ctx: &Context, args: CopyArgs) -> Result<i32> {
             remote: args.dest,
         }
     };
-    let fan = Fanout {
-        ctx,
-        project: &project,
-        templates: Arc::new(Templates::new(layers)),
-        selection,
-        check: false,
-        diff: false,
-        orchestrator: None,
-    };
+    let fan = Fanout::new(ctx, &project, layers, selection);
     fanout::execute(fan, job, &args.connect, &args.fanout)
 }

@@ -262,6 +262,26 @@ pub struct Fanout<'a> {
     pub orchestrator: Option<Arc<dyn crate::exec::orchestrator::Orchestrator>>,
 }
 
+impl<'a> Fanout<'a> {
+    /// A fan-out over `selection` that changes what it must (no `--check`, no `--diff`).
+    pub fn new(
+        ctx: &'a Context,
+        project: &'a Project,
+        layers: crate::layers::Layers,
+        selection: Selection,
+    ) -> Self {
+        Fanout {
+            ctx,
+            project,
+            templates: Arc::new(Templates::new(layers)),
+            selection,
+            check: false,
+            diff: false,
+            orchestrator: None,
+        }
+    }
+}
+
 /// Runs `job` over the selection and prints the summary; exit 1 when any host failed.
 pub fn execute(
     fanout: Fanout<'_>,

@@ -1,7 +1,5 @@
 //! `weft keys sync`: the env's key set, enforced on every machine.
 
-use std::sync::Arc;
-
 use miette::Result;
 
 use super::fanout::{self, Fanout};
@@ -9,7 +7,6 @@ use super::Context;
 use crate::cli::KeysCommand;
 use crate::exec::runner::Job;
 use crate::inventory::Inventory;
-use crate::template::Templates;
 
 /// Runs a `weft keys` subcommand.
 pub fn keys(ctx: &Context, command: KeysCommand) -> Result<i32> {
@@ -32,14 +29,7 @@ pub fn keys(ctx: &Context, command: KeysCommand) -> Result<i32> {
         keys.push(weft_key);
     }
     let selection = fanout::select(&project, &select)?;
-    let fan = Fanout {
-        ctx,
-        project: &project,
-        templates: Arc::new(Templates::new(layers)),
-        selection,
-        check,
-        diff: false,
-        orchestrator: None,
-    };
+    let mut fan = Fanout::new(ctx, &project, layers, selection);
+    fan.check = check;
     fanout::execute(fan, Job::SyncKeys(keys), &connect, &fan_args)
 }

@@ -11,7 +11,6 @@ use crate::exec::runner::Job;
 use crate::inventory::Inventory;
 use crate::project::Project;
 use crate::script::engine;
-use crate::template::Templates;
 
 /// Runs `<role>_provision` on `machines`; nothing when the role has no such goal. Returns the
 /// exit code of the run.
@@ -43,15 +42,7 @@ pub fn provision(
         goal,
         args: Vec::new(),
     };
-    let fan = Fanout {
-        ctx,
-        project,
-        templates: Arc::new(Templates::new(layers)),
-        selection,
-        check: false,
-        diff: false,
-        orchestrator: None,
-    };
+    let fan = Fanout::new(ctx, project, layers, selection);
     let code = fanout::execute(fan, job, &connect, &fan_args)?;
     if code != crate::error::EXIT_OK {
         eprintln!("weft: `{goal_name}` failed on some new machines; they are left running for you to inspect");

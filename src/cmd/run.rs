@@ -9,7 +9,6 @@ use super::Context;
 use crate::cli::RunArgs;
 use crate::exec::runner::Job;
 use crate::script::{engine, ScriptEngine};
-use crate::template::Templates;
 
 /// Runs a goal; exit 1 when it failed on any host.
 pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
@@ -28,16 +27,11 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         goal,
         args: args.args,
     };
-    let fan = Fanout {
-        ctx,
-        project: &project,
-        templates: Arc::new(Templates::new(layers)),
-        selection,
-        check: args.check,
-        diff: args.diff,
-        orchestrator: Some(Arc::new(super::orchestrate::EnvOrchestrator::new(
-            ctx, &env,
-        ))),
-    };
+    let mut fan = Fanout::new(ctx, &project, layers, selection);
+    fan.check = args.check;
+    fan.diff = args.diff;
+    fan.orchestrator = Some(Arc::new(super::orchestrate::EnvOrchestrator::new(
+        ctx, &env,
+    )));
     fanout::execute(fan, job, &args.connect, &args.fanout)
 }

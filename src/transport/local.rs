@@ -126,34 +126,25 @@ impl Transport for LocalTransport {
         mode: Option<u32>,
     ) -> Result<(), TransportError> {
         let target = self.path(path);
-        let file_error = |source| TransportError::File {
+        // A replaced file keeps its mode unless one is asked for.
+        let mode = match mode {
+            Some(mode) => Some(mode),
+            None => tokio::fs::metadata(&target)
+                .await
+                .ok()
+                .map(|m| m.permissions().mode() & 0o7777),
+        };
+        replace_atomically(&target, mode, |tmp| async move {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            file.write_all(data).await?;
+            file.sync_all().await
+        })
+        .await
+        .map_err(|source| TransportError::File {
             action: "cannot write",
             path: path.into(),
             source,
-        };
-        let tmp = temporary_sibling(&target);
-        let result = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
-            file.write_all(data).await?;
-            file.sync_all().await?;
-            let mode = match mode {
-                Some(mode) => Some(mode),
-                // A replaced file keeps its mode unless one is asked for.
-                None => tokio::fs::metadata(&target)
-                    .await
-                    .ok()
-                    .map(|m| m.permissions().mode() & 0o7777),
-            };
-            if let Some(mode) = mode {
-                tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).await?;
-            }
-            tokio::fs::rename(&tmp, &target).await
-        }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        result.map_err(file_error)
+        })
     }
 
     async fn upload_file(
@@ -233,13 +224,31 @@ async fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// Copies `from` to a temporary sibling of `to`, sets the mode, then renames it into place.
 async fn copy_atomic(from: &Path, to: &Path, mode: Option<u32>) -> std::io::Result<()> {
-    let tmp = temporary_sibling(to);
+    replace_atomically(to, mode, |tmp| async move {
+        tokio::fs::copy(from, tmp).await.map(|_| ())
+    })
+    .await
+}
+
+/// Replaces `target` through a temporary sibling: `fill` writes the temporary file, then it
+/// gets `mode` and is renamed over `target`, so a failure never leaves `target` half-written
+/// (and the temporary file is removed).
+pub async fn replace_atomically<F, Fut>(
+    target: &Path,
+    mode: Option<u32>,
+    fill: F,
+) -> std::io::Result<()>
+where
+    F: FnOnce(PathBuf) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>>,
+{
+    let tmp = temporary_sibling(target);
     let result = async {
-        tokio::fs::copy(from, &tmp).await?;
+        fill(tmp.clone()).await?;
         if let Some(mode) = mode {
             tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).await?;
         }
-        tokio::fs::rename(&tmp, to).await
+        tokio::fs::rename(&tmp, target).await
     }
     .await;
     if result.is_err() {
@@ -249,7 +258,7 @@ async fn copy_atomic(from: &Path, to: &Path, mode: Option<u32>) -> std::io::Resu
 }
 
 /// A hidden temporary name beside `target`, so the final rename stays on one filesystem.
-pub fn temporary_sibling(target: &Path) -> PathBuf {
+fn temporary_sibling(target: &Path) -> PathBuf {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use hmac::{KeyInit, Mac};
 use russh::keys::ssh_key::PublicKey;
 
-use super::ssh_config::wildcard;
+use super::ssh_config::matches_patterns;
 
 /// One usable line of a known_hosts file.
 #[derive(Debug, Clone)]
@@ -67,22 +67,12 @@ fn hashed_matches(pattern: &str, name: &str) -> bool {
     mac.verify_slice(&hash).is_ok()
 }
 
-/// Whether a comma-separated pattern list matches `name`; a negated match excludes.
+/// Whether a host field (hashed, or a comma-separated pattern list) matches `name`.
 fn patterns_match(patterns: &str, name: &str) -> bool {
     if patterns.starts_with("|1|") {
         return hashed_matches(patterns, name);
     }
-    let mut matched = false;
-    for pattern in patterns.split(',') {
-        if let Some(negated) = pattern.strip_prefix('!') {
-            if wildcard(negated, name) {
-                return false;
-            }
-        } else if wildcard(pattern, name) {
-            matched = true;
-        }
-    }
-    matched
+    matches_patterns(patterns.split(','), name)
 }
 
 impl KnownHosts {

@@ -85,7 +85,7 @@ impl SshConfig {
         for block in self
             .blocks
             .iter()
-            .filter(|b| matches_patterns(&b.patterns, host))
+            .filter(|b| matches_patterns(b.patterns.iter().map(String::as_str), host))
         {
             for (key, value) in &block.entries {
                 match key.as_str() {
@@ -119,8 +119,9 @@ fn expand_tilde(path: &str) -> PathBuf {
     }
 }
 
-/// OpenSSH pattern lists: `*` and `?` wildcards, `!` negation (a negated match excludes).
-fn matches_patterns(patterns: &[String], host: &str) -> bool {
+/// OpenSSH pattern lists (config `Host` lines, known_hosts host fields): `*` and `?`
+/// wildcards, and `!` negation, where a negated match excludes whatever else matched.
+pub fn matches_patterns<'a>(patterns: impl IntoIterator<Item = &'a str>, host: &str) -> bool {
     let mut matched = false;
     for pattern in patterns {
         if let Some(negated) = pattern.strip_prefix('!') {

@@ -210,19 +210,16 @@ impl SshTransport {
                     .open(remote.clone())
                     .await
                     .map_err(|e| io(sftp_io(e)))?;
-                let tmp = crate::transport::local::temporary_sibling(&local);
-                let copied = async {
+                crate::transport::local::replace_atomically(&local, mode, |tmp| async move {
                     let mut out = tokio::fs::File::create(&tmp).await?;
                     tokio::io::copy(&mut file, &mut out).await?;
                     out.sync_all().await
-                }
-                .await;
-                if let Err(e) = copied {
-                    let _ = tokio::fs::remove_file(&tmp).await;
-                    return Err(io(e));
-                }
-                tokio::fs::rename(&tmp, &local).await.map_err(io)?;
+                })
+                .await
+                .map_err(io)?;
+                return Ok(());
             }
+            // A folder gets its mode after its files, so a read-only one can be filled first.
             if let Some(mode) = mode {
                 use std::os::unix::fs::PermissionsExt;
                 tokio::fs::set_permissions(&local, std::fs::Permissions::from_mode(mode))
