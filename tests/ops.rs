@@ -413,9 +413,11 @@ fn facts_describe_the_host() {
 }
 #[test]
 fn services_under_supervisor_and_handlers_run_once_at_the_end() {
-    let test = Test::with_config("[project]\nname = \"ops\"\n");
+    let targets = Targets::new();
+    let test = &targets.test;
     let root = test.path().display().to_string();
-    // A private supervisord: supervisorctl finds ./supervisord.conf in the working directory.
+    let conf = format!("{root}/supervisord.conf");
+    // A private supervisord, named by `config` on every call.
     test.write(
         "supervisord.conf",
         &format!(
@@ -427,41 +429,41 @@ fn services_under_supervisor_and_handlers_run_once_at_the_end() {
     );
     let started = Command::new("supervisord")
         .arg("-c")
-        .arg(test.path().join("supervisord.conf"))
+        .arg(&conf)
         .status()
         .expect("supervisord");
     assert!(started.success());
     std::thread::sleep(std::time::Duration::from_millis(500));
     test.write(
         "deploy/s.rhai",
-        "/// Service.\nfn s_run(host, state) { host.service(\"sleeper\", #{ state: state, manager: \"supervisor\" }); }\n\
-         /// Config change with a handler.\nfn s_conf(host, text) {\n    if host.file(\"sleeper.conf\", #{ content: text }) { host.notify(\"sleeper\", \"restart\"); host.notify(\"sleeper\", \"restart\"); }\n}\n",
+        "/// Service.\nfn s_run(host, state, conf) { host.service(\"sleeper\", #{ state: state, manager: \"supervisor\", config: conf }); }\n\
+         /// Config change with a handler.\nfn s_conf(host, text, conf) {\n    if host.file(conf + \".app\", #{ content: text }) {\n        host.notify(\"sleeper\", \"restart\", #{ manager: \"supervisor\", config: conf });\n        host.notify(\"sleeper\", \"restart\", #{ manager: \"supervisor\", config: conf });\n    }\n}\n",
     );
-    twice(&test, "s_run", &["started"]);
-    let pid = |t: &Test| {
+    let pid = || {
         let out = Command::new("supervisorctl")
-            .arg("pid")
-            .arg("sleeper")
-            .current_dir(t.path())
+            .args(["-c", &conf, "pid", "sleeper"])
             .output()
             .expect("ctl");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    let first = pid(&test);
-    // A change notifies a restart, run once even when asked twice.
-    let out = test.run(&["run", "s_conf", "a"]);
-    out.status(0)
-        .stdout_has("changed: service sleeper (restart)");
-    assert_eq!(out.stdout.matches("(restart)").count(), 1, "{}", out.stdout);
-    let second = pid(&test);
-    assert_ne!(first, second, "the handler did not restart the service");
-    test.run(&["run", "s_conf", "a"])
-        .status(0)
-        .stdout_lacks("restart");
-    assert_eq!(pid(&test), second);
-    twice(&test, "s_run", &["stopped"]);
+    for (label, flags) in targets.each() {
+        twice_on(test, "s_run", &with(&["started", &conf], &flags));
+        let first = pid();
+        // A change notifies a restart, run once even when asked twice.
+        let text = format!("a {label}");
+        let argv = with(&["run", "s_conf", &text, &conf], &flags);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let out = test.run(&argv);
+        out.status(0)
+            .stdout_has("changed: service sleeper (restart)");
+        assert_eq!(out.stdout.matches("(restart)").count(), 1, "{}", out.stdout);
+        let second = pid();
+        assert_ne!(first, second, "the handler did not restart the service");
+        test.run(&argv).status(0).stdout_lacks("restart");
+        assert_eq!(pid(), second);
+        twice_on(test, "s_run", &with(&["stopped", &conf], &flags));
+    }
     let _ = Command::new("supervisorctl")
-        .arg("shutdown")
-        .current_dir(test.path())
+        .args(["-c", &conf, "shutdown"])
         .output();
 }

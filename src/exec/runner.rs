@@ -402,7 +402,13 @@ fn run_handlers(session: &HostSession) -> Result<(), crate::exec::session::HostE
             .map(crate::exec::ops::services::ServiceManager::parse)
             .transpose()
             .map_err(|e| crate::exec::ops::fail("handler", e))?;
-        crate::exec::ops::services::act_now(session, &handler.service, &handler.action, manager)?;
+        crate::exec::ops::services::act_now(
+            session,
+            &handler.service,
+            &handler.action,
+            manager,
+            handler.config.as_deref(),
+        )?;
     }
     Ok(())
 }

@@ -116,6 +116,8 @@ pub struct Handler {
     pub action: String,
     /// The process manager, when not detected.
     pub manager: Option<String>,
+    /// supervisor's config file, when named.
+    pub config: Option<String>,
 }
 
 /// How a session is set up, beside the host and its transport.
@@ -248,11 +250,18 @@ impl HostSession {
     }
 
     /// Asks for `action` (`reload` or `restart`) of `service` when the goal ends, once.
-    pub fn notify(&self, service: &str, action: &str, manager: Option<String>) {
+    pub fn notify(
+        &self,
+        service: &str,
+        action: &str,
+        manager: Option<String>,
+        config: Option<String>,
+    ) {
         let handler = Handler {
             service: service.to_string(),
             action: action.to_string(),
             manager,
+            config,
         };
         let mut handlers = self.handlers.lock().unwrap_or_else(|e| e.into_inner());
         if !handlers.contains(&handler) {

@@ -49,6 +49,16 @@ pub struct ServiceSpec {
     pub enabled: Option<bool>,
     /// The manager; by default systemd when it runs the host, else supervisor, else runit.
     pub manager: Option<ServiceManager>,
+    /// supervisor's config file, when not in a place `supervisorctl` looks by itself.
+    pub config: Option<String>,
+}
+
+/// The `supervisorctl` command line, with `-c CONFIG` when one is given.
+fn supervisorctl(config: Option<&str>) -> String {
+    match config {
+        Some(config) => format!("supervisorctl -c {}", quote(config)),
+        None => "supervisorctl".into(),
+    }
 }
 
 /// The manager to use for the host when none is named.
@@ -66,13 +76,15 @@ fn is_running(
     session: &HostSession,
     manager: ServiceManager,
     name: &str,
+    config: Option<&str>,
 ) -> Result<bool, HostError> {
     let q = quote(name);
     let out = match manager {
         ServiceManager::Systemd => session.probe(&format!("systemctl is-active --quiet -- {q}"))?,
-        ServiceManager::Supervisor => {
-            session.probe(&format!("supervisorctl status {q} | grep -q RUNNING"))?
-        }
+        ServiceManager::Supervisor => session.probe(&format!(
+            "{} status {q} | grep -q RUNNING",
+            supervisorctl(config)
+        ))?,
         ServiceManager::Runit => session.probe(&format!("sv status {q} | grep -q '^run:'"))?,
     };
     Ok(out.code == 0)
@@ -100,13 +112,18 @@ fn is_enabled(
 }
 
 /// The command that runs `action` (start, stop, restart, reload) on `name`.
-pub fn action_command(manager: ServiceManager, name: &str, action: &str) -> String {
+pub fn action_command(
+    manager: ServiceManager,
+    name: &str,
+    action: &str,
+    config: Option<&str>,
+) -> String {
     let q = quote(name);
     match (manager, action) {
         (ServiceManager::Systemd, action) => format!("systemctl {action} -- {q}"),
         // supervisor has no reload of one program; a restart is the closest.
-        (ServiceManager::Supervisor, "reload") => format!("supervisorctl restart {q}"),
-        (ServiceManager::Supervisor, action) => format!("supervisorctl {action} {q}"),
+        (ServiceManager::Supervisor, "reload") => format!("{} restart {q}", supervisorctl(config)),
+        (ServiceManager::Supervisor, action) => format!("{} {action} {q}", supervisorctl(config)),
         (ServiceManager::Runit, "start") => format!("sv up {q}"),
         (ServiceManager::Runit, "stop") => format!("sv down {q}"),
         (ServiceManager::Runit, "reload") => format!("sv hup {q}"),
@@ -134,9 +151,10 @@ pub fn service(session: &HostSession, name: &str, spec: &ServiceSpec) -> OpResul
         }
     }
     if let Some(running) = spec.running {
-        if is_running(session, manager, name)? != running {
+        let config = spec.config.as_deref();
+        if is_running(session, manager, name, config)? != running {
             let action = if running { "start" } else { "stop" };
-            session.act(&action_command(manager, name, action))?;
+            session.act(&action_command(manager, name, action, config))?;
             reasons.push(if running { "started" } else { "stopped" });
         }
     }
@@ -154,11 +172,12 @@ pub fn act_now(
     name: &str,
     action: &str,
     manager: Option<ServiceManager>,
+    config: Option<&str>,
 ) -> OpResult {
     let manager = match manager {
         Some(m) => m,
         None => detect(session)?,
     };
-    session.act(&action_command(manager, name, action))?;
+    session.act(&action_command(manager, name, action, config))?;
     Ok(session.report(&format!("service {name} ({action})"), true))
 }

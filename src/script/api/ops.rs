@@ -335,20 +335,22 @@ pub mod ops_api {
 
     /// Brings a service to a state. Options: `state` (`started`, `stopped`, `restarted`,
     /// `reloaded`), `enabled` (start at boot), `manager` (`systemd`, `supervisor` or
-    /// `runit`; detected when absent).
+    /// `runit`; detected when absent), `config` (supervisor's config file, when it is not where
+    /// `supervisorctl` looks).
     ///
     /// ```rhai
     /// host.service("nginx", #{ state: "started", enabled: true });
     /// ```
     #[rhai_fn(name = "service", return_raw)]
     pub fn service(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, &["state", "enabled", "manager"])?;
+        let mut opts = Options::new(options, &["state", "enabled", "manager", "config"])?;
         let wanted = state(&mut opts, &["started", "stopped", "restarted", "reloaded"])?;
         let manager = opts
             .string("manager")?
             .map(|m| ServiceManager::parse(&m))
             .transpose()?;
         let enabled = opts.bool("enabled")?;
+        let config = opts.string("config")?;
         let spec = ServiceSpec {
             running: match wanted.as_deref() {
                 Some("started") => Some(true),
@@ -357,6 +359,7 @@ pub mod ops_api {
             },
             enabled,
             manager,
+            config: config.clone(),
         };
         let mut changed = done(services::service(&host.0, name, &spec))?;
         let action = match wanted.as_deref() {
@@ -365,7 +368,13 @@ pub mod ops_api {
             _ => None,
         };
         if let Some(action) = action {
-            changed |= done(services::act_now(&host.0, name, action, manager))?;
+            changed |= done(services::act_now(
+                &host.0,
+                name,
+                action,
+                manager,
+                config.as_deref(),
+            ))?;
         }
         Ok(changed)
     }
@@ -383,7 +392,33 @@ pub mod ops_api {
         if !matches!(action, "reload" | "restart") {
             return Err(format!("notify: action `{action}` is not `reload` or `restart`").into());
         }
-        host.0.notify(service, action, None);
+        host.0.notify(service, action, None, None);
+        Ok(())
+    }
+
+    /// Asks for `action` of a service once, at the end of the goal, with options `manager`
+    /// and `config` as for `service`.
+    ///
+    /// ```rhai
+    /// host.notify("app", "restart", #{ manager: "supervisor" });
+    /// ```
+    #[rhai_fn(name = "notify", return_raw)]
+    pub fn notify_with(
+        host: &mut Host,
+        service: &str,
+        action: &str,
+        options: Map,
+    ) -> Result<(), Box<EvalAltResult>> {
+        if !matches!(action, "reload" | "restart") {
+            return Err(format!("notify: action `{action}` is not `reload` or `restart`").into());
+        }
+        let mut opts = Options::new(options, &["manager", "config"])?;
+        let manager = opts.string("manager")?;
+        if let Some(m) = &manager {
+            ServiceManager::parse(m)?;
+        }
+        host.0
+            .notify(service, action, manager, opts.string("config")?);
         Ok(())
     }
 
