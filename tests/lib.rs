@@ -1,5 +1,6 @@
 //! Integration tests: they drive the built `weft` binary against temporary projects.
 
+mod app;
 mod fleet;
 mod harness;
 
