@@ -129,7 +129,7 @@ fn eject_copies_the_stdlib_file_into_the_project() {
         .stderr_has("--force");
     test.run(&["stdlib", "eject", "services/sytem.rhai"])
         .status(2)
-        .stderr_has("did you mean `services/system.rhai`?");
+        .stderr_has("did you mean `services/system.rhai`");
     test.run(&["list"])
         .status(0)
         .stdout_has("system_info")
