@@ -193,14 +193,8 @@ pub struct ExecArgs {
 /// `weft ssh`.
 #[derive(Debug, Args)]
 pub struct SshArgs {
-    /// A host name, a role (with -o), or an address `user@addr:port`.
-    pub target: String,
-    /// Which machine of the role: 0 is the first, -1 the last.
-    #[arg(short, long, value_name = "ORDINAL", allow_hyphen_values = true)]
-    pub ordinal: Option<i64>,
-    /// The env.
-    #[arg(short, long, value_name = "ENV")]
-    pub env: Option<String>,
+    #[command(flatten)]
+    pub target: CloudTarget,
     #[command(flatten)]
     pub connect: ConnectArgs,
     /// A command to run instead of a shell, after `--`.
@@ -288,10 +282,11 @@ pub enum TemplateCommand {
     List,
 }
 
-/// A machine: its name or id, or a role with `-o ORDINAL`.
+/// One host or machine: a name (`web-1`), a provider id, a role with `-o ORDINAL`, or (for
+/// `weft ssh`) an address `user@addr:port`.
 #[derive(Debug, Args)]
 pub struct CloudTarget {
-    /// A machine name (`web-1`), id, or role (with -o).
+    /// A name, id, role (with -o), or address.
     pub target: String,
     /// Which machine of the role: 0 is the first, -1 the last.
     #[arg(short, long, value_name = "ORDINAL", allow_hyphen_values = true)]

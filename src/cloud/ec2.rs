@@ -192,6 +192,12 @@ impl Ec2Provider {
             })
     }
 
+    /// The instance id of the machine named (or with id) `id`.
+    async fn instance_id(&self, scope: &Scope, id: &str) -> Result<String, CloudError> {
+        let instance = self.find(scope, id).await?;
+        Ok(instance.instance_id().unwrap_or_default().to_string())
+    }
+
     /// Polls until the instance reaches `state` (short polls, up to ten minutes).
     async fn wait_for(&self, scope: &Scope, id: &str, state: &str) -> Result<Instance, CloudError> {
         for _ in 0..600 {
@@ -360,8 +366,7 @@ impl Provider for Ec2Provider {
     }
 
     async fn start(&self, scope: &Scope, id: &str) -> Result<(), CloudError> {
-        let instance = self.find(scope, id).await?;
-        let id = instance.instance_id().unwrap_or_default().to_string();
+        let id = self.instance_id(scope, id).await?;
         self.client()
             .await
             .start_instances()
@@ -373,8 +378,7 @@ impl Provider for Ec2Provider {
     }
 
     async fn stop(&self, scope: &Scope, id: &str) -> Result<(), CloudError> {
-        let instance = self.find(scope, id).await?;
-        let id = instance.instance_id().unwrap_or_default().to_string();
+        let id = self.instance_id(scope, id).await?;
         self.client()
             .await
             .stop_instances()
@@ -386,8 +390,7 @@ impl Provider for Ec2Provider {
     }
 
     async fn terminate(&self, scope: &Scope, id: &str) -> Result<(), CloudError> {
-        let instance = self.find(scope, id).await?;
-        let id = instance.instance_id().unwrap_or_default().to_string();
+        let id = self.instance_id(scope, id).await?;
         self.client()
             .await
             .terminate_instances()

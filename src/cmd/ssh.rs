@@ -49,12 +49,12 @@ impl LineSink for Raw {
 /// Opens a shell on the target, or runs the command after `--` and exits with its code.
 pub fn ssh(ctx: &Context, args: SshArgs) -> Result<i32> {
     let (project, _) = ctx.project()?;
-    let env = Inventory::env_name(&project, args.env.as_deref());
+    let env = Inventory::env_name(&project, args.target.env.as_deref());
     let mut inventory = Inventory::resolve(&project, &env)?;
     super::cloud::discover(&project, &mut inventory)?;
-    let host = match inventory.roles.get(&args.target) {
-        Some(members) if !inventory.hosts.iter().any(|h| h.name == args.target) => {
-            let ordinal = args.ordinal.unwrap_or(0);
+    let host = match inventory.roles.get(&args.target.target) {
+        Some(members) if !inventory.hosts.iter().any(|h| h.name == args.target.target) => {
+            let ordinal = args.target.ordinal.unwrap_or(0);
             let index = if ordinal < 0 {
                 members.len() as i64 + ordinal
             } else {
@@ -64,13 +64,13 @@ pub fn ssh(ctx: &Context, args: SshArgs) -> Result<i32> {
                 .ok()
                 .and_then(|i| members.get(i))
                 .ok_or_else(|| SshTargetError::Ordinal {
-                    role: args.target.clone(),
+                    role: args.target.target.clone(),
                     count: members.len(),
                     ordinal,
                 })?;
             name.clone()
         }
-        _ => args.target.clone(),
+        _ => args.target.target.clone(),
     };
     let select = Select {
         env: Some(env),
