@@ -349,6 +349,65 @@ fn sudo_runs_as_root_and_the_password_is_masked() {
         "the sudo password was printed: {stdout}"
     );
 
+    // Under --become, files are read and written as root too, in places the login cannot.
+    let target = format!("/root/weft-become-{}.txt", std::process::id());
+    test.write("weft.toml", "[project]\nname = \"b\"\n");
+    test.write(
+        "deploy/b.rhai",
+        &format!("/// Root file.\nfn b_root(host) {{ host.file(\"{target}\", #{{ content: \"secret plan\\n\", mode: \"0600\" }}); host.upload(\"weft.toml\", \"{target}.toml\"); }}\n"),
+    );
+    let run_become = || {
+        Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args([
+                "run",
+                "b_root",
+                "-H",
+                &address,
+                "--become",
+                "-i",
+                &fleet.key(),
+                "--known-hosts",
+                &fleet.known_hosts(),
+            ])
+            .current_dir(test.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", test.path())
+            .env("NO_COLOR", "1")
+            .env("WEFT_SUDO_PASSWORD", &password)
+            .output()
+            .expect("weft runs")
+    };
+    let first = run_become();
+    let first_out = String::from_utf8_lossy(&first.stdout);
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{first_out}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(first_out.contains("changed: file"), "{first_out}");
+    assert_eq!(
+        std::fs::read_to_string(&target).expect("root file"),
+        "secret plan\n"
+    );
+    let meta = std::fs::metadata(&target).expect("meta");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 0);
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o600
+    );
+    let second = run_become();
+    assert!(
+        String::from_utf8_lossy(&second.stdout).contains("summary: 1 ok, 0 changed"),
+        "{}",
+        String::from_utf8_lossy(&second.stdout)
+    );
+    let uploaded = std::fs::metadata(format!("{target}.toml")).expect("uploaded under --become");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&uploaded), 0);
+    let _ = std::fs::remove_file(&target);
+    let _ = std::fs::remove_file(format!("{target}.toml"));
+
     // Without --become the same login is a plain user.
     let mut argv = args(&["exec", "-H", &address], &flags);
     argv.extend(["--", "id", "-u"]);

@@ -339,7 +339,21 @@ impl HostSession {
 
     /// Reads a file of the host; `None` when it does not exist.
     pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
-        Ok(self.runtime.block_on(self.transport.read_file(path))?)
+        if self.privilege.become_user.is_none() {
+            return Ok(self.runtime.block_on(self.transport.read_file(path))?);
+        }
+        // Under --become the file may be readable by the become user only.
+        let q = crate::shell::quote(path);
+        let out = self.probe(&format!("if [ -e {q} ]; then cat -- {q}; else exit 3; fi"))?;
+        match out.code {
+            0 => Ok(Some(out.stdout.into_bytes())),
+            3 => Ok(None),
+            code => Err(HostError::CommandFailed {
+                command: format!("cat -- {q}"),
+                code,
+                stderr: out.stderr,
+            }),
+        }
     }
 
     /// Makes `path` hold exactly `data`; returns whether anything changed.
@@ -359,11 +373,47 @@ impl HostSession {
 
     /// Replaces `path` atomically with `data` (nothing under `--check`), without comparing.
     pub fn put_file(&self, path: &str, data: &[u8], mode: Option<u32>) -> Result<(), HostError> {
-        if !self.check {
+        self.place(path, mode, |target, mode| {
             self.runtime
-                .block_on(self.transport.write_file(path, data, mode))?;
+                .block_on(self.transport.write_file(target, data, mode))
+        })
+    }
+
+    /// Writes `path` with `write` (which gets the path to write and the mode), directly, or
+    /// under `--become` through a private staging file that the become user copies into place
+    /// with a rename, so the target is never half-written. Nothing happens under `--check`.
+    fn place(
+        &self,
+        path: &str,
+        mode: Option<u32>,
+        write: impl FnOnce(&str, Option<u32>) -> Result<(), TransportError>,
+    ) -> Result<(), HostError> {
+        if self.check {
+            return Ok(());
         }
-        Ok(())
+        if self.privilege.become_user.is_none() {
+            return Ok(write(path, mode)?);
+        }
+        let staging = format!("/tmp/.weft-stage-{:016x}", fastrand::u64(..));
+        write(&staging, Some(0o600))?;
+        let (s, t) = (crate::shell::quote(&staging), crate::shell::quote(path));
+        let next = crate::shell::quote(&format!("{path}.weft-new"));
+        let mode = format!("{:o}", mode.unwrap_or(0o644));
+        let result = self.run(
+            &format!("cp -- {s} {next} && chmod {mode} -- {next} && mv -f -- {next} {t}"),
+            &RunOptions {
+                quiet: true,
+                ..RunOptions::default()
+            },
+        );
+        let _ = self.runtime.block_on(self.transport.exec(
+            &ExecRequest {
+                command: format!("rm -f -- {s}"),
+                ..ExecRequest::default()
+            },
+            &crate::transport::NoLines,
+        ));
+        result.map(|_| ())
     }
 
     /// A local path, taken from the project folder.
@@ -430,13 +480,20 @@ impl HostSession {
             sha256: crate::transport::sha256_local(local).map_err(read_error)?,
             mode,
         };
-        if self.runtime.block_on(self.transport.file_state(remote))? == Some(wanted) {
+        let state = if self.privilege.become_user.is_some() {
+            // The become user may be the only one who can read the file.
+            let out = self.probe(&crate::transport::file_state_command(remote))?;
+            crate::transport::parse_file_state(&out.stdout)
+        } else {
+            self.runtime.block_on(self.transport.file_state(remote))?
+        };
+        if state == Some(wanted) {
             return Ok(self.report(&format!("file {remote}"), false));
         }
-        if !self.check {
+        self.place(remote, Some(mode), |target, mode| {
             self.runtime
-                .block_on(self.transport.upload_file(local, remote, Some(mode)))?;
-        }
+                .block_on(self.transport.upload_file(local, target, mode))
+        })?;
         self.changed(&format!("file {remote}"));
         Ok(true)
     }

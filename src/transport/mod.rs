@@ -115,25 +115,33 @@ pub trait Transport: Send + Sync {
     /// The SHA-256 and permission bits of a file; `None` when it does not exist. One command,
     /// so checking whether an upload can be skipped costs one round trip.
     async fn file_state(&self, path: &str) -> Result<Option<FileState>, TransportError> {
-        let path = crate::shell::quote(path);
         let request = ExecRequest {
-            command: format!("stat -c %a -- {path} 2>/dev/null && sha256sum -- {path}"),
+            command: file_state_command(path),
             ..ExecRequest::default()
         };
         let out = self.exec(&request, &NoLines).await?;
-        let mut lines = out.stdout.lines();
-        let (Some(mode), Some(sum)) = (lines.next(), lines.next()) else {
-            return Ok(None);
-        };
-        Ok(Some(FileState {
-            mode: u32::from_str_radix(mode.trim(), 8).unwrap_or(0),
-            sha256: sum
-                .split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-        }))
+        Ok(parse_file_state(&out.stdout))
     }
+}
+
+/// The command that prints a file's mode and SHA-256, one per line (nothing when missing).
+pub fn file_state_command(path: &str) -> String {
+    let path = crate::shell::quote(path);
+    format!("stat -c %a -- {path} 2>/dev/null && sha256sum -- {path}")
+}
+
+/// Reads the output of `file_state_command`.
+pub fn parse_file_state(stdout: &str) -> Option<FileState> {
+    let mut lines = stdout.lines();
+    let (mode, sum) = (lines.next()?, lines.next()?);
+    Some(FileState {
+        mode: u32::from_str_radix(mode.trim(), 8).unwrap_or(0),
+        sha256: sum
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    })
 }
 
 /// What weft compares before sending a file.
