@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need on a fresh Debian machine (as root), then runs
+# the whole suite. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The SSH tests start real sshd hosts (scripts/fleet.sh) and log in as a plain user that may
+# sudo; they also use ssh-keygen, ssh-agent and python3 (free ports). The operation tests
+# drive git, a Debian python3 with venv and pip, supervisor, and apt itself (installing and
+# removing the tiny package `sl` from Debian's mirror).
+need=()
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+command -v sudo >/dev/null || need+=(sudo)
+[ -x /usr/bin/python3 ] || need+=(python3)
+/usr/bin/python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
+dpkg -s python3-pip >/dev/null 2>&1 || need+=(python3-pip)
+command -v git >/dev/null || need+=(git)
+command -v supervisord >/dev/null || need+=(supervisor)
+command -v ip >/dev/null || need+=(iproute2)
+[ -d /etc/cron.d ] || need+=(cron)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+# The EC2 tests run against moto's server (PyPI), started by the tests on a loopback port.
+python3 -c 'import moto.server' 2>/dev/null || python3 -m pip install -q 'moto[server]'
+
+cargo test "$@"
