@@ -125,14 +125,24 @@ impl Test {
         self.run_in(&self.cwd, args)
     }
 
+    /// Runs `weft args` in the project folder with `extra` environment variables.
+    pub fn run_with(&self, args: &[&str], extra: &[(&str, &str)]) -> Outcome {
+        self.run_full(&self.cwd, args, extra)
+    }
+
     /// Runs `weft args` in `dir`.
     pub fn run_in(&self, dir: &Path, args: &[&str]) -> Outcome {
+        self.run_full(dir, args, &[])
+    }
+
+    fn run_full(&self, dir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Outcome {
         let output = Command::new(env!("CARGO_BIN_EXE_weft"))
             .args(args)
             .current_dir(dir)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(extra.iter().copied())
             .output()
             .expect("weft runs");
         Outcome {

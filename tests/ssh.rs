@@ -326,27 +326,12 @@ fn sudo_runs_as_root_and_the_password_is_masked() {
     let address = fleet.address(0, "weft-test");
     let mut argv = args(&["exec", "-H", &address, "--become"], &flags);
     argv.extend(["--", "echo", "uid=$(id -u)", &password]);
-    let plain = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(&argv)
-        .current_dir(test.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", test.path())
-        .env("NO_COLOR", "1")
-        .env("WEFT_SUDO_PASSWORD", &password)
-        .output()
-        .expect("weft runs");
-    let stdout = String::from_utf8_lossy(&plain.stdout);
-    assert_eq!(
-        plain.status.code(),
-        Some(0),
-        "{stdout}{}",
-        String::from_utf8_lossy(&plain.stderr)
-    );
-    assert!(stdout.contains("uid=0 ********"), "{stdout}");
+    let out = test.run_with(&argv, &[("WEFT_SUDO_PASSWORD", &password)]);
+    out.status(0).stdout_has("uid=0 ********");
     assert!(
-        !stdout.contains(&password),
-        "the sudo password was printed: {stdout}"
+        !out.stdout.contains(&password),
+        "the sudo password was printed: {}",
+        out.stdout
     );
 
     // Under --become, files are read and written as root too, in places the login cannot.
@@ -356,37 +341,20 @@ fn sudo_runs_as_root_and_the_password_is_masked() {
         "deploy/b.rhai",
         &format!("/// Root file.\nfn b_root(host) {{ host.file(\"{target}\", #{{ content: \"secret plan\\n\", mode: \"0600\" }}); host.upload(\"weft.toml\", \"{target}.toml\"); }}\n"),
     );
-    let run_become = || {
-        Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args([
-                "run",
-                "b_root",
-                "-H",
-                &address,
-                "--become",
-                "-i",
-                &fleet.key(),
-                "--known-hosts",
-                &fleet.known_hosts(),
-            ])
-            .current_dir(test.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", test.path())
-            .env("NO_COLOR", "1")
-            .env("WEFT_SUDO_PASSWORD", &password)
-            .output()
-            .expect("weft runs")
-    };
-    let first = run_become();
-    let first_out = String::from_utf8_lossy(&first.stdout);
-    assert_eq!(
-        first.status.code(),
-        Some(0),
-        "{first_out}{}",
-        String::from_utf8_lossy(&first.stderr)
-    );
-    assert!(first_out.contains("changed: file"), "{first_out}");
+    let (key, known) = (fleet.key(), fleet.known_hosts());
+    let become_argv = [
+        "run",
+        "b_root",
+        "-H",
+        &address,
+        "--become",
+        "-i",
+        &key,
+        "--known-hosts",
+        &known,
+    ];
+    let run_become = || test.run_with(&become_argv, &[("WEFT_SUDO_PASSWORD", &password)]);
+    run_become().status(0).stdout_has("changed: file");
     assert_eq!(
         std::fs::read_to_string(&target).expect("root file"),
         "secret plan\n"
@@ -397,12 +365,9 @@ fn sudo_runs_as_root_and_the_password_is_masked() {
         std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
         0o600
     );
-    let second = run_become();
-    assert!(
-        String::from_utf8_lossy(&second.stdout).contains("summary: 1 ok, 0 changed"),
-        "{}",
-        String::from_utf8_lossy(&second.stdout)
-    );
+    run_become()
+        .status(0)
+        .stdout_has("summary: 1 ok, 0 changed");
     let uploaded = std::fs::metadata(format!("{target}.toml")).expect("uploaded under --become");
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&uploaded), 0);
     let _ = std::fs::remove_file(&target);
@@ -523,41 +488,24 @@ fn rsa_ecdsa_and_encrypted_keys_log_in() {
         .stdout_has(&format!("| {kind}"));
     }
     let key = authorize_new_key(&fleet, test.path(), "ed25519", "sesame");
-    let run = |passphrase: Option<&str>| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
-        command
-            .args([
-                "exec",
-                "-H",
-                &address,
-                "-i",
-                &key,
-                "--known-hosts",
-                &known,
-                "--",
-                "echo",
-                "unlocked",
-            ])
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", test.path())
-            .stdin(std::process::Stdio::null());
-        if let Some(p) = passphrase {
-            command.env("WEFT_SSH_PASSPHRASE", p);
-        }
-        command.output().expect("weft runs")
-    };
-    let ok = run(Some("sesame"));
-    assert_eq!(
-        ok.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("| unlocked"));
-    let wrong = run(Some("wrong"));
-    assert_eq!(wrong.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&wrong.stderr).contains("cannot load the identity"));
+    let unlock = [
+        "exec",
+        "-H",
+        &address,
+        "-i",
+        &key,
+        "--known-hosts",
+        &known,
+        "--",
+        "echo",
+        "unlocked",
+    ];
+    test.run_with(&unlock, &[("WEFT_SSH_PASSPHRASE", "sesame")])
+        .status(0)
+        .stdout_has("| unlocked");
+    test.run_with(&unlock, &[("WEFT_SSH_PASSPHRASE", "wrong")])
+        .status(2)
+        .stderr_has("cannot load the identity");
 }
 
 #[test]
@@ -586,31 +534,23 @@ fn keys_held_by_ssh_agent_log_in() {
     assert!(added.status.success());
     std::fs::remove_file(&key).expect("only the agent holds the key now");
     let address = fleet.address(0, "root");
-    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args([
+    let known = fleet.known_hosts();
+    let socket_text = socket.display().to_string();
+    let out = test.run_with(
+        &[
             "exec",
             "-H",
             &address,
             "--known-hosts",
-            &fleet.known_hosts(),
+            &known,
             "--",
             "echo",
             "agent-ok",
-        ])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", test.path())
-        .env("SSH_AUTH_SOCK", &socket)
-        .output()
-        .expect("weft runs");
-    let _ = Command::new("kill").arg(&agent_pid).status();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        &[("SSH_AUTH_SOCK", &socket_text)],
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("| agent-ok"));
+    let _ = Command::new("kill").arg(&agent_pid).status();
+    out.status(0).stdout_has("| agent-ok");
 }
 
 #[test]
@@ -646,15 +586,9 @@ fn serial_batches_finish_before_the_next_starts_and_json_masks_secrets() {
         "echo",
         "start $(date +%s%N); sleep 0.3; echo end $(date +%s%N); printf 's3cr\\042et\\n'",
     ]);
-    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(&argv)
-        .current_dir(test.path())
-        .env("HOME", test.path())
-        .env("WEFT_SUDO_PASSWORD", "s3cr\"et")
-        .output()
-        .expect("weft runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let out = test.run_with(&argv, &[("WEFT_SUDO_PASSWORD", "s3cr\"et")]);
+    out.status(0);
+    let stdout = &out.stdout;
     // The secret `s3cr"et`, as JSON writes it, is never there; its mask is.
     assert!(
         !stdout.contains("s3cr\\\"et"),
