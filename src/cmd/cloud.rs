@@ -91,21 +91,8 @@ pub fn cloud_env(project: &Project, name: &str) -> Result<CloudEnv> {
             namespace: section.namespace.clone().unwrap_or_else(|| "/".into()),
             env: name.to_string(),
         },
-        section: clone_section(section),
+        section: section.clone(),
     })
-}
-
-fn clone_section(section: &EnvSection) -> EnvSection {
-    EnvSection {
-        connector: section.connector,
-        provider: section.provider,
-        region: section.region.clone(),
-        namespace: section.namespace.clone(),
-        machines: section.machines.clone(),
-        keys: section.keys.clone(),
-        vars: section.vars.clone(),
-        ..EnvSection::default()
-    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -147,16 +134,7 @@ fn resolve_target(env: &CloudEnv, machines: &[Machine], target: &CloudTarget) ->
             .iter()
             .any(|m| m.name == target.target || m.id == target.target)
     {
-        let ordinal = target.ordinal.unwrap_or(0);
-        let index = if ordinal < 0 {
-            by_role.len() as i64 + ordinal
-        } else {
-            ordinal
-        };
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| by_role.get(i).copied())
-            .cloned()
+        super::by_ordinal(&by_role, target.ordinal.unwrap_or(0)).map(|m| (*m).clone())
     } else {
         machines
             .iter()

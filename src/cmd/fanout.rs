@@ -73,22 +73,30 @@ pub struct Selection {
 
 /// Like `select`, but an env with no hosts yet is fine (controller goals that make machines).
 pub fn select_for_controller(project: &Project, select: &Select) -> Result<Selection> {
+    let inventory = env_inventory(project, select.env.as_deref())?;
     if !select.roles.is_empty() || !select.hosts.is_empty() {
-        return self::select(project, select);
+        return select_in(inventory, select);
     }
-    let env = Inventory::env_name(project, select.env.as_deref());
-    let mut inventory = Inventory::resolve(project, &env)?;
-    super::cloud::discover(project, &mut inventory)?;
     let hosts = inventory.hosts.clone();
     Ok(Selection { inventory, hosts })
+}
+
+/// The env's inventory (`-e`, else the default env), with a provider's machines added.
+pub fn env_inventory(project: &Project, env: Option<&str>) -> Result<Inventory> {
+    let env = Inventory::env_name(project, env);
+    let mut inventory = Inventory::resolve(project, &env)?;
+    super::cloud::discover(project, &mut inventory)?;
+    Ok(inventory)
 }
 
 /// Resolves `-e/-r/-H`; `-H` values that are not hosts of the env but look like addresses
 /// become ad hoc SSH hosts, so weft works without any weft.toml.
 pub fn select(project: &Project, select: &Select) -> Result<Selection> {
-    let env = Inventory::env_name(project, select.env.as_deref());
-    let mut inventory = Inventory::resolve(project, &env)?;
-    super::cloud::discover(project, &mut inventory)?;
+    select_in(env_inventory(project, select.env.as_deref())?, select)
+}
+
+/// Applies `-r/-H` (`select.env` aside) to an inventory already resolved.
+pub fn select_in(mut inventory: Inventory, select: &Select) -> Result<Selection> {
     let (named, addresses): (Vec<String>, Vec<String>) =
         select.hosts.iter().cloned().partition(|h| {
             inventory.hosts.iter().any(|known| &known.name == h) || !Target::looks_like_address(h)
@@ -102,7 +110,7 @@ pub fn select(project: &Project, select: &Select) -> Result<Selection> {
     {
         return Err(ConnectError::Mixed {
             address: addresses[0].clone(),
-            env,
+            env: inventory.env.clone(),
         }
         .into());
     }

@@ -42,6 +42,16 @@ impl Context {
     }
 }
 
+/// The item at a CGCloud-style ordinal: 0 is the first, -1 the last.
+pub fn by_ordinal<T>(items: &[T], ordinal: i64) -> Option<&T> {
+    let index = if ordinal < 0 {
+        items.len() as i64 + ordinal
+    } else {
+        ordinal
+    };
+    usize::try_from(index).ok().and_then(|i| items.get(i))
+}
+
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
     match cli.command {

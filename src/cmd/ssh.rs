@@ -11,7 +11,6 @@ use super::Context;
 use crate::cli::{HostKeyPolicyArg, Select, SshArgs};
 use crate::config::ConnectorKind;
 use crate::exec::runner::Connector;
-use crate::inventory::Inventory;
 use crate::transport::ssh::Target;
 use crate::transport::{ExecRequest, LineSink, Stream};
 
@@ -49,21 +48,12 @@ impl LineSink for Raw {
 /// Opens a shell on the target, or runs the command after `--` and exits with its code.
 pub fn ssh(ctx: &Context, args: SshArgs) -> Result<i32> {
     let (project, _) = ctx.project()?;
-    let env = Inventory::env_name(&project, args.target.env.as_deref());
-    let mut inventory = Inventory::resolve(&project, &env)?;
-    super::cloud::discover(&project, &mut inventory)?;
+    let inventory = fanout::env_inventory(&project, args.target.env.as_deref())?;
     let host = match inventory.roles.get(&args.target.target) {
         Some(members) if !inventory.hosts.iter().any(|h| h.name == args.target.target) => {
             let ordinal = args.target.ordinal.unwrap_or(0);
-            let index = if ordinal < 0 {
-                members.len() as i64 + ordinal
-            } else {
-                ordinal
-            };
-            let name = usize::try_from(index)
-                .ok()
-                .and_then(|i| members.get(i))
-                .ok_or_else(|| SshTargetError::Ordinal {
+            let name =
+                super::by_ordinal(members, ordinal).ok_or_else(|| SshTargetError::Ordinal {
                     role: args.target.target.clone(),
                     count: members.len(),
                     ordinal,
@@ -73,11 +63,11 @@ pub fn ssh(ctx: &Context, args: SshArgs) -> Result<i32> {
         _ => args.target.target.clone(),
     };
     let select = Select {
-        env: Some(env),
+        env: None,
         roles: Vec::new(),
         hosts: vec![host],
     };
-    let selection = fanout::select(&project, &select)?;
+    let selection = fanout::select_in(inventory, &select)?;
     let spec = selection.hosts[0].clone();
     if !args.command.is_empty() {
         let connector = fanout::connector(&project, &selection, &args.connect)?;

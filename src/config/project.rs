@@ -108,7 +108,7 @@ fn one() -> u32 {
 }
 
 /// `[env.NAME]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EnvSection {
     /// `local` or `ssh`; defaults to `ssh` when hosts are listed or a provider makes them.
@@ -139,7 +139,7 @@ pub struct EnvSection {
 }
 
 /// One host: its address alone, or an address with host variables.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum HostEntry {
     /// `app-0 = "root@127.0.0.1:2201"`
@@ -155,7 +155,7 @@ pub enum HostEntry {
 }
 
 /// One role: its hosts alone, or hosts with role variables.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum RoleEntry {
     /// `web = ["app-0", "app-1"]`
