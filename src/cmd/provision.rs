@@ -21,7 +21,7 @@ pub fn provision(
     role: &str,
     machines: &[Machine],
 ) -> Result<i32> {
-    let (_, layers) = ctx.project()?;
+    let layers = crate::layers::Layers::new(project);
     let engine = engine::load(&layers, project)?;
     let goal_name = format!("{role}_provision");
     let Ok(goal) = engine.scripts().goal(&goal_name) else {
