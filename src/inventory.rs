@@ -103,7 +103,18 @@ impl Inventory {
     /// Resolves the env `name` of `project`.
     pub fn resolve(project: &Project, name: &str) -> Result<Self, SelectError> {
         let config = project.config.as_ref().map(|c| &c.file);
-        let mut vars = config.map(|c| to_vars(&c.vars)).unwrap_or_default();
+        let mut vars = Vars::new();
+        if let Some(config) = config {
+            if !config.apps.is_empty() {
+                let apps: toml::Table = config
+                    .apps
+                    .iter()
+                    .map(|(name, app)| (name.clone(), toml::Value::Table(app.get_ref().clone())))
+                    .collect();
+                vars.insert("apps".into(), Value::Object(to_vars(&apps)));
+            }
+            merge(&mut vars, to_vars(&config.vars));
+        }
         vars.insert("project".into(), Value::String(project.name()));
         vars.insert("env".into(), Value::String(name.to_string()));
         let section = config.and_then(|c| c.env.get(name)).map(|s| s.get_ref());

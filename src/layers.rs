@@ -55,6 +55,7 @@ pub struct LayerFile {
 enum Origin {
     Disk { path: PathBuf, shown: String },
     Embedded(&'static str),
+    Generated(String),
 }
 
 impl LayerFile {
@@ -63,6 +64,7 @@ impl LayerFile {
         match &self.origin {
             Origin::Disk { shown, .. } => shown.clone(),
             Origin::Embedded(_) => format!("<stdlib>/{}", self.logical),
+            Origin::Generated(_) => format!("<generated>/{}", self.logical),
         }
     }
 
@@ -70,7 +72,7 @@ impl LayerFile {
     pub fn disk_path(&self) -> Option<&Path> {
         match &self.origin {
             Origin::Disk { path, .. } => Some(path),
-            Origin::Embedded(_) => None,
+            Origin::Embedded(_) | Origin::Generated(_) => None,
         }
     }
 
@@ -79,6 +81,7 @@ impl LayerFile {
         let text = match &self.origin {
             Origin::Disk { path, .. } => std::fs::read_to_string(path)?,
             Origin::Embedded(text) => (*text).to_string(),
+            Origin::Generated(text) => text.clone(),
         };
         Ok(SourceFile::new(self.display_name(), text))
     }
@@ -110,6 +113,7 @@ pub struct Layers {
     project_templates: Option<PathBuf>,
     user_scripts: Option<PathBuf>,
     user_templates: Option<PathBuf>,
+    apps: Vec<String>,
 }
 
 impl Layers {
@@ -121,6 +125,11 @@ impl Layers {
             project_templates: project.templates_dir(),
             user_scripts: project.user.scripts_dir(),
             user_templates: project.user.templates_dir(),
+            apps: project
+                .config
+                .as_ref()
+                .map(|c| c.file.apps.keys().cloned().collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -194,6 +203,9 @@ impl Layers {
             }
         }
         files.extend(stdlib_files(kind));
+        if kind == Kind::Script {
+            files.extend(self.apps.iter().map(|name| app_goals(name)));
+        }
         files
     }
 
@@ -223,6 +235,23 @@ impl Layers {
                 })
             })
             .collect()
+    }
+}
+
+/// The stdlib file the goals of each `[apps.NAME]` are made from, with `__APP__` for the app name.
+const APP_GOALS: &str = "apps/goals.rhai.in";
+
+/// The goals `NAME_build`, `NAME_deploy` ... of app `name`, in the stdlib layer so that any
+/// project or user goal of the same name wins.
+fn app_goals(name: &str) -> LayerFile {
+    let text = STDLIB
+        .get_file(APP_GOALS)
+        .and_then(|f| f.contents_utf8())
+        .unwrap_or_default();
+    LayerFile {
+        layer: Layer::Stdlib,
+        logical: format!("apps/{name}.rhai"),
+        origin: Origin::Generated(text.replace("__APP__", name)),
     }
 }
 
@@ -269,7 +298,7 @@ pub fn skeleton(name: &str) -> Option<Vec<(String, &'static str)>> {
                 Origin::Embedded(text) => {
                     Some((f.logical.strip_prefix(&prefix)?.to_string(), text))
                 }
-                Origin::Disk { .. } => None,
+                Origin::Disk { .. } | Origin::Generated(_) => None,
             })
             .collect(),
     )

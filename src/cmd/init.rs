@@ -44,7 +44,13 @@ pub fn init(
             Some(canonical.file_name()?.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| "demo".into());
+    let mut next = "weft list".to_string();
     for (rel, text) in files {
+        // `NEXT` is the skeleton's first command to try, shown, not written.
+        if rel == "NEXT" {
+            next = text.trim().to_string();
+            continue;
+        }
         let path = dir.join(&rel);
         let io = |action, source| CommandError::Io {
             action,
@@ -64,7 +70,7 @@ pub fn init(
         );
     }
     println!(
-        "\nnext: cd {} && weft list && weft run hello_deploy v1",
+        "\nnext: cd {} && {next}",
         dir.strip_prefix(&ctx.cwd).unwrap_or(&dir).display()
     );
     Ok(EXIT_OK)

@@ -130,15 +130,21 @@ impl Orchestrator for EnvOrchestrator {
         crate::script::engine::load(&layers, &project).is_ok_and(|e| e.scripts().goal(goal).is_ok())
     }
 
-    fn run_goal(&self, goal: &str, args: Vec<String>) -> Result<bool, String> {
+    fn run_goal(
+        &self,
+        goal: &str,
+        args: Vec<String>,
+        roles: Vec<String>,
+        hosts: Vec<String>,
+    ) -> Result<bool, String> {
         isolated(|| {
             let run = RunArgs {
                 goal: goal.to_string(),
                 args,
                 select: Select {
                     env: Some(self.env.clone()),
-                    roles: Vec::new(),
-                    hosts: Vec::new(),
+                    roles,
+                    hosts,
                 },
                 check: false,
                 diff: false,

@@ -31,6 +31,10 @@ pub struct ConfigFile {
     /// `[env.NAME]`: the environments.
     #[serde(default)]
     pub env: IndexMap<String, Spanned<EnvSection>>,
+    /// `[apps.NAME]`: apps built and deployed by the stdlib `app` service. Each one gets the
+    /// goals `NAME_build`, `NAME_deploy` ...; scripts see the tables as the var `apps`.
+    #[serde(default)]
+    pub apps: IndexMap<String, Spanned<toml::Table>>,
 }
 
 /// `[project]`.
@@ -251,6 +255,18 @@ impl ProjectConfig {
                     env.span(),
                     format!("env `{env_name}` uses the local connector, which has one host: this machine"),
                     Some("remove `hosts`, or use `connector = \"ssh\"`".into()),
+                ));
+            }
+        }
+        for (name, app) in &self.file.apps {
+            let mut chars = name.chars();
+            let ident = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !ident {
+                return Err(self.invalid(
+                    app.span(),
+                    format!("app name `{name}` cannot start goal names such as `{name}_deploy`"),
+                    Some("use lowercase letters, digits and `_`, starting with a letter".into()),
                 ));
             }
         }

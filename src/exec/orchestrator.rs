@@ -41,8 +41,15 @@ pub trait Orchestrator: Send + Sync {
     fn spec(&self) -> Vec<RoleSpec>;
     /// Whether a goal of that name exists.
     fn goal_exists(&self, goal: &str) -> bool;
-    /// Runs `goal` with `args` on the env (its current hosts); whether it succeeded everywhere.
-    fn run_goal(&self, goal: &str, args: Vec<String>) -> Result<bool, String>;
+    /// Runs `goal` with `args` on the env's current hosts, or only on those of `roles` and
+    /// `hosts` when either is given; whether it succeeded everywhere.
+    fn run_goal(
+        &self,
+        goal: &str,
+        args: Vec<String>,
+        roles: Vec<String>,
+        hosts: Vec<String>,
+    ) -> Result<bool, String>;
     /// The env's hosts that answer over SSH.
     fn reachable(&self) -> Result<Vec<String>, String>;
 }

@@ -188,6 +188,17 @@ fn env_map(plan: &RunPlan) -> Map {
         })
         .collect();
     env.insert("roles".into(), roles.into());
+    // Bare addresses (no user or port), for configs that name other hosts: an lb's backends.
+    let addresses: Map = plan
+        .inventory
+        .hosts
+        .iter()
+        .map(|h| {
+            let bare = Target::parse(&h.address).map_or_else(|_| h.address.clone(), |t| t.host);
+            (h.name.as_str().into(), Dynamic::from(bare))
+        })
+        .collect();
+    env.insert("addresses".into(), addresses.into());
     env.insert("check".into(), plan.check.into());
     env
 }
@@ -335,19 +346,35 @@ fn run_one(
             }
             Some(Arc::new(HostSession::new(spec, transport, setup)))
         }
-        None => None,
+        // A controller goal works on this machine, in the project folder.
+        None => Some(Arc::new(HostSession::new(
+            HostSpec {
+                name: CONTROLLER.into(),
+                address: "localhost".into(),
+                roles: Vec::new(),
+                vars: plan.inventory.vars.clone(),
+            },
+            Arc::new(LocalTransport::new(plan.root.clone())),
+            setup,
+        ))),
     };
     let result = match &plan.job {
         Job::Goal { engine, goal, args } => {
+            let (host, controller) = match (&session, goal.takes_host) {
+                (Some(s), true) => (Some(Host(s.clone())), None),
+                (Some(s), false) => (None, Some(Host(s.clone()))),
+                (None, _) => (None, None),
+            };
             let context = ScriptContext {
                 prefix: name.clone(),
                 output: plan.output.clone(),
                 env,
                 orchestrator: plan.orchestrator.clone(),
+                controller,
             };
             let rhai = engine.engine(Some(context));
             engine
-                .call(&rhai, goal, session.clone().map(Host), args)
+                .call(&rhai, goal, host, args)
                 .map(|_| ())
                 .map_err(|err| {
                     (

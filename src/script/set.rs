@@ -103,6 +103,10 @@ impl ScriptSet {
         }
         let mut goals: BTreeMap<String, Goal> = BTreeMap::new();
         for (index, script) in scripts.iter().enumerate() {
+            // `lib/` holds helpers that other scripts import: its functions are not goals.
+            if script.file.logical.starts_with("lib/") {
+                continue;
+            }
             for f in script.ast.iter_functions() {
                 // Closures compile to hidden `anon$...` functions: never goals.
                 if f.access == FnAccess::Private || f.name.starts_with("anon$") {

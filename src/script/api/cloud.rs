@@ -111,7 +111,27 @@ pub mod cloud_api {
         args: Array,
     ) -> Result<bool, Box<EvalAltResult>> {
         let args = args.into_iter().map(|a| a.to_string()).collect();
-        Ok(orchestrator(&ctx)?.run_goal(goal, args)?)
+        Ok(orchestrator(&ctx)?.run_goal(goal, args, Vec::new(), Vec::new())?)
+    }
+
+    /// Runs another goal on some of the env's hosts: options `roles` and `hosts` (arrays of
+    /// names) select them as `-r` and `-H` do. `true` when it succeeded on every one.
+    ///
+    /// ```rhai
+    /// run_goal("hello_activate", [id], #{ roles: ["app"] });
+    /// ```
+    #[rhai_fn(name = "run_goal", return_raw)]
+    pub fn run_goal_on(
+        ctx: NativeCallContext,
+        goal: &str,
+        args: Array,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = crate::script::api::options::Options::new(options, &["roles", "hosts"])?;
+        let roles = opts.strings("roles")?.unwrap_or_default();
+        let hosts = opts.strings("hosts")?.unwrap_or_default();
+        let args = args.into_iter().map(|a| a.to_string()).collect();
+        Ok(orchestrator(&ctx)?.run_goal(goal, args, roles, hosts)?)
     }
 
     /// The env's hosts that answer over SSH right now.

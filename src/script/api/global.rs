@@ -18,6 +18,8 @@ pub struct ScriptContext {
     pub env: Map,
     /// Env-level actions for controller goals.
     pub orchestrator: Option<Arc<dyn crate::exec::orchestrator::Orchestrator>>,
+    /// This machine, for controller goals: builds and other local work.
+    pub controller: Option<crate::script::Host>,
 }
 
 fn context(ctx: &NativeCallContext) -> Option<ScriptContext> {
@@ -77,8 +79,9 @@ pub mod global_api {
         value.to_string()
     }
 
-    /// The env the goal runs in: `#{ name, vars, hosts, roles, check }`, where `hosts` lists
-    /// the selected host names, `roles` maps each role to its hosts and `check` is `true`
+    /// The env the goal runs in: `#{ name, vars, hosts, roles, addresses, check }`, where
+    /// `hosts` lists the selected host names, `roles` maps each role to its hosts, `addresses`
+    /// maps every host of the env to its bare address (no user or port) and `check` is `true`
     /// under `--check`.
     ///
     /// ```rhai
@@ -87,5 +90,21 @@ pub mod global_api {
     #[rhai_fn(name = "env")]
     pub fn env(ctx: NativeCallContext) -> Map {
         context(&ctx).map(|c| c.env).unwrap_or_default()
+    }
+
+    /// This machine as a host, for controller goals: commands run in the project folder with
+    /// the local connector, and the env's vars apply. Builds run here.
+    ///
+    /// ```rhai
+    /// let me = controller();
+    /// me.run(["git", "-C", "app", "rev-parse", "HEAD"]);
+    /// ```
+    #[rhai_fn(name = "controller", return_raw)]
+    pub fn controller(
+        ctx: NativeCallContext,
+    ) -> Result<crate::script::Host, Box<rhai::EvalAltResult>> {
+        context(&ctx)
+            .and_then(|c| c.controller)
+            .ok_or_else(|| "controller() is only available to controller goals (goals without a host)".into())
     }
 }

@@ -285,10 +285,7 @@ pub mod ops_api {
         let spec = UserSpec {
             shell: opts.string("shell")?,
             home: opts.string("home")?,
-            groups: match opts.array("groups")? {
-                Some(list) => strings(list, "groups")?,
-                None => Vec::new(),
-            },
+            groups: opts.strings("groups")?.unwrap_or_default(),
             system: opts.bool("system")?.unwrap_or(false),
             absent: state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent"),
         };
@@ -486,10 +483,7 @@ pub mod ops_api {
     #[rhai_fn(name = "pip", return_raw)]
     pub fn pip(host: &mut Host, venv: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, &["packages", "requirements"])?;
-        let packages = match opts.array("packages")? {
-            Some(list) => strings(list, "packages")?,
-            None => Vec::new(),
-        };
+        let packages = opts.strings("packages")?.unwrap_or_default();
         let requirements = opts.string("requirements")?;
         done(system::pip(
             &host.0,

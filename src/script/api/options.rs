@@ -104,12 +104,27 @@ impl Options {
     }
 
     /// An array option.
-    pub fn array(&mut self, key: &str) -> ApiResult<Option<rhai::Array>> {
+    fn array(&mut self, key: &str) -> ApiResult<Option<rhai::Array>> {
         self.take(key)
             .map(|v| {
                 v.clone()
                     .into_typed_array::<Dynamic>()
                     .map_err(|_| Self::wrong(key, "an array", &v))
+            })
+            .transpose()
+    }
+
+    /// An array-of-strings option.
+    pub fn strings(&mut self, key: &str) -> ApiResult<Option<Vec<String>>> {
+        self.array(key)?
+            .map(|list| {
+                list.into_iter()
+                    .map(|v| {
+                        v.clone().into_string().map_err(|_| {
+                            format!("`{key}` must hold strings, not {}", v.type_name()).into()
+                        })
+                    })
+                    .collect()
             })
             .transpose()
     }
