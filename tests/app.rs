@@ -1,65 +1,90 @@
-//! The generic `app` service: atomic switches, rollback to good builds only, health checks,
-//! the deploy lock and pruning.
+//! The generic `app` service on this machine (the `local` env): builds from project folders
+//! and git repos, checksums, atomic switches, rollback to good builds only, checks, the deploy
+//! lock and pruning. The web stack on real machines is in `webstack.rs`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::harness::Test;
 
-fn project() -> (Test, std::path::PathBuf) {
-    let test = Test::new();
+/// Shared by every test: pip's downloads (setuptools for the builds) are fetched once.
+pub fn pip_cache() -> (String, String) {
+    ("PIP_CACHE_DIR".into(), "/var/tmp/weft-test-pip-cache".into())
+}
+
+/// A project whose app `site` is the folder `site/`, installed to `<tmp>/www/site`.
+fn project() -> (Test, PathBuf) {
+    let test = Test::new().with_env(vec![pip_cache()]);
     let www = test.path().join("www");
     test.write(
         "weft.toml",
         &format!(
-            "[project]\nname = \"shop\"\n[vars]\napp_root = \"{}\"\napp_source = \"site\"\napp_keep = 2\napp_health = \"grep -qx ok health.txt\"\n",
+            "[project]\nname = \"shop\"\n\
+             [apps.site]\nroot = \"{}\"\nrepos = [{{ name = \"site\", path = \"site\", install = false }}]\n\
+             keep = 2\ncheck = \"grep -qx ok src/site/health.txt\"\n",
             www.display()
         ),
     );
     test.write("site/health.txt", "ok\n");
-    (test, www.join("shop"))
+    (test, www.join("site"))
 }
 
-fn serving(base: &std::path::Path) -> String {
-    std::fs::read_to_string(base.join("current/index.html")).unwrap_or_default()
+fn serving(base: &Path) -> String {
+    std::fs::read_to_string(base.join("current/src/site/index.html")).unwrap_or_default()
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]
 fn deploys_switch_atomically_and_roll_back_to_good_builds_only() {
     let (test, base) = project();
     test.write("site/index.html", "v1\n");
-    test.run(&["run", "app_deploy", "v1"])
+    test.run(&["run", "site_deploy"])
         .status(0)
-        .stdout_has("activated");
+        .stdout_has("activated")
+        .stdout_has("deployed site");
     assert_eq!(serving(&base), "v1\n");
     test.write("site/index.html", "v2\n");
-    test.run(&["run", "app_deploy", "v2"]).status(0);
+    test.run(&["run", "site_deploy"]).status(0);
     assert_eq!(serving(&base), "v2\n");
-    test.run(&["run", "app_rollback"])
+    test.run(&["run", "site_rollback"])
         .status(0)
         .stdout_has("rolled back");
     assert_eq!(serving(&base), "v1\n");
 
-    // A build that fails its health check is never activated, and never rolled back to.
+    // A build that fails its check is never activated, and never rolled back to.
     test.write("site/index.html", "v3\n")
         .write("site/health.txt", "failing\n");
-    test.run(&["run", "app_deploy", "v3"])
+    test.run(&["run", "site_deploy"])
         .status(1)
-        .stdout_has("the health check of");
+        .stdout_has("the check of");
     assert_eq!(serving(&base), "v1\n");
-    test.run(&["run", "app_status"])
+    test.run(&["run", "site_status"])
         .status(0)
-        .stdout_has("v3 (bad)")
+        .stdout_has("(bad)")
         .stdout_has("* ");
-    test.run(&["run", "app_rollback"]).status(0);
+    test.run(&["run", "site_rollback"]).status(0);
     assert_eq!(serving(&base), "v2\n");
 
-    // Prune keeps `app_keep` builds and the active one.
+    // Prune keeps `keep` builds and the active one.
     test.write("site/health.txt", "ok\n")
         .write("site/index.html", "v4\n");
-    test.run(&["run", "app_deploy", "v4"]).status(0);
+    test.run(&["run", "site_deploy"]).status(0);
     let builds = std::fs::read_dir(base.join("builds"))
         .expect("builds")
         .count();
     assert!(builds <= 2, "{builds} builds kept");
     assert_eq!(serving(&base), "v4\n");
+    assert!(!base.join(".lock").exists(), "the lock outlived the deploy");
 }
 
 #[test]
@@ -69,17 +94,146 @@ fn the_deploy_lock_stops_a_second_deploy_until_broken() {
     std::fs::create_dir_all(base.join(".lock")).expect("lock");
     std::fs::write(
         base.join(".lock/owner"),
-        "alice@ci 2026-11-22T10:00:00Z app_deploy\n",
+        "alice@ci 2026-11-22T10:00:00Z site_activate\n",
     )
     .expect("owner");
-    test.run(&["run", "app_deploy", "v1"])
+    test.run(&["run", "site_deploy"])
         .status(1)
         .stdout_has("is locked by another deploy (alice@ci");
     assert!(!base.join("current").exists());
-    test.run(&["run", "app_unlock"])
+    test.run(&["run", "site_unlock"])
         .status(0)
         .stdout_has("breaking the lock of alice@ci");
-    test.run(&["run", "app_deploy", "v1"]).status(0);
+    test.run(&["run", "site_deploy"]).status(0);
     assert_eq!(serving(&base), "v1\n");
-    assert!(!base.join(".lock").exists(), "the lock outlived the deploy");
+}
+
+#[test]
+fn a_build_that_does_not_match_its_checksum_is_refused() {
+    let (test, base) = project();
+    test.write("site/index.html", "v1\n");
+    test.run(&["run", "site_deploy"]).status(0);
+    test.write("site/index.html", "v2\n");
+    test.run(&["run", "site_build"]).status(0);
+    let dist = test.path().join(".weft/build/site/dist");
+    let archive = std::fs::read_dir(&dist)
+        .expect("dist")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .max()
+        .expect("an archive");
+    let id = archive
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(".tar.gz"))
+        .expect("id")
+        .to_string();
+    let mut bytes = std::fs::read(&archive).expect("archive");
+    bytes.push(0);
+    std::fs::write(&archive, bytes).expect("corrupt");
+    test.run(&["run", "site_activate", &id])
+        .status(1)
+        .stdout_has("does not match its checksum");
+    assert_eq!(serving(&base), "v1\n");
+    assert!(!base.join("builds").join(&id).exists());
+}
+
+#[test]
+fn builds_check_out_git_repos_at_their_refs_install_them_and_stop_on_failed_tests() {
+    let test = Test::new().with_env(vec![pip_cache()]);
+    let repos = test.path().join("repos");
+    // `lib`: a Python package with a tag v1 and a later commit on main.
+    let lib = repos.join("lib");
+    test.write("repos/lib/pyproject.toml", "[build-system]\nrequires = [\"setuptools>=61\"]\nbuild-backend = \"setuptools.build_meta\"\n[project]\nname = \"weftlib\"\nversion = \"1.0\"\n[tool.setuptools]\npackages = [\"weftlib\"]\n");
+    test.write("repos/lib/weftlib/__init__.py", "VERSION = 'one'\n");
+    git(&lib, &["init", "-q"]);
+    git(&lib, &["add", "."]);
+    git(&lib, &["commit", "-qm", "one"]);
+    git(&lib, &["tag", "v1"]);
+    let v1 = git(&lib, &["rev-parse", "--short=8", "HEAD"]);
+    test.write("repos/lib/weftlib/__init__.py", "VERSION = 'two'\n");
+    git(&lib, &["commit", "-qam", "two"]);
+    // `conf`: plain files at a pinned commit, then a later one.
+    let conf = repos.join("conf");
+    test.write("repos/conf/settings.txt", "pinned\n");
+    git(&conf, &["init", "-q"]);
+    git(&conf, &["add", "."]);
+    git(&conf, &["commit", "-qm", "pinned"]);
+    let pinned = git(&conf, &["rev-parse", "HEAD"]);
+    test.write("repos/conf/settings.txt", "later\n");
+    git(&conf, &["commit", "-qam", "later"]);
+
+    let config = |tests: &str| {
+        format!(
+            "[project]\nname = \"shop\"\n[apps.api]\nref = \"v1\"\ntests = \"{tests}\"\n\
+             post_build = [\"echo built > post.txt\"]\n\
+             repos = [{{ name = \"lib\", url = \"{}\" }}, {{ name = \"conf\", url = \"{}\", ref = \"{pinned}\", install = false }}]\n",
+            lib.display(),
+            conf.display()
+        )
+    };
+    test.write("weft.toml", &config("python -c 'import weftlib; assert weftlib.VERSION == \\\"one\\\"'"));
+    test.run(&["run", "api_build"])
+        .status(0)
+        .stdout_has("built api 2")
+        .stdout_has(&format!("-{v1}"));
+    let listed = test.run(&["run", "api_builds"]);
+    listed.status(0).stdout_has(&format!("-{v1}"));
+    let dist = test.path().join(".weft/build/api/dist");
+    let archive = std::fs::read_dir(&dist)
+        .expect("dist")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .expect("an archive");
+    let sum = std::fs::read_to_string(format!("{}.sha256", archive.display())).expect("checksum");
+    let check = Command::new("sha256sum")
+        .args(["--check", "--quiet"])
+        .arg(format!("{}.sha256", archive.display()))
+        .current_dir(&dist)
+        .output()
+        .expect("sha256sum");
+    assert!(check.status.success(), "checksum {sum} does not match");
+    let unpacked = test.path().join("unpacked");
+    std::fs::create_dir_all(&unpacked).expect("dir");
+    let tar = Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&unpacked)
+        .status()
+        .expect("tar");
+    assert!(tar.success());
+    let build = std::fs::read_to_string(unpacked.join("BUILD")).expect("BUILD");
+    assert!(build.contains(&format!("repo.lib = {v1}")), "{build}");
+    assert!(build.contains(&format!("repo.conf = {}", &pinned[..8])), "{build}");
+    assert_eq!(
+        std::fs::read_to_string(unpacked.join("src/conf/settings.txt")).expect("conf"),
+        "pinned\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(unpacked.join("post.txt")).expect("post-build ran"),
+        "built\n"
+    );
+    // The package was built and installed into the build's own virtualenv.
+    let python = unpacked.join("venv/bin/python");
+    let import = Command::new(&python)
+        .args(["-c", "import weftlib; print(weftlib.VERSION)"])
+        .current_dir(&unpacked)
+        .output()
+        .expect("venv python");
+    assert_eq!(String::from_utf8_lossy(&import.stdout).trim(), "one");
+
+    // Failing tests stop the build: no new archive.
+    test.write("weft.toml", &config("false"));
+    test.run(&["run", "api_build"])
+        .status(1)
+        .stdout_has("the tests of api failed");
+    let archives = std::fs::read_dir(&dist)
+        .expect("dist")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().to_string_lossy().ends_with(".tar.gz"))
+        .count();
+    assert_eq!(archives, 1);
 }

@@ -5,21 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use crate::fleet::Fleet;
-use crate::harness::Test;
-
-/// Destroys an env's machines even when a test fails half-way.
-struct Destroy<'a> {
-    test: &'a Test,
-    env: &'a str,
-}
-
-impl Drop for Destroy<'_> {
-    fn drop(&mut self) {
-        let _ = self
-            .test
-            .run(&["cloud", "destroy", "-e", self.env, "--yes"]);
-    }
-}
+use crate::harness::{Destroy, Test};
 
 #[test]
 fn local_machines_have_their_own_hostname_and_disk_and_survive_image_and_destroy() {

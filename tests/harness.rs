@@ -135,13 +135,22 @@ impl Test {
         self.run_full(dir, args, &[])
     }
 
-    fn run_full(&self, dir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Outcome {
-        let output = Command::new(env!("CARGO_BIN_EXE_weft"))
+    /// `weft args` in the project folder with the test's environment, not started yet.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+        command
             .args(args)
-            .current_dir(dir)
+            .current_dir(&self.cwd)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        command
+    }
+
+    fn run_full(&self, dir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Outcome {
+        let output = self
+            .command(args)
+            .current_dir(dir)
             .envs(extra.iter().copied())
             .output()
             .expect("weft runs");
@@ -150,6 +159,22 @@ impl Test {
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
+    }
+}
+
+/// Destroys an env's machines even when a test fails half-way.
+pub struct Destroy<'a> {
+    /// The project.
+    pub test: &'a Test,
+    /// The env.
+    pub env: &'a str,
+}
+
+impl Drop for Destroy<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .test
+            .run(&["cloud", "destroy", "-e", self.env, "--yes"]);
     }
 }
 

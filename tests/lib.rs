@@ -13,3 +13,4 @@ mod ops;
 mod project;
 mod run_local;
 mod ssh;
+mod webstack;

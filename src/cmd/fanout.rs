@@ -333,9 +333,12 @@ pub fn execute(
         color: fanout.ctx.color,
         orchestrator: fanout.orchestrator,
     };
+    crate::exec::interrupt::install();
     let outcomes = runner::run(plan)?;
     output.summary(&outcomes);
-    if outcomes.iter().any(|o| o.status.is_failure()) {
+    if crate::exec::interrupt::interrupted() {
+        Ok(crate::exec::interrupt::EXIT_INTERRUPTED)
+    } else if outcomes.iter().any(|o| o.status.is_failure()) {
         Ok(EXIT_FAILED)
     } else {
         Ok(EXIT_OK)

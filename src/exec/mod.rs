@@ -1,5 +1,6 @@
 //! Running a goal: sessions on hosts, live output, the report.
 
+pub mod interrupt;
 pub mod ops;
 pub mod orchestrator;
 pub mod output;

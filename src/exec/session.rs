@@ -21,6 +21,9 @@ pub enum HostError {
     /// The transport failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// The run was interrupted (Ctrl-C or SIGTERM) before this step.
+    #[error("interrupted before `{0}`")]
+    Interrupted(String),
     /// A command exited non-zero and the script did not allow it.
     #[error("`{command}` exited with {code}{}", stderr_tail(.stderr))]
     CommandFailed {
@@ -65,6 +68,8 @@ pub struct RunOptions {
     pub stdin: Option<String>,
     /// Run it through sudo as this user.
     pub sudo: Option<String>,
+    /// Run it even after an interrupt: cleanup such as releasing a lock.
+    pub always: bool,
 }
 
 /// How commands gain privileges: a user every command becomes (`--become`) and the sudo
@@ -86,6 +91,7 @@ impl Default for RunOptions {
             timeout: None,
             stdin: None,
             sudo: None,
+            always: false,
         }
     }
 }
@@ -226,6 +232,13 @@ impl HostSession {
         self.output.add_secret(value);
     }
 
+    fn not_interrupted(&self, step: &str) -> Result<(), HostError> {
+        if super::interrupt::interrupted() {
+            return Err(HostError::Interrupted(step.to_string()));
+        }
+        Ok(())
+    }
+
     /// Runs a read-only command (also under `--check`), quietly, whatever its exit code.
     pub fn probe(&self, command: &str) -> Result<ExecOutput, HostError> {
         let options = RunOptions {
@@ -286,6 +299,9 @@ impl HostSession {
                 &format!("skipped under --check: {command}"),
             );
             return Ok(None);
+        }
+        if !options.always {
+            self.not_interrupted(command)?;
         }
         let request = self.privileged(command, options);
         let sink = HostSink::new(self.output.clone(), self.spec.name.clone(), options.quiet);
@@ -373,6 +389,7 @@ impl HostSession {
 
     /// Replaces `path` atomically with `data` (nothing under `--check`), without comparing.
     pub fn put_file(&self, path: &str, data: &[u8], mode: Option<u32>) -> Result<(), HostError> {
+        self.not_interrupted(path)?;
         self.place(path, mode, |target, mode| {
             self.runtime
                 .block_on(self.transport.write_file(target, data, mode))
@@ -424,6 +441,7 @@ impl HostSession {
     /// Copies a local file or folder (relative to the project) to `remote`; returns whether
     /// anything changed.
     pub fn upload(&self, local: &str, remote: &str) -> Result<bool, HostError> {
+        self.not_interrupted(remote)?;
         let source = self.local_root.join(local);
         let read_error = |source| HostError::LocalRead {
             path: local.to_string(),

@@ -25,7 +25,7 @@ fn output_map(output: Option<ExecOutput>) -> Map {
 fn run_options(map: Map) -> ApiResult<RunOptions> {
     let mut opts = options::Options::new(
         map,
-        &["check", "check_safe", "quiet", "timeout", "stdin", "sudo"],
+        &["check", "check_safe", "quiet", "timeout", "stdin", "sudo", "always"],
     )?;
     let defaults = RunOptions::default();
     Ok(RunOptions {
@@ -35,6 +35,7 @@ fn run_options(map: Map) -> ApiResult<RunOptions> {
         timeout: opts.seconds("timeout")?,
         stdin: opts.string("stdin")?,
         sudo: opts.user("sudo")?,
+        always: opts.bool("always")?.unwrap_or(defaults.always),
     })
 }
 
@@ -100,7 +101,8 @@ pub mod host_api {
     /// `check` (default `true`: a non-zero exit fails the goal),
     /// `check_safe` (default `false`: the command only reads, so it also runs under `--check`),
     /// `quiet` (default `false`: hide the output), `timeout` (seconds), `stdin` (text to feed it),
-    /// `sudo` (`true` for root, or a user name: run it through sudo as that user).
+    /// `sudo` (`true` for root, or a user name: run it through sudo as that user),
+    /// `always` (default `false`: run it even after Ctrl-C, for cleanup such as a lock).
     ///
     /// ```rhai
     /// let r = host.run("systemctl is-active nginx", #{ check: false, check_safe: true });

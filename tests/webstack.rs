@@ -1,0 +1,213 @@
+//! End to end: examples/hello-wsgi on three `local` machines (2 app, 1 lb) running real nginx,
+//! gunicorn under supervisor and haproxy. Requests through the lb reach both app machines, a
+//! deploy under load fails no request, rollback serves the previous version, and a deploy
+//! interrupted half-way leaves every machine on a complete build with the site up.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Destroy, Test};
+
+/// One GET of `/` through the lb: the body, or why there was none.
+fn get(addr: &str) -> Result<String, String> {
+    let mut stream = TcpStream::connect_timeout(
+        &addr.parse().map_err(|e| format!("{e}"))?,
+        Duration::from_secs(5),
+    )
+    .map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: hello\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| e.to_string())?;
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        return Err(head.lines().next().unwrap_or_default().to_string());
+    }
+    Ok(body.trim().to_string())
+}
+
+/// The answers of `n` requests; panics on any failed one.
+fn answers(addr: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|_| get(addr).unwrap_or_else(|e| panic!("request through the lb failed: {e}")))
+        .collect()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for entry in walkdir::WalkDir::new(from).into_iter().filter_map(Result::ok) {
+        let rel = entry.path().strip_prefix(from).expect("inside");
+        if rel.starts_with(".weft") {
+            continue;
+        }
+        let dest = to.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).expect("mkdir");
+        } else {
+            std::fs::copy(entry.path(), &dest).expect("copy");
+        }
+    }
+}
+
+fn set_version(test: &Test, version: &str) {
+    let text = test.read("app/pyproject.toml");
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("version = ") {
+                format!("version = \"{version}\"")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    test.write("app/pyproject.toml", &(text + "\n"));
+}
+
+/// On `machine`: the state of the build `current` points at, and whether the lock is gone.
+fn machine_state(test: &Test, machine: &str) -> String {
+    let out = test.run(&[
+        "ssh",
+        machine,
+        "-e",
+        "dev",
+        "--",
+        "cat /opt/www/hello/current/.weft-build; test -e /opt/www/hello/.lock && echo locked || echo unlocked",
+    ]);
+    out.status(0);
+    out.stdout.clone()
+}
+
+#[test]
+fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
+    let test = Test::new().with_env(vec![crate::app::pip_cache()]);
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-wsgi"),
+        test.path(),
+    );
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    test.run(&["run", "env_up"])
+        .status(0)
+        .stdout_has("created app-1")
+        .stdout_has("created lb-0")
+        .stdout_has("deployed hello");
+    let list = test.run(&["cloud", "list", "-e", "dev", "--json"]);
+    let machines: Vec<serde_json::Value> = serde_json::from_str(&list.stdout).expect("json");
+    let lb = machines
+        .iter()
+        .find(|m| m["name"] == "lb-0")
+        .and_then(|m| m["address"].as_str())
+        .expect("lb-0 has an address");
+    let ip = lb.trim_start_matches("root@").split(':').next().expect("ip");
+    let addr = format!("{ip}:80");
+
+    // Round robin: both app machines answer, with version 1.0.
+    let first = answers(&addr, 10);
+    assert!(first.iter().all(|a| a.starts_with("hello 1.0 from")), "{first:?}");
+    assert!(first.iter().any(|a| a.ends_with("app-0")), "{first:?}");
+    assert!(first.iter().any(|a| a.ends_with("app-1")), "{first:?}");
+
+    // Deploy 2.0 while a client keeps asking: not one request fails.
+    set_version(&test, "2.0");
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let (stop, addr) = (stop.clone(), addr.clone());
+        std::thread::spawn(move || {
+            let (mut seen, mut failed) = (Vec::new(), Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match get(&addr) {
+                    Ok(body) => seen.push(body),
+                    Err(e) => failed.push(e),
+                }
+            }
+            (seen, failed)
+        })
+    };
+    test.run(&["run", "hello_deploy"])
+        .status(0)
+        .stdout_has("deployed hello");
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (seen, failed) = client.join().expect("client");
+    assert!(failed.is_empty(), "{} failed requests: {:?}", failed.len(), &failed[..failed.len().min(5)]);
+    assert!(seen.len() > 20, "only {} requests made", seen.len());
+    assert!(seen.iter().any(|a| a.starts_with("hello 1.0")));
+    assert!(seen.iter().any(|a| a.starts_with("hello 2.0")));
+    let after = answers(&addr, 10);
+    assert!(after.iter().all(|a| a.starts_with("hello 2.0 from")), "{after:?}");
+    assert!(after.iter().any(|a| a.ends_with("app-0")) && after.iter().any(|a| a.ends_with("app-1")));
+
+    // Rollback serves 1.0 again; the lb host has nothing to roll back.
+    test.run(&["run", "hello_rollback"])
+        .status(0)
+        .stdout_has("rolled back from");
+    let back = answers(&addr, 10);
+    assert!(back.iter().all(|a| a.starts_with("hello 1.0 from")), "{back:?}");
+
+    // A deploy of 3.0 interrupted as the machines switch: each one ends on a complete build,
+    // the site stays up and the deploy lock is released.
+    set_version(&test, "3.0");
+    let mut child = test
+        .command(&["run", "hello_deploy"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("weft starts");
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            lines.push(line);
+        }
+        lines
+    });
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("the deploy reaches the switch");
+        if line.contains("link /opt/www/hello/current") {
+            break;
+        }
+    }
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = child.wait().expect("weft ends");
+    let output = reader.join().expect("reader").join("\n");
+    assert_ne!(status.code(), Some(0), "{output}");
+    for machine in ["app-0", "app-1"] {
+        let state = machine_state(&test, machine);
+        assert!(state.starts_with("good"), "{machine}: {state}\n{output}");
+        assert!(state.contains("unlocked"), "{machine}: {state}\n{output}");
+    }
+    let up = answers(&addr, 10);
+    assert!(up.iter().all(|a| a.starts_with("hello ")), "{up:?}");
+
+    // The next deploy needs no unlocking.
+    test.run(&["run", "hello_deploy"]).status(0);
+    let last = answers(&addr, 4);
+    assert!(last.iter().all(|a| a.starts_with("hello 3.0 from")), "{last:?}");
+
+    test.run(&["run", "env_down"])
+        .status(0)
+        .stdout_has("terminated lb-0");
+}
