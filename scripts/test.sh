@@ -19,6 +19,12 @@ command -v git >/dev/null || need+=(git)
 command -v supervisord >/dev/null || need+=(supervisor)
 command -v ip >/dev/null || need+=(iproute2)
 [ -d /etc/cron.d ] || need+=(cron)
+# The web stack test runs nginx, haproxy and curl inside `local` machines, which see the host's
+# files but have no internet: the packages must be on the host. (gunicorn and Flask come from
+# PyPI into each build's virtualenv.)
+command -v nginx >/dev/null || need+=(nginx)
+command -v haproxy >/dev/null || need+=(haproxy)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q

@@ -9,7 +9,10 @@ use crate::harness::Test;
 
 /// Shared by every test: pip's downloads (setuptools for the builds) are fetched once.
 pub fn pip_cache() -> (String, String) {
-    ("PIP_CACHE_DIR".into(), "/var/tmp/weft-test-pip-cache".into())
+    (
+        "PIP_CACHE_DIR".into(),
+        "/var/tmp/weft-test-pip-cache".into(),
+    )
 }
 
 /// A project whose app `site` is the folder `site/`, installed to `<tmp>/www/site`.
@@ -35,12 +38,23 @@ fn serving(base: &Path) -> String {
 
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"])
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+        ])
         .args(args)
         .current_dir(dir)
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -173,7 +187,10 @@ fn builds_check_out_git_repos_at_their_refs_install_them_and_stop_on_failed_test
             conf.display()
         )
     };
-    test.write("weft.toml", &config("python -c 'import weftlib; assert weftlib.VERSION == \\\"one\\\"'"));
+    test.write(
+        "weft.toml",
+        &config("python -c 'import weftlib; assert weftlib.VERSION == \\\"one\\\"'"),
+    );
     test.run(&["run", "api_build"])
         .status(0)
         .stdout_has("built api 2")
@@ -207,7 +224,10 @@ fn builds_check_out_git_repos_at_their_refs_install_them_and_stop_on_failed_test
     assert!(tar.success());
     let build = std::fs::read_to_string(unpacked.join("BUILD")).expect("BUILD");
     assert!(build.contains(&format!("repo.lib = {v1}")), "{build}");
-    assert!(build.contains(&format!("repo.conf = {}", &pinned[..8])), "{build}");
+    assert!(
+        build.contains(&format!("repo.conf = {}", &pinned[..8])),
+        "{build}"
+    );
     assert_eq!(
         std::fs::read_to_string(unpacked.join("src/conf/settings.txt")).expect("conf"),
         "pinned\n"

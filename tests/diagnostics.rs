@@ -172,3 +172,18 @@ fn errors_inside_stdlib_scripts_show_the_stdlib_source() {
         .stderr_has("<stdlib>/services/system.rhai:")
         .stderr_has("host.template(\"system/report.txt.hbs\", path, facts)");
 }
+
+#[test]
+fn app_config_errors_name_the_app_and_the_fix() {
+    let test = Test::with_config("[apps.my-site]\nrepos = []\n");
+    test.run(&["list"])
+        .status(2)
+        .stderr_has("app name `my-site` cannot start goal names")
+        .stderr_has("weft.toml:");
+    // An app without repos fails its build before anything is touched.
+    let test = Test::with_config("[apps.site]\nroot = \"www\"\n");
+    test.run(&["run", "site_deploy"])
+        .status(1)
+        .stdout_has("[apps.site] lists no repos");
+    assert!(!test.path().join("www").exists());
+}

@@ -33,3 +33,40 @@ fn init_refuses_an_existing_project_and_unknown_skeletons() {
         .status(2)
         .stderr_has("did you mean `default`?");
 }
+
+#[test]
+fn the_python_wsgi_skeleton_is_the_hello_wsgi_example_and_lists_the_app_goals() {
+    let test = Test::new();
+    test.run(&["init", "hello-wsgi", "--skeleton", "python-wsgi"])
+        .status(0)
+        .stdout_has("created hello-wsgi/app/hello/__init__.py")
+        .stdout_has("weft run env_up");
+    let made = test.path().join("hello-wsgi");
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-wsgi");
+    for entry in walkdir::WalkDir::new(&made)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(&made).expect("inside");
+        let theirs = std::fs::read_to_string(example.join(rel))
+            .unwrap_or_else(|_| panic!("examples/hello-wsgi lacks {}", rel.display()));
+        let ours = std::fs::read_to_string(entry.path()).expect("read");
+        assert_eq!(
+            ours,
+            theirs,
+            "examples/hello-wsgi/{} differs from the skeleton",
+            rel.display()
+        );
+    }
+    test.run_in(&made, &["list"])
+        .status(0)
+        .stdout_has("hello_deploy ")
+        .stdout_has("hello_activate <id>")
+        .stdout_has("hello_rollback ")
+        .stdout_has("nginx_reload ")
+        .stdout_has("haproxy_setup ")
+        .stdout_has("[project] Show what each machine answers");
+}

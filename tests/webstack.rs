@@ -45,7 +45,10 @@ fn answers(addr: &str, n: usize) -> Vec<String> {
 }
 
 fn copy_dir(from: &Path, to: &Path) {
-    for entry in walkdir::WalkDir::new(from).into_iter().filter_map(Result::ok) {
+    for entry in walkdir::WalkDir::new(from)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
         let rel = entry.path().strip_prefix(from).expect("inside");
         if rel.starts_with(".weft") {
             continue;
@@ -112,12 +115,19 @@ fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
         .find(|m| m["name"] == "lb-0")
         .and_then(|m| m["address"].as_str())
         .expect("lb-0 has an address");
-    let ip = lb.trim_start_matches("root@").split(':').next().expect("ip");
+    let ip = lb
+        .trim_start_matches("root@")
+        .split(':')
+        .next()
+        .expect("ip");
     let addr = format!("{ip}:80");
 
     // Round robin: both app machines answer, with version 1.0.
     let first = answers(&addr, 10);
-    assert!(first.iter().all(|a| a.starts_with("hello 1.0 from")), "{first:?}");
+    assert!(
+        first.iter().all(|a| a.starts_with("hello 1.0 from")),
+        "{first:?}"
+    );
     assert!(first.iter().any(|a| a.ends_with("app-0")), "{first:?}");
     assert!(first.iter().any(|a| a.ends_with("app-1")), "{first:?}");
 
@@ -143,20 +153,33 @@ fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
     std::thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     let (seen, failed) = client.join().expect("client");
-    assert!(failed.is_empty(), "{} failed requests: {:?}", failed.len(), &failed[..failed.len().min(5)]);
+    assert!(
+        failed.is_empty(),
+        "{} failed requests: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
     assert!(seen.len() > 20, "only {} requests made", seen.len());
     assert!(seen.iter().any(|a| a.starts_with("hello 1.0")));
     assert!(seen.iter().any(|a| a.starts_with("hello 2.0")));
     let after = answers(&addr, 10);
-    assert!(after.iter().all(|a| a.starts_with("hello 2.0 from")), "{after:?}");
-    assert!(after.iter().any(|a| a.ends_with("app-0")) && after.iter().any(|a| a.ends_with("app-1")));
+    assert!(
+        after.iter().all(|a| a.starts_with("hello 2.0 from")),
+        "{after:?}"
+    );
+    assert!(
+        after.iter().any(|a| a.ends_with("app-0")) && after.iter().any(|a| a.ends_with("app-1"))
+    );
 
     // Rollback serves 1.0 again; the lb host has nothing to roll back.
     test.run(&["run", "hello_rollback"])
         .status(0)
         .stdout_has("rolled back from");
     let back = answers(&addr, 10);
-    assert!(back.iter().all(|a| a.starts_with("hello 1.0 from")), "{back:?}");
+    assert!(
+        back.iter().all(|a| a.starts_with("hello 1.0 from")),
+        "{back:?}"
+    );
 
     // A deploy of 3.0 interrupted as the machines switch: each one ends on a complete build,
     // the site stays up and the deploy lock is released.
@@ -205,7 +228,10 @@ fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
     // The next deploy needs no unlocking.
     test.run(&["run", "hello_deploy"]).status(0);
     let last = answers(&addr, 4);
-    assert!(last.iter().all(|a| a.starts_with("hello 3.0 from")), "{last:?}");
+    assert!(
+        last.iter().all(|a| a.starts_with("hello 3.0 from")),
+        "{last:?}"
+    );
 
     test.run(&["run", "env_down"])
         .status(0)

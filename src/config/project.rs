@@ -260,7 +260,9 @@ impl ProjectConfig {
         }
         for (name, app) in &self.file.apps {
             let mut chars = name.chars();
-            let ident = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            let ident = chars
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
                 && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !ident {
                 return Err(self.invalid(

@@ -31,7 +31,7 @@ pub const TOPICS: &[(&str, &[&str])] = &[
     ("git", &["git"]),
     ("python", &["virtualenv", "pip"]),
     ("archives", &["archive", "extract"]),
-    ("global", &["quote", "log", "env", "secret"]),
+    ("global", &["quote", "log", "env", "secret", "controller"]),
     (
         "env",
         &[

@@ -103,8 +103,8 @@ pub mod global_api {
     pub fn controller(
         ctx: NativeCallContext,
     ) -> Result<crate::script::Host, Box<rhai::EvalAltResult>> {
-        context(&ctx)
-            .and_then(|c| c.controller)
-            .ok_or_else(|| "controller() is only available to controller goals (goals without a host)".into())
+        context(&ctx).and_then(|c| c.controller).ok_or_else(|| {
+            "controller() is only available to controller goals (goals without a host)".into()
+        })
     }
 }

@@ -25,7 +25,15 @@ fn output_map(output: Option<ExecOutput>) -> Map {
 fn run_options(map: Map) -> ApiResult<RunOptions> {
     let mut opts = options::Options::new(
         map,
-        &["check", "check_safe", "quiet", "timeout", "stdin", "sudo", "always"],
+        &[
+            "check",
+            "check_safe",
+            "quiet",
+            "timeout",
+            "stdin",
+            "sudo",
+            "always",
+        ],
     )?;
     let defaults = RunOptions::default();
     Ok(RunOptions {
