@@ -235,6 +235,9 @@ pub struct RunArgs {
     /// Show a unified diff of every file, template and line change.
     #[arg(long)]
     pub diff: bool,
+    /// Take deploy locks held by other runs (left by a deploy that was killed).
+    #[arg(long)]
+    pub break_lock: bool,
     #[command(flatten)]
     pub connect: ConnectArgs,
     #[command(flatten)]

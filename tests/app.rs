@@ -120,6 +120,32 @@ fn the_deploy_lock_stops_a_second_deploy_until_broken() {
         .stdout_has("breaking the lock of alice@ci");
     test.run(&["run", "site_deploy"]).status(0);
     assert_eq!(serving(&base), "v1\n");
+
+    // The env's deploy lock, left by a killed deploy, is broken only when asked to.
+    std::fs::create_dir_all(base.join(".deploy-lock")).expect("lock");
+    std::fs::write(
+        base.join(".deploy-lock/owner"),
+        "bob@laptop:42 2026-11-22T11:00:00Z site_deploy\n",
+    )
+    .expect("owner");
+    test.write("site/index.html", "v2\n");
+    test.run(&["run", "site_deploy"])
+        .status(1)
+        .stdout_has("is locked by another deploy (bob@laptop:42")
+        .stdout_has("--break-lock");
+    assert_eq!(serving(&base), "v1\n");
+    test.run(&["run", "site_deploy", "--break-lock"])
+        .status(0)
+        .stdout_has("breaking the lock of bob@laptop:42");
+    assert_eq!(serving(&base), "v2\n");
+    assert!(
+        !base.join(".deploy-lock").exists(),
+        "the env lock outlived the deploy"
+    );
+    assert!(
+        !base.join(".lock").exists(),
+        "the machine lock outlived the deploy"
+    );
 }
 
 #[test]

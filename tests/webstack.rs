@@ -13,8 +13,13 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{Destroy, Test};
 
-/// One GET of `/` through the lb: the body, or why there was none.
+/// One GET of `/`: the body, or why there was none.
 fn get(addr: &str) -> Result<String, String> {
+    get_path(addr, "/")
+}
+
+/// One GET of `path` from `addr`: the body of a 200, or why there was none.
+fn get_path(addr: &str, path: &str) -> Result<String, String> {
     let mut stream = TcpStream::connect_timeout(
         &addr.parse().map_err(|e| format!("{e}"))?,
         Duration::from_secs(5),
@@ -24,7 +29,7 @@ fn get(addr: &str) -> Result<String, String> {
         .set_read_timeout(Some(Duration::from_secs(10)))
         .map_err(|e| e.to_string())?;
     stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: hello\r\n\r\n")
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: hello\r\n\r\n").as_bytes())
         .map_err(|e| e.to_string())?;
     let mut answer = String::new();
     stream
@@ -42,6 +47,33 @@ fn answers(addr: &str, n: usize) -> Vec<String> {
     (0..n)
         .map(|_| get(addr).unwrap_or_else(|e| panic!("request through the lb failed: {e}")))
         .collect()
+}
+
+/// A test project holding a copy of examples/hello-wsgi.
+fn example() -> Test {
+    let test = Test::new().with_env(vec![crate::app::pip_cache()]);
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-wsgi"),
+        test.path(),
+    );
+    test
+}
+
+/// The `host:80` of machine `name` of env dev.
+fn web_address(test: &Test, name: &str) -> String {
+    let list = test.run(&["cloud", "list", "-e", "dev", "--json"]);
+    let machines: Vec<serde_json::Value> = serde_json::from_str(&list.stdout).expect("json");
+    let address = machines
+        .iter()
+        .find(|m| m["name"] == name)
+        .and_then(|m| m["address"].as_str())
+        .unwrap_or_else(|| panic!("{name} has an address"));
+    let ip = address
+        .trim_start_matches("root@")
+        .split(':')
+        .next()
+        .expect("ip");
+    format!("{ip}:80")
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -86,7 +118,8 @@ fn machine_state(test: &Test, machine: &str) -> String {
         "-e",
         "dev",
         "--",
-        "cat /opt/www/hello/current/.weft-build; test -e /opt/www/hello/.lock && echo locked || echo unlocked",
+        "cat /opt/www/hello/current/.weft-build; \
+         test -e /opt/www/hello/.lock -o -e /opt/www/hello/.deploy-lock && echo locked || echo unlocked",
     ]);
     out.status(0);
     out.stdout.clone()
@@ -94,11 +127,7 @@ fn machine_state(test: &Test, machine: &str) -> String {
 
 #[test]
 fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
-    let test = Test::new().with_env(vec![crate::app::pip_cache()]);
-    copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-wsgi"),
-        test.path(),
-    );
+    let test = example();
     let _cleanup = Destroy {
         test: &test,
         env: "dev",
@@ -108,19 +137,7 @@ fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
         .stdout_has("created app-1")
         .stdout_has("created lb-0")
         .stdout_has("deployed hello");
-    let list = test.run(&["cloud", "list", "-e", "dev", "--json"]);
-    let machines: Vec<serde_json::Value> = serde_json::from_str(&list.stdout).expect("json");
-    let lb = machines
-        .iter()
-        .find(|m| m["name"] == "lb-0")
-        .and_then(|m| m["address"].as_str())
-        .expect("lb-0 has an address");
-    let ip = lb
-        .trim_start_matches("root@")
-        .split(':')
-        .next()
-        .expect("ip");
-    let addr = format!("{ip}:80");
+    let addr = web_address(&test, "lb-0");
 
     // Round robin: both app machines answer, with version 1.0.
     let first = answers(&addr, 10);
@@ -130,6 +147,9 @@ fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
     );
     assert!(first.iter().any(|a| a.ends_with("app-0")), "{first:?}");
     assert!(first.iter().any(|a| a.ends_with("app-1")), "{first:?}");
+    // Static files come from shared/static, served by nginx.
+    let page = get_path(&addr, "/static/README.txt").expect("a static file");
+    assert!(page.contains("static files go here"), "{page}");
 
     // Deploy 2.0 while a client keeps asking: not one request fails.
     set_version(&test, "2.0");
@@ -236,4 +256,52 @@ fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
     test.run(&["run", "env_down"])
         .status(0)
         .stdout_has("terminated lb-0");
+}
+
+#[test]
+fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
+    let test = example();
+    let config = test
+        .read("weft.toml")
+        .replace(
+            "wsgi = \"hello:app\"",
+            "bind = \"unix:/run/hello.sock\"\nworkers = 3\nwsgi = \"hello:app\"",
+        )
+        .replace(
+            "[env.dev.machines.app]\ncount = 2",
+            "[env.dev.machines.app]\ncount = 1",
+        )
+        .replace("[env.dev.machines.lb]\ncount = 1\n", "");
+    test.write("weft.toml", &config);
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    test.run(&["run", "env_up"])
+        .status(0)
+        .stdout_has("created app-0")
+        .stdout_lacks("lb-0")
+        .stdout_has("deployed hello");
+    let addr = web_address(&test, "app-0");
+    let answer = get(&addr).expect("nginx answers through the socket");
+    assert_eq!(answer, "hello 1.0 from app-0");
+    let sock = test.run(&[
+        "ssh",
+        "app-0",
+        "-e",
+        "dev",
+        "--",
+        "stat -c '%F %G %a' /run/hello.sock; pgrep -fc 'gunicorn --bind unix:/run/hello.sock'",
+    ]);
+    sock.status(0).stdout_has("socket www-data 770");
+    // The master and `workers` workers.
+    assert!(sock.stdout.trim_end().ends_with('4'), "{}", sock.stdout);
+    test.run(&["run", "gunicorn_status"])
+        .status(0)
+        .stdout_has("RUNNING");
+    test.run(&["run", "gunicorn_test"]).status(0);
+    test.run(&["run", "nginx_test"]).status(0);
+    // A reload keeps serving.
+    test.run(&["run", "gunicorn_reload"]).status(0);
+    assert_eq!(get(&addr).expect("still serving"), "hello 1.0 from app-0");
 }

@@ -266,6 +266,8 @@ pub struct Fanout<'a> {
     pub check: bool,
     /// `--diff`.
     pub diff: bool,
+    /// `--break-lock`.
+    pub break_lock: bool,
     /// Env-level actions for controller goals.
     pub orchestrator: Option<Arc<dyn crate::exec::orchestrator::Orchestrator>>,
 }
@@ -285,6 +287,7 @@ impl<'a> Fanout<'a> {
             selection,
             check: false,
             diff: false,
+            break_lock: false,
             orchestrator: None,
         }
     }
@@ -323,6 +326,7 @@ pub fn execute(
         connector,
         check: fanout.check,
         diff: fanout.diff,
+        break_lock: fanout.break_lock,
         parallel: args.parallel,
         serial: args.serial,
         max_fail,

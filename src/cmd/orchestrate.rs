@@ -12,14 +12,16 @@ use super::Context;
 pub struct EnvOrchestrator {
     ctx: Context,
     env: String,
+    break_lock: bool,
 }
 
 impl EnvOrchestrator {
-    /// Actions on env `env` of the project `ctx` runs in.
-    pub fn new(ctx: &Context, env: &str) -> Self {
+    /// Actions on env `env` of the project `ctx` runs in; goals it runs inherit `break_lock`.
+    pub fn new(ctx: &Context, env: &str, break_lock: bool) -> Self {
         EnvOrchestrator {
             ctx: ctx.clone(),
             env: env.to_string(),
+            break_lock,
         }
     }
 }
@@ -148,6 +150,7 @@ impl Orchestrator for EnvOrchestrator {
                 },
                 check: false,
                 diff: false,
+                break_lock: self.break_lock,
                 connect: default_connect(),
                 fanout: default_fanout(),
             };

@@ -30,8 +30,11 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let mut fan = Fanout::new(ctx, &project, layers, selection);
     fan.check = args.check;
     fan.diff = args.diff;
+    fan.break_lock = args.break_lock;
     fan.orchestrator = Some(Arc::new(super::orchestrate::EnvOrchestrator::new(
-        ctx, &env,
+        ctx,
+        &env,
+        args.break_lock,
     )));
     fanout::execute(fan, job, &args.connect, &args.fanout)
 }

@@ -149,6 +149,8 @@ pub struct RunPlan {
     pub check: bool,
     /// Show a diff of every file change.
     pub diff: bool,
+    /// Deploy locks held by other runs may be taken (`--break-lock`).
+    pub break_lock: bool,
     /// How many hosts run at once.
     pub parallel: usize,
     /// Hosts per batch; each batch finishes before the next starts.
@@ -200,7 +202,22 @@ fn env_map(plan: &RunPlan) -> Map {
         .collect();
     env.insert("addresses".into(), addresses.into());
     env.insert("check".into(), plan.check.into());
+    env.insert("break_lock".into(), plan.break_lock.into());
+    env.insert("runner".into(), runner_id().into());
     env
+}
+
+/// Who runs this weft process, as locks record it: `user@host:pid`. Goals that `run_goal`
+/// others share it, so a deploy recognises its own locks.
+fn runner_id() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    format!("{user}@{host}:{}", std::process::id())
 }
 
 /// Shared state of a run in progress.

@@ -79,10 +79,11 @@ pub mod global_api {
         value.to_string()
     }
 
-    /// The env the goal runs in: `#{ name, vars, hosts, roles, addresses, check }`, where
-    /// `hosts` lists the selected host names, `roles` maps each role to its hosts, `addresses`
-    /// maps every host of the env to its bare address (no user or port) and `check` is `true`
-    /// under `--check`.
+    /// The env the goal runs in: `#{ name, vars, hosts, roles, addresses, check, break_lock,
+    /// runner }`, where `hosts` lists the selected host names, `roles` maps each role to its
+    /// hosts, `addresses` maps every host of the env to its bare address (no user or port),
+    /// `check` is `true` under `--check`, `break_lock` under `--break-lock`, and `runner` names
+    /// this run (`user@host:pid`) for lock owners.
     ///
     /// ```rhai
     /// if env().name == "prod" { log("careful"); }
