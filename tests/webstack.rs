@@ -305,3 +305,51 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
     test.run(&["run", "gunicorn_reload"]).status(0);
     assert_eq!(get(&addr).expect("still serving"), "hello 1.0 from app-0");
 }
+
+#[test]
+fn a_build_made_on_one_app_machine_is_copied_to_the_others() {
+    let test = Test::with_config(
+        "[project]\nname = \"shop\"\n\
+         [apps.site]\nrepos = [{ name = \"site\", path = \"site\", install = false }]\n\
+         build_on = \"app\"\ntests = \"grep -q v1 index.html\"\n\
+         [env.dev]\nprovider = \"local\"\n[env.dev.machines.app]\ncount = 2\n",
+    );
+    test.write("site/index.html", "v1\n");
+    // Provisioning is not what this test is about.
+    test.write(
+        "deploy/roles.rhai",
+        "/// Nothing to install.\nfn app_provision(host) { }\n",
+    );
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    test.run(&["run", "env_up", "-e", "dev"])
+        .status(0)
+        .stdout_has("app-0 | built site")
+        .stdout_has("deployed site");
+    for machine in ["app-0", "app-1"] {
+        test.run(&[
+            "ssh",
+            machine,
+            "-e",
+            "dev",
+            "--",
+            "cat /opt/www/site/current/BUILD /opt/www/site/current/src/site/index.html",
+        ])
+        .status(0)
+        .stdout_has("built_on = app-0")
+        .stdout_has("v1");
+    }
+    // The build came back to the controller, with its checksum.
+    let dist = test.path().join(".weft/build/site/dist");
+    let names: Vec<String> = std::fs::read_dir(&dist)
+        .expect("dist")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.ends_with(".tar.gz.sha256")),
+        "{names:?}"
+    );
+}

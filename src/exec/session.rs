@@ -476,16 +476,30 @@ impl HostSession {
         let name = Path::new(remote)
             .file_name()
             .map_or_else(|| "download".into(), |n| n.to_os_string());
-        let folder = dest.join(&self.spec.name);
-        std::fs::create_dir_all(&folder).map_err(|source| HostError::LocalRead {
-            path: folder.display().to_string(),
-            source,
-        })?;
-        let target = folder.join(name);
+        let target = dest.join(&self.spec.name).join(name);
+        self.download_to(remote, &target)?;
+        Ok(target)
+    }
+
+    /// Copies the file `remote` to `target` on this machine (relative paths are taken from the
+    /// project), creating its folder. Skipped under `--check`.
+    pub fn download_to(&self, remote: &str, target: &Path) -> Result<(), HostError> {
+        self.not_interrupted(remote)?;
+        let target = self.local_root.join(target);
+        if self.check {
+            self.log(&format!("would download {remote} to {}", target.display()));
+            return Ok(());
+        }
+        if let Some(folder) = target.parent() {
+            std::fs::create_dir_all(folder).map_err(|source| HostError::LocalRead {
+                path: folder.display().to_string(),
+                source,
+            })?;
+        }
         self.runtime
             .block_on(self.transport.download_file(remote, &target))?;
         self.log(&format!("downloaded {remote} to {}", target.display()));
-        Ok(target)
+        Ok(())
     }
 
     /// Streams one local file to `remote` unless the host already has the same bytes and mode.

@@ -21,6 +21,7 @@ pub const TOPICS: &[(&str, &[&str])] = &[
             "read_file",
             "write_file",
             "upload",
+            "download",
             "sync_dir",
         ],
     ),

@@ -210,6 +210,19 @@ pub mod host_api {
         Ok(host.0.upload(local, remote).map_err(|e| e.to_string())?)
     }
 
+    /// Copies a file of the host to `local` on this machine (relative to the project),
+    /// creating its folder. Skipped under `--check`.
+    ///
+    /// ```rhai
+    /// host.download("/var/log/app.log", "logs/app.log");
+    /// ```
+    #[rhai_fn(name = "download", return_raw)]
+    pub fn download(host: &mut Host, remote: &str, local: &str) -> Result<(), Box<EvalAltResult>> {
+        host.0
+            .download_to(remote, std::path::Path::new(local))
+            .map_err(|e| e.to_string().into())
+    }
+
     /// Renders a template (looked up project → user → stdlib) with the host's variables and
     /// writes it to `dest`. Returns `true` when it changed anything.
     ///
