@@ -36,6 +36,18 @@ fn serving(base: &Path) -> String {
     std::fs::read_to_string(base.join("current/src/site/index.html")).unwrap_or_default()
 }
 
+/// The build archives in a `dist/` folder, oldest first.
+fn archives(dist: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dist)
+        .expect("dist")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .collect();
+    found.sort();
+    found
+}
+
 fn git(dir: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args([
@@ -62,6 +74,10 @@ fn git(dir: &Path, args: &[&str]) -> String {
 fn deploys_switch_atomically_and_roll_back_to_good_builds_only() {
     let (test, base) = project();
     test.write("site/index.html", "v1\n");
+    test.run(&["run", "site_deploy", "--check"])
+        .status(0)
+        .stdout_has("would build site");
+    assert!(!base.exists() && !test.path().join(".weft").exists());
     test.run(&["run", "site_deploy"])
         .status(0)
         .stdout_has("activated")
@@ -99,6 +115,22 @@ fn deploys_switch_atomically_and_roll_back_to_good_builds_only() {
     assert!(builds <= 2, "{builds} builds kept");
     assert_eq!(serving(&base), "v4\n");
     assert!(!base.join(".lock").exists(), "the lock outlived the deploy");
+}
+
+#[test]
+fn a_project_goal_replaces_the_generated_one_of_the_same_name() {
+    let (test, _) = project();
+    test.write(
+        "deploy/site.rhai",
+        "/// Our own status.\nfn site_status(host) { log(\"our status\"); }\n",
+    );
+    test.run(&["list"])
+        .status(0)
+        .stdout_has("[project] Our own status.")
+        .stdout_has("overrides <generated>/apps/site.rhai");
+    test.run(&["run", "site_status"])
+        .status(0)
+        .stdout_has("our status");
 }
 
 #[test]
@@ -156,13 +188,7 @@ fn a_build_that_does_not_match_its_checksum_is_refused() {
     test.write("site/index.html", "v2\n");
     test.run(&["run", "site_build"]).status(0);
     let dist = test.path().join(".weft/build/site/dist");
-    let archive = std::fs::read_dir(&dist)
-        .expect("dist")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
-        .max()
-        .expect("an archive");
+    let archive = archives(&dist).pop().expect("an archive");
     let id = archive
         .file_name()
         .and_then(|n| n.to_str())
@@ -224,12 +250,7 @@ fn builds_check_out_git_repos_at_their_refs_install_them_and_stop_on_failed_test
     let listed = test.run(&["run", "api_builds"]);
     listed.status(0).stdout_has(&format!("-{v1}"));
     let dist = test.path().join(".weft/build/api/dist");
-    let archive = std::fs::read_dir(&dist)
-        .expect("dist")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
-        .expect("an archive");
+    let archive = archives(&dist).pop().expect("an archive");
     let sum = std::fs::read_to_string(format!("{}.sha256", archive.display())).expect("checksum");
     let check = Command::new("sha256sum")
         .args(["--check", "--quiet"])
@@ -276,10 +297,5 @@ fn builds_check_out_git_repos_at_their_refs_install_them_and_stop_on_failed_test
     test.run(&["run", "api_build"])
         .status(1)
         .stdout_has("the tests of api failed");
-    let archives = std::fs::read_dir(&dist)
-        .expect("dist")
-        .filter_map(Result::ok)
-        .filter(|e| e.path().to_string_lossy().ends_with(".tar.gz"))
-        .count();
-    assert_eq!(archives, 1);
+    assert_eq!(archives(&dist).len(), 1);
 }

@@ -341,6 +341,17 @@ fn a_build_made_on_one_app_machine_is_copied_to_the_others() {
         .stdout_has("built_on = app-0")
         .stdout_has("v1");
     }
+    // The builder keeps its checkouts in the app's folder.
+    test.run(&[
+        "ssh",
+        "app-0",
+        "-e",
+        "dev",
+        "--",
+        "cat /opt/www/site/repos/site/index.html",
+    ])
+    .status(0)
+    .stdout_has("v1");
     // The build came back to the controller, with its checksum.
     let dist = test.path().join(".weft/build/site/dist");
     let names: Vec<String> = std::fs::read_dir(&dist)

@@ -212,6 +212,16 @@ impl LocalProvider {
         std::fs::write(ssh_dir.join("authorized_keys"), keys.join("\n") + "\n")?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&ssh_dir, std::fs::Permissions::from_mode(0o700))?;
+        // A fresh machine's root has the distribution's shell files, not this host's: sshd runs
+        // every command through bash, which reads ~/.bashrc, and a host's hooks there (version
+        // managers and their locks) would slow or block every command in every machine.
+        for (file, stock) in [
+            (".bashrc", "/usr/share/base-files/dot.bashrc"),
+            (".profile", "/usr/share/base-files/dot.profile"),
+        ] {
+            let text = std::fs::read_to_string(stock).unwrap_or_default();
+            std::fs::write(upper.join("root").join(file), text)?;
+        }
         std::fs::write(upper.join("etc/hostname"), format!("{}\n", meta.name))?;
         let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
         std::fs::write(
