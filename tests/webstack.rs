@@ -304,6 +304,26 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
     // A reload keeps serving.
     test.run(&["run", "gunicorn_reload"]).status(0);
     assert_eq!(get(&addr).expect("still serving"), "hello 1.0 from app-0");
+    // A site nginx rejects never stays on disk, and the site keeps answering.
+    test.write(
+        "templates/nginx/site.conf.hbs",
+        "server { listen {{port}}; bogus_directive on; }\n",
+    );
+    test.run(&["run", "nginx_setup"])
+        .status(1)
+        .stderr_has("nginx rejects /etc/nginx/sites-enabled/hello.conf");
+    test.run(&[
+        "ssh",
+        "app-0",
+        "-e",
+        "dev",
+        "--",
+        "cat /etc/nginx/sites-enabled/hello.conf",
+    ])
+    .status(0)
+    .stdout_has("proxy_pass http://unix:/run/hello.sock")
+    .stdout_lacks("bogus_directive");
+    assert_eq!(get(&addr).expect("still serving"), "hello 1.0 from app-0");
 }
 
 #[test]
