@@ -238,6 +238,10 @@ pub struct RunArgs {
     /// Take deploy locks held by other runs (left by a deploy that was killed).
     #[arg(long)]
     pub break_lock: bool,
+    /// Set a variable over every layer, e.g. `--set apps.hello.ref=v2` (repeatable; the
+    /// value is read as TOML when it parses, else as a string).
+    #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_assignment)]
+    pub set: Vec<(String, String)>,
     #[command(flatten)]
     pub connect: ConnectArgs,
     #[command(flatten)]
@@ -411,4 +415,17 @@ pub enum KeysCommand {
         #[arg(long)]
         check: bool,
     },
+}
+
+/// Splits `KEY=VALUE` of `--set`; the key is a dotted path of names.
+fn parse_assignment(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))?;
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(format!(
+            "`{key}` is not a variable name (names joined by dots)"
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
 }

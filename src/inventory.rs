@@ -281,6 +281,29 @@ impl Inventory {
     }
 }
 
+/// The variables `--set key.path=value` pairs make: the value is TOML when it parses as a
+/// value (`3`, `true`, `[1, 2]`), else the string as given.
+pub fn assignments(pairs: &[(String, String)]) -> Vars {
+    let mut vars = Vars::new();
+    for (key, text) in pairs {
+        let value = toml::from_str::<toml::Table>(&format!("v = {text}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .and_then(|v| serde_json::to_value(v).ok())
+            .unwrap_or_else(|| Value::String(text.clone()));
+        let mut nested = value;
+        for name in key.rsplit('.') {
+            let mut map = Vars::new();
+            map.insert(name.to_string(), nested);
+            nested = Value::Object(map);
+        }
+        if let Value::Object(map) = nested {
+            merge(&mut vars, map);
+        }
+    }
+    vars
+}
+
 /// Converts a TOML table to variables.
 pub fn to_vars(table: &toml::Table) -> Vars {
     match serde_json::to_value(table) {
@@ -298,6 +321,23 @@ pub fn merge(base: &mut Vars, over: Vars) {
                 base.insert(key, value);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod assignment_tests {
+    use super::*;
+
+    #[test]
+    fn set_pairs_nest_by_dots_and_read_toml_values() {
+        let vars = assignments(&[
+            ("apps.hello.ref".into(), "v2".into()),
+            ("apps.hello.workers".into(), "4".into()),
+            ("debug".into(), "true".into()),
+        ]);
+        assert_eq!(vars["apps"]["hello"]["ref"], "v2");
+        assert_eq!(vars["apps"]["hello"]["workers"], 4);
+        assert_eq!(vars["debug"], true);
     }
 }
 

@@ -232,7 +232,7 @@ fn builds_check_out_git_repos_at_their_refs_install_them_and_stop_on_failed_test
 
     let config = |tests: &str| {
         format!(
-            "[project]\nname = \"shop\"\n[apps.api]\nref = \"v1\"\ntests = \"{tests}\"\n\
+            "[project]\nname = \"shop\"\n[apps.api]\ntests = \"{tests}\"\n\
              post_build = [\"echo built > post.txt\"]\n\
              repos = [{{ name = \"lib\", url = \"{}\" }}, {{ name = \"conf\", url = \"{}\", ref = \"{pinned}\", install = false }}]\n",
             lib.display(),
@@ -243,7 +243,11 @@ fn builds_check_out_git_repos_at_their_refs_install_them_and_stop_on_failed_test
         "weft.toml",
         &config("python -c 'import weftlib; assert weftlib.VERSION == \\\"one\\\"'"),
     );
+    // main has VERSION 'two': the tests stop that build; `--set` picks the tag instead.
     test.run(&["run", "api_build"])
+        .status(1)
+        .stdout_has("the tests of api failed");
+    test.run(&["run", "api_build", "--set", "apps.api.ref=v1"])
         .status(0)
         .stdout_has("built api 2")
         .stdout_has(&format!("-{v1}"));
@@ -294,7 +298,7 @@ fn builds_check_out_git_repos_at_their_refs_install_them_and_stop_on_failed_test
 
     // Failing tests stop the build: no new archive.
     test.write("weft.toml", &config("false"));
-    test.run(&["run", "api_build"])
+    test.run(&["run", "api_build", "--set", "apps.api.ref=v1"])
         .status(1)
         .stdout_has("the tests of api failed");
     assert_eq!(archives(&dist).len(), 1);

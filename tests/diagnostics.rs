@@ -186,4 +186,7 @@ fn app_config_errors_name_the_app_and_the_fix() {
         .status(1)
         .stdout_has("[apps.site] lists no repos");
     assert!(!test.path().join("www").exists());
+    test.run(&["run", "site_deploy", "--set", "apps.site.repos"])
+        .status(2)
+        .stderr_has("is not KEY=VALUE");
 }

@@ -71,6 +71,19 @@ pub struct Selection {
     pub hosts: Vec<HostSpec>,
 }
 
+impl Selection {
+    /// Puts `vars` over every layer: the env's and each host's.
+    pub fn set_vars(&mut self, vars: &crate::inventory::Vars) {
+        if vars.is_empty() {
+            return;
+        }
+        let hosts = self.hosts.iter_mut().chain(self.inventory.hosts.iter_mut());
+        for vars_of in hosts.map(|h| &mut h.vars).chain([&mut self.inventory.vars]) {
+            crate::inventory::merge(vars_of, vars.clone());
+        }
+    }
+}
+
 /// Like `select`, but an env with no hosts yet is fine (controller goals that make machines).
 pub fn select_for_controller(project: &Project, select: &Select) -> Result<Selection> {
     let inventory = env_inventory(project, select.env.as_deref())?;

@@ -13,15 +13,18 @@ pub struct EnvOrchestrator {
     ctx: Context,
     env: String,
     break_lock: bool,
+    set: Vec<(String, String)>,
 }
 
 impl EnvOrchestrator {
-    /// Actions on env `env` of the project `ctx` runs in; goals it runs inherit `break_lock`.
-    pub fn new(ctx: &Context, env: &str, break_lock: bool) -> Self {
+    /// Actions on env `env` of the project `ctx` runs in; goals it runs inherit `break_lock`
+    /// and the `--set` variables.
+    pub fn new(ctx: &Context, env: &str, break_lock: bool, set: Vec<(String, String)>) -> Self {
         EnvOrchestrator {
             ctx: ctx.clone(),
             env: env.to_string(),
             break_lock,
+            set,
         }
     }
 }
@@ -151,6 +154,7 @@ impl Orchestrator for EnvOrchestrator {
                 check: false,
                 diff: false,
                 break_lock: self.break_lock,
+                set: self.set.clone(),
                 connect: default_connect(),
                 fanout: default_fanout(),
             };

@@ -16,11 +16,12 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let engine = engine::load(&layers, &project)?;
     let goal = engine.scripts().goal(&args.goal)?.clone();
     ScriptEngine::check_arguments(&goal, &args.args)?;
-    let selection = if goal.takes_host {
+    let mut selection = if goal.takes_host {
         fanout::select(&project, &args.select)?
     } else {
         fanout::select_for_controller(&project, &args.select)?
     };
+    selection.set_vars(&crate::inventory::assignments(&args.set));
     let env = selection.inventory.env.clone();
     let job = Job::Goal {
         engine: Arc::new(engine),
@@ -35,6 +36,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         ctx,
         &env,
         args.break_lock,
+        args.set,
     )));
     fanout::execute(fan, job, &args.connect, &args.fanout)
 }

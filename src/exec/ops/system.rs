@@ -285,7 +285,8 @@ pub fn git(
         session.act(&format!("{ssh}git -C {d} fetch --quiet --tags origin"))?;
         wanted = resolve(session)?;
     }
-    if !wanted.is_empty() && wanted == head {
+    // A fresh clone has HEAD set but no files (`--no-checkout`): it always checks out.
+    if exists && !wanted.is_empty() && wanted == head {
         return Ok(session.report(&step, false));
     }
     if wanted.is_empty() && !session.is_check() {
