@@ -59,6 +59,14 @@ fn example() -> Test {
     test
 }
 
+/// Brings env dev up (machines, provisioning, deploy); its machines go when the guard drops.
+fn env_up(test: &Test) -> (Destroy<'_>, crate::harness::Outcome) {
+    let guard = Destroy { test, env: "dev" };
+    let up = test.run(&["run", "env_up", "-e", "dev"]);
+    up.status(0);
+    (guard, up)
+}
+
 /// The `host:80` of machine `name` of env dev.
 fn web_address(test: &Test, name: &str) -> String {
     let list = test.run(&["cloud", "list", "-e", "dev", "--json"]);
@@ -128,13 +136,8 @@ fn machine_state(test: &Test, machine: &str) -> String {
 #[test]
 fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
     let test = example();
-    let _cleanup = Destroy {
-        test: &test,
-        env: "dev",
-    };
-    test.run(&["run", "env_up"])
-        .status(0)
-        .stdout_has("created app-1")
+    let (_cleanup, up) = env_up(&test);
+    up.stdout_has("created app-1")
         .stdout_has("created lb-0")
         .stdout_has("deployed hello");
     let addr = web_address(&test, "lb-0");
@@ -273,13 +276,8 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
         )
         .replace("[env.dev.machines.lb]\ncount = 1\n", "");
     test.write("weft.toml", &config);
-    let _cleanup = Destroy {
-        test: &test,
-        env: "dev",
-    };
-    test.run(&["run", "env_up"])
-        .status(0)
-        .stdout_has("created app-0")
+    let (_cleanup, up) = env_up(&test);
+    up.stdout_has("created app-0")
         .stdout_lacks("lb-0")
         .stdout_has("deployed hello");
     let addr = web_address(&test, "app-0");
@@ -340,13 +338,8 @@ fn a_build_made_on_one_app_machine_is_copied_to_the_others() {
         "deploy/roles.rhai",
         "/// Nothing to install.\nfn app_provision(host) { }\n",
     );
-    let _cleanup = Destroy {
-        test: &test,
-        env: "dev",
-    };
-    test.run(&["run", "env_up", "-e", "dev"])
-        .status(0)
-        .stdout_has("app-0 | built site")
+    let (_cleanup, up) = env_up(&test);
+    up.stdout_has("app-0 | built site")
         .stdout_has("deployed site");
     for machine in ["app-0", "app-1"] {
         test.run(&[
