@@ -268,7 +268,7 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
         .read("weft.toml")
         .replace(
             "wsgi = \"hello:app\"",
-            "bind = \"unix:/run/hello.sock\"\nworkers = 3\nwsgi = \"hello:app\"",
+            "bind = \"unix:/opt/www/hello/shared/run/gunicorn.sock\"\nworkers = 3\nwsgi = \"hello:app\"",
         )
         .replace(
             "[env.dev.machines.app]\ncount = 2",
@@ -289,9 +289,13 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
         "-e",
         "dev",
         "--",
-        "stat -c '%F %G %a' /run/hello.sock; pgrep -fc 'gunicorn --bind unix:/run/hello.sock'",
+        "stat -c '%F %G %a' /opt/www/hello/shared/run/gunicorn.sock; ps -eo user=,comm= | awk '$2 == \"python\" {print \"python as \" $1}' | sort -u; pgrep -fc 'gunicorn --bind unix:/opt/www/hello/shared/run/gunicorn.sock'",
     ]);
-    sock.status(0).stdout_has("socket www-data 770");
+    // The socket is nginx's group's; gunicorn runs as the app's own user, not root.
+    sock.status(0)
+        .stdout_has("socket www-data 770")
+        .stdout_has("python as hello\n")
+        .stdout_lacks("python as root");
     // The master and `workers` workers.
     assert!(sock.stdout.trim_end().ends_with('4'), "{}", sock.stdout);
     test.run(&["run", "gunicorn_status"])
@@ -319,7 +323,7 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
         "cat /etc/nginx/sites-enabled/hello.conf",
     ])
     .status(0)
-    .stdout_has("proxy_pass http://unix:/run/hello.sock")
+    .stdout_has("proxy_pass http://unix:/opt/www/hello/shared/run/gunicorn.sock")
     .stdout_lacks("bogus_directive");
     assert_eq!(get(&addr).expect("still serving"), "hello 1.0 from app-0");
 }

@@ -14,6 +14,8 @@ pub struct UserSpec {
     pub shell: Option<String>,
     /// Home folder (created with the user).
     pub home: Option<String>,
+    /// The primary group (else a group of the user's own name, as `useradd` makes).
+    pub group: Option<String>,
     /// Supplementary groups the user must be in.
     pub groups: Vec<String>,
     /// A system account.
@@ -50,6 +52,9 @@ pub fn user(session: &HostSession, name: &str, spec: &UserSpec) -> OpResult {
             if let Some(home) = &spec.home {
                 command.push_str(&format!(" -d {}", quote(home)));
             }
+            if let Some(group) = &spec.group {
+                command.push_str(&format!(" -g {}", quote(group)));
+            }
             session.act(&format!("{command} -- {q}"))?;
             reasons.push("created".to_string());
         }
@@ -61,6 +66,13 @@ pub fn user(session: &HostSession, name: &str, spec: &UserSpec) -> OpResult {
             if let Some(home) = spec.home.as_ref().filter(|h| fields.get(5) != Some(*h)) {
                 session.act(&format!("usermod -d {} -m -- {q}", quote(home)))?;
                 reasons.push(format!("home {home}"));
+            }
+            if let Some(group) = &spec.group {
+                let gid = getent(session, "group", group)?.and_then(|g| g.get(2).cloned());
+                if gid.is_none() || fields.get(3) != gid.as_ref() {
+                    session.act(&format!("usermod -g {} -- {q}", quote(group)))?;
+                    reasons.push(format!("group {group}"));
+                }
             }
         }
     }

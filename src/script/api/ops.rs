@@ -273,18 +273,23 @@ pub mod ops_api {
         ))
     }
 
-    /// Makes user `name` exist. Options: `shell`, `home`, `groups` (supplementary, added),
-    /// `system` (a system account), `state` (`present` or `absent`).
+    /// Makes user `name` exist. Options: `shell`, `home`, `group` (the primary group),
+    /// `groups` (supplementary, added), `system` (a system account), `state` (`present` or
+    /// `absent`).
     ///
     /// ```rhai
     /// host.user("app", #{ shell: "/bin/sh", groups: ["www-data"], system: true });
     /// ```
     #[rhai_fn(name = "user", return_raw)]
     pub fn user(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, &["shell", "home", "groups", "system", "state"])?;
+        let mut opts = Options::new(
+            options,
+            &["shell", "home", "group", "groups", "system", "state"],
+        )?;
         let spec = UserSpec {
             shell: opts.string("shell")?,
             home: opts.string("home")?,
+            group: opts.string("group")?,
             groups: opts.strings("groups")?.unwrap_or_default(),
             system: opts.bool("system")?.unwrap_or(false),
             absent: state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent"),
