@@ -190,3 +190,24 @@ fn app_config_errors_name_the_app_and_the_fix() {
         .status(2)
         .stderr_has("is not KEY=VALUE");
 }
+
+#[test]
+fn unknown_app_settings_are_named_with_the_closest_ones() {
+    let test = Test::with_config(
+        "[apps.site]\nrepos = [{ name = \"site\", path = \"site\" }]\nwrokers = 4\n",
+    );
+    test.run(&["list"])
+        .status(2)
+        .stderr_has("`wrokers` is not a setting of [apps.site]")
+        .stderr_has("weft.toml:3:1")
+        .stderr_has("did you mean `workers`?");
+    let test = Test::with_config("[apps.site]\nrepos = [{ name = \"site\", pth = \"site\" }]\n");
+    test.run(&["list"])
+        .status(2)
+        .stderr_has("`pth` is not a setting of a repo of [apps.site]")
+        .stderr_has("did you mean `path`?");
+    let test = Test::with_config("[apps.site]\nmanager = \"runit\"\n");
+    test.run(&["list"])
+        .status(2)
+        .stderr_has("`manager` of [apps.site] is `runit`");
+}

@@ -88,3 +88,19 @@ fn readme_rhai_blocks_compile() {
     assert!(count > 0, "the README has no rhai examples");
     test.run(&["list"]).status(0);
 }
+
+#[test]
+fn readme_app_settings_are_valid_settings() {
+    let readme = include_str!("../README.md");
+    let blocks: Vec<&str> = readme
+        .split("```toml")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .filter(|b| b.contains("[apps."))
+        .collect();
+    assert!(!blocks.is_empty(), "the README shows no [apps.NAME]");
+    for block in blocks {
+        let test = Test::with_config(&format!("[project]\nname = \"readme\"\n{block}"));
+        test.run(&["list"]).status(0).stdout_has("hello_deploy");
+    }
+}

@@ -37,6 +37,39 @@ pub struct ConfigFile {
     pub apps: IndexMap<String, Spanned<toml::Table>>,
 }
 
+/// The settings of `[apps.NAME]`, as the stdlib app service (`lib/app.rhai`) reads them.
+const APP_KEYS: &[&str] = &[
+    "repos",
+    "ref",
+    "python",
+    "tests",
+    "post_build",
+    "build_on",
+    "check",
+    "health",
+    "wsgi",
+    "bind",
+    "workers",
+    "user",
+    "web_group",
+    "manager",
+    "port",
+    "lb_port",
+    "server_name",
+    "static_dir",
+    "role",
+    "lb_role",
+    "root",
+    "dir",
+    "builds_dir",
+    "shared_dir",
+    "current_link",
+    "keep",
+];
+
+/// The settings of one repo of an app.
+const REPO_KEYS: &[&str] = &["name", "url", "path", "ref", "install", "requirements"];
+
 /// `[project]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -259,6 +292,7 @@ impl ProjectConfig {
             }
         }
         for (name, app) in &self.file.apps {
+            self.check_app_keys(name, app)?;
             let mut chars = name.chars();
             let ident = chars
                 .next()
@@ -289,6 +323,50 @@ impl ProjectConfig {
     /// The names of the envs defined in the file.
     pub fn env_names(&self) -> Vec<&str> {
         self.file.env.keys().map(String::as_str).collect()
+    }
+
+    /// Every key of `[apps.NAME]` (and of its repos) is one the stdlib app service reads, so a
+    /// typo stops here instead of being ignored.
+    fn check_app_keys(&self, name: &str, app: &Spanned<toml::Table>) -> Result<(), ConfigError> {
+        let mut tables = vec![(app.get_ref(), APP_KEYS, format!("[apps.{name}]"))];
+        if let Some(toml::Value::Array(repos)) = app.get_ref().get("repos") {
+            for repo in repos.iter().filter_map(toml::Value::as_table) {
+                tables.push((repo, REPO_KEYS, format!("a repo of [apps.{name}]")));
+            }
+        }
+        for (table, known, what) in tables {
+            if let Some(key) = table.keys().find(|k| !known.contains(&k.as_str())) {
+                return Err(self.invalid(
+                    self.narrow_key(app.span(), key),
+                    format!("`{key}` is not a setting of {what}"),
+                    crate::suggest::help("settings", key, known),
+                ));
+            }
+        }
+        if let Some(manager) = app.get_ref().get("manager").and_then(toml::Value::as_str) {
+            if !["supervisor", "systemd"].contains(&manager) {
+                return Err(self.invalid(
+                    self.narrow(app.span(), manager),
+                    format!("`manager` of [apps.{name}] is `{manager}`"),
+                    Some("use \"supervisor\" or \"systemd\"".into()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The span of `key = ` inside `span`, else `span` itself.
+    fn narrow_key(&self, span: std::ops::Range<usize>, key: &str) -> std::ops::Range<usize> {
+        let text = self.source.text().get(span.clone()).unwrap_or_default();
+        let at = text.match_indices(key).find(|(at, _)| {
+            let before = text[..*at].chars().next_back();
+            let after = text[at + key.len()..].trim_start();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_') && after.starts_with('=')
+        });
+        match at {
+            Some((at, _)) => span.start + at..span.start + at + key.len(),
+            None => span,
+        }
     }
 
     /// The span of the quoted `word` inside `span`, else `span` itself.
