@@ -314,6 +314,13 @@ impl LocalProvider {
 
     async fn halt(&self, meta: &mut Meta) -> Result<(), CloudError> {
         if let Some(pid) = meta.pid.filter(|_| self.running(meta)) {
+            // `unshare --fork` blocks SIGTERM while it waits, so the machine's init (its
+            // child, sshd) gets it: when init ends, the kernel ends the rest of the machine.
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .unwrap_or_default();
+            for child in children.split_whitespace() {
+                let _ = network::run("kill", &[child]).await;
+            }
             let _ = network::run("kill", &[&pid.to_string()]).await;
             for _ in 0..50 {
                 if !self.running(meta) {
