@@ -6,13 +6,7 @@
 # from PyPI through pip's cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=${CARGO_TARGET_DIR:-target}
-weft=${1:-}
-if [ -z "$weft" ]; then
-  cargo build --release --quiet
-  weft="$target/release/weft"
-fi
-weft=$(realpath "$weft")
+. scripts/release-weft.sh "${1:-}"
 work=$(mktemp -d)
 # The machines live under a throwaway HOME; pip keeps using the real cache.
 export PIP_CACHE_DIR=${PIP_CACHE_DIR:-$HOME/.cache/pip}

@@ -14,9 +14,7 @@ cd "$(dirname "$0")/.."
 repo=$(pwd)
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10 50)
-target=${CARGO_TARGET_DIR:-target}
-cargo build --release --quiet
-weft=$(realpath "$target/release/weft")
+. scripts/release-weft.sh ""
 [ -x /usr/bin/time ] || { echo "bench: needs GNU time (apt-get install time)"; exit 1; }
 
 measure() { # label, command...: prints "label  wall  rss"

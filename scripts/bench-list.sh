@@ -4,13 +4,7 @@
 # Prints mean wall time and peak RSS. Uses hyperfine when installed, else a timed loop.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-target=${CARGO_TARGET_DIR:-target}
-weft=${1:-}
-if [ -z "$weft" ]; then
-  cargo build --release --quiet
-  weft="$target/release/weft"
-fi
-weft=$(realpath "$weft")
+. scripts/release-weft.sh "${1:-}"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 export XDG_CONFIG_HOME="$work/xdg"
