@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::Test;
+use crate::harness::{git, Test};
 
 /// Shared by every test: pip's downloads (setuptools for the builds) are fetched once.
 pub fn pip_cache() -> (String, String) {
@@ -46,28 +46,6 @@ fn archives(dist: &Path) -> Vec<PathBuf> {
         .collect();
     found.sort();
     found
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@t",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

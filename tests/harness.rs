@@ -162,6 +162,30 @@ impl Test {
     }
 }
 
+/// Runs git in `dir` as a test user with `main` as the default branch; panics when it fails.
+/// Returns its standard output, trimmed.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Destroys an env's machines even when a test fails half-way.
 pub struct Destroy<'a> {
     /// The project.

@@ -263,24 +263,7 @@ fn git_checkouts_follow_tags() {
     let test = &targets.test;
     let repo = test.path().join("upstream");
     let git = |args: &[&str]| {
-        let out = Command::new("git")
-            .args([
-                "-c",
-                "user.name=t",
-                "-c",
-                "user.email=t@example.com",
-                "-c",
-                "init.defaultBranch=main",
-            ])
-            .args(args)
-            .current_dir(&repo)
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::harness::git(&repo, args);
     };
     std::fs::create_dir_all(&repo).expect("repo");
     git(&["init", "-q"]);

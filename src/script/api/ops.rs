@@ -5,7 +5,7 @@ use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
 use super::host::Host;
-use super::options::Options;
+use super::options::{strings, Options};
 use super::{to_dynamic, vars_from_map, ApiResult};
 use crate::exec::ops::files::FileSpec;
 use crate::exec::ops::packages::PackageState;
@@ -16,17 +16,6 @@ use crate::exec::session::HostError;
 
 fn done(result: Result<bool, HostError>) -> ApiResult<bool> {
     result.map_err(|e| e.to_string().into())
-}
-
-fn strings(array: Array, what: &str) -> ApiResult<Vec<String>> {
-    array
-        .into_iter()
-        .map(|v| {
-            v.clone()
-                .into_string()
-                .map_err(|_| format!("{what} must be strings, not {}", v.type_name()).into())
-        })
-        .collect()
 }
 
 /// Reads `state` as one of `choices`; `None` when absent.

@@ -117,15 +117,19 @@ impl Options {
     /// An array-of-strings option.
     pub fn strings(&mut self, key: &str) -> ApiResult<Option<Vec<String>>> {
         self.array(key)?
-            .map(|list| {
-                list.into_iter()
-                    .map(|v| {
-                        v.clone().into_string().map_err(|_| {
-                            format!("`{key}` must hold strings, not {}", v.type_name()).into()
-                        })
-                    })
-                    .collect()
-            })
+            .map(|list| strings(list, &format!("`{key}`")))
             .transpose()
     }
+}
+
+/// The items of `array` as strings; `what` names them in the error when one is not.
+pub fn strings(array: rhai::Array, what: &str) -> ApiResult<Vec<String>> {
+    array
+        .into_iter()
+        .map(|v| {
+            v.clone()
+                .into_string()
+                .map_err(|_| format!("{what} must be strings, not {}", v.type_name()).into())
+        })
+        .collect()
 }
