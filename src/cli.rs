@@ -325,6 +325,10 @@ pub enum CloudCommand {
         /// Skip the role's provisioning goal.
         #[arg(long)]
         no_provision: bool,
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(flatten)]
+        fanout: FanoutArgs,
     },
     /// List the env's machines with their role, ordinal, state and address.
     List {
@@ -376,6 +380,10 @@ pub enum CloudCommand {
         /// Skip the role's provisioning goal.
         #[arg(long)]
         no_provision: bool,
+        #[command(flatten)]
+        connect: ConnectArgs,
+        #[command(flatten)]
+        fanout: FanoutArgs,
     },
     /// Import a public key (a file or the key itself) for machines created later.
     RegisterKey {

@@ -153,3 +153,46 @@ fn upload_copies_a_folder_and_skips_what_is_equal() {
         .status(0)
         .stdout_has("summary: 1 ok, 0 changed");
 }
+
+#[test]
+fn goals_started_by_run_goal_keep_the_runs_flags() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/n.rhai",
+        r#"
+/// Writes a marker on every host.
+fn n_inner(host) {
+    host.write_file("marker.txt", "inner\n");
+}
+
+/// Starts n_inner.
+fn n_outer() {
+    if !run_goal("n_inner", []) { throw "n_inner failed"; }
+    log("outer done");
+}
+"#,
+    );
+    // --check reaches the nested run: it reports and changes nothing.
+    test.run(&["run", "n_outer", "--check"])
+        .status(0)
+        .stdout_has("would change: file marker.txt");
+    assert!(
+        !test.path().join("marker.txt").exists(),
+        "a goal started by run_goal ignored --check"
+    );
+
+    // --json reaches the nested run: every line is one JSON event, both summaries included.
+    let out = test.run(&["run", "n_outer", "--json"]);
+    out.status(0);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let changes: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["event"] == "change").collect();
+    assert_eq!(changes.len(), 1, "{events:#?}");
+    assert_eq!(changes[0]["host"], "local");
+    assert!(events.iter().any(|e| e["message"] == "outer done"));
+    assert_eq!(test.read("marker.txt"), "inner\n");
+}

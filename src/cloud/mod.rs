@@ -1,7 +1,8 @@
-//! Machines: the provider interface, and the `local` sandbox and `ec2` providers behind it.
-//! Plain async Rust; the CLI and scripts reach it through `cmd/cloud.rs` and the runner.
+//! Machines: the provider interface, the `local` sandbox and `ec2` providers behind it, and an
+//! env's machines as the CLI and controller goals act on them (`env.rs`). Plain Rust.
 
 pub mod ec2;
+pub mod env;
 pub mod local;
 
 use std::collections::BTreeMap;

@@ -2,15 +2,16 @@
 
 use miette::Result;
 
-use super::fanout::{self, Fanout};
+use super::settings::{self, GoalFlags};
 use super::Context;
 use crate::cli::CopyArgs;
 use crate::exec::runner::Job;
+use crate::inventory::Selection;
 
 /// Copies to (or with `--pull`, from) every selected host.
 pub fn copy(ctx: &Context, args: CopyArgs) -> Result<i32> {
     let (project, layers) = ctx.project()?;
-    let selection = fanout::select(&project, &args.select)?;
+    let selection = Selection::resolve(&project, &settings::filter(&args.select))?;
     let job = if args.pull {
         Job::Download {
             remote: args.source,
@@ -24,6 +25,12 @@ pub fn copy(ctx: &Context, args: CopyArgs) -> Result<i32> {
             remote: args.dest,
         }
     };
-    let fan = Fanout::new(ctx, &project, layers, selection);
-    fanout::execute(fan, job, &args.connect, &args.fanout)
+    let settings = settings::run_settings(
+        &project,
+        ctx.color,
+        &args.connect,
+        &args.fanout,
+        GoalFlags::default(),
+    )?;
+    settings::run_context(project, layers, None, settings).execute(selection, job, false)
 }

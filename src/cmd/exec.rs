@@ -2,17 +2,24 @@
 
 use miette::Result;
 
-use super::fanout::{self, Fanout};
+use super::settings::{self, GoalFlags};
 use super::Context;
 use crate::cli::ExecArgs;
 use crate::exec::runner::Job;
+use crate::inventory::Selection;
 
 /// Runs the command on the selected hosts; exit 1 when it failed on any.
 pub fn exec(ctx: &Context, args: ExecArgs) -> Result<i32> {
     let (project, layers) = ctx.project()?;
-    let selection = fanout::select(&project, &args.select)?;
+    let selection = Selection::resolve(&project, &settings::filter(&args.select))?;
+    let settings = settings::run_settings(
+        &project,
+        ctx.color,
+        &args.connect,
+        &args.fanout,
+        GoalFlags::default(),
+    )?;
     // The words after `--` are one command line, as with `ssh host -- cmd`.
     let job = Job::Command(args.command.join(" "));
-    let fan = Fanout::new(ctx, &project, layers, selection);
-    fanout::execute(fan, job, &args.connect, &args.fanout)
+    settings::run_context(project, layers, None, settings).execute(selection, job, false)
 }

@@ -5,14 +5,12 @@ use miette::Result;
 use super::Context;
 use crate::cli::Select;
 use crate::error::EXIT_OK;
-use crate::inventory::Inventory;
+use crate::inventory::env_inventory;
 
 /// Prints the selected hosts with their roles and variables.
 pub fn hosts(ctx: &Context, select: &Select, json: bool) -> Result<i32> {
     let (project, _) = ctx.project()?;
-    let env = Inventory::env_name(&project, select.env.as_deref());
-    let mut inventory = Inventory::resolve(&project, &env)?;
-    super::cloud::discover(&project, &mut inventory)?;
+    let inventory = env_inventory(&project, select.env.as_deref())?;
     let hosts = inventory.select(&select.roles, &select.hosts)?;
     if json {
         let doc = serde_json::json!({

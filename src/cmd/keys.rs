@@ -2,18 +2,19 @@
 
 use miette::Result;
 
-use super::fanout::{self, Fanout};
+use super::settings::{self, GoalFlags};
 use super::Context;
 use crate::cli::KeysCommand;
+use crate::cloud::env::read_keys;
 use crate::exec::runner::Job;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Selection};
 
 /// Runs a `weft keys` subcommand.
 pub fn keys(ctx: &Context, command: KeysCommand) -> Result<i32> {
     let KeysCommand::Sync {
         select,
         connect,
-        fanout: fan_args,
+        fanout,
         check,
     } = command;
     let (project, layers) = ctx.project()?;
@@ -23,13 +24,20 @@ pub fn keys(ctx: &Context, command: KeysCommand) -> Result<i32> {
         .as_ref()
         .and_then(|c| c.file.env.get(&env))
         .map(|s| s.get_ref());
-    let mut keys = super::cloud::read_keys(&section.map(|s| s.keys.clone()).unwrap_or_default())?;
+    let mut keys = read_keys(&section.map(|s| s.keys.clone()).unwrap_or_default())?;
     // weft's own key stays, or weft would lock itself out of its machines.
     if let Ok((_, weft_key)) = crate::cloud::machine_key() {
         keys.push(weft_key);
     }
-    let selection = fanout::select(&project, &select)?;
-    let mut fan = Fanout::new(ctx, &project, layers, selection);
-    fan.check = check;
-    fanout::execute(fan, Job::SyncKeys(keys), &connect, &fan_args)
+    let selection = Selection::resolve(&project, &settings::filter(&select))?;
+    let flags = GoalFlags {
+        check,
+        ..GoalFlags::default()
+    };
+    let settings = settings::run_settings(&project, ctx.color, &connect, &fanout, flags)?;
+    settings::run_context(project, layers, None, settings).execute(
+        selection,
+        Job::SyncKeys(keys),
+        false,
+    )
 }

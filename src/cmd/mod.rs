@@ -1,17 +1,16 @@
-//! One module per subcommand; each gets the loaded context and returns an exit code.
+//! One thin module per subcommand: flags to settings, confirmation prompts, printing; each
+//! gets the loaded context and returns an exit code. `settings.rs` maps the shared flags.
 
 mod cloud;
 mod copy;
 mod doc;
 mod exec;
-mod fanout;
 mod hosts;
 mod init;
 mod keys;
 mod list;
-mod orchestrate;
-mod provision;
 mod run;
+mod settings;
 mod ssh;
 mod stdlib;
 mod template;
@@ -40,16 +39,6 @@ impl Context {
         let layers = Layers::new(&project);
         Ok((project, layers))
     }
-}
-
-/// The item at a CGCloud-style ordinal: 0 is the first, -1 the last.
-pub fn by_ordinal<T>(items: &[T], ordinal: i64) -> Option<&T> {
-    let index = if ordinal < 0 {
-        items.len() as i64 + ordinal
-    } else {
-        ordinal
-    };
-    usize::try_from(index).ok().and_then(|i| items.get(i))
 }
 
 /// Runs the parsed command line.

@@ -6,13 +6,14 @@ use std::process::Command;
 use miette::{Diagnostic, Result};
 use thiserror::Error;
 
-use super::fanout::{self, ConnectError};
+use super::settings;
 use super::Context;
-use crate::cli::{HostKeyPolicyArg, Select, SshArgs};
+use crate::cli::SshArgs;
+use crate::cloud::env::by_ordinal;
 use crate::config::ConnectorKind;
-use crate::exec::runner::Connector;
-use crate::transport::ssh::Target;
-use crate::transport::{ExecRequest, LineSink, Stream};
+use crate::inventory::{env_inventory, HostFilter, HostSpec, Selection};
+use crate::transport::ssh::{ConnectError, ConnectOptions, HostKeyPolicy, Target};
+use crate::transport::{Connector, ExecRequest, LineSink, Stream};
 
 /// A target `weft ssh` cannot pick one host from.
 #[derive(Debug, Error, Diagnostic)]
@@ -48,32 +49,36 @@ impl LineSink for Raw {
 /// Opens a shell on the target, or runs the command after `--` and exits with its code.
 pub fn ssh(ctx: &Context, args: SshArgs) -> Result<i32> {
     let (project, _) = ctx.project()?;
-    let inventory = fanout::env_inventory(&project, args.target.env.as_deref())?;
+    let inventory = env_inventory(&project, args.target.env.as_deref())?;
     let host = match inventory.roles.get(&args.target.target) {
         Some(members) if !inventory.hosts.iter().any(|h| h.name == args.target.target) => {
             let ordinal = args.target.ordinal.unwrap_or(0);
-            let name =
-                super::by_ordinal(members, ordinal).ok_or_else(|| SshTargetError::Ordinal {
-                    role: args.target.target.clone(),
-                    count: members.len(),
-                    ordinal,
-                })?;
+            let name = by_ordinal(members, ordinal).ok_or_else(|| SshTargetError::Ordinal {
+                role: args.target.target.clone(),
+                count: members.len(),
+                ordinal,
+            })?;
             name.clone()
         }
         _ => args.target.target.clone(),
     };
-    let select = Select {
-        env: None,
-        roles: Vec::new(),
+    let filter = HostFilter {
         hosts: vec![host],
+        ..HostFilter::default()
     };
-    let selection = fanout::select_in(inventory, &select)?;
+    let selection = Selection::within(inventory, &filter)?;
     let spec = selection.hosts[0].clone();
+    let options = settings::connect_options(&project, &args.connect);
+    let local = selection.inventory.connector == ConnectorKind::Local;
     if !args.command.is_empty() {
-        let connector = fanout::connector(&project, &selection, &args.connect)?;
+        let connector = if local {
+            Connector::Local(project.root.clone())
+        } else {
+            Connector::ssh(&options, &[(spec.name.as_str(), spec.address.as_str())])?
+        };
         return run_one(connector, &spec, &args.command.join(" "));
     }
-    if selection.inventory.connector == ConnectorKind::Local {
+    if local {
         let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
         return interactive(Command::new(&shell).current_dir(&project.root), &shell);
     }
@@ -81,36 +86,52 @@ pub fn ssh(ctx: &Context, args: SshArgs) -> Result<i32> {
         host: spec.name.clone(),
         message,
     })?;
+    interactive(&mut openssh(&options, &target), "ssh")
+}
+
+/// The OpenSSH client command that reaches `target` as weft's own connection would: the same
+/// known_hosts files (weft's machines' keys among them), identities, config, user and policy.
+fn openssh(options: &ConnectOptions, target: &Target) -> Command {
     let mut command = Command::new("ssh");
     if let Some(port) = target.port {
         command.arg("-p").arg(port.to_string());
     }
-    for identity in &args.connect.identities {
+    let identities = options
+        .identities
+        .iter()
+        .chain(&options.config_identity)
+        .chain(options.machine_identity.iter().filter(|p| p.exists()));
+    for identity in identities {
         command.arg("-i").arg(identity);
     }
-    if let Some(config) = &args.connect.ssh_config {
+    if let Some(config) = options.ssh_config.as_ref().filter(|p| p.exists()) {
         command.arg("-F").arg(config);
     }
-    if let Some(known) = &args.connect.known_hosts {
-        let mut files = known.display().to_string();
-        if let Some(home) = std::env::var_os("HOME") {
-            files.push_str(&format!(" {}/.ssh/known_hosts", home.to_string_lossy()));
-        }
-        command.arg("-o").arg(format!("UserKnownHostsFile={files}"));
-    }
-    let policy = match args.connect.host_key_policy {
-        HostKeyPolicyArg::Strict => "yes",
-        HostKeyPolicyArg::AcceptNew => "accept-new",
+    let files: Vec<String> = options
+        .known_hosts
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    command
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", files.join(" ")));
+    let policy = match options.policy {
+        HostKeyPolicy::Strict => "yes",
+        HostKeyPolicy::AcceptNew => "accept-new",
     };
     command
         .arg("-o")
         .arg(format!("StrictHostKeyChecking={policy}"));
-    let user = target.user.clone().or_else(|| args.connect.user.clone());
+    command.arg("-o").arg(format!(
+        "ConnectTimeout={}",
+        options.connect_timeout.as_secs().max(1)
+    ));
+    let user = target.user.clone().or_else(|| options.user.clone());
     if let Some(user) = user {
         command.arg("-l").arg(user);
     }
     command.arg(&target.host);
-    interactive(&mut command, "ssh")
+    command
 }
 
 fn interactive(command: &mut Command, program: &str) -> Result<i32> {
@@ -121,17 +142,18 @@ fn interactive(command: &mut Command, program: &str) -> Result<i32> {
     Ok(status.code().unwrap_or(1))
 }
 
-fn run_one(connector: Connector, spec: &crate::inventory::HostSpec, command: &str) -> Result<i32> {
+fn run_one(connector: Connector, spec: &HostSpec, command: &str) -> Result<i32> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(crate::exec::runner::RunError::from)?;
-    let transport = connector
-        .transport(spec)
-        .map_err(|message| ConnectError::Address {
-            host: spec.name.clone(),
-            message,
-        })?;
+    let transport =
+        connector
+            .transport(&spec.address)
+            .map_err(|message| ConnectError::Address {
+                host: spec.name.clone(),
+                message,
+            })?;
     let request = ExecRequest {
         command: command.to_string(),
         ..ExecRequest::default()

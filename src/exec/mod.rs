@@ -1,8 +1,13 @@
-//! Running a goal: sessions on hosts, live output, the report.
+//! Running jobs: the run context and settings of an invocation, the fan-out over hosts,
+//! sessions on hosts, live output and the report, and the env actions of controller goals.
 
+pub mod goals;
 pub mod interrupt;
+pub mod launch;
 pub mod ops;
+pub mod orchestrate;
 pub mod orchestrator;
 pub mod output;
 pub mod runner;
 pub mod session;
+pub mod settings;

@@ -7,18 +7,20 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use indexmap::IndexMap;
 use miette::Diagnostic;
-use rhai::{Array, Dynamic, Map};
 use thiserror::Error;
 use tokio::sync::Semaphore;
 
+use super::goals::{EnvInfo, GoalCall, GoalEngine, GoalInfo};
+use super::orchestrator::Orchestrator;
 use super::output::{HostOutcome, Output, Status};
-use super::session::{HostSession, Privilege, RunOptions, SessionSetup};
+use super::session::{HostSession, RunOptions, SessionSetup};
+use super::settings::RunSettings;
 use crate::inventory::{HostSpec, Inventory};
-use crate::script::{Goal, Host, ScriptContext, ScriptEngine};
 use crate::template::Templates;
-use crate::transport::ssh::{SshSettings, SshTransport, Target};
-use crate::transport::{LocalTransport, Transport};
+use crate::transport::ssh::Target;
+use crate::transport::{Connector, LocalTransport};
 
 /// The name runs of host-less goals are reported under.
 pub const CONTROLLER: &str = "controller";
@@ -32,35 +34,14 @@ pub enum RunError {
     Runtime(#[from] std::io::Error),
 }
 
-/// How hosts are reached.
-pub enum Connector {
-    /// This machine; commands start in the given folder.
-    Local(PathBuf),
-    /// SSH with the run's settings.
-    Ssh(Arc<SshSettings>),
-}
-
-impl Connector {
-    /// The transport to `host`, or why its address is unusable.
-    pub fn transport(&self, host: &HostSpec) -> Result<Arc<dyn Transport>, String> {
-        match self {
-            Connector::Local(root) => Ok(Arc::new(LocalTransport::new(root.clone()))),
-            Connector::Ssh(settings) => {
-                let target = Target::parse(&host.address)?;
-                Ok(Arc::new(SshTransport::new(target, settings.clone())))
-            }
-        }
-    }
-}
-
 /// What runs on each host.
 pub enum Job {
     /// A script goal with its command-line arguments.
     Goal {
         /// The compiled scripts.
-        engine: Arc<ScriptEngine>,
+        engine: Arc<dyn GoalEngine>,
         /// The goal.
-        goal: Goal,
+        goal: GoalInfo,
         /// Its arguments.
         args: Vec<String>,
     },
@@ -145,66 +126,38 @@ pub struct RunPlan {
     pub hosts: Vec<HostSpec>,
     /// How hosts are reached.
     pub connector: Connector,
-    /// Only report what would change.
-    pub check: bool,
-    /// Show a diff of every file change.
-    pub diff: bool,
-    /// Deploy locks held by other runs may be taken (`--break-lock`).
-    pub break_lock: bool,
-    /// How many hosts run at once.
-    pub parallel: usize,
-    /// Hosts per batch; each batch finishes before the next starts.
-    pub serial: Option<usize>,
-    /// When to stop starting new hosts.
-    pub max_fail: Option<MaxFail>,
-    /// sudo settings.
-    pub privilege: Privilege,
+    /// How the run behaves.
+    pub settings: Arc<RunSettings>,
     /// Where events go.
     pub output: Arc<Output>,
     /// Templates for `host.template`.
     pub templates: Arc<Templates>,
     /// The project folder: local paths are taken from it.
     pub root: PathBuf,
-    /// Colour in rendered errors.
-    pub color: bool,
     /// Env-level actions for controller goals.
-    pub orchestrator: Option<Arc<dyn crate::exec::orchestrator::Orchestrator>>,
+    pub orchestrator: Option<Arc<dyn Orchestrator>>,
 }
 
-fn env_map(plan: &RunPlan) -> Map {
-    let mut env = Map::new();
-    env.insert("name".into(), plan.inventory.env.clone().into());
-    env.insert(
-        "vars".into(),
-        crate::script::api::to_dynamic(&serde_json::Value::Object(plan.inventory.vars.clone())),
-    );
-    let hosts: Array = plan.hosts.iter().map(|h| h.name.clone().into()).collect();
-    env.insert("hosts".into(), hosts.into());
-    let roles: Map = plan
-        .inventory
-        .roles
-        .iter()
-        .map(|(role, members)| {
-            let members: Array = members.iter().map(|m| m.clone().into()).collect();
-            (role.as_str().into(), Dynamic::from_array(members))
-        })
-        .collect();
-    env.insert("roles".into(), roles.into());
-    // Bare addresses (no user or port), for configs that name other hosts: an lb's backends.
-    let addresses: Map = plan
-        .inventory
-        .hosts
-        .iter()
-        .map(|h| {
-            let bare = Target::parse(&h.address).map_or_else(|_| h.address.clone(), |t| t.host);
-            (h.name.as_str().into(), Dynamic::from(bare))
-        })
-        .collect();
-    env.insert("addresses".into(), addresses.into());
-    env.insert("check".into(), plan.check.into());
-    env.insert("break_lock".into(), plan.break_lock.into());
-    env.insert("runner".into(), runner_id().into());
-    env
+fn env_info(plan: &RunPlan) -> EnvInfo {
+    let inventory = &plan.inventory;
+    EnvInfo {
+        name: inventory.env.clone(),
+        vars: inventory.vars.clone(),
+        hosts: plan.hosts.iter().map(|h| h.name.clone()).collect(),
+        roles: inventory.roles.clone(),
+        // Bare addresses (no user or port), for configs that name other hosts: an lb's backends.
+        addresses: inventory
+            .hosts
+            .iter()
+            .map(|h| {
+                let bare = Target::parse(&h.address).map_or_else(|_| h.address.clone(), |t| t.host);
+                (h.name.clone(), bare)
+            })
+            .collect::<IndexMap<_, _>>(),
+        check: plan.settings.check,
+        break_lock: plan.settings.break_lock,
+        runner: runner_id(),
+    }
 }
 
 /// Who runs this weft process, as locks record it: `user@host:pid`. Goals that `run_goal`
@@ -251,11 +204,11 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
         output: plan.output.clone(),
         templates: plan.templates.clone(),
         local_root: plan.root.clone(),
-        check: plan.check,
-        diff: plan.diff,
-        privilege: plan.privilege.clone(),
+        check: plan.settings.check,
+        diff: plan.settings.diff,
+        privilege: plan.settings.privilege.clone(),
     });
-    let env = env_map(&plan);
+    let env = env_info(&plan);
     let plan = Arc::new(plan);
     let targets: Vec<Option<HostSpec>> = if plan.job.per_host() {
         plan.hosts.iter().cloned().map(Some).collect()
@@ -263,7 +216,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
         vec![None]
     };
     let total = targets.len();
-    let batch = plan.serial.unwrap_or(total).max(1);
+    let batch = plan.settings.limits.serial.unwrap_or(total).max(1);
     let progress = Arc::new(Progress {
         done: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
@@ -280,7 +233,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
                 }
             })
         });
-        let permits = Arc::new(Semaphore::new(plan.parallel.max(1)));
+        let permits = Arc::new(Semaphore::new(plan.settings.limits.parallel.max(1)));
         let mut outcomes = Vec::with_capacity(total);
         for chunk in targets.chunks(batch) {
             let mut tasks = Vec::new();
@@ -299,7 +252,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
                             let why = "not started: --max-fail was exceeded".to_string();
                             return HostOutcome::not_run(name, Status::Skipped, Some(why));
                         }
-                        let max_fail = plan.max_fail;
+                        let max_fail = plan.settings.limits.max_fail;
                         let outcome = tokio::task::spawn_blocking(move || {
                             run_one(&plan, &setup, env, target)
                         })
@@ -343,7 +296,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
 fn run_one(
     plan: &RunPlan,
     setup: &SessionSetup,
-    env: Map,
+    env: EnvInfo,
     target: Option<HostSpec>,
 ) -> HostOutcome {
     let started = Instant::now();
@@ -367,7 +320,7 @@ fn run_one(
         };
     let session = match target {
         Some(spec) => {
-            let transport = match plan.connector.transport(&spec) {
+            let transport = match plan.connector.transport(&spec.address) {
                 Ok(transport) => transport,
                 Err(err) => return finish(Status::Unreachable, (0, 0), Some(err), None),
             };
@@ -391,31 +344,23 @@ fn run_one(
     let result = match &plan.job {
         Job::Goal { engine, goal, args } => {
             let (host, controller) = match (&session, goal.takes_host) {
-                (Some(s), true) => (Some(Host(s.clone())), None),
-                (Some(s), false) => (None, Some(Host(s.clone()))),
+                (Some(s), true) => (Some(s.clone()), None),
+                (Some(s), false) => (None, Some(s.clone())),
                 (None, _) => (None, None),
             };
-            let context = ScriptContext {
+            let call = GoalCall {
+                goal,
+                args,
+                host,
+                controller,
                 prefix: name.clone(),
                 output: plan.output.clone(),
                 env,
                 orchestrator: plan.orchestrator.clone(),
-                controller,
             };
-            let rhai = engine.engine(Some(context));
             engine
-                .call(&rhai, goal, host, args)
-                .map(|_| ())
-                .map_err(|err| {
-                    (
-                        err.to_string()
-                            .lines()
-                            .next()
-                            .unwrap_or_default()
-                            .to_string(),
-                        Some(crate::error::render(&err, plan.color)),
-                    )
-                })
+                .call(call, plan.settings.color)
+                .map_err(|failure| (failure.message, Some(failure.report)))
         }
         job => match &session {
             Some(session) => match job {

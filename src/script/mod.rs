@@ -1,6 +1,7 @@
 //! The script engine: the only part of weft that knows Rhai.
 
 pub mod api;
+mod call;
 pub mod diagnostic;
 pub mod docs;
 pub mod engine;

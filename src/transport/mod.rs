@@ -1,8 +1,10 @@
 //! Transports: how commands and files reach a host. Plain async Rust, no script types.
 
+pub mod connector;
 pub mod local;
 pub mod ssh;
 
+pub use connector::Connector;
 pub use local::LocalTransport;
 
 use std::path::Path;

@@ -4,11 +4,13 @@ pub mod auth;
 pub mod connection;
 pub mod error;
 pub mod known_hosts;
+pub mod options;
 pub mod ssh_config;
 pub mod target;
 pub mod transport;
 
 pub use connection::{HostKeyPolicy, SshSettings};
 pub use error::SshError;
+pub use options::{ConnectError, ConnectOptions};
 pub use target::Target;
 pub use transport::SshTransport;

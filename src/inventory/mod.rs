@@ -1,4 +1,11 @@
-//! The resolved inventory of an env: its hosts, their roles and their merged variables.
+//! The resolved inventory of an env: its hosts, their roles and their merged variables;
+//! selection by role and host (`select.rs`) and the machines of provider envs (`discover.rs`).
+
+mod discover;
+mod select;
+
+pub use discover::env_inventory;
+pub use select::{HostFilter, Selection};
 
 use indexmap::IndexMap;
 use miette::Diagnostic;
@@ -45,6 +52,13 @@ pub enum SelectError {
         #[help]
         help: Option<String>,
     },
+    /// Addresses were mixed with the hosts of a local env.
+    #[error("`-H {address}` is an SSH address, but env `{env}` uses the local connector")]
+    #[diagnostic(
+        code(weft::connect::mixed),
+        help("give only addresses, or pick an env with SSH hosts")
+    )]
+    Mixed { address: String, env: String },
     /// The selection is empty.
     #[error("no hosts selected in env `{env}`")]
     #[diagnostic(

@@ -1,0 +1,219 @@
+//! An env's machines: its provider and scope from `weft.toml`, and the env-level actions the
+//! CLI and controller goals share (list, find by role and ordinal, create, terminate).
+
+use std::collections::BTreeMap;
+
+use miette::Diagnostic;
+use thiserror::Error;
+
+use super::local::LocalProvider;
+use super::{CloudError, Machine, MachineSpec, Provider, Scope};
+use crate::config::{EnvSection, ProviderKind};
+use crate::project::Project;
+
+/// An env action that cannot go on.
+#[derive(Debug, Error, Diagnostic)]
+pub enum CloudEnvError {
+    /// The env has no provider.
+    #[error("env `{env}` has no provider")]
+    #[diagnostic(
+        code(weft::cloud::no_provider),
+        help("add `provider = \"local\"` (or \"ec2\") to [env.{env}] in weft.toml")
+    )]
+    NoProvider { env: String },
+    /// The provider failed.
+    #[error("{0}")]
+    #[diagnostic(code(weft::cloud::provider))]
+    Provider(#[from] CloudError),
+    /// The target names no machine.
+    #[error("no machine `{target}` in env `{env}`")]
+    #[diagnostic(code(weft::cloud::unknown_machine))]
+    UnknownMachine {
+        target: String,
+        env: String,
+        #[help]
+        help: Option<String>,
+    },
+    /// A key file could not be read.
+    #[error("cannot read the public key `{path}`: {message}")]
+    #[diagnostic(code(weft::cloud::key))]
+    Key { path: String, message: String },
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    #[diagnostic(code(weft::run::runtime))]
+    Runtime(String),
+}
+
+/// An env's provider and where its resources live.
+pub struct CloudEnv {
+    /// The provider.
+    pub provider: Box<dyn Provider>,
+    /// Namespace and env.
+    pub scope: Scope,
+    /// The env's config section.
+    pub section: EnvSection,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// The item at a CGCloud-style ordinal: 0 is the first, -1 the last.
+pub fn by_ordinal<T>(items: &[T], ordinal: i64) -> Option<&T> {
+    let index = if ordinal < 0 {
+        items.len() as i64 + ordinal
+    } else {
+        ordinal
+    };
+    usize::try_from(index).ok().and_then(|i| items.get(i))
+}
+
+impl CloudEnv {
+    /// The provider of env `name`, or `None` when the env has none.
+    pub fn of(project: &Project, name: &str) -> Result<Option<Self>, CloudEnvError> {
+        let section = project
+            .config
+            .as_ref()
+            .and_then(|c| c.file.env.get(name))
+            .map(|s| s.get_ref());
+        let Some(section) = section.filter(|s| s.provider.is_some()) else {
+            return Ok(None);
+        };
+        let provider: Box<dyn Provider> = match section.provider {
+            Some(ProviderKind::Ec2) => {
+                Box::new(super::ec2::Ec2Provider::new(section.region.clone())?)
+            }
+            _ => Box::new(LocalProvider::new()?),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CloudEnvError::Runtime(e.to_string()))?;
+        Ok(Some(CloudEnv {
+            provider,
+            scope: Scope {
+                namespace: section.namespace.clone().unwrap_or_else(|| "/".into()),
+                env: name.to_string(),
+            },
+            section: section.clone(),
+            runtime,
+        }))
+    }
+
+    /// The provider of env `name`, or an error when it has none.
+    pub fn open(project: &Project, name: &str) -> Result<Self, CloudEnvError> {
+        Self::of(project, name)?.ok_or_else(|| CloudEnvError::NoProvider { env: name.into() })
+    }
+
+    /// Waits for one provider call.
+    pub fn block_on<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, CloudError>>,
+    ) -> Result<T, CloudEnvError> {
+        Ok(self.runtime.block_on(call)?)
+    }
+
+    /// The env's machines.
+    pub fn list(&self) -> Result<Vec<Machine>, CloudEnvError> {
+        self.block_on(self.provider.list(&self.scope))
+    }
+
+    /// The machine named `target` or with that id, or the `ordinal`th machine of the role
+    /// `target` (0 when not given).
+    pub fn find(
+        &self,
+        machines: &[Machine],
+        target: &str,
+        ordinal: Option<i64>,
+    ) -> Result<Machine, CloudEnvError> {
+        let exact = machines.iter().find(|m| m.name == target || m.id == target);
+        let by_role: Vec<&Machine> = machines.iter().filter(|m| m.role == target).collect();
+        let found = match exact {
+            Some(machine) => Some(machine.clone()),
+            None => by_ordinal(&by_role, ordinal.unwrap_or(0)).map(|m| (*m).clone()),
+        };
+        found.ok_or_else(|| {
+            let names: Vec<&str> = machines.iter().map(|m| m.name.as_str()).collect();
+            CloudEnvError::UnknownMachine {
+                target: target.to_string(),
+                env: self.scope.env.clone(),
+                help: crate::suggest::help("machines", target, &names),
+            }
+        })
+    }
+
+    /// Terminates the machine named (or with id) `name`; returns it.
+    pub fn terminate(&self, name: &str) -> Result<Machine, CloudEnvError> {
+        let machines = self.list()?;
+        let machine = self.find(&machines, name, None)?;
+        self.block_on(self.provider.terminate(&self.scope, &machine.id))?;
+        Ok(machine)
+    }
+
+    /// Makes `count` new machines of `role` after the highest ordinal in use, telling
+    /// `on_made` about each as soon as it answers.
+    pub fn create(
+        &self,
+        role: &str,
+        count: u32,
+        image: Option<String>,
+        keys: Vec<String>,
+        on_made: &mut dyn FnMut(&Machine),
+    ) -> Result<Vec<Machine>, CloudEnvError> {
+        let existing = self.list()?;
+        let next = existing
+            .iter()
+            .filter(|m| m.role == role)
+            .map(|m| m.ordinal + 1)
+            .max()
+            .unwrap_or(0);
+        let entry = self.section.machines.get(role);
+        let mut all_keys = keys;
+        if let Some(entry) = entry {
+            all_keys.extend(read_keys(&entry.keys)?);
+        }
+        all_keys.extend(read_keys(&self.section.keys)?);
+        let mut tags = BTreeMap::new();
+        if let Some(entry) = entry {
+            tags.extend(entry.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+            if let Some(user) = &entry.user {
+                tags.insert("weft:ssh-user".into(), user.clone());
+            }
+        }
+        let mut made = Vec::new();
+        for ordinal in next..next + count {
+            let spec = MachineSpec {
+                role: role.to_string(),
+                ordinal,
+                image: image
+                    .clone()
+                    .or_else(|| entry.and_then(|e| e.image.clone())),
+                size: entry.and_then(|e| e.size.clone()),
+                keys: all_keys.clone(),
+                user_data: entry.and_then(|e| e.user_data.clone()),
+                tags: tags.clone(),
+            };
+            let machine = self.block_on(self.provider.create(&self.scope, &spec))?;
+            on_made(&machine);
+            made.push(machine);
+        }
+        Ok(made)
+    }
+}
+
+/// Public keys from key files (`~` allowed) or keys written out.
+pub fn read_keys(files: &[String]) -> Result<Vec<String>, CloudEnvError> {
+    files
+        .iter()
+        .map(|f| {
+            if f.starts_with("ssh-") || f.starts_with("ecdsa-") {
+                return Ok(f.clone());
+            }
+            let path =
+                crate::config::expand_home(std::path::Path::new("."), std::path::Path::new(f));
+            std::fs::read_to_string(&path)
+                .map(|k| k.trim().to_string())
+                .map_err(|e| CloudEnvError::Key {
+                    path: f.clone(),
+                    message: e.to_string(),
+                })
+        })
+        .collect()
+}

@@ -1,0 +1,168 @@
+//! Command-line flags → the run settings and run context the rest of weft sees; the sudo
+//! password is asked here, once per invocation.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use miette::{Diagnostic, Result};
+use thiserror::Error;
+
+use crate::cli::{ConnectArgs, FanoutArgs, HostKeyPolicyArg, Select};
+use crate::exec::goals::GoalEngine;
+use crate::exec::launch::RunContext;
+use crate::exec::runner::MaxFail;
+use crate::exec::session::Privilege;
+use crate::exec::settings::{FanoutLimits, RunSettings};
+use crate::inventory::{HostFilter, Vars};
+use crate::layers::Layers;
+use crate::project::Project;
+use crate::template::Templates;
+use crate::transport::ssh::{ConnectOptions, HostKeyPolicy};
+
+/// The environment variable holding the sudo password.
+pub const SUDO_PASSWORD_ENV: &str = "WEFT_SUDO_PASSWORD";
+
+/// Flags that do not make sense, found before any host is touched.
+#[derive(Debug, Error, Diagnostic)]
+pub enum FlagError {
+    /// `--max-fail` does not parse.
+    #[error("--max-fail {0}")]
+    #[diagnostic(code(weft::connect::max_fail))]
+    MaxFail(String),
+    /// The sudo password prompt failed.
+    #[error("cannot read the sudo password: {0}")]
+    #[diagnostic(code(weft::connect::sudo), help("set ${SUDO_PASSWORD_ENV} instead"))]
+    SudoPrompt(String),
+}
+
+fn home_path(rel: &str) -> Option<PathBuf> {
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(rel))
+}
+
+/// `-e/-r/-H` as a host filter.
+pub fn filter(select: &Select) -> HostFilter {
+    HostFilter {
+        env: select.env.clone(),
+        roles: select.roles.clone(),
+        hosts: select.hosts.clone(),
+    }
+}
+
+/// How to connect: flags, then the user config, then `~/.ssh`, then weft's own machine files.
+pub fn connect_options(project: &Project, args: &ConnectArgs) -> ConnectOptions {
+    let user_known = project
+        .user
+        .known_hosts
+        .as_ref()
+        .map(|p| crate::config::expand_home(&project.user.dir, p));
+    let mut known_hosts: Vec<PathBuf> = Vec::new();
+    for file in [
+        args.known_hosts.clone(),
+        user_known,
+        home_path(".ssh/known_hosts"),
+        // Where weft records the host keys of the machines it makes.
+        Some(crate::cloud::known_hosts_file()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if !known_hosts.contains(&file) {
+            known_hosts.push(file);
+        }
+    }
+    ConnectOptions {
+        identities: args.identities.clone(),
+        config_identity: project
+            .user
+            .identity
+            .as_ref()
+            .map(|p| crate::config::expand_home(&project.user.dir, p)),
+        machine_identity: Some(crate::cloud::data_dir().join("keys/id_ed25519")),
+        known_hosts,
+        policy: match args.host_key_policy {
+            HostKeyPolicyArg::Strict => HostKeyPolicy::Strict,
+            HostKeyPolicyArg::AcceptNew => HostKeyPolicy::AcceptNew,
+        },
+        ssh_config: args.ssh_config.clone().or_else(|| home_path(".ssh/config")),
+        connect_timeout: Duration::from_secs(args.connect_timeout),
+        user: args.user.clone(),
+    }
+}
+
+/// The sudo settings: `--become`, and the password asked once or taken from the environment.
+fn privilege(args: &FanoutArgs) -> Result<Privilege> {
+    let sudo_password = if args.ask_sudo_pass {
+        Some(
+            rpassword::prompt_password("sudo password: ")
+                .map_err(|e| FlagError::SudoPrompt(e.to_string()))?,
+        )
+    } else {
+        std::env::var(SUDO_PASSWORD_ENV)
+            .ok()
+            .filter(|p| !p.is_empty())
+    };
+    Ok(Privilege {
+        become_user: args.become_root.then(|| args.become_user.clone()),
+        sudo_password,
+    })
+}
+
+/// What changes how a goal run behaves beyond connection and fan-out flags.
+#[derive(Debug, Default)]
+pub struct GoalFlags {
+    /// `--check`.
+    pub check: bool,
+    /// `--diff`.
+    pub diff: bool,
+    /// `--break-lock`.
+    pub break_lock: bool,
+    /// `--set` vars.
+    pub vars: Vars,
+}
+
+/// The run settings of this invocation.
+pub fn run_settings(
+    project: &Project,
+    color: bool,
+    connect: &ConnectArgs,
+    fanout: &FanoutArgs,
+    flags: GoalFlags,
+) -> Result<RunSettings> {
+    let max_fail = fanout
+        .max_fail
+        .as_deref()
+        .map(MaxFail::parse)
+        .transpose()
+        .map_err(FlagError::MaxFail)?;
+    Ok(RunSettings {
+        connect: connect_options(project, connect),
+        limits: FanoutLimits {
+            parallel: fanout.parallel,
+            serial: fanout.serial,
+            max_fail,
+        },
+        privilege: privilege(fanout)?,
+        check: flags.check,
+        diff: flags.diff,
+        json: fanout.json,
+        color,
+        vars: flags.vars,
+        break_lock: flags.break_lock,
+    })
+}
+
+/// The run context of this invocation; `engine` when it runs goals.
+pub fn run_context(
+    project: Project,
+    layers: Layers,
+    engine: Option<Arc<dyn GoalEngine>>,
+    settings: RunSettings,
+) -> Arc<RunContext> {
+    Arc::new(RunContext {
+        project: Arc::new(project),
+        templates: Arc::new(Templates::new(layers)),
+        engine,
+        settings: Arc::new(settings),
+    })
+}

@@ -1,0 +1,80 @@
+//! The one interface between the runner and the script engine: find a goal, call it. The
+//! script module implements it; `exec/` never names a script type.
+
+use std::sync::Arc;
+
+use indexmap::IndexMap;
+
+use super::orchestrator::Orchestrator;
+use super::output::Output;
+use super::session::HostSession;
+use crate::inventory::Vars;
+
+/// A goal as the runner sees it.
+#[derive(Debug, Clone)]
+pub struct GoalInfo {
+    /// Its name.
+    pub name: String,
+    /// Whether it runs once per host (else once, on the controller).
+    pub takes_host: bool,
+}
+
+/// The env a goal runs in, as `env()` shows it.
+#[derive(Debug, Clone)]
+pub struct EnvInfo {
+    /// The env's name.
+    pub name: String,
+    /// Project and env variables.
+    pub vars: Vars,
+    /// The hosts of this run.
+    pub hosts: Vec<String>,
+    /// Role → host names.
+    pub roles: IndexMap<String, Vec<String>>,
+    /// Host name → bare address (no user, no port).
+    pub addresses: IndexMap<String, String>,
+    /// `--check`.
+    pub check: bool,
+    /// `--break-lock`.
+    pub break_lock: bool,
+    /// `user@host:pid` of this weft process, as locks record it.
+    pub runner: String,
+}
+
+/// One call of a goal on one host (or on the controller).
+pub struct GoalCall<'a> {
+    /// The goal.
+    pub goal: &'a GoalInfo,
+    /// Its command-line arguments.
+    pub args: &'a [String],
+    /// The host of a host goal.
+    pub host: Option<Arc<HostSession>>,
+    /// This machine, for controller goals.
+    pub controller: Option<Arc<HostSession>>,
+    /// The prefix of its log lines.
+    pub prefix: String,
+    /// Where its events go.
+    pub output: Arc<Output>,
+    /// Its env.
+    pub env: EnvInfo,
+    /// Env-level actions for controller goals.
+    pub orchestrator: Option<Arc<dyn Orchestrator>>,
+}
+
+/// A goal that failed: a one-line message and the rendered diagnostic.
+#[derive(Debug, Clone)]
+pub struct GoalFailure {
+    /// The first line of the error.
+    pub message: String,
+    /// The full diagnostic, rendered.
+    pub report: String,
+}
+
+/// What the runner needs of compiled scripts.
+pub trait GoalEngine: Send + Sync {
+    /// The goal named `name`, or a diagnostic that says which goals exist.
+    fn goal(&self, name: &str) -> Result<GoalInfo, miette::Report>;
+    /// Checks that `args` fit the goal's parameters.
+    fn check_arguments(&self, goal: &GoalInfo, args: &[String]) -> Result<(), miette::Report>;
+    /// Runs one call; errors are rendered with colour when `color`.
+    fn call(&self, call: GoalCall<'_>, color: bool) -> Result<(), GoalFailure>;
+}

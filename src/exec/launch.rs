@@ -1,0 +1,132 @@
+//! Starting runs: one `RunContext` per invocation (project, templates, compiled goals and the
+//! run settings), from which `weft run`, `exec`, `copy`, provisioning and every goal started by
+//! `run_goal` start alike: connector, output, runner, summary, exit code.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use miette::Result;
+
+use super::goals::GoalEngine;
+use super::orchestrate::EnvOrchestrator;
+use super::output::Output;
+use super::runner::{self, Job, RunPlan, CONTROLLER};
+use super::settings::RunSettings;
+use crate::config::ConnectorKind;
+use crate::error::{EXIT_FAILED, EXIT_OK};
+use crate::inventory::{HostFilter, Selection};
+use crate::project::Project;
+use crate::template::Templates;
+use crate::transport::ssh::ConnectError;
+use crate::transport::Connector;
+
+/// What every run of one `weft` invocation shares.
+pub struct RunContext {
+    /// The project.
+    pub project: Arc<Project>,
+    /// Templates of the project's layers.
+    pub templates: Arc<Templates>,
+    /// The compiled goals, for commands that run goals.
+    pub engine: Option<Arc<dyn GoalEngine>>,
+    /// How runs behave.
+    pub settings: Arc<RunSettings>,
+}
+
+impl RunContext {
+    /// The connector for the selection; SSH settings load identities once, before any host.
+    pub fn connector(&self, selection: &Selection) -> Result<Connector, ConnectError> {
+        if selection.inventory.connector == ConnectorKind::Local {
+            return Ok(Connector::Local(self.project.root.clone()));
+        }
+        let addresses: Vec<(&str, &str)> = selection
+            .hosts
+            .iter()
+            .map(|h| (h.name.as_str(), h.address.as_str()))
+            .collect();
+        Connector::ssh(&self.settings.connect, &addresses)
+    }
+
+    /// Runs goal `name` with `args` on the hosts `filter` selects (once on the controller for
+    /// a goal without a host), with `--set` vars over every layer; the exit code.
+    pub fn run_goal(
+        self: &Arc<Self>,
+        name: &str,
+        args: &[String],
+        filter: &HostFilter,
+    ) -> Result<i32> {
+        let engine = self
+            .engine
+            .clone()
+            .ok_or_else(|| miette::miette!("internal error: goals run without compiled scripts"))?;
+        let goal = engine.goal(name)?;
+        engine.check_arguments(&goal, args)?;
+        let selection = if goal.takes_host {
+            Selection::resolve(&self.project, filter)?
+        } else {
+            Selection::for_controller(&self.project, filter)?
+        };
+        let job = Job::Goal {
+            engine,
+            goal,
+            args: args.to_vec(),
+        };
+        self.execute(selection, job, true)
+    }
+
+    /// Runs `job` over the selection and prints the summary; exit 1 when any host failed.
+    /// With `env_actions`, controller goals may act on the selection's env (`run_goal`,
+    /// `create_machines`, ...).
+    pub fn execute(
+        self: &Arc<Self>,
+        mut selection: Selection,
+        job: Job,
+        env_actions: bool,
+    ) -> Result<i32> {
+        selection.set_vars(&self.settings.vars);
+        let connector = self.connector(&selection)?;
+        let width = selection
+            .hosts
+            .iter()
+            .map(|h| h.name.len())
+            .chain([if job.per_host() { 0 } else { CONTROLLER.len() }])
+            .max()
+            .unwrap_or(0);
+        let secrets = self
+            .settings
+            .privilege
+            .sudo_password
+            .iter()
+            .cloned()
+            .collect();
+        let color = self.settings.color && std::io::stdout().is_terminal();
+        let output = Output::new(self.settings.json, color, width, secrets);
+        let orchestrator = env_actions.then(|| {
+            Arc::new(EnvOrchestrator::new(
+                self.clone(),
+                &selection.inventory.env,
+                output.clone(),
+            )) as Arc<dyn super::orchestrator::Orchestrator>
+        });
+        let plan = RunPlan {
+            job,
+            inventory: selection.inventory,
+            hosts: selection.hosts,
+            connector,
+            settings: self.settings.clone(),
+            output: output.clone(),
+            templates: self.templates.clone(),
+            root: self.project.root.clone(),
+            orchestrator,
+        };
+        super::interrupt::install();
+        let outcomes = runner::run(plan)?;
+        output.summary(&outcomes);
+        if super::interrupt::interrupted() {
+            Ok(super::interrupt::EXIT_INTERRUPTED)
+        } else if outcomes.iter().any(|o| o.status.is_failure()) {
+            Ok(EXIT_FAILED)
+        } else {
+            Ok(EXIT_OK)
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The env-level actions controller goals call (`machines()`, `create_machines()`,
+//! `run_goal()` ...) and provisioning of new machines. Nested runs start from the invoking
+//! run's `RunContext`, so they keep its flags (`--check`, `--json`, `-i`, `--become`, ...).
+//! Each action runs on a thread of its own, because the goal that calls it already runs inside
+//! the fan-out's async runtime.
+
+use std::sync::Arc;
+
+use super::launch::RunContext;
+use super::orchestrator::{MachineInfo, Orchestrator, RoleSpec};
+use super::output::Output;
+use super::runner::{Job, CONTROLLER};
+use crate::cloud::env::CloudEnv;
+use crate::cloud::Machine;
+use crate::error::EXIT_OK;
+use crate::inventory::{HostFilter, Inventory, Selection};
+
+/// The actions of one env, for one run.
+pub struct EnvOrchestrator {
+    run: Arc<RunContext>,
+    env: String,
+    output: Arc<Output>,
+}
+
+impl EnvOrchestrator {
+    /// Actions on env `env`, reporting to `output`.
+    pub fn new(run: Arc<RunContext>, env: &str, output: Arc<Output>) -> Self {
+        EnvOrchestrator {
+            run,
+            env: env.to_string(),
+            output,
+        }
+    }
+
+    fn cloud(&self) -> miette::Result<CloudEnv> {
+        Ok(CloudEnv::open(&self.run.project, &self.env)?)
+    }
+
+    fn check(&self) -> bool {
+        self.run.settings.check
+    }
+}
+
+fn isolated<T: Send>(work: impl FnOnce() -> miette::Result<T> + Send) -> Result<T, String> {
+    std::thread::scope(|s| match s.spawn(work).join() {
+        Ok(result) => result.map_err(|report| report.to_string()),
+        Err(_) => Err("internal error: an env action panicked".into()),
+    })
+}
+
+fn info(m: Machine) -> MachineInfo {
+    MachineInfo {
+        name: m.name,
+        role: m.role,
+        ordinal: m.ordinal,
+        state: m.state,
+        address: m.address.unwrap_or_default(),
+        id: m.id,
+    }
+}
+
+/// Runs `<role>_provision` on `machines` of env `env`; nothing when the role has no such goal
+/// or the run has no compiled goals. Returns the exit code of the run.
+pub fn provision(
+    run: &Arc<RunContext>,
+    env: &str,
+    role: &str,
+    machines: &[Machine],
+) -> miette::Result<i32> {
+    let goal_name = format!("{role}_provision");
+    let Some(engine) = run.engine.clone() else {
+        return Ok(EXIT_OK);
+    };
+    let Ok(goal) = engine.goal(&goal_name) else {
+        return Ok(EXIT_OK);
+    };
+    let mut inventory = Inventory::resolve(&run.project, env)?;
+    inventory.hosts.clear();
+    inventory.roles.clear();
+    inventory.add_machines(machines, &CloudEnv::open(&run.project, env)?.section);
+    let hosts = inventory.hosts.clone();
+    let job = Job::Goal {
+        engine,
+        goal,
+        args: Vec::new(),
+    };
+    let code = run.execute(Selection { inventory, hosts }, job, false)?;
+    if code != EXIT_OK {
+        eprintln!("weft: `{goal_name}` failed on some new machines; they are left running for you to inspect");
+    }
+    Ok(code)
+}
+
+impl Orchestrator for EnvOrchestrator {
+    fn machines(&self) -> Result<Vec<MachineInfo>, String> {
+        isolated(|| Ok(self.cloud()?.list()?.into_iter().map(info).collect()))
+    }
+
+    fn create(&self, role: &str, count: u32) -> Result<Vec<MachineInfo>, String> {
+        if self.check() {
+            self.output.log(
+                CONTROLLER,
+                &format!("would create {count} machine(s) of role `{role}` and provision them"),
+            );
+            return Ok(Vec::new());
+        }
+        isolated(|| {
+            let cloud = self.cloud()?;
+            let made = cloud.create(role, count, None, Vec::new(), &mut |m| {
+                let at = m.address.as_deref().unwrap_or("-");
+                self.output.log(
+                    CONTROLLER,
+                    &format!("created {} ({}) at {at}", m.name, m.id),
+                );
+            })?;
+            let code = provision(&self.run, &self.env, role, &made)?;
+            if code != EXIT_OK {
+                return Err(miette::miette!(
+                    "`{role}_provision` failed on some new machines"
+                ));
+            }
+            Ok(made.into_iter().map(info).collect())
+        })
+    }
+
+    fn terminate(&self, name: &str) -> Result<(), String> {
+        if self.check() {
+            self.output
+                .log(CONTROLLER, &format!("would terminate machine {name}"));
+            return Ok(());
+        }
+        isolated(|| {
+            let gone = self.cloud()?.terminate(name)?;
+            self.output
+                .log(CONTROLLER, &format!("terminated {}", gone.name));
+            Ok(())
+        })
+    }
+
+    fn spec(&self) -> Vec<RoleSpec> {
+        let section = self
+            .run
+            .project
+            .config
+            .as_ref()
+            .and_then(|c| c.file.env.get(&self.env));
+        section
+            .map(|s| {
+                s.get_ref()
+                    .machines
+                    .iter()
+                    .map(|(role, entry)| RoleSpec {
+                        role: role.clone(),
+                        count: entry.count,
+                        min: entry.min.unwrap_or(entry.count),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn goal_exists(&self, goal: &str) -> bool {
+        self.run
+            .engine
+            .as_ref()
+            .is_some_and(|engine| engine.goal(goal).is_ok())
+    }
+
+    fn run_goal(
+        &self,
+        goal: &str,
+        args: Vec<String>,
+        roles: Vec<String>,
+        hosts: Vec<String>,
+    ) -> Result<bool, String> {
+        isolated(|| {
+            let filter = HostFilter {
+                env: Some(self.env.clone()),
+                roles,
+                hosts,
+            };
+            Ok(self.run.run_goal(goal, &args, &filter)? == EXIT_OK)
+        })
+    }
+
+    fn reachable(&self) -> Result<Vec<String>, String> {
+        isolated(|| {
+            let filter = HostFilter {
+                env: Some(self.env.clone()),
+                ..HostFilter::default()
+            };
+            let selection = Selection::resolve(&self.run.project, &filter)?;
+            let mut up = Vec::new();
+            for host in selection.hosts {
+                let Ok(target) = crate::transport::ssh::Target::parse(&host.address) else {
+                    continue;
+                };
+                let addr = (target.host.as_str(), target.port.unwrap_or(22));
+                let answers = std::net::ToSocketAddrs::to_socket_addrs(&addr)
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .is_some_and(|a| {
+                        std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(3))
+                            .is_ok()
+                    });
+                if answers {
+                    up.push(host.name);
+                }
+            }
+            Ok(up)
+        })
+    }
+}

@@ -1,0 +1,79 @@
+//! The runner's interface to scripts (`exec::goals::GoalEngine`), implemented by the engine:
+//! goals are looked up and called here, and only here does a run's data become Rhai values.
+
+use rhai::{Array, Dynamic, Map};
+
+use super::api::global::ScriptContext;
+use super::api::host::Host;
+use super::engine::ScriptEngine;
+use crate::exec::goals::{EnvInfo, GoalCall, GoalEngine, GoalFailure, GoalInfo};
+
+/// What `env()` returns.
+fn env_map(env: EnvInfo) -> Map {
+    let mut map = Map::new();
+    map.insert("name".into(), env.name.into());
+    map.insert(
+        "vars".into(),
+        super::api::to_dynamic(&serde_json::Value::Object(env.vars)),
+    );
+    let hosts: Array = env.hosts.into_iter().map(Dynamic::from).collect();
+    map.insert("hosts".into(), hosts.into());
+    let roles: Map = env
+        .roles
+        .into_iter()
+        .map(|(role, members)| {
+            let members: Array = members.into_iter().map(Dynamic::from).collect();
+            (role.into(), Dynamic::from_array(members))
+        })
+        .collect();
+    map.insert("roles".into(), roles.into());
+    let addresses: Map = env
+        .addresses
+        .into_iter()
+        .map(|(name, bare)| (name.into(), Dynamic::from(bare)))
+        .collect();
+    map.insert("addresses".into(), addresses.into());
+    map.insert("check".into(), env.check.into());
+    map.insert("break_lock".into(), env.break_lock.into());
+    map.insert("runner".into(), env.runner.into());
+    map
+}
+
+impl GoalEngine for ScriptEngine {
+    fn goal(&self, name: &str) -> Result<GoalInfo, miette::Report> {
+        let goal = self.scripts().goal(name)?;
+        Ok(GoalInfo {
+            name: goal.name.clone(),
+            takes_host: goal.takes_host,
+        })
+    }
+
+    fn check_arguments(&self, goal: &GoalInfo, args: &[String]) -> Result<(), miette::Report> {
+        let goal = self.scripts().goal(&goal.name)?;
+        Ok(ScriptEngine::check_arguments(goal, args)?)
+    }
+
+    fn call(&self, call: GoalCall<'_>, color: bool) -> Result<(), GoalFailure> {
+        let failure = |err: super::ScriptError| GoalFailure {
+            message: err
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            report: crate::error::render(&err, color),
+        };
+        let goal = self.scripts().goal(&call.goal.name).map_err(failure)?;
+        let context = ScriptContext {
+            prefix: call.prefix,
+            output: call.output,
+            env: env_map(call.env),
+            orchestrator: call.orchestrator,
+            controller: call.controller.map(Host),
+        };
+        let rhai = self.engine(Some(context));
+        ScriptEngine::call(self, &rhai, goal, call.host.map(Host), call.args)
+            .map(|_| ())
+            .map_err(failure)
+    }
+}

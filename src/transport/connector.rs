@@ -1,0 +1,43 @@
+//! How the hosts of one run are reached: this machine, or SSH with settings loaded once.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::ssh::{ConnectError, ConnectOptions, SshSettings, SshTransport, Target};
+use super::{LocalTransport, Transport};
+
+/// How hosts are reached.
+pub enum Connector {
+    /// This machine; commands start in the given folder.
+    Local(PathBuf),
+    /// SSH with the run's settings.
+    Ssh(Arc<SshSettings>),
+}
+
+impl Connector {
+    /// An SSH connector for hosts at `addresses` (`(name, address)` pairs); identities and
+    /// known_hosts load once, here, so a bad address or key file stops the run before any host.
+    pub fn ssh(options: &ConnectOptions, addresses: &[(&str, &str)]) -> Result<Self, ConnectError> {
+        let targets = addresses
+            .iter()
+            .map(|(name, address)| {
+                Target::parse(address).map_err(|message| ConnectError::Address {
+                    host: name.to_string(),
+                    message,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Connector::Ssh(Arc::new(options.settings(&targets)?)))
+    }
+
+    /// The transport to the host at `address`, or why the address is unusable.
+    pub fn transport(&self, address: &str) -> Result<Arc<dyn Transport>, String> {
+        match self {
+            Connector::Local(root) => Ok(Arc::new(LocalTransport::new(root.clone()))),
+            Connector::Ssh(settings) => {
+                let target = Target::parse(address)?;
+                Ok(Arc::new(SshTransport::new(target, settings.clone())))
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! How a run connects over SSH, as the user asked for it, and the settings built from that once
+//! per run, before any host is touched.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use miette::Diagnostic;
+use thiserror::Error;
+use tokio::sync::Semaphore;
+
+use super::auth::{default_identity_files, Identities};
+use super::known_hosts::KnownHosts;
+use super::ssh_config::SshConfig;
+use super::{HostKeyPolicy, SshError, SshSettings, Target};
+
+/// Connection settings that cannot be used, found before any host is touched.
+#[derive(Debug, Error, Diagnostic)]
+pub enum ConnectError {
+    /// A host's address does not parse.
+    #[error("host `{host}` has a bad address: {message}")]
+    #[diagnostic(
+        code(weft::connect::address),
+        help("write addresses as `user@addr:port`")
+    )]
+    Address { host: String, message: String },
+    /// An identity, known_hosts or ssh config file is unusable.
+    #[error(transparent)]
+    #[diagnostic(code(weft::connect::setup))]
+    Setup(#[from] SshError),
+    /// A file could not be read.
+    #[error("cannot read `{path}`: {message}")]
+    #[diagnostic(code(weft::connect::read))]
+    Read { path: String, message: String },
+}
+
+/// How the hosts of a run are reached; nested runs share it unchanged.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// Identity files the user named (`-i`): each must load.
+    pub identities: Vec<PathBuf>,
+    /// The identity the user config names, offered first when it exists.
+    pub config_identity: Option<PathBuf>,
+    /// The key weft's own machines accept, offered last when it exists.
+    pub machine_identity: Option<PathBuf>,
+    /// known_hosts files, checked in order; the first one records new keys.
+    pub known_hosts: Vec<PathBuf>,
+    /// What to do with a host whose key is not known yet.
+    pub policy: HostKeyPolicy,
+    /// The OpenSSH config file (`-F`, else `~/.ssh/config`).
+    pub ssh_config: Option<PathBuf>,
+    /// The limit for TCP connect, handshake and login.
+    pub connect_timeout: Duration,
+    /// The login user for addresses that name none.
+    pub user: Option<String>,
+}
+
+impl ConnectOptions {
+    /// The login user for addresses that name none: `-u`, else `$USER`, else root.
+    pub fn default_user(&self) -> String {
+        self.user
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "root".into())
+    }
+
+    /// Loads the ssh config, known_hosts and identities for connections to `targets`.
+    pub fn settings(&self, targets: &[Target]) -> Result<SshSettings, ConnectError> {
+        let ssh_config = match &self.ssh_config {
+            Some(path) => SshConfig::load(path).map_err(|e| ConnectError::Read {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?,
+            None => SshConfig::default(),
+        };
+        let known_hosts =
+            KnownHosts::load(self.known_hosts.clone()).map_err(|e| ConnectError::Read {
+                path: "known_hosts".into(),
+                message: e.to_string(),
+            })?;
+        let mut optional: Vec<PathBuf> = self.config_identity.iter().cloned().collect();
+        for target in targets {
+            let resolved = ssh_config.resolve(&target.host);
+            optional.extend(resolved.identity_files);
+            let jumps = resolved.proxy_jump.unwrap_or_default();
+            for jump in jumps.iter().filter_map(|j| Target::parse(j).ok()) {
+                optional.extend(ssh_config.resolve(&jump.host).identity_files);
+            }
+        }
+        optional.extend(default_identity_files());
+        optional.extend(self.machine_identity.iter().cloned());
+        let identities = Identities::load(&self.identities, &optional)?;
+        Ok(SshSettings {
+            known_hosts: Mutex::new(known_hosts),
+            policy: self.policy,
+            identities,
+            ssh_config,
+            default_user: self.default_user(),
+            connect_timeout: self.connect_timeout.max(Duration::from_secs(1)),
+            retries: 2,
+            opening: Semaphore::new(64),
+            keepalive: Duration::from_secs(15),
+        })
+    }
+}
