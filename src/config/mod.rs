@@ -9,6 +9,9 @@ pub use project::{
 };
 pub use user::{expand_home, UserConfig};
 
+/// The env that always exists: this machine through the local connector.
+pub const LOCAL_ENV: &str = "local";
+
 use std::path::PathBuf;
 
 use miette::{Diagnostic, NamedSource, SourceSpan};

@@ -308,7 +308,7 @@ impl ProjectConfig {
         }
         if let Some(default) = &self.file.project.default_env {
             let name = default.get_ref();
-            if name != crate::inventory::LOCAL_ENV && !self.file.env.contains_key(name) {
+            if name != super::LOCAL_ENV && !self.file.env.contains_key(name) {
                 let known = self.env_names();
                 return Err(self.invalid(
                     default.span(),

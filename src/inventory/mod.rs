@@ -17,8 +17,7 @@ use crate::config::{ConnectorKind, EnvSection};
 use crate::project::Project;
 use crate::suggest;
 
-/// The env that always exists: this machine through the local connector.
-pub const LOCAL_ENV: &str = "local";
+pub use crate::config::LOCAL_ENV;
 
 /// Variables as scripts and templates see them.
 pub type Vars = Map<String, Value>;
