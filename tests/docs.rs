@@ -7,7 +7,7 @@ fn every_registered_function_has_a_doc_comment() {
     let test = Test::new();
     let out = test.run(&["doc"]);
     out.status(0)
-        .stdout_has("run(host: Host, command: String) -> Map");
+        .stdout_has("run(host: Host, command: string) -> map");
     // Signatures start in column 0; their doc follows, indented.
     let lines: Vec<&str> = out
         .stdout
@@ -24,10 +24,60 @@ fn every_registered_function_has_a_doc_comment() {
     }
     test.run(&["doc", "quote"])
         .status(0)
-        .stdout_has("quote(arg: String) -> String");
+        .stdout_has("quote(arg: string) -> string");
     test.run(&["doc", "qoute"])
         .status(2)
         .stderr_has("did you mean `quote`?");
+}
+
+/// The types a script can see, in the one vocabulary the reference uses.
+const TYPES: &[&str] = &[
+    "string", "int", "float", "bool", "map", "array", "Host", "Dynamic", "()",
+];
+
+/// Whether `sig` is `name(param: type, ...) -> type` with known types only.
+fn valid_signature(sig: &str) -> Result<(), String> {
+    let (head, ret) = sig.rsplit_once(") -> ").ok_or("no `) -> type`")?;
+    if !TYPES.contains(&ret) {
+        return Err(format!("unknown return type `{ret}`"));
+    }
+    let (name, params) = head.split_once('(').ok_or("no parameter list")?;
+    let name = name.strip_prefix("get ").unwrap_or(name);
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!("bad name `{name}`"));
+    }
+    for param in params.split(", ").filter(|p| !p.is_empty()) {
+        let (pname, ty) = param.split_once(": ").ok_or(format!("untyped `{param}`"))?;
+        if pname.is_empty() || !TYPES.contains(&ty) {
+            return Err(format!("bad parameter `{param}`"));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_definition_and_reference_line_is_a_valid_signature() {
+    let test = Test::new();
+    let defs = test.run(&["doc", "--definitions"]);
+    defs.status(0);
+    let mut count = 0;
+    for line in defs.stdout.lines().filter(|l| l.starts_with("fn ")) {
+        let sig = line["fn ".len()..].strip_suffix(';').unwrap_or(line);
+        valid_signature(sig).unwrap_or_else(|e| panic!("{line}: {e}"));
+        count += 1;
+    }
+    assert!(count >= 40, "too few definitions: {count}");
+    let markdown = test.run(&["doc", "--markdown"]);
+    markdown.status(0);
+    for line in markdown.stdout.lines().filter(|l| l.starts_with("### `")) {
+        let sig = line.trim_start_matches("### `").trim_end_matches('`');
+        // Properties read `Host.name -> type`.
+        let sig = match sig.strip_prefix("Host.").and_then(|p| p.split_once(" -> ")) {
+            Some((prop, ty)) => format!("get {prop}(host: Host) -> {ty}"),
+            None => sig.to_string(),
+        };
+        valid_signature(&sig).unwrap_or_else(|e| panic!("{line}: {e}"));
+    }
 }
 
 #[test]
@@ -48,7 +98,7 @@ fn the_markdown_reference_matches_the_api() {
     let out = test.run(&["doc", "--markdown"]);
     out.status(0)
         .stdout_has("## files")
-        .stdout_has("### `packages(host: Host, names: Array) -> bool`");
+        .stdout_has("### `packages(host: Host, names: array) -> bool`");
     assert_eq!(
         out.stdout,
         include_str!("../docs/reference.md"),

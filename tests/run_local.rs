@@ -196,3 +196,16 @@ fn n_outer() {
     assert!(events.iter().any(|e| e["message"] == "outer done"));
     assert_eq!(test.read("marker.txt"), "inner\n");
 }
+
+#[test]
+fn env_functions_in_a_host_goal_say_where_they_belong() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/w.rhai",
+        "/// Misplaced.\nfn w_scale(host) {\n    create_machines(\"web\", 1);\n}\n",
+    );
+    test.run(&["run", "w_scale"])
+        .status(1)
+        .stderr_has("create_machines() acts on the whole env: call it from a controller goal")
+        .stderr_has("deploy/w.rhai:3:5");
+}

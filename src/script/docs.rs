@@ -98,8 +98,16 @@ pub fn functions() -> Vec<FnDoc> {
             let meta = info.metadata;
             let signature = meta.gen_signature(|t| t.into());
             let name = meta.name.to_string();
+            let mut signature = readable_types(&signature);
+            // Every signature says what it returns, `()` included, as the definitions do.
+            if !signature.contains(" -> ") {
+                signature.push_str(" -> ()");
+            }
             let (name, signature) = match name.strip_prefix("get$") {
-                Some(prop) => (prop.to_string(), format!("Host.{prop}")),
+                Some(prop) => {
+                    let returns = signature.rsplit_once(" -> ").map_or("Dynamic", |(_, r)| r);
+                    (prop.to_string(), format!("Host.{prop} -> {returns}"))
+                }
                 None => (name, signature),
             };
             let doc = meta
@@ -114,10 +122,7 @@ pub fn functions() -> Vec<FnDoc> {
                 .join("\n");
             Some(FnDoc {
                 name,
-                signature: readable_types(&signature)
-                    .replace("&mut ", "")
-                    .replace("&str", "String")
-                    .replace("ImmutableString", "String"),
+                signature,
                 doc: doc.trim().to_string(),
             })
         },
@@ -129,33 +134,111 @@ pub fn functions() -> Vec<FnDoc> {
 
 /// Rhai definition files for editors and language servers (`editors/weft.d.rhai`).
 pub fn definitions() -> String {
-    readable_types(
-        &api_engine()
-            .definitions()
-            .include_standard_packages(false)
-            .single_file(),
-    )
+    let text = api_engine()
+        .definitions()
+        .include_standard_packages(false)
+        .single_file();
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        // Only signatures: doc comments keep their words.
+        if line.starts_with("fn ") {
+            out.push_str(&readable_types(line));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
-/// Shows fallible functions by what they return to scripts: `Result<T, Box<EvalAltResult>>`
-/// is `T`, and an untyped `?` is `Dynamic`.
+/// Shows types as scripts see them, in one vocabulary: fallible functions by what they return
+/// (`Result<T, Box<EvalAltResult>>` is `T`), Rust paths by their last name, and Rhai's own
+/// names for its types (`string`, `int`, `float`, `bool`, `map`, `array`; an untyped `?` is
+/// `Dynamic`).
 fn readable_types(text: &str) -> String {
+    let unwrapped = unwrap_results(text);
+    let mut out = String::with_capacity(unwrapped.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if !word.is_empty() {
+            let last = word.rsplit("::").next().unwrap_or(word.as_str());
+            out.push_str(match last {
+                "Map" => "map",
+                "Array" => "array",
+                "String" | "ImmutableString" | "str" => "string",
+                "i64" | "INT" => "int",
+                "f64" | "FLOAT" => "float",
+                other => other,
+            });
+            word.clear();
+        }
+    };
+    for c in unwrapped.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out.replace("&mut ", "")
+        .replace('&', "")
+        .replace("-> ?", "-> Dynamic")
+}
+
+/// `Result<T, E>` → `T`, for any spelling of the error type and nested generics in `T`.
+fn unwrap_results(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("Result<") {
         out.push_str(&rest[..at]);
-        let after = &rest[at + "Result<".len()..];
-        match after.find(", Box<EvalAltResult>>") {
-            Some(end) => {
-                out.push_str(after[..end].trim());
-                rest = &after[end + ", Box<EvalAltResult>>".len()..];
+        let inner = &rest[at + "Result<".len()..];
+        let (mut depth, mut comma, mut end) = (0usize, None, None);
+        for (i, c) in inner.char_indices() {
+            match c {
+                '<' => depth += 1,
+                '>' if depth == 0 => {
+                    end = Some(i);
+                    break;
+                }
+                '>' => depth -= 1,
+                ',' if depth == 0 && comma.is_none() => comma = Some(i),
+                _ => {}
             }
-            None => {
+        }
+        match (comma, end) {
+            (Some(comma), Some(end)) => {
+                out.push_str(&unwrap_results(inner[..comma].trim()));
+                rest = &inner[end + 1..];
+            }
+            _ => {
                 out.push_str("Result<");
-                rest = after;
+                rest = inner;
             }
         }
     }
     out.push_str(rest);
-    out.replace("-> ?", "-> Dynamic")
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::readable_types;
+
+    #[test]
+    fn types_read_as_scripts_see_them() {
+        assert_eq!(
+            readable_types("controller() -> Result<crate::script::Host,Box<rhai::EvalAltResult>>"),
+            "controller() -> Host"
+        );
+        assert_eq!(
+            readable_types("f(a: &str, b: Map) -> Result<Array, Box<EvalAltResult>>"),
+            "f(a: string, b: map) -> array"
+        );
+        assert_eq!(
+            readable_types("g(x: &mut Host) -> ?"),
+            "g(x: Host) -> Dynamic"
+        );
+    }
 }

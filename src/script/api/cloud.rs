@@ -8,13 +8,30 @@ use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext};
 use super::global::ScriptContext;
 use crate::exec::orchestrator::{MachineInfo, Orchestrator};
 
-fn orchestrator(ctx: &NativeCallContext) -> Result<Arc<dyn Orchestrator>, Box<EvalAltResult>> {
-    ctx.tag()
-        .and_then(|t| {
-            t.read_lock::<ScriptContext>()
-                .and_then(|c| c.orchestrator.clone())
-        })
-        .ok_or_else(|| "env functions are available to goals run by `weft run`".into())
+/// The env actions, for a controller goal; elsewhere an error that says where `function` may
+/// be called.
+fn orchestrator(
+    ctx: &NativeCallContext,
+    function: &str,
+) -> Result<Arc<dyn Orchestrator>, Box<EvalAltResult>> {
+    let context = ctx
+        .tag()
+        .and_then(|t| t.read_lock::<ScriptContext>().map(|c| c.clone()));
+    match context {
+        Some(ScriptContext {
+            orchestrator: Some(orchestrator),
+            controller: Some(_),
+            ..
+        }) => Ok(orchestrator),
+        Some(ScriptContext {
+            controller: None, ..
+        }) => Err(format!(
+            "{function}() acts on the whole env: call it from a controller goal (a goal without \
+             a `host` parameter), not from a goal that runs once per host"
+        )
+        .into()),
+        _ => Err(format!("{function}() is available to goals run by `weft run`").into()),
+    }
 }
 
 fn machine_map(m: MachineInfo) -> Dynamic {
@@ -40,7 +57,7 @@ pub mod cloud_api {
     /// ```
     #[rhai_fn(name = "machines", return_raw)]
     pub fn machines(ctx: NativeCallContext) -> Result<Array, Box<EvalAltResult>> {
-        let list = orchestrator(&ctx)?.machines()?;
+        let list = orchestrator(&ctx, "machines")?.machines()?;
         Ok(list.into_iter().map(machine_map).collect())
     }
 
@@ -58,7 +75,7 @@ pub mod cloud_api {
     ) -> Result<Array, Box<EvalAltResult>> {
         let count =
             u32::try_from(count).map_err(|_| format!("create_machines: bad count {count}"))?;
-        let made = orchestrator(&ctx)?.create(role, count)?;
+        let made = orchestrator(&ctx, "create_machines")?.create(role, count)?;
         Ok(made.into_iter().map(machine_map).collect())
     }
 
@@ -69,7 +86,7 @@ pub mod cloud_api {
     /// ```
     #[rhai_fn(name = "terminate_machine", return_raw)]
     pub fn terminate_machine(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
-        Ok(orchestrator(&ctx)?.terminate(name)?)
+        Ok(orchestrator(&ctx, "terminate_machine")?.terminate(name)?)
     }
 
     /// The env's machine spec from weft.toml: `#{ role: #{ count, min } }`.
@@ -80,7 +97,7 @@ pub mod cloud_api {
     #[rhai_fn(name = "env_spec", return_raw)]
     pub fn env_spec(ctx: NativeCallContext) -> Result<Map, Box<EvalAltResult>> {
         let mut out = Map::new();
-        for role in orchestrator(&ctx)?.spec() {
+        for role in orchestrator(&ctx, "env_spec")?.spec() {
             let mut entry = Map::new();
             entry.insert("count".into(), Dynamic::from_int(role.count.into()));
             entry.insert("min".into(), Dynamic::from_int(role.min.into()));
@@ -96,7 +113,7 @@ pub mod cloud_api {
     /// ```
     #[rhai_fn(name = "goal_exists", return_raw)]
     pub fn goal_exists(ctx: NativeCallContext, goal: &str) -> Result<bool, Box<EvalAltResult>> {
-        Ok(orchestrator(&ctx)?.goal_exists(goal))
+        Ok(orchestrator(&ctx, "goal_exists")?.goal_exists(goal))
     }
 
     /// Runs another goal on the env's current hosts; `true` when it succeeded on every one.
@@ -111,7 +128,7 @@ pub mod cloud_api {
         args: Array,
     ) -> Result<bool, Box<EvalAltResult>> {
         let args = args.into_iter().map(|a| a.to_string()).collect();
-        Ok(orchestrator(&ctx)?.run_goal(goal, args, Vec::new(), Vec::new())?)
+        Ok(orchestrator(&ctx, "run_goal")?.run_goal(goal, args, Vec::new(), Vec::new())?)
     }
 
     /// Runs another goal on some of the env's hosts: options `roles` and `hosts` (arrays of
@@ -131,7 +148,7 @@ pub mod cloud_api {
         let roles = opts.strings("roles")?.unwrap_or_default();
         let hosts = opts.strings("hosts")?.unwrap_or_default();
         let args = args.into_iter().map(|a| a.to_string()).collect();
-        Ok(orchestrator(&ctx)?.run_goal(goal, args, roles, hosts)?)
+        Ok(orchestrator(&ctx, "run_goal")?.run_goal(goal, args, roles, hosts)?)
     }
 
     /// The env's hosts that answer over SSH right now.
@@ -141,7 +158,7 @@ pub mod cloud_api {
     /// ```
     #[rhai_fn(name = "reachable", return_raw)]
     pub fn reachable(ctx: NativeCallContext) -> Result<Array, Box<EvalAltResult>> {
-        Ok(orchestrator(&ctx)?
+        Ok(orchestrator(&ctx, "reachable")?
             .reachable()?
             .into_iter()
             .map(Dynamic::from)

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use rhai::plugin::*;
-use rhai::{Array, Map, NativeCallContext};
+use rhai::{Array, EvalAltResult, Map, NativeCallContext};
+
+use super::host::Host;
 
 use crate::exec::output::Output;
 
@@ -101,9 +103,7 @@ pub mod global_api {
     /// me.run(["git", "-C", "app", "rev-parse", "HEAD"]);
     /// ```
     #[rhai_fn(name = "controller", return_raw)]
-    pub fn controller(
-        ctx: NativeCallContext,
-    ) -> Result<crate::script::Host, Box<rhai::EvalAltResult>> {
+    pub fn controller(ctx: NativeCallContext) -> Result<Host, Box<EvalAltResult>> {
         context(&ctx).and_then(|c| c.controller).ok_or_else(|| {
             "controller() is only available to controller goals (goals without a host)".into()
         })
