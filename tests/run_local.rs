@@ -56,6 +56,8 @@ fn q_echo(host, arg) {
     host.run("printf '<%s>\n' " + quote(arg));
     let r = host.run("exit 7", #{ check: false });
     log(`code ${r.code}`);
+    let r = host.run("exit 8", #{ allow_fail: true });
+    log(`code ${r.code}`);
 }
 "#,
     );
@@ -63,7 +65,9 @@ fn q_echo(host, arg) {
         .status(0)
         .stdout_has("local | [a b; touch pwned $(id)]")
         .stdout_has("local | <a b; touch pwned $(id)>")
-        .stdout_has("local | code 7");
+        .stdout_has("local | code 7")
+        .stdout_has("local | code 8")
+        .stdout_has("`check: false` is deprecated: write `allow_fail: true`");
     assert!(!test.path().join("pwned").exists());
 }
 

@@ -111,6 +111,8 @@ pub struct HostSession {
     changed: AtomicUsize,
     unchanged: AtomicUsize,
     handlers: Mutex<Vec<Handler>>,
+    /// The basic facts, once read: a goal reads them once unless it asks again.
+    facts: Mutex<Option<Vars>>,
 }
 
 /// A service action requested by a change, run once when the goal ends.
@@ -160,7 +162,27 @@ impl HostSession {
             changed: AtomicUsize::new(0),
             unchanged: AtomicUsize::new(0),
             handlers: Mutex::new(Vec::new()),
+            facts: Mutex::new(None),
         }
+    }
+
+    /// The basic facts, read by `read` the first time and kept for the rest of the goal.
+    pub fn cached_facts(
+        &self,
+        read: impl FnOnce() -> Result<Vars, HostError>,
+    ) -> Result<Vars, HostError> {
+        let mut cached = self.facts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(facts) = cached.as_ref() {
+            return Ok(facts.clone());
+        }
+        let facts = read()?;
+        *cached = Some(facts.clone());
+        Ok(facts)
+    }
+
+    /// Makes the next read of the basic facts go to the host again.
+    pub fn forget_facts(&self) {
+        *self.facts.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// How many steps changed (or would change) the host so far.

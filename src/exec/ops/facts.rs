@@ -35,8 +35,13 @@ echo "address=${addr:-127.0.0.1}"
 pub const NAMED: &[&str] = &["users", "groups", "packages", "ports"];
 
 /// The basic facts: os, kernel, arch, hostname, distro, distro_version, distro_name, init,
-/// package_manager, cpus, memory_mb, user, uid, address.
+/// package_manager, cpus, memory_mb, user, uid, address. Read once per goal: the probe costs a
+/// round trip, and operations ask for them often.
 pub fn basic(session: &HostSession) -> Result<Map<String, Value>, HostError> {
+    session.cached_facts(|| probe_basic(session))
+}
+
+fn probe_basic(session: &HostSession) -> Result<Map<String, Value>, HostError> {
     let out = session.probe(BASIC)?;
     let mut facts = Map::new();
     for line in out.stdout.lines() {

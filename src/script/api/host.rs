@@ -22,10 +22,14 @@ fn output_map(output: Option<ExecOutput>) -> Map {
     map
 }
 
-fn run_options(map: Map) -> ApiResult<RunOptions> {
+/// Once per process is enough to learn that `check: false` is now `allow_fail: true`.
+static CHECK_OPTION_WARNED: std::sync::Once = std::sync::Once::new();
+
+fn run_options(host: &Host, map: Map) -> ApiResult<RunOptions> {
     let mut opts = options::Options::new(
         map,
         &[
+            "allow_fail",
             "check",
             "check_safe",
             "quiet",
@@ -36,8 +40,21 @@ fn run_options(map: Map) -> ApiResult<RunOptions> {
         ],
     )?;
     let defaults = RunOptions::default();
+    let allow_fail = match (opts.bool("allow_fail")?, opts.bool("check")?) {
+        (Some(allow), _) => allow,
+        // `check` meant four things; the old spelling keeps working for one release.
+        (None, Some(check)) => {
+            CHECK_OPTION_WARNED.call_once(|| {
+                host.0.log(
+                    "warning: run option `check: false` is deprecated: write `allow_fail: true`",
+                )
+            });
+            !check
+        }
+        (None, None) => !defaults.fail_on_error,
+    };
     Ok(RunOptions {
-        fail_on_error: opts.bool("check")?.unwrap_or(defaults.fail_on_error),
+        fail_on_error: !allow_fail,
         check_safe: opts.bool("check_safe")?.unwrap_or(defaults.check_safe),
         quiet: opts.bool("quiet")?.unwrap_or(defaults.quiet),
         timeout: opts.seconds("timeout")?,
@@ -106,14 +123,14 @@ pub mod host_api {
     }
 
     /// Runs a shell command with options:
-    /// `check` (default `true`: a non-zero exit fails the goal),
+    /// `allow_fail` (default `false`: a non-zero exit fails the goal; `true` returns it),
     /// `check_safe` (default `false`: the command only reads, so it also runs under `--check`),
     /// `quiet` (default `false`: hide the output), `timeout` (seconds), `stdin` (text to feed it),
     /// `sudo` (`true` for root, or a user name: run it through sudo as that user),
     /// `always` (default `false`: run it even after Ctrl-C, for cleanup such as a lock).
     ///
     /// ```rhai
-    /// let r = host.run("systemctl is-active nginx", #{ check: false, check_safe: true });
+    /// let r = host.run("systemctl is-active nginx", #{ allow_fail: true, check_safe: true });
     /// if r.code != 0 { log("nginx is down"); }
     /// ```
     #[rhai_fn(name = "run", return_raw)]
@@ -122,7 +139,7 @@ pub mod host_api {
         command: &str,
         options: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
-        run_command(host, command, run_options(options)?)
+        run_command(host, command, run_options(host, options)?)
     }
 
     /// Runs a program with arguments; each one is quoted, so none is ever read by the shell.
@@ -138,7 +155,7 @@ pub mod host_api {
     /// Runs a program with quoted arguments and the options of `run(command, options)`.
     ///
     /// ```rhai
-    /// host.run(["test", "-f", path], #{ check: false, check_safe: true });
+    /// host.run(["test", "-f", path], #{ allow_fail: true, check_safe: true });
     /// ```
     #[rhai_fn(name = "run", return_raw)]
     pub fn run_argv_with(
@@ -146,7 +163,7 @@ pub mod host_api {
         args: Array,
         options: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
-        run_command(host, &argv(args)?, run_options(options)?)
+        run_command(host, &argv(args)?, run_options(host, options)?)
     }
 
     /// Reads a file of the host as text; `()` when it does not exist.

@@ -49,7 +49,8 @@ fn file_spec(opts: &mut Options, host: &Host) -> ApiResult<FileSpec> {
 pub mod ops_api {
     use super::*;
 
-    /// The host's basic facts, read fresh on every access: `os`, `kernel`, `arch`, `hostname`,
+    /// The host's basic facts, read once per goal (`host.refresh_facts()` reads them again):
+    /// `os`, `kernel`, `arch`, `hostname`,
     /// `distro`, `distro_version`, `distro_name`, `init` (`systemd` or `other`),
     /// `package_manager` (`apt`, `dnf`, `yum`, `apk`), `cpus`, `memory_mb`, `user`, `uid`,
     /// `address` (the default source address).
@@ -63,6 +64,18 @@ pub mod ops_api {
         Ok(to_dynamic(&serde_json::Value::Object(facts))
             .try_cast::<Map>()
             .unwrap_or_default())
+    }
+
+    /// Reads the basic facts from the host again (after a change that alters them, such as
+    /// installing a package manager) and returns them.
+    ///
+    /// ```rhai
+    /// let facts = host.refresh_facts();
+    /// ```
+    #[rhai_fn(name = "refresh_facts", return_raw)]
+    pub fn refresh_facts(host: &mut Host) -> Result<Map, Box<EvalAltResult>> {
+        host.0.forget_facts();
+        get_facts(host)
     }
 
     /// A heavier fact by name: `users` (name, uid, gid, home, shell), `groups` (name, gid,
