@@ -213,3 +213,17 @@ fn env_functions_in_a_host_goal_say_where_they_belong() {
         .stderr_has("create_machines() acts on the whole env: call it from a controller goal")
         .stderr_has("deploy/w.rhai:3:5");
 }
+
+#[test]
+fn option_maps_are_optional() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/o.rhai",
+        "/// Plain calls.\nfn o_plain(host) {\n    host.directory(\"d\");\n    let made = host.file(\"d/empty.txt\");\n    log(`made ${made}`);\n    log(`again ${host.file(\"d/empty.txt\")}`);\n}\n",
+    );
+    test.run(&["run", "o_plain"])
+        .status(0)
+        .stdout_has("local | made true")
+        .stdout_has("local | again false");
+    assert_eq!(test.read("d/empty.txt"), "");
+}

@@ -53,6 +53,9 @@ const CONVENTIONS: &str = "
 
 - **Types** read as scripts see them: `string`, `int`, `float`, `bool`, `map`, `array`,
   `Host`, `()` (nothing), `Dynamic` (any). Properties read `Host.name -> type`.
+- **Option maps can be left out** wherever every option has a default (`host.file(path)`,
+  `host.group(name)`, `host.git(repo, dest)`, ...); `service`, `cron`, `pip` and `notify`
+  with a manager need theirs, because they say what to do.
 - **Operations return `true` when they changed the host** (under `--check`: when they would
   change it), `false` when it already was as wanted.
 - **`--check`** runs nothing that changes a host: operations report `would change`, and

@@ -228,15 +228,21 @@ pub mod host_api {
     }
 
     /// Copies a file of the host to `local` on this machine (relative to the project),
-    /// creating its folder. Skipped under `--check`.
+    /// creating its folder; `true`, as every copy changes the local file. Under `--check` it
+    /// only says what it would copy.
     ///
     /// ```rhai
     /// host.download("/var/log/app.log", "logs/app.log");
     /// ```
     #[rhai_fn(name = "download", return_raw)]
-    pub fn download(host: &mut Host, remote: &str, local: &str) -> Result<(), Box<EvalAltResult>> {
+    pub fn download(
+        host: &mut Host,
+        remote: &str,
+        local: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
         host.0
             .download_to(remote, std::path::Path::new(local))
+            .map(|()| true)
             .map_err(|e| e.to_string().into())
     }
 

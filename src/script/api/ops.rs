@@ -469,7 +469,7 @@ pub mod ops_api {
     /// Makes `path` a Python virtualenv. Option: `python` (default `python3`).
     ///
     /// ```rhai
-    /// host.virtualenv("/srv/app/venv", #{});
+    /// host.virtualenv("/srv/app/venv", #{ python: "/usr/bin/python3" });
     /// ```
     #[rhai_fn(name = "virtualenv", return_raw)]
     pub fn virtualenv(
@@ -528,5 +528,83 @@ pub mod ops_api {
         archive: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
         done(system::archive(&host.0, source, archive))
+    }
+
+    /// `file(path, options)` with no options: the file exists, content kept.
+    ///
+    /// ```rhai
+    /// host.file("/var/log/app.log");
+    /// ```
+    #[rhai_fn(name = "file", return_raw)]
+    pub fn file_plain(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
+        file(host, path, Map::new())
+    }
+
+    /// `user(name, options)` with no options: the user exists.
+    ///
+    /// ```rhai
+    /// host.user("deploy");
+    /// ```
+    #[rhai_fn(name = "user", return_raw)]
+    pub fn user_plain(host: &mut Host, name: &str) -> Result<bool, Box<EvalAltResult>> {
+        user(host, name, Map::new())
+    }
+
+    /// `group(name, options)` with no options: the group exists.
+    ///
+    /// ```rhai
+    /// host.group("web");
+    /// ```
+    #[rhai_fn(name = "group", return_raw)]
+    pub fn group_plain(host: &mut Host, name: &str) -> Result<bool, Box<EvalAltResult>> {
+        group(host, name, Map::new())
+    }
+
+    /// `authorized_keys(user, keys, options)` with no options: the keys are present.
+    ///
+    /// ```rhai
+    /// host.authorized_keys("deploy", [key]);
+    /// ```
+    #[rhai_fn(name = "authorized_keys", return_raw)]
+    pub fn authorized_keys_plain(
+        host: &mut Host,
+        user: &str,
+        keys: Array,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        authorized_keys(host, user, keys, Map::new())
+    }
+
+    /// `git(repo, dest, options)` with no options: the `main` branch.
+    ///
+    /// ```rhai
+    /// host.git("https://example.com/app.git", "/srv/app");
+    /// ```
+    #[rhai_fn(name = "git", return_raw)]
+    pub fn git_plain(host: &mut Host, repo: &str, dest: &str) -> Result<bool, Box<EvalAltResult>> {
+        git(host, repo, dest, Map::new())
+    }
+
+    /// `virtualenv(path, options)` with no options: the host's `python3`.
+    ///
+    /// ```rhai
+    /// host.virtualenv("/srv/app/venv");
+    /// ```
+    #[rhai_fn(name = "virtualenv", return_raw)]
+    pub fn virtualenv_plain(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
+        virtualenv(host, path, Map::new())
+    }
+
+    /// `sync_dir(local, remote, options)` with no options: nothing is deleted.
+    ///
+    /// ```rhai
+    /// host.sync_dir("site", "/srv/www");
+    /// ```
+    #[rhai_fn(name = "sync_dir", return_raw)]
+    pub fn sync_dir_plain(
+        host: &mut Host,
+        local: &str,
+        remote: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        sync_dir(host, local, remote, Map::new())
     }
 }
