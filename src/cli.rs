@@ -29,6 +29,35 @@ pub enum ColorChoice {
     Never,
 }
 
+impl Cli {
+    /// Parses `args` (the program name first); on `--help`, `--version` or a usage error it
+    /// prints clap's text and returns the exit code instead.
+    pub fn parse_args(
+        args: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
+    ) -> Result<Self, i32> {
+        Cli::try_parse_from(args).map_err(|err| {
+            let _ = err.print();
+            if err.use_stderr() {
+                crate::error::EXIT_USAGE
+            } else {
+                crate::error::EXIT_OK
+            }
+        })
+    }
+
+    /// Whether output is coloured: `--color`, else a terminal on stderr without `NO_COLOR`.
+    pub fn colored(&self) -> bool {
+        match self.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::io::IsTerminal::is_terminal(&std::io::stderr())
+            }
+        }
+    }
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

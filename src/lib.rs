@@ -24,33 +24,16 @@ pub mod template;
 pub mod transport;
 
 use std::ffi::OsString;
-use std::io::IsTerminal;
 
-use clap::Parser;
-
-use cli::{Cli, ColorChoice};
+use cli::Cli;
 
 /// Runs weft with `args` (the program name first) and returns the exit code.
 pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match Cli::parse_args(args) {
         Ok(cli) => cli,
-        Err(err) => {
-            let _ = err.print();
-            return if err.use_stderr() {
-                error::EXIT_USAGE
-            } else {
-                error::EXIT_OK
-            };
-        }
+        Err(code) => return code,
     };
-    let color = match cli.color {
-        ColorChoice::Always => true,
-        ColorChoice::Never => false,
-        ColorChoice::Auto => {
-            std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                && std::io::stderr().is_terminal()
-        }
-    };
+    let color = cli.colored();
     error::install_hook(color);
     let cwd = match std::env::current_dir() {
         Ok(cwd) => cwd,
