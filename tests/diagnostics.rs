@@ -160,7 +160,7 @@ fn bad_options_fail_with_the_valid_ones_named() {
     );
     test.run(&["run", "o_typo"])
         .status(1)
-        .stderr_has("unknown option `chekc`; options are `check`, `check_safe`");
+        .stderr_has("unknown option `chekc`; options are `allow_fail`, `check`, `check_safe`");
 }
 
 #[test]

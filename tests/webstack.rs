@@ -289,15 +289,27 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
         "-e",
         "dev",
         "--",
-        "stat -c '%F %G %a' /opt/www/hello/shared/run/gunicorn.sock; ps -eo user=,comm= | awk '$2 == \"python\" {print \"python as \" $1}' | sort -u; pgrep -fc 'gunicorn --bind unix:/opt/www/hello/shared/run/gunicorn.sock'",
+        "stat -c '%F %G %a' /opt/www/hello/shared/run/gunicorn.sock; ps -eo user=,comm= | awk '$2 == \"python\" {print \"python as \" $1}' | sort -u",
     ]);
     // The socket is nginx's group's; gunicorn runs as the app's own user, not root.
     sock.status(0)
         .stdout_has("socket www-data 770")
         .stdout_has("python as hello\n")
         .stdout_lacks("python as root");
-    // The master and `workers` workers.
-    assert!(sock.stdout.trim_end().ends_with('4'), "{}", sock.stdout);
+    // The master and `workers` workers, once the workers a reload replaced have finished.
+    let count = "pgrep -fc 'gunicorn --bind unix:/opt/www/hello/shared/run/gunicorn.sock'";
+    let settled = (0..20).any(|_| {
+        let out = test.run(&["ssh", "app-0", "-e", "dev", "--", count]);
+        if out.stdout.trim() == "4" {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        false
+    });
+    assert!(
+        settled,
+        "gunicorn does not settle at a master and 3 workers"
+    );
     test.run(&["run", "gunicorn_status"])
         .status(0)
         .stdout_has("RUNNING");

@@ -37,39 +37,6 @@ pub struct ConfigFile {
     pub apps: IndexMap<String, Spanned<toml::Table>>,
 }
 
-/// The settings of `[apps.NAME]`, as the stdlib app service (`lib/app.rhai`) reads them.
-const APP_KEYS: &[&str] = &[
-    "repos",
-    "ref",
-    "python",
-    "tests",
-    "post_build",
-    "build_on",
-    "check",
-    "health",
-    "wsgi",
-    "bind",
-    "workers",
-    "user",
-    "web_group",
-    "manager",
-    "port",
-    "lb_port",
-    "server_name",
-    "static_dir",
-    "role",
-    "lb_role",
-    "root",
-    "dir",
-    "builds_dir",
-    "shared_dir",
-    "current_link",
-    "keep",
-];
-
-/// The settings of one repo of an app.
-const REPO_KEYS: &[&str] = &["name", "url", "path", "ref", "install", "requirements"];
-
 /// `[project]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -292,7 +259,6 @@ impl ProjectConfig {
             }
         }
         for (name, app) in &self.file.apps {
-            self.check_app_keys(name, app)?;
             let mut chars = name.chars();
             let ident = chars
                 .next()
@@ -325,13 +291,27 @@ impl ProjectConfig {
         self.file.env.keys().map(String::as_str).collect()
     }
 
-    /// Every key of `[apps.NAME]` (and of its repos) is one the stdlib app service reads, so a
-    /// typo stops here instead of being ignored.
-    fn check_app_keys(&self, name: &str, app: &Spanned<toml::Table>) -> Result<(), ConfigError> {
-        let mut tables = vec![(app.get_ref(), APP_KEYS, format!("[apps.{name}]"))];
+    /// Every key of every `[apps.NAME]` (and of its repos) is one the app service declares
+    /// (`app_settings()` and `repo_settings()` of `lib/app.rhai`, whichever layer wins it), so
+    /// a typo stops weft instead of being ignored.
+    pub fn check_app_keys(&self, app_keys: &[&str], repo_keys: &[&str]) -> Result<(), ConfigError> {
+        for (name, app) in &self.file.apps {
+            self.check_app(name, app, app_keys, repo_keys)?;
+        }
+        Ok(())
+    }
+
+    fn check_app(
+        &self,
+        name: &str,
+        app: &Spanned<toml::Table>,
+        app_keys: &[&str],
+        repo_keys: &[&str],
+    ) -> Result<(), ConfigError> {
+        let mut tables = vec![(app.get_ref(), app_keys, format!("[apps.{name}]"))];
         if let Some(toml::Value::Array(repos)) = app.get_ref().get("repos") {
             for repo in repos.iter().filter_map(toml::Value::as_table) {
-                tables.push((repo, REPO_KEYS, format!("a repo of [apps.{name}]")));
+                tables.push((repo, repo_keys, format!("a repo of [apps.{name}]")));
             }
         }
         for (table, known, what) in tables {

@@ -11,6 +11,10 @@ use crate::source::SourceFile;
 /// What can go wrong loading or running scripts.
 #[derive(Debug, Error, Diagnostic)]
 pub enum ScriptError {
+    /// `weft.toml` does not fit what the scripts declare (an unknown app setting).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Config(#[from] crate::config::ConfigError),
     /// A script does not compile.
     #[error("syntax error in `{file}`: {message}")]
     #[diagnostic(code(weft::script::syntax))]

@@ -180,7 +180,8 @@ impl ScriptEngine {
     }
 }
 
-/// Loads the scripts of `layers` with the limits the project configures.
+/// Loads the scripts of `layers` with the limits the project configures, and checks the
+/// project's `[apps.NAME]` settings against those the app service declares.
 pub fn load(
     layers: &Layers,
     project: &crate::project::Project,
@@ -189,5 +190,57 @@ pub fn load(
         .config
         .as_ref()
         .and_then(|c| c.file.project.max_operations);
-    ScriptEngine::load(layers, max)
+    let engine = ScriptEngine::load(layers, max)?;
+    if let Some(config) = project.config.as_ref().filter(|c| !c.file.apps.is_empty()) {
+        if let Some((app_keys, repo_keys)) = engine.declared_app_settings()? {
+            let app_keys: Vec<&str> = app_keys.iter().map(String::as_str).collect();
+            let repo_keys: Vec<&str> = repo_keys.iter().map(String::as_str).collect();
+            config.check_app_keys(&app_keys, &repo_keys)?;
+        }
+    }
+    Ok(engine)
+}
+
+impl ScriptEngine {
+    /// The keys `app_settings()` and `repo_settings()` of the winning `lib/app.rhai` declare,
+    /// when it declares them (a project may replace the app service with one that does not).
+    fn declared_app_settings(&self) -> Result<Option<(Vec<String>, Vec<String>)>, ScriptError> {
+        let Some(script) = self.scripts.import("lib/app") else {
+            return Ok(None);
+        };
+        let declares = |name: &str| {
+            script
+                .ast
+                .iter_functions()
+                .any(|f| f.name == name && f.params.is_empty())
+        };
+        if !declares("app_settings") || !declares("repo_settings") {
+            return Ok(None);
+        }
+        let engine = self.engine(None);
+        let keys = |name: &str| -> Result<Vec<String>, ScriptError> {
+            let map = engine
+                .call_fn_with_options::<rhai::Map>(
+                    // Only the function: the file's top level imports other scripts.
+                    CallFnOptions::new().eval_ast(false),
+                    &mut Scope::new(),
+                    &script.ast,
+                    name,
+                    (),
+                )
+                .map_err(|err| {
+                    let site = GoalSite {
+                        goal: name,
+                        source: &script.source,
+                    };
+                    diagnostic::runtime(&err, &site, self.scripts.sources(), |path| {
+                        self.scripts
+                            .import(path)
+                            .map(|s| s.source.name().to_string())
+                    })
+                })?;
+            Ok(map.keys().map(|k| k.to_string()).collect())
+        };
+        Ok(Some((keys("app_settings")?, keys("repo_settings")?)))
+    }
 }
