@@ -192,19 +192,25 @@ pub fn load(
         .and_then(|c| c.file.project.max_operations);
     let engine = ScriptEngine::load(layers, max)?;
     if let Some(config) = project.config.as_ref().filter(|c| !c.file.apps.is_empty()) {
-        if let Some((app_keys, repo_keys)) = engine.declared_app_settings()? {
-            let app_keys: Vec<&str> = app_keys.iter().map(String::as_str).collect();
-            let repo_keys: Vec<&str> = repo_keys.iter().map(String::as_str).collect();
+        if let Some(declared) = engine.declared_app_settings()? {
+            let app_keys: Vec<&str> = declared.app.iter().map(String::as_str).collect();
+            let repo_keys: Vec<&str> = declared.repo.iter().map(String::as_str).collect();
             config.check_app_keys(&app_keys, &repo_keys)?;
         }
     }
     Ok(engine)
 }
 
+/// The setting names an app service declares: of `[apps.NAME]`, and of each of its repos.
+struct AppSettings {
+    app: Vec<String>,
+    repo: Vec<String>,
+}
+
 impl ScriptEngine {
     /// The keys `app_settings()` and `repo_settings()` of the winning `lib/app.rhai` declare,
     /// when it declares them (a project may replace the app service with one that does not).
-    fn declared_app_settings(&self) -> Result<Option<(Vec<String>, Vec<String>)>, ScriptError> {
+    fn declared_app_settings(&self) -> Result<Option<AppSettings>, ScriptError> {
         let Some(script) = self.scripts.import("lib/app") else {
             return Ok(None);
         };
@@ -241,6 +247,9 @@ impl ScriptEngine {
                 })?;
             Ok(map.keys().map(|k| k.to_string()).collect())
         };
-        Ok(Some((keys("app_settings")?, keys("repo_settings")?)))
+        Ok(Some(AppSettings {
+            app: keys("app_settings")?,
+            repo: keys("repo_settings")?,
+        }))
     }
 }
