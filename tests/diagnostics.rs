@@ -211,3 +211,25 @@ fn unknown_app_settings_are_named_with_the_closest_ones() {
         .status(2)
         .stderr_has("`manager` of [apps.site] is `runit`");
 }
+
+#[test]
+fn an_ejected_app_service_declares_new_settings() {
+    let config = "[apps.site]\nrepos = [{ name = \"site\", path = \"site\" }]\nreplicas = 3\n";
+    let test = Test::with_config(config);
+    test.run(&["list"])
+        .status(2)
+        .stderr_has("`replicas` is not a setting of [apps.site]");
+    test.run(&["stdlib", "eject", "lib/app.rhai"]).status(0);
+    let ejected = test.read("deploy/lib/app.rhai");
+    let declared = ejected.replacen(
+        "        keep: #{",
+        "        replicas: #{ value: 1, doc: \"copies per machine\" },\n        keep: #{",
+        1,
+    );
+    assert_ne!(
+        declared, ejected,
+        "app_settings() has no `keep` to add beside"
+    );
+    test.write("deploy/lib/app.rhai", &declared);
+    test.run(&["list"]).status(0).stdout_has("site_deploy");
+}
