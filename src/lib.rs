@@ -50,7 +50,12 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
         Some(dir) => cwd.join(dir),
         None => cwd,
     };
-    let ctx = cmd::Context { cwd, color };
+    let ctx = cmd::Context {
+        cwd,
+        color,
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+    };
     match cmd::dispatch(cli, &ctx) {
         Ok(code) => code,
         Err(report) => {

@@ -227,3 +227,39 @@ fn option_maps_are_optional() {
         .stdout_has("local | again false");
     assert_eq!(test.read("d/empty.txt"), "");
 }
+
+#[test]
+fn nested_goals_are_phases_of_one_summary_and_quiet_shows_only_the_summary() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/p.rhai",
+        r#"
+/// Writes a marker.
+fn p_inner(host) {
+    host.write_file("phase.txt", "x\n");
+}
+
+/// Two phases.
+fn p_outer() {
+    run_goal("p_inner", []);
+    run_goal("p_inner", []);
+    log("outer done");
+}
+"#,
+    );
+    let out = test.run(&["run", "p_outer"]);
+    out.status(0)
+        .stdout_has("▸ p_inner on local")
+        .stdout_has("▸ p_inner ")
+        .stdout_has("changed: file phase.txt")
+        .stdout_has("controller | outer done");
+    assert_eq!(out.stdout.matches("summary:").count(), 1, "{}", out.stdout);
+    // The summary holds every host of every phase: local changed once, then was as wanted.
+    out.stdout_has("summary: 1 ok, 1 changed, 0 failed");
+    let quiet = test.run(&["run", "p_outer", "-q"]);
+    quiet
+        .status(0)
+        .stdout_lacks("▸")
+        .stdout_lacks("outer done")
+        .stdout_has("summary:");
+}

@@ -113,8 +113,8 @@ fn create(ctx: &Context, project: Project, layers: Layers, args: Create) -> Resu
     }
     let engine = Arc::new(crate::script::engine::load(&layers, &project)?);
     let settings = settings::run_settings(
+        ctx,
         &project,
-        ctx.color,
         &args.connect,
         &args.fanout,
         GoalFlags::default(),

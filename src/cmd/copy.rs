@@ -26,8 +26,8 @@ pub fn copy(ctx: &Context, args: CopyArgs) -> Result<i32> {
         }
     };
     let settings = settings::run_settings(
+        ctx,
         &project,
-        ctx.color,
         &args.connect,
         &args.fanout,
         GoalFlags::default(),

@@ -13,8 +13,8 @@ pub fn exec(ctx: &Context, args: ExecArgs) -> Result<i32> {
     let (project, layers) = ctx.project()?;
     let selection = Selection::resolve(&project, &settings::filter(&args.select))?;
     let settings = settings::run_settings(
+        ctx,
         &project,
-        ctx.color,
         &args.connect,
         &args.fanout,
         GoalFlags::default(),

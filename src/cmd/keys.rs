@@ -34,7 +34,7 @@ pub fn keys(ctx: &Context, command: KeysCommand) -> Result<i32> {
         check,
         ..GoalFlags::default()
     };
-    let settings = settings::run_settings(&project, ctx.color, &connect, &fanout, flags)?;
+    let settings = settings::run_settings(ctx, &project, &connect, &fanout, flags)?;
     settings::run_context(project, layers, None, settings).execute(
         selection,
         Job::SyncKeys(keys),

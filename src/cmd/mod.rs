@@ -30,6 +30,10 @@ pub struct Context {
     pub cwd: PathBuf,
     /// Whether output is coloured.
     pub color: bool,
+    /// `-v` given this many times.
+    pub verbose: u8,
+    /// `-q`.
+    pub quiet: bool,
 }
 
 impl Context {

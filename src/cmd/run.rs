@@ -19,7 +19,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         break_lock: args.break_lock,
         vars: crate::inventory::assignments(&args.set),
     };
-    let settings = settings::run_settings(&project, ctx.color, &args.connect, &args.fanout, flags)?;
+    let settings = settings::run_settings(ctx, &project, &args.connect, &args.fanout, flags)?;
     let run = settings::run_context(project, layers, Some(engine), settings);
     run.run_goal(&args.goal, &args.args, &settings::filter(&args.select))
 }

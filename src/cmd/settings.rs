@@ -1,6 +1,7 @@
 //! Command-line flags → the run settings and run context the rest of weft sees; the sudo
 //! password is asked here, once per invocation.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,9 +9,11 @@ use std::time::Duration;
 use miette::{Diagnostic, Result};
 use thiserror::Error;
 
+use super::Context;
 use crate::cli::{ConnectArgs, FanoutArgs, HostKeyPolicyArg, Select};
 use crate::exec::goals::GoalEngine;
 use crate::exec::launch::RunContext;
+use crate::exec::output::{Output, Style, Verbosity};
 use crate::exec::runner::MaxFail;
 use crate::exec::session::Privilege;
 use crate::exec::settings::{FanoutLimits, RunSettings};
@@ -123,8 +126,8 @@ pub struct GoalFlags {
 
 /// The run settings of this invocation.
 pub fn run_settings(
+    ctx: &Context,
     project: &Project,
-    color: bool,
     connect: &ConnectArgs,
     fanout: &FanoutArgs,
     flags: GoalFlags,
@@ -146,7 +149,12 @@ pub fn run_settings(
         check: flags.check,
         diff: flags.diff,
         json: fanout.json,
-        color,
+        color: ctx.color,
+        verbosity: match (ctx.quiet, ctx.verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, 0) => Verbosity::Normal,
+            (false, _) => Verbosity::Verbose,
+        },
         vars: flags.vars,
         break_lock: flags.break_lock,
     })
@@ -159,10 +167,18 @@ pub fn run_context(
     engine: Option<Arc<dyn GoalEngine>>,
     settings: RunSettings,
 ) -> Arc<RunContext> {
-    Arc::new(RunContext {
-        project: Arc::new(project),
-        templates: Arc::new(Templates::new(layers)),
+    let style = Style {
+        json: settings.json,
+        color: settings.color && std::io::stdout().is_terminal(),
+        verbosity: settings.verbosity,
+        progress_bar: std::io::stderr().is_terminal() && settings.verbosity != Verbosity::Quiet,
+    };
+    let secrets = settings.privilege.sudo_password.iter().cloned().collect();
+    Arc::new(RunContext::new(
+        Arc::new(project),
+        Arc::new(Templates::new(layers)),
         engine,
-        settings: Arc::new(settings),
-    })
+        Arc::new(settings),
+        Output::new(style, secrets),
+    ))
 }

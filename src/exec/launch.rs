@@ -2,14 +2,15 @@
 //! run settings), from which `weft run`, `exec`, `copy`, provisioning and every goal started by
 //! `run_goal` start alike: connector, output, runner, summary, exit code.
 
-use std::io::IsTerminal;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use miette::Result;
 
 use super::goals::GoalEngine;
 use super::orchestrate::EnvOrchestrator;
-use super::output::Output;
+use super::output::{HostOutcome, Output};
 use super::runner::{self, Job, RunPlan, CONTROLLER};
 use super::settings::RunSettings;
 use crate::config::ConnectorKind;
@@ -30,9 +31,34 @@ pub struct RunContext {
     pub engine: Option<Arc<dyn GoalEngine>>,
     /// How runs behave.
     pub settings: Arc<RunSettings>,
+    /// Where every run of the invocation reports.
+    pub output: Arc<Output>,
+    /// Outcomes of runs started inside another (phases), for the one summary at the end.
+    phases: Mutex<Vec<HostOutcome>>,
+    /// How many runs are in progress: more than one means a phase.
+    depth: AtomicUsize,
 }
 
 impl RunContext {
+    /// The context of one invocation.
+    pub fn new(
+        project: Arc<Project>,
+        templates: Arc<Templates>,
+        engine: Option<Arc<dyn GoalEngine>>,
+        settings: Arc<RunSettings>,
+        output: Arc<Output>,
+    ) -> Self {
+        RunContext {
+            project,
+            templates,
+            engine,
+            settings,
+            output,
+            phases: Mutex::new(Vec::new()),
+            depth: AtomicUsize::new(0),
+        }
+    }
+
     /// The connector for the selection; SSH settings load identities once, before any host.
     pub fn connector(&self, selection: &Selection) -> Result<Connector, ConnectError> {
         if selection.inventory.connector == ConnectorKind::Local {
@@ -73,9 +99,10 @@ impl RunContext {
         self.execute(selection, job, true)
     }
 
-    /// Runs `job` over the selection and prints the summary; exit 1 when any host failed.
-    /// With `env_actions`, controller goals may act on the selection's env (`run_goal`,
-    /// `create_machines`, ...).
+    /// Runs `job` over the selection; exit 1 when any host failed. The outermost run prints
+    /// the summary of the whole invocation; a run inside it (a goal started by `run_goal`,
+    /// provisioning) shows as a phase. With `env_actions`, controller goals may act on the
+    /// selection's env (`run_goal`, `create_machines`, ...).
     pub fn execute(
         self: &Arc<Self>,
         mut selection: Selection,
@@ -84,29 +111,24 @@ impl RunContext {
     ) -> Result<i32> {
         selection.set_vars(&self.settings.vars);
         let connector = self.connector(&selection)?;
-        let width = selection
-            .hosts
-            .iter()
-            .map(|h| h.name.len())
-            .chain([if job.per_host() { 0 } else { CONTROLLER.len() }])
-            .max()
-            .unwrap_or(0);
-        let secrets = self
-            .settings
-            .privilege
-            .sudo_password
-            .iter()
-            .cloned()
-            .collect();
-        let color = self.settings.color && std::io::stdout().is_terminal();
-        let output = Output::new(self.settings.json, color, width, secrets);
+        let output = self.output.clone();
+        let names: Vec<&str> = selection.hosts.iter().map(|h| h.name.as_str()).collect();
+        output.widen(names.iter().map(|n| n.len()).max().unwrap_or(0));
+        let (total, hosts) = if job.per_host() {
+            let hosts = match names.as_slice() {
+                [one] => one.to_string(),
+                _ => format!("{} hosts", names.len()),
+            };
+            (names.len(), hosts)
+        } else {
+            output.widen(CONTROLLER.len());
+            (1, CONTROLLER.to_string())
+        };
         let orchestrator = env_actions.then(|| {
-            Arc::new(EnvOrchestrator::new(
-                self.clone(),
-                &selection.inventory.env,
-                output.clone(),
-            )) as Arc<dyn super::orchestrator::Orchestrator>
+            Arc::new(EnvOrchestrator::new(self.clone(), &selection.inventory.env))
+                as Arc<dyn super::orchestrator::Orchestrator>
         });
+        let goal = job.name().to_string();
         let plan = RunPlan {
             job,
             inventory: selection.inventory,
@@ -119,11 +141,32 @@ impl RunContext {
             orchestrator,
         };
         super::interrupt::install();
-        let outcomes = runner::run(plan)?;
-        output.summary(&outcomes);
+        let nested = self.depth.fetch_add(1, Ordering::SeqCst) > 0;
+        let started = Instant::now();
+        output.begin(&goal, total, &hosts);
+        let outcomes = runner::run(plan);
+        self.depth.fetch_sub(1, Ordering::SeqCst);
+        let outcomes = outcomes?;
+        output.end(&outcomes, started.elapsed());
+        let failed = |outcomes: &[HostOutcome]| outcomes.iter().any(|o| o.status.is_failure());
+        if nested {
+            let code = if failed(&outcomes) {
+                EXIT_FAILED
+            } else {
+                EXIT_OK
+            };
+            self.phases
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .extend(outcomes);
+            return Ok(code);
+        }
+        let phases = std::mem::take(&mut *self.phases.lock().unwrap_or_else(|e| e.into_inner()));
+        let all = HostOutcome::merge(phases.into_iter().chain(outcomes));
+        output.summary(&all);
         if super::interrupt::interrupted() {
             Ok(super::interrupt::EXIT_INTERRUPTED)
-        } else if outcomes.iter().any(|o| o.status.is_failure()) {
+        } else if failed(&all) {
             Ok(EXIT_FAILED)
         } else {
             Ok(EXIT_OK)

@@ -8,7 +8,6 @@ use std::sync::Arc;
 
 use super::launch::RunContext;
 use super::orchestrator::{MachineInfo, Orchestrator, RoleSpec};
-use super::output::Output;
 use super::runner::{Job, CONTROLLER};
 use crate::cloud::env::CloudEnv;
 use crate::cloud::Machine;
@@ -19,17 +18,19 @@ use crate::inventory::{HostFilter, Inventory, Selection};
 pub struct EnvOrchestrator {
     run: Arc<RunContext>,
     env: String,
-    output: Arc<Output>,
 }
 
 impl EnvOrchestrator {
-    /// Actions on env `env`, reporting to `output`.
-    pub fn new(run: Arc<RunContext>, env: &str, output: Arc<Output>) -> Self {
+    /// Actions on env `env`, reporting to the run's output.
+    pub fn new(run: Arc<RunContext>, env: &str) -> Self {
         EnvOrchestrator {
             run,
             env: env.to_string(),
-            output,
         }
+    }
+
+    fn log(&self, message: &str) {
+        self.run.output.log(CONTROLLER, message);
     }
 
     fn cloud(&self) -> miette::Result<CloudEnv> {
@@ -98,20 +99,16 @@ impl Orchestrator for EnvOrchestrator {
 
     fn create(&self, role: &str, count: u32) -> Result<Vec<MachineInfo>, String> {
         if self.check() {
-            self.output.log(
-                CONTROLLER,
-                &format!("would create {count} machine(s) of role `{role}` and provision them"),
-            );
+            self.log(&format!(
+                "would create {count} machine(s) of role `{role}` and provision them"
+            ));
             return Ok(Vec::new());
         }
         isolated(|| {
             let cloud = self.cloud()?;
             let made = cloud.create(role, count, None, Vec::new(), &mut |m| {
                 let at = m.address.as_deref().unwrap_or("-");
-                self.output.log(
-                    CONTROLLER,
-                    &format!("created {} ({}) at {at}", m.name, m.id),
-                );
+                self.log(&format!("created {} ({}) at {at}", m.name, m.id));
             })?;
             let code = provision(&self.run, &self.env, role, &made)?;
             if code != EXIT_OK {
@@ -125,14 +122,12 @@ impl Orchestrator for EnvOrchestrator {
 
     fn terminate(&self, name: &str) -> Result<(), String> {
         if self.check() {
-            self.output
-                .log(CONTROLLER, &format!("would terminate machine {name}"));
+            self.log(&format!("would terminate machine {name}"));
             return Ok(());
         }
         isolated(|| {
             let gone = self.cloud()?.terminate(name)?;
-            self.output
-                .log(CONTROLLER, &format!("terminated {}", gone.name));
+            self.log(&format!("terminated {}", gone.name));
             Ok(())
         })
     }

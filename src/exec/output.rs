@@ -1,22 +1,54 @@
-//! Live output of a run: host-prefixed lines for people, one JSON event per line for machines.
-//! Every line passes through the mask, so secrets (the sudo password) never reach the screen.
+//! Live output of one invocation: host-prefixed lines for people (with a progress bar on a
+//! terminal), one JSON event per line for machines. Goals started by `run_goal` show as
+//! phases, and one summary ends the invocation. Every line passes through the mask, so
+//! secrets (the sudo password) never reach the screen.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use crate::transport::{LineSink, Stream};
+
+/// How much a person sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    /// Failures and the summary only (`-q`).
+    Quiet,
+    /// Changes, the goals' own output and logs; not what was already as wanted.
+    Normal,
+    /// Also every operation that found the host as wanted (`-v`).
+    Verbose,
+}
+
+/// How events are printed.
+#[derive(Debug, Clone, Copy)]
+pub struct Style {
+    /// One JSON event per line instead of text.
+    pub json: bool,
+    /// Colour host prefixes.
+    pub color: bool,
+    /// How much is shown.
+    pub verbosity: Verbosity,
+    /// Draw a live progress bar (a terminal, text output).
+    pub progress_bar: bool,
+}
 
 /// Where and how run events are printed.
 #[derive(Debug)]
 pub struct Output {
     json: bool,
     color: bool,
-    width: usize,
+    verbosity: Verbosity,
+    width: AtomicUsize,
     secrets: RwLock<Vec<String>>,
     lock: Mutex<()>,
+    bar: Option<ProgressBar>,
+    /// The runs in progress, outermost first: their goal, hosts done and total.
+    runs: Mutex<Vec<(String, usize, usize)>>,
 }
 
 /// How one host's goal ended.
@@ -36,7 +68,8 @@ pub enum Status {
 }
 
 impl Status {
-    fn label(self) -> &'static str {
+    /// The word the summary uses.
+    pub fn label(self) -> &'static str {
         match self {
             Status::Ok => "ok",
             Status::Changed => "changed",
@@ -74,6 +107,40 @@ pub struct HostOutcome {
 }
 
 impl HostOutcome {
+    /// Folds a later run on the same host into this outcome: the worse status, the sums of
+    /// time and counts, the first error.
+    fn absorb(&mut self, later: &HostOutcome) {
+        let rank = |s: Status| match s {
+            Status::Skipped => 0,
+            Status::Ok => 1,
+            Status::Changed => 2,
+            Status::Unreachable => 3,
+            Status::Failed => 4,
+        };
+        if rank(later.status) > rank(self.status) {
+            self.status = later.status;
+        }
+        self.duration += later.duration;
+        self.changes += later.changes;
+        self.unchanged += later.unchanged;
+        if self.error.is_none() {
+            self.error = later.error.clone();
+            self.report = later.report.clone();
+        }
+    }
+
+    /// The outcomes of several runs, one per host in order of first appearance.
+    pub fn merge(runs: impl IntoIterator<Item = HostOutcome>) -> Vec<HostOutcome> {
+        let mut merged: Vec<HostOutcome> = Vec::new();
+        for outcome in runs {
+            match merged.iter_mut().find(|m| m.host == outcome.host) {
+                Some(known) => known.absorb(&outcome),
+                None => merged.push(outcome),
+            }
+        }
+        merged
+    }
+
     /// An outcome without changes or timing, for hosts that never ran.
     pub fn not_run(host: &str, status: Status, error: Option<String>) -> Self {
         HostOutcome {
@@ -95,15 +162,36 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 const COLORS: [&str; 6] = ["36", "35", "33", "32", "34", "96"];
 
 impl Output {
-    /// An output for hosts whose names are at most `width` long, hiding every one of `secrets`.
-    pub fn new(json: bool, color: bool, width: usize, secrets: Vec<String>) -> Arc<Self> {
+    /// An output in `style`, hiding every one of `secrets`.
+    pub fn new(style: Style, secrets: Vec<String>) -> Arc<Self> {
+        let bar = (style.progress_bar && !style.json).then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg} {pos}/{len} hosts · {elapsed}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
         Arc::new(Output {
-            json,
-            color: color && !json,
-            width,
+            json: style.json,
+            color: style.color && !style.json,
+            verbosity: style.verbosity,
+            width: AtomicUsize::new(0),
             secrets: RwLock::new(secrets.into_iter().filter(|s| !s.is_empty()).collect()),
             lock: Mutex::new(()),
+            bar,
+            runs: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Makes room for host names of `width` characters in prefixes.
+    pub fn widen(&self, width: usize) {
+        self.width.fetch_max(width, Ordering::Relaxed);
+    }
+
+    fn shows(&self, level: Verbosity) -> bool {
+        self.json || self.verbosity >= level
     }
 
     /// `text` with every secret replaced by `********`, also in its JSON-escaped form.
@@ -137,14 +225,34 @@ impl Output {
     fn emit(&self, text: &str) {
         let text = self.mask(text);
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let mut out = std::io::stdout().lock();
-        // A closed pipe (`weft run ... | head`) must not turn into a failed goal.
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
+        let write = || {
+            let mut out = std::io::stdout().lock();
+            // A closed pipe (`weft run ... | head`) must not turn into a failed goal.
+            let _ = writeln!(out, "{text}");
+            let _ = out.flush();
+        };
+        match &self.bar {
+            // The bar steps aside while the line is written, so they never interleave.
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
+    }
+
+    fn emit_err(&self, text: &str) {
+        let text = self.mask(text);
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let write = || {
+            let _ = writeln!(std::io::stderr().lock(), "{text}");
+        };
+        match &self.bar {
+            Some(bar) => bar.suspend(write),
+            None => write(),
+        }
     }
 
     fn prefix(&self, host: &str) -> String {
-        let padded = format!("{host:<width$}", width = self.width);
+        let width = self.width.load(Ordering::Relaxed);
+        let padded = format!("{host:<width$}");
         if self.color {
             let index = host
                 .bytes()
@@ -157,6 +265,9 @@ impl Output {
 
     /// One line of a command's output.
     pub fn line(&self, host: &str, stream: Stream, text: &str) {
+        if !self.shows(Verbosity::Normal) {
+            return;
+        }
         if self.json {
             self.emit(
                 &json!({"event": "output", "host": host, "stream": stream, "line": text})
@@ -169,6 +280,9 @@ impl Output {
 
     /// A message from the script (`log`) or from weft about a step.
     pub fn log(&self, host: &str, text: &str) {
+        if !self.shows(Verbosity::Normal) {
+            return;
+        }
         if self.json {
             self.emit(&json!({"event": "log", "host": host, "message": text}).to_string());
         } else {
@@ -178,6 +292,9 @@ impl Output {
 
     /// A step that changed (or under `--check` would change) the host.
     pub fn change(&self, host: &str, step: &str, check: bool) {
+        if !self.shows(Verbosity::Normal) {
+            return;
+        }
         let verb = if check { "would change" } else { "changed" };
         if self.json {
             self.emit(
@@ -190,6 +307,9 @@ impl Output {
 
     /// An operation that found the host as wanted.
     pub fn unchanged(&self, host: &str, step: &str) {
+        if !self.shows(Verbosity::Verbose) {
+            return;
+        }
         if self.json {
             self.emit(&json!({"event": "unchanged", "host": host, "step": step}).to_string());
         } else {
@@ -199,6 +319,9 @@ impl Output {
 
     /// A unified diff of a file change (`--diff`).
     pub fn diff(&self, host: &str, path: &str, diff: &str) {
+        if !self.shows(Verbosity::Normal) {
+            return;
+        }
         if self.json {
             self.emit(
                 &json!({"event": "diff", "host": host, "path": path, "diff": diff}).to_string(),
@@ -224,19 +347,93 @@ impl Output {
             event["event"] = "finish".into();
             self.emit(&event.to_string());
         } else if let Some(error) = outcome.report.as_ref().or(outcome.error.as_ref()) {
-            let text = self.mask(&format!(
+            self.emit_err(&format!(
                 "{} {}:\n{error}",
                 self.prefix(&outcome.host),
                 outcome.status.label()
             ));
-            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = writeln!(std::io::stderr().lock(), "{text}");
+        }
+        self.advance();
+    }
+
+    /// A run of `goal` over `total` hosts begins; a run inside another is a phase.
+    pub fn begin(&self, goal: &str, total: usize, hosts: &str) {
+        let nested = {
+            let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+            runs.push((goal.to_string(), 0, total));
+            runs.len() > 1
+        };
+        if nested {
+            if self.json {
+                self.emit(&json!({"event": "phase", "goal": goal, "hosts": total}).to_string());
+            } else if self.shows(Verbosity::Normal) {
+                self.emit(&format!("▸ {goal} on {hosts}"));
+            }
+        }
+        self.draw();
+    }
+
+    /// The innermost run ended with `outcomes` after `took`.
+    pub fn end(&self, outcomes: &[HostOutcome], took: Duration) {
+        let (goal, nested) = {
+            let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+            let goal = runs.pop().map(|(goal, _, _)| goal).unwrap_or_default();
+            (goal, !runs.is_empty())
+        };
+        if nested {
+            let counts = status_counts(outcomes);
+            if self.json {
+                let mut event = json!({"event": "phase_end", "goal": goal,
+                    "seconds": (took.as_secs_f64() * 1000.0).round() / 1000.0});
+                for (status, n) in counts {
+                    event[status.label()] = n.into();
+                }
+                self.emit(&event.to_string());
+            } else if self.shows(Verbosity::Normal) {
+                let counts: Vec<String> = counts
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(s, n)| format!("{n} {}", s.label()))
+                    .collect();
+                self.emit(&format!(
+                    "▸ {goal} {:.1}s: {}",
+                    took.as_secs_f64(),
+                    counts.join(", ")
+                ));
+            }
+        }
+        match &self.bar {
+            Some(bar) if !nested => bar.finish_and_clear(),
+            _ => self.draw(),
         }
     }
 
-    /// Progress of a long run, on standard error for people only.
+    fn advance(&self) {
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(run) = runs.last_mut() {
+            run.1 += 1;
+        }
+        drop(runs);
+        self.draw();
+    }
+
+    /// The bar shows the innermost run: its phases as a path, and its hosts done.
+    fn draw(&self) {
+        let Some(bar) = &self.bar else {
+            return;
+        };
+        let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, done, total)) = runs.last() {
+            let path: Vec<&str> = runs.iter().map(|(goal, _, _)| goal.as_str()).collect();
+            bar.set_message(path.join(" ▸ "));
+            bar.set_length(*total as u64);
+            bar.set_position(*done as u64);
+        }
+    }
+
+    /// Progress of a long run, on standard error for people only, when no bar shows it.
     pub fn progress(&self, done: usize, total: usize, failed: usize) {
-        if !self.json {
+        if !self.json && self.bar.is_none() && self.shows(Verbosity::Normal) {
             let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
             let _ = writeln!(
                 std::io::stderr().lock(),
@@ -248,15 +445,7 @@ impl Output {
 
     /// The per-host summary after every host ended.
     pub fn summary(&self, outcomes: &[HostOutcome]) {
-        let count = |s: Status| outcomes.iter().filter(|o| o.status == s).count();
-        let counts = [
-            Status::Ok,
-            Status::Changed,
-            Status::Failed,
-            Status::Unreachable,
-            Status::Skipped,
-        ]
-        .map(|s| (s, count(s)));
+        let counts = status_counts(outcomes);
         if self.json {
             let mut event = json!({"event": "summary", "hosts": outcomes});
             for (status, n) in counts {
@@ -284,12 +473,24 @@ impl Output {
                 o.host,
                 o.status.label(),
                 o.duration.as_secs_f64(),
-                width = self.width
+                width = self.width.load(Ordering::Relaxed)
             );
             text.push_str(line.trim_end());
         }
         self.emit(text.trim_end());
     }
+}
+
+/// How many outcomes ended in each status, in the summary's order.
+fn status_counts(outcomes: &[HostOutcome]) -> [(Status, usize); 5] {
+    [
+        Status::Ok,
+        Status::Changed,
+        Status::Failed,
+        Status::Unreachable,
+        Status::Skipped,
+    ]
+    .map(|s| (s, outcomes.iter().filter(|o| o.status == s).count()))
 }
 
 /// The lines of one host's commands, routed to the run's output.

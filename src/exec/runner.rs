@@ -66,7 +66,8 @@ pub enum Job {
 }
 
 impl Job {
-    fn name(&self) -> &str {
+    /// The goal's name, or what the job does.
+    pub fn name(&self) -> &str {
         match self {
             Job::Goal { goal, .. } => &goal.name,
             Job::Command(command) => command,

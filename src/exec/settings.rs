@@ -4,6 +4,7 @@
 use crate::inventory::Vars;
 use crate::transport::ssh::ConnectOptions;
 
+use super::output::Verbosity;
 use super::runner::MaxFail;
 use super::session::Privilege;
 
@@ -35,6 +36,8 @@ pub struct RunSettings {
     pub json: bool,
     /// Colour in output and rendered errors.
     pub color: bool,
+    /// How much people see (`-q`, `-v`).
+    pub verbosity: Verbosity,
     /// Variables put over every layer (`--set`).
     pub vars: Vars,
     /// Deploy locks held by other runs may be taken (`--break-lock`).
