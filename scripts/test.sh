@@ -32,6 +32,15 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # The EC2 tests run against moto's server (PyPI), started by the tests on a loopback port.
-python3 -c 'import moto.server' 2>/dev/null || python3 -m pip install -q 'moto[server]'
+# Debian's python3 refuses `pip install` into the system (PEP 668), so moto lives in a
+# virtualenv this script owns, outside the clone so CI keeps it between runs; the tests start
+# moto with that virtualenv's python ($WEFT_TEST_PYTHON).
+venv=${WEFT_TEST_VENV:-/var/tmp/weft-test-venv}
+moto_pin='moto[server]==5.2.1'
+if ! "$venv/bin/python" -c 'import moto.server' 2>/dev/null; then
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check "$moto_pin"
+fi
+export WEFT_TEST_PYTHON="$venv/bin/python"
 
 cargo test "$@"

@@ -151,6 +151,16 @@ fn the_local_provider_names_what_is_wrong() {
         .stderr_has("no machine `web-7`");
 }
 
+/// The python of the tests' own virtualenv, where `scripts/test.sh` installs moto.
+fn test_python() -> String {
+    std::env::var("WEFT_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "WEFT_TEST_PYTHON is not set: run the tests with scripts/test.sh, which makes the \
+             virtualenv with moto and sets it"
+        )
+    })
+}
+
 /// moto's EC2 server on a free loopback port, stopped when dropped.
 struct Moto {
     child: Child,
@@ -164,7 +174,7 @@ impl Moto {
             .local_addr()
             .expect("addr")
             .port();
-        let mut child = Command::new("python3")
+        let mut child = Command::new(test_python())
             .args([
                 "-m",
                 "moto.server",
@@ -177,7 +187,7 @@ impl Moto {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("moto starts (pip install 'moto[server]')");
+            .expect("moto starts from the tests' virtualenv (scripts/test.sh makes it)");
         for _ in 0..200 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Moto { child, port };
@@ -215,10 +225,10 @@ impl Drop for Moto {
 
 /// An AMI moto knows.
 fn moto_ami() -> String {
-    let out = Command::new("python3")
+    let out = Command::new(test_python())
         .args(["-c", "import json, os, moto; print(json.load(open(os.path.join(os.path.dirname(moto.__file__), 'ec2/resources/amis.json')))[0]['ami_id'])"])
         .output()
-        .expect("python3");
+        .expect("the tests' python");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
