@@ -454,3 +454,75 @@ fn services_under_supervisor_and_handlers_run_once_at_the_end() {
         .args(["-c", &conf, "shutdown"])
         .output();
 }
+
+#[test]
+fn links_planted_beside_a_target_are_never_written_through() {
+    let targets = Targets::new();
+    let test = &targets.test;
+    let key =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl alice";
+    test.write(
+        "deploy/plant.rhai",
+        "/// Keys.\nfn plant_keys(host, user, key) {\n    host.authorized_keys(user, [key]);\n}\n",
+    );
+    let mut cases = targets.each();
+    // Through sudo: the login user stages the file, root puts it in place.
+    let login = targets.fleet.address(0, "weft-test");
+    cases.push((
+        "become",
+        vec![
+            "-H".into(),
+            login,
+            "--become".into(),
+            "-i".into(),
+            targets.fleet.key(),
+            "--known-hosts".into(),
+            targets.fleet.known_hosts(),
+        ],
+    ));
+    let password = targets.fleet.sudo_password();
+    for (label, flags) in cases {
+        let user = format!("weftpl{label}{}", std::process::id());
+        let made = Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", &user])
+            .status()
+            .expect("useradd");
+        assert!(made.success());
+        let home = format!("/home/{user}");
+        let victim = test.path().join(format!("victim-{label}"));
+        std::fs::write(&victim, "root's own file\n").expect("victim");
+        // What the user can do in a folder of their own: links under every name weft
+        // might pick for its temporary file, as the issue reproduced.
+        let ssh = format!("{home}/.ssh");
+        let script = format!(
+            "mkdir -p {ssh} && ln -s {v} {ssh}/.authorized_keys.weft-upload && ln -s {v} {ssh}/authorized_keys.weft-new && ln -s {v} {ssh}/.authorized_keys.weft-{pid}.tmp",
+            v = victim.display(),
+            pid = std::process::id(),
+        );
+        let planted = Command::new("su")
+            .args([&user, "-c", &script])
+            .status()
+            .expect("su");
+        assert!(planted.success());
+        let argv = with(&["run", "plant_keys", &user, key], &flags);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        test.run_with(&argv, &[("WEFT_SUDO_PASSWORD", &password)])
+            .status(0)
+            .stdout_has("changed: file");
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "root's own file\n",
+            "{label}: weft wrote through a planted link"
+        );
+        let keys = format!("{ssh}/authorized_keys");
+        let meta = std::fs::symlink_metadata(&keys).expect("authorized_keys");
+        assert!(
+            meta.file_type().is_file(),
+            "{label}: authorized_keys is not a plain file"
+        );
+        assert!(std::fs::read_to_string(&keys)
+            .expect("keys")
+            .contains("alice"));
+        let _ = Command::new("userdel").args(["-r", &user]).output();
+    }
+}

@@ -286,7 +286,9 @@ fn a_dropped_connection_never_leaves_a_partial_file() {
             .expect("list")
             .filter_map(Result::ok)
             .any(|e| {
-                e.file_name().to_string_lossy().ends_with(".weft-upload")
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with(".huge.bin.weft-")
                     && e.metadata().is_ok_and(|m| m.len() > 0)
             });
         if writing {

@@ -436,10 +436,14 @@ impl HostSession {
         let staging = format!("/tmp/.weft-stage-{:016x}", fastrand::u64(..));
         write(&staging, Some(0o600))?;
         let (s, t) = (crate::shell::quote(&staging), crate::shell::quote(path));
-        let next = crate::shell::quote(&format!("{path}.weft-new"));
+        // A fresh random name that `install` creates exclusively: a link planted beside the
+        // target by whoever owns its folder is never written through.
+        let (dir, name) = path.rsplit_once('/').unwrap_or((".", path));
+        let next = format!("{dir}/.{name}.weft-{:016x}", fastrand::u64(..));
+        let next = crate::shell::quote(&next);
         let mode = format!("{:o}", mode.unwrap_or(0o644));
         let result = self.run(
-            &format!("cp -- {s} {next} && chmod {mode} -- {next} && mv -f -- {next} {t}"),
+            &format!("install -m {mode} -T -- {s} {next} && mv -f -T -- {next} {t}"),
             &RunOptions {
                 quiet: true,
                 ..RunOptions::default()

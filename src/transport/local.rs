@@ -134,10 +134,10 @@ impl Transport for LocalTransport {
                 .ok()
                 .map(|m| m.permissions().mode() & 0o7777),
         };
-        replace_atomically(&target, mode, |tmp| async move {
-            let mut file = tokio::fs::File::create(&tmp).await?;
+        replace_atomically(&target, mode, |mut file| async move {
             file.write_all(data).await?;
-            file.sync_all().await
+            file.sync_all().await?;
+            Ok(file)
         })
         .await
         .map_err(|source| TransportError::File {
@@ -224,30 +224,42 @@ async fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// Copies `from` to a temporary sibling of `to`, sets the mode, then renames it into place.
 async fn copy_atomic(from: &Path, to: &Path, mode: Option<u32>) -> std::io::Result<()> {
-    replace_atomically(to, mode, |tmp| async move {
-        tokio::fs::copy(from, tmp).await.map(|_| ())
+    replace_atomically(to, mode, |mut file| async move {
+        let mut source = tokio::fs::File::open(from).await?;
+        tokio::io::copy(&mut source, &mut file).await?;
+        file.sync_all().await?;
+        Ok(file)
     })
     .await
 }
 
-/// Replaces `target` through a temporary sibling: `fill` writes the temporary file, then it
-/// gets `mode` and is renamed over `target`, so a failure never leaves `target` half-written
-/// (and the temporary file is removed).
+/// Replaces `target` through a temporary sibling: `fill` writes the temporary file (created
+/// here, exclusively and under a random name, so a link planted beside the target is never
+/// written through), then it gets `mode` through its handle and is renamed over `target`. A
+/// failure never leaves `target` half-written, and the temporary file is removed.
 pub async fn replace_atomically<F, Fut>(
     target: &Path,
     mode: Option<u32>,
     fill: F,
 ) -> std::io::Result<()>
 where
-    F: FnOnce(PathBuf) -> Fut,
-    Fut: std::future::Future<Output = std::io::Result<()>>,
+    F: FnOnce(tokio::fs::File) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<tokio::fs::File>>,
 {
     let tmp = temporary_sibling(target);
     let result = async {
-        fill(tmp.clone()).await?;
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .await?;
+        let file = fill(file).await?;
         if let Some(mode) = mode {
-            tokio::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode)).await?;
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+                .await?;
         }
+        drop(file);
         tokio::fs::rename(&tmp, target).await
     }
     .await;
@@ -257,11 +269,12 @@ where
     result
 }
 
-/// A hidden temporary name beside `target`, so the final rename stays on one filesystem.
+/// A hidden, random temporary name beside `target`, so the final rename stays on one
+/// filesystem and nobody can plant a link under it in advance.
 fn temporary_sibling(target: &Path) -> PathBuf {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    target.with_file_name(format!(".{name}.weft-{}.tmp", std::process::id()))
+    target.with_file_name(format!(".{name}.weft-{:016x}", fastrand::u64(..)))
 }

@@ -77,7 +77,8 @@ fn attributes(
             (None, Some(g)) => format!(":{g}"),
             (None, None) => String::new(),
         };
-        session.act(&format!("chown {} -- {}", quote(&spec), quote(path)))?;
+        // -h: a link is changed itself, never the file it points to.
+        session.act(&format!("chown -h {} -- {}", quote(&spec), quote(path)))?;
         reasons.push(format!("owner {spec}"));
     }
     Ok(reasons)

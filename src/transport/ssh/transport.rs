@@ -118,10 +118,12 @@ impl SshTransport {
         let result = async {
             let mut attrs = FileAttributes::empty();
             attrs.permissions = Some(mode.unwrap_or(0o644));
+            // A fresh random name opened exclusively: a link planted beside the target by
+            // whoever owns its folder is never written through.
             let mut file = sftp
                 .open_with_flags_and_attributes(
                     tmp.clone(),
-                    OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE,
+                    OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE,
                     attrs,
                 )
                 .await
@@ -134,14 +136,13 @@ impl SshTransport {
                 }
                 file.write_all(&buf[..n]).await?;
             }
-            file.shutdown().await?;
             if let Some(mode) = mode {
+                // Through the open handle, not the name, which could be swapped for a link.
                 let mut attrs = FileAttributes::empty();
                 attrs.permissions = Some(mode);
-                sftp.set_metadata(tmp.clone(), attrs)
-                    .await
-                    .map_err(sftp_io)?;
+                file.set_metadata(attrs).await.map_err(sftp_io)?;
             }
+            file.shutdown().await?;
             Ok::<_, std::io::Error>(())
         }
         .await;
@@ -149,9 +150,16 @@ impl SshTransport {
             let _ = sftp.remove_file(tmp.clone()).await;
             return Err(file_error(err));
         }
+        // The same command sweeps what interrupted uploads to this target left behind (their
+        // names are random too); `rm` removes a planted link itself, never what it points to.
+        let leftovers = format!(
+            "{}{}",
+            crate::shell::quote(&temporary_prefix(path)),
+            "?".repeat(16)
+        );
         let rename = ExecRequest {
             command: format!(
-                "mv -f -- {} {}",
+                "mv -f -T -- {} {} && rm -f -- {leftovers}",
                 crate::shell::quote(&tmp),
                 crate::shell::quote(path)
             ),
@@ -210,10 +218,10 @@ impl SshTransport {
                     .open(remote.clone())
                     .await
                     .map_err(|e| io(sftp_io(e)))?;
-                crate::transport::local::replace_atomically(&local, mode, |tmp| async move {
-                    let mut out = tokio::fs::File::create(&tmp).await?;
+                crate::transport::local::replace_atomically(&local, mode, |mut out| async move {
                     tokio::io::copy(&mut file, &mut out).await?;
-                    out.sync_all().await
+                    out.sync_all().await?;
+                    Ok(out)
                 })
                 .await
                 .map_err(io)?;
@@ -235,14 +243,19 @@ fn sftp_io(err: russh_sftp::client::error::Error) -> std::io::Error {
     std::io::Error::other(err.to_string())
 }
 
-/// The hidden temporary name beside `path`. It is the same for every attempt, so the next
-/// upload replaces what an interrupted one left behind instead of piling up copies.
+/// A hidden temporary name beside `path` (so the rename stays on one filesystem), random so
+/// that nobody can plant a link under it in advance.
 fn temporary_name(path: &str) -> String {
+    format!("{}{:016x}", temporary_prefix(path), fastrand::u64(..))
+}
+
+/// `dir/.name.weft-`: what every temporary name of `path` starts with.
+fn temporary_prefix(path: &str) -> String {
     let (dir, name) = match path.rsplit_once('/') {
         Some((dir, name)) => (format!("{dir}/"), name),
         None => (String::new(), path),
     };
-    format!("{dir}.{name}.weft-upload")
+    format!("{dir}.{name}.weft-")
 }
 
 struct Quiet;
