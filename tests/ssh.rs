@@ -613,3 +613,47 @@ fn serial_batches_finish_before_the_next_starts_and_json_masks_secrets() {
     let second_start = spans[2..].iter().map(|s| s.1).min().unwrap_or_default();
     assert!(first_end <= second_start, "batches overlapped: {spans:?}");
 }
+
+#[test]
+fn the_sudo_password_never_reaches_a_command_that_sudo_did_not_ask_it_for() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    let flags = ssh_flags(&fleet);
+    let password = fleet.sudo_password();
+    // root's sudo does not prompt: the password must not become the command's input.
+    let sink = format!("/tmp/weft-sudo-input-{}", std::process::id());
+    let address = fleet.address(0, "root");
+    let mut argv = args(
+        &[
+            "exec",
+            "-H",
+            &address,
+            "--become",
+            "--become-user",
+            "nobody",
+        ],
+        &flags,
+    );
+    let command = format!("cat > {sink}; echo done");
+    argv.extend(["--", command.as_str()]);
+    test.run_with(&argv, &[("WEFT_SUDO_PASSWORD", &password)])
+        .status(0)
+        .stdout_has("done");
+    let got = std::fs::read_to_string(&sink).expect("the command ran");
+    let _ = std::fs::remove_file(&sink);
+    assert!(
+        !got.contains(&password),
+        "the command read the sudo password"
+    );
+    // A sudo that prompts still gets it, and the command still gets its own input.
+    test.write("weft.toml", "[project]\nname = \"s\"\n");
+    test.write(
+        "deploy/s.rhai",
+        "/// Input.\nfn s_input(host) { let r = host.run(\"cat; id -u\", #{ stdin: \"mine\\n\" }); log(r.stdout); }\n",
+    );
+    let login = fleet.address(0, "weft-test");
+    let run_argv = args(&["run", "s_input", "-H", &login, "--become"], &flags);
+    let out = test.run_with(&run_argv, &[("WEFT_SUDO_PASSWORD", &password)]);
+    out.status(0).stdout_has("mine").stdout_has("0");
+    assert!(!out.stdout.contains(&password));
+}

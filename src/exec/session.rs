@@ -358,11 +358,19 @@ impl HostSession {
         let user = crate::shell::quote(user);
         match &self.privilege.sudo_password {
             Some(password) => {
-                // `-S` reads the password from the first line of stdin; the rest is the command's.
+                // The password is the first line of stdin, read by a wrapper shell (never in
+                // argv). sudo gets it only when it needs one: where it does not prompt (root,
+                // NOPASSWD, a cached login), a password fed to `sudo -S` would reach the
+                // command as input.
+                let wrapper = format!(
+                    "IFS= read -r weft_pw; \
+                     if sudo -n -u {user} -- true 2>/dev/null; then exec sudo -n -u {user} -- sh -c {shell}; fi; \
+                     {{ printf '%s\\n' \"$weft_pw\"; exec cat; }} | sudo -S -p '' -u {user} -- sh -c {shell}"
+                );
                 let mut input = format!("{password}\n").into_bytes();
                 input.extend(stdin.unwrap_or_default());
                 ExecRequest {
-                    command: format!("sudo -S -p '' -u {user} -- sh -c {shell}"),
+                    command: format!("sh -c {}", crate::shell::quote(&wrapper)),
                     stdin: Some(input),
                     timeout: options.timeout,
                 }
