@@ -82,3 +82,83 @@ fn no_project_still_has_the_local_env_and_stdlib() {
         .stdout_has("local | kernel: ")
         .stdout_has("summary: 1 ok");
 }
+
+/// The same env written inline and as TOML table headers (with no `[env.fleet]` of its own).
+const INLINE: &str = r#"
+[project]
+name = "forms"
+[env.fleet]
+hosts = { app-0 = "root@127.0.0.1:2201", app-1 = { address = "root@127.0.0.1:2202", vars = { slot = 2 } } }
+roles = { web = ["app-0"], db = { hosts = ["app-1"], vars = { port = 5432 } } }
+vars = { greeting = "hi" }
+"#;
+
+const HEADERS: &str = r#"
+[project]
+name = "forms"
+
+[env.fleet.hosts]
+app-0 = "root@127.0.0.1:2201"
+
+[env.fleet.hosts.app-1]
+address = "root@127.0.0.1:2202"
+
+[env.fleet.hosts.app-1.vars]
+slot = 2
+
+[env.fleet.roles]
+web = ["app-0"]
+
+[env.fleet.roles.db]
+hosts = ["app-1"]
+
+[env.fleet.roles.db.vars]
+port = 5432
+
+[env.fleet.vars]
+greeting = "hi"
+"#;
+
+#[test]
+fn every_table_reads_the_same_inline_and_as_table_headers() {
+    let inline = Test::with_config(INLINE);
+    let headers = Test::with_config(HEADERS);
+    let a = inline.run(&["hosts", "-e", "fleet", "--json"]);
+    let b = headers.run(&["hosts", "-e", "fleet", "--json"]);
+    a.status(0);
+    b.status(0);
+    assert_eq!(a.stdout, b.stdout);
+    b.stdout_has("\"slot\": 2").stdout_has("\"port\": 5432");
+
+    // machines and apps: tables made implicitly by a deeper header, and arrays of tables.
+    let machines = Test::with_config(
+        "[project]\nname = \"m\"\n[env.dev.machines.web]\ncount = 2\n[env.dev.machines.web.vars]\nsize = \"big\"\n",
+    );
+    machines.run(&["list"]).status(0);
+    let apps = Test::with_config(
+        "[project]\nname = \"a\"\n[[apps.site.repos]]\nname = \"site\"\npath = \"site\"\n",
+    );
+    apps.run(&["list"]).status(0).stdout_has("site_deploy");
+    let typo = Test::with_config(
+        "[project]\nname = \"a\"\n[[apps.site.repos]]\nname = \"site\"\npth = \"site\"\n",
+    );
+    typo.run(&["list"])
+        .status(2)
+        .stderr_has("`pth` is not a setting of a repo of [apps.site]")
+        .stderr_has("weft.toml:5:1");
+}
+
+#[test]
+fn type_errors_say_what_was_expected() {
+    let test = Test::with_config(
+        "[project]\nname = \"t\"\n[env.fleet]\nhosts = { app-0 = \"root@127.0.0.1:2201\" }\nroles = { web = \"app-0\" }\n",
+    );
+    test.run(&["hosts", "-e", "fleet"])
+        .status(2)
+        .stderr_has("a list of host names")
+        .stderr_has("weft.toml:5");
+    let test = Test::with_config("[project]\nname = \"t\"\n[env.fleet.hosts]\napp-0 = 7\n");
+    test.run(&["hosts", "-e", "fleet"])
+        .status(2)
+        .stderr_has("an address such as");
+}

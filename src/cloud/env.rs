@@ -68,11 +68,8 @@ pub fn by_ordinal<T>(items: &[T], ordinal: i64) -> Option<&T> {
 impl CloudEnv {
     /// The provider of env `name`, or `None` when the env has none.
     pub fn of(project: &Project, name: &str) -> Result<Option<Self>, CloudEnvError> {
-        let section = project
-            .config
-            .as_ref()
-            .and_then(|c| c.file.env.get(name))
-            .map(|s| s.get_ref());
+        let section = project.config.as_ref().and_then(|c| c.file.env.get(name));
+
         let Some(section) = section.filter(|s| s.provider.is_some()) else {
             return Ok(None);
         };

@@ -19,11 +19,8 @@ pub fn keys(ctx: &Context, command: KeysCommand) -> Result<i32> {
     } = command;
     let (project, layers) = ctx.project()?;
     let env = Inventory::env_name(&project, select.env.as_deref());
-    let section = project
-        .config
-        .as_ref()
-        .and_then(|c| c.file.env.get(&env))
-        .map(|s| s.get_ref());
+    let section = project.config.as_ref().and_then(|c| c.file.env.get(&env));
+
     let mut keys = read_keys(&section.map(|s| s.keys.clone()).unwrap_or_default())?;
     // weft's own key stays, or weft would lock itself out of its machines.
     if let Ok((_, weft_key)) = crate::cloud::machine_key() {

@@ -30,11 +30,11 @@ pub struct ConfigFile {
     pub vars: toml::Table,
     /// `[env.NAME]`: the environments.
     #[serde(default)]
-    pub env: IndexMap<String, Spanned<EnvSection>>,
+    pub env: IndexMap<String, EnvSection>,
     /// `[apps.NAME]`: apps built and deployed by the stdlib `app` service. Each one gets the
     /// goals `NAME_build`, `NAME_deploy` ...; scripts see the tables as the var `apps`.
     #[serde(default)]
-    pub apps: IndexMap<String, Spanned<toml::Table>>,
+    pub apps: IndexMap<String, toml::Table>,
 }
 
 /// `[project]`.
@@ -144,7 +144,10 @@ pub struct EnvSection {
 
 /// One host: its address alone, or an address with host variables.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "an address such as \"root@10.0.0.5:22\", or a table with `address` and `vars`"
+)]
 pub enum HostEntry {
     /// `app-0 = "root@127.0.0.1:2201"`
     Address(String),
@@ -160,7 +163,10 @@ pub enum HostEntry {
 
 /// One role: its hosts alone, or hosts with role variables.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a list of host names such as [\"app-0\"], or a table with `hosts` and `vars`"
+)]
 pub enum RoleEntry {
     /// `web = ["app-0", "app-1"]`
     Hosts(Vec<String>),
@@ -237,7 +243,7 @@ impl ProjectConfig {
     /// Checks what serde cannot: roles name known hosts, the default env exists.
     fn validate(&self) -> Result<(), ConfigError> {
         for (env_name, env) in &self.file.env {
-            let env_ref = env.get_ref();
+            let env_ref = env;
             for role in env_ref.roles.values() {
                 for host in role.get_ref().hosts() {
                     if !env_ref.hosts.contains_key(host) {
@@ -252,13 +258,13 @@ impl ProjectConfig {
             }
             if env_ref.connector == Some(ConnectorKind::Local) && env_ref.hosts.len() > 1 {
                 return Err(self.invalid(
-                    env.span(),
+                    self.section_span(&format!("env.{env_name}")),
                     format!("env `{env_name}` uses the local connector, which has one host: this machine"),
                     Some("remove `hosts`, or use `connector = \"ssh\"`".into()),
                 ));
             }
         }
-        for (name, app) in &self.file.apps {
+        for name in self.file.apps.keys() {
             let mut chars = name.chars();
             let ident = chars
                 .next()
@@ -266,7 +272,7 @@ impl ProjectConfig {
                 && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
             if !ident {
                 return Err(self.invalid(
-                    app.span(),
+                    self.section_span(&format!("apps.{name}")),
                     format!("app name `{name}` cannot start goal names such as `{name}_deploy`"),
                     Some("use lowercase letters, digits and `_`, starting with a letter".into()),
                 ));
@@ -304,12 +310,13 @@ impl ProjectConfig {
     fn check_app(
         &self,
         name: &str,
-        app: &Spanned<toml::Table>,
+        app: &toml::Table,
         app_keys: &[&str],
         repo_keys: &[&str],
     ) -> Result<(), ConfigError> {
-        let mut tables = vec![(app.get_ref(), app_keys, format!("[apps.{name}]"))];
-        if let Some(toml::Value::Array(repos)) = app.get_ref().get("repos") {
+        let span = self.section_span(&format!("apps.{name}"));
+        let mut tables = vec![(app, app_keys, format!("[apps.{name}]"))];
+        if let Some(toml::Value::Array(repos)) = app.get("repos") {
             for repo in repos.iter().filter_map(toml::Value::as_table) {
                 tables.push((repo, repo_keys, format!("a repo of [apps.{name}]")));
             }
@@ -317,16 +324,16 @@ impl ProjectConfig {
         for (table, known, what) in tables {
             if let Some(key) = table.keys().find(|k| !known.contains(&k.as_str())) {
                 return Err(self.invalid(
-                    self.narrow_key(app.span(), key),
+                    self.narrow_key(span.clone(), key),
                     format!("`{key}` is not a setting of {what}"),
                     crate::suggest::help("settings", key, known),
                 ));
             }
         }
-        if let Some(manager) = app.get_ref().get("manager").and_then(toml::Value::as_str) {
+        if let Some(manager) = app.get("manager").and_then(toml::Value::as_str) {
             if !["supervisor", "systemd"].contains(&manager) {
                 return Err(self.invalid(
-                    self.narrow(app.span(), manager),
+                    self.narrow(span, manager),
                     format!("`manager` of [apps.{name}] is `{manager}`"),
                     Some("use \"supervisor\" or \"systemd\"".into()),
                 ));
@@ -350,6 +357,33 @@ impl ProjectConfig {
     }
 
     /// The span of the quoted `word` inside `span`, else `span` itself.
+    /// Where the table at `dotted` (`env.dev`) starts, to the end of the file: its header
+    /// (`[env.dev]`, `[env.dev.hosts]`, `[[apps.x.repos]]`), else its key inside a parent
+    /// table. Tables made implicitly by a deeper header carry no span of their own, so
+    /// errors find them in the text.
+    fn section_span(&self, dotted: &str) -> std::ops::Range<usize> {
+        let text = self.source.text();
+        let (parent, last) = dotted.rsplit_once('.').unwrap_or(("", dotted));
+        let headers = [
+            format!("[{dotted}]"),
+            format!("[{dotted}."),
+            format!("[[{dotted}."),
+        ];
+        let start = headers
+            .iter()
+            .filter_map(|h| text.find(h.as_str()))
+            .min()
+            .or_else(|| {
+                let after = text.find(&format!("[{parent}]")).unwrap_or(0);
+                text[after..]
+                    .find(&format!("{last} ="))
+                    .or_else(|| text[after..].find(&format!("{last}=")))
+                    .map(|at| after + at)
+            })
+            .unwrap_or(0);
+        start..text.len()
+    }
+
     fn narrow(&self, span: std::ops::Range<usize>, word: &str) -> std::ops::Range<usize> {
         let text = self.source.text().get(span.clone()).unwrap_or_default();
         let quoted = format!("\"{word}\"");
@@ -394,7 +428,7 @@ mod tests {
             "#,
         )
         .expect("valid config");
-        let fleet = config.file.env["fleet"].get_ref();
+        let fleet = &config.file.env["fleet"];
         assert_eq!(fleet.hosts["app-1"].get_ref().address(), "127.0.0.2");
         assert_eq!(fleet.roles["db"].get_ref().hosts()[0], "app-1");
     }

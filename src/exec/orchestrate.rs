@@ -141,8 +141,7 @@ impl Orchestrator for EnvOrchestrator {
             .and_then(|c| c.file.env.get(&self.env));
         section
             .map(|s| {
-                s.get_ref()
-                    .machines
+                s.machines
                     .iter()
                     .map(|(role, entry)| RoleSpec {
                         role: role.clone(),

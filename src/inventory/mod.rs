@@ -122,7 +122,7 @@ impl Inventory {
                 let apps: toml::Table = config
                     .apps
                     .iter()
-                    .map(|(name, app)| (name.clone(), toml::Value::Table(app.get_ref().clone())))
+                    .map(|(name, app)| (name.clone(), toml::Value::Table(app.clone())))
                     .collect();
                 vars.insert("apps".into(), Value::Object(to_vars(&apps)));
             }
@@ -130,7 +130,7 @@ impl Inventory {
         }
         vars.insert("project".into(), Value::String(project.name()));
         vars.insert("env".into(), Value::String(name.to_string()));
-        let section = config.and_then(|c| c.env.get(name)).map(|s| s.get_ref());
+        let section = config.and_then(|c| c.env.get(name));
         let section = match section {
             Some(section) => section,
             None if name == LOCAL_ENV => {
