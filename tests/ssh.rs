@@ -657,3 +657,33 @@ fn the_sudo_password_never_reaches_a_command_that_sudo_did_not_ask_it_for() {
     out.status(0).stdout_has("mine").stdout_has("0");
     assert!(!out.stdout.contains(&password));
 }
+
+#[test]
+fn a_refused_login_names_the_host_once_as_written() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    // A key the host does not know.
+    let stranger = test.path().join("stranger");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&stranger)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let address = fleet.address(0, "root");
+    let out = test.run(&[
+        "exec",
+        "-H",
+        &address,
+        "-i",
+        &stranger.display().to_string(),
+        "--known-hosts",
+        &fleet.known_hosts(),
+        "--",
+        "true",
+    ]);
+    out.status(1)
+        .stdout_has(&format!("{address} refused every key offered"))
+        .stdout_lacks("root@root@")
+        .stdout_lacks("[127.0.0.1]");
+}

@@ -229,8 +229,24 @@ fn handler(settings: &Arc<SshSettings>, hop: &Hop) -> Client {
     }
 }
 
+/// A hop as people write it: `user@host:port` (no port when it is 22, brackets only around an
+/// IPv6 address), the same in every message.
+impl std::fmt::Display for Hop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        match self.port {
+            22 => write!(f, "{}@{host}", self.user),
+            port => write!(f, "{}@{host}:{port}", self.user),
+        }
+    }
+}
+
 async fn open_tcp(settings: &Arc<SshSettings>, hop: &Hop) -> Result<Handle<Client>, SshError> {
-    let shown = format!("{}@{}", hop.user, host_key_name(&hop.host, hop.port));
+    let shown = hop.to_string();
     let stream = tokio::net::TcpStream::connect((hop.host.as_str(), hop.port))
         .await
         .map_err(|source| SshError::Connect {
@@ -252,7 +268,7 @@ async fn open_through(
     via: &Handle<Client>,
     hop: &Hop,
 ) -> Result<Handle<Client>, SshError> {
-    let shown = format!("{}@{}", hop.user, host_key_name(&hop.host, hop.port));
+    let shown = hop.to_string();
     let channel = via
         .channel_open_direct_tcpip(hop.host.clone(), u32::from(hop.port), "127.0.0.1", 0)
         .await

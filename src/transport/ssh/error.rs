@@ -47,7 +47,7 @@ pub enum SshError {
     #[error("cannot record the host key of {target}: {message}")]
     HostKeyRecord { target: String, message: String },
     /// No identity was accepted.
-    #[error("{user}@{target} refused every key offered ({tried})")]
+    #[error("{target} refused every key offered ({tried})")]
     Auth {
         target: String,
         user: String,
