@@ -233,3 +233,22 @@ fn an_ejected_app_service_declares_new_settings() {
     test.write("deploy/lib/app.rhai", &declared);
     test.run(&["list"]).status(0).stdout_has("site_deploy");
 }
+
+#[test]
+fn a_value_that_grows_without_end_stops_at_a_limit_with_a_clear_error() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/grow.rhai",
+        "/// Doubles a string forever.\nfn grow_forever() {\n    let s = \"x\";\n    loop { s += s; }\n}\n",
+    );
+    test.run(&["run", "grow_forever"])
+        .status(1)
+        .stderr_has("Length of string too large")
+        .stderr_has("deploy/grow.rhai:2")
+        .stderr_has("a value grew past weft's limits");
+    let zero = Test::with_config("[project]\nname = \"x\"\nmax_operations = 0\n");
+    zero.run(&["list"])
+        .status(2)
+        .stderr_has("`max_operations = 0` would let a goal run without any limit")
+        .stderr_has("weft.toml:3");
+}

@@ -45,8 +45,8 @@ pub struct ProjectSection {
     pub name: Option<String>,
     /// The env used when `-e` is not given.
     pub default_env: Option<Spanned<String>>,
-    /// The Rhai operation budget of one goal call on one host.
-    pub max_operations: Option<u64>,
+    /// The Rhai operation budget of one goal call on one host (at least 1).
+    pub max_operations: Option<Spanned<u64>>,
 }
 
 /// How weft reaches the hosts of an env.
@@ -275,6 +275,15 @@ impl ProjectConfig {
                     self.section_span(&format!("apps.{name}")),
                     format!("app name `{name}` cannot start goal names such as `{name}_deploy`"),
                     Some("use lowercase letters, digits and `_`, starting with a letter".into()),
+                ));
+            }
+        }
+        if let Some(max) = &self.file.project.max_operations {
+            if *max.get_ref() == 0 {
+                return Err(self.invalid(
+                    max.span(),
+                    "`max_operations = 0` would let a goal run without any limit".into(),
+                    Some("give a budget, e.g. 1000000000; the default is 50000000".into()),
                 ));
             }
         }

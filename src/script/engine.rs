@@ -19,6 +19,10 @@ use crate::layers::Layers;
 
 /// The default budget of Rhai operations for one goal call.
 pub const DEFAULT_MAX_OPERATIONS: u64 = 50_000_000;
+/// The largest string a script may build (command output passed in counts too).
+pub const MAX_STRING_BYTES: usize = 64 * 1024 * 1024;
+/// The most items an array, and the most entries a map, may hold.
+pub const MAX_COLLECTION_ITEMS: usize = 1_000_000;
 
 /// Compiled scripts plus everything needed to make engines that run them.
 pub struct ScriptEngine {
@@ -113,6 +117,10 @@ impl ScriptEngine {
         engine.register_type_with_name::<Host>("Host");
         engine.set_module_resolver(LayeredResolver(self.resolver.clone()));
         engine.set_max_operations(self.max_operations);
+        // A runaway script fails with a clear error instead of exhausting the controller.
+        engine.set_max_string_size(MAX_STRING_BYTES);
+        engine.set_max_array_size(MAX_COLLECTION_ITEMS);
+        engine.set_max_map_size(MAX_COLLECTION_ITEMS);
         engine.set_max_call_levels(64);
         engine.set_max_expr_depths(128, 64);
         if let Some(context) = context {
@@ -189,7 +197,8 @@ pub fn load(
     let max = project
         .config
         .as_ref()
-        .and_then(|c| c.file.project.max_operations);
+        .and_then(|c| c.file.project.max_operations.as_ref())
+        .map(|m| *m.get_ref());
     let engine = ScriptEngine::load(layers, max)?;
     if let Some(config) = project.config.as_ref().filter(|c| !c.file.apps.is_empty()) {
         if let Some(declared) = engine.declared_app_settings()? {
