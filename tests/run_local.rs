@@ -263,3 +263,54 @@ fn p_outer() {
         .stdout_lacks("outer done")
         .stdout_has("summary:");
 }
+
+#[test]
+fn secrets_stay_masked_line_by_line_and_out_of_commands_environment() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/s.rhai",
+        r#"
+/// Prints a two-line secret and the environment of a command.
+fn s_leak(host) {
+    let key = secret("first-line-of-key\nsecond-line-of-key");
+    host.run("printf '%s\n' " + quote(key));
+    host.run("env > env.txt");
+}
+"#,
+    );
+    let out = test.run_with(
+        &["run", "s_leak"],
+        &[
+            ("WEFT_SUDO_PASSWORD", "hunter2hunter2"),
+            ("WEFT_SSH_PASSPHRASE", "pass-phrase-9"),
+        ],
+    );
+    out.status(0)
+        .stdout_lacks("first-line-of-key")
+        .stdout_lacks("second-line-of-key")
+        .stdout_has("********");
+    let env = test.read("env.txt");
+    assert!(
+        !env.contains("hunter2hunter2"),
+        "a command saw the sudo password"
+    );
+    assert!(
+        !env.contains("pass-phrase-9"),
+        "a command saw the key passphrase"
+    );
+    assert!(!env.contains("WEFT_SUDO_PASSWORD") && !env.contains("WEFT_SSH_PASSPHRASE"));
+}
+
+#[test]
+fn a_private_key_is_never_taken_for_a_public_one() {
+    let test = Test::with_config(
+        "[project]\nname = \"k\"\n[env.fleet]\nhosts = { a = \"root@127.0.0.1:1\" }\nkeys = [\"id_test\"]\n",
+    );
+    test.write(
+        "id_test",
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n",
+    );
+    test.run(&["keys", "sync", "-e", "fleet"])
+        .status(2)
+        .stderr_has("is not one public key");
+}

@@ -195,22 +195,39 @@ impl CloudEnv {
     }
 }
 
-/// Public keys from key files (`~` allowed) or keys written out.
+/// Public keys from key files (`~` allowed) or keys written out; anything that is not one
+/// public key (a private key file given by mistake) is refused before it goes anywhere.
 pub fn read_keys(files: &[String]) -> Result<Vec<String>, CloudEnvError> {
     files
         .iter()
         .map(|f| {
-            if f.starts_with("ssh-") || f.starts_with("ecdsa-") {
-                return Ok(f.clone());
-            }
-            let path =
-                crate::config::expand_home(std::path::Path::new("."), std::path::Path::new(f));
-            std::fs::read_to_string(&path)
-                .map(|k| k.trim().to_string())
-                .map_err(|e| CloudEnvError::Key {
+            let (text, path) = if looks_public(f) {
+                (f.clone(), "the key written out".to_string())
+            } else {
+                let path =
+                    crate::config::expand_home(std::path::Path::new("."), std::path::Path::new(f));
+                let text = std::fs::read_to_string(&path).map_err(|e| CloudEnvError::Key {
                     path: f.clone(),
                     message: e.to_string(),
-                })
+                })?;
+                (text.trim().to_string(), f.clone())
+            };
+            if text.contains("PRIVATE KEY") || !looks_public(&text) || text.lines().count() != 1 {
+                return Err(CloudEnvError::Key {
+                    path,
+                    message: "this is not one public key (`ssh-ed25519 AAAA... comment`): a private key is never sent to a machine; give the `.pub` file".into(),
+                });
+            }
+            Ok(text)
         })
         .collect()
+}
+
+/// Whether `text` starts like an OpenSSH public key line.
+fn looks_public(text: &str) -> bool {
+    let kind = text.split_whitespace().next().unwrap_or_default();
+    ["ssh-", "ecdsa-", "sk-ssh-", "sk-ecdsa-"]
+        .iter()
+        .any(|p| kind.starts_with(p))
+        && text.split_whitespace().nth(1).is_some()
 }

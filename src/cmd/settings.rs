@@ -23,8 +23,7 @@ use crate::project::Project;
 use crate::template::Templates;
 use crate::transport::ssh::{ConnectOptions, HostKeyPolicy};
 
-/// The environment variable holding the sudo password.
-pub const SUDO_PASSWORD_ENV: &str = "WEFT_SUDO_PASSWORD";
+use crate::transport::SUDO_PASSWORD_ENV;
 
 /// Flags that do not make sense, found before any host is touched.
 #[derive(Debug, Error, Diagnostic)]

@@ -173,16 +173,20 @@ impl Output {
             bar.enable_steady_tick(Duration::from_millis(120));
             bar
         });
-        Arc::new(Output {
+        let output = Arc::new(Output {
             json: style.json,
             color: style.color && !style.json,
             verbosity: style.verbosity,
             width: AtomicUsize::new(0),
-            secrets: RwLock::new(secrets.into_iter().filter(|s| !s.is_empty()).collect()),
+            secrets: RwLock::new(Vec::new()),
             lock: Mutex::new(()),
             bar,
             runs: Mutex::new(Vec::new()),
-        })
+        });
+        for secret in &secrets {
+            output.add_secret(secret);
+        }
+        output
     }
 
     /// Makes room for host names of `width` characters in prefixes.
@@ -215,11 +219,16 @@ impl Output {
             return;
         }
         let mut secrets = self.secrets.write().unwrap_or_else(|e| e.into_inner());
-        if !secrets.iter().any(|s| s == value) {
-            secrets.push(value.to_string());
-            // Longer secrets first, so one that contains another is masked whole.
-            secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        // Output arrives line by line: each line of a multi-line secret (a key, a
+        // certificate) is masked on its own too. Very short lines would mask common text.
+        let lines = value.lines().map(str::trim).filter(|l| l.len() >= 8);
+        for part in std::iter::once(value).chain(lines) {
+            if !secrets.iter().any(|s| s == part) {
+                secrets.push(part.to_string());
+            }
         }
+        // Longer secrets first, so one that contains another is masked whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     }
 
     fn emit(&self, text: &str) {

@@ -56,6 +56,9 @@ impl Transport for LocalTransport {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&request.command)
+            // Builds, tests and pip run here: they never see weft's own secrets.
+            .env_remove(super::ssh::auth::PASSPHRASE_ENV)
+            .env_remove(super::SUDO_PASSWORD_ENV)
             .current_dir(&self.cwd)
             .stdin(if request.stdin.is_some() {
                 Stdio::piped()

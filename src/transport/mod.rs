@@ -5,6 +5,9 @@ pub mod local;
 pub mod ssh;
 
 pub use connector::Connector;
+
+/// The environment variable holding the sudo password.
+pub const SUDO_PASSWORD_ENV: &str = "WEFT_SUDO_PASSWORD";
 pub use local::LocalTransport;
 
 use std::path::Path;
