@@ -687,3 +687,24 @@ fn a_refused_login_names_the_host_once_as_written() {
         .stdout_lacks("root@root@")
         .stdout_lacks("[127.0.0.1]");
 }
+
+#[test]
+fn a_hundred_megabytes_of_output_stream_through_and_a_bounded_tail_is_kept() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    test.write(
+        "deploy/big.rhai",
+        "/// Floods.\nfn big_output(host) {\n    let r = host.run(\"head -c 100000000 /dev/zero; echo; echo last-line\", #{ quiet: true });\n    log(`kept ${r.stdout.len()} ends ${r.stdout.ends_with(\"last-line\\n\")} dropped ${r.stdout.starts_with(\"[weft: the first\")}`);\n}\n",
+    );
+    let flags = ssh_flags(&fleet);
+    let out = test.run(&args(&["run", "big_output", "-e", "fleet"], &flags));
+    out.status(0).stdout_has("ends true dropped true");
+    let kept: usize = out
+        .stdout
+        .split("kept ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("a count");
+    assert!(kept < 17 * 1024 * 1024, "kept {kept} bytes");
+}

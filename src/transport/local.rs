@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
+use super::capture::Capture;
 use super::{ExecOutput, ExecRequest, FileState, LineSink, Stream, Transport, TransportError};
 
 /// Runs everything on this machine, relative paths taken from `cwd`.
@@ -28,18 +29,20 @@ impl LocalTransport {
 }
 
 async fn pump(
-    reader: impl AsyncRead + Unpin,
+    mut reader: impl AsyncRead + Unpin,
     stream: Stream,
     sink: &dyn LineSink,
 ) -> std::io::Result<String> {
-    let mut lines = BufReader::new(reader).lines();
-    let mut all = String::new();
-    while let Some(line) = lines.next_line().await? {
-        sink.line(stream, &line);
-        all.push_str(&line);
-        all.push('\n');
+    let mut capture = Capture::new(stream);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        capture.push(&buf[..n], sink);
     }
-    Ok(all)
+    Ok(capture.finish(sink))
 }
 
 #[async_trait]

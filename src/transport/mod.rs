@@ -1,5 +1,6 @@
 //! Transports: how commands and files reach a host. Plain async Rust, no script types.
 
+pub mod capture;
 pub mod connector;
 pub mod local;
 pub mod ssh;

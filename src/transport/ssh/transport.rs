@@ -14,6 +14,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use super::connection::{connect, Connection, SshSettings};
 use super::error::SshError;
 use super::target::Target;
+use crate::transport::capture::Capture;
 use crate::transport::{ExecOutput, ExecRequest, LineSink, Stream, Transport, TransportError};
 
 /// sshd allows 10 sessions per connection by default; keep one for SFTP and one spare.
@@ -72,8 +73,8 @@ impl SshTransport {
             channel.data(&stdin[..]).await?;
         }
         channel.eof().await?;
-        let mut out = Lines::new(Stream::Stdout);
-        let mut err = Lines::new(Stream::Stderr);
+        let mut out = Capture::new(Stream::Stdout);
+        let mut err = Capture::new(Stream::Stderr);
         let mut code = None;
         while let Some(msg) = channel.wait().await {
             match msg {
@@ -265,44 +266,6 @@ impl LineSink for Quiet {
 }
 
 /// Splits a byte stream into lines for the sink while keeping the whole text.
-struct Lines {
-    stream: Stream,
-    all: Vec<u8>,
-    start: usize,
-}
-
-impl Lines {
-    fn new(stream: Stream) -> Self {
-        Lines {
-            stream,
-            all: Vec::new(),
-            start: 0,
-        }
-    }
-
-    fn push(&mut self, data: &[u8], sink: &dyn LineSink) {
-        self.all.extend_from_slice(data);
-        while let Some(pos) = self.all[self.start..].iter().position(|b| *b == b'\n') {
-            let end = self.start + pos;
-            sink.line(
-                self.stream,
-                &String::from_utf8_lossy(&self.all[self.start..end]),
-            );
-            self.start = end + 1;
-        }
-    }
-
-    fn finish(self, sink: &dyn LineSink) -> String {
-        if self.start < self.all.len() {
-            sink.line(
-                self.stream,
-                &String::from_utf8_lossy(&self.all[self.start..]),
-            );
-        }
-        String::from_utf8_lossy(&self.all).into_owned()
-    }
-}
-
 #[async_trait]
 impl Transport for SshTransport {
     async fn connect(&self) -> Result<(), TransportError> {
