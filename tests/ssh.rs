@@ -708,3 +708,35 @@ fn a_hundred_megabytes_of_output_stream_through_and_a_bounded_tail_is_kept() {
         .expect("a count");
     assert!(kept < 17 * 1024 * 1024, "kept {kept} bytes");
 }
+
+#[test]
+fn a_command_that_outlives_the_command_timeout_ends_and_its_session_closes() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    let flags = ssh_flags(&fleet);
+    let address = fleet.address(0, "root");
+    let marker = format!("weft-timeout-{}", std::process::id());
+    let command = format!("sleep 300 # {marker}");
+    let started = std::time::Instant::now();
+    let mut argv = args(&["exec", "-H", &address, "--command-timeout", "2"], &flags);
+    argv.extend(["--", command.as_str()]);
+    test.run(&argv).status(1).stdout_has("timed out after 2s");
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "the run did not end at the timeout"
+    );
+    // The command got TERM with its channel closed: nothing is left running on the host.
+    let mut gone = false;
+    for _ in 0..50 {
+        let left = Command::new("pgrep")
+            .args(["-f", &marker])
+            .output()
+            .expect("pgrep");
+        if !left.status.success() {
+            gone = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(gone, "the timed-out command is still running");
+}

@@ -143,6 +143,8 @@ pub fn run_settings(
             parallel: fanout.parallel,
             serial: fanout.serial,
             max_fail,
+            command_timeout: (fanout.command_timeout > 0)
+                .then(|| Duration::from_secs(fanout.command_timeout)),
         },
         privilege: privilege(fanout)?,
         check: flags.check,

@@ -208,6 +208,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
         check: plan.settings.check,
         diff: plan.settings.diff,
         privilege: plan.settings.privilege.clone(),
+        command_timeout: plan.settings.limits.command_timeout,
     });
     let env = env_info(&plan);
     let plan = Arc::new(plan);

@@ -108,6 +108,7 @@ pub struct HostSession {
     check: bool,
     diff: bool,
     privilege: Privilege,
+    command_timeout: Option<Duration>,
     changed: AtomicUsize,
     unchanged: AtomicUsize,
     handlers: Mutex<Vec<Handler>>,
@@ -144,6 +145,8 @@ pub struct SessionSetup {
     pub diff: bool,
     /// sudo settings.
     pub privilege: Privilege,
+    /// How long a command may run when the script sets no `timeout`.
+    pub command_timeout: Option<Duration>,
 }
 
 impl HostSession {
@@ -159,6 +162,7 @@ impl HostSession {
             check: setup.check,
             diff: setup.diff,
             privilege: setup.privilege.clone(),
+            command_timeout: setup.command_timeout,
             changed: AtomicUsize::new(0),
             unchanged: AtomicUsize::new(0),
             handlers: Mutex::new(Vec::new()),
@@ -342,6 +346,7 @@ impl HostSession {
 
     /// The request for `command`, wrapped in sudo when the options or `--become` ask for it.
     fn privileged(&self, command: &str, options: &RunOptions) -> ExecRequest {
+        let timeout = options.timeout.or(self.command_timeout);
         let stdin = options.stdin.as_ref().map(|s| s.as_bytes().to_vec());
         let user = options
             .sudo
@@ -351,7 +356,7 @@ impl HostSession {
             return ExecRequest {
                 command: command.to_string(),
                 stdin,
-                timeout: options.timeout,
+                timeout,
             };
         };
         let shell = crate::shell::quote(command);
@@ -372,13 +377,13 @@ impl HostSession {
                 ExecRequest {
                     command: format!("sh -c {}", crate::shell::quote(&wrapper)),
                     stdin: Some(input),
-                    timeout: options.timeout,
+                    timeout,
                 }
             }
             None => ExecRequest {
                 command: format!("sudo -n -u {user} -- sh -c {shell}"),
                 stdin,
-                timeout: options.timeout,
+                timeout,
             },
         }
     }

@@ -17,6 +17,8 @@ pub struct FanoutLimits {
     pub serial: Option<usize>,
     /// When to stop starting new hosts.
     pub max_fail: Option<MaxFail>,
+    /// How long one command may run; `None`: as long as it takes.
+    pub command_timeout: Option<std::time::Duration>,
 }
 
 /// Everything about a run that is not its job or its hosts.

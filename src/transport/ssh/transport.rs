@@ -60,11 +60,13 @@ impl SshTransport {
             .await
     }
 
+    /// Runs the request on a channel of its own; `None` when its timeout ended it first (the
+    /// command then gets TERM and the channel is closed, so sessions never pile up).
     async fn run_channel(
         &self,
         request: &ExecRequest,
         sink: &dyn LineSink,
-    ) -> Result<ExecOutput, SshError> {
+    ) -> Result<Option<ExecOutput>, SshError> {
         let connection = self.connection().await?;
         let _permit = self.channels.acquire().await;
         let mut channel = connection.handle.channel_open_session().await?;
@@ -73,10 +75,25 @@ impl SshTransport {
             channel.data(&stdin[..]).await?;
         }
         channel.eof().await?;
+        let deadline = request.timeout.map(|t| tokio::time::Instant::now() + t);
         let mut out = Capture::new(Stream::Stdout);
         let mut err = Capture::new(Stream::Stderr);
         let mut code = None;
-        while let Some(msg) = channel.wait().await {
+        loop {
+            let msg = match deadline {
+                Some(deadline) => match tokio::time::timeout_at(deadline, channel.wait()).await {
+                    Ok(msg) => msg,
+                    Err(_) => {
+                        let _ = channel.signal(russh::Sig::TERM).await;
+                        let _ = channel.close().await;
+                        return Ok(None);
+                    }
+                },
+                None => channel.wait().await,
+            };
+            let Some(msg) = msg else {
+                break;
+            };
             match msg {
                 ChannelMsg::Data { data } => out.push(&data, sink),
                 ChannelMsg::ExtendedData { data, ext: 1 } => err.push(&data, sink),
@@ -85,11 +102,11 @@ impl SshTransport {
                 _ => {}
             }
         }
-        Ok(ExecOutput {
+        Ok(Some(ExecOutput {
             stdout: out.finish(sink),
             stderr: err.finish(sink),
             code: code.unwrap_or(-1),
-        })
+        }))
     }
 
     /// Streams `reader` into a temporary file beside `path`, sets the mode, then renames it
@@ -169,7 +186,8 @@ impl SshTransport {
         let out = self
             .run_channel(&rename, &Quiet)
             .await
-            .map_err(TransportError::from)?;
+            .map_err(TransportError::from)?
+            .unwrap_or_default();
         if out.code != 0 {
             let _ = sftp.remove_file(tmp).await;
             return Err(file_error(std::io::Error::other(
@@ -278,16 +296,12 @@ impl Transport for SshTransport {
         request: &ExecRequest,
         sink: &dyn LineSink,
     ) -> Result<ExecOutput, TransportError> {
-        let run = self.run_channel(request, sink);
-        match request.timeout {
-            Some(timeout) => match tokio::time::timeout(timeout, run).await {
-                Ok(result) => Ok(result?),
-                Err(_) => Err(TransportError::Timeout {
-                    command: request.command.clone(),
-                    timeout,
-                }),
-            },
-            None => Ok(run.await?),
+        match self.run_channel(request, sink).await? {
+            Some(output) => Ok(output),
+            None => Err(TransportError::Timeout {
+                command: request.command.clone(),
+                timeout: request.timeout.unwrap_or_default(),
+            }),
         }
     }
 
