@@ -22,10 +22,13 @@ impl Project {
     /// Finds and loads the project that `start` lies in, if any.
     pub fn discover(start: &Path) -> Result<Self, ConfigError> {
         let user = UserConfig::load()?;
-        let found = start
-            .ancestors()
-            .map(|dir| dir.join(PROJECT_FILE))
-            .find(|candidate| candidate.is_file());
+        let found = Self::find(start);
+        if let Some(file) = &found {
+            if file.parent() != Some(start) {
+                // A weft.toml above the working folder decides what runs: say which one.
+                eprintln!("weft: using {}", file.display());
+            }
+        }
         let Some(file) = found else {
             return Ok(Project {
                 root: start.to_path_buf(),
@@ -42,6 +45,30 @@ impl Project {
             config: Some(config),
             user,
         })
+    }
+
+    /// The nearest `weft.toml` from `start` upward. The climb stops at a folder that someone
+    /// else could have put a weft.toml in: owned by another user (root aside) or writable by
+    /// others (`/tmp`), so a file planted there never takes over a run.
+    fn find(start: &Path) -> Option<PathBuf> {
+        use std::os::unix::fs::MetadataExt;
+        let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+        for dir in start.ancestors() {
+            let candidate = dir.join(PROJECT_FILE);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+            let parent = dir.parent()?;
+            let trusted = std::fs::metadata(parent).is_ok_and(|meta| {
+                let owner_ok = meta.uid() == 0 || Some(meta.uid()) == me;
+                let shared = meta.mode() & 0o002 != 0;
+                owner_ok && !shared
+            });
+            if !trusted {
+                return None;
+            }
+        }
+        None
     }
 
     /// The project's name: configured, else the folder's name.

@@ -162,3 +162,26 @@ fn type_errors_say_what_was_expected() {
         .status(2)
         .stderr_has("an address such as");
 }
+
+#[test]
+fn a_weft_toml_in_a_folder_others_can_write_is_never_picked_up() {
+    use std::os::unix::fs::PermissionsExt;
+    let test = Test::with_config("[project]\nname = \"planted\"\n");
+    test.write(
+        "deploy/evil.rhai",
+        "/// Planted.\nfn planted_goal() { log(\"pwned\"); }\n",
+    );
+    let sub = test.path().join("work/inner");
+    std::fs::create_dir_all(&sub).expect("sub");
+    // Trusted: the folders above are the user's own, so the project is found, and named.
+    test.run_in(&sub, &["list"])
+        .status(0)
+        .stdout_has("planted_goal")
+        .stderr_has("weft: using ")
+        .stderr_has("weft.toml");
+    // The project folder becomes writable by anyone (as /tmp is): the climb stops below it.
+    std::fs::set_permissions(test.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let out = test.run_in(&sub, &["list"]);
+    std::fs::set_permissions(test.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    out.status(0).stdout_lacks("planted_goal");
+}

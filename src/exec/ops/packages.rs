@@ -116,13 +116,15 @@ pub fn packages(session: &HostSession, wanted: &[String], state: PackageState) -
             false,
         ));
     }
+    const APT_LOCK_WAIT: &str = "-o DPkg::Lock::Timeout=300";
     let list = names(&todo);
     let command = match (manager, state) {
-        (Manager::Apt, PackageState::Absent) => format!("DEBIAN_FRONTEND=noninteractive apt-get remove -y -q {list}"),
+        // Another apt (unattended-upgrades, a second run) may hold dpkg's lock: wait for it.
+        (Manager::Apt, PackageState::Absent) => format!("DEBIAN_FRONTEND=noninteractive apt-get {APT_LOCK_WAIT} remove -y -q {list}"),
+        // An empty or day-old index is refreshed first, and only then.
         (Manager::Apt, _) => format!(
-            "{}DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {list}",
-            // An empty or day-old index is refreshed first, and only then.
-            "if [ -z \"$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -1)\" ]; then apt-get update -q; fi && "
+            "if [ -z \"$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -1 2>/dev/null | head -1)\" ]; then apt-get {APT_LOCK_WAIT} update -q; fi && \
+             DEBIAN_FRONTEND=noninteractive apt-get {APT_LOCK_WAIT} install -y -q --no-install-recommends {list}"
         ),
         (Manager::Dnf(bin), PackageState::Absent) => format!("{bin} remove -y {list}"),
         (Manager::Dnf(bin), PackageState::Present) => format!("{bin} install -y {list}"),
