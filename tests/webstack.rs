@@ -318,6 +318,15 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
     // A reload keeps serving.
     test.run(&["run", "gunicorn_reload"]).status(0);
     assert_eq!(get(&addr).expect("still serving"), "hello 1.0 from app-0");
+    // supervisord (root) logs where only root writes: a link the app's user plants in its
+    // own log folder makes root write nothing through it.
+    let plant = "echo root-only > /root/weft-victim && chmod 600 /root/weft-victim && \
+        su -s /bin/sh hello -c 'ln -sf /root/weft-victim /opt/www/hello/shared/log/gunicorn.log' && \
+        supervisorctl restart hello >/dev/null && sleep 1 && curl -s -o /dev/null http://127.0.0.1/ ; \
+        cat /root/weft-victim; test -s /var/log/supervisor/hello-gunicorn.log && echo logged";
+    test.run(&["ssh", "app-0", "-e", "dev", "--", plant])
+        .status(0)
+        .stdout_has("root-only\nlogged");
     // A site nginx rejects never stays on disk, and the site keeps answering.
     test.write(
         "templates/nginx/site.conf.hbs",
