@@ -159,6 +159,34 @@ fn the_deploy_lock_stops_a_second_deploy_until_broken() {
 }
 
 #[test]
+fn a_deploy_whose_lock_another_run_broke_leaves_that_runs_lock_alone() {
+    let (test, base) = project();
+    test.write("site/index.html", "v1\n");
+    // While the deploy runs, another run breaks its env lock (as --break-lock does).
+    let takeover = format!(
+        "printf 'carol@elsewhere:7 2026-11-22T12:00:00Z site_deploy\\n' > {}/.deploy-lock/owner",
+        base.display()
+    );
+    let config = test.read("weft.toml").replace(
+        "check = \"grep -qx ok src/site/health.txt\"",
+        &format!("check = \"{takeover}\""),
+    );
+    test.write("weft.toml", &config);
+    test.run(&["run", "site_deploy"]).status(0);
+    assert_eq!(serving(&base), "v1\n");
+    let owner = std::fs::read_to_string(base.join(".deploy-lock/owner"))
+        .expect("the other run's lock is still there");
+    assert!(owner.starts_with("carol@elsewhere:7 "), "{owner}");
+    // Breaking it by hand is recorded.
+    test.run(&["run", "site_unlock"])
+        .status(0)
+        .stdout_has("breaking the lock of carol@elsewhere:7");
+    let log = std::fs::read_to_string(base.join("locks.log")).expect("locks.log");
+    assert!(log.contains("held by carol@elsewhere:7"), "{log}");
+    assert!(!base.join(".deploy-lock").exists());
+}
+
+#[test]
 fn a_build_that_does_not_match_its_checksum_is_refused() {
     let (test, base) = project();
     test.write("site/index.html", "v1\n");
