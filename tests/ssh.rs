@@ -740,3 +740,62 @@ fn a_command_that_outlives_the_command_timeout_ends_and_its_session_closes() {
     }
     assert!(gone, "the timed-out command is still running");
 }
+
+/// Stops the sshd process serving the command's channel (the command's parent) from inside the
+/// command, as a host that hangs mid-command would, and returns the file holding its pid.
+fn stopping_command(fleet: &Fleet, name: &str) -> (String, String) {
+    let pid_file = fleet.path(name);
+    let command = format!("echo $PPID > {pid_file}; kill -STOP $PPID; echo after-stop");
+    (command, pid_file)
+}
+
+/// Kills the stopped sshd process so the fleet can stop cleanly.
+fn kill_stopped(pid_file: &str) {
+    if let Ok(pid) = std::fs::read_to_string(pid_file) {
+        let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+    }
+}
+
+#[test]
+fn a_host_whose_sshd_session_is_stopped_ends_in_the_command_timeout() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    let flags = ssh_flags(&fleet);
+    let address = fleet.address(0, "root");
+    let (command, pid_file) = stopping_command(&fleet, "stopped-pid");
+    let started = std::time::Instant::now();
+    let mut argv = args(&["exec", "-H", &address, "--command-timeout", "3"], &flags);
+    argv.extend(["--", command.as_str()]);
+    let out = test.run(&argv);
+    let elapsed = started.elapsed();
+    kill_stopped(&pid_file);
+    out.status(1).stdout_has("timed out after 3s");
+    assert!(
+        std::path::Path::new(&pid_file).exists(),
+        "the command never ran"
+    );
+    assert!(elapsed.as_secs() < 60, "the run did not end at the timeout");
+}
+
+#[test]
+fn a_host_whose_sshd_session_is_stopped_is_given_up_by_keepalives() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    let flags = ssh_flags(&fleet);
+    let address = fleet.address(0, "root");
+    let (command, pid_file) = stopping_command(&fleet, "stopped-pid");
+    let started = std::time::Instant::now();
+    // No --command-timeout: the default hour would stall the run; unanswered keepalives end it.
+    let mut argv = args(&["exec", "-H", &address], &flags);
+    argv.extend(["--", command.as_str()]);
+    let out = test.run(&argv);
+    let elapsed = started.elapsed();
+    kill_stopped(&pid_file);
+    assert!(
+        !out.stdout.contains("| after-stop"),
+        "the stopped session relayed output: {}",
+        out.stdout
+    );
+    out.status(1).stdout_has("was lost while");
+    assert!(elapsed.as_secs() < 180, "the run did not end on keepalives");
+}

@@ -56,6 +56,12 @@ pub enum SshError {
     /// An identity file could not be used.
     #[error("cannot load the identity `{}`: {message}", path.display())]
     Key { path: PathBuf, message: String },
+    /// The connection ended while a command ran, before the host said how it ended.
+    #[error(
+        "the connection to {target} was lost while `{command}` ran (cut, or no answer to \
+         keepalives); whether the command finished is unknown"
+    )]
+    Lost { target: String, command: String },
     /// The SSH protocol failed.
     #[error("ssh: {0}")]
     Protocol(String),

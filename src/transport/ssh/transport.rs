@@ -102,10 +102,18 @@ impl SshTransport {
                 _ => {}
             }
         }
+        // sshd always reports how an exec ended; a channel closed without that means the
+        // connection died (keepalives unanswered or cut), which must not read as an exit code.
+        let Some(code) = code else {
+            return Err(SshError::Lost {
+                target: self.target.to_string(),
+                command: request.command.clone(),
+            });
+        };
         Ok(Some(ExecOutput {
             stdout: out.finish(sink),
             stderr: err.finish(sink),
-            code: code.unwrap_or(-1),
+            code,
         }))
     }
 
