@@ -178,7 +178,10 @@ fn build_ids_of_a_project_folder_tell_different_code_apart() {
     test.write("site/index.html", "v2\n");
     let v2 = build_code_id(&test);
     assert_ne!(v1, v2, "two builds of different code look alike");
-    assert!(v1.len() == 8 && v1.chars().all(|c| c.is_ascii_hexdigit()), "{v1}");
+    assert!(
+        v1.len() == 8 && v1.chars().all(|c| c.is_ascii_hexdigit()),
+        "{v1}"
+    );
     assert_eq!(build_code_id(&test), v2, "the same code got another id");
 
     // In git: the commit, and `-dirty` while the folder has changes.
