@@ -740,3 +740,22 @@ fn a_command_that_outlives_the_command_timeout_ends_and_its_session_closes() {
     }
     assert!(gone, "the timed-out command is still running");
 }
+
+#[test]
+fn a_command_whose_connection_drops_says_so_and_that_it_may_still_run() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    let flags = ssh_flags(&fleet);
+    let address = fleet.address(0, "root");
+    // The command kills the sshd process serving its own connection: the nearest ancestor
+    // named sshd (the listening daemon, further up, stays).
+    let cut = "p=$$; while [ \"$p\" -gt 1 ]; do case $(ps -o comm= -p \"$p\") in sshd*) kill -9 \"$p\"; break;; esac; p=$(ps -o ppid= -p \"$p\" | tr -d ' '); done; sleep 2";
+    let argv = args(&["exec", "-H", &address], &flags);
+    let mut argv = argv;
+    argv.extend(["--", cut]);
+    test.run(&argv)
+        .status(1)
+        .stdout_has(&format!("connection to {address} lost while running"))
+        .stdout_has("may still be running")
+        .stdout_lacks("exited with -1");
+}
