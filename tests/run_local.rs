@@ -321,3 +321,15 @@ fn a_private_key_is_never_taken_for_a_public_one() {
         .status(2)
         .stderr_has("is not one public key");
 }
+
+#[test]
+fn a_goal_failing_on_a_missing_var_names_the_host_and_the_close_vars() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/greet.rhai",
+        "/// Greets.\nfn greet(host) {\n    let name = host.vars.whoo;\n    host.run(\"echo \" + name.to_upper());\n}\n",
+    );
+    test.run(&["run", "greet"])
+        .status(1)
+        .stderr_has("`vars.whoo` is `()` on local: it has no var `whoo`; did you mean `who`?");
+}
