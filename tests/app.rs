@@ -158,6 +158,43 @@ fn the_deploy_lock_stops_a_second_deploy_until_broken() {
     );
 }
 
+/// Builds `site` and returns what its new build id says about the code (the part after the time).
+fn build_code_id(test: &Test) -> String {
+    test.run(&["run", "site_build"]).status(0);
+    let archive = archives(&test.path().join(".weft/build/site/dist"))
+        .pop()
+        .expect("an archive");
+    let name = archive.file_name().and_then(|n| n.to_str()).expect("name");
+    let id = name.strip_suffix(".tar.gz").expect("an id");
+    id.split_once('-').expect("<time>-<code>").1.to_string()
+}
+
+#[test]
+fn build_ids_of_a_project_folder_tell_different_code_apart() {
+    let (test, _) = project();
+    // Outside git: a hash of the files.
+    test.write("site/index.html", "v1\n");
+    let v1 = build_code_id(&test);
+    test.write("site/index.html", "v2\n");
+    let v2 = build_code_id(&test);
+    assert_ne!(v1, v2, "two builds of different code look alike");
+    assert!(
+        v1.len() == 8 && v1.chars().all(|c| c.is_ascii_hexdigit()),
+        "{v1}"
+    );
+    assert_eq!(build_code_id(&test), v2, "the same code got another id");
+
+    // In git: the commit, and `-dirty` while the folder has changes.
+    test.write(".gitignore", ".weft/\n");
+    git(test.path(), &["init", "-q"]);
+    git(test.path(), &["add", "."]);
+    git(test.path(), &["commit", "-qm", "v2"]);
+    let commit = git(test.path(), &["rev-parse", "--short=8", "HEAD"]);
+    assert_eq!(build_code_id(&test), commit);
+    test.write("site/index.html", "v3\n");
+    assert_eq!(build_code_id(&test), format!("{commit}-dirty"));
+}
+
 #[test]
 fn a_deploy_whose_lock_another_run_broke_leaves_that_runs_lock_alone() {
     let (test, base) = project();

@@ -1,9 +1,12 @@
 //! Machines: the `local` sandbox provider for real, and the `ec2` provider against moto.
 
+#[cfg(feature = "ec2")]
 use std::net::TcpListener;
 use std::path::Path;
+#[cfg(feature = "ec2")]
 use std::process::{Child, Command, Stdio};
 
+#[cfg(feature = "ec2")]
 use crate::fleet::Fleet;
 use crate::harness::{Destroy, Test};
 
@@ -152,6 +155,7 @@ fn the_local_provider_names_what_is_wrong() {
 }
 
 /// The python of the tests' own virtualenv, where `scripts/test.sh` installs moto.
+#[cfg(feature = "ec2")]
 fn test_python() -> String {
     std::env::var("WEFT_TEST_PYTHON").unwrap_or_else(|_| {
         panic!(
@@ -162,11 +166,13 @@ fn test_python() -> String {
 }
 
 /// moto's EC2 server on a free loopback port, stopped when dropped.
+#[cfg(feature = "ec2")]
 struct Moto {
     child: Child,
     port: u16,
 }
 
+#[cfg(feature = "ec2")]
 impl Moto {
     fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
@@ -216,6 +222,7 @@ impl Moto {
     }
 }
 
+#[cfg(feature = "ec2")]
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -224,6 +231,7 @@ impl Drop for Moto {
 }
 
 /// An AMI moto knows.
+#[cfg(feature = "ec2")]
 fn moto_ami() -> String {
     let out = Command::new(test_python())
         .args(["-c", "import json, os, moto; print(json.load(open(os.path.join(os.path.dirname(moto.__file__), 'ec2/resources/amis.json')))[0]['ami_id'])"])
@@ -232,6 +240,7 @@ fn moto_ami() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+#[cfg(feature = "ec2")]
 #[test]
 fn ec2_machines_against_moto() {
     let moto = Moto::start();

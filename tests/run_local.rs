@@ -14,18 +14,25 @@ fn second_run_changes_nothing_and_check_touches_nothing() {
 fn files_write(host, text) {
     host.run(["mkdir", "-p", "out"]);
     host.write_file("out/greeting.txt", text + "\n", #{ mode: "0600" });
+    log("wrote the greeting");
 }
 "#,
     );
+    // A check run counts what would change apart, and marks the goal's own messages.
     test.run(&["run", "files_write", "--check", "hi"])
         .status(0)
         .stdout_has("would change: file out/greeting.txt")
-        .stdout_has("skipped under --check: mkdir -p out");
+        .stdout_has("skipped under --check: mkdir -p out")
+        .stdout_has("| [check] wrote the greeting")
+        .stdout_has("summary (--check: nothing was changed): 0 ok, 1 would change, 0 failed")
+        .stdout_has("would change  ");
     assert!(!test.path().join("out").exists(), "--check created out/");
 
     test.run(&["run", "files_write", "hi"])
         .status(0)
         .stdout_has("changed: file out/greeting.txt")
+        .stdout_has("| wrote the greeting")
+        .stdout_lacks("[check]")
         .stdout_has("summary: 0 ok, 1 changed, 0 failed");
     assert_eq!(test.read("out/greeting.txt"), "hi\n");
     let mode = std::fs::metadata(test.path().join("out/greeting.txt")).expect("meta");
@@ -135,8 +142,8 @@ fn controller_goals_run_once_and_see_the_env() {
     );
     test.run(&["run", "c_plan", "--check"])
         .status(0)
-        .stdout_has("controller | local [\"local\"] true")
-        .stdout_has("summary: 1 ok");
+        .stdout_has("controller | [check] local [\"local\"] true")
+        .stdout_has("summary (--check: nothing was changed): 1 ok");
 }
 
 #[test]
@@ -313,4 +320,16 @@ fn a_private_key_is_never_taken_for_a_public_one() {
     test.run(&["keys", "sync", "-e", "fleet"])
         .status(2)
         .stderr_has("is not one public key");
+}
+
+#[test]
+fn a_goal_failing_on_a_missing_var_names_the_host_and_the_close_vars() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/greet.rhai",
+        "/// Greets.\nfn greet(host) {\n    let name = host.vars.whoo;\n    host.run(\"echo \" + name.to_upper());\n}\n",
+    );
+    test.run(&["run", "greet"])
+        .status(1)
+        .stderr_has("`vars.whoo` is `()` on local: it has no var `whoo`; did you mean `who`?");
 }

@@ -796,6 +796,25 @@ fn a_host_whose_sshd_session_is_stopped_is_given_up_by_keepalives() {
         "the stopped session relayed output: {}",
         out.stdout
     );
-    out.status(1).stdout_has("was lost while");
+    out.status(1).stdout_has("lost while running");
     assert!(elapsed.as_secs() < 180, "the run did not end on keepalives");
+}
+
+#[test]
+fn a_command_whose_connection_drops_says_so_and_that_it_may_still_run() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    let flags = ssh_flags(&fleet);
+    let address = fleet.address(0, "root");
+    // The command kills the sshd process serving its own connection: the nearest ancestor
+    // named sshd (the listening daemon, further up, stays).
+    let cut = "p=$$; while [ \"$p\" -gt 1 ]; do case $(ps -o comm= -p \"$p\") in sshd*) kill -9 \"$p\"; break;; esac; p=$(ps -o ppid= -p \"$p\" | tr -d ' '); done; sleep 2";
+    let argv = args(&["exec", "-H", &address], &flags);
+    let mut argv = argv;
+    argv.extend(["--", cut]);
+    test.run(&argv)
+        .status(1)
+        .stdout_has(&format!("connection to {address} lost while running"))
+        .stdout_has("may still be running")
+        .stdout_lacks("exited with -1");
 }

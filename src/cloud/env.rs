@@ -74,8 +74,18 @@ impl CloudEnv {
             return Ok(None);
         };
         let provider: Box<dyn Provider> = match section.provider {
+            #[cfg(feature = "ec2")]
             Some(ProviderKind::Ec2) => {
                 Box::new(super::ec2::Ec2Provider::new(section.region.clone())?)
+            }
+            #[cfg(not(feature = "ec2"))]
+            Some(ProviderKind::Ec2) => {
+                return Err(super::CloudError::Unsupported(
+                    "this weft was built without the `ec2` feature (cargo build \
+                     --no-default-features); build it with the default features for ec2 envs"
+                        .into(),
+                )
+                .into())
             }
             _ => Box::new(LocalProvider::new()?),
         };

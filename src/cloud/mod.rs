@@ -1,6 +1,7 @@
 //! Machines: the provider interface, the `local` sandbox and `ec2` providers behind it, and an
 //! env's machines as the CLI and controller goals act on them (`env.rs`). Plain Rust.
 
+#[cfg(feature = "ec2")]
 pub mod ec2;
 pub mod env;
 pub mod local;

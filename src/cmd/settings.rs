@@ -173,6 +173,7 @@ pub fn run_context(
         color: settings.color && std::io::stdout().is_terminal(),
         verbosity: settings.verbosity,
         progress_bar: std::io::stderr().is_terminal() && settings.verbosity != Verbosity::Quiet,
+        check: settings.check,
     };
     let secrets = settings.privilege.sudo_password.iter().cloned().collect();
     Arc::new(RunContext::new(

@@ -35,6 +35,8 @@ pub struct Style {
     pub verbosity: Verbosity,
     /// Draw a live progress bar (a terminal, text output).
     pub progress_bar: bool,
+    /// A `--check` run: changes are only reported, so messages say so.
+    pub check: bool,
 }
 
 /// Where and how run events are printed.
@@ -42,6 +44,7 @@ pub struct Style {
 pub struct Output {
     json: bool,
     color: bool,
+    check: bool,
     verbosity: Verbosity,
     width: AtomicUsize,
     secrets: RwLock<Vec<String>>,
@@ -176,6 +179,7 @@ impl Output {
         let output = Arc::new(Output {
             json: style.json,
             color: style.color && !style.json,
+            check: style.check,
             verbosity: style.verbosity,
             width: AtomicUsize::new(0),
             secrets: RwLock::new(Vec::new()),
@@ -287,15 +291,30 @@ impl Output {
         }
     }
 
-    /// A message from the script (`log`) or from weft about a step.
+    /// A message from the script (`log`) or from weft about a step; under `--check` it is
+    /// marked, since the goal's `deployed ...` did not happen.
     pub fn log(&self, host: &str, text: &str) {
         if !self.shows(Verbosity::Normal) {
             return;
         }
         if self.json {
-            self.emit(&json!({"event": "log", "host": host, "message": text}).to_string());
+            let mut event = json!({"event": "log", "host": host, "message": text});
+            if self.check {
+                event["check"] = true.into();
+            }
+            self.emit(&event.to_string());
+        } else if self.check {
+            self.emit(&format!("{} [check] {text}", self.prefix(host)));
         } else {
             self.emit(&format!("{} {text}", self.prefix(host)));
+        }
+    }
+
+    /// The word for `status` in this run: a `--check` run changes nothing, its hosts would change.
+    fn label(&self, status: Status) -> &'static str {
+        match status {
+            Status::Changed if self.check => "would change",
+            other => other.label(),
         }
     }
 
@@ -402,7 +421,7 @@ impl Output {
                 let counts: Vec<String> = counts
                     .iter()
                     .filter(|(_, n)| *n > 0)
-                    .map(|(s, n)| format!("{n} {}", s.label()))
+                    .map(|(s, n)| format!("{n} {}", self.label(*s)))
                     .collect();
                 self.emit(&format!(
                     "▸ {goal} {:.1}s: {}",
@@ -456,7 +475,7 @@ impl Output {
     pub fn summary(&self, outcomes: &[HostOutcome]) {
         let counts = status_counts(outcomes);
         if self.json {
-            let mut event = json!({"event": "summary", "hosts": outcomes});
+            let mut event = json!({"event": "summary", "hosts": outcomes, "check": self.check});
             for (status, n) in counts {
                 event[status.label()] = n.into();
             }
@@ -466,21 +485,27 @@ impl Output {
         let totals: Vec<String> = counts
             .iter()
             .filter(|(s, n)| *n > 0 || matches!(s, Status::Ok | Status::Changed | Status::Failed))
-            .map(|(s, n)| format!("{n} {}", s.label()))
+            .map(|(s, n)| format!("{n} {}", self.label(*s)))
             .collect();
-        let mut text = format!("\nsummary: {}", totals.join(", "));
+        let title = if self.check {
+            "summary (--check: nothing was changed)"
+        } else {
+            "summary"
+        };
+        let mut text = format!("\n{title}: {}", totals.join(", "));
         for o in outcomes {
-            let detail = match (&o.error, o.changes, o.unchanged) {
-                (Some(error), _, _) => error.clone(),
-                (None, 0, 0) => String::new(),
-                (None, 1, 0) => "1 change".into(),
-                (None, n, 0) => format!("{n} changes"),
-                (None, n, u) => format!("{n} changed, {u} unchanged"),
+            let detail = match (&o.error, o.changes, o.unchanged, self.check) {
+                (Some(error), _, _, _) => error.clone(),
+                (None, 0, 0, _) => String::new(),
+                (None, 1, 0, false) => "1 change".into(),
+                (None, n, 0, false) => format!("{n} changes"),
+                (None, n, u, false) => format!("{n} changed, {u} unchanged"),
+                (None, n, u, true) => format!("{n} would change, {u} unchanged"),
             };
             let line = format!(
-                "\n  {:<width$}  {:<11} {:>7.2}s  {detail}",
+                "\n  {:<width$}  {:<12} {:>7.2}s  {detail}",
                 o.host,
-                o.status.label(),
+                self.label(o.status),
                 o.duration.as_secs_f64(),
                 width = self.width.load(Ordering::Relaxed)
             );

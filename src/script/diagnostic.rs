@@ -205,3 +205,64 @@ pub fn runtime(
         help,
     }
 }
+
+/// Adds to a goal's runtime error the `vars.NAME` that `host` lacks (they read as `()` and fail
+/// further on, far from the typo), with the closest names it has: those of the failing
+/// function up to the failing line.
+pub fn missing_vars(err: ScriptError, host: &str, vars: &[&str]) -> ScriptError {
+    let ScriptError::Runtime {
+        message,
+        span,
+        label,
+        src,
+        help,
+    } = err
+    else {
+        return err;
+    };
+    let region = match (&span, &src) {
+        (Some(span), Some(src)) => {
+            let text = src.inner();
+            let at = span.offset().min(text.len());
+            let start = ["\nfn ", "\nprivate fn "]
+                .iter()
+                .filter_map(|f| text[..at].rfind(f))
+                .max()
+                .map_or(0, |i| i + 1);
+            let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+            text[start..end].to_string()
+        }
+        _ => String::new(),
+    };
+    let mut notes: Vec<String> = Vec::new();
+    for (i, _) in region.match_indices("vars.") {
+        let name: String = region[i + 5..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let note_for = format!("`vars.{name}`");
+        if name.is_empty()
+            || vars.contains(&name.as_str())
+            || notes.iter().any(|n| n.contains(&note_for))
+        {
+            continue;
+        }
+        let mut note = format!("{note_for} is `()` on {host}: it has no var `{name}`");
+        if let Some(suggestion) = crate::suggest::help("vars", &name, vars) {
+            note.push_str(&format!("; {suggestion}"));
+        }
+        notes.push(note);
+    }
+    let help = match (help, notes.is_empty()) {
+        (help, true) => help,
+        (None, false) => Some(notes.join("\n")),
+        (Some(h), false) => Some(format!("{}\n{h}", notes.join("\n"))),
+    };
+    ScriptError::Runtime {
+        message,
+        span,
+        label,
+        src,
+        help,
+    }
+}

@@ -159,6 +159,14 @@ impl ScriptEngine {
         args: &[String],
     ) -> Result<Dynamic, ScriptError> {
         let script = self.scripts.script_of(goal);
+        // For a runtime error on a missing var: the host and the names it has.
+        let vars_of = host.as_ref().map(|h| {
+            let spec = &h.0.spec;
+            (
+                spec.name.clone(),
+                spec.vars.keys().cloned().collect::<Vec<_>>(),
+            )
+        });
         let mut call_args: Vec<Dynamic> = Vec::with_capacity(args.len() + 1);
         if let Some(host) = host {
             call_args.push(Dynamic::from(host));
@@ -179,11 +187,18 @@ impl ScriptEngine {
                     goal: &goal.name,
                     source: &script.source,
                 };
-                diagnostic::runtime(&err, &site, self.scripts.sources(), |path| {
+                let err = diagnostic::runtime(&err, &site, self.scripts.sources(), |path| {
                     self.scripts
                         .import(path)
                         .map(|s| s.source.name().to_string())
-                })
+                });
+                match &vars_of {
+                    Some((host, vars)) => {
+                        let names: Vec<&str> = vars.iter().map(String::as_str).collect();
+                        diagnostic::missing_vars(err, host, &names)
+                    }
+                    None => err,
+                }
             })
     }
 }

@@ -56,12 +56,12 @@ pub enum SshError {
     /// An identity file could not be used.
     #[error("cannot load the identity `{}`: {message}", path.display())]
     Key { path: PathBuf, message: String },
-    /// The connection ended while a command ran, before the host said how it ended.
+    /// The connection ended while a command ran, before the command reported its exit.
     #[error(
-        "the connection to {target} was lost while `{command}` ran (cut, or no answer to \
-         keepalives); whether the command finished is unknown"
+        "connection to {target} lost while running `{command}`; the command may still be \
+         running on {target}: check there before running it again"
     )]
-    Lost { target: String, command: String },
+    ConnectionLost { target: String, command: String },
     /// The SSH protocol failed.
     #[error("ssh: {0}")]
     Protocol(String),

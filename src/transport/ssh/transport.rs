@@ -22,6 +22,17 @@ const CHANNELS_PER_CONNECTION: usize = 8;
 /// Bytes per SFTP write while streaming a file.
 const CHUNK: usize = 64 * 1024;
 
+/// The first line of `command`, cut to a length that fits a message.
+fn shortened(command: &str) -> String {
+    const MAX: usize = 80;
+    let line = command.lines().next().unwrap_or_default();
+    if line.chars().count() <= MAX && line.len() == command.len() {
+        line.to_string()
+    } else {
+        format!("{}…", line.chars().take(MAX).collect::<String>())
+    }
+}
+
 /// One host reached over SSH.
 pub struct SshTransport {
     target: Target,
@@ -102,17 +113,19 @@ impl SshTransport {
                 _ => {}
             }
         }
-        // sshd always reports how an exec ended; a channel closed without that means the
-        // connection died (keepalives unanswered or cut), which must not read as an exit code.
+        let stdout = out.finish(sink);
+        let stderr = err.finish(sink);
+        // The channel ended without an exit status or signal: the connection went away (sshd
+        // killed, network cut), and nothing says whether the command stopped with it.
         let Some(code) = code else {
-            return Err(SshError::Lost {
+            return Err(SshError::ConnectionLost {
                 target: self.target.to_string(),
-                command: request.command.clone(),
+                command: shortened(&request.command),
             });
         };
         Ok(Some(ExecOutput {
-            stdout: out.finish(sink),
-            stderr: err.finish(sink),
+            stdout,
+            stderr,
             code,
         }))
     }
