@@ -1,0 +1,147 @@
+//! What the server knows of the project: its config, layers, goals, templates and vars,
+//! loaded from disk once and again after a save.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::layers::{Kind, Layer, Layers, TEMPLATES};
+use crate::project::Project;
+use crate::script::{check, Goal, ScriptEngine};
+
+/// The loaded project; any part that fails to load is simply absent.
+pub struct Workspace {
+    layers: Option<Layers>,
+    engine: Option<ScriptEngine>,
+    vars: Vec<String>,
+}
+
+impl Workspace {
+    /// Loads the project that `root` lies in.
+    pub fn load(root: &Path) -> Self {
+        let Ok(project) = Project::discover(root) else {
+            return Workspace {
+                layers: None,
+                engine: None,
+                vars: Vec::new(),
+            };
+        };
+        let layers = Layers::new(&project);
+        let engine = ScriptEngine::load(&layers, None).ok();
+        Workspace {
+            vars: var_names(&project),
+            layers: Some(layers),
+            engine,
+        }
+    }
+
+    /// Every goal of every layer, sorted by name.
+    pub fn goals(&self) -> Vec<&Goal> {
+        self.engine
+            .as_ref()
+            .map(|e| e.scripts().goals().collect())
+            .unwrap_or_default()
+    }
+
+    /// The goal called `name`.
+    pub fn goal(&self, name: &str) -> Option<&Goal> {
+        self.engine.as_ref()?.scripts().goal(name).ok()
+    }
+
+    /// Template names as `host.template` takes them, with the layer that wins each.
+    pub fn templates(&self) -> Vec<(String, Layer)> {
+        let Some(layers) = &self.layers else {
+            return Vec::new();
+        };
+        layers
+            .resolve_all(Kind::Template)
+            .into_iter()
+            .map(|r| {
+                let name = r
+                    .winner
+                    .logical
+                    .strip_prefix(&format!("{TEMPLATES}/"))
+                    .unwrap_or(&r.winner.logical)
+                    .to_string();
+                (name, r.winner.layer)
+            })
+            .collect()
+    }
+
+    /// Every var name set in `weft.toml`: of envs, hosts and roles.
+    pub fn vars(&self) -> &[String] {
+        &self.vars
+    }
+
+    /// The file and 1-based line that define goal `name`; files without a path on disk
+    /// (stdlib, generated app goals) are written read-only under `cache` first.
+    pub fn goal_location(&self, name: &str, cache: &Path) -> Option<(PathBuf, usize)> {
+        let engine = self.engine.as_ref()?;
+        let goal = engine.scripts().goal(name).ok()?;
+        let script = engine.scripts().script_of(goal);
+        let line = check::fn_line(script.source.text(), name).unwrap_or(1);
+        let path = match script.file.disk_path() {
+            Some(path) => path.to_path_buf(),
+            None => {
+                let folder = if script.file.display_name().starts_with("<generated>") {
+                    "generated"
+                } else {
+                    "stdlib"
+                };
+                let path = cache.join(folder).join(&script.file.logical);
+                write_read_only(&path, script.source.text()).ok()?;
+                path
+            }
+        };
+        Some((path, line))
+    }
+}
+
+/// Writes `text` at `path` unless it already holds it, and leaves it read-only.
+fn write_read_only(path: &Path, text: &str) -> std::io::Result<()> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // An older copy is read-only: replace it rather than write through it.
+    let _ = std::fs::remove_file(path);
+    std::fs::write(path, text)?;
+    let mut perms = std::fs::metadata(path)?.permissions();
+    perms.set_readonly(true);
+    std::fs::set_permissions(path, perms)
+}
+
+/// Where read-only copies of embedded files go: `$XDG_CACHE_HOME/weft`, else `~/.cache/weft`.
+pub fn cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("weft")
+}
+
+fn var_names(project: &Project) -> Vec<String> {
+    let Some(config) = &project.config else {
+        return Vec::new();
+    };
+    let mut names: BTreeSet<String> = config.file.vars.keys().cloned().collect();
+    if !config.file.apps.is_empty() {
+        names.insert("apps".into());
+    }
+    for env in config.file.env.values() {
+        names.extend(env.vars.keys().cloned());
+        for host in env.hosts.values() {
+            if let Some(vars) = host.get_ref().vars() {
+                names.extend(vars.keys().cloned());
+            }
+        }
+        for role in env.roles.values() {
+            if let Some(vars) = role.get_ref().vars() {
+                names.extend(vars.keys().cloned());
+            }
+        }
+    }
+    names.into_iter().collect()
+}
