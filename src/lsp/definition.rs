@@ -7,7 +7,10 @@ use super::{text, Server};
 use crate::script::check;
 
 /// Where the word under the cursor is defined.
-pub fn definition(server: &mut Server, params: GotoDefinitionParams) -> Option<GotoDefinitionResponse> {
+pub fn definition(
+    server: &mut Server,
+    params: GotoDefinitionParams,
+) -> Option<GotoDefinitionResponse> {
     let at = params.text_document_position_params;
     let uri = at.text_document.uri;
     let source = server.document(&uri)?;

@@ -61,7 +61,10 @@ fn config(uri: &Uri, source: &str) -> Vec<Diagnostic> {
             diagnostic(range(span), "weft::config::syntax", message)
         }
         ConfigError::Invalid {
-            message, span, help, ..
+            message,
+            span,
+            help,
+            ..
         } => {
             let message = match help {
                 Some(help) => format!("{message}\nhelp: {help}"),

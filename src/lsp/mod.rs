@@ -100,7 +100,10 @@ pub fn serve(cwd: PathBuf) -> Result<(), LspError> {
     for message in &connection.receiver {
         match message {
             Message::Request(request) => {
-                if connection.handle_shutdown(&request).map_err(LspError::new)? {
+                if connection
+                    .handle_shutdown(&request)
+                    .map_err(LspError::new)?
+                {
                     break;
                 }
                 let response = server.request(request);
@@ -126,9 +129,8 @@ pub fn serve(cwd: PathBuf) -> Result<(), LspError> {
 }
 
 fn parse<T: DeserializeOwned>(id: &RequestId, params: serde_json::Value) -> Result<T, Response> {
-    serde_json::from_value(params).map_err(|e| {
-        Response::new_err(id.clone(), ErrorCode::InvalidParams as i32, e.to_string())
-    })
+    serde_json::from_value(params)
+        .map_err(|e| Response::new_err(id.clone(), ErrorCode::InvalidParams as i32, e.to_string()))
 }
 
 fn reply<T: serde::Serialize>(id: RequestId, result: T) -> Response {

@@ -6,7 +6,10 @@ use super::{text, Server};
 use crate::script::check;
 
 /// The functions of the document, in file order.
-pub fn symbols(server: &mut Server, params: DocumentSymbolParams) -> Option<DocumentSymbolResponse> {
+pub fn symbols(
+    server: &mut Server,
+    params: DocumentSymbolParams,
+) -> Option<DocumentSymbolResponse> {
     let source = server.document(&params.text_document.uri)?;
     #[allow(deprecated)]
     let symbols = check::outline(source)

@@ -147,7 +147,10 @@ mod tests {
     #[test]
     fn words_and_uris() {
         let text = "host.packages([])";
-        assert_eq!(word_at(text, Position::new(0, 7)).as_deref(), Some("packages"));
+        assert_eq!(
+            word_at(text, Position::new(0, 7)).as_deref(),
+            Some("packages")
+        );
         let uri = uri_of(Path::new("/tmp/a b/x.rhai")).expect("uri");
         assert_eq!(uri.as_str(), "file:///tmp/a%20b/x.rhai");
         assert_eq!(path_of(&uri), Some(PathBuf::from("/tmp/a b/x.rhai")));

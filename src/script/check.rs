@@ -45,10 +45,11 @@ pub fn check_source(text: &str) -> Vec<Problem> {
     }
 }
 
-/// The functions `text` defines, in file order; none when it does not compile.
+/// The functions `text` defines, in file order; read from the lines that start with `fn`
+/// when it does not compile (as while it is being typed).
 pub fn outline(text: &str) -> Vec<FnOutline> {
     let Ok(ast) = compiler().compile(text) else {
-        return Vec::new();
+        return outline_by_lines(text);
     };
     let mut fns: Vec<FnOutline> = ast
         .iter_functions()
@@ -65,17 +66,55 @@ pub fn outline(text: &str) -> Vec<FnOutline> {
     fns
 }
 
+fn outline_by_lines(text: &str) -> Vec<FnOutline> {
+    let mut fns = Vec::new();
+    let mut doc: Vec<&str> = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with("///") {
+            doc.push(line);
+            continue;
+        }
+        let (private, rest) = match line.strip_prefix("private ") {
+            Some(rest) => (true, rest.trim_start()),
+            None => (false, line),
+        };
+        if let Some((name, params)) = rest
+            .strip_prefix("fn ")
+            .and_then(|r| r.split_once('('))
+            .and_then(|(name, r)| Some((name.trim(), r.split_once(')')?.0)))
+            .filter(|(name, _)| !name.is_empty())
+        {
+            fns.push(FnOutline {
+                name: name.to_string(),
+                params: params
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                    .map(String::from)
+                    .collect(),
+                private,
+                line: index + 1,
+                doc: super::set::doc_text(&doc),
+            });
+        }
+        doc.clear();
+    }
+    fns
+}
+
 /// The 1-based line where `text` defines the function `name` (`fn name(`).
 pub fn fn_line(text: &str, name: &str) -> Option<usize> {
-    text.lines().position(|line| {
-        let line = line.trim_start();
-        let line = line.strip_prefix("private ").unwrap_or(line).trim_start();
-        line.strip_prefix("fn ")
-            .map(str::trim_start)
-            .and_then(|rest| rest.strip_prefix(name))
-            .is_some_and(|rest| rest.trim_start().starts_with('('))
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start();
+            let line = line.strip_prefix("private ").unwrap_or(line).trim_start();
+            line.strip_prefix("fn ")
+                .map(str::trim_start)
+                .and_then(|rest| rest.strip_prefix(name))
+                .is_some_and(|rest| rest.trim_start().starts_with('('))
+        })
+        .map(|i| i + 1)
 }
 
 #[cfg(test)]
@@ -95,10 +134,27 @@ mod tests {
         let text = "/// Deploys.\nfn deploy(host) {}\n\nprivate fn helper(a, b) {}\n";
         let fns = outline(text);
         assert_eq!(fns.len(), 2);
-        assert_eq!((fns[0].name.as_str(), fns[0].line, fns[0].private), ("deploy", 2, false));
+        assert_eq!(
+            (fns[0].name.as_str(), fns[0].line, fns[0].private),
+            ("deploy", 2, false)
+        );
         assert_eq!(fns[0].doc, "Deploys.");
-        assert_eq!((fns[1].name.as_str(), fns[1].line, fns[1].private), ("helper", 4, true));
+        assert_eq!(
+            (fns[1].name.as_str(), fns[1].line, fns[1].private),
+            ("helper", 4, true)
+        );
         assert_eq!(fn_line(text, "helper"), Some(4));
         assert_eq!(fn_line(text, "help"), None);
+        let broken = format!("{text}fn half(host) {{ host.");
+        let fns = outline(&broken);
+        assert_eq!(fns.len(), 3);
+        assert_eq!(
+            (fns[0].name.as_str(), fns[0].doc.as_str()),
+            ("deploy", "Deploys.")
+        );
+        assert_eq!(
+            (fns[1].params.len(), fns[2].name.as_str(), fns[2].line),
+            (2, "half", 5)
+        );
     }
 }
