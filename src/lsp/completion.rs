@@ -37,7 +37,7 @@ fn site(prefix: &str) -> Site {
         .map_or(prefix.len(), |(i, _)| i);
     // Inside a string: what precedes its opening quote.
     if let Some(quote) = prefix.rfind('"') {
-        let open = prefix[..quote].matches('"').count() % 2 == 0;
+        let open = prefix[..quote].matches('"').count().is_multiple_of(2);
         if open {
             let before = prefix[..quote].trim_end();
             if before.ends_with("run_goal(") || before.ends_with("goal_exists(") {
