@@ -298,3 +298,47 @@ fn lsp_reports_weft_toml_errors_with_ranges() {
     assert!(reply["error"].is_object(), "{reply}");
     client.stop();
 }
+
+/// A real client: headless Neovim (Debian's package, which `scripts/test.sh` installs) with
+/// its built-in LSP client reads back diagnostics and a completion list.
+#[test]
+fn neovim_shows_diagnostics_and_completions() {
+    let (test, _, _) = project();
+    test.write(
+        "deploy/site.rhai",
+        "fn web(host) {\n    host.packages([\"nginx\";\n}\n",
+    );
+    test.write("nvim-lsp.lua", include_str!("nvim-lsp.lua"));
+    let out = test.path().join("nvim-out.txt");
+    let mut child = std::process::Command::new("nvim")
+        .args(["--headless", "--clean", "-n", "-c", "luafile nvim-lsp.lua"])
+        .current_dir(test.path())
+        .env("HOME", test.home())
+        .env("XDG_CACHE_HOME", test.home().join("cache"))
+        .env("XDG_CONFIG_HOME", test.home().join("config"))
+        .env("WEFT_BIN", env!("CARGO_BIN_EXE_weft"))
+        .env("WEFT_OUT", &out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("nvim runs (scripts/test.sh installs Debian's neovim)");
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    while child.try_wait().expect("nvim status").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("nvim did not finish");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lines = std::fs::read_to_string(&out).expect("nvim wrote its findings");
+    let lines: Vec<&str> = lines.lines().collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("diagnostic 1 ") && l.contains("array")),
+        "{lines:?}"
+    );
+    for wanted in ["completion run", "completion file", "completion packages"] {
+        assert!(lines.contains(&wanted), "{wanted} not in {lines:?}");
+    }
+}
