@@ -286,6 +286,27 @@ fn lsp_reports_weft_toml_errors_with_ranges() {
             .contains("bogus"),
         "{found:?}"
     );
+    // An option a function does not take, with the closest one; option keys complete.
+    let script = format!("{root}/deploy/files.rhai");
+    let text = "fn files(host) {\n    host.file(\"/a\", #{ modee: \"0644\" });\n    host.file(\"/b\", #{  });\n}\n";
+    let found = client.open(&script, text);
+    let found = found.as_array().expect("diagnostics");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        found[0]["range"]["start"],
+        json!({"line": 1, "character": 23}),
+        "{found:?}"
+    );
+    assert_eq!(found[0]["code"], json!("weft::script::option"));
+    assert!(
+        found[0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("did you mean `mode`?"),
+        "{found:?}"
+    );
+    let keys = labels(&client.request("textDocument/completion", Client::at(&script, 2, 24)));
+    assert_eq!(keys, ["content", "mode", "owner", "group", "sensitive"]);
     // A request the server does not know gets an error, and the server keeps going.
     client.send(json!({"jsonrpc": "2.0", "id": 99, "method": "weft/nothing", "params": {}}));
     let reply = client.wait_for("error", |m| m["id"] == json!(99));

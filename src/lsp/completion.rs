@@ -11,6 +11,7 @@ use lsp_types::{
 
 use super::hover::{api_doc, goal_doc};
 use super::{text, Server};
+use crate::script::api::options;
 use crate::script::docs::FnDoc;
 
 /// What the cursor is in.
@@ -24,8 +25,50 @@ enum Site {
     Var,
     /// After `.`: a method or property of `Host`.
     Member,
+    /// A key of the option map given to the function named.
+    OptionKey(String),
     /// Anywhere else.
     Global,
+}
+
+/// The function whose option map `before` (the text before the cursor) is in, when the cursor
+/// is where a key goes: `host.file(p, #{ mode: "0644", |`.
+fn option_map_of(before: &str) -> Option<String> {
+    let open = before.rfind("#{")?;
+    let inside = &before[open + 2..];
+    if inside.contains('}') || inside.contains('"') && inside.matches('"').count() % 2 == 1 {
+        return None;
+    }
+    let segment = inside.rsplit(',').next().unwrap_or(inside);
+    if segment.contains(':') || !segment.trim().chars().all(text::is_word) {
+        return None;
+    }
+    // The call the map is an argument of: the unclosed `(` before it.
+    let mut depth = 0usize;
+    let call = before[..open]
+        .char_indices()
+        .rev()
+        .find_map(|(i, c)| match c {
+            ')' | ']' | '}' => {
+                depth += 1;
+                None
+            }
+            '(' | '[' | '{' if depth > 0 => {
+                depth -= 1;
+                None
+            }
+            '(' => Some(i),
+            _ => None,
+        })?;
+    let name: String = before[..call]
+        .chars()
+        .rev()
+        .take_while(|c| text::is_word(*c))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    (!name.is_empty()).then_some(name)
 }
 
 fn site(prefix: &str) -> Site {
@@ -104,8 +147,22 @@ fn api_items(functions: &[FnDoc], members: bool) -> Vec<CompletionItem> {
 pub fn complete(server: &mut Server, params: CompletionParams) -> Option<CompletionResponse> {
     let at = params.text_document_position;
     let source = server.document(&at.text_document.uri)?;
-    let site = site(text::line_prefix(source, at.position));
+    let before = &source[..text::offset(source, at.position)];
+    let site = match option_map_of(before) {
+        Some(function) if !options::keys(&function).is_empty() => Site::OptionKey(function),
+        _ => site(text::line_prefix(source, at.position)),
+    };
     let items = match site {
+        Site::OptionKey(function) => options::keys(&function)
+            .iter()
+            .map(|key| CompletionItem {
+                label: key.to_string(),
+                kind: Some(CompletionItemKind::FIELD),
+                detail: Some(format!("option of {function}")),
+                insert_text: Some(format!("{key}: ")),
+                ..CompletionItem::default()
+            })
+            .collect(),
         Site::Member => api_items(&server.functions, true),
         Site::Global => {
             let mut items = api_items(&server.functions, false);
@@ -156,7 +213,23 @@ fn goal_items(server: &mut Server) -> Vec<CompletionItem> {
 
 #[cfg(test)]
 mod tests {
-    use super::{site, Site};
+    use super::{option_map_of, site, Site};
+
+    #[test]
+    fn option_maps_by_their_function() {
+        assert_eq!(option_map_of("  host.file(p, #{ ").as_deref(), Some("file"));
+        assert_eq!(
+            option_map_of("  host.file(join(a, b), #{ mode: \"0644\", ow").as_deref(),
+            Some("file")
+        );
+        assert_eq!(
+            option_map_of("  host.file(p, #{\n    mode: \"0644\",\n    ").as_deref(),
+            Some("file")
+        );
+        assert_eq!(option_map_of("  host.file(p, #{ mode: \"06"), None);
+        assert_eq!(option_map_of("  host.file(p, #{ mode: 1 });\n  x"), None);
+        assert_eq!(option_map_of("  let m = #{ "), None);
+    }
 
     #[test]
     fn sites_by_what_precedes_the_cursor() {

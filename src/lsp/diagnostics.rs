@@ -37,7 +37,7 @@ fn script(source: &str) -> Vec<Diagnostic> {
         .map(|p| {
             diagnostic(
                 text::word_range(source, p.line, p.column),
-                "weft::script::syntax",
+                p.code,
                 p.message,
             )
         })

@@ -1,7 +1,10 @@
 //! Checks and outlines of one script's text, without a project: for editors (`weft lsp`).
 
-use rhai::FnAccess;
+use std::sync::OnceLock;
 
+use rhai::{ASTNode, Expr, FnAccess, OptimizationLevel};
+
+use super::api::options;
 use super::engine::compiler;
 
 /// One problem found in a script's text, at a 1-based line and column (characters).
@@ -13,6 +16,8 @@ pub struct Problem {
     pub column: usize,
     /// What is wrong.
     pub message: String,
+    /// Its diagnostic code (`weft::script::syntax`, `weft::script::option`).
+    pub code: &'static str,
 }
 
 /// A function a script defines.
@@ -30,17 +35,87 @@ pub struct FnOutline {
     pub doc: String,
 }
 
-/// The syntax errors of `text` (Rhai stops at the first one).
+/// The syntax errors of `text` (Rhai stops at the first one), else the keys of option maps
+/// that the function they are given to does not take (`#{ modee: "0644" }`).
 pub fn check_source(text: &str) -> Vec<Problem> {
-    match compiler().compile(text) {
-        Ok(_) => Vec::new(),
+    let mut engine = compiler();
+    // Unoptimized, so that constant option maps stay map literals with their positions.
+    engine.set_optimization_level(OptimizationLevel::None);
+    match engine.compile(text) {
+        Ok(ast) => {
+            let mut problems = Vec::new();
+            ast.walk(&mut |path: &[ASTNode]| {
+                if let Some(ASTNode::Expr(expr)) = path.last() {
+                    check_options(expr, &mut problems);
+                }
+                true
+            });
+            problems
+        }
         Err(err) => {
             let pos = err.1;
             vec![Problem {
                 line: pos.line().unwrap_or(1),
                 column: pos.position().unwrap_or(1),
                 message: err.0.to_string(),
+                code: "weft::script::syntax",
             }]
+        }
+    }
+}
+
+/// Each API function's name and parameter names, from its signature.
+fn signatures() -> &'static [(String, Vec<String>)] {
+    static SIGNATURES: OnceLock<Vec<(String, Vec<String>)>> = OnceLock::new();
+    SIGNATURES.get_or_init(|| {
+        super::docs::functions()
+            .into_iter()
+            .filter_map(|f| {
+                let (_, rest) = f.signature.split_once('(')?;
+                let (params, _) = rest.rsplit_once(") -> ")?;
+                let params = params
+                    .split(", ")
+                    .filter_map(|p| p.split(':').next())
+                    .map(|p| p.trim().to_string())
+                    .filter(|p| !p.is_empty())
+                    .collect();
+                Some((f.name, params))
+            })
+            .collect()
+    })
+}
+
+/// Checks the option-map literals `expr` passes, when it calls an API function.
+fn check_options(expr: &Expr, problems: &mut Vec<Problem>) {
+    let (call, receiver) = match expr {
+        Expr::FnCall(call, _) => (call, 0),
+        Expr::MethodCall(call, _) => (call, 1),
+        _ => return,
+    };
+    let count = call.args.len() + receiver;
+    for (index, arg) in call.args.iter().enumerate() {
+        let Expr::Map(map, _) = arg else { continue };
+        let takes_options = signatures().iter().any(|(name, params)| {
+            *name == call.name.as_str()
+                && params.len() == count
+                && params.get(index + receiver).map(String::as_str) == Some("options")
+        });
+        if !takes_options {
+            continue;
+        }
+        let allowed = options::keys(&call.name);
+        for (key, _) in map.0.iter() {
+            if allowed.contains(&key.name.as_str()) {
+                continue;
+            }
+            let help = crate::suggest::help("options", &key.name, allowed)
+                .map_or_else(String::new, |h| format!("; {h}"));
+            problems.push(Problem {
+                line: key.pos.line().unwrap_or(1),
+                column: key.pos.position().unwrap_or(1),
+                message: format!("`{}` takes no option `{}`{help}", call.name, key.name),
+                code: "weft::script::option",
+            });
         }
     }
 }
@@ -119,7 +194,7 @@ pub fn fn_line(text: &str, name: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::{check_source, fn_line, outline};
+    use super::{check_source, fn_line, options, outline, signatures};
 
     #[test]
     fn syntax_errors_have_a_line() {
@@ -127,6 +202,22 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].line, 2);
         assert!(check_source("fn ok(host) { 1 }").is_empty());
+        assert_eq!(problems[0].code, "weft::script::syntax");
+    }
+
+    #[test]
+    fn unknown_option_keys_are_found_where_they_are_written() {
+        let text = "fn f(host) {\n  host.file(\"/a\", #{ content: \"x\",\n    modee: \"0644\" });\n  host.template(\"t\", \"/d\", #{ anything: 1 });\n  file(host, \"/b\", #{ owner: \"x\", bogus: 1 });\n}\n";
+        let problems = check_source(text);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!((problems[0].line, problems[0].column), (3, 5));
+        assert!(
+            problems[0].message.contains("did you mean `mode`?"),
+            "{problems:?}"
+        );
+        assert_eq!(problems[0].code, "weft::script::option");
+        assert_eq!(problems[1].line, 5);
+        assert!(problems[1].message.contains("`bogus`"), "{problems:?}");
     }
 
     #[test]
@@ -156,5 +247,35 @@ mod tests {
             (fns[1].params.len(), fns[2].name.as_str(), fns[2].line),
             (2, "half", 5)
         );
+    }
+
+    #[test]
+    fn option_keys_name_functions_that_take_options() {
+        for (name, _) in options::KEYS {
+            assert!(
+                signatures()
+                    .iter()
+                    .any(|(n, params)| n == name && params.iter().any(|p| p == "options")),
+                "`{name}` takes no `options` map"
+            );
+        }
+    }
+
+    #[test]
+    fn the_stdlib_passes_its_own_checks() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stdlib");
+        let mut checked = 0;
+        for entry in walkdir::WalkDir::new(root)
+            .into_iter()
+            .filter_map(Result::ok)
+        {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "rhai") {
+                let text = std::fs::read_to_string(path).expect("stdlib file");
+                assert_eq!(check_source(&text), [], "{}", path.display());
+                checked += 1;
+            }
+        }
+        assert!(checked > 5, "only {checked} stdlib scripts");
     }
 }
