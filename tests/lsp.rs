@@ -257,13 +257,63 @@ fn lsp_diagnoses_completes_hovers_and_finds_definitions() {
     assert_eq!(def["uri"], json!(uri));
     assert_eq!(def["range"]["start"]["line"], json!(1));
 
+    // Strings: a template opens at the file that wins it, an import at its script.
+    let text = "import \"lib/app\" as app;\n\nfn web_setup(host) {\n    host.template(\"nginx/site.conf.hbs\", \"/a\");\n    host.template(\"site/app.conf.hbs\", \"/b\");\n}\n";
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 4}, "contentChanges": [{"text": text}]}),
+    );
+    client.diagnostics(&uri);
+    let cache = test.home().join("cache/weft/stdlib");
+    let def = client.request("textDocument/definition", Client::at(&uri, 0, 10));
+    assert_eq!(
+        def["uri"],
+        json!(format!("file://{}", cache.join("lib/app.rhai").display())),
+        "{def}"
+    );
+    assert!(cache.join("lib/app.rhai").is_file());
+    let def = client.request("textDocument/definition", Client::at(&uri, 3, 22));
+    let stdlib_template = cache.join("templates/nginx/site.conf.hbs");
+    assert_eq!(
+        def["uri"],
+        json!(format!("file://{}", stdlib_template.display())),
+        "{def}"
+    );
+    assert!(stdlib_template.is_file());
+    let def = client.request("textDocument/definition", Client::at(&uri, 4, 22));
+    let project_template = test.path().join("templates/site/app.conf.hbs");
+    assert_eq!(
+        def["uri"],
+        json!(format!("file://{}", project_template.display())),
+        "{def}"
+    );
+
+    // Workspace symbols: the goals of every layer.
+    let found = client.request("workspace/symbol", json!({"query": "NGINX_"}));
+    let names: Vec<&str> = found
+        .as_array()
+        .expect("symbols")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"nginx_setup") && names.iter().all(|n| n.contains("nginx_")),
+        "{names:?}"
+    );
+    let found = client.request("workspace/symbol", json!({"query": "web_setup"}));
+    assert_eq!(
+        found[0]["location"]["uri"],
+        json!(format!("{root}/deploy/site.rhai")),
+        "{found}"
+    );
+
     // Symbols: the goals of the file.
     let symbols = client.request(
         "textDocument/documentSymbol",
         json!({"textDocument": {"uri": uri}}),
     );
     assert_eq!(symbols[0]["name"], json!("web_setup"), "{symbols}");
-    assert_eq!(symbols[0]["range"]["start"]["line"], json!(1));
+    assert_eq!(symbols[0]["range"]["start"]["line"], json!(2));
 
     client.stop();
 }

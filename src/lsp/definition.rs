@@ -1,5 +1,6 @@
-//! Go to definition: a function of the same file, else a goal of any layer (stdlib goals
-//! open as read-only copies in the cache folder).
+//! Go to definition: a function of the same file, else a goal of any layer; the script an
+//! `import` string names, the template a string names. Stdlib files open as read-only copies
+//! in the cache folder.
 
 use lsp_types::{GotoDefinitionParams, GotoDefinitionResponse, Location};
 
@@ -13,6 +14,27 @@ pub fn definition(
 ) -> Option<GotoDefinitionResponse> {
     let at = params.text_document_position_params;
     let uri = at.text_document.uri;
+    let source = server.document(&uri)?;
+    let string = text::string_at(source, at.position);
+    let is_import = text::line_prefix(source, at.position)
+        .trim_start()
+        .starts_with("import ");
+    if let Some(string) = string {
+        let cache = server.cache.clone();
+        let workspace = server.workspace();
+        let path = if is_import {
+            workspace.import_location(&string, &cache)
+        } else {
+            workspace.template_location(&string, &cache)
+        };
+        if let Some(path) = path {
+            let start = lsp_types::Range::default();
+            return Some(GotoDefinitionResponse::Scalar(Location::new(
+                text::uri_of(&path)?,
+                start,
+            )));
+        }
+    }
     let source = server.document(&uri)?;
     let word = text::word_at(source, at.position)?;
     if let Some(f) = check::outline(source).into_iter().find(|f| f.name == word) {

@@ -19,6 +19,7 @@ use lsp_types::notification::{
 };
 use lsp_types::request::{
     Completion, DocumentSymbolRequest, GotoDefinition, HoverRequest, Request as _,
+    WorkspaceSymbolRequest,
 };
 use lsp_types::{
     CompletionOptions, HoverProviderCapability, InitializeParams, OneOf, PublishDiagnosticsParams,
@@ -74,6 +75,7 @@ pub fn serve(cwd: PathBuf) -> Result<(), LspError> {
         hover_provider: Some(HoverProviderCapability::Simple(true)),
         definition_provider: Some(OneOf::Left(true)),
         document_symbol_provider: Some(OneOf::Left(true)),
+        workspace_symbol_provider: Some(OneOf::Left(true)),
         ..ServerCapabilities::default()
     };
     let caps = serde_json::to_value(capabilities).map_err(LspError::new)?;
@@ -155,6 +157,9 @@ impl Server {
             }
             DocumentSymbolRequest::METHOD => {
                 parse(&id, params).map(|p| reply(id.clone(), symbols::symbols(self, p)))
+            }
+            WorkspaceSymbolRequest::METHOD => {
+                parse(&id, params).map(|p| reply(id.clone(), symbols::workspace_symbols(self, p)))
             }
             _ => Ok(Response::new_err(
                 id.clone(),

@@ -1,6 +1,10 @@
-//! Document symbols: the goals and helper functions a script defines.
+//! Document symbols (the goals and helper functions a script defines) and workspace symbols
+//! (the goals of every layer).
 
-use lsp_types::{DocumentSymbol, DocumentSymbolParams, DocumentSymbolResponse, SymbolKind};
+use lsp_types::{
+    DocumentSymbol, DocumentSymbolParams, DocumentSymbolResponse, Location, SymbolInformation,
+    SymbolKind, WorkspaceSymbolParams, WorkspaceSymbolResponse,
+};
 
 use super::{text, Server};
 use crate::script::check;
@@ -34,4 +38,37 @@ pub fn symbols(
         })
         .collect();
     Some(DocumentSymbolResponse::Nested(symbols))
+}
+
+/// The goals of every layer whose name contains the query (ignoring case).
+pub fn workspace_symbols(
+    server: &mut Server,
+    params: WorkspaceSymbolParams,
+) -> Option<WorkspaceSymbolResponse> {
+    let query = params.query.to_lowercase();
+    let cache = server.cache.clone();
+    let workspace = server.workspace();
+    let names: Vec<(String, String)> = workspace
+        .goals()
+        .into_iter()
+        .filter(|g| g.name.to_lowercase().contains(&query))
+        .map(|g| (g.name.clone(), format!("{} ({})", g.file, g.layer)))
+        .collect();
+    #[allow(deprecated)]
+    let symbols = names
+        .into_iter()
+        .filter_map(|(name, container)| {
+            let (path, line) = workspace.goal_location(&name, &cache)?;
+            let target = std::fs::read_to_string(&path).unwrap_or_default();
+            Some(SymbolInformation {
+                name,
+                kind: SymbolKind::FUNCTION,
+                tags: None,
+                deprecated: None,
+                location: Location::new(text::uri_of(&path)?, text::line_range(&target, line)),
+                container_name: Some(container),
+            })
+        })
+        .collect();
+    Some(WorkspaceSymbolResponse::Flat(symbols))
 }

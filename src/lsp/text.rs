@@ -87,6 +87,20 @@ pub fn word_at(text: &str, pos: Position) -> Option<String> {
     (!word.is_empty()).then(|| word.to_string())
 }
 
+/// The content of the string literal `pos` is in, on its line.
+pub fn string_at(text: &str, pos: Position) -> Option<String> {
+    let at = offset(text, pos);
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    let line = &text[start..end];
+    let cursor = at - start;
+    let quotes: Vec<usize> = line.match_indices('"').map(|(i, _)| i).collect();
+    quotes
+        .chunks(2)
+        .find(|pair| pair.len() == 2 && pair[0] < cursor && cursor <= pair[1])
+        .map(|pair| line[pair[0] + 1..pair[1]].to_string())
+}
+
 /// The text of `pos`'s line before it.
 pub fn line_prefix(text: &str, pos: Position) -> &str {
     let at = offset(text, pos);

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::layers::{Kind, Layer, Layers, TEMPLATES};
+use crate::layers::{Kind, Layer, LayerFile, Layers, TEMPLATES};
 use crate::project::Project;
 use crate::script::{check, Goal, ScriptEngine};
 
@@ -79,21 +79,40 @@ impl Workspace {
         let goal = engine.scripts().goal(name).ok()?;
         let script = engine.scripts().script_of(goal);
         let line = check::fn_line(script.source.text(), name).unwrap_or(1);
-        let path = match script.file.disk_path() {
-            Some(path) => path.to_path_buf(),
-            None => {
-                let folder = if script.file.display_name().starts_with("<generated>") {
-                    "generated"
-                } else {
-                    "stdlib"
-                };
-                let path = cache.join(folder).join(&script.file.logical);
-                write_read_only(&path, script.source.text()).ok()?;
-                path
-            }
-        };
-        Some((path, line))
+        Some((on_disk(&script.file, script.source.text(), cache)?, line))
     }
+
+    /// The file an `import` path names (`lib/app`, `nginx`).
+    pub fn import_location(&self, path: &str, cache: &Path) -> Option<PathBuf> {
+        let script = self.engine.as_ref()?.scripts().import(path)?;
+        on_disk(&script.file, script.source.text(), cache)
+    }
+
+    /// The file that wins template `name` (as `host.template` takes it).
+    pub fn template_location(&self, name: &str, cache: &Path) -> Option<PathBuf> {
+        let file = self
+            .layers
+            .as_ref()?
+            .find(Kind::Template, &format!("{TEMPLATES}/{name}"))?;
+        let source = file.read().ok()?;
+        on_disk(&file, source.text(), cache)
+    }
+}
+
+/// `file`'s path, or for a file without one (stdlib, generated app goals) a read-only copy of
+/// `text` under `cache`.
+fn on_disk(file: &LayerFile, text: &str, cache: &Path) -> Option<PathBuf> {
+    if let Some(path) = file.disk_path() {
+        return Some(path.to_path_buf());
+    }
+    let folder = if file.display_name().starts_with("<generated>") {
+        "generated"
+    } else {
+        "stdlib"
+    };
+    let path = cache.join(folder).join(&file.logical);
+    write_read_only(&path, text).ok()?;
+    Some(path)
 }
 
 /// Writes `text` at `path` unless it already holds it, and leaves it read-only.
