@@ -258,7 +258,7 @@ fn lsp_diagnoses_completes_hovers_and_finds_definitions() {
     assert_eq!(def["range"]["start"]["line"], json!(1));
 
     // Strings: a template opens at the file that wins it, an import at its script.
-    let text = "import \"lib/app\" as app;\n\nfn web_setup(host) {\n    host.template(\"nginx/site.conf.hbs\", \"/a\");\n    host.template(\"site/app.conf.hbs\", \"/b\");\n}\n";
+    let text = "import \"lib/app\" as app;\n\nfn web_setup(host) {\n    host.template(\"nginx/site.conf.hbs\", \"/a\");\n    host.template(\"site/app.conf.hbs\", \"/b\");\n    let p = host.vars.port;\n}\n";
     client.notify(
         "textDocument/didChange",
         json!({"textDocument": {"uri": uri, "version": 4}, "contentChanges": [{"text": text}]}),
@@ -286,6 +286,26 @@ fn lsp_diagnoses_completes_hovers_and_finds_definitions() {
         def["uri"],
         json!(format!("file://{}", project_template.display())),
         "{def}"
+    );
+
+    // Hover on a template says where it comes from; on a var, where weft.toml sets it.
+    let hover = client.request("textDocument/hover", Client::at(&uri, 3, 22));
+    let value = hover["contents"]["value"].as_str().unwrap_or_default();
+    assert!(
+        value.contains("from `<stdlib>/templates/nginx/site.conf.hbs` (stdlib)"),
+        "{hover}"
+    );
+    let hover = client.request("textDocument/hover", Client::at(&uri, 4, 22));
+    let value = hover["contents"]["value"].as_str().unwrap_or_default();
+    assert!(
+        value.contains("from `templates/site/app.conf.hbs` (project)"),
+        "{hover}"
+    );
+    let hover = client.request("textDocument/hover", Client::at(&uri, 5, 24));
+    let value = hover["contents"]["value"].as_str().unwrap_or_default();
+    assert!(
+        value.contains("var `port`") && value.contains("[env.prod.vars]"),
+        "{hover}"
     );
 
     // Workspace symbols: the goals of every layer.

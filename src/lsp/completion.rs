@@ -185,10 +185,10 @@ pub fn complete(server: &mut Server, params: CompletionParams) -> Option<Complet
             .workspace()
             .vars()
             .iter()
-            .map(|name| CompletionItem {
+            .map(|(name, tables)| CompletionItem {
                 label: name.clone(),
                 kind: Some(CompletionItemKind::VARIABLE),
-                detail: Some("var from weft.toml".into()),
+                detail: Some(format!("var: {}", tables.join(", "))),
                 ..CompletionItem::default()
             })
             .collect(),

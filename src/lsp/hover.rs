@@ -1,4 +1,5 @@
-//! Hover: the reference of an API function (the text of `weft doc NAME`) or a goal's doc.
+//! Hover: the reference of an API function (the text of `weft doc NAME`), a goal's doc, where a
+//! var is set, which layer a template comes from.
 
 use lsp_types::{Hover, HoverContents, HoverParams, MarkupContent, MarkupKind};
 
@@ -34,10 +35,30 @@ pub fn goal_doc(goal: &Goal) -> String {
 /// The hover of the word under the cursor.
 pub fn hover(server: &mut Server, params: HoverParams) -> Option<Hover> {
     let at = params.text_document_position_params;
-    let word = text::word_at(server.document(&at.text_document.uri)?, at.position)?;
-    let value = match api_doc(&server.functions, &word) {
-        Some(doc) => doc,
-        None => goal_doc(server.workspace().goal(&word)?),
+    let source = server.document(&at.text_document.uri)?;
+    let string = text::string_at(source, at.position);
+    let word = text::word_at(source, at.position)?;
+    let is_var = text::line_prefix(source, at.position)
+        .trim_end_matches(text::is_word)
+        .ends_with(".vars.");
+    let value = if let Some(layers) = string.and_then(|s| server.workspace().template_layers(&s)) {
+        let mut value = String::from("template");
+        for (index, (file, layer)) in layers.iter().enumerate() {
+            let role = if index == 0 { "from" } else { "hides" };
+            value.push_str(&format!("\n- {role} `{file}` ({layer})"));
+        }
+        value
+    } else if is_var {
+        let (name, tables) = server.workspace().vars().iter().find(|(n, _)| *n == word)?;
+        let mut value = format!("var `{name}`, set in `weft.toml`:");
+        for table in tables {
+            value.push_str(&format!("\n- {table}"));
+        }
+        value
+    } else if let Some(doc) = api_doc(&server.functions, &word) {
+        doc
+    } else {
+        goal_doc(server.workspace().goal(&word)?)
     };
     Some(Hover {
         contents: HoverContents::Markup(MarkupContent {

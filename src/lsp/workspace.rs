@@ -1,7 +1,7 @@
 //! What the server knows of the project: its config, layers, goals, templates and vars,
 //! loaded from disk once and again after a save.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::layers::{Kind, Layer, LayerFile, Layers, TEMPLATES};
@@ -12,7 +12,7 @@ use crate::script::{check, Goal, ScriptEngine};
 pub struct Workspace {
     layers: Option<Layers>,
     engine: Option<ScriptEngine>,
-    vars: Vec<String>,
+    vars: Vec<(String, Vec<String>)>,
 }
 
 impl Workspace {
@@ -67,9 +67,27 @@ impl Workspace {
             .collect()
     }
 
-    /// Every var name set in `weft.toml`: of envs, hosts and roles.
-    pub fn vars(&self) -> &[String] {
+    /// Every var set in `weft.toml` (top level, envs, hosts and roles), with the tables that
+    /// set it.
+    pub fn vars(&self) -> &[(String, Vec<String>)] {
         &self.vars
+    }
+
+    /// Template `name`'s winning file and the files it hides, with their layers.
+    pub fn template_layers(&self, name: &str) -> Option<Vec<(String, Layer)>> {
+        let logical = format!("{TEMPLATES}/{name}");
+        let resolved = self
+            .layers
+            .as_ref()?
+            .resolve_all(Kind::Template)
+            .into_iter()
+            .find(|r| r.winner.logical == logical)?;
+        Some(
+            std::iter::once(&resolved.winner)
+                .chain(&resolved.hidden)
+                .map(|f| (f.display_name(), f.layer))
+                .collect(),
+        )
     }
 
     /// The file and 1-based line that define goal `name`; files without a path on disk
@@ -141,26 +159,35 @@ pub fn cache_dir() -> PathBuf {
     base.join("weft")
 }
 
-fn var_names(project: &Project) -> Vec<String> {
+fn var_names(project: &Project) -> Vec<(String, Vec<String>)> {
     let Some(config) = &project.config else {
         return Vec::new();
     };
-    let mut names: BTreeSet<String> = config.file.vars.keys().cloned().collect();
-    if !config.file.apps.is_empty() {
-        names.insert("apps".into());
+    let mut names: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut add = |vars: &toml::Table, table: String| {
+        for key in vars.keys() {
+            names.entry(key.clone()).or_default().push(table.clone());
+        }
+    };
+    add(&config.file.vars, "[vars]".into());
+    for (env_name, env) in &config.file.env {
+        add(&env.vars, format!("[env.{env_name}.vars]"));
+        for (host, entry) in &env.hosts {
+            if let Some(vars) = entry.get_ref().vars() {
+                add(vars, format!("[env.{env_name}] host `{host}`"));
+            }
+        }
+        for (role, entry) in &env.roles {
+            if let Some(vars) = entry.get_ref().vars() {
+                add(vars, format!("[env.{env_name}] role `{role}`"));
+            }
+        }
     }
-    for env in config.file.env.values() {
-        names.extend(env.vars.keys().cloned());
-        for host in env.hosts.values() {
-            if let Some(vars) = host.get_ref().vars() {
-                names.extend(vars.keys().cloned());
-            }
-        }
-        for role in env.roles.values() {
-            if let Some(vars) = role.get_ref().vars() {
-                names.extend(vars.keys().cloned());
-            }
-        }
+    if !config.file.apps.is_empty() {
+        names
+            .entry("apps".into())
+            .or_default()
+            .push("[apps.*]".into());
     }
     names.into_iter().collect()
 }
