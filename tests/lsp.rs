@@ -377,6 +377,32 @@ fn lsp_reports_weft_toml_errors_with_ranges() {
     );
     let keys = labels(&client.request("textDocument/completion", Client::at(&script, 2, 24)));
     assert_eq!(keys, ["content", "mode", "owner", "group", "sensitive"]);
+    // A host function weft does not have: a warning with the closest names.
+    let typo = text.replace("host.file(\"/b\"", "host.fiel(\"/b\"");
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": script, "version": 2}, "contentChanges": [{"text": typo}]}),
+    );
+    let found = client.diagnostics(&script);
+    let warning = found
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .find(|d| d["code"] == json!("weft::script::unknown_function"))
+        .unwrap_or_else(|| panic!("no unknown function in {found}"));
+    assert_eq!(warning["severity"], json!(2), "{warning}");
+    assert_eq!(
+        warning["range"]["start"],
+        json!({"line": 2, "character": 9}),
+        "{warning}"
+    );
+    assert!(
+        warning["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("`file`"),
+        "{warning}"
+    );
     // A request the server does not know gets an error, and the server keeps going.
     client.send(json!({"jsonrpc": "2.0", "id": 99, "method": "weft/nothing", "params": {}}));
     let reply = client.wait_for("error", |m| m["id"] == json!(99));

@@ -21,9 +21,15 @@ pub fn check(uri: &Uri, text: &str) -> Vec<Diagnostic> {
 }
 
 fn diagnostic(range: lsp_types::Range, code: &str, message: String) -> Diagnostic {
+    // A name weft does not know may still resolve at run time: a warning, not an error.
+    let severity = if code == "weft::script::unknown_function" {
+        DiagnosticSeverity::WARNING
+    } else {
+        DiagnosticSeverity::ERROR
+    };
     Diagnostic {
         range,
-        severity: Some(DiagnosticSeverity::ERROR),
+        severity: Some(severity),
         code: Some(NumberOrString::String(code.to_string())),
         source: Some("weft".into()),
         message,

@@ -44,9 +44,11 @@ pub fn check_source(text: &str) -> Vec<Problem> {
     match engine.compile(text) {
         Ok(ast) => {
             let mut problems = Vec::new();
+            let own: Vec<String> = ast.iter_functions().map(|f| f.name.to_string()).collect();
             ast.walk(&mut |path: &[ASTNode]| {
                 if let Some(ASTNode::Expr(expr)) = path.last() {
                     check_options(expr, &mut problems);
+                    check_host_member(expr, &own, &mut problems);
                 }
                 true
             });
@@ -83,6 +85,60 @@ fn signatures() -> &'static [(String, Vec<String>)] {
             })
             .collect()
     })
+}
+
+/// The methods and properties of `Host`: the API functions whose first parameter is a `Host`.
+fn host_members() -> &'static [String] {
+    static MEMBERS: OnceLock<Vec<String>> = OnceLock::new();
+    MEMBERS.get_or_init(|| {
+        let mut names: Vec<String> = super::docs::functions()
+            .into_iter()
+            .filter(|f| {
+                f.signature.starts_with("Host.")
+                    || f.signature
+                        .split_once('(')
+                        .and_then(|(_, rest)| rest.split([',', ')']).next())
+                        .is_some_and(|first| first.trim().ends_with(": Host"))
+            })
+            .map(|f| f.name)
+            .collect();
+        names.dedup();
+        names
+    })
+}
+
+/// Checks `host.NAME` and `host.NAME(...)` against the members of `Host` and the script's
+/// own functions.
+fn check_host_member(expr: &Expr, own: &[String], problems: &mut Vec<Problem>) {
+    let Expr::Dot(dot, _, _) = expr else { return };
+    let Expr::Variable(variable, _, _) = &dot.lhs else {
+        return;
+    };
+    if variable.1.as_str() != "host" {
+        return;
+    }
+    let first = match &dot.rhs {
+        Expr::Dot(inner, _, _) | Expr::Index(inner, _, _) => &inner.lhs,
+        other => other,
+    };
+    let (name, pos) = match first {
+        Expr::MethodCall(call, pos) => (call.name.as_str(), *pos),
+        Expr::Property(property, pos) => (property.2.as_str(), *pos),
+        _ => return,
+    };
+    let members = host_members();
+    if members.iter().any(|m| m == name) || own.iter().any(|f| f == name) {
+        return;
+    }
+    let known: Vec<&str> = members.iter().map(String::as_str).collect();
+    let help = crate::suggest::help("functions", name, &known)
+        .map_or_else(String::new, |h| format!("; {h}"));
+    problems.push(Problem {
+        line: pos.line().unwrap_or(1),
+        column: pos.position().unwrap_or(1),
+        message: format!("`Host` has no function or property `{name}`{help}"),
+        code: "weft::script::unknown_function",
+    });
 }
 
 /// Checks the option-map literals `expr` passes, when it calls an API function.
@@ -247,6 +303,21 @@ mod tests {
             (fns[1].params.len(), fns[2].name.as_str(), fns[2].line),
             (2, "half", 5)
         );
+    }
+
+    #[test]
+    fn unknown_host_members_are_found() {
+        let text = "fn f(host) {\n  host.packges([\"a\"]);\n  let n = host.nmae;\n  host.vars.x;\n  host.helper();\n  host.run(\"x\");\n}\nfn helper() {}\n";
+        let problems = check_source(text);
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert_eq!((problems[0].line, problems[0].column), (2, 8));
+        assert!(
+            problems[0].message.contains("did you mean `packages`?"),
+            "{problems:?}"
+        );
+        assert_eq!(problems[0].code, "weft::script::unknown_function");
+        assert_eq!(problems[1].line, 3);
+        assert!(problems[1].message.contains("`name`"), "{problems:?}");
     }
 
     #[test]
