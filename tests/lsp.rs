@@ -288,6 +288,14 @@ fn lsp_diagnoses_completes_hovers_and_finds_definitions() {
         "{def}"
     );
 
+    let imports = labels(&client.request("textDocument/completion", Client::at(&uri, 0, 10)));
+    for wanted in ["lib/app", "services/nginx", "site"] {
+        assert!(
+            imports.contains(&wanted.to_string()),
+            "{wanted} not in {imports:?}"
+        );
+    }
+
     // Hover on a template says where it comes from; on a var, where weft.toml sets it.
     let hover = client.request("textDocument/hover", Client::at(&uri, 3, 22));
     let value = hover["contents"]["value"].as_str().unwrap_or_default();

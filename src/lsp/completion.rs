@@ -21,6 +21,8 @@ enum Site {
     GoalName,
     /// The name argument of `.template(`.
     TemplateName,
+    /// The path of `import "`.
+    ImportName,
     /// After `host.vars.`.
     Var,
     /// After `.`: a method or property of `Host`.
@@ -88,6 +90,9 @@ fn site(prefix: &str) -> Site {
             }
             if before.ends_with(".template(") || before.ends_with(".render(") {
                 return Site::TemplateName;
+            }
+            if before == "import" {
+                return Site::ImportName;
             }
         }
     }
@@ -181,6 +186,17 @@ pub fn complete(server: &mut Server, params: CompletionParams) -> Option<Complet
                 ..CompletionItem::default()
             })
             .collect(),
+        Site::ImportName => server
+            .workspace()
+            .imports()
+            .into_iter()
+            .map(|(name, layer)| CompletionItem {
+                label: name,
+                kind: Some(CompletionItemKind::MODULE),
+                detail: Some(format!("script ({layer})")),
+                ..CompletionItem::default()
+            })
+            .collect(),
         Site::Var => server
             .workspace()
             .vars()
@@ -240,5 +256,6 @@ mod tests {
         assert_eq!(site("  host.ru"), Site::Member);
         assert_eq!(site("  host."), Site::Member);
         assert_eq!(site("  pack"), Site::Global);
+        assert_eq!(site("import \"lib/a"), Site::ImportName);
     }
 }

@@ -73,6 +73,21 @@ impl Workspace {
         &self.vars
     }
 
+    /// The names `import` takes: every script's logical path without `.rhai`, with its layer.
+    pub fn imports(&self) -> Vec<(String, Layer)> {
+        let Some(layers) = &self.layers else {
+            return Vec::new();
+        };
+        layers
+            .resolve_all(Kind::Script)
+            .into_iter()
+            .map(|r| {
+                let name = r.winner.logical.trim_end_matches(".rhai").to_string();
+                (name, r.winner.layer)
+            })
+            .collect()
+    }
+
     /// Template `name`'s winning file and the files it hides, with their layers.
     pub fn template_layers(&self, name: &str) -> Option<Vec<(String, Layer)>> {
         let logical = format!("{TEMPLATES}/{name}");
