@@ -296,6 +296,18 @@ fn lsp_diagnoses_completes_hovers_and_finds_definitions() {
         );
     }
 
+    // A save reloads the project: a goal written since then completes.
+    test.write(
+        "deploy/more.rhai",
+        "/// Added later.\nfn later_goal(host) {}\n",
+    );
+    client.notify(
+        "textDocument/didSave",
+        json!({"textDocument": {"uri": uri}}),
+    );
+    let goals = labels(&client.request("textDocument/completion", Client::at(&uri, 6, 0)));
+    assert!(goals.contains(&"later_goal".to_string()), "{goals:?}");
+
     // Hover on a template says where it comes from; on a var, where weft.toml sets it.
     let hover = client.request("textDocument/hover", Client::at(&uri, 3, 22));
     let value = hover["contents"]["value"].as_str().unwrap_or_default();

@@ -169,4 +169,23 @@ mod tests {
         assert_eq!(uri.as_str(), "file:///tmp/a%20b/x.rhai");
         assert_eq!(path_of(&uri), Some(PathBuf::from("/tmp/a b/x.rhai")));
     }
+
+    #[test]
+    fn any_position_a_client_sends_is_safe() {
+        let text = "fn é(host) {\r\n  host.file(\"ü😀\", #{ mode: \"0\" });\n\t\"\n}";
+        for line in 0..6 {
+            for character in 0..40 {
+                let pos = Position::new(line, character);
+                let _ = (
+                    word_at(text, pos),
+                    string_at(text, pos),
+                    line_prefix(text, pos),
+                );
+                assert!(text.is_char_boundary(offset(text, pos)));
+            }
+        }
+        for at in 0..text.len() + 3 {
+            let _ = position(text, at);
+        }
+    }
 }
