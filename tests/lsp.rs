@@ -252,6 +252,28 @@ fn lsp_diagnoses_completes_hovers_and_finds_definitions() {
         .expect("copy")
         .permissions()
         .readonly());
+    // The copy offers "eject to project": one edit that creates the project's file with its text.
+    let actions = client.request(
+        "textDocument/codeAction",
+        json!({"textDocument": {"uri": target}, "range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}}, "context": {"diagnostics": []}}),
+    );
+    let changes = &actions[0]["edit"]["documentChanges"];
+    let ejected = format!(
+        "file://{}",
+        test.path().join("deploy/services/nginx.rhai").display()
+    );
+    assert_eq!(changes[0]["kind"], json!("create"), "{actions}");
+    assert_eq!(changes[0]["uri"], json!(ejected), "{actions}");
+    assert_eq!(
+        changes[1]["textDocument"]["uri"],
+        json!(ejected),
+        "{actions}"
+    );
+    assert_eq!(changes[1]["edits"][0]["newText"], json!(copy), "{actions}");
+    assert!(actions[0]["title"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("deploy/services/nginx.rhai"));
     // Definition of a project goal: its file.
     let def = client.request("textDocument/definition", Client::at(&uri, 1, 5));
     assert_eq!(def["uri"], json!(uri));

@@ -1,6 +1,7 @@
 //! `weft lsp`: a language server on stdio for `deploy/*.rhai` and `weft.toml`. This file is
 //! the loop (documents, the project, dispatch); each feature has its own file.
 
+mod actions;
 mod completion;
 mod definition;
 mod diagnostics;
@@ -18,13 +19,13 @@ use lsp_types::notification::{
     Notification as _, PublishDiagnostics,
 };
 use lsp_types::request::{
-    Completion, DocumentSymbolRequest, GotoDefinition, HoverRequest, Request as _,
-    WorkspaceSymbolRequest,
+    CodeActionRequest, Completion, DocumentSymbolRequest, GotoDefinition, HoverRequest,
+    Request as _, WorkspaceSymbolRequest,
 };
 use lsp_types::{
-    CompletionOptions, HoverProviderCapability, InitializeParams, OneOf, PublishDiagnosticsParams,
-    ServerCapabilities, TextDocumentSyncCapability, TextDocumentSyncKind, TextDocumentSyncOptions,
-    TextDocumentSyncSaveOptions, Uri,
+    CodeActionProviderCapability, CompletionOptions, HoverProviderCapability, InitializeParams,
+    OneOf, PublishDiagnosticsParams, ServerCapabilities, TextDocumentSyncCapability,
+    TextDocumentSyncKind, TextDocumentSyncOptions, TextDocumentSyncSaveOptions, Uri,
 };
 use serde::de::DeserializeOwned;
 
@@ -85,6 +86,7 @@ pub fn serve(cwd: PathBuf) -> Result<(), LspError> {
         definition_provider: Some(OneOf::Left(true)),
         document_symbol_provider: Some(OneOf::Left(true)),
         workspace_symbol_provider: Some(OneOf::Left(true)),
+        code_action_provider: Some(CodeActionProviderCapability::Simple(true)),
         ..ServerCapabilities::default()
     };
     let caps = serde_json::to_value(capabilities).map_err(LspError::new)?;
@@ -166,6 +168,9 @@ impl Server {
             }
             DocumentSymbolRequest::METHOD => {
                 parse(&id, params).map(|p| reply(id.clone(), symbols::symbols(self, p)))
+            }
+            CodeActionRequest::METHOD => {
+                parse(&id, params).map(|p| reply(id.clone(), actions::actions(self, p)))
             }
             WorkspaceSymbolRequest::METHOD => {
                 parse(&id, params).map(|p| reply(id.clone(), symbols::workspace_symbols(self, p)))

@@ -13,6 +13,7 @@ pub struct Workspace {
     layers: Option<Layers>,
     engine: Option<ScriptEngine>,
     vars: Vec<(String, Vec<String>)>,
+    has_project: bool,
 }
 
 impl Workspace {
@@ -23,12 +24,14 @@ impl Workspace {
                 layers: None,
                 engine: None,
                 vars: Vec::new(),
+                has_project: false,
             };
         };
         let layers = Layers::new(&project);
         let engine = ScriptEngine::load(&layers, None).ok();
         Workspace {
             vars: var_names(&project),
+            has_project: project.config.is_some(),
             layers: Some(layers),
             engine,
         }
@@ -86,6 +89,18 @@ impl Workspace {
                 (name, r.winner.layer)
             })
             .collect()
+    }
+
+    /// Where ejecting the stdlib file at `logical` puts it, and its text; none without a
+    /// project or when the project already has that file.
+    pub fn eject(&self, logical: &str) -> Option<(PathBuf, String)> {
+        let layers = self.layers.as_ref().filter(|_| self.has_project)?;
+        let file = Layers::stdlib_file(logical)?;
+        let target = layers.project_path(Layers::kind_of(logical), logical);
+        if target.exists() {
+            return None;
+        }
+        Some((target, file.read().ok()?.text().to_string()))
     }
 
     /// Template `name`'s winning file and the files it hides, with their layers.
