@@ -25,6 +25,8 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v nginx >/dev/null || need+=(nginx)
 command -v haproxy >/dev/null || need+=(haproxy)
 command -v curl >/dev/null || need+=(curl)
+# The editor test drives `weft lsp` from headless Neovim's built-in client.
+command -v nvim >/dev/null || need+=(neovim)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q

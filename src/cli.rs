@@ -132,6 +132,8 @@ pub enum Command {
         #[arg(long, conflicts_with_all = ["name", "definitions"])]
         markdown: bool,
     },
+    /// Serve the language server protocol on stdin and stdout, for editors (see editors/).
+    Lsp,
     /// Print a shell completion script.
     Completions {
         /// The shell.

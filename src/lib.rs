@@ -15,6 +15,7 @@ pub mod error;
 pub mod exec;
 pub mod inventory;
 pub mod layers;
+pub mod lsp;
 pub mod project;
 pub mod script;
 pub mod shell;

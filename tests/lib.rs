@@ -9,6 +9,7 @@ mod diagnostics;
 mod docs;
 mod init;
 mod layers;
+mod lsp;
 mod ops;
 mod project;
 mod run_local;

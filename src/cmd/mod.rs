@@ -9,6 +9,7 @@ mod hosts;
 mod init;
 mod keys;
 mod list;
+mod lsp;
 mod run;
 mod settings;
 mod ssh;
@@ -68,6 +69,7 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
             definitions,
             markdown,
         } => doc::doc(name.as_deref(), definitions, markdown),
+        Command::Lsp => lsp::lsp(ctx),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "weft", &mut std::io::stdout());

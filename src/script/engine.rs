@@ -73,7 +73,7 @@ impl ModuleCache {
 }
 
 /// The engine used only to compile: syntax needs no functions.
-fn compiler() -> Engine {
+pub(crate) fn compiler() -> Engine {
     let mut engine = Engine::new_raw();
     engine.set_max_expr_depths(128, 64);
     engine

@@ -2,6 +2,7 @@
 
 pub mod api;
 mod call;
+pub mod check;
 pub mod diagnostic;
 pub mod docs;
 pub mod engine;

@@ -60,7 +60,7 @@ pub struct ScriptSet {
     sources: HashMap<String, SourceFile>,
 }
 
-fn doc_text(comments: &[&str]) -> String {
+pub(crate) fn doc_text(comments: &[&str]) -> String {
     comments
         .iter()
         .flat_map(|c| c.lines())

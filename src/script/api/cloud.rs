@@ -144,7 +144,10 @@ pub mod cloud_api {
         args: Array,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = crate::script::api::options::Options::new(options, &["roles", "hosts"])?;
+        let mut opts = crate::script::api::options::Options::new(
+            options,
+            crate::script::api::options::keys("run_goal"),
+        )?;
         let roles = opts.strings("roles")?.unwrap_or_default();
         let hosts = opts.strings("hosts")?.unwrap_or_default();
         let args = args.into_iter().map(|a| a.to_string()).collect();

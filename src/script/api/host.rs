@@ -26,19 +26,7 @@ fn output_map(output: Option<ExecOutput>) -> Map {
 static CHECK_OPTION_WARNED: std::sync::Once = std::sync::Once::new();
 
 fn run_options(host: &Host, map: Map) -> ApiResult<RunOptions> {
-    let mut opts = options::Options::new(
-        map,
-        &[
-            "allow_fail",
-            "check",
-            "check_safe",
-            "quiet",
-            "timeout",
-            "stdin",
-            "sudo",
-            "always",
-        ],
-    )?;
+    let mut opts = options::Options::new(map, options::keys("run"))?;
     let defaults = RunOptions::default();
     let allow_fail = match (opts.bool("allow_fail")?, opts.bool("check")?) {
         (Some(allow), _) => allow,
@@ -209,7 +197,7 @@ pub mod host_api {
         content: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let mode = options::Options::new(options, &["mode"])?.mode("mode")?;
+        let mode = options::Options::new(options, options::keys("write_file"))?.mode("mode")?;
         Ok(host
             .0
             .write_file(path, content.as_bytes(), mode)

@@ -4,7 +4,7 @@ pub mod cloud;
 pub mod global;
 pub mod host;
 pub mod ops;
-mod options;
+pub mod options;
 
 use rhai::{Dynamic, EvalAltResult, Map};
 

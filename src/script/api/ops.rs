@@ -5,7 +5,7 @@ use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
 use super::host::Host;
-use super::options::{strings, Options};
+use super::options::{self, strings, Options};
 use super::{to_dynamic, vars_from_map, ApiResult};
 use crate::exec::ops::files::FileSpec;
 use crate::exec::ops::packages::PackageState;
@@ -100,7 +100,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "file", return_raw)]
     pub fn file(host: &mut Host, path: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, &["content", "mode", "owner", "group", "sensitive"])?;
+        let mut opts = Options::new(options, options::keys("file"))?;
         let spec = file_spec(&mut opts, host)?;
         done(files::file(&host.0, path, &spec))
     }
@@ -126,7 +126,7 @@ pub mod ops_api {
         path: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, &["mode", "owner", "group"])?;
+        let mut opts = Options::new(options, options::keys("directory"))?;
         let (mode, owner, group) = (
             opts.mode("mode")?,
             opts.string("owner")?,
@@ -184,7 +184,7 @@ pub mod ops_api {
         line: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, &["regex", "sensitive"])?;
+        let mut opts = Options::new(options, options::keys("line"))?;
         let pattern = opts.string("regex")?;
         let sensitive = opts.bool("sensitive")?.unwrap_or(false);
         if sensitive {
@@ -214,7 +214,7 @@ pub mod ops_api {
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let vars = vars_from_map(vars)?;
-        let mut opts = Options::new(options, &["mode", "owner", "group", "sensitive"])?;
+        let mut opts = Options::new(options, options::keys("template"))?;
         let spec = file_spec(&mut opts, host)?;
         done(host.0.template(name, dest, vars, spec))
     }
@@ -232,7 +232,7 @@ pub mod ops_api {
         remote: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let delete = Options::new(options, &["delete"])?
+        let delete = Options::new(options, options::keys("sync_dir"))?
             .bool("delete")?
             .unwrap_or(false);
         done(files::sync(&host.0, local, remote, delete))
@@ -264,7 +264,7 @@ pub mod ops_api {
         names: Array,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, &["state"])?;
+        let mut opts = Options::new(options, options::keys("packages"))?;
         let wanted =
             state(&mut opts, &["present", "absent", "latest"])?.unwrap_or_else(|| "present".into());
         let wanted = PackageState::parse(&wanted)?;
@@ -284,10 +284,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "user", return_raw)]
     pub fn user(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(
-            options,
-            &["shell", "home", "group", "groups", "system", "state"],
-        )?;
+        let mut opts = Options::new(options, options::keys("user"))?;
         let spec = UserSpec {
             shell: opts.string("shell")?,
             home: opts.string("home")?,
@@ -306,7 +303,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "group", return_raw)]
     pub fn group(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, &["system", "state"])?;
+        let mut opts = Options::new(options, options::keys("group"))?;
         let system = opts.bool("system")?.unwrap_or(false);
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
         done(system::group(&host.0, name, system, absent))
@@ -325,7 +322,7 @@ pub mod ops_api {
         keys: Array,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, &["state", "exclusive"])?;
+        let mut opts = Options::new(options, options::keys("authorized_keys"))?;
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
         let exclusive = opts.bool("exclusive")?.unwrap_or(false);
         done(system::authorized_keys(
@@ -347,7 +344,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "service", return_raw)]
     pub fn service(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, &["state", "enabled", "manager", "config"])?;
+        let mut opts = Options::new(options, options::keys("service"))?;
         let wanted = state(&mut opts, &["started", "stopped", "restarted", "reloaded"])?;
         let manager = opts
             .string("manager")?
@@ -416,7 +413,7 @@ pub mod ops_api {
         if !matches!(action, "reload" | "restart") {
             return Err(format!("notify: action `{action}` is not `reload` or `restart`").into());
         }
-        let mut opts = Options::new(options, &["manager", "config"])?;
+        let mut opts = Options::new(options, options::keys("notify"))?;
         let manager = opts.string("manager")?;
         if let Some(m) = &manager {
             ServiceManager::parse(m)?;
@@ -434,7 +431,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "cron", return_raw)]
     pub fn cron(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, &["schedule", "command", "user", "state"])?;
+        let mut opts = Options::new(options, options::keys("cron"))?;
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
         let schedule = opts.string("schedule")?.unwrap_or_default();
         let command = opts.string("command")?.unwrap_or_default();
@@ -460,7 +457,7 @@ pub mod ops_api {
         dest: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, &["version", "key"])?;
+        let mut opts = Options::new(options, options::keys("git"))?;
         let version = opts.string("version")?.unwrap_or_else(|| "main".into());
         let key = opts.string("key")?;
         done(system::git(&host.0, repo, dest, &version, key.as_deref()))
@@ -477,7 +474,7 @@ pub mod ops_api {
         path: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let python = Options::new(options, &["python"])?.string("python")?;
+        let python = Options::new(options, options::keys("virtualenv"))?.string("python")?;
         done(system::virtualenv(&host.0, path, python.as_deref()))
     }
 
@@ -489,7 +486,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "pip", return_raw)]
     pub fn pip(host: &mut Host, venv: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, &["packages", "requirements"])?;
+        let mut opts = Options::new(options, options::keys("pip"))?;
         let packages = opts.strings("packages")?.unwrap_or_default();
         let requirements = opts.string("requirements")?;
         done(system::pip(

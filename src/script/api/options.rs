@@ -6,6 +6,51 @@ use rhai::{Dynamic, Map};
 
 use super::ApiResult;
 
+/// The keys of the option map each function takes, by the name scripts call it by: the one
+/// list both the functions and editors (`weft lsp`) read.
+pub const KEYS: &[(&str, &[&str])] = &[
+    ("authorized_keys", &["state", "exclusive"]),
+    ("cron", &["schedule", "command", "user", "state"]),
+    ("directory", &["mode", "owner", "group"]),
+    ("file", &["content", "mode", "owner", "group", "sensitive"]),
+    ("git", &["version", "key"]),
+    ("group", &["system", "state"]),
+    ("line", &["regex", "sensitive"]),
+    ("notify", &["manager", "config"]),
+    ("packages", &["state"]),
+    ("pip", &["packages", "requirements"]),
+    (
+        "run",
+        &[
+            "allow_fail",
+            "check",
+            "check_safe",
+            "quiet",
+            "timeout",
+            "stdin",
+            "sudo",
+            "always",
+        ],
+    ),
+    ("run_goal", &["roles", "hosts"]),
+    ("service", &["state", "enabled", "manager", "config"]),
+    ("sync_dir", &["delete"]),
+    ("template", &["mode", "owner", "group", "sensitive"]),
+    (
+        "user",
+        &["shell", "home", "group", "groups", "system", "state"],
+    ),
+    ("virtualenv", &["python"]),
+    ("write_file", &["mode"]),
+];
+
+/// The option keys of `function` (none for a function without options).
+pub fn keys(function: &str) -> &'static [&'static str] {
+    KEYS.iter()
+        .find(|(name, _)| *name == function)
+        .map_or(&[], |(_, keys)| keys)
+}
+
 /// An option map whose keys were checked against the allowed ones.
 pub struct Options {
     map: Map,

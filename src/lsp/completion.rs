@@ -1,0 +1,261 @@
+//! Completion: goal names in `run_goal("`, template names in `.template("`, var names after
+//! `host.vars.`, host functions and properties after `.`, and every API function and goal
+//! elsewhere.
+
+use std::collections::BTreeMap;
+
+use lsp_types::{
+    CompletionItem, CompletionItemKind, CompletionParams, CompletionResponse, Documentation,
+    MarkupContent, MarkupKind,
+};
+
+use super::hover::{api_doc, goal_doc};
+use super::{text, Server};
+use crate::script::api::options;
+use crate::script::docs::FnDoc;
+
+/// What the cursor is in.
+#[derive(Debug, PartialEq, Eq)]
+enum Site {
+    /// A string argument of `run_goal(` or `goal_exists(`.
+    GoalName,
+    /// The name argument of `.template(`.
+    TemplateName,
+    /// The path of `import "`.
+    ImportName,
+    /// After `host.vars.`.
+    Var,
+    /// After `.`: a method or property of `Host`.
+    Member,
+    /// A key of the option map given to the function named.
+    OptionKey(String),
+    /// Anywhere else.
+    Global,
+}
+
+/// The function whose option map `before` (the text before the cursor) is in, when the cursor
+/// is where a key goes: `host.file(p, #{ mode: "0644", |`.
+fn option_map_of(before: &str) -> Option<String> {
+    let open = before.rfind("#{")?;
+    let inside = &before[open + 2..];
+    if inside.contains('}') || inside.contains('"') && inside.matches('"').count() % 2 == 1 {
+        return None;
+    }
+    let segment = inside.rsplit(',').next().unwrap_or(inside);
+    if segment.contains(':') || !segment.trim().chars().all(text::is_word) {
+        return None;
+    }
+    // The call the map is an argument of: the unclosed `(` before it.
+    let mut depth = 0usize;
+    let call = before[..open]
+        .char_indices()
+        .rev()
+        .find_map(|(i, c)| match c {
+            ')' | ']' | '}' => {
+                depth += 1;
+                None
+            }
+            '(' | '[' | '{' if depth > 0 => {
+                depth -= 1;
+                None
+            }
+            '(' => Some(i),
+            _ => None,
+        })?;
+    let name: String = before[..call]
+        .chars()
+        .rev()
+        .take_while(|c| text::is_word(*c))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    (!name.is_empty()).then_some(name)
+}
+
+fn site(prefix: &str) -> Site {
+    let word_start = prefix
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| text::is_word(*c))
+        .last()
+        .map_or(prefix.len(), |(i, _)| i);
+    // Inside a string: what precedes its opening quote.
+    if let Some(quote) = prefix.rfind('"') {
+        let open = prefix[..quote].matches('"').count().is_multiple_of(2);
+        if open {
+            let before = prefix[..quote].trim_end();
+            if before.ends_with("run_goal(") || before.ends_with("goal_exists(") {
+                return Site::GoalName;
+            }
+            if before.ends_with(".template(") || before.ends_with(".render(") {
+                return Site::TemplateName;
+            }
+            if before == "import" {
+                return Site::ImportName;
+            }
+        }
+    }
+    let before = &prefix[..word_start];
+    if before.ends_with(".vars.") {
+        Site::Var
+    } else if before.ends_with('.') {
+        Site::Member
+    } else {
+        Site::Global
+    }
+}
+
+/// Whether a function is a method or property of `Host` (its first parameter is a `Host`).
+fn is_member(f: &FnDoc) -> bool {
+    f.signature.starts_with("Host.")
+        || f.signature
+            .split_once('(')
+            .and_then(|(_, rest)| rest.split([',', ')']).next())
+            .is_some_and(|first| first.trim().ends_with(": Host"))
+}
+
+fn markdown(value: String) -> Option<Documentation> {
+    Some(Documentation::MarkupContent(MarkupContent {
+        kind: MarkupKind::Markdown,
+        value,
+    }))
+}
+
+fn api_items(functions: &[FnDoc], members: bool) -> Vec<CompletionItem> {
+    let mut by_name: BTreeMap<&str, Vec<&FnDoc>> = BTreeMap::new();
+    for f in functions.iter().filter(|f| is_member(f) == members) {
+        by_name.entry(f.name.as_str()).or_default().push(f);
+    }
+    by_name
+        .into_iter()
+        .map(|(name, overloads)| {
+            let property = overloads.iter().all(|f| f.signature.starts_with("Host."));
+            CompletionItem {
+                label: name.to_string(),
+                kind: Some(if property {
+                    CompletionItemKind::PROPERTY
+                } else if members {
+                    CompletionItemKind::METHOD
+                } else {
+                    CompletionItemKind::FUNCTION
+                }),
+                detail: overloads.first().map(|f| f.signature.clone()),
+                documentation: api_doc(functions, name).and_then(markdown),
+                ..CompletionItem::default()
+            }
+        })
+        .collect()
+}
+
+/// The completions at the cursor.
+pub fn complete(server: &mut Server, params: CompletionParams) -> Option<CompletionResponse> {
+    let at = params.text_document_position;
+    let source = server.document(&at.text_document.uri)?;
+    let before = &source[..text::offset(source, at.position)];
+    let site = match option_map_of(before) {
+        Some(function) if !options::keys(&function).is_empty() => Site::OptionKey(function),
+        _ => site(text::line_prefix(source, at.position)),
+    };
+    let items = match site {
+        Site::OptionKey(function) => options::keys(&function)
+            .iter()
+            .map(|key| CompletionItem {
+                label: key.to_string(),
+                kind: Some(CompletionItemKind::FIELD),
+                detail: Some(format!("option of {function}")),
+                insert_text: Some(format!("{key}: ")),
+                ..CompletionItem::default()
+            })
+            .collect(),
+        Site::Member => api_items(&server.functions, true),
+        Site::Global => {
+            let mut items = api_items(&server.functions, false);
+            items.extend(goal_items(server));
+            items
+        }
+        Site::GoalName => goal_items(server),
+        Site::TemplateName => server
+            .workspace()
+            .templates()
+            .into_iter()
+            .map(|(name, layer)| CompletionItem {
+                label: name,
+                kind: Some(CompletionItemKind::FILE),
+                detail: Some(format!("template ({layer})")),
+                ..CompletionItem::default()
+            })
+            .collect(),
+        Site::ImportName => server
+            .workspace()
+            .imports()
+            .into_iter()
+            .map(|(name, layer)| CompletionItem {
+                label: name,
+                kind: Some(CompletionItemKind::MODULE),
+                detail: Some(format!("script ({layer})")),
+                ..CompletionItem::default()
+            })
+            .collect(),
+        Site::Var => server
+            .workspace()
+            .vars()
+            .iter()
+            .map(|(name, tables)| CompletionItem {
+                label: name.clone(),
+                kind: Some(CompletionItemKind::VARIABLE),
+                detail: Some(format!("var: {}", tables.join(", "))),
+                ..CompletionItem::default()
+            })
+            .collect(),
+    };
+    Some(CompletionResponse::Array(items))
+}
+
+fn goal_items(server: &mut Server) -> Vec<CompletionItem> {
+    server
+        .workspace()
+        .goals()
+        .into_iter()
+        .map(|goal| CompletionItem {
+            label: goal.name.clone(),
+            kind: Some(CompletionItemKind::FUNCTION),
+            detail: Some(format!("goal ({})", goal.layer)),
+            documentation: markdown(goal_doc(goal)),
+            ..CompletionItem::default()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{option_map_of, site, Site};
+
+    #[test]
+    fn option_maps_by_their_function() {
+        assert_eq!(option_map_of("  host.file(p, #{ ").as_deref(), Some("file"));
+        assert_eq!(
+            option_map_of("  host.file(join(a, b), #{ mode: \"0644\", ow").as_deref(),
+            Some("file")
+        );
+        assert_eq!(
+            option_map_of("  host.file(p, #{\n    mode: \"0644\",\n    ").as_deref(),
+            Some("file")
+        );
+        assert_eq!(option_map_of("  host.file(p, #{ mode: \"06"), None);
+        assert_eq!(option_map_of("  host.file(p, #{ mode: 1 });\n  x"), None);
+        assert_eq!(option_map_of("  let m = #{ "), None);
+    }
+
+    #[test]
+    fn sites_by_what_precedes_the_cursor() {
+        assert_eq!(site("    run_goal(\"web_de"), Site::GoalName);
+        assert_eq!(site("  host.template(\"ngi"), Site::TemplateName);
+        assert_eq!(site("  host.template(\"a\", \"b"), Site::Global);
+        assert_eq!(site("  let x = host.vars.po"), Site::Var);
+        assert_eq!(site("  host.ru"), Site::Member);
+        assert_eq!(site("  host."), Site::Member);
+        assert_eq!(site("  pack"), Site::Global);
+        assert_eq!(site("import \"lib/a"), Site::ImportName);
+    }
+}
