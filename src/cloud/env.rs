@@ -78,7 +78,11 @@ impl CloudEnv {
         };
         let provider: Box<dyn Provider> = match section.provider {
             Some(ProviderKind::Ec2) => {
-                Box::new(super::ec2::Ec2Provider::new(section.region.clone())?)
+                Box::new(super::ec2::Ec2Provider::new(super::ec2::Ec2Settings {
+                    region: section.region.clone(),
+                    profile: section.profile.clone(),
+                    ssh_cidr: section.ssh_cidr.clone(),
+                })?)
             }
             _ => Box::new(LocalProvider::new()?),
         };
