@@ -549,7 +549,12 @@ impl Provider for Ec2Provider {
             .send()
             .await
             .map_err(api)?;
-        self.wait_running(scope, &id).await.map(|_| ())
+        let instance = self.wait_running(scope, &id).await?;
+        if let Some(address) = Self::machine(&instance).address {
+            let (host, port) = hostkey::host_port(&address);
+            hostkey::readdress(&id, &host, port)?;
+        }
+        Ok(())
     }
 
     async fn stop(&self, scope: &Scope, id: &str) -> Result<(), CloudError> {

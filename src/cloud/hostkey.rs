@@ -115,6 +115,31 @@ pub fn record(machine_id: &str, host: &str, port: u16, public: &str) -> Result<(
     Ok(())
 }
 
+/// Moves the key recorded for machine `machine_id` to its new address (a stopped EC2
+/// instance gets a new public address when it starts again).
+pub fn readdress(machine_id: &str, host: &str, port: u16) -> Result<(), CloudError> {
+    let path = known_hosts_file();
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let marker = marker(machine_id);
+    let moved: String = text
+        .lines()
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            if words.len() == 4 && words[3] == marker {
+                format!("{} {} {} {}\n", name(host, port), words[1], words[2], marker)
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    if moved != text {
+        std::fs::write(&path, moved)?;
+    }
+    Ok(())
+}
+
 /// Removes the lines recorded for machine `machine_id` (its address may go to another machine).
 pub fn forget(machine_id: &str) -> Result<(), CloudError> {
     let path = known_hosts_file();
