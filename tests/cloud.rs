@@ -243,8 +243,12 @@ print(json.dumps(out, default=str))
         .args(["-c", script, &format!("http://127.0.0.1:{port}")])
         .output()
         .expect("python3");
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("moto describe: {e}: {}", String::from_utf8_lossy(&out.stderr)))
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "moto describe: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
 }
 
 /// The host private key weft put in an instance's user data (its cloud-config part).
@@ -321,7 +325,12 @@ impl Standins {
                     std::fs::write(&path, key).expect("host key");
                     let _ = Command::new("chmod").args(["600", &path]).status();
                     let status = Command::new("/usr/sbin/sshd")
-                        .args(["-f", &format!("{dir}/sshd_config"), "-E", &format!("{dir}/sshd.log")])
+                        .args([
+                            "-f",
+                            &format!("{dir}/sshd_config"),
+                            "-E",
+                            &format!("{dir}/sshd.log"),
+                        ])
                         .status()
                         .expect("sshd");
                     assert!(status.success(), "sshd with the instance's key");
@@ -393,7 +402,10 @@ fn ec2_machines_against_moto() {
     );
     // The user's script is its own MIME part, unchanged, beside weft's cloud-config; a
     // boot command removes the user data from cloud-init's files.
-    assert!(user_data.starts_with("Content-Type: multipart/mixed"), "{user_data}");
+    assert!(
+        user_data.starts_with("Content-Type: multipart/mixed"),
+        "{user_data}"
+    );
     assert!(user_data.contains(
         "Content-Type: text/x-shellscript; charset=\"utf-8\"\nMIME-Version: 1.0\nContent-Transfer-Encoding: 8bit\nContent-Disposition: attachment; filename=\"user-data\"\n\n#!/bin/sh\necho from the user's script\n--"
     ), "{user_data}");
@@ -462,9 +474,18 @@ fn ec2_machines_against_moto() {
     assert!(ami_id.starts_with("ami-"), "{}", image.stdout);
     // The old machine goes away before the new one comes at the same test endpoint.
     stop_sshd(&fleet.path("host-0"));
-    test.run(&["cloud", "recreate", "web", "--image", &ami_id, "-e", "prod", "--no-provision"])
-        .status(0)
-        .stdout_has("created web-1");
+    test.run(&[
+        "cloud",
+        "recreate",
+        "web",
+        "--image",
+        &ami_id,
+        "-e",
+        "prod",
+        "--no-provision",
+    ])
+    .status(0)
+    .stdout_has("created web-1");
     test.run(&["cloud", "terminate", "web-1", "-e", "prod", "--yes"])
         .status(0);
     test.run(&["cloud", "destroy", "-e", "prod", "--yes"])
@@ -501,7 +522,9 @@ fn ec2_uses_the_envs_aws_profile() {
             ),
         )
         .expect("script");
-        let _ = Command::new("chmod").args(["755", &script.display().to_string()]).status();
+        let _ = Command::new("chmod")
+            .args(["755", &script.display().to_string()])
+            .status();
         config.push_str(&format!(
             "[profile {name}]\ncredential_process = {}\n",
             script.display()
@@ -517,7 +540,10 @@ fn ec2_uses_the_envs_aws_profile() {
     test.run(&["cloud", "list", "-e", "prod", "--json"])
         .status(0)
         .stdout_has("[]");
-    assert!(dir.join("used-beta").exists(), "the profile's credential_process ran");
+    assert!(
+        dir.join("used-beta").exists(),
+        "the profile's credential_process ran"
+    );
     assert!(!dir.join("used-alpha").exists(), "another profile was used");
 }
 

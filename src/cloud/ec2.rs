@@ -15,7 +15,9 @@ use aws_sdk_ec2::Client;
 use base64::Engine as _;
 use tokio::sync::OnceCell;
 
-use super::{hostkey, machine_key, record, tags, CloudError, Machine, MachineSpec, Provider, Scope};
+use super::{
+    hostkey, machine_key, record, tags, CloudError, Machine, MachineSpec, Provider, Scope,
+};
 
 /// How long a new machine may take to answer SSH with its host key.
 const SSH_WAIT: Duration = Duration::from_secs(600);
@@ -86,9 +88,8 @@ fn cloud_config(keys: &[&String], host_key: &hostkey::HostKey) -> String {
 /// A MIME multi-part document: weft's cloud-config, then the user's part as it is.
 fn multipart(cloud_config: &str, user: Option<(&str, &str)>) -> String {
     let boundary = format!("weft-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
-    let mut doc = format!(
-        "Content-Type: multipart/mixed; boundary=\"{boundary}\"\nMIME-Version: 1.0\n\n"
-    );
+    let mut doc =
+        format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\nMIME-Version: 1.0\n\n");
     let mut part = |kind: &str, name: &str, body: &str| {
         doc.push_str(&format!(
             "--{boundary}\nContent-Type: {kind}; charset=\"utf-8\"\nMIME-Version: 1.0\n\
@@ -519,8 +520,7 @@ impl Provider for Ec2Provider {
         let (host, port) = hostkey::host_port(&address);
         // Known before the first login, so strict checking never has to trust a first use.
         hostkey::record(&id, &host, port, &host_key.public)?;
-        if let Err(err) = hostkey::wait_for(&name, &host, port, &host_key.public, SSH_WAIT).await
-        {
+        if let Err(err) = hostkey::wait_for(&name, &host, port, &host_key.public, SSH_WAIT).await {
             hostkey::forget(&id)?;
             return Err(err);
         }

@@ -49,7 +49,9 @@ pub fn generate() -> Result<HostKey, CloudError> {
             CloudError::Unsupported(format!("ssh-keygen is needed to make host keys: {e}"))
         })?;
         if !status.success() {
-            return Err(CloudError::Io("ssh-keygen failed to make a host key".into()));
+            return Err(CloudError::Io(
+                "ssh-keygen failed to make a host key".into(),
+            ));
         }
         let public = std::fs::read_to_string(key.with_extension("pub"))?;
         let mut words = public.split_whitespace();
@@ -128,7 +130,13 @@ pub fn readdress(machine_id: &str, host: &str, port: u16) -> Result<(), CloudErr
         .map(|l| {
             let words: Vec<&str> = l.split_whitespace().collect();
             if words.len() == 4 && words[3] == marker {
-                format!("{} {} {} {}\n", name(host, port), words[1], words[2], marker)
+                format!(
+                    "{} {} {} {}\n",
+                    name(host, port),
+                    words[1],
+                    words[2],
+                    marker
+                )
             } else {
                 format!("{l}\n")
             }

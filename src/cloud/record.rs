@@ -8,9 +8,19 @@ use super::{data_dir, CloudError, Scope};
 fn slug(text: &str) -> String {
     let slug: String = text
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
-    if slug.is_empty() { "_".into() } else { slug }
+    if slug.is_empty() {
+        "_".into()
+    } else {
+        slug
+    }
 }
 
 /// `<data>/instances/<namespace>/<env>`: one machine id a line.
