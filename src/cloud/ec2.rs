@@ -95,9 +95,8 @@ fn multipart(cloud_config: &str, user: Option<(&str, &str)>) -> String {
             "--{boundary}\nContent-Type: {kind}; charset=\"utf-8\"\nMIME-Version: 1.0\n\
              Content-Transfer-Encoding: 8bit\nContent-Disposition: attachment; filename=\"{name}\"\n\n{body}"
         ));
-        if !body.ends_with('\n') {
-            doc.push('\n');
-        }
+        // The line break before a boundary belongs to the boundary: the part stays as written.
+        doc.push('\n');
     };
     part("text/cloud-config", "weft.cfg", cloud_config);
     if let Some((kind, body)) = user {
