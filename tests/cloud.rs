@@ -241,55 +241,254 @@ fn moto_ami() -> String {
 }
 
 #[cfg(feature = "ec2")]
+/// moto's view of the instances (id, state, tags, decoded user data) and security groups.
+fn moto_describe(port: u16) -> serde_json::Value {
+    let script = r#"
+import base64, email, json, sys, boto3
+ec2 = boto3.client("ec2", endpoint_url=sys.argv[1], region_name="us-east-1",
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
+out = {"instances": [], "groups": ec2.describe_security_groups()["SecurityGroups"]}
+for r in ec2.describe_instances()["Reservations"]:
+    for i in r["Instances"]:
+        data = ec2.describe_instance_attribute(InstanceId=i["InstanceId"], Attribute="userData")
+        raw = data.get("UserData", {}).get("Value", "")
+        text = base64.b64decode(raw).decode() if raw else ""
+        # Parts as cloud-init's MIME parser (Python's email) sees them.
+        parts = [[p.get_content_type(), p.get_payload()]
+                 for p in email.message_from_string(text).walk() if not p.is_multipart()]
+        out["instances"].append({"id": i["InstanceId"], "state": i["State"]["Name"],
+            "tags": {t["Key"]: t["Value"] for t in i.get("Tags", [])},
+            "user_data": text, "parts": parts})
+print(json.dumps(out, default=str))
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &format!("http://127.0.0.1:{port}")])
+        .output()
+        .expect("python3");
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "moto describe: {e}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[cfg(feature = "ec2")]
+/// The host private key weft put in an instance's user data (its cloud-config part).
+fn host_key_of(user_data: &str) -> Option<String> {
+    let line = user_data.lines().find(|l| l.starts_with('{'))?;
+    let config: serde_json::Value = serde_json::from_str(line).ok()?;
+    config["ssh_keys"]["ed25519_private"]
+        .as_str()
+        .map(str::to_string)
+}
+
+#[cfg(feature = "ec2")]
+/// Stands in for booting: each new instance's SSH endpoint (a fleet host's port) gets an sshd
+/// started with the host key weft put in the instance's user data, as cloud-init would.
+struct Standins {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    dirs: Vec<String>,
+}
+
+#[cfg(feature = "ec2")]
+fn sshd_pid(dir: &str) -> Option<String> {
+    std::fs::read_to_string(format!("{dir}/sshd.pid"))
+        .ok()
+        .map(|p| p.trim().to_string())
+        .filter(|p| Path::new(&format!("/proc/{p}")).exists())
+}
+
+#[cfg(feature = "ec2")]
+/// Stops the sshd serving a fleet host folder (the machine behind it went away).
+fn stop_sshd(dir: &str) {
+    if let Some(pid) = sshd_pid(dir) {
+        let _ = Command::new("kill").arg(&pid).status();
+        for _ in 0..50 {
+            if sshd_pid(dir).is_none() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+#[cfg(feature = "ec2")]
+impl Standins {
+    fn start(moto: &Moto, fleet: &Fleet, hosts: &[usize]) -> Self {
+        let ports: Vec<(String, String)> = hosts
+            .iter()
+            .map(|&i| {
+                let dir = fleet.path(&format!("host-{i}"));
+                stop_sshd(&dir);
+                (fleet.address(i, "root"), dir)
+            })
+            .collect();
+        let dirs = ports.iter().map(|(_, d)| d.clone()).collect();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let port = moto.port;
+        let thread = std::thread::spawn(move || {
+            let mut served = std::collections::HashSet::new();
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let now = moto_describe(port);
+                for instance in now["instances"].as_array().into_iter().flatten() {
+                    let id = instance["id"].as_str().unwrap_or_default().to_string();
+                    let endpoint = instance["tags"]["weft:ssh-endpoint"].as_str().unwrap_or("");
+                    let Some((_, dir)) = ports.iter().find(|(a, _)| a == endpoint) else {
+                        continue;
+                    };
+                    let Some(key) = host_key_of(instance["user_data"].as_str().unwrap_or(""))
+                    else {
+                        continue;
+                    };
+                    if instance["state"] != "running" || !served.insert(id) {
+                        continue;
+                    }
+                    stop_sshd(dir);
+                    let path = format!("{dir}/ssh_host_ed25519_key");
+                    let _ = std::fs::remove_file(format!("{path}.pub"));
+                    std::fs::write(&path, key).expect("host key");
+                    let _ = Command::new("chmod").args(["600", &path]).status();
+                    let status = Command::new("/usr/sbin/sshd")
+                        .args([
+                            "-f",
+                            &format!("{dir}/sshd_config"),
+                            "-E",
+                            &format!("{dir}/sshd.log"),
+                        ])
+                        .status()
+                        .expect("sshd");
+                    assert!(status.success(), "sshd with the instance's key");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        });
+        Standins {
+            stop,
+            thread: Some(thread),
+            dirs,
+        }
+    }
+}
+
+#[cfg(feature = "ec2")]
+impl Drop for Standins {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        for dir in &self.dirs {
+            stop_sshd(dir);
+        }
+    }
+}
+
+#[cfg(feature = "ec2")]
 #[test]
 fn ec2_machines_against_moto() {
     let moto = Moto::start();
-    let fleet = Fleet::start(1);
+    let fleet = Fleet::start(2);
     let ami = moto_ami();
     let endpoint = fleet.address(0, "root");
+    let stranger = fleet.address(1, "root");
     let config = format!(
         "[project]\nname = \"cloud\"\n\
-         [env.prod]\nprovider = \"ec2\"\nregion = \"us-east-1\"\nnamespace = \"/prod/\"\n\
-         [env.prod.machines.web]\nimage = \"{ami}\"\nsize = \"t3.micro\"\ntags = {{ \"weft:ssh-endpoint\" = \"{endpoint}\" }}\n\
-         [env.stage]\nprovider = \"ec2\"\nregion = \"us-east-1\"\nnamespace = \"/stage/\"\n\
-         [env.stage.machines.web]\nimage = \"ami-00000000deadbeef0\"\n"
+         [env.prod]\nprovider = \"ec2\"\nregion = \"us-east-1\"\nnamespace = \"/prod/\"\nssh_cidr = \"198.51.100.0/24\"\n\
+         [env.prod.machines.web]\nimage = \"{ami}\"\nsize = \"t3.micro\"\nuser_data = \"#!/bin/sh\\necho from the user's script\\n\"\ntags = {{ \"weft:ssh-endpoint\" = \"{endpoint}\" }}\n\
+         [env.prod.machines.db]\nimage = \"{ami}\"\ntags = {{ \"weft:ssh-endpoint\" = \"{stranger}\" }}\n\
+         [env.stage]\nprovider = \"ec2\"\nregion = \"us-east-1\"\nnamespace = \"/stage/\"\nssh_cidr = \"0.0.0.0/0\"\n\
+         [env.stage.machines.web]\nimage = \"ami-00000000deadbeef0\"\n\
+         [env.stage.machines.odd]\nimage = \"{ami}\"\nuser_data = \"echo no interpreter line\"\n"
     );
     let test = Test::with_config(&config).with_env(moto.env());
     test.write(
         "deploy/web.rhai",
         "/// Provisions a new web machine.\nfn web_provision(host) { host.run(\"echo provisioned on $(hostname)\"); }\n",
     );
-    let known = fleet.known_hosts();
+    // Only weft's login key: no host key is copied anywhere by hand.
     std::fs::create_dir_all(test.home().join(".ssh")).expect("ssh dir");
-    std::fs::copy(&known, test.home().join(".ssh/known_hosts")).expect("known_hosts");
     std::fs::copy(fleet.key(), test.home().join(".ssh/id_ed25519")).expect("key");
+    let standins = Standins::start(&moto, &fleet, &[0]);
 
-    // create waits for the machine, then provisions it over SSH.
-    test.run(&["cloud", "create", "web", "-n", "2", "-e", "prod"])
+    // create waits until the machine answers with the host key weft made, then provisions it.
+    test.run(&["cloud", "create", "web", "-e", "prod"])
         .status(0)
-        .stdout_has("created web-1")
+        .stdout_has("created web-0")
         .stdout_has("web-0 | provisioned on");
+    let known = std::fs::read_to_string(test.home().join(".local/share/weft/known_hosts"))
+        .expect("weft's known_hosts");
+    let moto_view = moto_describe(moto.port);
+    let web0 = &moto_view["instances"][0];
+    let user_data = web0["user_data"].as_str().expect("user data");
+    let key = host_key_of(user_data).expect("a host key in the user data");
+    assert!(key.contains("OPENSSH PRIVATE KEY"));
+    assert!(
+        known.contains(&format!("weft:{}", web0["id"].as_str().expect("id"))),
+        "{known}"
+    );
+    // The user's script is its own MIME part, unchanged, beside weft's cloud-config; a
+    // boot command removes the user data from cloud-init's files.
+    let parts = web0["parts"].as_array().expect("MIME parts");
+    assert_eq!(parts.len(), 2, "{user_data}");
+    assert_eq!(parts[0][0], "text/cloud-config");
+    assert_eq!(parts[1][0], "text/x-shellscript");
+    assert_eq!(parts[1][1], "#!/bin/sh\necho from the user's script\n");
+    assert!(user_data.contains("rm -f /var/lib/cloud/instance/user-data.txt"));
+    // SSH is open to the configured CIDR only.
+    let ingress = moto_view["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|g| g["Tags"].to_string().contains("weft:env"))
+        .map(|g| g["IpPermissions"].to_string())
+        .expect("weft's security group");
+    assert!(ingress.contains("198.51.100.0/24"), "{ingress}");
+    assert!(!ingress.contains("0.0.0.0/0"), "{ingress}");
+
+    // A machine answering with another key is refused and never admitted.
+    test.run(&["cloud", "create", "db", "-e", "prod", "--no-provision"])
+        .status(2)
+        .stderr_has("db-0")
+        .stderr_has("another host key");
+    test.run(&["cloud", "list", "-e", "prod"])
+        .status(0)
+        .stdout_has("db-0");
+    test.run(&["run", "system_info", "-e", "prod"])
+        .status(0)
+        .stdout_has("web-0 | hostname:")
+        .stdout_lacks("db-0 |")
+        .stderr_has("skipping db-0");
+    test.run(&["cloud", "terminate", "db-0", "-e", "prod", "--yes"])
+        .status(0);
+
     let list = test.run(&["cloud", "list", "-e", "prod", "--json"]);
     list.status(0);
     let machines: Vec<serde_json::Value> = serde_json::from_str(&list.stdout).expect("json");
-    assert_eq!(machines.len(), 2);
+    assert_eq!(machines.len(), 1);
     assert_eq!(machines[0]["tags"]["weft:namespace"], "/prod/");
-    assert_eq!(machines[1]["name"], "web-1");
     // Another namespace sees none of them.
     test.run(&["cloud", "list", "-e", "stage", "--json"])
         .status(0)
         .stdout_has("[]");
-    // A bad AMI is one readable line with the AWS error code.
+    // A bad AMI is one readable line with the AWS error code; SSH open to all is warned about.
     test.run(&["cloud", "create", "web", "-e", "stage", "--no-provision"])
         .status(2)
+        .stderr_has("warning: env `stage` opens SSH to every address")
         .stderr_has("InvalidAMIID");
+    // user_data that cloud-init would not run is refused before anything is made.
+    test.run(&["cloud", "create", "odd", "-e", "stage", "--no-provision"])
+        .status(2)
+        .stderr_has("user_data must start with `#!`");
 
-    test.run(&["cloud", "stop", "web-1", "-e", "prod"])
+    test.run(&["cloud", "stop", "web-0", "-e", "prod"])
         .status(0);
     test.run(&["cloud", "list", "-e", "prod"])
         .status(0)
         .stdout_has("stopped");
-    test.run(&["cloud", "start", "web-1", "-e", "prod"])
+    test.run(&["cloud", "start", "web-0", "-e", "prod"])
         .status(0);
     let image = test.run(&["cloud", "image", "web", "-o", "0", "-e", "prod", "golden"]);
     image.status(0);
@@ -300,18 +499,80 @@ fn ec2_machines_against_moto() {
         .unwrap_or_default()
         .to_string();
     assert!(ami_id.starts_with("ami-"), "{}", image.stdout);
-    test.run(&["cloud", "recreate", "web", "--image", &ami_id, "-e", "prod"])
-        .status(0)
-        .stdout_has("created web-2");
-    test.run(&["cloud", "terminate", "web-2", "-e", "prod", "--yes"])
+    // The old machine goes away before the new one comes at the same test endpoint.
+    stop_sshd(&fleet.path("host-0"));
+    test.run(&[
+        "cloud",
+        "recreate",
+        "web",
+        "--image",
+        &ami_id,
+        "-e",
+        "prod",
+        "--no-provision",
+    ])
+    .status(0)
+    .stdout_has("created web-1");
+    test.run(&["cloud", "terminate", "web-1", "-e", "prod", "--yes"])
         .status(0);
     test.run(&["cloud", "destroy", "-e", "prod", "--yes"])
         .status(0)
-        .stdout_has("terminated web-0")
         .stdout_has("deleted security group");
     test.run(&["cloud", "list", "-e", "prod", "--json"])
         .status(0)
         .stdout_has("[]");
+    drop(standins);
+    // Terminated machines leave no host key behind.
+    let known = std::fs::read_to_string(test.home().join(".local/share/weft/known_hosts"))
+        .unwrap_or_default();
+    assert!(!known.contains("weft:i-"), "{known}");
+}
+
+#[cfg(feature = "ec2")]
+#[test]
+fn ec2_uses_the_envs_aws_profile() {
+    let moto = Moto::start();
+    let test = Test::with_config(
+        "[project]\nname = \"cloud\"\n\
+         [env.prod]\nprovider = \"ec2\"\nregion = \"us-east-1\"\nprofile = \"beta\"\n",
+    );
+    let dir = test.home().join("aws");
+    std::fs::create_dir_all(&dir).expect("aws dir");
+    let mut config = String::new();
+    for name in ["alpha", "beta"] {
+        let script = dir.join(format!("creds-{name}.sh"));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\ntouch {marker}\necho '{{\"Version\": 1, \"AccessKeyId\": \"AKIA{upper}\", \"SecretAccessKey\": \"s\"}}'\n",
+                marker = dir.join(format!("used-{name}")).display(),
+                upper = name.to_uppercase()
+            ),
+        )
+        .expect("script");
+        let _ = Command::new("chmod")
+            .args(["755", &script.display().to_string()])
+            .status();
+        config.push_str(&format!(
+            "[profile {name}]\ncredential_process = {}\n",
+            script.display()
+        ));
+    }
+    let config_file = dir.join("config");
+    std::fs::write(&config_file, config).expect("aws config");
+    // Keys in the environment too: the env's profile wins over them.
+    let test = test.with_env(moto.env()).with_env(vec![(
+        "AWS_CONFIG_FILE".into(),
+        config_file.display().to_string(),
+    )]);
+    test.run(&["cloud", "list", "-e", "prod", "--json"])
+        .status(0)
+        .stdout_has("[]");
+    assert!(
+        dir.join("used-beta").exists(),
+        "the profile's credential_process ran"
+    );
+    assert!(!dir.join("used-alpha").exists(), "another profile was used");
 }
 
 #[test]

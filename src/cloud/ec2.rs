@@ -15,7 +15,14 @@ use aws_sdk_ec2::Client;
 use base64::Engine as _;
 use tokio::sync::OnceCell;
 
-use super::{machine_key, tags, CloudError, Machine, MachineSpec, Provider, Scope};
+use super::{
+    hostkey, machine_key, record, tags, CloudError, Machine, MachineSpec, Provider, Scope,
+};
+
+/// How long a new machine may take to answer SSH with its host key.
+const SSH_WAIT: Duration = Duration::from_secs(600);
+/// How long an instance may take to reach a state.
+const STATE_WAIT: Duration = Duration::from_secs(600);
 
 /// A tag naming the SSH endpoint of a machine, for test clouds (moto) that boot nothing:
 /// honoured only when the API endpoint is on loopback.
@@ -23,8 +30,105 @@ pub const SSH_ENDPOINT_TAG: &str = "weft:ssh-endpoint";
 
 /// EC2 in one region.
 pub struct Ec2Provider {
-    region: Option<String>,
+    settings: Ec2Settings,
     client: OnceCell<Client>,
+}
+
+/// An env's EC2 settings from `weft.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct Ec2Settings {
+    /// The region; else the profile's or the standard configuration's.
+    pub region: Option<String>,
+    /// The AWS profile whose credentials (SSO, `credential_process`, keys) and region are used.
+    pub profile: Option<String>,
+    /// Who may reach SSH; else the controller's address.
+    pub ssh_cidr: Option<String>,
+}
+
+/// The user's `user_data` as a MIME part type, from its first line as cloud-init reads it.
+fn user_data_type(text: &str) -> Result<&'static str, CloudError> {
+    let first = text.lines().next().unwrap_or_default().trim_end();
+    let kind = if first.starts_with("#!") {
+        "text/x-shellscript"
+    } else if first == "#cloud-config" {
+        "text/cloud-config"
+    } else if first == "#cloud-boothook" {
+        "text/cloud-boothook"
+    } else if first == "#include" {
+        "text/x-include-url"
+    } else {
+        return Err(CloudError::Config(format!(
+            "user_data must start with `#!` (a script) or `#cloud-config`, not `{first}`"
+        )));
+    };
+    Ok(kind)
+}
+
+/// Removes the user data (which holds the host's private key) from cloud-init's files on
+/// every boot; `bootcmd` runs after cloud-init has written them and read the keys.
+const SCRUB_USER_DATA: &str = "rm -f /var/lib/cloud/instance/user-data.txt \
+/var/lib/cloud/instance/user-data.txt.i /var/lib/cloud/instance/cloud-config.txt";
+
+/// The cloud-config weft needs: its login keys and the machine's own host key.
+fn cloud_config(keys: &[&String], host_key: &hostkey::HostKey) -> String {
+    let config = serde_json::json!({
+        "ssh_authorized_keys": keys.iter().map(|k| k.trim()).collect::<Vec<_>>(),
+        "ssh_deletekeys": true,
+        "ssh_genkeytypes": [],
+        "ssh_keys": {
+            "ed25519_private": host_key.private,
+            "ed25519_public": host_key.public,
+        },
+        "bootcmd": [["sh", "-c", SCRUB_USER_DATA]],
+    });
+    // JSON is YAML: no indentation to get wrong around the key's lines.
+    format!("#cloud-config\n{config}\n")
+}
+
+/// A MIME multi-part document: weft's cloud-config, then the user's part as it is.
+fn multipart(cloud_config: &str, user: Option<(&str, &str)>) -> String {
+    let boundary = format!("weft-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let mut doc =
+        format!("Content-Type: multipart/mixed; boundary=\"{boundary}\"\nMIME-Version: 1.0\n\n");
+    let mut part = |kind: &str, name: &str, body: &str| {
+        doc.push_str(&format!(
+            "--{boundary}\nContent-Type: {kind}; charset=\"utf-8\"\nMIME-Version: 1.0\n\
+             Content-Transfer-Encoding: 8bit\nContent-Disposition: attachment; filename=\"{name}\"\n\n{body}"
+        ));
+        // The line break before a boundary belongs to the boundary: the part stays as written.
+        doc.push('\n');
+    };
+    part("text/cloud-config", "weft.cfg", cloud_config);
+    if let Some((kind, body)) = user {
+        part(kind, "user-data", body);
+    }
+    doc.push_str(&format!("--{boundary}--\n"));
+    doc
+}
+
+/// The controller's address as a /32, for the security group (127.0.0.1 for a loopback API).
+async fn controller_cidr() -> Result<String, CloudError> {
+    if loopback_endpoint() {
+        return Ok("127.0.0.1/32".into());
+    }
+    let out = tokio::process::Command::new("curl")
+        .args(["-fsS", "--max-time", "10", "https://checkip.amazonaws.com"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await;
+    let address = out
+        .ok()
+        .filter(|o| o.status.success())
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|t| t.trim().parse::<std::net::IpAddr>().ok());
+    match address {
+        Some(std::net::IpAddr::V4(ip)) => Ok(format!("{ip}/32")),
+        _ => Err(CloudError::Config(
+            "cannot find this controller's public address (https://checkip.amazonaws.com) to \
+             open SSH to it: set `ssh_cidr` in the env's section of weft.toml"
+                .into(),
+        )),
+    }
 }
 
 fn api<E: ProvideErrorMetadata + std::fmt::Debug>(err: E) -> CloudError {
@@ -33,6 +137,27 @@ fn api<E: ProvideErrorMetadata + std::fmt::Debug>(err: E) -> CloudError {
         message: err
             .message()
             .map_or_else(|| format!("{err:?}"), str::to_string),
+    }
+}
+
+fn waiter<E: std::error::Error + 'static>(id: &str, state: &str, err: E) -> CloudError {
+    CloudError::Io(format!(
+        "{id} did not become {state}: {}",
+        aws_sdk_ec2::error::DisplayErrorContext(err)
+    ))
+}
+
+/// Refuses a malformed IPv4 CIDR before anything is made.
+fn check_cidr(cidr: &str) -> Result<(), CloudError> {
+    let valid = cidr.split_once('/').is_some_and(|(ip, bits)| {
+        ip.parse::<std::net::Ipv4Addr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 32)
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(CloudError::Config(format!(
+            "ssh_cidr `{cidr}` is not an IPv4 CIDR like `203.0.113.0/24`"
+        )))
     }
 }
 
@@ -94,10 +219,13 @@ fn loopback_endpoint() -> bool {
 }
 
 impl Ec2Provider {
-    /// A provider for `region` (else the standard AWS configuration's); connects on first use.
-    pub fn new(region: Option<String>) -> Result<Self, CloudError> {
+    /// A provider with an env's settings; connects on first use.
+    pub fn new(settings: Ec2Settings) -> Result<Self, CloudError> {
+        if let Some(cidr) = &settings.ssh_cidr {
+            check_cidr(cidr)?;
+        }
         Ok(Ec2Provider {
-            region,
+            settings,
             client: OnceCell::new(),
         })
     }
@@ -106,7 +234,16 @@ impl Ec2Provider {
         self.client
             .get_or_init(|| async {
                 let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-                if let Some(region) = &self.region {
+                if let Some(profile) = &self.settings.profile {
+                    // The profile's credentials even when AWS_ACCESS_KEY_ID is set: the env
+                    // names its account.
+                    loader = loader.profile_name(profile).credentials_provider(
+                        aws_config::profile::ProfileFileCredentialsProvider::builder()
+                            .profile_name(profile)
+                            .build(),
+                    );
+                }
+                if let Some(region) = &self.settings.region {
                     loader = loader.region(aws_config::Region::new(region.clone()));
                 }
                 Client::new(&loader.load().await)
@@ -198,21 +335,33 @@ impl Ec2Provider {
         Ok(instance.instance_id().unwrap_or_default().to_string())
     }
 
-    /// Polls until the instance reaches `state` (short polls, up to ten minutes).
-    async fn wait_for(&self, scope: &Scope, id: &str, state: &str) -> Result<Instance, CloudError> {
-        for _ in 0..600 {
-            let instance = self.find(scope, id).await?;
-            if Self::machine(&instance).state == state {
-                return Ok(instance);
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-        Err(CloudError::Io(format!(
-            "{id} did not become {state} in time"
-        )))
+    /// Waits with the SDK's waiter until instance `id` runs, then describes it.
+    async fn wait_running(&self, scope: &Scope, id: &str) -> Result<Instance, CloudError> {
+        use aws_sdk_ec2::client::Waiters as _;
+        self.client()
+            .await
+            .wait_until_instance_running()
+            .instance_ids(id)
+            .wait(STATE_WAIT)
+            .await
+            .map_err(|e| waiter(id, "running", e))?;
+        self.find(scope, id).await
     }
 
-    async fn security_group(&self, scope: &Scope) -> Result<String, CloudError> {
+    /// Waits with the SDK's waiter until instance `id` is stopped.
+    async fn wait_stopped(&self, id: &str) -> Result<(), CloudError> {
+        use aws_sdk_ec2::client::Waiters as _;
+        self.client()
+            .await
+            .wait_until_instance_stopped()
+            .instance_ids(id)
+            .wait(STATE_WAIT)
+            .await
+            .map_err(|e| waiter(id, "stopped", e))?;
+        Ok(())
+    }
+
+    async fn security_group(&self, scope: &Scope, cidr: &str) -> Result<String, CloudError> {
         let client = self.client().await;
         let name = resource_name(scope);
         let mut filters = scope_filters(scope);
@@ -244,7 +393,7 @@ impl Ec2Provider {
             .ip_protocol("tcp")
             .from_port(22)
             .to_port(22)
-            .cidr_ip("0.0.0.0/0")
+            .cidr_ip(cidr)
             .send()
             .await
             .map_err(api)?;
@@ -301,23 +450,35 @@ impl Provider for Ec2Provider {
         if let Some(existing) = self.instances(scope, mine).await?.first() {
             return Ok(Self::machine(existing));
         }
+        // Everything the user wrote is checked before anything is made.
+        let user_part = match &spec.user_data {
+            Some(text) => Some((user_data_type(text)?, text.as_str())),
+            None => None,
+        };
         let image = spec.image.clone().ok_or_else(|| {
             CloudError::NotFound(format!(
                 "role `{}` names no image: set `image` in [env.{}.machines.{}]",
                 spec.role, scope.env, spec.role
             ))
         })?;
-        let group = self.security_group(scope).await?;
+        let cidr = match &self.settings.ssh_cidr {
+            Some(cidr) => cidr.clone(),
+            None => controller_cidr().await?,
+        };
+        if cidr == "0.0.0.0/0" {
+            eprintln!(
+                "warning: env `{}` opens SSH to every address (ssh_cidr = \"0.0.0.0/0\")",
+                scope.env
+            );
+        }
+        let group = self.security_group(scope, &cidr).await?;
         let (_, weft_key) = machine_key()?;
         let key_name = resource_name(scope);
         self.key_pair(scope, &key_name, &weft_key).await?;
-        let mut user_data = String::from("#cloud-config\nssh_authorized_keys:\n");
-        for key in std::iter::once(&weft_key).chain(&spec.keys) {
-            user_data.push_str(&format!("  - {}\n", key.trim()));
-        }
-        if let Some(extra) = &spec.user_data {
-            user_data.push_str(extra);
-        }
+        let host_key = hostkey::generate()?;
+        let keys: Vec<&String> = std::iter::once(&weft_key).chain(&spec.keys).collect();
+        // Holds the host's private key: never printed or logged.
+        let user_data = multipart(&cloud_config(&keys, &host_key), user_part);
         let name = format!("{}-{}", spec.role, spec.ordinal);
         let mut extra_tags = vec![
             ("Name", name.as_str()),
@@ -350,8 +511,21 @@ impl Provider for Ec2Provider {
             .and_then(|i| i.instance_id())
             .ok_or_else(|| CloudError::Io("RunInstances returned no instance".into()))?
             .to_string();
-        let instance = self.wait_for(scope, &id, "running").await?;
-        Ok(Self::machine(&instance))
+        let instance = self.wait_running(scope, &id).await?;
+        let machine = Self::machine(&instance);
+        let address = machine.address.clone().ok_or_else(|| {
+            CloudError::Io(format!("{id} ({name}) runs but has no address to reach"))
+        })?;
+        let (host, port) = hostkey::host_port(&address);
+        // Known before the first login, so strict checking never has to trust a first use.
+        hostkey::record(&id, &host, port, &host_key.public)?;
+        if let Err(err) = hostkey::wait_for(&name, &host, port, &host_key.public, SSH_WAIT).await {
+            hostkey::forget(&id)?;
+            return Err(err);
+        }
+        // Only a machine that proved it holds the key weft gave it is admitted.
+        record::add(scope, &id)?;
+        Ok(machine)
     }
 
     async fn list(&self, scope: &Scope) -> Result<Vec<Machine>, CloudError> {
@@ -374,7 +548,12 @@ impl Provider for Ec2Provider {
             .send()
             .await
             .map_err(api)?;
-        self.wait_for(scope, &id, "running").await.map(|_| ())
+        let instance = self.wait_running(scope, &id).await?;
+        if let Some(address) = Self::machine(&instance).address {
+            let (host, port) = hostkey::host_port(&address);
+            hostkey::readdress(&id, &host, port)?;
+        }
+        Ok(())
     }
 
     async fn stop(&self, scope: &Scope, id: &str) -> Result<(), CloudError> {
@@ -386,7 +565,7 @@ impl Provider for Ec2Provider {
             .send()
             .await
             .map_err(api)?;
-        self.wait_for(scope, &id, "stopped").await.map(|_| ())
+        self.wait_stopped(&id).await
     }
 
     async fn terminate(&self, scope: &Scope, id: &str) -> Result<(), CloudError> {
@@ -398,7 +577,13 @@ impl Provider for Ec2Provider {
             .send()
             .await
             .map_err(api)?;
+        hostkey::forget(&id)?;
+        record::remove(scope, &id)?;
         Ok(())
+    }
+
+    fn admits(&self, scope: &Scope, machine: &Machine) -> bool {
+        record::contains(scope, &machine.id)
     }
 
     async fn image(&self, scope: &Scope, id: &str, name: &str) -> Result<String, CloudError> {

@@ -76,7 +76,11 @@ impl CloudEnv {
         let provider: Box<dyn Provider> = match section.provider {
             #[cfg(feature = "ec2")]
             Some(ProviderKind::Ec2) => {
-                Box::new(super::ec2::Ec2Provider::new(section.region.clone())?)
+                Box::new(super::ec2::Ec2Provider::new(super::ec2::Ec2Settings {
+                    region: section.region.clone(),
+                    profile: section.profile.clone(),
+                    ssh_cidr: section.ssh_cidr.clone(),
+                })?)
             }
             #[cfg(not(feature = "ec2"))]
             Some(ProviderKind::Ec2) => {

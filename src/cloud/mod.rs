@@ -4,7 +4,9 @@
 #[cfg(feature = "ec2")]
 pub mod ec2;
 pub mod env;
+pub mod hostkey;
 pub mod local;
+pub mod record;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -91,6 +93,12 @@ pub enum CloudError {
     /// A command or file operation failed.
     #[error("{0}")]
     Io(String),
+    /// A machine answered with another host key than the one weft gave it.
+    #[error("{0}")]
+    HostKey(String),
+    /// A setting cannot be used (`user_data`, `ssh_cidr`, ...).
+    #[error("{0}")]
+    Config(String),
 }
 
 impl From<std::io::Error> for CloudError {
@@ -123,6 +131,11 @@ pub trait Provider: Send + Sync {
     ) -> Result<(), CloudError>;
     /// Deletes everything the scope owns besides machines (keys, security groups, images).
     async fn destroy_resources(&self, scope: &Scope) -> Result<Vec<String>, CloudError>;
+    /// Whether `machine` may receive deploys and secrets: a machine weft made itself, not one
+    /// that only carries the env's tags.
+    fn admits(&self, _scope: &Scope, _machine: &Machine) -> bool {
+        true
+    }
 }
 
 /// weft's own data folder: `$XDG_DATA_HOME/weft`, else `~/.local/share/weft`.

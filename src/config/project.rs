@@ -121,6 +121,11 @@ pub struct EnvSection {
     pub provider: Option<ProviderKind>,
     /// The cloud region (ec2).
     pub region: Option<String>,
+    /// The AWS profile (`~/.aws/config`) whose credentials and region the env uses (ec2).
+    pub profile: Option<String>,
+    /// Who may reach the env's machines over SSH (ec2 security group), e.g. `203.0.113.0/24`;
+    /// the controller's address when absent.
+    pub ssh_cidr: Option<String>,
     /// The namespace the env's resources live in (`/` when absent): envs in different
     /// namespaces never see each other's machines.
     pub namespace: Option<String>,

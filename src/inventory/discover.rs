@@ -15,6 +15,17 @@ pub fn env_inventory(project: &Project, env: Option<&str>) -> miette::Result<Inv
         .list()?
         .into_iter()
         .filter(|m| m.state == "running")
+        .filter(|m| {
+            // A machine with the env's tags that weft did not make gets no deploys or secrets.
+            let admitted = cloud.provider.admits(&cloud.scope, m);
+            if !admitted {
+                eprintln!(
+                    "warning: skipping {} ({}): it carries env `{}`'s tags but weft did not make it",
+                    m.name, m.id, cloud.scope.env
+                );
+            }
+            admitted
+        })
         .collect();
     inventory.add_machines(&running, &cloud.section);
     Ok(inventory)
