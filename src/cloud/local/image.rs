@@ -33,9 +33,8 @@ pub fn require_tools() -> Result<(), CloudError> {
         ("nft", "nftables"),
         ("ip", "iproute2"),
     ] {
-        let found = std::env::var_os("PATH").is_some_and(|paths| {
-            std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file())
-        });
+        let found = std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()));
         if !found {
             return Err(CloudError::Unsupported(format!(
                 "the local provider needs `{tool}`: install the Debian package `{package}` \
@@ -79,7 +78,11 @@ fn build(cache: &Path, root: &Path) -> Result<(), CloudError> {
     );
     let started = Instant::now();
     let mut child = Command::new("debootstrap")
-        .args(["--variant=minbase", &format!("--include={PACKAGES}"), "bookworm"])
+        .args([
+            "--variant=minbase",
+            &format!("--include={PACKAGES}"),
+            "bookworm",
+        ])
         .arg(&partial)
         .arg(MIRROR)
         .stdin(Stdio::null())
@@ -154,11 +157,7 @@ fn finish(root: &Path) -> Result<(), CloudError> {
     // Host keys are per machine (written into each machine's own layer).
     if let Ok(entries) = std::fs::read_dir(root.join("etc/ssh")) {
         for entry in entries.filter_map(Result::ok) {
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with("ssh_host_")
-            {
+            if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
                 let _ = std::fs::remove_file(entry.path());
             }
         }

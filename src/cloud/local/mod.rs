@@ -262,7 +262,7 @@ impl LocalProvider {
         let log = std::fs::File::create(&log_path)?;
         let mut command = std::process::Command::new("systemd-nspawn");
         command
-            .args(["--boot", "--quiet", "--console=passive", "--register=no"])
+            .args(["--boot", "--quiet", "--console=read-only", "--register=no"])
             // weft is not a systemd unit on every host (CI containers, Firecracker VMs): the
             // machine stays in weft's cgroup rather than asking a host systemd for a scope.
             .arg("--keep-unit")
@@ -281,9 +281,9 @@ impl LocalProvider {
             .stderr(log);
         // Its own process group: the machine keeps running after weft exits.
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let child = command.spawn().map_err(|e| {
-            CloudError::Unsupported(format!("cannot start systemd-nspawn: {e}"))
-        })?;
+        let child = command
+            .spawn()
+            .map_err(|e| CloudError::Unsupported(format!("cannot start systemd-nspawn: {e}")))?;
         meta.pid = Some(child.id());
         self.save(meta)?;
         wait_for_ssh(meta.ip, &log_path).await
