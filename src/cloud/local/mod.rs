@@ -506,3 +506,45 @@ impl LocalProvider {
             .collect()
     }
 }
+
+/// The images machines can boot from on this host, for `weft cloud images`: the base images
+/// in the image cache, then the images made from machines with `weft cloud image`.
+pub fn images() -> Vec<(String, image::CachedImage)> {
+    let mut found: Vec<(String, image::CachedImage)> = image::list(&image::cache_dir())
+        .into_iter()
+        .map(|i| ("base".to_string(), i))
+        .collect();
+    found.extend(
+        image::list(&data_dir().join("images"))
+            .into_iter()
+            .map(|i| ("machine".to_string(), i)),
+    );
+    found
+}
+
+/// Removes image `name`. The base image is refused while machines boot from it.
+pub fn remove_image(name: &str) -> Result<(), CloudError> {
+    let snapshot = data_dir().join("images").join(slug(name));
+    if snapshot.is_dir() && slug(name) == name {
+        std::fs::remove_dir_all(&snapshot)?;
+        return Ok(());
+    }
+    let base = image::cache_dir().join(name);
+    if name == image::BASE && base.is_dir() {
+        let machines = std::fs::read_dir(data_dir().join("machines"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().join("meta.json").is_file())
+                    .count()
+            })
+            .unwrap_or(0);
+        if machines > 0 {
+            return Err(CloudError::Io(format!(
+                "{machines} machine(s) boot from image `{name}`: terminate them first"
+            )));
+        }
+        std::fs::remove_dir_all(&base)?;
+        return Ok(());
+    }
+    Err(CloudError::NotFound(format!("no local image `{name}`")))
+}
