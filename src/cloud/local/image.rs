@@ -104,22 +104,23 @@ fn build(cache: &Path, root: &Path) -> Result<(), CloudError> {
     let mut tail: Vec<String> = Vec::new();
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            // debootstrap's stages (retrieving, validating, unpacking, configuring) are the
+            // debootstrap's stages (retrieving, resolving, extracting, installing) are the
             // progress a user waits through.
-            if line.starts_with("I: Retrieving Release")
-                || line.starts_with("I: Resolving")
-                || line.starts_with("I: Extracting")
-                || line.starts_with("I: Installing")
-                || line.starts_with("I: Configuring")
-                || line.starts_with("I: Base system installed")
-            {
-                if !line.starts_with("I: Configuring ") || line.ends_with("...") {
-                    eprintln!(
-                        "weft: image build [{:>3}s] {}",
-                        started.elapsed().as_secs(),
-                        line.trim_start_matches("I: ")
-                    );
-                }
+            let stage = [
+                "I: Retrieving Release",
+                "I: Resolving",
+                "I: Extracting",
+                "I: Installing",
+                "I: Base system installed",
+            ]
+            .iter()
+            .any(|p| line.starts_with(p));
+            if stage {
+                eprintln!(
+                    "weft: image build [{:>3}s] {}",
+                    started.elapsed().as_secs(),
+                    line.trim_start_matches("I: ")
+                );
             }
             tail.push(line);
             if tail.len() > 20 {

@@ -216,7 +216,7 @@ impl LocalProvider {
         std::fs::write(ssh_dir.join("authorized_keys"), keys.join("\n") + "\n")?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&ssh_dir, std::fs::Permissions::from_mode(0o700))?;
-        std::fs::set_permissions(&upper.join("root"), std::fs::Permissions::from_mode(0o700))?;
+        std::fs::set_permissions(upper.join("root"), std::fs::Permissions::from_mode(0o700))?;
         std::fs::write(upper.join("etc/hostname"), format!("{}\n", meta.name))?;
         std::fs::write(
             upper.join("etc/hosts"),

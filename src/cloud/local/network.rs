@@ -118,9 +118,15 @@ pub async fn create_namespace(ns: &str, veth: &str, ip: Ipv4Addr) -> Result<(), 
     delete_namespace(ns, veth).await;
     let peer = format!("{veth}p");
     run("ip", &["netns", "add", ns]).await?;
+    // The machine's MAC comes from its address, so it is the same after a restart: other
+    // machines' neighbour caches (an lb's, say) stay right and reach it at once.
+    let [_, _, c, d] = ip.octets();
+    let mac = format!("02:77:00:00:{c:02x}:{d:02x}");
     run(
         "ip",
-        &["link", "add", veth, "type", "veth", "peer", "name", &peer],
+        &[
+            "link", "add", veth, "type", "veth", "peer", "name", &peer, "address", &mac,
+        ],
     )
     .await?;
     run("ip", &["link", "set", &peer, "netns", ns]).await?;
