@@ -19,12 +19,13 @@ command -v git >/dev/null || need+=(git)
 command -v supervisord >/dev/null || need+=(supervisor)
 command -v ip >/dev/null || need+=(iproute2)
 [ -d /etc/cron.d ] || need+=(cron)
-# The web stack test runs nginx, haproxy and curl inside `local` machines, which see the host's
-# files but have no internet: the packages must be on the host. (gunicorn and Flask come from
-# PyPI into each build's virtualenv.)
-command -v nginx >/dev/null || need+=(nginx)
-command -v haproxy >/dev/null || need+=(haproxy)
-command -v curl >/dev/null || need+=(curl)
+# `local` machines boot a Debian 12 image built with debootstrap under systemd-nspawn, and reach
+# Debian's mirror through NAT (nftables) on the weft0 bridge: they install nginx, haproxy and
+# curl themselves. The image is cached in WEFT_IMAGE_CACHE (default /var/tmp/weft-images),
+# outside the clone, so it is built once per host, not once per run.
+command -v systemd-nspawn >/dev/null || need+=(systemd-container)
+command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v nft >/dev/null || need+=(nftables)
 # The editor test drives `weft lsp` from headless Neovim's built-in client.
 command -v nvim >/dev/null || need+=(neovim)
 if [ ${#need[@]} -gt 0 ]; then

@@ -436,6 +436,12 @@ pub enum CloudCommand {
         #[arg(short, long, value_name = "ENV")]
         env: Option<String>,
     },
+    /// List the `local` provider's images on this host (size, age), or remove one.
+    Images {
+        /// Remove this image.
+        #[arg(long, value_name = "IMAGE")]
+        remove: Option<String>,
+    },
     /// Delete everything the env owns: machines, keys, security groups.
     Destroy {
         /// The env.

@@ -123,6 +123,91 @@ fn local_machines_have_their_own_hostname_and_disk_and_survive_image_and_destroy
     assert!(left.is_empty(), "machine folders left behind: {left:?}");
 }
 
+#[test]
+fn a_machine_sees_nothing_of_the_host_nor_of_other_machines() {
+    let test = Test::with_config("[project]\nname = \"iso\"\n[env.dev]\nprovider = \"local\"\n");
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    test.run(&[
+        "cloud",
+        "create",
+        "web",
+        "-n",
+        "2",
+        "-e",
+        "dev",
+        "--no-provision",
+    ])
+    .status(0);
+    // A secret in root's ~/.ssh on the host and weft's own machine key stay on the host.
+    let planted = format!("/root/.ssh/weft-planted-{}", std::process::id());
+    std::fs::create_dir_all("/root/.ssh").expect("root's .ssh");
+    std::fs::write(&planted, "host secret\n").expect("plant");
+    let key = test.home().join(".local/share/weft/keys/id_ed25519");
+    assert!(key.exists(), "weft made its machine key");
+    let key = key.display().to_string();
+    for path in [planted.as_str(), key.as_str()] {
+        test.run(&["ssh", "web-0", "-e", "dev", "--", "cat", path])
+            .status(1);
+    }
+    let _ = std::fs::remove_file(&planted);
+    // The machine's root filesystem is Debian's own, with systemd as PID 1.
+    test.run(&["ssh", "web-0", "-e", "dev", "--", "cat", "/proc/1/comm"])
+        .status(0)
+        .stdout_has("systemd");
+    // A file written in one machine is neither in the other nor on the host.
+    let marker = format!("/etc/weft-written-in-web-1-{}", std::process::id());
+    test.run(&["ssh", "web-1", "-e", "dev", "--", "touch", &marker])
+        .status(0);
+    test.run(&["ssh", "web-0", "-e", "dev", "--", "test", "-e", &marker])
+        .status(1);
+    assert!(!Path::new(&marker).exists(), "a machine wrote to the host");
+}
+
+#[test]
+fn packages_install_from_the_mirror_inside_a_fresh_machine() {
+    let test = Test::with_config("[project]\nname = \"pkg\"\n[env.dev]\nprovider = \"local\"\n");
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    test.write(
+        "deploy/redis.rhai",
+        "/// Installs redis.\nfn redis(host) { host.packages([\"redis-server\"]); }\n",
+    );
+    test.run(&["cloud", "create", "db", "-e", "dev", "--no-provision"])
+        .status(0);
+    test.run(&[
+        "ssh",
+        "db-0",
+        "-e",
+        "dev",
+        "--",
+        "test",
+        "-e",
+        "/usr/bin/redis-server",
+    ])
+    .status(1);
+    test.run(&["run", "redis", "-e", "dev"]).status(0);
+    test.run(&[
+        "ssh",
+        "db-0",
+        "-e",
+        "dev",
+        "--",
+        "systemctl",
+        "is-active",
+        "redis-server",
+    ])
+    .status(0)
+    .stdout_has("active");
+    test.run(&["ssh", "db-0", "-e", "dev", "--", "redis-cli", "ping"])
+        .status(0)
+        .stdout_has("PONG");
+}
+
 fn machines_pids(test: &Test) -> Vec<u64> {
     let dir = test.home().join(".local/share/weft/machines");
     std::fs::read_dir(dir)

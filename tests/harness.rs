@@ -143,6 +143,8 @@ impl Test {
             .current_dir(&self.cwd)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
+            // The machine image cache is shared by every test and kept between CI runs.
+            .envs(std::env::var("WEFT_IMAGE_CACHE").map(|v| ("WEFT_IMAGE_CACHE", v)))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         command
     }

@@ -255,10 +255,82 @@ fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
         last.iter().all(|a| a.starts_with("hello 3.0 from")),
         "{last:?}"
     );
+    serves_again_after_stop_and_start(&test, &addr, "hello 3.0 from app-1");
 
     test.run(&["run", "env_down"])
         .status(0)
         .stdout_has("terminated lb-0");
+}
+
+/// `cloud stop` then `cloud start` of app-1: its enabled services come back with the machine
+/// and the lb answers from it again, with no redeploy.
+fn serves_again_after_stop_and_start(test: &Test, addr: &str, wanted: &str) {
+    test.run(&["cloud", "stop", "app", "-o", "1", "-e", "dev"])
+        .status(0);
+    test.run(&["cloud", "start", "app", "-o", "1", "-e", "dev"])
+        .status(0);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match get(addr) {
+            Ok(body) if body == wanted => return,
+            Ok(body) => seen.push(body),
+            Err(e) => seen.push(e),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "no `{wanted}` within 30 s of starting app-1 again; last answers: {:?}",
+        &seen[seen.len().saturating_sub(5)..]
+    );
+}
+
+#[test]
+fn hello_wsgi_with_systemd_units_serves_and_comes_back_after_a_restart() {
+    let test = example();
+    let config = test.read("weft.toml").replace(
+        "lb_role = \"lb\"",
+        "lb_role = \"lb\"\nmanager = \"systemd\"",
+    );
+    assert!(config.contains("manager = \"systemd\""));
+    test.write("weft.toml", &config);
+    let (_cleanup, up) = env_up(&test);
+    up.stdout_has("deployed hello");
+    let addr = web_address(&test, "lb-0");
+    let first = answers(&addr, 10);
+    assert!(
+        first.iter().any(|a| a == "hello 1.0 from app-0"),
+        "{first:?}"
+    );
+    assert!(
+        first.iter().any(|a| a == "hello 1.0 from app-1"),
+        "{first:?}"
+    );
+    // gunicorn runs as the app's systemd unit, not under supervisor.
+    test.run(&[
+        "ssh",
+        "app-1",
+        "-e",
+        "dev",
+        "--",
+        "systemctl",
+        "is-active",
+        "hello",
+    ])
+    .status(0)
+    .stdout_has("active");
+    test.run(&[
+        "ssh",
+        "app-1",
+        "-e",
+        "dev",
+        "--",
+        "test",
+        "-e",
+        "/etc/supervisor/conf.d/hello.conf",
+    ])
+    .status(1);
+    serves_again_after_stop_and_start(&test, &addr, "hello 1.0 from app-1");
 }
 
 #[test]
@@ -358,10 +430,10 @@ fn a_build_made_on_one_app_machine_is_copied_to_the_others() {
          [env.dev]\nprovider = \"local\"\n[env.dev.machines.app]\ncount = 2\n",
     );
     test.write("site/index.html", "v1\n");
-    // Provisioning is not what this test is about.
+    // Provisioning is not what this test is about: only what a Python build needs.
     test.write(
         "deploy/roles.rhai",
-        "/// Nothing to install.\nfn app_provision(host) { }\n",
+        "/// What a Python build needs.\nfn app_provision(host) { host.packages([\"python3-venv\"]); }\n",
     );
     let (_cleanup, up) = env_up(&test);
     up.stdout_has("deployed site");

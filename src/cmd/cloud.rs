@@ -125,6 +125,9 @@ fn create(ctx: &Context, project: Project, layers: Layers, args: Create) -> Resu
 
 /// Runs a `weft cloud` subcommand.
 pub fn cloud(ctx: &Context, command: CloudCommand) -> Result<i32> {
+    if let CloudCommand::Images { remove } = &command {
+        return images(remove.as_deref());
+    }
     let (project, layers) = ctx.project()?;
     match command {
         CloudCommand::Create {
@@ -197,6 +200,7 @@ pub fn cloud(ctx: &Context, command: CloudCommand) -> Result<i32> {
             env.block_on(env.provider.register_key(&env.scope, &name, &public))?;
             println!("registered key {name} for env {}", env.scope.env);
         }
+        CloudCommand::Images { .. } => unreachable!("handled before the project loads"),
         CloudCommand::Destroy { env, yes } => {
             let env = open(&project, env.as_deref())?;
             let machines = env.list()?;
@@ -219,6 +223,35 @@ pub fn cloud(ctx: &Context, command: CloudCommand) -> Result<i32> {
         }
     }
     Ok(EXIT_OK)
+}
+
+/// `weft cloud images`: local images need no project or env, only this host.
+fn images(remove: Option<&str>) -> Result<i32> {
+    use crate::cloud::local;
+    if let Some(name) = remove {
+        local::remove_image(name).map_err(crate::cloud::env::CloudEnvError::from)?;
+        println!("removed image {name}");
+        return Ok(0);
+    }
+    println!("{:<24} {:<8} {:>10} {:>10}", "name", "kind", "size", "age");
+    for (kind, image) in local::images() {
+        let age = image.age.as_secs();
+        let age = if age >= 86400 {
+            format!("{}d", age / 86400)
+        } else if age >= 3600 {
+            format!("{}h", age / 3600)
+        } else {
+            format!("{}m", age / 60)
+        };
+        println!(
+            "{:<24} {:<8} {:>7} MiB {:>10}",
+            image.name,
+            kind,
+            image.bytes / (1024 * 1024),
+            age
+        );
+    }
+    Ok(0)
 }
 
 fn machine_action(project: &Project, target: &CloudTarget, action: &str, yes: bool) -> Result<()> {

@@ -1,8 +1,10 @@
-//! The `local` provider: sandbox machines on this Linux host. Each machine is a set of
-//! namespaces (mount, UTS, PID, network) over an overlay of the host's root filesystem, with
-//! its own hostname, processes, address and writable disk (kept in a folder under weft's data
-//! folder), running its own OpenSSH sshd. Machines outlive the weft process that started them.
+//! The `local` provider: machines on this Linux host. Each machine boots a Debian 12 image
+//! (built once with debootstrap, see `image`) under `systemd-nspawn --boot`, with systemd as
+//! PID 1, its own writable layer over the image (kept in a folder under weft's data folder),
+//! its own hostname and a network namespace with an address on the `weft0` bridge. sshd is an
+//! enabled unit of the image. Machines outlive the weft process that started them.
 
+pub mod image;
 mod network;
 
 use std::collections::BTreeMap;
@@ -40,22 +42,21 @@ pub struct LocalProvider {
     images: PathBuf,
 }
 
-/// The sshd config every local machine runs.
-const SSHD_CONFIG: &str = "Port 22
-ListenAddress 0.0.0.0
-HostKey /etc/weft/ssh_host_ed25519_key
-AuthorizedKeysFile .ssh/authorized_keys
+/// weft's drop-in for the image's sshd: the machine's own host key, keys only, and room for
+/// weft's parallel sessions.
+const SSHD_CONFIG: &str = "HostKey /etc/weft/ssh_host_ed25519_key
 PermitRootLogin prohibit-password
 PasswordAuthentication no
 KbdInteractiveAuthentication no
-UsePAM no
-StrictModes no
 PrintMotd no
-PidFile /run/sshd.pid
 MaxSessions 32
 MaxStartups 100:30:200
-Subsystem sftp internal-sftp
 ";
+
+/// How long a machine gets to power off before it is killed.
+const POWEROFF_WAIT: Duration = Duration::from_secs(20);
+/// How long a booting machine gets to answer SSH.
+const SSH_WAIT: Duration = Duration::from_secs(60);
 
 fn slug(text: &str) -> String {
     let s: String = text
@@ -119,6 +120,7 @@ impl LocalProvider {
                     .into(),
             ));
         }
+        image::require_tools()?;
         let base = data_dir();
         Ok(LocalProvider {
             machines: base.join("machines"),
@@ -164,7 +166,7 @@ impl LocalProvider {
     }
 
     fn running(&self, meta: &Meta) -> bool {
-        let marker = self.dir(&meta.id).join("root").display().to_string();
+        let marker = self.dir(&meta.id).join("upper").display().to_string();
         meta.pid.is_some_and(|pid| pid_alive(pid, &marker))
     }
 
@@ -191,7 +193,9 @@ impl LocalProvider {
         let upper = self.dir(&meta.id).join("upper");
         let etc_weft = upper.join("etc/weft");
         std::fs::create_dir_all(&etc_weft)?;
-        std::fs::write(etc_weft.join("sshd_config"), SSHD_CONFIG)?;
+        let drop_in = upper.join("etc/ssh/sshd_config.d");
+        std::fs::create_dir_all(&drop_in)?;
+        std::fs::write(drop_in.join("weft.conf"), SSHD_CONFIG)?;
         let host_key = etc_weft.join("ssh_host_ed25519_key");
         let _ = std::fs::remove_file(&host_key);
         let _ = std::fs::remove_file(host_key.with_extension("pub"));
@@ -212,21 +216,14 @@ impl LocalProvider {
         std::fs::write(ssh_dir.join("authorized_keys"), keys.join("\n") + "\n")?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&ssh_dir, std::fs::Permissions::from_mode(0o700))?;
-        // A fresh machine's root has the distribution's shell files, not this host's: sshd runs
-        // every command through bash, which reads ~/.bashrc, and a host's hooks there (version
-        // managers and their locks) would slow or block every command in every machine.
-        for (file, stock) in [
-            (".bashrc", "/usr/share/base-files/dot.bashrc"),
-            (".profile", "/usr/share/base-files/dot.profile"),
-        ] {
-            let text = std::fs::read_to_string(stock).unwrap_or_default();
-            std::fs::write(upper.join("root").join(file), text)?;
-        }
+        std::fs::set_permissions(upper.join("root"), std::fs::Permissions::from_mode(0o700))?;
         std::fs::write(upper.join("etc/hostname"), format!("{}\n", meta.name))?;
-        let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
         std::fs::write(
             upper.join("etc/hosts"),
-            format!("{hosts}{} {}\n", meta.ip, meta.name),
+            format!(
+                "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n{} {}\n",
+                meta.ip, meta.name
+            ),
         )?;
         // Record the host key so weft's strict checking knows the machine.
         let public = std::fs::read_to_string(host_key.with_extension("pub"))?;
@@ -252,53 +249,33 @@ impl LocalProvider {
         if self.running(meta) {
             return Ok(());
         }
+        let base = image::ensure_base().await?;
         let dir = self.dir(&meta.id);
-        for sub in ["upper", "work", "root"] {
-            std::fs::create_dir_all(dir.join(sub))?;
-        }
+        let upper = dir.join("upper");
+        std::fs::create_dir_all(&upper)?;
         meta.ip = network::reserve(&dir, Some(meta.ip))?;
         network::ensure_bridge().await?;
-        network::create_namespace(&netns_name(&dir), &veth_name(&dir), meta.ip).await?;
-        let q = |p: &Path| crate::shell::quote(&p.display().to_string());
-        let (root, upper, work) = (dir.join("root"), dir.join("upper"), dir.join("work"));
-        let script = format!(
-            "set -e\n\
-             mount -t overlay overlay -o lowerdir=/,upperdir={upper},workdir={work} {root}\n\
-             mount -t proc proc {root}/proc\n\
-             mount --rbind /dev {root}/dev\n\
-             mount -t sysfs sysfs {root}/sys || mount --rbind /sys {root}/sys\n\
-             mount -t tmpfs tmpfs {root}/run\n\
-             mkdir -p {root}/run/sshd\n\
-             hostname {name}\n\
-             exec chroot {root} /usr/sbin/sshd -D -e -f /etc/weft/sshd_config\n",
-            upper = q(&upper),
-            work = q(&work),
-            root = q(&root),
-            name = crate::shell::quote(&meta.name),
-        );
-        let log = std::fs::File::create(dir.join("console.log"))?;
-        let mut command = std::process::Command::new("ip");
+        network::ensure_nat().await?;
+        let netns = netns_name(&dir);
+        network::create_namespace(&netns, &veth_name(&dir), meta.ip).await?;
+        let log_path = dir.join("console.log");
+        let log = std::fs::File::create(&log_path)?;
+        let mut command = std::process::Command::new("systemd-nspawn");
         command
-            .args([
-                "netns",
-                "exec",
-                &netns_name(&dir),
-                "unshare",
-                "--mount",
-                "--uts",
-                "--pid",
-                "--fork",
-                "--kill-child",
-            ])
-            .args([
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                &script,
-                "weft-machine",
-            ])
-            .arg(&root)
+            .args(["--boot", "--quiet", "--console=read-only", "--register=no"])
+            // weft is not a systemd unit on every host (CI containers, Firecracker VMs): the
+            // machine stays in weft's cgroup rather than asking a host systemd for a scope.
+            .arg("--keep-unit")
+            .arg("--private-users=no")
+            .arg(format!("--machine={}", netns_name(&dir)))
+            .arg(format!("--hostname={}", meta.name))
+            .arg("--directory")
+            .arg(&base)
+            // The image stays read-only and shared; every write lands in the machine's layer.
+            .arg(format!("--overlay=+/:{}:/", upper.display()))
+            .arg(format!("--network-namespace-path=/run/netns/{netns}"))
+            .arg("--resolv-conf=copy-host")
+            .arg("--timezone=off")
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
@@ -306,30 +283,24 @@ impl LocalProvider {
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command
             .spawn()
-            .map_err(|e| CloudError::Unsupported(format!("cannot start the machine: {e}")))?;
+            .map_err(|e| CloudError::Unsupported(format!("cannot start systemd-nspawn: {e}")))?;
         meta.pid = Some(child.id());
         self.save(meta)?;
-        wait_for_ssh(meta.ip, &dir.join("console.log")).await
+        wait_for_ssh(meta.ip, &log_path).await
     }
 
     async fn halt(&self, meta: &mut Meta) -> Result<(), CloudError> {
         if let Some(pid) = meta.pid.filter(|_| self.running(meta)) {
-            // `unshare --fork` blocks SIGTERM while it waits, so the machine's init (its
-            // child, sshd) gets it: when init ends, the kernel ends the rest of the machine.
-            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-                .unwrap_or_default();
-            for child in children.split_whitespace() {
-                let _ = network::run("kill", &[child]).await;
-            }
-            let _ = network::run("kill", &[&pid.to_string()]).await;
-            for _ in 0..50 {
-                if !self.running(meta) {
-                    break;
-                }
+            // SIGTERM makes systemd-nspawn ask the machine's systemd to power off: services
+            // stop in order and disks are synced, as on a real machine.
+            let _ = network::run("kill", &["-TERM", &pid.to_string()]).await;
+            let deadline = std::time::Instant::now() + POWEROFF_WAIT;
+            while self.running(meta) && std::time::Instant::now() < deadline {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             if self.running(meta) {
                 let _ = network::run("kill", &["-KILL", &pid.to_string()]).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
         let dir = self.dir(&meta.id);
@@ -356,7 +327,8 @@ fn forget_host(ip: Ipv4Addr) -> Result<(), CloudError> {
 }
 
 async fn wait_for_ssh(ip: Ipv4Addr, log: &Path) -> Result<(), CloudError> {
-    for _ in 0..200 {
+    let deadline = std::time::Instant::now() + SSH_WAIT;
+    while std::time::Instant::now() < deadline {
         let connect = tokio::net::TcpStream::connect((ip, 22));
         if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_millis(200), connect).await {
             return Ok(());
@@ -364,9 +336,12 @@ async fn wait_for_ssh(ip: Ipv4Addr, log: &Path) -> Result<(), CloudError> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let console = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = console.lines().collect();
+    let tail = lines[lines.len().saturating_sub(25)..].join("\n");
     Err(CloudError::Io(format!(
-        "the machine at {ip} did not answer on port 22: {}",
-        console.trim()
+        "the machine at {ip} did not answer SSH within {}s; last lines of its boot log ({}):\n{tail}",
+        SSH_WAIT.as_secs(),
+        log.display()
     )))
 }
 
@@ -444,8 +419,6 @@ impl Provider for LocalProvider {
         let mut meta = self.find(scope, id)?;
         self.halt(&mut meta).await?;
         let dir = self.dir(&meta.id);
-        // A mount left behind by a crash must not take the host's files with it.
-        let _ = network::run("umount", &["-R", &dir.join("root").display().to_string()]).await;
         std::fs::remove_dir_all(&dir)?;
         network::release(meta.ip);
         forget_host(meta.ip)
@@ -532,4 +505,46 @@ impl LocalProvider {
             .map(|k| k.trim().to_string())
             .collect()
     }
+}
+
+/// The images machines can boot from on this host, for `weft cloud images`: the base images
+/// in the image cache, then the images made from machines with `weft cloud image`.
+pub fn images() -> Vec<(String, image::CachedImage)> {
+    let mut found: Vec<(String, image::CachedImage)> = image::list(&image::cache_dir())
+        .into_iter()
+        .map(|i| ("base".to_string(), i))
+        .collect();
+    found.extend(
+        image::list(&data_dir().join("images"))
+            .into_iter()
+            .map(|i| ("machine".to_string(), i)),
+    );
+    found
+}
+
+/// Removes image `name`. The base image is refused while machines boot from it.
+pub fn remove_image(name: &str) -> Result<(), CloudError> {
+    let snapshot = data_dir().join("images").join(slug(name));
+    if snapshot.is_dir() && slug(name) == name {
+        std::fs::remove_dir_all(&snapshot)?;
+        return Ok(());
+    }
+    let base = image::cache_dir().join(name);
+    if name == image::BASE && base.is_dir() {
+        let machines = std::fs::read_dir(data_dir().join("machines"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter(|e| e.path().join("meta.json").is_file())
+                    .count()
+            })
+            .unwrap_or(0);
+        if machines > 0 {
+            return Err(CloudError::Io(format!(
+                "{machines} machine(s) boot from image `{name}`: terminate them first"
+            )));
+        }
+        std::fs::remove_dir_all(&base)?;
+        return Ok(());
+    }
+    Err(CloudError::NotFound(format!("no local image `{name}`")))
 }

@@ -47,6 +47,24 @@ pub async fn ensure_bridge() -> Result<(), CloudError> {
     Ok(())
 }
 
+/// Lets machines reach Debian's mirror: forwarding on, and the bridge's addresses masqueraded
+/// behind the host's own (an nftables table of weft's, made once).
+pub async fn ensure_nat() -> Result<(), CloudError> {
+    std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
+    if run("nft", &["list", "table", "ip", "weft"]).await.is_ok() {
+        return Ok(());
+    }
+    let rules = format!(
+        "table ip weft {{\n chain postrouting {{\n  type nat hook postrouting priority 100;\n  \
+         ip saddr 10.77.0.0/16 oifname != \"{BRIDGE}\" masquerade\n }}\n}}\n"
+    );
+    let path = std::env::temp_dir().join(format!("weft-nat-{}.nft", std::process::id()));
+    std::fs::write(&path, rules)?;
+    let result = run("nft", &["-f", &path.display().to_string()]).await;
+    let _ = std::fs::remove_file(&path);
+    result.map(|_| ())
+}
+
 /// Reserves a free address for the machine in `dir`, or returns the one it holds.
 pub fn reserve(dir: &Path, wanted: Option<Ipv4Addr>) -> Result<Ipv4Addr, CloudError> {
     std::fs::create_dir_all(RESERVATIONS)?;
@@ -100,9 +118,15 @@ pub async fn create_namespace(ns: &str, veth: &str, ip: Ipv4Addr) -> Result<(), 
     delete_namespace(ns, veth).await;
     let peer = format!("{veth}p");
     run("ip", &["netns", "add", ns]).await?;
+    // The machine's MAC comes from its address, so it is the same after a restart: other
+    // machines' neighbour caches (an lb's, say) stay right and reach it at once.
+    let [_, _, c, d] = ip.octets();
+    let mac = format!("02:77:00:00:{c:02x}:{d:02x}");
     run(
         "ip",
-        &["link", "add", veth, "type", "veth", "peer", "name", &peer],
+        &[
+            "link", "add", veth, "type", "veth", "peer", "name", &peer, "address", &mac,
+        ],
     )
     .await?;
     run("ip", &["link", "set", &peer, "netns", ns]).await?;

@@ -1,0 +1,280 @@
+//! The base image of local machines: a Debian 12 root filesystem made once with `debootstrap`
+//! and cached in a folder that outlives clones and CI runs. Machines boot from it read-only,
+//! each with its own writable layer.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cloud::CloudError;
+
+/// The base image's name in the cache.
+pub const BASE: &str = "debian-12";
+/// The Debian mirror images are built from and machines install packages from.
+pub const MIRROR: &str = "http://deb.debian.org/debian";
+/// Packages on top of debootstrap's minbase: what a machine needs to boot and answer SSH.
+const PACKAGES: &str = "systemd,systemd-sysv,dbus,openssh-server,sudo,ca-certificates,python3";
+
+/// The folder that caches base images: `WEFT_IMAGE_CACHE`, else `/var/tmp/weft-images`, which
+/// survives reboots and clones so a build happens once per host.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("WEFT_IMAGE_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/weft-images"))
+}
+
+/// Fails with the Debian package to install when a tool the provider runs is missing.
+pub fn require_tools() -> Result<(), CloudError> {
+    for (tool, package) in [
+        ("systemd-nspawn", "systemd-container"),
+        ("debootstrap", "debootstrap"),
+        ("nft", "nftables"),
+        ("ip", "iproute2"),
+    ] {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()));
+        if !found {
+            return Err(CloudError::Unsupported(format!(
+                "the local provider needs `{tool}`: install the Debian package `{package}` \
+                 (apt-get install {package})"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The base image's root folder, built first when the cache has none. Parallel weft processes
+/// build it once: the others wait on the lock. A build goes to a temporary folder renamed into
+/// place only when it succeeded, so an interrupted build never counts as an image.
+pub async fn ensure_base() -> Result<PathBuf, CloudError> {
+    let cache = cache_dir();
+    let root = cache.join(BASE);
+    if root.join("etc/os-release").is_file() {
+        return Ok(root);
+    }
+    std::fs::create_dir_all(&cache)?;
+    tokio::task::spawn_blocking(move || {
+        let _lock = Lock::take(&cache.join(format!("{BASE}.lock")))?;
+        if root.join("etc/os-release").is_file() {
+            return Ok(root);
+        }
+        build(&cache, &root)?;
+        Ok(root)
+    })
+    .await
+    .map_err(|e| CloudError::Io(format!("image build panicked: {e}")))?
+}
+
+fn build(cache: &Path, root: &Path) -> Result<(), CloudError> {
+    let partial = cache.join(format!("{BASE}.partial"));
+    if partial.exists() {
+        std::fs::remove_dir_all(&partial)?;
+    }
+    eprintln!(
+        "weft: building the local machine image {BASE} in {} from {MIRROR} (once; a few minutes)",
+        root.display()
+    );
+    let started = Instant::now();
+    let mut child = Command::new("debootstrap")
+        .args([
+            "--variant=minbase",
+            &format!("--include={PACKAGES}"),
+            "bookworm",
+        ])
+        .arg(&partial)
+        .arg(MIRROR)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| CloudError::Unsupported(format!("cannot run debootstrap: {e}")))?;
+    let stderr = child.stderr.take();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(err) = stderr {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                text.push_str(&line);
+                text.push('\n');
+            }
+        }
+        text
+    });
+    let mut tail: Vec<String> = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            // debootstrap's stages (retrieving, resolving, extracting, installing) are the
+            // progress a user waits through.
+            let stage = [
+                "I: Retrieving Release",
+                "I: Resolving",
+                "I: Extracting",
+                "I: Installing",
+                "I: Base system installed",
+            ]
+            .iter()
+            .any(|p| line.starts_with(p));
+            if stage {
+                eprintln!(
+                    "weft: image build [{:>3}s] {}",
+                    started.elapsed().as_secs(),
+                    line.trim_start_matches("I: ")
+                );
+            }
+            tail.push(line);
+            if tail.len() > 20 {
+                tail.remove(0);
+            }
+        }
+    }
+    let status = child.wait()?;
+    let errors = errors.join().unwrap_or_default();
+    if !status.success() {
+        let _ = std::fs::remove_dir_all(&partial);
+        return Err(CloudError::Io(format!(
+            "building the image with `debootstrap ... bookworm {} {MIRROR}` failed ({status}); \
+             is the mirror reachable?\n{}{}",
+            partial.display(),
+            tail.join("\n"),
+            errors.trim()
+        )));
+    }
+    finish(&partial)?;
+    std::fs::rename(&partial, root)?;
+    eprintln!(
+        "weft: image {BASE} ready in {}s",
+        started.elapsed().as_secs()
+    );
+    Ok(())
+}
+
+/// Makes the fresh root a template: each machine gets its own identity at boot.
+fn finish(root: &Path) -> Result<(), CloudError> {
+    // systemd derives the machine id from the container; an empty file keeps it per machine.
+    std::fs::write(root.join("etc/machine-id"), "")?;
+    let _ = std::fs::remove_file(root.join("var/lib/dbus/machine-id"));
+    let _ = std::fs::remove_file(root.join("etc/hostname"));
+    // Host keys are per machine (written into each machine's own layer).
+    if let Ok(entries) = std::fs::read_dir(root.join("etc/ssh")) {
+        for entry in entries.filter_map(Result::ok) {
+            if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+    std::fs::write(
+        root.join("etc/apt/sources.list"),
+        format!(
+            "deb {MIRROR} bookworm main\ndeb {MIRROR} bookworm-updates main\n\
+             deb {MIRROR}-security bookworm-security main\n"
+        ),
+    )?;
+    let _ = Command::new("chroot")
+        .arg(root)
+        .args(["apt-get", "clean"])
+        .status();
+    Ok(())
+}
+
+/// One image in the cache, for `weft cloud images`.
+#[derive(Debug, Clone)]
+pub struct CachedImage {
+    /// The image's name.
+    pub name: String,
+    /// Its size on disk in bytes.
+    pub bytes: u64,
+    /// How long ago it was made.
+    pub age: Duration,
+}
+
+/// The complete images in `dir` (partial builds are not images).
+pub fn list(dir: &Path) -> Vec<CachedImage> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<CachedImage> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".partial") || name.starts_with('.') {
+                return None;
+            }
+            let age = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .unwrap_or_default();
+            Some(CachedImage {
+                bytes: disk_usage(&e.path()),
+                name,
+                age,
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
+}
+
+fn disk_usage(path: &Path) -> u64 {
+    Command::new("du")
+        .args(["-sxb"])
+        .arg(path)
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// A lock held by this process: a file made with `create_new` that names its pid. A lock whose
+/// holder died is taken over, so a killed build does not block the next one.
+struct Lock(PathBuf);
+
+impl Lock {
+    fn take(path: &Path) -> Result<Lock, CloudError> {
+        let mut said = false;
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(mut file) => {
+                    use std::io::Write;
+                    write!(file, "{}", std::process::id())?;
+                    return Ok(Lock(path.to_path_buf()));
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(path).unwrap_or_default();
+                    let alive = holder
+                        .trim()
+                        .parse::<u32>()
+                        .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
+                    if !alive && !holder.is_empty() {
+                        let _ = std::fs::remove_file(path);
+                        continue;
+                    }
+                    if !said {
+                        eprintln!("weft: waiting for another weft to build the image");
+                        said = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
