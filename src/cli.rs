@@ -238,6 +238,10 @@ pub struct RunArgs {
     /// Take deploy locks held by other runs (left by a deploy that was killed).
     #[arg(long)]
     pub break_lock: bool,
+    /// Do not ask before terminating machines (`env_down`); without a terminal, weft
+    /// refuses unless this is given.
+    #[arg(long)]
+    pub yes: bool,
     /// Set a variable over every layer, e.g. `--set apps.hello.ref=v2` (repeatable; the
     /// value is read as TOML when it parses, else as a string).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_assignment)]
