@@ -18,6 +18,29 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Whether the command prints JSON (`--json`), so its errors must be JSON too.
+    pub fn json(&self) -> bool {
+        match &self.command {
+            Command::List { json } | Command::Hosts { json, .. } => *json,
+            Command::Run(args) => args.fanout.json,
+            Command::Exec(args) => args.fanout.json,
+            Command::Copy(args) => args.fanout.json,
+            Command::Cloud { command } => match command {
+                CloudCommand::Create { fanout, .. } | CloudCommand::Recreate { fanout, .. } => {
+                    fanout.json
+                }
+                CloudCommand::List { json, .. } => *json,
+                _ => false,
+            },
+            Command::Keys {
+                command: KeysCommand::Sync { fanout, .. },
+            } => fanout.json,
+            _ => false,
+        }
+    }
+}
+
 /// When to colour output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {

@@ -52,27 +52,33 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
         }
     };
     error::install_hook(color);
-    let cwd = match std::env::current_dir() {
-        Ok(cwd) => cwd,
-        Err(err) => {
-            eprintln!("weft: cannot read the working directory: {err}");
-            return error::EXIT_USAGE;
-        }
-    };
-    let cwd = match &cli.directory {
-        Some(dir) if !cwd.join(dir).is_dir() => {
-            eprintln!("weft: -C {}: no such directory", dir.display());
-            return error::EXIT_USAGE;
-        }
-        Some(dir) => cwd.join(dir),
-        None => cwd,
-    };
-    let ctx = cmd::Context { cwd, color };
-    match cmd::dispatch(cli, &ctx) {
+    let json = cli.json();
+    match start(cli, color) {
         Ok(code) => code,
+        // With --json, stdout carries JSON only: the fatal error is one `error` event there
+        // too, and people watching still read it rendered on stderr.
+        Err(report) if json => {
+            println!("{}", error::json_event(&report));
+            eprintln!("{report:?}");
+            error::EXIT_USAGE
+        }
         Err(report) => {
             eprintln!("{report:?}");
             error::EXIT_USAGE
         }
     }
+}
+
+fn start(cli: Cli, color: bool) -> miette::Result<i32> {
+    let cwd = std::env::current_dir()
+        .map_err(|err| miette::miette!("cannot read the working directory: {err}"))?;
+    let cwd = match &cli.directory {
+        Some(dir) if !cwd.join(dir).is_dir() => {
+            miette::bail!("-C {}: no such directory", dir.display())
+        }
+        Some(dir) => cwd.join(dir),
+        None => cwd,
+    };
+    let ctx = cmd::Context { cwd, color };
+    cmd::dispatch(cli, &ctx)
 }
