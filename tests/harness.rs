@@ -57,6 +57,16 @@ impl Outcome {
         );
         self
     }
+
+    /// Asserts that standard error does not contain `text`.
+    #[track_caller]
+    pub fn stderr_lacks(&self, text: &str) -> &Self {
+        assert!(
+            !self.stderr.contains(text),
+            "stderr has {text:?}\n{self:#?}"
+        );
+        self
+    }
 }
 
 impl Test {

@@ -611,3 +611,68 @@ fn serial_batches_finish_before_the_next_starts_and_json_masks_secrets() {
     let second_start = spans[2..].iter().map(|s| s.1).min().unwrap_or_default();
     assert!(first_end <= second_start, "batches overlapped: {spans:?}");
 }
+
+/// Starts ssh-agent on a socket in `dir`; returns the socket and the agent's pid.
+fn start_agent(dir: &std::path::Path) -> (String, String) {
+    let socket = dir.join("agent.sock");
+    let agent = Command::new("ssh-agent")
+        .arg("-a")
+        .arg(&socket)
+        .output()
+        .expect("ssh-agent");
+    assert!(agent.status.success());
+    let pid = String::from_utf8_lossy(&agent.stdout)
+        .split("SSH_AGENT_PID=")
+        .nth(1)
+        .and_then(|s| s.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    (socket.display().to_string(), pid)
+}
+
+#[test]
+fn an_encrypted_default_key_held_by_the_agent_needs_no_terminal() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    let ssh_dir = test.home().join(".ssh");
+    std::fs::create_dir_all(&ssh_dir).expect("~/.ssh");
+    let key = authorize_new_key(&fleet, &ssh_dir, "ed25519", "");
+    let (socket, agent_pid) = start_agent(test.path());
+    let added = Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .expect("ssh-add");
+    assert!(added.status.success());
+    // The file on disk is encrypted now; only the agent holds the key in clear.
+    let encrypted = Command::new("ssh-keygen")
+        .args(["-q", "-p", "-P", "", "-N", "sesame", "-f", &key])
+        .status()
+        .expect("ssh-keygen -p");
+    assert!(encrypted.success());
+    let address = fleet.address(0, "root");
+    let known = fleet.known_hosts();
+    let exec = [
+        "exec",
+        "-H",
+        &address,
+        "--known-hosts",
+        &known,
+        "--",
+        "echo",
+        "agent-ok",
+    ];
+    let with_agent = test.run_with(&exec, &[("SSH_AUTH_SOCK", &socket)]);
+    let _ = Command::new("kill").arg(&agent_pid).status();
+    with_agent
+        .status(0)
+        .stdout_has("| agent-ok")
+        .stderr_lacks("passphrase");
+    // Without the agent and without a terminal, the key is skipped with a note, and the host
+    // is unreachable instead of the whole run failing to start.
+    test.run(&exec)
+        .status(1)
+        .stderr_has("note: skipping identity")
+        .stderr_has("there is no terminal to ask for its passphrase")
+        .stdout_has("(encrypted, skipped)");
+}
