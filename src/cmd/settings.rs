@@ -192,5 +192,6 @@ pub fn run_context(
         templates: Arc::new(Templates::new(layers)),
         engine,
         settings: Arc::new(settings),
+        secrets: Default::default(),
     })
 }

@@ -12,6 +12,7 @@ use super::orchestrate::EnvOrchestrator;
 use super::output::Output;
 use super::runner::{self, Job, RunPlan, CONTROLLER};
 use super::settings::RunSettings;
+use crate::config::secret::{SecretError, Secrets};
 use crate::config::ConnectorKind;
 use crate::error::{EXIT_FAILED, EXIT_OK};
 use crate::inventory::{HostFilter, Selection};
@@ -30,6 +31,8 @@ pub struct RunContext {
     pub engine: Option<Arc<dyn GoalEngine>>,
     /// How runs behave.
     pub settings: Arc<RunSettings>,
+    /// The secrets of `weft.toml` resolved so far (`{ env = .. }`, `{ file = .. }`, ...).
+    pub secrets: Secrets,
 }
 
 impl RunContext {
@@ -73,6 +76,25 @@ impl RunContext {
         self.execute(selection, job, true)
     }
 
+    /// Replaces the secret references in the selection's vars by their values, before any
+    /// host is touched; returns the values, for the output to mask.
+    fn resolve_secrets(&self, selection: &mut Selection) -> Result<Vec<String>, SecretError> {
+        let config = self.project.config.as_ref();
+        let root = &self.project.root;
+        let mut found = Vec::new();
+        let layers = selection
+            .hosts
+            .iter_mut()
+            .map(|h| &mut h.vars)
+            .chain([&mut selection.inventory.vars]);
+        for vars in layers {
+            for value in vars.values_mut() {
+                found.extend(self.secrets.resolve_in(value, root, config)?);
+            }
+        }
+        Ok(found)
+    }
+
     /// Runs `job` over the selection and prints the summary; exit 1 when any host failed.
     /// With `env_actions`, controller goals may act on the selection's env (`run_goal`,
     /// `create_machines`, ...).
@@ -83,6 +105,7 @@ impl RunContext {
         env_actions: bool,
     ) -> Result<i32> {
         selection.set_vars(&self.settings.vars);
+        let resolved = self.resolve_secrets(&mut selection)?;
         let connector = self.connector(&selection)?;
         let width = selection
             .hosts
@@ -97,6 +120,7 @@ impl RunContext {
             .sudo_password
             .iter()
             .cloned()
+            .chain(resolved)
             .collect();
         let color = self.settings.color && std::io::stdout().is_terminal();
         let output = Output::new(self.settings.json, color, width, secrets);
