@@ -83,7 +83,7 @@ impl SecretRef {
             SecretRef::File(path) => {
                 let full = super::expand_home(root, Path::new(path));
                 std::fs::read_to_string(&full)
-                    .map(|text| trim_newline(text))
+                    .map(trim_newline)
                     .map_err(|e| {
                         (
                             format!("cannot read `{}`: {e}", full.display()),
