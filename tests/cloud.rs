@@ -296,6 +296,24 @@ fn ec2_machines_against_moto() {
 }
 
 #[test]
+fn interactive_weft_ssh_reaches_a_local_machine_through_a_terminal() {
+    let test = Test::with_config("[project]\nname = \"shop\"\n[env.dev]\nprovider = \"local\"\n");
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    test.run(&["cloud", "create", "web", "-e", "dev", "--no-provision"])
+        .status(0);
+    // Nothing but weft's own known_hosts and machine key lets OpenSSH in, strictly.
+    test.run_in_terminal(
+        &["ssh", "web", "-o", "0", "-e", "dev"],
+        "echo \"on:$(hostname) sum:$((6*7))\"; exit 4\n",
+    )
+    .status(4)
+    .stdout_has("on:web-0 sum:42");
+}
+
+#[test]
 fn env_down_terminates_nothing_under_check_or_without_confirmation() {
     let test = Test::with_config("[project]\nname = \"shop\"\n[env.dev]\nprovider = \"local\"\n");
     let _cleanup = Destroy {

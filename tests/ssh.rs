@@ -676,3 +676,52 @@ fn an_encrypted_default_key_held_by_the_agent_needs_no_terminal() {
         .stderr_has("there is no terminal to ask for its passphrase")
         .stdout_has("(encrypted, skipped)");
 }
+
+#[test]
+fn interactive_weft_ssh_reaches_an_env_host_through_a_terminal_with_its_strict_key() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    // A known_hosts path with a space: OpenSSH must get it as one file.
+    let known = test.path().join("my keys/known hosts");
+    std::fs::create_dir_all(known.parent().expect("parent")).expect("mkdir");
+    std::fs::copy(fleet.known_hosts(), &known).expect("copy known_hosts");
+    let known = known.display().to_string();
+    let key = fleet.key();
+    let port = fleet.hosts[0].port;
+    // The port the shell's server side sees, and a sum only the remote shell works out.
+    let typed = "echo \"at:${SSH_CONNECTION##* } sum:$((6*7))\"; exit 3\n";
+    test.run_in_terminal(
+        &[
+            "ssh",
+            "host-0",
+            "-e",
+            "fleet",
+            "-i",
+            &key,
+            "--known-hosts",
+            &known,
+        ],
+        typed,
+    )
+    .status(3)
+    .stdout_has(&format!("at:{port} sum:42"));
+    // Strict checking: without the host's key weft's shell refuses, as `-- CMD` does.
+    let empty = test.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").expect("empty known_hosts");
+    test.run_in_terminal(
+        &[
+            "ssh",
+            "host-0",
+            "-e",
+            "fleet",
+            "-i",
+            &key,
+            "--known-hosts",
+            &empty.display().to_string(),
+        ],
+        typed,
+    )
+    .status(255)
+    .stdout_has("Host key verification failed")
+    .stdout_lacks("sum:42");
+}
