@@ -24,6 +24,29 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Whether the command prints JSON (`--json`), so its errors must be JSON too.
+    pub fn json(&self) -> bool {
+        match &self.command {
+            Command::List { json } | Command::Hosts { json, .. } => *json,
+            Command::Run(args) => args.fanout.json,
+            Command::Exec(args) => args.fanout.json,
+            Command::Copy(args) => args.fanout.json,
+            Command::Cloud { command } => match command {
+                CloudCommand::Create { fanout, .. } | CloudCommand::Recreate { fanout, .. } => {
+                    fanout.json
+                }
+                CloudCommand::List { json, .. } => *json,
+                _ => false,
+            },
+            Command::Keys {
+                command: KeysCommand::Sync { fanout, .. },
+            } => fanout.json,
+            _ => false,
+        }
+    }
+}
+
 /// When to colour output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
@@ -278,6 +301,10 @@ pub struct RunArgs {
     /// Take deploy locks held by other runs (left by a deploy that was killed).
     #[arg(long)]
     pub break_lock: bool,
+    /// Do not ask before terminating machines (`env_down`); without a terminal, weft
+    /// refuses unless this is given.
+    #[arg(long)]
+    pub yes: bool,
     /// Set a variable over every layer, e.g. `--set apps.hello.ref=v2` (repeatable; the
     /// value is read as TOML when it parses, else as a string).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_assignment)]

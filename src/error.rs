@@ -63,6 +63,30 @@ pub fn install_hook(color: bool) {
     }));
 }
 
+/// A fatal error as one `--json` event: `{"event": "error", "code", "message", "help",
+/// "location": {"file", "line", "column"}}`, where `location` (1-based) is where the first
+/// label points, and `null` when the error has no source.
+pub fn json_event(report: &miette::Report) -> serde_json::Value {
+    let location = report
+        .source_code()
+        .zip(report.labels().and_then(|mut labels| labels.next()))
+        .and_then(|(source, label)| source.read_span(label.inner(), 0, 0).ok())
+        .map(|span| {
+            serde_json::json!({
+                "file": span.name(),
+                "line": span.line() + 1,
+                "column": span.column() + 1,
+            })
+        });
+    serde_json::json!({
+        "event": "error",
+        "code": report.code().map(|c| c.to_string()),
+        "message": report.to_string(),
+        "help": report.help().map(|h| h.to_string()),
+        "location": location,
+    })
+}
+
 /// A diagnostic rendered as the user will read it, for per-host failures in the run report.
 pub fn render(diag: &dyn Diagnostic, color: bool) -> String {
     let mut out = String::new();

@@ -36,17 +36,29 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
     };
     let color = cli.colored();
     error::install_hook(color);
-    let cwd = match std::env::current_dir() {
-        Ok(cwd) => cwd,
-        Err(err) => {
-            eprintln!("weft: cannot read the working directory: {err}");
-            return error::EXIT_USAGE;
+    let json = cli.json();
+    match start(cli, color) {
+        Ok(code) => code,
+        // With --json, stdout carries JSON only: the fatal error is one `error` event there
+        // too, and people watching still read it rendered on stderr.
+        Err(report) if json => {
+            println!("{}", error::json_event(&report));
+            eprintln!("{report:?}");
+            error::EXIT_USAGE
         }
-    };
+        Err(report) => {
+            eprintln!("{report:?}");
+            error::EXIT_USAGE
+        }
+    }
+}
+
+fn start(cli: Cli, color: bool) -> miette::Result<i32> {
+    let cwd = std::env::current_dir()
+        .map_err(|err| miette::miette!("cannot read the working directory: {err}"))?;
     let cwd = match &cli.directory {
         Some(dir) if !cwd.join(dir).is_dir() => {
-            eprintln!("weft: -C {}: no such directory", dir.display());
-            return error::EXIT_USAGE;
+            miette::bail!("-C {}: no such directory", dir.display())
         }
         Some(dir) => cwd.join(dir),
         None => cwd,
@@ -57,11 +69,5 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
         verbose: cli.verbose,
         quiet: cli.quiet,
     };
-    match cmd::dispatch(cli, &ctx) {
-        Ok(code) => code,
-        Err(report) => {
-            eprintln!("{report:?}");
-            error::EXIT_USAGE
-        }
-    }
+    cmd::dispatch(cli, &ctx)
 }

@@ -56,6 +56,12 @@ fn deploys_switch_atomically_and_roll_back_to_good_builds_only() {
         .status(0)
         .stdout_has("would build site");
     assert!(!base.exists() && !test.path().join(".weft").exists());
+    // A build alone under --check writes nothing on the controller either.
+    test.run(&["run", "site_build", "--check"])
+        .status(0)
+        .stdout_has("would build site on controller")
+        .stdout_lacks("would change");
+    assert!(!test.path().join(".weft").exists());
     test.run(&["run", "site_deploy"])
         .status(0)
         .stdout_has("activated")

@@ -661,6 +661,71 @@ fn ec2_uses_the_envs_aws_profile() {
 }
 
 #[test]
+fn interactive_weft_ssh_reaches_a_local_machine_through_a_terminal() {
+    let test = Test::with_config("[project]\nname = \"shop\"\n[env.dev]\nprovider = \"local\"\n");
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    test.run(&["cloud", "create", "web", "-e", "dev", "--no-provision"])
+        .status(0);
+    // Nothing but weft's own known_hosts and machine key lets OpenSSH in, strictly.
+    test.run_in_terminal(
+        &["ssh", "web", "-o", "0", "-e", "dev"],
+        "echo \"on:$(hostname) sum:$((6*7))\"; exit 4\n",
+    )
+    .status(4)
+    .stdout_has("on:web-0 sum:42");
+}
+
+#[test]
+fn env_down_terminates_nothing_under_check_or_without_confirmation() {
+    let test = Test::with_config("[project]\nname = \"shop\"\n[env.dev]\nprovider = \"local\"\n");
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    test.run(&[
+        "cloud",
+        "create",
+        "web",
+        "-n",
+        "2",
+        "-e",
+        "dev",
+        "--no-provision",
+    ])
+    .status(0);
+    let running = |test: &Test| {
+        let list = test.run(&["cloud", "list", "-e", "dev", "--json"]);
+        let machines: Vec<serde_json::Value> = serde_json::from_str(&list.stdout).expect("json");
+        machines
+            .iter()
+            .filter(|m| m["state"] == "running")
+            .map(|m| m["name"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    test.run(&["run", "env_down", "-e", "dev", "--check"])
+        .status(0)
+        .stdout_has("would terminate machine web-0")
+        .stdout_has("would terminate machine web-1")
+        .stdout_lacks("terminated");
+    assert_eq!(running(&test), ["web-0", "web-1"]);
+    // No terminal to ask on and no --yes: the question names the env and the machines, and
+    // weft refuses with exit 2.
+    test.run(&["run", "env_down", "-e", "dev"])
+        .status(2)
+        .stderr_has("terminate these machines of env `dev`")
+        .stderr_has("  web-1")
+        .stdout_has("not confirmed (no terminal to ask on): nothing was terminated (web-0, web-1)");
+    assert_eq!(running(&test), ["web-0", "web-1"]);
+    test.run(&["run", "env_down", "-e", "dev", "--yes"])
+        .status(0)
+        .stdout_has("terminated web-1");
+    assert!(running(&test).is_empty());
+}
+
+#[test]
 fn env_lifecycle_goals_bring_an_env_up_and_down() {
     let test = Test::with_config(
         "[project]\nname = \"shop\"\n[env.dev]\nprovider = \"local\"\n\
@@ -700,7 +765,7 @@ fn env_lifecycle_goals_bring_an_env_up_and_down() {
     test.run(&["run", "hosts_filter", "-e", "dev"])
         .status(0)
         .stdout_has("web-1: answers");
-    test.run(&["run", "env_down", "-e", "dev"])
+    test.run(&["run", "env_down", "-e", "dev", "--yes"])
         .status(0)
         .stdout_has("terminated lb-0");
     test.run(&["cloud", "list", "-e", "dev", "--json"])

@@ -252,3 +252,41 @@ fn a_value_that_grows_without_end_stops_at_a_limit_with_a_clear_error() {
         .stderr_has("`max_operations = 0` would let a goal run without any limit")
         .stderr_has("weft.toml:3");
 }
+
+/// The one JSON document `out` holds, which must be an `error` event.
+fn error_event(out: &str) -> serde_json::Value {
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "stdout is not one JSON line: {out}");
+    let event: serde_json::Value = serde_json::from_str(lines[0]).expect("stdout is JSON");
+    assert_eq!(event["event"], "error", "{out}");
+    event
+}
+
+#[test]
+fn fatal_errors_under_json_are_one_error_event_on_stdout() {
+    let test = Test::with_config(CONFIG);
+    test.write("deploy/mark.rhai", MARKER);
+    let out = test.run(&["run", "mark_ti", "--json"]);
+    out.status(2);
+    let event = error_event(&out.stdout);
+    assert_eq!(event["code"], "weft::script::unknown_goal");
+    assert_eq!(event["message"], "unknown goal `mark_ti`");
+    assert!(event["help"]
+        .as_str()
+        .is_some_and(|h| h.contains("`mark_it`")));
+    assert!(event["location"].is_null());
+
+    test.write(
+        "deploy/broken.rhai",
+        "/// Broken.\nfn broken_goal(host) {\n    let x = ;\n}\n",
+    );
+    let out = test.run(&["run", "mark_it", "--json"]);
+    out.status(2);
+    let event = error_event(&out.stdout);
+    assert_eq!(event["code"], "weft::script::syntax");
+    assert_eq!(
+        event["location"],
+        serde_json::json!({"file": "deploy/broken.rhai", "line": 3, "column": 13})
+    );
+    assert!(!test.path().join("ran.txt").exists());
+}

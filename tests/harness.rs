@@ -57,6 +57,16 @@ impl Outcome {
         );
         self
     }
+
+    /// Asserts that standard error does not contain `text`.
+    #[track_caller]
+    pub fn stderr_lacks(&self, text: &str) -> &Self {
+        assert!(
+            !self.stderr.contains(text),
+            "stderr has {text:?}\n{self:#?}"
+        );
+        self
+    }
 }
 
 impl Test {
@@ -147,6 +157,41 @@ impl Test {
             .envs(std::env::var("WEFT_IMAGE_CACHE").map(|v| ("WEFT_IMAGE_CACHE", v)))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         command
+    }
+
+    /// Runs `weft args` in a real pseudo-terminal (util-linux `script`), typing `input`;
+    /// stdout holds everything the terminal showed, and the status is weft's exit code.
+    pub fn run_in_terminal(&self, args: &[&str], input: &str) -> Outcome {
+        let weft = self.command(args);
+        let line: Vec<String> = std::iter::once(weft.get_program())
+            .chain(weft.get_args())
+            .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''")))
+            .collect();
+        let mut script = Command::new("script");
+        script
+            .args(["-qec", &line.join(" "), "/dev/null"])
+            .current_dir(&self.cwd)
+            .env_clear()
+            .stdin(std::process::Stdio::piped());
+        for (key, value) in weft.get_envs() {
+            if let Some(value) = value {
+                script.env(key, value);
+            }
+        }
+        let mut child = script
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("script runs");
+        if let Some(mut stdin) = child.stdin.take() {
+            std::io::Write::write_all(&mut stdin, input.as_bytes()).expect("type input");
+        }
+        let output = child.wait_with_output().expect("script ends");
+        Outcome {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
 
     fn run_full(&self, dir: &Path, args: &[&str], extra: &[(&str, &str)]) -> Outcome {

@@ -333,3 +333,63 @@ fn a_goal_failing_on_a_missing_var_names_the_host_and_the_close_vars() {
         .status(1)
         .stderr_has("`vars.whoo` is `()` on local: it has no var `whoo`; did you mean `who`?");
 }
+
+#[test]
+fn secrets_come_from_the_environment_files_and_commands_and_are_masked() {
+    let test = Test::with_config(
+        "[project]\nname = \"t\"\n[vars]\nplain = \"visible\"\n\
+         token = { env = \"WEFT_TEST_TOKEN\" }\n\
+         filed = { file = \"~/token\" }\n\
+         made = { command = \"printf 'cmd-%s' 4711\" }\n",
+    );
+    std::fs::write(test.home().join("token"), "file-secret-2718\n").expect("token file");
+    test.write(
+        "deploy/s.rhai",
+        r#"
+/// Uses every kind of secret.
+fn s_use(host) {
+    let v = env().vars;
+    host.write_file("seen.txt", `${v.token} ${v.filed} ${v.made} ${secret_env("WEFT_TEST_OTHER")} ${secret_file("~/token")}`);
+    log(`token ${v.token}, ${v.plain}`);
+    host.run(`echo ${v.made}; echo ${secret_env("WEFT_TEST_OTHER")}`);
+}
+"#,
+    );
+    let secrets = [
+        ("WEFT_TEST_TOKEN", "env-secret-31415"),
+        ("WEFT_TEST_OTHER", "other-secret-1618"),
+    ];
+    for json in [false, true] {
+        let args: &[&str] = if json {
+            &["run", "s_use", "--json"]
+        } else {
+            &["run", "s_use"]
+        };
+        let out = test.run_with(args, &secrets);
+        out.status(0)
+            .stdout_has("token ********, visible")
+            .stdout_lacks("31415")
+            .stdout_lacks("2718")
+            .stdout_lacks("cmd-4711")
+            .stdout_lacks("1618");
+    }
+    // The goal got the real values.
+    assert_eq!(
+        test.read("seen.txt"),
+        "env-secret-31415 file-secret-2718 cmd-4711 other-secret-1618 file-secret-2718"
+    );
+
+    // A missing one stops the run before anything runs, pointing into weft.toml.
+    std::fs::remove_file(test.path().join("seen.txt")).expect("rm");
+    test.run_with(&["run", "s_use"], &secrets[1..])
+        .status(2)
+        .stderr_has("secret `{ env = \"WEFT_TEST_TOKEN\" }`: the environment variable `WEFT_TEST_TOKEN` is not set")
+        .stderr_has("weft.toml:5:9]")
+        .stderr_has("asked for here");
+    assert!(!test.path().join("seen.txt").exists());
+    // A missing one asked for by a script names the script's line.
+    test.run_with(&["run", "s_use"], &secrets[..1])
+        .status(1)
+        .stderr_has("secret_env: the environment variable `WEFT_TEST_OTHER` is not set")
+        .stderr_has("deploy/s.rhai:5:");
+}

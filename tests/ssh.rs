@@ -818,3 +818,117 @@ fn a_command_whose_connection_drops_says_so_and_that_it_may_still_run() {
         .stdout_has("may still be running")
         .stdout_lacks("exited with -1");
 }
+
+/// Starts ssh-agent on a socket in `dir`; returns the socket and the agent's pid.
+fn start_agent(dir: &std::path::Path) -> (String, String) {
+    let socket = dir.join("agent.sock");
+    let agent = Command::new("ssh-agent")
+        .arg("-a")
+        .arg(&socket)
+        .output()
+        .expect("ssh-agent");
+    assert!(agent.status.success());
+    let pid = String::from_utf8_lossy(&agent.stdout)
+        .split("SSH_AGENT_PID=")
+        .nth(1)
+        .and_then(|s| s.split(';').next())
+        .unwrap_or_default()
+        .to_string();
+    (socket.display().to_string(), pid)
+}
+
+#[test]
+fn an_encrypted_default_key_held_by_the_agent_needs_no_terminal() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    let ssh_dir = test.home().join(".ssh");
+    std::fs::create_dir_all(&ssh_dir).expect("~/.ssh");
+    let key = authorize_new_key(&fleet, &ssh_dir, "ed25519", "");
+    let (socket, agent_pid) = start_agent(test.path());
+    let added = Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &socket)
+        .output()
+        .expect("ssh-add");
+    assert!(added.status.success());
+    // The file on disk is encrypted now; only the agent holds the key in clear.
+    let encrypted = Command::new("ssh-keygen")
+        .args(["-q", "-p", "-P", "", "-N", "sesame", "-f", &key])
+        .status()
+        .expect("ssh-keygen -p");
+    assert!(encrypted.success());
+    let address = fleet.address(0, "root");
+    let known = fleet.known_hosts();
+    let exec = [
+        "exec",
+        "-H",
+        &address,
+        "--known-hosts",
+        &known,
+        "--",
+        "echo",
+        "agent-ok",
+    ];
+    let with_agent = test.run_with(&exec, &[("SSH_AUTH_SOCK", &socket)]);
+    let _ = Command::new("kill").arg(&agent_pid).status();
+    with_agent
+        .status(0)
+        .stdout_has("| agent-ok")
+        .stderr_lacks("passphrase");
+    // Without the agent and without a terminal, the key is skipped with a note, and the host
+    // is unreachable instead of the whole run failing to start.
+    test.run(&exec)
+        .status(1)
+        .stderr_has("note: skipping identity")
+        .stderr_has("there is no terminal to ask for its passphrase")
+        .stdout_has("(encrypted, skipped)");
+}
+
+#[test]
+fn interactive_weft_ssh_reaches_an_env_host_through_a_terminal_with_its_strict_key() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    // A known_hosts path with a space: OpenSSH must get it as one file.
+    let known = test.path().join("my keys/known hosts");
+    std::fs::create_dir_all(known.parent().expect("parent")).expect("mkdir");
+    std::fs::copy(fleet.known_hosts(), &known).expect("copy known_hosts");
+    let known = known.display().to_string();
+    let key = fleet.key();
+    let port = fleet.hosts[0].port;
+    // The port the shell's server side sees, and a sum only the remote shell works out.
+    let typed = "echo \"at:${SSH_CONNECTION##* } sum:$((6*7))\"; exit 3\n";
+    test.run_in_terminal(
+        &[
+            "ssh",
+            "host-0",
+            "-e",
+            "fleet",
+            "-i",
+            &key,
+            "--known-hosts",
+            &known,
+        ],
+        typed,
+    )
+    .status(3)
+    .stdout_has(&format!("at:{port} sum:42"));
+    // Strict checking: without the host's key weft's shell refuses, as `-- CMD` does.
+    let empty = test.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").expect("empty known_hosts");
+    test.run_in_terminal(
+        &[
+            "ssh",
+            "host-0",
+            "-e",
+            "fleet",
+            "-i",
+            &key,
+            "--known-hosts",
+            &empty.display().to_string(),
+        ],
+        typed,
+    )
+    .status(255)
+    .stdout_has("Host key verification failed")
+    .stdout_lacks("sum:42");
+}

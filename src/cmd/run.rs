@@ -18,8 +18,14 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         diff: args.diff,
         break_lock: args.break_lock,
         vars: crate::inventory::assignments(&args.set),
+        yes: args.yes,
     };
     let settings = settings::run_settings(ctx, &project, &args.connect, &args.fanout, flags)?;
     let run = settings::run_context(project, layers, Some(engine), settings);
-    run.run_goal(&args.goal, &args.args, &settings::filter(&args.select))
+    let code = run.run_goal(&args.goal, &args.args, &settings::filter(&args.select))?;
+    // A refused confirmation is a usage matter, like `weft cloud terminate` without --yes.
+    if run.settings.confirm.refused() {
+        return Ok(crate::error::EXIT_USAGE);
+    }
+    Ok(code)
 }

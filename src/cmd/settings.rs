@@ -1,7 +1,7 @@
 //! Command-line flags → the run settings and run context the rest of weft sees; the sudo
 //! password is asked here, once per invocation.
 
-use std::io::IsTerminal;
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +16,7 @@ use crate::exec::launch::RunContext;
 use crate::exec::output::{Output, Style, Verbosity};
 use crate::exec::runner::MaxFail;
 use crate::exec::session::Privilege;
-use crate::exec::settings::{FanoutLimits, RunSettings};
+use crate::exec::settings::{Answer, Confirm, FanoutLimits, RunSettings};
 use crate::inventory::{HostFilter, Vars};
 use crate::layers::Layers;
 use crate::project::Project;
@@ -121,6 +121,28 @@ pub struct GoalFlags {
     pub break_lock: bool,
     /// `--set` vars.
     pub vars: Vars,
+    /// `--yes`: destructive env actions go on without asking.
+    pub yes: bool,
+}
+
+/// Asks on the terminal whether to go on; without one, the answer is `NoTerminal`.
+fn ask_terminal(question: &str, items: &[String]) -> Answer {
+    eprintln!("weft: {question}");
+    for item in items {
+        eprintln!("  {item}");
+    }
+    if !std::io::stdin().is_terminal() {
+        return Answer::NoTerminal;
+    }
+    eprint!("go on? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Answer::Yes
+    } else {
+        Answer::No
+    }
 }
 
 /// The run settings of this invocation.
@@ -158,6 +180,11 @@ pub fn run_settings(
         },
         vars: flags.vars,
         break_lock: flags.break_lock,
+        confirm: if flags.yes {
+            Confirm::yes()
+        } else {
+            Confirm::new(Arc::new(ask_terminal))
+        },
     })
 }
 

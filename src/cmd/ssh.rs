@@ -102,15 +102,16 @@ fn openssh(options: &ConnectOptions, target: &Target) -> Command {
         .chain(&options.config_identity)
         .chain(options.machine_identity.iter().filter(|p| p.exists()));
     for identity in identities {
-        command.arg("-i").arg(identity);
+        command.arg("-i").arg(ssh_path(identity));
     }
     if let Some(config) = options.ssh_config.as_ref().filter(|p| p.exists()) {
         command.arg("-F").arg(config);
     }
+    // One option value lists every file: each is quoted, so a path with a space stays whole.
     let files: Vec<String> = options
         .known_hosts
         .iter()
-        .map(|p| p.display().to_string())
+        .map(|p| format!("\"{}\"", ssh_path(p)))
         .collect();
     command
         .arg("-o")
@@ -132,6 +133,11 @@ fn openssh(options: &ConnectOptions, target: &Target) -> Command {
     }
     command.arg(&target.host);
     command
+}
+
+/// `path` as OpenSSH reads a file option: `%` starts a token there, so it is doubled.
+fn ssh_path(path: &std::path::Path) -> String {
+    path.display().to_string().replace('%', "%%")
 }
 
 fn interactive(command: &mut Command, program: &str) -> Result<i32> {

@@ -1,6 +1,7 @@
 //! Configuration: the project's `weft.toml` and the user's personal defaults.
 
 mod project;
+pub mod secret;
 mod user;
 
 pub use project::{

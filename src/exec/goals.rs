@@ -38,6 +38,8 @@ pub struct EnvInfo {
     pub break_lock: bool,
     /// `user@host:pid` of this weft process, as locks record it.
     pub runner: String,
+    /// The project folder: relative paths of `secret_file` start here.
+    pub root: std::path::PathBuf,
 }
 
 /// One call of a goal on one host (or on the controller).

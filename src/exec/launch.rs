@@ -13,6 +13,7 @@ use super::orchestrate::EnvOrchestrator;
 use super::output::{HostOutcome, Output};
 use super::runner::{self, Job, RunPlan, CONTROLLER};
 use super::settings::RunSettings;
+use crate::config::secret::{SecretError, Secrets};
 use crate::config::ConnectorKind;
 use crate::error::{EXIT_FAILED, EXIT_OK};
 use crate::inventory::{HostFilter, Selection};
@@ -37,6 +38,8 @@ pub struct RunContext {
     phases: Mutex<Vec<HostOutcome>>,
     /// How many runs are in progress: more than one means a phase.
     depth: AtomicUsize,
+    /// The secrets of `weft.toml` resolved so far (`{ env = .. }`, `{ file = .. }`, ...).
+    pub secrets: Secrets,
 }
 
 impl RunContext {
@@ -54,6 +57,7 @@ impl RunContext {
             engine,
             settings,
             output,
+            secrets: Secrets::default(),
             phases: Mutex::new(Vec::new()),
             depth: AtomicUsize::new(0),
         }
@@ -99,6 +103,25 @@ impl RunContext {
         self.execute(selection, job, true)
     }
 
+    /// Replaces the secret references in the selection's vars by their values, before any
+    /// host is touched; returns the values, for the output to mask.
+    fn resolve_secrets(&self, selection: &mut Selection) -> Result<Vec<String>, SecretError> {
+        let config = self.project.config.as_ref();
+        let root = &self.project.root;
+        let mut found = Vec::new();
+        let layers = selection
+            .hosts
+            .iter_mut()
+            .map(|h| &mut h.vars)
+            .chain([&mut selection.inventory.vars]);
+        for vars in layers {
+            for value in vars.values_mut() {
+                found.extend(self.secrets.resolve_in(value, root, config)?);
+            }
+        }
+        Ok(found)
+    }
+
     /// Runs `job` over the selection; exit 1 when any host failed. The outermost run prints
     /// the summary of the whole invocation; a run inside it (a goal started by `run_goal`,
     /// provisioning) shows as a phase. With `env_actions`, controller goals may act on the
@@ -110,6 +133,7 @@ impl RunContext {
         env_actions: bool,
     ) -> Result<i32> {
         selection.set_vars(&self.settings.vars);
+        let resolved = self.resolve_secrets(&mut selection)?;
         let connector = self.connector(&selection)?;
         let output = self.output.clone();
         let names: Vec<&str> = selection.hosts.iter().map(|h| h.name.as_str()).collect();
@@ -124,6 +148,10 @@ impl RunContext {
             output.widen(CONTROLLER.len());
             (1, CONTROLLER.to_string())
         };
+        // Resolved secrets of weft.toml are masked everywhere from now on.
+        for secret in &resolved {
+            output.add_secret(secret);
+        }
         let orchestrator = env_actions.then(|| {
             Arc::new(EnvOrchestrator::new(self.clone(), &selection.inventory.env))
                 as Arc<dyn super::orchestrator::Orchestrator>

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::launch::RunContext;
 use super::orchestrator::{MachineInfo, Orchestrator, RoleSpec};
 use super::runner::{Job, CONTROLLER};
+use super::settings::Answer;
 use crate::cloud::env::CloudEnv;
 use crate::cloud::Machine;
 use crate::error::EXIT_OK;
@@ -120,14 +121,37 @@ impl Orchestrator for EnvOrchestrator {
         })
     }
 
-    fn terminate(&self, name: &str) -> Result<(), String> {
+    fn terminate(&self, names: &[String]) -> Result<(), String> {
         if self.check() {
-            self.log(&format!("would terminate machine {name}"));
+            for name in names {
+                self.log(&format!("would terminate machine {name}"));
+            }
             return Ok(());
         }
+        if names.is_empty() {
+            return Ok(());
+        }
+        let question = format!(
+            "terminate these machines of env `{}` and delete their disks?",
+            self.env
+        );
+        let refused = |why: &str| {
+            format!(
+                "not confirmed{why}: nothing was terminated ({}); pass --yes to confirm without a prompt",
+                names.join(", ")
+            )
+        };
+        match self.run.settings.confirm.ask(&question, names) {
+            Answer::Yes => {}
+            Answer::No => return Err(refused("")),
+            Answer::NoTerminal => return Err(refused(" (no terminal to ask on)")),
+        }
         isolated(|| {
-            let gone = self.cloud()?.terminate(name)?;
-            self.log(&format!("terminated {}", gone.name));
+            let cloud = self.cloud()?;
+            for name in names {
+                let gone = cloud.terminate(name)?;
+                self.log(&format!("terminated {}", gone.name));
+            }
             Ok(())
         })
     }

@@ -35,8 +35,8 @@ pub trait Orchestrator: Send + Sync {
     fn machines(&self) -> Result<Vec<MachineInfo>, String>;
     /// Makes and provisions `count` machines of `role`.
     fn create(&self, role: &str, count: u32) -> Result<Vec<MachineInfo>, String>;
-    /// Terminates the machine `name`.
-    fn terminate(&self, name: &str) -> Result<(), String>;
+    /// Terminates the machines `names`, once the run's confirmation allows it.
+    fn terminate(&self, names: &[String]) -> Result<(), String>;
     /// The env's machine spec, by role.
     fn spec(&self) -> Vec<RoleSpec>;
     /// Whether a goal of that name exists.

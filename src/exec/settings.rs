@@ -1,6 +1,8 @@
 //! How one `weft` invocation behaves: built once from the command line and passed down, so
 //! every run it starts (goals started by `run_goal`, provisioning, env goals) behaves alike.
 
+use std::sync::{Arc, Mutex};
+
 use crate::inventory::Vars;
 use crate::transport::ssh::ConnectOptions;
 
@@ -44,4 +46,68 @@ pub struct RunSettings {
     pub vars: Vars,
     /// Deploy locks held by other runs may be taken (`--break-lock`).
     pub break_lock: bool,
+    /// How destructive env actions (terminating machines) are confirmed.
+    pub confirm: Confirm,
+}
+
+/// What the person running weft said to a confirmation prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    /// Go on (or `--yes`).
+    Yes,
+    /// Do not.
+    No,
+    /// There is no terminal to ask on, and no `--yes`.
+    NoTerminal,
+}
+
+/// A prompt: the question and the items it is about; the command layer asks on the terminal.
+pub type Prompt = dyn Fn(&str, &[String]) -> Answer + Send + Sync;
+
+/// Confirmation of destructive env actions, asked at most once per invocation: every nested
+/// run shares the answer, and a refusal makes weft exit 2.
+#[derive(Clone)]
+pub struct Confirm {
+    prompt: Arc<Prompt>,
+    answer: Arc<Mutex<Option<Answer>>>,
+}
+
+impl std::fmt::Debug for Confirm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Confirm")
+            .field("answer", &self.answer())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Confirm {
+    /// Confirms by asking `prompt`.
+    pub fn new(prompt: Arc<Prompt>) -> Self {
+        Confirm {
+            prompt,
+            answer: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Confirms everything without asking (`--yes`).
+    pub fn yes() -> Self {
+        Self::new(Arc::new(|_, _| Answer::Yes))
+    }
+
+    /// The answer for `question` about `items`: asked the first time only, since one yes
+    /// covers the whole invocation.
+    pub fn ask(&self, question: &str, items: &[String]) -> Answer {
+        let mut answer = self.answer.lock().unwrap_or_else(|e| e.into_inner());
+        *answer.get_or_insert_with(|| (self.prompt)(question, items))
+    }
+
+    /// The answer given so far, if any.
+    pub fn answer(&self) -> Option<Answer> {
+        *self.answer.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a prompt was refused (weft then exits 2).
+    pub fn refused(&self) -> bool {
+        matches!(self.answer(), Some(Answer::No | Answer::NoTerminal))
+    }
 }

@@ -65,6 +65,7 @@ impl GoalEngine for ScriptEngine {
         };
         let goal = self.scripts().goal(&call.goal.name).map_err(failure)?;
         let context = ScriptContext {
+            root: call.env.root.clone(),
             prefix: call.prefix,
             output: call.output,
             env: env_map(call.env),

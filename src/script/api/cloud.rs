@@ -79,14 +79,32 @@ pub mod cloud_api {
         Ok(made.into_iter().map(machine_map).collect())
     }
 
-    /// Terminates the machine `name` and deletes its disk.
+    /// Terminates the machine `name` and deletes its disk. weft first asks to confirm, naming
+    /// the env and the machine (once per run; `weft run --yes` skips it); under `--check` it
+    /// only reports what it would terminate.
     ///
     /// ```rhai
     /// terminate_machine("web-1");
     /// ```
     #[rhai_fn(name = "terminate_machine", return_raw)]
     pub fn terminate_machine(ctx: NativeCallContext, name: &str) -> Result<(), Box<EvalAltResult>> {
-        Ok(orchestrator(&ctx, "terminate_machine")?.terminate(name)?)
+        Ok(orchestrator(&ctx, "terminate_machine")?.terminate(&[name.to_string()])?)
+    }
+
+    /// Terminates the machines `names` and deletes their disks, after one confirmation that
+    /// names the env and every machine (`weft run --yes` skips it); under `--check` it only
+    /// reports what it would terminate.
+    ///
+    /// ```rhai
+    /// terminate_machines(machines().map(|m| m.name));
+    /// ```
+    #[rhai_fn(name = "terminate_machines", return_raw)]
+    pub fn terminate_machines(
+        ctx: NativeCallContext,
+        names: Array,
+    ) -> Result<(), Box<EvalAltResult>> {
+        let names = crate::script::api::options::strings(names, "machine names")?;
+        Ok(orchestrator(&ctx, "terminate_machines")?.terminate(&names)?)
     }
 
     /// The env's machine spec from weft.toml: `#{ role: #{ count, min } }`.

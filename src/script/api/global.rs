@@ -7,6 +7,7 @@ use rhai::{Array, EvalAltResult, Map, NativeCallContext};
 
 use super::host::Host;
 
+use crate::config::secret::SecretRef;
 use crate::exec::output::Output;
 
 /// What global functions know about the goal call they serve; the engine's tag.
@@ -22,6 +23,25 @@ pub struct ScriptContext {
     pub orchestrator: Option<Arc<dyn crate::exec::orchestrator::Orchestrator>>,
     /// This machine, for controller goals: builds and other local work.
     pub controller: Option<crate::script::Host>,
+    /// The project folder.
+    pub root: std::path::PathBuf,
+}
+
+/// The secret `reference` stands for, masked from now on in the goal's output.
+fn resolve_secret(
+    ctx: &NativeCallContext,
+    function: &str,
+    reference: SecretRef,
+) -> Result<String, Box<rhai::EvalAltResult>> {
+    let context = context(ctx);
+    let root = context.as_ref().map(|c| c.root.clone()).unwrap_or_default();
+    let value = reference
+        .resolve(&root)
+        .map_err(|(message, help)| format!("{function}: {message} ({help})"))?;
+    if let Some(c) = context {
+        c.output.add_secret(&value);
+    }
+    Ok(value)
 }
 
 fn context(ctx: &NativeCallContext) -> Option<ScriptContext> {
@@ -81,7 +101,37 @@ pub mod global_api {
         value.to_string()
     }
 
-    /// The env the goal runs in: `#{ name, vars, hosts, roles, addresses, check, break_lock,
+    /// The value of the environment variable `name` of the weft process, as a secret: shown as
+    /// `********` in all output. A variable that is not set stops the goal.
+    ///
+    /// ```rhai
+    /// let token = secret_env("DEPLOY_TOKEN");
+    /// ```
+    #[rhai_fn(name = "secret_env", return_raw)]
+    pub fn secret_env(
+        ctx: NativeCallContext,
+        name: &str,
+    ) -> Result<String, Box<rhai::EvalAltResult>> {
+        resolve_secret(&ctx, "secret_env", SecretRef::Env(name.to_string()))
+    }
+
+    /// The content of the file `path` on this machine (without its final newline), as a
+    /// secret: shown as `********` in all output. `~` is the home folder; a relative path is
+    /// taken from the project folder. A file that cannot be read stops the goal.
+    ///
+    /// ```rhai
+    /// let token = secret_file("~/.config/weft/token");
+    /// ```
+    #[rhai_fn(name = "secret_file", return_raw)]
+    pub fn secret_file(
+        ctx: NativeCallContext,
+        path: &str,
+    ) -> Result<String, Box<rhai::EvalAltResult>> {
+        resolve_secret(&ctx, "secret_file", SecretRef::File(path.to_string()))
+    }
+
+    /// The env the goal runs in (weft's env from `weft.toml`, not the process environment:
+    /// see `secret_env` for that): `#{ name, vars, hosts, roles, addresses, check, break_lock,
     /// runner }`, where `hosts` lists the selected host names, `roles` maps each role to its
     /// hosts, `addresses` maps every host of the env to its bare address (no user or port),
     /// `check` is `true` under `--check`, `break_lock` under `--break-lock`, and `runner` names

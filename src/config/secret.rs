@@ -1,0 +1,259 @@
+//! Secrets kept outside the project: a value `{ env = "NAME" }`, `{ file = "path" }` or
+//! `{ command = "..." }` in `weft.toml` stands for the variable, file or command output it
+//! names, resolved when a run uses it (never at load, so `weft list` needs none of them).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use serde_json::Value;
+use thiserror::Error;
+
+use super::ProjectConfig;
+
+/// Where a secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SecretRef {
+    /// An environment variable of the weft process.
+    Env(String),
+    /// A file's content, without its final newline (`~` is the home folder; a relative path is
+    /// taken from the project folder).
+    File(String),
+    /// The standard output of a shell command run on this machine in the project folder,
+    /// without its final newline.
+    Command(String),
+}
+
+/// A secret that cannot be resolved, pointing at where it was asked for.
+#[derive(Debug, Error, Diagnostic)]
+#[error("secret {reference}: {message}")]
+#[diagnostic(code(weft::config::secret))]
+pub struct SecretError {
+    /// The reference as written.
+    pub reference: String,
+    /// What went wrong.
+    pub message: String,
+    /// Where it is asked for, when it comes from `weft.toml`.
+    #[label("asked for here")]
+    pub span: Option<SourceSpan>,
+    /// The file it is asked for in.
+    #[source_code]
+    pub src: Option<NamedSource<String>>,
+    /// How to fix it.
+    #[help]
+    pub help: Option<String>,
+}
+
+impl SecretRef {
+    /// The reference `value` stands for: a table with one key, `env`, `file` or `command`,
+    /// whose value is a string.
+    pub fn parse(value: &Value) -> Option<Self> {
+        let map = value.as_object()?;
+        if map.len() != 1 {
+            return None;
+        }
+        let (key, arg) = map.iter().next()?;
+        let arg = arg.as_str()?.to_string();
+        match key.as_str() {
+            "env" => Some(SecretRef::Env(arg)),
+            "file" => Some(SecretRef::File(arg)),
+            "command" => Some(SecretRef::Command(arg)),
+            _ => None,
+        }
+    }
+
+    fn key_and_arg(&self) -> (&'static str, &str) {
+        match self {
+            SecretRef::Env(a) => ("env", a),
+            SecretRef::File(a) => ("file", a),
+            SecretRef::Command(a) => ("command", a),
+        }
+    }
+
+    /// The value it stands for; `root` is the project folder.
+    pub fn resolve(&self, root: &Path) -> Result<String, (String, String)> {
+        match self {
+            SecretRef::Env(name) => std::env::var(name).map_err(|_| {
+                (
+                    format!("the environment variable `{name}` is not set"),
+                    format!("export {name} before running weft"),
+                )
+            }),
+            SecretRef::File(path) => {
+                let full = super::expand_home(root, Path::new(path));
+                std::fs::read_to_string(&full)
+                    .map(trim_newline)
+                    .map_err(|e| {
+                        (
+                            format!("cannot read `{}`: {e}", full.display()),
+                            "create the file, or fix its path".into(),
+                        )
+                    })
+            }
+            SecretRef::Command(command) => {
+                let out = std::process::Command::new("sh")
+                    .args(["-c", command])
+                    .current_dir(root)
+                    .stdin(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .output()
+                    .map_err(|e| (format!("cannot run `sh`: {e}"), String::new()))?;
+                if !out.status.success() {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    return Err((
+                        format!("`{command}` failed ({}): {}", out.status, stderr.trim_end()),
+                        "run the command yourself to see why".into(),
+                    ));
+                }
+                String::from_utf8(out.stdout)
+                    .map(trim_newline)
+                    .map_err(|_| {
+                        (
+                            format!("`{command}` printed bytes that are not UTF-8"),
+                            String::new(),
+                        )
+                    })
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (key, arg) = self.key_and_arg();
+        write!(f, "`{{ {key} = {arg:?} }}`")
+    }
+}
+
+fn trim_newline(mut text: String) -> String {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    text
+}
+
+/// The secrets one invocation resolved, so nested runs resolve (and run commands) once.
+#[derive(Debug, Default)]
+pub struct Secrets {
+    resolved: Mutex<HashMap<SecretRef, String>>,
+}
+
+impl Secrets {
+    /// Replaces every secret reference inside `value` by what it stands for, and returns the
+    /// values so that output masks them. `config` locates a failing reference in `weft.toml`.
+    pub fn resolve_in(
+        &self,
+        value: &mut Value,
+        root: &Path,
+        config: Option<&ProjectConfig>,
+    ) -> Result<Vec<String>, SecretError> {
+        let mut found = Vec::new();
+        self.walk(value, root, config, &mut found)?;
+        Ok(found)
+    }
+
+    fn walk(
+        &self,
+        value: &mut Value,
+        root: &Path,
+        config: Option<&ProjectConfig>,
+        found: &mut Vec<String>,
+    ) -> Result<(), SecretError> {
+        if let Some(reference) = SecretRef::parse(value) {
+            let secret = self.get(&reference, root, config)?;
+            found.push(secret.clone());
+            *value = Value::String(secret);
+            return Ok(());
+        }
+        match value {
+            Value::Object(map) => map
+                .values_mut()
+                .try_for_each(|v| self.walk(v, root, config, found)),
+            Value::Array(items) => items
+                .iter_mut()
+                .try_for_each(|v| self.walk(v, root, config, found)),
+            _ => Ok(()),
+        }
+    }
+
+    fn get(
+        &self,
+        reference: &SecretRef,
+        root: &Path,
+        config: Option<&ProjectConfig>,
+    ) -> Result<String, SecretError> {
+        let mut resolved = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(secret) = resolved.get(reference) {
+            return Ok(secret.clone());
+        }
+        let secret = reference.resolve(root).map_err(|(message, help)| {
+            let span = config.and_then(|c| c.locate(reference));
+            SecretError {
+                reference: reference.to_string(),
+                message,
+                src: span.as_ref().and(config).map(|c| c.source.named()),
+                span: span.map(Into::into),
+                help: (!help.is_empty()).then_some(help),
+            }
+        })?;
+        resolved.insert(reference.clone(), secret.clone());
+        Ok(secret)
+    }
+}
+
+impl ProjectConfig {
+    /// Where `reference` is written in the file: the first `key = "arg"` inside braces.
+    pub fn locate(&self, reference: &SecretRef) -> Option<std::ops::Range<usize>> {
+        let (key, arg) = reference.key_and_arg();
+        let text = self.source.text();
+        let quoted = [format!("{arg:?}"), format!("'{arg}'")];
+        let mut from = 0;
+        while let Some(at) = text[from..].find(key).map(|i| i + from) {
+            from = at + key.len();
+            let before = text[..at].trim_end();
+            let after = text[from..].trim_start();
+            let Some(rest) = after.strip_prefix('=') else {
+                continue;
+            };
+            let rest = rest.trim_start();
+            let opened = before.ends_with('{') || before.ends_with(',');
+            if let Some(q) = quoted.iter().find(|q| rest.starts_with(q.as_str())) {
+                if opened {
+                    let start = before.rfind('{').unwrap_or(at);
+                    let end = text.len() - rest.len() + q.len();
+                    let close = text[end..].find('}').map_or(end, |i| end + i + 1);
+                    return Some(start..close);
+                }
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_are_one_key_tables_and_are_found_in_the_file() {
+        let text =
+            "[vars]\nenv = \"TOKEN\"\nother = { env = \"NOPE\", x = 1 }\ntoken = {env=\"TOKEN\"}\n";
+        let config = ProjectConfig::parse("weft.toml".into(), text.into()).expect("parses");
+        let reference = SecretRef::Env("TOKEN".into());
+        let span = config.locate(&reference).expect("found");
+        assert_eq!(&text[span], "{env=\"TOKEN\"}");
+        assert_eq!(
+            SecretRef::parse(&serde_json::json!({"env": "TOKEN"})),
+            Some(reference)
+        );
+        assert_eq!(
+            SecretRef::parse(&serde_json::json!({"env": "A", "x": 1})),
+            None
+        );
+        assert_eq!(SecretRef::parse(&serde_json::json!({"env": 1})), None);
+    }
+}
