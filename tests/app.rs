@@ -60,7 +60,7 @@ fn deploys_switch_atomically_and_roll_back_to_good_builds_only() {
     test.run(&["run", "site_build", "--check"])
         .status(0)
         .stdout_has("would build site on controller")
-        .stdout_lacks("would change");
+        .stdout_lacks("would change:");
     assert!(!test.path().join(".weft").exists());
     test.run(&["run", "site_deploy"])
         .status(0)

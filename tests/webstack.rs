@@ -257,7 +257,7 @@ fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
     );
     serves_again_after_stop_and_start(&test, &addr, "hello 3.0 from app-1");
 
-    test.run(&["run", "env_down"])
+    test.run(&["run", "env_down", "--yes"])
         .status(0)
         .stdout_has("terminated lb-0");
 }

@@ -111,7 +111,7 @@ pub mod global_api {
     pub fn secret_env(
         ctx: NativeCallContext,
         name: &str,
-    ) -> Result<String, Box<rhai::EvalAltResult>> {
+    ) -> Result<String, Box<EvalAltResult>> {
         resolve_secret(&ctx, "secret_env", SecretRef::Env(name.to_string()))
     }
 
@@ -126,7 +126,7 @@ pub mod global_api {
     pub fn secret_file(
         ctx: NativeCallContext,
         path: &str,
-    ) -> Result<String, Box<rhai::EvalAltResult>> {
+    ) -> Result<String, Box<EvalAltResult>> {
         resolve_secret(&ctx, "secret_file", SecretRef::File(path.to_string()))
     }
 
