@@ -108,10 +108,7 @@ pub mod global_api {
     /// let token = secret_env("DEPLOY_TOKEN");
     /// ```
     #[rhai_fn(name = "secret_env", return_raw)]
-    pub fn secret_env(
-        ctx: NativeCallContext,
-        name: &str,
-    ) -> Result<String, Box<EvalAltResult>> {
+    pub fn secret_env(ctx: NativeCallContext, name: &str) -> Result<String, Box<EvalAltResult>> {
         resolve_secret(&ctx, "secret_env", SecretRef::Env(name.to_string()))
     }
 
@@ -123,10 +120,7 @@ pub mod global_api {
     /// let token = secret_file("~/.config/weft/token");
     /// ```
     #[rhai_fn(name = "secret_file", return_raw)]
-    pub fn secret_file(
-        ctx: NativeCallContext,
-        path: &str,
-    ) -> Result<String, Box<EvalAltResult>> {
+    pub fn secret_file(ctx: NativeCallContext, path: &str) -> Result<String, Box<EvalAltResult>> {
         resolve_secret(&ctx, "secret_file", SecretRef::File(path.to_string()))
     }
 
