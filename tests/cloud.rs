@@ -8,16 +8,12 @@ use std::process::{Child, Command, Stdio};
 
 #[cfg(feature = "ec2")]
 use crate::fleet::Fleet;
-use crate::harness::{Destroy, Test};
+use crate::harness::{Destroy, Outcome, Test};
 
-#[test]
-fn local_machines_have_their_own_hostname_and_disk_and_survive_image_and_destroy() {
-    let test = Test::with_config("[project]\nname = \"cloud\"\n[env.dev]\nprovider = \"local\"\n");
-    let _cleanup = Destroy {
-        test: &test,
-        env: "dev",
-    };
-    test.run(&[
+/// Two `web` machines in env `dev`, made without provisioning; destroyed when the guard drops.
+fn two_bare_web_machines(test: &Test) -> (Destroy<'_>, Outcome) {
+    let guard = Destroy { test, env: "dev" };
+    let made = test.run(&[
         "cloud",
         "create",
         "web",
@@ -26,9 +22,16 @@ fn local_machines_have_their_own_hostname_and_disk_and_survive_image_and_destroy
         "-e",
         "dev",
         "--no-provision",
-    ])
-    .status(0)
-    .stdout_has("created web-1");
+    ]);
+    made.status(0);
+    (guard, made)
+}
+
+#[test]
+fn local_machines_have_their_own_hostname_and_disk_and_survive_image_and_destroy() {
+    let test = Test::with_config("[project]\nname = \"cloud\"\n[env.dev]\nprovider = \"local\"\n");
+    let (_cleanup, made) = two_bare_web_machines(&test);
+    made.stdout_has("created web-1");
     let list = test.run(&["cloud", "list", "-e", "dev", "--json"]);
     list.status(0);
     let machines: Vec<serde_json::Value> = serde_json::from_str(&list.stdout).expect("json");
@@ -126,21 +129,7 @@ fn local_machines_have_their_own_hostname_and_disk_and_survive_image_and_destroy
 #[test]
 fn a_machine_sees_nothing_of_the_host_nor_of_other_machines() {
     let test = Test::with_config("[project]\nname = \"iso\"\n[env.dev]\nprovider = \"local\"\n");
-    let _cleanup = Destroy {
-        test: &test,
-        env: "dev",
-    };
-    test.run(&[
-        "cloud",
-        "create",
-        "web",
-        "-n",
-        "2",
-        "-e",
-        "dev",
-        "--no-provision",
-    ])
-    .status(0);
+    let (_cleanup, _) = two_bare_web_machines(&test);
     // A secret in root's ~/.ssh on the host and weft's own machine key stay on the host.
     let planted = format!("/root/.ssh/weft-planted-{}", std::process::id());
     std::fs::create_dir_all("/root/.ssh").expect("root's .ssh");
@@ -681,21 +670,7 @@ fn interactive_weft_ssh_reaches_a_local_machine_through_a_terminal() {
 #[test]
 fn env_down_terminates_nothing_under_check_or_without_confirmation() {
     let test = Test::with_config("[project]\nname = \"shop\"\n[env.dev]\nprovider = \"local\"\n");
-    let _cleanup = Destroy {
-        test: &test,
-        env: "dev",
-    };
-    test.run(&[
-        "cloud",
-        "create",
-        "web",
-        "-n",
-        "2",
-        "-e",
-        "dev",
-        "--no-provision",
-    ])
-    .status(0);
+    let (_cleanup, _) = two_bare_web_machines(&test);
     let running = |test: &Test| {
         let list = test.run(&["cloud", "list", "-e", "dev", "--json"]);
         let machines: Vec<serde_json::Value> = serde_json::from_str(&list.stdout).expect("json");
