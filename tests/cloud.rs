@@ -530,6 +530,17 @@ fn ec2_machines_against_moto() {
     test.run(&["cloud", "list", "-e", "prod"])
         .status(0)
         .stdout_has("db-0");
+    // -vv shows the AWS SDK's requests; credentials never reach the log.
+    let secret = "sk-3b9f0c2e7d1a4e58";
+    test.run_with(
+        &["-vv", "cloud", "list", "-e", "prod"],
+        &[("AWS_SECRET_ACCESS_KEY", secret), ("AWS_SESSION_TOKEN", secret)],
+    )
+    .status(0)
+    .stdout_has("db-0")
+    .stderr_has("aws_smithy_runtime")
+    .stderr_has("DescribeInstances")
+    .stderr_lacks(secret);
     test.run(&["run", "system_info", "-e", "prod"])
         .status(0)
         .stdout_has("web-0 | hostname:")
