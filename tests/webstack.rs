@@ -288,11 +288,12 @@ fn serves_again_after_stop_and_start(test: &Test, addr: &str, wanted: &str) {
 #[test]
 fn hello_wsgi_with_systemd_units_serves_and_comes_back_after_a_restart() {
     let test = example();
-    let config = test.read("weft.toml").replace(
-        "lb_role = \"lb\"",
-        "lb_role = \"lb\"\nmanager = \"systemd\"",
-    );
+    let config = test
+        .read("weft.toml")
+        .replace("lb_role = \"lb\"", "lb_role = \"lb\"\nmanager = \"systemd\"")
+        .replace("\"nginx\", \"supervisor\", ", "\"nginx\", ");
     assert!(config.contains("manager = \"systemd\""));
+    assert!(!config.contains("supervisor"));
     test.write("weft.toml", &config);
     let (_cleanup, up) = env_up(&test);
     up.stdout_has("deployed hello");
@@ -330,6 +331,9 @@ fn hello_wsgi_with_systemd_units_serves_and_comes_back_after_a_restart() {
         "/etc/supervisor/conf.d/hello.conf",
     ])
     .status(1);
+    // Provisioning installed no supervisor: no app of the machine needs it.
+    test.run(&["ssh", "app-1", "-e", "dev", "--", "dpkg", "-s", "supervisor"])
+        .status(1);
     serves_again_after_stop_and_start(&test, &addr, "hello 1.0 from app-1");
 }
 
