@@ -54,4 +54,4 @@ step "env_up (3 machines, build, deploy)" run env_up
 sed -i 's/^version = "1.0"/version = "2.0"/' app/pyproject.toml
 step "hello_deploy (rebuild, 2 machines)" run hello_deploy
 step "hello_rollback" run hello_rollback
-step "env_down" run env_down
+step "env_down" run env_down --yes
