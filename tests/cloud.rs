@@ -219,8 +219,17 @@ fn a_roles_packages_are_baked_into_an_image_its_machines_boot_with() {
     // The machine starts with the package: nothing was installed after boot.
     test.run(&["cloud", "create", "tool", "-e", "dev", "--no-provision"])
         .status(0);
-    test.run(&["ssh", "tool-0", "-e", "dev", "--", "test", "-x", "/usr/games/sl"])
-        .status(0);
+    test.run(&[
+        "ssh",
+        "tool-0",
+        "-e",
+        "dev",
+        "--",
+        "test",
+        "-x",
+        "/usr/games/sl",
+    ])
+    .status(0);
     let images = test.run(&["cloud", "images"]);
     images.status(0);
     // Named by its package list, so every role asking for the same packages shares it.
@@ -234,10 +243,21 @@ fn a_roles_packages_are_baked_into_an_image_its_machines_boot_with() {
         .status(2)
         .stderr_has("1 machine(s) boot from image");
     // Restarted, the machine boots from the same image.
-    test.run(&["cloud", "stop", "tool-0", "-e", "dev"]).status(0);
-    test.run(&["cloud", "start", "tool-0", "-e", "dev"]).status(0);
-    test.run(&["ssh", "tool-0", "-e", "dev", "--", "test", "-x", "/usr/games/sl"])
+    test.run(&["cloud", "stop", "tool-0", "-e", "dev"])
         .status(0);
+    test.run(&["cloud", "start", "tool-0", "-e", "dev"])
+        .status(0);
+    test.run(&[
+        "ssh",
+        "tool-0",
+        "-e",
+        "dev",
+        "--",
+        "test",
+        "-x",
+        "/usr/games/sl",
+    ])
+    .status(0);
 }
 
 fn machines_pids(test: &Test) -> Vec<u64> {
@@ -580,7 +600,10 @@ fn ec2_machines_against_moto() {
     let secret = "sk-3b9f0c2e7d1a4e58";
     test.run_with(
         &["-vv", "cloud", "list", "-e", "prod"],
-        &[("AWS_SECRET_ACCESS_KEY", secret), ("AWS_SESSION_TOKEN", secret)],
+        &[
+            ("AWS_SECRET_ACCESS_KEY", secret),
+            ("AWS_SESSION_TOKEN", secret),
+        ],
     )
     .status(0)
     .stdout_has("db-0")

@@ -290,7 +290,10 @@ fn hello_wsgi_with_systemd_units_serves_and_comes_back_after_a_restart() {
     let test = example();
     let config = test
         .read("weft.toml")
-        .replace("lb_role = \"lb\"", "lb_role = \"lb\"\nmanager = \"systemd\"")
+        .replace(
+            "lb_role = \"lb\"",
+            "lb_role = \"lb\"\nmanager = \"systemd\"",
+        )
         .replace("\"nginx\", \"supervisor\", ", "\"nginx\", ");
     assert!(config.contains("manager = \"systemd\""));
     assert!(!config.contains("supervisor"));
@@ -332,8 +335,17 @@ fn hello_wsgi_with_systemd_units_serves_and_comes_back_after_a_restart() {
     ])
     .status(1);
     // Provisioning installed no supervisor: no app of the machine needs it.
-    test.run(&["ssh", "app-1", "-e", "dev", "--", "dpkg", "-s", "supervisor"])
-        .status(1);
+    test.run(&[
+        "ssh",
+        "app-1",
+        "-e",
+        "dev",
+        "--",
+        "dpkg",
+        "-s",
+        "supervisor",
+    ])
+    .status(1);
     serves_again_after_stop_and_start(&test, &addr, "hello 1.0 from app-1");
 }
 
@@ -350,7 +362,11 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
             "[env.dev.machines.app]\ncount = 2",
             "[env.dev.machines.app]\ncount = 1",
         )
-        .replace("[env.dev.machines.lb]\ncount = 1\n", "");
+        .replace(
+            "[env.dev.machines.lb]\ncount = 1\npackages = [\"haproxy\", \"curl\"]\n",
+            "",
+        );
+    assert!(!config.contains("machines.lb"));
     test.write("weft.toml", &config);
     let (_cleanup, up) = env_up(&test);
     up.stdout_has("created app-0")

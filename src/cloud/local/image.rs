@@ -99,7 +99,10 @@ pub async fn ensure(packages: &[String]) -> Result<PathBuf, CloudError> {
         })?;
         finish(&partial)?;
         std::fs::rename(&partial, &root)?;
-        eprintln!("weft: image {name} ready in {}s", started.elapsed().as_secs());
+        eprintln!(
+            "weft: image {name} ready in {}s",
+            started.elapsed().as_secs()
+        );
         Ok(root)
     })
     .await
@@ -108,9 +111,7 @@ pub async fn ensure(packages: &[String]) -> Result<PathBuf, CloudError> {
 
 /// Makes the base image in `partial` with debootstrap.
 fn bootstrap(partial: &Path, started: Instant) -> Result<(), CloudError> {
-    eprintln!(
-        "weft: building the local machine image {BASE} from {MIRROR} (once; a few minutes)"
-    );
+    eprintln!("weft: building the local machine image {BASE} from {MIRROR} (once; a few minutes)");
     let mut command = Command::new("debootstrap");
     command
         .args([
@@ -226,7 +227,10 @@ fn run_showing(
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             if let Some(step) = progress(&line) {
-                eprintln!("weft: image build [{:>3}s] {step}", started.elapsed().as_secs());
+                eprintln!(
+                    "weft: image build [{:>3}s] {step}",
+                    started.elapsed().as_secs()
+                );
             }
             tail.push(line);
             if tail.len() > 20 {
@@ -239,7 +243,11 @@ fn run_showing(
     if status.success() {
         return Ok(());
     }
-    Err(format!("({status})\n{}\n{}", tail.join("\n"), errors.trim()))
+    Err(format!(
+        "({status})\n{}\n{}",
+        tail.join("\n"),
+        errors.trim()
+    ))
 }
 
 /// Makes the fresh root a template: each machine gets its own identity at boot.
