@@ -102,6 +102,25 @@ fn deploys_switch_atomically_and_roll_back_to_good_builds_only() {
 }
 
 #[test]
+fn each_env_builds_in_its_own_folder() {
+    let (test, base) = project();
+    let config = test.read("weft.toml") + "[env.other]\nconnector = \"local\"\n";
+    test.write("weft.toml", &config);
+    test.write("site/index.html", "v1\n");
+    test.run(&["run", "site_deploy"]).status(0);
+    assert_eq!(serving(&base), "v1\n");
+    assert_eq!(
+        archives(&test.path().join(".weft/build/local/site/dist")).len(),
+        1
+    );
+    // Another env sees none of those builds, so its deploy can only ship one it made.
+    test.run(&["run", "site_builds", "-e", "other"])
+        .status(0)
+        .stdout_has("no builds yet");
+    assert!(!test.path().join(".weft/build/other").exists());
+}
+
+#[test]
 fn a_project_goal_replaces_the_generated_one_of_the_same_name() {
     let (test, _) = project();
     test.write(
@@ -167,7 +186,7 @@ fn the_deploy_lock_stops_a_second_deploy_until_broken() {
 /// Builds `site` and returns what its new build id says about the code (the part after the time).
 fn build_code_id(test: &Test) -> String {
     test.run(&["run", "site_build"]).status(0);
-    let archive = archives(&test.path().join(".weft/build/site/dist"))
+    let archive = archives(&test.path().join(".weft/build/local/site/dist"))
         .pop()
         .expect("an archive");
     let name = archive.file_name().and_then(|n| n.to_str()).expect("name");
@@ -236,7 +255,7 @@ fn a_build_that_does_not_match_its_checksum_is_refused() {
     test.run(&["run", "site_deploy"]).status(0);
     test.write("site/index.html", "v2\n");
     test.run(&["run", "site_build"]).status(0);
-    let dist = test.path().join(".weft/build/site/dist");
+    let dist = test.path().join(".weft/build/local/site/dist");
     let archive = archives(&dist).pop().expect("an archive");
     let id = archive
         .file_name()
@@ -302,7 +321,7 @@ fn builds_check_out_git_repos_at_their_refs_install_them_and_stop_on_failed_test
         .stdout_has(&format!("-{v1}"));
     let listed = test.run(&["run", "api_builds"]);
     listed.status(0).stdout_has(&format!("-{v1}"));
-    let dist = test.path().join(".weft/build/api/dist");
+    let dist = test.path().join(".weft/build/local/api/dist");
     let archive = archives(&dist).pop().expect("an archive");
     let sum = std::fs::read_to_string(format!("{}.sha256", archive.display())).expect("checksum");
     let check = Command::new("sha256sum")

@@ -530,7 +530,7 @@ fn a_build_made_on_one_app_machine_is_copied_to_the_others() {
     .status(0)
     .stdout_has("v1");
     // The build came back to the controller, with its checksum.
-    let dist = test.path().join(".weft/build/site/dist");
+    let dist = test.path().join(".weft/build/dev/site/dist");
     let names: Vec<String> = std::fs::read_dir(&dist)
         .expect("dist")
         .filter_map(Result::ok)
