@@ -419,6 +419,51 @@ fn proxy_jump_reaches_a_host_through_another() {
 }
 
 #[test]
+fn targets_behind_one_jump_host_share_one_connection_to_it() {
+    let fleet = Fleet::start(3);
+    let test = Test::new();
+    let jump = fleet.hosts[0].port;
+    // Eight targets (four names for each of two hosts) behind one bastion.
+    let mut config = String::new();
+    let mut hosts = Vec::new();
+    for i in 0..8 {
+        let port = fleet.hosts[1 + i % 2].port;
+        config.push_str(&format!(
+            "Host inner{i}\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  ProxyJump root@127.0.0.1:{jump}\n"
+        ));
+        hosts.push(format!("root@inner{i}"));
+    }
+    test.write("ssh_config", &config);
+    let config = test.path().join("ssh_config").display().to_string();
+    let key = fleet.key();
+    let known = fleet.known_hosts();
+    let mut argv = vec!["-v", "exec"];
+    for host in &hosts {
+        argv.extend(["-H", host.as_str()]);
+    }
+    argv.extend([
+        "-F",
+        &config,
+        "-i",
+        &key,
+        "--known-hosts",
+        &known,
+        "--",
+        "echo",
+        "via-jump",
+    ]);
+    let out = test.run(&argv);
+    out.status(0).stdout_has("8 ok");
+    let to_jump = format!("connecting to root@127.0.0.1:{jump}");
+    assert_eq!(
+        out.stderr.matches(&to_jump).count(),
+        1,
+        "one connection to the bastion for all eight targets:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
 fn weft_ssh_runs_one_command_and_returns_its_code() {
     let fleet = Fleet::start(2);
     let config = fleet.config() + "roles = { web = [\"host-0\", \"host-1\"] }\n";

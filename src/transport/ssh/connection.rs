@@ -45,14 +45,21 @@ pub struct SshSettings {
     pub opening: Semaphore,
     /// Keepalive interval on open connections.
     pub keepalive: Duration,
+    /// Open jump-host connections by chain (`a` then `a>b`): every target behind a bastion
+    /// goes through one connection to it, so 32 parallel targets do not hit its MaxStartups.
+    pub jumps: JumpPool,
 }
+
+/// The jump-host connections of a run, shared by every target behind them.
+#[derive(Default)]
+pub struct JumpPool(tokio::sync::Mutex<std::collections::HashMap<String, Arc<Handle<Client>>>>);
 
 /// An open connection and the jump-host connections it runs through.
 pub struct Connection {
     /// The connection to the host itself.
     pub handle: Handle<Client>,
-    /// Jump hosts, kept open as long as the connection is.
-    _jumps: Vec<Handle<Client>>,
+    /// Jump hosts, kept open as long as a connection through them is.
+    _jumps: Vec<Arc<Handle<Client>>>,
 }
 
 /// The russh handler: checks the host key against known_hosts.
@@ -201,14 +208,30 @@ async fn connect_once(
     target: &Target,
 ) -> Result<Connection, SshError> {
     let (hop, jumps) = settings.hop(target);
-    let mut jump_handles: Vec<Handle<Client>> = Vec::new();
+    let mut jump_handles: Vec<Arc<Handle<Client>>> = Vec::new();
+    let mut chain = String::new();
     for jump in &jumps {
         let jump_target = Target::parse(jump).map_err(SshError::Protocol)?;
         let (jump_hop, _) = settings.hop(&jump_target);
-        let handle = match jump_handles.last() {
-            None => open_tcp(settings, &jump_hop).await?,
-            Some(previous) => open_through(settings, previous, &jump_hop).await?,
+        if !chain.is_empty() {
+            chain.push('>');
+        }
+        chain.push_str(&jump_hop.to_string());
+        // Held while a jump connection opens, so targets starting together share the first
+        // one instead of each opening their own.
+        let mut pool = settings.jumps.0.lock().await;
+        let handle = match pool.get(&chain).filter(|h| !h.is_closed()) {
+            Some(open) => open.clone(),
+            None => {
+                let opened = Arc::new(match jump_handles.last() {
+                    None => open_tcp(settings, &jump_hop).await?,
+                    Some(previous) => open_through(settings, previous, &jump_hop).await?,
+                });
+                pool.insert(chain.clone(), opened.clone());
+                opened
+            }
         };
+        drop(pool);
         jump_handles.push(handle);
     }
     let handle = match jump_handles.last() {

@@ -100,6 +100,7 @@ impl ConnectOptions {
             retries: 2,
             opening: Semaphore::new(64),
             keepalive: Duration::from_secs(15),
+            jumps: Default::default(),
         })
     }
 }
