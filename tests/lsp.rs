@@ -418,7 +418,10 @@ fn lsp_reports_weft_toml_errors_with_ranges() {
         "{found:?}"
     );
     let keys = labels(&client.request("textDocument/completion", Client::at(&script, 2, 24)));
-    assert_eq!(keys, ["content", "mode", "owner", "group", "sensitive"]);
+    assert_eq!(
+        keys,
+        ["content", "mode", "owner", "group", "sensitive", "validate"]
+    );
     // A host function weft does not have: a warning with the closest names.
     let typo = text.replace("host.file(\"/b\"", "host.fiel(\"/b\"");
     client.notify(

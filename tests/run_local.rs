@@ -409,3 +409,33 @@ fn verbose_logs_mask_secrets_in_the_commands_they_show() {
     .stderr_has("weft::run: local: echo ******** >/dev/null")
     .stderr_lacks("v-secret-5772");
 }
+
+#[test]
+fn a_file_changes_only_when_its_validate_command_accepts_the_new_content() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/v.rhai",
+        r#"
+/// Writes a config that must start with `ok`.
+fn v_write(host, text) {
+    host.file("conf.txt", #{ content: text + "\n", validate: ["grep", "-q", "^ok", "%s"] });
+}
+"#,
+    );
+    test.run(&["run", "v_write", "ok one"]).status(0);
+    assert_eq!(test.read("conf.txt"), "ok one\n");
+    test.run(&["run", "v_write", "broken"])
+        .status(1)
+        .stdout_has("`grep -q ^ok %s` rejects the new conf.txt, which is left as it was");
+    assert_eq!(test.read("conf.txt"), "ok one\n");
+    // Nothing staged is left behind.
+    let staged = std::fs::read_dir("/tmp")
+        .expect("/tmp")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name().to_string_lossy().starts_with(".weft-check-")
+                && e.path().join("conf.txt").exists()
+        })
+        .count();
+    assert_eq!(staged, 0);
+}

@@ -460,25 +460,27 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
     test.run(&["ssh", "app-0", "-e", "dev", "--", plant])
         .status(0)
         .stdout_has("root-only\nlogged");
-    // A site nginx rejects never stays on disk, and the site keeps answering.
+    // A site nginx rejects never reaches the live folder, and the site keeps answering.
     test.write(
         "templates/nginx/site.conf.hbs",
         "server { listen {{port}}; bogus_directive on; }\n",
     );
     test.run(&["run", "nginx_setup"])
         .status(1)
-        .stderr_has("nginx rejects /etc/nginx/sites-enabled/hello.conf");
+        .stdout_has("`nginx -t -q` rejects the new /etc/nginx/sites-enabled/hello.conf")
+        .stdout_has("unknown directive \"bogus_directive\"");
     test.run(&[
         "ssh",
         "app-0",
         "-e",
         "dev",
         "--",
-        "cat /etc/nginx/sites-enabled/hello.conf",
+        "cat /etc/nginx/sites-enabled/hello.conf; ls -a /tmp /etc/nginx/sites-enabled",
     ])
     .status(0)
     .stdout_has("proxy_pass http://unix:/opt/www/hello/shared/run/gunicorn.sock")
-    .stdout_lacks("bogus_directive");
+    .stdout_lacks("bogus_directive")
+    .stdout_lacks(".weft-");
     assert_eq!(get(&addr).expect("still serving"), "hello 1.0 from app-0");
 }
 

@@ -18,6 +18,9 @@ pub struct FileSpec {
     pub group: Option<String>,
     /// Never show the content (diffs are hidden, the value is masked).
     pub sensitive: bool,
+    /// A command that must accept new content before it replaces the file (`%s`: a staged
+    /// copy; without it the command sees the file's folder as it will be).
+    pub validate: Option<Vec<String>>,
 }
 
 /// Type, mode, owner and group of a path, `None` when it does not exist.
@@ -84,6 +87,74 @@ fn attributes(
     Ok(reasons)
 }
 
+/// Runs `check` against `content` before it becomes `path`, so the live file never holds
+/// content its daemon rejects, not even for a moment, and a killed run leaves it as it was.
+/// With `%s` the check reads a staged copy; without, it runs in a mount namespace of its own
+/// where a private copy of the file's folder, holding the new file, is mounted over the
+/// folder (`nginx -t` reads every site beside the new one).
+fn validate(
+    session: &HostSession,
+    path: &str,
+    content: &[u8],
+    mode: Option<u32>,
+    check: &[String],
+) -> Result<(), crate::exec::session::HostError> {
+    if session.is_check() || check.is_empty() {
+        return Ok(());
+    }
+    let (dir, name) = match path.rsplit_once('/') {
+        Some(("", name)) => ("/", name),
+        Some(split) => split,
+        None => (".", path),
+    };
+    // mkdir makes the folder exclusively, and only its owner can enter it.
+    let view = format!("/tmp/.weft-check-{:016x}", fastrand::u64(..));
+    let staged = format!("{view}/{name}");
+    let placeholder = check.iter().any(|a| a.contains("%s"));
+    let prepare = if placeholder {
+        format!("mkdir -m 700 -- {}", quote(&view))
+    } else {
+        format!(
+            "mkdir -m 700 -- {v} && cp -a -- {d}/. {v}/",
+            v = quote(&view),
+            d = quote(dir)
+        )
+    };
+    let outcome = session.act(&prepare).and_then(|()| {
+        session.put_file(&staged, content, mode)?;
+        let command = if placeholder {
+            check
+                .iter()
+                .map(|a| quote(&a.replace("%s", &staged)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        } else {
+            let argv: Vec<String> = check.iter().map(|a| quote(a)).collect();
+            format!(
+                "unshare -m sh -c 'mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\"' sh {} {} {}",
+                quote(&view),
+                quote(dir),
+                argv.join(" ")
+            )
+        };
+        session.probe(&command)
+    });
+    let _ = session.act(&format!("rm -rf -- {}", quote(&view)));
+    let out = outcome?;
+    if out.code != 0 {
+        let why = format!("{}{}", out.stderr, out.stdout);
+        return Err(fail(
+            &format!("file {path}"),
+            format!(
+                "`{}` rejects the new {path}, which is left as it was: {}",
+                check.join(" "),
+                why.trim()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn step(kind: &str, path: &str, reasons: &[String]) -> String {
     if reasons.is_empty() {
         format!("{kind} {path}")
@@ -114,7 +185,11 @@ pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
                 let old = current.as_deref().map(String::from_utf8_lossy);
                 let new = String::from_utf8_lossy(content);
                 session.show_diff(path, old.as_deref(), &new, spec.sensitive);
-                session.put_file(path, content, spec.mode.or(state.as_ref().map(|s| s.mode)))?;
+                let mode = spec.mode.or(state.as_ref().map(|s| s.mode));
+                if let Some(check) = &spec.validate {
+                    validate(session, path, content, mode, check)?;
+                }
+                session.put_file(path, content, mode)?;
                 reasons.push(
                     if state.is_some() {
                         "content"

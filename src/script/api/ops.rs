@@ -41,6 +41,7 @@ fn file_spec(opts: &mut Options, host: &Host) -> ApiResult<FileSpec> {
         owner: opts.string("owner")?,
         group: opts.string("group")?,
         sensitive,
+        validate: opts.strings("validate")?,
     })
 }
 
@@ -93,10 +94,14 @@ pub mod ops_api {
 
     /// Makes `path` a regular file. Options: `content` (exact text; else an existing file's
     /// content is kept and a missing one is created empty), `mode` (`"0644"`), `owner`,
-    /// `group`, `sensitive` (never show the content, in diffs or logs).
+    /// `group`, `sensitive` (never show the content, in diffs or logs), `validate` (a
+    /// command, as an array, that must accept the new content before it replaces the file:
+    /// `%s` in it is the path of a staged copy; without `%s` the command runs where the
+    /// file's folder looks as it will, in a mount namespace of its own).
     ///
     /// ```rhai
     /// host.file("/etc/app.env", #{ content: `TOKEN=${token}\n`, mode: "0600", sensitive: true });
+    /// host.file("/etc/sudoers.d/app", #{ content: rule, mode: "0440", validate: ["visudo", "-cf", "%s"] });
     /// ```
     #[rhai_fn(name = "file", return_raw)]
     pub fn file(host: &mut Host, path: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
@@ -200,10 +205,12 @@ pub mod ops_api {
     }
 
     /// Renders a template with `vars` into `dest` with file options: `mode`, `owner`, `group`,
-    /// `sensitive`.
+    /// `sensitive`, `validate` (as for `file`: the daemon's config check, which must accept
+    /// the new file before it replaces the live one).
     ///
     /// ```rhai
     /// host.template("app/env.hbs", "/etc/app.env", #{ token: token }, #{ mode: "0600", sensitive: true });
+    /// host.template("nginx/site.conf.hbs", "/etc/nginx/sites-enabled/app.conf", vars, #{ validate: ["nginx", "-t", "-q"] });
     /// ```
     #[rhai_fn(name = "template", return_raw)]
     pub fn template_full(

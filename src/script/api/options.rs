@@ -12,7 +12,10 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ("authorized_keys", &["state", "exclusive"]),
     ("cron", &["schedule", "command", "user", "state"]),
     ("directory", &["mode", "owner", "group"]),
-    ("file", &["content", "mode", "owner", "group", "sensitive"]),
+    (
+        "file",
+        &["content", "mode", "owner", "group", "sensitive", "validate"],
+    ),
     ("git", &["version", "key"]),
     ("group", &["system", "state"]),
     ("line", &["regex", "sensitive"]),
@@ -35,7 +38,10 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ("run_goal", &["roles", "hosts"]),
     ("service", &["state", "enabled", "manager", "config"]),
     ("sync_dir", &["delete"]),
-    ("template", &["mode", "owner", "group", "sensitive"]),
+    (
+        "template",
+        &["mode", "owner", "group", "sensitive", "validate"],
+    ),
     (
         "user",
         &["shell", "home", "group", "groups", "system", "state"],
