@@ -154,3 +154,20 @@ fn readme_app_settings_are_valid_settings() {
         test.run(&["list"]).status(0).stdout_has("hello_deploy");
     }
 }
+
+#[test]
+fn output_into_a_pipe_closed_early_ends_quietly() {
+    let test = Test::new();
+    let mut child = test
+        .command(&["doc", "--markdown"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("weft starts");
+    // The reader goes away before weft writes, as `head` does once it has its lines.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("weft ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{out:?}");
+}

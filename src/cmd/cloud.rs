@@ -50,18 +50,22 @@ pub fn confirm(what: &[String], yes: bool) -> Result<()> {
 
 fn print_machines(machines: &[Machine], json: bool) {
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(machines).unwrap_or_default()
         );
         return;
     }
-    println!(
+    outln!(
         "{:<14} {:<8} {:>7}  {:<9} {:<22} id",
-        "name", "role", "ordinal", "state", "address"
+        "name",
+        "role",
+        "ordinal",
+        "state",
+        "address"
     );
     for m in machines {
-        println!(
+        outln!(
             "{:<14} {:<8} {:>7}  {:<9} {:<22} {}",
             m.name,
             m.role,
@@ -103,9 +107,9 @@ fn create(ctx: &Context, project: Project, layers: Layers, args: Create) -> Resu
         if json {
             let event = serde_json::json!({"event": "created", "machine": m.name, "id": m.id,
                 "address": address});
-            println!("{event}");
+            outln!("{event}");
         } else {
-            println!("created {} ({}) at {address}", m.name, m.id);
+            outln!("created {} ({}) at {address}", m.name, m.id);
         }
     })?;
     if args.no_provision {
@@ -185,7 +189,7 @@ pub fn cloud(ctx: &Context, command: CloudCommand) -> Result<i32> {
             let env = open(&project, target.env.as_deref())?;
             let machine = env.find(&env.list()?, &target.target, target.ordinal)?;
             let image = env.block_on(env.provider.image(&env.scope, &machine.id, &name))?;
-            println!("imaged {} as {image}", machine.name);
+            outln!("imaged {} as {image}", machine.name);
         }
         CloudCommand::RegisterKey { key, name, env } => {
             let env = open(&project, env.as_deref())?;
@@ -198,7 +202,7 @@ pub fn cloud(ctx: &Context, command: CloudCommand) -> Result<i32> {
                     .to_string()
             });
             env.block_on(env.provider.register_key(&env.scope, &name, &public))?;
-            println!("registered key {name} for env {}", env.scope.env);
+            outln!("registered key {name} for env {}", env.scope.env);
         }
         CloudCommand::Images { .. } => unreachable!("handled before the project loads"),
         CloudCommand::Destroy { env, yes } => {
@@ -215,10 +219,10 @@ pub fn cloud(ctx: &Context, command: CloudCommand) -> Result<i32> {
             confirm(&what, yes)?;
             for machine in &machines {
                 env.block_on(env.provider.terminate(&env.scope, &machine.id))?;
-                println!("terminated {}", machine.name);
+                outln!("terminated {}", machine.name);
             }
             for gone in env.block_on(env.provider.destroy_resources(&env.scope))? {
-                println!("deleted {gone}");
+                outln!("deleted {gone}");
             }
         }
     }
@@ -230,10 +234,10 @@ fn images(remove: Option<&str>) -> Result<i32> {
     use crate::cloud::local;
     if let Some(name) = remove {
         local::remove_image(name).map_err(crate::cloud::env::CloudEnvError::from)?;
-        println!("removed image {name}");
+        outln!("removed image {name}");
         return Ok(0);
     }
-    println!("{:<24} {:<8} {:>10} {:>10}", "name", "kind", "size", "age");
+    outln!("{:<24} {:<8} {:>10} {:>10}", "name", "kind", "size", "age");
     for (kind, image) in local::images() {
         let age = image.age.as_secs();
         let age = if age >= 86400 {
@@ -243,7 +247,7 @@ fn images(remove: Option<&str>) -> Result<i32> {
         } else {
             format!("{}m", age / 60)
         };
-        println!(
+        outln!(
             "{:<24} {:<8} {:>7} MiB {:>10}",
             image.name,
             kind,
@@ -266,6 +270,6 @@ fn machine_action(project: &Project, target: &CloudTarget, action: &str, yes: bo
         }
     };
     env.block_on(call)?;
-    println!("{action}: {}", machine.name);
+    outln!("{action}: {}", machine.name);
     Ok(())
 }

@@ -8,11 +8,11 @@ use crate::script::docs;
 /// Prints the reference of a topic, a function, all of them, Markdown or editor definitions.
 pub fn doc(name: Option<&str>, definitions: bool, markdown: bool) -> Result<i32> {
     if definitions {
-        print!("{}", docs::definitions());
+        out!("{}", docs::definitions());
         return Ok(EXIT_OK);
     }
     if markdown {
-        print!("{}", docs::markdown());
+        out!("{}", docs::markdown());
         return Ok(EXIT_OK);
     }
     let all = docs::functions();
@@ -40,14 +40,14 @@ pub fn doc(name: Option<&str>, definitions: bool, markdown: bool) -> Result<i32>
     }
     if name.is_none() {
         let topics: Vec<&str> = docs::TOPICS.iter().map(|(t, _)| *t).collect();
-        println!("topics (weft doc TOPIC): {}\n", topics.join(", "));
+        outln!("topics (weft doc TOPIC): {}\n", topics.join(", "));
     }
     for f in shown {
-        println!("{}\n", f.signature);
+        outln!("{}\n", f.signature);
         for line in f.doc.lines() {
-            println!("    {line}");
+            outln!("    {line}");
         }
-        println!();
+        outln!();
     }
     Ok(EXIT_OK)
 }

@@ -18,10 +18,10 @@ pub fn hosts(ctx: &Context, select: &Select, json: bool) -> Result<i32> {
             "connector": inventory.connector.as_str(),
             "hosts": hosts,
         });
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(EXIT_OK);
     }
-    println!(
+    outln!(
         "env `{}` ({} connector)",
         inventory.env,
         inventory.connector.as_str()
@@ -34,12 +34,13 @@ pub fn hosts(ctx: &Context, select: &Select, json: bool) -> Result<i32> {
         } else {
             host.roles.join(",")
         };
-        println!(
+        outln!(
             "{:<width$}  {:<addr_width$}  {roles}",
-            host.name, host.address
+            host.name,
+            host.address
         );
         for (key, value) in &host.vars {
-            println!("{:<width$}    {key} = {value}", "");
+            outln!("{:<width$}    {key} = {value}", "");
         }
     }
     Ok(EXIT_OK)

@@ -64,12 +64,12 @@ pub fn init(
             continue;
         }
         std::fs::write(&path, text.replace(NAME_PLACEHOLDER, &name)).map_err(|e| io("write", e))?;
-        println!(
+        outln!(
             "created {}",
             path.strip_prefix(&ctx.cwd).unwrap_or(&path).display()
         );
     }
-    println!(
+    outln!(
         "\nnext: cd {} && {next}",
         dir.strip_prefix(&ctx.cwd).unwrap_or(&dir).display()
     );

@@ -12,7 +12,7 @@ pub fn list(ctx: &Context, json: bool) -> Result<i32> {
     let engine = engine::load(&layers, &project)?;
     let goals: Vec<_> = engine.scripts().goals().collect();
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&goals).unwrap_or_default()
         );
@@ -30,7 +30,7 @@ pub fn list(ctx: &Context, json: bool) -> Result<i32> {
         } else {
             format!(" (overrides {})", goal.overrides.join(", "))
         };
-        println!("{usage:<width$}  [{}] {}{note}", goal.layer, goal.summary());
+        outln!("{usage:<width$}  [{}] {}{note}", goal.layer, goal.summary());
     }
     Ok(EXIT_OK)
 }

@@ -1,6 +1,24 @@
 //! One thin module per subcommand: flags to settings, confirmation prompts, printing; each
 //! gets the loaded context and returns an exit code. `settings.rs` maps the shared flags.
 
+/// `print!` to standard output, where a closed pipe (`weft doc | head`) ends weft quietly, as
+/// it ends any Unix filter, instead of panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cmd::write_out(format_args!($($arg)*))
+    };
+}
+
+/// `println!` to standard output, with `out!`'s closed-pipe rule.
+macro_rules! outln {
+    () => {
+        $crate::cmd::write_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cmd::write_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod cloud;
 mod copy;
 mod doc;
@@ -74,6 +92,17 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "weft", &mut std::io::stdout());
             Ok(crate::error::EXIT_OK)
+        }
+    }
+}
+
+/// Writes `text` to standard output; a reader that went away ends the process with exit 0.
+pub fn write_out(text: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = out.write_fmt(text).and_then(|()| out.flush()) {
+        if err.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
         }
     }
 }

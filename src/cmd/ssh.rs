@@ -40,7 +40,7 @@ struct Raw;
 impl LineSink for Raw {
     fn line(&self, stream: Stream, line: &str) {
         match stream {
-            Stream::Stdout => println!("{line}"),
+            Stream::Stdout => outln!("{line}"),
             Stream::Stderr => eprintln!("{line}"),
         }
     }

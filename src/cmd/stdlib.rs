@@ -25,7 +25,7 @@ pub fn stdlib(ctx: &Context, command: StdlibCommand) -> Result<i32> {
                         Layer::Stdlib => String::new(),
                         _ => format!("  (overridden by {})", winner.display_name()),
                     };
-                    println!("{:<48} {}{note}", winner.logical, winner.layer);
+                    outln!("{:<48} {}{note}", winner.logical, winner.layer);
                 }
             }
         }
@@ -37,7 +37,7 @@ pub fn stdlib(ctx: &Context, command: StdlibCommand) -> Result<i32> {
                 source,
             })?;
             eprintln!("# {} ({})", file.display_name(), file.layer);
-            print!("{}", source.text());
+            out!("{}", source.text());
         }
         StdlibCommand::Eject { path, force } => {
             let logical = path.trim_start_matches('/');
@@ -62,7 +62,7 @@ pub fn stdlib(ctx: &Context, command: StdlibCommand) -> Result<i32> {
             }
             let source = file.read().map_err(|e| io("read", e))?;
             std::fs::write(&target, source.text()).map_err(|e| io("write", e))?;
-            println!("ejected {logical} to {}", target.display());
+            outln!("ejected {logical} to {}", target.display());
         }
     }
     Ok(EXIT_OK)

@@ -17,7 +17,7 @@ pub fn template(ctx: &Context, command: TemplateCommand) -> Result<i32> {
         TemplateCommand::List => {
             for resolved in layers.resolve_all(Kind::Template) {
                 let name = resolved.winner.logical.trim_start_matches("templates/");
-                println!("{name:<48} {}", resolved.winner.layer);
+                outln!("{name:<48} {}", resolved.winner.layer);
             }
         }
         TemplateCommand::Render {
@@ -54,7 +54,7 @@ pub fn template(ctx: &Context, command: TemplateCommand) -> Result<i32> {
             }
             inventory::merge(&mut all, overrides);
             let text = Templates::new(layers).render(&name, &all)?;
-            print!("{text}");
+            out!("{text}");
         }
     }
     Ok(EXIT_OK)
