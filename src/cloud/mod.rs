@@ -179,3 +179,16 @@ pub fn machine_key() -> Result<(PathBuf, String), CloudError> {
 pub fn known_hosts_file() -> PathBuf {
     data_dir().join("known_hosts")
 }
+
+/// `text` as part of a file name: ASCII letters, digits and `-` stay, anything else is `_`.
+fn file_safe(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -5,17 +5,9 @@ use std::path::PathBuf;
 
 use super::{data_dir, CloudError, Scope};
 
+/// Record paths keep every `_` (changing them would orphan existing records).
 fn slug(text: &str) -> String {
-    let slug: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let slug = super::file_safe(text);
     if slug.is_empty() {
         "_".into()
     } else {

@@ -82,17 +82,9 @@ const POWEROFF_WAIT: Duration = Duration::from_secs(20);
 /// How long a booting machine gets to answer SSH.
 const SSH_WAIT: Duration = Duration::from_secs(60);
 
+/// Machine ids and folders: the root namespace `/` is `root`.
 fn slug(text: &str) -> String {
-    let s: String = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let s = crate::cloud::file_safe(text);
     let s = s.trim_matches('_').to_string();
     if s.is_empty() {
         "root".into()
