@@ -122,6 +122,8 @@ pub struct GoalFlags {
     pub break_lock: bool,
     /// `--set` vars.
     pub vars: Vars,
+    /// `--timings`.
+    pub timings: bool,
 }
 
 /// The run settings of this invocation.
@@ -157,6 +159,7 @@ pub fn run_settings(
         },
         vars: flags.vars,
         break_lock: flags.break_lock,
+        timings: flags.timings,
     })
 }
 

@@ -42,4 +42,6 @@ pub struct RunSettings {
     pub vars: Vars,
     /// Deploy locks held by other runs may be taken (`--break-lock`).
     pub break_lock: bool,
+    /// Print where time went at the end (`--timings`).
+    pub timings: bool,
 }
