@@ -1,30 +1,58 @@
 #!/usr/bin/env bash
-# Benchmark: one provisioning goal on N real sshd hosts, weft against raw OpenSSH.
+# Benchmark: one provisioning goal on N real sshd hosts, weft against raw OpenSSH, Fabric and
+# pyinfra.
 #
 #   scripts/bench-fleet.sh [N...]        default: 10 50
+#   WEFT_BIN=path/to/weft scripts/bench-fleet.sh ...   time that binary instead of a release build
 #
 # The goal reads facts (`uname -sr`, `id -u`), ensures a directory, uploads a 1 MiB file
 # (skipped when unchanged), renders a template and runs `sha256sum`. Each tool logs in as the
 # plain user weft-test. "cold" is the first run (nothing on the hosts yet, no OpenSSH master
 # connections); "warm" runs it again (files unchanged, OpenSSH masters still open).
 # Raw OpenSSH is `ssh` with ControlMaster, one script per host, driven by `xargs -P N`.
+# Fabric (one thread per host, scripts/bench/fabric_bench.py) and pyinfra (--parallel N,
+# scripts/bench/pyinfra_*.py) are pinned below and installed with pip into a virtualenv made
+# with Debian's /usr/bin/python3 in /var/tmp/weft-bench-venv. Every tool checks host keys
+# strictly against the fleet's known_hosts; all run N hosts at once.
 # Needs root and openssh-server (scripts/fleet.sh starts the hosts); prints wall time and peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(10 50)
-. scripts/release-weft.sh ""
+. scripts/release-weft.sh "${WEFT_BIN:-}"
+case "$weft" in */debug/*) build="debug build" ;; *) build="given binary" ;; esac
+[ -n "${WEFT_BIN:-}" ] || build="release build"
+echo "weft: $weft ($build)"
 [ -x /usr/bin/time ] || { echo "bench: needs GNU time (apt-get install time)"; exit 1; }
+
+# Fabric and pyinfra, pinned, in a virtualenv of their own (PEP 668: not in Debian's python).
+pins="fabric==3.2.3 pyinfra==3.10.0"
+venv=/var/tmp/weft-bench-venv
+if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]; then
+  rm -rf "$venv"
+  /usr/bin/python3 -m venv "$venv"
+  # shellcheck disable=SC2086
+  "$venv/bin/pip" install --quiet --disable-pip-version-check $pins
+  echo "$pins" > "$venv/.pins"
+fi
+bench="$repo/scripts/bench"
+
+declare -A wall
 
 measure() { # label, command...: prints "label  wall  rss"
   local label=$1; shift
   if ! /usr/bin/time -o /tmp/weft-bench-time -f '%e %M' "$@" >/dev/null 2>/tmp/weft-bench-err; then
     echo "bench: $label failed:"; cat /tmp/weft-bench-err; exit 1
   fi
-  local wall rss
-  read -r wall rss < /tmp/weft-bench-time
-  printf '  %-22s %7.2f s   %6.1f MB peak RSS\n' "$label" "$wall" "$(echo "$rss / 1024" | bc -l)"
+  local secs rss
+  read -r secs rss < /tmp/weft-bench-time
+  wall[$label]=$secs
+  printf '  %-22s %7.2f s   %6.1f MB peak RSS\n' "$label" "$secs" "$(echo "$rss / 1024" | bc -l)"
+}
+
+ratio() { # label a, label b: prints "a/b = x"
+  printf '  %-36s %5.2fx\n' "$1 / $2" "$(echo "${wall[$1]} / ${wall[$2]}" | bc -l)"
 }
 
 for n in "${sizes[@]}"; do
@@ -91,6 +119,24 @@ RAW
   measure "raw OpenSSH, warm" sh -c "awk -F'\t' '{ print \$1, \$3 }' '$work/fleet/hosts.tsv' | xargs -P $n -n 2 sh -c '\"$work/raw.sh\" \"\$0\" \"\$1\" \"$key\" \"$known\" \"$ctl\" \"$remote\" \"$proj/payload.bin\"'"
   measure "weft, cold" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known" -p "$n"
   measure "weft, warm" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known" -p "$n"
+  fab=(env "$venv/bin/python" "$bench/fabric_bench.py" "$work/fleet/hosts.tsv" "$key" "$known" "$remote" "$proj/payload.bin" "$n")
+  measure "Fabric, cold" "${fab[@]}"
+  measure "Fabric, warm" "${fab[@]}"
+  pyi=(env BENCH_HOSTS="$work/fleet/hosts.tsv" BENCH_KEY="$key" BENCH_KNOWN="$known"
+       BENCH_REMOTE="$remote" BENCH_PAYLOAD="$proj/payload.bin" BENCH_TEMPLATE="$bench/app.conf.j2"
+       "$venv/bin/pyinfra" "$bench/pyinfra_inventory.py" "$bench/pyinfra_deploy.py" -y --parallel "$n")
+  measure "pyinfra, cold" "${pyi[@]}"
+  measure "pyinfra, warm" "${pyi[@]}"
+  # Every tool left its files on every host.
+  for tool in "" raw- fab- pyi-; do
+    got=$(find "$remote" -path "$remote/${tool}host-*/app.conf" | wc -l)
+    [ "$got" = "$n" ] || { echo "bench: ${tool:-weft-}: $got of $n hosts have app.conf"; exit 1; }
+  done
+  for t in cold warm; do
+    ratio "weft, $t" "Fabric, $t"
+    ratio "weft, $t" "pyinfra, $t"
+    ratio "weft, $t" "raw OpenSSH, $t"
+  done
   # Close the OpenSSH masters before the hosts go away.
   for sock in "$ctl"/*; do [ -S "$sock" ] && ssh -o "ControlPath=$sock" -O exit x 2>/dev/null || true; done
   "$repo/scripts/fleet.sh" stop "$work/fleet"

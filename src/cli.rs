@@ -306,6 +306,10 @@ pub struct RunArgs {
     /// refuses unless this is given.
     #[arg(long)]
     pub yes: bool,
+    /// After the summary, show where time went: per operation kind and per goal (count,
+    /// total, p50, p95, slowest host), connection setup included.
+    #[arg(long)]
+    pub timings: bool,
     /// Set a variable over every layer, e.g. `--set apps.hello.ref=v2` (repeatable; the
     /// value is read as TOML when it parses, else as a string).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_assignment)]

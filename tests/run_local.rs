@@ -439,3 +439,77 @@ fn v_write(host, text) {
         .count();
     assert_eq!(staged, 0);
 }
+
+/// The rows of the `--timings` table in the text output: (section, name, count).
+pub fn timing_rows(stdout: &str) -> Vec<(String, String, usize)> {
+    let table = stdout
+        .split("\ntimings:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no timings table:\n{stdout}"));
+    table
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let count = words[2].parse().unwrap_or_else(|e| panic!("{line}: {e}"));
+            (words[0].to_string(), words[1].to_string(), count)
+        })
+        .collect()
+}
+
+#[test]
+fn timings_list_the_operations_and_the_goal() {
+    let test = Test::with_config(CONFIG);
+    test.write("payload.txt", "data\n");
+    test.write(
+        "deploy/t.rhai",
+        r#"
+/// Does a little of everything.
+fn t_all(host) {
+    host.run("true");
+    host.run(["mkdir", "-p", "out"]);
+    host.directory("out/dir");
+    host.upload("payload.txt", "out/payload.txt");
+    host.file("out/payload.txt", #{ mode: "0640" });
+}
+"#,
+    );
+    let out = test.run(&["run", "t_all", "--timings"]);
+    out.status(0).stdout_has("summary: 0 ok, 1 changed");
+    let summary = out.stdout.find("summary:").expect("summary");
+    assert!(out.stdout.find("\ntimings:").expect("timings") > summary);
+    let mut rows = timing_rows(&out.stdout);
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            ("goal".into(), "t_all".into(), 1),
+            ("operation".into(), "connect".into(), 1),
+            ("operation".into(), "directory".into(), 1),
+            ("operation".into(), "file".into(), 1),
+            ("operation".into(), "run".into(), 2),
+            ("operation".into(), "upload".into(), 1),
+        ]
+    );
+    // Without the flag, no table.
+    test.run(&["run", "t_all"])
+        .status(0)
+        .stdout_lacks("timings:");
+
+    let out = test.run(&["run", "t_all", "--timings", "--json"]);
+    out.status(0);
+    let last: serde_json::Value =
+        serde_json::from_str(out.stdout.lines().last().expect("a line")).expect("json");
+    assert_eq!(last["event"], "timings");
+    let rows = last["rows"].as_array().expect("rows");
+    let run = rows.iter().find(|r| r["name"] == "run").expect("a run row");
+    assert_eq!(run["section"], "operation");
+    assert_eq!(run["count"], 2);
+    assert_eq!(run["slowest_host"], "local");
+    for key in ["total", "p50", "p95", "slowest"] {
+        assert!(run[key].is_f64(), "{key} in {run}");
+    }
+    assert!(rows
+        .iter()
+        .any(|r| r["section"] == "goal" && r["name"] == "t_all"));
+}

@@ -1031,3 +1031,54 @@ fn verbose_logs_show_the_ssh_handshake_of_a_failed_login_and_no_secret() {
     .stderr_has("userauth_failure")
     .stderr_lacks("weft::ssh");
 }
+
+#[test]
+fn timings_over_ssh_count_every_host_and_the_connections() {
+    let fleet = Fleet::start(3);
+    let test = Test::with_config(&fleet.config());
+    let out_dir = test.path().join("out");
+    std::fs::create_dir_all(&out_dir).expect("out dir");
+    test.write("payload.txt", "data\n");
+    test.write(
+        "deploy/t.rhai",
+        &format!(
+            "/// Times a little work.\nfn t_host(host) {{\n    let dir = `{}/${{host.name}}`;\n    host.run([\"mkdir\", \"-p\", dir]);\n    host.directory(dir + \"/d\");\n    host.upload(\"payload.txt\", dir + \"/payload.txt\");\n}}\n",
+            out_dir.display()
+        ),
+    );
+    let flags = ssh_flags(&fleet);
+    let out = test.run(&args(
+        &["run", "t_host", "-e", "fleet", "--timings"],
+        &flags,
+    ));
+    out.status(0).stdout_has("summary: 0 ok, 3 changed");
+    let mut rows = crate::run_local::timing_rows(&out.stdout);
+    rows.sort();
+    assert_eq!(
+        rows,
+        vec![
+            ("goal".into(), "t_host".into(), 3),
+            ("operation".into(), "connect".into(), 3),
+            ("operation".into(), "directory".into(), 3),
+            ("operation".into(), "run".into(), 3),
+            ("operation".into(), "upload".into(), 3),
+        ]
+    );
+    let out = test.run(&args(
+        &["run", "t_host", "-e", "fleet", "--timings", "--json"],
+        &flags,
+    ));
+    out.status(0);
+    let last: serde_json::Value =
+        serde_json::from_str(out.stdout.lines().last().expect("a line")).expect("json");
+    assert_eq!(last["event"], "timings");
+    let connect = last["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .find(|r| r["name"] == "connect")
+        .expect("a connect row");
+    assert_eq!(connect["count"], 3);
+    let slowest = connect["slowest_host"].as_str().expect("host");
+    assert!(fleet.hosts.iter().any(|h| h.name == slowest), "{slowest}");
+}

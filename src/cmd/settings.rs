@@ -124,6 +124,8 @@ pub struct GoalFlags {
     pub break_lock: bool,
     /// `--set` vars.
     pub vars: Vars,
+    /// `--timings`.
+    pub timings: bool,
     /// `--yes`: destructive env actions go on without asking.
     pub yes: bool,
 }
@@ -188,6 +190,7 @@ pub fn run_settings(
         } else {
             Confirm::new(Arc::new(ask_terminal))
         },
+        timings: flags.timings,
     })
 }
 

@@ -13,6 +13,7 @@ use super::orchestrate::EnvOrchestrator;
 use super::output::{HostOutcome, Output};
 use super::runner::{self, Job, RunPlan, CONTROLLER};
 use super::settings::RunSettings;
+use super::timings::Timings;
 use crate::config::secret::{SecretError, Secrets};
 use crate::config::ConnectorKind;
 use crate::error::{EXIT_FAILED, EXIT_OK};
@@ -40,6 +41,8 @@ pub struct RunContext {
     depth: AtomicUsize,
     /// The secrets of `weft.toml` resolved so far (`{ env = .. }`, `{ file = .. }`, ...).
     pub secrets: Secrets,
+    /// Where time went, under `--timings`.
+    pub timings: Option<Arc<Timings>>,
 }
 
 impl RunContext {
@@ -51,7 +54,9 @@ impl RunContext {
         settings: Arc<RunSettings>,
         output: Arc<Output>,
     ) -> Self {
+        let timings = settings.timings.then(|| Arc::new(Timings::default()));
         RunContext {
+            timings,
             project,
             templates,
             engine,
@@ -167,6 +172,7 @@ impl RunContext {
             templates: self.templates.clone(),
             root: self.project.root.clone(),
             orchestrator,
+            timings: self.timings.clone(),
         };
         super::interrupt::install();
         let nested = self.depth.fetch_add(1, Ordering::SeqCst) > 0;
@@ -192,6 +198,9 @@ impl RunContext {
         let phases = std::mem::take(&mut *self.phases.lock().unwrap_or_else(|e| e.into_inner()));
         let all = HostOutcome::merge(phases.into_iter().chain(outcomes));
         output.summary(&all);
+        if let Some(timings) = &self.timings {
+            output.timings(&timings.rows());
+        }
         if super::interrupt::interrupted() {
             Ok(super::interrupt::EXIT_INTERRUPTED)
         } else if failed(&all) {

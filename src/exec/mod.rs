@@ -11,3 +11,4 @@ pub mod output;
 pub mod runner;
 pub mod session;
 pub mod settings;
+pub mod timings;

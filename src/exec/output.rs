@@ -493,6 +493,27 @@ impl Output {
         }
         self.emit(text.trim_end());
     }
+
+    /// Prints where time went (`--timings`), after the summary: a table, or a `timings` event.
+    pub fn timings(&self, rows: &[crate::exec::timings::TimingRow]) {
+        if self.json {
+            self.emit(&json!({"event": "timings", "rows": rows}).to_string());
+            return;
+        }
+        let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max(9);
+        let mut text = format!(
+            "\ntimings:\n  {:<9} {:<width$} {:>6} {:>9} {:>8} {:>8}  slowest",
+            "", "", "count", "total", "p50", "p95"
+        );
+        for r in rows {
+            let line = format!(
+                "\n  {:<9} {:<width$} {:>6} {:>8.3}s {:>7.3}s {:>7.3}s  {} ({:.3}s)",
+                r.section, r.name, r.count, r.total, r.p50, r.p95, r.slowest_host, r.slowest
+            );
+            text.push_str(&line);
+        }
+        self.emit(&text);
+    }
 }
 
 /// How many outcomes ended in each status, in the summary's order.

@@ -17,6 +17,7 @@ use super::orchestrator::Orchestrator;
 use super::output::{HostOutcome, Output, Status};
 use super::session::{HostSession, RunOptions, SessionSetup};
 use super::settings::RunSettings;
+use super::timings::Section;
 use crate::inventory::{HostSpec, Inventory};
 use crate::template::Templates;
 use crate::transport::ssh::Target;
@@ -137,6 +138,8 @@ pub struct RunPlan {
     pub root: PathBuf,
     /// Env-level actions for controller goals.
     pub orchestrator: Option<Arc<dyn Orchestrator>>,
+    /// Where time went, under `--timings`.
+    pub timings: Option<Arc<crate::exec::timings::Timings>>,
 }
 
 fn env_info(plan: &RunPlan) -> EnvInfo {
@@ -210,6 +213,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
         diff: plan.settings.diff,
         privilege: plan.settings.privilege.clone(),
         command_timeout: plan.settings.limits.command_timeout,
+        timings: plan.timings.clone(),
     });
     let env = env_info(&plan);
     let plan = Arc::new(plan);
@@ -327,8 +331,12 @@ fn run_one(
                 Ok(transport) => transport,
                 Err(err) => return finish(Status::Unreachable, (0, 0), Some(err), None),
             };
+            let connecting = Instant::now();
             if let Err(err) = setup.runtime.block_on(transport.connect()) {
                 return finish(Status::Unreachable, (0, 0), Some(err.to_string()), None);
+            }
+            if let Some(timings) = &plan.timings {
+                timings.record(Section::Operation, "connect", &name, connecting.elapsed());
             }
             Some(Arc::new(HostSession::new(spec, transport, setup)))
         }
@@ -389,6 +397,9 @@ fn run_one(
         (Ok(()), Some(session)) => run_handlers(session).map_err(|err| (err.to_string(), None)),
         (other, _) => other,
     };
+    if let Some(timings) = &plan.timings {
+        timings.record(Section::Goal, plan.job.name(), &name, started.elapsed());
+    }
     let counts = session
         .as_ref()
         .map_or((0, 0), |s| (s.changes(), s.unchanged()));

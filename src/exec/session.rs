@@ -11,6 +11,7 @@ use tokio::runtime::Handle;
 use walkdir::WalkDir;
 
 use super::output::{HostSink, Output};
+use super::timings::{Section, Timings};
 use crate::inventory::{HostSpec, Vars};
 use crate::template::{TemplateError, Templates};
 use crate::transport::{ExecOutput, ExecRequest, FileState, Transport, TransportError};
@@ -114,6 +115,9 @@ pub struct HostSession {
     handlers: Mutex<Vec<Handler>>,
     /// The basic facts, once read: a goal reads them once unless it asks again.
     facts: Mutex<Option<Vars>>,
+    timings: Option<Arc<Timings>>,
+    /// How many timed steps are in progress, and the kind the innermost report named.
+    timing: Mutex<(usize, Option<String>)>,
 }
 
 /// A service action requested by a change, run once when the goal ends.
@@ -147,6 +151,8 @@ pub struct SessionSetup {
     pub privilege: Privilege,
     /// How long a command may run when the script sets no `timeout`.
     pub command_timeout: Option<Duration>,
+    /// Where time went, under `--timings`.
+    pub timings: Option<Arc<Timings>>,
 }
 
 impl HostSession {
@@ -167,6 +173,8 @@ impl HostSession {
             unchanged: AtomicUsize::new(0),
             handlers: Mutex::new(Vec::new()),
             facts: Mutex::new(None),
+            timings: setup.timings.clone(),
+            timing: Mutex::new((0, None)),
         }
     }
 
@@ -211,8 +219,19 @@ impl HostSession {
 
     /// Records a step that changed (or under `--check` would change) the host.
     pub fn changed(&self, step: &str) {
+        self.name_timed_step(step);
         self.changed.fetch_add(1, Ordering::Relaxed);
         self.output.change(&self.spec.name, step, self.check);
+    }
+
+    /// Under `--timings`, names the step in progress by the first word of its report.
+    fn name_timed_step(&self, step: &str) {
+        if self.timings.is_some() {
+            let mut timing = self.timing.lock().unwrap_or_else(|e| e.into_inner());
+            if timing.1.is_none() {
+                timing.1 = step.split_whitespace().next().map(str::to_string);
+            }
+        }
     }
 
     /// Records an operation that found the host as wanted, and why nothing was done.
@@ -221,8 +240,41 @@ impl HostSession {
         self.output.unchanged(&self.spec.name, step);
     }
 
+    /// Runs `step` and, under `--timings`, records how long it took as one `kind` (when `kind`
+    /// is empty, as the first word its report names: `file`, `directory`, ...); steps run
+    /// inside it count in it.
+    pub fn timed<T>(&self, kind: &str, step: impl FnOnce() -> T) -> T {
+        let Some(timings) = &self.timings else {
+            return step();
+        };
+        let outer = {
+            let mut timing = self.timing.lock().unwrap_or_else(|e| e.into_inner());
+            timing.0 += 1;
+            if timing.0 == 1 {
+                timing.1 = None;
+            }
+            timing.0 == 1
+        };
+        let started = std::time::Instant::now();
+        let result = step();
+        let elapsed = started.elapsed();
+        let mut timing = self.timing.lock().unwrap_or_else(|e| e.into_inner());
+        timing.0 -= 1;
+        if outer {
+            let reported = timing.1.take();
+            let name = match (kind, reported) {
+                ("", Some(reported)) => reported,
+                ("", None) => "operation".to_string(),
+                (kind, _) => kind.to_string(),
+            };
+            timings.record(Section::Operation, &name, &self.spec.name, elapsed);
+        }
+        result
+    }
+
     /// Records the result of an operation; returns `changed`.
     pub fn report(&self, step: &str, changed: bool) -> bool {
+        self.name_timed_step(step);
         if changed {
             self.changed(step);
         } else {

@@ -186,3 +186,12 @@ pub fn sha256_local(path: &Path) -> std::io::Result<String> {
         .map(|b| format!("{b:02x}"))
         .collect())
 }
+
+/// The SHA-256 of `data` as lowercase hex.
+pub fn sha256_bytes(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -35,24 +35,49 @@ fn stat(
     session: &HostSession,
     path: &str,
 ) -> Result<Option<PathState>, crate::exec::session::HostError> {
-    let out = session.probe(&format!(
-        "stat -c '%F|%a|%U|%G' -- {} 2>/dev/null",
-        quote(path)
-    ))?;
-    if out.code != 0 {
-        return Ok(None);
+    Ok(stat_and_sum(session, path, false)?.0)
+}
+
+/// The state of `path` and, with `sum`, the SHA-256 of its content when it is a regular file
+/// that `sha256sum` could read: one probe for a file's whole check.
+fn stat_and_sum(
+    session: &HostSession,
+    path: &str,
+    sum: bool,
+) -> Result<(Option<PathState>, Option<String>), crate::exec::session::HostError> {
+    let q = quote(path);
+    let mut command = format!("stat -c '%F|%a|%U|%G' -- {q} 2>/dev/null");
+    if sum {
+        // Never hashes a fifo or a device (it could block); a failed hash only means the
+        // content is read and compared as before.
+        command.push_str(&format!(
+            " && {{ if [ -f {q} ] && [ ! -L {q} ]; then sha256sum -- {q} 2>/dev/null; fi; true; }}"
+        ));
     }
-    let line = out.stdout.trim();
+    let out = session.probe(&command)?;
+    if out.code != 0 {
+        return Ok((None, None));
+    }
+    let mut lines = out.stdout.lines();
+    let line = lines.next().unwrap_or_default().trim();
     let fields: Vec<&str> = line.split('|').collect();
     if fields.len() != 4 {
-        return Ok(None);
+        return Ok((None, None));
     }
-    Ok(Some(PathState {
-        kind: fields[0].to_string(),
-        mode: u32::from_str_radix(fields[1], 8).unwrap_or(0),
-        owner: fields[2].to_string(),
-        group: fields[3].to_string(),
-    }))
+    let sha256 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().next())
+        .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_ascii_lowercase);
+    Ok((
+        Some(PathState {
+            kind: fields[0].to_string(),
+            mode: u32::from_str_radix(fields[1], 8).unwrap_or(0),
+            owner: fields[2].to_string(),
+            group: fields[3].to_string(),
+        }),
+        sha256,
+    ))
 }
 
 /// Applies mode, owner and group where they differ; returns the reasons for what changed.
@@ -165,7 +190,7 @@ fn step(kind: &str, path: &str, reasons: &[String]) -> String {
 
 /// Makes `path` a regular file as `spec` describes.
 pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
-    let state = stat(session, path)?;
+    let (state, remote_sum) = stat_and_sum(session, path, spec.content.is_some())?;
     if let Some(state) = &state {
         if state.kind != "regular file" && state.kind != "regular empty file" {
             return Err(fail(
@@ -177,7 +202,13 @@ pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
     let mut reasons = Vec::new();
     match (&spec.content, &state) {
         (Some(content), _) => {
+            // The same SHA-256 is the same content: nothing to read. Otherwise the content is
+            // read, to compare it when there was no hash and for the diff.
+            let same_sum = remote_sum
+                .as_deref()
+                .is_some_and(|sum| crate::transport::sha256_bytes(content) == sum);
             let current = match &state {
+                Some(_) if same_sum => Some(content.clone()),
                 Some(_) => session.read_file(path)?,
                 None => None,
             };
@@ -209,21 +240,27 @@ pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
     let rewritten = !reasons.is_empty();
     // The rename that replaced the file made a new inode owned by the login user: give it back
     // its old owner unless another was asked for. Its mode was set while writing.
-    let (owner, group, state_now) = if rewritten {
-        let old_owner = state.as_ref().map(|s| s.owner.clone());
-        let old_group = state.as_ref().map(|s| s.group.clone());
-        (
-            spec.owner.clone().or(old_owner),
-            spec.group.clone().or(old_group),
-            stat(session, path)?,
-        )
-    } else {
-        (spec.owner.clone(), spec.group.clone(), state)
-    };
     let mode = if rewritten && spec.content.is_some() {
         None
     } else {
         spec.mode
+    };
+    let (owner, group, state_now) = if rewritten {
+        let old_owner = state.as_ref().map(|s| s.owner.clone());
+        let old_group = state.as_ref().map(|s| s.group.clone());
+        let (owner, group) = (
+            spec.owner.clone().or(old_owner),
+            spec.group.clone().or(old_group),
+        );
+        // The new state matters only when there is a mode, owner or group to compare.
+        let state_now = if owner.is_some() || group.is_some() || mode.is_some() {
+            stat(session, path)?
+        } else {
+            None
+        };
+        (owner, group, state_now)
+    } else {
+        (spec.owner.clone(), spec.group.clone(), state)
     };
     reasons.extend(attributes(
         session,

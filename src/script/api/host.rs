@@ -61,7 +61,10 @@ fn argv(args: Array) -> ApiResult<String> {
 }
 
 fn run_command(host: &Host, command: &str, options: RunOptions) -> ApiResult<Map> {
-    let output = host.0.run(command, &options).map_err(|e| e.to_string())?;
+    let output = host
+        .0
+        .timed("run", || host.0.run(command, &options))
+        .map_err(|e| e.to_string())?;
     Ok(output_map(output))
 }
 
@@ -212,7 +215,9 @@ pub mod host_api {
     /// ```
     #[rhai_fn(name = "upload", return_raw)]
     pub fn upload(host: &mut Host, local: &str, remote: &str) -> Result<bool, Box<EvalAltResult>> {
-        Ok(host.0.upload(local, remote).map_err(|e| e.to_string())?)
+        let h = &host.0;
+        Ok(h.timed("upload", || h.upload(local, remote))
+            .map_err(|e| e.to_string())?)
     }
 
     /// Copies a file of the host to `local` on this machine (relative to the project),
@@ -228,10 +233,12 @@ pub mod host_api {
         remote: &str,
         local: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        host.0
-            .download_to(remote, std::path::Path::new(local))
-            .map(|()| true)
-            .map_err(|e| e.to_string().into())
+        let h = &host.0;
+        h.timed("download", || {
+            h.download_to(remote, std::path::Path::new(local))
+        })
+        .map(|()| true)
+        .map_err(|e| e.to_string().into())
     }
 
     /// Renders a template (looked up project → user → stdlib) with the host's variables and
@@ -242,10 +249,11 @@ pub mod host_api {
     /// ```
     #[rhai_fn(name = "template", return_raw)]
     pub fn template(host: &mut Host, name: &str, dest: &str) -> Result<bool, Box<EvalAltResult>> {
-        Ok(host
-            .0
-            .template(name, dest, Default::default(), Default::default())
-            .map_err(|e| e.to_string())?)
+        let h = &host.0;
+        Ok(h.timed("template", || {
+            h.template(name, dest, Default::default(), Default::default())
+        })
+        .map_err(|e| e.to_string())?)
     }
 
     /// Renders a template with `vars` over the host's variables and writes it to `dest`.
@@ -261,10 +269,11 @@ pub mod host_api {
         vars: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let vars = vars_from_map(vars)?;
-        Ok(host
-            .0
-            .template(name, dest, vars, Default::default())
-            .map_err(|e| e.to_string())?)
+        let h = &host.0;
+        Ok(h.timed("template", || {
+            h.template(name, dest, vars, Default::default())
+        })
+        .map_err(|e| e.to_string())?)
     }
 
     /// Renders a template with `vars` over the host's variables and returns the text.

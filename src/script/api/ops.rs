@@ -14,8 +14,12 @@ use crate::exec::ops::system::UserSpec;
 use crate::exec::ops::{facts, files, packages, services, system};
 use crate::exec::session::HostError;
 
-fn done(result: Result<bool, HostError>) -> ApiResult<bool> {
-    result.map_err(|e| e.to_string().into())
+/// Runs an operation on `host`, timed under `--timings` as the kind its report names.
+fn done(
+    host: &crate::exec::session::HostSession,
+    op: impl FnOnce() -> Result<bool, HostError>,
+) -> ApiResult<bool> {
+    host.timed("", op).map_err(|e| e.to_string().into())
 }
 
 /// Reads `state` as one of `choices`; `None` when absent.
@@ -107,7 +111,7 @@ pub mod ops_api {
     pub fn file(host: &mut Host, path: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("file"))?;
         let spec = file_spec(&mut opts, host)?;
-        done(files::file(&host.0, path, &spec))
+        done(&host.0, || files::file(&host.0, path, &spec))
     }
 
     /// Makes `path` a directory, with its parents.
@@ -117,7 +121,9 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "directory", return_raw)]
     pub fn directory(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
-        done(files::directory(&host.0, path, None, None, None))
+        done(&host.0, || {
+            files::directory(&host.0, path, None, None, None)
+        })
     }
 
     /// Makes `path` a directory with options `mode`, `owner` and `group`.
@@ -137,13 +143,9 @@ pub mod ops_api {
             opts.string("owner")?,
             opts.string("group")?,
         );
-        done(files::directory(
-            &host.0,
-            path,
-            mode,
-            owner.as_deref(),
-            group.as_deref(),
-        ))
+        done(&host.0, || {
+            files::directory(&host.0, path, mode, owner.as_deref(), group.as_deref())
+        })
     }
 
     /// Makes `path` a symbolic link to `target`, switched atomically when it pointed elsewhere.
@@ -153,7 +155,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "link", return_raw)]
     pub fn link(host: &mut Host, path: &str, target: &str) -> Result<bool, Box<EvalAltResult>> {
-        done(files::link(&host.0, path, target))
+        done(&host.0, || files::link(&host.0, path, target))
     }
 
     /// Makes sure nothing (file, link or folder) exists at `path`.
@@ -163,7 +165,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "absent", return_raw)]
     pub fn absent(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
-        done(files::absent(&host.0, path))
+        done(&host.0, || files::absent(&host.0, path))
     }
 
     /// Makes `line` a line of the file at `path`, appending it when missing.
@@ -173,7 +175,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "line", return_raw)]
     pub fn line(host: &mut Host, path: &str, line: &str) -> Result<bool, Box<EvalAltResult>> {
-        done(files::line(&host.0, path, line, None, false))
+        done(&host.0, || files::line(&host.0, path, line, None, false))
     }
 
     /// Makes `line` a line of the file with options: `regex` (the first line matching it is
@@ -195,13 +197,9 @@ pub mod ops_api {
         if sensitive {
             host.0.add_secret(line);
         }
-        done(files::line(
-            &host.0,
-            path,
-            line,
-            pattern.as_deref(),
-            sensitive,
-        ))
+        done(&host.0, || {
+            files::line(&host.0, path, line, pattern.as_deref(), sensitive)
+        })
     }
 
     /// Renders a template with `vars` into `dest` with file options: `mode`, `owner`, `group`,
@@ -223,7 +221,9 @@ pub mod ops_api {
         let vars = vars_from_map(vars)?;
         let mut opts = Options::new(options, options::keys("template"))?;
         let spec = file_spec(&mut opts, host)?;
-        done(host.0.template(name, dest, vars, spec))
+        host.0
+            .timed("template", || host.0.template(name, dest, vars, spec))
+            .map_err(|e| e.to_string().into())
     }
 
     /// Makes the folder `remote` hold the local folder `local` (relative to the project).
@@ -242,7 +242,7 @@ pub mod ops_api {
         let delete = Options::new(options, options::keys("sync_dir"))?
             .bool("delete")?
             .unwrap_or(false);
-        done(files::sync(&host.0, local, remote, delete))
+        done(&host.0, || files::sync(&host.0, local, remote, delete))
     }
 
     /// Makes packages installed, with the host's manager (apt, dnf, yum or apk). The index is
@@ -253,11 +253,10 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "packages", return_raw)]
     pub fn packages(host: &mut Host, names: Array) -> Result<bool, Box<EvalAltResult>> {
-        done(packages::packages(
-            &host.0,
-            &strings(names, "package names")?,
-            PackageState::Present,
-        ))
+        let names = strings(names, "package names")?;
+        done(&host.0, || {
+            packages::packages(&host.0, &names, PackageState::Present)
+        })
     }
 
     /// Packages with option `state`: `present` (default), `absent` or `latest`.
@@ -275,11 +274,8 @@ pub mod ops_api {
         let wanted =
             state(&mut opts, &["present", "absent", "latest"])?.unwrap_or_else(|| "present".into());
         let wanted = PackageState::parse(&wanted)?;
-        done(packages::packages(
-            &host.0,
-            &strings(names, "package names")?,
-            wanted,
-        ))
+        let names = strings(names, "package names")?;
+        done(&host.0, || packages::packages(&host.0, &names, wanted))
     }
 
     /// Makes user `name` exist. Options: `shell`, `home`, `group` (the primary group),
@@ -300,7 +296,7 @@ pub mod ops_api {
             system: opts.bool("system")?.unwrap_or(false),
             absent: state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent"),
         };
-        done(system::user(&host.0, name, &spec))
+        done(&host.0, || system::user(&host.0, name, &spec))
     }
 
     /// Makes group `name` exist. Options: `system`, `state` (`present` or `absent`).
@@ -313,7 +309,7 @@ pub mod ops_api {
         let mut opts = Options::new(options, options::keys("group"))?;
         let system = opts.bool("system")?.unwrap_or(false);
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
-        done(system::group(&host.0, name, system, absent))
+        done(&host.0, || system::group(&host.0, name, system, absent))
     }
 
     /// Makes public `keys` present in `user`'s `~/.ssh/authorized_keys`. Options: `state`
@@ -332,13 +328,10 @@ pub mod ops_api {
         let mut opts = Options::new(options, options::keys("authorized_keys"))?;
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
         let exclusive = opts.bool("exclusive")?.unwrap_or(false);
-        done(system::authorized_keys(
-            &host.0,
-            user,
-            &strings(keys, "keys")?,
-            absent,
-            exclusive,
-        ))
+        let keys = strings(keys, "keys")?;
+        done(&host.0, || {
+            system::authorized_keys(&host.0, user, &keys, absent, exclusive)
+        })
     }
 
     /// Brings a service to a state. Options: `state` (`started`, `stopped`, `restarted`,
@@ -369,20 +362,16 @@ pub mod ops_api {
             manager,
             config: config.clone(),
         };
-        let mut changed = done(services::service(&host.0, name, &spec))?;
+        let mut changed = done(&host.0, || services::service(&host.0, name, &spec))?;
         let action = match wanted.as_deref() {
             Some("restarted") => Some("restart"),
             Some("reloaded") => Some("reload"),
             _ => None,
         };
         if let Some(action) = action {
-            changed |= done(services::act_now(
-                &host.0,
-                name,
-                action,
-                manager,
-                config.as_deref(),
-            ))?;
+            changed |= done(&host.0, || {
+                services::act_now(&host.0, name, action, manager, config.as_deref())
+            })?;
         }
         Ok(changed)
     }
@@ -446,9 +435,9 @@ pub mod ops_api {
             return Err("cron: `schedule` and `command` are required".into());
         }
         let user = opts.string("user")?.unwrap_or_else(|| "root".into());
-        done(system::cron(
-            &host.0, name, &schedule, &command, &user, absent,
-        ))
+        done(&host.0, || {
+            system::cron(&host.0, name, &schedule, &command, &user, absent)
+        })
     }
 
     /// Makes `dest` a git checkout of `repo`. Options: `version` (branch, tag or commit;
@@ -467,7 +456,9 @@ pub mod ops_api {
         let mut opts = Options::new(options, options::keys("git"))?;
         let version = opts.string("version")?.unwrap_or_else(|| "main".into());
         let key = opts.string("key")?;
-        done(system::git(&host.0, repo, dest, &version, key.as_deref()))
+        done(&host.0, || {
+            system::git(&host.0, repo, dest, &version, key.as_deref())
+        })
     }
 
     /// Makes `path` a Python virtualenv. Option: `python` (default `python3`).
@@ -482,7 +473,9 @@ pub mod ops_api {
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let python = Options::new(options, options::keys("virtualenv"))?.string("python")?;
-        done(system::virtualenv(&host.0, path, python.as_deref()))
+        done(&host.0, || {
+            system::virtualenv(&host.0, path, python.as_deref())
+        })
     }
 
     /// Installs into the virtualenv `venv`. Options: `packages` (requirement strings, or
@@ -496,12 +489,9 @@ pub mod ops_api {
         let mut opts = Options::new(options, options::keys("pip"))?;
         let packages = opts.strings("packages")?.unwrap_or_default();
         let requirements = opts.string("requirements")?;
-        done(system::pip(
-            &host.0,
-            venv,
-            &packages,
-            requirements.as_deref(),
-        ))
+        done(&host.0, || {
+            system::pip(&host.0, venv, &packages, requirements.as_deref())
+        })
     }
 
     /// Extracts the tar.gz `archive` (a file on the host) into `dest`, unless `dest` already
@@ -517,7 +507,7 @@ pub mod ops_api {
         dest: &str,
         marker: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        done(system::extract(&host.0, archive, dest, marker))
+        done(&host.0, || system::extract(&host.0, archive, dest, marker))
     }
 
     /// Packs the folder `source` (on the host) into the tar.gz `archive`, unless it exists.
@@ -531,7 +521,7 @@ pub mod ops_api {
         source: &str,
         archive: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        done(system::archive(&host.0, source, archive))
+        done(&host.0, || system::archive(&host.0, source, archive))
     }
 
     /// `file(path, options)` with no options: the file exists, content kept.
