@@ -62,6 +62,13 @@ pub enum SshError {
          running on {target}: check there before running it again"
     )]
     ConnectionLost { target: String, command: String },
+    /// A command's streamed output could not be written where it was going.
+    #[error("cannot write the output of a command on {target}: {source}")]
+    Stream {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// The SSH protocol failed.
     #[error("ssh: {0}")]
     Protocol(String),
