@@ -231,7 +231,7 @@ fn notes_counts_and_uploads_survive_backup_env_down_env_up_and_restore() {
 /// `postgres_dump` of a large table, killed half-way: no file under the dump's name, and no
 /// checksum of it.
 fn killed_dump_leaves_no_complete_file(test: &Test) {
-    let fill = "runuser -u postgres -- psql -q notes -c \
+    let fill = "cd / && runuser -u postgres -- psql -q notes -c \
         \"CREATE TABLE big AS SELECT g, md5(g::text) || md5((g+1)::text) AS t FROM generate_series(1, 3000000) g\"";
     test.run(&["ssh", "db-0", "--", fill]).status(0);
     let mut child = test
@@ -268,4 +268,104 @@ fn killed_dump_leaves_no_complete_file(test: &Test) {
     assert!(!folder.join("postgres.notes.sql.gz").exists());
     assert!(!folder.join("postgres.notes.sql.gz.sha256").exists());
     test.run(&["run", "backups"]).status(0);
+}
+
+/// `host.dump` and `host.load` over SSH (a real sshd on loopback): 48 MiB each way, whole;
+/// a failing dump command leaves no file, not even a hidden one; a load whose command stops
+/// reading fails (gzip on the host gets SIGPIPE); a truncated dump is refused before its
+/// command starts.
+#[test]
+fn dumps_stream_over_ssh_whole_and_fail_without_leaving_files() {
+    let fleet = crate::fleet::Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    let data: Vec<u8> = (0..48u32 * 1024 * 1024)
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    let source = test.path().join("source.bin");
+    std::fs::write(&source, &data).expect("write");
+    let (back, marker) = (test.path().join("back.bin"), test.path().join("ran"));
+    test.write(
+        "deploy/d.rhai",
+        "/// Dump.\nfn d_dump(host, cmd, to) { let d = host.dump(cmd, to); log(`bytes=${d.bytes}`); }\n\
+         /// Load.\nfn d_load(host, from, cmd) { host.load(from, cmd); }\n",
+    );
+    let flags = [
+        "-i".to_string(),
+        fleet.key(),
+        "--known-hosts".to_string(),
+        fleet.known_hosts(),
+        "-e".to_string(),
+        "fleet".to_string(),
+    ];
+    let run = |argv: &[&str]| {
+        let all: Vec<&str> = argv
+            .iter()
+            .copied()
+            .chain(flags.iter().map(String::as_str))
+            .collect();
+        test.run(&all)
+    };
+    let cat = format!("cat {}", source.display());
+    run(&["run", "d_dump", &cat, "out/source.gz"])
+        .status(0)
+        .stdout_has("dumped ");
+    let unpacked = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -dc {}/out/source.gz | cmp - {}",
+            test.path().display(),
+            source.display()
+        ))
+        .status()
+        .expect("gzip");
+    assert!(
+        unpacked.success(),
+        "the dump is the command's output, gzip-compressed"
+    );
+    let recorded = test.read("out/source.gz.sha256");
+    assert!(recorded.ends_with("  source.gz\n"), "{recorded}");
+
+    run(&[
+        "run",
+        "d_load",
+        "out/source.gz",
+        &format!("cat > {}", back.display()),
+    ])
+    .status(0);
+    assert_eq!(std::fs::read(&back).expect("loaded"), data);
+
+    // A dump command that fails part-way: the goal fails and nothing is left in out/.
+    let failing = format!("{cat}; exit 3");
+    run(&["run", "d_dump", &failing, "out/failed.gz"])
+        .status(1)
+        .stderr_has(&format!("`{failing}` exited with 3"));
+    let left: Vec<String> = std::fs::read_dir(test.path().join("out"))
+        .expect("out")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+
+    // A load command that stops reading does not pass for a load.
+    run(&["run", "d_load", "out/source.gz", "head -c 10 >/dev/null"])
+        .status(1)
+        .stderr_has("`head -c 10 >/dev/null` exited with 141");
+
+    // A truncated dump: refused, and its command never starts.
+    let dump = test.path().join("out/source.gz");
+    let len = std::fs::metadata(&dump).expect("dump").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&dump)
+        .and_then(|f| f.set_len(len - 1))
+        .expect("truncate");
+    run(&[
+        "run",
+        "d_load",
+        "out/source.gz",
+        &format!("touch {}; cat >/dev/null", marker.display()),
+    ])
+    .status(1)
+    .stderr_has("corrupt or truncated");
+    assert!(!marker.exists(), "the load command ran");
 }

@@ -102,7 +102,9 @@ pub fn dump(
             input: None,
             output: Some(&mut out),
         };
-        session.exec_piped(&compressed(command), pipe).await?;
+        session
+            .exec_piped(&compressed(command), command, pipe)
+            .await?;
         out.flush().await.map_err(write_error(&tmp))?;
         out.inner.sync_all().await.map_err(write_error(&tmp))?;
         Ok::<_, HostError>((out.bytes, hex(&out.hasher.finalize())))
@@ -166,7 +168,9 @@ pub fn load(session: &HostSession, source: &str, command: &str) -> Result<bool, 
             input: Some(&mut file),
             output: None,
         };
-        session.exec_piped(&decompressed(command), pipe).await
+        session
+            .exec_piped(&decompressed(command), command, pipe)
+            .await
     })?;
     session.changed(&format!(
         "loaded {} ({} bytes)",

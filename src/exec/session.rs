@@ -348,15 +348,21 @@ impl HostSession {
     }
 
     /// Runs `command` (also wrapped for sudo) with `pipe`'s streams wired to it, its standard
-    /// error shown live; a non-zero exit fails. For dumps and loads (`exec::dump`).
-    pub async fn exec_piped(&self, command: &str, pipe: Pipe<'_>) -> Result<(), HostError> {
-        self.not_interrupted(command)?;
+    /// error shown live; a non-zero exit fails, naming `shown` (what the script asked for,
+    /// when `command` wraps it). For dumps and loads (`exec::dump`).
+    pub async fn exec_piped(
+        &self,
+        command: &str,
+        shown: &str,
+        pipe: Pipe<'_>,
+    ) -> Result<(), HostError> {
+        self.not_interrupted(shown)?;
         let request = self.privileged(command, &RunOptions::default());
         let sink = HostSink::new(self.output.clone(), self.spec.name.clone(), false);
         let output = self.transport.exec_piped(&request, pipe, &sink).await?;
         if output.code != 0 {
             return Err(HostError::CommandFailed {
-                command: command.to_string(),
+                command: shown.to_string(),
                 code: output.code,
                 stderr: output.stderr,
             });

@@ -81,26 +81,29 @@ impl Transport for LocalTransport {
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
         let Pipe { input, output } = pipe;
+        let streams_input = input.is_some();
         let run = async {
+            // Whether all of `input` went in: a command may exit without reading its input,
+            // which is no error of ours unless it was given a stream to take whole.
             let feed = async {
                 let Some(mut stdin) = stdin else {
-                    return Ok(());
+                    return Ok(true);
                 };
-                // A command that exits without reading its input is not an error of ours.
                 if let Some(bytes) = request.stdin.as_ref() {
                     if stdin.write_all(bytes).await.is_err() {
-                        return Ok(());
+                        return Ok(false);
                     }
                 }
                 if let Some(input) = input {
                     match tokio::io::copy(input, &mut stdin).await {
-                        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
-                            return Err(err)
+                        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+                            return Ok(false)
                         }
-                        _ => {}
+                        Err(err) => return Err(err),
+                        Ok(_) => {}
                     }
                 }
-                Ok::<_, std::io::Error>(())
+                Ok::<_, std::io::Error>(true)
             };
             let (fed, out, err) = tokio::join!(
                 feed,
@@ -123,22 +126,33 @@ impl Transport for LocalTransport {
                 }
             );
             let status = child.wait().await?;
-            fed?;
-            Ok::<_, std::io::Error>(ExecOutput {
-                stdout: out?,
-                stderr: err?,
-                code: status.code().unwrap_or(-1),
-            })
+            Ok::<_, std::io::Error>((
+                fed?,
+                ExecOutput {
+                    stdout: out?,
+                    stderr: err?,
+                    code: status.code().unwrap_or(-1),
+                },
+            ))
+        };
+        let run = async {
+            let (whole, output) = run.await.map_err(spawn_error)?;
+            if streams_input && !whole && output.code == 0 {
+                return Err(TransportError::InputNotRead {
+                    command: request.command.clone(),
+                });
+            }
+            Ok(output)
         };
         match request.timeout {
             Some(timeout) => match tokio::time::timeout(timeout, run).await {
-                Ok(result) => result.map_err(spawn_error),
+                Ok(result) => result,
                 Err(_) => Err(TransportError::Timeout {
                     command: request.command.clone(),
                     timeout,
                 }),
             },
-            None => run.await.map_err(spawn_error),
+            None => run.await,
         }
     }
 

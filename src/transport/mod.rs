@@ -69,6 +69,9 @@ pub enum TransportError {
     /// The command ran longer than its timeout.
     #[error("`{command}` timed out after {}s", .timeout.as_secs_f64())]
     Timeout { command: String, timeout: Duration },
+    /// A command given a stream on its input ended before it read all of it.
+    #[error("`{command}` ended before it read all its input")]
+    InputNotRead { command: String },
     /// SSH failed: connecting, authenticating, or on an open connection.
     #[error(transparent)]
     Ssh(#[from] ssh::SshError),

@@ -69,6 +69,9 @@ pub enum SshError {
         #[source]
         source: std::io::Error,
     },
+    /// A command given a stream on its input ended before it read all of it.
+    #[error("`{command}` on {target} ended before it read all its input")]
+    InputNotRead { target: String, command: String },
     /// The SSH protocol failed.
     #[error("ssh: {0}")]
     Protocol(String),

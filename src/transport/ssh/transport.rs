@@ -144,17 +144,37 @@ impl SshTransport {
                 }
                 Ok::<_, SshError>(true)
             };
-        let (fed, finished) = tokio::join!(feed, receive);
+        // The channel's end decides: input still being sent then (a command that stopped
+        // reading, a timeout) is dropped, never waited for.
+        let (fed, finished) = {
+            tokio::pin!(feed);
+            tokio::pin!(receive);
+            let mut fed = None;
+            let finished = loop {
+                tokio::select! {
+                    result = &mut feed, if fed.is_none() => fed = Some(result),
+                    result = &mut receive => break result,
+                }
+            };
+            (fed, finished)
+        };
         if !finished? {
             let _ = writer.signal(russh::Sig::TERM).await;
             let _ = writer.close().await;
             return Ok(None);
         }
         // A command may exit without reading all its input, which is no error of ours; but a
-        // stream that could not be sent whole must not pass for a success.
-        if let Err(err) = fed {
-            if streams_input && code == Some(0) {
-                return Err(err);
+        // stream (a dump being loaded) that was not taken whole must not pass for a success.
+        if streams_input && code == Some(0) {
+            match fed {
+                Some(Ok(())) => {}
+                Some(Err(err)) => return Err(err),
+                None => {
+                    return Err(SshError::InputNotRead {
+                        target: self.target.to_string(),
+                        command: shortened(&request.command),
+                    })
+                }
             }
         }
         let stdout = out.finish(sink);
