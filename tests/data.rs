@@ -369,3 +369,86 @@ fn dumps_stream_over_ssh_whole_and_fail_without_leaving_files() {
     .stderr_has("corrupt or truncated");
     assert!(!marker.exists(), "the load command ran");
 }
+
+/// Writes a file of a fake backup with its `.sha256`; returns its manifest entry.
+fn backup_file(test: &Test, dir: &str, name: &str, service: &str) -> serde_json::Value {
+    let path = test.path().join(dir).join(name);
+    crate::harness::write(&path, "data\n");
+    let out = Command::new("sha256sum")
+        .arg(&path)
+        .output()
+        .expect("sha256sum");
+    let real = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a sum")
+        .to_string();
+    crate::harness::write(
+        &test.path().join(dir).join(format!("{name}.sha256")),
+        &format!("{real}  {name}\n"),
+    );
+    serde_json::json!({ "file": name, "service": service, "host": "db-0", "bytes": 5, "sha256": real })
+}
+
+/// Writes a complete fake backup of env `env` at `stamp` holding `service`.
+fn fake_backup(test: &Test, env: &str, stamp: &str, service: &str) -> String {
+    let dir = format!("backups/{env}/{stamp}");
+    let file = backup_file(test, &dir, &format!("{service}.gz"), service);
+    let manifest = serde_json::json!({
+        "format": 1, "env": "prod", "created": stamp, "weft_version": "0",
+        "services": [service], "hosts": ["db-0"], "files": [file], "builds": {},
+    });
+    test.write(&format!("{dir}/manifest.json"), &manifest.to_string());
+    dir
+}
+
+/// `backups` lists complete and incomplete backups, `backup_prune` keeps the newest N, and
+/// `restore` refuses a folder without a manifest and a backup whose services the env lacks,
+/// before any host is touched. On the `local` env, with no machines.
+#[test]
+fn backups_are_listed_pruned_and_bad_restores_are_refused() {
+    let test = Test::with_config("[project]\nname = \"shop\"\n");
+    for stamp in ["20260101T000000Z", "20260102T000000Z", "20260103T000000Z"] {
+        fake_backup(&test, "local", stamp, "redis");
+    }
+    // A dump that was interrupted: no manifest.
+    test.write(
+        "backups/local/20260102T120000Z/.redis.rdb.gz.weft-0123456789abcdef",
+        "part",
+    );
+    test.run(&["run", "backups"])
+        .status(0)
+        .stdout_has("20260101T000000Z  [\"redis\"]  1 files  5 bytes  (from env prod)")
+        .stdout_has("20260102T120000Z  incomplete (no manifest.json)");
+
+    test.run(&["run", "restore", "backups/local/20260102T120000Z"])
+        .status(1)
+        .stderr_has("is not a complete backup: it has no manifest.json");
+    test.run(&["run", "restore", "backups/local/20260103T000000Z", "--yes"])
+        .status(1)
+        .stderr_has("holds redis data, but env local has no redis");
+    // A dump that differs from what the manifest lists is refused too.
+    test.write("backups/local/20260103T000000Z/redis.gz", "other\n");
+    test.run(&["run", "restore", "backups/local/20260103T000000Z", "--yes"])
+        .status(1)
+        .stderr_has("corrupt or truncated");
+
+    test.run(&["run", "backup_prune", "none"]).status(1);
+    test.run(&["run", "backup_prune", "2"])
+        .status(0)
+        .stdout_has("removed backups/local/20260101T000000Z")
+        .stdout_has("removed backups/local/20260102T120000Z");
+    let left: Vec<String> = std::fs::read_dir(test.path().join("backups/local"))
+        .expect("backups")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut left = left;
+    left.sort();
+    assert_eq!(left, ["20260102T000000Z", "20260103T000000Z"]);
+
+    // An env with no data services has nothing to back up, and says so.
+    test.run(&["run", "backup"])
+        .status(1)
+        .stderr_has("env local has no data services to back up");
+}
