@@ -225,6 +225,24 @@ fn notes_counts_and_uploads_survive_backup_env_down_env_up_and_restore() {
         "\u{0}\u{1}binary upload\u{fffd}"
     );
 
+    // Run on every machine of the env, a dump goal dumps only where its service runs.
+    let all = test.run(&["run", "redis_dump", "all"]);
+    all.status(0);
+    assert!(
+        all.stdout
+            .lines()
+            .any(|l| l.starts_with("app-0 ") && l.ends_with("| no app's cache runs here")),
+        "{}",
+        all.stdout
+    );
+    let mut dumped: Vec<String> = std::fs::read_dir(test.path().join("all"))
+        .expect("all")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    dumped.sort();
+    assert_eq!(dumped, ["redis.rdb.gz", "redis.rdb.gz.sha256"]);
+
     killed_dump_leaves_no_complete_file(&test);
 }
 
