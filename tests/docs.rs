@@ -150,8 +150,15 @@ fn readme_app_settings_are_valid_settings() {
         .collect();
     assert!(!blocks.is_empty(), "the README shows no [apps.NAME]");
     for block in blocks {
+        let app = block
+            .split("[apps.")
+            .nth(1)
+            .and_then(|rest| rest.split(']').next())
+            .expect("an app name");
         let test = Test::with_config(&format!("[project]\nname = \"readme\"\n{block}"));
-        test.run(&["list"]).status(0).stdout_has("hello_deploy");
+        test.run(&["list"])
+            .status(0)
+            .stdout_has(&format!("{app}_deploy"));
     }
 }
 

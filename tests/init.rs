@@ -34,15 +34,18 @@ fn init_refuses_an_existing_project_and_unknown_skeletons() {
         .stderr_has("did you mean `default`?");
 }
 
-#[test]
-fn the_python_wsgi_skeleton_is_the_hello_wsgi_example_and_lists_the_app_goals() {
-    let test = Test::new();
-    test.run(&["init", "hello-wsgi", "--skeleton", "python-wsgi"])
+/// Writes skeleton `name` as project `project` and checks each file equals the example's.
+fn skeleton_matches_example(
+    test: &Test,
+    name: &str,
+    project: &str,
+    example: &str,
+) -> std::path::PathBuf {
+    test.run(&["init", project, "--skeleton", name])
         .status(0)
-        .stdout_has("created hello-wsgi/app/hello/__init__.py")
         .stdout_has("weft run env_up");
-    let made = test.path().join("hello-wsgi");
-    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-wsgi");
+    let made = test.path().join(project);
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(example);
     for entry in walkdir::WalkDir::new(&made)
         .into_iter()
         .filter_map(Result::ok)
@@ -52,15 +55,24 @@ fn the_python_wsgi_skeleton_is_the_hello_wsgi_example_and_lists_the_app_goals() 
         }
         let rel = entry.path().strip_prefix(&made).expect("inside");
         let theirs = std::fs::read_to_string(example.join(rel))
-            .unwrap_or_else(|_| panic!("examples/hello-wsgi lacks {}", rel.display()));
+            .unwrap_or_else(|_| panic!("{} lacks {}", example.display(), rel.display()));
         let ours = std::fs::read_to_string(entry.path()).expect("read");
         assert_eq!(
             ours,
             theirs,
-            "examples/hello-wsgi/{} differs from the skeleton",
+            "{}/{} differs from the skeleton",
+            example.display(),
             rel.display()
         );
     }
+    made
+}
+
+#[test]
+fn the_python_wsgi_skeleton_is_the_hello_wsgi_example_and_lists_the_app_goals() {
+    let test = Test::new();
+    let made = skeleton_matches_example(&test, "python-wsgi", "hello-wsgi", "examples/hello-wsgi");
+    assert!(made.join("app/hello/__init__.py").exists());
     test.run_in(&made, &["list"])
         .status(0)
         .stdout_has("hello_deploy ")
@@ -69,4 +81,20 @@ fn the_python_wsgi_skeleton_is_the_hello_wsgi_example_and_lists_the_app_goals() 
         .stdout_has("nginx_reload ")
         .stdout_has("haproxy_setup ")
         .stdout_has("[project] Show what each machine answers");
+}
+
+#[test]
+fn the_python_postgres_skeleton_is_the_notes_example_with_data_goals() {
+    let test = Test::new();
+    let made = skeleton_matches_example(&test, "python-postgres", "notes", "examples/notes");
+    assert!(made.join("app/notes/__init__.py").exists());
+    test.run_in(&made, &["list"])
+        .status(0)
+        .stdout_has("notes_deploy ")
+        .stdout_has("postgres_dump <dir>")
+        .stdout_has("redis_load <dir>")
+        .stdout_has("uploads_dump <dir>")
+        .stdout_has("restore <backup>")
+        .stdout_has("backup_prune <keep>")
+        .stdout_has("notes_scrub           [project]");
 }

@@ -5,6 +5,7 @@ mod fleet;
 mod harness;
 
 mod cloud;
+mod data;
 mod diagnostics;
 mod docs;
 mod init;

@@ -69,7 +69,7 @@ fn env_up(test: &Test) -> (Destroy<'_>, crate::harness::Outcome) {
 }
 
 /// The `host:80` of machine `name` of env dev.
-fn web_address(test: &Test, name: &str) -> String {
+pub fn web_address(test: &Test, name: &str) -> String {
     let list = test.run(&["cloud", "list", "-e", "dev", "--json"]);
     let machines: Vec<serde_json::Value> = serde_json::from_str(&list.stdout).expect("json");
     let address = machines
@@ -85,7 +85,7 @@ fn web_address(test: &Test, name: &str) -> String {
     format!("{ip}:80")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     for entry in walkdir::WalkDir::new(from)
         .into_iter()
         .filter_map(Result::ok)

@@ -1,6 +1,7 @@
 //! Running jobs: the run context and settings of an invocation, the fan-out over hosts,
 //! sessions on hosts, live output and the report, and the env actions of controller goals.
 
+pub mod dump;
 pub mod goals;
 pub mod interrupt;
 pub mod launch;

@@ -201,6 +201,17 @@ impl Orchestrator for EnvOrchestrator {
         })
     }
 
+    fn confirm(&self, question: &str, items: &[String]) -> Result<(), String> {
+        let refused = |why: &str| {
+            format!("not confirmed{why}: nothing was done; pass --yes to confirm without a prompt")
+        };
+        match self.run.settings.confirm.ask(question, items) {
+            Answer::Yes => Ok(()),
+            Answer::No => Err(refused("")),
+            Answer::NoTerminal => Err(refused(" (no terminal to ask on)")),
+        }
+    }
+
     fn reachable(&self) -> Result<Vec<String>, String> {
         isolated(|| {
             let filter = HostFilter {

@@ -52,4 +52,7 @@ pub trait Orchestrator: Send + Sync {
     ) -> Result<bool, String>;
     /// The env's hosts that answer over SSH.
     fn reachable(&self) -> Result<Vec<String>, String>;
+    /// Asks the person running weft `question` about `items` (once per invocation; `--yes`
+    /// answers it); an error saying nothing was done when the answer is not yes.
+    fn confirm(&self, question: &str, items: &[String]) -> Result<(), String>;
 }

@@ -14,7 +14,7 @@ use super::output::{HostSink, Output};
 use super::timings::{Section, Timings};
 use crate::inventory::{HostSpec, Vars};
 use crate::template::{TemplateError, Templates};
-use crate::transport::{ExecOutput, ExecRequest, FileState, Transport, TransportError};
+use crate::transport::{ExecOutput, ExecRequest, FileState, Pipe, Transport, TransportError};
 
 /// Why a host step failed.
 #[derive(Debug, Error)]
@@ -35,6 +35,9 @@ pub enum HostError {
     /// A template failed.
     #[error(transparent)]
     Template(#[from] TemplateError),
+    /// A dump could not be written, or a dump to load is missing or corrupt.
+    #[error(transparent)]
+    Dump(#[from] super::dump::DumpError),
     /// A local file to upload could not be read.
     #[error("cannot read local `{path}`: {source}")]
     LocalRead {
@@ -395,6 +398,34 @@ impl HostSession {
             });
         }
         Ok(Some(output))
+    }
+
+    /// Runs `command` (also wrapped for sudo) with `pipe`'s streams wired to it, its standard
+    /// error shown live; a non-zero exit fails, naming `shown` (what the script asked for,
+    /// when `command` wraps it). For dumps and loads (`exec::dump`).
+    pub async fn exec_piped(
+        &self,
+        command: &str,
+        shown: &str,
+        pipe: Pipe<'_>,
+    ) -> Result<(), HostError> {
+        self.not_interrupted(shown)?;
+        let request = self.privileged(command, &RunOptions::default());
+        let sink = HostSink::new(self.output.clone(), self.spec.name.clone(), false);
+        let output = self.transport.exec_piped(&request, pipe, &sink).await?;
+        if output.code != 0 {
+            return Err(HostError::CommandFailed {
+                command: shown.to_string(),
+                code: output.code,
+                stderr: output.stderr,
+            });
+        }
+        Ok(())
+    }
+
+    /// Runs `future` to its end on the run's runtime, from a script thread.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
     }
 
     /// The request for `command`, wrapped in sudo when the options or `--become` ask for it.

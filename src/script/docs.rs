@@ -25,6 +25,7 @@ pub const TOPICS: &[(&str, &[&str])] = &[
             "sync_dir",
         ],
     ),
+    ("dumps", &["dump", "load", "verify_dump", "list_local"]),
     ("packages", &["packages"]),
     ("users", &["user", "group", "authorized_keys"]),
     ("services", &["service", "notify"]),
@@ -43,6 +44,7 @@ pub const TOPICS: &[(&str, &[&str])] = &[
             "goal_exists",
             "run_goal",
             "reachable",
+            "confirm",
         ],
     ),
 ];

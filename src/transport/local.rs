@@ -9,7 +9,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use super::capture::Capture;
-use super::{ExecOutput, ExecRequest, FileState, LineSink, Stream, Transport, TransportError};
+use super::{
+    ExecOutput, ExecRequest, FileState, LineSink, Pipe, Stream, Transport, TransportError,
+};
 
 /// Runs everything on this machine, relative paths taken from `cwd`.
 #[derive(Debug, Clone)]
@@ -47,15 +49,17 @@ async fn pump(
 
 #[async_trait]
 impl Transport for LocalTransport {
-    async fn exec(
+    async fn exec_piped(
         &self,
         request: &ExecRequest,
+        pipe: Pipe<'_>,
         sink: &dyn LineSink,
     ) -> Result<ExecOutput, TransportError> {
         let spawn_error = |source| TransportError::Spawn {
             command: request.command.clone(),
             source,
         };
+        let has_input = request.stdin.is_some() || pipe.input.is_some();
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(&request.command)
@@ -63,7 +67,7 @@ impl Transport for LocalTransport {
             .env_remove(super::ssh::auth::PASSPHRASE_ENV)
             .env_remove(super::SUDO_PASSWORD_ENV)
             .current_dir(&self.cwd)
-            .stdin(if request.stdin.is_some() {
+            .stdin(if has_input {
                 Stdio::piped()
             } else {
                 Stdio::null()
@@ -73,18 +77,45 @@ impl Transport for LocalTransport {
             .kill_on_drop(true)
             .spawn()
             .map_err(spawn_error)?;
-        if let (Some(mut stdin), Some(bytes)) = (child.stdin.take(), request.stdin.as_ref()) {
-            // A command that exits without reading its input is not an error of ours.
-            let _ = stdin.write_all(bytes).await;
-        }
+        let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
+        let Pipe { input, output } = pipe;
+        let streams_input = input.is_some();
         let run = async {
-            let (out, err) = tokio::join!(
+            // Whether all of `input` went in: a command may exit without reading its input,
+            // which is no error of ours unless it was given a stream to take whole.
+            let feed = async {
+                let Some(mut stdin) = stdin else {
+                    return Ok(true);
+                };
+                if let Some(bytes) = request.stdin.as_ref() {
+                    if stdin.write_all(bytes).await.is_err() {
+                        return Ok(false);
+                    }
+                }
+                if let Some(input) = input {
+                    match tokio::io::copy(input, &mut stdin).await {
+                        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => {
+                            return Ok(false)
+                        }
+                        Err(err) => return Err(err),
+                        Ok(_) => {}
+                    }
+                }
+                Ok::<_, std::io::Error>(true)
+            };
+            let (fed, out, err) = tokio::join!(
+                feed,
                 async {
-                    match stdout {
-                        Some(s) => pump(s, Stream::Stdout, sink).await,
-                        None => Ok(String::new()),
+                    match (stdout, output) {
+                        (Some(mut s), Some(output)) => {
+                            tokio::io::copy(&mut s, output).await?;
+                            output.flush().await?;
+                            Ok(String::new())
+                        }
+                        (Some(s), None) => pump(s, Stream::Stdout, sink).await,
+                        (None, _) => Ok(String::new()),
                     }
                 },
                 async {
@@ -95,21 +126,33 @@ impl Transport for LocalTransport {
                 }
             );
             let status = child.wait().await?;
-            Ok::<_, std::io::Error>(ExecOutput {
-                stdout: out?,
-                stderr: err?,
-                code: status.code().unwrap_or(-1),
-            })
+            Ok::<_, std::io::Error>((
+                fed?,
+                ExecOutput {
+                    stdout: out?,
+                    stderr: err?,
+                    code: status.code().unwrap_or(-1),
+                },
+            ))
+        };
+        let run = async {
+            let (whole, output) = run.await.map_err(spawn_error)?;
+            if streams_input && !whole && output.code == 0 {
+                return Err(TransportError::InputNotRead {
+                    command: request.command.clone(),
+                });
+            }
+            Ok(output)
         };
         match request.timeout {
             Some(timeout) => match tokio::time::timeout(timeout, run).await {
-                Ok(result) => result.map_err(spawn_error),
+                Ok(result) => result,
                 Err(_) => Err(TransportError::Timeout {
                     command: request.command.clone(),
                     timeout,
                 }),
             },
-            None => run.await.map_err(spawn_error),
+            None => run.await,
         }
     }
 
@@ -277,7 +320,7 @@ where
 
 /// A hidden, random temporary name beside `target`, so the final rename stays on one
 /// filesystem and nobody can plant a link under it in advance.
-fn temporary_sibling(target: &Path) -> PathBuf {
+pub fn temporary_sibling(target: &Path) -> PathBuf {
     let name = target
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

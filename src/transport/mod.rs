@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Which output stream a line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -68,6 +69,9 @@ pub enum TransportError {
     /// The command ran longer than its timeout.
     #[error("`{command}` timed out after {}s", .timeout.as_secs_f64())]
     Timeout { command: String, timeout: Duration },
+    /// A command given a stream on its input ended before it read all of it.
+    #[error("`{command}` ended before it read all its input")]
+    InputNotRead { command: String },
     /// SSH failed: connecting, authenticating, or on an open connection.
     #[error(transparent)]
     Ssh(#[from] ssh::SshError),
@@ -79,6 +83,16 @@ pub enum TransportError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Byte streams wired to a command instead of memory, so data of any size passes with flat
+/// memory: dumps of databases to files of the controller, and back (issue 14).
+#[derive(Default)]
+pub struct Pipe<'a> {
+    /// Read to the end into the command's standard input, after `ExecRequest::stdin`.
+    pub input: Option<&'a mut (dyn AsyncRead + Unpin + Send)>,
+    /// Receives the command's standard output, which `ExecOutput::stdout` then lacks.
+    pub output: Option<&'a mut (dyn AsyncWrite + Unpin + Send)>,
 }
 
 /// How weft talks to one host: run a command, read a file, write a file.
@@ -93,6 +107,17 @@ pub trait Transport: Send + Sync {
     async fn exec(
         &self,
         request: &ExecRequest,
+        sink: &dyn LineSink,
+    ) -> Result<ExecOutput, TransportError> {
+        self.exec_piped(request, Pipe::default(), sink).await
+    }
+
+    /// Runs a command with its standard input and output wired to `pipe` where it names a
+    /// stream; standard error (and standard output that `pipe` does not take) goes to `sink`.
+    async fn exec_piped(
+        &self,
+        request: &ExecRequest,
+        pipe: Pipe<'_>,
         sink: &dyn LineSink,
     ) -> Result<ExecOutput, TransportError>;
 

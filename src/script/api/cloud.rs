@@ -61,6 +61,42 @@ pub mod cloud_api {
         Ok(list.into_iter().map(machine_map).collect())
     }
 
+    /// Asks the person running weft whether to go on with `question` (about the strings
+    /// `items`, listed under it), once per invocation: the first answer holds for every later
+    /// question, of any goal and host; `--yes` answers yes. Anything but yes
+    /// stops the goal with an error saying nothing was done, and weft exits 2. Under `--check`
+    /// nothing is asked.
+    ///
+    /// ```rhai
+    /// confirm(`replace the data of env ${env().name}?`, ["postgres", "redis"]);
+    /// ```
+    #[rhai_fn(name = "confirm", return_raw)]
+    pub fn confirm(
+        ctx: NativeCallContext,
+        question: &str,
+        items: Array,
+    ) -> Result<(), Box<EvalAltResult>> {
+        // Any goal may ask, also one running on many hosts at once: the answer is shared.
+        let context = ctx
+            .tag()
+            .and_then(|t| t.read_lock::<ScriptContext>().map(|c| c.clone()));
+        let Some(context) = context else {
+            return Err("confirm() is available to goals run by `weft run`".into());
+        };
+        let check = context
+            .env
+            .get("check")
+            .is_some_and(|v| v.as_bool().unwrap_or(false));
+        if check {
+            return Ok(());
+        }
+        let orchestrator = context
+            .orchestrator
+            .ok_or("confirm() is available to goals run by `weft run`")?;
+        let items: Vec<String> = items.into_iter().map(|i| i.to_string()).collect();
+        Ok(orchestrator.confirm(question, &items)?)
+    }
+
     /// Makes `count` new machines of `role` (after the highest ordinal), waits for SSH and runs
     /// `<role>_provision` on them; returns them.
     ///

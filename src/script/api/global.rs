@@ -124,12 +124,50 @@ pub mod global_api {
         resolve_secret(&ctx, "secret_file", SecretRef::File(path.to_string()))
     }
 
+    /// Checks the dump `path` of this machine (relative paths start at the project) against
+    /// its `.sha256` and returns `#{ path, bytes, sha256 }`; a missing, corrupt or truncated
+    /// dump stops the goal. Verify every file of a backup before loading any.
+    ///
+    /// ```rhai
+    /// let d = verify_dump("backups/prod/20260101T000000Z/redis.rdb.gz");
+    /// ```
+    #[rhai_fn(name = "verify_dump", return_raw)]
+    pub fn verify_dump(ctx: NativeCallContext, path: &str) -> Result<Map, Box<EvalAltResult>> {
+        let root = context(&ctx).map(|c| c.root).unwrap_or_default();
+        let dumped = crate::exec::dump::verify(&root.join(path)).map_err(|e| e.to_string())?;
+        Ok(crate::script::api::host::dumped_map(&dumped))
+    }
+
+    /// The names in folder `dir` of this machine (relative paths start at the project),
+    /// sorted, without hidden ones (a dump being written has a hidden name); `[]` when the
+    /// folder does not exist.
+    ///
+    /// ```rhai
+    /// for name in list_local("backups/prod") { log(name); }
+    /// ```
+    #[rhai_fn(name = "list_local", return_raw)]
+    pub fn list_local(ctx: NativeCallContext, dir: &str) -> Result<Array, Box<EvalAltResult>> {
+        let root = context(&ctx).map(|c| c.root).unwrap_or_default();
+        let entries = match std::fs::read_dir(root.join(dir)) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Array::new()),
+            Err(err) => return Err(format!("list_local: cannot read `{dir}`: {err}").into()),
+        };
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        names.sort();
+        Ok(names.into_iter().map(Into::into).collect())
+    }
+
     /// The env the goal runs in (weft's env from `weft.toml`, not the process environment:
     /// see `secret_env` for that): `#{ name, vars, hosts, roles, addresses, check, break_lock,
-    /// runner }`, where `hosts` lists the selected host names, `roles` maps each role to its
-    /// hosts, `addresses` maps every host of the env to its bare address (no user or port),
-    /// `check` is `true` under `--check`, `break_lock` under `--break-lock`, and `runner` names
-    /// this run (`user@host:pid`) for lock owners.
+    /// runner, weft_version }`, where `hosts` lists the selected host names, `roles` maps each
+    /// role to its hosts, `addresses` maps every host of the env to its bare address (no user
+    /// or port), `check` is `true` under `--check`, `break_lock` under `--break-lock`, `runner`
+    /// names this run (`user@host:pid`) for lock owners, and `weft_version` is weft's version.
     ///
     /// ```rhai
     /// if env().name == "prod" { log("careful"); }

@@ -68,6 +68,18 @@ fn run_command(host: &Host, command: &str, options: RunOptions) -> ApiResult<Map
     Ok(output_map(output))
 }
 
+/// What scripts see of a dump: `#{ path, bytes, sha256 }`.
+pub fn dumped_map(dumped: &crate::exec::dump::Dumped) -> Map {
+    let mut map = Map::new();
+    map.insert("path".into(), dumped.path.display().to_string().into());
+    map.insert(
+        "bytes".into(),
+        Dynamic::from_int(i64::try_from(dumped.bytes).unwrap_or(i64::MAX)),
+    );
+    map.insert("sha256".into(), dumped.sha256.clone().into());
+    map
+}
+
 /// Functions and properties of `Host`.
 #[export_module]
 pub mod host_api {
@@ -239,6 +251,39 @@ pub mod host_api {
         })
         .map(|()| true)
         .map_err(|e| e.to_string().into())
+    }
+
+    /// Runs `command` on the host and streams its standard output, compressed with gzip on the
+    /// host, into the file `local` of this machine (relative to the project), with memory flat
+    /// for any size. The file is written under a hidden temporary name, its SHA-256 goes to
+    /// `local + ".sha256"`, and only then is it renamed into place: an interrupted dump never
+    /// looks complete. Returns `#{ path, bytes, sha256 }`, or `()` under `--check`. A non-zero
+    /// exit fails the goal and leaves no file.
+    ///
+    /// ```rhai
+    /// host.dump("sudo -u postgres pg_dump notes", "backups/notes.sql.gz");
+    /// ```
+    #[rhai_fn(name = "dump", return_raw)]
+    pub fn dump(
+        host: &mut Host,
+        command: &str,
+        local: &str,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let dumped = crate::exec::dump::dump(&host.0, command, local).map_err(|e| e.to_string())?;
+        Ok(dumped.map_or(Dynamic::UNIT, |d| dumped_map(&d).into()))
+    }
+
+    /// Streams the file `local` of this machine (a gzip file that `dump` made) into the
+    /// standard input of `command` on the host, decompressed there, after checking it against
+    /// `local + ".sha256"`: a corrupt or truncated file fails the goal before the host is
+    /// touched. Returns `true` (`false` under `--check`, which only verifies).
+    ///
+    /// ```rhai
+    /// host.load("backups/notes.sql.gz", "sudo -u postgres psql -q notes");
+    /// ```
+    #[rhai_fn(name = "load", return_raw)]
+    pub fn load(host: &mut Host, local: &str, command: &str) -> Result<bool, Box<EvalAltResult>> {
+        Ok(crate::exec::dump::load(&host.0, local, command).map_err(|e| e.to_string())?)
     }
 
     /// Renders a template (looked up project → user → stdlib) with the host's variables and

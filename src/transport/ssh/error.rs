@@ -62,6 +62,16 @@ pub enum SshError {
          running on {target}: check there before running it again"
     )]
     ConnectionLost { target: String, command: String },
+    /// A command's streamed output could not be written where it was going.
+    #[error("cannot write the output of a command on {target}: {source}")]
+    Stream {
+        target: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A command given a stream on its input ended before it read all of it.
+    #[error("`{command}` on {target} ended before it read all its input")]
+    InputNotRead { target: String, command: String },
     /// The SSH protocol failed.
     #[error("ssh: {0}")]
     Protocol(String),

@@ -15,7 +15,9 @@ use super::connection::{connect, Connection, SshSettings};
 use super::error::SshError;
 use super::target::Target;
 use crate::transport::capture::Capture;
-use crate::transport::{ExecOutput, ExecRequest, LineSink, Stream, Transport, TransportError};
+use crate::transport::{
+    ExecOutput, ExecRequest, LineSink, Pipe, Stream, Transport, TransportError,
+};
 
 /// sshd allows 10 sessions per connection by default; keep one for SFTP and one spare.
 const CHANNELS_PER_CONNECTION: usize = 8;
@@ -71,46 +73,108 @@ impl SshTransport {
             .await
     }
 
-    /// Runs the request on a channel of its own; `None` when its timeout ended it first (the
-    /// command then gets TERM and the channel is closed, so sessions never pile up).
+    /// Runs the request on a channel of its own, with `pipe`'s streams wired to it; `None`
+    /// when its timeout ended it first (the command then gets TERM and the channel is closed,
+    /// so sessions never pile up).
     async fn run_channel(
         &self,
         request: &ExecRequest,
+        pipe: Pipe<'_>,
         sink: &dyn LineSink,
     ) -> Result<Option<ExecOutput>, SshError> {
         let connection = self.connection().await?;
         let _permit = self.channels.acquire().await;
-        let mut channel = connection.handle.channel_open_session().await?;
+        let channel = connection.handle.channel_open_session().await?;
         channel.exec(true, request.command.as_bytes()).await?;
-        if let Some(stdin) = &request.stdin {
-            channel.data(&stdin[..]).await?;
-        }
-        channel.eof().await?;
+        let (mut reader, writer) = channel.split();
+        let Pipe { input, mut output } = pipe;
+        let streams_input = input.is_some();
+        // Input is sent while output is read: a command that answers as it reads (or a dump
+        // loaded through one) never waits on a full window in both directions.
+        let feed = async {
+            if let Some(stdin) = &request.stdin {
+                writer.data(&stdin[..]).await?;
+            }
+            if let Some(input) = input {
+                writer.data(input).await?;
+            }
+            writer.eof().await?;
+            Ok::<_, SshError>(())
+        };
         let deadline = request.timeout.map(|t| tokio::time::Instant::now() + t);
         let mut out = Capture::new(Stream::Stdout);
         let mut err = Capture::new(Stream::Stderr);
         let mut code = None;
-        loop {
-            let msg = match deadline {
-                Some(deadline) => match tokio::time::timeout_at(deadline, channel.wait()).await {
-                    Ok(msg) => msg,
-                    Err(_) => {
-                        let _ = channel.signal(russh::Sig::TERM).await;
-                        let _ = channel.close().await;
-                        return Ok(None);
+        let receive =
+            async {
+                loop {
+                    let msg = match deadline {
+                        Some(deadline) => {
+                            match tokio::time::timeout_at(deadline, reader.wait()).await {
+                                Ok(msg) => msg,
+                                Err(_) => return Ok(false),
+                            }
+                        }
+                        None => reader.wait().await,
+                    };
+                    let Some(msg) = msg else {
+                        break;
+                    };
+                    match msg {
+                        ChannelMsg::Data { data } => match output.as_mut() {
+                            Some(output) => output.write_all(&data).await.map_err(|source| {
+                                SshError::Stream {
+                                    target: self.target.to_string(),
+                                    source,
+                                }
+                            })?,
+                            None => out.push(&data, sink),
+                        },
+                        ChannelMsg::ExtendedData { data, ext: 1 } => err.push(&data, sink),
+                        ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status as i32),
+                        ChannelMsg::ExitSignal { .. } => code = Some(-1),
+                        _ => {}
                     }
-                },
-                None => channel.wait().await,
+                }
+                if let Some(output) = output.as_mut() {
+                    output.flush().await.map_err(|source| SshError::Stream {
+                        target: self.target.to_string(),
+                        source,
+                    })?;
+                }
+                Ok::<_, SshError>(true)
             };
-            let Some(msg) = msg else {
-                break;
+        // The channel's end decides: input still being sent then (a command that stopped
+        // reading, a timeout) is dropped, never waited for.
+        let (fed, finished) = {
+            tokio::pin!(feed);
+            tokio::pin!(receive);
+            let mut fed = None;
+            let finished = loop {
+                tokio::select! {
+                    result = &mut feed, if fed.is_none() => fed = Some(result),
+                    result = &mut receive => break result,
+                }
             };
-            match msg {
-                ChannelMsg::Data { data } => out.push(&data, sink),
-                ChannelMsg::ExtendedData { data, ext: 1 } => err.push(&data, sink),
-                ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status as i32),
-                ChannelMsg::ExitSignal { .. } => code = Some(-1),
-                _ => {}
+            (fed, finished)
+        };
+        if !finished? {
+            let _ = writer.signal(russh::Sig::TERM).await;
+            let _ = writer.close().await;
+            return Ok(None);
+        }
+        // A command may exit without reading all its input, which is no error of ours; but a
+        // stream (a dump being loaded) that was not taken whole must not pass for a success.
+        if streams_input && code == Some(0) {
+            match fed {
+                Some(Ok(())) => {}
+                Some(Err(err)) => return Err(err),
+                None => {
+                    return Err(SshError::InputNotRead {
+                        target: self.target.to_string(),
+                        command: shortened(&request.command),
+                    })
+                }
             }
         }
         let stdout = out.finish(sink);
@@ -205,7 +269,7 @@ impl SshTransport {
             ..ExecRequest::default()
         };
         let out = self
-            .run_channel(&rename, &Quiet)
+            .run_channel(&rename, Pipe::default(), &Quiet)
             .await
             .map_err(TransportError::from)?
             .unwrap_or_default();
@@ -312,12 +376,13 @@ impl Transport for SshTransport {
         Ok(())
     }
 
-    async fn exec(
+    async fn exec_piped(
         &self,
         request: &ExecRequest,
+        pipe: Pipe<'_>,
         sink: &dyn LineSink,
     ) -> Result<ExecOutput, TransportError> {
-        match self.run_channel(request, sink).await? {
+        match self.run_channel(request, pipe, sink).await? {
             Some(output) => Ok(output),
             None => Err(TransportError::Timeout {
                 command: request.command.clone(),

@@ -1,0 +1,472 @@
+//! Data services end to end (issue 14): examples/notes on `local` machines running real
+//! PostgreSQL and Redis from Debian's packages. Notes, view counts and uploads written through
+//! the app survive `backup`, `env_down`, a fresh `env_up` and `restore`; a truncated dump is
+//! refused before anything is touched; a dump killed half-way leaves no complete-looking file.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::harness::{Destroy, Test};
+
+/// One HTTP/1.0 request to `addr`: the status line and the body.
+fn request(addr: &str, method: &str, path: &str, body: &[u8], kind: &str) -> (String, String) {
+    let mut stream =
+        TcpStream::connect_timeout(&addr.parse().expect("addr"), Duration::from_secs(5))
+            .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let head = format!(
+        "{method} {path} HTTP/1.0\r\nHost: notes\r\nContent-Type: {kind}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send");
+    stream.write_all(body).expect("send body");
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).expect("answer");
+    let answer = String::from_utf8_lossy(&bytes).into_owned();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
+}
+
+fn get(addr: &str, path: &str) -> String {
+    let (status, body) = request(addr, "GET", path, b"", "text/plain");
+    assert!(status.contains(" 200 "), "GET {path}: {status}\n{body}");
+    body
+}
+
+fn add_note(addr: &str, text: &str) {
+    let (status, body) = request(
+        addr,
+        "POST",
+        "/notes",
+        format!("text={text}").as_bytes(),
+        "application/x-www-form-urlencoded",
+    );
+    assert!(status.contains(" 201 "), "{status}\n{body}");
+}
+
+fn upload(addr: &str, name: &str, content: &[u8]) {
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
+             Content-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(content);
+    body.extend_from_slice(b"\r\n--XyZ--\r\n");
+    let (status, answer) = request(
+        addr,
+        "POST",
+        "/upload",
+        &body,
+        "multipart/form-data; boundary=XyZ",
+    );
+    assert!(status.contains(" 201 "), "{status}\n{answer}");
+}
+
+/// The project: examples/notes with one machine of each role but the lb, so it stays quick.
+fn notes() -> Test {
+    let test = Test::new().with_env(vec![
+        crate::app::pip_cache(),
+        ("NOTES_DB_PASSWORD".into(), "n0tes p@ss'word".into()),
+        ("REDIS_PASSWORD".into(), "r3dis \"pass\"".into()),
+    ]);
+    crate::webstack::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/notes"),
+        test.path(),
+    );
+    let config = test
+        .read("weft.toml")
+        .replace(
+            "[env.dev.machines.app]\ncount = 2",
+            "[env.dev.machines.app]\ncount = 1",
+        )
+        .replace("[env.dev.machines.lb]\ncount = 1\n", "");
+    test.write("weft.toml", &config);
+    test
+}
+
+/// The backup folders of env dev, by name.
+fn backups(test: &Test) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(test.path().join("backups/dev"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn notes_counts_and_uploads_survive_backup_env_down_env_up_and_restore() {
+    let test = notes();
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    test.run(&["run", "env_up"])
+        .status(0)
+        .stdout_has("deployed notes");
+    let addr = crate::webstack::web_address(&test, "app-0");
+
+    add_note(&addr, "first");
+    add_note(&addr, "mail bob@example.com");
+    upload(&addr, "photo.bin", b"\x00\x01binary upload\xff");
+    get(&addr, "/");
+    let page = get(&addr, "/");
+    assert!(page.starts_with("views: 2\n"), "{page}");
+    assert!(
+        page.contains("note: first\nnote: mail bob@example.com\n"),
+        "{page}"
+    );
+    assert_eq!(
+        get(&addr, "/uploads/photo.bin"),
+        "\u{0}\u{1}binary upload\u{fffd}"
+    );
+
+    // The app reads its URLs from shared/env, which only its user can read.
+    test.run(&[
+        "ssh",
+        "app-0",
+        "--",
+        "stat -c '%a %U' /opt/www/notes/shared/env",
+    ])
+    .status(0)
+    .stdout_has("600 notes");
+
+    let done = test.run(&["run", "backup"]);
+    done.status(0)
+        .stdout_has("backed up env dev into backups/dev/");
+    let stamp = backups(&test).pop().expect("a backup");
+    let dir = format!("backups/dev/{stamp}");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&test.read(&format!("{dir}/manifest.json"))).expect("json");
+    assert_eq!(manifest["env"], "dev");
+    assert_eq!(
+        manifest["services"],
+        serde_json::json!(["postgres", "redis", "uploads"])
+    );
+    let files: Vec<&str> = manifest["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .map(|f| f["file"].as_str().expect("name"))
+        .collect();
+    for wanted in [
+        "postgres.notes.sql.gz",
+        "redis.rdb.gz",
+        "uploads.notes.app-0.tar.gz",
+    ] {
+        assert!(files.contains(&wanted), "{files:?}");
+        assert!(test
+            .path()
+            .join(&dir)
+            .join(format!("{wanted}.sha256"))
+            .exists());
+    }
+    assert!(
+        manifest["builds"]["notes@app-0"]
+            .as_str()
+            .is_some_and(|b| !b.is_empty()),
+        "{manifest}"
+    );
+    test.run(&["run", "backups"]).status(0).stdout_has(&stamp);
+
+    // A copy with a truncated dump is refused before any machine is touched.
+    let bad = format!("backups/dev/{stamp}-bad");
+    crate::webstack::copy_dir(&test.path().join(&dir), &test.path().join(&bad));
+    let dump = test.path().join(&bad).join("postgres.notes.sql.gz");
+    let len = std::fs::metadata(&dump).expect("dump").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&dump)
+        .and_then(|f| f.set_len(len / 2))
+        .expect("truncate");
+    test.run(&["run", "restore", &bad, "--yes"])
+        .status(1)
+        .stderr_has("corrupt or truncated");
+    assert!(
+        get(&addr, "/").contains("note: first"),
+        "the data is untouched"
+    );
+    std::fs::remove_dir_all(test.path().join(&bad)).expect("rm");
+
+    test.run(&["run", "env_down", "--yes"]).status(0);
+    test.run(&["run", "env_up"])
+        .status(0)
+        .stdout_has("deployed notes");
+    let addr = crate::webstack::web_address(&test, "app-0");
+    assert!(get(&addr, "/").starts_with("views: 1\n"), "a fresh env");
+
+    // Without --yes and without a terminal, nothing is loaded.
+    test.run(&["run", "restore", &dir])
+        .status(2)
+        .stderr_has("not confirmed");
+    test.run(&["run", "restore", &dir, "--yes"])
+        .status(0)
+        .stdout_has(&format!("restored {dir} into env dev"));
+    let page = get(&addr, "/");
+    // The count goes on from the backup's; notes_scrub anonymised the address.
+    assert!(page.starts_with("views: 3\n"), "{page}");
+    assert!(page.contains("note: first\nnote: scrubbed\n"), "{page}");
+    assert_eq!(
+        get(&addr, "/uploads/photo.bin"),
+        "\u{0}\u{1}binary upload\u{fffd}"
+    );
+
+    // Run on every machine of the env, a dump goal dumps only where its service runs.
+    let all = test.run(&["run", "redis_dump", "all"]);
+    all.status(0);
+    assert!(
+        all.stdout
+            .lines()
+            .any(|l| l.starts_with("app-0 ") && l.ends_with("| no app's cache runs here")),
+        "{}",
+        all.stdout
+    );
+    let mut dumped: Vec<String> = std::fs::read_dir(test.path().join("all"))
+        .expect("all")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    dumped.sort();
+    assert_eq!(dumped, ["redis.rdb.gz", "redis.rdb.gz.sha256"]);
+
+    killed_dump_leaves_no_complete_file(&test);
+}
+
+/// `postgres_dump` of a large table, killed half-way: no file under the dump's name, and no
+/// checksum of it.
+fn killed_dump_leaves_no_complete_file(test: &Test) {
+    let fill = "cd / && runuser -u postgres -- psql -q notes -c \
+        \"CREATE TABLE big AS SELECT g, md5(g::text) || md5((g+1)::text) AS t FROM generate_series(1, 3000000) g\"";
+    test.run(&["ssh", "db-0", "--", fill]).status(0);
+    let mut child = test
+        .command(&["run", "postgres_dump", "killed"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("weft starts");
+    let folder = test.path().join("killed");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Killed once the hidden temporary file holds some of the stream.
+    loop {
+        let growing = std::fs::read_dir(&folder).ok().is_some_and(|d| {
+            d.filter_map(Result::ok).any(|e| {
+                e.file_name().to_string_lossy().starts_with('.')
+                    && e.metadata().is_ok_and(|m| m.len() > 1_000_000)
+            })
+        });
+        if growing {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dump never started streaming"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let killed = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let _ = child.wait();
+    assert!(!folder.join("postgres.notes.sql.gz").exists());
+    assert!(!folder.join("postgres.notes.sql.gz.sha256").exists());
+    test.run(&["run", "backups"]).status(0);
+}
+
+/// `host.dump` and `host.load` over SSH (a real sshd on loopback): 48 MiB each way, whole;
+/// a failing dump command leaves no file, not even a hidden one; a load whose command stops
+/// reading fails (gzip on the host gets SIGPIPE); a truncated dump is refused before its
+/// command starts.
+#[test]
+fn dumps_stream_over_ssh_whole_and_fail_without_leaving_files() {
+    let fleet = crate::fleet::Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    let data: Vec<u8> = (0..48u32 * 1024 * 1024)
+        .map(|i| (i.wrapping_mul(2654435761) >> 11) as u8)
+        .collect();
+    let source = test.path().join("source.bin");
+    std::fs::write(&source, &data).expect("write");
+    let (back, marker) = (test.path().join("back.bin"), test.path().join("ran"));
+    test.write(
+        "deploy/d.rhai",
+        "/// Dump.\nfn d_dump(host, cmd, to) { let d = host.dump(cmd, to); log(`bytes=${d.bytes}`); }\n\
+         /// Load.\nfn d_load(host, from, cmd) { host.load(from, cmd); }\n",
+    );
+    let flags = [
+        "-i".to_string(),
+        fleet.key(),
+        "--known-hosts".to_string(),
+        fleet.known_hosts(),
+        "-e".to_string(),
+        "fleet".to_string(),
+    ];
+    let run = |argv: &[&str]| {
+        let all: Vec<&str> = argv
+            .iter()
+            .copied()
+            .chain(flags.iter().map(String::as_str))
+            .collect();
+        test.run(&all)
+    };
+    let cat = format!("cat {}", source.display());
+    run(&["run", "d_dump", &cat, "out/source.gz"])
+        .status(0)
+        .stdout_has("dumped ");
+    let unpacked = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -dc {}/out/source.gz | cmp - {}",
+            test.path().display(),
+            source.display()
+        ))
+        .status()
+        .expect("gzip");
+    assert!(
+        unpacked.success(),
+        "the dump is the command's output, gzip-compressed"
+    );
+    let recorded = test.read("out/source.gz.sha256");
+    assert!(recorded.ends_with("  source.gz\n"), "{recorded}");
+
+    run(&[
+        "run",
+        "d_load",
+        "out/source.gz",
+        &format!("cat > {}", back.display()),
+    ])
+    .status(0);
+    assert_eq!(std::fs::read(&back).expect("loaded"), data);
+
+    // A dump command that fails part-way: the goal fails and nothing is left in out/.
+    let failing = format!("{cat}; exit 3");
+    run(&["run", "d_dump", &failing, "out/failed.gz"])
+        .status(1)
+        .stderr_has(&format!("`{failing}` exited with 3"));
+    let left: Vec<String> = std::fs::read_dir(test.path().join("out"))
+        .expect("out")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+
+    // A load command that stops reading does not pass for a load.
+    run(&["run", "d_load", "out/source.gz", "head -c 10 >/dev/null"])
+        .status(1)
+        .stderr_has("`head -c 10 >/dev/null` exited with 141");
+
+    // A truncated dump: refused, and its command never starts.
+    let dump = test.path().join("out/source.gz");
+    let len = std::fs::metadata(&dump).expect("dump").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&dump)
+        .and_then(|f| f.set_len(len - 1))
+        .expect("truncate");
+    run(&[
+        "run",
+        "d_load",
+        "out/source.gz",
+        &format!("touch {}; cat >/dev/null", marker.display()),
+    ])
+    .status(1)
+    .stderr_has("corrupt or truncated");
+    assert!(!marker.exists(), "the load command ran");
+}
+
+/// Writes a file of a fake backup with its `.sha256`; returns its manifest entry.
+fn backup_file(test: &Test, dir: &str, name: &str, service: &str) -> serde_json::Value {
+    let path = test.path().join(dir).join(name);
+    crate::harness::write(&path, "data\n");
+    let out = Command::new("sha256sum")
+        .arg(&path)
+        .output()
+        .expect("sha256sum");
+    let real = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a sum")
+        .to_string();
+    crate::harness::write(
+        &test.path().join(dir).join(format!("{name}.sha256")),
+        &format!("{real}  {name}\n"),
+    );
+    serde_json::json!({ "file": name, "service": service, "host": "db-0", "bytes": 5, "sha256": real })
+}
+
+/// Writes a complete fake backup of env `env` at `stamp` holding `service`.
+fn fake_backup(test: &Test, env: &str, stamp: &str, service: &str) -> String {
+    let dir = format!("backups/{env}/{stamp}");
+    let file = backup_file(test, &dir, &format!("{service}.gz"), service);
+    let manifest = serde_json::json!({
+        "format": 1, "env": "prod", "created": stamp, "weft_version": "0",
+        "services": [service], "hosts": ["db-0"], "files": [file], "builds": {},
+    });
+    test.write(&format!("{dir}/manifest.json"), &manifest.to_string());
+    dir
+}
+
+/// `backups` lists complete and incomplete backups, `backup_prune` keeps the newest N, and
+/// `restore` refuses a folder without a manifest and a backup whose services the env lacks,
+/// before any host is touched. On the `local` env, with no machines.
+#[test]
+fn backups_are_listed_pruned_and_bad_restores_are_refused() {
+    let test = Test::with_config("[project]\nname = \"shop\"\n");
+    for stamp in ["20260101T000000Z", "20260102T000000Z", "20260103T000000Z"] {
+        fake_backup(&test, "local", stamp, "redis");
+    }
+    // A dump that was interrupted: no manifest.
+    test.write(
+        "backups/local/20260102T120000Z/.redis.rdb.gz.weft-0123456789abcdef",
+        "part",
+    );
+    test.run(&["run", "backups"])
+        .status(0)
+        .stdout_has("20260101T000000Z  [\"redis\"]  1 files  5 bytes  (from env prod)")
+        .stdout_has("20260102T120000Z  incomplete (no manifest.json)");
+
+    test.run(&["run", "restore", "backups/local/20260102T120000Z"])
+        .status(1)
+        .stderr_has("is not a complete backup: it has no manifest.json");
+    test.run(&["run", "restore", "backups/local/20260103T000000Z", "--yes"])
+        .status(1)
+        .stderr_has("holds redis data, but env local has no redis");
+    // A dump that differs from what the manifest lists is refused too.
+    test.write("backups/local/20260103T000000Z/redis.gz", "other\n");
+    test.run(&["run", "restore", "backups/local/20260103T000000Z", "--yes"])
+        .status(1)
+        .stderr_has("corrupt or truncated");
+
+    test.run(&["run", "backup_prune", "none"]).status(1);
+    test.run(&["run", "backup_prune", "2"])
+        .status(0)
+        .stdout_has("removed backups/local/20260101T000000Z")
+        .stdout_has("removed backups/local/20260102T120000Z");
+    let left: Vec<String> = std::fs::read_dir(test.path().join("backups/local"))
+        .expect("backups")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let mut left = left;
+    left.sort();
+    assert_eq!(left, ["20260102T000000Z", "20260103T000000Z"]);
+
+    // An env with no data services has nothing to back up, and says so.
+    test.run(&["run", "backup"])
+        .status(1)
+        .stderr_has("env local has no data services to back up");
+}
