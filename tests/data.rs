@@ -90,7 +90,11 @@ fn notes() -> Test {
             "[env.dev.machines.app]\ncount = 2",
             "[env.dev.machines.app]\ncount = 1",
         )
-        .replace("[env.dev.machines.lb]\ncount = 1\n", "");
+        .replace(
+            "[env.dev.machines.lb]\ncount = 1\npackages = [\"haproxy\", \"curl\"]\n",
+            "",
+        );
+    assert!(!config.contains("machines.lb"));
     test.write("weft.toml", &config);
     test
 }
