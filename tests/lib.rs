@@ -7,6 +7,7 @@ mod harness;
 mod cloud;
 mod diagnostics;
 mod docs;
+mod editors;
 mod init;
 mod layers;
 mod lsp;

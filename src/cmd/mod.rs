@@ -2,6 +2,7 @@
 //! gets the loaded context and returns an exit code. `settings.rs` maps the shared flags.
 
 mod cloud;
+mod config;
 mod copy;
 mod doc;
 mod exec;
@@ -70,6 +71,7 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
             markdown,
         } => doc::doc(name.as_deref(), definitions, markdown),
         Command::Lsp => lsp::lsp(ctx),
+        Command::Config { command } => config::config(command),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "weft", &mut std::io::stdout());

@@ -4,6 +4,7 @@ mod project;
 pub mod secret;
 mod user;
 
+pub use project::schema;
 pub use project::{
     ConfigFile, ConnectorKind, EnvSection, HostEntry, MachineEntry, ProjectConfig, ProviderKind,
     RoleEntry,
