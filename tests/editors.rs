@@ -84,3 +84,63 @@ fn config_schema_carries_the_doc_comments() {
         "{schema:#}"
     );
 }
+
+/// `scripts/build-vscode.sh` makes the extension from the committed files (npm packages from
+/// the registry at the lock file's versions, the extension's own tests run by npm) into a
+/// .vsix that holds the manifest, grammar, client and the schema of this weft.
+#[test]
+fn the_vscode_extension_builds_into_a_vsix() {
+    let test = Test::new();
+    let vsix = test.path().join("weft.vsix");
+    let out = std::process::Command::new(Path::new(ROOT).join("scripts/build-vscode.sh"))
+        .arg(env!("CARGO_BIN_EXE_weft"))
+        .arg(&vsix)
+        .output()
+        .expect("scripts/build-vscode.sh runs (npm: scripts/test.sh installs it)");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{log}");
+    // npm test's report: every test of the extension passed.
+    assert!(log.contains("# fail 0") && !log.contains("# pass 0"), "{log}");
+    // The .vsix is a zip: list it and read the schema back with Python's zipfile.
+    let read = |member: &str| {
+        let out = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); print('\\n'.join(z.namelist()) if sys.argv[2] == '-' else z.read(sys.argv[2]).decode())",
+            ])
+            .arg(&vsix)
+            .arg(member)
+            .output()
+            .expect("python3");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let names = read("-");
+    for wanted in [
+        "extension/package.json",
+        "extension/extension.js",
+        "extension/language-configuration.json",
+        "extension/syntaxes/rhai.tmLanguage.json",
+        "extension/weft.schema.json",
+        "extension/node_modules/vscode-languageclient/node.js",
+    ] {
+        assert!(names.lines().any(|n| n == wanted), "{wanted} not in\n{names}");
+    }
+    // Build tools and tests stay out of it.
+    for unwanted in ["@vscode/vsce", "vscode-textmate", "extension/test/"] {
+        assert!(!names.contains(unwanted), "{unwanted} in\n{names}");
+    }
+    let packaged: Value = serde_json::from_str(&read("extension/weft.schema.json")).expect("JSON");
+    let schema: Value =
+        serde_json::from_str(&test.run(&["config", "schema"]).stdout).expect("JSON");
+    assert_eq!(packaged, schema);
+    let manifest: Value = serde_json::from_str(&read("extension/package.json")).expect("JSON");
+    assert_eq!(
+        manifest["contributes"]["tomlValidation"][0]["url"],
+        json!("./weft.schema.json")
+    );
+}
