@@ -56,7 +56,12 @@ fn config_schema_accepts_every_example_and_refuses_typos() {
     let bad = "[project]\nnmae = \"x\"\n\n[env.a]\nconnector = \"telnet\"\nhosts = { h = 5 }\n\n[env.b.machines.app]\ncount = \"two\"\n";
     let found = errors(&validator, bad);
     assert_eq!(found.len(), 4, "{found:#?}");
-    for place in ["/project", "/env/a/connector", "/env/a/hosts/h", "/env/b/machines/app/count"] {
+    for place in [
+        "/project",
+        "/env/a/connector",
+        "/env/a/hosts/h",
+        "/env/b/machines/app/count",
+    ] {
         assert!(
             found.iter().any(|e| e.ends_with(&format!(" at {place}"))),
             "nothing at {place}: {found:#?}"
@@ -104,7 +109,10 @@ fn the_vscode_extension_builds_into_a_vsix() {
     );
     assert!(out.status.success(), "{log}");
     // npm test's report: every test of the extension passed.
-    assert!(log.contains("# fail 0") && !log.contains("# pass 0"), "{log}");
+    assert!(
+        log.contains("# fail 0") && !log.contains("# pass 0"),
+        "{log}"
+    );
     // The .vsix is a zip: list it and read the schema back with Python's zipfile.
     let read = |member: &str| {
         let out = std::process::Command::new("python3")
@@ -128,7 +136,10 @@ fn the_vscode_extension_builds_into_a_vsix() {
         "extension/weft.schema.json",
         "extension/node_modules/vscode-languageclient/node.js",
     ] {
-        assert!(names.lines().any(|n| n == wanted), "{wanted} not in\n{names}");
+        assert!(
+            names.lines().any(|n| n == wanted),
+            "{wanted} not in\n{names}"
+        );
     }
     // Build tools and tests stay out of it.
     for unwanted in ["@vscode/vsce", "vscode-textmate", "extension/test/"] {

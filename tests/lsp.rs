@@ -142,9 +142,13 @@ fn project() -> (Test, String, String) {
 }
 
 fn initialize(client: &mut Client, root: &str) -> Value {
+    initialize_with(client, root, Value::Null)
+}
+
+fn initialize_with(client: &mut Client, root: &str, options: Value) -> Value {
     let result = client.request(
         "initialize",
-        json!({"processId": null, "rootUri": root, "capabilities": {}}),
+        json!({"processId": null, "rootUri": root, "capabilities": {}, "initializationOptions": options}),
     );
     client.notify("initialized", json!({}));
     result
@@ -209,8 +213,10 @@ fn lsp_diagnoses_completes_hovers_and_finds_definitions() {
         templates.iter().any(|t| t.starts_with("nginx/")),
         "{templates:?}"
     );
+    // The default env is `local` here (no default_env), whose vars are the ones weft sets;
+    // `port` is set in env `prod` only (see the test of vars below).
     let vars = labels(&client.request("textDocument/completion", Client::at(&uri, 4, 14)));
-    assert_eq!(vars, ["port"]);
+    assert_eq!(vars, ["env", "project"]);
     // Goal names inside `run_goal("`: the project's and the stdlib's.
     let goals = labels(&client.request("textDocument/completion", Client::at(&uri, 6, 15)));
     for wanted in ["nginx_setup", "web_setup"] {
@@ -455,6 +461,132 @@ fn lsp_reports_weft_toml_errors_with_ranges() {
     );
     let reply = client.wait_for("error", |m| m["id"] == json!(100));
     assert!(reply["error"].is_object(), "{reply}");
+    client.stop();
+}
+
+#[test]
+fn lsp_completes_the_merged_vars_of_the_current_env() {
+    let test = Test::with_config(
+        r#"[project]
+name = "site"
+default_env = "prod"
+
+[vars]
+port = 80
+www = "/srv"
+
+[env.prod]
+hosts = { web1 = "root@10.0.0.5", web2 = { address = "root@10.0.0.6", vars = { port = 8081 } } }
+roles = { db = { hosts = ["web2"], vars = { db = { name = "site", user = "app" } } } }
+vars = { port = 8080, tls = true }
+
+[env.stage]
+hosts = { s1 = "root@10.0.0.9" }
+vars = { stage_only = 1 }
+"#,
+    );
+    let text = "fn web(host) {\n    let a = host.vars.;\n    let b = host.vars.db.;\n    let c = host.vars.port;\n}\n";
+    test.write("deploy/site.rhai", text);
+    let root = format!("file://{}", test.path().display());
+    let uri = format!("{root}/deploy/site.rhai");
+
+    // Without a setting: the project's default_env, `prod`, merged per host.
+    let mut client = Client::start(&test);
+    initialize(&mut client, &root);
+    client.open(&uri, text);
+    let items = client.request("textDocument/completion", Client::at(&uri, 1, 22));
+    assert_eq!(
+        labels(&items),
+        ["db", "env", "port", "project", "tls", "www"],
+        "{items}"
+    );
+    let item = |name: &str| {
+        items
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|i| i["label"] == json!(name))
+            .cloned()
+            .expect(name)
+    };
+    // Host vars win over env vars over project vars; tables merge key by key.
+    assert_eq!(item("port")["detail"], json!("differs by host"));
+    let doc = item("port")["documentation"]["value"].to_string();
+    assert!(
+        doc.contains("web1: `8080`") && doc.contains("web2: `8081`"),
+        "{doc}"
+    );
+    assert_eq!(item("tls")["detail"], json!("= true"));
+    assert_eq!(item("env")["detail"], json!("= \"prod\""));
+    // `db` is a role's var: on web2 only.
+    assert_eq!(item("db")["detail"], json!("differs by host"));
+    let keys = labels(&client.request("textDocument/completion", Client::at(&uri, 2, 25)));
+    assert_eq!(keys, ["name", "user"]);
+    let hover = client.request("textDocument/hover", Client::at(&uri, 3, 24));
+    let value = hover["contents"]["value"].as_str().unwrap_or_default();
+    assert!(
+        value.contains("[env.prod.vars]")
+            && value.contains("in env `prod`:")
+            && value.contains("- web2: `8081`"),
+        "{hover}"
+    );
+    client.stop();
+
+    // A client's setting names another env.
+    let mut client = Client::start(&test);
+    initialize_with(&mut client, &root, json!({"env": "stage"}));
+    client.open(&uri, text);
+    let vars = labels(&client.request("textDocument/completion", Client::at(&uri, 1, 22)));
+    assert_eq!(vars, ["env", "port", "project", "stage_only", "www"]);
+    client.stop();
+}
+
+#[test]
+fn lsp_warns_of_goals_with_a_wrong_host_parameter() {
+    let (test, root, _) = project();
+    let mut client = Client::start(&test);
+    initialize(&mut client, &root);
+    let uri = format!("{root}/deploy/wrong.rhai");
+    let text = "/// Deploys.\nfn deploy(version, host) {\n    host.run(version);\n}\n\nfn plan() {\n    host.run(\"x\");\n}\n";
+    let found = client.open(&uri, text);
+    let found = found.as_array().expect("diagnostics");
+    assert_eq!(found.len(), 2, "{found:?}");
+    for d in found {
+        assert_eq!(d["code"], json!("weft::script::host_param"), "{d}");
+        assert_eq!(d["severity"], json!(2), "{d}");
+    }
+    assert_eq!(
+        found[0]["range"],
+        json!({"start": {"line": 1, "character": 19}, "end": {"line": 1, "character": 23}}),
+        "{found:?}"
+    );
+    assert!(
+        found[0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("parameter 2 of goal `deploy`"),
+        "{found:?}"
+    );
+    assert_eq!(
+        found[1]["range"]["start"],
+        json!({"line": 6, "character": 4}),
+        "{found:?}"
+    );
+    // Fixed: no warnings left.
+    let fixed = text
+        .replace("deploy(version, host)", "deploy(host, version)")
+        .replace("fn plan()", "fn plan(host)");
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": fixed}]}),
+    );
+    assert_eq!(client.diagnostics(&uri), json!([]));
+    // In `lib/`, public functions are helpers, not goals: any parameters go.
+    let lib = format!("{root}/deploy/lib/helpers.rhai");
+    assert_eq!(
+        client.open(&lib, text.replace("fn plan()", "fn plan(host)").as_str()),
+        json!([])
+    );
     client.stop();
 }
 

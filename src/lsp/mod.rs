@@ -51,12 +51,14 @@ pub(crate) struct Server {
     functions: Vec<FnDoc>,
     workspace: Option<Workspace>,
     cache: PathBuf,
+    /// The env a client named in `initializationOptions.env`, for `host.vars.`.
+    env: Option<String>,
 }
 
 impl Server {
     fn workspace(&mut self) -> &Workspace {
         self.workspace
-            .get_or_insert_with(|| Workspace::load(&self.root))
+            .get_or_insert_with(|| Workspace::load(&self.root, self.env.as_deref()))
     }
 
     fn document(&self, uri: &Uri) -> Option<&str> {
@@ -103,12 +105,20 @@ pub fn serve(cwd: PathBuf) -> Result<(), LspError> {
         })
         .and_then(|uri| text::path_of(&uri))
         .unwrap_or(cwd);
+    let env = params
+        .as_ref()
+        .and_then(|p| p.initialization_options.as_ref())
+        .and_then(|o| o.get("env"))
+        .and_then(|e| e.as_str())
+        .filter(|e| !e.is_empty())
+        .map(String::from);
     let mut server = Server {
         root,
         documents: HashMap::new(),
         functions: docs::functions(),
         workspace: None,
         cache: workspace::cache_dir(),
+        env,
     };
     for message in &connection.receiver {
         match message {
