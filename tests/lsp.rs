@@ -204,6 +204,22 @@ fn lsp_diagnoses_completes_hovers_and_finds_definitions() {
         );
     }
     assert!(!members.contains(&"run_goal".to_string()), "{members:?}");
+    // Each with its signature and doc.
+    let items = client.request("textDocument/completion", Client::at(&uri, 2, 9));
+    let file = items
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["label"] == json!("file"))
+        .expect("file");
+    assert!(
+        file["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("file(host: Host"),
+        "{file}"
+    );
+    assert!(file["documentation"]["value"].is_string(), "{file}");
     let templates = labels(&client.request("textDocument/completion", Client::at(&uri, 3, 19)));
     assert!(
         templates.contains(&"site/app.conf.hbs".to_string()),
@@ -286,7 +302,7 @@ fn lsp_diagnoses_completes_hovers_and_finds_definitions() {
     assert_eq!(def["range"]["start"]["line"], json!(1));
 
     // Strings: a template opens at the file that wins it, an import at its script.
-    let text = "import \"lib/app\" as app;\n\nfn web_setup(host) {\n    host.template(\"nginx/site.conf.hbs\", \"/a\");\n    host.template(\"site/app.conf.hbs\", \"/b\");\n    let p = host.vars.port;\n}\n";
+    let text = "import \"lib/app\" as app;\n\nfn web_setup(host) {\n    host.template(\"nginx/site.conf.hbs\", \"/a\");\n    host.template(\"site/app.conf.hbs\", \"/b\");\n    let p = host.vars.port;\n    app::serves(host, \"x\");\n}\n";
     client.notify(
         "textDocument/didChange",
         json!({"textDocument": {"uri": uri, "version": 4}, "contentChanges": [{"text": text}]}),
@@ -314,6 +330,24 @@ fn lsp_diagnoses_completes_hovers_and_finds_definitions() {
         def["uri"],
         json!(format!("file://{}", project_template.display())),
         "{def}"
+    );
+
+    // A function of an imported module: its `fn` line in the module's file.
+    let def = client.request("textDocument/definition", Client::at(&uri, 6, 12));
+    assert_eq!(
+        def["uri"],
+        json!(format!("file://{}", cache.join("lib/app.rhai").display())),
+        "{def}"
+    );
+    let line = def["range"]["start"]["line"].as_u64().expect("line") as usize;
+    let module = std::fs::read_to_string(cache.join("lib/app.rhai")).expect("copy");
+    assert!(
+        module
+            .lines()
+            .nth(line)
+            .unwrap_or_default()
+            .starts_with("fn serves("),
+        "line {line}: {def}"
     );
 
     let imports = labels(&client.request("textDocument/completion", Client::at(&uri, 0, 10)));
@@ -404,6 +438,11 @@ fn lsp_reports_weft_toml_errors_with_ranges() {
             .contains("bogus"),
         "{found:?}"
     );
+    // The message is the one the command line prints for the same file.
+    test.write("weft.toml", text);
+    let first = found[0]["message"].as_str().unwrap_or_default();
+    let first = first.lines().next().unwrap_or_default();
+    test.run(&["list"]).status(2).stderr_has(first);
     // An option a function does not take, with the closest one; option keys complete.
     let script = format!("{root}/deploy/files.rhai");
     let text = "fn files(host) {\n    host.file(\"/a\", #{ modee: \"0644\" });\n    host.file(\"/b\", #{  });\n}\n";
