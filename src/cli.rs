@@ -172,8 +172,8 @@ pub enum Command {
 /// `weft config ...`.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Print the JSON schema of weft.toml, generated from weft's config types (for editors:
-    /// see editors/vscode).
+    /// Print the JSON schema of weft.toml, generated from weft's config types and the app
+    /// service's settings (for editors: see editors/vscode).
     Schema,
 }
 

@@ -53,14 +53,16 @@ fn config_schema_accepts_every_example_and_refuses_typos() {
     }
     assert!(checked >= 3, "only {checked} weft.toml files");
     // The schema is not an accept-all: what `weft` itself refuses is refused, where it is.
-    let bad = "[project]\nnmae = \"x\"\n\n[env.a]\nconnector = \"telnet\"\nhosts = { h = 5 }\n\n[env.b.machines.app]\ncount = \"two\"\n";
+    let bad = "[project]\nnmae = \"x\"\n\n[env.a]\nconnector = \"telnet\"\nhosts = { h = 5 }\n\n[env.b.machines.app]\ncount = \"two\"\n\n[apps.web]\nwsgii = \"x\"\nrepos = [{ name = \"a\", pth = \"b\" }]\n";
     let found = errors(&validator, bad);
-    assert_eq!(found.len(), 4, "{found:#?}");
+    assert_eq!(found.len(), 6, "{found:#?}");
     for place in [
         "/project",
         "/env/a/connector",
         "/env/a/hosts/h",
         "/env/b/machines/app/count",
+        "/apps/web",
+        "/apps/web/repos/0",
     ] {
         assert!(
             found.iter().any(|e| e.ends_with(&format!(" at {place}"))),
@@ -76,6 +78,16 @@ fn config_schema_accepts_every_example_and_refuses_typos() {
 fn config_schema_carries_the_doc_comments() {
     let out = Test::new().run(&["config", "schema"]);
     let schema: Value = serde_json::from_str(&out.stdout).expect("the schema is JSON");
+    // App settings come from the app service's `app_settings()`, doc and default included.
+    let app = &schema["properties"]["apps"]["additionalProperties"]["properties"];
+    assert!(
+        app["wsgi"]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("WSGI")),
+        "{app:#}"
+    );
+    assert_eq!(app["workers"]["default"], json!(2), "{app:#}");
+    assert!(app["user"].get("default").is_none(), "{app:#}");
     let env = &schema["definitions"]["EnvSection"]["properties"];
     assert!(
         env["namespace"]["description"]
@@ -154,4 +166,27 @@ fn the_vscode_extension_builds_into_a_vsix() {
         manifest["contributes"]["tomlValidation"][0]["url"],
         json!("./weft.schema.json")
     );
+}
+
+#[test]
+fn config_schema_follows_a_project_s_own_app_service() {
+    let test = Test::with_config("[project]\nname = \"own\"\n");
+    test.write(
+        "deploy/lib/app.rhai",
+        "fn app_settings() {\n    #{ colour: #{ value: \"blue\", doc: \"the colour\" } }\n}\nfn repo_settings() {\n    #{ name: #{ doc: \"its name\" } }\n}\n",
+    );
+    let out = test.run(&["config", "schema"]);
+    out.status(0);
+    let schema: Value = serde_json::from_str(&out.stdout).expect("the schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("a valid JSON schema");
+    assert_eq!(
+        errors(&validator, "[apps.a]\ncolour = \"red\"\n"),
+        Vec::<String>::new()
+    );
+    assert_eq!(errors(&validator, "[apps.a]\nwsgi = \"a:b\"\n").len(), 1);
+    // A project whose scripts do not compile gets weft's error, not a schema.
+    test.write("deploy/broken.rhai", "fn x( {");
+    test.run(&["config", "schema"])
+        .status(2)
+        .stderr_has("broken.rhai");
 }

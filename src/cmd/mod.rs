@@ -71,7 +71,7 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
             markdown,
         } => doc::doc(name.as_deref(), definitions, markdown),
         Command::Lsp => lsp::lsp(ctx),
-        Command::Config { command } => config::config(command),
+        Command::Config { command } => config::config(ctx, command),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "weft", &mut std::io::stdout());

@@ -227,11 +227,6 @@ impl RoleEntry {
     }
 }
 
-/// The JSON schema of `weft.toml`, from the types above (`weft config schema`).
-pub fn schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(ConfigFile)).unwrap_or_default()
-}
-
 impl ProjectConfig {
     /// Reads and validates `weft.toml` at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
