@@ -17,7 +17,6 @@ out=$(realpath -m "${2:-editors/vscode/weft.vsix}")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 # A copy of the committed files only: nothing left over from an earlier build gets packaged.
-mkdir "$work/vscode"
 git ls-files -z editors/vscode | xargs -0 -I{} cp --parents {} "$work"
 # The grammar test reads the stdlib scripts next to the extension, as in the repository.
 cp -r stdlib "$work/stdlib"
