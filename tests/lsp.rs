@@ -577,6 +577,20 @@ vars = { stage_only = 1 }
     client.open(&uri, text);
     let vars = labels(&client.request("textDocument/completion", Client::at(&uri, 1, 22)));
     assert_eq!(vars, ["env", "port", "project", "stage_only", "www"]);
+    // Settings that change while it runs (VS Code sends its `weft` section): back to the
+    // default env when the env is cleared.
+    client.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"weft": {"env": ""}}}),
+    );
+    let vars = labels(&client.request("textDocument/completion", Client::at(&uri, 1, 22)));
+    assert!(vars.contains(&"tls".to_string()), "{vars:?}");
+    client.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"env": "stage"}}),
+    );
+    let vars = labels(&client.request("textDocument/completion", Client::at(&uri, 1, 22)));
+    assert!(vars.contains(&"stage_only".to_string()), "{vars:?}");
     client.stop();
 }
 

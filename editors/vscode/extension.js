@@ -39,8 +39,10 @@ async function activate(context) {
         { scheme: "file", language: "rhai" },
         { scheme: "file", pattern: "**/weft.toml" },
       ],
-      // The env whose vars `host.vars.` completes; weft's default env when empty.
+      // The env whose vars `host.vars.` completes; weft's default env when empty. Changes
+      // reach the server as workspace/didChangeConfiguration with the `weft` section.
       initializationOptions: { env: vscode.workspace.getConfiguration("weft").get("env") || null },
+      synchronize: { configurationSection: "weft" },
     }
   );
   context.subscriptions.push(

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use lsp_server::{Connection, ErrorCode, Message, Notification, Request, RequestId, Response};
 use lsp_types::notification::{
-    DidChangeTextDocument, DidCloseTextDocument, DidOpenTextDocument, DidSaveTextDocument,
-    Notification as _, PublishDiagnostics,
+    DidChangeConfiguration, DidChangeTextDocument, DidCloseTextDocument, DidOpenTextDocument,
+    DidSaveTextDocument, Notification as _, PublishDiagnostics,
 };
 use lsp_types::request::{
     CodeActionRequest, Completion, DocumentSymbolRequest, GotoDefinition, HoverRequest,
@@ -108,10 +108,8 @@ pub fn serve(cwd: PathBuf) -> Result<(), LspError> {
     let env = params
         .as_ref()
         .and_then(|p| p.initialization_options.as_ref())
-        .and_then(|o| o.get("env"))
-        .and_then(|e| e.as_str())
-        .filter(|e| !e.is_empty())
-        .map(String::from);
+        .and_then(env_setting)
+        .flatten();
     let mut server = Server {
         root,
         documents: HashMap::new(),
@@ -225,6 +223,16 @@ impl Server {
                 self.workspace = None;
                 return Vec::new();
             }
+            DidChangeConfiguration::METHOD => {
+                // `{"weft": {"env": ...}}` (VS Code sends its `weft` section) or `{"env": ...}`.
+                let settings = params.get("settings").cloned().unwrap_or_default();
+                let settings = settings.get("weft").unwrap_or(&settings);
+                if let Some(env) = env_setting(settings) {
+                    self.env = env;
+                    self.workspace = None;
+                }
+                return Vec::new();
+            }
             DidCloseTextDocument::METHOD => {
                 if let Ok(p) =
                     serde_json::from_value::<lsp_types::DidCloseTextDocumentParams>(params)
@@ -242,6 +250,13 @@ impl Server {
         let found = diagnostics::check(&uri, text);
         vec![publish(uri, found)]
     }
+}
+
+/// The env a client's settings name: `Some(None)` for an empty or null `env` (back to the
+/// default env), `None` when they do not say.
+fn env_setting(settings: &serde_json::Value) -> Option<Option<String>> {
+    let env = settings.get("env")?;
+    Some(env.as_str().filter(|e| !e.is_empty()).map(String::from))
 }
 
 fn publish(uri: Uri, diagnostics: Vec<lsp_types::Diagnostic>) -> Notification {
