@@ -15,7 +15,9 @@ pub mod error;
 pub mod exec;
 pub mod inventory;
 pub mod layers;
+pub mod logging;
 pub mod lsp;
+pub mod mask;
 pub mod project;
 pub mod script;
 pub mod shell;
@@ -36,6 +38,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
     };
     let color = cli.colored();
     error::install_hook(color);
+    logging::init(cli.verbose);
     let json = cli.json();
     match start(cli, color) {
         Ok(code) => code,

@@ -197,6 +197,69 @@ fn packages_install_from_the_mirror_inside_a_fresh_machine() {
         .stdout_has("PONG");
 }
 
+#[test]
+fn a_roles_packages_are_baked_into_an_image_its_machines_boot_with() {
+    let test = Test::with_config(
+        "[project]\nname = \"baked\"\n[env.dev]\nprovider = \"local\"\n\
+         [env.dev.machines.tool]\npackages = [\"sl\"]\n\
+         [env.dev.machines.bad]\npackages = [\"weft-no-such-package\"]\n",
+    );
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    // A package apt does not know: an error with apt's words, and no machine or image made.
+    test.run(&["cloud", "create", "bad", "-e", "dev", "--no-provision"])
+        .status(2)
+        .stderr_has("installing weft-no-such-package into image debian-12+")
+        .stderr_has("Unable to locate package weft-no-such-package");
+    test.run(&["cloud", "list", "-e", "dev"])
+        .status(0)
+        .stdout_lacks("bad-0");
+    // The machine starts with the package: nothing was installed after boot.
+    test.run(&["cloud", "create", "tool", "-e", "dev", "--no-provision"])
+        .status(0);
+    test.run(&[
+        "ssh",
+        "tool-0",
+        "-e",
+        "dev",
+        "--",
+        "test",
+        "-x",
+        "/usr/games/sl",
+    ])
+    .status(0);
+    let images = test.run(&["cloud", "images"]);
+    images.status(0);
+    // Named by its package list, so every role asking for the same packages shares it.
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(b"sl");
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    let name = format!("debian-12+{hex}");
+    images.stdout_has(&name);
+    // The image cannot go while a machine boots from it.
+    test.run(&["cloud", "images", "--remove", &name])
+        .status(2)
+        .stderr_has("1 machine(s) boot from image");
+    // Restarted, the machine boots from the same image.
+    test.run(&["cloud", "stop", "tool-0", "-e", "dev"])
+        .status(0);
+    test.run(&["cloud", "start", "tool-0", "-e", "dev"])
+        .status(0);
+    test.run(&[
+        "ssh",
+        "tool-0",
+        "-e",
+        "dev",
+        "--",
+        "test",
+        "-x",
+        "/usr/games/sl",
+    ])
+    .status(0);
+}
+
 fn machines_pids(test: &Test) -> Vec<u64> {
     let dir = test.home().join(".local/share/weft/machines");
     std::fs::read_dir(dir)
@@ -471,7 +534,7 @@ fn ec2_machines_against_moto() {
     let config = format!(
         "[project]\nname = \"cloud\"\n\
          [env.prod]\nprovider = \"ec2\"\nregion = \"us-east-1\"\nnamespace = \"/prod/\"\nssh_cidr = \"198.51.100.0/24\"\n\
-         [env.prod.machines.web]\nimage = \"{ami}\"\nsize = \"t3.micro\"\nuser_data = \"#!/bin/sh\\necho from the user's script\\n\"\ntags = {{ \"weft:ssh-endpoint\" = \"{endpoint}\" }}\n\
+         [env.prod.machines.web]\nimage = \"{ami}\"\nsize = \"t3.micro\"\npackages = [\"nginx\"]\nuser_data = \"#!/bin/sh\\necho from the user's script\\n\"\ntags = {{ \"weft:ssh-endpoint\" = \"{endpoint}\" }}\n\
          [env.prod.machines.db]\nimage = \"{ami}\"\ntags = {{ \"weft:ssh-endpoint\" = \"{stranger}\" }}\n\
          [env.stage]\nprovider = \"ec2\"\nregion = \"us-east-1\"\nnamespace = \"/stage/\"\nssh_cidr = \"0.0.0.0/0\"\n\
          [env.stage.machines.web]\nimage = \"ami-00000000deadbeef0\"\n\
@@ -508,6 +571,9 @@ fn ec2_machines_against_moto() {
     let parts = web0["parts"].as_array().expect("MIME parts");
     assert_eq!(parts.len(), 2, "{user_data}");
     assert_eq!(parts[0][0], "text/cloud-config");
+    // The role's packages are cloud-init's to install at first boot.
+    let weft_part = parts[0][1].as_str().expect("weft's cloud-config");
+    assert!(weft_part.contains(r#""packages":["nginx"]"#), "{weft_part}");
     assert_eq!(parts[1][0], "text/x-shellscript");
     assert_eq!(parts[1][1], "#!/bin/sh\necho from the user's script\n");
     assert!(user_data.contains("rm -f /var/lib/cloud/instance/user-data.txt"));
@@ -530,6 +596,20 @@ fn ec2_machines_against_moto() {
     test.run(&["cloud", "list", "-e", "prod"])
         .status(0)
         .stdout_has("db-0");
+    // -vv shows the AWS SDK's requests; credentials never reach the log.
+    let secret = "sk-3b9f0c2e7d1a4e58";
+    test.run_with(
+        &["-vv", "cloud", "list", "-e", "prod"],
+        &[
+            ("AWS_SECRET_ACCESS_KEY", secret),
+            ("AWS_SESSION_TOKEN", secret),
+        ],
+    )
+    .status(0)
+    .stdout_has("db-0")
+    .stderr_has("aws_smithy_runtime")
+    .stderr_has("DescribeInstances")
+    .stderr_lacks(secret);
     test.run(&["run", "system_info", "-e", "prod"])
         .status(0)
         .stdout_has("web-0 | hostname:")

@@ -26,6 +26,14 @@ fn toml_errors_point_at_the_span() {
         .stderr_has("role lists `hh`, which is not a host of env `a`")
         .stderr_has("weft.toml:3:16")
         .stderr_has("did you mean `h`?");
+    // A package name that apt would read as an option is refused where it is written.
+    let test = Test::with_config(
+        "[env.a]\nprovider = \"local\"\n[env.a.machines.web]\npackages = [\"nginx\", \"--allow-unauthenticated\"]\n",
+    );
+    test.run(&["cloud", "create", "web", "-e", "a"])
+        .status(2)
+        .stderr_has("`--allow-unauthenticated` is not a Debian package name")
+        .stderr_has("weft.toml:4:22");
 }
 
 #[test]

@@ -393,3 +393,19 @@ fn s_use(host) {
         .stderr_has("secret_env: the environment variable `WEFT_TEST_OTHER` is not set")
         .stderr_has("deploy/s.rhai:5:");
 }
+
+#[test]
+fn verbose_logs_mask_secrets_in_the_commands_they_show() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/v.rhai",
+        "/// Echoes a secret.\nfn v_echo(host) { host.run(\"echo \" + secret_env(\"WEFT_TEST_V\") + \" >/dev/null\"); }\n",
+    );
+    test.run_with(
+        &["run", "v_echo", "-v"],
+        &[("WEFT_TEST_V", "v-secret-5772")],
+    )
+    .status(0)
+    .stderr_has("weft::run: local: echo ******** >/dev/null")
+    .stderr_lacks("v-secret-5772");
+}

@@ -932,3 +932,57 @@ fn interactive_weft_ssh_reaches_an_env_host_through_a_terminal_with_its_strict_k
     .stdout_has("Host key verification failed")
     .stdout_lacks("sum:42");
 }
+
+#[test]
+fn verbose_logs_show_the_ssh_handshake_of_a_failed_login_and_no_secret() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    // A key the host does not accept.
+    let key = test.path().join("stranger");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let address = fleet.address(0, "root");
+    let known = fleet.known_hosts();
+    let key = key.display().to_string();
+    let password = "sudo-pw-27182818";
+    let exec = [
+        "exec",
+        "-H",
+        &address,
+        "-i",
+        &key,
+        "--known-hosts",
+        &known,
+        "--become",
+        "--",
+        "true",
+    ];
+    let quiet = test.run_with(&exec, &[("WEFT_SUDO_PASSWORD", password)]);
+    quiet.status(1).stderr_lacks("russh");
+    let out = test.run_with(
+        &[&["-vv"][..], &exec[..]].concat(),
+        &[("WEFT_SUDO_PASSWORD", password)],
+    );
+    out.status(1)
+        .stderr_has("weft::ssh: connecting to root@127.0.0.1:")
+        .stderr_has("russh::")
+        .stderr_has("userauth_failure")
+        .stderr_has(&format!("refused key {key}"))
+        .stderr_lacks(password)
+        .stdout_lacks(password);
+    // RUST_LOG picks the same logs without -v.
+    test.run_with(
+        &exec,
+        &[
+            ("WEFT_SUDO_PASSWORD", password),
+            ("RUST_LOG", "russh=debug"),
+        ],
+    )
+    .status(1)
+    .stderr_has("userauth_failure")
+    .stderr_lacks("weft::ssh");
+}

@@ -6,9 +6,10 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::harness::{Destroy, Test};
@@ -207,31 +208,7 @@ fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
     // A deploy of 3.0 interrupted as the machines switch: each one ends on a complete build,
     // the site stays up and the deploy lock is released.
     set_version(&test, "3.0");
-    let mut child = test
-        .command(&["run", "hello_deploy"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("weft starts");
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        let mut lines = Vec::new();
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line.clone());
-            lines.push(line);
-        }
-        lines
-    });
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the deploy reaches the switch");
-        if line.contains("link /opt/www/hello/current") {
-            break;
-        }
-    }
+    let (mut child, reader) = deploy_until(&test, &["app-"], "link /opt/www/hello/current");
     let killed = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -257,9 +234,73 @@ fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
     );
     serves_again_after_stop_and_start(&test, &addr, "hello 3.0 from app-1");
 
+    // A deploy of 4.0 SIGKILLed once both machines switched: nothing cleans up, no build is
+    // marked good. The site still answers, the next deploy names the lock, and unlock +
+    // rollback bring back 3.0.
+    set_version(&test, "4.0");
+    let (mut child, reader) =
+        deploy_until(&test, &["app-0", "app-1"], "link /opt/www/hello/current");
+    let killed = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let _ = child.wait();
+    drop(reader);
+    let up = answers(&addr, 10);
+    assert!(up.iter().all(|a| a.starts_with("hello ")), "{up:?}");
+    test.run(&["run", "hello_deploy"])
+        .status(1)
+        .stdout_has("is locked by another deploy");
+    test.run(&["run", "hello_unlock"])
+        .status(0)
+        .stdout_has("breaking the lock of");
+    test.run(&["run", "hello_rollback"]).status(0);
+    let restored = answers(&addr, 10);
+    assert!(
+        restored.iter().all(|a| a.starts_with("hello 3.0 from")),
+        "{restored:?}"
+    );
+    for machine in ["app-0", "app-1"] {
+        let state = machine_state(&test, machine);
+        assert!(state.starts_with("good"), "{machine}: {state}");
+    }
+
     test.run(&["run", "env_down", "--yes"])
         .status(0)
         .stdout_has("terminated lb-0");
+}
+
+/// Starts `weft run hello_deploy` and returns once, for each of `hosts`, a line of its output
+/// names the host and contains `wanted`, with the reader of the rest of its output.
+fn deploy_until(test: &Test, hosts: &[&str], wanted: &str) -> (Child, JoinHandle<Vec<String>>) {
+    let mut child = test
+        .command(&["run", "hello_deploy"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("weft starts");
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line.clone());
+            lines.push(line);
+        }
+        lines
+    });
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut waiting: Vec<&str> = hosts.to_vec();
+    while !waiting.is_empty() {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("the deploy never printed `{wanted}` for {waiting:?}"));
+        if line.contains(wanted) {
+            waiting.retain(|h| !line.contains(h));
+        }
+    }
+    (child, reader)
 }
 
 /// `cloud stop` then `cloud start` of app-1: its enabled services come back with the machine
@@ -288,11 +329,15 @@ fn serves_again_after_stop_and_start(test: &Test, addr: &str, wanted: &str) {
 #[test]
 fn hello_wsgi_with_systemd_units_serves_and_comes_back_after_a_restart() {
     let test = example();
-    let config = test.read("weft.toml").replace(
-        "lb_role = \"lb\"",
-        "lb_role = \"lb\"\nmanager = \"systemd\"",
-    );
+    let config = test
+        .read("weft.toml")
+        .replace(
+            "lb_role = \"lb\"",
+            "lb_role = \"lb\"\nmanager = \"systemd\"",
+        )
+        .replace("\"nginx\", \"supervisor\", ", "\"nginx\", ");
     assert!(config.contains("manager = \"systemd\""));
+    assert!(!config.contains("supervisor"));
     test.write("weft.toml", &config);
     let (_cleanup, up) = env_up(&test);
     up.stdout_has("deployed hello");
@@ -330,6 +375,18 @@ fn hello_wsgi_with_systemd_units_serves_and_comes_back_after_a_restart() {
         "/etc/supervisor/conf.d/hello.conf",
     ])
     .status(1);
+    // Provisioning installed no supervisor: no app of the machine needs it.
+    test.run(&[
+        "ssh",
+        "app-1",
+        "-e",
+        "dev",
+        "--",
+        "dpkg",
+        "-s",
+        "supervisor",
+    ])
+    .status(1);
     serves_again_after_stop_and_start(&test, &addr, "hello 1.0 from app-1");
 }
 
@@ -346,7 +403,11 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
             "[env.dev.machines.app]\ncount = 2",
             "[env.dev.machines.app]\ncount = 1",
         )
-        .replace("[env.dev.machines.lb]\ncount = 1\n", "");
+        .replace(
+            "[env.dev.machines.lb]\ncount = 1\npackages = [\"haproxy\", \"curl\"]\n",
+            "",
+        );
+    assert!(!config.contains("machines.lb"));
     test.write("weft.toml", &config);
     let (_cleanup, up) = env_up(&test);
     up.stdout_has("created app-0")

@@ -69,9 +69,10 @@ fn user_data_type(text: &str) -> Result<&'static str, CloudError> {
 const SCRUB_USER_DATA: &str = "rm -f /var/lib/cloud/instance/user-data.txt \
 /var/lib/cloud/instance/user-data.txt.i /var/lib/cloud/instance/cloud-config.txt";
 
-/// The cloud-config weft needs: its login keys and the machine's own host key.
-fn cloud_config(keys: &[&String], host_key: &hostkey::HostKey) -> String {
-    let config = serde_json::json!({
+/// The cloud-config weft needs: its login keys, the machine's own host key and the role's
+/// packages.
+fn cloud_config(keys: &[&String], host_key: &hostkey::HostKey, packages: &[String]) -> String {
+    let mut config = serde_json::json!({
         "ssh_authorized_keys": keys.iter().map(|k| k.trim()).collect::<Vec<_>>(),
         "ssh_deletekeys": true,
         "ssh_genkeytypes": [],
@@ -81,6 +82,9 @@ fn cloud_config(keys: &[&String], host_key: &hostkey::HostKey) -> String {
         },
         "bootcmd": [["sh", "-c", SCRUB_USER_DATA]],
     });
+    if !packages.is_empty() {
+        config["packages"] = serde_json::json!(packages);
+    }
     // JSON is YAML: no indentation to get wrong around the key's lines.
     format!("#cloud-config\n{config}\n")
 }
@@ -476,9 +480,10 @@ impl Provider for Ec2Provider {
         let key_name = resource_name(scope);
         self.key_pair(scope, &key_name, &weft_key).await?;
         let host_key = hostkey::generate()?;
+        crate::logging::hide(&host_key.private);
         let keys: Vec<&String> = std::iter::once(&weft_key).chain(&spec.keys).collect();
         // Holds the host's private key: never printed or logged.
-        let user_data = multipart(&cloud_config(&keys, &host_key), user_part);
+        let user_data = multipart(&cloud_config(&keys, &host_key, &spec.packages), user_part);
         let name = format!("{}-{}", spec.role, spec.ordinal);
         let mut extra_tags = vec![
             ("Name", name.as_str()),

@@ -199,6 +199,7 @@ impl CloudEnv {
                 size: entry.and_then(|e| e.size.clone()),
                 keys: all_keys.clone(),
                 user_data: entry.and_then(|e| e.user_data.clone()),
+                packages: entry.map(|e| e.packages.clone()).unwrap_or_default(),
                 tags: tags.clone(),
             };
             let machine = self.block_on(self.provider.create(&self.scope, &spec))?;

@@ -74,6 +74,8 @@ pub struct MachineSpec {
     pub keys: Vec<String>,
     /// A script run at first boot, where the provider supports it.
     pub user_data: Option<String>,
+    /// Debian packages the machine starts with.
+    pub packages: Vec<String>,
     /// Extra tags (the login user goes in `weft:ssh-user`).
     pub tags: BTreeMap<String, String>,
 }

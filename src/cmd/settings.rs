@@ -104,6 +104,9 @@ fn privilege(args: &FanoutArgs) -> Result<Privilege> {
             .ok()
             .filter(|p| !p.is_empty())
     };
+    if let Some(password) = &sudo_password {
+        crate::logging::hide(password);
+    }
     Ok(Privilege {
         become_user: args.become_root.then(|| args.become_user.clone()),
         sudo_password,

@@ -96,6 +96,10 @@ pub struct MachineEntry {
     pub image: Option<String>,
     /// The instance size (`t3.micro`).
     pub size: Option<String>,
+    /// Debian packages every machine of the role starts with: baked into a cached image on
+    /// the local provider, installed at first boot by cloud-init on ec2.
+    #[serde(default)]
+    pub packages: Vec<String>,
     /// Public key files (or keys) that may log in.
     #[serde(default)]
     pub keys: Vec<String>,
@@ -114,6 +118,23 @@ pub struct MachineEntry {
 
 fn one() -> u32 {
     1
+}
+
+/// Whether `name` is a Debian package name (Debian policy 5.6.1), optionally with an
+/// architecture (`:amd64`).
+pub fn debian_package_name(name: &str) -> bool {
+    let name = name.split_once(':').map_or(name, |(n, arch)| {
+        if !arch.is_empty() && arch.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            n
+        } else {
+            ""
+        }
+    });
+    name.len() >= 2
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
 }
 
 /// `[env.NAME]`.
@@ -269,6 +290,23 @@ impl ProjectConfig {
                             crate::suggest::help("hosts", host, &known),
                         ));
                     }
+                }
+            }
+            for (role, entry) in &env_ref.machines {
+                // Package names reach apt-get and cloud-init: refuse anything that is not one.
+                if let Some(bad) = entry.packages.iter().find(|p| !debian_package_name(p)) {
+                    return Err(self.invalid(
+                        self.narrow(
+                            self.section_span(&format!("env.{env_name}.machines.{role}")),
+                            bad,
+                        ),
+                        format!("`{bad}` is not a Debian package name"),
+                        Some(
+                            "package names are lowercase letters, digits and `+ - .`, such as \
+                             `nginx` or `python3-venv`"
+                                .into(),
+                        ),
+                    ));
                 }
             }
             if env_ref.connector == Some(ConnectorKind::Local) && env_ref.hosts.len() > 1 {

@@ -5,12 +5,13 @@
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
+use crate::mask::Mask;
 use crate::transport::{LineSink, Stream};
 
 /// How much a person sees.
@@ -47,7 +48,7 @@ pub struct Output {
     check: bool,
     verbosity: Verbosity,
     width: AtomicUsize,
-    secrets: RwLock<Vec<String>>,
+    secrets: Mask,
     lock: Mutex<()>,
     bar: Option<ProgressBar>,
     /// The runs in progress, outermost first: their goal, hosts done and total.
@@ -182,7 +183,7 @@ impl Output {
             check: style.check,
             verbosity: style.verbosity,
             width: AtomicUsize::new(0),
-            secrets: RwLock::new(Vec::new()),
+            secrets: Mask::new(),
             lock: Mutex::new(()),
             bar,
             runs: Mutex::new(Vec::new()),
@@ -204,35 +205,14 @@ impl Output {
 
     /// `text` with every secret replaced by `********`, also in its JSON-escaped form.
     pub fn mask(&self, text: &str) -> String {
-        let mut text = text.to_string();
-        let secrets = self.secrets.read().unwrap_or_else(|e| e.into_inner());
-        for secret in secrets.iter() {
-            text = text.replace(secret.as_str(), "********");
-            let escaped = serde_json::to_string(secret).unwrap_or_default();
-            let escaped = escaped.trim_matches('"');
-            if !escaped.is_empty() {
-                text = text.replace(escaped, "********");
-            }
-        }
-        text
+        self.secrets.apply(text)
     }
 
-    /// Masks `value` in everything printed from now on (values marked sensitive by scripts).
+    /// Masks `value` in everything printed from now on (values marked sensitive by scripts),
+    /// and in the diagnostic log.
     pub fn add_secret(&self, value: &str) {
-        if value.is_empty() {
-            return;
-        }
-        let mut secrets = self.secrets.write().unwrap_or_else(|e| e.into_inner());
-        // Output arrives line by line: each line of a multi-line secret (a key, a
-        // certificate) is masked on its own too. Very short lines would mask common text.
-        let lines = value.lines().map(str::trim).filter(|l| l.len() >= 8);
-        for part in std::iter::once(value).chain(lines) {
-            if !secrets.iter().any(|s| s == part) {
-                secrets.push(part.to_string());
-            }
-        }
-        // Longer secrets first, so one that contains another is masked whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        self.secrets.add(value);
+        crate::logging::hide(value);
     }
 
     fn emit(&self, text: &str) {

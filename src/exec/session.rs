@@ -329,6 +329,7 @@ impl HostSession {
         if !options.always {
             self.not_interrupted(command)?;
         }
+        tracing::debug!(target: "weft::run", "{}: {command}", self.spec.name);
         let request = self.privileged(command, options);
         let sink = HostSink::new(self.output.clone(), self.spec.name.clone(), options.quiet);
         let output = self

@@ -45,51 +45,173 @@ pub fn require_tools() -> Result<(), CloudError> {
     Ok(())
 }
 
-/// The base image's root folder, built first when the cache has none. Parallel weft processes
-/// build it once: the others wait on the lock. A build goes to a temporary folder renamed into
-/// place only when it succeeded, so an interrupted build never counts as an image.
-pub async fn ensure_base() -> Result<PathBuf, CloudError> {
+/// The name of the image whose machines start with `packages`: the base image when there are
+/// none, else `debian-12+` and a digest of the sorted package list, so every role that names
+/// the same packages shares one image.
+pub fn name_for(packages: &[String]) -> String {
+    let mut sorted: Vec<&str> = packages.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.is_empty() {
+        return BASE.to_string();
+    }
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(sorted.join(" ").as_bytes());
+    let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+    format!("{BASE}+{hex}")
+}
+
+/// The root folder of the image whose machines start with `packages` (see `name_for`), built
+/// first when the cache has none: the base image with debootstrap, a package image from the
+/// base with apt. Parallel weft processes build an image once: the others wait on its lock. A
+/// build goes to a temporary folder renamed into place only when it succeeded, so an
+/// interrupted build never counts as an image.
+pub async fn ensure(packages: &[String]) -> Result<PathBuf, CloudError> {
+    let name = name_for(packages);
     let cache = cache_dir();
-    let root = cache.join(BASE);
+    let root = cache.join(&name);
     if root.join("etc/os-release").is_file() {
         return Ok(root);
     }
+    let base = if name == BASE {
+        None
+    } else {
+        Some(Box::pin(ensure(&[])).await?)
+    };
     std::fs::create_dir_all(&cache)?;
+    let packages = packages.to_vec();
     tokio::task::spawn_blocking(move || {
-        let _lock = Lock::take(&cache.join(format!("{BASE}.lock")))?;
+        let _lock = Lock::take(&cache.join(format!("{name}.lock")))?;
         if root.join("etc/os-release").is_file() {
             return Ok(root);
         }
-        build(&cache, &root)?;
+        let partial = cache.join(format!("{name}.partial"));
+        if partial.exists() {
+            std::fs::remove_dir_all(&partial)?;
+        }
+        let started = Instant::now();
+        match &base {
+            None => bootstrap(&partial, started),
+            Some(base) => install(base, &partial, &name, &packages, started),
+        }
+        .inspect_err(|_| {
+            let _ = std::fs::remove_dir_all(&partial);
+        })?;
+        finish(&partial)?;
+        std::fs::rename(&partial, &root)?;
+        eprintln!(
+            "weft: image {name} ready in {}s",
+            started.elapsed().as_secs()
+        );
         Ok(root)
     })
     .await
     .map_err(|e| CloudError::Io(format!("image build panicked: {e}")))?
 }
 
-fn build(cache: &Path, root: &Path) -> Result<(), CloudError> {
-    let partial = cache.join(format!("{BASE}.partial"));
-    if partial.exists() {
-        std::fs::remove_dir_all(&partial)?;
-    }
-    eprintln!(
-        "weft: building the local machine image {BASE} in {} from {MIRROR} (once; a few minutes)",
-        root.display()
-    );
-    let started = Instant::now();
-    let mut child = Command::new("debootstrap")
+/// Makes the base image in `partial` with debootstrap.
+fn bootstrap(partial: &Path, started: Instant) -> Result<(), CloudError> {
+    eprintln!("weft: building the local machine image {BASE} from {MIRROR} (once; a few minutes)");
+    let mut command = Command::new("debootstrap");
+    command
         .args([
             "--variant=minbase",
             &format!("--include={PACKAGES}"),
             "bookworm",
         ])
-        .arg(&partial)
-        .arg(MIRROR)
+        .arg(partial)
+        .arg(MIRROR);
+    // debootstrap's stages (retrieving, resolving, extracting, installing) are the progress
+    // a user waits through.
+    let stages = [
+        "I: Retrieving Release",
+        "I: Resolving",
+        "I: Extracting",
+        "I: Installing",
+        "I: Base system installed",
+    ];
+    run_showing(command, started, |line| {
+        stages
+            .iter()
+            .any(|p| line.starts_with(p))
+            .then(|| line.trim_start_matches("I: ").to_string())
+    })
+    .map_err(|output| {
+        CloudError::Io(format!(
+            "building the image with `debootstrap ... bookworm {} {MIRROR}` failed; \
+             is the mirror reachable?\n{output}",
+            partial.display()
+        ))
+    })
+}
+
+/// Makes image `name` in `partial`: a copy of `base` with `packages` installed by apt, run
+/// inside the copy by systemd-nspawn (not booted, so no service starts during the build).
+fn install(
+    base: &Path,
+    partial: &Path,
+    name: &str,
+    packages: &[String],
+    started: Instant,
+) -> Result<(), CloudError> {
+    eprintln!(
+        "weft: building the local machine image {name} ({}) from {BASE} (once)",
+        packages.join(", ")
+    );
+    let copied = Command::new("cp")
+        .args(["-a", "--reflink=auto"])
+        .arg(base)
+        .arg(partial)
+        .status()?;
+    if !copied.success() {
+        return Err(CloudError::Io(format!(
+            "copying image {BASE} to {} failed ({copied})",
+            partial.display()
+        )));
+    }
+    // Package names were checked when weft.toml was read; they travel as arguments anyway.
+    let mut command = Command::new("systemd-nspawn");
+    command
+        .args(["--quiet", "--register=no", "--keep-unit", "--as-pid2"])
+        .args(["--resolv-conf=copy-host", "--timezone=off"])
+        .args(["-E", "DEBIAN_FRONTEND=noninteractive", "--directory"])
+        .arg(partial)
+        .args([
+            "sh",
+            "-ec",
+            "apt-get update -q; apt-get install -y -q --no-install-recommends -- \"$@\"; \
+             apt-get clean",
+            "sh",
+        ])
+        .args(packages);
+    run_showing(command, started, |line| {
+        line.strip_prefix("Setting up ").map(|rest| {
+            let package = rest.split_whitespace().next().unwrap_or(rest);
+            format!("setting up {package}")
+        })
+    })
+    .map_err(|output| {
+        CloudError::Io(format!(
+            "installing {} into image {name} failed; are the names right and is the mirror \
+             reachable?\n{output}",
+            packages.join(" ")
+        ))
+    })
+}
+
+/// Runs `command`, printing the lines `progress` picks as the build's progress. On failure,
+/// the error is the last lines of its output.
+fn run_showing(
+    mut command: Command,
+    started: Instant,
+    progress: impl Fn(&str) -> Option<String>,
+) -> Result<(), String> {
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| CloudError::Unsupported(format!("cannot run debootstrap: {e}")))?;
+        .map_err(|e| format!("cannot run {:?}: {e}", command.get_program()))?;
     let stderr = child.stderr.take();
     let errors = std::thread::spawn(move || {
         let mut text = String::new();
@@ -104,22 +226,10 @@ fn build(cache: &Path, root: &Path) -> Result<(), CloudError> {
     let mut tail: Vec<String> = Vec::new();
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            // debootstrap's stages (retrieving, resolving, extracting, installing) are the
-            // progress a user waits through.
-            let stage = [
-                "I: Retrieving Release",
-                "I: Resolving",
-                "I: Extracting",
-                "I: Installing",
-                "I: Base system installed",
-            ]
-            .iter()
-            .any(|p| line.starts_with(p));
-            if stage {
+            if let Some(step) = progress(&line) {
                 eprintln!(
-                    "weft: image build [{:>3}s] {}",
-                    started.elapsed().as_secs(),
-                    line.trim_start_matches("I: ")
+                    "weft: image build [{:>3}s] {step}",
+                    started.elapsed().as_secs()
                 );
             }
             tail.push(line);
@@ -128,25 +238,16 @@ fn build(cache: &Path, root: &Path) -> Result<(), CloudError> {
             }
         }
     }
-    let status = child.wait()?;
+    let status = child.wait().map_err(|e| e.to_string())?;
     let errors = errors.join().unwrap_or_default();
-    if !status.success() {
-        let _ = std::fs::remove_dir_all(&partial);
-        return Err(CloudError::Io(format!(
-            "building the image with `debootstrap ... bookworm {} {MIRROR}` failed ({status}); \
-             is the mirror reachable?\n{}{}",
-            partial.display(),
-            tail.join("\n"),
-            errors.trim()
-        )));
+    if status.success() {
+        return Ok(());
     }
-    finish(&partial)?;
-    std::fs::rename(&partial, root)?;
-    eprintln!(
-        "weft: image {BASE} ready in {}s",
-        started.elapsed().as_secs()
-    );
-    Ok(())
+    Err(format!(
+        "({status})\n{}\n{}",
+        tail.join("\n"),
+        errors.trim()
+    ))
 }
 
 /// Makes the fresh root a template: each machine gets its own identity at boot.

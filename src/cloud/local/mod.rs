@@ -31,6 +31,9 @@ struct Meta {
     env: String,
     ip: Ipv4Addr,
     image: Option<String>,
+    /// The packages its image starts with (`image::name_for`); none for the base image.
+    #[serde(default)]
+    packages: Vec<String>,
     pid: Option<u32>,
     tags: BTreeMap<String, String>,
 }
@@ -52,6 +55,27 @@ PrintMotd no
 MaxSessions 32
 MaxStartups 100:30:200
 ";
+
+/// journald keeps a machine's log in memory, within a bound: an idle machine writes nothing
+/// to its disk, and services' own logs (nginx, gunicorn) are files that outlive reboots.
+const JOURNALD_CONFIG: &str = "[Journal]\nStorage=volatile\nRuntimeMaxUse=8M\n";
+
+/// What an idle machine does not need: the console is read-only, so no getty can log in on
+/// it, and a persistent journal costs memory and disk writes. Masks and drop-ins live in the
+/// machine's own layer, so the shared image stays as Debian made it.
+fn trim_idle(upper: &Path) -> Result<(), CloudError> {
+    let units = upper.join("etc/systemd/system");
+    std::fs::create_dir_all(&units)?;
+    for unit in ["console-getty.service", "getty@.service"] {
+        let link = units.join(unit);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("/dev/null", &link)?;
+    }
+    let journald = upper.join("etc/systemd/journald.conf.d");
+    std::fs::create_dir_all(&journald)?;
+    std::fs::write(journald.join("weft.conf"), JOURNALD_CONFIG)?;
+    Ok(())
+}
 
 /// How long a machine gets to power off before it is killed.
 const POWEROFF_WAIT: Duration = Duration::from_secs(20);
@@ -218,6 +242,7 @@ impl LocalProvider {
         std::fs::set_permissions(&ssh_dir, std::fs::Permissions::from_mode(0o700))?;
         std::fs::set_permissions(upper.join("root"), std::fs::Permissions::from_mode(0o700))?;
         std::fs::write(upper.join("etc/hostname"), format!("{}\n", meta.name))?;
+        trim_idle(&upper)?;
         std::fs::write(
             upper.join("etc/hosts"),
             format!(
@@ -249,7 +274,7 @@ impl LocalProvider {
         if self.running(meta) {
             return Ok(());
         }
-        let base = image::ensure_base().await?;
+        let base = image::ensure(&meta.packages).await?;
         let dir = self.dir(&meta.id);
         let upper = dir.join("upper");
         std::fs::create_dir_all(&upper)?;
@@ -355,6 +380,8 @@ impl Provider for LocalProvider {
             self.boot(&mut meta).await?;
             return Ok(self.machine(&meta));
         }
+        // The image first: a failed package install leaves no half-made machine behind.
+        image::ensure(&spec.packages).await?;
         std::fs::create_dir_all(dir.join("upper"))?;
         if let Some(image) = &spec.image {
             let source = self.images.join(slug(image)).join("upper");
@@ -388,6 +415,7 @@ impl Provider for LocalProvider {
             env: scope.env.clone(),
             ip,
             image: spec.image.clone(),
+            packages: spec.packages.clone(),
             pid: None,
             tags,
         };
@@ -522,19 +550,26 @@ pub fn images() -> Vec<(String, image::CachedImage)> {
     found
 }
 
-/// Removes image `name`. The base image is refused while machines boot from it.
+/// Removes image `name`. An image of the cache is refused while machines boot from it (the
+/// base image while any machine exists: package images are copies of it, but a machine
+/// restarted after its package image went is rebuilt from the base).
 pub fn remove_image(name: &str) -> Result<(), CloudError> {
     let snapshot = data_dir().join("images").join(slug(name));
     if snapshot.is_dir() && slug(name) == name {
         std::fs::remove_dir_all(&snapshot)?;
         return Ok(());
     }
-    let base = image::cache_dir().join(name);
-    if name == image::BASE && base.is_dir() {
+    let cached = image::cache_dir().join(name);
+    let listed = image::list(&image::cache_dir())
+        .iter()
+        .any(|i| i.name == name);
+    if listed && cached.is_dir() {
         let machines = std::fs::read_dir(data_dir().join("machines"))
             .map(|d| {
                 d.filter_map(Result::ok)
-                    .filter(|e| e.path().join("meta.json").is_file())
+                    .filter_map(|e| std::fs::read_to_string(e.path().join("meta.json")).ok())
+                    .filter_map(|text| serde_json::from_str::<Meta>(&text).ok())
+                    .filter(|m| name == image::BASE || image::name_for(&m.packages) == name)
                     .count()
             })
             .unwrap_or(0);
@@ -543,7 +578,7 @@ pub fn remove_image(name: &str) -> Result<(), CloudError> {
                 "{machines} machine(s) boot from image `{name}`: terminate them first"
             )));
         }
-        std::fs::remove_dir_all(&base)?;
+        std::fs::remove_dir_all(&cached)?;
         return Ok(());
     }
     Err(CloudError::NotFound(format!("no local image `{name}`")))

@@ -79,6 +79,9 @@ impl Identities {
     pub fn load(explicit: &[PathBuf], optional: &[PathBuf]) -> Result<Self, SshError> {
         let mut identities = Identities::default();
         let passphrase: Option<String> = std::env::var(PASSPHRASE_ENV).ok();
+        if let Some(passphrase) = &passphrase {
+            crate::logging::hide(passphrase);
+        }
         let candidates = explicit
             .iter()
             .map(|p| (p, true))
@@ -155,6 +158,7 @@ impl Identities {
         }
         let entered = rpassword::prompt_password(format!("passphrase for {}: ", path.display()))
             .map_err(|e| format!("cannot read its passphrase: {e}"))?;
+        crate::logging::hide(&entered);
         let key = russh::keys::load_secret_key(path, Some(&entered))
             .map_err(|e| format!("it does not open with that passphrase: {e}"))?;
         *typed = Some(entered);
@@ -180,12 +184,14 @@ impl Identities {
                         continue;
                     };
                     in_agent.push(key.clone());
+                    tracing::debug!(target: "weft::ssh", "{target}: offering agent key {comment}");
                     let hash = handle.best_supported_rsa_hash().await?.flatten();
                     let result = handle
                         .authenticate_publickey_with(user, key, hash, &mut agent)
                         .await;
                     tried.push(format!("agent:{comment}"));
                     if matches!(result, Ok(ref r) if r.success()) {
+                        tracing::debug!(target: "weft::ssh", "{target}: accepted agent key {comment}");
                         return Ok(());
                     }
                 }
@@ -212,14 +218,17 @@ impl Identities {
                     continue;
                 }
             };
+            tracing::debug!(target: "weft::ssh", "{target}: offering key {}", path.display());
             let hash = handle.best_supported_rsa_hash().await?.flatten();
             let result = handle
                 .authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, hash))
                 .await?;
             tried.push(path.display().to_string());
             if result.success() {
+                tracing::debug!(target: "weft::ssh", "{target}: accepted key {}", path.display());
                 return Ok(());
             }
+            tracing::debug!(target: "weft::ssh", "{target}: refused key {}", path.display());
         }
         Err(SshError::Auth {
             target: target.to_string(),

@@ -247,6 +247,7 @@ impl std::fmt::Display for Hop {
 
 async fn open_tcp(settings: &Arc<SshSettings>, hop: &Hop) -> Result<Handle<Client>, SshError> {
     let shown = hop.to_string();
+    tracing::debug!(target: "weft::ssh", "connecting to {shown}");
     let stream = tokio::net::TcpStream::connect((hop.host.as_str(), hop.port))
         .await
         .map_err(|source| SshError::Connect {
