@@ -53,15 +53,16 @@ request("initialize", {"processId": None, "rootUri": f"file://{root}", "capabili
 notify("initialized", {})
 print(f"initialize: {(time.perf_counter() - start) * 1000:.1f} ms")
 uri = f"file://{root}/deploy/site.rhai"
-text = open("deploy/site.rhai").read() + "\nfn bench(host) {\n    host.\n    run_goal(\"\n}\n"
-line = text.count("\n") - 3
+text = open("deploy/site.rhai").read() + "\nfn bench(host) {\n    host.\n    run_goal(\"\n    host.vars.\n}\n"
+line = text.count("\n") - 4
 notify("textDocument/didOpen", {"textDocument": {"uri": uri, "languageId": "rhai", "version": 1, "text": text}})
 at = {"textDocument": {"uri": uri}, "position": {"line": line, "character": 9}}
 goal_at = {"textDocument": {"uri": uri}, "position": {"line": line + 1, "character": 14}}
+var_at = {"textDocument": {"uri": uri}, "position": {"line": line + 2, "character": 14}}
 start = time.perf_counter()
 items = request("textDocument/completion", goal_at)
 print(f"first goal-name completion (loads and compiles the project): {(time.perf_counter() - start) * 1000:.1f} ms, {len(items)} goals")
-for name, where in [("host.", at), ('run_goal("', goal_at)]:
+for name, where in [("host.", at), ('run_goal("', goal_at), ("host.vars.", var_at)]:
     times = []
     for _ in range(200):
         start = time.perf_counter()

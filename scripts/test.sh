@@ -28,6 +28,8 @@ command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v nft >/dev/null || need+=(nftables)
 # The editor test drives `weft lsp` from headless Neovim's built-in client.
 command -v nvim >/dev/null || need+=(neovim)
+# The VS Code extension is built with npm (scripts/build-vscode.sh) by a test.
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q

@@ -158,11 +158,24 @@ pub enum Command {
     },
     /// Serve the language server protocol on stdin and stdout, for editors (see editors/).
     Lsp,
+    /// Inspect weft.toml's format.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Print a shell completion script.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+/// `weft config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the JSON schema of weft.toml, generated from weft's config types and the app
+    /// service's settings (for editors: see editors/vscode).
+    Schema,
 }
 
 /// Which hosts of which env.

@@ -8,6 +8,7 @@ mod cloud;
 mod data;
 mod diagnostics;
 mod docs;
+mod editors;
 mod init;
 mod layers;
 mod lsp;

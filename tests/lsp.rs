@@ -142,9 +142,13 @@ fn project() -> (Test, String, String) {
 }
 
 fn initialize(client: &mut Client, root: &str) -> Value {
+    initialize_with(client, root, Value::Null)
+}
+
+fn initialize_with(client: &mut Client, root: &str, options: Value) -> Value {
     let result = client.request(
         "initialize",
-        json!({"processId": null, "rootUri": root, "capabilities": {}}),
+        json!({"processId": null, "rootUri": root, "capabilities": {}, "initializationOptions": options}),
     );
     client.notify("initialized", json!({}));
     result
@@ -200,6 +204,22 @@ fn lsp_diagnoses_completes_hovers_and_finds_definitions() {
         );
     }
     assert!(!members.contains(&"run_goal".to_string()), "{members:?}");
+    // Each with its signature and doc.
+    let items = client.request("textDocument/completion", Client::at(&uri, 2, 9));
+    let file = items
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|i| i["label"] == json!("file"))
+        .expect("file");
+    assert!(
+        file["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("file(host: Host"),
+        "{file}"
+    );
+    assert!(file["documentation"]["value"].is_string(), "{file}");
     let templates = labels(&client.request("textDocument/completion", Client::at(&uri, 3, 19)));
     assert!(
         templates.contains(&"site/app.conf.hbs".to_string()),
@@ -209,8 +229,10 @@ fn lsp_diagnoses_completes_hovers_and_finds_definitions() {
         templates.iter().any(|t| t.starts_with("nginx/")),
         "{templates:?}"
     );
+    // The default env is `local` here (no default_env), whose vars are the ones weft sets;
+    // `port` is set in env `prod` only (see the test of vars below).
     let vars = labels(&client.request("textDocument/completion", Client::at(&uri, 4, 14)));
-    assert_eq!(vars, ["port"]);
+    assert_eq!(vars, ["env", "project"]);
     // Goal names inside `run_goal("`: the project's and the stdlib's.
     let goals = labels(&client.request("textDocument/completion", Client::at(&uri, 6, 15)));
     for wanted in ["nginx_setup", "web_setup"] {
@@ -280,7 +302,7 @@ fn lsp_diagnoses_completes_hovers_and_finds_definitions() {
     assert_eq!(def["range"]["start"]["line"], json!(1));
 
     // Strings: a template opens at the file that wins it, an import at its script.
-    let text = "import \"lib/app\" as app;\n\nfn web_setup(host) {\n    host.template(\"nginx/site.conf.hbs\", \"/a\");\n    host.template(\"site/app.conf.hbs\", \"/b\");\n    let p = host.vars.port;\n}\n";
+    let text = "import \"lib/app\" as app;\n\nfn web_setup(host) {\n    host.template(\"nginx/site.conf.hbs\", \"/a\");\n    host.template(\"site/app.conf.hbs\", \"/b\");\n    let p = host.vars.port;\n    app::serves(host, \"x\");\n}\n";
     client.notify(
         "textDocument/didChange",
         json!({"textDocument": {"uri": uri, "version": 4}, "contentChanges": [{"text": text}]}),
@@ -308,6 +330,24 @@ fn lsp_diagnoses_completes_hovers_and_finds_definitions() {
         def["uri"],
         json!(format!("file://{}", project_template.display())),
         "{def}"
+    );
+
+    // A function of an imported module: its `fn` line in the module's file.
+    let def = client.request("textDocument/definition", Client::at(&uri, 6, 12));
+    assert_eq!(
+        def["uri"],
+        json!(format!("file://{}", cache.join("lib/app.rhai").display())),
+        "{def}"
+    );
+    let line = def["range"]["start"]["line"].as_u64().expect("line") as usize;
+    let module = std::fs::read_to_string(cache.join("lib/app.rhai")).expect("copy");
+    assert!(
+        module
+            .lines()
+            .nth(line)
+            .unwrap_or_default()
+            .starts_with("fn serves("),
+        "line {line}: {def}"
     );
 
     let imports = labels(&client.request("textDocument/completion", Client::at(&uri, 0, 10)));
@@ -398,6 +438,11 @@ fn lsp_reports_weft_toml_errors_with_ranges() {
             .contains("bogus"),
         "{found:?}"
     );
+    // The message is the one the command line prints for the same file.
+    test.write("weft.toml", text);
+    let first = found[0]["message"].as_str().unwrap_or_default();
+    let first = first.lines().next().unwrap_or_default();
+    test.run(&["list"]).status(2).stderr_has(first);
     // An option a function does not take, with the closest one; option keys complete.
     let script = format!("{root}/deploy/files.rhai");
     let text = "fn files(host) {\n    host.file(\"/a\", #{ modee: \"0644\" });\n    host.file(\"/b\", #{  });\n}\n";
@@ -458,6 +503,146 @@ fn lsp_reports_weft_toml_errors_with_ranges() {
     );
     let reply = client.wait_for("error", |m| m["id"] == json!(100));
     assert!(reply["error"].is_object(), "{reply}");
+    client.stop();
+}
+
+#[test]
+fn lsp_completes_the_merged_vars_of_the_current_env() {
+    let test = Test::with_config(
+        r#"[project]
+name = "site"
+default_env = "prod"
+
+[vars]
+port = 80
+www = "/srv"
+
+[env.prod]
+hosts = { web1 = "root@10.0.0.5", web2 = { address = "root@10.0.0.6", vars = { port = 8081 } } }
+roles = { db = { hosts = ["web2"], vars = { db = { name = "site", user = "app" } } } }
+vars = { port = 8080, tls = true }
+
+[env.stage]
+hosts = { s1 = "root@10.0.0.9" }
+vars = { stage_only = 1 }
+"#,
+    );
+    let text = "fn web(host) {\n    let a = host.vars.;\n    let b = host.vars.db.;\n    let c = host.vars.port;\n}\n";
+    test.write("deploy/site.rhai", text);
+    let root = format!("file://{}", test.path().display());
+    let uri = format!("{root}/deploy/site.rhai");
+
+    // Without a setting: the project's default_env, `prod`, merged per host.
+    let mut client = Client::start(&test);
+    initialize(&mut client, &root);
+    client.open(&uri, text);
+    let items = client.request("textDocument/completion", Client::at(&uri, 1, 22));
+    assert_eq!(
+        labels(&items),
+        ["db", "env", "port", "project", "tls", "www"],
+        "{items}"
+    );
+    let item = |name: &str| {
+        items
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|i| i["label"] == json!(name))
+            .cloned()
+            .expect(name)
+    };
+    // Host vars win over env vars over project vars; tables merge key by key.
+    assert_eq!(item("port")["detail"], json!("differs by host"));
+    let doc = item("port")["documentation"]["value"].to_string();
+    assert!(
+        doc.contains("web1: `8080`") && doc.contains("web2: `8081`"),
+        "{doc}"
+    );
+    assert_eq!(item("tls")["detail"], json!("= true"));
+    assert_eq!(item("env")["detail"], json!("= \"prod\""));
+    // `db` is a role's var: on web2 only.
+    assert_eq!(item("db")["detail"], json!("differs by host"));
+    let keys = labels(&client.request("textDocument/completion", Client::at(&uri, 2, 25)));
+    assert_eq!(keys, ["name", "user"]);
+    let hover = client.request("textDocument/hover", Client::at(&uri, 3, 24));
+    let value = hover["contents"]["value"].as_str().unwrap_or_default();
+    assert!(
+        value.contains("[env.prod.vars]")
+            && value.contains("in env `prod`:")
+            && value.contains("- web2: `8081`"),
+        "{hover}"
+    );
+    client.stop();
+
+    // A client's setting names another env.
+    let mut client = Client::start(&test);
+    initialize_with(&mut client, &root, json!({"env": "stage"}));
+    client.open(&uri, text);
+    let vars = labels(&client.request("textDocument/completion", Client::at(&uri, 1, 22)));
+    assert_eq!(vars, ["env", "port", "project", "stage_only", "www"]);
+    // Settings that change while it runs (VS Code sends its `weft` section): back to the
+    // default env when the env is cleared.
+    client.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"weft": {"env": ""}}}),
+    );
+    let vars = labels(&client.request("textDocument/completion", Client::at(&uri, 1, 22)));
+    assert!(vars.contains(&"tls".to_string()), "{vars:?}");
+    client.notify(
+        "workspace/didChangeConfiguration",
+        json!({"settings": {"env": "stage"}}),
+    );
+    let vars = labels(&client.request("textDocument/completion", Client::at(&uri, 1, 22)));
+    assert!(vars.contains(&"stage_only".to_string()), "{vars:?}");
+    client.stop();
+}
+
+#[test]
+fn lsp_warns_of_goals_with_a_wrong_host_parameter() {
+    let (test, root, _) = project();
+    let mut client = Client::start(&test);
+    initialize(&mut client, &root);
+    let uri = format!("{root}/deploy/wrong.rhai");
+    let text = "/// Deploys.\nfn deploy(version, host) {\n    host.run(version);\n}\n\nfn plan() {\n    host.run(\"x\");\n}\n";
+    let found = client.open(&uri, text);
+    let found = found.as_array().expect("diagnostics");
+    assert_eq!(found.len(), 2, "{found:?}");
+    for d in found {
+        assert_eq!(d["code"], json!("weft::script::host_param"), "{d}");
+        assert_eq!(d["severity"], json!(2), "{d}");
+    }
+    assert_eq!(
+        found[0]["range"],
+        json!({"start": {"line": 1, "character": 19}, "end": {"line": 1, "character": 23}}),
+        "{found:?}"
+    );
+    assert!(
+        found[0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("parameter 2 of goal `deploy`"),
+        "{found:?}"
+    );
+    assert_eq!(
+        found[1]["range"]["start"],
+        json!({"line": 6, "character": 4}),
+        "{found:?}"
+    );
+    // Fixed: no warnings left.
+    let fixed = text
+        .replace("deploy(version, host)", "deploy(host, version)")
+        .replace("fn plan()", "fn plan(host)");
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": fixed}]}),
+    );
+    assert_eq!(client.diagnostics(&uri), json!([]));
+    // In `lib/`, public functions are helpers, not goals: any parameters go.
+    let lib = format!("{root}/deploy/lib/helpers.rhai");
+    assert_eq!(
+        client.open(&lib, text.replace("fn plan()", "fn plan(host)").as_str()),
+        json!([])
+    );
     client.stop();
 }
 

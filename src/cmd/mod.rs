@@ -20,6 +20,7 @@ macro_rules! outln {
 }
 
 mod cloud;
+mod config;
 mod copy;
 mod doc;
 mod exec;
@@ -88,6 +89,7 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
             markdown,
         } => doc::doc(name.as_deref(), definitions, markdown),
         Command::Lsp => lsp::lsp(ctx),
+        Command::Config { command } => config::config(ctx, command),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
             clap_complete::generate(shell, &mut command, "weft", &mut std::io::stdout());

@@ -1,6 +1,7 @@
 //! Configuration: the project's `weft.toml` and the user's personal defaults.
 
 mod project;
+mod schema;
 pub mod secret;
 mod user;
 
@@ -8,6 +9,7 @@ pub use project::{
     ConfigFile, ConnectorKind, EnvSection, HostEntry, MachineEntry, ProjectConfig, ProviderKind,
     RoleEntry,
 };
+pub use schema::{schema, AppSettings, Setting};
 pub use user::{expand_home, UserConfig};
 
 /// The env that always exists: this machine through the local connector.

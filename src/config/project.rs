@@ -19,13 +19,14 @@ pub struct ProjectConfig {
 }
 
 /// The top level of `weft.toml`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// `[project]`: name and defaults.
     #[serde(default)]
     pub project: ProjectSection,
     /// `[vars]`: the lowest layer of variables, shared by every env.
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     #[serde(default)]
     pub vars: toml::Table,
     /// `[env.NAME]`: the environments.
@@ -34,23 +35,26 @@ pub struct ConfigFile {
     /// `[apps.NAME]`: apps built and deployed by the stdlib `app` service. Each one gets the
     /// goals `NAME_build`, `NAME_deploy` ...; scripts see the tables as the var `apps`.
     #[serde(default)]
+    #[schemars(with = "IndexMap<String, serde_json::Map<String, serde_json::Value>>")]
     pub apps: IndexMap<String, toml::Table>,
 }
 
 /// `[project]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectSection {
     /// The project's name, available to scripts and templates as `project`.
     pub name: Option<String>,
     /// The env used when `-e` is not given.
+    #[schemars(with = "Option<String>")]
     pub default_env: Option<Spanned<String>>,
     /// The Rhai operation budget of one goal call on one host (at least 1).
+    #[schemars(with = "Option<u64>")]
     pub max_operations: Option<Spanned<u64>>,
 }
 
 /// How weft reaches the hosts of an env.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectorKind {
     /// This machine, commands run by `sh -c` without SSH.
@@ -70,7 +74,7 @@ impl ConnectorKind {
 }
 
 /// Where an env's machines come from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderKind {
     /// Sandbox machines on this Linux host.
@@ -80,7 +84,7 @@ pub enum ProviderKind {
 }
 
 /// `[env.NAME.machines.ROLE]`: what `weft cloud create ROLE` and `env_up` make.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MachineEntry {
     /// How many machines of the role `env_up` makes.
@@ -107,6 +111,7 @@ pub struct MachineEntry {
     #[serde(default)]
     pub tags: IndexMap<String, String>,
     /// Variables of the role's machines.
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     #[serde(default)]
     pub vars: toml::Table,
 }
@@ -133,7 +138,7 @@ pub fn debian_package_name(name: &str) -> bool {
 }
 
 /// `[env.NAME]`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnvSection {
     /// `local` or `ssh`; defaults to `ssh` when hosts are listed or a provider makes them.
@@ -159,17 +164,20 @@ pub struct EnvSection {
     pub keys: Vec<String>,
     /// Host name → address (`user@addr:port`) or a table with `address` and `vars`.
     #[serde(default)]
+    #[schemars(with = "IndexMap<String, HostEntry>")]
     pub hosts: IndexMap<String, Spanned<HostEntry>>,
     /// Role name → host names, or a table with `hosts` and `vars`.
     #[serde(default)]
+    #[schemars(with = "IndexMap<String, RoleEntry>")]
     pub roles: IndexMap<String, Spanned<RoleEntry>>,
     /// Variables of every host of this env.
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     #[serde(default)]
     pub vars: toml::Table,
 }
 
 /// One host: its address alone, or an address with host variables.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(
     untagged,
     expecting = "an address such as \"root@10.0.0.5:22\", or a table with `address` and `vars`"
@@ -182,13 +190,14 @@ pub enum HostEntry {
         /// `user@addr:port`
         address: String,
         /// Variables of this host alone.
+        #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
         #[serde(default)]
         vars: toml::Table,
     },
 }
 
 /// One role: its hosts alone, or hosts with role variables.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(
     untagged,
     expecting = "a list of host names such as [\"app-0\"], or a table with `hosts` and `vars`"
@@ -201,6 +210,7 @@ pub enum RoleEntry {
         /// The hosts that play this role.
         hosts: Vec<String>,
         /// Variables of every host in this role.
+        #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
         #[serde(default)]
         vars: toml::Table,
     },

@@ -1,6 +1,6 @@
-//! Completion: goal names in `run_goal("`, template names in `.template("`, var names after
-//! `host.vars.`, host functions and properties after `.`, and every API function and goal
-//! elsewhere.
+//! Completion: goal names in `run_goal("`, template names in `.template("`, the current env's
+//! merged vars after `host.vars.` (and their keys after `host.vars.NAME.`), host functions
+//! and properties after `.`, and every API function and goal elsewhere.
 
 use std::collections::BTreeMap;
 
@@ -23,8 +23,8 @@ enum Site {
     TemplateName,
     /// The path of `import "`.
     ImportName,
-    /// After `host.vars.`.
-    Var,
+    /// After `host.vars.` and the keys after it (`host.vars.apps.hello.`): those keys.
+    Var(Vec<String>),
     /// After `.`: a method or property of `Host`.
     Member,
     /// A key of the option map given to the function named.
@@ -97,13 +97,103 @@ fn site(prefix: &str) -> Site {
         }
     }
     let before = &prefix[..word_start];
-    if before.ends_with(".vars.") {
-        Site::Var
+    if let Some(path) = var_path(before) {
+        Site::Var(path)
     } else if before.ends_with('.') {
         Site::Member
     } else {
         Site::Global
     }
+}
+
+/// The keys between `.vars.` and the cursor when `before` (the text before the word at the
+/// cursor) is a chain `X.vars.a.b.`: `["a", "b"]`.
+fn var_path(before: &str) -> Option<Vec<String>> {
+    let mut rest = before.strip_suffix('.')?;
+    let mut keys = Vec::new();
+    loop {
+        let start = rest
+            .char_indices()
+            .rev()
+            .find(|(_, c)| !text::is_word(*c))
+            .map_or(0, |(i, c)| i + c.len_utf8());
+        let word = &rest[start..];
+        if word.is_empty() {
+            return None;
+        }
+        if word == "vars" && rest[..start].ends_with('.') {
+            keys.reverse();
+            return Some(keys);
+        }
+        keys.push(word.to_string());
+        rest = rest[..start].strip_suffix('.')?;
+    }
+}
+
+/// A var's value in a line: JSON, cut short.
+fn short(value: &serde_json::Value) -> String {
+    let text = value.to_string();
+    if text.chars().count() > 60 {
+        format!("{}…", text.chars().take(59).collect::<String>())
+    } else {
+        text
+    }
+}
+
+/// The keys of the current env's vars at `path`, each with its value on every host.
+fn var_items(server: &mut Server, path: &[String]) -> Vec<CompletionItem> {
+    let workspace = server.workspace();
+    let Some(env) = workspace.env_vars() else {
+        // No env resolves (an unknown env named): every var `weft.toml` sets anywhere.
+        if !path.is_empty() {
+            return Vec::new();
+        }
+        return workspace
+            .vars()
+            .iter()
+            .map(|(name, tables)| CompletionItem {
+                label: name.clone(),
+                kind: Some(CompletionItemKind::VARIABLE),
+                detail: Some(format!("var: {}", tables.join(", "))),
+                ..CompletionItem::default()
+            })
+            .collect();
+    };
+    let mut keys: BTreeMap<&str, Vec<(&str, &serde_json::Value)>> = BTreeMap::new();
+    for (host, vars) in &env.hosts {
+        let mut table = Some(vars);
+        for key in path {
+            table = table.and_then(|t| t.get(key)).and_then(|v| v.as_object());
+        }
+        for (key, value) in table.into_iter().flatten() {
+            keys.entry(key).or_default().push((host, value));
+        }
+    }
+    keys.into_iter()
+        .map(|(key, values)| {
+            let same = values.iter().all(|(_, v)| *v == values[0].1);
+            let detail = if same && values.len() == env.hosts.len() {
+                format!("= {}", short(values[0].1))
+            } else {
+                "differs by host".to_string()
+            };
+            let mut doc = format!("var `{key}` in env `{}`:", env.env);
+            for (host, value) in &values {
+                doc.push_str(&format!("\n- {host}: `{}`", short(value)));
+            }
+            CompletionItem {
+                label: key.to_string(),
+                kind: Some(if path.is_empty() {
+                    CompletionItemKind::VARIABLE
+                } else {
+                    CompletionItemKind::FIELD
+                }),
+                detail: Some(detail),
+                documentation: markdown(doc),
+                ..CompletionItem::default()
+            }
+        })
+        .collect()
 }
 
 /// Whether a function is a method or property of `Host` (its first parameter is a `Host`).
@@ -197,17 +287,7 @@ pub fn complete(server: &mut Server, params: CompletionParams) -> Option<Complet
                 ..CompletionItem::default()
             })
             .collect(),
-        Site::Var => server
-            .workspace()
-            .vars()
-            .iter()
-            .map(|(name, tables)| CompletionItem {
-                label: name.clone(),
-                kind: Some(CompletionItemKind::VARIABLE),
-                detail: Some(format!("var: {}", tables.join(", "))),
-                ..CompletionItem::default()
-            })
-            .collect(),
+        Site::Var(path) => var_items(server, &path),
     };
     Some(CompletionResponse::Array(items))
 }
@@ -252,7 +332,13 @@ mod tests {
         assert_eq!(site("    run_goal(\"web_de"), Site::GoalName);
         assert_eq!(site("  host.template(\"ngi"), Site::TemplateName);
         assert_eq!(site("  host.template(\"a\", \"b"), Site::Global);
-        assert_eq!(site("  let x = host.vars.po"), Site::Var);
+        assert_eq!(site("  let x = host.vars.po"), Site::Var(vec![]));
+        assert_eq!(
+            site("  let x = host.vars.apps.hello.re"),
+            Site::Var(vec!["apps".into(), "hello".into()])
+        );
+        assert_eq!(site("  let x = vars.po"), Site::Member);
+        assert_eq!(site("  f(\"é\").vars."), Site::Var(vec![]));
         assert_eq!(site("  host.ru"), Site::Member);
         assert_eq!(site("  host."), Site::Member);
         assert_eq!(site("  pack"), Site::Global);

@@ -1,4 +1,5 @@
-//! Diagnostics of an open document: Rhai syntax errors of scripts, the errors of `weft.toml`
+//! Diagnostics of an open document: Rhai syntax errors and checks of scripts (option keys,
+//! `host.` members, goals' `host` parameter), the errors of `weft.toml`
 //! (the same messages as the command line, with their spans as ranges).
 
 use lsp_types::{Diagnostic, DiagnosticSeverity, NumberOrString, Uri};
@@ -12,7 +13,10 @@ use crate::script::check;
 pub fn check(uri: &Uri, text: &str) -> Vec<Diagnostic> {
     let path = uri.as_str();
     if path.ends_with(".rhai") {
-        script(text)
+        // Public functions of `lib/` files are helpers for imports, never goals (`layers`).
+        let in_lib =
+            text::path_of(uri).is_some_and(|p| p.parent().is_some_and(|dir| dir.ends_with("lib")));
+        script(text, !in_lib)
     } else if path.ends_with(&format!("/{PROJECT_FILE}")) {
         config(uri, text)
     } else {
@@ -22,7 +26,9 @@ pub fn check(uri: &Uri, text: &str) -> Vec<Diagnostic> {
 
 fn diagnostic(range: lsp_types::Range, code: &str, message: String) -> Diagnostic {
     // A name weft does not know may still resolve at run time: a warning, not an error.
-    let severity = if code == "weft::script::unknown_function" {
+    // So may a goal's odd use of `host`: it is legal Rhai, only likely to fail when run.
+    let severity = if code == "weft::script::unknown_function" || code == "weft::script::host_param"
+    {
         DiagnosticSeverity::WARNING
     } else {
         DiagnosticSeverity::ERROR
@@ -37,8 +43,8 @@ fn diagnostic(range: lsp_types::Range, code: &str, message: String) -> Diagnosti
     }
 }
 
-fn script(source: &str) -> Vec<Diagnostic> {
-    check::check_source(source)
+fn script(source: &str, defines_goals: bool) -> Vec<Diagnostic> {
+    check::check_source(source, defines_goals)
         .into_iter()
         .map(|p| {
             diagnostic(

@@ -49,10 +49,29 @@ pub fn hover(server: &mut Server, params: HoverParams) -> Option<Hover> {
         }
         value
     } else if is_var {
-        let (name, tables) = server.workspace().vars().iter().find(|(n, _)| *n == word)?;
-        let mut value = format!("var `{name}`, set in `weft.toml`:");
-        for table in tables {
-            value.push_str(&format!("\n- {table}"));
+        let workspace = server.workspace();
+        let tables = workspace.vars().iter().find(|(n, _)| *n == word);
+        let mut value = format!("var `{word}`");
+        if let Some((_, tables)) = tables {
+            value.push_str(", set in `weft.toml`:");
+            for table in tables {
+                value.push_str(&format!("\n- {table}"));
+            }
+        }
+        // Its value on each host of the current env (`project` and `env` are set by weft).
+        let found: Vec<String> = workspace
+            .env_vars()
+            .into_iter()
+            .flat_map(|env| &env.hosts)
+            .filter_map(|(host, vars)| Some(format!("\n- {host}: `{}`", vars.get(&word)?)))
+            .collect();
+        match workspace.env_vars() {
+            Some(env) if !found.is_empty() => {
+                value.push_str(&format!("\n\nin env `{}`:", env.env));
+                value.push_str(&found.concat());
+            }
+            _ if tables.is_none() => return None,
+            _ => {}
         }
         value
     } else if let Some(doc) = api_doc(&server.functions, &word) {

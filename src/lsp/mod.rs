@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use lsp_server::{Connection, ErrorCode, Message, Notification, Request, RequestId, Response};
 use lsp_types::notification::{
-    DidChangeTextDocument, DidCloseTextDocument, DidOpenTextDocument, DidSaveTextDocument,
-    Notification as _, PublishDiagnostics,
+    DidChangeConfiguration, DidChangeTextDocument, DidCloseTextDocument, DidOpenTextDocument,
+    DidSaveTextDocument, Notification as _, PublishDiagnostics,
 };
 use lsp_types::request::{
     CodeActionRequest, Completion, DocumentSymbolRequest, GotoDefinition, HoverRequest,
@@ -51,12 +51,14 @@ pub(crate) struct Server {
     functions: Vec<FnDoc>,
     workspace: Option<Workspace>,
     cache: PathBuf,
+    /// The env a client named in `initializationOptions.env`, for `host.vars.`.
+    env: Option<String>,
 }
 
 impl Server {
     fn workspace(&mut self) -> &Workspace {
         self.workspace
-            .get_or_insert_with(|| Workspace::load(&self.root))
+            .get_or_insert_with(|| Workspace::load(&self.root, self.env.as_deref()))
     }
 
     fn document(&self, uri: &Uri) -> Option<&str> {
@@ -103,12 +105,18 @@ pub fn serve(cwd: PathBuf) -> Result<(), LspError> {
         })
         .and_then(|uri| text::path_of(&uri))
         .unwrap_or(cwd);
+    let env = params
+        .as_ref()
+        .and_then(|p| p.initialization_options.as_ref())
+        .and_then(env_setting)
+        .flatten();
     let mut server = Server {
         root,
         documents: HashMap::new(),
         functions: docs::functions(),
         workspace: None,
         cache: workspace::cache_dir(),
+        env,
     };
     for message in &connection.receiver {
         match message {
@@ -215,6 +223,16 @@ impl Server {
                 self.workspace = None;
                 return Vec::new();
             }
+            DidChangeConfiguration::METHOD => {
+                // `{"weft": {"env": ...}}` (VS Code sends its `weft` section) or `{"env": ...}`.
+                let settings = params.get("settings").cloned().unwrap_or_default();
+                let settings = settings.get("weft").unwrap_or(&settings);
+                if let Some(env) = env_setting(settings) {
+                    self.env = env;
+                    self.workspace = None;
+                }
+                return Vec::new();
+            }
             DidCloseTextDocument::METHOD => {
                 if let Ok(p) =
                     serde_json::from_value::<lsp_types::DidCloseTextDocumentParams>(params)
@@ -232,6 +250,13 @@ impl Server {
         let found = diagnostics::check(&uri, text);
         vec![publish(uri, found)]
     }
+}
+
+/// The env a client's settings name: `Some(None)` for an empty or null `env` (back to the
+/// default env), `None` when they do not say.
+fn env_setting(settings: &serde_json::Value) -> Option<Option<String>> {
+    let env = settings.get("env")?;
+    Some(env.as_str().filter(|e| !e.is_empty()).map(String::from))
 }
 
 fn publish(uri: Uri, diagnostics: Vec<lsp_types::Diagnostic>) -> Notification {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::inventory::{self, Inventory, Vars};
 use crate::layers::{Kind, Layer, LayerFile, Layers, TEMPLATES};
 use crate::project::Project;
 use crate::script::{check, Goal, ScriptEngine};
@@ -13,17 +14,29 @@ pub struct Workspace {
     layers: Option<Layers>,
     engine: Option<ScriptEngine>,
     vars: Vec<(String, Vec<String>)>,
+    env_vars: Option<EnvVars>,
     has_project: bool,
 }
 
+/// The vars of one env's hosts, merged as a run merges them (project, env, roles, host).
+pub struct EnvVars {
+    /// The env's name.
+    pub env: String,
+    /// Each host with its vars; for an env whose machines a provider makes, each machine
+    /// role (`app machines`), as the machines would get them.
+    pub hosts: Vec<(String, Vars)>,
+}
+
 impl Workspace {
-    /// Loads the project that `root` lies in.
-    pub fn load(root: &Path) -> Self {
+    /// Loads the project that `root` lies in; `env` is the env whose vars `host.vars.`
+    /// completes (the default env when `None`, as `weft run` without `-e`).
+    pub fn load(root: &Path, env: Option<&str>) -> Self {
         let Ok(project) = Project::discover(root) else {
             return Workspace {
                 layers: None,
                 engine: None,
                 vars: Vec::new(),
+                env_vars: None,
                 has_project: false,
             };
         };
@@ -31,10 +44,16 @@ impl Workspace {
         let engine = ScriptEngine::load(&layers, None).ok();
         Workspace {
             vars: var_names(&project),
+            env_vars: env_vars(&project, env),
             has_project: project.config.is_some(),
             layers: Some(layers),
             engine,
         }
+    }
+
+    /// The merged vars of the current env's hosts; none when the env does not resolve.
+    pub fn env_vars(&self) -> Option<&EnvVars> {
+        self.env_vars.as_ref()
     }
 
     /// Every goal of every layer, sorted by name.
@@ -187,6 +206,30 @@ pub fn cache_dir() -> PathBuf {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
     base.join("weft")
+}
+
+/// The env's hosts with their merged vars, without asking a provider for its machines (the
+/// server never touches the cloud): a provider env lists each machine role instead.
+fn env_vars(project: &Project, env: Option<&str>) -> Option<EnvVars> {
+    let name = Inventory::env_name(project, env);
+    let resolved = Inventory::resolve(project, &name).ok()?;
+    let mut hosts: Vec<(String, Vars)> = resolved
+        .hosts
+        .into_iter()
+        .map(|h| (h.name, h.vars))
+        .collect();
+    let section = project.config.as_ref().and_then(|c| c.file.env.get(&name));
+    if let Some(section) = section.filter(|s| s.provider.is_some()) {
+        for (role, machine) in &section.machines {
+            let mut vars = resolved.vars.clone();
+            inventory::merge(&mut vars, inventory::to_vars(&machine.vars));
+            hosts.push((format!("{role} machines"), vars));
+        }
+    }
+    if hosts.is_empty() {
+        hosts.push((name.clone(), resolved.vars));
+    }
+    Some(EnvVars { env: name, hosts })
 }
 
 fn var_names(project: &Project) -> Vec<(String, Vec<String>)> {

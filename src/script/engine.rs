@@ -15,6 +15,7 @@ use super::api::host::{host_api, Host};
 use super::api::ops::ops_api;
 use super::diagnostic::{self, GoalSite, ScriptError};
 use super::set::{Goal, ScriptSet};
+use crate::config::{AppSettings, Setting};
 use crate::layers::Layers;
 
 /// The default budget of Rhai operations for one goal call.
@@ -217,24 +218,19 @@ pub fn load(
     let engine = ScriptEngine::load(layers, max)?;
     if let Some(config) = project.config.as_ref().filter(|c| !c.file.apps.is_empty()) {
         if let Some(declared) = engine.declared_app_settings()? {
-            let app_keys: Vec<&str> = declared.app.iter().map(String::as_str).collect();
-            let repo_keys: Vec<&str> = declared.repo.iter().map(String::as_str).collect();
+            let app_keys: Vec<&str> = declared.app.iter().map(|s| s.name.as_str()).collect();
+            let repo_keys: Vec<&str> = declared.repo.iter().map(|s| s.name.as_str()).collect();
             config.check_app_keys(&app_keys, &repo_keys)?;
         }
     }
     Ok(engine)
 }
 
-/// The setting names an app service declares: of `[apps.NAME]`, and of each of its repos.
-struct AppSettings {
-    app: Vec<String>,
-    repo: Vec<String>,
-}
-
 impl ScriptEngine {
-    /// The keys `app_settings()` and `repo_settings()` of the winning `lib/app.rhai` declare,
-    /// when it declares them (a project may replace the app service with one that does not).
-    fn declared_app_settings(&self) -> Result<Option<AppSettings>, ScriptError> {
+    /// The settings `app_settings()` and `repo_settings()` of the winning `lib/app.rhai`
+    /// declare (key, `doc` and default `value`), when it declares them (a project may replace
+    /// the app service with one that does not).
+    pub fn declared_app_settings(&self) -> Result<Option<AppSettings>, ScriptError> {
         let Some(script) = self.scripts.import("lib/app") else {
             return Ok(None);
         };
@@ -248,7 +244,7 @@ impl ScriptEngine {
             return Ok(None);
         }
         let engine = self.engine(None);
-        let keys = |name: &str| -> Result<Vec<String>, ScriptError> {
+        let keys = |name: &str| -> Result<Vec<Setting>, ScriptError> {
             let map = engine
                 .call_fn_with_options::<rhai::Map>(
                     // Only the function: the file's top level imports other scripts.
@@ -269,11 +265,28 @@ impl ScriptEngine {
                             .map(|s| s.source.name().to_string())
                     })
                 })?;
-            Ok(map.keys().map(|k| k.to_string()).collect())
+            Ok(map.iter().map(|(key, about)| setting(key, about)).collect())
         };
         Ok(Some(AppSettings {
             app: keys("app_settings")?,
             repo: keys("repo_settings")?,
         }))
+    }
+}
+
+/// A setting from its entry in `app_settings()`: `#{ value: DEFAULT, doc: "..." }`, where a
+/// `()` value means no default.
+fn setting(key: &str, about: &Dynamic) -> Setting {
+    let about = about.clone().try_cast::<rhai::Map>().unwrap_or_default();
+    Setting {
+        name: key.to_string(),
+        doc: about
+            .get("doc")
+            .and_then(|d| d.clone().into_string().ok())
+            .unwrap_or_default(),
+        default: about
+            .get("value")
+            .filter(|v| !v.is_unit())
+            .and_then(|v| rhai::serde::from_dynamic(v).ok()),
     }
 }
