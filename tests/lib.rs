@@ -7,6 +7,7 @@ mod harness;
 mod cloud;
 mod diagnostics;
 mod docs;
+mod ha;
 mod init;
 mod layers;
 mod lsp;

@@ -29,6 +29,15 @@ pub struct RoleSpec {
     pub min: u32,
 }
 
+/// An env's virtual IP, as `virtual_ip()` returns it.
+#[derive(Debug, Clone)]
+pub struct VipInfo {
+    /// The address.
+    pub address: String,
+    /// The VRRP virtual router id.
+    pub router_id: u8,
+}
+
 /// The env-level actions a controller goal can take.
 pub trait Orchestrator: Send + Sync {
     /// The env's machines.
@@ -52,4 +61,7 @@ pub trait Orchestrator: Send + Sync {
     ) -> Result<bool, String>;
     /// The env's hosts that answer over SSH.
     fn reachable(&self) -> Result<Vec<String>, String>;
+    /// The env's virtual IP: `wanted` (an IPv4 address) or, when it is empty, one the
+    /// provider reserves; the same on every call.
+    fn virtual_ip(&self, wanted: &str) -> Result<VipInfo, String>;
 }
