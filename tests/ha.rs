@@ -423,10 +423,13 @@ fn a_vip_with_one_lb_or_outside_the_network_is_refused_before_any_host() {
         &settings_project(2, "vip = \"192.168.7.7\""),
         "vip 192.168.7.7 is outside the local machines' network 10.77.0.0/16",
     );
-    refused(
-        &settings_project(2, "vip = \"10.77.0.300\""),
-        "vip `10.77.0.300` is not an IPv4 address",
-    );
+    // A VIP that is no address stops weft at its line in weft.toml.
+    settings_project(2, "vip = \"10.77.0.300\"")
+        .run(&["run", "hello_deploy", "-e", "dev"])
+        .status(2)
+        .stderr_has("`vip` of [apps.hello] is `10.77.0.300`, not an IPv4 address")
+        .stderr_has("weft.toml:")
+        .stdout_lacks("hello_lock");
 }
 
 #[test]
