@@ -879,3 +879,30 @@ fn keys_sync_makes_every_machine_hold_exactly_the_env_keys() {
         .status(0)
         .stdout_has("summary: 1 ok, 0 changed");
 }
+
+/// A VIP on EC2 is refused before anything is made, saying why and what to use instead.
+#[cfg(feature = "ec2")]
+#[test]
+fn an_ec2_env_refuses_a_virtual_ip_and_says_why() {
+    let moto = Moto::start();
+    let test = Test::with_config(
+        "[project]\nname = \"shop\"\n\
+         [apps.site]\nrepos = [{ name = \"site\", path = \"site\", install = false }]\nvip = \"10.0.0.50\"\n\
+         [env.prod]\nprovider = \"ec2\"\nregion = \"us-east-1\"\nssh_cidr = \"198.51.100.0/24\"\n\
+         [env.prod.machines.lb]\ncount = 2\n",
+    )
+    .with_env(moto.env());
+    test.write("site/index.html", "v1\n");
+    test.run(&["run", "site_deploy", "-e", "prod"])
+        .status(1)
+        .stderr_has("a virtual IP (`vip`) needs VRRP, which an EC2 VPC does not carry")
+        .stderr_has("Elastic IP")
+        .stdout_lacks("site_lock")
+        .stdout_lacks("building");
+    assert_eq!(
+        moto_describe(moto.port)["instances"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+}

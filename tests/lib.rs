@@ -9,6 +9,7 @@ mod data;
 mod diagnostics;
 mod docs;
 mod editors;
+mod ha;
 mod init;
 mod layers;
 mod lsp;

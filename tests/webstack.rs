@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 use crate::harness::{Destroy, Test};
 
 /// One GET of `/`: the body, or why there was none.
-fn get(addr: &str) -> Result<String, String> {
+pub(crate) fn get(addr: &str) -> Result<String, String> {
     get_path(addr, "/")
 }
 
 /// One GET of `path` from `addr`: the body of a 200, or why there was none.
-fn get_path(addr: &str, path: &str) -> Result<String, String> {
+pub(crate) fn get_path(addr: &str, path: &str) -> Result<String, String> {
     let mut stream = TcpStream::connect_timeout(
         &addr.parse().map_err(|e| format!("{e}"))?,
         Duration::from_secs(5),
@@ -44,14 +44,14 @@ fn get_path(addr: &str, path: &str) -> Result<String, String> {
 }
 
 /// The answers of `n` requests; panics on any failed one.
-fn answers(addr: &str, n: usize) -> Vec<String> {
+pub(crate) fn answers(addr: &str, n: usize) -> Vec<String> {
     (0..n)
         .map(|_| get(addr).unwrap_or_else(|e| panic!("request through the lb failed: {e}")))
         .collect()
 }
 
 /// A test project holding a copy of examples/hello-wsgi.
-fn example() -> Test {
+pub(crate) fn example() -> Test {
     let test = Test::new().with_env(vec![crate::app::pip_cache()]);
     copy_dir(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-wsgi"),
@@ -61,7 +61,7 @@ fn example() -> Test {
 }
 
 /// Brings env dev up (machines, provisioning, deploy); its machines go when the guard drops.
-fn env_up(test: &Test) -> (Destroy<'_>, crate::harness::Outcome) {
+pub(crate) fn env_up(test: &Test) -> (Destroy<'_>, crate::harness::Outcome) {
     let guard = Destroy { test, env: "dev" };
     let up = test.run(&["run", "env_up", "-e", "dev"]);
     up.status(0);

@@ -615,6 +615,20 @@ impl Provider for Ec2Provider {
         self.key_pair(scope, name, public_key).await
     }
 
+    async fn virtual_ip(
+        &self,
+        _scope: &Scope,
+        _wanted: Option<std::net::Ipv4Addr>,
+    ) -> Result<super::VirtualIp, CloudError> {
+        Err(CloudError::Config(
+            "a virtual IP (`vip`) needs VRRP, which an EC2 VPC does not carry (no multicast, \
+             and an address moves between instances only through the EC2 API): remove `vip` \
+             and give the site an Elastic IP, or put an AWS load balancer (ALB or NLB) in front \
+             of the lbs"
+                .into(),
+        ))
+    }
+
     async fn destroy_resources(&self, scope: &Scope) -> Result<Vec<String>, CloudError> {
         let client = self.client().await;
         let mut gone = Vec::new();

@@ -126,6 +126,14 @@ impl CloudEnv {
         self.block_on(self.provider.list(&self.scope))
     }
 
+    /// The env's virtual IP and VRRP router id (`wanted`, or one the provider picks).
+    pub fn virtual_ip(
+        &self,
+        wanted: Option<std::net::Ipv4Addr>,
+    ) -> Result<super::VirtualIp, CloudEnvError> {
+        self.block_on(self.provider.virtual_ip(&self.scope, wanted))
+    }
+
     /// The machine named `target` or with that id, or the `ordinal`th machine of the role
     /// `target` (0 when not given).
     pub fn find(

@@ -80,6 +80,16 @@ pub struct MachineSpec {
     pub tags: BTreeMap<String, String>,
 }
 
+/// An env's virtual IP: the address a pair of load balancers shares over VRRP, and the
+/// router id that keeps its VRRP instance apart from other envs' on the same network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VirtualIp {
+    /// The address.
+    pub address: std::net::Ipv4Addr,
+    /// The VRRP virtual router id (1..=255), unique on the provider's network.
+    pub router_id: u8,
+}
+
 /// What can go wrong with a provider.
 #[derive(Debug, Error)]
 pub enum CloudError {
@@ -133,6 +143,18 @@ pub trait Provider: Send + Sync {
     ) -> Result<(), CloudError>;
     /// Deletes everything the scope owns besides machines (keys, security groups, images).
     async fn destroy_resources(&self, scope: &Scope) -> Result<Vec<String>, CloudError>;
+    /// Reserves the scope's virtual IP (`wanted`, or a free address of the provider's network)
+    /// and its VRRP router id; later calls return the same pair until the env's last machine
+    /// goes. Providers whose network cannot carry VRRP refuse, saying what to use instead.
+    async fn virtual_ip(
+        &self,
+        _scope: &Scope,
+        _wanted: Option<std::net::Ipv4Addr>,
+    ) -> Result<VirtualIp, CloudError> {
+        Err(CloudError::Config(
+            "this provider has no virtual IPs for load balancers".into(),
+        ))
+    }
     /// Whether `machine` may receive deploys and secrets: a machine weft made itself, not one
     /// that only carries the env's tags.
     fn admits(&self, _scope: &Scope, _machine: &Machine) -> bool {

@@ -392,6 +392,19 @@ impl ProjectConfig {
                 ));
             }
         }
+        if let Some(vip) = app.get("vip").and_then(toml::Value::as_str) {
+            if !vip.is_empty() && vip.parse::<std::net::Ipv4Addr>().is_err() {
+                return Err(self.invalid(
+                    self.narrow(span.clone(), vip),
+                    format!("`vip` of [apps.{name}] is `{vip}`, not an IPv4 address"),
+                    Some(
+                        "give the address the load balancers share (such as \"10.77.0.200\"), \
+                         or leave `vip` out"
+                            .into(),
+                    ),
+                ));
+            }
+        }
         if let Some(manager) = app.get("manager").and_then(toml::Value::as_str) {
             if !["supervisor", "systemd"].contains(&manager) {
                 return Err(self.invalid(

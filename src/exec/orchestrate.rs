@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::launch::RunContext;
-use super::orchestrator::{MachineInfo, Orchestrator, RoleSpec};
+use super::orchestrator::{MachineInfo, Orchestrator, RoleSpec, VipInfo};
 use super::runner::{Job, CONTROLLER};
 use super::settings::Answer;
 use crate::cloud::env::CloudEnv;
@@ -239,4 +239,44 @@ impl Orchestrator for EnvOrchestrator {
             Ok(up)
         })
     }
+
+    fn virtual_ip(&self, wanted: &str) -> Result<VipInfo, String> {
+        let wanted = match wanted.trim() {
+            "" => None,
+            text => Some(text.parse::<std::net::Ipv4Addr>().map_err(|_| {
+                format!("vip `{text}` is not an IPv4 address (such as 10.77.0.200)")
+            })?),
+        };
+        isolated(|| {
+            let Some(cloud) = CloudEnv::of(&self.run.project, &self.env)? else {
+                // Hosts listed by hand: the address is the project's to choose.
+                let Some(address) = wanted else {
+                    return Err(miette::miette!(
+                        "env `{}` has no provider to hand out a virtual IP: set `vip` to a free \
+                         address of the load balancers' network",
+                        self.env
+                    ));
+                };
+                return Ok(VipInfo {
+                    address: address.to_string(),
+                    router_id: router_id_of(&self.env),
+                });
+            };
+            let vip = cloud.virtual_ip(wanted)?;
+            Ok(VipInfo {
+                address: vip.address.to_string(),
+                router_id: vip.router_id,
+            })
+        })
+    }
+}
+
+/// A router id for an env without a provider: the same for the same env name, spread over
+/// 1..=255 (the project picks its addresses there, and the id only has to differ from its
+/// neighbours').
+fn router_id_of(env: &str) -> u8 {
+    let sum = env
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    u8::try_from(sum % 255 + 1).unwrap_or(1)
 }

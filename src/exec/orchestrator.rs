@@ -29,6 +29,15 @@ pub struct RoleSpec {
     pub min: u32,
 }
 
+/// An env's virtual IP, as `virtual_ip()` returns it.
+#[derive(Debug, Clone)]
+pub struct VipInfo {
+    /// The address.
+    pub address: String,
+    /// The VRRP virtual router id.
+    pub router_id: u8,
+}
+
 /// The env-level actions a controller goal can take.
 pub trait Orchestrator: Send + Sync {
     /// The env's machines.
@@ -55,4 +64,7 @@ pub trait Orchestrator: Send + Sync {
     /// Asks the person running weft `question` about `items` (once per invocation; `--yes`
     /// answers it); an error saying nothing was done when the answer is not yes.
     fn confirm(&self, question: &str, items: &[String]) -> Result<(), String>;
+    /// The env's virtual IP: `wanted` (an IPv4 address) or, when it is empty, one the
+    /// provider reserves; the same on every call.
+    fn virtual_ip(&self, wanted: &str) -> Result<VipInfo, String>;
 }

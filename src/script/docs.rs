@@ -45,6 +45,7 @@ pub const TOPICS: &[(&str, &[&str])] = &[
             "run_goal",
             "reachable",
             "confirm",
+            "virtual_ip",
         ],
     ),
 ];
@@ -73,7 +74,8 @@ const CONVENTIONS: &str = "
   `host.refresh_facts()` reads them again.
 - **Controller functions** (`machines`, `create_machines`, `terminate_machine`, `env_spec`,
   `goal_exists`, `run_goal`, `reachable`, `controller`) work in goals without a `host`
-  parameter; called from a host goal they fail with a message that says so.
+  parameter; called from a host goal they fail with a message that says so. `virtual_ip`
+  works in both.
 - **`env()`** is weft's env (name, vars, hosts, roles), not the process environment.
 ";
 

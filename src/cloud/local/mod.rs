@@ -6,6 +6,7 @@
 
 pub mod image;
 mod network;
+mod vip;
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     data_dir, known_hosts_file, machine_key, tags, CloudError, Machine, MachineSpec, Provider,
-    Scope,
+    Scope, VirtualIp,
 };
 
 /// What a machine's folder remembers about it.
@@ -142,6 +143,17 @@ impl LocalProvider {
             machines: base.join("machines"),
             images: base.join("images"),
         })
+    }
+
+    /// Who holds the env's virtual IP in the host-wide reservations: unique per data folder,
+    /// namespace and env, as machine folders are.
+    fn vip_owner(&self, scope: &Scope) -> String {
+        format!(
+            "vip:{}/{}/{}",
+            self.machines.display(),
+            slug(&scope.namespace),
+            slug(&scope.env)
+        )
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -291,6 +303,9 @@ impl LocalProvider {
             // The image stays read-only and shared; every write lands in the machine's layer.
             .arg(format!("--overlay=+/:{}:/", upper.display()))
             .arg(format!("--network-namespace-path=/run/netns/{netns}"))
+            // What `--private-network` would grant: the machine manages its own namespace's
+            // network, as a real machine does (keepalived adds and removes a virtual IP).
+            .arg("--capability=CAP_NET_ADMIN")
             .arg("--resolv-conf=copy-host")
             .arg("--timezone=off")
             .stdin(std::process::Stdio::null())
@@ -441,7 +456,19 @@ impl Provider for LocalProvider {
         let dir = self.dir(&meta.id);
         std::fs::remove_dir_all(&dir)?;
         network::release(meta.ip);
+        // The env's VIP lives as long as its machines.
+        if self.all(scope).is_empty() {
+            vip::release(&self.vip_owner(scope));
+        }
         forget_host(meta.ip)
+    }
+
+    async fn virtual_ip(
+        &self,
+        scope: &Scope,
+        wanted: Option<Ipv4Addr>,
+    ) -> Result<VirtualIp, CloudError> {
+        vip::reserve(&self.vip_owner(scope), wanted)
     }
 
     async fn image(&self, scope: &Scope, id: &str, name: &str) -> Result<String, CloudError> {
@@ -496,6 +523,7 @@ impl Provider for LocalProvider {
             .join(slug(&scope.namespace))
             .join(slug(&scope.env));
         let mut gone = Vec::new();
+        vip::release(&self.vip_owner(scope));
         if dir.exists() {
             for entry in std::fs::read_dir(&dir)?.filter_map(Result::ok) {
                 gone.push(format!(

@@ -13,7 +13,7 @@ pub const BRIDGE: &str = "weft0";
 /// The host's address on the bridge; machines route through it.
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 /// Address reservations, shared by every weft process on this host.
-const RESERVATIONS: &str = "/run/weft/ips";
+pub(super) const RESERVATIONS: &str = "/run/weft/ips";
 
 /// Runs a command, turning a failure into an error that shows it.
 pub async fn run(program: &str, args: &[&str]) -> Result<String, CloudError> {
@@ -92,7 +92,7 @@ pub fn reserve(dir: &Path, wanted: Option<Ipv4Addr>) -> Result<Ipv4Addr, CloudEr
     ))
 }
 
-fn create_new(path: &PathBuf, owner: &str) -> Result<bool, CloudError> {
+pub(super) fn create_new(path: &PathBuf, owner: &str) -> Result<bool, CloudError> {
     use std::io::Write;
     match std::fs::OpenOptions::new()
         .write(true)

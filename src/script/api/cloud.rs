@@ -34,6 +34,19 @@ fn orchestrator(
     }
 }
 
+/// The env actions for any goal of a `weft run`, host goals too: what `virtual_ip` needs.
+fn env_actions(
+    ctx: &NativeCallContext,
+    function: &str,
+) -> Result<Arc<dyn Orchestrator>, Box<EvalAltResult>> {
+    ctx.tag()
+        .and_then(|t| {
+            t.read_lock::<ScriptContext>()
+                .and_then(|c| c.orchestrator.clone())
+        })
+        .ok_or_else(|| format!("{function}() is available to goals run by `weft run`").into())
+}
+
 fn machine_map(m: MachineInfo) -> Dynamic {
     let mut map = Map::new();
     map.insert("name".into(), m.name.into());
@@ -220,5 +233,24 @@ pub mod cloud_api {
             .into_iter()
             .map(Dynamic::from)
             .collect())
+    }
+
+    /// The env's virtual IP for a pair of load balancers: `#{ address, router_id }`. `wanted`
+    /// is an IPv4 address, or `""` for one the provider picks (the `local` provider reserves a
+    /// free address of its bridge). The same env gets the same pair on every call, and no
+    /// other env on the network shares either; an address outside the network, or taken, is
+    /// an error, and so is any VIP on EC2, whose network does not carry VRRP.
+    ///
+    /// ```rhai
+    /// let vip = virtual_ip("");
+    /// log(`the site answers at ${vip.address}`);
+    /// ```
+    #[rhai_fn(name = "virtual_ip", return_raw)]
+    pub fn virtual_ip(ctx: NativeCallContext, wanted: &str) -> Result<Map, Box<EvalAltResult>> {
+        let vip = env_actions(&ctx, "virtual_ip")?.virtual_ip(wanted)?;
+        let mut out = Map::new();
+        out.insert("address".into(), vip.address.into());
+        out.insert("router_id".into(), Dynamic::from_int(vip.router_id.into()));
+        Ok(out)
     }
 }
