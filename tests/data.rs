@@ -84,17 +84,7 @@ fn notes() -> Test {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/notes"),
         test.path(),
     );
-    let config = test
-        .read("weft.toml")
-        .replace(
-            "[env.dev.machines.app]\ncount = 2",
-            "[env.dev.machines.app]\ncount = 1",
-        )
-        .replace(
-            "[env.dev.machines.lb]\ncount = 1\npackages = [\"haproxy\", \"curl\"]\n",
-            "",
-        );
-    assert!(!config.contains("machines.lb"));
+    let config = crate::webstack::one_app_machine_no_lb(&test.read("weft.toml"));
     test.write("weft.toml", &config);
     test
 }

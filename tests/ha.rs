@@ -2,38 +2,19 @@
 //! keepalived, so the site keeps its address when one lb stops; a stopped or drained app
 //! machine costs no request.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::harness::Test;
-use crate::webstack::{answers, env_up, example};
+use crate::webstack::{answers, env_up, example, get_within};
 
 /// One GET of `/` as a client with a 5 s timeout would make it: the body of a 200, or why
 /// there was none.
 fn get(addr: &str) -> Result<String, String> {
     let timeout = Duration::from_secs(5);
-    let mut stream =
-        TcpStream::connect_timeout(&addr.parse().map_err(|e| format!("{e}"))?, timeout)
-            .map_err(|e| e.to_string())?;
-    stream
-        .set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    stream
-        .write_all(b"GET / HTTP/1.0\r\nHost: hello\r\n\r\n")
-        .map_err(|e| e.to_string())?;
-    let mut answer = String::new();
-    stream
-        .read_to_string(&mut answer)
-        .map_err(|e| e.to_string())?;
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
-    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-        return Err(head.lines().next().unwrap_or_default().to_string());
-    }
-    Ok(body.trim().to_string())
+    get_within(addr, "/", timeout, timeout)
 }
 
 /// What a client saw: each request's start, end and outcome.

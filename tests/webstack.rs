@@ -21,13 +21,22 @@ pub(crate) fn get(addr: &str) -> Result<String, String> {
 
 /// One GET of `path` from `addr`: the body of a 200, or why there was none.
 pub(crate) fn get_path(addr: &str, path: &str) -> Result<String, String> {
-    let mut stream = TcpStream::connect_timeout(
-        &addr.parse().map_err(|e| format!("{e}"))?,
-        Duration::from_secs(5),
-    )
-    .map_err(|e| e.to_string())?;
+    get_within(addr, path, Duration::from_secs(5), Duration::from_secs(10))
+}
+
+/// One GET of `path` from `addr` by a client that gives up connecting after `connect` and
+/// reading after `read`: the body of a 200, or why there was none.
+pub(crate) fn get_within(
+    addr: &str,
+    path: &str,
+    connect: Duration,
+    read: Duration,
+) -> Result<String, String> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr.parse().map_err(|e| format!("{e}"))?, connect)
+            .map_err(|e| e.to_string())?;
     stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
+        .set_read_timeout(Some(read))
         .map_err(|e| e.to_string())?;
     stream
         .write_all(format!("GET {path} HTTP/1.0\r\nHost: hello\r\n\r\n").as_bytes())
@@ -41,6 +50,21 @@ pub(crate) fn get_path(addr: &str, path: &str) -> Result<String, String> {
         return Err(head.lines().next().unwrap_or_default().to_string());
     }
     Ok(body.trim().to_string())
+}
+
+/// The example's weft.toml with one app machine and no lb role.
+pub(crate) fn one_app_machine_no_lb(config: &str) -> String {
+    let config = config
+        .replace(
+            "[env.dev.machines.app]\ncount = 2",
+            "[env.dev.machines.app]\ncount = 1",
+        )
+        .replace(
+            "[env.dev.machines.lb]\ncount = 1\npackages = [\"haproxy\", \"curl\"]\n",
+            "",
+        );
+    assert!(!config.contains("machines.lb"), "{config}");
+    config
 }
 
 /// The answers of `n` requests; panics on any failed one.
@@ -393,21 +417,10 @@ fn hello_wsgi_with_systemd_units_serves_and_comes_back_after_a_restart() {
 #[test]
 fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
     let test = example();
-    let config = test
-        .read("weft.toml")
-        .replace(
-            "wsgi = \"hello:app\"",
-            "bind = \"unix:/opt/www/hello/shared/run/gunicorn.sock\"\nworkers = 3\nwsgi = \"hello:app\"",
-        )
-        .replace(
-            "[env.dev.machines.app]\ncount = 2",
-            "[env.dev.machines.app]\ncount = 1",
-        )
-        .replace(
-            "[env.dev.machines.lb]\ncount = 1\npackages = [\"haproxy\", \"curl\"]\n",
-            "",
-        );
-    assert!(!config.contains("machines.lb"));
+    let config = one_app_machine_no_lb(&test.read("weft.toml").replace(
+        "wsgi = \"hello:app\"",
+        "bind = \"unix:/opt/www/hello/shared/run/gunicorn.sock\"\nworkers = 3\nwsgi = \"hello:app\"",
+    ));
     test.write("weft.toml", &config);
     let (_cleanup, up) = env_up(&test);
     up.stdout_has("created app-0")

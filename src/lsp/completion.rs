@@ -62,14 +62,7 @@ fn option_map_of(before: &str) -> Option<String> {
             '(' => Some(i),
             _ => None,
         })?;
-    let name: String = before[..call]
-        .chars()
-        .rev()
-        .take_while(|c| text::is_word(*c))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let name = text::trailing_word(&before[..call]);
     (!name.is_empty()).then_some(name)
 }
 

@@ -75,14 +75,7 @@ fn module_prefix(source: &str, pos: lsp_types::Position, word: &str) -> Option<S
             .map(char::len_utf8)
             .sum::<usize>();
     let before = prefix[..at].strip_suffix("::")?;
-    let alias: String = before
-        .chars()
-        .rev()
-        .take_while(|c| text::is_word(*c))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let alias = text::trailing_word(before);
     if alias.is_empty() || word.is_empty() {
         return None;
     }

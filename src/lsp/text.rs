@@ -70,6 +70,17 @@ pub fn is_word(c: char) -> bool {
     c.is_alphanumeric() || c == '_'
 }
 
+/// The word that `text` ends with (empty when it ends with anything else).
+pub fn trailing_word(text: &str) -> String {
+    let start = text
+        .char_indices()
+        .rev()
+        .take_while(|(_, c)| is_word(*c))
+        .last()
+        .map_or(text.len(), |(i, _)| i);
+    text[start..].to_string()
+}
+
 /// The identifier at or just before `pos`.
 pub fn word_at(text: &str, pos: Position) -> Option<String> {
     let at = offset(text, pos);
