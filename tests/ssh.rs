@@ -1082,3 +1082,49 @@ fn timings_over_ssh_count_every_host_and_the_connections() {
     let slowest = connect["slowest_host"].as_str().expect("host");
     assert!(fleet.hosts.iter().any(|h| h.name == slowest), "{slowest}");
 }
+
+#[test]
+fn the_progress_bar_on_a_terminal_shows_running_failed_hosts_and_uploads() {
+    let fleet = Fleet::start(3);
+    // A terminal as a person has one: without TERM, nothing draws a bar.
+    let test = Test::with_config(&fleet.config()).with_env(vec![("TERM".into(), "xterm".into())]);
+    let out_dir = test.path().join("out");
+    std::fs::create_dir_all(&out_dir).expect("out dir");
+    std::fs::write(test.path().join("big.bin"), vec![7u8; 40_000_000]).expect("big file");
+    test.write(
+        "deploy/p.rhai",
+        &format!(
+            "/// Fails on host-0, copies a big file and waits on the others.\n\
+             fn p_go(host) {{\n    if host.name == \"host-0\" {{ throw \"host-0 gives up\"; }}\n    \
+             host.upload(\"big.bin\", \"{}/\" + host.name + \".bin\");\n    host.run(\"sleep 2\");\n}}\n",
+            out_dir.display()
+        ),
+    );
+    let key = fleet.key();
+    let known = fleet.known_hosts();
+    let seen = test.run_in_terminal(
+        &[
+            "run",
+            "p_go",
+            "-e",
+            "fleet",
+            "-i",
+            &key,
+            "--known-hosts",
+            &known,
+        ],
+        "",
+    );
+    assert_eq!(seen.code, 1, "{}", seen.stdout);
+    // What the terminal showed, bar redraws included.
+    seen.stdout_has("p_go")
+        .stdout_has("1 failed")
+        .stdout_has("running")
+        .stdout_has("uploading 40.0 MB to host-")
+        .stdout_has("hosts");
+    // Uploads went through whole.
+    for host in ["host-1", "host-2"] {
+        let copied = std::fs::metadata(out_dir.join(format!("{host}.bin"))).expect("copied");
+        assert_eq!(copied.len(), 40_000_000);
+    }
+}

@@ -51,8 +51,20 @@ pub struct Output {
     secrets: Mask,
     lock: Mutex<()>,
     bar: Option<ProgressBar>,
-    /// The runs in progress, outermost first: their goal, hosts done and total.
-    runs: Mutex<Vec<(String, usize, usize)>>,
+    /// The runs in progress, outermost first.
+    runs: Mutex<Vec<RunProgress>>,
+    /// Files being copied now: host and what (`uploading 48.2 MB to app-0`), for the bar.
+    transfers: Mutex<Vec<(String, String)>>,
+}
+
+/// Where one run stands, for the progress bar.
+#[derive(Debug, Default)]
+struct RunProgress {
+    goal: String,
+    total: usize,
+    started: usize,
+    done: usize,
+    failed: usize,
 }
 
 /// How one host's goal ended.
@@ -187,6 +199,7 @@ impl Output {
             lock: Mutex::new(()),
             bar,
             runs: Mutex::new(Vec::new()),
+            transfers: Mutex::new(Vec::new()),
         });
         for secret in &secrets {
             output.add_secret(secret);
@@ -346,6 +359,38 @@ impl Output {
         if self.json {
             self.emit(&json!({"event": "start", "host": host, "goal": goal}).to_string());
         }
+        if let Some(run) = self
+            .runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last_mut()
+        {
+            run.started += 1;
+        }
+        self.draw();
+    }
+
+    /// `host` is copying a file (`what`: `uploading 48.2 MB to app-0`); the bar shows it until
+    /// `transfer_done`.
+    pub fn transfer(&self, host: &str, what: String) {
+        if self.bar.is_some() {
+            let mut transfers = self.transfers.lock().unwrap_or_else(|e| e.into_inner());
+            transfers.push((host.to_string(), what));
+            drop(transfers);
+            self.draw();
+        }
+    }
+
+    /// `host` finished copying the file it was copying.
+    pub fn transfer_done(&self, host: &str) {
+        if self.bar.is_some() {
+            let mut transfers = self.transfers.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(at) = transfers.iter().position(|(h, _)| h == host) {
+                transfers.remove(at);
+            }
+            drop(transfers);
+            self.draw();
+        }
     }
 
     /// A goal ending on a host.
@@ -361,14 +406,21 @@ impl Output {
                 outcome.status.label()
             ));
         }
-        self.advance();
+        self.advance(matches!(
+            outcome.status,
+            Status::Failed | Status::Unreachable
+        ));
     }
 
     /// A run of `goal` over `total` hosts begins; a run inside another is a phase.
     pub fn begin(&self, goal: &str, total: usize, hosts: &str) {
         let nested = {
             let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
-            runs.push((goal.to_string(), 0, total));
+            runs.push(RunProgress {
+                goal: goal.to_string(),
+                total,
+                ..RunProgress::default()
+            });
             runs.len() > 1
         };
         if nested {
@@ -385,7 +437,7 @@ impl Output {
     pub fn end(&self, outcomes: &[HostOutcome], took: Duration) {
         let (goal, nested) = {
             let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
-            let goal = runs.pop().map(|(goal, _, _)| goal).unwrap_or_default();
+            let goal = runs.pop().map(|run| run.goal).unwrap_or_default();
             (goal, !runs.is_empty())
         };
         if nested {
@@ -416,27 +468,42 @@ impl Output {
         }
     }
 
-    fn advance(&self) {
+    fn advance(&self, failed: bool) {
         let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(run) = runs.last_mut() {
-            run.1 += 1;
+            run.done += 1;
+            run.failed += usize::from(failed);
         }
         drop(runs);
         self.draw();
     }
 
-    /// The bar shows the innermost run: its phases as a path, and its hosts done.
+    /// The bar shows the innermost run: its phases as a path, its hosts done, running and
+    /// failed, and the files being copied.
     fn draw(&self) {
         let Some(bar) = &self.bar else {
             return;
         };
         let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, done, total)) = runs.last() {
-            let path: Vec<&str> = runs.iter().map(|(goal, _, _)| goal.as_str()).collect();
-            bar.set_message(path.join(" ▸ "));
-            bar.set_length(*total as u64);
-            bar.set_position(*done as u64);
+        let Some(run) = runs.last() else {
+            return;
+        };
+        let path: Vec<&str> = runs.iter().map(|run| run.goal.as_str()).collect();
+        let mut message = path.join(" ▸ ");
+        let running = run.started.saturating_sub(run.done);
+        if running > 0 {
+            message.push_str(&format!(" · {running} running"));
         }
+        if run.failed > 0 {
+            message.push_str(&format!(" · {} failed", run.failed));
+        }
+        let transfers = self.transfers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, what)) = transfers.last() {
+            message.push_str(&format!(" · {what}"));
+        }
+        bar.set_message(message);
+        bar.set_length(run.total as u64);
+        bar.set_position(run.done as u64);
     }
 
     /// Progress of a long run, on standard error for people only, when no bar shows it.

@@ -619,8 +619,15 @@ impl HostSession {
                 source,
             })?;
         }
-        self.runtime
-            .block_on(self.transport.download_file(remote, &target))?;
+        self.output.transfer(
+            &self.spec.name,
+            format!("downloading {remote} from {}", self.spec.name),
+        );
+        let copied = self
+            .runtime
+            .block_on(self.transport.download_file(remote, &target));
+        self.output.transfer_done(&self.spec.name);
+        copied?;
         self.log(&format!("downloaded {remote} to {}", target.display()));
         Ok(())
     }
@@ -645,10 +652,17 @@ impl HostSession {
         if state == Some(wanted) {
             return Ok(self.report(&format!("file {remote}"), false));
         }
-        self.place(remote, Some(mode), |target, mode| {
+        let size = std::fs::metadata(local).map_or(0, |m| m.len());
+        self.output.transfer(
+            &self.spec.name,
+            format!("uploading {} to {}", human_bytes(size), self.spec.name),
+        );
+        let copied = self.place(remote, Some(mode), |target, mode| {
             self.runtime
                 .block_on(self.transport.upload_file(local, target, mode))
-        })?;
+        });
+        self.output.transfer_done(&self.spec.name);
+        copied?;
         self.changed(&format!("file {remote}"));
         Ok(true)
     }
@@ -702,4 +716,19 @@ fn join_remote(base: &str, rel: &Path) -> String {
     } else {
         format!("{}/{rel}", base.trim_end_matches('/'))
     }
+}
+
+/// A byte count as people read it: `512 B`, `48.2 MB`.
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
+    if bytes < 1000 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1000.0;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
