@@ -1096,7 +1096,7 @@ fn the_progress_bar_on_a_terminal_shows_running_failed_hosts_and_uploads() {
         &format!(
             "/// Fails on host-0, copies a big file and waits on the others.\n\
              fn p_go(host) {{\n    if host.name == \"host-0\" {{ throw \"host-0 gives up\"; }}\n    \
-             host.upload(\"big.bin\", \"{}/\" + host.name + \".bin\");\n    host.run(\"sleep 2\");\n}}\n",
+             host.upload(\"big.bin\", \"{}/\" + host.name + \".bin\");\n    log(\"step two: waiting\");\n    host.run(\"sleep 2\");\n}}\n",
             out_dir.display()
         ),
     );
@@ -1121,6 +1121,8 @@ fn the_progress_bar_on_a_terminal_shows_running_failed_hosts_and_uploads() {
         .stdout_has("1 failed")
         .stdout_has("running")
         .stdout_has("uploading 40.0 MB to host-")
+        // The goal's latest message is its current step.
+        .stdout_has(": step two: waiting")
         .stdout_has("hosts");
     // Uploads went through whole.
     for host in ["host-1", "host-2"] {

@@ -55,6 +55,8 @@ pub struct Output {
     runs: Mutex<Vec<RunProgress>>,
     /// Files being copied now: host and what (`uploading 48.2 MB to app-0`), for the bar.
     transfers: Mutex<Vec<(String, String)>>,
+    /// The latest message of a goal, shown on the bar as its current step.
+    step: Mutex<Option<String>>,
 }
 
 /// Where one run stands, for the progress bar.
@@ -200,6 +202,7 @@ impl Output {
             bar,
             runs: Mutex::new(Vec::new()),
             transfers: Mutex::new(Vec::new()),
+            step: Mutex::new(None),
         });
         for secret in &secrets {
             output.add_secret(secret);
@@ -300,6 +303,15 @@ impl Output {
             self.emit(&format!("{} [check] {text}", self.prefix(host)));
         } else {
             self.emit(&format!("{} {text}", self.prefix(host)));
+        }
+        if self.bar.is_some() {
+            // A goal's own messages are its steps (the build's checkout, tests, pip): the
+            // latest one stays on the bar while the step runs.
+            let line = text.lines().next().unwrap_or_default();
+            let step: String = line.chars().take(60).collect();
+            *self.step.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(self.mask(&format!("{host}: {step}")));
+            self.draw();
         }
     }
 
@@ -414,6 +426,7 @@ impl Output {
 
     /// A run of `goal` over `total` hosts begins; a run inside another is a phase.
     pub fn begin(&self, goal: &str, total: usize, hosts: &str) {
+        *self.step.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let nested = {
             let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
             runs.push(RunProgress {
@@ -500,6 +513,8 @@ impl Output {
         let transfers = self.transfers.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((_, what)) = transfers.last() {
             message.push_str(&format!(" · {what}"));
+        } else if let Some(step) = &*self.step.lock().unwrap_or_else(|e| e.into_inner()) {
+            message.push_str(&format!(" · {step}"));
         }
         bar.set_message(message);
         bar.set_length(run.total as u64);
