@@ -103,11 +103,22 @@ fn backups(test: &Test) -> Vec<String> {
 }
 
 #[test]
-fn notes_counts_and_uploads_survive_backup_env_down_env_up_and_restore() {
+fn notes_counts_and_uploads_survive_backup_and_restore_into_another_env() {
     let test = notes();
+    // A stage env like dev, which production data reaches through a backup of dev.
+    let config = test.read("weft.toml");
+    let dev = &config[config.find("[env.dev]").expect("env.dev")..];
+    test.write(
+        "weft.toml",
+        &format!("{config}\n{}", dev.replace("[env.dev", "[env.stage")),
+    );
     let _cleanup = Destroy {
         test: &test,
         env: "dev",
+    };
+    let _stage = Destroy {
+        test: &test,
+        env: "stage",
     };
     test.run(&["run", "env_up"])
         .status(0)
@@ -196,20 +207,20 @@ fn notes_counts_and_uploads_survive_backup_env_down_env_up_and_restore() {
     );
     std::fs::remove_dir_all(test.path().join(&bad)).expect("rm");
 
-    test.run(&["run", "env_down", "--yes"]).status(0);
-    test.run(&["run", "env_up"])
+    let dev_addr = addr;
+    test.run(&["run", "env_up", "-e", "stage"])
         .status(0)
         .stdout_has("deployed notes");
-    let addr = crate::webstack::web_address(&test, "app-0");
+    let addr = crate::webstack::web_address_in(&test, "stage", "app-0");
     assert!(get(&addr, "/").starts_with("views: 1\n"), "a fresh env");
 
     // Without --yes and without a terminal, nothing is loaded.
-    test.run(&["run", "restore", &dir])
+    test.run(&["run", "restore", &dir, "-e", "stage"])
         .status(2)
         .stderr_has("not confirmed");
-    test.run(&["run", "restore", &dir, "--yes"])
+    test.run(&["run", "restore", &dir, "-e", "stage", "--yes"])
         .status(0)
-        .stdout_has(&format!("restored {dir} into env dev"));
+        .stdout_has(&format!("restored {dir} into env stage"));
     let page = get(&addr, "/");
     // The count goes on from the backup's; notes_scrub anonymised the address.
     assert!(page.starts_with("views: 3\n"), "{page}");
@@ -217,6 +228,12 @@ fn notes_counts_and_uploads_survive_backup_env_down_env_up_and_restore() {
     assert_eq!(
         get(&addr, "/uploads/photo.bin"),
         "\u{0}\u{1}binary upload\u{fffd}"
+    );
+    // dev keeps its own data: the scrub ran on stage only.
+    let dev_page = get(&dev_addr, "/");
+    assert!(
+        dev_page.contains("note: mail bob@example.com"),
+        "{dev_page}"
     );
 
     // Run on every machine of the env, a dump goal dumps only where its service runs.

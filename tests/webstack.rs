@@ -94,7 +94,12 @@ pub(crate) fn env_up(test: &Test) -> (Destroy<'_>, crate::harness::Outcome) {
 
 /// The `host:80` of machine `name` of env dev.
 pub fn web_address(test: &Test, name: &str) -> String {
-    let list = test.run(&["cloud", "list", "-e", "dev", "--json"]);
+    web_address_in(test, "dev", name)
+}
+
+/// Machine `name` of `env`'s address on port 80.
+pub fn web_address_in(test: &Test, env: &str, name: &str) -> String {
+    let list = test.run(&["cloud", "list", "-e", env, "--json"]);
     let machines: Vec<serde_json::Value> = serde_json::from_str(&list.stdout).expect("json");
     let address = machines
         .iter()
