@@ -549,6 +549,34 @@ fn a_build_made_on_one_app_machine_is_copied_to_the_others() {
     ])
     .status(0)
     .stdout_has("v1");
+    // app-0 runs but no longer answers: app-1 builds and holds the deploy lock instead of
+    // blocking the deploy; activation fails on app-0 alone.
+    test.run(&[
+        "ssh",
+        "app-0",
+        "-e",
+        "dev",
+        "--",
+        "systemctl stop ssh.socket ssh.service; pkill -x sshd; true",
+    ]);
+    test.write("site/index.html", "v1 again\n");
+    let failed_over = test.run(&["run", "site_deploy", "-e", "dev"]);
+    failed_over
+        .status(1)
+        .stdout_has("app-1 builds: app-0 does not answer")
+        .stdout_has("app-1 holds the deploy lock: app-0 does not answer");
+    test.run(&[
+        "ssh",
+        "app-1",
+        "-e",
+        "dev",
+        "--",
+        "cat /opt/www/site/current/BUILD /opt/www/site/current/src/site/index.html; ls -a /opt/www/site",
+    ])
+    .status(0)
+    .stdout_has("built_on = app-1")
+    .stdout_has("v1 again")
+    .stdout_lacks(".deploy-lock");
     // The build came back to the controller, with its checksum.
     let dist = test.path().join(".weft/build/dev/site/dist");
     let names: Vec<String> = std::fs::read_dir(&dist)
