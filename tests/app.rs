@@ -371,3 +371,76 @@ fn builds_check_out_git_repos_at_their_refs_install_them_and_stop_on_failed_test
         .stdout_has("the tests of api failed");
     assert_eq!(archives(&dist).len(), 1);
 }
+
+#[test]
+fn of_two_deploys_started_together_exactly_one_proceeds() {
+    let (test, base) = project();
+    test.write("site/index.html", "v1\n");
+    let spawn = || {
+        test.command(&["run", "site_deploy"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("weft starts")
+    };
+    let (first, second) = (spawn(), spawn());
+    let outputs = [first, second].map(|c| c.wait_with_output().expect("weft ends"));
+    let won = outputs.iter().filter(|o| o.status.success()).count();
+    let text: Vec<String> = outputs
+        .iter()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .collect();
+    assert_eq!(won, 1, "{text:?}");
+    assert!(
+        text.iter()
+            .any(|t| t.contains("is locked by another deploy")),
+        "{text:?}"
+    );
+    assert_eq!(serving(&base), "v1\n");
+    // The loser left no lock: the next deploy needs no unlocking.
+    test.write("site/index.html", "v2\n");
+    test.run(&["run", "site_deploy"]).status(0);
+    assert_eq!(serving(&base), "v2\n");
+}
+
+#[test]
+fn a_deploy_killed_after_its_upload_leaves_the_site_and_a_lock_that_unlock_clears() {
+    let (test, base) = project();
+    test.write("site/index.html", "v1\n");
+    test.run(&["run", "site_deploy"]).status(0);
+    test.write("site/index.html", "v2\n");
+    let mut child = test
+        .command(&["run", "site_deploy", "--json"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("weft starts");
+    let stdout = child.stdout.take().expect("stdout");
+    // The archive reached the machine: kill weft there, with no chance to clean up.
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+        if line.contains("\"event\":\"change\"")
+            && line.contains("step\":\"file ")
+            && line.contains(".tar.gz.sha256")
+        {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    // Whatever step the kill cut, the site serves a whole build.
+    let served = serving(&base);
+    assert!(served == "v1\n" || served == "v2\n", "{served:?}");
+    test.run(&["run", "site_deploy"])
+        .status(1)
+        .stdout_has("is locked by another deploy");
+    test.run(&["run", "site_unlock"]).status(0);
+    test.run(&["run", "site_deploy"]).status(0);
+    assert_eq!(serving(&base), "v2\n");
+    // No half-unpacked build is left beside the builds.
+    let leftovers: Vec<_> = std::fs::read_dir(base.join("builds"))
+        .expect("builds")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
