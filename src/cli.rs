@@ -284,9 +284,12 @@ pub struct WatchArgs {
     /// Sample once and exit (for cron and scripts).
     #[arg(long)]
     pub once: bool,
-    /// One JSON event per sample instead of a table.
+    /// One JSON event per sample and per scaling decision instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Print what each role's `<role>_scale` policy decides, with its reason, and act on none.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `weft ssh`.

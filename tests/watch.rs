@@ -114,3 +114,74 @@ fn a_second_watcher_on_the_env_is_refused_and_a_stale_lock_is_taken_over() {
     out.status(0).stdout_has("host-0 [");
     assert!(!lock.exists(), "a watcher that ends removes its lock");
 }
+
+fn with_app_role(fleet: &Fleet) -> Test {
+    let config = format!(
+        "{}\nroles = {{ app = [\"host-0\"] }}\n",
+        fleet.config().trim_end()
+    );
+    Test::with_config(&config)
+}
+
+#[test]
+fn a_project_scale_goal_decides_and_dry_run_prints_its_decision() {
+    let fleet = Fleet::start(1);
+    let test = with_app_role(&fleet);
+    let (key, known) = (fleet.key(), fleet.known_hosts());
+
+    // The stdlib policy keeps a role without min/max at its count: no decision.
+    let out = test.run(&watch_args(&fleet, &key, &known, &["--once", "--dry-run"]));
+    out.status(0)
+        .stdout_has("host-0 [app]")
+        .stdout_lacks("scale app");
+
+    test.write(
+        "deploy/scale.rhai",
+        "/// One more app machine than now, whatever the load.\nfn app_scale(metrics) {\n    #{ count: metrics.count + 1, reason: `policy saw ${metrics.machines.len()} machine(s), cpu ${metrics.cpu}` }\n}\n",
+    );
+    let out = test.run(&watch_args(&fleet, &key, &known, &["--once", "--dry-run"]));
+    out.status(0)
+        .stdout_has("scale app from 1 to 2: policy saw 1 machine(s), cpu ")
+        .stdout_has("(dry run)");
+
+    let out = test.run(&watch_args(
+        &fleet,
+        &key,
+        &known,
+        &["--once", "--dry-run", "--json"],
+    ));
+    out.status(0);
+    let decision: serde_json::Value = out
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["event"] == "decision")
+        .expect("a decision event");
+    assert_eq!(decision["role"], "app");
+    assert_eq!(
+        (decision["from"].as_u64(), decision["to"].as_u64()),
+        (Some(1), Some(2))
+    );
+    assert_eq!(decision["acted"], false);
+}
+
+#[test]
+fn the_stdlib_policy_scales_by_the_roles_cpu_thresholds() {
+    let fleet = Fleet::start(1);
+    // Any CPU is above -1%: the stdlib wants one more, up to max.
+    let config = format!(
+        "{}\nroles = {{ app = [\"host-0\"] }}\n[env.fleet.machines.app]\nmax = 2\nscale_up_cpu = -1.0\n",
+        fleet.config().trim_end()
+    );
+    let test = Test::with_config(&config);
+    let (key, known) = (fleet.key(), fleet.known_hosts());
+    let out = test.run(&watch_args(&fleet, &key, &known, &["--once", "--dry-run"]));
+    out.status(0)
+        .stdout_has("scale app from 1 to 2: cpu ")
+        .stdout_has("% > -1.0% (dry run)");
+
+    // At max, no decision.
+    let test = Test::with_config(&config.replace("max = 2", "max = 1"));
+    let out = test.run(&watch_args(&fleet, &key, &known, &["--once", "--dry-run"]));
+    out.status(0).stdout_lacks("scale app");
+}

@@ -2,6 +2,7 @@
 //! on a terminal, a plain line per machine otherwise, or one JSON event per sample.
 
 use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::Duration;
 
 use miette::Result;
@@ -9,11 +10,14 @@ use miette::Result;
 use super::settings::{self, GoalFlags};
 use super::Context;
 use crate::cli::{FanoutArgs, WatchArgs};
+use crate::exec::goals::GoalEngine;
 use crate::exec::interrupt::{self, EXIT_INTERRUPTED};
 use crate::exec::watch::lock::WatchLock;
+use crate::exec::watch::policy::Decision;
 use crate::exec::watch::sample::MachineSample;
 use crate::exec::watch::{self, WatchSettings};
 use crate::inventory::Selection;
+use crate::script::engine;
 
 /// Watches the env until Ctrl-C (or once); exit 1 when a machine gave no sample under `--once`.
 pub fn watch(ctx: &Context, args: WatchArgs) -> Result<i32> {
@@ -32,26 +36,37 @@ pub fn watch(ctx: &Context, args: WatchArgs) -> Result<i32> {
     let run_settings =
         settings::run_settings(ctx, &project, &args.connect, &fanout, GoalFlags::default())?;
     let _lock = WatchLock::take(&project.root, &selection.inventory.env)?;
-    let context = settings::run_context(project, layers, None, run_settings);
+    let engine: Arc<dyn GoalEngine> = Arc::new(engine::load(&layers, &project)?);
+    let context = settings::run_context(project, layers, Some(engine), run_settings);
     let watch_settings = WatchSettings {
         interval: Duration::from_secs(args.interval),
         once: args.once,
+        policy: true,
     };
     let table = !args.json && std::io::stdout().is_terminal();
     let mut failed = false;
-    watch::watch(&context, &selection, &watch_settings, |samples| {
-        failed = samples.iter().any(|s| s.error.is_some());
-        if args.json {
-            let event = serde_json::json!({ "event": "sample", "machines": samples });
-            outln!("{event}");
-        } else if table {
-            print_table(samples);
-        } else {
-            for sample in samples {
-                outln!("{}", plain_line(sample));
+    let dry_run = args.dry_run;
+    watch::watch(
+        &context,
+        &selection,
+        &watch_settings,
+        |samples, decisions| {
+            failed = samples.iter().any(|s| s.error.is_some());
+            if args.json {
+                let event = serde_json::json!({ "event": "sample", "machines": samples });
+                outln!("{event}");
+            } else if table {
+                print_table(samples);
+            } else {
+                for sample in samples {
+                    outln!("{}", plain_line(sample));
+                }
             }
-        }
-    })?;
+            for decision in decisions {
+                print_decision(decision, args.json, dry_run);
+            }
+        },
+    )?;
     Ok(if interrupt::interrupted() {
         EXIT_INTERRUPTED
     } else if failed && args.once {
@@ -138,5 +153,39 @@ fn print_table(samples: &[MachineSample]) {
             percent(sample.disk),
             servers(sample)
         );
+    }
+}
+
+/// A decision, or a policy that failed; weft does not create or remove machines yet, so
+/// outside `--dry-run` the line says it was not acted on.
+fn print_decision(decision: &Result<Decision, String>, json: bool, dry_run: bool) {
+    match (decision, json) {
+        (Ok(d), true) => {
+            let event = serde_json::json!({
+                "event": "decision", "role": d.role, "from": d.from, "to": d.to,
+                "reason": d.reason, "dry_run": dry_run, "acted": false,
+            });
+            outln!("{event}");
+        }
+        (Err(error), true) => {
+            outln!(
+                "{}",
+                serde_json::json!({ "event": "policy_error", "message": error })
+            );
+        }
+        (Ok(d), false) => {
+            let reason = if d.reason.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", d.reason)
+            };
+            let note = if dry_run {
+                " (dry run)"
+            } else {
+                " (not acted on: weft watch does not create or remove machines yet)"
+            };
+            outln!("scale {} from {} to {}{reason}{note}", d.role, d.from, d.to);
+        }
+        (Err(error), false) => eprintln!("policy failed: {error}"),
     }
 }

@@ -2,8 +2,10 @@
 //! (issue 15); one watcher per env, held by a lock file on the controller.
 
 pub mod lock;
+pub mod policy;
 pub mod sample;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,8 +13,10 @@ use miette::Result;
 
 use super::interrupt;
 use super::launch::RunContext;
+use crate::config::MachineEntry;
 use crate::inventory::Selection;
 use crate::transport::{ExecRequest, NoLines, Transport};
+use policy::{Decision, Policy};
 use sample::{MachineSample, SAMPLE_COMMAND};
 
 /// A sample taking longer than this counts as the machine not answering.
@@ -25,16 +29,34 @@ pub struct WatchSettings {
     pub interval: Duration,
     /// Sample once and stop.
     pub once: bool,
+    /// Ask the roles' `<role>_scale` goals after each sample and report their decisions.
+    pub policy: bool,
 }
 
 /// Samples the selection's machines until interrupted (or once), handing each round of
-/// samples to `show` in host order.
+/// samples, in host order, and the scaling decisions they led to, to `show`.
 pub fn watch(
     ctx: &Arc<RunContext>,
     selection: &Selection,
     settings: &WatchSettings,
-    mut show: impl FnMut(&[MachineSample]),
+    mut show: impl FnMut(&[MachineSample], &[Result<Decision, String>]),
 ) -> Result<()> {
+    let machines_config: HashMap<String, MachineEntry> = ctx
+        .project
+        .config
+        .as_ref()
+        .and_then(|c| c.file.env.get(&selection.inventory.env))
+        .map(|e| e.machines.clone().into_iter().collect())
+        .unwrap_or_default();
+    let mut policy = match (&ctx.engine, settings.policy) {
+        (Some(engine), true) => Some(Policy::new(
+            engine.as_ref(),
+            &selection.inventory,
+            machines_config,
+            ctx.settings.color,
+        )),
+        _ => None,
+    };
     let connector = ctx.connector(selection)?;
     let mut machines: Vec<(String, Vec<String>, Arc<dyn Transport>)> = Vec::new();
     for host in &selection.hosts {
@@ -66,7 +88,11 @@ pub fn watch(
                     MachineSample::failed(name.clone(), roles.clone(), 0, err.to_string())
                 }));
             }
-            show(&samples);
+            let decisions = match policy.as_mut() {
+                Some(policy) => policy.decide(&samples),
+                None => Vec::new(),
+            };
+            show(&samples, &decisions);
             if settings.once {
                 break;
             }
