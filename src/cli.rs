@@ -32,6 +32,7 @@ impl Cli {
             Command::List { json } | Command::Hosts { json, .. } => *json,
             Command::Run(args) => args.fanout.json,
             Command::Exec(args) => args.fanout.json,
+            Command::Watch(args) => args.json,
             Command::Copy(args) => args.fanout.json,
             Command::Cloud { command } => match command {
                 CloudCommand::Create { fanout, .. } | CloudCommand::Recreate { fanout, .. } => {
@@ -103,6 +104,9 @@ pub enum Command {
     Exec(ExecArgs),
     /// Open a shell on one host, or run one command there.
     Ssh(SshArgs),
+    /// Sample every machine of an env at an interval: load, CPU, memory, disk, and haproxy's
+    /// backend servers on lbs; one watcher per env.
+    Watch(WatchArgs),
     /// Copy files to the selected hosts, or (with --pull) from them.
     Copy(CopyArgs),
     /// Make, list, start, stop, image and remove an env's machines.
@@ -265,6 +269,27 @@ pub struct ExecArgs {
     /// The command, after `--`.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// `weft watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub select: Select,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Seconds between the starts of two samples.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: u64,
+    /// Sample once and exit (for cron and scripts).
+    #[arg(long)]
+    pub once: bool,
+    /// One JSON event per sample and per scaling decision instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Print what each role's `<role>_scale` policy decides, with its reason, and act on none.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `weft ssh`.

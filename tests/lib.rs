@@ -17,4 +17,5 @@ mod ops;
 mod project;
 mod run_local;
 mod ssh;
+mod watch;
 mod webstack;

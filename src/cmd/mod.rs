@@ -34,6 +34,7 @@ mod settings;
 mod ssh;
 mod stdlib;
 mod template;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -72,6 +73,7 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
         Command::Run(args) => run::run(ctx, args),
         Command::Exec(args) => exec::exec(ctx, args),
         Command::Ssh(args) => ssh::ssh(ctx, args),
+        Command::Watch(args) => watch::watch(ctx, args),
         Command::Copy(args) => copy::copy(ctx, args),
         Command::Cloud { command } => cloud::cloud(ctx, command),
         Command::Keys { command } => keys::keys(ctx, command),

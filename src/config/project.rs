@@ -90,8 +90,16 @@ pub struct MachineEntry {
     /// How many machines of the role `env_up` makes.
     #[serde(default = "one")]
     pub count: u32,
-    /// The fewest machines `env_up_min` makes.
+    /// The fewest machines `env_up_min` makes, and `weft watch` scales down to.
     pub min: Option<u32>,
+    /// The most machines `weft watch` scales up to.
+    pub max: Option<u32>,
+    /// Mean CPU percent of the role's machines above which `<role>_scale` adds one.
+    pub scale_up_cpu: Option<f64>,
+    /// Mean CPU percent below which `<role>_scale` removes one.
+    pub scale_down_cpu: Option<f64>,
+    /// Seconds after a scaling decision before the next one for the role.
+    pub cooldown: Option<u64>,
     /// The image (an AMI id for ec2, a weft image name for local).
     pub image: Option<String>,
     /// The instance size (`t3.micro`).

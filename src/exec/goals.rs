@@ -79,4 +79,13 @@ pub trait GoalEngine: Send + Sync {
     fn check_arguments(&self, goal: &GoalInfo, args: &[String]) -> Result<(), miette::Report>;
     /// Runs one call; errors are rendered with colour when `color`.
     fn call(&self, call: GoalCall<'_>, color: bool) -> Result<(), GoalFailure>;
+
+    /// Calls controller goal `name` with `input` as its one argument (a map) and no host,
+    /// for decisions such as `<role>_scale(metrics)`; its result as JSON.
+    fn decide(
+        &self,
+        name: &str,
+        input: &serde_json::Value,
+        color: bool,
+    ) -> Result<serde_json::Value, GoalFailure>;
 }

@@ -13,3 +13,4 @@ pub mod runner;
 pub mod session;
 pub mod settings;
 pub mod timings;
+pub mod watch;

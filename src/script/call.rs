@@ -78,4 +78,34 @@ impl GoalEngine for ScriptEngine {
             .map(|_| ())
             .map_err(failure)
     }
+
+    fn decide(
+        &self,
+        name: &str,
+        input: &serde_json::Value,
+        color: bool,
+    ) -> Result<serde_json::Value, GoalFailure> {
+        let failure = |message: String, report: String| GoalFailure { message, report };
+        let goal = self
+            .scripts()
+            .goal(name)
+            .map_err(|err| failure(err.to_string(), crate::error::render(&err, color)))?;
+        let argument = rhai::serde::to_dynamic(input)
+            .map_err(|err| failure(err.to_string(), err.to_string()))?;
+        let rhai = self.engine(None);
+        let result =
+            ScriptEngine::call_with(self, &rhai, goal, None, vec![argument]).map_err(|err| {
+                let first = err
+                    .to_string()
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
+                failure(first, crate::error::render(&err, color))
+            })?;
+        rhai::serde::from_dynamic(&result).map_err(|err| {
+            let message = format!("`{name}` returned a value that is not data: {err}");
+            failure(message.clone(), message)
+        })
+    }
 }

@@ -159,6 +159,18 @@ impl ScriptEngine {
         host: Option<Host>,
         args: &[String],
     ) -> Result<Dynamic, ScriptError> {
+        let args = args.iter().map(|a| Dynamic::from(a.clone())).collect();
+        self.call_with(engine, goal, host, args)
+    }
+
+    /// Like `call`, with arguments already made values (a map for `decide`).
+    pub fn call_with(
+        &self,
+        engine: &Engine,
+        goal: &Goal,
+        host: Option<Host>,
+        args: Vec<Dynamic>,
+    ) -> Result<Dynamic, ScriptError> {
         let script = self.scripts.script_of(goal);
         // For a runtime error on a missing var: the host and the names it has.
         let vars_of = host.as_ref().map(|h| {
@@ -172,7 +184,7 @@ impl ScriptEngine {
         if let Some(host) = host {
             call_args.push(Dynamic::from(host));
         }
-        call_args.extend(args.iter().map(|a| Dynamic::from(a.clone())));
+        call_args.extend(args);
         let mut scope = Scope::new();
         let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
         engine
