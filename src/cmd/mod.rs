@@ -59,8 +59,9 @@ pub struct Context {
 impl Context {
     /// Finds the project and its layers.
     pub fn project(&self) -> Result<(Project, Layers)> {
-        let project = Project::discover(&self.cwd)?;
-        let layers = Layers::new(&project);
+        let mut project = Project::discover(&self.cwd)?;
+        let plugins = crate::plugin::load(&mut project)?;
+        let layers = Layers::new(&project).with_plugins(&plugins);
         Ok((project, layers))
     }
 }
