@@ -139,6 +139,11 @@ pub enum Command {
         #[command(subcommand)]
         command: StdlibCommand,
     },
+    /// Vendor plugins (folders of goals, roles and templates) into `plugins/` and check them.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Work with templates.
     Template {
         #[command(subcommand)]
@@ -351,6 +356,35 @@ pub enum StdlibCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `weft plugin ...`.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Copy a plugin into `plugins/NAME/`, list it in weft.toml and record it in weft.lock.
+    Add {
+        /// A plugin folder, or a git URL or repo path with an optional `@REF` (tag, branch,
+        /// commit).
+        #[arg(value_name = "PATH | GIT-URL[@REF]")]
+        source: String,
+        /// Replace a plugin already in `plugins/NAME/`.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The plugins weft.toml lists, with their version and source.
+    List,
+    /// Fetch a plugin again from the source and ref weft.lock recorded.
+    Update {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Delete `plugins/NAME/` and its entries in weft.toml and weft.lock.
+    Remove {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Report every vendored file that changed since weft.lock recorded it (exit 1 if any).
+    Verify,
 }
 
 /// `weft template ...`.

@@ -1,7 +1,7 @@
 //! Plugins: folders with a plugin.toml layered between the project and the user, vendored from
 //! a path or a git repo and checked before anything runs.
 
-use crate::harness::{write, Test};
+use crate::harness::{git, write, Test};
 
 /// A plugin.toml for `name` that works with any weft, reading `greeting` with a default.
 fn manifest(name: &str, weft: &str) -> String {
@@ -119,4 +119,94 @@ fn a_missing_manifest_or_var_is_refused_before_running() {
         .stderr_has("plugin `bare` needs var `token`, which has no default")
         .stderr_has("The API token")
         .stdout_lacks("hello from");
+}
+
+/// A git repo holding the `greet` plugin, tagged `v1`, with a later commit on main that the
+/// tag must not pick up.
+fn greet_repo() -> tempfile::TempDir {
+    let repo = tempfile::tempdir().expect("temp dir");
+    let dir = repo.path();
+    git(dir, &["init", "--quiet"]);
+    write(&dir.join("plugin.toml"), &manifest("greet", ">=0.1"));
+    write(&dir.join("services/greet.rhai"), HELLO);
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "--quiet", "-m", "v1"]);
+    git(dir, &["tag", "v1"]);
+    write(
+        &dir.join("services/greet.rhai"),
+        "/// Newer.\nfn hello(host) { log(\"unreleased\"); }\n",
+    );
+    git(dir, &["commit", "--quiet", "-am", "after v1"]);
+    repo
+}
+
+#[test]
+fn a_plugin_added_from_a_git_tag_lists_and_runs_its_goals() {
+    let repo = greet_repo();
+    let tagged = git(repo.path(), &["rev-parse", "v1"]);
+    let test = Test::with_config("[project]\nname = \"plugged\"\n");
+    let source = format!("{}@v1", repo.path().display());
+    test.run(&["plugin", "add", &source])
+        .status(0)
+        .stdout_has(&format!(
+            "added plugin greet 1.0.0 to plugins/greet (commit {tagged})"
+        ));
+    assert!(test
+        .read("weft.toml")
+        .contains("[plugins]\ngreet = { path = \"plugins/greet\" }"));
+    let lock = test.read("weft.lock");
+    assert!(lock.contains("ref = \"v1\""), "{lock}");
+    assert!(lock.contains(&format!("commit = \"{tagged}\"")), "{lock}");
+    assert!(!test.path().join("plugins/greet/.git").exists());
+
+    test.run(&["plugin", "list"])
+        .status(0)
+        .stdout_has("greet")
+        .stdout_has(&format!("@v1 ({})", &tagged[..12]));
+    test.run(&["list"])
+        .status(0)
+        .stdout_has("[plugin:greet] Says the plugin's greeting.");
+    test.run(&["run", "hello"])
+        .status(0)
+        .stdout_has("local | hello from greet")
+        .stdout_lacks("unreleased");
+    test.run(&["plugin", "verify"])
+        .status(0)
+        .stdout_has("every vendored plugin file matches weft.lock");
+
+    test.run(&["plugin", "remove", "greet"])
+        .status(0)
+        .stdout_has("removed plugin greet");
+    assert!(!test.path().join("plugins/greet").exists());
+    assert!(!test.read("weft.toml").contains("greet ="));
+    test.run(&["list"]).status(0).stdout_lacks("plugin:greet");
+}
+
+#[test]
+fn a_modified_vendored_file_is_reported_by_verify_and_by_run() {
+    let repo = greet_repo();
+    let test = Test::with_config("[project]\nname = \"plugged\"\n");
+    let source = format!("{}@v1", repo.path().display());
+    test.run(&["plugin", "add", &source]).status(0);
+    test.write(
+        "plugins/greet/services/greet.rhai",
+        "/// Tampered.\nfn hello(host) { log(\"tampered\"); }\n",
+    );
+    test.write("plugins/greet/services/extra.rhai", "fn extra(host) {}\n");
+    test.run(&["plugin", "verify"])
+        .status(1)
+        .stdout_has("greet: modified plugins/greet/services/greet.rhai")
+        .stdout_has("greet: added plugins/greet/services/extra.rhai");
+    test.run(&["run", "hello"])
+        .status(2)
+        .stderr_has("vendored plugin files changed since they were recorded in weft.lock")
+        .stderr_has("greet: modified plugins/greet/services/greet.rhai")
+        .stdout_lacks("tampered");
+
+    // Fetching it again from the recorded tag puts the recorded files back.
+    test.run(&["plugin", "update", "greet"]).status(0);
+    test.run(&["plugin", "verify"]).status(0);
+    test.run(&["run", "hello"])
+        .status(0)
+        .stdout_has("local | hello from greet");
 }

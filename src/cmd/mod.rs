@@ -29,6 +29,7 @@ mod init;
 mod keys;
 mod list;
 mod lsp;
+mod plugin;
 mod run;
 mod settings;
 mod ssh;
@@ -83,6 +84,7 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
             name,
         } => init::init(ctx, dir, &skeleton, name),
         Command::Stdlib { command } => stdlib::stdlib(ctx, command),
+        Command::Plugin { command } => plugin::plugin(ctx, command),
         Command::Template { command } => template::template(ctx, command),
         Command::Doc {
             name,

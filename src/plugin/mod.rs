@@ -4,6 +4,7 @@
 pub mod lock;
 pub mod manifest;
 mod range;
+pub mod vendor;
 
 use std::path::{Path, PathBuf};
 
@@ -102,6 +103,39 @@ pub enum PluginError {
         #[source_code]
         src: NamedSource<String>,
     },
+    /// Vendored plugin files differ from what `weft.lock` recorded.
+    #[error("vendored plugin files changed since they were recorded in weft.lock:\n{list}")]
+    #[diagnostic(
+        code(weft::plugin::modified),
+        help("`weft plugin verify` lists them; `weft plugin update NAME` fetches the plugin again, `weft plugin add --force` records a local copy as it is")
+    )]
+    Modified { list: String },
+    /// Fetching a plugin with git failed.
+    #[error("git {action} of `{source_name}` failed: {message}")]
+    #[diagnostic(code(weft::plugin::git))]
+    Git {
+        action: &'static str,
+        source_name: String,
+        message: String,
+    },
+    /// What `weft plugin add` was given is neither a plugin folder nor a git repo.
+    #[error("`{source_name}` is not a plugin: {message}")]
+    #[diagnostic(
+        code(weft::plugin::source),
+        help("give a folder with plugin.toml, or a git URL or repo path with an optional @REF")
+    )]
+    Source {
+        source_name: String,
+        message: String,
+    },
+    /// The plugin is already vendored or not known.
+    #[error("{message}")]
+    #[diagnostic(code(weft::plugin::state))]
+    State {
+        message: String,
+        #[help]
+        help: Option<String>,
+    },
     /// A var the plugin needs has no default and weft.toml does not set it.
     #[error("plugin `{name}` needs var `{var}`, which has no default and weft.toml does not set")]
     #[diagnostic(code(weft::plugin::var))]
@@ -184,6 +218,20 @@ pub fn load(project: &mut Project) -> Result<Vec<Plugin>, PluginError> {
         }
     }
     Ok(plugins.into_iter().map(|(p, _)| p).collect())
+}
+
+/// Refuses to go on when a vendored plugin's files differ from `weft.lock`.
+pub fn check_vendored(root: &Path) -> Result<(), PluginError> {
+    let changes = lock::LockFile::load(root)?.changes(root)?;
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let list = changes
+        .iter()
+        .map(|c| format!("  {c}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Err(PluginError::Modified { list })
 }
 
 fn doc_suffix(doc: &str) -> String {
