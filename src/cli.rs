@@ -127,7 +127,8 @@ pub enum Command {
     Init {
         /// The folder to create (default: the current one).
         dir: Option<PathBuf>,
-        /// The skeleton to start from.
+        /// The skeleton to start from; `plugin` writes a plugin folder (`weft init --skeleton
+        /// plugin NAME`) with a plugin.toml and a NAME_selftest goal instead of a project.
         #[arg(long, default_value = "default")]
         skeleton: String,
         /// The project's name (default: the folder's name).

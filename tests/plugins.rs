@@ -210,3 +210,29 @@ fn a_modified_vendored_file_is_reported_by_verify_and_by_run() {
         .status(0)
         .stdout_has("local | hello from greet");
 }
+
+#[test]
+fn a_plugin_skeleton_adds_and_runs_its_test_goal() {
+    let test = Test::with_config("[project]\nname = \"plugged\"\n");
+    test.run(&["init", "--skeleton", "plugin", "work/my-tool"])
+        .status(0)
+        .stdout_has("created work/my-tool/plugin.toml")
+        .stdout_has("created work/my-tool/services/my_tool.rhai")
+        .stdout_has("weft plugin add");
+    assert!(test
+        .read("work/my-tool/plugin.toml")
+        .contains("name = \"my-tool\""));
+    test.run(&["plugin", "add", "work/my-tool"])
+        .status(0)
+        .stdout_has("added plugin my-tool 0.1.0 to plugins/my-tool");
+    test.run(&["list"])
+        .status(0)
+        .stdout_has("my_tool_selftest")
+        .stdout_has("[plugin:my-tool]");
+    test.run(&["run", "my_tool_selftest"])
+        .status(0)
+        .stdout_has("local | hello from the my-tool plugin on local");
+    test.run(&["init", "--skeleton", "plugin", "work/my-tool"])
+        .status(2)
+        .stderr_has("already a weft plugin");
+}
