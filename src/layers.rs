@@ -143,9 +143,10 @@ impl Layers {
         }
     }
 
-    /// These layers with the plugins of `plugins` between the project and the user.
-    pub fn with_plugins(mut self, plugins: &[crate::plugin::Plugin]) -> Self {
-        self.plugins = plugins.iter().map(|p| (p.layer, p.root.clone())).collect();
+    /// These layers with plugins (their layer and folder, most specific first) between the
+    /// project and the user.
+    pub fn with_plugins(mut self, plugins: impl IntoIterator<Item = (Layer, PathBuf)>) -> Self {
+        self.plugins = plugins.into_iter().collect();
         self
     }
 

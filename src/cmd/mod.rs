@@ -62,7 +62,8 @@ impl Context {
     pub fn project(&self) -> Result<(Project, Layers)> {
         let mut project = Project::discover(&self.cwd)?;
         let plugins = crate::plugin::load(&mut project)?;
-        let layers = Layers::new(&project).with_plugins(&plugins);
+        let layers =
+            Layers::new(&project).with_plugins(plugins.into_iter().map(|p| (p.layer, p.root)));
         Ok((project, layers))
     }
 }

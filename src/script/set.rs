@@ -236,6 +236,11 @@ impl ScriptSet {
     }
 }
 
+/// Whether `a` and `b` are two different plugins.
+fn two_plugins(a: Layer, b: Layer) -> bool {
+    matches!((a, b), (Layer::Plugin(x, _), Layer::Plugin(y, _)) if x != y)
+}
+
 #[cfg(test)]
 mod tests {
     use super::doc_text;
@@ -247,9 +252,4 @@ mod tests {
             "Deploys it.\n\nThen more."
         );
     }
-}
-
-/// Whether `a` and `b` are two different plugins.
-fn two_plugins(a: Layer, b: Layer) -> bool {
-    matches!((a, b), (Layer::Plugin(x, _), Layer::Plugin(y, _)) if x != y)
 }
