@@ -62,7 +62,10 @@ fn git_url(url: &str, cwd: &Path) -> String {
 /// Vendors the plugin at `source` into `root/plugins/NAME`, records it in weft.toml and
 /// weft.lock, and returns the entry. `force` replaces a plugin already vendored.
 pub fn add(root: &Path, source: &Source, force: bool) -> Result<LockEntry, PluginError> {
-    let scratch = std::env::temp_dir().join(format!("weft-plugin-{}", std::process::id()));
+    // Inside the project rather than a shared /tmp, where another user could plant the path.
+    let scratch = root
+        .join("plugins")
+        .join(format!(".fetch-{}", std::process::id()));
     let result = add_via(root, source, force, &scratch);
     let _ = std::fs::remove_dir_all(&scratch);
     result
