@@ -131,7 +131,8 @@ pub enum Command {
     Init {
         /// The folder to create (default: the current one).
         dir: Option<PathBuf>,
-        /// The skeleton to start from.
+        /// The skeleton to start from; `plugin` writes a plugin folder (`weft init --skeleton
+        /// plugin NAME`) with a plugin.toml and a NAME_selftest goal instead of a project.
         #[arg(long, default_value = "default")]
         skeleton: String,
         /// The project's name (default: the folder's name).
@@ -142,6 +143,11 @@ pub enum Command {
     Stdlib {
         #[command(subcommand)]
         command: StdlibCommand,
+    },
+    /// Vendor plugins (folders of goals, roles and templates) into `plugins/` and check them.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
     },
     /// Work with templates.
     Template {
@@ -376,6 +382,35 @@ pub enum StdlibCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `weft plugin ...`.
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Copy a plugin into `plugins/NAME/`, list it in weft.toml and record it in weft.lock.
+    Add {
+        /// A plugin folder, or a git URL or repo path with an optional `@REF` (tag, branch,
+        /// commit).
+        #[arg(value_name = "PATH | GIT-URL[@REF]")]
+        source: String,
+        /// Replace a plugin already in `plugins/NAME/`.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The plugins weft.toml lists, with their version and source.
+    List,
+    /// Fetch a plugin again from the source and ref weft.lock recorded.
+    Update {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Delete `plugins/NAME/` and its entries in weft.toml and weft.lock.
+    Remove {
+        /// The plugin's name.
+        name: String,
+    },
+    /// Report every vendored file that changed since weft.lock recorded it (exit 1 if any).
+    Verify,
 }
 
 /// `weft template ...`.

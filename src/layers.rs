@@ -20,11 +20,12 @@ static STDLIB: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/stdlib");
 pub const TEMPLATES: &str = "templates";
 
 /// Where a file comes from, most specific first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Layer {
     /// The project's `deploy/` and `templates/`.
     Project,
+    /// A plugin: its place in `[plugins]` of weft.toml (earlier wins) and its name.
+    Plugin(u16, &'static str),
     /// The user's personal folders.
     User,
     /// Built into the binary.
@@ -35,9 +36,16 @@ impl fmt::Display for Layer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Layer::Project => "project",
+            Layer::Plugin(_, name) => return write!(f, "plugin:{name}"),
             Layer::User => "user",
             Layer::Stdlib => "stdlib",
         })
+    }
+}
+
+impl serde::Serialize for Layer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -113,6 +121,7 @@ pub struct Layers {
     project_templates: Option<PathBuf>,
     user_scripts: Option<PathBuf>,
     user_templates: Option<PathBuf>,
+    plugins: Vec<(Layer, PathBuf)>,
     apps: Vec<String>,
 }
 
@@ -125,12 +134,30 @@ impl Layers {
             project_templates: project.templates_dir(),
             user_scripts: project.user.scripts_dir(),
             user_templates: project.user.templates_dir(),
+            plugins: Vec::new(),
             apps: project
                 .config
                 .as_ref()
                 .map(|c| c.file.apps.keys().cloned().collect())
                 .unwrap_or_default(),
         }
+    }
+
+    /// These layers with plugins (their layer and folder, most specific first) between the
+    /// project and the user.
+    pub fn with_plugins(mut self, plugins: impl IntoIterator<Item = (Layer, PathBuf)>) -> Self {
+        self.plugins = plugins.into_iter().collect();
+        self
+    }
+
+    /// The most specific file at `logical` that is neither the project's nor the user's: what
+    /// `weft stdlib eject` copies.
+    pub fn find_shipped(&self, kind: Kind, logical: &str) -> Option<LayerFile> {
+        self.files(kind)
+            .into_iter()
+            .filter(|f| f.logical == logical)
+            .filter(|f| matches!(f.layer, Layer::Plugin(..) | Layer::Stdlib))
+            .min_by_key(|f| f.layer)
     }
 
     /// Every logical path of `kind`, sorted, with its winner.
@@ -197,10 +224,27 @@ impl Layers {
             Kind::Template => "templates/",
         };
         let mut files = Vec::new();
-        for (layer, dir) in [(Layer::Project, project), (Layer::User, user)] {
-            if let Some(dir) = dir {
-                files.extend(self.disk_files(layer, dir, prefix, kind));
+        if let Some(dir) = project {
+            files.extend(self.disk_files(Layer::Project, dir, prefix, kind));
+        }
+        for (layer, root) in &self.plugins {
+            // A plugin is laid out like a project, and may also keep `services/`, `roles/`
+            // and `lib/` at its top rather than under `deploy/`.
+            match kind {
+                Kind::Script => {
+                    files.extend(self.disk_files(*layer, &root.join("deploy"), "", kind));
+                    for sub in ["services", "roles", "lib"] {
+                        let prefix = format!("{sub}/");
+                        files.extend(self.disk_files(*layer, &root.join(sub), &prefix, kind));
+                    }
+                }
+                Kind::Template => {
+                    files.extend(self.disk_files(*layer, &root.join("templates"), prefix, kind));
+                }
             }
+        }
+        if let Some(dir) = user {
+            files.extend(self.disk_files(Layer::User, dir, prefix, kind));
         }
         files.extend(stdlib_files(kind));
         if kind == Kind::Script {
@@ -223,7 +267,9 @@ impl Layers {
                 }
                 let path = entry.path().to_path_buf();
                 let shown = match layer {
-                    Layer::Project => path.strip_prefix(&self.root).unwrap_or(&path),
+                    Layer::Project | Layer::Plugin(..) => {
+                        path.strip_prefix(&self.root).unwrap_or(&path)
+                    }
                     _ => &path,
                 }
                 .display()

@@ -18,6 +18,7 @@ pub mod layers;
 pub mod logging;
 pub mod lsp;
 pub mod mask;
+pub mod plugin;
 pub mod project;
 pub mod script;
 pub mod shell;

@@ -14,6 +14,7 @@ mod init;
 mod layers;
 mod lsp;
 mod ops;
+mod plugins;
 mod project;
 mod run_local;
 mod ssh;

@@ -7,10 +7,18 @@ use miette::Result;
 use super::Context;
 use crate::error::{CommandError, EXIT_OK};
 use crate::layers;
+use crate::plugin::manifest::valid_name;
+use crate::plugin::MANIFEST;
 use crate::project::PROJECT_FILE;
 
 /// The placeholder skeleton files use for the project's name.
 const NAME_PLACEHOLDER: &str = "__PROJECT__";
+/// The name as a Rhai identifier (`-` made `_`), in file paths and goal names.
+const IDENT_PLACEHOLDER: &str = "__IDENT__";
+/// This weft's `MAJOR.MINOR`, for a new plugin's weft range.
+const WEFT_PLACEHOLDER: &str = "__WEFT__";
+/// The skeleton that writes a plugin rather than a project.
+const PLUGIN_SKELETON: &str = "plugin";
 
 /// Writes the skeleton into `dir`, refusing to overwrite an existing project.
 pub fn init(
@@ -30,11 +38,15 @@ pub fn init(
         .into());
     };
     let dir = ctx.cwd.join(dir.unwrap_or_default());
-    let config = dir.join(PROJECT_FILE);
+    let plugin = skeleton == PLUGIN_SKELETON;
+    let config = dir.join(if plugin { MANIFEST } else { PROJECT_FILE });
     if config.exists() {
         return Err(CommandError::Exists {
             path: config.display().to_string(),
-            help: "this folder is already a weft project".into(),
+            help: format!(
+                "this folder is already a weft {}",
+                if plugin { "plugin" } else { "project" }
+            ),
         }
         .into());
     }
@@ -44,6 +56,26 @@ pub fn init(
             Some(canonical.file_name()?.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| "demo".into());
+    if plugin && !valid_name(&name) {
+        return Err(CommandError::Unknown {
+            kind: "plugin name",
+            name,
+            help: Some("a plugin name is lowercase letters, digits, `-` and `_`".into()),
+        }
+        .into());
+    }
+    // Rhai names cannot hold `-`; the weft version the plugin starts out working with.
+    let ident = name.replace('-', "_");
+    let weft = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".");
+    let fill = |text: &str| {
+        text.replace(NAME_PLACEHOLDER, &name)
+            .replace(IDENT_PLACEHOLDER, &ident)
+            .replace(WEFT_PLACEHOLDER, &weft)
+    };
     let mut next = "weft list".to_string();
     for (rel, text) in files {
         // `NEXT` is the skeleton's first command to try, shown, not written.
@@ -51,7 +83,7 @@ pub fn init(
             next = text.trim().to_string();
             continue;
         }
-        let path = dir.join(&rel);
+        let path = dir.join(fill(&rel));
         let io = |action, source| CommandError::Io {
             action,
             path: path.display().to_string(),
@@ -63,15 +95,18 @@ pub fn init(
         if path.exists() {
             continue;
         }
-        std::fs::write(&path, text.replace(NAME_PLACEHOLDER, &name)).map_err(|e| io("write", e))?;
+        std::fs::write(&path, fill(text)).map_err(|e| io("write", e))?;
         outln!(
             "created {}",
             path.strip_prefix(&ctx.cwd).unwrap_or(&path).display()
         );
     }
-    outln!(
-        "\nnext: cd {} && {next}",
-        dir.strip_prefix(&ctx.cwd).unwrap_or(&dir).display()
-    );
+    let shown = dir.strip_prefix(&ctx.cwd).unwrap_or(&dir).display();
+    if plugin {
+        // A plugin is used from a project, not from its own folder.
+        outln!("\nnext: in a project, {next} {}", dir.display());
+    } else {
+        outln!("\nnext: cd {shown} && {next}");
+    }
     Ok(EXIT_OK)
 }

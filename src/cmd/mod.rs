@@ -29,6 +29,7 @@ mod init;
 mod keys;
 mod list;
 mod lsp;
+mod plugin;
 mod run;
 mod settings;
 mod ssh;
@@ -60,8 +61,10 @@ pub struct Context {
 impl Context {
     /// Finds the project and its layers.
     pub fn project(&self) -> Result<(Project, Layers)> {
-        let project = Project::discover(&self.cwd)?;
-        let layers = Layers::new(&project);
+        let mut project = Project::discover(&self.cwd)?;
+        let plugins = crate::plugin::load(&mut project)?;
+        let layers =
+            Layers::new(&project).with_plugins(plugins.into_iter().map(|p| (p.layer, p.root)));
         Ok((project, layers))
     }
 }
@@ -84,6 +87,7 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
             name,
         } => init::init(ctx, dir, &skeleton, name),
         Command::Stdlib { command } => stdlib::stdlib(ctx, command),
+        Command::Plugin { command } => plugin::plugin(ctx, command),
         Command::Template { command } => template::template(ctx, command),
         Command::Doc {
             name,

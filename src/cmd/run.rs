@@ -12,6 +12,7 @@ use crate::script::engine;
 /// Runs a goal; exit 1 when it failed on any host.
 pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let (project, layers) = ctx.project()?;
+    crate::plugin::check_vendored(&project.root)?;
     let engine = Arc::new(engine::load(&layers, &project)?);
     let flags = GoalFlags {
         check: args.check,

@@ -16,13 +16,13 @@ pub fn stdlib(ctx: &Context, command: StdlibCommand) -> Result<i32> {
                 for resolved in layers.resolve_all(kind) {
                     let stdlib = std::iter::once(&resolved.winner)
                         .chain(&resolved.hidden)
-                        .any(|f| f.layer == Layer::Stdlib);
+                        .any(|f| matches!(f.layer, Layer::Stdlib | Layer::Plugin(..)));
                     if !stdlib {
                         continue;
                     }
                     let winner = &resolved.winner;
                     let note = match winner.layer {
-                        Layer::Stdlib => String::new(),
+                        Layer::Stdlib | Layer::Plugin(..) => String::new(),
                         _ => format!("  (overridden by {})", winner.display_name()),
                     };
                     outln!("{:<48} {}{note}", winner.logical, winner.layer);
@@ -41,7 +41,7 @@ pub fn stdlib(ctx: &Context, command: StdlibCommand) -> Result<i32> {
         }
         StdlibCommand::Eject { path, force } => {
             let logical = path.trim_start_matches('/');
-            let Some(file) = Layers::stdlib_file(logical) else {
+            let Some(file) = layers.find_shipped(Layers::kind_of(logical), logical) else {
                 return Err(unknown(&layers, logical).into());
             };
             let target = layers.project_path(Layers::kind_of(logical), logical);
@@ -62,7 +62,7 @@ pub fn stdlib(ctx: &Context, command: StdlibCommand) -> Result<i32> {
             }
             let source = file.read().map_err(|e| io("read", e))?;
             std::fs::write(&target, source.text()).map_err(|e| io("write", e))?;
-            outln!("ejected {logical} to {}", target.display());
+            outln!("ejected {logical} ({}) to {}", file.layer, target.display());
         }
     }
     Ok(EXIT_OK)

@@ -37,6 +37,19 @@ pub struct ConfigFile {
     #[serde(default)]
     #[schemars(with = "IndexMap<String, serde_json::Map<String, serde_json::Value>>")]
     pub apps: IndexMap<String, toml::Table>,
+    /// `[plugins]`: NAME = { path = "plugins/NAME" }, most specific first; their files sit
+    /// between the project's and the user's.
+    #[serde(default)]
+    #[schemars(with = "IndexMap<String, PluginEntry>")]
+    pub plugins: IndexMap<String, Spanned<PluginEntry>>,
+}
+
+/// One `[plugins]` entry.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginEntry {
+    /// The plugin's folder, relative to the project.
+    pub path: String,
 }
 
 /// `[project]`.

@@ -31,7 +31,7 @@ impl Workspace {
     /// Loads the project that `root` lies in; `env` is the env whose vars `host.vars.`
     /// completes (the default env when `None`, as `weft run` without `-e`).
     pub fn load(root: &Path, env: Option<&str>) -> Self {
-        let Ok(project) = Project::discover(root) else {
+        let Ok(mut project) = Project::discover(root) else {
             return Workspace {
                 layers: None,
                 engine: None,
@@ -40,7 +40,10 @@ impl Workspace {
                 has_project: false,
             };
         };
-        let layers = Layers::new(&project);
+        // A broken plugin is left out here; `weft list` and `weft run` report what is wrong.
+        let plugins = crate::plugin::load(&mut project).unwrap_or_default();
+        let layers =
+            Layers::new(&project).with_plugins(plugins.into_iter().map(|p| (p.layer, p.root)));
         let engine = ScriptEngine::load(&layers, None).ok();
         Workspace {
             vars: var_names(&project),

@@ -41,6 +41,17 @@ pub enum ScriptError {
         first: String,
         second: String,
     },
+    /// Two plugins define the same goal or ship the same script.
+    #[error("{what} is defined by two plugins: in `{first}` and in `{second}`")]
+    #[diagnostic(
+        code(weft::plugin::conflict),
+        help("remove one of the two plugins from [plugins] of weft.toml")
+    )]
+    PluginConflict {
+        what: String,
+        first: String,
+        second: String,
+    },
     /// The command line names no goal.
     #[error("unknown goal `{name}`")]
     #[diagnostic(code(weft::script::unknown_goal))]

@@ -86,6 +86,18 @@ impl ScriptSet {
         let mut hidden_by_index = Vec::new();
         for resolved in layers.resolve_all(Kind::Script) {
             let file = resolved.winner;
+            // Two plugins must not decide by their order which one's file wins.
+            if let Some(other) = resolved
+                .hidden
+                .iter()
+                .find(|h| two_plugins(file.layer, h.layer))
+            {
+                return Err(ScriptError::PluginConflict {
+                    what: format!("file `{}`", file.logical),
+                    first: format!("{} ({})", file.display_name(), file.layer),
+                    second: format!("{} ({})", other.display_name(), other.layer),
+                });
+            }
             let source = file.read().map_err(|e| ScriptError::Read {
                 file: file.display_name(),
                 message: e.to_string(),
@@ -133,6 +145,13 @@ impl ScriptSet {
                         goals.insert(goal.name.clone(), goal);
                     }
                     Some(existing) if existing.script == index => {}
+                    Some(existing) if two_plugins(existing.layer, goal.layer) => {
+                        return Err(ScriptError::PluginConflict {
+                            what: format!("goal `{}`", goal.name),
+                            first: format!("{} ({})", existing.file, existing.layer),
+                            second: format!("{} ({})", goal.file, goal.layer),
+                        });
+                    }
                     Some(existing) if existing.layer == goal.layer => {
                         return Err(ScriptError::DuplicateGoal {
                             goal: goal.name,
@@ -215,6 +234,11 @@ impl ScriptSet {
     pub fn sources(&self) -> &HashMap<String, SourceFile> {
         &self.sources
     }
+}
+
+/// Whether `a` and `b` are two different plugins.
+fn two_plugins(a: Layer, b: Layer) -> bool {
+    matches!((a, b), (Layer::Plugin(x, _), Layer::Plugin(y, _)) if x != y)
 }
 
 #[cfg(test)]

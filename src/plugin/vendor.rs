@@ -1,0 +1,299 @@
+//! `weft plugin add/remove`: copying a plugin into `plugins/NAME/` from a folder or a git
+//! repo, and keeping `[plugins]` of weft.toml and `weft.lock` in step.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use walkdir::WalkDir;
+
+use super::lock::{hash_tree, tree_sum, LockEntry, LockFile};
+use super::{read_manifest, PluginError, MANIFEST};
+
+/// Where a plugin comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A folder on this machine, copied as it is.
+    Path(PathBuf),
+    /// A git repository (URL or path) at an optional ref.
+    Git {
+        url: String,
+        git_ref: Option<String>,
+    },
+}
+
+impl Source {
+    /// Reads `PATH | GIT-URL[@REF]`: an existing folder without `@REF` is a path, the rest git.
+    pub fn parse(arg: &str, cwd: &Path) -> Self {
+        let local = cwd.join(arg);
+        if local.is_dir() && !local.join(".git").exists() {
+            return Source::Path(local);
+        }
+        // `git@host:repo` has its `@` before the host: a ref never holds `:`.
+        match arg.rsplit_once('@') {
+            Some((url, r)) if !url.is_empty() && !r.is_empty() && !r.contains(':') => Source::Git {
+                url: git_url(url, cwd),
+                git_ref: Some(r.to_string()),
+            },
+            _ => Source::Git {
+                url: git_url(arg, cwd),
+                git_ref: None,
+            },
+        }
+    }
+
+    fn shown(&self) -> String {
+        match self {
+            Source::Path(p) => p.display().to_string(),
+            Source::Git { url, .. } => url.clone(),
+        }
+    }
+}
+
+/// A relative repo path made absolute, so that `weft plugin update` works from anywhere.
+fn git_url(url: &str, cwd: &Path) -> String {
+    let local = cwd.join(url);
+    if !url.contains("://") && !url.contains(':') && local.exists() {
+        local.display().to_string()
+    } else {
+        url.to_string()
+    }
+}
+
+/// Vendors the plugin at `source` into `root/plugins/NAME`, records it in weft.toml and
+/// weft.lock, and returns the entry. `force` replaces a plugin already vendored.
+pub fn add(root: &Path, source: &Source, force: bool) -> Result<LockEntry, PluginError> {
+    // Inside the project rather than a shared /tmp, where another user could plant the path.
+    let scratch = root
+        .join("plugins")
+        .join(format!(".fetch-{}", std::process::id()));
+    let result = add_via(root, source, force, &scratch);
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn add_via(
+    root: &Path,
+    source: &Source,
+    force: bool,
+    scratch: &Path,
+) -> Result<LockEntry, PluginError> {
+    let (from, git_ref, commit) = match source {
+        Source::Path(dir) => (dir.clone(), None, None),
+        Source::Git { url, git_ref } => {
+            let commit = clone(url, git_ref.as_deref(), scratch)?;
+            (scratch.to_path_buf(), git_ref.clone(), Some(commit))
+        }
+    };
+    if !from.join(MANIFEST).is_file() {
+        return Err(PluginError::Source {
+            source_name: source.shown(),
+            message: "it has no plugin.toml at its top".into(),
+        });
+    }
+    let (manifest, _) = read_manifest(&from.join(MANIFEST), &from)?;
+    let name = manifest.name.get_ref().clone();
+    if !super::manifest::valid_name(&name) {
+        return Err(PluginError::Source {
+            source_name: source.shown(),
+            message: format!("its name `{name}` is not lowercase letters, digits, `-` and `_`"),
+        });
+    }
+    let target = root.join("plugins").join(&name);
+    let mut lock = LockFile::load(root)?;
+    if target.exists() {
+        if !force {
+            return Err(PluginError::State {
+                message: format!("plugin `{name}` is already in plugins/{name}"),
+                help: Some("pass --force to replace it, or `weft plugin update NAME`".into()),
+            });
+        }
+        std::fs::remove_dir_all(&target).map_err(|e| io(&target, e))?;
+    }
+    copy_tree(&from, &target)?;
+    let files = hash_tree(&target)?;
+    let entry = LockEntry {
+        name: name.clone(),
+        source: source.shown(),
+        git_ref,
+        commit,
+        version: manifest.version.clone(),
+        sha256: tree_sum(&files),
+        files,
+    };
+    lock.plugin.retain(|e| e.name != name);
+    lock.plugin.push(entry.clone());
+    lock.save(root)?;
+    list_in_config(root, &name)?;
+    Ok(entry)
+}
+
+/// Deletes `plugins/NAME`, its weft.toml line and its lock entry.
+pub fn remove(root: &Path, name: &str) -> Result<(), PluginError> {
+    let mut lock = LockFile::load(root)?;
+    let target = root.join("plugins").join(name);
+    let known = lock.plugin.iter().any(|e| e.name == name);
+    if !known && !target.exists() {
+        return Err(PluginError::State {
+            message: format!("no plugin `{name}` in this project"),
+            help: Some("`weft plugin list` shows the plugins".into()),
+        });
+    }
+    if target.exists() {
+        std::fs::remove_dir_all(&target).map_err(|e| io(&target, e))?;
+    }
+    lock.plugin.retain(|e| e.name != name);
+    lock.save(root)?;
+    unlist_in_config(root, name)
+}
+
+/// Clones `url` into `dir` at `git_ref` and returns the commit.
+fn clone(url: &str, git_ref: Option<&str>, dir: &Path) -> Result<String, PluginError> {
+    let _ = std::fs::remove_dir_all(dir);
+    let git_err = |action, message: String| PluginError::Git {
+        action,
+        source_name: url.to_string(),
+        message,
+    };
+    run_git(
+        Command::new("git")
+            .args(["clone", "--quiet", "--"])
+            .arg(url)
+            .arg(dir),
+    )
+    .map_err(|m| git_err("clone", m))?;
+    if let Some(r) = git_ref {
+        // A ref is never an option: `-x` would be read as one.
+        if r.starts_with('-') {
+            return Err(git_err("checkout", format!("`{r}` is not a ref")));
+        }
+        run_git(
+            Command::new("git")
+                .arg("-C")
+                .arg(dir)
+                .args([
+                    "-c",
+                    "advice.detachedHead=false",
+                    "checkout",
+                    "--quiet",
+                    "--detach",
+                ])
+                .arg(r),
+        )
+        .map_err(|m| git_err("checkout", m))?;
+    }
+    run_git(
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(["rev-parse", "HEAD"]),
+    )
+    .map_err(|m| git_err("rev-parse", m))
+}
+
+fn run_git(command: &mut Command) -> Result<String, String> {
+    let out = command.output().map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) -> Result<(), PluginError> {
+    for entry in WalkDir::new(from)
+        .into_iter()
+        .filter_entry(|e| e.file_name() != ".git")
+    {
+        let entry = entry.map_err(|e| PluginError::Read {
+            path: from.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let Ok(rel) = entry.path().strip_prefix(from) else {
+            continue;
+        };
+        let dest = to.join(rel);
+        if entry.file_type().is_dir() {
+            std::fs::create_dir_all(&dest).map_err(|e| io(&dest, e))?;
+        } else if entry.file_type().is_file() {
+            std::fs::copy(entry.path(), &dest).map_err(|e| io(&dest, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The line `[plugins]` of weft.toml gets for `name`.
+fn config_line(name: &str) -> String {
+    format!("{name} = {{ path = \"plugins/{name}\" }}")
+}
+
+/// Adds `name` to the end of `[plugins]` of weft.toml, unless it is there already.
+fn list_in_config(root: &Path, name: &str) -> Result<(), PluginError> {
+    let path = root.join(crate::project::PROJECT_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let (start, end) = section(&lines);
+    if lines[start..end].iter().any(|l| is_entry(l, name)) {
+        return Ok(());
+    }
+    if start == end {
+        lines.push(String::new());
+        lines.push("[plugins]".into());
+        lines.push(config_line(name));
+    } else {
+        // After the section's last entry, before the blank lines that end it.
+        let mut at = end;
+        while at > start + 1 && lines[at - 1].trim().is_empty() {
+            at -= 1;
+        }
+        lines.insert(at, config_line(name));
+    }
+    write_lines(&path, &lines)
+}
+
+fn unlist_in_config(root: &Path, name: &str) -> Result<(), PluginError> {
+    let path = root.join(crate::project::PROJECT_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let (start, end) = section(&lines);
+    let mut index = start;
+    for _ in start..end {
+        if is_entry(&lines[index], name) {
+            lines.remove(index);
+        } else {
+            index += 1;
+        }
+    }
+    write_lines(&path, &lines)
+}
+
+fn write_lines(path: &Path, lines: &[String]) -> Result<(), PluginError> {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(path, text).map_err(|e| io(path, e))
+}
+
+/// The lines of the `[plugins]` table: from its header to the next header (both equal when
+/// there is none).
+fn section(lines: &[String]) -> (usize, usize) {
+    let Some(start) = lines.iter().position(|l| l.trim() == "[plugins]") else {
+        return (lines.len(), lines.len());
+    };
+    let end = lines[start + 1..]
+        .iter()
+        .position(|l| l.trim_start().starts_with('['))
+        .map_or(lines.len(), |i| start + 1 + i);
+    (start, end)
+}
+
+fn is_entry(line: &str, name: &str) -> bool {
+    line.trim_start()
+        .strip_prefix(name)
+        .is_some_and(|rest| rest.trim_start().starts_with('='))
+}
+
+fn io(path: &Path, e: std::io::Error) -> PluginError {
+    PluginError::Read {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    }
+}

@@ -1,0 +1,238 @@
+//! Plugins: folders with a plugin.toml layered between the project and the user, vendored from
+//! a path or a git repo and checked before anything runs.
+
+use crate::harness::{git, write, Test};
+
+/// A plugin.toml for `name` that works with any weft, reading `greeting` with a default.
+fn manifest(name: &str, weft: &str) -> String {
+    format!(
+        "name = \"{name}\"\nversion = \"1.0.0\"\ndescription = \"test plugin\"\nweft = \"{weft}\"\n\n\
+         [vars.greeting]\ndefault = \"hello from {name}\"\ndoc = \"What hello says\"\n"
+    )
+}
+
+const HELLO: &str =
+    "/// Says the plugin's greeting.\nfn hello(host) { log(host.vars.greeting); }\n";
+
+fn config(plugins: &[&str]) -> String {
+    let mut text = String::from("[project]\nname = \"plugged\"\n\n[plugins]\n");
+    for name in plugins {
+        text.push_str(&format!("{name} = {{ path = \"plugins/{name}\" }}\n"));
+    }
+    text
+}
+
+#[test]
+fn a_listed_plugin_adds_its_goals_and_var_defaults() {
+    let test = Test::with_config(&config(&["greet"]));
+    test.write("plugins/greet/plugin.toml", &manifest("greet", ">=0.1, <1"));
+    test.write("plugins/greet/services/greet.rhai", HELLO);
+    test.write(
+        "plugins/greet/templates/greet/note.txt.hbs",
+        "plugin note\n",
+    );
+    test.run(&["list"])
+        .status(0)
+        .stdout_has("[plugin:greet] Says the plugin's greeting.");
+    test.run(&["run", "hello"])
+        .status(0)
+        .stdout_has("local | hello from greet");
+    test.run(&["stdlib", "show", "services/greet.rhai"])
+        .status(0)
+        .stdout_has("host.vars.greeting")
+        .stderr_has("plugins/greet/services/greet.rhai (plugin:greet)");
+    test.run(&["stdlib", "eject", "templates/greet/note.txt.hbs"])
+        .status(0)
+        .stdout_has("(plugin:greet)");
+    assert_eq!(test.read("templates/greet/note.txt.hbs"), "plugin note\n");
+
+    // A var set in weft.toml beats the plugin's default.
+    let mut text = config(&["greet"]);
+    text.push_str("\n[vars]\ngreeting = \"hello from the project\"\n");
+    test.write("weft.toml", &text);
+    test.run(&["run", "hello"])
+        .status(0)
+        .stdout_has("local | hello from the project");
+}
+
+#[test]
+fn the_project_overrides_a_plugin_file_of_the_same_path() {
+    let test = Test::with_config(&config(&["greet"]));
+    test.write("plugins/greet/plugin.toml", &manifest("greet", "*"));
+    test.write("plugins/greet/services/greet.rhai", HELLO);
+    test.write(
+        "deploy/services/greet.rhai",
+        "/// The project's hello.\nfn hello(host) { log(\"project wins\"); }\n",
+    );
+    test.run(&["list"])
+        .status(0)
+        .stdout_has("[project] The project's hello. (overrides plugins/greet/services/greet.rhai (plugin:greet))");
+    test.run(&["run", "hello"])
+        .status(0)
+        .stdout_has("local | project wins");
+}
+
+#[test]
+fn two_plugins_defining_one_goal_are_refused_naming_both() {
+    let test = Test::with_config(&config(&["one", "two"]));
+    for name in ["one", "two"] {
+        test.write(&format!("plugins/{name}/plugin.toml"), &manifest(name, "*"));
+        test.write(&format!("plugins/{name}/deploy/{name}.rhai"), HELLO);
+    }
+    test.run(&["list"])
+        .status(2)
+        .stderr_has("goal `hello` is defined by two plugins")
+        .stderr_has("plugins/one/deploy/one.rhai (plugin:one)")
+        .stderr_has("plugins/two/deploy/two.rhai (plugin:two)");
+    test.run(&["run", "hello"])
+        .status(2)
+        .stdout_lacks("hello from");
+}
+
+#[test]
+fn a_plugin_whose_weft_range_excludes_this_weft_is_refused() {
+    let test = Test::with_config(&config(&["old"]));
+    test.write("plugins/old/plugin.toml", &manifest("old", ">=0.0.1, <0.1"));
+    test.write("plugins/old/services/old.rhai", HELLO);
+    test.run(&["run", "hello"])
+        .status(2)
+        .stderr_has("plugin `old` works with weft >=0.0.1, <0.1, this is weft")
+        .stderr_has("plugins/old/plugin.toml:4")
+        .stdout_lacks("hello from");
+}
+
+#[test]
+fn a_missing_manifest_or_var_is_refused_before_running() {
+    let test = Test::with_config(&config(&["bare"]));
+    write(&test.path().join("plugins/bare/services/bare.rhai"), HELLO);
+    test.run(&["run", "hello"])
+        .status(2)
+        .stderr_has("plugin `bare`: `plugins/bare` has no plugin.toml")
+        .stderr_has("weft.toml:5");
+
+    test.write(
+        "plugins/bare/plugin.toml",
+        "name = \"bare\"\nversion = \"0.1.0\"\nweft = \"*\"\n[vars.token]\ndoc = \"The API token\"\n",
+    );
+    test.run(&["run", "hello"])
+        .status(2)
+        .stderr_has("plugin `bare` needs var `token`, which has no default")
+        .stderr_has("The API token")
+        .stdout_lacks("hello from");
+}
+
+/// A git repo holding the `greet` plugin, tagged `v1`, with a later commit on main that the
+/// tag must not pick up.
+fn greet_repo() -> tempfile::TempDir {
+    let repo = tempfile::tempdir().expect("temp dir");
+    let dir = repo.path();
+    git(dir, &["init", "--quiet"]);
+    write(&dir.join("plugin.toml"), &manifest("greet", ">=0.1"));
+    write(&dir.join("services/greet.rhai"), HELLO);
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "--quiet", "-m", "v1"]);
+    git(dir, &["tag", "v1"]);
+    write(
+        &dir.join("services/greet.rhai"),
+        "/// Newer.\nfn hello(host) { log(\"unreleased\"); }\n",
+    );
+    git(dir, &["commit", "--quiet", "-am", "after v1"]);
+    repo
+}
+
+#[test]
+fn a_plugin_added_from_a_git_tag_lists_and_runs_its_goals() {
+    let repo = greet_repo();
+    let tagged = git(repo.path(), &["rev-parse", "v1"]);
+    let test = Test::with_config("[project]\nname = \"plugged\"\n");
+    let source = format!("{}@v1", repo.path().display());
+    test.run(&["plugin", "add", &source])
+        .status(0)
+        .stdout_has(&format!(
+            "added plugin greet 1.0.0 to plugins/greet (commit {tagged})"
+        ));
+    assert!(test
+        .read("weft.toml")
+        .contains("[plugins]\ngreet = { path = \"plugins/greet\" }"));
+    let lock = test.read("weft.lock");
+    assert!(lock.contains("ref = \"v1\""), "{lock}");
+    assert!(lock.contains(&format!("commit = \"{tagged}\"")), "{lock}");
+    assert!(!test.path().join("plugins/greet/.git").exists());
+
+    test.run(&["plugin", "list"])
+        .status(0)
+        .stdout_has("greet")
+        .stdout_has(&format!("@v1 ({})", &tagged[..12]));
+    test.run(&["list"])
+        .status(0)
+        .stdout_has("[plugin:greet] Says the plugin's greeting.");
+    test.run(&["run", "hello"])
+        .status(0)
+        .stdout_has("local | hello from greet")
+        .stdout_lacks("unreleased");
+    test.run(&["plugin", "verify"])
+        .status(0)
+        .stdout_has("every vendored plugin file matches weft.lock");
+
+    test.run(&["plugin", "remove", "greet"])
+        .status(0)
+        .stdout_has("removed plugin greet");
+    assert!(!test.path().join("plugins/greet").exists());
+    assert!(!test.read("weft.toml").contains("greet ="));
+    test.run(&["list"]).status(0).stdout_lacks("plugin:greet");
+}
+
+#[test]
+fn a_modified_vendored_file_is_reported_by_verify_and_by_run() {
+    let repo = greet_repo();
+    let test = Test::with_config("[project]\nname = \"plugged\"\n");
+    let source = format!("{}@v1", repo.path().display());
+    test.run(&["plugin", "add", &source]).status(0);
+    test.write(
+        "plugins/greet/services/greet.rhai",
+        "/// Tampered.\nfn hello(host) { log(\"tampered\"); }\n",
+    );
+    test.write("plugins/greet/services/extra.rhai", "fn extra(host) {}\n");
+    test.run(&["plugin", "verify"])
+        .status(1)
+        .stdout_has("greet: modified plugins/greet/services/greet.rhai")
+        .stdout_has("greet: added plugins/greet/services/extra.rhai");
+    test.run(&["run", "hello"])
+        .status(2)
+        .stderr_has("vendored plugin files changed since they were recorded in weft.lock")
+        .stderr_has("greet: modified plugins/greet/services/greet.rhai")
+        .stdout_lacks("tampered");
+
+    // Fetching it again from the recorded tag puts the recorded files back.
+    test.run(&["plugin", "update", "greet"]).status(0);
+    test.run(&["plugin", "verify"]).status(0);
+    test.run(&["run", "hello"])
+        .status(0)
+        .stdout_has("local | hello from greet");
+}
+
+#[test]
+fn a_plugin_skeleton_adds_and_runs_its_test_goal() {
+    let test = Test::with_config("[project]\nname = \"plugged\"\n");
+    test.run(&["init", "--skeleton", "plugin", "work/my-tool"])
+        .status(0)
+        .stdout_has("created work/my-tool/plugin.toml")
+        .stdout_has("created work/my-tool/services/my_tool.rhai")
+        .stdout_has("weft plugin add");
+    assert!(test
+        .read("work/my-tool/plugin.toml")
+        .contains("name = \"my-tool\""));
+    test.run(&["plugin", "add", "work/my-tool"])
+        .status(0)
+        .stdout_has("added plugin my-tool 0.1.0 to plugins/my-tool");
+    test.run(&["list"])
+        .status(0)
+        .stdout_has("my_tool_selftest")
+        .stdout_has("[plugin:my-tool]");
+    test.run(&["run", "my_tool_selftest"])
+        .status(0)
+        .stdout_has("local | hello from the my-tool plugin on local");
+    test.run(&["init", "--skeleton", "plugin", "work/my-tool"])
+        .status(2)
+        .stderr_has("already a weft plugin");
+}
