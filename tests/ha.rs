@@ -299,16 +299,21 @@ fn tls_at_the_virtual_ip_uses_a_self_signed_certificate_that_never_shows_its_key
             .output()
             .expect("curl runs")
     };
-    let https = curl(&[
-        "--cacert",
-        &cacert.display().to_string(),
-        &format!("https://{vip}/"),
-    ]);
-    assert!(
-        https.status.success(),
-        "{}",
-        String::from_utf8_lossy(&https.stderr)
-    );
+    // The VIP answers over TLS with the env's certificate.
+    let https_ok = || {
+        let https = curl(&[
+            "--cacert",
+            &cacert.display().to_string(),
+            &format!("https://{vip}/"),
+        ]);
+        assert!(
+            https.status.success(),
+            "{}",
+            String::from_utf8_lossy(&https.stderr)
+        );
+        https
+    };
+    let https = https_ok();
     assert_eq!(
         String::from_utf8_lossy(&https.stdout).trim(),
         "hello 1.0 from app-0"
@@ -358,16 +363,7 @@ fn tls_at_the_virtual_ip_uses_a_self_signed_certificate_that_never_shows_its_key
     lacks_key(&again.stderr, &key, "hello_deploy --json --diff (stderr)");
     // The certificate was made once: the same one after the second deploy.
     assert_eq!(key, key_lines(&test, ".weft/secrets/dev/hello-tls.pem"));
-    let https = curl(&[
-        "--cacert",
-        &cacert.display().to_string(),
-        &format!("https://{vip}/"),
-    ]);
-    assert!(
-        https.status.success(),
-        "{}",
-        String::from_utf8_lossy(&https.stderr)
-    );
+    https_ok();
 }
 
 /// A project with hello-wsgi's app whose env `dev` has `lbs` lbs (no machines are made).

@@ -703,18 +703,24 @@ fn the_sudo_password_never_reaches_a_command_that_sudo_did_not_ask_it_for() {
     assert!(!out.stdout.contains(&password));
 }
 
+/// A new key pair in the test's folder (`stranger`), which no host accepts.
+fn stranger_key(test: &Test) -> std::path::PathBuf {
+    let key = test.path().join("stranger");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    key
+}
+
 #[test]
 fn a_refused_login_names_the_host_once_as_written() {
     let fleet = Fleet::start(1);
     let test = Test::new();
     // A key the host does not know.
-    let stranger = test.path().join("stranger");
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&stranger)
-        .status()
-        .expect("ssh-keygen");
-    assert!(made.success());
+    let stranger = stranger_key(&test);
     let address = fleet.address(0, "root");
     let out = test.run(&[
         "exec",
@@ -983,13 +989,7 @@ fn verbose_logs_show_the_ssh_handshake_of_a_failed_login_and_no_secret() {
     let fleet = Fleet::start(1);
     let test = Test::new();
     // A key the host does not accept.
-    let key = test.path().join("stranger");
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen");
-    assert!(made.success());
+    let key = stranger_key(&test);
     let address = fleet.address(0, "root");
     let known = fleet.known_hosts();
     let key = key.display().to_string();
