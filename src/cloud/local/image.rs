@@ -179,8 +179,8 @@ fn install(
         .args([
             "sh",
             "-ec",
-            "apt-get update -q; apt-get install -y -q --no-install-recommends -- \"$@\"; \
-             apt-get clean",
+            // `finish` empties apt's cache afterwards, as for the base image.
+            "apt-get update -q; apt-get install -y -q --no-install-recommends -- \"$@\"",
             "sh",
         ])
         .args(packages);
@@ -289,6 +289,12 @@ pub struct CachedImage {
     pub age: Duration,
 }
 
+/// Whether `name` can name a complete image of a cache folder: one entry of it, not a
+/// partial build or a hidden file.
+pub fn is_image_name(name: &str) -> bool {
+    !name.is_empty() && !name.contains('/') && !name.starts_with('.') && !name.ends_with(".partial")
+}
+
 /// The complete images in `dir` (partial builds are not images).
 pub fn list(dir: &Path) -> Vec<CachedImage> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -299,7 +305,7 @@ pub fn list(dir: &Path) -> Vec<CachedImage> {
         .filter(|e| e.path().is_dir())
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".partial") || name.starts_with('.') {
+            if !is_image_name(&name) {
                 return None;
             }
             let age = e

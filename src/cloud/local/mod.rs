@@ -580,10 +580,7 @@ pub fn remove_image(name: &str) -> Result<(), CloudError> {
         return Ok(());
     }
     let cached = image::cache_dir().join(name);
-    let listed = image::list(&image::cache_dir())
-        .iter()
-        .any(|i| i.name == name);
-    if listed && cached.is_dir() {
+    if image::is_image_name(name) && cached.is_dir() {
         let machines = std::fs::read_dir(data_dir().join("machines"))
             .map(|d| {
                 d.filter_map(Result::ok)

@@ -148,18 +148,14 @@ fn validate(
     let outcome = session.act(&prepare).and_then(|()| {
         session.put_file(&staged, content, mode)?;
         let command = if placeholder {
-            check
-                .iter()
-                .map(|a| quote(&a.replace("%s", &staged)))
-                .collect::<Vec<_>>()
-                .join(" ")
+            let argv: Vec<String> = check.iter().map(|a| a.replace("%s", &staged)).collect();
+            crate::shell::join(&argv)
         } else {
-            let argv: Vec<String> = check.iter().map(|a| quote(a)).collect();
             format!(
                 "unshare -m sh -c 'mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\"' sh {} {} {}",
                 quote(&view),
                 quote(dir),
-                argv.join(" ")
+                crate::shell::join(check)
             )
         };
         session.probe(&command)
