@@ -560,29 +560,16 @@ fn keys_held_by_ssh_agent_log_in() {
     let fleet = Fleet::start(1);
     let test = Test::new();
     let key = authorize_new_key(&fleet, test.path(), "ed25519", "");
-    let socket = test.path().join("agent.sock");
-    let agent = Command::new("ssh-agent")
-        .arg("-a")
-        .arg(&socket)
-        .output()
-        .expect("ssh-agent");
-    assert!(agent.status.success());
-    let agent_pid = String::from_utf8_lossy(&agent.stdout)
-        .split("SSH_AGENT_PID=")
-        .nth(1)
-        .and_then(|s| s.split(';').next())
-        .unwrap_or_default()
-        .to_string();
+    let (socket_text, agent_pid) = start_agent(test.path());
     let added = Command::new("ssh-add")
         .arg(&key)
-        .env("SSH_AUTH_SOCK", &socket)
+        .env("SSH_AUTH_SOCK", &socket_text)
         .output()
         .expect("ssh-add");
     assert!(added.status.success());
     std::fs::remove_file(&key).expect("only the agent holds the key now");
     let address = fleet.address(0, "root");
     let known = fleet.known_hosts();
-    let socket_text = socket.display().to_string();
     let out = test.run_with(
         &[
             "exec",
