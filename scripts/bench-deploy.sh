@@ -17,13 +17,6 @@ mkdir -p "$HOME"
 cp -r examples/hello-wsgi "$work/app"
 cd "$work/app"
 trap '"$weft" cloud destroy -e dev --yes >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-step() {
-  local name=$1
-  shift
-  /usr/bin/time -f "$name: %e s wall, weft peak RSS %M KiB" "$weft" "$@" >"$work/$name.log" 2>"$work/$name.err" ||
-    { tail -n 20 "$work/$name.log" "$work/$name.err"; exit 1; }
-  tail -1 "$work/$name.err"
-}
 if [ "${BENCH_IMAGE_BUILD:-0}" = 1 ]; then
   export WEFT_IMAGE_CACHE="$work/images"
   step "first image build (debootstrap, 1 machine)" cloud create web -n 1 --no-provision

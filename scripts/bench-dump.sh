@@ -31,13 +31,6 @@ provider = "local"
 count = 1
 TOML
 trap '"$weft" cloud destroy -e dev --yes >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
-step() {
-  local name=$1
-  shift
-  /usr/bin/time -f "$name: %e s wall, weft peak RSS %M KiB" "$weft" "$@" >"$work/$name.log" 2>"$work/$name.err" ||
-    { tail -n 20 "$work/$name.log" "$work/$name.err"; exit 1; }
-  tail -1 "$work/$name.err"
-}
 step "cloud create db (PostgreSQL from apt)" cloud create db -n 1
 # Rows of 6 different MD5s (192 hex digits, which gzip shrinks to about half) until the table
 # holds about size_mb.
