@@ -1117,3 +1117,72 @@ fn the_progress_bar_on_a_terminal_shows_running_failed_hosts_and_uploads() {
         assert_eq!(copied.len(), 40_000_000);
     }
 }
+
+/// A goal that prints what each command of a host sees: whether the last one's variable or
+/// folder leaked, output without a final newline, a failing command's code and stderr, and
+/// the shell's PID (`$$`), which tells whether the commands shared one shell.
+const SHELL_PROBE: &str = r#"/// Commands one after another.
+fn probe_shell(host) {
+    let a = host.run("weft_x=1; cd /; echo $$", #{ quiet: true });
+    let b = host.run("echo \"${weft_x-unset} $(pwd) $$\"", #{ quiet: true });
+    let c = host.run("printf 'no newline'", #{ quiet: true });
+    let d = host.run("echo oops >&2; exit 3", #{ quiet: true, allow_fail: true });
+    print(`first=${a.stdout}`);
+    print(`second=${b.stdout}`);
+    print(`third=[${c.stdout}]`);
+    print(`fourth=${d.code} [${d.stderr}]`);
+}
+"#;
+
+/// The two PIDs the probe printed, and whether everything else came out as with one shell per
+/// command.
+fn shell_pids(stdout: &str, home: &str) -> (String, String) {
+    let field = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| {
+                l.split_once(&format!("| {key}="))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {key} in:\n{stdout}"))
+    };
+    let first = field("first");
+    let second = field("second");
+    let (leaked, pid) = second
+        .rsplit_once(' ')
+        .unwrap_or_else(|| panic!("no pid in:\n{stdout}"));
+    assert_eq!(leaked, format!("unset {home}"), "a command's state leaked");
+    assert_eq!(field("third"), "[no newline]");
+    assert_eq!(field("fourth"), "3 [oops");
+    (first, pid.to_string())
+}
+
+#[test]
+fn commands_of_a_host_share_one_kept_shell_but_no_state_and_a_forced_command_gets_channels() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    test.write("deploy/probe.rhai", SHELL_PROBE);
+    let flags = ssh_flags(&fleet);
+    let argv = args(&["run", "probe_shell", "-e", "fleet"], &flags);
+    let out = test.run(&argv);
+    out.status(0);
+    let (first, second) = shell_pids(&out.stdout, "/root");
+    assert_eq!(first, second, "the commands did not share a shell");
+
+    // A login that runs commands only through a forced command with no input (a gateway):
+    // the kept shell cannot start there, and every command gets its own channel.
+    let config = fleet.path("host-0/sshd_config");
+    let mut text = std::fs::read_to_string(&config).expect("sshd_config");
+    text.push_str("ForceCommand sh -c \"$SSH_ORIGINAL_COMMAND\" </dev/null\n");
+    std::fs::write(&config, text).expect("sshd_config");
+    let pid = std::fs::read_to_string(fleet.path("host-0/sshd.pid")).expect("pid");
+    Command::new("kill")
+        .args(["-HUP", pid.trim()])
+        .status()
+        .expect("kill");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = test.run(&argv);
+    out.status(0);
+    let (first, second) = shell_pids(&out.stdout, "/root");
+    assert_ne!(first, second, "a forced command cannot keep a shell");
+}

@@ -5,6 +5,7 @@ pub mod connection;
 pub mod error;
 pub mod known_hosts;
 pub mod options;
+pub mod shell;
 pub mod ssh_config;
 pub mod target;
 pub mod transport;

@@ -1,5 +1,6 @@
-//! The SSH transport: one connection per host for the whole run, commands on channels (capped
-//! below sshd's `MaxSessions`), files over one SFTP session, writes made atomic by a rename.
+//! The SSH transport: one connection per host for the whole run, commands in a kept shell (or
+//! on channels of their own, capped below sshd's `MaxSessions`), files over one SFTP session,
+//! writes made atomic by a rename.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,13 +14,15 @@ use tokio::sync::{OnceCell, Semaphore};
 
 use super::connection::{connect, Connection, SshSettings};
 use super::error::SshError;
+use super::shell::{KeptShell, ShellError};
 use super::target::Target;
 use crate::transport::capture::Capture;
 use crate::transport::{
     ExecOutput, ExecRequest, LineSink, Pipe, Stream, Transport, TransportError,
 };
 
-/// sshd allows 10 sessions per connection by default; keep one for SFTP and one spare.
+/// sshd allows 10 sessions per connection by default; keep one for SFTP and one for the kept
+/// shell.
 const CHANNELS_PER_CONNECTION: usize = 8;
 /// Bytes per SFTP write while streaming a file.
 const CHUNK: usize = 64 * 1024;
@@ -42,6 +45,15 @@ pub struct SshTransport {
     connection: OnceCell<Connection>,
     sftp: OnceCell<SftpSession>,
     channels: Semaphore,
+    shell: tokio::sync::Mutex<ShellSlot>,
+}
+
+/// The kept shell of a transport, when there is one to use.
+enum ShellSlot {
+    /// None started yet, or the last one ended: the next command starts one.
+    Idle(Option<KeptShell>),
+    /// This login does not run a kept shell: every command gets its own channel.
+    Off,
 }
 
 impl SshTransport {
@@ -53,6 +65,7 @@ impl SshTransport {
             connection: OnceCell::new(),
             sftp: OnceCell::new(),
             channels: Semaphore::new(CHANNELS_PER_CONNECTION),
+            shell: tokio::sync::Mutex::new(ShellSlot::Idle(None)),
         }
     }
 
@@ -73,15 +86,69 @@ impl SshTransport {
             .await
     }
 
-    /// Runs the request on a channel of its own, with `pipe`'s streams wired to it; `None`
-    /// when its timeout ended it first (the command then gets TERM and the channel is closed,
-    /// so sessions never pile up).
+    /// Runs a plain command (no input, no stream) in the kept shell, with what `run_channel`
+    /// returns; `None` when the shell is busy with another command of this host or this
+    /// login cannot keep one, so the command goes to a channel of its own.
+    async fn run_in_shell(
+        &self,
+        request: &ExecRequest,
+        sink: &dyn LineSink,
+    ) -> Result<Option<Option<ExecOutput>>, SshError> {
+        let Ok(mut slot) = self.shell.try_lock() else {
+            return Ok(None);
+        };
+        // Taken out while the command runs: a run cut short (an interrupt drops this future)
+        // leaves no shell in the middle of a command for the next one to read.
+        let shell = match std::mem::replace(&mut *slot, ShellSlot::Idle(None)) {
+            ShellSlot::Off => {
+                *slot = ShellSlot::Off;
+                return Ok(None);
+            }
+            ShellSlot::Idle(Some(shell)) => shell,
+            ShellSlot::Idle(None) => {
+                let connection = self.connection().await?;
+                match KeptShell::start(&connection.handle).await {
+                    Ok(shell) => shell,
+                    Err(ShellError::Unavailable) => {
+                        tracing::debug!("{}: no kept shell; one channel per command", self.target);
+                        *slot = ShellSlot::Off;
+                        return Ok(None);
+                    }
+                    Err(ShellError::Ssh(err)) => return Err(err),
+                    Err(ShellError::Lost | ShellError::TimedOut) => return Ok(None),
+                }
+            }
+        };
+        let deadline = request.timeout.map(|t| tokio::time::Instant::now() + t);
+        match shell.run(&request.command, deadline, sink).await {
+            Ok((shell, output)) => {
+                *slot = ShellSlot::Idle(shell);
+                Ok(Some(Some(output)))
+            }
+            Err(ShellError::TimedOut) => Ok(Some(None)),
+            Err(ShellError::Ssh(err)) => Err(err),
+            Err(ShellError::Lost | ShellError::Unavailable) => Err(SshError::ConnectionLost {
+                target: self.target.to_string(),
+                command: shortened(&request.command),
+            }),
+        }
+    }
+
+    /// Runs the request in the kept shell when it can, else on a channel of its own, with
+    /// `pipe`'s streams wired to it; `None` when its timeout ended it first (the command then
+    /// gets TERM and the channel is closed, so sessions never pile up).
     async fn run_channel(
         &self,
         request: &ExecRequest,
         pipe: Pipe<'_>,
         sink: &dyn LineSink,
     ) -> Result<Option<ExecOutput>, SshError> {
+        let plain = request.stdin.is_none() && pipe.input.is_none() && pipe.output.is_none();
+        if plain {
+            if let Some(outcome) = self.run_in_shell(request, sink).await? {
+                return Ok(outcome);
+            }
+        }
         let connection = self.connection().await?;
         let _permit = self.channels.acquire().await;
         let channel = connection.handle.channel_open_session().await?;
@@ -254,7 +321,8 @@ impl SshTransport {
             return Err(file_error(err));
         }
         // The same command sweeps what interrupted uploads to this target left behind (their
-        // names are random too); `rm` removes a planted link itself, never what it points to.
+        // names are random too); `rm` removes a planted link itself, never what it points to,
+        // and runs only when the glob found something.
         let leftovers = format!(
             "{}{}",
             crate::shell::quote(&temporary_prefix(path)),
@@ -262,7 +330,8 @@ impl SshTransport {
         );
         let rename = ExecRequest {
             command: format!(
-                "mv -f -T -- {} {} && rm -f -- {leftovers}",
+                "mv -f -T -- {} {} && set -- {leftovers} && \
+                 if [ -e \"$1\" ] || [ -L \"$1\" ]; then rm -f -- \"$@\"; fi",
                 crate::shell::quote(&tmp),
                 crate::shell::quote(path)
             ),
