@@ -3,6 +3,7 @@
 
 pub mod dump;
 pub mod goals;
+pub mod hashes;
 pub mod interrupt;
 pub mod launch;
 pub mod ops;

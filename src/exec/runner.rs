@@ -214,6 +214,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
         privilege: plan.settings.privilege.clone(),
         command_timeout: plan.settings.limits.command_timeout,
         timings: plan.timings.clone(),
+        hashes: Arc::default(),
     });
     let env = env_info(&plan);
     let plan = Arc::new(plan);

@@ -121,6 +121,8 @@ pub struct HostSession {
     timings: Option<Arc<Timings>>,
     /// How many timed steps are in progress, and the kind the innermost report named.
     timing: Mutex<(usize, Option<String>)>,
+    /// Sums of local files, shared by the run's sessions.
+    hashes: Arc<super::hashes::LocalHashes>,
 }
 
 /// A service action requested by a change, run once when the goal ends.
@@ -156,6 +158,8 @@ pub struct SessionSetup {
     pub command_timeout: Option<Duration>,
     /// Where time went, under `--timings`.
     pub timings: Option<Arc<Timings>>,
+    /// Sums of the local files uploaded so far.
+    pub hashes: Arc<super::hashes::LocalHashes>,
 }
 
 impl HostSession {
@@ -178,6 +182,7 @@ impl HostSession {
             facts: Mutex::new(None),
             timings: setup.timings.clone(),
             timing: Mutex::new((0, None)),
+            hashes: setup.hashes.clone(),
         }
     }
 
@@ -318,6 +323,12 @@ impl HostSession {
             return Err(HostError::Interrupted(step.to_string()));
         }
         Ok(())
+    }
+
+    /// Whether `path` is known not to exist on the host, asked without a command where the
+    /// transport can.
+    pub fn absent(&self, path: &str) -> bool {
+        self.runtime.block_on(self.transport.absent(path))
     }
 
     /// Runs a read-only command (also under `--check`), quietly, whatever its exit code.
@@ -639,10 +650,10 @@ impl HostSession {
             source,
         };
         let wanted = FileState {
-            sha256: crate::transport::sha256_local(local).map_err(read_error)?,
+            sha256: self.hashes.sha256(local).map_err(read_error)?,
             mode,
         };
-        let state = if self.privilege.become_user.is_some() {
+        let state = if self.privilege.become_user.is_some() && !self.absent(remote) {
             // The become user may be the only one who can read the file.
             let out = self.probe(&crate::transport::file_state_command(remote))?;
             crate::transport::parse_file_state(&out.stdout)
