@@ -13,7 +13,8 @@
 # Fabric (one thread per host, scripts/bench/fabric_bench.py) and pyinfra (--parallel N,
 # scripts/bench/pyinfra_*.py) are pinned below and installed with pip into a virtualenv made
 # with Debian's /usr/bin/python3 in /var/tmp/weft-bench-venv. Every tool checks host keys
-# strictly against the fleet's known_hosts; all run N hosts at once.
+# strictly against the fleet's known_hosts; all run N hosts at once. weft also runs once more
+# cold with its default fan-out (-p 32), whose peak RSS stays flat as N grows.
 # Needs root and openssh-server (scripts/fleet.sh starts the hosts); prints wall time and peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -119,6 +120,9 @@ RAW
   measure "raw OpenSSH, warm" sh -c "awk -F'\t' '{ print \$1, \$3 }' '$work/fleet/hosts.tsv' | xargs -P $n -n 2 sh -c '\"$work/raw.sh\" \"\$0\" \"\$1\" \"$key\" \"$known\" \"$ctl\" \"$remote\" \"$proj/payload.bin\"'"
   measure "weft, cold" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known" -p "$n"
   measure "weft, warm" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known" -p "$n"
+  # weft's default fan-out (32 hosts at once): its memory depends on that, not on N.
+  rm -rf "$remote"/host-*
+  measure "weft -p 32, cold" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known"
   fab=(env "$venv/bin/python" "$bench/fabric_bench.py" "$work/fleet/hosts.tsv" "$key" "$known" "$remote" "$proj/payload.bin" "$n")
   measure "Fabric, cold" "${fab[@]}"
   measure "Fabric, warm" "${fab[@]}"
