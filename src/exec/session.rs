@@ -325,12 +325,6 @@ impl HostSession {
         Ok(())
     }
 
-    /// Whether `path` is known not to exist on the host, asked without a command where the
-    /// transport can.
-    pub fn absent(&self, path: &str) -> bool {
-        self.runtime.block_on(self.transport.absent(path))
-    }
-
     /// Runs a read-only command (also under `--check`), quietly, whatever its exit code.
     pub fn probe(&self, command: &str) -> Result<ExecOutput, HostError> {
         let options = RunOptions {
@@ -653,7 +647,7 @@ impl HostSession {
             sha256: self.hashes.sha256(local).map_err(read_error)?,
             mode,
         };
-        let state = if self.privilege.become_user.is_some() && !self.absent(remote) {
+        let state = if self.privilege.become_user.is_some() {
             // The become user may be the only one who can read the file.
             let out = self.probe(&crate::transport::file_state_command(remote))?;
             crate::transport::parse_file_state(&out.stdout)

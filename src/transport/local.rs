@@ -222,12 +222,6 @@ impl Transport for LocalTransport {
             })
     }
 
-    async fn absent(&self, path: &str) -> bool {
-        tokio::fs::symlink_metadata(self.path(path))
-            .await
-            .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-    }
-
     async fn file_state(&self, path: &str) -> Result<Option<FileState>, TransportError> {
         let target = self.path(path);
         let state = tokio::task::spawn_blocking(move || {

@@ -143,12 +143,6 @@ pub trait Transport: Send + Sync {
     /// Streams `remote` into the local file `local`, atomically.
     async fn download_file(&self, remote: &str, local: &Path) -> Result<(), TransportError>;
 
-    /// Whether `path` is known not to exist (not even as a dangling link); `false` when it
-    /// exists or nobody could tell. Cheaper than a command where the transport can ask.
-    async fn absent(&self, _path: &str) -> bool {
-        false
-    }
-
     /// The SHA-256 and permission bits of a file; `None` when it does not exist. One command,
     /// so checking whether an upload can be skipped costs one round trip.
     async fn file_state(&self, path: &str) -> Result<Option<FileState>, TransportError> {

@@ -45,9 +45,6 @@ fn stat_and_sum(
     path: &str,
     sum: bool,
 ) -> Result<(Option<PathState>, Option<String>), crate::exec::session::HostError> {
-    if session.absent(path) {
-        return Ok((None, None));
-    }
     let q = quote(path);
     let mut command = format!("stat -c '%F|%a|%U|%G' -- {q} 2>/dev/null");
     if sum {

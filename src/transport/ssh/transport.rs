@@ -18,7 +18,7 @@ use super::shell::{KeptShell, ShellError};
 use super::target::Target;
 use crate::transport::capture::Capture;
 use crate::transport::{
-    ExecOutput, ExecRequest, FileState, LineSink, Pipe, Stream, Transport, TransportError,
+    ExecOutput, ExecRequest, LineSink, Pipe, Stream, Transport, TransportError,
 };
 
 /// sshd allows 10 sessions per connection by default; keep one for SFTP and one for the kept
@@ -329,14 +329,6 @@ impl SshTransport {
             let _ = sftp.remove_file(tmp.clone()).await;
             return Err(file_error(err));
         }
-        // Where nothing is in the way, SFTP's rename (a link then an unlink, which never
-        // replaces anything) puts the file in place without a command; a target that
-        // appeared meanwhile makes it fail, and the command below replaces it.
-        if is_missing(&sftp.symlink_metadata(path).await)
-            && sftp.rename(tmp.clone(), path.to_string()).await.is_ok()
-        {
-            return Ok(());
-        }
         // The same command sweeps what interrupted uploads to this target left behind (their
         // names are random too); `rm` removes a planted link itself, never what it points to,
         // and runs only when the glob found something.
@@ -429,15 +421,6 @@ impl SshTransport {
     }
 }
 
-/// Whether an SFTP answer says the path does not exist.
-fn is_missing<T>(answer: &Result<T, russh_sftp::client::error::Error>) -> bool {
-    matches!(
-        answer,
-        Err(russh_sftp::client::error::Error::Status(status))
-            if status.status_code == StatusCode::NoSuchFile
-    )
-}
-
 fn sftp_io(err: russh_sftp::client::error::Error) -> std::io::Error {
     std::io::Error::other(err.to_string())
 }
@@ -484,44 +467,6 @@ impl Transport for SshTransport {
                 timeout: request.timeout.unwrap_or_default(),
             }),
         }
-    }
-
-    async fn absent(&self, path: &str) -> bool {
-        // An SFTP request to the session already open costs the host no process, where the
-        // check's command costs two.
-        let Ok(sftp) = self.sftp().await else {
-            return false;
-        };
-        is_missing(&sftp.symlink_metadata(path).await)
-    }
-
-    async fn file_state(&self, path: &str) -> Result<Option<FileState>, TransportError> {
-        // The mode comes from SFTP, so only the sum costs the host a process (and a missing
-        // file nothing at all).
-        let sftp = self.sftp().await?;
-        let mode = match sftp.metadata(path).await {
-            Ok(meta) if meta.file_type().is_file() => meta.permissions.map(|p| p & 0o7777),
-            answer if is_missing(&answer) => return Ok(None),
-            _ => None,
-        };
-        let Some(mode) = mode else {
-            let request = ExecRequest {
-                command: crate::transport::file_state_command(path),
-                ..ExecRequest::default()
-            };
-            let out = self.exec(&request, &Quiet).await?;
-            return Ok(crate::transport::parse_file_state(&out.stdout));
-        };
-        let request = ExecRequest {
-            command: format!("sha256sum -- {}", crate::shell::quote(path)),
-            ..ExecRequest::default()
-        };
-        let out = self.exec(&request, &Quiet).await?;
-        let sha256 = out.stdout.split_whitespace().next().unwrap_or_default();
-        Ok((out.code == 0 && sha256.len() == 64).then(|| FileState {
-            sha256: sha256.to_string(),
-            mode,
-        }))
     }
 
     async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
