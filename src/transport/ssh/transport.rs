@@ -26,10 +26,6 @@ use crate::transport::{
 const CHANNELS_PER_CONNECTION: usize = 8;
 /// Bytes per SFTP write while streaming a file.
 const CHUNK: usize = 64 * 1024;
-/// SFTP writes (32 KiB each) sent before the first is answered. The connection's send buffer
-/// grows to hold them all and keeps that size, so this bounds an upload's memory per host:
-/// 128 KiB, still 2.6 MB/s per host at 50 ms round trips (more than Fabric reaches).
-const SFTP_WRITES_IN_FLIGHT: usize = 4;
 
 /// The first line of `command`, cut to a length that fits a message.
 fn shortened(command: &str) -> String {
@@ -85,12 +81,7 @@ impl SshTransport {
                 let connection = self.connection().await?;
                 let channel = connection.handle.channel_open_session().await?;
                 channel.request_subsystem(true, "sftp").await?;
-                let config = russh_sftp::client::Config {
-                    max_concurrent_writes: SFTP_WRITES_IN_FLIGHT,
-                    ..Default::default()
-                };
-                let stream = channel.into_stream();
-                Ok::<_, SshError>(SftpSession::new_with_config(stream, config).await?)
+                Ok::<_, SshError>(SftpSession::new(channel.into_stream()).await?)
             })
             .await
     }
