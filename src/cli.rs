@@ -258,7 +258,7 @@ pub struct FanoutArgs {
     /// Ask once for the sudo password (else it is read from $WEFT_SUDO_PASSWORD, if set).
     #[arg(long)]
     pub ask_sudo_pass: bool,
-    /// End a command that runs longer than this (its channel is closed); 0: never.
+    /// End a command that runs longer than this (TERM to it and what it started); 0: never.
     #[arg(long, value_name = "SECS", default_value_t = 3600)]
     pub command_timeout: u64,
 }
