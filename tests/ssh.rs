@@ -754,7 +754,9 @@ fn a_command_that_outlives_the_command_timeout_ends_and_its_session_closes() {
     let flags = ssh_flags(&fleet);
     let address = fleet.address(0, "root");
     let marker = format!("weft-timeout-{}", std::process::id());
-    let command = format!("sleep 300 # {marker}");
+    // A shell with a child: both must end, not only the top process.
+    let nap = format!("sleep {}", 3000 + std::process::id() % 1000);
+    let command = format!("sh -c '{nap}; :' {marker}");
     let started = std::time::Instant::now();
     let mut argv = args(&["exec", "-H", &address, "--command-timeout", "2"], &flags);
     argv.extend(["--", command.as_str()]);
@@ -764,19 +766,58 @@ fn a_command_that_outlives_the_command_timeout_ends_and_its_session_closes() {
         "the run did not end at the timeout"
     );
     // The command got TERM with its channel closed: nothing is left running on the host.
-    let mut gone = false;
+    assert!(ends(&marker), "the timed-out command is still running");
+    assert!(ends(&nap), "the timed-out command's child is still running");
+}
+
+/// Whether no process matching `pattern` runs within 5 seconds.
+fn ends(pattern: &str) -> bool {
     for _ in 0..50 {
         let left = Command::new("pgrep")
-            .args(["-f", &marker])
+            .args(["-f", pattern])
             .output()
             .expect("pgrep");
         if !left.status.success() {
-            gone = true;
-            break;
+            return true;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    assert!(gone, "the timed-out command is still running");
+    false
+}
+
+#[test]
+fn a_timeout_ends_the_command_but_not_what_an_earlier_command_left_running() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    let id = std::process::id() % 1000;
+    let (survivor, victim) = (
+        format!("sleep {}", 5000 + id),
+        format!("sleep {}", 6000 + id),
+    );
+    test.write(
+        "deploy/nap.rhai",
+        &format!(
+            "/// Leaves one process running, then times out in another.\n\
+             fn nap(host) {{\n\
+             \x20   host.run(\"nohup {survivor} >/dev/null 2>&1 &\");\n\
+             \x20   host.run(\"{victim}\", #{{ timeout: 2 }});\n\
+             }}\n"
+        ),
+    );
+    let flags = ssh_flags(&fleet);
+    test.run(&args(&["run", "nap", "-e", "fleet"], &flags))
+        .status(1)
+        .stdout_has("timed out after 2s");
+    assert!(ends(&victim), "the timed-out command is still running");
+    let alive = Command::new("pgrep")
+        .args(["-f", &survivor])
+        .status()
+        .expect("pgrep");
+    let _ = Command::new("pkill").args(["-f", &survivor]).status();
+    assert!(
+        alive.success(),
+        "a timeout ended what an earlier command started"
+    );
 }
 
 /// Stops the sshd process serving the command's channel (the command's parent) from inside the

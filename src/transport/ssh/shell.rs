@@ -19,12 +19,17 @@ use crate::transport::{ExecOutput, LineSink, Stream};
 /// POSIX only, since it runs in whatever shell the user logs in with. The driver's variables
 /// are unset in the subshell before the command runs, so a command sees none of them. The
 /// command runs in the background so that TERM (a timeout) reaches the trap at once, which
-/// ends the whole process group: the command, what it started, and the loop.
+/// ends the command and every process under it (with `pgrep`; without it, the loop's whole
+/// process group), then the loop. A daemon the command started has left the tree.
 fn driver(marker: &str) -> String {
     format!(
-        "__weft_m={marker}; trap 'trap - TERM; kill -TERM 0; exit 143' TERM; \
+        "__weft_m={marker}; \
+         __weft_k() {{ for __weft_q in $(pgrep -P \"$1\"); do __weft_k \"$__weft_q\"; done; \
+           kill -TERM \"$1\" 2>/dev/null; }}; \
+         trap 'trap - TERM; if command -v pgrep >/dev/null; then __weft_k \"$__weft_p\"; \
+           else kill -TERM 0; fi; exit 143' TERM; \
          IFS= read -r __weft_l && [ \"$__weft_l\" = \"$__weft_m\" ] || exit 0; \
-         printf '%s ready\\n' \"$__weft_m\"; \
+         printf '%s ready %s\\n' \"$__weft_m\" \"$$\"; \
          while :; do \
            __weft_c=; __weft_d=; \
            while IFS= read -r __weft_l; do \
@@ -33,7 +38,8 @@ fn driver(marker: &str) -> String {
            done; \
            [ -n \"$__weft_d\" ] || exit 0; \
            ( trap - TERM; \
-             eval \"unset __weft_c __weft_d __weft_l __weft_m __weft_p; $__weft_c\" ) </dev/null & \
+             eval \"unset __weft_c __weft_d __weft_l __weft_m __weft_p __weft_q; \
+               unset -f __weft_k; $__weft_c\" ) </dev/null & \
            __weft_p=$!; wait \"$__weft_p\"; \
            printf '\\n%s %s\\n' \"$__weft_m\" \"$?\"; \
            printf '\\n%s\\n' \"$__weft_m\" >&2; \
@@ -46,6 +52,8 @@ pub struct KeptShell {
     read: ChannelReadHalf,
     write: ChannelWriteHalf<Msg>,
     marker: String,
+    /// The shell's process, which a timeout sends TERM.
+    pid: u32,
 }
 
 /// Why a kept shell could not run a command.
@@ -54,8 +62,8 @@ pub enum ShellError {
     Unavailable,
     /// The shell ended before the command reported its status.
     Lost,
-    /// The deadline passed; the command got TERM.
-    TimedOut,
+    /// The deadline passed: the shell (process `pid`) must get TERM, which ends the command.
+    TimedOut { pid: u32 },
     /// The connection failed.
     Ssh(SshError),
 }
@@ -76,9 +84,9 @@ impl KeptShell {
         channel.exec(true, driver(&marker).as_bytes()).await?;
         let (mut read, write) = channel.split();
         write.data(format!("{marker}\n").as_bytes()).await?;
-        let ready = format!("{marker} ready\n");
+        let ready = format!("{marker} ready ");
         let mut got = Vec::new();
-        while got.len() < ready.len() {
+        while !got.ends_with(b"\n") {
             match read.wait().await {
                 Some(ChannelMsg::Data { data }) => got.extend_from_slice(&data),
                 Some(ChannelMsg::ExtendedData { .. } | ChannelMsg::WindowAdjusted { .. }) => {}
@@ -87,13 +95,16 @@ impl KeptShell {
                 _ => return Err(ShellError::Unavailable),
             }
         }
-        if got != ready.as_bytes() {
-            return Err(ShellError::Unavailable);
-        }
+        let pid = std::str::from_utf8(&got)
+            .ok()
+            .and_then(|line| line.strip_prefix(&ready))
+            .and_then(|pid| pid.trim().parse().ok())
+            .ok_or(ShellError::Unavailable)?;
         Ok(KeptShell {
             read,
             write,
             marker,
+            pid,
         })
     }
 
@@ -119,11 +130,7 @@ impl KeptShell {
             let msg = match deadline {
                 Some(deadline) => match tokio::time::timeout_at(deadline, self.read.wait()).await {
                     Ok(msg) => msg,
-                    Err(_) => {
-                        let _ = self.write.signal(russh::Sig::TERM).await;
-                        let _ = self.write.close().await;
-                        return Err(ShellError::TimedOut);
-                    }
+                    Err(_) => return Err(ShellError::TimedOut { pid: self.pid }),
                 },
                 None => self.read.wait().await,
             };

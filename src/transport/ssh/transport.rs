@@ -115,7 +115,7 @@ impl SshTransport {
                         return Ok(None);
                     }
                     Err(ShellError::Ssh(err)) => return Err(err),
-                    Err(ShellError::Lost | ShellError::TimedOut) => return Ok(None),
+                    Err(ShellError::Lost | ShellError::TimedOut { .. }) => return Ok(None),
                 }
             }
         };
@@ -125,7 +125,18 @@ impl SshTransport {
                 *slot = ShellSlot::Idle(shell);
                 Ok(Some(Some(output)))
             }
-            Err(ShellError::TimedOut) => Ok(Some(None)),
+            Err(ShellError::TimedOut { pid }) => {
+                // Not every sshd passes a signal on, so the TERM goes by a command of its own
+                // (to the shell, whose trap ends the command's tree).
+                // A host that stopped answering gets a few seconds, not the rest of the run.
+                let kill = ExecRequest {
+                    command: format!("kill -TERM {pid}"),
+                    ..ExecRequest::default()
+                };
+                let sent = self.run_own_channel(&kill, Pipe::default(), &Quiet);
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), sent).await;
+                Ok(Some(None))
+            }
             Err(ShellError::Ssh(err)) => Err(err),
             Err(ShellError::Lost | ShellError::Unavailable) => Err(SshError::ConnectionLost {
                 target: self.target.to_string(),
@@ -149,6 +160,16 @@ impl SshTransport {
                 return Ok(outcome);
             }
         }
+        self.run_own_channel(request, pipe, sink).await
+    }
+
+    /// Runs the request on a channel of its own; see `run_channel`.
+    async fn run_own_channel(
+        &self,
+        request: &ExecRequest,
+        pipe: Pipe<'_>,
+        sink: &dyn LineSink,
+    ) -> Result<Option<ExecOutput>, SshError> {
         let connection = self.connection().await?;
         let _permit = self.channels.acquire().await;
         let channel = connection.handle.channel_open_session().await?;
