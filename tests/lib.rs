@@ -16,6 +16,7 @@ mod lsp;
 mod ops;
 mod plugins;
 mod project;
+mod spark;
 mod run_local;
 mod ssh;
 mod watch;
