@@ -1,6 +1,7 @@
 //! Integration tests: they drive the built `weft` binary against temporary projects.
 
 mod app;
+mod ci;
 mod fleet;
 mod harness;
 
