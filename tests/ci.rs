@@ -42,7 +42,10 @@ fn ci_plugin_builds_hello_wsgi_on_a_worker_machine_made_for_the_build() {
     ));
     test.write("weft.toml", &config);
 
-    let _machines = Destroy { test: &test, env: "dev" };
+    let _machines = Destroy {
+        test: &test,
+        env: "dev",
+    };
     let _master = StopMaster(&test);
     test.run(&["run", "ci_master_up"])
         .status(0)
@@ -60,7 +63,10 @@ fn ci_plugin_builds_hello_wsgi_on_a_worker_machine_made_for_the_build() {
     let machine = build
         .stdout
         .lines()
-        .find_map(|l| l.split_once("ran on machine ").map(|(_, m)| m.trim().to_string()))
+        .find_map(|l| {
+            l.split_once("ran on machine ")
+                .map(|(_, m)| m.trim().to_string())
+        })
         .unwrap_or_else(|| panic!("the build names its machine: {}", build.stdout));
     assert!(machine.starts_with("ciworker-"), "{machine}");
 

@@ -90,6 +90,34 @@ fn two_plugins_defining_one_goal_are_refused_naming_both() {
 }
 
 #[test]
+fn two_plugins_shipping_one_template_are_refused_naming_both() {
+    let test = Test::with_config(&config(&["one", "two"]));
+    for name in ["one", "two"] {
+        test.write(&format!("plugins/{name}/plugin.toml"), &manifest(name, "*"));
+        test.write(
+            &format!("plugins/{name}/templates/shared/motd.hbs"),
+            &format!("from {name}\n"),
+        );
+    }
+    test.write("deploy/hello.rhai", HELLO);
+    test.run(&["list"])
+        .status(2)
+        .stderr_has("template `templates/shared/motd.hbs` is defined by two plugins")
+        .stderr_has("in `plugins/one/templates/")
+        .stderr_has("motd.hbs (plugin:one)")
+        .stderr_has("plugins/two/templates/shared/motd.hbs (plugin:two)");
+    test.run(&["run", "hello"])
+        .status(2)
+        .stdout_lacks("hello from");
+
+    // A project template of that path settles it: the project's wins over both.
+    test.write("templates/shared/motd.hbs", "from the project\n");
+    test.run(&["run", "hello"])
+        .status(0)
+        .stdout_has("local | hello from one");
+}
+
+#[test]
 fn a_plugin_whose_weft_range_excludes_this_weft_is_refused() {
     let test = Test::with_config(&config(&["old"]));
     test.write("plugins/old/plugin.toml", &manifest("old", ">=0.0.1, <0.1"));

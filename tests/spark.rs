@@ -14,7 +14,9 @@ const PACKAGES: &str = "[\"openjdk-17-jre-headless\", \"python3-venv\", \"procps
 pub(crate) fn plugin_repo(name: &str) -> tempfile::TempDir {
     let repo = tempfile::tempdir().expect("temp dir");
     copy_dir(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins").join(name),
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("plugins")
+            .join(name),
         repo.path(),
     );
     git(repo.path(), &["init", "--quiet"]);
@@ -50,7 +52,9 @@ fn input_text() -> String {
     let mut text = String::new();
     for _ in 0..200 {
         let words = (0..7).map(|_| {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             WORDS[(seed >> 33) as usize % WORDS.len()]
         });
         text.push_str(&words.collect::<Vec<_>>().join(" "));
@@ -94,7 +98,10 @@ fn spark_plugin_from_a_tag_counts_words_on_a_two_worker_cluster() {
         .stdout_has("[plugin:spark]")
         .stdout_has("spark_cluster_up");
 
-    let _cleanup = Destroy { test: &test, env: "dev" };
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
     let up = test.run(&["run", "spark_cluster_up", "2"]);
     up.status(0)
         .stdout_has("created sparkmaster-0")
@@ -117,7 +124,12 @@ fn spark_plugin_from_a_tag_counts_words_on_a_two_worker_cluster() {
     let mut workers = vec![ip_of(&test, "sparkworker-0"), ip_of(&test, "sparkworker-1")];
     workers.sort();
     assert_eq!(alive, workers, "{status}");
-    assert!(up.stdout.contains(&format!("web UI at http://{master}:8080/")), "{}", up.stdout);
+    assert!(
+        up.stdout
+            .contains(&format!("web UI at http://{master}:8080/")),
+        "{}",
+        up.stdout
+    );
 
     let input = input_text();
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
