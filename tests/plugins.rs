@@ -56,6 +56,38 @@ fn a_listed_plugin_adds_its_goals_and_var_defaults() {
 }
 
 #[test]
+fn plugin_vars_are_in_weft_doc_and_the_config_schema() {
+    let test = Test::with_config(&config(&["greet"]));
+    test.write("plugins/greet/plugin.toml", &manifest("greet", "*"));
+    test.write("plugins/greet/services/greet.rhai", HELLO);
+    test.run(&["doc"])
+        .status(0)
+        .stdout_has("quote(arg: string) -> string")
+        .stdout_has("vars of the project's plugins")
+        .stdout_has("greeting (plugin greet; default \"hello from greet\")")
+        .stdout_has("    What hello says");
+    test.run(&["doc", "greet"])
+        .status(0)
+        .stdout_has("greeting (plugin greet;")
+        .stdout_lacks("quote(");
+    // Outside the project there are only the functions.
+    test.run_in(&test.home(), &["doc"])
+        .status(0)
+        .stdout_lacks("vars of the project's plugins");
+
+    let schema = test.run(&["config", "schema"]);
+    schema.status(0);
+    let schema: serde_json::Value = serde_json::from_str(&schema.stdout).expect("json schema");
+    let greeting = &schema["properties"]["vars"]["properties"]["greeting"];
+    assert_eq!(greeting["default"], "hello from greet", "{greeting}");
+    assert_eq!(
+        greeting["description"], "plugin `greet`: What hello says",
+        "{greeting}"
+    );
+    assert_eq!(schema["properties"]["vars"]["additionalProperties"], true);
+}
+
+#[test]
 fn the_project_overrides_a_plugin_file_of_the_same_path() {
     let test = Test::with_config(&config(&["greet"]));
     test.write("plugins/greet/plugin.toml", &manifest("greet", "*"));
