@@ -243,6 +243,41 @@ fn a_plugin_added_from_a_git_tag_lists_and_runs_its_goals() {
 }
 
 #[test]
+fn plugin_add_and_remove_edit_weft_toml_keeping_its_comments() {
+    let repo = greet_repo();
+    // A header with a comment after it, and a table after [plugins]: text edits get both wrong.
+    let original = "# the shop\n[project]\nname = \"plugged\" # short\n\n\
+                    [plugins]   # vendored with weft plugin add\n\
+                    # none yet\n\n\
+                    [vars]\ngreeting = \"from the project\"\n";
+    let test = Test::with_config(original);
+    let source = format!("{}@v1", repo.path().display());
+    test.run(&["plugin", "add", &source]).status(0);
+    let text = test.read("weft.toml");
+    assert!(
+        text.contains(
+            "[plugins]   # vendored with weft plugin add\ngreet = { path = \"plugins/greet\" }\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("# none yet\n"), "{text}");
+    assert!(text.contains("name = \"plugged\" # short\n"), "{text}");
+    assert_eq!(text.matches("[plugins]").count(), 1, "{text}");
+    test.run(&["run", "hello"])
+        .status(0)
+        .stdout_has("local | from the project");
+
+    test.run(&["plugin", "remove", "greet"]).status(0);
+    let text = test.read("weft.toml");
+    assert!(!text.contains("greet ="), "{text}");
+    assert!(text.contains("# the shop\n[project]\n"), "{text}");
+    assert!(
+        text.contains("[vars]\ngreeting = \"from the project\"\n"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_modified_vendored_file_is_reported_by_verify_and_by_run() {
     let repo = greet_repo();
     let test = Test::with_config("[project]\nname = \"plugged\"\n");
