@@ -16,6 +16,12 @@ impl Drop for StopMaster<'_> {
     }
 }
 
+/// A TCP port nothing listens on right now.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
 /// The names of env dev's machines.
 fn machine_names(test: &Test) -> Vec<String> {
     let list = test.run(&["cloud", "list", "-e", "dev", "--json"]);
@@ -35,9 +41,11 @@ fn ci_plugin_builds_hello_wsgi_on_a_worker_machine_made_for_the_build() {
         .status(0)
         .stdout_has("added plugin ci 1.0.0");
     let mut config = test.read("weft.toml");
+    // Ports of their own, so a second run of the suite on this host does not collide.
+    let (web, workers) = (free_port(), free_port());
     config.push_str(&format!(
         "\n[env.dev.machines.ciworker]\ncount = 0\npackages = [\"python3-venv\", \"git\"]\n\n\
-         [vars]\nci_weft = \"{}\"\n",
+         [vars]\nci_weft = \"{}\"\nci_web_port = {web}\nci_worker_port = {workers}\n",
         env!("CARGO_BIN_EXE_weft")
     ));
     test.write("weft.toml", &config);
@@ -49,7 +57,9 @@ fn ci_plugin_builds_hello_wsgi_on_a_worker_machine_made_for_the_build() {
     let _master = StopMaster(&test);
     test.run(&["run", "ci_master_up"])
         .status(0)
-        .stdout_has("buildbot master up: web UI and REST API at http://127.0.0.1:8010/");
+        .stdout_has(&format!(
+            "buildbot master up: web UI and REST API at http://127.0.0.1:{web}/, workers connect to port {workers}"
+        ));
     // The master runs on; no worker machine exists before a build waits for one.
     assert!(machine_names(&test).is_empty());
 
