@@ -154,10 +154,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TemplateCommand,
     },
-    /// Show the reference of the functions scripts can call.
+    /// Show the reference of the functions scripts can call, and the vars of the project's
+    /// plugins.
     Doc {
-        /// A topic (`files`, `packages`, `users`, `services`, ...) or a function name; all
-        /// of them when absent.
+        /// A topic (`files`, `packages`, `users`, `services`, ...), a function name, a
+        /// plugin var or a plugin's name (its vars); all of them when absent.
         name: Option<String>,
         /// Print Rhai definitions for editors instead (see editors/).
         #[arg(long, conflicts_with = "name")]

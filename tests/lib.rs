@@ -1,6 +1,7 @@
 //! Integration tests: they drive the built `weft` binary against temporary projects.
 
 mod app;
+mod ci;
 mod fleet;
 mod harness;
 
@@ -17,6 +18,7 @@ mod ops;
 mod plugins;
 mod project;
 mod run_local;
+mod spark;
 mod ssh;
 mod watch;
 mod webstack;

@@ -56,6 +56,38 @@ fn a_listed_plugin_adds_its_goals_and_var_defaults() {
 }
 
 #[test]
+fn plugin_vars_are_in_weft_doc_and_the_config_schema() {
+    let test = Test::with_config(&config(&["greet"]));
+    test.write("plugins/greet/plugin.toml", &manifest("greet", "*"));
+    test.write("plugins/greet/services/greet.rhai", HELLO);
+    test.run(&["doc"])
+        .status(0)
+        .stdout_has("quote(arg: string) -> string")
+        .stdout_has("vars of the project's plugins")
+        .stdout_has("greeting (plugin greet; default \"hello from greet\")")
+        .stdout_has("    What hello says");
+    test.run(&["doc", "greet"])
+        .status(0)
+        .stdout_has("greeting (plugin greet;")
+        .stdout_lacks("quote(");
+    // Outside the project there are only the functions.
+    test.run_in(&test.home(), &["doc"])
+        .status(0)
+        .stdout_lacks("vars of the project's plugins");
+
+    let schema = test.run(&["config", "schema"]);
+    schema.status(0);
+    let schema: serde_json::Value = serde_json::from_str(&schema.stdout).expect("json schema");
+    let greeting = &schema["properties"]["vars"]["properties"]["greeting"];
+    assert_eq!(greeting["default"], "hello from greet", "{greeting}");
+    assert_eq!(
+        greeting["description"], "plugin `greet`: What hello says",
+        "{greeting}"
+    );
+    assert_eq!(schema["properties"]["vars"]["additionalProperties"], true);
+}
+
+#[test]
 fn the_project_overrides_a_plugin_file_of_the_same_path() {
     let test = Test::with_config(&config(&["greet"]));
     test.write("plugins/greet/plugin.toml", &manifest("greet", "*"));
@@ -87,6 +119,34 @@ fn two_plugins_defining_one_goal_are_refused_naming_both() {
     test.run(&["run", "hello"])
         .status(2)
         .stdout_lacks("hello from");
+}
+
+#[test]
+fn two_plugins_shipping_one_template_are_refused_naming_both() {
+    let test = Test::with_config(&config(&["one", "two"]));
+    for name in ["one", "two"] {
+        test.write(&format!("plugins/{name}/plugin.toml"), &manifest(name, "*"));
+        test.write(
+            &format!("plugins/{name}/templates/shared/motd.hbs"),
+            &format!("from {name}\n"),
+        );
+    }
+    test.write("deploy/hello.rhai", HELLO);
+    test.run(&["list"])
+        .status(2)
+        .stderr_has("template `templates/shared/motd.hbs` is defined by two plugins")
+        .stderr_has("in `plugins/one/templates/")
+        .stderr_has("motd.hbs (plugin:one)")
+        .stderr_has("plugins/two/templates/shared/motd.hbs (plugin:two)");
+    test.run(&["run", "hello"])
+        .status(2)
+        .stdout_lacks("hello from");
+
+    // A project template of that path settles it: the project's wins over both.
+    test.write("templates/shared/motd.hbs", "from the project\n");
+    test.run(&["run", "hello"])
+        .status(0)
+        .stdout_has("local | hello from one");
 }
 
 #[test]
@@ -180,6 +240,41 @@ fn a_plugin_added_from_a_git_tag_lists_and_runs_its_goals() {
     assert!(!test.path().join("plugins/greet").exists());
     assert!(!test.read("weft.toml").contains("greet ="));
     test.run(&["list"]).status(0).stdout_lacks("plugin:greet");
+}
+
+#[test]
+fn plugin_add_and_remove_edit_weft_toml_keeping_its_comments() {
+    let repo = greet_repo();
+    // A header with a comment after it, and a table after [plugins]: text edits get both wrong.
+    let original = "# the shop\n[project]\nname = \"plugged\" # short\n\n\
+                    [plugins]   # vendored with weft plugin add\n\
+                    # none yet\n\n\
+                    [vars]\ngreeting = \"from the project\"\n";
+    let test = Test::with_config(original);
+    let source = format!("{}@v1", repo.path().display());
+    test.run(&["plugin", "add", &source]).status(0);
+    let text = test.read("weft.toml");
+    assert!(
+        text.contains(
+            "[plugins]   # vendored with weft plugin add\ngreet = { path = \"plugins/greet\" }\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("# none yet\n"), "{text}");
+    assert!(text.contains("name = \"plugged\" # short\n"), "{text}");
+    assert_eq!(text.matches("[plugins]").count(), 1, "{text}");
+    test.run(&["run", "hello"])
+        .status(0)
+        .stdout_has("local | from the project");
+
+    test.run(&["plugin", "remove", "greet"]).status(0);
+    let text = test.read("weft.toml");
+    assert!(!text.contains("greet ="), "{text}");
+    assert!(text.contains("# the shop\n[project]\n"), "{text}");
+    assert!(
+        text.contains("[vars]\ngreeting = \"from the project\"\n"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -2,11 +2,14 @@
 
 use miette::Result;
 
+use super::Context;
 use crate::error::{CommandError, EXIT_OK};
+use crate::plugin::PluginVar;
 use crate::script::docs;
 
-/// Prints the reference of a topic, a function, all of them, Markdown or editor definitions.
-pub fn doc(name: Option<&str>, definitions: bool, markdown: bool) -> Result<i32> {
+/// Prints the reference of a topic, a function, all of them, Markdown or editor definitions;
+/// in a project with plugins, also the vars they read (all of them, one plugin's or one var).
+pub fn doc(ctx: &Context, name: Option<&str>, definitions: bool, markdown: bool) -> Result<i32> {
     if definitions {
         out!("{}", docs::definitions());
         return Ok(EXIT_OK);
@@ -14,6 +17,21 @@ pub fn doc(name: Option<&str>, definitions: bool, markdown: bool) -> Result<i32>
     if markdown {
         out!("{}", docs::markdown());
         return Ok(EXIT_OK);
+    }
+    // Outside a project, or in one that does not load, there are only the functions.
+    let vars = ctx
+        .project_with_plugins()
+        .map(|(_, plugins, _)| crate::plugin::vars(&plugins))
+        .unwrap_or_default();
+    if let Some(n) = name {
+        let picked: Vec<&PluginVar> = vars
+            .iter()
+            .filter(|v| v.name == n || v.plugin == n)
+            .collect();
+        if !picked.is_empty() {
+            print_vars(&picked);
+            return Ok(EXIT_OK);
+        }
     }
     let all = docs::functions();
     let is_topic = name.is_some_and(|n| docs::TOPICS.iter().any(|(t, _)| *t == n));
@@ -28,6 +46,7 @@ pub fn doc(name: Option<&str>, definitions: bool, markdown: bool) -> Result<i32>
     if shown.is_empty() {
         let mut names: Vec<&str> = all.iter().map(|f| f.name.as_str()).collect();
         names.extend(docs::TOPICS.iter().map(|(t, _)| *t));
+        names.extend(vars.iter().map(|v| v.name.as_str()));
         names.sort_unstable();
         names.dedup();
         let wanted = name.unwrap_or_default();
@@ -49,5 +68,24 @@ pub fn doc(name: Option<&str>, definitions: bool, markdown: bool) -> Result<i32>
         }
         outln!();
     }
+    if name.is_none() && !vars.is_empty() {
+        outln!("vars of the project's plugins (set them in [vars] of weft.toml):\n");
+        print_vars(&vars.iter().collect::<Vec<_>>());
+    }
     Ok(EXIT_OK)
+}
+
+/// Each var with its plugin, default (or that weft.toml must set it) and doc.
+fn print_vars(vars: &[&PluginVar]) {
+    for v in vars {
+        let default = match &v.default {
+            Some(value) => format!("default {value}"),
+            None => "no default: weft.toml must set it".to_string(),
+        };
+        outln!("{} (plugin {}; {default})\n", v.name, v.plugin);
+        for line in v.doc.lines() {
+            outln!("    {line}");
+        }
+        outln!();
+    }
 }

@@ -43,6 +43,7 @@ use miette::Result;
 
 use crate::cli::{Cli, Command};
 use crate::layers::Layers;
+use crate::plugin::Plugin;
 use crate::project::Project;
 
 /// What every command may need: the project, its layers and the output style.
@@ -61,11 +62,17 @@ pub struct Context {
 impl Context {
     /// Finds the project and its layers.
     pub fn project(&self) -> Result<(Project, Layers)> {
+        let (project, _, layers) = self.project_with_plugins()?;
+        Ok((project, layers))
+    }
+
+    /// Finds the project, its plugins and its layers.
+    pub fn project_with_plugins(&self) -> Result<(Project, Vec<Plugin>, Layers)> {
         let mut project = Project::discover(&self.cwd)?;
         let plugins = crate::plugin::load(&mut project)?;
         let layers =
-            Layers::new(&project).with_plugins(plugins.into_iter().map(|p| (p.layer, p.root)));
-        Ok((project, layers))
+            Layers::new(&project).with_plugins(plugins.iter().map(|p| (p.layer, p.root.clone())));
+        Ok((project, plugins, layers))
     }
 }
 
@@ -93,7 +100,7 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
             name,
             definitions,
             markdown,
-        } => doc::doc(name.as_deref(), definitions, markdown),
+        } => doc::doc(ctx, name.as_deref(), definitions, markdown),
         Command::Lsp => lsp::lsp(ctx),
         Command::Config { command } => config::config(ctx, command),
         Command::Completions { shell } => {

@@ -42,7 +42,9 @@ fn table_of(settings: &[Setting]) -> Value {
 
 /// The JSON schema of `weft.toml`; `[apps.NAME]` tables take the settings of `apps` when
 /// given, else any keys (weft checks them against the app service when it loads a project).
-pub fn schema(apps: Option<&AppSettings>) -> Value {
+/// `vars` (the vars the project's plugins read) are described under `[vars]`, which still
+/// takes any other key.
+pub fn schema(apps: Option<&AppSettings>, vars: &[Setting]) -> Value {
     let mut schema = serde_json::to_value(schemars::schema_for!(ConfigFile)).unwrap_or_default();
     if let Some(apps) = apps {
         let mut app = table_of(&apps.app);
@@ -51,6 +53,13 @@ pub fn schema(apps: Option<&AppSettings>) -> Value {
             repos["items"] = table_of(&apps.repo);
         }
         schema["properties"]["apps"]["additionalProperties"] = app;
+    }
+    if !vars.is_empty() {
+        let mut described = table_of(vars);
+        described["additionalProperties"] = json!(true);
+        for key in ["type", "properties", "additionalProperties"] {
+            schema["properties"]["vars"][key] = described[key].take();
+        }
     }
     schema
 }

@@ -27,6 +27,34 @@ pub struct Plugin {
     pub manifest: Manifest,
 }
 
+/// A var a plugin reads, as `weft doc` and `weft config schema` show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginVar {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The var's name.
+    pub name: String,
+    /// What it is for.
+    pub doc: String,
+    /// Its default, when it has one (else weft.toml must set it).
+    pub default: Option<toml::Value>,
+}
+
+/// Every var of `plugins`, in `[plugins]` order and then each manifest's.
+pub fn vars(plugins: &[Plugin]) -> Vec<PluginVar> {
+    plugins
+        .iter()
+        .flat_map(|p| {
+            p.manifest.vars.iter().map(|(name, spec)| PluginVar {
+                plugin: p.manifest.name.get_ref().clone(),
+                name: name.clone(),
+                doc: spec.get_ref().doc.clone(),
+                default: spec.get_ref().default.clone(),
+            })
+        })
+        .collect()
+}
+
 /// What is wrong with a project's plugins; each is known before any host is touched.
 #[derive(Debug, Error, Diagnostic)]
 pub enum PluginError {

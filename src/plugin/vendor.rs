@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use toml_edit::{value, DocumentMut, InlineTable, Item, Table, TableLike};
 use walkdir::WalkDir;
 
 use super::lock::{hash_tree, tree_sum, LockEntry, LockFile};
@@ -221,74 +222,61 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), PluginError> {
     Ok(())
 }
 
-/// The line `[plugins]` of weft.toml gets for `name`.
-fn config_line(name: &str) -> String {
-    format!("{name} = {{ path = \"plugins/{name}\" }}")
-}
-
-/// Adds `name` to the end of `[plugins]` of weft.toml, unless it is there already.
-fn list_in_config(root: &Path, name: &str) -> Result<(), PluginError> {
+/// weft.toml of the project at `root`, parsed for editing: comments and layout survive.
+fn read_config(root: &Path) -> Result<(PathBuf, DocumentMut), PluginError> {
     let path = root.join(crate::project::PROJECT_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
-    let mut lines: Vec<String> = text.lines().map(String::from).collect();
-    let (start, end) = section(&lines);
-    if lines[start..end].iter().any(|l| is_entry(l, name)) {
+    let doc = text
+        .parse::<DocumentMut>()
+        .map_err(|e| PluginError::State {
+            message: format!("{} does not parse: {}", path.display(), e.message()),
+            help: Some(
+                "fix weft.toml (`weft list` points at the error), then add the plugin".into(),
+            ),
+        })?;
+    Ok((path, doc))
+}
+
+/// `[plugins]` of `doc`, made when it is missing.
+fn plugins_table(doc: &mut DocumentMut) -> Result<&mut dyn TableLike, PluginError> {
+    let item = doc.entry("plugins").or_insert_with(|| {
+        let mut table = Table::new();
+        // A blank line before the new table, as a person would write it.
+        table.decor_mut().set_prefix("\n");
+        Item::Table(table)
+    });
+    item.as_table_like_mut().ok_or_else(|| PluginError::State {
+        message: "`plugins` in weft.toml is not a table".into(),
+        help: Some(
+            "write it as [plugins] with one `NAME = { path = \"plugins/NAME\" }` per plugin".into(),
+        ),
+    })
+}
+
+/// Adds `name = { path = "plugins/NAME" }` to the end of `[plugins]` of weft.toml, unless
+/// the table lists `name` already.
+fn list_in_config(root: &Path, name: &str) -> Result<(), PluginError> {
+    let (path, mut doc) = read_config(root)?;
+    let plugins = plugins_table(&mut doc)?;
+    if plugins.contains_key(name) {
         return Ok(());
     }
-    if start == end {
-        lines.push(String::new());
-        lines.push("[plugins]".into());
-        lines.push(config_line(name));
-    } else {
-        // After the section's last entry, before the blank lines that end it.
-        let mut at = end;
-        while at > start + 1 && lines[at - 1].trim().is_empty() {
-            at -= 1;
-        }
-        lines.insert(at, config_line(name));
-    }
-    write_lines(&path, &lines)
+    let mut entry = InlineTable::new();
+    entry.insert("path", format!("plugins/{name}").into());
+    plugins.insert(name, value(entry));
+    std::fs::write(&path, doc.to_string()).map_err(|e| io(&path, e))
 }
 
+/// Removes `name` from `[plugins]` of weft.toml, when it is there.
 fn unlist_in_config(root: &Path, name: &str) -> Result<(), PluginError> {
-    let path = root.join(crate::project::PROJECT_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
-    let mut lines: Vec<String> = text.lines().map(String::from).collect();
-    let (start, end) = section(&lines);
-    let mut index = start;
-    for _ in start..end {
-        if is_entry(&lines[index], name) {
-            lines.remove(index);
-        } else {
-            index += 1;
-        }
-    }
-    write_lines(&path, &lines)
-}
-
-fn write_lines(path: &Path, lines: &[String]) -> Result<(), PluginError> {
-    let mut text = lines.join("\n");
-    text.push('\n');
-    std::fs::write(path, text).map_err(|e| io(path, e))
-}
-
-/// The lines of the `[plugins]` table: from its header to the next header (both equal when
-/// there is none).
-fn section(lines: &[String]) -> (usize, usize) {
-    let Some(start) = lines.iter().position(|l| l.trim() == "[plugins]") else {
-        return (lines.len(), lines.len());
+    let (path, mut doc) = read_config(root)?;
+    let Some(plugins) = doc.get_mut("plugins").and_then(Item::as_table_like_mut) else {
+        return Ok(());
     };
-    let end = lines[start + 1..]
-        .iter()
-        .position(|l| l.trim_start().starts_with('['))
-        .map_or(lines.len(), |i| start + 1 + i);
-    (start, end)
-}
-
-fn is_entry(line: &str, name: &str) -> bool {
-    line.trim_start()
-        .strip_prefix(name)
-        .is_some_and(|rest| rest.trim_start().starts_with('='))
+    if plugins.remove(name).is_none() {
+        return Ok(());
+    }
+    std::fs::write(&path, doc.to_string()).map_err(|e| io(&path, e))
 }
 
 fn io(path: &Path, e: std::io::Error) -> PluginError {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rhai::{Engine, FnAccess, AST};
 
 use super::diagnostic::{self, ScriptError};
-use crate::layers::{Kind, Layer, LayerFile, Layers};
+use crate::layers::{Kind, Layer, LayerFile, Layers, Resolved};
 use crate::source::SourceFile;
 
 /// One compiled script.
@@ -84,20 +84,12 @@ impl ScriptSet {
     pub fn load(layers: &Layers, engine: &Engine) -> Result<Self, ScriptError> {
         let mut scripts = Vec::new();
         let mut hidden_by_index = Vec::new();
+        for resolved in layers.resolve_all(Kind::Template) {
+            plugin_conflict(&resolved, "template")?;
+        }
         for resolved in layers.resolve_all(Kind::Script) {
+            plugin_conflict(&resolved, "file")?;
             let file = resolved.winner;
-            // Two plugins must not decide by their order which one's file wins.
-            if let Some(other) = resolved
-                .hidden
-                .iter()
-                .find(|h| two_plugins(file.layer, h.layer))
-            {
-                return Err(ScriptError::PluginConflict {
-                    what: format!("file `{}`", file.logical),
-                    first: format!("{} ({})", file.display_name(), file.layer),
-                    second: format!("{} ({})", other.display_name(), other.layer),
-                });
-            }
             let source = file.read().map_err(|e| ScriptError::Read {
                 file: file.display_name(),
                 message: e.to_string(),
@@ -237,6 +229,24 @@ impl ScriptSet {
 }
 
 /// Whether `a` and `b` are two different plugins.
+/// Two plugins must not decide by their order which one's file wins: a script or template
+/// that two plugins ship, and no nearer layer replaces, is an error naming both.
+fn plugin_conflict(resolved: &Resolved, what: &str) -> Result<(), ScriptError> {
+    let file = &resolved.winner;
+    match resolved
+        .hidden
+        .iter()
+        .find(|h| two_plugins(file.layer, h.layer))
+    {
+        Some(other) => Err(ScriptError::PluginConflict {
+            what: format!("{what} `{}`", file.logical),
+            first: format!("{} ({})", file.display_name(), file.layer),
+            second: format!("{} ({})", other.display_name(), other.layer),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn two_plugins(a: Layer, b: Layer) -> bool {
     matches!((a, b), (Layer::Plugin(x, _), Layer::Plugin(y, _)) if x != y)
 }
