@@ -48,4 +48,10 @@ if ! "$venv/bin/python" -c 'import moto.server' 2>/dev/null; then
 fi
 export WEFT_TEST_PYTHON="$venv/bin/python"
 
+# Every local machine's systemd takes inotify instances from root's quota (128 by default), and
+# the suite runs many machines at once; past the quota a machine's sshd never starts.
+if [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 1024 ]; then
+  sysctl -q -w fs.inotify.max_user_instances=1024 || true
+fi
+
 cargo test "$@"
