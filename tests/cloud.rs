@@ -156,6 +156,56 @@ fn a_machine_sees_nothing_of_the_host_nor_of_other_machines() {
 }
 
 #[test]
+fn a_machine_made_under_umask_077_still_lets_every_user_read_etc() {
+    let test = Test::with_config("[project]\nname = \"mask\"\n[env.dev]\nprovider = \"local\"\n");
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    // The same weft command, started by a shell with a private umask (twistd, cron jobs).
+    let weft = test.command(&["cloud", "create", "web", "-e", "dev", "--no-provision"]);
+    let mut masked = std::process::Command::new("sh");
+    masked
+        .args(["-c", "umask 077; exec \"$0\" \"$@\""])
+        .arg(weft.get_program())
+        .args(weft.get_args())
+        .current_dir(test.path())
+        .env_clear()
+        .envs(weft.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    let made = masked.output().expect("weft runs");
+    assert!(made.status.success(), "{made:?}");
+    test.run(&[
+        "ssh",
+        "web-0",
+        "-e",
+        "dev",
+        "--",
+        "runuser",
+        "-u",
+        "nobody",
+        "--",
+        "cat",
+        "/etc/hostname",
+    ])
+    .status(0)
+    .stdout_has("web-0");
+    // root's own keys stay root's.
+    test.run(&[
+        "ssh",
+        "web-0",
+        "-e",
+        "dev",
+        "--",
+        "stat",
+        "-c",
+        "%a",
+        "/root/.ssh/authorized_keys",
+    ])
+    .status(0)
+    .stdout_has("600");
+}
+
+#[test]
 fn packages_install_from_the_mirror_inside_a_fresh_machine() {
     let test = Test::with_config("[project]\nname = \"pkg\"\n[env.dev]\nprovider = \"local\"\n");
     let _cleanup = Destroy {

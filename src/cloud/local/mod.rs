@@ -78,6 +78,29 @@ fn trim_idle(upper: &Path) -> Result<(), CloudError> {
     Ok(())
 }
 
+/// Gives what weft wrote into a machine's own layer the modes the machine expects, whatever
+/// the umask of the process that made it: a folder of the overlay's upper layer hides the mode
+/// of the same folder below (the layer itself is `/`), so an `etc` made under umask 077 would
+/// lock every user but root out of `/etc`.
+fn settle_modes(upper: &Path) -> Result<(), CloudError> {
+    use std::os::unix::fs::PermissionsExt;
+    let private = upper.join("root");
+    for entry in walkdir::WalkDir::new(upper) {
+        let entry = entry.map_err(|e| CloudError::Io(e.to_string()))?;
+        let path = entry.path();
+        let mode = match entry.file_type() {
+            t if t.is_symlink() => continue,
+            t if t.is_dir() && path.starts_with(&private) => 0o700,
+            t if t.is_dir() => 0o755,
+            // root's files, and private host keys (`*_key`; `*_key.pub` stays readable).
+            _ if path.starts_with(&private) || path.to_string_lossy().ends_with("_key") => 0o600,
+            _ => 0o644,
+        };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
 /// How long a machine gets to power off before it is killed.
 const POWEROFF_WAIT: Duration = Duration::from_secs(20);
 /// How long a booting machine gets to answer SSH.
@@ -242,9 +265,6 @@ impl LocalProvider {
         let ssh_dir = upper.join("root/.ssh");
         std::fs::create_dir_all(&ssh_dir)?;
         std::fs::write(ssh_dir.join("authorized_keys"), keys.join("\n") + "\n")?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&ssh_dir, std::fs::Permissions::from_mode(0o700))?;
-        std::fs::set_permissions(upper.join("root"), std::fs::Permissions::from_mode(0o700))?;
         std::fs::write(upper.join("etc/hostname"), format!("{}\n", meta.name))?;
         trim_idle(&upper)?;
         std::fs::write(
@@ -254,6 +274,7 @@ impl LocalProvider {
                 meta.ip, meta.name
             ),
         )?;
+        settle_modes(&upper)?;
         // Record the host key so weft's strict checking knows the machine.
         let public = std::fs::read_to_string(host_key.with_extension("pub"))?;
         let mut fields = public.split_whitespace();
