@@ -513,3 +513,82 @@ fn t_all(host) {
         .iter()
         .any(|r| r["section"] == "goal" && r["name"] == "t_all"));
 }
+
+#[test]
+fn a_run_skipped_under_check_has_no_exit_code() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/s.rhai",
+        r#"
+/// Reports how a changing command and a reading one came back.
+fn s_probe(host) {
+    let changing = host.run("touch made.txt", #{ allow_fail: true });
+    let reading = host.run("true", #{ allow_fail: true, check_safe: true });
+    log(`changing: skipped=${changing.skipped} code=${changing.code} (${type_of(changing.code)})`);
+    log(`reading: skipped=${reading.skipped} code=${reading.code}`);
+    if !changing.skipped && changing.code != 0 { throw "failed"; }
+}
+"#,
+    );
+    test.run(&["run", "s_probe", "--check"])
+        .status(0)
+        .stdout_has("changing: skipped=true code= (())")
+        .stdout_has("reading: skipped=false code=0");
+    assert!(!test.path().join("made.txt").exists());
+    test.run(&["run", "s_probe"])
+        .status(0)
+        .stdout_has("changing: skipped=false code=0 (i64)");
+    assert!(test.path().join("made.txt").exists());
+}
+
+#[test]
+fn operations_with_always_run_after_ctrl_c_and_others_do_not() {
+    let test = Test::with_config(CONFIG);
+    test.write("one/x", "1\n").write("two/x", "2\n");
+    test.write(
+        "deploy/a.rhai",
+        r#"
+/// Switches `current` to two, waits, and switches back when interrupted.
+fn a_switch(host) {
+    host.link("current", "one");
+    try {
+        host.link("current", "two");
+        host.run("touch waiting && sleep 5");
+        host.write_file("done.txt", "not reached\n");
+    } catch (err) {
+        host.link("current", "one", #{ always: true });
+        host.write_file("cleaned.txt", "yes\n", #{ always: true });
+        host.absent("two", #{ always: true });
+        host.write_file("skipped.txt", "no\n");
+    }
+}
+"#,
+    );
+    let mut child = test
+        .command(&["run", "a_switch"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("weft starts");
+    let waiting = test.path().join("waiting");
+    for _ in 0..200 {
+        if waiting.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(waiting.exists(), "the goal never reached its sleep");
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = child.wait().expect("weft ends");
+    assert_ne!(status.code(), Some(0));
+    let current = std::fs::read_link(test.path().join("current")).expect("current is a link");
+    assert_eq!(current, std::path::Path::new("one"));
+    assert_eq!(test.read("cleaned.txt"), "yes\n");
+    assert!(!test.path().join("two").exists(), "absent with always did not run");
+    assert!(!test.path().join("skipped.txt").exists(), "a step without always ran after Ctrl-C");
+    assert!(!test.path().join("done.txt").exists());
+}

@@ -418,13 +418,12 @@ fn run_handlers(session: &HostSession) -> Result<(), crate::exec::session::HostE
             .map(crate::exec::ops::services::ServiceManager::parse)
             .transpose()
             .map_err(|e| crate::exec::ops::fail("handler", e))?;
-        crate::exec::ops::services::act_now(
-            session,
-            &handler.service,
-            &handler.action,
+        let driver = crate::exec::ops::services::DriverSpec {
             manager,
-            handler.config.as_deref(),
-        )?;
+            config: handler.config.clone(),
+            commands: None,
+        };
+        crate::exec::ops::services::act_now(session, &handler.service, &handler.action, &driver)?;
     }
     Ok(())
 }

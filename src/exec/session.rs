@@ -121,6 +121,8 @@ pub struct HostSession {
     timings: Option<Arc<Timings>>,
     /// How many timed steps are in progress, and the kind the innermost report named.
     timing: Mutex<(usize, Option<String>)>,
+    /// How many `always` operations are in progress: their steps run even after an interrupt.
+    always: AtomicUsize,
 }
 
 /// A service action requested by a change, run once when the goal ends.
@@ -178,6 +180,7 @@ impl HostSession {
             facts: Mutex::new(None),
             timings: setup.timings.clone(),
             timing: Mutex::new((0, None)),
+            always: AtomicUsize::new(0),
         }
     }
 
@@ -313,8 +316,20 @@ impl HostSession {
         self.output.add_secret(value);
     }
 
+    /// Runs `op` with every step it takes going ahead even after an interrupt when `always`
+    /// is set (cleanup such as switching a link back or releasing a lock).
+    pub fn always<T>(&self, always: bool, op: impl FnOnce() -> T) -> T {
+        if !always {
+            return op();
+        }
+        self.always.fetch_add(1, Ordering::SeqCst);
+        let result = op();
+        self.always.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
     fn not_interrupted(&self, step: &str) -> Result<(), HostError> {
-        if super::interrupt::interrupted() {
+        if super::interrupt::interrupted() && self.always.load(Ordering::SeqCst) == 0 {
             return Err(HostError::Interrupted(step.to_string()));
         }
         Ok(())

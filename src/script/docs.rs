@@ -62,11 +62,15 @@ const CONVENTIONS: &str = "
 - **Operations return `true` when they changed the host** (under `--check`: when they would
   change it), `false` when it already was as wanted.
 - **`--check`** runs nothing that changes a host: operations report `would change`, and
-  `run` skips commands unless the option `check_safe: true` says they only read.
+  `run` skips commands unless the option `check_safe: true` says they only read. A skipped
+  `run` returns `#{ skipped: true, code: (), stdout: \"\", stderr: \"\" }`: no exit code, so
+  it never reads as a success; test `r.skipped` before `r.code` (`if !r.skipped && r.code != 0`).
 - **A failed command fails the goal**; `run(cmd, #{ allow_fail: true })` returns
-  `#{stdout, stderr, code}` instead. The old spelling `check: false` still works for this
-  release, with a deprecation warning.
-- **`always: true`** runs a command even after Ctrl-C, for cleanup such as releasing a lock.
+  `#{stdout, stderr, code, skipped}` instead. The old spelling `check: false` still works for
+  this release, with a deprecation warning.
+- **`always: true`** is an option of `run` and of every operation (`file`, `link`, `absent`,
+  `extract`, `service`, `upload`, ...): it runs even after Ctrl-C, for cleanup such as
+  switching a link back or releasing a lock.
 - **`state` values** by family: packages, users, groups, cron entries and authorized keys take
   `present`/`absent` (packages also `latest`); services take `started`, `stopped`,
   `restarted`, `reloaded`; `notify` takes the verbs `reload`/`restart`.

@@ -1,6 +1,7 @@
 //! Idempotent operations: each reads the host's state, compares it with the wanted state, does
 //! the least needed (nothing under `--check`), and reports changed or unchanged with a reason.
 
+pub mod daemons;
 pub mod facts;
 pub mod files;
 pub mod packages;

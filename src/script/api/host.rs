@@ -13,12 +13,21 @@ use crate::transport::ExecOutput;
 #[derive(Clone)]
 pub struct Host(pub Arc<HostSession>);
 
+/// What `run` returns: `#{ stdout, stderr, code, skipped }`; a command `--check` skipped has
+/// no exit code (`code: ()`), so it never reads as a success.
 fn output_map(output: Option<ExecOutput>) -> Map {
+    let skipped = output.is_none();
     let output = output.unwrap_or_default();
     let mut map = Map::new();
     map.insert("stdout".into(), output.stdout.into());
     map.insert("stderr".into(), output.stderr.into());
-    map.insert("code".into(), Dynamic::from_int(output.code.into()));
+    let code = if skipped {
+        Dynamic::UNIT
+    } else {
+        Dynamic::from_int(output.code.into())
+    };
+    map.insert("code".into(), code);
+    map.insert("skipped".into(), skipped.into());
     map
 }
 
@@ -114,8 +123,9 @@ pub mod host_api {
             .unwrap_or_default()
     }
 
-    /// Runs a shell command on the host and returns `#{stdout, stderr, code}`.
-    /// A non-zero exit fails the goal. Under `--check` the command is skipped.
+    /// Runs a shell command on the host and returns `#{stdout, stderr, code, skipped}`.
+    /// A non-zero exit fails the goal. Under `--check` the command is skipped and returns
+    /// `#{ skipped: true, code: () }` (unless `check_safe`).
     ///
     /// ```rhai
     /// let kernel = host.run("uname -r").stdout;
@@ -200,7 +210,8 @@ pub mod host_api {
             .map_err(|e| e.to_string())?)
     }
 
-    /// Writes a file with options: `mode` (a string such as `"0644"`).
+    /// Writes a file with options: `mode` (a string such as `"0644"`), `always` (even after
+    /// Ctrl-C).
     ///
     /// ```rhai
     /// host.write_file("/usr/local/bin/hello", "#!/bin/sh\necho hi\n", #{ mode: "0755" });
@@ -212,10 +223,11 @@ pub mod host_api {
         content: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let mode = options::Options::new(options, options::keys("write_file"))?.mode("mode")?;
+        let mut opts = options::Options::new(options, options::keys("write_file"))?;
+        let (mode, always) = (opts.mode("mode")?, opts.always()?);
         Ok(host
             .0
-            .write_file(path, content.as_bytes(), mode)
+            .always(always, || host.0.write_file(path, content.as_bytes(), mode))
             .map_err(|e| e.to_string())?)
     }
 
@@ -227,8 +239,24 @@ pub mod host_api {
     /// ```
     #[rhai_fn(name = "upload", return_raw)]
     pub fn upload(host: &mut Host, local: &str, remote: &str) -> Result<bool, Box<EvalAltResult>> {
+        upload_with(host, local, remote, Map::new())
+    }
+
+    /// Copies a local file or folder to the host with option `always` (even after Ctrl-C).
+    ///
+    /// ```rhai
+    /// host.upload("dist/app.tar.gz", "/tmp/app.tar.gz", #{ always: true });
+    /// ```
+    #[rhai_fn(name = "upload", return_raw)]
+    pub fn upload_with(
+        host: &mut Host,
+        local: &str,
+        remote: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let always = options::Options::new(options, options::keys("upload"))?.always()?;
         let h = &host.0;
-        Ok(h.timed("upload", || h.upload(local, remote))
+        Ok(h.always(always, || h.timed("upload", || h.upload(local, remote)))
             .map_err(|e| e.to_string())?)
     }
 

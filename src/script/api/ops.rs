@@ -9,17 +9,21 @@ use super::options::{self, strings, Options};
 use super::{to_dynamic, vars_from_map, ApiResult};
 use crate::exec::ops::files::FileSpec;
 use crate::exec::ops::packages::PackageState;
-use crate::exec::ops::services::{ServiceManager, ServiceSpec};
+use crate::exec::ops::daemons::DaemonCommands;
+use crate::exec::ops::services::{DriverSpec, ServiceManager, ServiceSpec};
 use crate::exec::ops::system::UserSpec;
 use crate::exec::ops::{facts, files, packages, services, system};
 use crate::exec::session::HostError;
 
-/// Runs an operation on `host`, timed under `--timings` as the kind its report names.
+/// Runs an operation on `host`, timed under `--timings` as the kind its report names; with
+/// `always`, its steps run even after an interrupt.
 fn done(
     host: &crate::exec::session::HostSession,
+    always: bool,
     op: impl FnOnce() -> Result<bool, HostError>,
 ) -> ApiResult<bool> {
-    host.timed("", op).map_err(|e| e.to_string().into())
+    host.always(always, || host.timed("", op))
+        .map_err(|e| e.to_string().into())
 }
 
 /// Reads `state` as one of `choices`; `None` when absent.
@@ -29,6 +33,42 @@ fn state(opts: &mut Options, choices: &[&str]) -> ApiResult<Option<String>> {
         Some(s) => Err(format!("state `{s}` is not one of {}", choices.join(", ")).into()),
         None => Ok(None),
     }
+}
+
+/// The options that say how a service is driven: `manager`, `config`, `commands`.
+fn driver_spec(opts: &mut Options) -> ApiResult<DriverSpec> {
+    let manager = opts
+        .string("manager")?
+        .map(|m| ServiceManager::parse(&m))
+        .transpose()?;
+    let commands = match opts.strings_map("commands")? {
+        None => None,
+        Some(mut map) => {
+            let mut take = |key: &str| {
+                map.remove(key).ok_or_else(|| -> Box<EvalAltResult> {
+                    format!("option `commands` needs `start`, `stop`, `reload` and `status`; `{key}` is missing").into()
+                })
+            };
+            let commands = DaemonCommands {
+                start: take("start")?,
+                stop: take("stop")?,
+                reload: take("reload")?,
+                status: take("status")?,
+            };
+            if let Some(extra) = map.keys().next() {
+                return Err(format!(
+                    "option `commands` takes `start`, `stop`, `reload` and `status`, not `{extra}`"
+                )
+                .into());
+            }
+            Some(commands)
+        }
+    };
+    Ok(DriverSpec {
+        manager,
+        config: opts.string("config")?,
+        commands,
+    })
 }
 
 fn file_spec(opts: &mut Options, host: &Host) -> ApiResult<FileSpec> {
@@ -110,8 +150,9 @@ pub mod ops_api {
     #[rhai_fn(name = "file", return_raw)]
     pub fn file(host: &mut Host, path: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("file"))?;
+        let always = opts.always()?;
         let spec = file_spec(&mut opts, host)?;
-        done(&host.0, || files::file(&host.0, path, &spec))
+        done(&host.0, always, || files::file(&host.0, path, &spec))
     }
 
     /// Makes `path` a directory, with its parents.
@@ -121,7 +162,8 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "directory", return_raw)]
     pub fn directory(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
-        done(&host.0, || {
+        let always = false;
+        done(&host.0, always, || {
             files::directory(&host.0, path, None, None, None)
         })
     }
@@ -138,12 +180,13 @@ pub mod ops_api {
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("directory"))?;
+        let always = opts.always()?;
         let (mode, owner, group) = (
             opts.mode("mode")?,
             opts.string("owner")?,
             opts.string("group")?,
         );
-        done(&host.0, || {
+        done(&host.0, always, || {
             files::directory(&host.0, path, mode, owner.as_deref(), group.as_deref())
         })
     }
@@ -155,7 +198,24 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "link", return_raw)]
     pub fn link(host: &mut Host, path: &str, target: &str) -> Result<bool, Box<EvalAltResult>> {
-        done(&host.0, || files::link(&host.0, path, target))
+        link_with(host, path, target, Map::new())
+    }
+
+    /// Makes `path` a symbolic link to `target` with option `always` (switch it even after
+    /// Ctrl-C, e.g. back to the previous release).
+    ///
+    /// ```rhai
+    /// host.link("/srv/app/current", "/srv/app/releases/41", #{ always: true });
+    /// ```
+    #[rhai_fn(name = "link", return_raw)]
+    pub fn link_with(
+        host: &mut Host,
+        path: &str,
+        target: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let always = Options::new(options, options::keys("link"))?.always()?;
+        done(&host.0, always, || files::link(&host.0, path, target))
     }
 
     /// Makes sure nothing (file, link or folder) exists at `path`.
@@ -165,7 +225,22 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "absent", return_raw)]
     pub fn absent(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
-        done(&host.0, || files::absent(&host.0, path))
+        absent_with(host, path, Map::new())
+    }
+
+    /// Makes sure nothing exists at `path`, with option `always` (even after Ctrl-C).
+    ///
+    /// ```rhai
+    /// host.absent("/srv/app/.lock", #{ always: true });
+    /// ```
+    #[rhai_fn(name = "absent", return_raw)]
+    pub fn absent_with(
+        host: &mut Host,
+        path: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let always = Options::new(options, options::keys("absent"))?.always()?;
+        done(&host.0, always, || files::absent(&host.0, path))
     }
 
     /// Makes `line` a line of the file at `path`, appending it when missing.
@@ -175,7 +250,8 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "line", return_raw)]
     pub fn line(host: &mut Host, path: &str, line: &str) -> Result<bool, Box<EvalAltResult>> {
-        done(&host.0, || files::line(&host.0, path, line, None, false))
+        let always = false;
+        done(&host.0, always, || files::line(&host.0, path, line, None, false))
     }
 
     /// Makes `line` a line of the file with options: `regex` (the first line matching it is
@@ -192,12 +268,13 @@ pub mod ops_api {
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("line"))?;
+        let always = opts.always()?;
         let pattern = opts.string("regex")?;
         let sensitive = opts.bool("sensitive")?.unwrap_or(false);
         if sensitive {
             host.0.add_secret(line);
         }
-        done(&host.0, || {
+        done(&host.0, always, || {
             files::line(&host.0, path, line, pattern.as_deref(), sensitive)
         })
     }
@@ -220,9 +297,13 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         let vars = vars_from_map(vars)?;
         let mut opts = Options::new(options, options::keys("template"))?;
+        let always = opts.always()?;
         let spec = file_spec(&mut opts, host)?;
         host.0
-            .timed("template", || host.0.template(name, dest, vars, spec))
+            .always(always, || {
+                host.0
+                    .timed("template", || host.0.template(name, dest, vars, spec))
+            })
             .map_err(|e| e.to_string().into())
     }
 
@@ -239,10 +320,10 @@ pub mod ops_api {
         remote: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let delete = Options::new(options, options::keys("sync_dir"))?
-            .bool("delete")?
-            .unwrap_or(false);
-        done(&host.0, || files::sync(&host.0, local, remote, delete))
+        let mut opts = Options::new(options, options::keys("sync_dir"))?;
+        let always = opts.always()?;
+        let delete = opts.bool("delete")?.unwrap_or(false);
+        done(&host.0, always, || files::sync(&host.0, local, remote, delete))
     }
 
     /// Makes packages installed, with the host's manager (apt, dnf, yum or apk). The index is
@@ -254,7 +335,8 @@ pub mod ops_api {
     #[rhai_fn(name = "packages", return_raw)]
     pub fn packages(host: &mut Host, names: Array) -> Result<bool, Box<EvalAltResult>> {
         let names = strings(names, "package names")?;
-        done(&host.0, || {
+        let always = false;
+        done(&host.0, always, || {
             packages::packages(&host.0, &names, PackageState::Present)
         })
     }
@@ -271,11 +353,12 @@ pub mod ops_api {
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("packages"))?;
+        let always = opts.always()?;
         let wanted =
             state(&mut opts, &["present", "absent", "latest"])?.unwrap_or_else(|| "present".into());
         let wanted = PackageState::parse(&wanted)?;
         let names = strings(names, "package names")?;
-        done(&host.0, || packages::packages(&host.0, &names, wanted))
+        done(&host.0, always, || packages::packages(&host.0, &names, wanted))
     }
 
     /// Makes user `name` exist. Options: `shell`, `home`, `group` (the primary group),
@@ -288,6 +371,7 @@ pub mod ops_api {
     #[rhai_fn(name = "user", return_raw)]
     pub fn user(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("user"))?;
+        let always = opts.always()?;
         let spec = UserSpec {
             shell: opts.string("shell")?,
             home: opts.string("home")?,
@@ -296,7 +380,7 @@ pub mod ops_api {
             system: opts.bool("system")?.unwrap_or(false),
             absent: state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent"),
         };
-        done(&host.0, || system::user(&host.0, name, &spec))
+        done(&host.0, always, || system::user(&host.0, name, &spec))
     }
 
     /// Makes group `name` exist. Options: `system`, `state` (`present` or `absent`).
@@ -307,9 +391,10 @@ pub mod ops_api {
     #[rhai_fn(name = "group", return_raw)]
     pub fn group(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("group"))?;
+        let always = opts.always()?;
         let system = opts.bool("system")?.unwrap_or(false);
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
-        done(&host.0, || system::group(&host.0, name, system, absent))
+        done(&host.0, always, || system::group(&host.0, name, system, absent))
     }
 
     /// Makes public `keys` present in `user`'s `~/.ssh/authorized_keys`. Options: `state`
@@ -326,18 +411,24 @@ pub mod ops_api {
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("authorized_keys"))?;
+        let always = opts.always()?;
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
         let exclusive = opts.bool("exclusive")?.unwrap_or(false);
         let keys = strings(keys, "keys")?;
-        done(&host.0, || {
+        done(&host.0, always, || {
             system::authorized_keys(&host.0, user, &keys, absent, exclusive)
         })
     }
 
     /// Brings a service to a state. Options: `state` (`started`, `stopped`, `restarted`,
-    /// `reloaded`), `enabled` (start at boot), `manager` (`systemd`, `supervisor` or
-    /// `runit`; detected when absent), `config` (supervisor's config file, when it is not where
-    /// `supervisorctl` looks).
+    /// `reloaded`), `enabled` (start at boot), `manager` (`systemd`, `supervisor`, `runit` or
+    /// `direct`: the daemon's own commands, on hosts without an init system; when absent,
+    /// systemd if the `init` fact says so, else `direct` for a daemon weft knows (nginx,
+    /// haproxy, supervisor, keepalived, postgresql, redis-server) or given `commands`, else
+    /// supervisor or runit), `config` (supervisor's config file, when it is not where
+    /// `supervisorctl` looks), `commands` (`#{ start, stop, reload, status }`: shell commands
+    /// of a daemon weft does not know, used without an init system), `always`. Returns
+    /// whether it changed anything.
     ///
     /// ```rhai
     /// host.service("nginx", #{ state: "started", enabled: true });
@@ -345,13 +436,9 @@ pub mod ops_api {
     #[rhai_fn(name = "service", return_raw)]
     pub fn service(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("service"))?;
+        let always = opts.always()?;
         let wanted = state(&mut opts, &["started", "stopped", "restarted", "reloaded"])?;
-        let manager = opts
-            .string("manager")?
-            .map(|m| ServiceManager::parse(&m))
-            .transpose()?;
         let enabled = opts.bool("enabled")?;
-        let config = opts.string("config")?;
         let spec = ServiceSpec {
             running: match wanted.as_deref() {
                 Some("started") => Some(true),
@@ -359,21 +446,48 @@ pub mod ops_api {
                 _ => None,
             },
             enabled,
-            manager,
-            config: config.clone(),
+            driver: driver_spec(&mut opts)?,
         };
-        let mut changed = done(&host.0, || services::service(&host.0, name, &spec))?;
+        let mut changed = done(&host.0, always, || services::service(&host.0, name, &spec))?;
         let action = match wanted.as_deref() {
             Some("restarted") => Some("restart"),
             Some("reloaded") => Some("reload"),
             _ => None,
         };
         if let Some(action) = action {
-            changed |= done(&host.0, || {
-                services::act_now(&host.0, name, action, manager, config.as_deref())
+            changed |= done(&host.0, always, || {
+                services::act_now(&host.0, name, action, &spec.driver)
             })?;
         }
         Ok(changed)
+    }
+
+    /// Whether service `name` runs (reads only, so also under `--check`), by the manager
+    /// `service` would use.
+    ///
+    /// ```rhai
+    /// log(if host.service_running("nginx") { "nginx: running" } else { "nginx: stopped" });
+    /// ```
+    #[rhai_fn(name = "service_running", return_raw)]
+    pub fn service_running(host: &mut Host, name: &str) -> Result<bool, Box<EvalAltResult>> {
+        service_running_with(host, name, Map::new())
+    }
+
+    /// Whether service `name` runs, with the options `manager`, `config` and `commands` of
+    /// `service`.
+    ///
+    /// ```rhai
+    /// let up = host.service_running("app", #{ manager: "supervisor" });
+    /// ```
+    #[rhai_fn(name = "service_running", return_raw)]
+    pub fn service_running_with(
+        host: &mut Host,
+        name: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, options::keys("service_running"))?;
+        let spec = driver_spec(&mut opts)?;
+        services::running(&host.0, name, &spec).map_err(|e| e.to_string().into())
     }
 
     /// Asks for `action` (`reload` or `restart`) of a service once, when the goal ends
@@ -428,6 +542,7 @@ pub mod ops_api {
     #[rhai_fn(name = "cron", return_raw)]
     pub fn cron(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("cron"))?;
+        let always = opts.always()?;
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
         let schedule = opts.string("schedule")?.unwrap_or_default();
         let command = opts.string("command")?.unwrap_or_default();
@@ -435,7 +550,7 @@ pub mod ops_api {
             return Err("cron: `schedule` and `command` are required".into());
         }
         let user = opts.string("user")?.unwrap_or_else(|| "root".into());
-        done(&host.0, || {
+        done(&host.0, always, || {
             system::cron(&host.0, name, &schedule, &command, &user, absent)
         })
     }
@@ -454,9 +569,10 @@ pub mod ops_api {
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("git"))?;
+        let always = opts.always()?;
         let version = opts.string("version")?.unwrap_or_else(|| "main".into());
         let key = opts.string("key")?;
-        done(&host.0, || {
+        done(&host.0, always, || {
             system::git(&host.0, repo, dest, &version, key.as_deref())
         })
     }
@@ -472,8 +588,10 @@ pub mod ops_api {
         path: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let python = Options::new(options, options::keys("virtualenv"))?.string("python")?;
-        done(&host.0, || {
+        let mut opts = Options::new(options, options::keys("virtualenv"))?;
+        let always = opts.always()?;
+        let python = opts.string("python")?;
+        done(&host.0, always, || {
             system::virtualenv(&host.0, path, python.as_deref())
         })
     }
@@ -487,9 +605,10 @@ pub mod ops_api {
     #[rhai_fn(name = "pip", return_raw)]
     pub fn pip(host: &mut Host, venv: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("pip"))?;
+        let always = opts.always()?;
         let packages = opts.strings("packages")?.unwrap_or_default();
         let requirements = opts.string("requirements")?;
-        done(&host.0, || {
+        done(&host.0, always, || {
             system::pip(&host.0, venv, &packages, requirements.as_deref())
         })
     }
@@ -507,7 +626,24 @@ pub mod ops_api {
         dest: &str,
         marker: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        done(&host.0, || system::extract(&host.0, archive, dest, marker))
+        extract_with(host, archive, dest, marker, Map::new())
+    }
+
+    /// Extracts `archive` into `dest` unless it holds `marker`, with option `always`.
+    ///
+    /// ```rhai
+    /// host.extract("/tmp/app.tar.gz", "/srv/app/releases/42", "app.py", #{ always: true });
+    /// ```
+    #[rhai_fn(name = "extract", return_raw)]
+    pub fn extract_with(
+        host: &mut Host,
+        archive: &str,
+        dest: &str,
+        marker: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let always = Options::new(options, options::keys("extract"))?.always()?;
+        done(&host.0, always, || system::extract(&host.0, archive, dest, marker))
     }
 
     /// Packs the folder `source` (on the host) into the tar.gz `archive`, unless it exists.
@@ -521,7 +657,23 @@ pub mod ops_api {
         source: &str,
         archive: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        done(&host.0, || system::archive(&host.0, source, archive))
+        archive_with(host, source, archive, Map::new())
+    }
+
+    /// Packs `source` into `archive` unless it exists, with option `always`.
+    ///
+    /// ```rhai
+    /// host.archive("/srv/app/build", "/srv/app/build.tar.gz", #{ always: true });
+    /// ```
+    #[rhai_fn(name = "archive", return_raw)]
+    pub fn archive_with(
+        host: &mut Host,
+        source: &str,
+        archive: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let always = Options::new(options, options::keys("archive"))?.always()?;
+        done(&host.0, always, || system::archive(&host.0, source, archive))
     }
 
     /// `file(path, options)` with no options: the file exists, content kept.
