@@ -140,9 +140,10 @@ impl Driver {
         let q = quote(name);
         match (self, action) {
             (Driver::Systemd, action) => format!("systemctl {action} -- {q}"),
-            // supervisor has no reload of one program; a restart is the closest.
+            // supervisor has no reload of one program: a HUP is one for the daemons it runs
+            // (gunicorn starts new workers on the new code while the old ones finish).
             (Driver::Supervisor(config), "reload") => {
-                format!("{} restart {q}", Self::supervisorctl(config.as_deref()))
+                format!("{} signal HUP {q}", Self::supervisorctl(config.as_deref()))
             }
             (Driver::Supervisor(config), action) => {
                 format!("{} {action} {q}", Self::supervisorctl(config.as_deref()))
@@ -200,9 +201,9 @@ fn is_running(
 ) -> Result<bool, HostError> {
     let status = driver.status_command(name);
     let command = match driver {
-        Driver::Systemd if settle => format!(
-            "timeout 60 systemctl is-system-running --wait >/dev/null 2>&1; {status}"
-        ),
+        Driver::Systemd if settle => {
+            format!("timeout 60 systemctl is-system-running --wait >/dev/null 2>&1; {status}")
+        }
         _ => status,
     };
     Ok(session.probe(&command)?.code == 0)
@@ -215,7 +216,11 @@ pub fn running(session: &HostSession, name: &str, spec: &DriverSpec) -> Result<b
 }
 
 /// Whether `name` starts at boot; `None` where nothing starts at boot (no init system).
-fn is_enabled(session: &HostSession, driver: &Driver, name: &str) -> Result<Option<bool>, HostError> {
+fn is_enabled(
+    session: &HostSession,
+    driver: &Driver,
+    name: &str,
+) -> Result<Option<bool>, HostError> {
     let q = quote(name);
     let out = match driver {
         Driver::Systemd => session.probe(&format!("systemctl is-enabled --quiet -- {q}"))?,

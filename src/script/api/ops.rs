@@ -597,7 +597,8 @@ pub mod ops_api {
     }
 
     /// Installs into the virtualenv `venv`. Options: `packages` (requirement strings, or
-    /// sdist/wheel paths on the host), `requirements` (a requirements file on the host).
+    /// paths on the host of a project folder, sdist or wheel, which are always installed),
+    /// `requirements` (a requirements file on the host), `always`.
     ///
     /// ```rhai
     /// host.pip("/srv/app/venv", #{ packages: ["gunicorn==22.0.0"] });

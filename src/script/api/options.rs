@@ -50,25 +50,22 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ("run_goal", &["roles", "hosts"]),
     (
         "service",
-        &["state", "enabled", "manager", "config", "commands", "always"],
+        &[
+            "state", "enabled", "manager", "config", "commands", "always",
+        ],
     ),
     ("service_running", &["manager", "config", "commands"]),
     ("sync_dir", &["delete", "always"]),
     (
         "template",
-        &[
-            "mode",
-            "owner",
-            "group",
-            "sensitive",
-            "validate",
-            "always",
-        ],
+        &["mode", "owner", "group", "sensitive", "validate", "always"],
     ),
     ("upload", &["always"]),
     (
         "user",
-        &["shell", "home", "group", "groups", "system", "state", "always"],
+        &[
+            "shell", "home", "group", "groups", "system", "state", "always",
+        ],
     ),
     ("virtualenv", &["python", "always"]),
     ("write_file", &["mode", "always"]),
