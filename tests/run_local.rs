@@ -426,7 +426,10 @@ fn v_write(host, text) {
     assert_eq!(test.read("conf.txt"), "ok one\n");
     test.run(&["run", "v_write", "broken"])
         .status(1)
-        .stdout_has("`grep -q ^ok %s` rejects the new conf.txt, which is left as it was");
+        .stdout_has(
+            "the new `conf.txt` was rejected by validation (`grep -q ^ok %s`) and left as it was",
+        )
+        .stdout_lacks("exited with");
     assert_eq!(test.read("conf.txt"), "ok one\n");
     // Nothing staged is left behind.
     let staged = std::fs::read_dir("/tmp")
@@ -588,7 +591,74 @@ fn a_switch(host) {
     let current = std::fs::read_link(test.path().join("current")).expect("current is a link");
     assert_eq!(current, std::path::Path::new("one"));
     assert_eq!(test.read("cleaned.txt"), "yes\n");
-    assert!(!test.path().join("two").exists(), "absent with always did not run");
-    assert!(!test.path().join("skipped.txt").exists(), "a step without always ran after Ctrl-C");
+    assert!(
+        !test.path().join("two").exists(),
+        "absent with always did not run"
+    );
+    assert!(
+        !test.path().join("skipped.txt").exists(),
+        "a step without always ran after Ctrl-C"
+    );
     assert!(!test.path().join("done.txt").exists());
+}
+
+#[test]
+fn a_script_catches_a_failed_step_as_a_typed_error() {
+    let test = Test::with_config(CONFIG);
+    test.write("adir/keep", "x\n");
+    test.write(
+        "deploy/e.rhai",
+        r#"
+/// Catches three kinds of failure and reads them.
+fn e_catch(host) {
+    try {
+        host.run("echo no >&2; exit 3");
+    } catch (err) {
+        log(`command: kind=${err.kind} code=${err.code} host=${err.host} command=${err.command}`);
+        log(`as text: ${err}`);
+    }
+    try {
+        host.file("c.txt", #{ content: "bad\n", validate: ["grep", "-q", "^ok", "%s"] });
+    } catch (err) {
+        log(`rejected: kind=${err.kind} code=${type_of(err.code)} command=${err.command}`);
+    }
+    try {
+        host.link("adir", "elsewhere");
+    } catch (err) {
+        log(`operation: kind=${err.kind} command=${type_of(err.command)} ${err.message}`);
+    }
+    try {
+        throw "plain";
+    } catch (err) {
+        log(`thrown: ${type_of(err)} ${err}`);
+    }
+}
+"#,
+    );
+    test.run(&["run", "e_catch"])
+        .status(0)
+        .stdout_has("command: kind=command code=3 host=local command=echo no >&2; exit 3")
+        .stdout_has("as text: `echo no >&2; exit 3` exited with 3: no")
+        .stdout_has("rejected: kind=rejected code=() command=grep -q ^ok %s")
+        .stdout_has("operation: kind=operation command=() link adir: adir is a directory")
+        .stdout_has("thrown: string plain");
+}
+
+#[test]
+fn a_validate_rejection_reads_as_one_and_points_at_the_script_line() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/r.rhai",
+        "/// Writes a config a validator rejects.\nfn r_write(host) {\n    host.file(\"conf.txt\", #{ content: \"bad\\n\", validate: [\"sh\", \"-c\", \"echo 'line 1: not ok' >&2; exit 1\"] });\n}\n",
+    );
+    test.run(&["run", "r_write"])
+        .status(1)
+        .stdout_has("was rejected by validation")
+        .stdout_has("not ok")
+        .stdout_lacks("exited with")
+        .stderr_has("the new `conf.txt` was rejected by validation")
+        .stderr_has("line 1: not ok")
+        .stderr_has("deploy/r.rhai:3:10")
+        .stderr_lacks("exited with");
+    assert!(!test.path().join("conf.txt").exists());
 }

@@ -526,7 +526,9 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
     );
     test.run(&["run", "nginx_setup"])
         .status(1)
-        .stdout_has("`nginx -t -q` rejects the new /etc/nginx/sites-enabled/hello.conf")
+        .stdout_has(
+            "the new `/etc/nginx/sites-enabled/hello.conf` was rejected by validation (`nginx -t -q`)",
+        )
         .stdout_has("unknown directive \"bogus_directive\"");
     test.run(&[
         "ssh",

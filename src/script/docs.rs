@@ -28,11 +28,12 @@ pub const TOPICS: &[(&str, &[&str])] = &[
     ("dumps", &["dump", "load", "verify_dump", "list_local"]),
     ("packages", &["packages"]),
     ("users", &["user", "group", "authorized_keys"]),
-    ("services", &["service", "notify"]),
+    ("services", &["service", "service_running", "notify"]),
     ("cron", &["cron"]),
     ("git", &["git"]),
     ("python", &["virtualenv", "pip"]),
     ("archives", &["archive", "extract"]),
+    ("errors", &["kind", "message", "code", "host", "command"]),
     ("global", &["quote", "log", "env", "secret", "controller"]),
     (
         "env",
@@ -55,7 +56,8 @@ const CONVENTIONS: &str = "
 ## Conventions
 
 - **Types** read as scripts see them: `string`, `int`, `float`, `bool`, `map`, `array`,
-  `Host`, `()` (nothing), `Dynamic` (any). Properties read `Host.name -> type`.
+  `Host`, `OpError` (a failed step, see Errors), `()` (nothing), `Dynamic` (any).
+  Properties read `Host.name -> type`.
 - **Option maps can be left out** wherever every option has a default (`host.file(path)`,
   `host.group(name)`, `host.git(repo, dest)`, ...); `service`, `cron`, `pip` and `notify`
   with a manager need theirs, because they say what to do.
@@ -80,6 +82,11 @@ const CONVENTIONS: &str = "
   `goal_exists`, `run_goal`, `reachable`, `controller`) work in goals without a `host`
   parameter; called from a host goal they fail with a message that says so. `virtual_ip`
   works in both.
+- **Errors**: a host step that fails (a command exiting non-zero, a `validate` command
+  rejecting a file, an operation refusing) throws an `OpError`; `catch (err)` reads
+  `err.kind` (`command`, `rejected`, `operation`, ...), `err.message`, `err.code` (the exit
+  code, `()` when no command failed), `err.host` and `err.command`, and `${err}` is the
+  message. What a script `throw`s is caught as thrown.
 - **`env()`** is weft's env (name, vars, hosts, roles), not the process environment.
 ";
 
@@ -143,7 +150,12 @@ pub fn functions() -> Vec<FnDoc> {
             let (name, signature) = match name.strip_prefix("get$") {
                 Some(prop) => {
                     let returns = signature.rsplit_once(" -> ").map_or("Dynamic", |(_, r)| r);
-                    (prop.to_string(), format!("Host.{prop} -> {returns}"))
+                    // The property's owner is the type of its one parameter.
+                    let owner = signature
+                        .split_once(": ")
+                        .and_then(|(_, rest)| rest.split([')', ',']).next())
+                        .map_or("Host", |t| t.trim_start_matches("&mut ").trim());
+                    (prop.to_string(), format!("{owner}.{prop} -> {returns}"))
                 }
                 None => (name, signature),
             };

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
+use super::error::host_error;
 use super::{options, to_dynamic, vars_from_map, ApiResult};
 use crate::exec::session::{HostSession, RunOptions};
 use crate::transport::ExecOutput;
@@ -73,7 +74,7 @@ fn run_command(host: &Host, command: &str, options: RunOptions) -> ApiResult<Map
     let output = host
         .0
         .timed("run", || host.0.run(command, &options))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| host_error(&host.0, e))?;
     Ok(output_map(output))
 }
 
@@ -186,7 +187,7 @@ pub mod host_api {
     /// ```
     #[rhai_fn(name = "read_file", return_raw)]
     pub fn read_file(host: &mut Host, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        match host.0.read_file(path).map_err(|e| e.to_string())? {
+        match host.0.read_file(path).map_err(|e| host_error(&host.0, e))? {
             Some(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned().into()),
             None => Ok(Dynamic::UNIT),
         }
@@ -204,10 +205,9 @@ pub mod host_api {
         path: &str,
         content: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        Ok(host
-            .0
+        host.0
             .write_file(path, content.as_bytes(), None)
-            .map_err(|e| e.to_string())?)
+            .map_err(|e| host_error(&host.0, e))
     }
 
     /// Writes a file with options: `mode` (a string such as `"0644"`), `always` (even after
@@ -225,10 +225,9 @@ pub mod host_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = options::Options::new(options, options::keys("write_file"))?;
         let (mode, always) = (opts.mode("mode")?, opts.always()?);
-        Ok(host
-            .0
+        host.0
             .always(always, || host.0.write_file(path, content.as_bytes(), mode))
-            .map_err(|e| e.to_string())?)
+            .map_err(|e| host_error(&host.0, e))
     }
 
     /// Copies a local file or folder (relative to the project) to the host, keeping modes and
@@ -256,8 +255,8 @@ pub mod host_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         let always = options::Options::new(options, options::keys("upload"))?.always()?;
         let h = &host.0;
-        Ok(h.always(always, || h.timed("upload", || h.upload(local, remote)))
-            .map_err(|e| e.to_string())?)
+        h.always(always, || h.timed("upload", || h.upload(local, remote)))
+            .map_err(|e| host_error(&host.0, e))
     }
 
     /// Copies a file of the host to `local` on this machine (relative to the project),
@@ -278,7 +277,7 @@ pub mod host_api {
             h.download_to(remote, std::path::Path::new(local))
         })
         .map(|()| true)
-        .map_err(|e| e.to_string().into())
+        .map_err(|e| host_error(&host.0, e))
     }
 
     /// Runs `command` on the host and streams its standard output, compressed with gzip on the
@@ -297,7 +296,8 @@ pub mod host_api {
         command: &str,
         local: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let dumped = crate::exec::dump::dump(&host.0, command, local).map_err(|e| e.to_string())?;
+        let dumped =
+            crate::exec::dump::dump(&host.0, command, local).map_err(|e| host_error(&host.0, e))?;
         Ok(dumped.map_or(Dynamic::UNIT, |d| dumped_map(&d).into()))
     }
 
@@ -311,7 +311,7 @@ pub mod host_api {
     /// ```
     #[rhai_fn(name = "load", return_raw)]
     pub fn load(host: &mut Host, local: &str, command: &str) -> Result<bool, Box<EvalAltResult>> {
-        Ok(crate::exec::dump::load(&host.0, local, command).map_err(|e| e.to_string())?)
+        crate::exec::dump::load(&host.0, local, command).map_err(|e| host_error(&host.0, e))
     }
 
     /// Renders a template (looked up project → user → stdlib) with the host's variables and
@@ -323,10 +323,10 @@ pub mod host_api {
     #[rhai_fn(name = "template", return_raw)]
     pub fn template(host: &mut Host, name: &str, dest: &str) -> Result<bool, Box<EvalAltResult>> {
         let h = &host.0;
-        Ok(h.timed("template", || {
+        h.timed("template", || {
             h.template(name, dest, Default::default(), Default::default())
         })
-        .map_err(|e| e.to_string())?)
+        .map_err(|e| host_error(&host.0, e))
     }
 
     /// Renders a template with `vars` over the host's variables and writes it to `dest`.
@@ -343,10 +343,10 @@ pub mod host_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         let vars = vars_from_map(vars)?;
         let h = &host.0;
-        Ok(h.timed("template", || {
+        h.timed("template", || {
             h.template(name, dest, vars, Default::default())
         })
-        .map_err(|e| e.to_string())?)
+        .map_err(|e| host_error(&host.0, e))
     }
 
     /// Renders a template with `vars` over the host's variables and returns the text.
@@ -357,6 +357,8 @@ pub mod host_api {
     #[rhai_fn(name = "render", return_raw)]
     pub fn render(host: &mut Host, name: &str, vars: Map) -> Result<String, Box<EvalAltResult>> {
         let vars = vars_from_map(vars)?;
-        Ok(host.0.render(name, vars).map_err(|e| e.to_string())?)
+        host.0
+            .render(name, vars)
+            .map_err(|e| host_error(&host.0, e))
     }
 }

@@ -4,12 +4,13 @@
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
+use super::error::host_error;
 use super::host::Host;
 use super::options::{self, strings, Options};
 use super::{to_dynamic, vars_from_map, ApiResult};
+use crate::exec::ops::daemons::DaemonCommands;
 use crate::exec::ops::files::FileSpec;
 use crate::exec::ops::packages::PackageState;
-use crate::exec::ops::daemons::DaemonCommands;
 use crate::exec::ops::services::{DriverSpec, ServiceManager, ServiceSpec};
 use crate::exec::ops::system::UserSpec;
 use crate::exec::ops::{facts, files, packages, services, system};
@@ -23,7 +24,7 @@ fn done(
     op: impl FnOnce() -> Result<bool, HostError>,
 ) -> ApiResult<bool> {
     host.always(always, || host.timed("", op))
-        .map_err(|e| e.to_string().into())
+        .map_err(|e| host_error(host, e))
 }
 
 /// Reads `state` as one of `choices`; `None` when absent.
@@ -105,7 +106,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(get = "facts", pure, return_raw)]
     pub fn get_facts(host: &mut Host) -> Result<Map, Box<EvalAltResult>> {
-        let facts = facts::basic(&host.0).map_err(|e| e.to_string())?;
+        let facts = facts::basic(&host.0).map_err(|e| host_error(&host.0, e))?;
         Ok(to_dynamic(&serde_json::Value::Object(facts))
             .try_cast::<Map>()
             .unwrap_or_default())
@@ -132,7 +133,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "fact", return_raw)]
     pub fn fact(host: &mut Host, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        let value = facts::named(&host.0, name).map_err(|e| e.to_string())?;
+        let value = facts::named(&host.0, name).map_err(|e| host_error(&host.0, e))?;
         Ok(to_dynamic(&value))
     }
 
@@ -251,7 +252,9 @@ pub mod ops_api {
     #[rhai_fn(name = "line", return_raw)]
     pub fn line(host: &mut Host, path: &str, line: &str) -> Result<bool, Box<EvalAltResult>> {
         let always = false;
-        done(&host.0, always, || files::line(&host.0, path, line, None, false))
+        done(&host.0, always, || {
+            files::line(&host.0, path, line, None, false)
+        })
     }
 
     /// Makes `line` a line of the file with options: `regex` (the first line matching it is
@@ -304,7 +307,7 @@ pub mod ops_api {
                 host.0
                     .timed("template", || host.0.template(name, dest, vars, spec))
             })
-            .map_err(|e| e.to_string().into())
+            .map_err(|e| host_error(&host.0, e))
     }
 
     /// Makes the folder `remote` hold the local folder `local` (relative to the project).
@@ -323,7 +326,9 @@ pub mod ops_api {
         let mut opts = Options::new(options, options::keys("sync_dir"))?;
         let always = opts.always()?;
         let delete = opts.bool("delete")?.unwrap_or(false);
-        done(&host.0, always, || files::sync(&host.0, local, remote, delete))
+        done(&host.0, always, || {
+            files::sync(&host.0, local, remote, delete)
+        })
     }
 
     /// Makes packages installed, with the host's manager (apt, dnf, yum or apk). The index is
@@ -358,7 +363,9 @@ pub mod ops_api {
             state(&mut opts, &["present", "absent", "latest"])?.unwrap_or_else(|| "present".into());
         let wanted = PackageState::parse(&wanted)?;
         let names = strings(names, "package names")?;
-        done(&host.0, always, || packages::packages(&host.0, &names, wanted))
+        done(&host.0, always, || {
+            packages::packages(&host.0, &names, wanted)
+        })
     }
 
     /// Makes user `name` exist. Options: `shell`, `home`, `group` (the primary group),
@@ -394,7 +401,9 @@ pub mod ops_api {
         let always = opts.always()?;
         let system = opts.bool("system")?.unwrap_or(false);
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
-        done(&host.0, always, || system::group(&host.0, name, system, absent))
+        done(&host.0, always, || {
+            system::group(&host.0, name, system, absent)
+        })
     }
 
     /// Makes public `keys` present in `user`'s `~/.ssh/authorized_keys`. Options: `state`
@@ -487,7 +496,7 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("service_running"))?;
         let spec = driver_spec(&mut opts)?;
-        services::running(&host.0, name, &spec).map_err(|e| e.to_string().into())
+        services::running(&host.0, name, &spec).map_err(|e| host_error(&host.0, e))
     }
 
     /// Asks for `action` (`reload` or `restart`) of a service once, when the goal ends
@@ -644,7 +653,9 @@ pub mod ops_api {
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let always = Options::new(options, options::keys("extract"))?.always()?;
-        done(&host.0, always, || system::extract(&host.0, archive, dest, marker))
+        done(&host.0, always, || {
+            system::extract(&host.0, archive, dest, marker)
+        })
     }
 
     /// Packs the folder `source` (on the host) into the tar.gz `archive`, unless it exists.
@@ -674,7 +685,9 @@ pub mod ops_api {
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let always = Options::new(options, options::keys("archive"))?.always()?;
-        done(&host.0, always, || system::archive(&host.0, source, archive))
+        done(&host.0, always, || {
+            system::archive(&host.0, source, archive)
+        })
     }
 
     /// `file(path, options)` with no options: the file exists, content kept.
