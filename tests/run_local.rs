@@ -616,6 +616,7 @@ fn e_catch(host) {
     } catch (err) {
         log(`command: kind=${err.kind} code=${err.code} host=${err.host} command=${err.command}`);
         log(`as text: ${err}`);
+        log(`at: ${err.source}:${err.line}:${err.column}`);
     }
     try {
         host.file("c.txt", #{ content: "bad\n", validate: ["grep", "-q", "^ok", "%s"] });
@@ -639,6 +640,7 @@ fn e_catch(host) {
         .status(0)
         .stdout_has("command: kind=command code=3 host=local command=echo no >&2; exit 3")
         .stdout_has("as text: `echo no >&2; exit 3` exited with 3: no")
+        .stdout_has("at: deploy/e.rhai:5:14")
         .stdout_has("rejected: kind=rejected code=() command=grep -q ^ok %s")
         .stdout_has("operation: kind=operation command=() link adir: adir is a directory")
         .stdout_has("thrown: string plain");

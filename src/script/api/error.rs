@@ -21,6 +21,10 @@ pub struct OpError {
     pub host: String,
     /// The command that failed, or the validator that rejected a file.
     pub command: Option<String>,
+    /// The script file of the call that failed, when known.
+    pub source: Option<String>,
+    /// Its line and column in that file, when known.
+    pub line: Option<(u16, u16)>,
 }
 
 impl OpError {
@@ -32,6 +36,8 @@ impl OpError {
             code: err.code(),
             host: session.spec.name.clone(),
             command: err.command().map(str::to_string),
+            source: None,
+            line: None,
         }
     }
 }
@@ -60,6 +66,8 @@ pub fn controller_error(err: HostError) -> Box<EvalAltResult> {
         code: err.code(),
         host: crate::exec::runner::CONTROLLER.to_string(),
         command: err.command().map(str::to_string),
+        source: None,
+        line: None,
     };
     Box::new(EvalAltResult::ErrorRuntime(
         Dynamic::from(error),
@@ -77,12 +85,30 @@ impl From<OrchestrateError> for Box<EvalAltResult> {
             code: None,
             host: crate::exec::runner::CONTROLLER.to_string(),
             command: None,
+            source: None,
+            line: None,
         };
         Box::new(EvalAltResult::ErrorRuntime(
             Dynamic::from(error),
             Position::NONE,
         ))
     }
+}
+
+/// `err` of `session`'s host as a script error that also knows the script line of the call
+/// (`err.source`, `err.line`, `err.column`).
+pub fn host_error_at(
+    ctx: &NativeCallContext,
+    session: &HostSession,
+    err: HostError,
+) -> Box<EvalAltResult> {
+    let mut error = OpError::new(session, &err);
+    let at = ctx.call_position();
+    error.source = ctx.call_source().map(str::to_string);
+    error.line = at
+        .line()
+        .map(|l| (l as u16, at.position().unwrap_or(0) as u16));
+    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(error), at))
 }
 
 /// The [`OpError`] an error carries, if it is one.
@@ -132,6 +158,27 @@ pub mod error_api {
     #[rhai_fn(get = "command", pure)]
     pub fn command(err: &mut OpError) -> Dynamic {
         err.command.clone().map_or(Dynamic::UNIT, Dynamic::from)
+    }
+
+    /// The script file of the call that failed (as `weft` names it, e.g. `deploy/site.rhai`);
+    /// `()` when not known.
+    #[rhai_fn(get = "source", pure)]
+    pub fn source(err: &mut OpError) -> Dynamic {
+        err.source.clone().map_or(Dynamic::UNIT, Dynamic::from)
+    }
+
+    /// The line of the call that failed in `source`; `()` when not known.
+    #[rhai_fn(get = "line", pure)]
+    pub fn line(err: &mut OpError) -> Dynamic {
+        err.line
+            .map_or(Dynamic::UNIT, |(l, _)| Dynamic::from_int(l.into()))
+    }
+
+    /// The column of the call that failed on its `line`; `()` when not known.
+    #[rhai_fn(get = "column", pure)]
+    pub fn column(err: &mut OpError) -> Dynamic {
+        err.line
+            .map_or(Dynamic::UNIT, |(_, c)| Dynamic::from_int(c.into()))
     }
 
     /// The message, for `${err}` and `log(err)`.

@@ -4,7 +4,7 @@
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
-use super::error::host_error;
+use super::error::{host_error, host_error_at};
 use super::host::Host;
 use super::options::{self, strings, Options};
 use super::{to_dynamic, vars_from_map, ApiResult};
@@ -19,12 +19,13 @@ use crate::exec::session::HostError;
 /// Runs an operation on `host`, timed under `--timings` as the kind its report names; with
 /// `always`, its steps run even after an interrupt.
 fn done(
+    ctx: &NativeCallContext,
     host: &crate::exec::session::HostSession,
     always: bool,
     op: impl FnOnce() -> Result<bool, HostError>,
 ) -> ApiResult<bool> {
     host.always(always, || host.timed("", op))
-        .map_err(|e| host_error(host, e))
+        .map_err(|e| host_error_at(ctx, host, e))
 }
 
 /// Reads `state` as one of `choices`; `None` when absent.
@@ -132,8 +133,12 @@ pub mod ops_api {
     /// let installed = host.fact("packages");
     /// ```
     #[rhai_fn(name = "fact", return_raw)]
-    pub fn fact(host: &mut Host, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        let value = facts::named(&host.0, name).map_err(|e| host_error(&host.0, e))?;
+    pub fn fact(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let value = facts::named(&host.0, name).map_err(|e| host_error_at(&ctx, &host.0, e))?;
         Ok(to_dynamic(&value))
     }
 
@@ -149,11 +154,16 @@ pub mod ops_api {
     /// host.file("/etc/sudoers.d/app", #{ content: rule, mode: "0440", validate: ["visudo", "-cf", "%s"] });
     /// ```
     #[rhai_fn(name = "file", return_raw)]
-    pub fn file(host: &mut Host, path: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+    pub fn file(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("file"))?;
         let always = opts.always()?;
         let spec = file_spec(&mut opts, host)?;
-        done(&host.0, always, || files::file(&host.0, path, &spec))
+        done(&ctx, &host.0, always, || files::file(&host.0, path, &spec))
     }
 
     /// Makes `path` a directory, with its parents.
@@ -162,9 +172,13 @@ pub mod ops_api {
     /// host.directory("/srv/app/releases");
     /// ```
     #[rhai_fn(name = "directory", return_raw)]
-    pub fn directory(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
+    pub fn directory(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let always = false;
-        done(&host.0, always, || {
+        done(&ctx, &host.0, always, || {
             files::directory(&host.0, path, None, None, None)
         })
     }
@@ -176,6 +190,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "directory", return_raw)]
     pub fn directory_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         path: &str,
         options: Map,
@@ -187,7 +202,7 @@ pub mod ops_api {
             opts.string("owner")?,
             opts.string("group")?,
         );
-        done(&host.0, always, || {
+        done(&ctx, &host.0, always, || {
             files::directory(&host.0, path, mode, owner.as_deref(), group.as_deref())
         })
     }
@@ -198,8 +213,13 @@ pub mod ops_api {
     /// host.link("/srv/app/current", "/srv/app/releases/42");
     /// ```
     #[rhai_fn(name = "link", return_raw)]
-    pub fn link(host: &mut Host, path: &str, target: &str) -> Result<bool, Box<EvalAltResult>> {
-        link_with(host, path, target, Map::new())
+    pub fn link(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+        target: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        link_with(ctx, host, path, target, Map::new())
     }
 
     /// Makes `path` a symbolic link to `target` with option `always` (switch it even after
@@ -210,13 +230,14 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "link", return_raw)]
     pub fn link_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         path: &str,
         target: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let always = Options::new(options, options::keys("link"))?.always()?;
-        done(&host.0, always, || files::link(&host.0, path, target))
+        done(&ctx, &host.0, always, || files::link(&host.0, path, target))
     }
 
     /// Makes sure nothing (file, link or folder) exists at `path`.
@@ -225,8 +246,12 @@ pub mod ops_api {
     /// host.absent("/etc/nginx/sites-enabled/default");
     /// ```
     #[rhai_fn(name = "absent", return_raw)]
-    pub fn absent(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
-        absent_with(host, path, Map::new())
+    pub fn absent(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        absent_with(ctx, host, path, Map::new())
     }
 
     /// Makes sure nothing exists at `path`, with option `always` (even after Ctrl-C).
@@ -236,12 +261,13 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "absent", return_raw)]
     pub fn absent_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         path: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let always = Options::new(options, options::keys("absent"))?.always()?;
-        done(&host.0, always, || files::absent(&host.0, path))
+        done(&ctx, &host.0, always, || files::absent(&host.0, path))
     }
 
     /// Makes `line` a line of the file at `path`, appending it when missing.
@@ -250,9 +276,14 @@ pub mod ops_api {
     /// host.line("/etc/hosts", "10.0.0.5 db");
     /// ```
     #[rhai_fn(name = "line", return_raw)]
-    pub fn line(host: &mut Host, path: &str, line: &str) -> Result<bool, Box<EvalAltResult>> {
+    pub fn line(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+        line: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let always = false;
-        done(&host.0, always, || {
+        done(&ctx, &host.0, always, || {
             files::line(&host.0, path, line, None, false)
         })
     }
@@ -265,6 +296,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "line", return_raw)]
     pub fn line_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         path: &str,
         line: &str,
@@ -277,7 +309,7 @@ pub mod ops_api {
         if sensitive {
             host.0.add_secret(line);
         }
-        done(&host.0, always, || {
+        done(&ctx, &host.0, always, || {
             files::line(&host.0, path, line, pattern.as_deref(), sensitive)
         })
     }
@@ -292,6 +324,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "template", return_raw)]
     pub fn template_full(
+        ctx: NativeCallContext,
         host: &mut Host,
         name: &str,
         dest: &str,
@@ -307,7 +340,7 @@ pub mod ops_api {
                 host.0
                     .timed("template", || host.0.template(name, dest, vars, spec))
             })
-            .map_err(|e| host_error(&host.0, e))
+            .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
     /// Makes the folder `remote` hold the local folder `local` (relative to the project).
@@ -318,6 +351,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "sync_dir", return_raw)]
     pub fn sync_dir(
+        ctx: NativeCallContext,
         host: &mut Host,
         local: &str,
         remote: &str,
@@ -326,7 +360,7 @@ pub mod ops_api {
         let mut opts = Options::new(options, options::keys("sync_dir"))?;
         let always = opts.always()?;
         let delete = opts.bool("delete")?.unwrap_or(false);
-        done(&host.0, always, || {
+        done(&ctx, &host.0, always, || {
             files::sync(&host.0, local, remote, delete)
         })
     }
@@ -338,10 +372,14 @@ pub mod ops_api {
     /// host.packages(["nginx", "git"]);
     /// ```
     #[rhai_fn(name = "packages", return_raw)]
-    pub fn packages(host: &mut Host, names: Array) -> Result<bool, Box<EvalAltResult>> {
+    pub fn packages(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        names: Array,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let names = strings(names, "package names")?;
         let always = false;
-        done(&host.0, always, || {
+        done(&ctx, &host.0, always, || {
             packages::packages(&host.0, &names, PackageState::Present)
         })
     }
@@ -353,6 +391,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "packages", return_raw)]
     pub fn packages_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         names: Array,
         options: Map,
@@ -363,7 +402,7 @@ pub mod ops_api {
             state(&mut opts, &["present", "absent", "latest"])?.unwrap_or_else(|| "present".into());
         let wanted = PackageState::parse(&wanted)?;
         let names = strings(names, "package names")?;
-        done(&host.0, always, || {
+        done(&ctx, &host.0, always, || {
             packages::packages(&host.0, &names, wanted)
         })
     }
@@ -376,7 +415,12 @@ pub mod ops_api {
     /// host.user("app", #{ shell: "/bin/sh", groups: ["www-data"], system: true });
     /// ```
     #[rhai_fn(name = "user", return_raw)]
-    pub fn user(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+    pub fn user(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("user"))?;
         let always = opts.always()?;
         let spec = UserSpec {
@@ -387,7 +431,7 @@ pub mod ops_api {
             system: opts.bool("system")?.unwrap_or(false),
             absent: state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent"),
         };
-        done(&host.0, always, || system::user(&host.0, name, &spec))
+        done(&ctx, &host.0, always, || system::user(&host.0, name, &spec))
     }
 
     /// Makes group `name` exist. Options: `system`, `state` (`present` or `absent`).
@@ -396,12 +440,17 @@ pub mod ops_api {
     /// host.group("deploy", #{});
     /// ```
     #[rhai_fn(name = "group", return_raw)]
-    pub fn group(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+    pub fn group(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("group"))?;
         let always = opts.always()?;
         let system = opts.bool("system")?.unwrap_or(false);
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
-        done(&host.0, always, || {
+        done(&ctx, &host.0, always, || {
             system::group(&host.0, name, system, absent)
         })
     }
@@ -414,6 +463,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "authorized_keys", return_raw)]
     pub fn authorized_keys(
+        ctx: NativeCallContext,
         host: &mut Host,
         user: &str,
         keys: Array,
@@ -424,7 +474,7 @@ pub mod ops_api {
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
         let exclusive = opts.bool("exclusive")?.unwrap_or(false);
         let keys = strings(keys, "keys")?;
-        done(&host.0, always, || {
+        done(&ctx, &host.0, always, || {
             system::authorized_keys(&host.0, user, &keys, absent, exclusive)
         })
     }
@@ -443,7 +493,12 @@ pub mod ops_api {
     /// host.service("nginx", #{ state: "started", enabled: true });
     /// ```
     #[rhai_fn(name = "service", return_raw)]
-    pub fn service(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+    pub fn service(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("service"))?;
         let always = opts.always()?;
         let wanted = state(&mut opts, &["started", "stopped", "restarted", "reloaded"])?;
@@ -457,14 +512,16 @@ pub mod ops_api {
             enabled,
             driver: driver_spec(&mut opts)?,
         };
-        let mut changed = done(&host.0, always, || services::service(&host.0, name, &spec))?;
+        let mut changed = done(&ctx, &host.0, always, || {
+            services::service(&host.0, name, &spec)
+        })?;
         let action = match wanted.as_deref() {
             Some("restarted") => Some("restart"),
             Some("reloaded") => Some("reload"),
             _ => None,
         };
         if let Some(action) = action {
-            changed |= done(&host.0, always, || {
+            changed |= done(&ctx, &host.0, always, || {
                 services::act_now(&host.0, name, action, &spec.driver)
             })?;
         }
@@ -478,8 +535,12 @@ pub mod ops_api {
     /// log(if host.service_running("nginx") { "nginx: running" } else { "nginx: stopped" });
     /// ```
     #[rhai_fn(name = "service_running", return_raw)]
-    pub fn service_running(host: &mut Host, name: &str) -> Result<bool, Box<EvalAltResult>> {
-        service_running_with(host, name, Map::new())
+    pub fn service_running(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        service_running_with(ctx, host, name, Map::new())
     }
 
     /// Whether service `name` runs, with the options `manager`, `config` and `commands` of
@@ -490,13 +551,14 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "service_running", return_raw)]
     pub fn service_running_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         name: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("service_running"))?;
         let spec = driver_spec(&mut opts)?;
-        services::running(&host.0, name, &spec).map_err(|e| host_error(&host.0, e))
+        services::running(&host.0, name, &spec).map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
     /// Asks for `action` (`reload` or `restart`) of a service once, when the goal ends
@@ -549,7 +611,12 @@ pub mod ops_api {
     /// host.cron("backup", #{ schedule: "15 3 * * *", command: "/usr/local/bin/backup" });
     /// ```
     #[rhai_fn(name = "cron", return_raw)]
-    pub fn cron(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+    pub fn cron(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("cron"))?;
         let always = opts.always()?;
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
@@ -559,7 +626,7 @@ pub mod ops_api {
             return Err("cron: `schedule` and `command` are required".into());
         }
         let user = opts.string("user")?.unwrap_or_else(|| "root".into());
-        done(&host.0, always, || {
+        done(&ctx, &host.0, always, || {
             system::cron(&host.0, name, &schedule, &command, &user, absent)
         })
     }
@@ -572,6 +639,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "git", return_raw)]
     pub fn git(
+        ctx: NativeCallContext,
         host: &mut Host,
         repo: &str,
         dest: &str,
@@ -581,7 +649,7 @@ pub mod ops_api {
         let always = opts.always()?;
         let version = opts.string("version")?.unwrap_or_else(|| "main".into());
         let key = opts.string("key")?;
-        done(&host.0, always, || {
+        done(&ctx, &host.0, always, || {
             system::git(&host.0, repo, dest, &version, key.as_deref())
         })
     }
@@ -593,6 +661,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "virtualenv", return_raw)]
     pub fn virtualenv(
+        ctx: NativeCallContext,
         host: &mut Host,
         path: &str,
         options: Map,
@@ -600,7 +669,7 @@ pub mod ops_api {
         let mut opts = Options::new(options, options::keys("virtualenv"))?;
         let always = opts.always()?;
         let python = opts.string("python")?;
-        done(&host.0, always, || {
+        done(&ctx, &host.0, always, || {
             system::virtualenv(&host.0, path, python.as_deref())
         })
     }
@@ -613,12 +682,17 @@ pub mod ops_api {
     /// host.pip("/srv/app/venv", #{ packages: ["gunicorn==22.0.0"] });
     /// ```
     #[rhai_fn(name = "pip", return_raw)]
-    pub fn pip(host: &mut Host, venv: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+    pub fn pip(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        venv: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("pip"))?;
         let always = opts.always()?;
         let packages = opts.strings("packages")?.unwrap_or_default();
         let requirements = opts.string("requirements")?;
-        done(&host.0, always, || {
+        done(&ctx, &host.0, always, || {
             system::pip(&host.0, venv, &packages, requirements.as_deref())
         })
     }
@@ -631,12 +705,13 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "extract", return_raw)]
     pub fn extract(
+        ctx: NativeCallContext,
         host: &mut Host,
         archive: &str,
         dest: &str,
         marker: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        extract_with(host, archive, dest, marker, Map::new())
+        extract_with(ctx, host, archive, dest, marker, Map::new())
     }
 
     /// Extracts `archive` into `dest` unless it holds `marker`, with option `always`.
@@ -646,6 +721,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "extract", return_raw)]
     pub fn extract_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         archive: &str,
         dest: &str,
@@ -653,7 +729,7 @@ pub mod ops_api {
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let always = Options::new(options, options::keys("extract"))?.always()?;
-        done(&host.0, always, || {
+        done(&ctx, &host.0, always, || {
             system::extract(&host.0, archive, dest, marker)
         })
     }
@@ -665,11 +741,12 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "archive", return_raw)]
     pub fn archive(
+        ctx: NativeCallContext,
         host: &mut Host,
         source: &str,
         archive: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        archive_with(host, source, archive, Map::new())
+        archive_with(ctx, host, source, archive, Map::new())
     }
 
     /// Packs `source` into `archive` unless it exists, with option `always`.
@@ -679,13 +756,14 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "archive", return_raw)]
     pub fn archive_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         source: &str,
         archive: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let always = Options::new(options, options::keys("archive"))?.always()?;
-        done(&host.0, always, || {
+        done(&ctx, &host.0, always, || {
             system::archive(&host.0, source, archive)
         })
     }
@@ -696,8 +774,12 @@ pub mod ops_api {
     /// host.file("/var/log/app.log");
     /// ```
     #[rhai_fn(name = "file", return_raw)]
-    pub fn file_plain(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
-        file(host, path, Map::new())
+    pub fn file_plain(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        file(ctx, host, path, Map::new())
     }
 
     /// `user(name, options)` with no options: the user exists.
@@ -706,8 +788,12 @@ pub mod ops_api {
     /// host.user("deploy");
     /// ```
     #[rhai_fn(name = "user", return_raw)]
-    pub fn user_plain(host: &mut Host, name: &str) -> Result<bool, Box<EvalAltResult>> {
-        user(host, name, Map::new())
+    pub fn user_plain(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        user(ctx, host, name, Map::new())
     }
 
     /// `group(name, options)` with no options: the group exists.
@@ -716,8 +802,12 @@ pub mod ops_api {
     /// host.group("web");
     /// ```
     #[rhai_fn(name = "group", return_raw)]
-    pub fn group_plain(host: &mut Host, name: &str) -> Result<bool, Box<EvalAltResult>> {
-        group(host, name, Map::new())
+    pub fn group_plain(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        group(ctx, host, name, Map::new())
     }
 
     /// `authorized_keys(user, keys, options)` with no options: the keys are present.
@@ -727,11 +817,12 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "authorized_keys", return_raw)]
     pub fn authorized_keys_plain(
+        ctx: NativeCallContext,
         host: &mut Host,
         user: &str,
         keys: Array,
     ) -> Result<bool, Box<EvalAltResult>> {
-        authorized_keys(host, user, keys, Map::new())
+        authorized_keys(ctx, host, user, keys, Map::new())
     }
 
     /// `git(repo, dest, options)` with no options: the `main` branch.
@@ -740,8 +831,13 @@ pub mod ops_api {
     /// host.git("https://example.com/app.git", "/srv/app");
     /// ```
     #[rhai_fn(name = "git", return_raw)]
-    pub fn git_plain(host: &mut Host, repo: &str, dest: &str) -> Result<bool, Box<EvalAltResult>> {
-        git(host, repo, dest, Map::new())
+    pub fn git_plain(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        repo: &str,
+        dest: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        git(ctx, host, repo, dest, Map::new())
     }
 
     /// `virtualenv(path, options)` with no options: the host's `python3`.
@@ -750,8 +846,12 @@ pub mod ops_api {
     /// host.virtualenv("/srv/app/venv");
     /// ```
     #[rhai_fn(name = "virtualenv", return_raw)]
-    pub fn virtualenv_plain(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
-        virtualenv(host, path, Map::new())
+    pub fn virtualenv_plain(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        virtualenv(ctx, host, path, Map::new())
     }
 
     /// `sync_dir(local, remote, options)` with no options: nothing is deleted.
@@ -761,10 +861,11 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "sync_dir", return_raw)]
     pub fn sync_dir_plain(
+        ctx: NativeCallContext,
         host: &mut Host,
         local: &str,
         remote: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        sync_dir(host, local, remote, Map::new())
+        sync_dir(ctx, host, local, remote, Map::new())
     }
 }
