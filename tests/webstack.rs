@@ -215,11 +215,32 @@ fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
         .status(0)
         .stdout_has("would build hello and activate it")
         .stdout_has("summary (--check: nothing was changed)");
+    // The service goals read the running daemons and change nothing either.
+    for (goal, role) in [
+        ("app_provision", "app"),
+        ("nginx_setup", "app"),
+        ("gunicorn_setup", "app"),
+        ("haproxy_setup", "lb"),
+        ("nginx_status", "app"),
+    ] {
+        test.run(&["run", goal, "-r", role, "--check"])
+            .status(0)
+            .stdout_has("summary (--check: nothing was changed)")
+            .stdout_lacks("nginx: stopped");
+    }
     let after: Vec<String> = ["app-0", "app-1", "lb-0"]
         .iter()
         .map(|m| builds_and_configs(&test, m))
         .collect();
     assert_eq!(before, after);
+    // Without an init system a restart stops nginx and starts it again; the site answers.
+    test.run(&["run", "nginx_restart", "-r", "app"])
+        .status(0)
+        .stdout_has("changed: service nginx (restart)");
+    test.run(&["run", "nginx_status", "-r", "app"])
+        .status(0)
+        .stdout_has("app-0 | nginx: running")
+        .stdout_has("app-1 | nginx: running");
     let checked = answers(&addr, 6);
     assert!(
         checked.iter().all(|a| a.starts_with("hello 1.0 from")),

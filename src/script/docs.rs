@@ -85,8 +85,9 @@ const CONVENTIONS: &str = "
 - **Errors**: a host step that fails (a command exiting non-zero, a `validate` command
   rejecting a file, an operation refusing) throws an `OpError`; `catch (err)` reads
   `err.kind` (`command`, `rejected`, `operation`, ...), `err.message`, `err.code` (the exit
-  code, `()` when no command failed), `err.host` and `err.command`, and `${err}` is the
-  message. What a script `throw`s is caught as thrown.
+  code, `()` when no command failed), `err.host`, `err.command` and where the failed call is
+  (`err.source`, `err.line`, `err.column`), and `${err}` is the message. What a script
+  `throw`s is caught as thrown.
 - **`env()`** is weft's env (name, vars, hosts, roles), not the process environment.
 ";
 

@@ -155,8 +155,9 @@ impl Driver {
             (Driver::Direct(c), "start") => c.start.clone(),
             (Driver::Direct(c), "stop") => c.stop.clone(),
             (Driver::Direct(c), "reload") => c.reload.clone(),
+            // Subshells: a daemon's command may `exit` (nginx's stop does when it is gone).
             (Driver::Direct(c), _) => format!(
-                "if {{ {}; }} >/dev/null 2>&1; then {}; fi && {}",
+                "if ( {} ) >/dev/null 2>&1; then ( {} ); fi && ( {} )",
                 c.status, c.stop, c.start
             ),
         }
