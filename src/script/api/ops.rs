@@ -487,7 +487,8 @@ pub mod ops_api {
     /// supervisor or runit), `config` (supervisor's config file, when it is not where
     /// `supervisorctl` looks), `commands` (`#{ start, stop, reload, status }`: shell commands
     /// of a daemon weft does not know, used without an init system), `always`. Returns
-    /// whether it changed anything.
+    /// whether it changed anything. Without an init system nothing starts at boot, so
+    /// `enabled` is left alone there.
     ///
     /// ```rhai
     /// host.service("nginx", #{ state: "started", enabled: true });
