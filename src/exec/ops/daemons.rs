@@ -1,6 +1,6 @@
-//! Daemons driven by their own commands, for hosts without an init system (containers,
-//! weft's local machines): how each daemon the stdlib runs is started, stopped, reloaded and
-//! asked whether it runs.
+//! Daemons driven by their own commands, for hosts without an init system (containers whose
+//! first process is not systemd): how each daemon the stdlib runs is started, stopped,
+//! reloaded and asked whether it runs.
 
 /// The shell commands that drive one daemon without an init system.
 #[derive(Debug, Clone, PartialEq, Eq)]
