@@ -32,7 +32,7 @@ fn every_registered_function_has_a_doc_comment() {
 
 /// The types a script can see, in the one vocabulary the reference uses.
 const TYPES: &[&str] = &[
-    "string", "int", "float", "bool", "map", "array", "Host", "Dynamic", "()",
+    "string", "int", "float", "bool", "map", "array", "Host", "OpError", "Dynamic", "()",
 ];
 
 /// Whether `sig` is `name(param: type, ...) -> type` with known types only.
@@ -71,9 +71,13 @@ fn every_definition_and_reference_line_is_a_valid_signature() {
     markdown.status(0);
     for line in markdown.stdout.lines().filter(|l| l.starts_with("### `")) {
         let sig = line.trim_start_matches("### `").trim_end_matches('`');
-        // Properties read `Host.name -> type`.
-        let sig = match sig.strip_prefix("Host.").and_then(|p| p.split_once(" -> ")) {
-            Some((prop, ty)) => format!("get {prop}(host: Host) -> {ty}"),
+        // Properties read `Host.name -> type` (or `OpError.code -> type`).
+        let property = sig
+            .split_once('.')
+            .filter(|(owner, _)| TYPES.contains(owner))
+            .and_then(|(owner, p)| p.split_once(" -> ").map(|(prop, ty)| (owner, prop, ty)));
+        let sig = match property {
+            Some((owner, prop, ty)) => format!("get {prop}(it: {owner}) -> {ty}"),
             None => sig.to_string(),
         };
         valid_signature(&sig).unwrap_or_else(|e| panic!("{line}: {e}"));

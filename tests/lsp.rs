@@ -465,7 +465,15 @@ fn lsp_reports_weft_toml_errors_with_ranges() {
     let keys = labels(&client.request("textDocument/completion", Client::at(&script, 2, 24)));
     assert_eq!(
         keys,
-        ["content", "mode", "owner", "group", "sensitive", "validate"]
+        [
+            "content",
+            "mode",
+            "owner",
+            "group",
+            "sensitive",
+            "validate",
+            "always"
+        ]
     );
     // A host function weft does not have: a warning with the closest names.
     let typo = text.replace("host.file(\"/b\"", "host.fiel(\"/b\"");

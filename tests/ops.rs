@@ -526,3 +526,57 @@ fn links_planted_beside_a_target_are_never_written_through() {
         let _ = Command::new("userdel").args(["-r", &user]).output();
     }
 }
+
+#[test]
+fn a_daemon_on_a_host_without_an_init_system_is_driven_by_its_own_commands() {
+    let targets = Targets::new();
+    let test = &targets.test;
+    test.write(
+        "deploy/d.rhai",
+        r#"
+/// A daemon weft knows only by the commands given.
+fn d_run(host, state, pid) {
+    let p = quote(pid);
+    let commands = #{
+        start: `sleep 600 >/dev/null 2>&1 & echo $! > ${p}`,
+        // Ends with `exit`, as nginx's own stop does once nginx is gone.
+        stop: `kill "$(cat ${p})"; rm -f ${p}; exit 0`,
+        reload: "true",
+        status: `test -s ${p} && kill -0 "$(cat ${p})"`,
+    };
+    host.service("sleeper", #{ state: state, commands: commands });
+    log(`running: ${host.service_running("sleeper", #{ commands: commands })}`);
+}
+"#,
+    );
+    let read_pid = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    for (label, flags) in targets.each() {
+        let pid = test.path().join(format!("sleeper-{label}.pid"));
+        let pid_text = pid.display().to_string();
+        let args = with(&["started", &pid_text], &flags);
+        twice_on(test, "d_run", &args);
+        let first = read_pid(&pid);
+        assert!(!first.trim().is_empty(), "{label}: no pid file");
+        // A restart stops and starts it: a new process, running.
+        let argv = with(&["run", "d_run", "restarted", &pid_text], &flags);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        test.run(&argv)
+            .status(0)
+            .stdout_has("changed: service sleeper (restart)")
+            .stdout_has("running: true");
+        let second = read_pid(&pid);
+        assert!(
+            !second.trim().is_empty() && second != first,
+            "{label}: {first} -> {second}"
+        );
+        // --check reads the state and changes nothing.
+        let argv = with(&["run", "d_run", "stopped", &pid_text, "--check"], &flags);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        test.run(&argv)
+            .status(0)
+            .stdout_has("would change: service sleeper (stopped)");
+        assert_eq!(read_pid(&pid), second);
+        twice_on(test, "d_run", &with(&["stopped", &pid_text], &flags));
+        assert!(!pid.exists(), "{label}: the stop left its pid file");
+    }
+}

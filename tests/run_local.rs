@@ -426,7 +426,10 @@ fn v_write(host, text) {
     assert_eq!(test.read("conf.txt"), "ok one\n");
     test.run(&["run", "v_write", "broken"])
         .status(1)
-        .stdout_has("`grep -q ^ok %s` rejects the new conf.txt, which is left as it was");
+        .stdout_has(
+            "the new `conf.txt` was rejected by validation (`grep -q ^ok %s`) and left as it was",
+        )
+        .stdout_lacks("exited with");
     assert_eq!(test.read("conf.txt"), "ok one\n");
     // Nothing staged is left behind.
     let staged = std::fs::read_dir("/tmp")
@@ -512,4 +515,152 @@ fn t_all(host) {
     assert!(rows
         .iter()
         .any(|r| r["section"] == "goal" && r["name"] == "t_all"));
+}
+
+#[test]
+fn a_run_skipped_under_check_has_no_exit_code() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/s.rhai",
+        r#"
+/// Reports how a changing command and a reading one came back.
+fn s_probe(host) {
+    let changing = host.run("touch made.txt", #{ allow_fail: true });
+    let reading = host.run("true", #{ allow_fail: true, check_safe: true });
+    log(`changing: skipped=${changing.skipped} code=${changing.code} (${type_of(changing.code)})`);
+    log(`reading: skipped=${reading.skipped} code=${reading.code}`);
+    if !changing.skipped && changing.code != 0 { throw "failed"; }
+}
+"#,
+    );
+    test.run(&["run", "s_probe", "--check"])
+        .status(0)
+        .stdout_has("changing: skipped=true code= (())")
+        .stdout_has("reading: skipped=false code=0");
+    assert!(!test.path().join("made.txt").exists());
+    test.run(&["run", "s_probe"])
+        .status(0)
+        .stdout_has("changing: skipped=false code=0 (i64)");
+    assert!(test.path().join("made.txt").exists());
+}
+
+#[test]
+fn operations_with_always_run_after_ctrl_c_and_others_do_not() {
+    let test = Test::with_config(CONFIG);
+    test.write("one/x", "1\n").write("two/x", "2\n");
+    test.write(
+        "deploy/a.rhai",
+        r#"
+/// Switches `current` to two, waits, and switches back when interrupted.
+fn a_switch(host) {
+    host.link("current", "one");
+    try {
+        host.link("current", "two");
+        host.run("touch waiting && sleep 5");
+        host.write_file("done.txt", "not reached\n");
+    } catch (err) {
+        host.link("current", "one", #{ always: true });
+        host.write_file("cleaned.txt", "yes\n", #{ always: true });
+        host.absent("two", #{ always: true });
+        host.write_file("skipped.txt", "no\n");
+    }
+}
+"#,
+    );
+    let mut child = test
+        .command(&["run", "a_switch"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("weft starts");
+    let waiting = test.path().join("waiting");
+    for _ in 0..200 {
+        if waiting.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(waiting.exists(), "the goal never reached its sleep");
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = child.wait().expect("weft ends");
+    assert_ne!(status.code(), Some(0));
+    let current = std::fs::read_link(test.path().join("current")).expect("current is a link");
+    assert_eq!(current, std::path::Path::new("one"));
+    assert_eq!(test.read("cleaned.txt"), "yes\n");
+    assert!(
+        !test.path().join("two").exists(),
+        "absent with always did not run"
+    );
+    assert!(
+        !test.path().join("skipped.txt").exists(),
+        "a step without always ran after Ctrl-C"
+    );
+    assert!(!test.path().join("done.txt").exists());
+}
+
+#[test]
+fn a_script_catches_a_failed_step_as_a_typed_error() {
+    let test = Test::with_config(CONFIG);
+    test.write("adir/keep", "x\n");
+    test.write(
+        "deploy/e.rhai",
+        r#"
+/// Catches three kinds of failure and reads them.
+fn e_catch(host) {
+    try {
+        host.run("echo no >&2; exit 3");
+    } catch (err) {
+        log(`command: kind=${err.kind} code=${err.code} host=${err.host} command=${err.command}`);
+        log(`as text: ${err}`);
+        log(`at: ${err.source}:${err.line}:${err.column}`);
+    }
+    try {
+        host.file("c.txt", #{ content: "bad\n", validate: ["grep", "-q", "^ok", "%s"] });
+    } catch (err) {
+        log(`rejected: kind=${err.kind} code=${type_of(err.code)} command=${err.command}`);
+    }
+    try {
+        host.link("adir", "elsewhere");
+    } catch (err) {
+        log(`operation: kind=${err.kind} command=${type_of(err.command)} ${err.message}`);
+    }
+    try {
+        throw "plain";
+    } catch (err) {
+        log(`thrown: ${type_of(err)} ${err}`);
+    }
+}
+"#,
+    );
+    test.run(&["run", "e_catch"])
+        .status(0)
+        .stdout_has("command: kind=command code=3 host=local command=echo no >&2; exit 3")
+        .stdout_has("as text: `echo no >&2; exit 3` exited with 3: no")
+        .stdout_has("at: deploy/e.rhai:5:14")
+        .stdout_has("rejected: kind=rejected code=() command=grep -q ^ok %s")
+        .stdout_has("operation: kind=operation command=() link adir: adir is a directory")
+        .stdout_has("thrown: string plain");
+}
+
+#[test]
+fn a_validate_rejection_reads_as_one_and_points_at_the_script_line() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/r.rhai",
+        "/// Writes a config a validator rejects.\nfn r_write(host) {\n    host.file(\"conf.txt\", #{ content: \"bad\\n\", validate: [\"sh\", \"-c\", \"echo 'line 1: not ok' >&2; exit 1\"] });\n}\n",
+    );
+    test.run(&["run", "r_write"])
+        .status(1)
+        .stdout_has("was rejected by validation")
+        .stdout_has("not ok")
+        .stdout_lacks("exited with")
+        .stderr_has("the new `conf.txt` was rejected by validation")
+        .stderr_has("line 1: not ok")
+        .stderr_has("deploy/r.rhai:3:10")
+        .stderr_lacks("exited with");
+    assert!(!test.path().join("conf.txt").exists());
 }

@@ -148,6 +148,23 @@ fn set_version(test: &Test, version: &str) {
     test.write("app/pyproject.toml", &(text + "\n"));
 }
 
+/// On `machine`: where `current` points, the builds there, the locks, and the checksums of the
+/// web configs: what a `--check` run must leave alone.
+fn builds_and_configs(test: &Test, machine: &str) -> String {
+    let out = test.run(&[
+        "ssh",
+        machine,
+        "-e",
+        "dev",
+        "--",
+        "readlink /opt/www/hello/current; ls -a /opt/www/hello /opt/www/hello/builds 2>&1; \
+         cat /etc/nginx/sites-enabled/* /etc/haproxy/haproxy.cfg /etc/supervisor/conf.d/* \
+         2>/dev/null | sha256sum",
+    ]);
+    out.status(0);
+    out.stdout.clone()
+}
+
 /// On `machine`: the state of the build `current` points at, and whether the lock is gone.
 fn machine_state(test: &Test, machine: &str) -> String {
     let out = test.run(&[
@@ -184,8 +201,53 @@ fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
     let page = get_path(&addr, "/static/README.txt").expect("a static file");
     assert!(page.contains("static files go here"), "{page}");
 
-    // Deploy 2.0 while a client keeps asking: not one request fails.
+    // --check of the running env and of a deploy of 2.0 reports and touches nothing: the
+    // same build stays current on every machine, no build is added, no lock is left.
     set_version(&test, "2.0");
+    let before: Vec<String> = ["app-0", "app-1", "lb-0"]
+        .iter()
+        .map(|m| builds_and_configs(&test, m))
+        .collect();
+    test.run(&["run", "env_up", "--check"])
+        .status(0)
+        .stdout_has("summary (--check: nothing was changed)");
+    test.run(&["run", "hello_deploy", "--check"])
+        .status(0)
+        .stdout_has("would build hello and activate it")
+        .stdout_has("summary (--check: nothing was changed)");
+    // The service goals read the running daemons and change nothing either.
+    for (goal, role) in [
+        ("app_provision", "app"),
+        ("nginx_setup", "app"),
+        ("gunicorn_setup", "app"),
+        ("haproxy_setup", "lb"),
+        ("nginx_status", "app"),
+    ] {
+        test.run(&["run", goal, "-r", role, "--check"])
+            .status(0)
+            .stdout_has("summary (--check: nothing was changed)")
+            .stdout_lacks("nginx: stopped");
+    }
+    let after: Vec<String> = ["app-0", "app-1", "lb-0"]
+        .iter()
+        .map(|m| builds_and_configs(&test, m))
+        .collect();
+    assert_eq!(before, after);
+    // Without an init system a restart stops nginx and starts it again; the site answers.
+    test.run(&["run", "nginx_restart", "-r", "app"])
+        .status(0)
+        .stdout_has("changed: service nginx (restart)");
+    test.run(&["run", "nginx_status", "-r", "app"])
+        .status(0)
+        .stdout_has("app-0 | nginx: running")
+        .stdout_has("app-1 | nginx: running");
+    let checked = answers(&addr, 6);
+    assert!(
+        checked.iter().all(|a| a.starts_with("hello 1.0 from")),
+        "{checked:?}"
+    );
+
+    // Deploy 2.0 while a client keeps asking: not one request fails.
     let stop = Arc::new(AtomicBool::new(false));
     let client = {
         let (stop, addr) = (stop.clone(), addr.clone());
@@ -485,7 +547,9 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
     );
     test.run(&["run", "nginx_setup"])
         .status(1)
-        .stdout_has("`nginx -t -q` rejects the new /etc/nginx/sites-enabled/hello.conf")
+        .stdout_has(
+            "the new `/etc/nginx/sites-enabled/hello.conf` was rejected by validation (`nginx -t -q`)",
+        )
         .stdout_has("unknown directive \"bogus_directive\"");
     test.run(&[
         "ssh",

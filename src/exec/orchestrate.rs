@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::launch::RunContext;
-use super::orchestrator::{MachineInfo, Orchestrator, RoleSpec, VipInfo};
+use super::orchestrator::{MachineInfo, OrchestrateError, Orchestrator, RoleSpec, VipInfo};
 use super::runner::{Job, CONTROLLER};
 use super::settings::Answer;
 use crate::cloud::env::CloudEnv;
@@ -43,10 +43,12 @@ impl EnvOrchestrator {
     }
 }
 
-fn isolated<T: Send>(work: impl FnOnce() -> miette::Result<T> + Send) -> Result<T, String> {
+fn isolated<T: Send>(
+    work: impl FnOnce() -> miette::Result<T> + Send,
+) -> Result<T, OrchestrateError> {
     std::thread::scope(|s| match s.spawn(work).join() {
-        Ok(result) => result.map_err(|report| report.to_string()),
-        Err(_) => Err("internal error: an env action panicked".into()),
+        Ok(result) => result.map_err(OrchestrateError::Failed),
+        Err(_) => Err(OrchestrateError::Panicked),
     })
 }
 
@@ -94,11 +96,11 @@ pub fn provision(
 }
 
 impl Orchestrator for EnvOrchestrator {
-    fn machines(&self) -> Result<Vec<MachineInfo>, String> {
+    fn machines(&self) -> Result<Vec<MachineInfo>, OrchestrateError> {
         isolated(|| Ok(self.cloud()?.list()?.into_iter().map(info).collect()))
     }
 
-    fn create(&self, role: &str, count: u32) -> Result<Vec<MachineInfo>, String> {
+    fn create(&self, role: &str, count: u32) -> Result<Vec<MachineInfo>, OrchestrateError> {
         if self.check() {
             self.log(&format!(
                 "would create {count} machine(s) of role `{role}` and provision them"
@@ -121,7 +123,7 @@ impl Orchestrator for EnvOrchestrator {
         })
     }
 
-    fn terminate(&self, names: &[String]) -> Result<(), String> {
+    fn terminate(&self, names: &[String]) -> Result<(), OrchestrateError> {
         if self.check() {
             for name in names {
                 self.log(&format!("would terminate machine {name}"));
@@ -135,11 +137,9 @@ impl Orchestrator for EnvOrchestrator {
             "terminate these machines of env `{}` and delete their disks?",
             self.env
         );
-        let refused = |why: &str| {
-            format!(
-                "not confirmed{why}: nothing was terminated ({}); pass --yes to confirm without a prompt",
-                names.join(", ")
-            )
+        let refused = |why: &'static str| OrchestrateError::NotConfirmed {
+            why,
+            undone: format!("terminated ({})", names.join(", ")),
         };
         match self.run.settings.confirm.ask(&question, names) {
             Answer::Yes => {}
@@ -190,7 +190,7 @@ impl Orchestrator for EnvOrchestrator {
         args: Vec<String>,
         roles: Vec<String>,
         hosts: Vec<String>,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, OrchestrateError> {
         isolated(|| {
             let filter = HostFilter {
                 env: Some(self.env.clone()),
@@ -201,9 +201,10 @@ impl Orchestrator for EnvOrchestrator {
         })
     }
 
-    fn confirm(&self, question: &str, items: &[String]) -> Result<(), String> {
-        let refused = |why: &str| {
-            format!("not confirmed{why}: nothing was done; pass --yes to confirm without a prompt")
+    fn confirm(&self, question: &str, items: &[String]) -> Result<(), OrchestrateError> {
+        let refused = |why: &'static str| OrchestrateError::NotConfirmed {
+            why,
+            undone: "done".into(),
         };
         match self.run.settings.confirm.ask(question, items) {
             Answer::Yes => Ok(()),
@@ -212,7 +213,7 @@ impl Orchestrator for EnvOrchestrator {
         }
     }
 
-    fn reachable(&self) -> Result<Vec<String>, String> {
+    fn reachable(&self) -> Result<Vec<String>, OrchestrateError> {
         isolated(|| {
             let filter = HostFilter {
                 env: Some(self.env.clone()),
@@ -240,12 +241,13 @@ impl Orchestrator for EnvOrchestrator {
         })
     }
 
-    fn virtual_ip(&self, wanted: &str) -> Result<VipInfo, String> {
+    fn virtual_ip(&self, wanted: &str) -> Result<VipInfo, OrchestrateError> {
         let wanted = match wanted.trim() {
             "" => None,
-            text => Some(text.parse::<std::net::Ipv4Addr>().map_err(|_| {
-                format!("vip `{text}` is not an IPv4 address (such as 10.77.0.200)")
-            })?),
+            text => Some(
+                text.parse::<std::net::Ipv4Addr>()
+                    .map_err(|_| OrchestrateError::BadVip(text.to_string()))?,
+            ),
         };
         isolated(|| {
             let Some(cloud) = CloudEnv::of(&self.run.project, &self.env)? else {

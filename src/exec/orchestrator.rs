@@ -1,6 +1,30 @@
 //! What controller goals (goals without a host) may ask of weft itself: the env's machines,
 //! and running other goals. Implemented by the command layer, plain Rust for the script API.
 
+use thiserror::Error;
+
+/// Why an env action of a controller goal failed.
+#[derive(Debug, Error)]
+pub enum OrchestrateError {
+    /// The action failed (the provider, the inventory, a nested run): its diagnostic.
+    #[error("{0}")]
+    Failed(miette::Report),
+    /// The thread of the action panicked.
+    #[error("internal error: an env action panicked")]
+    Panicked,
+    /// The person running weft did not confirm.
+    #[error("not confirmed{why}: nothing was {undone}; pass --yes to confirm without a prompt")]
+    NotConfirmed {
+        /// Empty, or why nobody could be asked.
+        why: &'static str,
+        /// What was not done: `done`, or `terminated (NAMES)`.
+        undone: String,
+    },
+    /// A `vip` that is not an IPv4 address.
+    #[error("vip `{0}` is not an IPv4 address (such as 10.77.0.200)")]
+    BadVip(String),
+}
+
 /// A machine as controller goals see it.
 #[derive(Debug, Clone)]
 pub struct MachineInfo {
@@ -41,11 +65,11 @@ pub struct VipInfo {
 /// The env-level actions a controller goal can take.
 pub trait Orchestrator: Send + Sync {
     /// The env's machines.
-    fn machines(&self) -> Result<Vec<MachineInfo>, String>;
+    fn machines(&self) -> Result<Vec<MachineInfo>, OrchestrateError>;
     /// Makes and provisions `count` machines of `role`.
-    fn create(&self, role: &str, count: u32) -> Result<Vec<MachineInfo>, String>;
+    fn create(&self, role: &str, count: u32) -> Result<Vec<MachineInfo>, OrchestrateError>;
     /// Terminates the machines `names`, once the run's confirmation allows it.
-    fn terminate(&self, names: &[String]) -> Result<(), String>;
+    fn terminate(&self, names: &[String]) -> Result<(), OrchestrateError>;
     /// The env's machine spec, by role.
     fn spec(&self) -> Vec<RoleSpec>;
     /// Whether a goal of that name exists.
@@ -58,13 +82,13 @@ pub trait Orchestrator: Send + Sync {
         args: Vec<String>,
         roles: Vec<String>,
         hosts: Vec<String>,
-    ) -> Result<bool, String>;
+    ) -> Result<bool, OrchestrateError>;
     /// The env's hosts that answer over SSH.
-    fn reachable(&self) -> Result<Vec<String>, String>;
+    fn reachable(&self) -> Result<Vec<String>, OrchestrateError>;
     /// Asks the person running weft `question` about `items` (once per invocation; `--yes`
     /// answers it); an error saying nothing was done when the answer is not yes.
-    fn confirm(&self, question: &str, items: &[String]) -> Result<(), String>;
+    fn confirm(&self, question: &str, items: &[String]) -> Result<(), OrchestrateError>;
     /// The env's virtual IP: `wanted` (an IPv4 address) or, when it is empty, one the
     /// provider reserves; the same on every call.
-    fn virtual_ip(&self, wanted: &str) -> Result<VipInfo, String>;
+    fn virtual_ip(&self, wanted: &str) -> Result<VipInfo, OrchestrateError>;
 }

@@ -12,10 +12,10 @@ use miette::Diagnostic;
 use thiserror::Error;
 use tokio::sync::Semaphore;
 
-use super::goals::{EnvInfo, GoalCall, GoalEngine, GoalInfo};
+use super::goals::{EnvInfo, GoalCall, GoalEngine, GoalFailure, GoalInfo};
 use super::orchestrator::Orchestrator;
 use super::output::{HostOutcome, Output, Status};
-use super::session::{HostSession, RunOptions, SessionSetup};
+use super::session::{HostError, HostSession, RunOptions, SessionSetup};
 use super::settings::RunSettings;
 use super::timings::Section;
 use crate::inventory::{HostSpec, Inventory};
@@ -301,6 +301,14 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
     Ok(outcomes)
 }
 
+/// Why a host's job failed, kept typed until its outcome is printed.
+enum HostFailure {
+    /// The goal failed: its one-line message and rendered diagnostic.
+    Goal(GoalFailure),
+    /// A step of a built-in job (`exec`, `copy`, `keys sync`) or a handler failed.
+    Step(HostError),
+}
+
 fn run_one(
     plan: &RunPlan,
     setup: &SessionSetup,
@@ -372,7 +380,7 @@ fn run_one(
             };
             engine
                 .call(call, plan.settings.color)
-                .map_err(|failure| (failure.message, Some(failure.report)))
+                .map_err(HostFailure::Goal)
         }
         job => match &session {
             Some(session) => match job {
@@ -389,13 +397,13 @@ fn run_one(
                 }
                 Job::Goal { .. } => Ok(()),
             }
-            .map_err(|err| (err.to_string(), None)),
+            .map_err(HostFailure::Step),
             None => Ok(()),
         },
     };
     // Reloads and restarts asked for by changes run once, after a goal that succeeded.
     let result = match (result, &session) {
-        (Ok(()), Some(session)) => run_handlers(session).map_err(|err| (err.to_string(), None)),
+        (Ok(()), Some(session)) => run_handlers(session).map_err(HostFailure::Step),
         (other, _) => other,
     };
     if let Some(timings) = &plan.timings {
@@ -407,11 +415,17 @@ fn run_one(
     match result {
         Ok(()) if counts.0 > 0 => finish(Status::Changed, counts, None, None),
         Ok(()) => finish(Status::Ok, counts, None, None),
-        Err((message, report)) => finish(Status::Failed, counts, Some(message), report),
+        Err(HostFailure::Goal(failure)) => finish(
+            Status::Failed,
+            counts,
+            Some(failure.message),
+            Some(failure.report),
+        ),
+        Err(HostFailure::Step(err)) => finish(Status::Failed, counts, Some(err.to_string()), None),
     }
 }
 
-fn run_handlers(session: &HostSession) -> Result<(), crate::exec::session::HostError> {
+fn run_handlers(session: &HostSession) -> Result<(), HostError> {
     for handler in session.take_handlers() {
         let manager = handler
             .manager
@@ -419,13 +433,12 @@ fn run_handlers(session: &HostSession) -> Result<(), crate::exec::session::HostE
             .map(crate::exec::ops::services::ServiceManager::parse)
             .transpose()
             .map_err(|e| crate::exec::ops::fail("handler", e))?;
-        crate::exec::ops::services::act_now(
-            session,
-            &handler.service,
-            &handler.action,
+        let driver = crate::exec::ops::services::DriverSpec {
             manager,
-            handler.config.as_deref(),
-        )?;
+            config: handler.config.clone(),
+            commands: None,
+        };
+        crate::exec::ops::services::act_now(session, &handler.service, &handler.action, &driver)?;
     }
     Ok(())
 }

@@ -45,6 +45,69 @@ pub enum HostError {
         #[source]
         source: std::io::Error,
     },
+    /// A validator (`validate` of `file` or `template`) rejected new content: the file was
+    /// left as it was.
+    #[error("the new `{path}` was rejected by validation (`{command}`) and left as it was{}", output_tail(.output))]
+    Rejected {
+        /// The file.
+        path: String,
+        /// The validator, as the script gave it.
+        command: String,
+        /// What the validator printed.
+        output: String,
+    },
+    /// An operation refused or could not do what it was asked, without a failed command
+    /// (a bad pattern, an unknown fact, a directory where a link should be, ...).
+    #[error("{op}: {message}")]
+    Operation {
+        /// The operation and its subject, e.g. `link /srv/app/current`.
+        op: String,
+        /// Why.
+        message: String,
+    },
+}
+
+impl HostError {
+    /// A short name of the kind of failure, as scripts read it in `err.kind`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            HostError::Transport(_) => "transport",
+            HostError::Interrupted(_) => "interrupted",
+            HostError::CommandFailed { .. } => "command",
+            HostError::Template(_) => "template",
+            HostError::Dump(_) => "dump",
+            HostError::LocalRead { .. } => "local_read",
+            HostError::Rejected { .. } => "rejected",
+            HostError::Operation { .. } => "operation",
+        }
+    }
+
+    /// The exit code of a failed command; `None` for every other failure.
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            HostError::CommandFailed { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// The command that failed or rejected: a failed command, or a validator.
+    pub fn command(&self) -> Option<&str> {
+        match self {
+            HostError::CommandFailed { command, .. } | HostError::Rejected { command, .. } => {
+                Some(command)
+            }
+            _ => None,
+        }
+    }
+}
+
+fn output_tail(output: &str) -> String {
+    let output = output.trim();
+    if output.is_empty() {
+        String::new()
+    } else {
+        format!(": {output}")
+    }
 }
 
 fn stderr_tail(stderr: &str) -> String {
@@ -123,6 +186,8 @@ pub struct HostSession {
     timing: Mutex<(usize, Option<String>)>,
     /// Sums of local files, shared by the run's sessions.
     hashes: Arc<super::hashes::LocalHashes>,
+    /// How many `always` operations are in progress: their steps run even after an interrupt.
+    always: AtomicUsize,
 }
 
 /// A service action requested by a change, run once when the goal ends.
@@ -183,6 +248,7 @@ impl HostSession {
             timings: setup.timings.clone(),
             timing: Mutex::new((0, None)),
             hashes: setup.hashes.clone(),
+            always: AtomicUsize::new(0),
         }
     }
 
@@ -318,8 +384,20 @@ impl HostSession {
         self.output.add_secret(value);
     }
 
+    /// Runs `op` with every step it takes going ahead even after an interrupt when `always`
+    /// is set (cleanup such as switching a link back or releasing a lock).
+    pub fn always<T>(&self, always: bool, op: impl FnOnce() -> T) -> T {
+        if !always {
+            return op();
+        }
+        self.always.fetch_add(1, Ordering::SeqCst);
+        let result = op();
+        self.always.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
     fn not_interrupted(&self, step: &str) -> Result<(), HostError> {
-        if super::interrupt::interrupted() {
+        if super::interrupt::interrupted() && self.always.load(Ordering::SeqCst) == 0 {
             return Err(HostError::Interrupted(step.to_string()));
         }
         Ok(())

@@ -162,7 +162,11 @@ pub fn runtime(
     }
     let pos = err.position();
     let mut message = match err {
-        EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
+        // A host step's typed error reads as its message; anything else the script threw, as
+        // Rhai shows the value.
+        EvalAltResult::ErrorRuntime(value, _) => {
+            super::api::error::op_error(value).map_or_else(|| value.to_string(), |e| e.message)
+        }
         other => {
             let text = other.to_string();
             match text.strip_suffix(&format!(" ({pos})")) {

@@ -28,11 +28,12 @@ pub const TOPICS: &[(&str, &[&str])] = &[
     ("dumps", &["dump", "load", "verify_dump", "list_local"]),
     ("packages", &["packages"]),
     ("users", &["user", "group", "authorized_keys"]),
-    ("services", &["service", "notify"]),
+    ("services", &["service", "service_running", "notify"]),
     ("cron", &["cron"]),
     ("git", &["git"]),
     ("python", &["virtualenv", "pip"]),
     ("archives", &["archive", "extract"]),
+    ("errors", &["kind", "message", "code", "host", "command"]),
     ("global", &["quote", "log", "env", "secret", "controller"]),
     (
         "env",
@@ -55,18 +56,23 @@ const CONVENTIONS: &str = "
 ## Conventions
 
 - **Types** read as scripts see them: `string`, `int`, `float`, `bool`, `map`, `array`,
-  `Host`, `()` (nothing), `Dynamic` (any). Properties read `Host.name -> type`.
+  `Host`, `OpError` (a failed step, see Errors), `()` (nothing), `Dynamic` (any).
+  Properties read `Host.name -> type`.
 - **Option maps can be left out** wherever every option has a default (`host.file(path)`,
   `host.group(name)`, `host.git(repo, dest)`, ...); `service`, `cron`, `pip` and `notify`
   with a manager need theirs, because they say what to do.
 - **Operations return `true` when they changed the host** (under `--check`: when they would
   change it), `false` when it already was as wanted.
 - **`--check`** runs nothing that changes a host: operations report `would change`, and
-  `run` skips commands unless the option `check_safe: true` says they only read.
+  `run` skips commands unless the option `check_safe: true` says they only read. A skipped
+  `run` returns `#{ skipped: true, code: (), stdout: \"\", stderr: \"\" }`: no exit code, so
+  it never reads as a success; test `r.skipped` before `r.code` (`if !r.skipped && r.code != 0`).
 - **A failed command fails the goal**; `run(cmd, #{ allow_fail: true })` returns
-  `#{stdout, stderr, code}` instead. The old spelling `check: false` still works for this
-  release, with a deprecation warning.
-- **`always: true`** runs a command even after Ctrl-C, for cleanup such as releasing a lock.
+  `#{stdout, stderr, code, skipped}` instead. The old spelling `check: false` still works for
+  this release, with a deprecation warning.
+- **`always: true`** is an option of `run` and of every operation (`file`, `link`, `absent`,
+  `extract`, `service`, `upload`, ...): it runs even after Ctrl-C, for cleanup such as
+  switching a link back or releasing a lock.
 - **`state` values** by family: packages, users, groups, cron entries and authorized keys take
   `present`/`absent` (packages also `latest`); services take `started`, `stopped`,
   `restarted`, `reloaded`; `notify` takes the verbs `reload`/`restart`.
@@ -76,6 +82,12 @@ const CONVENTIONS: &str = "
   `goal_exists`, `run_goal`, `reachable`, `controller`) work in goals without a `host`
   parameter; called from a host goal they fail with a message that says so. `virtual_ip`
   works in both.
+- **Errors**: a host step that fails (a command exiting non-zero, a `validate` command
+  rejecting a file, an operation refusing) throws an `OpError`; `catch (err)` reads
+  `err.kind` (`command`, `rejected`, `operation`, ...), `err.message`, `err.code` (the exit
+  code, `()` when no command failed), `err.host`, `err.command` and where the failed call is
+  (`err.source`, `err.line`, `err.column`), and `${err}` is the message. What a script
+  `throw`s is caught as thrown.
 - **`env()`** is weft's env (name, vars, hosts, roles), not the process environment.
 ";
 
@@ -139,7 +151,12 @@ pub fn functions() -> Vec<FnDoc> {
             let (name, signature) = match name.strip_prefix("get$") {
                 Some(prop) => {
                     let returns = signature.rsplit_once(" -> ").map_or("Dynamic", |(_, r)| r);
-                    (prop.to_string(), format!("Host.{prop} -> {returns}"))
+                    // The property's owner is the type of its one parameter.
+                    let owner = signature
+                        .split_once(": ")
+                        .and_then(|(_, rest)| rest.split([')', ',']).next())
+                        .map_or("Host", |t| t.trim_start_matches("&mut ").trim());
+                    (prop.to_string(), format!("{owner}.{prop} -> {returns}"))
                 }
                 None => (name, signature),
             };

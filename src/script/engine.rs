@@ -10,6 +10,7 @@ use rhai::{
 };
 
 use super::api::cloud::cloud_api;
+use super::api::error::{error_api, OpError};
 use super::api::global::{global_api, ScriptContext};
 use super::api::host::{host_api, Host};
 use super::api::ops::ops_api;
@@ -107,6 +108,7 @@ impl ScriptEngine {
         module.combine_flatten(exported_module!(ops_api));
         module.combine_flatten(exported_module!(global_api));
         module.combine_flatten(exported_module!(cloud_api));
+        module.combine_flatten(exported_module!(error_api));
         module.into()
     }
 
@@ -116,6 +118,7 @@ impl ScriptEngine {
         engine.register_global_module(self.std.clone());
         engine.register_global_module(self.api.clone());
         engine.register_type_with_name::<Host>("Host");
+        engine.register_type_with_name::<OpError>("OpError");
         engine.set_module_resolver(LayeredResolver(self.resolver.clone()));
         engine.set_max_operations(self.max_operations);
         // A runaway script fails with a clear error instead of exhausting the controller.

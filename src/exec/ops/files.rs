@@ -163,15 +163,11 @@ fn validate(
     let _ = session.act(&format!("rm -rf -- {}", quote(&view)));
     let out = outcome?;
     if out.code != 0 {
-        let why = format!("{}{}", out.stderr, out.stdout);
-        return Err(fail(
-            &format!("file {path}"),
-            format!(
-                "`{}` rejects the new {path}, which is left as it was: {}",
-                check.join(" "),
-                why.trim()
-            ),
-        ));
+        return Err(crate::exec::session::HostError::Rejected {
+            path: path.to_string(),
+            command: check.join(" "),
+            output: format!("{}{}", out.stderr, out.stdout),
+        });
     }
     Ok(())
 }

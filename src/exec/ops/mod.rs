@@ -1,6 +1,7 @@
 //! Idempotent operations: each reads the host's state, compares it with the wanted state, does
 //! the least needed (nothing under `--check`), and reports changed or unchanged with a reason.
 
+pub mod daemons;
 pub mod facts;
 pub mod files;
 pub mod packages;
@@ -12,11 +13,10 @@ use super::session::HostError;
 /// The result of every operation: whether it changed (or would change) the host.
 pub type OpResult = Result<bool, HostError>;
 
-/// Fails an operation with a message, as a failed command would.
+/// Fails operation `what` with a message: a refusal, not a failed command.
 pub fn fail(what: &str, message: impl Into<String>) -> HostError {
-    HostError::CommandFailed {
-        command: what.to_string(),
-        code: 1,
-        stderr: message.into(),
+    HostError::Operation {
+        op: what.to_string(),
+        message: message.into(),
     }
 }

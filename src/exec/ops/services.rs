@@ -1,10 +1,12 @@
-//! Services under systemd, supervisor or runit: running or stopped, enabled or not, and
-//! reloads or restarts requested by changes, run once when the goal ends (handlers).
+//! Services under systemd, supervisor, runit or, on hosts without an init system, their own
+//! commands: running or stopped, enabled or not, and reloads or restarts requested by changes,
+//! run once when the goal ends (handlers).
 
 use crate::exec::session::{HostError, HostSession};
 use crate::shell::quote;
 
-use super::{fail, OpResult};
+use super::daemons::{self, DaemonCommands};
+use super::{facts, fail, OpResult};
 
 /// A process manager weft drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,17 +17,21 @@ pub enum ServiceManager {
     Supervisor,
     /// `sv` with services in `/etc/sv`, enabled by a link in `/etc/service`.
     Runit,
+    /// The daemon's own commands (`daemons::known` or the script's `commands`), on hosts
+    /// without an init system.
+    Direct,
 }
 
 impl ServiceManager {
-    /// Parses `systemd`, `supervisor` or `runit`.
+    /// Parses `systemd`, `supervisor`, `runit` or `direct`.
     pub fn parse(text: &str) -> Result<Self, String> {
         match text {
             "systemd" => Ok(ServiceManager::Systemd),
             "supervisor" => Ok(ServiceManager::Supervisor),
             "runit" => Ok(ServiceManager::Runit),
+            "direct" => Ok(ServiceManager::Direct),
             other => Err(format!(
-                "manager `{other}` is not `systemd`, `supervisor` or `runit`"
+                "manager `{other}` is not `systemd`, `supervisor`, `runit` or `direct`"
             )),
         }
     }
@@ -36,6 +42,7 @@ impl ServiceManager {
             ServiceManager::Systemd => "systemd",
             ServiceManager::Supervisor => "supervisor",
             ServiceManager::Runit => "runit",
+            ServiceManager::Direct => "direct",
         }
     }
 }
@@ -47,102 +54,201 @@ pub struct ServiceSpec {
     pub running: Option<bool>,
     /// Started at boot.
     pub enabled: Option<bool>,
-    /// The manager; by default systemd when it runs the host, else supervisor, else runit.
+    /// How the service is driven; see [`Driver::of`] for the default.
+    pub driver: DriverSpec,
+}
+
+/// How a service is reached, as a script names it: all optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DriverSpec {
+    /// The manager; by default systemd when the host's init is systemd, else the daemon's own
+    /// commands when they are known, else supervisor, else runit.
     pub manager: Option<ServiceManager>,
     /// supervisor's config file, when not in a place `supervisorctl` looks by itself.
     pub config: Option<String>,
+    /// The daemon's own commands, for a daemon weft does not know.
+    pub commands: Option<DaemonCommands>,
 }
 
-/// The `supervisorctl` command line, with `-c CONFIG` when one is given.
-fn supervisorctl(config: Option<&str>) -> String {
-    match config {
-        Some(config) => format!("supervisorctl -c {}", quote(config)),
-        None => "supervisorctl".into(),
+/// A service's manager, resolved for one host.
+#[derive(Debug, Clone)]
+pub enum Driver {
+    /// `systemctl`.
+    Systemd,
+    /// `supervisorctl`, with `-c CONFIG` when a config is named.
+    Supervisor(Option<String>),
+    /// `sv`.
+    Runit,
+    /// The daemon's own commands.
+    Direct(DaemonCommands),
+}
+
+impl Driver {
+    /// Resolves `spec` for service `name` on the host. Whether systemd runs the host is the
+    /// `init` fact, read once per goal.
+    pub fn of(session: &HostSession, name: &str, spec: &DriverSpec) -> Result<Self, HostError> {
+        let direct = || {
+            spec.commands
+                .clone()
+                .or_else(|| daemons::known(name))
+                .ok_or_else(|| {
+                    fail(
+                        "service",
+                        format!(
+                            "weft does not know the commands of `{name}`: give them with \
+                             `commands: #{{ start, stop, reload, status }}`"
+                        ),
+                    )
+                })
+        };
+        let manager = match spec.manager {
+            Some(manager) => manager,
+            None => detect(session, name, spec.commands.is_some())?,
+        };
+        Ok(match manager {
+            ServiceManager::Systemd => Driver::Systemd,
+            ServiceManager::Supervisor => Driver::Supervisor(spec.config.clone()),
+            ServiceManager::Runit => Driver::Runit,
+            ServiceManager::Direct => Driver::Direct(direct()?),
+        })
+    }
+
+    fn supervisorctl(config: Option<&str>) -> String {
+        match config {
+            Some(config) => format!("supervisorctl -c {}", quote(config)),
+            None => "supervisorctl".into(),
+        }
+    }
+
+    /// The command that exits 0 when `name` runs.
+    fn status_command(&self, name: &str) -> String {
+        let q = quote(name);
+        match self {
+            Driver::Systemd => format!("systemctl is-active --quiet -- {q}"),
+            Driver::Supervisor(config) => format!(
+                "{} status {q} | grep -q RUNNING",
+                Self::supervisorctl(config.as_deref())
+            ),
+            Driver::Runit => format!("sv status {q} | grep -q '^run:'"),
+            Driver::Direct(commands) => commands.status.clone(),
+        }
+    }
+
+    /// The command that runs `action` (start, stop, restart, reload) on `name`; a restart of
+    /// a daemon driven by its own commands is a stop when it runs, then a start.
+    pub fn action_command(&self, name: &str, action: &str) -> String {
+        let q = quote(name);
+        match (self, action) {
+            (Driver::Systemd, action) => format!("systemctl {action} -- {q}"),
+            // supervisor has no reload of one program: a HUP is one for the daemons it runs
+            // (gunicorn starts new workers on the new code while the old ones finish).
+            (Driver::Supervisor(config), "reload") => {
+                format!("{} signal HUP {q}", Self::supervisorctl(config.as_deref()))
+            }
+            (Driver::Supervisor(config), action) => {
+                format!("{} {action} {q}", Self::supervisorctl(config.as_deref()))
+            }
+            (Driver::Runit, "start") => format!("sv up {q}"),
+            (Driver::Runit, "stop") => format!("sv down {q}"),
+            (Driver::Runit, "reload") => format!("sv hup {q}"),
+            (Driver::Runit, action) => format!("sv {action} {q}"),
+            (Driver::Direct(c), "start") => c.start.clone(),
+            (Driver::Direct(c), "stop") => c.stop.clone(),
+            (Driver::Direct(c), "reload") => c.reload.clone(),
+            // Subshells: a daemon's command may `exit` (nginx's stop does when it is gone).
+            (Driver::Direct(c), _) => format!(
+                "if ( {} ) >/dev/null 2>&1; then ( {} ); fi && ( {} )",
+                c.status, c.stop, c.start
+            ),
+        }
     }
 }
 
-/// The manager to use for the host when none is named.
-pub fn detect(session: &HostSession) -> Result<ServiceManager, HostError> {
+/// The manager to use for service `name` when none is named: systemd when the host's `init`
+/// fact says it runs the host; else the daemon's own commands when they are known (or
+/// `commands` were given); else supervisor or runit when installed.
+pub fn detect(
+    session: &HostSession,
+    name: &str,
+    commands: bool,
+) -> Result<ServiceManager, HostError> {
+    let facts = facts::basic(session)?;
+    if facts.get("init").and_then(|v| v.as_str()) == Some("systemd") {
+        return Ok(ServiceManager::Systemd);
+    }
+    if commands || daemons::known(name).is_some() {
+        return Ok(ServiceManager::Direct);
+    }
     let out = session.probe(
-        "if [ -d /run/systemd/system ]; then echo systemd; \
-         elif command -v supervisorctl >/dev/null 2>&1; then echo supervisor; \
+        "if command -v supervisorctl >/dev/null 2>&1; then echo supervisor; \
          elif command -v sv >/dev/null 2>&1; then echo runit; fi",
     )?;
-    ServiceManager::parse(out.stdout.trim())
-        .map_err(|_| fail("service", "no systemd, supervisor or runit on this host"))
+    ServiceManager::parse(out.stdout.trim()).map_err(|_| {
+        fail(
+            "service",
+            format!("no init system, supervisor or runit on this host runs `{name}`"),
+        )
+    })
 }
 
+/// Whether service `name` runs. With `settle` on systemd, first waits (at most a minute) until
+/// the host has finished booting: a unit that starts at boot and is taken for running while
+/// its start job still runs would never read a config written meanwhile.
 fn is_running(
     session: &HostSession,
-    manager: ServiceManager,
+    driver: &Driver,
     name: &str,
-    config: Option<&str>,
+    settle: bool,
 ) -> Result<bool, HostError> {
-    let q = quote(name);
-    let out = match manager {
-        ServiceManager::Systemd => session.probe(&format!("systemctl is-active --quiet -- {q}"))?,
-        ServiceManager::Supervisor => session.probe(&format!(
-            "{} status {q} | grep -q RUNNING",
-            supervisorctl(config)
-        ))?,
-        ServiceManager::Runit => session.probe(&format!("sv status {q} | grep -q '^run:'"))?,
+    let status = driver.status_command(name);
+    let command = match driver {
+        Driver::Systemd if settle => {
+            format!("timeout 60 systemctl is-system-running --wait >/dev/null 2>&1; {status}")
+        }
+        _ => status,
     };
-    Ok(out.code == 0)
+    Ok(session.probe(&command)?.code == 0)
 }
 
+/// Whether service `name` runs, without changing anything.
+pub fn running(session: &HostSession, name: &str, spec: &DriverSpec) -> Result<bool, HostError> {
+    let driver = Driver::of(session, name, spec)?;
+    is_running(session, &driver, name, false)
+}
+
+/// Whether `name` starts at boot; `None` where nothing starts at boot (no init system).
 fn is_enabled(
     session: &HostSession,
-    manager: ServiceManager,
+    driver: &Driver,
     name: &str,
-) -> Result<bool, HostError> {
+) -> Result<Option<bool>, HostError> {
     let q = quote(name);
-    let out = match manager {
-        ServiceManager::Systemd => {
-            session.probe(&format!("systemctl is-enabled --quiet -- {q}"))?
-        }
-        ServiceManager::Runit => session.probe(&format!("test -L /etc/service/{q}"))?,
-        ServiceManager::Supervisor => {
+    let out = match driver {
+        Driver::Systemd => session.probe(&format!("systemctl is-enabled --quiet -- {q}"))?,
+        Driver::Runit => session.probe(&format!("test -L /etc/service/{q}"))?,
+        Driver::Direct(_) => return Ok(None),
+        Driver::Supervisor(_) => {
             return Err(fail(
                 "service",
                 "supervisor programs are enabled by their config (`autostart`), not by weft",
             ))
         }
     };
-    Ok(out.code == 0)
-}
-
-/// The command that runs `action` (start, stop, restart, reload) on `name`.
-pub fn action_command(
-    manager: ServiceManager,
-    name: &str,
-    action: &str,
-    config: Option<&str>,
-) -> String {
-    let q = quote(name);
-    match (manager, action) {
-        (ServiceManager::Systemd, action) => format!("systemctl {action} -- {q}"),
-        // supervisor has no reload of one program; a restart is the closest.
-        (ServiceManager::Supervisor, "reload") => format!("{} restart {q}", supervisorctl(config)),
-        (ServiceManager::Supervisor, action) => format!("{} {action} {q}", supervisorctl(config)),
-        (ServiceManager::Runit, "start") => format!("sv up {q}"),
-        (ServiceManager::Runit, "stop") => format!("sv down {q}"),
-        (ServiceManager::Runit, "reload") => format!("sv hup {q}"),
-        (ServiceManager::Runit, action) => format!("sv {action} {q}"),
-    }
+    Ok(Some(out.code == 0))
 }
 
 /// Brings service `name` to `spec`.
 pub fn service(session: &HostSession, name: &str, spec: &ServiceSpec) -> OpResult {
-    let manager = match spec.manager {
-        Some(m) => m,
-        None => detect(session)?,
-    };
+    let driver = Driver::of(session, name, &spec.driver)?;
     let mut reasons = Vec::new();
     if let Some(enabled) = spec.enabled {
-        if is_enabled(session, manager, name)? != enabled {
-            let command = match (manager, enabled) {
-                (ServiceManager::Systemd, true) => format!("systemctl enable -- {}", quote(name)),
-                (ServiceManager::Systemd, false) => format!("systemctl disable -- {}", quote(name)),
+        let now = is_enabled(session, &driver, name)?;
+        if now.is_some_and(|now| now != enabled) {
+            let command = match (&driver, enabled) {
+                (Driver::Systemd, true) => format!("systemctl enable --quiet -- {}", quote(name)),
+                (Driver::Systemd, false) => {
+                    format!("systemctl disable --quiet -- {}", quote(name))
+                }
                 (_, true) => format!("ln -sfn /etc/sv/{n} /etc/service/{n}", n = quote(name)),
                 (_, false) => format!("rm -f /etc/service/{}", quote(name)),
             };
@@ -151,10 +257,9 @@ pub fn service(session: &HostSession, name: &str, spec: &ServiceSpec) -> OpResul
         }
     }
     if let Some(running) = spec.running {
-        let config = spec.config.as_deref();
-        if is_running(session, manager, name, config)? != running {
+        if is_running(session, &driver, name, running)? != running {
             let action = if running { "start" } else { "stop" };
-            session.act(&action_command(manager, name, action, config))?;
+            session.act(&driver.action_command(name, action))?;
             reasons.push(if running { "started" } else { "stopped" });
         }
     }
@@ -167,17 +272,8 @@ pub fn service(session: &HostSession, name: &str, spec: &ServiceSpec) -> OpResul
 }
 
 /// Runs `action` on `name` now (a restart or reload always changes something).
-pub fn act_now(
-    session: &HostSession,
-    name: &str,
-    action: &str,
-    manager: Option<ServiceManager>,
-    config: Option<&str>,
-) -> OpResult {
-    let manager = match manager {
-        Some(m) => m,
-        None => detect(session)?,
-    };
-    session.act(&action_command(manager, name, action, config))?;
+pub fn act_now(session: &HostSession, name: &str, action: &str, spec: &DriverSpec) -> OpResult {
+    let driver = Driver::of(session, name, spec)?;
+    session.act(&driver.action_command(name, action))?;
     Ok(session.report(&format!("service {name} ({action})"), true))
 }

@@ -348,21 +348,26 @@ pub fn pip(
         ));
     }
     let list = crate::shell::join(&args);
-    // pip's resolver in dry-run mode says what it would install; nothing means satisfied.
-    let dry = session.probe(&format!(
-        "{} install --dry-run --quiet --report - {list} 2>/dev/null",
-        quote(&pip)
-    ))?;
-    let satisfied = dry.code == 0 && !dry.stdout.contains("\"download_info\"");
+    let pip = format!("{} --disable-pip-version-check", quote(&pip));
     let step = format!("pip {venv}: {}", args.join(" "));
-    if satisfied {
-        return Ok(session.report(&step, false));
+    // pip's resolver in dry-run mode says what it would install; nothing means satisfied. A
+    // project folder or archive on the host is always installed: pip cannot tell whether its
+    // files changed, and a dry run would build it once more for nothing.
+    let local = packages.iter().any(|p| p.contains('/'));
+    if !local {
+        let dry = session.probe(&format!(
+            "{pip} install --dry-run --quiet --report - {list} 2>/dev/null"
+        ))?;
+        if dry.code == 0 && !dry.stdout.contains("\"download_info\"") {
+            return Ok(session.report(&step, false));
+        }
     }
-    session.act(&format!("{} install --quiet {list}", quote(&pip)))?;
+    session.act(&format!("{pip} install --quiet {list}"))?;
     Ok(session.report(&step, true))
 }
 
-/// Extracts the tar.gz `archive` (on the host) into `dest` unless `dest/<marker>` exists.
+/// Extracts the tar.gz `archive` (on the host) into `dest` unless `dest/<marker>` exists. The
+/// files belong to whoever extracts them, not to the uid that made the archive.
 pub fn extract(session: &HostSession, archive: &str, dest: &str, marker: &str) -> OpResult {
     let done = session.probe(&format!(
         "test -e {}",
@@ -373,7 +378,7 @@ pub fn extract(session: &HostSession, archive: &str, dest: &str, marker: &str) -
         return Ok(session.report(&step, false));
     }
     session.act(&format!(
-        "mkdir -p -- {d} && tar -xzf {} -C {d}",
+        "mkdir -p -- {d} && tar --no-same-owner -xzf {} -C {d}",
         quote(archive),
         d = quote(dest)
     ))?;

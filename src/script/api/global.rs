@@ -134,7 +134,9 @@ pub mod global_api {
     #[rhai_fn(name = "verify_dump", return_raw)]
     pub fn verify_dump(ctx: NativeCallContext, path: &str) -> Result<Map, Box<EvalAltResult>> {
         let root = context(&ctx).map(|c| c.root).unwrap_or_default();
-        let dumped = crate::exec::dump::verify(&root.join(path)).map_err(|e| e.to_string())?;
+        let dumped = crate::exec::dump::verify(&root.join(path)).map_err(|e| {
+            crate::script::api::error::controller_error(crate::exec::session::HostError::Dump(e))
+        })?;
         Ok(crate::script::api::host::dumped_map(&dumped))
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
+use super::error::host_error_at;
 use super::{options, to_dynamic, vars_from_map, ApiResult};
 use crate::exec::session::{HostSession, RunOptions};
 use crate::transport::ExecOutput;
@@ -13,12 +14,21 @@ use crate::transport::ExecOutput;
 #[derive(Clone)]
 pub struct Host(pub Arc<HostSession>);
 
+/// What `run` returns: `#{ stdout, stderr, code, skipped }`; a command `--check` skipped has
+/// no exit code (`code: ()`), so it never reads as a success.
 fn output_map(output: Option<ExecOutput>) -> Map {
+    let skipped = output.is_none();
     let output = output.unwrap_or_default();
     let mut map = Map::new();
     map.insert("stdout".into(), output.stdout.into());
     map.insert("stderr".into(), output.stderr.into());
-    map.insert("code".into(), Dynamic::from_int(output.code.into()));
+    let code = if skipped {
+        Dynamic::UNIT
+    } else {
+        Dynamic::from_int(output.code.into())
+    };
+    map.insert("code".into(), code);
+    map.insert("skipped".into(), skipped.into());
     map
 }
 
@@ -60,11 +70,16 @@ fn argv(args: Array) -> ApiResult<String> {
     Ok(crate::shell::join(&words))
 }
 
-fn run_command(host: &Host, command: &str, options: RunOptions) -> ApiResult<Map> {
+fn run_command(
+    ctx: &NativeCallContext,
+    host: &Host,
+    command: &str,
+    options: RunOptions,
+) -> ApiResult<Map> {
     let output = host
         .0
         .timed("run", || host.0.run(command, &options))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| host_error_at(ctx, &host.0, e))?;
     Ok(output_map(output))
 }
 
@@ -114,15 +129,20 @@ pub mod host_api {
             .unwrap_or_default()
     }
 
-    /// Runs a shell command on the host and returns `#{stdout, stderr, code}`.
-    /// A non-zero exit fails the goal. Under `--check` the command is skipped.
+    /// Runs a shell command on the host and returns `#{stdout, stderr, code, skipped}`.
+    /// A non-zero exit fails the goal. Under `--check` the command is skipped and returns
+    /// `#{ skipped: true, code: () }` (unless `check_safe`).
     ///
     /// ```rhai
     /// let kernel = host.run("uname -r").stdout;
     /// ```
     #[rhai_fn(name = "run", return_raw)]
-    pub fn run(host: &mut Host, command: &str) -> Result<Map, Box<EvalAltResult>> {
-        run_command(host, command, RunOptions::default())
+    pub fn run(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        command: &str,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        run_command(&ctx, host, command, RunOptions::default())
     }
 
     /// Runs a shell command with options:
@@ -138,11 +158,12 @@ pub mod host_api {
     /// ```
     #[rhai_fn(name = "run", return_raw)]
     pub fn run_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         command: &str,
         options: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
-        run_command(host, command, run_options(host, options)?)
+        run_command(&ctx, host, command, run_options(host, options)?)
     }
 
     /// Runs a program with arguments; each one is quoted, so none is ever read by the shell.
@@ -151,8 +172,12 @@ pub mod host_api {
     /// host.run(["mkdir", "-p", dir]);
     /// ```
     #[rhai_fn(name = "run", return_raw)]
-    pub fn run_argv(host: &mut Host, args: Array) -> Result<Map, Box<EvalAltResult>> {
-        run_command(host, &argv(args)?, RunOptions::default())
+    pub fn run_argv(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        args: Array,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        run_command(&ctx, host, &argv(args)?, RunOptions::default())
     }
 
     /// Runs a program with quoted arguments and the options of `run(command, options)`.
@@ -162,11 +187,12 @@ pub mod host_api {
     /// ```
     #[rhai_fn(name = "run", return_raw)]
     pub fn run_argv_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         args: Array,
         options: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
-        run_command(host, &argv(args)?, run_options(host, options)?)
+        run_command(&ctx, host, &argv(args)?, run_options(host, options)?)
     }
 
     /// Reads a file of the host as text; `()` when it does not exist.
@@ -175,8 +201,16 @@ pub mod host_api {
     /// let conf = host.read_file("/etc/hostname");
     /// ```
     #[rhai_fn(name = "read_file", return_raw)]
-    pub fn read_file(host: &mut Host, path: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        match host.0.read_file(path).map_err(|e| e.to_string())? {
+    pub fn read_file(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        match host
+            .0
+            .read_file(path)
+            .map_err(|e| host_error_at(&ctx, &host.0, e))?
+        {
             Some(bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned().into()),
             None => Ok(Dynamic::UNIT),
         }
@@ -190,33 +224,35 @@ pub mod host_api {
     /// ```
     #[rhai_fn(name = "write_file", return_raw)]
     pub fn write_file(
+        ctx: NativeCallContext,
         host: &mut Host,
         path: &str,
         content: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        Ok(host
-            .0
+        host.0
             .write_file(path, content.as_bytes(), None)
-            .map_err(|e| e.to_string())?)
+            .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
-    /// Writes a file with options: `mode` (a string such as `"0644"`).
+    /// Writes a file with options: `mode` (a string such as `"0644"`), `always` (even after
+    /// Ctrl-C).
     ///
     /// ```rhai
     /// host.write_file("/usr/local/bin/hello", "#!/bin/sh\necho hi\n", #{ mode: "0755" });
     /// ```
     #[rhai_fn(name = "write_file", return_raw)]
     pub fn write_file_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         path: &str,
         content: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let mode = options::Options::new(options, options::keys("write_file"))?.mode("mode")?;
-        Ok(host
-            .0
-            .write_file(path, content.as_bytes(), mode)
-            .map_err(|e| e.to_string())?)
+        let mut opts = options::Options::new(options, options::keys("write_file"))?;
+        let (mode, always) = (opts.mode("mode")?, opts.always()?);
+        host.0
+            .always(always, || host.0.write_file(path, content.as_bytes(), mode))
+            .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
     /// Copies a local file or folder (relative to the project) to the host, keeping modes and
@@ -226,10 +262,32 @@ pub mod host_api {
     /// host.upload("dist/app.tar.gz", "/tmp/app.tar.gz");
     /// ```
     #[rhai_fn(name = "upload", return_raw)]
-    pub fn upload(host: &mut Host, local: &str, remote: &str) -> Result<bool, Box<EvalAltResult>> {
+    pub fn upload(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        local: &str,
+        remote: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        upload_with(ctx, host, local, remote, Map::new())
+    }
+
+    /// Copies a local file or folder to the host with option `always` (even after Ctrl-C).
+    ///
+    /// ```rhai
+    /// host.upload("dist/app.tar.gz", "/tmp/app.tar.gz", #{ always: true });
+    /// ```
+    #[rhai_fn(name = "upload", return_raw)]
+    pub fn upload_with(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        local: &str,
+        remote: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let always = options::Options::new(options, options::keys("upload"))?.always()?;
         let h = &host.0;
-        Ok(h.timed("upload", || h.upload(local, remote))
-            .map_err(|e| e.to_string())?)
+        h.always(always, || h.timed("upload", || h.upload(local, remote)))
+            .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
     /// Copies a file of the host to `local` on this machine (relative to the project),
@@ -241,6 +299,7 @@ pub mod host_api {
     /// ```
     #[rhai_fn(name = "download", return_raw)]
     pub fn download(
+        ctx: NativeCallContext,
         host: &mut Host,
         remote: &str,
         local: &str,
@@ -250,7 +309,7 @@ pub mod host_api {
             h.download_to(remote, std::path::Path::new(local))
         })
         .map(|()| true)
-        .map_err(|e| e.to_string().into())
+        .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
     /// Runs `command` on the host and streams its standard output, compressed with gzip on the
@@ -265,11 +324,13 @@ pub mod host_api {
     /// ```
     #[rhai_fn(name = "dump", return_raw)]
     pub fn dump(
+        ctx: NativeCallContext,
         host: &mut Host,
         command: &str,
         local: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let dumped = crate::exec::dump::dump(&host.0, command, local).map_err(|e| e.to_string())?;
+        let dumped = crate::exec::dump::dump(&host.0, command, local)
+            .map_err(|e| host_error_at(&ctx, &host.0, e))?;
         Ok(dumped.map_or(Dynamic::UNIT, |d| dumped_map(&d).into()))
     }
 
@@ -282,8 +343,14 @@ pub mod host_api {
     /// host.load("backups/notes.sql.gz", "sudo -u postgres psql -q notes");
     /// ```
     #[rhai_fn(name = "load", return_raw)]
-    pub fn load(host: &mut Host, local: &str, command: &str) -> Result<bool, Box<EvalAltResult>> {
-        Ok(crate::exec::dump::load(&host.0, local, command).map_err(|e| e.to_string())?)
+    pub fn load(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        local: &str,
+        command: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        crate::exec::dump::load(&host.0, local, command)
+            .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
     /// Renders a template (looked up project → user → stdlib) with the host's variables and
@@ -293,12 +360,17 @@ pub mod host_api {
     /// host.template("hello/index.html.hbs", "www/index.html");
     /// ```
     #[rhai_fn(name = "template", return_raw)]
-    pub fn template(host: &mut Host, name: &str, dest: &str) -> Result<bool, Box<EvalAltResult>> {
+    pub fn template(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+        dest: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let h = &host.0;
-        Ok(h.timed("template", || {
+        h.timed("template", || {
             h.template(name, dest, Default::default(), Default::default())
         })
-        .map_err(|e| e.to_string())?)
+        .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
     /// Renders a template with `vars` over the host's variables and writes it to `dest`.
@@ -308,6 +380,7 @@ pub mod host_api {
     /// ```
     #[rhai_fn(name = "template", return_raw)]
     pub fn template_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         name: &str,
         dest: &str,
@@ -315,10 +388,10 @@ pub mod host_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         let vars = vars_from_map(vars)?;
         let h = &host.0;
-        Ok(h.timed("template", || {
+        h.timed("template", || {
             h.template(name, dest, vars, Default::default())
         })
-        .map_err(|e| e.to_string())?)
+        .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
     /// Renders a template with `vars` over the host's variables and returns the text.
@@ -327,8 +400,15 @@ pub mod host_api {
     /// let conf = host.render("hello/index.html.hbs", #{ version: "v2" });
     /// ```
     #[rhai_fn(name = "render", return_raw)]
-    pub fn render(host: &mut Host, name: &str, vars: Map) -> Result<String, Box<EvalAltResult>> {
+    pub fn render(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+        vars: Map,
+    ) -> Result<String, Box<EvalAltResult>> {
         let vars = vars_from_map(vars)?;
-        Ok(host.0.render(name, vars).map_err(|e| e.to_string())?)
+        host.0
+            .render(name, vars)
+            .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 }

@@ -1,6 +1,7 @@
 //! What scripts can call: the `Host` type and a few global functions, each documented.
 
 pub mod cloud;
+pub mod error;
 pub mod global;
 pub mod host;
 pub mod ops;

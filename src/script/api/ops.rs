@@ -4,22 +4,28 @@
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
+use super::error::{host_error, host_error_at};
 use super::host::Host;
 use super::options::{self, strings, Options};
 use super::{to_dynamic, vars_from_map, ApiResult};
+use crate::exec::ops::daemons::DaemonCommands;
 use crate::exec::ops::files::FileSpec;
 use crate::exec::ops::packages::PackageState;
-use crate::exec::ops::services::{ServiceManager, ServiceSpec};
+use crate::exec::ops::services::{DriverSpec, ServiceManager, ServiceSpec};
 use crate::exec::ops::system::UserSpec;
 use crate::exec::ops::{facts, files, packages, services, system};
 use crate::exec::session::HostError;
 
-/// Runs an operation on `host`, timed under `--timings` as the kind its report names.
+/// Runs an operation on `host`, timed under `--timings` as the kind its report names; with
+/// `always`, its steps run even after an interrupt.
 fn done(
+    ctx: &NativeCallContext,
     host: &crate::exec::session::HostSession,
+    always: bool,
     op: impl FnOnce() -> Result<bool, HostError>,
 ) -> ApiResult<bool> {
-    host.timed("", op).map_err(|e| e.to_string().into())
+    host.always(always, || host.timed("", op))
+        .map_err(|e| host_error_at(ctx, host, e))
 }
 
 /// Reads `state` as one of `choices`; `None` when absent.
@@ -29,6 +35,42 @@ fn state(opts: &mut Options, choices: &[&str]) -> ApiResult<Option<String>> {
         Some(s) => Err(format!("state `{s}` is not one of {}", choices.join(", ")).into()),
         None => Ok(None),
     }
+}
+
+/// The options that say how a service is driven: `manager`, `config`, `commands`.
+fn driver_spec(opts: &mut Options) -> ApiResult<DriverSpec> {
+    let manager = opts
+        .string("manager")?
+        .map(|m| ServiceManager::parse(&m))
+        .transpose()?;
+    let commands = match opts.strings_map("commands")? {
+        None => None,
+        Some(mut map) => {
+            let mut take = |key: &str| {
+                map.remove(key).ok_or_else(|| -> Box<EvalAltResult> {
+                    format!("option `commands` needs `start`, `stop`, `reload` and `status`; `{key}` is missing").into()
+                })
+            };
+            let commands = DaemonCommands {
+                start: take("start")?,
+                stop: take("stop")?,
+                reload: take("reload")?,
+                status: take("status")?,
+            };
+            if let Some(extra) = map.keys().next() {
+                return Err(format!(
+                    "option `commands` takes `start`, `stop`, `reload` and `status`, not `{extra}`"
+                )
+                .into());
+            }
+            Some(commands)
+        }
+    };
+    Ok(DriverSpec {
+        manager,
+        config: opts.string("config")?,
+        commands,
+    })
 }
 
 fn file_spec(opts: &mut Options, host: &Host) -> ApiResult<FileSpec> {
@@ -65,7 +107,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(get = "facts", pure, return_raw)]
     pub fn get_facts(host: &mut Host) -> Result<Map, Box<EvalAltResult>> {
-        let facts = facts::basic(&host.0).map_err(|e| e.to_string())?;
+        let facts = facts::basic(&host.0).map_err(|e| host_error(&host.0, e))?;
         Ok(to_dynamic(&serde_json::Value::Object(facts))
             .try_cast::<Map>()
             .unwrap_or_default())
@@ -91,8 +133,12 @@ pub mod ops_api {
     /// let installed = host.fact("packages");
     /// ```
     #[rhai_fn(name = "fact", return_raw)]
-    pub fn fact(host: &mut Host, name: &str) -> Result<Dynamic, Box<EvalAltResult>> {
-        let value = facts::named(&host.0, name).map_err(|e| e.to_string())?;
+    pub fn fact(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let value = facts::named(&host.0, name).map_err(|e| host_error_at(&ctx, &host.0, e))?;
         Ok(to_dynamic(&value))
     }
 
@@ -108,10 +154,16 @@ pub mod ops_api {
     /// host.file("/etc/sudoers.d/app", #{ content: rule, mode: "0440", validate: ["visudo", "-cf", "%s"] });
     /// ```
     #[rhai_fn(name = "file", return_raw)]
-    pub fn file(host: &mut Host, path: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+    pub fn file(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("file"))?;
+        let always = opts.always()?;
         let spec = file_spec(&mut opts, host)?;
-        done(&host.0, || files::file(&host.0, path, &spec))
+        done(&ctx, &host.0, always, || files::file(&host.0, path, &spec))
     }
 
     /// Makes `path` a directory, with its parents.
@@ -120,8 +172,13 @@ pub mod ops_api {
     /// host.directory("/srv/app/releases");
     /// ```
     #[rhai_fn(name = "directory", return_raw)]
-    pub fn directory(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
-        done(&host.0, || {
+    pub fn directory(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let always = false;
+        done(&ctx, &host.0, always, || {
             files::directory(&host.0, path, None, None, None)
         })
     }
@@ -133,17 +190,19 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "directory", return_raw)]
     pub fn directory_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         path: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("directory"))?;
+        let always = opts.always()?;
         let (mode, owner, group) = (
             opts.mode("mode")?,
             opts.string("owner")?,
             opts.string("group")?,
         );
-        done(&host.0, || {
+        done(&ctx, &host.0, always, || {
             files::directory(&host.0, path, mode, owner.as_deref(), group.as_deref())
         })
     }
@@ -154,8 +213,31 @@ pub mod ops_api {
     /// host.link("/srv/app/current", "/srv/app/releases/42");
     /// ```
     #[rhai_fn(name = "link", return_raw)]
-    pub fn link(host: &mut Host, path: &str, target: &str) -> Result<bool, Box<EvalAltResult>> {
-        done(&host.0, || files::link(&host.0, path, target))
+    pub fn link(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+        target: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        link_with(ctx, host, path, target, Map::new())
+    }
+
+    /// Makes `path` a symbolic link to `target` with option `always` (switch it even after
+    /// Ctrl-C, e.g. back to the previous release).
+    ///
+    /// ```rhai
+    /// host.link("/srv/app/current", "/srv/app/releases/41", #{ always: true });
+    /// ```
+    #[rhai_fn(name = "link", return_raw)]
+    pub fn link_with(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+        target: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let always = Options::new(options, options::keys("link"))?.always()?;
+        done(&ctx, &host.0, always, || files::link(&host.0, path, target))
     }
 
     /// Makes sure nothing (file, link or folder) exists at `path`.
@@ -164,8 +246,28 @@ pub mod ops_api {
     /// host.absent("/etc/nginx/sites-enabled/default");
     /// ```
     #[rhai_fn(name = "absent", return_raw)]
-    pub fn absent(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
-        done(&host.0, || files::absent(&host.0, path))
+    pub fn absent(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        absent_with(ctx, host, path, Map::new())
+    }
+
+    /// Makes sure nothing exists at `path`, with option `always` (even after Ctrl-C).
+    ///
+    /// ```rhai
+    /// host.absent("/srv/app/.lock", #{ always: true });
+    /// ```
+    #[rhai_fn(name = "absent", return_raw)]
+    pub fn absent_with(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let always = Options::new(options, options::keys("absent"))?.always()?;
+        done(&ctx, &host.0, always, || files::absent(&host.0, path))
     }
 
     /// Makes `line` a line of the file at `path`, appending it when missing.
@@ -174,8 +276,16 @@ pub mod ops_api {
     /// host.line("/etc/hosts", "10.0.0.5 db");
     /// ```
     #[rhai_fn(name = "line", return_raw)]
-    pub fn line(host: &mut Host, path: &str, line: &str) -> Result<bool, Box<EvalAltResult>> {
-        done(&host.0, || files::line(&host.0, path, line, None, false))
+    pub fn line(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+        line: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let always = false;
+        done(&ctx, &host.0, always, || {
+            files::line(&host.0, path, line, None, false)
+        })
     }
 
     /// Makes `line` a line of the file with options: `regex` (the first line matching it is
@@ -186,18 +296,20 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "line", return_raw)]
     pub fn line_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         path: &str,
         line: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("line"))?;
+        let always = opts.always()?;
         let pattern = opts.string("regex")?;
         let sensitive = opts.bool("sensitive")?.unwrap_or(false);
         if sensitive {
             host.0.add_secret(line);
         }
-        done(&host.0, || {
+        done(&ctx, &host.0, always, || {
             files::line(&host.0, path, line, pattern.as_deref(), sensitive)
         })
     }
@@ -212,6 +324,7 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "template", return_raw)]
     pub fn template_full(
+        ctx: NativeCallContext,
         host: &mut Host,
         name: &str,
         dest: &str,
@@ -220,10 +333,14 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         let vars = vars_from_map(vars)?;
         let mut opts = Options::new(options, options::keys("template"))?;
+        let always = opts.always()?;
         let spec = file_spec(&mut opts, host)?;
         host.0
-            .timed("template", || host.0.template(name, dest, vars, spec))
-            .map_err(|e| e.to_string().into())
+            .always(always, || {
+                host.0
+                    .timed("template", || host.0.template(name, dest, vars, spec))
+            })
+            .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
     /// Makes the folder `remote` hold the local folder `local` (relative to the project).
@@ -234,15 +351,18 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "sync_dir", return_raw)]
     pub fn sync_dir(
+        ctx: NativeCallContext,
         host: &mut Host,
         local: &str,
         remote: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let delete = Options::new(options, options::keys("sync_dir"))?
-            .bool("delete")?
-            .unwrap_or(false);
-        done(&host.0, || files::sync(&host.0, local, remote, delete))
+        let mut opts = Options::new(options, options::keys("sync_dir"))?;
+        let always = opts.always()?;
+        let delete = opts.bool("delete")?.unwrap_or(false);
+        done(&ctx, &host.0, always, || {
+            files::sync(&host.0, local, remote, delete)
+        })
     }
 
     /// Makes packages installed, with the host's manager (apt, dnf, yum or apk). The index is
@@ -252,9 +372,14 @@ pub mod ops_api {
     /// host.packages(["nginx", "git"]);
     /// ```
     #[rhai_fn(name = "packages", return_raw)]
-    pub fn packages(host: &mut Host, names: Array) -> Result<bool, Box<EvalAltResult>> {
+    pub fn packages(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        names: Array,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let names = strings(names, "package names")?;
-        done(&host.0, || {
+        let always = false;
+        done(&ctx, &host.0, always, || {
             packages::packages(&host.0, &names, PackageState::Present)
         })
     }
@@ -266,16 +391,20 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "packages", return_raw)]
     pub fn packages_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         names: Array,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("packages"))?;
+        let always = opts.always()?;
         let wanted =
             state(&mut opts, &["present", "absent", "latest"])?.unwrap_or_else(|| "present".into());
         let wanted = PackageState::parse(&wanted)?;
         let names = strings(names, "package names")?;
-        done(&host.0, || packages::packages(&host.0, &names, wanted))
+        done(&ctx, &host.0, always, || {
+            packages::packages(&host.0, &names, wanted)
+        })
     }
 
     /// Makes user `name` exist. Options: `shell`, `home`, `group` (the primary group),
@@ -286,8 +415,14 @@ pub mod ops_api {
     /// host.user("app", #{ shell: "/bin/sh", groups: ["www-data"], system: true });
     /// ```
     #[rhai_fn(name = "user", return_raw)]
-    pub fn user(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+    pub fn user(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("user"))?;
+        let always = opts.always()?;
         let spec = UserSpec {
             shell: opts.string("shell")?,
             home: opts.string("home")?,
@@ -296,7 +431,7 @@ pub mod ops_api {
             system: opts.bool("system")?.unwrap_or(false),
             absent: state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent"),
         };
-        done(&host.0, || system::user(&host.0, name, &spec))
+        done(&ctx, &host.0, always, || system::user(&host.0, name, &spec))
     }
 
     /// Makes group `name` exist. Options: `system`, `state` (`present` or `absent`).
@@ -305,11 +440,19 @@ pub mod ops_api {
     /// host.group("deploy", #{});
     /// ```
     #[rhai_fn(name = "group", return_raw)]
-    pub fn group(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+    pub fn group(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("group"))?;
+        let always = opts.always()?;
         let system = opts.bool("system")?.unwrap_or(false);
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
-        done(&host.0, || system::group(&host.0, name, system, absent))
+        done(&ctx, &host.0, always, || {
+            system::group(&host.0, name, system, absent)
+        })
     }
 
     /// Makes public `keys` present in `user`'s `~/.ssh/authorized_keys`. Options: `state`
@@ -320,38 +463,47 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "authorized_keys", return_raw)]
     pub fn authorized_keys(
+        ctx: NativeCallContext,
         host: &mut Host,
         user: &str,
         keys: Array,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("authorized_keys"))?;
+        let always = opts.always()?;
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
         let exclusive = opts.bool("exclusive")?.unwrap_or(false);
         let keys = strings(keys, "keys")?;
-        done(&host.0, || {
+        done(&ctx, &host.0, always, || {
             system::authorized_keys(&host.0, user, &keys, absent, exclusive)
         })
     }
 
     /// Brings a service to a state. Options: `state` (`started`, `stopped`, `restarted`,
-    /// `reloaded`), `enabled` (start at boot), `manager` (`systemd`, `supervisor` or
-    /// `runit`; detected when absent), `config` (supervisor's config file, when it is not where
-    /// `supervisorctl` looks).
+    /// `reloaded`), `enabled` (start at boot), `manager` (`systemd`, `supervisor`, `runit` or
+    /// `direct`: the daemon's own commands, on hosts without an init system; when absent,
+    /// systemd if the `init` fact says so, else `direct` for a daemon weft knows (nginx,
+    /// haproxy, supervisor, keepalived, postgresql, redis-server) or given `commands`, else
+    /// supervisor or runit), `config` (supervisor's config file, when it is not where
+    /// `supervisorctl` looks), `commands` (`#{ start, stop, reload, status }`: shell commands
+    /// of a daemon weft does not know, used without an init system), `always`. Returns
+    /// whether it changed anything. Without an init system nothing starts at boot, so
+    /// `enabled` is left alone there.
     ///
     /// ```rhai
     /// host.service("nginx", #{ state: "started", enabled: true });
     /// ```
     #[rhai_fn(name = "service", return_raw)]
-    pub fn service(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+    pub fn service(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("service"))?;
+        let always = opts.always()?;
         let wanted = state(&mut opts, &["started", "stopped", "restarted", "reloaded"])?;
-        let manager = opts
-            .string("manager")?
-            .map(|m| ServiceManager::parse(&m))
-            .transpose()?;
         let enabled = opts.bool("enabled")?;
-        let config = opts.string("config")?;
         let spec = ServiceSpec {
             running: match wanted.as_deref() {
                 Some("started") => Some(true),
@@ -359,21 +511,55 @@ pub mod ops_api {
                 _ => None,
             },
             enabled,
-            manager,
-            config: config.clone(),
+            driver: driver_spec(&mut opts)?,
         };
-        let mut changed = done(&host.0, || services::service(&host.0, name, &spec))?;
+        let mut changed = done(&ctx, &host.0, always, || {
+            services::service(&host.0, name, &spec)
+        })?;
         let action = match wanted.as_deref() {
             Some("restarted") => Some("restart"),
             Some("reloaded") => Some("reload"),
             _ => None,
         };
         if let Some(action) = action {
-            changed |= done(&host.0, || {
-                services::act_now(&host.0, name, action, manager, config.as_deref())
+            changed |= done(&ctx, &host.0, always, || {
+                services::act_now(&host.0, name, action, &spec.driver)
             })?;
         }
         Ok(changed)
+    }
+
+    /// Whether service `name` runs (reads only, so also under `--check`), by the manager
+    /// `service` would use.
+    ///
+    /// ```rhai
+    /// log(if host.service_running("nginx") { "nginx: running" } else { "nginx: stopped" });
+    /// ```
+    #[rhai_fn(name = "service_running", return_raw)]
+    pub fn service_running(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        service_running_with(ctx, host, name, Map::new())
+    }
+
+    /// Whether service `name` runs, with the options `manager`, `config` and `commands` of
+    /// `service`.
+    ///
+    /// ```rhai
+    /// let up = host.service_running("app", #{ manager: "supervisor" });
+    /// ```
+    #[rhai_fn(name = "service_running", return_raw)]
+    pub fn service_running_with(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, options::keys("service_running"))?;
+        let spec = driver_spec(&mut opts)?;
+        services::running(&host.0, name, &spec).map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
     /// Asks for `action` (`reload` or `restart`) of a service once, when the goal ends
@@ -426,8 +612,14 @@ pub mod ops_api {
     /// host.cron("backup", #{ schedule: "15 3 * * *", command: "/usr/local/bin/backup" });
     /// ```
     #[rhai_fn(name = "cron", return_raw)]
-    pub fn cron(host: &mut Host, name: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+    pub fn cron(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("cron"))?;
+        let always = opts.always()?;
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
         let schedule = opts.string("schedule")?.unwrap_or_default();
         let command = opts.string("command")?.unwrap_or_default();
@@ -435,7 +627,7 @@ pub mod ops_api {
             return Err("cron: `schedule` and `command` are required".into());
         }
         let user = opts.string("user")?.unwrap_or_else(|| "root".into());
-        done(&host.0, || {
+        done(&ctx, &host.0, always, || {
             system::cron(&host.0, name, &schedule, &command, &user, absent)
         })
     }
@@ -448,15 +640,17 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "git", return_raw)]
     pub fn git(
+        ctx: NativeCallContext,
         host: &mut Host,
         repo: &str,
         dest: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("git"))?;
+        let always = opts.always()?;
         let version = opts.string("version")?.unwrap_or_else(|| "main".into());
         let key = opts.string("key")?;
-        done(&host.0, || {
+        done(&ctx, &host.0, always, || {
             system::git(&host.0, repo, dest, &version, key.as_deref())
         })
     }
@@ -468,28 +662,38 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "virtualenv", return_raw)]
     pub fn virtualenv(
+        ctx: NativeCallContext,
         host: &mut Host,
         path: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let python = Options::new(options, options::keys("virtualenv"))?.string("python")?;
-        done(&host.0, || {
+        let mut opts = Options::new(options, options::keys("virtualenv"))?;
+        let always = opts.always()?;
+        let python = opts.string("python")?;
+        done(&ctx, &host.0, always, || {
             system::virtualenv(&host.0, path, python.as_deref())
         })
     }
 
     /// Installs into the virtualenv `venv`. Options: `packages` (requirement strings, or
-    /// sdist/wheel paths on the host), `requirements` (a requirements file on the host).
+    /// paths on the host of a project folder, sdist or wheel, which are always installed),
+    /// `requirements` (a requirements file on the host), `always`.
     ///
     /// ```rhai
     /// host.pip("/srv/app/venv", #{ packages: ["gunicorn==22.0.0"] });
     /// ```
     #[rhai_fn(name = "pip", return_raw)]
-    pub fn pip(host: &mut Host, venv: &str, options: Map) -> Result<bool, Box<EvalAltResult>> {
+    pub fn pip(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        venv: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
         let mut opts = Options::new(options, options::keys("pip"))?;
+        let always = opts.always()?;
         let packages = opts.strings("packages")?.unwrap_or_default();
         let requirements = opts.string("requirements")?;
-        done(&host.0, || {
+        done(&ctx, &host.0, always, || {
             system::pip(&host.0, venv, &packages, requirements.as_deref())
         })
     }
@@ -502,12 +706,33 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "extract", return_raw)]
     pub fn extract(
+        ctx: NativeCallContext,
         host: &mut Host,
         archive: &str,
         dest: &str,
         marker: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        done(&host.0, || system::extract(&host.0, archive, dest, marker))
+        extract_with(ctx, host, archive, dest, marker, Map::new())
+    }
+
+    /// Extracts `archive` into `dest` unless it holds `marker`, with option `always`.
+    ///
+    /// ```rhai
+    /// host.extract("/tmp/app.tar.gz", "/srv/app/releases/42", "app.py", #{ always: true });
+    /// ```
+    #[rhai_fn(name = "extract", return_raw)]
+    pub fn extract_with(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        archive: &str,
+        dest: &str,
+        marker: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let always = Options::new(options, options::keys("extract"))?.always()?;
+        done(&ctx, &host.0, always, || {
+            system::extract(&host.0, archive, dest, marker)
+        })
     }
 
     /// Packs the folder `source` (on the host) into the tar.gz `archive`, unless it exists.
@@ -517,11 +742,31 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "archive", return_raw)]
     pub fn archive(
+        ctx: NativeCallContext,
         host: &mut Host,
         source: &str,
         archive: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        done(&host.0, || system::archive(&host.0, source, archive))
+        archive_with(ctx, host, source, archive, Map::new())
+    }
+
+    /// Packs `source` into `archive` unless it exists, with option `always`.
+    ///
+    /// ```rhai
+    /// host.archive("/srv/app/build", "/srv/app/build.tar.gz", #{ always: true });
+    /// ```
+    #[rhai_fn(name = "archive", return_raw)]
+    pub fn archive_with(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        source: &str,
+        archive: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let always = Options::new(options, options::keys("archive"))?.always()?;
+        done(&ctx, &host.0, always, || {
+            system::archive(&host.0, source, archive)
+        })
     }
 
     /// `file(path, options)` with no options: the file exists, content kept.
@@ -530,8 +775,12 @@ pub mod ops_api {
     /// host.file("/var/log/app.log");
     /// ```
     #[rhai_fn(name = "file", return_raw)]
-    pub fn file_plain(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
-        file(host, path, Map::new())
+    pub fn file_plain(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        file(ctx, host, path, Map::new())
     }
 
     /// `user(name, options)` with no options: the user exists.
@@ -540,8 +789,12 @@ pub mod ops_api {
     /// host.user("deploy");
     /// ```
     #[rhai_fn(name = "user", return_raw)]
-    pub fn user_plain(host: &mut Host, name: &str) -> Result<bool, Box<EvalAltResult>> {
-        user(host, name, Map::new())
+    pub fn user_plain(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        user(ctx, host, name, Map::new())
     }
 
     /// `group(name, options)` with no options: the group exists.
@@ -550,8 +803,12 @@ pub mod ops_api {
     /// host.group("web");
     /// ```
     #[rhai_fn(name = "group", return_raw)]
-    pub fn group_plain(host: &mut Host, name: &str) -> Result<bool, Box<EvalAltResult>> {
-        group(host, name, Map::new())
+    pub fn group_plain(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        group(ctx, host, name, Map::new())
     }
 
     /// `authorized_keys(user, keys, options)` with no options: the keys are present.
@@ -561,11 +818,12 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "authorized_keys", return_raw)]
     pub fn authorized_keys_plain(
+        ctx: NativeCallContext,
         host: &mut Host,
         user: &str,
         keys: Array,
     ) -> Result<bool, Box<EvalAltResult>> {
-        authorized_keys(host, user, keys, Map::new())
+        authorized_keys(ctx, host, user, keys, Map::new())
     }
 
     /// `git(repo, dest, options)` with no options: the `main` branch.
@@ -574,8 +832,13 @@ pub mod ops_api {
     /// host.git("https://example.com/app.git", "/srv/app");
     /// ```
     #[rhai_fn(name = "git", return_raw)]
-    pub fn git_plain(host: &mut Host, repo: &str, dest: &str) -> Result<bool, Box<EvalAltResult>> {
-        git(host, repo, dest, Map::new())
+    pub fn git_plain(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        repo: &str,
+        dest: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        git(ctx, host, repo, dest, Map::new())
     }
 
     /// `virtualenv(path, options)` with no options: the host's `python3`.
@@ -584,8 +847,12 @@ pub mod ops_api {
     /// host.virtualenv("/srv/app/venv");
     /// ```
     #[rhai_fn(name = "virtualenv", return_raw)]
-    pub fn virtualenv_plain(host: &mut Host, path: &str) -> Result<bool, Box<EvalAltResult>> {
-        virtualenv(host, path, Map::new())
+    pub fn virtualenv_plain(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        virtualenv(ctx, host, path, Map::new())
     }
 
     /// `sync_dir(local, remote, options)` with no options: nothing is deleted.
@@ -595,10 +862,11 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "sync_dir", return_raw)]
     pub fn sync_dir_plain(
+        ctx: NativeCallContext,
         host: &mut Host,
         local: &str,
         remote: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        sync_dir(host, local, remote, Map::new())
+        sync_dir(ctx, host, local, remote, Map::new())
     }
 }

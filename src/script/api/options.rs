@@ -9,19 +9,31 @@ use super::ApiResult;
 /// The keys of the option map each function takes, by the name scripts call it by: the one
 /// list both the functions and editors (`weft lsp`) read.
 pub const KEYS: &[(&str, &[&str])] = &[
-    ("authorized_keys", &["state", "exclusive"]),
-    ("cron", &["schedule", "command", "user", "state"]),
-    ("directory", &["mode", "owner", "group"]),
+    ("absent", &["always"]),
+    ("archive", &["always"]),
+    ("authorized_keys", &["state", "exclusive", "always"]),
+    ("cron", &["schedule", "command", "user", "state", "always"]),
+    ("directory", &["mode", "owner", "group", "always"]),
+    ("extract", &["always"]),
     (
         "file",
-        &["content", "mode", "owner", "group", "sensitive", "validate"],
+        &[
+            "content",
+            "mode",
+            "owner",
+            "group",
+            "sensitive",
+            "validate",
+            "always",
+        ],
     ),
-    ("git", &["version", "key"]),
-    ("group", &["system", "state"]),
-    ("line", &["regex", "sensitive"]),
+    ("git", &["version", "key", "always"]),
+    ("group", &["system", "state", "always"]),
+    ("line", &["regex", "sensitive", "always"]),
+    ("link", &["always"]),
     ("notify", &["manager", "config"]),
-    ("packages", &["state"]),
-    ("pip", &["packages", "requirements"]),
+    ("packages", &["state", "always"]),
+    ("pip", &["packages", "requirements", "always"]),
     (
         "run",
         &[
@@ -36,18 +48,27 @@ pub const KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("run_goal", &["roles", "hosts"]),
-    ("service", &["state", "enabled", "manager", "config"]),
-    ("sync_dir", &["delete"]),
+    (
+        "service",
+        &[
+            "state", "enabled", "manager", "config", "commands", "always",
+        ],
+    ),
+    ("service_running", &["manager", "config", "commands"]),
+    ("sync_dir", &["delete", "always"]),
     (
         "template",
-        &["mode", "owner", "group", "sensitive", "validate"],
+        &["mode", "owner", "group", "sensitive", "validate", "always"],
     ),
+    ("upload", &["always"]),
     (
         "user",
-        &["shell", "home", "group", "groups", "system", "state"],
+        &[
+            "shell", "home", "group", "groups", "system", "state", "always",
+        ],
     ),
-    ("virtualenv", &["python"]),
-    ("write_file", &["mode"]),
+    ("virtualenv", &["python", "always"]),
+    ("write_file", &["mode", "always"]),
 ];
 
 /// The option keys of `function` (none for a function without options).
@@ -95,6 +116,11 @@ impl Options {
                     .map_err(|_| Self::wrong(key, "true or false", &v))
             })
             .transpose()
+    }
+
+    /// The `always` option every operation takes: run even after an interrupt.
+    pub fn always(&mut self) -> ApiResult<bool> {
+        Ok(self.bool("always")?.unwrap_or(false))
     }
 
     /// A string option.
@@ -163,6 +189,29 @@ impl Options {
                     .map_err(|_| Self::wrong(key, "an array", &v))
             })
             .transpose()
+    }
+
+    /// A map-of-strings option.
+    pub fn strings_map(
+        &mut self,
+        key: &str,
+    ) -> ApiResult<Option<std::collections::BTreeMap<String, String>>> {
+        let Some(value) = self.take(key) else {
+            return Ok(None);
+        };
+        let map = value
+            .clone()
+            .try_cast::<Map>()
+            .ok_or_else(|| Self::wrong(key, "a map", &value))?;
+        map.into_iter()
+            .map(|(k, v)| {
+                v.clone()
+                    .into_string()
+                    .map(|text| (k.to_string(), text))
+                    .map_err(|_| Self::wrong(&format!("{key}.{k}"), "a string", &v))
+            })
+            .collect::<ApiResult<_>>()
+            .map(Some)
     }
 
     /// An array-of-strings option.
