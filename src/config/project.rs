@@ -195,6 +195,12 @@ pub struct EnvSection {
     #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     #[serde(default)]
     pub vars: toml::Table,
+    /// `weft watch` runs the `alert` goal when a machine's CPU percent goes above this.
+    pub alert_cpu: Option<f64>,
+    /// `weft watch` runs the `alert` goal when a machine's memory in use goes above this percent.
+    pub alert_mem: Option<f64>,
+    /// `weft watch` runs the `alert` goal when a machine's disk `/` goes above this percent used.
+    pub alert_disk: Option<f64>,
 }
 
 /// One host: its address alone, or an address with host variables.

@@ -1,13 +1,23 @@
 //! What one sample of a machine holds, the one shell command that reads it (load, CPU over
 //! half a second, memory, disk of `/`, haproxy's stats socket where there is one) and the
-//! parser of that command's output.
+//! parser of that command's output. Inside a container (`local` machines) `/proc/stat` is the
+//! host's, so CPU comes from the container's own cgroup there.
 
 use serde::Serialize;
 
 /// Run on each machine per sample; fixed text, no argument is pasted in. Sections start with
 /// `@name` lines so a missing tool leaves the others readable.
 pub const SAMPLE_COMMAND: &str = r#"echo @load; cat /proc/loadavg
-echo @cpu; head -n1 /proc/stat; sleep 0.5; head -n1 /proc/stat
+echo @cpu
+if [ -s /run/systemd/container ] && [ -r /sys/fs/cgroup/cpu.stat ]; then
+  echo "cgroup $(nproc)"
+  for i in 1 2; do
+    echo "uptime $(cut -d' ' -f1 /proc/uptime)"; grep '^usage_usec ' /sys/fs/cgroup/cpu.stat
+    [ "$i" = 2 ] || sleep 0.5
+  done
+else
+  head -n1 /proc/stat; sleep 0.5; head -n1 /proc/stat
+fi
 echo @mem; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo
 echo @disk; df -Pk / | tail -n1
 if [ -S /run/haproxy.sock ]; then
@@ -57,6 +67,8 @@ pub struct ServerStats {
     pub queue: u64,
     /// Responses with a 5xx status since haproxy started.
     pub errors_5xx: u64,
+    /// Connections open to the server now (haproxy's `scur`).
+    pub sessions: u64,
 }
 
 impl MachineSample {
@@ -108,9 +120,13 @@ pub fn parse(host: String, roles: Vec<String>, at: u64, stdout: &str) -> Machine
             _ => {}
         }
     }
-    if let [before, after] = cpu_lines[..] {
-        sample.cpu = cpu_busy(before, after);
-    }
+    sample.cpu = match cpu_lines.split_first() {
+        Some((head, rest)) if head.starts_with("cgroup ") => cgroup_busy(head, rest),
+        _ => match cpu_lines[..] {
+            [before, after] => cpu_busy(before, after),
+            _ => None,
+        },
+    };
     if let (Some(total), Some(available)) = (mem_total, mem_available) {
         if total > 0.0 {
             sample.mem = Some(round1(100.0 * (total - available) / total));
@@ -152,6 +168,27 @@ fn cpu_busy(before: &str, after: &str) -> Option<f64> {
     ))
 }
 
+/// Busy percent of a container from its cgroup: `cgroup NPROC`, then twice `uptime SECS` and
+/// `usage_usec N`; the CPU time it used over the time that passed on all its CPUs.
+fn cgroup_busy(head: &str, lines: &[&str]) -> Option<f64> {
+    let cpus: f64 = head.strip_prefix("cgroup ")?.trim().parse().ok()?;
+    let value = |prefix: &str| -> Vec<f64> {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
+            .collect()
+    };
+    let (times, usage) = (value("uptime "), value("usage_usec "));
+    let (&[t0, t1], &[u0, u1]) = (&times[..], &usage[..]) else {
+        return None;
+    };
+    let wall = (t1 - t0) * 1e6 * cpus;
+    if wall <= 0.0 || cpus <= 0.0 {
+        return None;
+    }
+    Some(round1((100.0 * (u1 - u0) / wall).clamp(0.0, 100.0)))
+}
+
 /// `df -Pk` data line: filesystem, blocks, used, available, capacity, mount.
 fn parse_df(line: &str) -> Option<f64> {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -171,7 +208,7 @@ fn parse_haproxy(lines: &[&str]) -> Vec<ServerStats> {
     let (Some(px), Some(sv), Some(status)) = (at("pxname"), at("svname"), at("status")) else {
         return Vec::new();
     };
-    let (rate, queue, errors) = (at("rate"), at("qcur"), at("hrsp_5xx"));
+    let (rate, queue, errors, sessions) = (at("rate"), at("qcur"), at("hrsp_5xx"), at("scur"));
     let number = |fields: &[&str], column: Option<usize>| -> u64 {
         column
             .and_then(|c| fields.get(c))
@@ -194,6 +231,7 @@ fn parse_haproxy(lines: &[&str]) -> Vec<ServerStats> {
                 rate: number(&fields, rate),
                 queue: number(&fields, queue),
                 errors_5xx: number(&fields, errors),
+                sessions: number(&fields, sessions),
             })
         })
         .collect()
@@ -206,10 +244,10 @@ mod tests {
     #[test]
     fn haproxy_servers_are_read_by_header() {
         let lines = [
-            "# pxname,svname,qcur,status,rate,hrsp_5xx",
-            "web,FRONTEND,,OPEN,3,0",
-            "app,app-1,2,UP,5,7",
-            "app,BACKEND,0,UP,5,7",
+            "# pxname,svname,qcur,status,rate,hrsp_5xx,scur",
+            "web,FRONTEND,,OPEN,3,0,1",
+            "app,app-1,2,UP,5,7,4",
+            "app,BACKEND,0,UP,5,7,4",
         ];
         let servers = parse_haproxy(&lines);
         assert_eq!(servers.len(), 1);
@@ -218,6 +256,14 @@ mod tests {
             (servers[0].queue, servers[0].rate, servers[0].errors_5xx),
             (2, 5, 7)
         );
+        assert_eq!(servers[0].sessions, 4);
+    }
+
+    #[test]
+    fn a_containers_cpu_is_its_cgroups_time_over_the_time_of_all_its_cpus() {
+        let out = "@cpu\ncgroup 2\nuptime 100.00\nusage_usec 1000000\nuptime 100.50\nusage_usec 1500000\n";
+        let sample = parse("m".into(), Vec::new(), 0, out);
+        assert_eq!(sample.cpu, Some(50.0));
     }
 
     #[test]
