@@ -70,7 +70,7 @@ pub fn watch(ctx: &Context, args: WatchArgs) -> Result<i32> {
                     }
                 }
             }
-            Event::Alert(alert) => print_alert(alert, args.json),
+            Event::Alert(alert, goal) => print_alert(alert, args.json, goal),
             Event::Decision(decision) => print_decision(decision, args.json, dry_run),
             Event::Action(action) => print_action(action, args.json),
         },
@@ -224,8 +224,9 @@ fn print_action(action: &ActionEvent, json: bool) {
     );
 }
 
-/// `alert firing: app-0: disk 91.0% > 90.0% (alert_disk)`, or its JSON event.
-fn print_alert(alert: &Alert, json: bool) {
+/// `alert firing: app-0: disk 91.0% > 90.0% (alert_disk)`, or its JSON event; without
+/// `--json`, only when no `alert` goal runs for it (the stdlib's prints that line itself).
+fn print_alert(alert: &Alert, json: bool, goal: bool) {
     if json {
         let mut event = serde_json::json!({ "event": "alert" });
         if let (Some(map), Ok(serde_json::Value::Object(fields))) =
@@ -234,7 +235,7 @@ fn print_alert(alert: &Alert, json: bool) {
             map.extend(fields);
         }
         outln!("{event}");
-    } else {
+    } else if !goal {
         outln!("alert {}: {}", alert.state, alert.message);
     }
 }

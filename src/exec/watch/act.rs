@@ -180,7 +180,7 @@ impl Actor {
     fn locked(&self, role: &str, work: impl FnOnce() -> Outcome) -> Outcome {
         if let Err(why) = self.hook("scale_lock", &[role.to_string()]) {
             return Outcome::Paused(format!(
-                "scaling of {role} paused: a deploy holds the env's lock ({why})"
+                "a deploy holds the deploy lock of {role}'s apps ({why}); asking again at the next sample"
             ));
         }
         let outcome = work();

@@ -44,8 +44,9 @@ pub struct WatchSettings {
 pub enum Event<'a> {
     /// Every machine's sample, in host order.
     Sample(&'a [MachineSample]),
-    /// An alert condition that started or ended; the `alert` goal runs after it is shown.
-    Alert(&'a Alert),
+    /// An alert condition that started or ended, and whether an `alert` goal runs for it
+    /// next (the stdlib's prints it).
+    Alert(&'a Alert, bool),
     /// A role's policy's decision, or why the policy failed.
     Decision(&'a Result<Decision, String>),
     /// A step of acting on a decision.
@@ -149,7 +150,7 @@ pub fn watch(
         let samples = runtime.block_on(sample_all(&machines));
         show(Event::Sample(&samples));
         for alert in alerts.check(&samples) {
-            show(Event::Alert(&alert));
+            show(Event::Alert(&alert, alert_goal));
             if alert_goal {
                 run_alert(ctx, &env, &alert);
             }

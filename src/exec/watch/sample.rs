@@ -9,10 +9,11 @@ use serde::Serialize;
 /// `@name` lines so a missing tool leaves the others readable.
 pub const SAMPLE_COMMAND: &str = r#"echo @load; cat /proc/loadavg
 echo @cpu
-if [ -s /run/systemd/container ] && [ -r /sys/fs/cgroup/cpu.stat ]; then
+stat=/sys/fs/cgroup/cpu.stat; [ -r "$stat" ] || stat=/sys/fs/cgroup/unified/cpu.stat
+if [ -s /run/systemd/container ] && [ -r "$stat" ]; then
   echo "cgroup $(nproc)"
   for i in 1 2; do
-    echo "uptime $(cut -d' ' -f1 /proc/uptime)"; grep '^usage_usec ' /sys/fs/cgroup/cpu.stat
+    echo "uptime $(cut -d' ' -f1 /proc/uptime)"; grep '^usage_usec ' "$stat"
     [ "$i" = 2 ] || sleep 0.5
   done
 else
