@@ -225,7 +225,7 @@ impl Actor {
             *machine = Some(new.name.clone());
             let provisioned = provision_only(&self.ctx, &self.env, role, &made);
             let failure = match provisioned {
-                Ok(EXIT_OK) => match self.hook("scale_join", &[new.name.clone()]) {
+                Ok(EXIT_OK) => match self.hook("scale_join", std::slice::from_ref(&new.name)) {
                     Ok(_) => None,
                     Err(why) => Some(format!("{} did not join: {why}", new.name)),
                 },
@@ -240,7 +240,7 @@ impl Actor {
                 Ok(_) => format!("{} was terminated", new.name),
                 Err(err) => format!("terminating {} failed too: {err}", new.name),
             };
-            if let Err(why) = self.hook("scale_forget", &[new.name.clone()]) {
+            if let Err(why) = self.hook("scale_forget", std::slice::from_ref(&new.name)) {
                 tracing::warn!(
                     machine = new.name,
                     why,

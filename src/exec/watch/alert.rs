@@ -179,7 +179,7 @@ mod tests {
     fn a_machine_that_stops_answering_alerts_once() {
         let mut alerts = Alerts::new(Thresholds::default());
         let dead = MachineSample::failed("b".into(), Vec::new(), 0, "timeout".into());
-        let fired = alerts.check(&[dead.clone()]);
+        let fired = alerts.check(std::slice::from_ref(&dead));
         assert_eq!((fired[0].kind, fired[0].state), ("down", "firing"));
         assert!(alerts.check(&[dead]).is_empty());
         assert_eq!(alerts.check(&[sample("b", 1.0)])[0].state, "resolved");
