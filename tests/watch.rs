@@ -314,7 +314,7 @@ fn the_watcher_scales_app_up_under_load_and_back_down_without_a_failed_request()
     let test = crate::webstack::example();
     let config = test.read("weft.toml").replace(
         "[env.dev.machines.app]\ncount = 2",
-        "[env.dev.machines.app]\ncount = 1\nmin = 1\nmax = 2\nscale_up_cpu = 30.0\nscale_down_cpu = 15.0\ncooldown = 5",
+        "[env.dev.machines.app]\ncount = 1\nmin = 1\nmax = 2\nscale_up_cpu = 25.0\nscale_down_cpu = 12.0\ncooldown = 5",
     );
     assert!(config.contains("cooldown = 5"), "{config}");
     test.write("weft.toml", &config);
@@ -375,6 +375,9 @@ fn the_watcher_scales_app_up_under_load_and_back_down_without_a_failed_request()
     assert_eq!(busy.len(), 4, "{load:#?}");
     let loaded = Instant::now();
 
+    // A deploy in progress (its lock held) pauses scaling until it ends.
+    test.run(&["run", "hello_lock", "-e", "dev", "-H", "app-0"])
+        .status(0);
     let mut events = Events::start(&test, &["watch", "-e", "dev", "--interval", "2", "--json"]);
     events.wait("a decision to scale up", Duration::from_secs(35), |e| {
         e["event"] == "decision" && e["role"] == "app" && e["from"] == 1 && e["to"] == 2
@@ -383,6 +386,12 @@ fn the_watcher_scales_app_up_under_load_and_back_down_without_a_failed_request()
         "scale-up decided {:?} after the load started",
         loaded.elapsed()
     );
+    let paused = events.wait("a pause", Duration::from_secs(30), |e| {
+        e["event"] == "action" && e["state"] != "started"
+    });
+    assert!(action(&paused, "scale_up", "paused"), "{paused}");
+    test.run(&["run", "hello_unlock", "-e", "dev", "-H", "app-0"])
+        .status(0);
     let done = events.wait("app-1 joining", Duration::from_secs(240), |e| {
         action(e, "scale_up", "done") || action(e, "scale_up", "failed")
     });
@@ -501,4 +510,55 @@ fn alert(event) {
         ],
         "one alert per change, not per sample"
     );
+}
+
+#[test]
+fn a_machine_that_fails_to_provision_is_terminated_and_the_role_backs_off() {
+    let test = Test::with_config(
+        "[project]\nname = \"failing\"\n[env.dev]\nprovider = \"local\"\n[env.dev.machines.worker]\ncount = 1\ncooldown = 7\n",
+    );
+    let _machines = crate::harness::Destroy {
+        test: &test,
+        env: "dev",
+    };
+    test.write(
+        "deploy/worker.rhai",
+        r#"/// Provisioning works on worker-0 only.
+fn worker_provision(host) {
+    if host.name != "worker-0" {
+        throw `no provisioning for ${host.name}`;
+    }
+}
+
+/// One more worker than now.
+fn worker_scale(metrics) {
+    #{ count: metrics.count + 1, reason: "wants more" }
+}
+"#,
+    );
+    test.run(&["cloud", "create", "worker", "-e", "dev"])
+        .status(0);
+    let out = test.run(&["watch", "-e", "dev", "--once", "--json"]);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let failed = events
+        .iter()
+        .find(|e| action(e, "scale_up", "failed"))
+        .unwrap_or_else(|| panic!("a failed scale-up: {out:#?}"));
+    assert_eq!(failed["machine"], "worker-1");
+    let message = failed["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("`worker_provision` failed on worker-1")
+            && message.contains("worker-1 was terminated"),
+        "{message}"
+    );
+    assert_eq!(failed["retry_in"], 7, "the first back-off is the cooldown");
+    assert!(events.iter().any(|e| action(e, "scale_up", "created")));
+    let list = test.run(&["cloud", "list", "-e", "dev"]);
+    list.status(0)
+        .stdout_has("worker-0")
+        .stdout_lacks("worker-1");
 }
