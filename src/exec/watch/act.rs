@@ -179,8 +179,9 @@ impl Actor {
     /// Takes the role's deploy locks, runs `work`, releases them whatever came of it.
     fn locked(&self, role: &str, work: impl FnOnce() -> Outcome) -> Outcome {
         if let Err(why) = self.hook("scale_lock", &[role.to_string()]) {
+            tracing::info!(role, why, "scaling paused");
             return Outcome::Paused(format!(
-                "a deploy holds the deploy lock of {role}'s apps ({why}); asking again at the next sample"
+                "a deploy holds the deploy lock of the apps of role {role} (see above); asking again at the next sample"
             ));
         }
         let outcome = work();

@@ -120,9 +120,11 @@ impl<'a> Policy<'a> {
                 )));
                 continue;
             };
-            // Never below `min`, whatever a project's policy says.
+            // Never below `min` nor above a `max` weft.toml sets, whatever a project's policy
+            // says: `max` is what the env may cost.
             let min = entry.and_then(|e| e.min).map_or(0, u64::from);
-            let to = (wanted as u64).max(min);
+            let max = entry.and_then(|e| e.max).map_or(u64::MAX, u64::from);
+            let to = (wanted as u64).max(min).min(max.max(min));
             if to != count {
                 let cooldown = self.cooldown(role);
                 self.hold(role, cooldown);
