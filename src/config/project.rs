@@ -113,6 +113,9 @@ pub struct MachineEntry {
     pub scale_down_cpu: Option<f64>,
     /// Seconds after a scaling decision before the next one for the role.
     pub cooldown: Option<u64>,
+    /// Seconds `weft watch` waits for a drained machine's connections to end before it
+    /// terminates it anyway (default 60).
+    pub drain_timeout: Option<u64>,
     /// The image (an AMI id for ec2, a weft image name for local).
     pub image: Option<String>,
     /// The instance size (`t3.micro`).

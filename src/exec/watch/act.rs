@@ -20,8 +20,6 @@ use crate::exec::launch::RunContext;
 use crate::exec::orchestrate::provision_only;
 use crate::inventory::HostFilter;
 
-/// How long a drained machine may keep connections open before it is terminated anyway.
-pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 /// The longest back-off after failed actions.
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
@@ -113,7 +111,8 @@ impl Actor {
             let outcome = if up {
                 self.scale_up(&decision.role, &mut machine, report)
             } else {
-                self.scale_down(&decision.role, samples, &mut machine, probe)
+                let timeout = policy.drain_timeout(&decision.role);
+                self.scale_down(&decision.role, samples, &mut machine, probe, timeout)
             };
             match outcome {
                 Outcome::Done(message) => {
@@ -258,6 +257,7 @@ impl Actor {
         samples: &[MachineSample],
         machine: &mut Option<String>,
         probe: &mut dyn FnMut() -> Vec<MachineSample>,
+        timeout: Duration,
     ) -> Outcome {
         let cloud = match self.cloud() {
             Ok(cloud) => cloud,
@@ -278,7 +278,7 @@ impl Actor {
             if let Err(why) = self.hook("scale_drain", std::slice::from_ref(&victim)) {
                 return Outcome::Failed(format!("draining {victim} failed: {why}"));
             }
-            let left = wait_drained(&victim, probe);
+            let left = wait_drained(&victim, probe, timeout);
             if let Err(err) = cloud.terminate(&victim) {
                 return Outcome::Failed(format!("terminating {victim} failed: {err}"));
             }
@@ -290,7 +290,7 @@ impl Actor {
             let note = if left > 0 {
                 format!(
                     " ({left} connection(s) still open after {} s)",
-                    DRAIN_TIMEOUT.as_secs()
+                    timeout.as_secs()
                 )
             } else {
                 String::new()
@@ -319,9 +319,12 @@ fn victim(all: &[Machine], role: &str, answering: impl Fn(&str) -> bool) -> Opti
         .map(|m| m.name.clone())
 }
 
-/// Waits until no lb has a connection open to `server`, or `DRAIN_TIMEOUT`; the connections
-/// left.
-fn wait_drained(server: &str, probe: &mut dyn FnMut() -> Vec<MachineSample>) -> u64 {
+/// Waits until no lb has a connection open to `server`, or `timeout`; the connections left.
+fn wait_drained(
+    server: &str,
+    probe: &mut dyn FnMut() -> Vec<MachineSample>,
+    timeout: Duration,
+) -> u64 {
     let started = Instant::now();
     loop {
         let open: u64 = probe()
@@ -330,7 +333,7 @@ fn wait_drained(server: &str, probe: &mut dyn FnMut() -> Vec<MachineSample>) -> 
             .filter(|s| s.server == server)
             .map(|s| s.sessions)
             .sum();
-        if open == 0 || started.elapsed() >= DRAIN_TIMEOUT {
+        if open == 0 || started.elapsed() >= timeout {
             return open;
         }
         std::thread::sleep(Duration::from_millis(500));

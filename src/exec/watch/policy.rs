@@ -18,6 +18,8 @@ const SCALE_UP_CPU: f64 = 80.0;
 const SCALE_DOWN_CPU: f64 = 20.0;
 /// Seconds between two decisions for one role when the role does not say.
 const COOLDOWN: u64 = 120;
+/// Seconds a drained machine may keep connections when the role does not say.
+const DRAIN_TIMEOUT: u64 = 60;
 
 /// What the policy wants of one role.
 #[derive(Debug, Clone, Serialize)]
@@ -63,6 +65,16 @@ impl<'a> Policy<'a> {
                 .get(role)
                 .and_then(|e| e.cooldown)
                 .unwrap_or(COOLDOWN),
+        )
+    }
+
+    /// How long a drained machine of the role may keep connections (`drain_timeout`).
+    pub fn drain_timeout(&self, role: &str) -> Duration {
+        Duration::from_secs(
+            self.machines
+                .get(role)
+                .and_then(|e| e.drain_timeout)
+                .unwrap_or(DRAIN_TIMEOUT),
         )
     }
 
