@@ -246,7 +246,25 @@ impl Events {
                         return event;
                     }
                 }
-                Err(_) => panic!("no {what} within {within:?}"),
+                Err(_) => {
+                    // What the watcher saw last: each machine's CPU in the last samples.
+                    let cpus: Vec<String> = self
+                        .seen
+                        .iter()
+                        .filter(|e| e["event"] == "sample")
+                        .rev()
+                        .take(5)
+                        .map(|e| {
+                            let machines = e["machines"].as_array().cloned().unwrap_or_default();
+                            machines
+                                .iter()
+                                .map(|m| format!("{}={}", m["host"], m["cpu"]))
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        })
+                        .collect();
+                    panic!("no {what} within {within:?}; last samples (newest first): {cpus:#?}")
+                }
             }
         }
     }
@@ -314,7 +332,7 @@ fn the_watcher_scales_app_up_under_load_and_back_down_without_a_failed_request()
     let test = crate::webstack::example();
     let config = test.read("weft.toml").replace(
         "[env.dev.machines.app]\ncount = 2",
-        "[env.dev.machines.app]\ncount = 1\nmin = 1\nmax = 2\nscale_up_cpu = 25.0\nscale_down_cpu = 12.0\ncooldown = 5",
+        "[env.dev.machines.app]\ncount = 1\nmin = 1\nmax = 2\nscale_up_cpu = 20.0\nscale_down_cpu = 8.0\ncooldown = 5",
     );
     assert!(config.contains("cooldown = 5"), "{config}");
     test.write("weft.toml", &config);

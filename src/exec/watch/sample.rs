@@ -1,7 +1,8 @@
 //! What one sample of a machine holds, the one shell command that reads it (load, CPU over
 //! half a second, memory, disk of `/`, haproxy's stats socket where there is one) and the
 //! parser of that command's output. Inside a container (`local` machines) `/proc/stat` is the
-//! host's, so CPU comes from the container's own cgroup there.
+//! host's, and its cgroup may be shared with whatever started it, so CPU there is the CPU time
+//! of the processes it sees (its own PID namespace).
 
 use serde::Serialize;
 
@@ -9,11 +10,11 @@ use serde::Serialize;
 /// `@name` lines so a missing tool leaves the others readable.
 pub const SAMPLE_COMMAND: &str = r#"echo @load; cat /proc/loadavg
 echo @cpu
-stat=/sys/fs/cgroup/cpu.stat; [ -r "$stat" ] || stat=/sys/fs/cgroup/unified/cpu.stat
-if [ -s /run/systemd/container ] && [ -r "$stat" ]; then
-  echo "cgroup $(nproc)"
+if [ -s /run/systemd/container ]; then
+  echo "procs $(nproc) $(getconf CLK_TCK)"
   for i in 1 2; do
-    echo "uptime $(cut -d' ' -f1 /proc/uptime)"; grep '^usage_usec ' "$stat"
+    echo "uptime $(cut -d' ' -f1 /proc/uptime)"
+    cat /proc/[0-9]*/stat 2>/dev/null | awk '{ pid = $1; sub(/.*\) /, ""); print "pid", pid, $12 + $13 }'
     [ "$i" = 2 ] || sleep 0.5
   done
 else
@@ -122,7 +123,7 @@ pub fn parse(host: String, roles: Vec<String>, at: u64, stdout: &str) -> Machine
         }
     }
     sample.cpu = match cpu_lines.split_first() {
-        Some((head, rest)) if head.starts_with("cgroup ") => cgroup_busy(head, rest),
+        Some((head, rest)) if head.starts_with("procs ") => procs_busy(head, rest),
         _ => match cpu_lines[..] {
             [before, after] => cpu_busy(before, after),
             _ => None,
@@ -169,25 +170,39 @@ fn cpu_busy(before: &str, after: &str) -> Option<f64> {
     ))
 }
 
-/// Busy percent of a container from its cgroup: `cgroup NPROC`, then twice `uptime SECS` and
-/// `usage_usec N`; the CPU time it used over the time that passed on all its CPUs.
-fn cgroup_busy(head: &str, lines: &[&str]) -> Option<f64> {
-    let cpus: f64 = head.strip_prefix("cgroup ")?.trim().parse().ok()?;
-    let value = |prefix: &str| -> Vec<f64> {
-        lines
-            .iter()
-            .filter_map(|l| l.strip_prefix(prefix)?.trim().parse().ok())
-            .collect()
-    };
-    let (times, usage) = (value("uptime "), value("usage_usec "));
-    let (&[t0, t1], &[u0, u1]) = (&times[..], &usage[..]) else {
+/// Busy percent of a container from its processes: `procs NPROC CLK_TCK`, then twice
+/// `uptime SECS` followed by `pid PID TICKS` lines (user + system time of each process). A
+/// process in both snapshots counts what it used in between, a new one all it used; one that
+/// ended in between is not seen.
+fn procs_busy(head: &str, lines: &[&str]) -> Option<f64> {
+    let mut words = head.strip_prefix("procs ")?.split_whitespace();
+    let cpus: f64 = words.next()?.parse().ok()?;
+    let tick: f64 = words.next()?.parse().ok()?;
+    let mut snapshots: Vec<(f64, std::collections::HashMap<u64, f64>)> = Vec::new();
+    for line in lines {
+        if let Some(at) = line.strip_prefix("uptime ") {
+            snapshots.push((at.trim().parse().ok()?, Default::default()));
+        } else if let (Some(rest), Some((_, ticks))) =
+            (line.strip_prefix("pid "), snapshots.last_mut())
+        {
+            let mut parts = rest.split_whitespace().map(str::parse::<f64>);
+            if let (Some(Ok(pid)), Some(Ok(used))) = (parts.next(), parts.next()) {
+                ticks.insert(pid as u64, used);
+            }
+        }
+    }
+    let [(t0, before), (t1, after)] = &snapshots[..] else {
         return None;
     };
-    let wall = (t1 - t0) * 1e6 * cpus;
-    if wall <= 0.0 || cpus <= 0.0 {
+    let wall = (t1 - t0) * cpus;
+    if wall <= 0.0 || tick <= 0.0 {
         return None;
     }
-    Some(round1((100.0 * (u1 - u0) / wall).clamp(0.0, 100.0)))
+    let used: f64 = after
+        .iter()
+        .map(|(pid, t)| (t - before.get(pid).copied().unwrap_or(0.0)).max(0.0))
+        .sum();
+    Some(round1((100.0 * used / tick / wall).clamp(0.0, 100.0)))
 }
 
 /// `df -Pk` data line: filesystem, blocks, used, available, capacity, mount.
@@ -261,8 +276,10 @@ mod tests {
     }
 
     #[test]
-    fn a_containers_cpu_is_its_cgroups_time_over_the_time_of_all_its_cpus() {
-        let out = "@cpu\ncgroup 2\nuptime 100.00\nusage_usec 1000000\nuptime 100.50\nusage_usec 1500000\n";
+    fn a_containers_cpu_is_the_time_its_processes_used_over_the_time_of_all_its_cpus() {
+        // 2 CPUs, 100 ticks a second, 0.5 s: 100 ticks of room. pid 1 used 30, pid 7 is new
+        // with 20, pid 9 ended.
+        let out = "@cpu\nprocs 2 100\nuptime 100.00\npid 1 500\npid 9 40\nuptime 100.50\npid 1 530\npid 7 20\n";
         let sample = parse("m".into(), Vec::new(), 0, out);
         assert_eq!(sample.cpu, Some(50.0));
     }
