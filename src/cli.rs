@@ -104,8 +104,11 @@ pub enum Command {
     Exec(ExecArgs),
     /// Open a shell on one host, or run one command there.
     Ssh(SshArgs),
-    /// Sample every machine of an env at an interval: load, CPU, memory, disk, and haproxy's
-    /// backend servers on lbs; one watcher per env.
+    /// Sample every machine of an env at an interval (load, CPU, memory, disk, haproxy's
+    /// backend servers on lbs), scale each role to what its `<role>_scale` goal wants (scale_*
+    /// goals: new machines get the current build and join the lbs; removed ones are drained
+    /// first), and run `alert(event)` when `[env.X] alert_cpu`, `alert_mem`, `alert_disk` is
+    /// crossed or a machine stops answering; one watcher per env, Ctrl-C after the current action.
     Watch(WatchArgs),
     /// Copy files to the selected hosts, or (with --pull) from them.
     Copy(CopyArgs),
@@ -288,13 +291,14 @@ pub struct WatchArgs {
     /// Seconds between the starts of two samples.
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub interval: u64,
-    /// Sample once and exit (for cron and scripts).
+    /// Sample once, act on that sample's decisions, and exit (for cron and scripts).
     #[arg(long)]
     pub once: bool,
-    /// One JSON event per sample and per scaling decision instead of a table.
+    /// One JSON event per sample, alert, scaling decision and action step instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// Print what each role's `<role>_scale` policy decides, with its reason, and act on none.
+    /// Print what each role's `<role>_scale` policy decides, with its reason, and act on none
+    /// (`--once` acts on its decision without it).
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -1,5 +1,6 @@
-//! `weft watch`: flags to watch settings, the env's lock, and the samples printed as a table
-//! on a terminal, a plain line per machine otherwise, or one JSON event per sample.
+//! `weft watch`: flags to watch settings, the env's lock, and what the watcher sees and does
+//! printed: samples as a table on a terminal, a plain line per machine otherwise; alerts,
+//! decisions and actions as one line each; or one JSON event for each of them.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
@@ -12,17 +13,20 @@ use super::Context;
 use crate::cli::{FanoutArgs, WatchArgs};
 use crate::exec::goals::GoalEngine;
 use crate::exec::interrupt::{self, EXIT_INTERRUPTED};
+use crate::exec::watch::act::ActionEvent;
+use crate::exec::watch::alert::Alert;
 use crate::exec::watch::lock::WatchLock;
 use crate::exec::watch::policy::Decision;
 use crate::exec::watch::sample::MachineSample;
-use crate::exec::watch::{self, WatchSettings};
+use crate::exec::watch::{self, Event, WatchSettings};
 use crate::inventory::Selection;
 use crate::script::engine;
 
 /// Watches the env until Ctrl-C (or once); exit 1 when a machine gave no sample under `--once`.
 pub fn watch(ctx: &Context, args: WatchArgs) -> Result<i32> {
     let (project, layers) = ctx.project()?;
-    let selection = Selection::resolve(&project, &settings::filter(&args.select))?;
+    let filter = settings::filter(&args.select);
+    let selection = Selection::resolve(&project, &filter)?;
     let fanout = FanoutArgs {
         json: args.json,
         parallel: 32,
@@ -31,7 +35,7 @@ pub fn watch(ctx: &Context, args: WatchArgs) -> Result<i32> {
         become_root: false,
         become_user: "root".into(),
         ask_sudo_pass: false,
-        command_timeout: 60,
+        command_timeout: 3600,
     };
     let run_settings =
         settings::run_settings(ctx, &project, &args.connect, &fanout, GoalFlags::default())?;
@@ -42,32 +46,36 @@ pub fn watch(ctx: &Context, args: WatchArgs) -> Result<i32> {
         interval: Duration::from_secs(args.interval),
         once: args.once,
         policy: true,
+        act: !args.dry_run,
     };
     let table = !args.json && std::io::stdout().is_terminal();
     let mut failed = false;
     let dry_run = args.dry_run;
     watch::watch(
         &context,
-        &selection,
+        &filter,
+        selection,
         &watch_settings,
-        |samples, decisions| {
-            failed = samples.iter().any(|s| s.error.is_some());
-            if args.json {
-                let event = serde_json::json!({ "event": "sample", "machines": samples });
-                outln!("{event}");
-            } else if table {
-                print_table(samples);
-            } else {
-                for sample in samples {
-                    outln!("{}", plain_line(sample));
+        |event| match event {
+            Event::Sample(samples) => {
+                failed = samples.iter().any(|s| s.error.is_some());
+                if args.json {
+                    let event = serde_json::json!({ "event": "sample", "machines": samples });
+                    outln!("{event}");
+                } else if table {
+                    print_table(samples);
+                } else {
+                    for sample in samples {
+                        outln!("{}", plain_line(sample));
+                    }
                 }
             }
-            for decision in decisions {
-                print_decision(decision, args.json, dry_run);
-            }
+            Event::Alert(alert, goal) => print_alert(alert, args.json, goal),
+            Event::Decision(decision) => print_decision(decision, args.json, dry_run),
+            Event::Action(action) => print_action(action, args.json),
         },
     )?;
-    Ok(if interrupt::interrupted() {
+    Ok(if interrupt::stop_requested() {
         EXIT_INTERRUPTED
     } else if failed && args.once {
         crate::error::EXIT_FAILED
@@ -156,14 +164,14 @@ fn print_table(samples: &[MachineSample]) {
     }
 }
 
-/// A decision, or a policy that failed; weft does not create or remove machines yet, so
-/// outside `--dry-run` the line says it was not acted on.
+/// A decision, or a policy that failed; under `--dry-run` the line says so, else the actions
+/// that follow tell what came of it.
 fn print_decision(decision: &Result<Decision, String>, json: bool, dry_run: bool) {
     match (decision, json) {
         (Ok(d), true) => {
             let event = serde_json::json!({
                 "event": "decision", "role": d.role, "from": d.from, "to": d.to,
-                "reason": d.reason, "dry_run": dry_run, "acted": false,
+                "reason": d.reason, "dry_run": dry_run, "acted": !dry_run,
             });
             outln!("{event}");
         }
@@ -179,13 +187,55 @@ fn print_decision(decision: &Result<Decision, String>, json: bool, dry_run: bool
             } else {
                 format!(": {}", d.reason)
             };
-            let note = if dry_run {
-                " (dry run)"
-            } else {
-                " (not acted on: weft watch does not create or remove machines yet)"
-            };
+            let note = if dry_run { " (dry run)" } else { "" };
             outln!("scale {} from {} to {}{reason}{note}", d.role, d.from, d.to);
         }
         (Err(error), false) => eprintln!("policy failed: {error}"),
+    }
+}
+
+/// `scale_up app: started: adding a machine of role app (cpu 93% > 80%)`, or its JSON event.
+fn print_action(action: &ActionEvent, json: bool) {
+    if json {
+        let mut event = serde_json::json!({ "event": "action" });
+        if let (Some(map), Ok(serde_json::Value::Object(fields))) =
+            (event.as_object_mut(), serde_json::to_value(action))
+        {
+            map.extend(fields);
+        }
+        outln!("{event}");
+        return;
+    }
+    let reason = if action.state == "started" && !action.reason.is_empty() {
+        format!(" ({})", action.reason)
+    } else {
+        String::new()
+    };
+    let retry = action
+        .retry_in
+        .map(|s| format!("; next try in {s} s"))
+        .unwrap_or_default();
+    outln!(
+        "{} {}: {}: {}{reason}{retry}",
+        action.action,
+        action.role,
+        action.state,
+        action.message
+    );
+}
+
+/// `alert firing: app-0: disk 91.0% > 90.0% (alert_disk)`, or its JSON event; without
+/// `--json`, only when no `alert` goal runs for it (the stdlib's prints that line itself).
+fn print_alert(alert: &Alert, json: bool, goal: bool) {
+    if json {
+        let mut event = serde_json::json!({ "event": "alert" });
+        if let (Some(map), Ok(serde_json::Value::Object(fields))) =
+            (event.as_object_mut(), serde_json::to_value(alert))
+        {
+            map.extend(fields);
+        }
+        outln!("{event}");
+    } else if !goal {
+        outln!("alert {}: {}", alert.state, alert.message);
     }
 }

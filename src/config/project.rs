@@ -113,6 +113,9 @@ pub struct MachineEntry {
     pub scale_down_cpu: Option<f64>,
     /// Seconds after a scaling decision before the next one for the role.
     pub cooldown: Option<u64>,
+    /// Seconds `weft watch` waits for a drained machine's connections to end before it
+    /// terminates it anyway (default 60).
+    pub drain_timeout: Option<u64>,
     /// The image (an AMI id for ec2, a weft image name for local).
     pub image: Option<String>,
     /// The instance size (`t3.micro`).
@@ -195,6 +198,12 @@ pub struct EnvSection {
     #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     #[serde(default)]
     pub vars: toml::Table,
+    /// `weft watch` runs the `alert` goal when a machine's CPU percent goes above this.
+    pub alert_cpu: Option<f64>,
+    /// `weft watch` runs the `alert` goal when a machine's memory in use goes above this percent.
+    pub alert_mem: Option<f64>,
+    /// `weft watch` runs the `alert` goal when a machine's disk `/` goes above this percent used.
+    pub alert_disk: Option<f64>,
 }
 
 /// One host: its address alone, or an address with host variables.

@@ -1,6 +1,7 @@
 //! Ctrl-C and SIGTERM during a run: the first one stops new commands on every host, lets the
 //! ones in flight finish and lets goals clean up (deploy locks, a half-made switch); a second
-//! one quits at once.
+//! one quits at once. A long-running command (`weft watch`) may ask that the first one only
+//! request a stop, so the action in progress runs to its end.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
@@ -9,6 +10,9 @@ use tokio::signal::unix::{signal, SignalKind};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static INSTALL: Once = Once::new();
+/// The first signal only requests a stop (see `defer_first`).
+static DEFER: AtomicBool = AtomicBool::new(false);
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// The exit code of a run that was interrupted, as shells report a SIGINT.
 pub const EXIT_INTERRUPTED: i32 = 130;
@@ -39,6 +43,12 @@ pub fn install() {
                         _ = int.recv() => {}
                         _ = term.recv() => {}
                     }
+                    if DEFER.load(Ordering::SeqCst) && !STOP_REQUESTED.swap(true, Ordering::SeqCst) {
+                        eprintln!(
+                            "stopping after the current action (again to stop its commands and clean up)"
+                        );
+                        continue;
+                    }
                     if INTERRUPTED.swap(true, Ordering::SeqCst) {
                         std::process::exit(EXIT_INTERRUPTED);
                     }
@@ -51,6 +61,17 @@ pub fn install() {
         // Signals sent right after this call must already find the handler.
         let _ = ready_rx.recv();
     });
+}
+
+/// Makes the first Ctrl-C or SIGTERM only request a stop (`stop_requested`), leaving runs
+/// in progress untouched; the second then interrupts as usual.
+pub fn defer_first() {
+    DEFER.store(true, Ordering::SeqCst);
+}
+
+/// Whether a stop was requested, or the run interrupted.
+pub fn stop_requested() -> bool {
+    STOP_REQUESTED.load(Ordering::SeqCst) || interrupted()
 }
 
 /// Whether the run was interrupted.

@@ -71,6 +71,21 @@ pub fn provision(
     role: &str,
     machines: &[Machine],
 ) -> miette::Result<i32> {
+    let code = provision_only(run, env, role, machines)?;
+    if code != EXIT_OK {
+        eprintln!("weft: `{role}_provision` failed on some new machines; they are left running for you to inspect");
+    }
+    Ok(code)
+}
+
+/// `provision` without the note that failed machines are left running, for callers that
+/// terminate them (`weft watch`).
+pub fn provision_only(
+    run: &Arc<RunContext>,
+    env: &str,
+    role: &str,
+    machines: &[Machine],
+) -> miette::Result<i32> {
     let goal_name = format!("{role}_provision");
     let Some(engine) = run.engine.clone() else {
         return Ok(EXIT_OK);
@@ -88,11 +103,7 @@ pub fn provision(
         goal,
         args: Vec::new(),
     };
-    let code = run.execute(Selection { inventory, hosts }, job, false)?;
-    if code != EXIT_OK {
-        eprintln!("weft: `{goal_name}` failed on some new machines; they are left running for you to inspect");
-    }
-    Ok(code)
+    run.execute(Selection { inventory, hosts }, job, false)
 }
 
 impl Orchestrator for EnvOrchestrator {

@@ -18,6 +18,8 @@ const SCALE_UP_CPU: f64 = 80.0;
 const SCALE_DOWN_CPU: f64 = 20.0;
 /// Seconds between two decisions for one role when the role does not say.
 const COOLDOWN: u64 = 120;
+/// Seconds a drained machine may keep connections when the role does not say.
+const DRAIN_TIMEOUT: u64 = 60;
 
 /// What the policy wants of one role.
 #[derive(Debug, Clone, Serialize)]
@@ -33,44 +35,75 @@ pub struct Decision {
 }
 
 /// Asks the policies of an env's roles after each sample, holding each role for its cooldown
-/// after a decision.
+/// after a decision (or longer, see `hold`).
 pub struct Policy<'a> {
     engine: &'a dyn GoalEngine,
-    inventory: &'a Inventory,
     machines: HashMap<String, MachineEntry>,
-    last: HashMap<String, Instant>,
+    until: HashMap<String, Instant>,
     color: bool,
 }
 
 impl<'a> Policy<'a> {
-    /// The policy of `inventory`'s roles, with `[env.X.machines.ROLE]` settings in `machines`.
+    /// The policy of an env's roles, with `[env.X.machines.ROLE]` settings in `machines`.
     pub fn new(
         engine: &'a dyn GoalEngine,
-        inventory: &'a Inventory,
         machines: HashMap<String, MachineEntry>,
         color: bool,
     ) -> Self {
         Policy {
             engine,
-            inventory,
             machines,
-            last: HashMap::new(),
+            until: HashMap::new(),
             color,
         }
     }
 
-    /// The decisions for this sample; a role without a `<role>_scale` goal is left alone, and
-    /// a policy that fails is reported as an error for its role.
-    pub fn decide(&mut self, samples: &[MachineSample]) -> Vec<Result<Decision, String>> {
+    /// The role's `cooldown` (default 120 s).
+    pub fn cooldown(&self, role: &str) -> Duration {
+        Duration::from_secs(
+            self.machines
+                .get(role)
+                .and_then(|e| e.cooldown)
+                .unwrap_or(COOLDOWN),
+        )
+    }
+
+    /// How long a drained machine of the role may keep connections (`drain_timeout`).
+    pub fn drain_timeout(&self, role: &str) -> Duration {
+        Duration::from_secs(
+            self.machines
+                .get(role)
+                .and_then(|e| e.drain_timeout)
+                .unwrap_or(DRAIN_TIMEOUT),
+        )
+    }
+
+    /// Asks the role's policy again only after `wait` from now.
+    pub fn hold(&mut self, role: &str, wait: Duration) {
+        self.until.insert(role.to_string(), Instant::now() + wait);
+    }
+
+    /// Asks the role's policy again at the next sample.
+    pub fn release(&mut self, role: &str) {
+        self.until.remove(role);
+    }
+
+    /// The decisions for this sample of `inventory`'s machines; a role without a
+    /// `<role>_scale` goal is left alone, and a policy that fails is reported as an error for
+    /// its role.
+    pub fn decide(
+        &mut self,
+        inventory: &Inventory,
+        samples: &[MachineSample],
+    ) -> Vec<Result<Decision, String>> {
         let mut decisions = Vec::new();
-        for (role, hosts) in &self.inventory.roles {
+        for (role, hosts) in &inventory.roles {
             let goal = format!("{role}_scale");
             if self.engine.goal(&goal).is_err() {
                 continue;
             }
             let entry = self.machines.get(role);
-            let cooldown = Duration::from_secs(entry.and_then(|e| e.cooldown).unwrap_or(COOLDOWN));
-            if self.last.get(role).is_some_and(|t| t.elapsed() < cooldown) {
+            if self.until.get(role).is_some_and(|t| Instant::now() < *t) {
                 continue;
             }
             let metrics = metrics(role, hosts, samples, entry);
@@ -99,11 +132,14 @@ impl<'a> Policy<'a> {
                 )));
                 continue;
             };
-            // Never below `min`, whatever a project's policy says.
+            // Never below `min` nor above a `max` weft.toml sets, whatever a project's policy
+            // says: `max` is what the env may cost.
             let min = entry.and_then(|e| e.min).map_or(0, u64::from);
-            let to = (wanted as u64).max(min);
+            let max = entry.and_then(|e| e.max).map_or(u64::MAX, u64::from);
+            let to = (wanted as u64).max(min).min(max.max(min));
             if to != count {
-                self.last.insert(role.clone(), Instant::now());
+                let cooldown = self.cooldown(role);
+                self.hold(role, cooldown);
                 decisions.push(Ok(Decision {
                     role: role.clone(),
                     from: count,

@@ -1,13 +1,25 @@
 //! What one sample of a machine holds, the one shell command that reads it (load, CPU over
 //! half a second, memory, disk of `/`, haproxy's stats socket where there is one) and the
-//! parser of that command's output.
+//! parser of that command's output. Inside a container (`local` machines) `/proc/stat` is the
+//! host's, and its cgroup may be shared with whatever started it, so CPU there is the CPU time
+//! of the processes it sees (its own PID namespace).
 
 use serde::Serialize;
 
 /// Run on each machine per sample; fixed text, no argument is pasted in. Sections start with
 /// `@name` lines so a missing tool leaves the others readable.
 pub const SAMPLE_COMMAND: &str = r#"echo @load; cat /proc/loadavg
-echo @cpu; head -n1 /proc/stat; sleep 0.5; head -n1 /proc/stat
+echo @cpu
+if [ -s /run/systemd/container ]; then
+  echo "procs $(nproc) $(getconf CLK_TCK)"
+  for i in 1 2; do
+    echo "uptime $(cut -d' ' -f1 /proc/uptime)"
+    cat /proc/[0-9]*/stat 2>/dev/null | awk '{ pid = $1; sub(/.*\) /, ""); print "pid", pid, $12 + $13 }'
+    [ "$i" = 2 ] || sleep 0.5
+  done
+else
+  head -n1 /proc/stat; sleep 0.5; head -n1 /proc/stat
+fi
 echo @mem; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo
 echo @disk; df -Pk / | tail -n1
 if [ -S /run/haproxy.sock ]; then
@@ -57,6 +69,8 @@ pub struct ServerStats {
     pub queue: u64,
     /// Responses with a 5xx status since haproxy started.
     pub errors_5xx: u64,
+    /// Connections open to the server now (haproxy's `scur`).
+    pub sessions: u64,
 }
 
 impl MachineSample {
@@ -108,9 +122,13 @@ pub fn parse(host: String, roles: Vec<String>, at: u64, stdout: &str) -> Machine
             _ => {}
         }
     }
-    if let [before, after] = cpu_lines[..] {
-        sample.cpu = cpu_busy(before, after);
-    }
+    sample.cpu = match cpu_lines.split_first() {
+        Some((head, rest)) if head.starts_with("procs ") => procs_busy(head, rest),
+        _ => match cpu_lines[..] {
+            [before, after] => cpu_busy(before, after),
+            _ => None,
+        },
+    };
     if let (Some(total), Some(available)) = (mem_total, mem_available) {
         if total > 0.0 {
             sample.mem = Some(round1(100.0 * (total - available) / total));
@@ -152,6 +170,41 @@ fn cpu_busy(before: &str, after: &str) -> Option<f64> {
     ))
 }
 
+/// Busy percent of a container from its processes: `procs NPROC CLK_TCK`, then twice
+/// `uptime SECS` followed by `pid PID TICKS` lines (user + system time of each process). A
+/// process in both snapshots counts what it used in between, a new one all it used; one that
+/// ended in between is not seen.
+fn procs_busy(head: &str, lines: &[&str]) -> Option<f64> {
+    let mut words = head.strip_prefix("procs ")?.split_whitespace();
+    let cpus: f64 = words.next()?.parse().ok()?;
+    let tick: f64 = words.next()?.parse().ok()?;
+    let mut snapshots: Vec<(f64, std::collections::HashMap<u64, f64>)> = Vec::new();
+    for line in lines {
+        if let Some(at) = line.strip_prefix("uptime ") {
+            snapshots.push((at.trim().parse().ok()?, Default::default()));
+        } else if let (Some(rest), Some((_, ticks))) =
+            (line.strip_prefix("pid "), snapshots.last_mut())
+        {
+            let mut parts = rest.split_whitespace().map(str::parse::<f64>);
+            if let (Some(Ok(pid)), Some(Ok(used))) = (parts.next(), parts.next()) {
+                ticks.insert(pid as u64, used);
+            }
+        }
+    }
+    let [(t0, before), (t1, after)] = &snapshots[..] else {
+        return None;
+    };
+    let wall = (t1 - t0) * cpus;
+    if wall <= 0.0 || tick <= 0.0 {
+        return None;
+    }
+    let used: f64 = after
+        .iter()
+        .map(|(pid, t)| (t - before.get(pid).copied().unwrap_or(0.0)).max(0.0))
+        .sum();
+    Some(round1((100.0 * used / tick / wall).clamp(0.0, 100.0)))
+}
+
 /// `df -Pk` data line: filesystem, blocks, used, available, capacity, mount.
 fn parse_df(line: &str) -> Option<f64> {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -171,7 +224,7 @@ fn parse_haproxy(lines: &[&str]) -> Vec<ServerStats> {
     let (Some(px), Some(sv), Some(status)) = (at("pxname"), at("svname"), at("status")) else {
         return Vec::new();
     };
-    let (rate, queue, errors) = (at("rate"), at("qcur"), at("hrsp_5xx"));
+    let (rate, queue, errors, sessions) = (at("rate"), at("qcur"), at("hrsp_5xx"), at("scur"));
     let number = |fields: &[&str], column: Option<usize>| -> u64 {
         column
             .and_then(|c| fields.get(c))
@@ -194,6 +247,7 @@ fn parse_haproxy(lines: &[&str]) -> Vec<ServerStats> {
                 rate: number(&fields, rate),
                 queue: number(&fields, queue),
                 errors_5xx: number(&fields, errors),
+                sessions: number(&fields, sessions),
             })
         })
         .collect()
@@ -206,10 +260,10 @@ mod tests {
     #[test]
     fn haproxy_servers_are_read_by_header() {
         let lines = [
-            "# pxname,svname,qcur,status,rate,hrsp_5xx",
-            "web,FRONTEND,,OPEN,3,0",
-            "app,app-1,2,UP,5,7",
-            "app,BACKEND,0,UP,5,7",
+            "# pxname,svname,qcur,status,rate,hrsp_5xx,scur",
+            "web,FRONTEND,,OPEN,3,0,1",
+            "app,app-1,2,UP,5,7,4",
+            "app,BACKEND,0,UP,5,7,4",
         ];
         let servers = parse_haproxy(&lines);
         assert_eq!(servers.len(), 1);
@@ -218,6 +272,16 @@ mod tests {
             (servers[0].queue, servers[0].rate, servers[0].errors_5xx),
             (2, 5, 7)
         );
+        assert_eq!(servers[0].sessions, 4);
+    }
+
+    #[test]
+    fn a_containers_cpu_is_the_time_its_processes_used_over_the_time_of_all_its_cpus() {
+        // 2 CPUs, 100 ticks a second, 0.5 s: 100 ticks of room. pid 1 used 30, pid 7 is new
+        // with 20, pid 9 ended.
+        let out = "@cpu\nprocs 2 100\nuptime 100.00\npid 1 500\npid 9 40\nuptime 100.50\npid 1 530\npid 7 20\n";
+        let sample = parse("m".into(), Vec::new(), 0, out);
+        assert_eq!(sample.cpu, Some(50.0));
     }
 
     #[test]
