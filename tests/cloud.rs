@@ -50,12 +50,9 @@ fn local_machines_have_their_own_hostname_and_disk_and_survive_image_and_destroy
         .stdout_has("web-1");
     // Own disk: a file written on one machine is on neither the other nor this host.
     let marker = format!("/root/weft-only-on-web-0-{}", std::process::id());
-    test.run(&["ssh", "web-0", "-e", "dev", "--", "touch", &marker])
-        .status(0);
-    test.run(&["ssh", "web-0", "-e", "dev", "--", "test", "-e", &marker])
-        .status(0);
-    test.run(&["ssh", "web-1", "-e", "dev", "--", "test", "-e", &marker])
-        .status(1);
+    test.ssh("dev", "web-0", &["touch", &marker]).status(0);
+    test.ssh("dev", "web-0", &["test", "-e", &marker]).status(0);
+    test.ssh("dev", "web-1", &["test", "-e", &marker]).status(1);
     assert!(
         !Path::new(&marker).exists(),
         "a machine wrote to the host's disk"
@@ -74,8 +71,7 @@ fn local_machines_have_their_own_hostname_and_disk_and_survive_image_and_destroy
         .stdout_has("stopped");
     test.run(&["cloud", "start", "web-0", "-e", "dev"])
         .status(0);
-    test.run(&["ssh", "web-0", "-e", "dev", "--", "test", "-e", &marker])
-        .status(0);
+    test.ssh("dev", "web-0", &["test", "-e", &marker]).status(0);
 
     // An image of web-0 makes a new machine that holds the file.
     test.run(&["cloud", "image", "web", "-o", "0", "-e", "dev", "golden"])
@@ -92,9 +88,8 @@ fn local_machines_have_their_own_hostname_and_disk_and_survive_image_and_destroy
     ])
     .status(0)
     .stdout_has("created web-2");
-    test.run(&["ssh", "web-2", "-e", "dev", "--", "test", "-e", &marker])
-        .status(0);
-    test.run(&["ssh", "web-2", "-e", "dev", "--", "hostname"])
+    test.ssh("dev", "web-2", &["test", "-e", &marker]).status(0);
+    test.ssh("dev", "web-2", &["hostname"])
         .status(0)
         .stdout_has("web-2");
 
@@ -138,20 +133,17 @@ fn a_machine_sees_nothing_of_the_host_nor_of_other_machines() {
     assert!(key.exists(), "weft made its machine key");
     let key = key.display().to_string();
     for path in [planted.as_str(), key.as_str()] {
-        test.run(&["ssh", "web-0", "-e", "dev", "--", "cat", path])
-            .status(1);
+        test.ssh("dev", "web-0", &["cat", path]).status(1);
     }
     let _ = std::fs::remove_file(&planted);
     // The machine's root filesystem is Debian's own, with systemd as PID 1.
-    test.run(&["ssh", "web-0", "-e", "dev", "--", "cat", "/proc/1/comm"])
+    test.ssh("dev", "web-0", &["cat", "/proc/1/comm"])
         .status(0)
         .stdout_has("systemd");
     // A file written in one machine is neither in the other nor on the host.
     let marker = format!("/etc/weft-written-in-web-1-{}", std::process::id());
-    test.run(&["ssh", "web-1", "-e", "dev", "--", "touch", &marker])
-        .status(0);
-    test.run(&["ssh", "web-0", "-e", "dev", "--", "test", "-e", &marker])
-        .status(1);
+    test.ssh("dev", "web-1", &["touch", &marker]).status(0);
+    test.ssh("dev", "web-0", &["test", "-e", &marker]).status(1);
     assert!(!Path::new(&marker).exists(), "a machine wrote to the host");
 }
 
@@ -174,33 +166,19 @@ fn a_machine_made_under_umask_077_still_lets_every_user_read_etc() {
         .envs(weft.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
     let made = masked.output().expect("weft runs");
     assert!(made.status.success(), "{made:?}");
-    test.run(&[
-        "ssh",
-        "web-0",
-        "-e",
+    test.ssh(
         "dev",
-        "--",
-        "runuser",
-        "-u",
-        "nobody",
-        "--",
-        "cat",
-        "/etc/hostname",
-    ])
+        "web-0",
+        &["runuser", "-u", "nobody", "--", "cat", "/etc/hostname"],
+    )
     .status(0)
     .stdout_has("web-0");
     // root's own keys stay root's.
-    test.run(&[
-        "ssh",
-        "web-0",
-        "-e",
+    test.ssh(
         "dev",
-        "--",
-        "stat",
-        "-c",
-        "%a",
-        "/root/.ssh/authorized_keys",
-    ])
+        "web-0",
+        &["stat", "-c", "%a", "/root/.ssh/authorized_keys"],
+    )
     .status(0)
     .stdout_has("600");
 }
@@ -218,31 +196,13 @@ fn packages_install_from_the_mirror_inside_a_fresh_machine() {
     );
     test.run(&["cloud", "create", "db", "-e", "dev", "--no-provision"])
         .status(0);
-    test.run(&[
-        "ssh",
-        "db-0",
-        "-e",
-        "dev",
-        "--",
-        "test",
-        "-e",
-        "/usr/bin/redis-server",
-    ])
-    .status(1);
+    test.ssh("dev", "db-0", &["test", "-e", "/usr/bin/redis-server"])
+        .status(1);
     test.run(&["run", "redis", "-e", "dev"]).status(0);
-    test.run(&[
-        "ssh",
-        "db-0",
-        "-e",
-        "dev",
-        "--",
-        "systemctl",
-        "is-active",
-        "redis-server",
-    ])
-    .status(0)
-    .stdout_has("active");
-    test.run(&["ssh", "db-0", "-e", "dev", "--", "redis-cli", "ping"])
+    test.ssh("dev", "db-0", &["systemctl", "is-active", "redis-server"])
+        .status(0)
+        .stdout_has("active");
+    test.ssh("dev", "db-0", &["redis-cli", "ping"])
         .status(0)
         .stdout_has("PONG");
 }
@@ -292,17 +252,8 @@ fn a_roles_packages_are_baked_into_an_image_its_machines_boot_with() {
 
 /// tool-0 has the `sl` package's program.
 fn has_sl(test: &Test) {
-    test.run(&[
-        "ssh",
-        "tool-0",
-        "-e",
-        "dev",
-        "--",
-        "test",
-        "-x",
-        "/usr/games/sl",
-    ])
-    .status(0);
+    test.ssh("dev", "tool-0", &["test", "-x", "/usr/games/sl"])
+        .status(0);
 }
 
 fn machines_pids(test: &Test) -> Vec<u64> {
@@ -855,11 +806,11 @@ fn env_lifecycle_goals_bring_an_env_up_and_down() {
         .stdout_has("created web-1")
         .stdout_has("lb: 1 machine(s), 1 wanted");
     for name in ["web-0", "web-1", "lb-0"] {
-        test.run(&["ssh", name, "-e", "dev", "--", "cat", "/root/deployed"])
+        test.ssh("dev", name, &["cat", "/root/deployed"])
             .status(0)
             .stdout_has(name);
     }
-    test.run(&["ssh", "lb-0", "-e", "dev", "--", "cat", "/root/provisioned"])
+    test.ssh("dev", "lb-0", &["cat", "/root/provisioned"])
         .status(0)
         .stdout_has("lb");
     test.run(&["run", "hosts_filter", "-e", "dev"])
@@ -894,17 +845,7 @@ fn keys_sync_makes_every_machine_hold_exactly_the_env_keys() {
         .stdout_has("registered key alice");
     test.run(&["cloud", "create", "web", "-e", "dev", "--no-provision"])
         .status(0);
-    let keys = |t: &Test| {
-        t.run(&[
-            "ssh",
-            "web-0",
-            "-e",
-            "dev",
-            "--",
-            "cat",
-            "/root/.ssh/authorized_keys",
-        ])
-    };
+    let keys = |t: &Test| t.ssh("dev", "web-0", &["cat", "/root/.ssh/authorized_keys"]);
     // Created with the registered key and the env's key.
     keys(&test).status(0).stdout_has("alice").stdout_has("bob");
     // Alice leaves the team: the env's set no longer has her.

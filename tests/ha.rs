@@ -335,28 +335,18 @@ fn tls_at_the_virtual_ip_uses_a_self_signed_certificate_that_never_shows_its_key
         format!("301 https://{vip}/")
     );
     // On the lbs the PEM is root's alone.
-    test.run(&[
-        "ssh",
-        "lb-1",
-        "-e",
+    test.ssh(
         "dev",
-        "--",
-        "stat -c '%a %U' /etc/haproxy/certs/hello.pem",
-    ])
+        "lb-1",
+        &["stat -c '%a %U' /etc/haproxy/certs/hello.pem"],
+    )
     .status(0)
     .stdout_has("600 root");
 
     // A deploy with --json and --diff after the PEM is removed from an lb writes it again,
     // and shows no key either.
-    test.run(&[
-        "ssh",
-        "lb-0",
-        "-e",
-        "dev",
-        "--",
-        "rm /etc/haproxy/certs/hello.pem",
-    ])
-    .status(0);
+    test.ssh("dev", "lb-0", &["rm /etc/haproxy/certs/hello.pem"])
+        .status(0);
     let again = test.run(&["run", "hello_deploy", "-e", "dev", "--json", "--diff"]);
     again.status(0).stdout_has("/etc/haproxy/certs/hello.pem");
     lacks_key(&again.stdout, &key, "hello_deploy --json --diff");
@@ -473,14 +463,11 @@ fn two_envs_with_two_lbs_each_on_one_bridge_keep_their_virtual_ips() {
         up.status(0);
         let vip = site_address(&up.stdout);
         assert_eq!(answers(&vip, 2).len(), 2);
-        let conf = test.run(&[
-            "ssh",
-            "lb-1",
-            "-e",
+        let conf = test.ssh(
             env,
-            "--",
-            "grep virtual_router_id /etc/keepalived/keepalived.conf",
-        ]);
+            "lb-1",
+            &["grep virtual_router_id /etc/keepalived/keepalived.conf"],
+        );
         conf.status(0);
         router_ids.push(conf.stdout.trim().to_string());
         vips.push(vip);

@@ -140,6 +140,13 @@ impl Test {
         self.run_full(&self.cwd, args, extra)
     }
 
+    /// Runs `weft ssh MACHINE -e ENV -- COMMAND...`: one command on one machine of an env.
+    pub fn ssh(&self, env: &str, machine: &str, command: &[&str]) -> Outcome {
+        let mut args = vec!["ssh", machine, "-e", env, "--"];
+        args.extend_from_slice(command);
+        self.run(&args)
+    }
+
     /// Runs `weft args` in `dir`.
     pub fn run_in(&self, dir: &Path, args: &[&str]) -> Outcome {
         self.run_full(dir, args, &[])

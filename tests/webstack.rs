@@ -151,31 +151,23 @@ fn set_version(test: &Test, version: &str) {
 /// On `machine`: where `current` points, the builds there, the locks, and the checksums of the
 /// web configs: what a `--check` run must leave alone.
 fn builds_and_configs(test: &Test, machine: &str) -> String {
-    let out = test.run(&[
-        "ssh",
-        machine,
-        "-e",
+    let out = test.ssh(
         "dev",
-        "--",
-        "readlink /opt/www/hello/current; ls -a /opt/www/hello /opt/www/hello/builds 2>&1; \
+        machine,
+        &[
+            "readlink /opt/www/hello/current; ls -a /opt/www/hello /opt/www/hello/builds 2>&1; \
          cat /etc/nginx/sites-enabled/* /etc/haproxy/haproxy.cfg /etc/supervisor/conf.d/* \
          2>/dev/null | sha256sum",
-    ]);
+        ],
+    );
     out.status(0);
     out.stdout.clone()
 }
 
 /// On `machine`: the state of the build `current` points at, and whether the lock is gone.
 fn machine_state(test: &Test, machine: &str) -> String {
-    let out = test.run(&[
-        "ssh",
-        machine,
-        "-e",
-        "dev",
-        "--",
-        "cat /opt/www/hello/current/.weft-build; \
-         test -e /opt/www/hello/.lock -o -e /opt/www/hello/.deploy-lock && echo locked || echo unlocked",
-    ]);
+    let out = test.ssh("dev", machine, &["cat /opt/www/hello/current/.weft-build; \
+         test -e /opt/www/hello/.lock -o -e /opt/www/hello/.deploy-lock && echo locked || echo unlocked"]);
     out.status(0);
     out.stdout.clone()
 }
@@ -443,41 +435,18 @@ fn hello_wsgi_with_systemd_units_serves_and_comes_back_after_a_restart() {
         "{first:?}"
     );
     // gunicorn runs as the app's systemd unit, not under supervisor.
-    test.run(&[
-        "ssh",
-        "app-1",
-        "-e",
+    test.ssh("dev", "app-1", &["systemctl", "is-active", "hello"])
+        .status(0)
+        .stdout_has("active");
+    test.ssh(
         "dev",
-        "--",
-        "systemctl",
-        "is-active",
-        "hello",
-    ])
-    .status(0)
-    .stdout_has("active");
-    test.run(&[
-        "ssh",
         "app-1",
-        "-e",
-        "dev",
-        "--",
-        "test",
-        "-e",
-        "/etc/supervisor/conf.d/hello.conf",
-    ])
+        &["test", "-e", "/etc/supervisor/conf.d/hello.conf"],
+    )
     .status(1);
     // Provisioning installed no supervisor: no app of the machine needs it.
-    test.run(&[
-        "ssh",
-        "app-1",
-        "-e",
-        "dev",
-        "--",
-        "dpkg",
-        "-s",
-        "supervisor",
-    ])
-    .status(1);
+    test.ssh("dev", "app-1", &["dpkg", "-s", "supervisor"])
+        .status(1);
     serves_again_after_stop_and_start(&test, &addr, "hello 1.0 from app-1");
 }
 
@@ -496,14 +465,7 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
     let addr = web_address(&test, "app-0");
     let answer = get(&addr).expect("nginx answers through the socket");
     assert_eq!(answer, "hello 1.0 from app-0");
-    let sock = test.run(&[
-        "ssh",
-        "app-0",
-        "-e",
-        "dev",
-        "--",
-        "stat -c '%F %G %a' /opt/www/hello/shared/run/gunicorn.sock; ps -eo user=,comm= | awk '$2 == \"python\" {print \"python as \" $1}' | sort -u",
-    ]);
+    let sock = test.ssh("dev", "app-0", &["stat -c '%F %G %a' /opt/www/hello/shared/run/gunicorn.sock; ps -eo user=,comm= | awk '$2 == \"python\" {print \"python as \" $1}' | sort -u"]);
     // The socket is nginx's group's; gunicorn runs as the app's own user, not root.
     sock.status(0)
         .stdout_has("socket www-data 770")
@@ -512,7 +474,7 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
     // The master and `workers` workers, once the workers a reload replaced have finished.
     let count = "pgrep -fc 'gunicorn --bind unix:/opt/www/hello/shared/run/gunicorn.sock'";
     let settled = (0..20).any(|_| {
-        let out = test.run(&["ssh", "app-0", "-e", "dev", "--", count]);
+        let out = test.ssh("dev", "app-0", &[count]);
         if out.stdout.trim() == "4" {
             return true;
         }
@@ -537,7 +499,7 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
         su -s /bin/sh hello -c 'ln -sf /root/weft-victim /opt/www/hello/shared/log/gunicorn.log' && \
         supervisorctl restart hello >/dev/null && sleep 1 && curl -s -o /dev/null http://127.0.0.1/ ; \
         cat /root/weft-victim; test -s /var/log/supervisor/hello-gunicorn.log && echo logged";
-    test.run(&["ssh", "app-0", "-e", "dev", "--", plant])
+    test.ssh("dev", "app-0", &[plant])
         .status(0)
         .stdout_has("root-only\nlogged");
     // A site nginx rejects never reaches the live folder, and the site keeps answering.
@@ -551,14 +513,11 @@ fn gunicorn_on_a_unix_socket_behind_nginx_serves_the_app() {
             "the new `/etc/nginx/sites-enabled/hello.conf` was rejected by validation (`nginx -t -q`)",
         )
         .stdout_has("unknown directive \"bogus_directive\"");
-    test.run(&[
-        "ssh",
-        "app-0",
-        "-e",
+    test.ssh(
         "dev",
-        "--",
-        "cat /etc/nginx/sites-enabled/hello.conf; ls -a /tmp /etc/nginx/sites-enabled",
-    ])
+        "app-0",
+        &["cat /etc/nginx/sites-enabled/hello.conf; ls -a /tmp /etc/nginx/sites-enabled"],
+    )
     .status(0)
     .stdout_has("proxy_pass http://unix:/opt/www/hello/shared/run/gunicorn.sock")
     .stdout_lacks("bogus_directive")
@@ -590,53 +549,33 @@ fn a_build_made_on_one_app_machine_is_copied_to_the_others() {
         up.stdout
     );
     for machine in ["app-0", "app-1"] {
-        test.run(&[
-            "ssh",
-            machine,
-            "-e",
+        test.ssh(
             "dev",
-            "--",
-            "cat /opt/www/site/current/BUILD /opt/www/site/current/src/site/index.html",
-        ])
+            machine,
+            &["cat /opt/www/site/current/BUILD /opt/www/site/current/src/site/index.html"],
+        )
         .status(0)
         .stdout_has("built_on = app-0")
         .stdout_has("v1");
     }
     // The builder keeps its checkouts in the app's folder.
-    test.run(&[
-        "ssh",
-        "app-0",
-        "-e",
-        "dev",
-        "--",
-        "cat /opt/www/site/repos/site/index.html",
-    ])
-    .status(0)
-    .stdout_has("v1");
+    test.ssh("dev", "app-0", &["cat /opt/www/site/repos/site/index.html"])
+        .status(0)
+        .stdout_has("v1");
     // app-0 runs but no longer answers: app-1 builds and holds the deploy lock instead of
     // blocking the deploy; activation fails on app-0 alone.
-    test.run(&[
-        "ssh",
-        "app-0",
-        "-e",
+    test.ssh(
         "dev",
-        "--",
-        "systemctl stop ssh.socket ssh.service; pkill -x sshd; true",
-    ]);
+        "app-0",
+        &["systemctl stop ssh.socket ssh.service; pkill -x sshd; true"],
+    );
     test.write("site/index.html", "v1 again\n");
     let failed_over = test.run(&["run", "site_deploy", "-e", "dev"]);
     failed_over
         .status(1)
         .stdout_has("app-1 builds: app-0 does not answer")
         .stdout_has("app-1 holds the deploy lock: app-0 does not answer");
-    test.run(&[
-        "ssh",
-        "app-1",
-        "-e",
-        "dev",
-        "--",
-        "cat /opt/www/site/current/BUILD /opt/www/site/current/src/site/index.html; ls -a /opt/www/site",
-    ])
+    test.ssh("dev", "app-1", &["cat /opt/www/site/current/BUILD /opt/www/site/current/src/site/index.html; ls -a /opt/www/site"])
     .status(0)
     .stdout_has("built_on = app-1")
     .stdout_has("v1 again")
