@@ -198,8 +198,20 @@ struct Progress {
     stop: AtomicBool,
 }
 
+/// Keeps glibc to two malloc arenas. It gives each busy thread an arena of its own (up to eight
+/// per core), and a fan-out runs one thread per host; memory freed in one arena is not reused
+/// by the others, so a 200-host run kept a fifth more than it needed.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a tunable of the allocator; it is safe to call at any time.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 /// Runs the plan and returns one outcome per host (or one for the controller), in host order.
 pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
+    limit_malloc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .worker_threads(2)
@@ -412,6 +424,9 @@ fn run_one(
     let counts = session
         .as_ref()
         .map_or((0, 0), |s| (s.changes(), s.unchanged()));
+    if let Some(session) = &session {
+        session.close();
+    }
     match result {
         Ok(()) if counts.0 > 0 => finish(Status::Changed, counts, None, None),
         Ok(()) => finish(Status::Ok, counts, None, None),

@@ -403,6 +403,11 @@ impl HostSession {
         Ok(())
     }
 
+    /// Ends the connection to the host: its goal and handlers are done.
+    pub fn close(&self) {
+        self.runtime.block_on(self.transport.close());
+    }
+
     /// Runs a read-only command (also under `--check`), quietly, whatever its exit code.
     pub fn probe(&self, command: &str) -> Result<ExecOutput, HostError> {
         let options = RunOptions {

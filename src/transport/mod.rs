@@ -103,6 +103,10 @@ pub trait Transport: Send + Sync {
         Ok(())
     }
 
+    /// Ends the connection once the host's work is done, so a long fan-out holds only the
+    /// connections of the hosts still running.
+    async fn close(&self) {}
+
     /// Runs a command, streaming its lines to `sink` as they arrive.
     async fn exec(
         &self,

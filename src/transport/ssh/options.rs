@@ -99,6 +99,7 @@ impl ConnectOptions {
             connect_timeout: self.connect_timeout.max(Duration::from_secs(1)),
             retries: 2,
             opening: Semaphore::new(64),
+            sending: Semaphore::new(32),
             keepalive: Duration::from_secs(15),
             jumps: Default::default(),
         })

@@ -291,6 +291,7 @@ impl SshTransport {
         mut reader: impl tokio::io::AsyncRead + Unpin + Send,
     ) -> Result<(), TransportError> {
         let sftp = self.sftp().await.map_err(TransportError::from)?;
+        let _sending = self.settings.sending.acquire().await;
         let tmp = temporary_name(path);
         let file_error = |source: std::io::Error| TransportError::File {
             action: "cannot write",
@@ -464,6 +465,15 @@ impl Transport for SshTransport {
     async fn connect(&self) -> Result<(), TransportError> {
         self.connection().await?;
         Ok(())
+    }
+
+    async fn close(&self) {
+        if let Some(connection) = self.connection.get() {
+            let _ = connection
+                .handle
+                .disconnect(russh::Disconnect::ByApplication, "", "")
+                .await;
+        }
     }
 
     async fn exec_piped(
