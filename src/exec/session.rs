@@ -403,6 +403,14 @@ impl HostSession {
         Ok(())
     }
 
+    /// Tells the transport that `path` was just found missing (see `Transport::note_absent`);
+    /// under `--become` files go through a staging name instead, so there is nothing to note.
+    pub fn note_absent(&self, path: &str) {
+        if self.privilege.become_user.is_none() {
+            self.transport.note_absent(path);
+        }
+    }
+
     /// Ends the connection to the host: its goal and handlers are done.
     pub fn close(&self) {
         self.runtime.block_on(self.transport.close());
@@ -739,6 +747,9 @@ impl HostSession {
         };
         if state == Some(wanted) {
             return Ok(self.report(&format!("file {remote}"), false));
+        }
+        if state.is_none() {
+            self.note_absent(remote);
         }
         let size = std::fs::metadata(local).map_or(0, |m| m.len());
         self.output.transfer(

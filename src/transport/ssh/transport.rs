@@ -46,6 +46,8 @@ pub struct SshTransport {
     sftp: OnceCell<SftpSession>,
     channels: Semaphore,
     shell: tokio::sync::Mutex<ShellSlot>,
+    /// Paths a check found missing and no write has filled since (`Transport::note_absent`).
+    absent: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The kept shell of a transport, when there is one to use.
@@ -65,6 +67,7 @@ impl SshTransport {
             connection: OnceCell::new(),
             sftp: OnceCell::new(),
             channels: Semaphore::new(CHANNELS_PER_CONNECTION),
+            absent: Default::default(),
             shell: tokio::sync::Mutex::new(ShellSlot::Idle(None)),
         }
     }
@@ -293,6 +296,11 @@ impl SshTransport {
         let sftp = self.sftp().await.map_err(TransportError::from)?;
         let _sending = self.settings.sending.acquire().await;
         let tmp = temporary_name(path);
+        let absent = self
+            .absent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(path);
         let file_error = |source: std::io::Error| TransportError::File {
             action: "cannot write",
             path: path.to_string(),
@@ -300,6 +308,7 @@ impl SshTransport {
         };
         let mode = match mode {
             Some(mode) => Some(mode),
+            None if absent => None,
             None => sftp
                 .metadata(path)
                 .await
@@ -341,6 +350,13 @@ impl SshTransport {
         if let Err(err) = result {
             let _ = sftp.remove_file(tmp.clone()).await;
             return Err(file_error(err));
+        }
+        // Where the check found nothing, SFTP's rename puts the file in place without a command
+        // (sshd's rename is a link then an unlink, which never replaces anything: whatever
+        // appeared meanwhile, a planted link too, makes it fail, and the command below runs).
+        // Leftovers of interrupted uploads are swept by the next replacement.
+        if absent && sftp.rename(tmp.clone(), path.to_string()).await.is_ok() {
+            return Ok(());
         }
         // The same command sweeps what interrupted uploads to this target left behind (their
         // names are random too); `rm` removes a planted link itself, never what it points to,
@@ -465,6 +481,13 @@ impl Transport for SshTransport {
     async fn connect(&self) -> Result<(), TransportError> {
         self.connection().await?;
         Ok(())
+    }
+
+    fn note_absent(&self, path: &str) {
+        self.absent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(path.to_string());
     }
 
     async fn close(&self) {
