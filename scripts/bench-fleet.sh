@@ -4,6 +4,8 @@
 #
 #   scripts/bench-fleet.sh [N...]        default: 10 50
 #   WEFT_BIN=path/to/weft scripts/bench-fleet.sh ...   time that binary instead of a release build
+#   RUNS=3 scripts/bench-fleet.sh ...    repeat every measure (cold state restored each round) and
+#                                        compare medians of wall time; RSS is the highest seen
 #
 # The goal reads facts (`uname -sr`, `id -u`), ensures a directory, uploads a 1 MiB file
 # (skipped when unchanged), renders a template and runs `sha256sum`. Each tool logs in as the
@@ -39,17 +41,32 @@ if [ "$(cat "$venv/.pins" 2>/dev/null)" != "$pins" ]; then
 fi
 bench="$repo/scripts/bench"
 
-declare -A wall
+runs=${RUNS:-1}
+declare -A wall walls peak
+labels=()
 
-measure() { # label, command...: prints "label  wall  rss"
+measure() { # label, command...: prints "label  wall  rss", keeps every round's wall time
   local label=$1; shift
   if ! /usr/bin/time -o /tmp/weft-bench-time -f '%e %M' "$@" >/dev/null 2>/tmp/weft-bench-err; then
     echo "bench: $label failed:"; cat /tmp/weft-bench-err; exit 1
   fi
   local secs rss
   read -r secs rss < /tmp/weft-bench-time
-  wall[$label]=$secs
+  [ -n "${walls[$label]:-}" ] || labels+=("$label")
+  walls[$label]="${walls[$label]:-} $secs"
+  [ "${peak[$label]:-0}" -ge "$rss" ] || peak[$label]=$rss
   printf '  %-22s %7.2f s   %6.1f MB peak RSS\n' "$label" "$secs" "$(echo "$rss / 1024" | bc -l)"
+}
+
+medians() { # sets wall[label] to the median of its rounds; prints them when there were several
+  local label
+  for label in "${labels[@]}"; do
+    # shellcheck disable=SC2086
+    wall[$label]=$(printf '%s\n' ${walls[$label]} | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+    [ "$runs" -gt 1 ] && printf '  %-22s %7.2f s   %6.1f MB peak RSS  (median of %d)\n' \
+      "$label" "${wall[$label]}" "$(echo "${peak[$label]} / 1024" | bc -l)" "$runs"
+  done
+  return 0
 }
 
 ratio() { # label a, label b: prints "a/b = x"
@@ -116,21 +133,31 @@ r "sha256sum '$dir/payload.bin' '$dir/app.conf'" >/dev/null
 RAW
   chmod +x "$work/raw.sh"
   echo "== $n hosts =="
-  measure "raw OpenSSH, cold" sh -c "awk -F'\t' '{ print \$1, \$3 }' '$work/fleet/hosts.tsv' | xargs -P $n -n 2 sh -c '\"$work/raw.sh\" \"\$0\" \"\$1\" \"$key\" \"$known\" \"$ctl\" \"$remote\" \"$proj/payload.bin\"'"
-  measure "raw OpenSSH, warm" sh -c "awk -F'\t' '{ print \$1, \$3 }' '$work/fleet/hosts.tsv' | xargs -P $n -n 2 sh -c '\"$work/raw.sh\" \"\$0\" \"\$1\" \"$key\" \"$known\" \"$ctl\" \"$remote\" \"$proj/payload.bin\"'"
-  measure "weft, cold" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known" -p "$n"
-  measure "weft, warm" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known" -p "$n"
-  # weft's default fan-out (32 hosts at once): its memory depends on that, not on N.
-  rm -rf "$remote"/host-*
-  measure "weft -p 32, cold" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known"
-  fab=(env "$venv/bin/python" "$bench/fabric_bench.py" "$work/fleet/hosts.tsv" "$key" "$known" "$remote" "$proj/payload.bin" "$n")
-  measure "Fabric, cold" "${fab[@]}"
-  measure "Fabric, warm" "${fab[@]}"
-  pyi=(env BENCH_HOSTS="$work/fleet/hosts.tsv" BENCH_KEY="$key" BENCH_KNOWN="$known"
-       BENCH_REMOTE="$remote" BENCH_PAYLOAD="$proj/payload.bin" BENCH_TEMPLATE="$bench/app.conf.j2"
-       "$venv/bin/pyinfra" "$bench/pyinfra_inventory.py" "$bench/pyinfra_deploy.py" -y --parallel "$n")
-  measure "pyinfra, cold" "${pyi[@]}"
-  measure "pyinfra, warm" "${pyi[@]}"
+  walls=(); peak=(); labels=()
+  for round in $(seq "$runs"); do
+    if [ "$round" -gt 1 ]; then
+      # Cold again: no OpenSSH masters, no files on the hosts.
+      for sock in "$ctl"/*; do [ -S "$sock" ] && ssh -o "ControlPath=$sock" -O exit x 2>/dev/null || true; done
+      rm -rf "${remote:?}"/*
+      echo "  -- round $round"
+    fi
+    measure "raw OpenSSH, cold" sh -c "awk -F'\t' '{ print \$1, \$3 }' '$work/fleet/hosts.tsv' | xargs -P $n -n 2 sh -c '\"$work/raw.sh\" \"\$0\" \"\$1\" \"$key\" \"$known\" \"$ctl\" \"$remote\" \"$proj/payload.bin\"'"
+    measure "raw OpenSSH, warm" sh -c "awk -F'\t' '{ print \$1, \$3 }' '$work/fleet/hosts.tsv' | xargs -P $n -n 2 sh -c '\"$work/raw.sh\" \"\$0\" \"\$1\" \"$key\" \"$known\" \"$ctl\" \"$remote\" \"$proj/payload.bin\"'"
+    measure "weft, cold" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known" -p "$n"
+    measure "weft, warm" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known" -p "$n"
+    # weft's default fan-out (32 hosts at once): its memory depends on that, not on N.
+    rm -rf "$remote"/host-*
+    measure "weft -p 32, cold" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known"
+    fab=(env "$venv/bin/python" "$bench/fabric_bench.py" "$work/fleet/hosts.tsv" "$key" "$known" "$remote" "$proj/payload.bin" "$n")
+    measure "Fabric, cold" "${fab[@]}"
+    measure "Fabric, warm" "${fab[@]}"
+    pyi=(env BENCH_HOSTS="$work/fleet/hosts.tsv" BENCH_KEY="$key" BENCH_KNOWN="$known"
+         BENCH_REMOTE="$remote" BENCH_PAYLOAD="$proj/payload.bin" BENCH_TEMPLATE="$bench/app.conf.j2"
+         "$venv/bin/pyinfra" "$bench/pyinfra_inventory.py" "$bench/pyinfra_deploy.py" -y --parallel "$n")
+    measure "pyinfra, cold" "${pyi[@]}"
+    measure "pyinfra, warm" "${pyi[@]}"
+  done
+  medians
   # Every tool left its files on every host.
   for tool in "" raw- fab- pyi-; do
     got=$(find "$remote" -path "$remote/${tool}host-*/app.conf" | wc -l)
