@@ -403,14 +403,6 @@ impl HostSession {
         Ok(())
     }
 
-    /// Tells the transport that `path` was just found missing (see `Transport::note_absent`);
-    /// under `--become` files go through a staging name instead, so there is nothing to note.
-    pub fn note_absent(&self, path: &str) {
-        if self.privilege.become_user.is_none() {
-            self.transport.note_absent(path);
-        }
-    }
-
     /// Ends the connection to the host: its goal and handlers are done.
     pub fn close(&self) {
         self.runtime.block_on(self.transport.close());
@@ -602,32 +594,41 @@ impl HostSession {
         super::ops::files::file(self, path, &spec)
     }
 
-    /// Replaces `path` atomically with `data` (nothing under `--check`), without comparing.
-    pub fn put_file(&self, path: &str, data: &[u8], mode: Option<u32>) -> Result<(), HostError> {
+    /// Replaces `path` atomically with `data` (nothing under `--check`), without comparing;
+    /// `fresh`: a check has just found nothing at `path`.
+    pub fn put_file(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: Option<u32>,
+        fresh: bool,
+    ) -> Result<(), HostError> {
         self.not_interrupted(path)?;
-        self.place(path, mode, |target, mode| {
+        self.place(path, mode, fresh, |target, mode, fresh| {
             self.runtime
-                .block_on(self.transport.write_file(target, data, mode))
+                .block_on(self.transport.write_file(target, data, mode, fresh))
         })
     }
 
     /// Writes `path` with `write` (which gets the path to write and the mode), directly, or
     /// under `--become` through a private staging file that the become user copies into place
     /// with a rename, so the target is never half-written. Nothing happens under `--check`.
+    /// `write` gets `fresh` (nothing is at `path`) only when it writes `path` itself.
     fn place(
         &self,
         path: &str,
         mode: Option<u32>,
-        write: impl FnOnce(&str, Option<u32>) -> Result<(), TransportError>,
+        fresh: bool,
+        write: impl FnOnce(&str, Option<u32>, bool) -> Result<(), TransportError>,
     ) -> Result<(), HostError> {
         if self.check {
             return Ok(());
         }
         if self.privilege.become_user.is_none() {
-            return Ok(write(path, mode)?);
+            return Ok(write(path, mode, fresh)?);
         }
         let staging = format!("/tmp/.weft-stage-{:016x}", fastrand::u64(..));
-        write(&staging, Some(0o600))?;
+        write(&staging, Some(0o600), false)?;
         let (s, t) = (crate::shell::quote(&staging), crate::shell::quote(path));
         // A fresh random name that `install` creates exclusively: a link planted beside the
         // target by whoever owns its folder is never written through.
@@ -748,18 +749,20 @@ impl HostSession {
         if state == Some(wanted) {
             return Ok(self.report(&format!("file {remote}"), false));
         }
-        if state.is_none() {
-            self.note_absent(remote);
-        }
         let size = std::fs::metadata(local).map_or(0, |m| m.len());
         self.output.transfer(
             &self.spec.name,
             format!("uploading {} to {}", human_bytes(size), self.spec.name),
         );
-        let copied = self.place(remote, Some(mode), |target, mode| {
-            self.runtime
-                .block_on(self.transport.upload_file(local, target, mode))
-        });
+        let copied = self.place(
+            remote,
+            Some(mode),
+            state.is_none(),
+            |target, mode, fresh| {
+                self.runtime
+                    .block_on(self.transport.upload_file(local, target, mode, fresh))
+            },
+        );
         self.output.transfer_done(&self.spec.name);
         copied?;
         self.changed(&format!("file {remote}"));

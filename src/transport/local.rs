@@ -173,6 +173,7 @@ impl Transport for LocalTransport {
         path: &str,
         data: &[u8],
         mode: Option<u32>,
+        _fresh: bool,
     ) -> Result<(), TransportError> {
         let target = self.path(path);
         // A replaced file keeps its mode unless one is asked for.
@@ -201,6 +202,7 @@ impl Transport for LocalTransport {
         local: &Path,
         remote: &str,
         mode: Option<u32>,
+        _fresh: bool,
     ) -> Result<(), TransportError> {
         let target = self.path(remote);
         copy_atomic(local, &target, mode)

@@ -103,10 +103,6 @@ pub trait Transport: Send + Sync {
         Ok(())
     }
 
-    /// Notes that a check has just found `path` missing, so the write that follows can put the
-    /// new file in place the cheapest way (over SSH: SFTP's rename, no command).
-    fn note_absent(&self, _path: &str) {}
-
     /// Ends the connection once the host's work is done, so a long fan-out holds only the
     /// connections of the hosts still running.
     async fn close(&self) {}
@@ -133,19 +129,24 @@ pub trait Transport: Send + Sync {
     async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError>;
 
     /// Replaces a file atomically (temporary file + rename) with `data`, then sets `mode`.
+    /// `fresh`: a check has just found nothing at `path`, so the file can be put in place the
+    /// cheapest way (over SSH: SFTP's rename, no command).
     async fn write_file(
         &self,
         path: &str,
         data: &[u8],
         mode: Option<u32>,
+        fresh: bool,
     ) -> Result<(), TransportError>;
 
-    /// Streams a local file to `remote` atomically, then sets `mode`.
+    /// Streams a local file to `remote` atomically, then sets `mode`; `fresh` as for
+    /// `write_file`.
     async fn upload_file(
         &self,
         local: &Path,
         remote: &str,
         mode: Option<u32>,
+        fresh: bool,
     ) -> Result<(), TransportError>;
 
     /// Streams `remote` into the local file `local`, atomically.

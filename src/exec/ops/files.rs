@@ -148,7 +148,7 @@ fn validate(
         )
     };
     let outcome = session.act(&prepare).and_then(|()| {
-        session.put_file(&staged, content, mode)?;
+        session.put_file(&staged, content, mode, false)?;
         let command = if placeholder {
             let argv: Vec<String> = check.iter().map(|a| a.replace("%s", &staged)).collect();
             crate::shell::join(&argv)
@@ -214,10 +214,7 @@ pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
                 if let Some(check) = &spec.validate {
                     validate(session, path, content, mode, check)?;
                 }
-                if state.is_none() {
-                    session.note_absent(path);
-                }
-                session.put_file(path, content, mode)?;
+                session.put_file(path, content, mode, state.is_none())?;
                 reasons.push(
                     if state.is_some() {
                         "content"
@@ -385,7 +382,7 @@ pub fn line(
         &new,
         sensitive,
     );
-    session.put_file(path, new.as_bytes(), None)?;
+    session.put_file(path, new.as_bytes(), None, false)?;
     Ok(session.report(&format!("line in {path}"), true))
 }
 

@@ -46,8 +46,6 @@ pub struct SshTransport {
     sftp: OnceCell<SftpSession>,
     channels: Semaphore,
     shell: tokio::sync::Mutex<ShellSlot>,
-    /// Paths a check found missing and no write has filled since (`Transport::note_absent`).
-    absent: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 /// The kept shell of a transport, when there is one to use.
@@ -67,7 +65,6 @@ impl SshTransport {
             connection: OnceCell::new(),
             sftp: OnceCell::new(),
             channels: Semaphore::new(CHANNELS_PER_CONNECTION),
-            absent: Default::default(),
             shell: tokio::sync::Mutex::new(ShellSlot::Idle(None)),
         }
     }
@@ -286,21 +283,18 @@ impl SshTransport {
     }
 
     /// Streams `reader` into a temporary file beside `path`, sets the mode, then renames it
-    /// over `path`, so a dropped connection never leaves a half-written target.
+    /// over `path`, so a dropped connection never leaves a half-written target. `fresh`: a check
+    /// has just found nothing at `path`.
     async fn write_atomic(
         &self,
         path: &str,
         mode: Option<u32>,
+        fresh: bool,
         mut reader: impl tokio::io::AsyncRead + Unpin + Send,
     ) -> Result<(), TransportError> {
         let sftp = self.sftp().await.map_err(TransportError::from)?;
         let _sending = self.settings.sending.acquire().await;
         let tmp = temporary_name(path);
-        let absent = self
-            .absent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(path);
         let file_error = |source: std::io::Error| TransportError::File {
             action: "cannot write",
             path: path.to_string(),
@@ -308,7 +302,7 @@ impl SshTransport {
         };
         let mode = match mode {
             Some(mode) => Some(mode),
-            None if absent => None,
+            None if fresh => None,
             None => sftp
                 .metadata(path)
                 .await
@@ -355,7 +349,7 @@ impl SshTransport {
         // (sshd's rename is a link then an unlink, which never replaces anything: whatever
         // appeared meanwhile, a planted link too, makes it fail, and the command below runs).
         // Leftovers of interrupted uploads are swept by the next replacement.
-        if absent && sftp.rename(tmp.clone(), path.to_string()).await.is_ok() {
+        if fresh && sftp.rename(tmp.clone(), path.to_string()).await.is_ok() {
             return Ok(());
         }
         // The same command sweeps what interrupted uploads to this target left behind (their
@@ -483,13 +477,6 @@ impl Transport for SshTransport {
         Ok(())
     }
 
-    fn note_absent(&self, path: &str) {
-        self.absent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(path.to_string());
-    }
-
     async fn close(&self) {
         if let Some(connection) = self.connection.get() {
             let _ = connection
@@ -545,8 +532,9 @@ impl Transport for SshTransport {
         path: &str,
         data: &[u8],
         mode: Option<u32>,
+        fresh: bool,
     ) -> Result<(), TransportError> {
-        self.write_atomic(path, mode, data).await
+        self.write_atomic(path, mode, fresh, data).await
     }
 
     async fn upload_file(
@@ -554,6 +542,7 @@ impl Transport for SshTransport {
         local: &Path,
         remote: &str,
         mode: Option<u32>,
+        fresh: bool,
     ) -> Result<(), TransportError> {
         let file = tokio::fs::File::open(local)
             .await
@@ -562,7 +551,7 @@ impl Transport for SshTransport {
                 path: local.display().to_string(),
                 source,
             })?;
-        self.write_atomic(remote, mode, file).await
+        self.write_atomic(remote, mode, fresh, file).await
     }
 
     async fn download_file(&self, remote: &str, local: &Path) -> Result<(), TransportError> {
