@@ -78,6 +78,8 @@ for n in "${sizes[@]}"; do
   chmod 0755 "$work"
   trap '"$repo/scripts/fleet.sh" stop "$work/fleet" || true; rm -rf "$work"' EXIT
   "$repo/scripts/fleet.sh" start "$n" "$work/fleet" >/dev/null
+  # weft keeps the sums of the files it wrote (exec/remote_sums.rs) here, not in the user's cache.
+  export XDG_CACHE_HOME="$work/cache"
   key="$work/fleet/client_key"; known="$work/fleet/known_hosts"
   remote="/tmp/weft-bench-remote"
   rm -rf "$remote"; mkdir -p "$remote"; chmod 0777 "$remote"

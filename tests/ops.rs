@@ -138,6 +138,117 @@ fn file_operations_over_ssh() {
     );
 }
 
+/// Access and modification time of `path`, with nanoseconds.
+fn times(path: &Path) -> ((i64, i64), (i64, i64)) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).expect("meta");
+    (
+        (meta.atime(), meta.atime_nsec()),
+        (meta.mtime(), meta.mtime_nsec()),
+    )
+}
+
+/// Sets the mtime of `path` to `secs` (whole seconds), as `touch -d` or `cp -p` would.
+fn set_mtime(path: &Path, secs: i64) {
+    let status = Command::new("touch")
+        .args(["-m", "-d", &format!("@{secs}")])
+        .arg(path)
+        .status()
+        .expect("touch");
+    assert!(status.success());
+}
+
+#[test]
+fn a_file_weft_wrote_is_not_read_again_until_something_changes_it() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    let base = test.path().join("remote");
+    std::fs::create_dir_all(&base).expect("base");
+    test.write(
+        "deploy/put.rhai",
+        "/// Puts two files.\nfn put_all(host, base) {\n    host.upload(\"payload.bin\", base + \"/payload.bin\");\n    host.file(base + \"/app.conf\", #{ content: \"port = 80\\n\" });\n}\n\
+         /// Uploads onto a folder.\nfn put_taken(host, base) { host.upload(\"payload.bin\", base + \"/taken\"); }\n",
+    );
+    let payload: Vec<u8> = (0..256 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(test.path().join("payload.bin"), &payload).expect("payload");
+    let (key, known) = (fleet.key(), fleet.known_hosts());
+    let base_text = base.display().to_string();
+    let run = || {
+        test.run(&[
+            "run",
+            "put_all",
+            &base_text,
+            "-e",
+            "fleet",
+            "-i",
+            &key,
+            "--known-hosts",
+            &known,
+        ])
+    };
+    let files = [base.join("payload.bin"), base.join("app.conf")];
+    run().status(0).stdout_has("changed: file");
+    // The check of an unchanged file reads only its stat: neither file's atime moves from
+    // the whole-second stamp weft gave both times.
+    for round in 0..2 {
+        run()
+            .status(0)
+            .stdout_has("summary: 1 ok, 0 changed")
+            .stdout_lacks("changed: ");
+        for file in &files {
+            let (atime, mtime) = times(file);
+            assert_eq!(mtime.1, 0, "{} has no whole-second stamp", file.display());
+            assert_eq!(
+                atime,
+                mtime,
+                "round {round}: the check read {}",
+                file.display()
+            );
+        }
+    }
+    // Something else rewrites both files at the same size and puts their mtime back, as
+    // `cp -p` would: the next run sees it (their ctime moved) and restores them.
+    let stamps: Vec<i64> = files.iter().map(|f| times(f).1 .0).collect();
+    let mut tampered = payload.clone();
+    tampered[1000] ^= 0xff;
+    std::fs::write(&files[0], &tampered).expect("tamper");
+    std::fs::write(&files[1], "port = 81\n").expect("tamper");
+    for (file, stamp) in files.iter().zip(&stamps) {
+        set_mtime(file, *stamp);
+    }
+    run()
+        .status(0)
+        .stdout_has("summary: 0 ok, 1 changed")
+        .stdout_has("changed: file ")
+        .stdout_has("payload.bin\n")
+        .stdout_has("app.conf (content)");
+    assert_eq!(std::fs::read(&files[0]).expect("payload"), payload);
+    assert_eq!(
+        std::fs::read_to_string(&files[1]).expect("conf"),
+        "port = 80\n"
+    );
+    run().status(0).stdout_has("summary: 1 ok, 0 changed");
+    // An upload onto a folder says so before anything is sent.
+    std::fs::create_dir_all(base.join("taken")).expect("folder");
+    let out = test.run(&[
+        "run",
+        "put_taken",
+        &base_text,
+        "-e",
+        "fleet",
+        "-i",
+        &key,
+        "--known-hosts",
+        &known,
+    ]);
+    assert_ne!(out.code, 0);
+    out.stdout_has("taken is a directory, not a file");
+    // A read does move the atime on this filesystem, so the check above could have failed.
+    std::fs::read(&files[1]).expect("read");
+    let (atime, mtime) = times(&files[1]);
+    assert_ne!(atime, mtime, "this filesystem does not record reads");
+}
+
 /// Runs `goal` twice with `args`: the first run changes something, the second nothing.
 fn twice(test: &Test, goal: &str, args: &[&str]) {
     let mut argv = vec!["run", goal];

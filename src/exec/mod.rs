@@ -10,6 +10,7 @@ pub mod ops;
 pub mod orchestrate;
 pub mod orchestrator;
 pub mod output;
+pub mod remote_sums;
 pub mod runner;
 pub mod session;
 pub mod settings;

@@ -227,6 +227,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
         command_timeout: plan.settings.limits.command_timeout,
         timings: plan.timings.clone(),
         hashes: Arc::default(),
+        sums: Arc::default(),
     });
     let env = env_info(&plan);
     let plan = Arc::new(plan);
@@ -310,6 +311,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
         }
         outcomes
     });
+    setup.sums.save();
     Ok(outcomes)
 }
 

@@ -14,7 +14,7 @@ use super::output::{HostSink, Output};
 use super::timings::{Section, Timings};
 use crate::inventory::{HostSpec, Vars};
 use crate::template::{TemplateError, Templates};
-use crate::transport::{ExecOutput, ExecRequest, FileState, Pipe, Transport, TransportError};
+use crate::transport::{ExecOutput, ExecRequest, Pipe, Transport, TransportError};
 
 /// Why a host step failed.
 #[derive(Debug, Error)]
@@ -186,6 +186,8 @@ pub struct HostSession {
     timing: Mutex<(usize, Option<String>)>,
     /// Sums of local files, shared by the run's sessions.
     hashes: Arc<super::hashes::LocalHashes>,
+    /// Sums of the files weft wrote on hosts.
+    sums: Arc<super::remote_sums::RemoteSums>,
     /// How many `always` operations are in progress: their steps run even after an interrupt.
     always: AtomicUsize,
 }
@@ -225,6 +227,8 @@ pub struct SessionSetup {
     pub timings: Option<Arc<Timings>>,
     /// Sums of the local files uploaded so far.
     pub hashes: Arc<super::hashes::LocalHashes>,
+    /// Sums of the files weft wrote on hosts, kept between runs.
+    pub sums: Arc<super::remote_sums::RemoteSums>,
 }
 
 impl HostSession {
@@ -248,6 +252,7 @@ impl HostSession {
             timings: setup.timings.clone(),
             timing: Mutex::new((0, None)),
             hashes: setup.hashes.clone(),
+            sums: setup.sums.clone(),
             always: AtomicUsize::new(0),
         }
     }
@@ -595,16 +600,19 @@ impl HostSession {
     }
 
     /// Replaces `path` atomically with `data` (nothing under `--check`), without comparing;
-    /// `fresh`: a check has just found nothing at `path`.
+    /// `fresh`: a check has just found nothing at `path`; `keep_sum`: the next check may trust
+    /// the sum of `data` while the file stays as written (never for secrets).
     pub fn put_file(
         &self,
         path: &str,
         data: &[u8],
         mode: Option<u32>,
         fresh: bool,
+        keep_sum: bool,
     ) -> Result<(), HostError> {
         self.not_interrupted(path)?;
-        self.place(path, mode, fresh, |target, mode, fresh| {
+        let sum = keep_sum.then(|| (data.len() as u64, crate::transport::sha256_bytes(data)));
+        self.place(path, mode, fresh, sum, |target, mode, fresh| {
             self.runtime
                 .block_on(self.transport.write_file(target, data, mode, fresh))
         })
@@ -613,22 +621,44 @@ impl HostSession {
     /// Writes `path` with `write` (which gets the path to write and the mode), directly, or
     /// under `--become` through a private staging file that the become user copies into place
     /// with a rename, so the target is never half-written. Nothing happens under `--check`.
-    /// `write` gets `fresh` (nothing is at `path`) only when it writes `path` itself.
+    /// `write` gets `fresh` (nothing is at `path`) only when it writes `path` itself. `sum`
+    /// (size and SHA-256 of what is written) is kept for the next check when `write` stamped
+    /// the file (`install -p` keeps the stamp); otherwise what was known of `path` is dropped.
     fn place(
         &self,
         path: &str,
         mode: Option<u32>,
         fresh: bool,
-        write: impl FnOnce(&str, Option<u32>, bool) -> Result<(), TransportError>,
+        sum: Option<(u64, String)>,
+        write: impl FnOnce(&str, Option<u32>, bool) -> Result<Option<u64>, TransportError>,
     ) -> Result<(), HostError> {
         if self.check {
             return Ok(());
         }
+        let placed = self.place_stamped(path, mode, fresh, write);
+        let host = &self.spec.address;
+        match (&placed, sum) {
+            (Ok(Some(mtime)), Some((size, sha256))) => {
+                self.sums.written(host, path, size, *mtime, sha256);
+            }
+            _ => self.sums.forget(host, path),
+        }
+        placed.map(|_| ())
+    }
+
+    /// `place` without the bookkeeping; returns the stamp.
+    fn place_stamped(
+        &self,
+        path: &str,
+        mode: Option<u32>,
+        fresh: bool,
+        write: impl FnOnce(&str, Option<u32>, bool) -> Result<Option<u64>, TransportError>,
+    ) -> Result<Option<u64>, HostError> {
         if self.privilege.become_user.is_none() {
             return Ok(write(path, mode, fresh)?);
         }
         let staging = format!("/tmp/.weft-stage-{:016x}", fastrand::u64(..));
-        write(&staging, Some(0o600), false)?;
+        let stamp = write(&staging, Some(0o600), false)?;
         let (s, t) = (crate::shell::quote(&staging), crate::shell::quote(path));
         // A fresh random name that `install` creates exclusively: a link planted beside the
         // target by whoever owns its folder is never written through.
@@ -637,7 +667,7 @@ impl HostSession {
         let next = crate::shell::quote(&next);
         let mode = format!("{:o}", mode.unwrap_or(0o644));
         let result = self.run(
-            &format!("install -m {mode} -T -- {s} {next} && mv -f -T -- {next} {t}"),
+            &format!("install -p -m {mode} -T -- {s} {next} && mv -f -T -- {next} {t}"),
             &RunOptions {
                 quiet: true,
                 ..RunOptions::default()
@@ -650,7 +680,17 @@ impl HostSession {
             },
             &crate::transport::NoLines,
         ));
-        result.map(|_| ())
+        result.map(|_| stamp)
+    }
+
+    /// What weft knows of the files it wrote on hosts.
+    pub fn remote_sums(&self) -> &super::remote_sums::RemoteSums {
+        &self.sums
+    }
+
+    /// How the host is reached: the key of its remote sums.
+    pub fn address(&self) -> &str {
+        &self.spec.address
     }
 
     /// A local path, taken from the project folder.
@@ -735,19 +775,18 @@ impl HostSession {
             path: local.display().to_string(),
             source,
         };
-        let wanted = FileState {
-            sha256: self.hashes.sha256(local).map_err(read_error)?,
-            mode,
-        };
-        let state = if self.privilege.become_user.is_some() {
-            // The become user may be the only one who can read the file.
-            let out = self.probe(&crate::transport::file_state_command(remote))?;
-            crate::transport::parse_file_state(&out.stdout)
-        } else {
-            self.runtime.block_on(self.transport.file_state(remote))?
-        };
-        if state == Some(wanted) {
-            return Ok(self.report(&format!("file {remote}"), false));
+        let sha256 = self.hashes.sha256(local).map_err(read_error)?;
+        let (state, remote_sum) = super::ops::files::stat_and_sum(self, remote, true)?;
+        if let Some(state) = &state {
+            if !state.is_file() {
+                return Err(super::ops::fail(
+                    &format!("file {remote}"),
+                    format!("{remote} is a {}, not a file", state.kind),
+                ));
+            }
+            if remote_sum.as_deref() == Some(sha256.as_str()) && state.mode == mode {
+                return Ok(self.report(&format!("file {remote}"), false));
+            }
         }
         let size = std::fs::metadata(local).map_or(0, |m| m.len());
         self.output.transfer(
@@ -758,6 +797,7 @@ impl HostSession {
             remote,
             Some(mode),
             state.is_none(),
+            Some((size, sha256)),
             |target, mode, fresh| {
                 self.runtime
                     .block_on(self.transport.upload_file(local, target, mode, fresh))

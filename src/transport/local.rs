@@ -9,9 +9,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use super::capture::Capture;
-use super::{
-    ExecOutput, ExecRequest, FileState, LineSink, Pipe, Stream, Transport, TransportError,
-};
+use super::{ExecOutput, ExecRequest, LineSink, Pipe, Stream, Transport, TransportError};
 
 /// Runs everything on this machine, relative paths taken from `cwd`.
 #[derive(Debug, Clone)]
@@ -174,7 +172,7 @@ impl Transport for LocalTransport {
         data: &[u8],
         mode: Option<u32>,
         _fresh: bool,
-    ) -> Result<(), TransportError> {
+    ) -> Result<Option<u64>, TransportError> {
         let target = self.path(path);
         // A replaced file keeps its mode unless one is asked for.
         let mode = match mode {
@@ -194,7 +192,8 @@ impl Transport for LocalTransport {
             action: "cannot write",
             path: path.into(),
             source,
-        })
+        })?;
+        Ok(None)
     }
 
     async fn upload_file(
@@ -203,7 +202,7 @@ impl Transport for LocalTransport {
         remote: &str,
         mode: Option<u32>,
         _fresh: bool,
-    ) -> Result<(), TransportError> {
+    ) -> Result<Option<u64>, TransportError> {
         let target = self.path(remote);
         copy_atomic(local, &target, mode)
             .await
@@ -211,7 +210,8 @@ impl Transport for LocalTransport {
                 action: "cannot write",
                 path: remote.into(),
                 source,
-            })
+            })?;
+        Ok(None)
     }
 
     async fn download_file(&self, remote: &str, local: &Path) -> Result<(), TransportError> {
@@ -222,27 +222,6 @@ impl Transport for LocalTransport {
                 path: remote.into(),
                 source,
             })
-    }
-
-    async fn file_state(&self, path: &str) -> Result<Option<FileState>, TransportError> {
-        let target = self.path(path);
-        let state = tokio::task::spawn_blocking(move || {
-            let mode = std::fs::metadata(&target)?.permissions().mode() & 0o7777;
-            let sha256 = super::sha256_local(&target)?;
-            Ok::<_, std::io::Error>(FileState { sha256, mode })
-        })
-        .await
-        .map_err(std::io::Error::other)
-        .and_then(|r| r);
-        match state {
-            Ok(state) => Ok(Some(state)),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(TransportError::File {
-                action: "cannot read",
-                path: path.into(),
-                source,
-            }),
-        }
     }
 }
 

@@ -130,68 +130,28 @@ pub trait Transport: Send + Sync {
 
     /// Replaces a file atomically (temporary file + rename) with `data`, then sets `mode`.
     /// `fresh`: a check has just found nothing at `path`, so the file can be put in place the
-    /// cheapest way (over SSH: SFTP's rename, no command).
+    /// cheapest way (over SSH: SFTP's rename, no command). Returns the whole-second mtime the
+    /// file was stamped with, when it was (see `exec::remote_sums`).
     async fn write_file(
         &self,
         path: &str,
         data: &[u8],
         mode: Option<u32>,
         fresh: bool,
-    ) -> Result<(), TransportError>;
+    ) -> Result<Option<u64>, TransportError>;
 
-    /// Streams a local file to `remote` atomically, then sets `mode`; `fresh` as for
-    /// `write_file`.
+    /// Streams a local file to `remote` atomically, then sets `mode`; `fresh` and the result
+    /// as for `write_file`.
     async fn upload_file(
         &self,
         local: &Path,
         remote: &str,
         mode: Option<u32>,
         fresh: bool,
-    ) -> Result<(), TransportError>;
+    ) -> Result<Option<u64>, TransportError>;
 
     /// Streams `remote` into the local file `local`, atomically.
     async fn download_file(&self, remote: &str, local: &Path) -> Result<(), TransportError>;
-
-    /// The SHA-256 and permission bits of a file; `None` when it does not exist. One command,
-    /// so checking whether an upload can be skipped costs one round trip.
-    async fn file_state(&self, path: &str) -> Result<Option<FileState>, TransportError> {
-        let request = ExecRequest {
-            command: file_state_command(path),
-            ..ExecRequest::default()
-        };
-        let out = self.exec(&request, &NoLines).await?;
-        Ok(parse_file_state(&out.stdout))
-    }
-}
-
-/// The command that prints a file's mode and SHA-256, one per line (nothing when missing).
-pub fn file_state_command(path: &str) -> String {
-    let path = crate::shell::quote(path);
-    // The test is a builtin: a missing file costs the host no process.
-    format!("[ -e {path} ] && stat -c %a -- {path} 2>/dev/null && sha256sum -- {path}")
-}
-
-/// Reads the output of `file_state_command`.
-pub fn parse_file_state(stdout: &str) -> Option<FileState> {
-    let mut lines = stdout.lines();
-    let (mode, sum) = (lines.next()?, lines.next()?);
-    Some(FileState {
-        mode: u32::from_str_radix(mode.trim(), 8).unwrap_or(0),
-        sha256: sum
-            .split_whitespace()
-            .next()
-            .unwrap_or_default()
-            .to_string(),
-    })
-}
-
-/// What weft compares before sending a file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileState {
-    /// Lowercase hex SHA-256 of the content.
-    pub sha256: String,
-    /// Permission bits.
-    pub mode: u32,
 }
 
 /// A sink that drops every line, for commands weft runs for itself.

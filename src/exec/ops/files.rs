@@ -24,11 +24,18 @@ pub struct FileSpec {
 }
 
 /// Type, mode, owner and group of a path, `None` when it does not exist.
-struct PathState {
-    kind: String,
-    mode: u32,
-    owner: String,
-    group: String,
+pub(crate) struct PathState {
+    pub kind: String,
+    pub mode: u32,
+    pub owner: String,
+    pub group: String,
+}
+
+impl PathState {
+    /// A regular file, empty or not.
+    pub fn is_file(&self) -> bool {
+        self.kind == "regular file" || self.kind == "regular empty file"
+    }
 }
 
 fn stat(
@@ -39,38 +46,53 @@ fn stat(
 }
 
 /// The state of `path` and, with `sum`, the SHA-256 of its content when it is a regular file
-/// that `sha256sum` could read: one probe for a file's whole check.
-fn stat_and_sum(
+/// that `sha256sum` could read: one probe for a file's whole check. The host skips the hash
+/// when the file is as weft last wrote it (`exec::remote_sums`).
+pub(crate) fn stat_and_sum(
     session: &HostSession,
     path: &str,
     sum: bool,
 ) -> Result<(Option<PathState>, Option<String>), crate::exec::session::HostError> {
+    use crate::exec::remote_sums::STAT_FORMAT;
     let q = quote(path);
+    let (sums, host) = (session.remote_sums(), session.address());
     // The tests are builtins: a missing path costs the host no process.
-    let mut command =
-        format!("{{ [ -e {q} ] || [ -L {q} ]; }} && stat -c '%F|%a|%U|%G' -- {q} 2>/dev/null");
-    if sum {
-        // Never hashes a fifo or a device (it could block); a failed hash only means the
-        // content is read and compared as before.
-        command.push_str(&format!(
-            " && {{ if [ -f {q} ] && [ ! -L {q} ]; then sha256sum -- {q} 2>/dev/null; fi; true; }}"
-        ));
-    }
+    let exists = format!("{{ [ -e {q} ] || [ -L {q} ]; }}");
+    let command = match sum.then(|| sums.pattern(host, path)).flatten() {
+        Some(known) => format!(
+            "{exists} && s=$(stat -c '{STAT_FORMAT}' -- {q} 2>/dev/null) && printf '%s\\n' \"$s\" \
+             && case $s in {known}) ;; *) {} ;; esac",
+            hash_command(&q)
+        ),
+        None if sum => format!(
+            "{exists} && stat -c '{STAT_FORMAT}' -- {q} 2>/dev/null && {}",
+            hash_command(&q)
+        ),
+        None => format!("{exists} && stat -c '{STAT_FORMAT}' -- {q} 2>/dev/null"),
+    };
     let out = session.probe(&command)?;
     if out.code != 0 {
         return Ok((None, None));
     }
     let mut lines = out.stdout.lines();
     let line = lines.next().unwrap_or_default().trim();
-    let fields: Vec<&str> = line.split('|').collect();
-    if fields.len() != 4 {
+    let fields: Vec<&str> = line.splitn(5, '|').collect();
+    if fields.len() != 5 {
         return Ok((None, None));
     }
-    let sha256 = lines
+    let hashed = lines
         .next()
         .and_then(|l| l.split_whitespace().next())
         .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
         .map(str::to_ascii_lowercase);
+    let sha256 = match hashed {
+        Some(sum) => {
+            sums.forget(host, path);
+            Some(sum)
+        }
+        None if sum => sums.trusted(host, path, line),
+        None => None,
+    };
     Ok((
         Some(PathState {
             kind: fields[0].to_string(),
@@ -80,6 +102,13 @@ fn stat_and_sum(
         }),
         sha256,
     ))
+}
+
+/// Prints the SHA-256 of `q` (quoted) when it is a regular file, and always succeeds: it
+/// never hashes a fifo or a device (which could block), and a failed hash only means the
+/// content is read and compared instead.
+fn hash_command(q: &str) -> String {
+    format!("{{ if [ -f {q} ] && [ ! -L {q} ]; then sha256sum -- {q} 2>/dev/null; fi; true; }}")
 }
 
 /// Applies mode, owner and group where they differ; returns the reasons for what changed.
@@ -148,7 +177,7 @@ fn validate(
         )
     };
     let outcome = session.act(&prepare).and_then(|()| {
-        session.put_file(&staged, content, mode, false)?;
+        session.put_file(&staged, content, mode, false, false)?;
         let command = if placeholder {
             let argv: Vec<String> = check.iter().map(|a| a.replace("%s", &staged)).collect();
             crate::shell::join(&argv)
@@ -186,7 +215,7 @@ fn step(kind: &str, path: &str, reasons: &[String]) -> String {
 pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
     let (state, remote_sum) = stat_and_sum(session, path, spec.content.is_some())?;
     if let Some(state) = &state {
-        if state.kind != "regular file" && state.kind != "regular empty file" {
+        if !state.is_file() {
             return Err(fail(
                 &format!("file {path}"),
                 format!("{path} is a {}, not a file", state.kind),
@@ -214,7 +243,7 @@ pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
                 if let Some(check) = &spec.validate {
                     validate(session, path, content, mode, check)?;
                 }
-                session.put_file(path, content, mode, state.is_none())?;
+                session.put_file(path, content, mode, state.is_none(), !spec.sensitive)?;
                 reasons.push(
                     if state.is_some() {
                         "content"
@@ -382,7 +411,7 @@ pub fn line(
         &new,
         sensitive,
     );
-    session.put_file(path, new.as_bytes(), None, false)?;
+    session.put_file(path, new.as_bytes(), None, false, !sensitive)?;
     Ok(session.report(&format!("line in {path}"), true))
 }
 

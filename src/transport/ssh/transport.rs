@@ -282,16 +282,16 @@ impl SshTransport {
         }))
     }
 
-    /// Streams `reader` into a temporary file beside `path`, sets the mode, then renames it
-    /// over `path`, so a dropped connection never leaves a half-written target. `fresh`: a check
-    /// has just found nothing at `path`.
+    /// Streams `reader` into a temporary file beside `path`, sets the mode and a whole-second
+    /// mtime, then renames it over `path`, so a dropped connection never leaves a half-written
+    /// target. `fresh`: a check has just found nothing at `path`. Returns the mtime.
     async fn write_atomic(
         &self,
         path: &str,
         mode: Option<u32>,
         fresh: bool,
         mut reader: impl tokio::io::AsyncRead + Unpin + Send,
-    ) -> Result<(), TransportError> {
+    ) -> Result<Option<u64>, TransportError> {
         let sftp = self.sftp().await.map_err(TransportError::from)?;
         let _sending = self.settings.sending.acquire().await;
         let tmp = temporary_name(path);
@@ -331,26 +331,30 @@ impl SshTransport {
                 }
                 file.write_all(&buf[..n]).await?;
             }
-            if let Some(mode) = mode {
-                // Through the open handle, not the name, which could be swapped for a link.
-                let mut attrs = FileAttributes::empty();
-                attrs.permissions = Some(mode);
-                file.set_metadata(attrs).await.map_err(sftp_io)?;
-            }
+            // Through the open handle, not the name, which could be swapped for a link.
+            let mut attrs = FileAttributes::empty();
+            attrs.permissions = mode;
+            let stamp = crate::exec::remote_sums::stamp();
+            let stamp32 = u32::try_from(stamp).ok();
+            (attrs.atime, attrs.mtime) = (stamp32, stamp32);
+            file.set_metadata(attrs).await.map_err(sftp_io)?;
             file.shutdown().await?;
-            Ok::<_, std::io::Error>(())
+            Ok::<_, std::io::Error>(stamp32.map(u64::from))
         }
         .await;
-        if let Err(err) = result {
-            let _ = sftp.remove_file(tmp.clone()).await;
-            return Err(file_error(err));
-        }
+        let stamp = match result {
+            Ok(stamp) => stamp,
+            Err(err) => {
+                let _ = sftp.remove_file(tmp.clone()).await;
+                return Err(file_error(err));
+            }
+        };
         // Where the check found nothing, SFTP's rename puts the file in place without a command
         // (sshd's rename is a link then an unlink, which never replaces anything: whatever
         // appeared meanwhile, a planted link too, makes it fail, and the command below runs).
         // Leftovers of interrupted uploads are swept by the next replacement.
         if fresh && sftp.rename(tmp.clone(), path.to_string()).await.is_ok() {
-            return Ok(());
+            return Ok(stamp);
         }
         // The same command sweeps what interrupted uploads to this target left behind (their
         // names are random too); `rm` removes a planted link itself, never what it points to,
@@ -380,7 +384,7 @@ impl SshTransport {
                 out.stderr.trim().to_string(),
             )));
         }
-        Ok(())
+        Ok(stamp)
     }
 }
 
@@ -533,7 +537,7 @@ impl Transport for SshTransport {
         data: &[u8],
         mode: Option<u32>,
         fresh: bool,
-    ) -> Result<(), TransportError> {
+    ) -> Result<Option<u64>, TransportError> {
         self.write_atomic(path, mode, fresh, data).await
     }
 
@@ -543,7 +547,7 @@ impl Transport for SshTransport {
         remote: &str,
         mode: Option<u32>,
         fresh: bool,
-    ) -> Result<(), TransportError> {
+    ) -> Result<Option<u64>, TransportError> {
         let file = tokio::fs::File::open(local)
             .await
             .map_err(|source| TransportError::File {
