@@ -74,7 +74,7 @@ pub fn ssh(ctx: &Context, args: SshArgs) -> Result<i32> {
         let connector = if local {
             Connector::Local(project.root.clone())
         } else {
-            Connector::ssh(&options, &[(spec.name.as_str(), spec.address.as_str())])?
+            Connector::ssh(&options, &[(spec.name.as_str(), spec.address.as_str())], 1)?
         };
         return run_one(connector, &spec, &args.command.join(" "));
     }

@@ -78,7 +78,11 @@ impl RunContext {
             .iter()
             .map(|h| (h.name.as_str(), h.address.as_str()))
             .collect();
-        Connector::ssh(&self.settings.connect, &addresses)
+        Connector::ssh(
+            &self.settings.connect,
+            &addresses,
+            self.settings.limits.parallel,
+        )
     }
 
     /// Runs goal `name` with `args` on the hosts `filter` selects (once on the controller for

@@ -15,9 +15,14 @@ pub enum Connector {
 }
 
 impl Connector {
-    /// An SSH connector for hosts at `addresses` (`(name, address)` pairs); identities and
-    /// known_hosts load once, here, so a bad address or key file stops the run before any host.
-    pub fn ssh(options: &ConnectOptions, addresses: &[(&str, &str)]) -> Result<Self, ConnectError> {
+    /// An SSH connector for hosts at `addresses` (`(name, address)` pairs), `at_once` of them
+    /// at a time; identities and known_hosts load once, here, so a bad address or key file
+    /// stops the run before any host.
+    pub fn ssh(
+        options: &ConnectOptions,
+        addresses: &[(&str, &str)],
+        at_once: usize,
+    ) -> Result<Self, ConnectError> {
         let targets = addresses
             .iter()
             .map(|(name, address)| {
@@ -27,7 +32,9 @@ impl Connector {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Connector::Ssh(Arc::new(options.settings(&targets)?)))
+        Ok(Connector::Ssh(Arc::new(
+            options.settings(&targets, at_once)?,
+        )))
     }
 
     /// The transport to the host at `address`, or why the address is unusable.

@@ -43,10 +43,11 @@ pub struct SshSettings {
     pub retries: u32,
     /// A cap on connections being opened at once, so a big fleet is no connection storm.
     pub opening: Semaphore,
-    /// A cap on files being written at once across the run: each write fills its connection's
-    /// send buffer, which stays that size while the connection is open, so a 200-host fan-out
-    /// would otherwise hold 200 of them.
+    /// A cap on files being written at once across the run, each holding a read buffer and
+    /// its connection's SFTP writes in flight.
     pub sending: Semaphore,
+    /// SFTP writes each connection keeps in flight.
+    pub sftp_writes: usize,
     /// Keepalive interval on open connections.
     pub keepalive: Duration,
     /// Open jump-host connections by chain (`a` then `a>b`): every target behind a bastion

@@ -64,8 +64,13 @@ impl ConnectOptions {
             .unwrap_or_else(|| "root".into())
     }
 
-    /// Loads the ssh config, known_hosts and identities for connections to `targets`.
-    pub fn settings(&self, targets: &[Target]) -> Result<SshSettings, ConnectError> {
+    /// Loads the ssh config, known_hosts and identities for connections to `targets`, `at_once`
+    /// of them at a time.
+    pub fn settings(
+        &self,
+        targets: &[Target],
+        at_once: usize,
+    ) -> Result<SshSettings, ConnectError> {
         let ssh_config = match &self.ssh_config {
             Some(path) => SshConfig::load(path).map_err(|e| ConnectError::Read {
                 path: path.display().to_string(),
@@ -100,8 +105,35 @@ impl ConnectOptions {
             retries: 2,
             opening: Semaphore::new(64),
             sending: Semaphore::new(32),
+            sftp_writes: sftp_writes(at_once.min(targets.len())),
             keepalive: Duration::from_secs(15),
             jumps: Default::default(),
         })
+    }
+}
+
+/// How many SFTP writes of 32 KiB each connection keeps in flight. russh encodes every write in
+/// flight into one send buffer that keeps its size for the connection's life, so the run
+/// shares a budget of 16 MiB: up to 32 hosts at once get the full 16 writes (enough for a
+/// distant host), a 200-host fan-out gets 2 each (which still fills a link, 200 at a time).
+fn sftp_writes(at_once: usize) -> usize {
+    const BUDGET: usize = 16 << 20;
+    (BUDGET / (at_once.max(1) * (32 << 10))).clamp(2, 16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sftp_writes;
+
+    #[test]
+    fn sftp_writes_in_flight_share_one_budget_across_a_fan_out() {
+        assert_eq!(sftp_writes(1), 16);
+        assert_eq!(sftp_writes(32), 16);
+        assert_eq!(sftp_writes(50), 10);
+        assert_eq!(sftp_writes(200), 2);
+        assert_eq!(sftp_writes(5000), 2);
+        for hosts in [33, 64, 100, 256] {
+            assert!(hosts * sftp_writes(hosts) * (32 << 10) <= 16 << 20, "{hosts}");
+        }
     }
 }

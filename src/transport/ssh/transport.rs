@@ -81,7 +81,13 @@ impl SshTransport {
                 let connection = self.connection().await?;
                 let channel = connection.handle.channel_open_session().await?;
                 channel.request_subsystem(true, "sftp").await?;
-                Ok::<_, SshError>(SftpSession::new(channel.into_stream()).await?)
+                let config = russh_sftp::client::Config {
+                    max_concurrent_writes: self.settings.sftp_writes,
+                    ..Default::default()
+                };
+                Ok::<_, SshError>(
+                    SftpSession::new_with_config(channel.into_stream(), config).await?,
+                )
             })
             .await
     }
