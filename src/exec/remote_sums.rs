@@ -13,8 +13,8 @@
 //! and puts back the exact whole-second mtime weft gave it (`cp -p` or `rsync -t` from a file
 //! weft wrote in the same second, at the same size), or a change within the same clock tick
 //! as that check's stat. Sensitive files are never recorded (their sums stay off the
-//! controller's disk). The cache is `$XDG_CACHE_HOME/weft/remote-sums.json`; deleting it only
-//! makes the next checks hash again.
+//! controller's disk). The cache is a file per host in `$XDG_CACHE_HOME/weft/remote-sums/`;
+//! deleting it only makes the next checks hash again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,6 @@ pub const STAT_FORMAT: &str = "%F|%a|%U|%G|%s|%Y|%y|%z|%d|%i";
 /// What is known of one file on one host.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Entry {
-    host: String,
     path: String,
     sha256: String,
     #[serde(flatten)]
@@ -51,49 +50,57 @@ enum Known {
     Seen { identity: String },
 }
 
-/// The sums known for every host, shared by a run's sessions; read on first use, saved when
-/// the run ends.
+/// One host's cache file.
+#[derive(Default, Serialize, Deserialize)]
+struct HostFile {
+    host: String,
+    files: Vec<Entry>,
+}
+
+/// The sums known for the hosts of a run, shared by its sessions. A host's are read from its
+/// own file when its first check needs them and written back when its session closes, so
+/// memory holds only the hosts being worked on, however large the fleet.
 pub struct RemoteSums {
-    file: Option<PathBuf>,
-    state: Mutex<State>,
+    dir: Option<PathBuf>,
+    hosts: Mutex<HashMap<String, HostSums>>,
 }
 
 #[derive(Default)]
-struct State {
-    loaded: bool,
+struct HostSums {
     dirty: bool,
-    entries: HashMap<(String, String), Entry>,
+    entries: HashMap<String, Entry>,
 }
 
 impl Default for RemoteSums {
     fn default() -> Self {
-        RemoteSums::at(cache_file())
+        RemoteSums::at(cache_dir())
     }
 }
 
 impl RemoteSums {
-    /// Sums kept in `file`; `None` keeps them for this run only.
-    pub fn at(file: Option<PathBuf>) -> Self {
+    /// Sums kept in the folder `dir`, a file per host; `None` keeps them for this run only.
+    pub fn at(dir: Option<PathBuf>) -> Self {
         RemoteSums {
-            file,
-            state: Mutex::new(State::default()),
+            dir,
+            hosts: Mutex::new(HashMap::new()),
         }
     }
 
     /// The `case` pattern a check's stat line matches when the known sum holds, so the host
     /// skips hashing; `None` when nothing is known.
     pub fn pattern(&self, host: &str, path: &str) -> Option<String> {
-        let mut state = self.lock();
-        let entry = state.entry(self, host, path)?;
-        // Quoted `|`: bare, it would separate alternatives.
-        let head = "regular*'|'*'|'*'|'*";
-        Some(match &entry.known {
-            Known::Written { size, mtime } => {
-                format!("{head}'|{size}|{mtime}|'*'.000000000 '*")
-            }
-            Known::Seen { identity } => {
-                format!("{head}{}", crate::shell::quote(&format!("|{identity}")))
-            }
+        self.with(host, |sums| {
+            let entry = sums.entries.get(path)?;
+            // Quoted `|`: bare, it would separate alternatives.
+            let head = "regular*'|'*'|'*'|'*";
+            Some(match &entry.known {
+                Known::Written { size, mtime } => {
+                    format!("{head}'|{size}|{mtime}|'*'.000000000 '*")
+                }
+                Known::Seen { identity } => {
+                    format!("{head}{}", crate::shell::quote(&format!("|{identity}")))
+                }
+            })
         })
     }
 
@@ -107,108 +114,94 @@ impl RemoteSums {
         if !kind.starts_with("regular") {
             return None;
         }
-        let mut state = self.lock();
-        let entry = state.entry(self, host, path)?;
-        let holds = match &entry.known {
-            Known::Written { size, mtime } => {
-                let parts: Vec<&str> = identity.split('|').collect();
-                parts.len() == 6
-                    && parts[0] == size.to_string()
-                    && parts[1] == mtime.to_string()
-                    && parts[2].contains(".000000000 ")
+        self.with(host, |sums| {
+            let entry = sums.entries.get_mut(path)?;
+            let holds = match &entry.known {
+                Known::Written { size, mtime } => {
+                    let parts: Vec<&str> = identity.split('|').collect();
+                    parts.len() == 6
+                        && parts[0] == size.to_string()
+                        && parts[1] == mtime.to_string()
+                        && parts[2].contains(".000000000 ")
+                }
+                Known::Seen { identity: seen } => seen == identity,
+            };
+            if !holds {
+                return None;
             }
-            Known::Seen { identity: seen } => seen == identity,
-        };
-        if !holds {
-            return None;
-        }
-        let sum = entry.sha256.clone();
-        let seen = Known::Seen {
-            identity: identity.to_string(),
-        };
-        if entry.known != seen || now() > entry.used + 24 * 3600 {
-            entry.known = seen;
-            entry.used = now();
-            state.dirty = true;
-        }
-        Some(sum)
+            let seen = Known::Seen {
+                identity: identity.to_string(),
+            };
+            // Saved again when it changes, or once a day to keep it from expiring.
+            if entry.known != seen || now() > entry.used + 24 * 3600 {
+                entry.known = seen;
+                entry.used = now();
+                sums.dirty = true;
+            }
+            Some(entry.sha256.clone())
+        })
     }
 
     /// Records that weft wrote `path` with content `sha256` of `size` bytes, stamped `mtime`.
     pub fn written(&self, host: &str, path: &str, size: u64, mtime: u64, sha256: String) {
-        let mut state = self.lock();
-        state.load(self);
-        state.dirty = true;
-        state.entries.insert(
-            (host.to_string(), path.to_string()),
-            Entry {
-                host: host.to_string(),
+        self.with(host, |sums| {
+            sums.dirty = true;
+            let entry = Entry {
                 path: path.to_string(),
                 sha256,
                 known: Known::Written { size, mtime },
                 used: now(),
-            },
-        );
+            };
+            sums.entries.insert(path.to_string(), entry);
+        })
     }
 
     /// Forgets `path`: a check found it changed, or weft wrote it without a stamp.
     pub fn forget(&self, host: &str, path: &str) {
-        let mut state = self.lock();
-        if state.loaded
-            && state
-                .entries
-                .remove(&(host.to_string(), path.to_string()))
-                .is_some()
-        {
-            state.dirty = true;
+        self.with(host, |sums| {
+            if sums.entries.remove(path).is_some() {
+                sums.dirty = true;
+            }
+        })
+    }
+
+    /// Writes `host`'s sums back to its file, merged with what other runs saved meanwhile,
+    /// and lets go of them. A cache that cannot be written only costs later runs their hashes.
+    pub fn finish(&self, host: &str) {
+        let sums = self.lock().remove(host);
+        if let (Some(dir), Some(sums)) = (&self.dir, sums) {
+            if sums.dirty {
+                save(&host_file(dir, host), host, sums.entries);
+            }
         }
     }
 
-    /// Writes what changed to the cache file, merged with what other runs saved meanwhile.
-    /// A cache that cannot be written only costs later runs their hashes.
+    /// Finishes every host still held, and drops the files of hosts no run used for a month.
     pub fn save(&self) {
-        let (Some(file), mut state) = (&self.file, self.lock()) else {
-            return;
-        };
-        if !state.dirty {
-            return;
+        let hosts: Vec<String> = self.lock().keys().cloned().collect();
+        for host in hosts {
+            self.finish(&host);
         }
-        let mut merged = read(file);
-        for (key, entry) in &state.entries {
-            match merged.get(key) {
-                Some(other) if other.used > entry.used => {}
-                _ => {
-                    merged.insert(key.clone(), entry.clone());
-                }
-            }
-        }
-        let oldest = now().saturating_sub(KEEP_SECS);
-        let mut entries: Vec<Entry> = merged.into_values().filter(|e| e.used >= oldest).collect();
-        entries.sort_by(|a, b| (&a.host, &a.path).cmp(&(&b.host, &b.path)));
-        if let Err(err) = write(file, &entries) {
-            tracing::debug!("cannot save {}: {err}", file.display());
-        }
-        state.dirty = false;
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl State {
-    fn load(&mut self, sums: &RemoteSums) {
-        if !self.loaded {
-            self.loaded = true;
-            if let Some(file) = &sums.file {
-                self.entries = read(file);
-            }
+        if let Some(dir) = &self.dir {
+            prune(dir);
         }
     }
 
-    fn entry(&mut self, sums: &RemoteSums, host: &str, path: &str) -> Option<&mut Entry> {
-        self.load(sums);
-        self.entries.get_mut(&(host.to_string(), path.to_string()))
+    fn with<T>(&self, host: &str, f: impl FnOnce(&mut HostSums) -> T) -> T {
+        let mut hosts = self.lock();
+        let sums = hosts.entry(host.to_string()).or_insert_with(|| HostSums {
+            dirty: false,
+            entries: self
+                .dir
+                .as_ref()
+                .map(|dir| read(&host_file(dir, host)))
+                .unwrap_or_default(),
+        });
+        f(sums)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, HostSums>> {
+        self.hosts.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -223,42 +216,91 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// `$XDG_CACHE_HOME/weft/remote-sums.json`, else under `~/.cache`.
-fn cache_file() -> Option<PathBuf> {
+/// `$XDG_CACHE_HOME/weft/remote-sums`, else under `~/.cache`.
+fn cache_dir() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("weft").join("remote-sums.json"))
+    Some(base.join("weft").join("remote-sums"))
 }
 
-/// The entries of `file`; a missing or unreadable cache is an empty one.
-fn read(file: &Path) -> HashMap<(String, String), Entry> {
-    let entries: Vec<Entry> = std::fs::read(file)
+/// A host's file: named by a hash of its address, which may hold any character.
+fn host_file(dir: &Path, host: &str) -> PathBuf {
+    let sum = crate::transport::sha256_bytes(host.as_bytes());
+    dir.join(format!("{}.json", &sum[..32]))
+}
+
+/// The entries of a host's file; a missing or unreadable one is empty.
+fn read(file: &Path) -> HashMap<String, Entry> {
+    let saved: HostFile = std::fs::read(file)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
-    entries
+    saved
+        .files
         .into_iter()
-        .map(|e| ((e.host.clone(), e.path.clone()), e))
+        .map(|e| (e.path.clone(), e))
         .collect()
 }
 
+/// Merges `entries` into `file` (the newer of two entries for a path wins) and writes it.
+fn save(file: &Path, host: &str, entries: HashMap<String, Entry>) {
+    let mut merged = read(file);
+    for (path, entry) in entries {
+        match merged.get(&path) {
+            Some(other) if other.used > entry.used => {}
+            _ => {
+                merged.insert(path, entry);
+            }
+        }
+    }
+    let oldest = now().saturating_sub(KEEP_SECS);
+    let mut files: Vec<Entry> = merged.into_values().filter(|e| e.used >= oldest).collect();
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let saved = HostFile {
+        host: host.to_string(),
+        files,
+    };
+    if let Err(err) = write(file, &saved) {
+        tracing::debug!("cannot save {}: {err}", file.display());
+    }
+}
+
+/// Removes the files of hosts that no run touched for `KEEP_SECS`.
+fn prune(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let oldest = SystemTime::now() - std::time::Duration::from_secs(KEEP_SECS);
+    for entry in entries.flatten() {
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|modified| modified < oldest);
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Replaces `file` atomically, readable by its owner only (it names hosts and paths).
-fn write(file: &Path, entries: &[Entry]) -> std::io::Result<()> {
+fn write(file: &Path, saved: &HostFile) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = file.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".remote-sums.{:016x}", fastrand::u64(..)));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let tmp = dir.join(format!(".tmp-{:016x}", fastrand::u64(..)));
     let result = (|| {
         let mut out = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
-        out.write_all(&serde_json::to_vec(entries).map_err(std::io::Error::other)?)?;
-        out.sync_all()?;
+        out.write_all(&serde_json::to_vec(saved).map_err(std::io::Error::other)?)?;
         std::fs::rename(&tmp, file)
     })();
     if result.is_err() {
@@ -301,17 +343,20 @@ mod tests {
     }
 
     #[test]
-    fn saved_sums_are_read_by_the_next_run_and_merged() {
+    fn saved_sums_are_read_by_the_next_run_and_merged_per_host() {
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("sums.json");
-        let first = RemoteSums::at(Some(file.clone()));
+        let cache = Some(dir.path().to_path_buf());
+        let first = RemoteSums::at(cache.clone());
         first.written("h", "/a", 12, 1_700_000_000, "aaa".into());
-        let second = RemoteSums::at(Some(file.clone()));
+        let second = RemoteSums::at(cache.clone());
         second.written("h", "/b", 12, 1_700_000_000, "bbb".into());
-        first.save();
+        second.written("other", "/a", 12, 1_700_000_000, "ooo".into());
+        first.finish("h");
         second.save();
-        let next = RemoteSums::at(Some(file));
+        let next = RemoteSums::at(cache);
         assert_eq!(next.trusted("h", "/a", LINE).as_deref(), Some("aaa"));
         assert_eq!(next.trusted("h", "/b", LINE).as_deref(), Some("bbb"));
+        assert_eq!(next.trusted("other", "/a", LINE).as_deref(), Some("ooo"));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 }

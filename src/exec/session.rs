@@ -408,9 +408,11 @@ impl HostSession {
         Ok(())
     }
 
-    /// Ends the connection to the host: its goal and handlers are done.
+    /// Ends the connection to the host (its goal and handlers are done) and saves what is
+    /// known of the files weft wrote there.
     pub fn close(&self) {
         self.runtime.block_on(self.transport.close());
+        self.sums.finish(&self.spec.address);
     }
 
     /// Runs a read-only command (also under `--check`), quietly, whatever its exit code.

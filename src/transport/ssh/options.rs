@@ -133,7 +133,10 @@ mod tests {
         assert_eq!(sftp_writes(200), 2);
         assert_eq!(sftp_writes(5000), 2);
         for hosts in [33, 64, 100, 256] {
-            assert!(hosts * sftp_writes(hosts) * (32 << 10) <= 16 << 20, "{hosts}");
+            assert!(
+                hosts * sftp_writes(hosts) * (32 << 10) <= 16 << 20,
+                "{hosts}"
+            );
         }
     }
 }
