@@ -340,12 +340,24 @@ impl SshTransport {
             // Through the open handle, not the name, which could be swapped for a link.
             let mut attrs = FileAttributes::empty();
             attrs.permissions = mode;
-            let stamp = crate::exec::remote_sums::stamp();
-            let stamp32 = u32::try_from(stamp).ok();
-            (attrs.atime, attrs.mtime) = (stamp32, stamp32);
-            file.set_metadata(attrs).await.map_err(sftp_io)?;
+            let stamp = u32::try_from(crate::exec::remote_sums::stamp()).ok();
+            (attrs.atime, attrs.mtime) = (stamp, stamp);
+            let stamp = match file.set_metadata(attrs).await {
+                Ok(()) => stamp,
+                // A server that will not set times still gets the mode; the file then has no
+                // stamp, and its next check hashes it.
+                Err(_) if stamp.is_some() => {
+                    if mode.is_some() {
+                        let mut attrs = FileAttributes::empty();
+                        attrs.permissions = mode;
+                        file.set_metadata(attrs).await.map_err(sftp_io)?;
+                    }
+                    None
+                }
+                Err(err) => return Err(sftp_io(err)),
+            };
             file.shutdown().await?;
-            Ok::<_, std::io::Error>(stamp32.map(u64::from))
+            Ok::<_, std::io::Error>(stamp.map(u64::from))
         }
         .await;
         let stamp = match result {
