@@ -173,19 +173,11 @@ fn a_file_weft_wrote_is_not_read_again_until_something_changes_it() {
     std::fs::write(test.path().join("payload.bin"), &payload).expect("payload");
     let (key, known) = (fleet.key(), fleet.known_hosts());
     let base_text = base.display().to_string();
-    let run = || {
-        test.run(&[
-            "run",
-            "put_all",
-            &base_text,
-            "-e",
-            "fleet",
-            "-i",
-            &key,
-            "--known-hosts",
-            &known,
-        ])
+    let run_goal = |goal: &str| {
+        let args = ["-e", "fleet", "-i", &key, "--known-hosts", &known];
+        test.run(&[&["run", goal, &base_text][..], &args].concat())
     };
+    let run = || run_goal("put_all");
     let files = [base.join("payload.bin"), base.join("app.conf")];
     run().status(0).stdout_has("changed: file");
     // The check of an unchanged file reads only its stat: neither file's atime moves from
@@ -240,17 +232,7 @@ fn a_file_weft_wrote_is_not_read_again_until_something_changes_it() {
     assert_ne!(atime, mtime, "without its sums weft did not read the file");
     // An upload onto a folder says so before anything is sent.
     std::fs::create_dir_all(base.join("taken")).expect("folder");
-    let out = test.run(&[
-        "run",
-        "put_taken",
-        &base_text,
-        "-e",
-        "fleet",
-        "-i",
-        &key,
-        "--known-hosts",
-        &known,
-    ]);
+    let out = run_goal("put_taken");
     assert_ne!(out.code, 0);
     out.stdout_has("taken is a directory, not a file");
 }
