@@ -419,6 +419,57 @@ fn proxy_jump_reaches_a_host_through_another() {
 }
 
 #[test]
+fn kex_algorithms_and_ciphers_from_the_ssh_config_are_what_weft_offers() {
+    let fleet = Fleet::start(1);
+    let test = Test::new();
+    let port = fleet.hosts[0].port;
+    let (key, known) = (fleet.key(), fleet.known_hosts());
+    let config = test.path().join("ssh_config").display().to_string();
+    let exec = |lines: &str| {
+        test.write(
+            "ssh_config",
+            &format!("Host box\n  HostName 127.0.0.1\n  Port {port}\n{lines}"),
+        );
+        test.run(&[
+            "exec",
+            "-H",
+            "root@box",
+            "-F",
+            &config,
+            "-i",
+            &key,
+            "--known-hosts",
+            &known,
+            "--",
+            "echo",
+            "in",
+        ])
+    };
+    // What OpenSSH 9.2's sshd accepts: the login works.
+    exec("  KexAlgorithms ecdh-sha2-nistp256\n  Ciphers aes128-ctr\n")
+        .status(0)
+        .stdout_has("root@box | in");
+    // Algorithms this sshd no longer accepts: offering only them fails the login, which shows
+    // weft offered what the config says (its defaults would have worked).
+    exec("  KexAlgorithms diffie-hellman-group14-sha1\n")
+        .status(1)
+        .stdout_has("1 unreachable");
+    exec("  Ciphers aes128-cbc\n")
+        .status(1)
+        .stdout_has("1 unreachable");
+    exec("  Ciphers -aes*\n")
+        .status(0)
+        .stdout_has("root@box | in");
+    // A name weft does not implement stops the run before any host, naming the line's keyword.
+    let out = exec("  KexAlgorithms sntrup4591761x25519-sha512@tinyssh.org\n");
+    assert_ne!(out.code, 0);
+    out.stderr_has("KexAlgorithms")
+        .stderr_has("sntrup4591761x25519-sha512@tinyssh.org")
+        .stderr_has("ssh_config")
+        .stdout_lacks("root@box | in");
+}
+
+#[test]
 fn targets_behind_one_jump_host_share_one_connection_to_it() {
     let fleet = Fleet::start(3);
     let test = Test::new();

@@ -10,6 +10,7 @@ use russh::client::{self, Handle};
 use russh::keys::PublicKeyOrCertificate;
 use tokio::sync::Semaphore;
 
+use super::algorithms::Algorithms;
 use super::auth::Identities;
 use super::error::SshError;
 use super::known_hosts::{forget_command, host_key_name, KnownHosts, Verdict};
@@ -127,6 +128,7 @@ struct Hop {
     port: u16,
     user: String,
     identity_files: Vec<PathBuf>,
+    algorithms: Algorithms,
 }
 
 impl SshSettings {
@@ -144,6 +146,8 @@ impl SshSettings {
                 .or(config.user.clone())
                 .unwrap_or_else(|| self.default_user.clone()),
             identity_files: config.identity_files.clone(),
+            // Checked for every target and jump host before the run (`settings`).
+            algorithms: Algorithms::for_host(&config).unwrap_or_else(|_| Algorithms::default()),
         };
         (hop, config.proxy_jump.unwrap_or_default())
     }
@@ -154,10 +158,7 @@ impl SshSettings {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .algorithms_for(&hop.host, hop.port);
-        let mut preferred = russh::Preferred {
-            cipher: Cow::Borrowed(ciphers()),
-            ..russh::Preferred::default()
-        };
+        let mut preferred = hop.algorithms.preferred();
         if !known_algs.is_empty() {
             // Ask for the key types already recorded first, as OpenSSH does, so a host with
             // several keys is not mistaken for a changed one.
@@ -180,44 +181,6 @@ impl SshSettings {
             ..Default::default()
         })
     }
-}
-
-/// The ciphers weft offers, best first. Where this CPU has AES instructions AES-GCM comes
-/// first, as in Go's SSH and TLS stacks: hosts nearly always have them too, and then both ends
-/// move bulk data (uploads, dumps) in hardware, while OpenSSH's ChaCha20-Poly1305 uses its own
-/// portable Poly1305 (a 1 MiB upload costs sshd about a tenth more CPU with it).
-fn ciphers() -> &'static [russh::cipher::Name] {
-    use russh::cipher::{AES_128_CTR, AES_128_GCM, AES_256_CTR, AES_256_GCM, CHACHA20_POLY1305};
-    const AES_FIRST: &[russh::cipher::Name] = &[
-        AES_256_GCM,
-        AES_128_GCM,
-        CHACHA20_POLY1305,
-        AES_256_CTR,
-        AES_128_CTR,
-    ];
-    const CHACHA_FIRST: &[russh::cipher::Name] = &[
-        CHACHA20_POLY1305,
-        AES_256_GCM,
-        AES_128_GCM,
-        AES_256_CTR,
-        AES_128_CTR,
-    ];
-    if has_aes_instructions() {
-        AES_FIRST
-    } else {
-        CHACHA_FIRST
-    }
-}
-
-fn has_aes_instructions() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::arch::is_x86_feature_detected!("aes")
-        && std::arch::is_x86_feature_detected!("pclmulqdq");
-    #[cfg(target_arch = "aarch64")]
-    return std::arch::is_aarch64_feature_detected!("aes")
-        && std::arch::is_aarch64_feature_detected!("pmull");
-    #[allow(unreachable_code)]
-    false
 }
 
 /// Opens a connection to `target`, through its jump hosts, retrying transient failures.
@@ -357,23 +320,4 @@ async fn open_through(
         .authenticate(&mut handle, &hop.user, &hop.identity_files, &shown)
         .await?;
     Ok(handle)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn every_offered_cipher_is_one_russh_has_and_an_aead_comes_first() {
-        let offered = super::ciphers();
-        for name in offered {
-            assert!(
-                russh::cipher::ALL_CIPHERS.contains(&name),
-                "{name:?} is not a cipher russh has"
-            );
-        }
-        let first = offered[0].as_ref();
-        assert!(
-            first.contains("gcm") || first.contains("poly1305"),
-            "{first}"
-        );
-    }
 }

@@ -1,5 +1,6 @@
 //! The SSH connector: russh connections, host keys, OpenSSH config, identities and SFTP.
 
+pub mod algorithms;
 pub mod auth;
 pub mod connection;
 pub mod error;

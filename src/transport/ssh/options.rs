@@ -9,6 +9,7 @@ use miette::Diagnostic;
 use thiserror::Error;
 use tokio::sync::Semaphore;
 
+use super::algorithms::Algorithms;
 use super::auth::{default_identity_files, Identities};
 use super::known_hosts::KnownHosts;
 use super::ssh_config::SshConfig;
@@ -32,6 +33,17 @@ pub enum ConnectError {
     #[error("cannot read `{path}`: {message}")]
     #[diagnostic(code(weft::connect::read))]
     Read { path: String, message: String },
+    /// The ssh config asks for something weft cannot do for a host.
+    #[error("{path}, for host `{host}`: {message}")]
+    #[diagnostic(
+        code(weft::connect::ssh_config),
+        help("see `ssh -Q kex` and `ssh -Q cipher` for the names, or remove the line")
+    )]
+    Config {
+        path: String,
+        host: String,
+        message: String,
+    },
 }
 
 /// How the hosts of a run are reached; nested runs share it unchanged.
@@ -84,12 +96,23 @@ impl ConnectOptions {
                 message: e.to_string(),
             })?;
         let mut optional: Vec<PathBuf> = self.config_identity.iter().cloned().collect();
+        let bad_config = |host: &str, message: String| ConnectError::Config {
+            path: self
+                .ssh_config
+                .as_ref()
+                .map_or_else(|| "~/.ssh/config".into(), |p| p.display().to_string()),
+            host: host.to_string(),
+            message,
+        };
         for target in targets {
             let resolved = ssh_config.resolve(&target.host);
+            Algorithms::for_host(&resolved).map_err(|m| bad_config(&target.host, m))?;
             optional.extend(resolved.identity_files);
             let jumps = resolved.proxy_jump.unwrap_or_default();
             for jump in jumps.iter().filter_map(|j| Target::parse(j).ok()) {
-                optional.extend(ssh_config.resolve(&jump.host).identity_files);
+                let resolved = ssh_config.resolve(&jump.host);
+                Algorithms::for_host(&resolved).map_err(|m| bad_config(&jump.host, m))?;
+                optional.extend(resolved.identity_files);
             }
         }
         optional.extend(default_identity_files());

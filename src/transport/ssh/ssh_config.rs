@@ -1,5 +1,6 @@
 //! The subset of OpenSSH's `ssh_config` weft honours: Host patterns, HostName, User, Port,
-//! IdentityFile and ProxyJump. The first value found for a keyword wins, as in OpenSSH.
+//! IdentityFile, ProxyJump, KexAlgorithms and Ciphers. The first value found for a keyword
+//! wins, as in OpenSSH.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,10 @@ pub struct HostConfig {
     pub identity_files: Vec<PathBuf>,
     /// `ProxyJump`: jump hosts, first hop first; `none` clears it.
     pub proxy_jump: Option<Vec<String>>,
+    /// `KexAlgorithms`, as written (see `algorithms`).
+    pub kex_algorithms: Option<String>,
+    /// `Ciphers`, as written.
+    pub ciphers: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +102,10 @@ impl SshConfig {
                     "identityfile" => {
                         out.identity_files.push(expand_tilde(value));
                     }
+                    "kexalgorithms" if out.kex_algorithms.is_none() => {
+                        out.kex_algorithms = Some(value.clone());
+                    }
+                    "ciphers" if out.ciphers.is_none() => out.ciphers = Some(value.clone()),
                     "proxyjump" if out.proxy_jump.is_none() => {
                         out.proxy_jump = Some(if value.eq_ignore_ascii_case("none") {
                             Vec::new()
