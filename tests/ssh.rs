@@ -4,7 +4,7 @@
 use std::process::Command;
 
 use crate::fleet::Fleet;
-use crate::harness::Test;
+use crate::harness::{Outcome, Test};
 
 fn ssh_flags(fleet: &Fleet) -> Vec<String> {
     vec![
@@ -387,19 +387,30 @@ fn proxy_jump_reaches_a_host_through_another() {
     let fleet = Fleet::start(2);
     let test = Test::new();
     let (jump, target) = (fleet.hosts[0].port, fleet.hosts[1].port);
-    let key = fleet.key();
     test.write(
         "ssh_config",
         &format!(
             "Host inner\n  HostName 127.0.0.1\n  Port {target}\n  User root\n  ProxyJump root@127.0.0.1:{jump}\n"
         ),
     );
+    exec_with_config(&test, &fleet, "root@inner", "via-jump")
+        .status(0)
+        .stdout_has("root@inner | via-jump");
+    // Without the jump host the target cannot be reached this way.
+    fleet.stop_host(0);
+    exec_with_config(&test, &fleet, "root@inner", "via-jump")
+        .status(1)
+        .stdout_has("1 unreachable");
+}
+
+/// `weft exec -H host -- echo word` with the test's `ssh_config` and the fleet's key.
+fn exec_with_config(test: &Test, fleet: &Fleet, host: &str, word: &str) -> Outcome {
     let config = test.path().join("ssh_config").display().to_string();
-    let known = fleet.known_hosts();
-    let argv = [
+    let (key, known) = (fleet.key(), fleet.known_hosts());
+    test.run(&[
         "exec",
         "-H",
-        "root@inner",
+        host,
         "-F",
         &config,
         "-i",
@@ -408,14 +419,8 @@ fn proxy_jump_reaches_a_host_through_another() {
         &known,
         "--",
         "echo",
-        "via-jump",
-    ];
-    test.run(&argv)
-        .status(0)
-        .stdout_has("root@inner | via-jump");
-    // Without the jump host the target cannot be reached this way.
-    fleet.stop_host(0);
-    test.run(&argv).status(1).stdout_has("1 unreachable");
+        word,
+    ])
 }
 
 #[test]
@@ -423,27 +428,12 @@ fn kex_algorithms_and_ciphers_from_the_ssh_config_are_what_weft_offers() {
     let fleet = Fleet::start(1);
     let test = Test::new();
     let port = fleet.hosts[0].port;
-    let (key, known) = (fleet.key(), fleet.known_hosts());
-    let config = test.path().join("ssh_config").display().to_string();
     let exec = |lines: &str| {
         test.write(
             "ssh_config",
             &format!("Host box\n  HostName 127.0.0.1\n  Port {port}\n{lines}"),
         );
-        test.run(&[
-            "exec",
-            "-H",
-            "root@box",
-            "-F",
-            &config,
-            "-i",
-            &key,
-            "--known-hosts",
-            &known,
-            "--",
-            "echo",
-            "in",
-        ])
+        exec_with_config(&test, &fleet, "root@box", "in")
     };
     // What OpenSSH 9.2's sshd accepts: the login works.
     exec("  KexAlgorithms ecdh-sha2-nistp256\n  Ciphers aes128-ctr\n")
