@@ -164,12 +164,8 @@ pub trait Provider: Send + Sync {
 
 /// weft's own data folder: `$XDG_DATA_HOME/weft`, else `~/.local/share/weft`.
 pub fn data_dir() -> PathBuf {
-    std::env::var_os("XDG_DATA_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("/var/lib"))
-        .join("weft")
+    crate::config::weft_dir("XDG_DATA_HOME", ".local/share")
+        .unwrap_or_else(|| PathBuf::from("/var/lib/weft"))
 }
 
 /// The key pair weft logs in to its machines with, made on first use.

@@ -10,7 +10,7 @@ pub use project::{
     RoleEntry,
 };
 pub use schema::{schema, AppSettings, Setting};
-pub use user::{expand_home, UserConfig};
+pub use user::{expand_home, weft_dir, UserConfig};
 
 /// The env that always exists: this machine through the local connector.
 pub const LOCAL_ENV: &str = "local";

@@ -26,14 +26,20 @@ pub struct UserConfig {
     pub dir: PathBuf,
 }
 
+/// weft's folder under the XDG base folder `var` names (config, data, cache), else under
+/// `~/<in_home>`; `None` when neither is set.
+pub fn weft_dir(var: &str, in_home: &str) -> Option<PathBuf> {
+    let base = std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(in_home)))?;
+    Some(base.join("weft"))
+}
+
 impl UserConfig {
     /// The user's config folder: `$XDG_CONFIG_HOME/weft`, else `~/.config/weft`.
     pub fn dir() -> Option<PathBuf> {
-        let base = std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".config")))?;
-        Some(base.join("weft"))
+        weft_dir("XDG_CONFIG_HOME", ".config")
     }
 
     /// Loads the user config; a missing file is the empty config.

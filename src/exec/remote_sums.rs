@@ -12,9 +12,9 @@
 //! What this cannot see: a change made before weft's next check that keeps the file's size
 //! and puts back the exact whole-second mtime weft gave it (`cp -p` or `rsync -t` from a file
 //! weft wrote in the same second, at the same size), or one that does so within the clock
-//! tick of weft's own write (the ctime then reads the same). Sensitive files are never recorded (their sums stay off the
-//! controller's disk). The cache is a file per host in `$XDG_CACHE_HOME/weft/remote-sums/`;
-//! deleting it only makes the next checks hash again.
+//! tick of weft's own write (the ctime then reads the same). Sensitive files are never
+//! recorded (their sums stay off the controller's disk). The cache is a file per host in
+//! `$XDG_CACHE_HOME/weft/remote-sums/`; deleting it only makes the next checks hash again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -218,11 +218,7 @@ fn now() -> u64 {
 
 /// `$XDG_CACHE_HOME/weft/remote-sums`, else under `~/.cache`.
 fn cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("weft").join("remote-sums"))
+    Some(crate::config::weft_dir("XDG_CACHE_HOME", ".cache")?.join("remote-sums"))
 }
 
 /// A host's file: named by a hash of its address, which may hold any character.

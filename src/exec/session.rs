@@ -690,11 +690,6 @@ impl HostSession {
         &self.sums
     }
 
-    /// How the host is reached: the key of its remote sums.
-    pub fn address(&self) -> &str {
-        &self.spec.address
-    }
-
     /// A local path, taken from the project folder.
     pub fn local_path(&self, local: &str) -> PathBuf {
         self.local_root.join(local)
@@ -779,16 +774,10 @@ impl HostSession {
         };
         let sha256 = self.hashes.sha256(local).map_err(read_error)?;
         let (state, remote_sum) = super::ops::files::stat_and_sum(self, remote, true)?;
-        if let Some(state) = &state {
-            if !state.is_file() {
-                return Err(super::ops::fail(
-                    &format!("file {remote}"),
-                    format!("{remote} is a {}, not a file", state.kind),
-                ));
-            }
-            if remote_sum.as_deref() == Some(sha256.as_str()) && state.mode == mode {
-                return Ok(self.report(&format!("file {remote}"), false));
-            }
+        super::ops::files::require_file(state.as_ref(), remote)?;
+        let same_mode = state.as_ref().is_some_and(|s| s.mode == mode);
+        if same_mode && remote_sum.as_deref() == Some(sha256.as_str()) {
+            return Ok(self.report(&format!("file {remote}"), false));
         }
         let size = std::fs::metadata(local).map_or(0, |m| m.len());
         self.output.transfer(

@@ -25,16 +25,23 @@ pub struct FileSpec {
 
 /// Type, mode, owner and group of a path, `None` when it does not exist.
 pub(crate) struct PathState {
-    pub kind: String,
+    kind: String,
     pub mode: u32,
-    pub owner: String,
-    pub group: String,
+    owner: String,
+    group: String,
 }
 
-impl PathState {
-    /// A regular file, empty or not.
-    pub fn is_file(&self) -> bool {
-        self.kind == "regular file" || self.kind == "regular empty file"
+/// Fails unless what is at `path` (if anything) is a regular file, empty or not.
+pub(crate) fn require_file(
+    state: Option<&PathState>,
+    path: &str,
+) -> Result<(), crate::exec::session::HostError> {
+    match state {
+        Some(s) if s.kind != "regular file" && s.kind != "regular empty file" => Err(fail(
+            &format!("file {path}"),
+            format!("{path} is a {}, not a file", s.kind),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -55,7 +62,7 @@ pub(crate) fn stat_and_sum(
 ) -> Result<(Option<PathState>, Option<String>), crate::exec::session::HostError> {
     use crate::exec::remote_sums::STAT_FORMAT;
     let q = quote(path);
-    let (sums, host) = (session.remote_sums(), session.address());
+    let (sums, host) = (session.remote_sums(), session.spec.address.as_str());
     // The tests are builtins: a missing path costs the host no process.
     let exists = format!("{{ [ -e {q} ] || [ -L {q} ]; }}");
     let command = match sum.then(|| sums.pattern(host, path)).flatten() {
@@ -214,14 +221,7 @@ fn step(kind: &str, path: &str, reasons: &[String]) -> String {
 /// Makes `path` a regular file as `spec` describes.
 pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
     let (state, remote_sum) = stat_and_sum(session, path, spec.content.is_some())?;
-    if let Some(state) = &state {
-        if !state.is_file() {
-            return Err(fail(
-                &format!("file {path}"),
-                format!("{path} is a {}, not a file", state.kind),
-            ));
-        }
-    }
+    require_file(state.as_ref(), path)?;
     let mut reasons = Vec::new();
     match (&spec.content, &state) {
         (Some(content), _) => {
