@@ -86,22 +86,9 @@ impl RemoteSums {
         }
     }
 
-    /// The `case` pattern a check's stat line matches when the known sum holds, so the host
-    /// skips hashing; `None` when nothing is known.
-    pub fn pattern(&self, host: &str, path: &str) -> Option<String> {
-        self.with(host, |sums| {
-            let entry = sums.entries.get(path)?;
-            // Quoted `|`: bare, it would separate alternatives.
-            let head = "regular*'|'*'|'*'|'*";
-            Some(match &entry.known {
-                Known::Written { size, mtime } => {
-                    format!("{head}'|{size}|{mtime}|'*'.000000000 '*")
-                }
-                Known::Seen { identity } => {
-                    format!("{head}{}", crate::shell::quote(&format!("|{identity}")))
-                }
-            })
-        })
+    /// Whether a sum of `path` on `host` is known (the check then needs only its stat line).
+    pub fn knows(&self, host: &str, path: &str) -> bool {
+        self.with(host, |sums| sums.entries.contains_key(path))
     }
 
     /// The known sum of `path` when `line` (its stat line, `STAT_FORMAT`) shows the file as
@@ -315,9 +302,7 @@ mod tests {
     fn a_written_file_is_trusted_at_its_stamp_then_by_its_identity() {
         let sums = RemoteSums::at(None);
         sums.written("h", "/f", 12, 1_700_000_000, "abc".into());
-        assert!(sums
-            .pattern("h", "/f")
-            .is_some_and(|p| p.contains("|12|1700000000|")));
+        assert!(sums.knows("h", "/f") && !sums.knows("h", "/g"));
         assert_eq!(sums.trusted("h", "/f", LINE).as_deref(), Some("abc"));
         // Another write keeps size and mtime but moves the ctime: no longer trusted.
         let touched = LINE.replace("10:12:02.500559077", "10:12:09.000000001");

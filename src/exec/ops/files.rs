@@ -53,8 +53,9 @@ fn stat(
 }
 
 /// The state of `path` and, with `sum`, the SHA-256 of its content when it is a regular file
-/// that `sha256sum` could read: one probe for a file's whole check. The host skips the hash
-/// when the file is as weft last wrote it (`exec::remote_sums`).
+/// that `sha256sum` could read: one probe for a file's whole check. When the file is as weft
+/// last wrote it (`exec::remote_sums`), the probe is only a `stat`; a file that changed since
+/// costs a second probe, which hashes it.
 pub(crate) fn stat_and_sum(
     session: &HostSession,
     path: &str,
@@ -63,19 +64,15 @@ pub(crate) fn stat_and_sum(
     use crate::exec::remote_sums::STAT_FORMAT;
     let q = quote(path);
     let (sums, host) = (session.remote_sums(), session.spec.address.as_str());
-    // The tests are builtins: a missing path costs the host no process.
+    let known = sum && sums.knows(host, path);
+    // The tests are builtins: a missing path costs the host no process. A `stat` that ends
+    // the command replaces the command's shell (`exec`) instead of forking from it.
     let exists = format!("{{ [ -e {q} ] || [ -L {q} ]; }}");
-    let command = match sum.then(|| sums.pattern(host, path)).flatten() {
-        Some(known) => format!(
-            "{exists} && s=$(stat -c '{STAT_FORMAT}' -- {q} 2>/dev/null) && printf '%s\\n' \"$s\" \
-             && case $s in {known}) ;; *) {} ;; esac",
-            hash_command(&q)
-        ),
-        None if sum => format!(
-            "{exists} && stat -c '{STAT_FORMAT}' -- {q} 2>/dev/null && {}",
-            hash_command(&q)
-        ),
-        None => format!("{exists} && stat -c '{STAT_FORMAT}' -- {q} 2>/dev/null"),
+    let stat = format!("stat -c '{STAT_FORMAT}' -- {q} 2>/dev/null");
+    let command = if sum && !known {
+        format!("{exists} && {stat} && {}", hash_command(&q))
+    } else {
+        format!("{exists} && exec {stat}")
     };
     let out = session.probe(&command)?;
     if out.code != 0 {
@@ -87,28 +84,31 @@ pub(crate) fn stat_and_sum(
     if fields.len() != 5 {
         return Ok((None, None));
     }
-    let hashed = lines
-        .next()
-        .and_then(|l| l.split_whitespace().next())
-        .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-        .map(str::to_ascii_lowercase);
-    let sha256 = match hashed {
-        Some(sum) => {
-            sums.forget(host, path);
-            Some(sum)
-        }
-        None if sum => sums.trusted(host, path, line),
-        None => None,
+    let state = PathState {
+        kind: fields[0].to_string(),
+        mode: u32::from_str_radix(fields[1], 8).unwrap_or(0),
+        owner: fields[2].to_string(),
+        group: fields[3].to_string(),
     };
-    Ok((
-        Some(PathState {
-            kind: fields[0].to_string(),
-            mode: u32::from_str_radix(fields[1], 8).unwrap_or(0),
-            owner: fields[2].to_string(),
-            group: fields[3].to_string(),
-        }),
-        sha256,
-    ))
+    let sha256 = if known {
+        match sums.trusted(host, path, line) {
+            Some(sum) => Some(sum),
+            None => {
+                sums.forget(host, path);
+                sum_in(session.probe(&hash_command(&q))?.stdout.lines().next())
+            }
+        }
+    } else {
+        sum_in(lines.next())
+    };
+    Ok((Some(state), sha256))
+}
+
+/// The sum on a line of `sha256sum`'s output, if it printed one.
+fn sum_in(line: Option<&str>) -> Option<String> {
+    line.and_then(|l| l.split_whitespace().next())
+        .filter(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_ascii_lowercase)
 }
 
 /// Prints the SHA-256 of `q` (quoted) when it is a regular file, and always succeeds: it
