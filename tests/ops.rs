@@ -173,20 +173,35 @@ fn a_file_weft_wrote_is_not_read_again_until_something_changes_it() {
     std::fs::write(test.path().join("payload.bin"), &payload).expect("payload");
     let (key, known) = (fleet.key(), fleet.known_hosts());
     let base_text = base.display().to_string();
-    let run_goal = |goal: &str| {
-        let args = ["-e", "fleet", "-i", &key, "--known-hosts", &known];
-        test.run(&[&["run", goal, &base_text][..], &args].concat())
-    };
+    let run_goal =
+        |goal: &str| test.run(&[&["run", goal, &base_text][..], &args_of(&key, &known)].concat());
     let run = || run_goal("put_all");
     let files = [base.join("payload.bin"), base.join("app.conf")];
-    run().status(0).stdout_has("changed: file");
-    // The check of an unchanged file reads only its stat: neither file's atime moves from
-    // the whole-second stamp weft gave both times.
+    // Nothing is known yet: each file gets its own check.
+    let stats = |out: &Outcome| out.stderr.matches("stat -c").count();
+    let first = test.run(
+        &[
+            &["-v", "run", "put_all", &base_text][..],
+            &args_of(&key, &known),
+        ]
+        .concat(),
+    );
+    first.status(0).stdout_has("changed: file");
+    assert_eq!(stats(&first), 2, "{}", first.stderr);
+    // The check of an unchanged file reads only its stat, one `stat` for both files: neither
+    // file's atime moves from the whole-second stamp weft gave both times.
     for round in 0..2 {
-        run()
-            .status(0)
+        let out = test.run(
+            &[
+                &["-v", "run", "put_all", &base_text][..],
+                &args_of(&key, &known),
+            ]
+            .concat(),
+        );
+        out.status(0)
             .stdout_has("summary: 1 ok, 0 changed")
             .stdout_lacks("changed: ");
+        assert_eq!(stats(&out), 1, "round {round}: {}", out.stderr);
         for file in &files {
             let (atime, mtime) = times(file);
             assert_eq!(mtime.1, 0, "{} has no whole-second stamp", file.display());
@@ -220,6 +235,13 @@ fn a_file_weft_wrote_is_not_read_again_until_something_changes_it() {
         "port = 80\n"
     );
     run().status(0).stdout_has("summary: 1 ok, 0 changed");
+    // A known file that someone deleted is missing from the shared `stat`: it comes back.
+    std::fs::remove_file(&files[1]).expect("delete");
+    run().status(0).stdout_has("summary: 0 ok, 1 changed");
+    assert_eq!(
+        std::fs::read_to_string(&files[1]).expect("conf"),
+        "port = 80\n"
+    );
     // The sums live in one file for this host under the user's cache. Without it the check
     // hashes the files on the host again and still finds nothing to change; that read moves
     // the atime, which shows that this filesystem records reads (the checks above could fail).
@@ -235,6 +257,11 @@ fn a_file_weft_wrote_is_not_read_again_until_something_changes_it() {
     let out = run_goal("put_taken");
     assert_ne!(out.code, 0);
     out.stdout_has("taken is a directory, not a file");
+}
+
+/// The arguments that run a goal on the test fleet's env.
+fn args_of<'a>(key: &'a str, known: &'a str) -> [&'a str; 6] {
+    ["-e", "fleet", "-i", key, "--known-hosts", known]
 }
 
 /// Runs `goal` twice with `args`: the first run changes something, the second nothing.

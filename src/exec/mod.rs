@@ -14,5 +14,6 @@ pub mod remote_sums;
 pub mod runner;
 pub mod session;
 pub mod settings;
+pub mod stat_lines;
 pub mod timings;
 pub mod watch;

@@ -91,6 +91,15 @@ impl RemoteSums {
         self.with(host, |sums| sums.entries.contains_key(path))
     }
 
+    /// The paths on `host` whose sums are known, the most recently used first.
+    pub fn known_paths(&self, host: &str) -> Vec<String> {
+        self.with(host, |sums| {
+            let mut entries: Vec<&Entry> = sums.entries.values().collect();
+            entries.sort_by(|a, b| b.used.cmp(&a.used).then_with(|| a.path.cmp(&b.path)));
+            entries.into_iter().map(|e| e.path.clone()).collect()
+        })
+    }
+
     /// The known sum of `path` when `line` (its stat line, `STAT_FORMAT`) shows the file as
     /// it was; the first time after weft wrote it, its identity is kept from then on.
     pub fn trusted(&self, host: &str, path: &str, line: &str) -> Option<String> {

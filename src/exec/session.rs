@@ -190,6 +190,8 @@ pub struct HostSession {
     sums: Arc<super::remote_sums::RemoteSums>,
     /// How many `always` operations are in progress: their steps run even after an interrupt.
     always: AtomicUsize,
+    /// Stat lines of known files read ahead by a file check.
+    stat_lines: super::stat_lines::StatLines,
 }
 
 /// A service action requested by a change, run once when the goal ends.
@@ -254,6 +256,7 @@ impl HostSession {
             hashes: setup.hashes.clone(),
             sums: setup.sums.clone(),
             always: AtomicUsize::new(0),
+            stat_lines: Default::default(),
         }
     }
 
@@ -417,13 +420,25 @@ impl HostSession {
 
     /// Runs a read-only command (also under `--check`), quietly, whatever its exit code.
     pub fn probe(&self, command: &str) -> Result<ExecOutput, HostError> {
+        self.stat_lines.drop_all();
+        self.file_probe(command)
+    }
+
+    /// `probe` for the checks of files, which keeps the stat lines read ahead
+    /// (`exec::stat_lines`): it changes nothing they describe.
+    pub(crate) fn file_probe(&self, command: &str) -> Result<ExecOutput, HostError> {
         let options = RunOptions {
             check_safe: true,
             quiet: true,
             fail_on_error: false,
             ..RunOptions::default()
         };
-        Ok(self.run(command, &options)?.unwrap_or_default())
+        Ok(self.execute(command, &options)?.unwrap_or_default())
+    }
+
+    /// The stat lines read ahead by file checks on this host.
+    pub(crate) fn stat_lines(&self) -> &super::stat_lines::StatLines {
+        &self.stat_lines
     }
 
     /// Runs a command that changes the host, quietly; skipped under `--check`.
@@ -469,6 +484,15 @@ impl HostSession {
         command: &str,
         options: &RunOptions,
     ) -> Result<Option<ExecOutput>, HostError> {
+        self.stat_lines.drop_all();
+        self.execute(command, options)
+    }
+
+    fn execute(
+        &self,
+        command: &str,
+        options: &RunOptions,
+    ) -> Result<Option<ExecOutput>, HostError> {
         if self.check && !options.check_safe {
             self.output.log(
                 &self.spec.name,
@@ -505,6 +529,7 @@ impl HostSession {
         pipe: Pipe<'_>,
     ) -> Result<(), HostError> {
         self.not_interrupted(shown)?;
+        self.stat_lines.drop_all();
         let request = self.privileged(command, &RunOptions::default());
         let sink = HostSink::new(self.output.clone(), self.spec.name.clone(), false);
         let output = self.transport.exec_piped(&request, pipe, &sink).await?;
@@ -637,6 +662,7 @@ impl HostSession {
         if self.check {
             return Ok(());
         }
+        self.stat_lines.drop_all();
         let placed = self.place_stamped(path, mode, fresh, write);
         let host = &self.spec.address;
         match (&placed, sum) {

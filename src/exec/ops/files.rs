@@ -1,5 +1,6 @@
 //! Files, directories, links, absent paths, lines in files, and folder sync.
 
+use crate::exec::remote_sums::STAT_FORMAT;
 use crate::exec::session::HostSession;
 use crate::shell::quote;
 
@@ -54,32 +55,42 @@ fn stat(
 
 /// The state of `path` and, with `sum`, the SHA-256 of its content when it is a regular file
 /// that `sha256sum` could read: one probe for a file's whole check. When the file is as weft
-/// last wrote it (`exec::remote_sums`), the probe is only a `stat`; a file that changed since
-/// costs a second probe, which hashes it.
+/// last wrote it (`exec::remote_sums`), the probe is only a `stat`, shared with the host's
+/// other known files (`exec::stat_lines`); a file that changed since costs a second probe,
+/// which hashes it.
 pub(crate) fn stat_and_sum(
     session: &HostSession,
     path: &str,
     sum: bool,
 ) -> Result<(Option<PathState>, Option<String>), crate::exec::session::HostError> {
-    use crate::exec::remote_sums::STAT_FORMAT;
     let q = quote(path);
     let (sums, host) = (session.remote_sums(), session.spec.address.as_str());
-    let known = sum && sums.knows(host, path);
-    // The tests are builtins: a missing path costs the host no process. A `stat` that ends
-    // the command replaces the command's shell (`exec`) instead of forking from it.
-    let exists = format!("{{ [ -e {q} ] || [ -L {q} ]; }}");
-    let stat = format!("stat -c '{STAT_FORMAT}' -- {q} 2>/dev/null");
-    let command = if sum && !known {
-        format!("{exists} && {stat} && {}", hash_command(&q))
-    } else {
-        format!("{exists} && exec {stat}")
+    let known = sums.knows(host, path);
+    let (line, hashed) = match known
+        .then(|| read_ahead(session, path))
+        .transpose()?
+        .flatten()
+    {
+        Some(line) => (line, None),
+        None => {
+            // The tests are builtins: a missing path costs the host no process. A `stat` that
+            // ends the command replaces the command's shell (`exec`) instead of forking.
+            let exists = format!("{{ [ -e {q} ] || [ -L {q} ]; }}");
+            let stat = format!("stat -c '{STAT_FORMAT}' -- {q} 2>/dev/null");
+            let command = if sum && !known {
+                format!("{exists} && {stat} && {}", hash_command(&q))
+            } else {
+                format!("{exists} && exec {stat}")
+            };
+            let out = session.file_probe(&command)?;
+            let mut lines = out.stdout.lines();
+            let line = (out.code == 0).then(|| lines.next().unwrap_or_default().trim().to_string());
+            (line, sum_in(lines.next()))
+        }
     };
-    let out = session.probe(&command)?;
-    if out.code != 0 {
+    let Some(line) = line else {
         return Ok((None, None));
-    }
-    let mut lines = out.stdout.lines();
-    let line = lines.next().unwrap_or_default().trim();
+    };
     let fields: Vec<&str> = line.splitn(5, '|').collect();
     if fields.len() != 5 {
         return Ok((None, None));
@@ -90,18 +101,42 @@ pub(crate) fn stat_and_sum(
         owner: fields[2].to_string(),
         group: fields[3].to_string(),
     };
-    let sha256 = if known {
-        match sums.trusted(host, path, line) {
+    let sha256 = match (sum, known) {
+        (false, _) => None,
+        (true, false) => hashed,
+        (true, true) => match sums.trusted(host, path, &line) {
             Some(sum) => Some(sum),
             None => {
                 sums.forget(host, path);
-                sum_in(session.probe(&hash_command(&q))?.stdout.lines().next())
+                sum_in(session.file_probe(&hash_command(&q))?.stdout.lines().next())
             }
-        }
-    } else {
-        sum_in(lines.next())
+        },
     };
     Ok((Some(state), sha256))
+}
+
+/// The stat line of `path` (`None` inside: missing) from one `stat` of the host's known
+/// files, read now or by an earlier check; `None` when reading ahead would stat `path` alone.
+fn read_ahead(
+    session: &HostSession,
+    path: &str,
+) -> Result<Option<Option<String>>, crate::exec::session::HostError> {
+    let lines = session.stat_lines();
+    if let Some(line) = lines.take(path) {
+        return Ok(Some(line));
+    }
+    let host = session.spec.address.as_str();
+    let paths = lines.wanted(path, session.remote_sums().known_paths(host));
+    if paths.len() < 2 {
+        return Ok(None);
+    }
+    let quoted: Vec<String> = paths.iter().map(|p| quote(p)).collect();
+    let out = session.file_probe(&format!(
+        "exec stat -c '{STAT_FORMAT}|%n' -- {} 2>/dev/null",
+        quoted.join(" ")
+    ))?;
+    lines.fill(&paths, &out.stdout, STAT_FORMAT.split('|').count());
+    Ok(lines.take(path))
 }
 
 /// The sum on a line of `sha256sum`'s output, if it printed one.
