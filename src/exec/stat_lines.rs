@@ -35,8 +35,12 @@ impl StatLines {
     }
 
     /// Of `candidates`, the paths worth reading now: not used yet this session, without a
-    /// newline (a line per file), at most `MAX_FILES`, `first` first.
+    /// newline (a line per file), at most `MAX_FILES`, `first` first; none when `first` has
+    /// a newline itself.
     pub fn wanted(&self, first: &str, candidates: Vec<String>) -> Vec<String> {
+        if first.contains('\n') {
+            return Vec::new();
+        }
         let state = self.lock();
         let mut paths = vec![first.to_string()];
         paths.extend(
@@ -90,6 +94,7 @@ mod tests {
             vec!["/a".into(), "/b".into(), "/x|y".into(), "/n\nl".into()],
         );
         assert_eq!(paths, ["/b", "/a", "/x|y"]);
+        assert!(lines.wanted("/n\nl", vec!["/a".into()]).is_empty());
         lines.fill(
             &paths,
             "regular file|644|a|b|1|2|3|4|5|6|/a\nregular file|600|a|b|1|2|3|4|5|7|/x|y\n",
