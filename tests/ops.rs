@@ -160,11 +160,7 @@ fn set_mtime(path: &Path, secs: i64) {
 
 #[test]
 fn a_file_weft_wrote_is_not_read_again_until_something_changes_it() {
-    let fleet = Fleet::start(1);
-    let test = Test::with_config(&fleet.config());
-    let base = test.path().join("remote");
-    std::fs::create_dir_all(&base).expect("base");
-    test.write(
+    let (fleet, test, base) = fleet_and_folder(
         "deploy/put.rhai",
         "/// Puts two files.\nfn put_all(host, base) {\n    host.upload(\"payload.bin\", base + \"/payload.bin\");\n    host.file(base + \"/app.conf\", #{ content: \"port = 80\\n\" });\n}\n\
          /// Uploads onto a folder.\nfn put_taken(host, base) { host.upload(\"payload.bin\", base + \"/taken\"); }\n",
@@ -257,6 +253,51 @@ fn a_file_weft_wrote_is_not_read_again_until_something_changes_it() {
     let out = run_goal("put_taken");
     assert_ne!(out.code, 0);
     out.stdout_has("taken is a directory, not a file");
+}
+
+#[test]
+fn a_file_already_right_is_hashed_until_it_has_been_left_alone_then_only_stat_ed() {
+    let (fleet, test, base) = fleet_and_folder(
+        "deploy/conf.rhai",
+        "/// Puts one file.\nfn conf_put(host, base) {\n    host.file(base + \"/app.conf\", #{ content: \"port = 80\\n\" });\n}\n",
+    );
+    // Something other than weft put the right content there.
+    let conf = base.join("app.conf");
+    std::fs::write(&conf, "port = 80\n").expect("conf");
+    let (key, known) = (fleet.key(), fleet.known_hosts());
+    let base_text = base.display().to_string();
+    let run = || {
+        let argv = [
+            &["-v", "run", "conf_put", &base_text][..],
+            &args_of(&key, &known),
+        ]
+        .concat();
+        let out = test.run(&argv);
+        out.status(0).stdout_has("summary: 1 ok, 0 changed");
+        out.stderr.matches("sha256sum --").count()
+    };
+    assert_eq!(run(), 1, "nothing is known: the check hashes the file");
+    // A sum is kept only for a file left alone for a few seconds (a write in the same clock
+    // tick as the one before the check would not move the ctime). Once kept, a check is a
+    // `stat` alone.
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    assert!(run() <= 1);
+    assert_eq!(run(), 0, "left alone, the file is no longer hashed");
+    // A change at the same size is still seen, and undone.
+    std::fs::write(&conf, "port = 81\n").expect("tamper");
+    let argv = [&["run", "conf_put", &base_text][..], &args_of(&key, &known)].concat();
+    test.run(&argv).status(0).stdout_has("app.conf (content)");
+    assert_eq!(std::fs::read_to_string(&conf).expect("conf"), "port = 80\n");
+}
+
+/// A one-host fleet, a project with `script` at `path`, and an empty folder to put files in.
+fn fleet_and_folder(path: &str, script: &str) -> (Fleet, Test, std::path::PathBuf) {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    let base = test.path().join("remote");
+    std::fs::create_dir_all(&base).expect("base");
+    test.write(path, script);
+    (fleet, test, base)
 }
 
 /// The arguments that run a goal on the test fleet's env.

@@ -1,5 +1,5 @@
-//! The sums of files weft wrote on hosts, kept between runs, so that checking a file nobody
-//! changed since costs the host a `stat` instead of reading the whole file.
+//! The sums of files weft wrote or hashed on hosts, kept between runs, so that checking a
+//! file nobody changed since costs the host a `stat` instead of reading the whole file.
 //!
 //! A file weft writes gets a whole-second mtime (its sub-second part zero). Anything else that
 //! writes the file gives it the clock's time instead, which in practice is never a whole
@@ -8,6 +8,12 @@
 //! device and inode. No program can set a ctime (every change moves it to the clock's time), so
 //! from then on any change to the file, even one that restores its size and mtime, makes the
 //! next check hash it again on the host, as every check did before.
+//!
+//! A check that has to hash a file (one weft did not write, or one that changed) keeps that
+//! sum the same way, with the file's identity, when the file's ctime is at least
+//! `SETTLED_SECS` older than the host's clock at the check (read once per session with
+//! `date`). Any later write then moves the ctime past the kept one, even a write in the same
+//! clock tick as the change before the check, which could otherwise leave the ctime as it was.
 //!
 //! What this cannot see: a change made before weft's next check that keeps the file's size
 //! and puts back the exact whole-second mtime weft gave it (`cp -p` or `rsync -t` from a file
@@ -25,6 +31,11 @@ use serde::{Deserialize, Serialize};
 
 /// How long an entry no run used is kept.
 const KEEP_SECS: u64 = 30 * 24 * 3600;
+
+/// How long a file must have been left alone before a sum read by a check is kept. A write
+/// in the same clock tick as the change before the check would leave the ctime as it was;
+/// this is longer than any filesystem's timestamp granularity (FAT's is two seconds).
+const SETTLED_SECS: i64 = 3;
 
 /// The `stat -c` format of a check: kind, mode, owner, group, then the identity.
 pub const STAT_FORMAT: &str = "%F|%a|%U|%G|%s|%Y|%y|%z|%d|%i";
@@ -135,6 +146,32 @@ impl RemoteSums {
                 sums.dirty = true;
             }
             Some(entry.sha256.clone())
+        })
+    }
+
+    /// Keeps `sha256`, which the host computed for `path` at its clock `now` (unix seconds)
+    /// after printing its stat `line`, when the file's last change (ctime) is `SETTLED_SECS`
+    /// older than that: any later write moves the ctime past it.
+    pub fn seen(&self, host: &str, path: &str, line: &str, sha256: &str, now: i64) {
+        let fields: Vec<&str> = line.splitn(5, '|').collect();
+        let [kind, _, _, _, identity] = fields[..] else {
+            return;
+        };
+        let ctime = identity.split('|').nth(3).and_then(unix_seconds);
+        if !kind.starts_with("regular") || ctime.is_none_or(|c| now - c < SETTLED_SECS) {
+            return;
+        }
+        self.with(host, |sums| {
+            sums.dirty = true;
+            let entry = Entry {
+                path: path.to_string(),
+                sha256: sha256.to_string(),
+                known: Known::Seen {
+                    identity: identity.to_string(),
+                },
+                used: self::now(),
+            };
+            sums.entries.insert(path.to_string(), entry);
         })
     }
 
@@ -276,6 +313,31 @@ fn prune(dir: &Path) {
     }
 }
 
+/// Unix seconds of a time as `stat` prints `%z`: `2026-11-29 10:12:02.500559077 +0000`.
+fn unix_seconds(text: &str) -> Option<i64> {
+    let mut parts = text.split_whitespace();
+    let (date, time, zone) = (parts.next()?, parts.next()?, parts.next()?);
+    let num = |s: &str| s.parse::<i64>().ok();
+    let mut ymd = date.splitn(3, '-').map(num);
+    let (y, m, d) = (ymd.next()??, ymd.next()??, ymd.next()??);
+    let mut hms = time.split('.').next()?.splitn(3, ':').map(num);
+    let (h, min, sec) = (hms.next()??, hms.next()??, hms.next()??);
+    let sign = match zone.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let offset = num(zone.get(1..3)?)? * 3600 + num(zone.get(3..5)?)? * 60;
+    // Days from the civil date (H. Hinnant's algorithm), proleptic Gregorian.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + h * 3600 + min * 60 + sec - sign * offset)
+}
+
 /// Replaces `file` atomically, readable by its owner only (it names hosts and paths).
 fn write(file: &Path, saved: &HostFile) -> std::io::Result<()> {
     use std::io::Write;
@@ -330,6 +392,33 @@ mod tests {
         assert_eq!(sums.trusted("other", "/f", LINE), None);
         let link = LINE.replace("regular file", "symbolic link");
         assert_eq!(sums.trusted("h", "/f", &link), None);
+    }
+
+    #[test]
+    fn a_sum_a_check_read_is_kept_only_for_a_file_left_alone() {
+        // LINE's ctime is 2026-11-29 10:12:02 UTC.
+        assert_eq!(
+            unix_seconds("2026-11-29 10:12:02.500559077 +0000"),
+            Some(1_795_947_122)
+        );
+        assert_eq!(
+            unix_seconds("2026-11-29 11:12:02.5 +0100"),
+            Some(1_795_947_122)
+        );
+        assert_eq!(unix_seconds("1970-01-01 00:00:00.0 +0000"), Some(0));
+        let sums = RemoteSums::at(None);
+        sums.seen("h", "/f", LINE, "abc", 1_795_947_122 + 2);
+        assert!(
+            !sums.knows("h", "/f"),
+            "changed two seconds before the check"
+        );
+        let link = LINE.replace("regular file", "symbolic link");
+        sums.seen("h", "/f", &link, "abc", 1_795_947_122 + 60);
+        assert!(!sums.knows("h", "/f"), "not a file");
+        sums.seen("h", "/f", LINE, "abc", 1_795_947_122 + 3);
+        assert_eq!(sums.trusted("h", "/f", LINE).as_deref(), Some("abc"));
+        let touched = LINE.replace("10:12:02.500559077", "10:12:09.000000001");
+        assert_eq!(sums.trusted("h", "/f", &touched), None);
     }
 
     #[test]

@@ -192,6 +192,9 @@ pub struct HostSession {
     always: AtomicUsize,
     /// Stat lines of known files read ahead by a file check.
     stat_lines: super::stat_lines::StatLines,
+    /// The host's clock minus the controller's (seconds), never more than the truth, once a
+    /// file check read it.
+    host_clock: Mutex<Option<f64>>,
 }
 
 /// A service action requested by a change, run once when the goal ends.
@@ -257,6 +260,7 @@ impl HostSession {
             sums: setup.sums.clone(),
             always: AtomicUsize::new(0),
             stat_lines: Default::default(),
+            host_clock: Mutex::new(None),
         }
     }
 
@@ -434,6 +438,18 @@ impl HostSession {
             ..RunOptions::default()
         };
         Ok(self.execute(command, &options)?.unwrap_or_default())
+    }
+
+    /// The host's clock minus the controller's, once known (never more than the truth).
+    pub(crate) fn host_clock(&self) -> Option<f64> {
+        *self.host_clock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Keeps the closest offset of the host's clock seen: the largest, since each is at most
+    /// the true one.
+    pub(crate) fn set_host_clock(&self, offset: f64) {
+        let mut clock = self.host_clock.lock().unwrap_or_else(|e| e.into_inner());
+        *clock = Some(clock.map_or(offset, |known: f64| known.max(offset)));
     }
 
     /// The stat lines read ahead by file checks on this host.
@@ -799,7 +815,7 @@ impl HostSession {
             source,
         };
         let sha256 = self.hashes.sha256(local).map_err(read_error)?;
-        let (state, remote_sum) = super::ops::files::stat_and_sum(self, remote, true)?;
+        let (state, remote_sum) = super::ops::files::stat_and_sum(self, remote, true, true)?;
         super::ops::files::require_file(state.as_ref(), remote)?;
         let same_mode = state.as_ref().is_some_and(|s| s.mode == mode);
         if same_mode && remote_sum.as_deref() == Some(sha256.as_str()) {

@@ -50,22 +50,28 @@ fn stat(
     session: &HostSession,
     path: &str,
 ) -> Result<Option<PathState>, crate::exec::session::HostError> {
-    Ok(stat_and_sum(session, path, false)?.0)
+    Ok(stat_and_sum(session, path, false, false)?.0)
 }
 
 /// The state of `path` and, with `sum`, the SHA-256 of its content when it is a regular file
 /// that `sha256sum` could read: one probe for a file's whole check. When the file is as weft
 /// last wrote it (`exec::remote_sums`), the probe is only a `stat`, shared with the host's
 /// other known files (`exec::stat_lines`); a file that changed since costs a second probe,
-/// which hashes it.
+/// which hashes it. With `keep`, a sum the host computed is kept for the next checks (never
+/// for secrets).
 pub(crate) fn stat_and_sum(
     session: &HostSession,
     path: &str,
     sum: bool,
+    keep: bool,
 ) -> Result<(Option<PathState>, Option<String>), crate::exec::session::HostError> {
     let q = quote(path);
     let (sums, host) = (session.remote_sums(), session.spec.address.as_str());
     let known = sums.knows(host, path);
+    // When the probe that printed the line started (none: it was read ahead), and whether a
+    // hash should bring the host's clock: a sum is kept only with both.
+    let mut stat_started = None;
+    let clock = keep && session.host_clock().is_none();
     let (line, hashed) = match known
         .then(|| read_ahead(session, path))
         .transpose()?
@@ -78,14 +84,15 @@ pub(crate) fn stat_and_sum(
             let exists = format!("{{ [ -e {q} ] || [ -L {q} ]; }}");
             let stat = format!("stat -c '{STAT_FORMAT}' -- {q} 2>/dev/null");
             let command = if sum && !known {
-                format!("{exists} && {stat} && {}", hash_command(&q))
+                format!("{exists} && {stat} && {}", hash_command(&q, clock))
             } else {
                 format!("{exists} && exec {stat}")
             };
+            stat_started = Some(unix_now());
             let out = session.file_probe(&command)?;
             let mut lines = out.stdout.lines();
             let line = (out.code == 0).then(|| lines.next().unwrap_or_default().trim().to_string());
-            (line, sum_in(lines.next()))
+            (line, hashed_sum(session, lines))
         }
     };
     let Some(line) = line else {
@@ -101,18 +108,27 @@ pub(crate) fn stat_and_sum(
         owner: fields[2].to_string(),
         group: fields[3].to_string(),
     };
-    let sha256 = match (sum, known) {
+    let hashed = match (sum, known) {
         (false, _) => None,
         (true, false) => hashed,
         (true, true) => match sums.trusted(host, path, &line) {
-            Some(sum) => Some(sum),
+            Some(sum) => return Ok((Some(state), Some(sum))),
             None => {
                 sums.forget(host, path);
-                sum_in(session.file_probe(&hash_command(&q))?.stdout.lines().next())
+                let clock = clock && stat_started.is_some();
+                let out = session.file_probe(&hash_command(&q, clock))?;
+                hashed_sum(session, out.stdout.lines())
             }
         },
     };
-    Ok((Some(state), sha256))
+    // The host's time when it printed the line, or a little before: kept sums need it.
+    let printed = stat_started
+        .zip(session.host_clock())
+        .map(|(t, offset)| t + offset);
+    if let (true, Some(hashed), Some(printed)) = (keep, &hashed, printed) {
+        sums.seen(host, path, &line, hashed, printed.floor() as i64);
+    }
+    Ok((Some(state), hashed))
 }
 
 /// The stat line of `path` (`None` inside: missing) from one `stat` of the host's known
@@ -139,6 +155,28 @@ fn read_ahead(
     Ok(lines.take(path))
 }
 
+/// The sum a probe's hash printed; the host's clock after it, when asked for
+/// (`hash_command`), sets the session's `host_clock`.
+fn hashed_sum<'a>(
+    session: &HostSession,
+    mut lines: impl Iterator<Item = &'a str>,
+) -> Option<String> {
+    let sha256 = sum_in(lines.next())?;
+    if let Some(host_now) = lines.next().and_then(|l| l.trim().parse::<f64>().ok()) {
+        // The host printed its clock before the probe returned: this offset is at most the
+        // true one, so times derived from it are never later than the host's.
+        session.set_host_clock(host_now - unix_now());
+    }
+    Some(sha256)
+}
+
+/// The controller's clock, in unix seconds.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 /// The sum on a line of `sha256sum`'s output, if it printed one.
 fn sum_in(line: Option<&str>) -> Option<String> {
     line.and_then(|l| l.split_whitespace().next())
@@ -146,11 +184,14 @@ fn sum_in(line: Option<&str>) -> Option<String> {
         .map(str::to_ascii_lowercase)
 }
 
-/// Prints the SHA-256 of `q` (quoted) when it is a regular file, and always succeeds: it
-/// never hashes a fifo or a device (which could block), and a failed hash only means the
-/// content is read and compared instead.
-fn hash_command(q: &str) -> String {
-    format!("{{ if [ -f {q} ] && [ ! -L {q} ]; then sha256sum -- {q} 2>/dev/null; fi; true; }}")
+/// Prints the SHA-256 of `q` (quoted) when it is a regular file, then with `clock` the host's
+/// time (unix seconds), and always succeeds: it never hashes a fifo or a device (which could
+/// block), and a failed hash only means the content is read and compared instead.
+fn hash_command(q: &str, clock: bool) -> String {
+    let date = if clock { " && date +%s" } else { "" };
+    format!(
+        "{{ if [ -f {q} ] && [ ! -L {q} ]; then sha256sum -- {q} 2>/dev/null{date}; fi; true; }}"
+    )
 }
 
 /// Applies mode, owner and group where they differ; returns the reasons for what changed.
@@ -255,7 +296,7 @@ fn step(kind: &str, path: &str, reasons: &[String]) -> String {
 
 /// Makes `path` a regular file as `spec` describes.
 pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
-    let (state, remote_sum) = stat_and_sum(session, path, spec.content.is_some())?;
+    let (state, remote_sum) = stat_and_sum(session, path, spec.content.is_some(), !spec.sensitive)?;
     require_file(state.as_ref(), path)?;
     let mut reasons = Vec::new();
     match (&spec.content, &state) {
