@@ -34,9 +34,9 @@ impl StatLines {
         Some(line)
     }
 
-    /// Of `candidates`, the paths worth reading now: not used yet this session, without a
-    /// newline (a line per file), at most `MAX_FILES`, `first` first; none when `first` has
-    /// a newline itself.
+    /// Of `candidates`, the paths worth reading now: not used yet this session nor waiting
+    /// with a line, without a newline (a line per file), at most `MAX_FILES`, `first` first;
+    /// none when `first` has a newline itself.
     pub fn wanted(&self, first: &str, candidates: Vec<String>) -> Vec<String> {
         if first.contains('\n') {
             return Vec::new();
@@ -46,7 +46,8 @@ impl StatLines {
         paths.extend(
             candidates
                 .into_iter()
-                .filter(|p| p != first && !p.contains('\n') && !state.used.contains(p)),
+                .filter(|p| p != first && !p.contains('\n'))
+                .filter(|p| !state.used.contains(p) && !state.lines.contains_key(p)),
         );
         paths.truncate(MAX_FILES);
         paths
@@ -108,6 +109,9 @@ mod tests {
         assert_eq!(lines.take("/b"), Some(None), "no line: missing");
         lines.drop_all();
         assert_eq!(lines.take("/x|y"), None, "dropped by a command");
+        // A line still waiting is not read again.
+        lines.fill(&["/w".to_string()], "", 10);
+        assert_eq!(lines.wanted("/v", vec!["/w".into()]), ["/v"]);
         // What was used is not read again; what was dropped unused is.
         assert_eq!(
             lines.wanted("/c", vec!["/a".into(), "/x|y".into()]),
