@@ -138,17 +138,18 @@ RAW
   walls=(); peak=(); labels=()
   for round in $(seq "$runs"); do
     if [ "$round" -gt 1 ]; then
-      # Cold again: no OpenSSH masters, no files on the hosts.
+      # Cold again: no OpenSSH masters, no files on the hosts, no sums weft kept of them.
       for sock in "$ctl"/*; do [ -S "$sock" ] && ssh -o "ControlPath=$sock" -O exit x 2>/dev/null || true; done
-      rm -rf "${remote:?}"/*
+      rm -rf "${remote:?}"/* "$XDG_CACHE_HOME"
       echo "  -- round $round"
     fi
     measure "raw OpenSSH, cold" sh -c "awk -F'\t' '{ print \$1, \$3 }' '$work/fleet/hosts.tsv' | xargs -P $n -n 2 sh -c '\"$work/raw.sh\" \"\$0\" \"\$1\" \"$key\" \"$known\" \"$ctl\" \"$remote\" \"$proj/payload.bin\"'"
     measure "raw OpenSSH, warm" sh -c "awk -F'\t' '{ print \$1, \$3 }' '$work/fleet/hosts.tsv' | xargs -P $n -n 2 sh -c '\"$work/raw.sh\" \"\$0\" \"\$1\" \"$key\" \"$known\" \"$ctl\" \"$remote\" \"$proj/payload.bin\"'"
     measure "weft, cold" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known" -p "$n"
     measure "weft, warm" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known" -p "$n"
-    # weft's default fan-out (32 hosts at once): its memory depends on that, not on N.
-    rm -rf "$remote"/host-*
+    # weft's default fan-out (32 hosts at once): its memory depends on that, not on N. Cold
+    # again, as weft's first run on these hosts would be.
+    rm -rf "$remote"/host-* "$XDG_CACHE_HOME"
     measure "weft -p 32, cold" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known"
     fab=(env "$venv/bin/python" "$bench/fabric_bench.py" "$work/fleet/hosts.tsv" "$key" "$known" "$remote" "$proj/payload.bin" "$n")
     measure "Fabric, cold" "${fab[@]}"
