@@ -114,13 +114,7 @@ impl RemoteSums {
     /// The known sum of `path` when `line` (its stat line, `STAT_FORMAT`) shows the file as
     /// it was; the first time after weft wrote it, its identity is kept from then on.
     pub fn trusted(&self, host: &str, path: &str, line: &str) -> Option<String> {
-        let fields: Vec<&str> = line.splitn(5, '|').collect();
-        let [kind, _, _, _, identity] = fields[..] else {
-            return None;
-        };
-        if !kind.starts_with("regular") {
-            return None;
-        }
+        let identity = file_identity(line)?;
         self.with(host, |sums| {
             let entry = sums.entries.get_mut(path)?;
             let holds = match &entry.known {
@@ -153,36 +147,29 @@ impl RemoteSums {
     /// after printing its stat `line`, when the file's last change (ctime) is `SETTLED_SECS`
     /// older than that: any later write moves the ctime past it.
     pub fn seen(&self, host: &str, path: &str, line: &str, sha256: &str, now: i64) {
-        let fields: Vec<&str> = line.splitn(5, '|').collect();
-        let [kind, _, _, _, identity] = fields[..] else {
+        let Some(identity) = file_identity(line) else {
             return;
         };
         let ctime = identity.split('|').nth(3).and_then(unix_seconds);
-        if !kind.starts_with("regular") || ctime.is_none_or(|c| now - c < SETTLED_SECS) {
+        if ctime.is_none_or(|c| now - c < SETTLED_SECS) {
             return;
         }
-        self.with(host, |sums| {
-            sums.dirty = true;
-            let entry = Entry {
-                path: path.to_string(),
-                sha256: sha256.to_string(),
-                known: Known::Seen {
-                    identity: identity.to_string(),
-                },
-                used: self::now(),
-            };
-            sums.entries.insert(path.to_string(), entry);
-        })
+        let identity = identity.to_string();
+        self.keep(host, path, sha256.to_string(), Known::Seen { identity });
     }
 
     /// Records that weft wrote `path` with content `sha256` of `size` bytes, stamped `mtime`.
     pub fn written(&self, host: &str, path: &str, size: u64, mtime: u64, sha256: String) {
+        self.keep(host, path, sha256, Known::Written { size, mtime });
+    }
+
+    fn keep(&self, host: &str, path: &str, sha256: String, known: Known) {
         self.with(host, |sums| {
             sums.dirty = true;
             let entry = Entry {
                 path: path.to_string(),
                 sha256,
-                known: Known::Written { size, mtime },
+                known,
                 used: now(),
             };
             sums.entries.insert(path.to_string(), entry);
@@ -244,9 +231,23 @@ pub fn stamp() -> u64 {
 }
 
 fn now() -> u64 {
+    clock() as u64
+}
+
+/// The controller's clock, in unix seconds.
+pub fn clock() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The identity part of a stat line (`STAT_FORMAT`) when it shows a regular file.
+fn file_identity(line: &str) -> Option<&str> {
+    let fields: Vec<&str> = line.splitn(5, '|').collect();
+    match fields[..] {
+        [kind, _, _, _, identity] if kind.starts_with("regular") => Some(identity),
+        _ => None,
+    }
 }
 
 /// `$XDG_CACHE_HOME/weft/remote-sums`, else under `~/.cache`.

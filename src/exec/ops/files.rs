@@ -1,6 +1,6 @@
 //! Files, directories, links, absent paths, lines in files, and folder sync.
 
-use crate::exec::remote_sums::STAT_FORMAT;
+use crate::exec::remote_sums::{self, STAT_FORMAT};
 use crate::exec::session::HostSession;
 use crate::shell::quote;
 
@@ -88,7 +88,7 @@ pub(crate) fn stat_and_sum(
             } else {
                 format!("{exists} && exec {stat}")
             };
-            stat_started = Some(unix_now());
+            stat_started = Some(remote_sums::clock());
             let out = session.file_probe(&command)?;
             let mut lines = out.stdout.lines();
             let line = (out.code == 0).then(|| lines.next().unwrap_or_default().trim().to_string());
@@ -165,16 +165,9 @@ fn hashed_sum<'a>(
     if let Some(host_now) = lines.next().and_then(|l| l.trim().parse::<f64>().ok()) {
         // The host printed its clock before the probe returned: this offset is at most the
         // true one, so times derived from it are never later than the host's.
-        session.set_host_clock(host_now - unix_now());
+        session.set_host_clock(host_now - remote_sums::clock());
     }
     Some(sha256)
-}
-
-/// The controller's clock, in unix seconds.
-fn unix_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The sum on a line of `sha256sum`'s output, if it printed one.
