@@ -58,6 +58,7 @@ pub fn install_hook(color: bool) {
                 .unicode(true)
                 .terminal_links(false)
                 .width(100)
+                .wrap_lines(false)
                 .build(),
         )
     }));
@@ -92,6 +93,8 @@ pub fn render(diag: &dyn Diagnostic, color: bool) -> String {
     let mut out = String::new();
     let handler = GraphicalReportHandler::new_themed(theme(color))
         .with_width(100)
+        // A wrapped line could split a secret, which the mask then no longer finds whole.
+        .with_wrap_lines(false)
         .with_links(false);
     if handler.render_report(&mut out, diag).is_err() {
         return diag.to_string();

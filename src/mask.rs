@@ -29,7 +29,13 @@ impl Mask {
         // Output arrives line by line: each line of a multi-line secret (a key, a
         // certificate) is masked on its own too. Very short lines would mask common text.
         let lines = value.lines().map(str::trim).filter(|l| l.len() >= 8);
-        for part in std::iter::once(value).chain(lines) {
+        // A secret with a `'` passed to a command is shown quoted (`'it'\''s'`), and quoted once
+        // more inside a command that sudo or `--become` wraps: what stands between the quotes
+        // is the same in any quoted text.
+        let quoted = value.replace('\'', r"'\''");
+        let twice = quoted.replace('\'', r"'\''");
+        let forms = [value.to_string(), quoted, twice];
+        for part in forms.iter().map(String::as_str).chain(lines) {
             if !secrets.iter().any(|s| s == part) {
                 secrets.push(part.to_string());
             }

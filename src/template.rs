@@ -147,12 +147,22 @@ impl Templates {
             .is_some_and(|s| s.text().contains(word))
     }
 
+    /// Fails when a template cannot be read or does not parse, naming the first such.
+    pub fn check(&self) -> Result<(), TemplateError> {
+        self.whole().map(|_| ())
+    }
+
+    fn whole(&self) -> Result<&Compiled, TemplateError> {
+        let compiled = self.compile()?;
+        match &compiled.error {
+            Some(broken) => Err(invalid(compiled, &broken.name, &broken.message, broken.pos)),
+            None => Ok(compiled),
+        }
+    }
+
     /// Renders template `name` with `vars`.
     pub fn render(&self, name: &str, vars: &Vars) -> Result<String, TemplateError> {
-        let compiled = self.compile()?;
-        if let Some(broken) = &compiled.error {
-            return Err(invalid(compiled, &broken.name, &broken.message, broken.pos));
-        }
+        let compiled = self.whole()?;
         let name = self.lookup(compiled, name)?;
         compiled.registry.render(&name, vars).map_err(|err| {
             let broken = err.template_name.clone().unwrap_or(name);

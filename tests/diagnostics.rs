@@ -150,6 +150,43 @@ fn template_errors_name_the_template_and_line() {
 }
 
 #[test]
+fn a_template_that_does_not_parse_stops_the_run_before_anything_runs() {
+    let test = Test::with_config(CONFIG);
+    test.write("templates/app/bad.hbs", "x\n{{#if a}}\n");
+    test.write(
+        "deploy/w.rhai",
+        "/// Writes a file, renders no template.\nfn w_file(host) { host.write_file(\"w.txt\", \"w\"); }\n",
+    );
+    test.run(&["run", "w_file"])
+        .status(2)
+        .stderr_has("templates/app/bad.hbs:");
+    assert!(!test.path().join("w.txt").exists(), "the goal ran");
+    test.write("templates/app/bad.hbs", "x\n{{#if a}}y{{/if}}\n");
+    test.run(&["run", "w_file"]).status(0);
+    assert_eq!(test.read("w.txt"), "w");
+}
+
+#[test]
+fn a_template_preview_resolves_secrets_and_masks_them() {
+    let test =
+        Test::with_config("[project]\nname = \"x\"\n[vars]\npw = { env = \"WEFT_TEST_PW\" }\n");
+    test.write("templates/app/pw.hbs", "pw={{pw}}\n");
+    test.run_with(
+        &["template", "render", "app/pw.hbs"],
+        &[("WEFT_TEST_PW", "pw-2718")],
+    )
+    .status(0)
+    .stdout_has("pw=********")
+    .stdout_lacks("pw-2718")
+    .stdout_lacks("[object]");
+    // A secret that cannot be resolved is an error pointing into weft.toml, as for a run.
+    test.run(&["template", "render", "app/pw.hbs"])
+        .status(2)
+        .stderr_has("the environment variable `WEFT_TEST_PW` is not set")
+        .stderr_has("weft.toml:4:");
+}
+
+#[test]
 fn two_definitions_of_a_goal_in_one_layer_are_an_error() {
     let test = Test::with_config(CONFIG);
     test.write("deploy/a.rhai", "/// A.\nfn twin_goal(host) {}\n");

@@ -323,6 +323,34 @@ fn a_private_key_is_never_taken_for_a_public_one() {
 }
 
 #[test]
+fn keys_sync_refuses_what_would_lock_people_out() {
+    let test = Test::with_config(
+        "[project]\nname = \"k\"\n[env.fleet]\nhosts = { a = \"root@127.0.0.1:1\" }\n",
+    );
+    let ssh = test.home().join(".ssh");
+    std::fs::create_dir_all(&ssh).expect("~/.ssh");
+    std::fs::write(
+        ssh.join("authorized_keys"),
+        "ssh-ed25519 AAAAmine me@laptop\n",
+    )
+    .expect("keys");
+    // The local env is this machine: its authorized_keys are the user's own.
+    test.run(&["keys", "sync"])
+        .status(2)
+        .stderr_has("runs on this machine")
+        .stderr_has("rewrite your own `authorized_keys`");
+    // An env without `keys` would keep only weft's key on every host.
+    test.run(&["keys", "sync", "-e", "fleet"])
+        .status(2)
+        .stderr_has("env `fleet` lists no `keys`")
+        .stderr_has("weft.toml:3:");
+    assert_eq!(
+        std::fs::read_to_string(ssh.join("authorized_keys")).expect("keys"),
+        "ssh-ed25519 AAAAmine me@laptop\n"
+    );
+}
+
+#[test]
 fn a_goal_failing_on_a_missing_var_names_the_host_and_the_close_vars() {
     let test = Test::with_config(CONFIG);
     test.write(
@@ -392,6 +420,62 @@ fn s_use(host) {
         .status(1)
         .stderr_has("secret_env: the environment variable `WEFT_TEST_OTHER` is not set")
         .stderr_has("deploy/s.rhai:5:");
+}
+
+#[test]
+fn a_failed_command_shows_no_secret_long_quoted_or_replaced() {
+    let test =
+        Test::with_config("[project]\nname = \"t\"\n[vars]\npw = { env = \"WEFT_TEST_PW\" }\n");
+    test.write(
+        "deploy/f.rhai",
+        r#"
+/// Fails with two secrets in its command.
+fn f_fail(host) {
+    host.run("echo " + quote(secret_env("WEFT_TEST_LONG")) + " " + quote(secret_env("WEFT_TEST_QUOTE")) + "; false");
+}
+
+/// Writes a file holding a secret.
+fn f_file(host) {
+    host.file("pw.conf", #{ content: "pw=" + env().vars.pw + "\nport=1\n" });
+}
+"#,
+    );
+    // Longer than a report's line, and one that quoting changes.
+    let long = format!("tok{}", "Zq9x".repeat(30));
+    let quoted = "it's hunter2";
+    let secrets = [
+        ("WEFT_TEST_LONG", long.as_str()),
+        ("WEFT_TEST_QUOTE", quoted),
+        ("WEFT_TEST_PW", "pw-unused"),
+    ];
+    for args in [
+        &["run", "f_fail"][..],
+        &["run", "f_fail", "-v", "--json"][..],
+    ] {
+        let out = test.run_with(args, &secrets);
+        out.status(1).stderr_has("********");
+        let all = format!("{}{}", out.stdout, out.stderr);
+        for piece in long.as_bytes().chunks(16) {
+            let piece = std::str::from_utf8(piece).expect("ascii");
+            assert!(
+                !all.contains(piece),
+                "a piece of the long secret shows: {all}"
+            );
+        }
+        assert!(!all.contains("hunter2"), "the quoted secret shows: {all}");
+    }
+    // Under --diff, the secret a file held before the new one is not shown either.
+    test.run_with(&["run", "f_file"], &[("WEFT_TEST_PW", "old-pw-4711")])
+        .status(0);
+    test.run_with(
+        &["run", "f_file", "--diff"],
+        &[("WEFT_TEST_PW", "new-pw-0815")],
+    )
+    .status(0)
+    .stdout_has("pw.conf: sensitive content, diff hidden")
+    .stdout_lacks("old-pw-4711")
+    .stdout_lacks("new-pw-0815");
+    assert_eq!(test.read("pw.conf"), "pw=new-pw-0815\nport=1\n");
 }
 
 #[test]

@@ -1240,6 +1240,29 @@ fn shell_pids(stdout: &str, home: &str) -> (String, String) {
 }
 
 #[test]
+fn a_process_left_in_the_background_does_not_break_the_commands_after_it() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    test.write(
+        "deploy/bg.rhai",
+        r#"/// Leaves a chatty process behind, then runs many commands.
+fn bg_chatty(host) {
+    host.run("(for i in $(seq 3000); do echo spam; sleep 0.001; done) &", #{ quiet: true });
+    let n = 0;
+    for i in 0..500 {
+        n += host.run("echo $((1 + 2))", #{ quiet: true }).stdout.len();
+    }
+    let last = host.run("echo 3; exit 4", #{ quiet: true, allow_fail: true });
+    print(`ran=${n} code=${last.code}`);
+}
+"#,
+    );
+    let flags = ssh_flags(&fleet);
+    let argv = args(&["run", "bg_chatty", "-e", "fleet"], &flags);
+    test.run(&argv).status(0).stdout_has("code=4");
+}
+
+#[test]
 fn commands_of_a_host_share_one_kept_shell_but_no_state_and_a_forced_command_gets_channels() {
     let fleet = Fleet::start(1);
     let test = Test::with_config(&fleet.config());

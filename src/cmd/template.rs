@@ -5,9 +5,11 @@ use serde_json::Value;
 
 use super::Context;
 use crate::cli::TemplateCommand;
+use crate::config::secret::Secrets;
 use crate::error::{CommandError, EXIT_OK};
 use crate::inventory::{self, Inventory};
 use crate::layers::Kind;
+use crate::mask::Mask;
 use crate::template::Templates;
 
 /// Runs a `weft template` subcommand.
@@ -53,8 +55,15 @@ pub fn template(ctx: &Context, command: TemplateCommand) -> Result<i32> {
                 overrides.insert(key.to_string(), Value::String(value.to_string()));
             }
             inventory::merge(&mut all, overrides);
+            // Rendered with the secrets' values, as a run would, and shown with them masked.
+            let (secrets, mask) = (Secrets::default(), Mask::new());
+            for value in all.values_mut() {
+                for secret in secrets.resolve_in(value, &project.root, project.config.as_ref())? {
+                    mask.add(&secret);
+                }
+            }
             let text = Templates::new(layers).render(&name, &all)?;
-            out!("{text}");
+            out!("{}", mask.apply(&text));
         }
     }
     Ok(EXIT_OK)

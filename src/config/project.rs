@@ -498,6 +498,11 @@ impl ProjectConfig {
         }
     }
 
+    /// An error about env `env` of this file, pointing at its section.
+    pub fn env_error(&self, env: &str, message: String, help: Option<String>) -> ConfigError {
+        self.invalid(self.section_span(&format!("env.{env}")), message, help)
+    }
+
     fn invalid(
         &self,
         span: std::ops::Range<usize>,

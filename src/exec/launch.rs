@@ -142,6 +142,11 @@ impl RunContext {
         env_actions: bool,
     ) -> Result<i32> {
         selection.set_vars(&self.settings.vars);
+        // A template that does not parse is bad input, like a script that does not: it stops
+        // a goal before any host is touched, whichever template the goal would render.
+        if matches!(job, Job::Goal { .. }) {
+            self.templates.check()?;
+        }
         let resolved = self.resolve_secrets(&mut selection)?;
         let connector = self.connector(&selection)?;
         let output = self.output.clone();

@@ -374,7 +374,9 @@ impl HostSession {
         if !self.diff {
             return;
         }
-        if sensitive {
+        // A secret in the new text is masked, but the one it replaces is not known any more:
+        // the old lines would show it.
+        if sensitive || self.output.mask(new) != new {
             self.output.log(
                 &self.spec.name,
                 &format!("--- {path}: sensitive content, diff hidden"),

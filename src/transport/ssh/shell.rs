@@ -124,7 +124,7 @@ impl KeptShell {
         let mut err = Scanner::new(Stream::Stderr, format!("\n{}\n", self.marker));
         let mut status: Option<Vec<u8>> = None;
         loop {
-            if err.done && status.as_ref().is_some_and(|s| s.ends_with(b"\n")) {
+            if err.done && status.as_ref().is_some_and(|s| s.contains(&b'\n')) {
                 break;
             }
             let msg = match deadline {
@@ -151,7 +151,22 @@ impl KeptShell {
             }
         }
         let status = status.unwrap_or_default();
-        let code = std::str::from_utf8(&status)
+        // A process the command left in the background still writes to the shell's output:
+        // what follows the status line is its, not this command's (nor a broken status).
+        let (line, stray) = status.split_at(
+            status
+                .iter()
+                .position(|&b| b == b'\n')
+                .unwrap_or(status.len()),
+        );
+        if stray.len() > 1 {
+            tracing::debug!(
+                target: "weft::ssh",
+                "output of a background process after `{command}`: {:?}",
+                String::from_utf8_lossy(&stray[1..])
+            );
+        }
+        let code = std::str::from_utf8(line)
             .ok()
             .and_then(|s| s.trim().parse::<i32>().ok())
             .ok_or(ShellError::Lost)?;
