@@ -298,3 +298,39 @@ fn fatal_errors_under_json_are_one_error_event_on_stdout() {
     );
     assert!(!test.path().join("ran.txt").exists());
 }
+
+#[test]
+fn host_names_that_are_not_folder_names_are_refused_before_anything_connects() {
+    let test = Test::with_config(
+        "[project]\nname = \"diag\"\n[env.x]\nhosts = { \"../../esc\" = \"root@127.0.0.1:2201\" }\n",
+    );
+    test.run(&["copy", "--pull", "/etc/hostname", "DIR", "-e", "x"])
+        .status(2)
+        .stderr_has("host name `../../esc` contains `/`")
+        .stderr_has("weft.toml:4:11")
+        .stderr_has("4 │ hosts = { \"../../esc\" = \"root@127.0.0.1:2201\" }")
+        .stderr_has("become folder names");
+    assert!(!test.path().join("DIR").exists());
+    for (name, why) in [
+        ("..", "would name the folder itself or its parent"),
+        (".", "would name the folder itself or its parent"),
+        ("", "is empty"),
+        ("a\\tb", "contains a control character"),
+    ] {
+        let test = Test::with_config(&format!(
+            "[env.x.hosts]\nok = \"root@127.0.0.1:2201\"\n\"{name}\" = \"root@127.0.0.1:2202\"\n"
+        ));
+        test.run(&["hosts", "-e", "x"])
+            .status(2)
+            .stderr_has(why)
+            .stderr_has("weft.toml:3:1");
+    }
+    // Machine roles name the provider's machines, their hosts and their folders.
+    let test = Test::with_config(
+        "[env.a]\nprovider = \"local\"\n[env.a.machines.\"../web\"]\ncount = 1\n",
+    );
+    test.run(&["hosts", "-e", "a"])
+        .status(2)
+        .stderr_has("machine role `../web` contains `/`")
+        .stderr_has("weft.toml:3:17");
+}
