@@ -334,3 +334,14 @@ fn host_names_that_are_not_folder_names_are_refused_before_anything_connects() {
         .stderr_has("machine role `../web` contains `/`")
         .stderr_has("weft.toml:3:17");
 }
+
+#[test]
+fn copy_of_a_missing_local_source_stops_before_connecting() {
+    let test = Test::with_config(CONFIG);
+    test.run(&["copy", "missing.txt", "/tmp/missing.txt", "-e", "fleet"])
+        .status(2)
+        .stderr_has("cannot copy `missing.txt`: No such file or directory")
+        .stderr_has("add --pull")
+        .stderr_lacks("app-0")
+        .stdout_lacks("summary");
+}
