@@ -345,3 +345,27 @@ fn copy_of_a_missing_local_source_stops_before_connecting() {
         .stderr_lacks("app-0")
         .stdout_lacks("summary");
 }
+
+#[test]
+fn out_of_range_numbers_are_usage_errors_not_panics() {
+    let test = Test::new();
+    for flags in [
+        ["--command-timeout", "18446744073709551615"],
+        ["--command-timeout", "31536001"],
+        ["--connect-timeout", "18446744073709551615"],
+        ["-p", "2305843009213693952"],
+        ["-p", "100001"],
+        ["-p", "0"],
+        ["--serial", "0"],
+    ] {
+        let mut args = vec!["exec", "-H", "root@127.0.0.1:1"];
+        args.extend(flags);
+        args.extend(["--", "true"]);
+        test.run(&args)
+            .status(2)
+            .stderr_has(&format!("invalid value '{}' for '", flags[1]))
+            .stderr_has("is not in")
+            .stderr_lacks("panicked")
+            .stderr_lacks("unreachable");
+    }
+}

@@ -870,6 +870,22 @@ fn ends(pattern: &str) -> bool {
 }
 
 #[test]
+fn a_script_timeout_beyond_the_clock_is_no_deadline() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    // 1e19 s is a valid duration, but past the latest instant the clock can hold.
+    test.write(
+        "deploy/far.rhai",
+        "/// Waits forever, nearly.\nfn far_run(host) { host.run(\"echo far-done\", #{ timeout: 1e19 }); }\n",
+    );
+    let flags = ssh_flags(&fleet);
+    test.run(&args(&["run", "far_run", "-e", "fleet"], &flags))
+        .status(0)
+        .stdout_has("far-done")
+        .stderr_lacks("panicked");
+}
+
+#[test]
 fn a_timeout_ends_the_command_but_not_what_an_earlier_command_left_running() {
     let fleet = Fleet::start(1);
     let test = Test::with_config(&fleet.config());
