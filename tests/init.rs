@@ -22,6 +22,12 @@ fn init_creates_a_project_whose_goals_list_and_run() {
     assert!(page.contains("<h1>hello from local</h1>"), "{page}");
     assert!(page.contains("version v1"), "{page}");
     assert!(page.contains("<title>demo</title>"), "{page}");
+    // A web server running as another user serves it.
+    let meta = std::fs::metadata(demo.join("www/index.html")).expect("meta");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o644
+    );
 }
 
 #[test]
