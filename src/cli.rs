@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Provision machines, run commands on them, render templates and deploy — driven by Rhai.
@@ -221,8 +222,9 @@ pub struct ConnectArgs {
     /// An OpenSSH config file to read instead of ~/.ssh/config.
     #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
-    /// Seconds to wait for a connection (TCP, handshake and login).
-    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    /// Seconds to wait for a connection (TCP, handshake and login), at most a year (31536000).
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_TIMEOUT_SECS))]
     pub connect_timeout: u64,
     /// The login user for addresses that name none (default: $USER).
     #[arg(short = 'u', long, value_name = "USER")]
@@ -238,17 +240,24 @@ pub enum HostKeyPolicyArg {
     AcceptNew,
 }
 
+/// The most hosts `-p` runs at once: far above any fleet, and well below what a semaphore holds.
+pub const MAX_PARALLEL: u64 = 100_000;
+
+/// The longest timeout a flag takes, a year: longer is "never", which `0` says for commands.
+pub const MAX_TIMEOUT_SECS: u64 = 365 * 24 * 3600;
+
 /// How a fan-out runs: parallelism, batches, failures, output and privileges.
 #[derive(Debug, Args, Clone)]
 pub struct FanoutArgs {
     /// One JSON event per line instead of text.
     #[arg(long)]
     pub json: bool,
-    /// How many hosts run at once.
-    #[arg(short, long, value_name = "N", default_value_t = 32)]
+    /// How many hosts run at once (1 to 100000).
+    #[arg(short, long, value_name = "N", default_value_t = 32,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_PARALLEL))]
     pub parallel: usize,
     /// Run in batches of N hosts, each batch finishing before the next (rolling work).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
     pub serial: Option<usize>,
     /// Stop starting new hosts once more than N (or P%) have failed.
     #[arg(long, value_name = "N|P%")]
@@ -262,8 +271,10 @@ pub struct FanoutArgs {
     /// Ask once for the sudo password (else it is read from $WEFT_SUDO_PASSWORD, if set).
     #[arg(long)]
     pub ask_sudo_pass: bool,
-    /// End a command that runs longer than this (TERM to it and what it started); 0: never.
-    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    /// End a command that runs longer than this (TERM to it and what it started); 0: never;
+    /// at most a year (31536000).
+    #[arg(long, value_name = "SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_TIMEOUT_SECS))]
     pub command_timeout: u64,
 }
 

@@ -335,3 +335,74 @@ fn fatal_errors_under_json_are_one_error_event_on_stdout() {
     );
     assert!(!test.path().join("ran.txt").exists());
 }
+
+#[test]
+fn host_names_that_are_not_folder_names_are_refused_before_anything_connects() {
+    let test = Test::with_config(
+        "[project]\nname = \"diag\"\n[env.x]\nhosts = { \"../../esc\" = \"root@127.0.0.1:2201\" }\n",
+    );
+    test.run(&["copy", "--pull", "/etc/hostname", "DIR", "-e", "x"])
+        .status(2)
+        .stderr_has("host name `../../esc` contains `/`")
+        .stderr_has("weft.toml:4:11")
+        .stderr_has("4 │ hosts = { \"../../esc\" = \"root@127.0.0.1:2201\" }")
+        .stderr_has("become folder names");
+    assert!(!test.path().join("DIR").exists());
+    for (name, why) in [
+        ("..", "would name the folder itself or its parent"),
+        (".", "would name the folder itself or its parent"),
+        ("", "is empty"),
+        ("a\\tb", "contains a control character"),
+    ] {
+        let test = Test::with_config(&format!(
+            "[env.x.hosts]\nok = \"root@127.0.0.1:2201\"\n\"{name}\" = \"root@127.0.0.1:2202\"\n"
+        ));
+        test.run(&["hosts", "-e", "x"])
+            .status(2)
+            .stderr_has(why)
+            .stderr_has("weft.toml:3:1");
+    }
+    // Machine roles name the provider's machines, their hosts and their folders.
+    let test = Test::with_config(
+        "[env.a]\nprovider = \"local\"\n[env.a.machines.\"../web\"]\ncount = 1\n",
+    );
+    test.run(&["hosts", "-e", "a"])
+        .status(2)
+        .stderr_has("machine role `../web` contains `/`")
+        .stderr_has("weft.toml:3:17");
+}
+
+#[test]
+fn copy_of_a_missing_local_source_stops_before_connecting() {
+    let test = Test::with_config(CONFIG);
+    test.run(&["copy", "missing.txt", "/tmp/missing.txt", "-e", "fleet"])
+        .status(2)
+        .stderr_has("cannot copy `missing.txt`: No such file or directory")
+        .stderr_has("add --pull")
+        .stderr_lacks("app-0")
+        .stdout_lacks("summary");
+}
+
+#[test]
+fn out_of_range_numbers_are_usage_errors_not_panics() {
+    let test = Test::new();
+    for flags in [
+        ["--command-timeout", "18446744073709551615"],
+        ["--command-timeout", "31536001"],
+        ["--connect-timeout", "18446744073709551615"],
+        ["-p", "2305843009213693952"],
+        ["-p", "100001"],
+        ["-p", "0"],
+        ["--serial", "0"],
+    ] {
+        let mut args = vec!["exec", "-H", "root@127.0.0.1:1"];
+        args.extend(flags);
+        args.extend(["--", "true"]);
+        test.run(&args)
+            .status(2)
+            .stderr_has(&format!("invalid value '{}' for '", flags[1]))
+            .stderr_has("is not in")
+            .stderr_lacks("panicked")
+            .stderr_lacks("unreachable");
+    }
+}

@@ -182,3 +182,23 @@ fn output_into_a_pipe_closed_early_ends_quietly() {
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(out.status.success(), "{out:?}");
 }
+
+#[test]
+fn completions_into_a_pipe_closed_early_end_quietly() {
+    let test = Test::new();
+    let mut child = test
+        .command(&["completions", "bash"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("weft starts");
+    // As `weft completions bash | head -1`: the reader is gone before weft writes.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("weft ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.status.success(), "{out:?}");
+    test.run(&["completions", "bash"])
+        .status(0)
+        .stdout_has("_weft()");
+}

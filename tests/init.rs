@@ -22,6 +22,12 @@ fn init_creates_a_project_whose_goals_list_and_run() {
     assert!(page.contains("<h1>hello from local</h1>"), "{page}");
     assert!(page.contains("version v1"), "{page}");
     assert!(page.contains("<title>demo</title>"), "{page}");
+    // A web server running as another user serves it.
+    let meta = std::fs::metadata(demo.join("www/index.html")).expect("meta");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o644
+    );
 }
 
 #[test]
@@ -106,4 +112,50 @@ fn the_python_postgres_skeleton_is_the_notes_example_with_data_goals() {
         "{}",
         listed.stdout
     );
+}
+
+#[test]
+fn a_name_with_a_quote_is_written_as_one_toml_string() {
+    let test = Test::new();
+    test.run(&["init", "x", "--name", "a\"b"]).status(0);
+    let x = test.path().join("x");
+    let config: toml::Table = test.read("x/weft.toml").parse().expect("weft.toml parses");
+    assert_eq!(config["project"]["name"].as_str(), Some("a\"b"));
+    test.run_in(&x, &["list"]).status(0);
+    // A folder's name is the default name; the `cd` hint quotes it for the shell.
+    test.run(&["init", "q\"d"])
+        .status(0)
+        .stdout_has("next: cd 'q\"d' && weft list");
+    let config: toml::Table = test
+        .read("q\"d/weft.toml")
+        .parse()
+        .expect("weft.toml parses");
+    assert_eq!(config["project"]["name"].as_str(), Some("q\"d"));
+}
+
+#[test]
+fn init_in_the_working_folder_suggests_no_cd() {
+    let test = Test::new();
+    test.run(&["init"])
+        .status(0)
+        .stdout_has("next: weft list")
+        .stdout_lacks("cd ");
+    test.run(&["init", "sub"])
+        .status(0)
+        .stdout_has("next: cd sub && weft list");
+}
+
+#[test]
+fn a_plugin_name_that_cannot_start_a_rhai_name_is_refused() {
+    let test = Test::new();
+    test.run(&["init", "--skeleton", "plugin", "1greet"])
+        .status(2)
+        .stderr_has("`1greet`")
+        .stderr_has("starting with a letter or `_`");
+    assert!(!test.path().join("1greet").exists());
+    test.run(&["init", "--skeleton", "plugin", "greet1"])
+        .status(0);
+    assert!(test
+        .read("greet1/services/greet1.rhai")
+        .contains("fn greet1_selftest(host)"));
 }

@@ -748,3 +748,37 @@ fn a_validate_rejection_reads_as_one_and_points_at_the_script_line() {
         .stderr_lacks("exited with");
     assert!(!test.path().join("conf.txt").exists());
 }
+
+fn mode_of(test: &Test, rel: &str) -> u32 {
+    let meta = std::fs::metadata(test.path().join(rel)).expect("meta");
+    std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777
+}
+
+#[test]
+fn new_files_are_0644_and_replaced_ones_keep_their_mode_as_over_ssh() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/modes.rhai",
+        r#"
+/// Writes files without a mode.
+fn m_write(host, text) {
+    host.directory("www");
+    host.write_file("www/index.html", text);
+    host.file("www/page.txt", #{ content: text });
+    host.write_file("kept.txt", text);
+}
+"#,
+    );
+    test.write("kept.txt", "old\n");
+    std::fs::set_permissions(
+        test.path().join("kept.txt"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o640),
+    )
+    .expect("chmod");
+    test.run(&["run", "m_write", "v1"]).status(0);
+    // A web server (another user) must be able to read what a goal wrote.
+    assert_eq!(mode_of(&test, "www/index.html"), 0o644);
+    assert_eq!(mode_of(&test, "www/page.txt"), 0o644);
+    assert_eq!(mode_of(&test, "kept.txt"), 0o640);
+    assert_eq!(test.read("kept.txt"), "v1");
+}

@@ -174,6 +174,49 @@ fn unknown_keys_are_refused_unless_accept_new_records_them() {
 }
 
 #[test]
+fn accept_new_keeps_a_known_hosts_last_line_that_lacks_its_newline() {
+    let fleet = Fleet::start(2);
+    let test = Test::new();
+    let key = fleet.key();
+    // host-0's line as a hand edit may leave it: no final newline.
+    let port0 = format!("[127.0.0.1]:{} ", fleet.hosts[0].port);
+    let known = std::fs::read_to_string(fleet.known_hosts()).expect("known_hosts");
+    let line = known
+        .lines()
+        .find(|l| l.starts_with(&port0))
+        .expect("host-0 line");
+    let file = test.path().join("known_hosts");
+    std::fs::write(&file, line.trim_end()).expect("write known_hosts");
+    let file = file.display().to_string();
+    let (first, second) = (fleet.address(0, "root"), fleet.address(1, "root"));
+    let base = ["exec", "-i", &key, "--known-hosts", &file];
+    test.run(&args(
+        &base,
+        &[
+            "-H".into(),
+            second.clone(),
+            "--host-key-policy".into(),
+            "accept-new".into(),
+            "--".into(),
+            "true".into(),
+        ],
+    ))
+    .status(0);
+    test.run(&args(
+        &base,
+        &[
+            "-H".into(),
+            first,
+            "-H".into(),
+            second,
+            "--".into(),
+            "true".into(),
+        ],
+    ))
+    .status(0);
+}
+
+#[test]
 fn an_unreachable_host_does_not_stop_the_others() {
     let fleet = Fleet::start(2);
     let test = Test::new();
@@ -824,6 +867,22 @@ fn ends(pattern: &str) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     false
+}
+
+#[test]
+fn a_script_timeout_beyond_the_clock_is_no_deadline() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    // 1e19 s is a valid duration, but past the latest instant the clock can hold.
+    test.write(
+        "deploy/far.rhai",
+        "/// Waits forever, nearly.\nfn far_run(host) { host.run(\"echo far-done\", #{ timeout: 1e19 }); }\n",
+    );
+    let flags = ssh_flags(&fleet);
+    test.run(&args(&["run", "far_run", "-e", "fleet"], &flags))
+        .status(0)
+        .stdout_has("far-done")
+        .stderr_lacks("panicked");
 }
 
 #[test]

@@ -56,11 +56,18 @@ pub fn init(
             Some(canonical.file_name()?.to_string_lossy().into_owned())
         })
         .unwrap_or_else(|| "demo".into());
-    if plugin && !valid_name(&name) {
+    // The name starts Rhai names (`<name>_selftest`), which cannot start with a digit.
+    if plugin
+        && !(valid_name(&name) && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_'))
+    {
         return Err(CommandError::Unknown {
             kind: "plugin name",
             name,
-            help: Some("a plugin name is lowercase letters, digits, `-` and `_`".into()),
+            help: Some(
+                "a plugin name is lowercase letters, digits, `-` and `_`, starting with a \
+                 letter or `_`"
+                    .into(),
+            ),
         }
         .into());
     }
@@ -71,8 +78,13 @@ pub fn init(
         .take(2)
         .collect::<Vec<_>>()
         .join(".");
+    // In TOML the name is a whole string written by the toml crate, so any name (`a"b`) stays
+    // one valid string; plugin names, the only ones also used inside strings, need no escapes.
+    let quoted_placeholder = format!("\"{NAME_PLACEHOLDER}\"");
+    let quoted_name = toml::Value::String(name.clone()).to_string();
     let fill = |text: &str| {
-        text.replace(NAME_PLACEHOLDER, &name)
+        text.replace(&quoted_placeholder, &quoted_name)
+            .replace(NAME_PLACEHOLDER, &name)
             .replace(IDENT_PLACEHOLDER, &ident)
             .replace(WEFT_PLACEHOLDER, &weft)
     };
@@ -101,11 +113,16 @@ pub fn init(
             path.strip_prefix(&ctx.cwd).unwrap_or(&path).display()
         );
     }
-    let shown = dir.strip_prefix(&ctx.cwd).unwrap_or(&dir).display();
+    let shown = dir.strip_prefix(&ctx.cwd).unwrap_or(&dir);
     if plugin {
         // A plugin is used from a project, not from its own folder.
-        outln!("\nnext: in a project, {next} {}", dir.display());
+        let dir = crate::shell::quote(&dir.display().to_string());
+        outln!("\nnext: in a project, {next} {dir}");
+    } else if shown.as_os_str().is_empty() {
+        // Written into the working directory: there is nowhere to `cd`.
+        outln!("\nnext: {next}");
     } else {
+        let shown = crate::shell::quote(&shown.display().to_string());
         outln!("\nnext: cd {shown} && {next}");
     }
     Ok(EXIT_OK)

@@ -105,7 +105,11 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
         Command::Config { command } => config::config(ctx, command),
         Command::Completions { shell } => {
             let mut command = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut command, "weft", &mut std::io::stdout());
+            // clap_complete panics when its writer fails; written through `write_out`, a closed
+            // pipe (`weft completions bash | head`) ends weft quietly instead.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, "weft", &mut script);
+            write_out(format_args!("{}", String::from_utf8_lossy(&script)));
             Ok(crate::error::EXIT_OK)
         }
     }

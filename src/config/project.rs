@@ -161,6 +161,21 @@ pub fn debian_package_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
 }
 
+/// Why `name` cannot be one path component (a folder named after a host), if it cannot.
+fn unsafe_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty: a name is needed")
+    } else if name == "." || name == ".." {
+        Some("would name the folder itself or its parent")
+    } else if name.contains('/') {
+        Some("contains `/`")
+    } else if name.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else {
+        None
+    }
+}
+
 /// `[env.NAME]`.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -310,6 +325,34 @@ impl ProjectConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         for (env_name, env) in &self.file.env {
             let env_ref = env;
+            // Host names and machine roles (which name the machines, and so their hosts)
+            // become folder names: `weft copy --pull` writes under `DIR/<host>/`, and the local
+            // provider keeps each machine in a folder named after it.
+            let names = env_ref
+                .hosts
+                .keys()
+                .map(|name| ("hosts", "host name", name))
+                .chain(
+                    env_ref
+                        .machines
+                        .keys()
+                        .map(|name| ("machines", "machine role", name)),
+                );
+            for (table, what, name) in names {
+                if let Some(why) = unsafe_name(name) {
+                    return Err(self.invalid(
+                        self.narrow_quoted(
+                            self.section_span(&format!("env.{env_name}.{table}")),
+                            name,
+                        ),
+                        format!("{what} `{}` {why}", name.escape_debug()),
+                        Some(format!(
+                            "{what}s become folder names: give a name without `/` or control \
+                             characters, other than `.` and `..`, such as `app-0`"
+                        )),
+                    ));
+                }
+            }
             for role in env_ref.roles.values() {
                 for host in role.get_ref().hosts() {
                     if !env_ref.hosts.contains_key(host) {
@@ -501,6 +544,21 @@ impl ProjectConfig {
     /// An error about env `env` of this file, pointing at its section.
     pub fn env_error(&self, env: &str, message: String, help: Option<String>) -> ConfigError {
         self.invalid(self.section_span(&format!("env.{env}")), message, help)
+    }
+
+    /// The span of `word` as a quoted TOML string (`"…"`, `'…'`, or with escapes such as `\t`)
+    /// inside `span`, else `span` itself.
+    fn narrow_quoted(&self, span: std::ops::Range<usize>, word: &str) -> std::ops::Range<usize> {
+        let text = self.source.text().get(span.clone()).unwrap_or_default();
+        let escaped = toml::Value::String(word.to_string()).to_string();
+        let found = [format!("\"{word}\""), format!("'{word}'"), escaped]
+            .into_iter()
+            .filter_map(|quoted| text.find(&quoted).map(|at| (at, quoted.len())))
+            .min();
+        match found {
+            Some((at, len)) => span.start + at..span.start + at + len,
+            None => span,
+        }
     }
 
     fn invalid(

@@ -174,14 +174,7 @@ impl Transport for LocalTransport {
         _fresh: bool,
     ) -> Result<Option<u64>, TransportError> {
         let target = self.path(path);
-        // A replaced file keeps its mode unless one is asked for.
-        let mode = match mode {
-            Some(mode) => Some(mode),
-            None => tokio::fs::metadata(&target)
-                .await
-                .ok()
-                .map(|m| m.permissions().mode() & 0o7777),
-        };
+        let mode = Some(file_mode(&target, mode).await);
         replace_atomically(&target, mode, |mut file| async move {
             file.write_all(data).await?;
             file.sync_all().await?;
@@ -204,6 +197,7 @@ impl Transport for LocalTransport {
         _fresh: bool,
     ) -> Result<Option<u64>, TransportError> {
         let target = self.path(remote);
+        let mode = Some(file_mode(&target, mode).await);
         copy_atomic(local, &target, mode)
             .await
             .map_err(|source| TransportError::File {
@@ -222,6 +216,17 @@ impl Transport for LocalTransport {
                 path: remote.into(),
                 source,
             })
+    }
+}
+
+/// The mode a written file gets, as over SSH: the one asked for, else the replaced file's,
+/// else 0644 for a new file (readable by a web server, unlike a temporary file's 0600).
+async fn file_mode(target: &Path, mode: Option<u32>) -> u32 {
+    match mode {
+        Some(mode) => mode,
+        None => tokio::fs::metadata(target)
+            .await
+            .map_or(0o644, |m| m.permissions().mode() & 0o7777),
     }
 }
 

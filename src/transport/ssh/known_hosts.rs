@@ -1,7 +1,7 @@
 //! `known_hosts` files: plain, hashed, `[host]:port`, wildcard and negated patterns,
 //! `@cert-authority` (skipped: weft does not trust host certificates) and `@revoked`.
 
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -193,9 +193,22 @@ impl KnownHosts {
         );
         let mut out = std::fs::OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(&file)?;
-        out.write_all(line.as_bytes())?;
+        // A file edited by hand may lack its final newline; appending straight onto that last
+        // line would merge two entries and make the host it listed unknown.
+        let mut prefix = "";
+        if out.metadata()?.len() > 0 {
+            let mut last = [0u8; 1];
+            out.seek(std::io::SeekFrom::End(-1))?;
+            out.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                prefix = "\n";
+            }
+        }
+        // One write, so a reader never sees the separator without the entry.
+        out.write_all(format!("{prefix}{line}").as_bytes())?;
         let count = std::fs::read_to_string(&file)
             .map(|t| t.lines().count())
             .unwrap_or(1);
@@ -294,6 +307,23 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join("known_hosts")).expect("read");
         assert!(text.starts_with("[127.0.0.1]:2202 ssh-ed25519 "), "{text}");
         let reloaded = KnownHosts::load(vec![dir.path().join("known_hosts")]).expect("load");
+        assert_eq!(
+            reloaded.verify("127.0.0.1", 2202, &key(KEY_B)),
+            Verdict::Known
+        );
+    }
+
+    #[test]
+    fn learning_after_a_last_line_without_newline_keeps_that_line() {
+        let (dir, mut hosts) = known(&format!("[127.0.0.1]:2201 {KEY_A}"));
+        hosts.learn("127.0.0.1", 2202, &key(KEY_B)).expect("learn");
+        let text = std::fs::read_to_string(dir.path().join("known_hosts")).expect("read");
+        assert_eq!(text.lines().count(), 2, "{text}");
+        let reloaded = KnownHosts::load(vec![dir.path().join("known_hosts")]).expect("load");
+        assert_eq!(
+            reloaded.verify("127.0.0.1", 2201, &key(KEY_A)),
+            Verdict::Known
+        );
         assert_eq!(
             reloaded.verify("127.0.0.1", 2202, &key(KEY_B)),
             Verdict::Known

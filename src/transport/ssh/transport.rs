@@ -125,7 +125,10 @@ impl SshTransport {
                 }
             }
         };
-        let deadline = request.timeout.map(|t| tokio::time::Instant::now() + t);
+        // A timeout past what the clock can hold (a script's `timeout: 1e18`) is no deadline.
+        let deadline = request
+            .timeout
+            .and_then(|t| tokio::time::Instant::now().checked_add(t));
         match shell.run(&request.command, deadline, sink).await {
             Ok((shell, output)) => {
                 *slot = ShellSlot::Idle(shell);
@@ -195,7 +198,10 @@ impl SshTransport {
             writer.eof().await?;
             Ok::<_, SshError>(())
         };
-        let deadline = request.timeout.map(|t| tokio::time::Instant::now() + t);
+        // A timeout past what the clock can hold (a script's `timeout: 1e18`) is no deadline.
+        let deadline = request
+            .timeout
+            .and_then(|t| tokio::time::Instant::now().checked_add(t));
         let mut out = Capture::new(Stream::Stdout);
         let mut err = Capture::new(Stream::Stderr);
         let mut code = None;
