@@ -150,7 +150,7 @@ pub mod ops_api {
     /// file's folder looks as it will, in a mount namespace of its own).
     ///
     /// ```rhai
-    /// host.file("/etc/app.env", #{ content: `TOKEN=${token}\n`, mode: "0600", sensitive: true });
+    /// host.file("/etc/app.env", #{ content: "TOKEN=" + token + "\n", mode: "0600", sensitive: true });
     /// host.file("/etc/sudoers.d/app", #{ content: rule, mode: "0440", validate: ["visudo", "-cf", "%s"] });
     /// ```
     #[rhai_fn(name = "file", return_raw)]
