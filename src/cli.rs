@@ -77,14 +77,22 @@ impl Cli {
         })
     }
 
-    /// Whether output is coloured: `--color`, else a terminal on stderr without `NO_COLOR`.
+    /// Whether diagnostics (stderr) are coloured: `--color`, else a terminal without `NO_COLOR`.
     pub fn colored(&self) -> bool {
+        self.colored_on(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    }
+
+    /// Whether a run's report (stdout) is coloured, by the same rule.
+    pub fn colored_output(&self) -> bool {
+        self.colored_on(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+    }
+
+    fn colored_on(&self, terminal: bool) -> bool {
         match self.color {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
             ColorChoice::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && std::io::IsTerminal::is_terminal(&std::io::stderr())
+                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && terminal
             }
         }
     }

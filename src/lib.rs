@@ -41,7 +41,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
     error::install_hook(color);
     logging::init(cli.verbose);
     let json = cli.json();
-    match start(cli, color) {
+    match start(cli) {
         Ok(code) => code,
         // With --json, stdout carries JSON only: the fatal error is one `error` event there
         // too, and people watching still read it rendered on stderr.
@@ -57,7 +57,7 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
     }
 }
 
-fn start(cli: Cli, color: bool) -> miette::Result<i32> {
+fn start(cli: Cli) -> miette::Result<i32> {
     let cwd = std::env::current_dir()
         .map_err(|err| miette::miette!("cannot read the working directory: {err}"))?;
     let cwd = match &cli.directory {
@@ -69,7 +69,7 @@ fn start(cli: Cli, color: bool) -> miette::Result<i32> {
     };
     let ctx = cmd::Context {
         cwd,
-        color,
+        color_output: cli.colored_output(),
         verbose: cli.verbose,
         quiet: cli.quiet,
     };

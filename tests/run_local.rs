@@ -5,6 +5,22 @@ use crate::harness::Test;
 const CONFIG: &str = "[project]\nname = \"t\"\n[vars]\nwho = \"world\"\n";
 
 #[test]
+fn color_always_colours_a_report_read_through_a_pipe_and_auto_does_not() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/c.rhai",
+        "/// Logs a line.\nfn c_log(host) { log(\"hi\"); }\n",
+    );
+    // The harness reads stdout through a pipe, and sets NO_COLOR, which `always` overrides.
+    test.run(&["run", "c_log", "--color", "always"])
+        .status(0)
+        .stdout_has("\u{1b}[");
+    test.run(&["run", "c_log"])
+        .status(0)
+        .stdout_lacks("\u{1b}[");
+}
+
+#[test]
 fn second_run_changes_nothing_and_check_touches_nothing() {
     let test = Test::with_config(CONFIG);
     test.write(

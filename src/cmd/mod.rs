@@ -51,8 +51,8 @@ use crate::project::Project;
 pub struct Context {
     /// The working directory (after `-C`).
     pub cwd: PathBuf,
-    /// Whether output is coloured.
-    pub color: bool,
+    /// Whether a run's report on stdout is coloured (`--color always` also into a pipe).
+    pub color_output: bool,
     /// `-v` given this many times.
     pub verbose: u8,
     /// `-q`.

@@ -177,7 +177,7 @@ pub fn run_settings(
         check: flags.check,
         diff: flags.diff,
         json: fanout.json,
-        color: ctx.color,
+        color: ctx.color_output,
         verbosity: match (ctx.quiet, ctx.verbose) {
             (true, _) => Verbosity::Quiet,
             (false, 0) => Verbosity::Normal,
@@ -203,7 +203,7 @@ pub fn run_context(
 ) -> Arc<RunContext> {
     let style = Style {
         json: settings.json,
-        color: settings.color && std::io::stdout().is_terminal(),
+        color: settings.color,
         verbosity: settings.verbosity,
         progress_bar: std::io::stderr().is_terminal() && settings.verbosity != Verbosity::Quiet,
         check: settings.check,
