@@ -23,7 +23,7 @@ pub enum HostError {
     #[error(transparent)]
     Transport(#[from] TransportError),
     /// The run was interrupted (Ctrl-C or SIGTERM) before this step.
-    #[error("interrupted before `{0}`")]
+    #[error("interrupted before {0}")]
     Interrupted(String),
     /// A command exited non-zero and the script did not allow it.
     #[error("`{command}` exited with {code}{}", stderr_tail(.stderr))]
@@ -411,8 +411,13 @@ impl HostSession {
     }
 
     fn not_interrupted(&self, step: &str) -> Result<(), HostError> {
+        self.not_interrupted_before(|| format!("`{step}`"))
+    }
+
+    /// Fails with "interrupted before `what()`" once Ctrl-C came, outside `always` steps.
+    fn not_interrupted_before(&self, what: impl FnOnce() -> String) -> Result<(), HostError> {
         if super::interrupt::interrupted() && self.always.load(Ordering::SeqCst) == 0 {
-            return Err(HostError::Interrupted(step.to_string()));
+            return Err(HostError::Interrupted(what()));
         }
         Ok(())
     }
@@ -433,10 +438,14 @@ impl HostSession {
     /// `probe` for the checks of files, which keeps the stat lines read ahead
     /// (`exec::stat_lines`): it changes nothing they describe.
     pub(crate) fn file_probe(&self, command: &str) -> Result<ExecOutput, HostError> {
+        // Named as the user knows it: the probe's text is weft's own (a `stat` of up to 32
+        // files read ahead), not a step of the script.
+        self.not_interrupted_before(|| "checking the host".into())?;
         let options = RunOptions {
             check_safe: true,
             quiet: true,
             fail_on_error: false,
+            always: true,
             ..RunOptions::default()
         };
         Ok(self.execute(command, &options)?.unwrap_or_default())
