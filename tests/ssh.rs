@@ -980,17 +980,45 @@ fn a_host_whose_sshd_session_is_stopped_is_given_up_by_keepalives() {
 }
 
 #[test]
+fn every_command_after_a_dropped_connection_fails_naming_the_host() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    // The first command cuts its own connection (as in the test below); the goal catches that
+    // and goes on, so the next command meets a connection that is gone.
+    test.write(
+        "deploy/cut.rhai",
+        &format!(
+            "/// Goes on after a cut.\nfn cut_on(host) {{\n    try {{ host.run({cut:?}); }} catch (e) {{ log(\"caught\"); }}\n    host.run(\"echo after\");\n}}\n",
+            cut = CUT_OWN_CONNECTION
+        ),
+    );
+    let flags = ssh_flags(&fleet);
+    let address = fleet.address(0, "root");
+    test.run(&args(&["run", "cut_on", "-e", "fleet"], &flags))
+        .status(1)
+        .stdout_has("caught")
+        .stdout_has(&format!(
+            "connection to {address} is lost (it ended during an earlier step); `echo after` did \
+             not run"
+        ))
+        .stdout_has("1 failed")
+        .stdout_lacks("Channel send error")
+        .stderr_lacks("Channel send error");
+}
+
+/// A command that kills the sshd process serving its own connection: the nearest ancestor
+/// named sshd (the listening daemon, further up, stays).
+const CUT_OWN_CONNECTION: &str = "p=$$; while [ \"$p\" -gt 1 ]; do case $(ps -o comm= -p \"$p\") in sshd*) kill -9 \"$p\"; break;; esac; p=$(ps -o ppid= -p \"$p\" | tr -d ' '); done; sleep 2";
+
+#[test]
 fn a_command_whose_connection_drops_says_so_and_that_it_may_still_run() {
     let fleet = Fleet::start(1);
     let test = Test::new();
     let flags = ssh_flags(&fleet);
     let address = fleet.address(0, "root");
-    // The command kills the sshd process serving its own connection: the nearest ancestor
-    // named sshd (the listening daemon, further up, stays).
-    let cut = "p=$$; while [ \"$p\" -gt 1 ]; do case $(ps -o comm= -p \"$p\") in sshd*) kill -9 \"$p\"; break;; esac; p=$(ps -o ppid= -p \"$p\" | tr -d ' '); done; sleep 2";
     let argv = args(&["exec", "-H", &address], &flags);
     let mut argv = argv;
-    argv.extend(["--", cut]);
+    argv.extend(["--", CUT_OWN_CONNECTION]);
     test.run(&argv)
         .status(1)
         .stdout_has(&format!("connection to {address} lost while running"))
