@@ -577,6 +577,68 @@ fn weft_ssh_runs_one_command_and_returns_its_code() {
         .stderr_has("ordinal 5 is out of range");
 }
 
+/// Runs `weft args` with `input` on its standard input; returns the exit code, stdout, stderr.
+fn run_fed(test: &Test, args: &[&str], input: &[u8]) -> (Option<i32>, Vec<u8>, Vec<u8>) {
+    use std::io::Write;
+    let mut child = test
+        .command(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("weft starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    // Fed from a thread: the output is read meanwhile, so no pipe fills up both ways.
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("weft ends");
+    feeder.join().expect("feeder");
+    (out.status.code(), out.stdout, out.stderr)
+}
+
+#[test]
+fn weft_ssh_passes_input_to_the_command_and_bytes_back_unchanged() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    let flags = ssh_flags(&fleet);
+    let base = ["ssh", "host-0", "-e", "fleet"];
+    // Every byte value, several times over, with no newline at the end.
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(256 * 400 + 7).collect();
+    let mut argv = args(&base, &flags);
+    argv.extend(["--", "cat"]);
+    let (code, stdout, _) = run_fed(&test, &argv, &bytes);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout == bytes,
+        "cat returned {} bytes, not the {} sent",
+        stdout.len(),
+        bytes.len()
+    );
+    // Standard error comes back as bytes too, and the exit code still passes through.
+    let mut argv = args(&base, &flags);
+    argv.extend(["--", "cat", ">&2;", "exit", "4"]);
+    let (code, stdout, stderr) = run_fed(&test, &argv, &bytes);
+    assert_eq!(code, Some(4));
+    assert!(stdout.is_empty());
+    assert!(
+        stderr == bytes,
+        "stderr had {} bytes, not {}",
+        stderr.len(),
+        bytes.len()
+    );
+    // Input reaches a command that reads a line; one that reads none is no error.
+    let mut argv = args(&base, &flags);
+    argv.extend(["--", "read", "l;", "echo", "got:$l"]);
+    let (code, stdout, _) = run_fed(&test, &argv, b"hi\n");
+    assert_eq!((code, stdout.as_slice()), (Some(0), &b"got:hi\n"[..]));
+    let mut argv = args(&base, &flags);
+    argv.extend(["--", "echo", "done"]);
+    let (code, stdout, _) = run_fed(&test, &argv, &bytes);
+    assert_eq!((code, stdout.as_slice()), (Some(0), &b"done\n"[..]));
+}
+
 /// Makes a key pair of `kind` in `dir`, optionally encrypted, and lets it log in to the fleet.
 fn authorize_new_key(fleet: &Fleet, dir: &std::path::Path, kind: &str, passphrase: &str) -> String {
     let key = dir.join(format!("id_{kind}"));

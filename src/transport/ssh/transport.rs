@@ -197,7 +197,10 @@ impl SshTransport {
         pipe: Pipe<'_>,
         sink: &dyn LineSink,
     ) -> Result<Option<ExecOutput>, SshError> {
-        let plain = request.stdin.is_none() && pipe.input.is_none() && pipe.output.is_none();
+        let plain = request.stdin.is_none()
+            && pipe.input.is_none()
+            && pipe.output.is_none()
+            && pipe.error.is_none();
         if plain {
             if let Some(outcome) = self.run_in_shell(request, sink).await? {
                 return Ok(outcome);
@@ -226,8 +229,13 @@ impl SshTransport {
             .await
             .map_err(|e| self.starting(&step, e))?;
         let (mut reader, writer) = channel.split();
-        let Pipe { input, mut output } = pipe;
-        let streams_input = input.is_some();
+        let Pipe {
+            input,
+            input_may_remain,
+            mut output,
+            mut error,
+        } = pipe;
+        let streams_input = input.is_some() && !input_may_remain;
         // Input is sent while output is read: a command that answers as it reads (or a dump
         // loaded through one) never waits on a full window in both directions.
         let feed = async {
@@ -272,14 +280,24 @@ impl SshTransport {
                             })?,
                             None => out.push(&data, sink),
                         },
-                        ChannelMsg::ExtendedData { data, ext: 1 } => err.push(&data, sink),
+                        ChannelMsg::ExtendedData { data, ext: 1 } => {
+                            match error.as_mut() {
+                                Some(error) => error.write_all(&data).await.map_err(|source| {
+                                    SshError::Stream {
+                                        target: self.target.to_string(),
+                                        source,
+                                    }
+                                })?,
+                                None => err.push(&data, sink),
+                            }
+                        }
                         ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status as i32),
                         ChannelMsg::ExitSignal { .. } => code = Some(-1),
                         _ => {}
                     }
                 }
-                if let Some(output) = output.as_mut() {
-                    output.flush().await.map_err(|source| SshError::Stream {
+                for stream in [output.as_mut(), error.as_mut()].into_iter().flatten() {
+                    stream.flush().await.map_err(|source| SshError::Stream {
                         target: self.target.to_string(),
                         source,
                     })?;
