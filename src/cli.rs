@@ -329,7 +329,8 @@ pub struct SshArgs {
     pub target: CloudTarget,
     #[command(flatten)]
     pub connect: ConnectArgs,
-    /// A command to run instead of a shell, after `--`.
+    /// A command to run instead of a shell, after `--`; it reads weft's input, and its output
+    /// comes back unchanged.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }

@@ -406,3 +406,46 @@ fn out_of_range_numbers_are_usage_errors_not_panics() {
             .stderr_lacks("unreachable");
     }
 }
+
+#[test]
+fn an_unusable_host_address_is_refused_where_it_is_written() {
+    // Each address alone, so each error is shown: weft stops at the first one.
+    let cases = [
+        (
+            "hosts = { a = \"root@127.0.0.1:notaport\" }",
+            "the address of host `a` is unusable: `notaport` in `root@127.0.0.1:notaport` is not a port",
+            "weft.toml:2:15",
+        ),
+        (
+            "hosts = { b = \"\" }",
+            "the address of host `b` is empty",
+            "weft.toml:2:15",
+        ),
+        (
+            "hosts = { c = \"root@[::1\" }",
+            "the address of host `c` is unusable: `root@[::1` opens `[` without closing it",
+            "weft.toml:2:15",
+        ),
+        (
+            "hosts = { d = { address = \"@10.0.0.5\", vars = { x = 1 } } }",
+            "the address of host `d` is unusable: `@10.0.0.5` has an empty user before `@`",
+            "weft.toml:2:27",
+        ),
+    ];
+    for (hosts, message, location) in cases {
+        let test = Test::with_config(&format!("[env.fleet]\n{hosts}\n"));
+        test.write("deploy/mark.rhai", MARKER);
+        for argv in [
+            &["hosts", "-e", "fleet"][..],
+            &["run", "mark_it", "-e", "fleet"],
+        ] {
+            test.run(argv)
+                .status(2)
+                .stderr_has(message)
+                .stderr_has(location)
+                .stderr_has(&format!("2 │ {hosts}"))
+                .stderr_has("[user@]host[:port]");
+        }
+        assert!(!test.path().join("ran.txt").exists());
+    }
+}

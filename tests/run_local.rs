@@ -798,3 +798,23 @@ fn m_write(host, text) {
     assert_eq!(mode_of(&test, "kept.txt"), 0o640);
     assert_eq!(test.read("kept.txt"), "v1");
 }
+
+#[test]
+fn weft_ssh_on_the_local_connector_passes_input_and_bytes_unchanged() {
+    let test = Test::with_config("[project]\nname = \"x\"\n");
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(256 * 40 + 3).collect();
+    std::fs::write(test.path().join("all.bin"), &bytes).expect("write");
+    let input = std::fs::File::open(test.path().join("all.bin")).expect("open");
+    let out = test
+        .command(&["ssh", "local", "--", "cat;", "exit", "3"])
+        .stdin(input)
+        .output()
+        .expect("weft runs");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        out.stdout == bytes,
+        "got {} bytes, not {}",
+        out.stdout.len(),
+        bytes.len()
+    );
+}

@@ -577,6 +577,68 @@ fn weft_ssh_runs_one_command_and_returns_its_code() {
         .stderr_has("ordinal 5 is out of range");
 }
 
+/// Runs `weft args` with `input` on its standard input; returns the exit code, stdout, stderr.
+fn run_fed(test: &Test, args: &[&str], input: &[u8]) -> (Option<i32>, Vec<u8>, Vec<u8>) {
+    use std::io::Write;
+    let mut child = test
+        .command(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("weft starts");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let input = input.to_vec();
+    // Fed from a thread: the output is read meanwhile, so no pipe fills up both ways.
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().expect("weft ends");
+    feeder.join().expect("feeder");
+    (out.status.code(), out.stdout, out.stderr)
+}
+
+#[test]
+fn weft_ssh_passes_input_to_the_command_and_bytes_back_unchanged() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    let flags = ssh_flags(&fleet);
+    let base = ["ssh", "host-0", "-e", "fleet"];
+    // Every byte value, several times over, with no newline at the end.
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(256 * 400 + 7).collect();
+    let mut argv = args(&base, &flags);
+    argv.extend(["--", "cat"]);
+    let (code, stdout, _) = run_fed(&test, &argv, &bytes);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout == bytes,
+        "cat returned {} bytes, not the {} sent",
+        stdout.len(),
+        bytes.len()
+    );
+    // Standard error comes back as bytes too, and the exit code still passes through.
+    let mut argv = args(&base, &flags);
+    argv.extend(["--", "cat", ">&2;", "exit", "4"]);
+    let (code, stdout, stderr) = run_fed(&test, &argv, &bytes);
+    assert_eq!(code, Some(4));
+    assert!(stdout.is_empty());
+    assert!(
+        stderr == bytes,
+        "stderr had {} bytes, not {}",
+        stderr.len(),
+        bytes.len()
+    );
+    // Input reaches a command that reads a line; one that reads none is no error.
+    let mut argv = args(&base, &flags);
+    argv.extend(["--", "read", "l;", "echo", "got:$l"]);
+    let (code, stdout, _) = run_fed(&test, &argv, b"hi\n");
+    assert_eq!((code, stdout.as_slice()), (Some(0), &b"got:hi\n"[..]));
+    let mut argv = args(&base, &flags);
+    argv.extend(["--", "echo", "done"]);
+    let (code, stdout, _) = run_fed(&test, &argv, &bytes);
+    assert_eq!((code, stdout.as_slice()), (Some(0), &b"done\n"[..]));
+}
+
 /// Makes a key pair of `kind` in `dir`, optionally encrypted, and lets it log in to the fleet.
 fn authorize_new_key(fleet: &Fleet, dir: &std::path::Path, kind: &str, passphrase: &str) -> String {
     let key = dir.join(format!("id_{kind}"));
@@ -980,17 +1042,45 @@ fn a_host_whose_sshd_session_is_stopped_is_given_up_by_keepalives() {
 }
 
 #[test]
+fn every_command_after_a_dropped_connection_fails_naming_the_host() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    // The first command cuts its own connection (as in the test below); the goal catches that
+    // and goes on, so the next command meets a connection that is gone.
+    test.write(
+        "deploy/cut.rhai",
+        &format!(
+            "/// Goes on after a cut.\nfn cut_on(host) {{\n    try {{ host.run({cut:?}); }} catch (e) {{ log(\"caught\"); }}\n    host.run(\"echo after\");\n}}\n",
+            cut = CUT_OWN_CONNECTION
+        ),
+    );
+    let flags = ssh_flags(&fleet);
+    let address = fleet.address(0, "root");
+    test.run(&args(&["run", "cut_on", "-e", "fleet"], &flags))
+        .status(1)
+        .stdout_has("caught")
+        .stdout_has(&format!(
+            "connection to {address} is lost (it ended during an earlier step); `echo after` did \
+             not run"
+        ))
+        .stdout_has("1 failed")
+        .stdout_lacks("Channel send error")
+        .stderr_lacks("Channel send error");
+}
+
+/// A command that kills the sshd process serving its own connection: the nearest ancestor
+/// named sshd (the listening daemon, further up, stays).
+const CUT_OWN_CONNECTION: &str = "p=$$; while [ \"$p\" -gt 1 ]; do case $(ps -o comm= -p \"$p\") in sshd*) kill -9 \"$p\"; break;; esac; p=$(ps -o ppid= -p \"$p\" | tr -d ' '); done; sleep 2";
+
+#[test]
 fn a_command_whose_connection_drops_says_so_and_that_it_may_still_run() {
     let fleet = Fleet::start(1);
     let test = Test::new();
     let flags = ssh_flags(&fleet);
     let address = fleet.address(0, "root");
-    // The command kills the sshd process serving its own connection: the nearest ancestor
-    // named sshd (the listening daemon, further up, stays).
-    let cut = "p=$$; while [ \"$p\" -gt 1 ]; do case $(ps -o comm= -p \"$p\") in sshd*) kill -9 \"$p\"; break;; esac; p=$(ps -o ppid= -p \"$p\" | tr -d ' '); done; sleep 2";
     let argv = args(&["exec", "-H", &address], &flags);
     let mut argv = argv;
-    argv.extend(["--", cut]);
+    argv.extend(["--", CUT_OWN_CONNECTION]);
     test.run(&argv)
         .status(1)
         .stdout_has(&format!("connection to {address} lost while running"))

@@ -13,7 +13,7 @@ use crate::cloud::env::by_ordinal;
 use crate::config::ConnectorKind;
 use crate::inventory::{env_inventory, HostFilter, HostSpec, Selection};
 use crate::transport::ssh::{ConnectError, ConnectOptions, HostKeyPolicy, Target};
-use crate::transport::{Connector, ExecRequest, LineSink, Stream};
+use crate::transport::{Connector, ExecRequest, NoLines, Pipe, SUDO_PASSWORD_ENV};
 
 /// A target `weft ssh` cannot pick one host from.
 #[derive(Debug, Error, Diagnostic)]
@@ -33,17 +33,6 @@ pub enum SshTargetError {
     #[error("cannot start `{program}`: {message}")]
     #[diagnostic(code(weft::ssh::spawn))]
     Spawn { program: String, message: String },
-}
-
-struct Raw;
-
-impl LineSink for Raw {
-    fn line(&self, stream: Stream, line: &str) {
-        match stream {
-            Stream::Stdout => outln!("{line}"),
-            Stream::Stderr => eprintln!("{line}"),
-        }
-    }
 }
 
 /// Opens a shell on the target, or runs the command after `--` and exits with its code.
@@ -71,12 +60,22 @@ pub fn ssh(ctx: &Context, args: SshArgs) -> Result<i32> {
     let options = settings::connect_options(&project, &args.connect);
     let local = selection.inventory.connector == ConnectorKind::Local;
     if !args.command.is_empty() {
-        let connector = if local {
-            Connector::Local(project.root.clone())
-        } else {
-            Connector::ssh(&options, &[(spec.name.as_str(), spec.address.as_str())], 1)?
-        };
-        return run_one(connector, &spec, &args.command.join(" "));
+        let command = args.command.join(" ");
+        if local {
+            // This machine: the command gets weft's own input and output, as a shell would
+            // give them, without weft's secrets (as the local connector runs commands).
+            let mut shell = Command::new("sh");
+            shell
+                .arg("-c")
+                .arg(&command)
+                .current_dir(&project.root)
+                .env_remove(crate::transport::ssh::auth::PASSPHRASE_ENV)
+                .env_remove(SUDO_PASSWORD_ENV);
+            return interactive(&mut shell, "sh");
+        }
+        let connector =
+            Connector::ssh(&options, &[(spec.name.as_str(), spec.address.as_str())], 1)?;
+        return run_one(connector, &spec, &command);
     }
     if local {
         let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
@@ -164,9 +163,20 @@ fn run_one(connector: Connector, spec: &HostSpec, command: &str) -> Result<i32> 
         command: command.to_string(),
         ..ExecRequest::default()
     };
+    // As with OpenSSH's client: weft's input goes to the command until it ends (or the
+    // command does), and its output comes back byte for byte, binary or not.
     let result = runtime.block_on(async {
         transport.connect().await?;
-        transport.exec(&request, &Raw).await
+        let mut stdin = stdin_stream();
+        let mut stdout = Blocking(std::io::stdout());
+        let mut stderr = Blocking(std::io::stderr());
+        let pipe = Pipe {
+            input: Some(&mut stdin),
+            input_may_remain: true,
+            output: Some(&mut stdout),
+            error: Some(&mut stderr),
+        };
+        transport.exec_piped(&request, pipe, &NoLines).await
     });
     match result {
         Ok(out) => Ok(out.code.clamp(0, 255)),
@@ -174,5 +184,95 @@ fn run_one(connector: Connector, spec: &HostSpec, command: &str) -> Result<i32> 
             eprintln!("weft: {}: {err}", spec.name);
             Ok(crate::error::EXIT_FAILED)
         }
+    }
+}
+
+/// weft's standard input as an async stream. It is read on a thread of its own, because a
+/// blocking read (a terminal that never sends EOF) cannot be interrupted: when the command
+/// ends first, that thread is simply left behind, and the process exits without it.
+struct StdinStream {
+    chunks: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    pending: Vec<u8>,
+    at: usize,
+}
+
+fn stdin_stream() -> StdinStream {
+    use std::io::Read;
+    let (sender, chunks) = tokio::sync::mpsc::channel(4);
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let chunk = match stdin.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => Ok(buf[..n].to_vec()),
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(err) => Err(err),
+            };
+            let failed = chunk.is_err();
+            if sender.blocking_send(chunk).is_err() || failed {
+                break;
+            }
+        }
+    });
+    StdinStream {
+        chunks,
+        pending: Vec::new(),
+        at: 0,
+    }
+}
+
+impl tokio::io::AsyncRead for StdinStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use std::task::Poll;
+        let this = self.get_mut();
+        if this.at == this.pending.len() {
+            match this.chunks.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                // The reading thread ended: EOF.
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(Some(Err(err))) => return Poll::Ready(Err(err)),
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.pending = chunk;
+                    this.at = 0;
+                }
+            }
+        }
+        let n = (this.pending.len() - this.at).min(buf.remaining());
+        buf.put_slice(&this.pending[this.at..this.at + n]);
+        this.at += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// weft's standard output or error as an async writer, written as the bytes come: a slow
+/// reader holds the command back, as a pipe would. (tokio's own wrappers are not built in.)
+struct Blocking<W>(W);
+
+impl<W: std::io::Write + Unpin> tokio::io::AsyncWrite for Blocking<W> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(self.get_mut().0.write(buf))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(self.get_mut().0.flush())
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.poll_flush(cx)
     }
 }

@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::ConfigError;
 use crate::source::SourceFile;
+use crate::transport::ssh::Target;
 
 /// A parsed `weft.toml`, with the text it came from for diagnostics.
 #[derive(Debug)]
@@ -350,6 +351,29 @@ impl ProjectConfig {
                             "{what}s become folder names: give a name without `/` or control \
                              characters, other than `.` and `..`, such as `app-0`"
                         )),
+                    ));
+                }
+            }
+            // Checked with the parser that connects, so an address that cannot work stops
+            // weft here, pointing at it, and not later when a run is about to reach it.
+            for (name, entry) in &env_ref.hosts {
+                let address = entry.get_ref().address();
+                let problem = if address.is_empty() {
+                    Some("is empty".to_string())
+                } else {
+                    Target::parse(address)
+                        .err()
+                        .map(|why| format!("is unusable: {why}"))
+                };
+                if let Some(problem) = problem {
+                    return Err(self.invalid(
+                        self.narrow_quoted(entry.span(), address),
+                        format!("the address of host `{name}` {problem}"),
+                        Some(
+                            "write `[user@]host[:port]`, with an IPv6 address in brackets, such \
+                             as \"root@10.0.0.5:22\" or \"[::1]:2222\""
+                                .into(),
+                        ),
                     ));
                 }
             }

@@ -99,8 +99,8 @@ pub fn dump(
             .map_err(write_error(&tmp))?;
         let mut out = Hashing::new(file);
         let pipe = Pipe {
-            input: None,
             output: Some(&mut out),
+            ..Pipe::default()
         };
         session
             .exec_piped(&compressed(command), command, pipe)
@@ -166,7 +166,7 @@ pub fn load(session: &HostSession, source: &str, command: &str) -> Result<bool, 
             })?;
         let pipe = Pipe {
             input: Some(&mut file),
-            output: None,
+            ..Pipe::default()
         };
         session
             .exec_piped(&decompressed(command), command, pipe)

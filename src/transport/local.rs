@@ -78,8 +78,13 @@ impl Transport for LocalTransport {
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
-        let Pipe { input, output } = pipe;
-        let streams_input = input.is_some();
+        let Pipe {
+            input,
+            input_may_remain,
+            output,
+            error,
+        } = pipe;
+        let streams_input = input.is_some() && !input_may_remain;
         let run = async {
             // Whether all of `input` went in: a command may exit without reading its input,
             // which is no error of ours unless it was given a stream to take whole.
@@ -117,9 +122,14 @@ impl Transport for LocalTransport {
                     }
                 },
                 async {
-                    match stderr {
-                        Some(s) => pump(s, Stream::Stderr, sink).await,
-                        None => Ok(String::new()),
+                    match (stderr, error) {
+                        (Some(mut s), Some(error)) => {
+                            tokio::io::copy(&mut s, error).await?;
+                            error.flush().await?;
+                            Ok(String::new())
+                        }
+                        (Some(s), None) => pump(s, Stream::Stderr, sink).await,
+                        (None, _) => Ok(String::new()),
                     }
                 }
             );

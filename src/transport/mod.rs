@@ -91,8 +91,13 @@ pub enum TransportError {
 pub struct Pipe<'a> {
     /// Read to the end into the command's standard input, after `ExecRequest::stdin`.
     pub input: Option<&'a mut (dyn AsyncRead + Unpin + Send)>,
+    /// The command may end before it read all of `input`, as with OpenSSH's client (`weft
+    /// ssh`); otherwise that fails as `InputNotRead`, since a dump being loaded must go in whole.
+    pub input_may_remain: bool,
     /// Receives the command's standard output, which `ExecOutput::stdout` then lacks.
     pub output: Option<&'a mut (dyn AsyncWrite + Unpin + Send)>,
+    /// Receives the command's standard error, which `ExecOutput::stderr` then lacks.
+    pub error: Option<&'a mut (dyn AsyncWrite + Unpin + Send)>,
 }
 
 /// How weft talks to one host: run a command, read a file, write a file.

@@ -62,6 +62,11 @@ pub enum SshError {
          running on {target}: check there before running it again"
     )]
     ConnectionLost { target: String, command: String },
+    /// The connection had already ended when a step was to start, so the step never ran.
+    #[error(
+        "connection to {target} is lost (it ended during an earlier step); {step} did not run"
+    )]
+    Closed { target: String, step: String },
     /// A command's streamed output could not be written where it was going.
     #[error("cannot write the output of a command on {target}: {source}")]
     Stream {

@@ -69,17 +69,50 @@ impl SshTransport {
         }
     }
 
-    async fn connection(&self) -> Result<&Connection, SshError> {
-        self.connection
+    /// The connection, opened on first use; `step` names what is about to use it, for the
+    /// error when it has ended.
+    async fn connection(&self, step: &str) -> Result<&Connection, SshError> {
+        let connection = self
+            .connection
             .get_or_try_init(|| connect(&self.settings, &self.target))
-            .await
+            .await?;
+        // The connection is opened once and kept after it ends (no reconnection): every later
+        // step would fail with russh's bare "Channel send error", which names neither the host
+        // nor the cause.
+        if connection.handle.is_closed() {
+            return Err(self.closed(step));
+        }
+        Ok(connection)
+    }
+
+    /// The error for `step`, which could not start because the connection has ended.
+    fn closed(&self, step: &str) -> SshError {
+        SshError::Closed {
+            target: self.target.to_string(),
+            step: step.to_string(),
+        }
+    }
+
+    /// `err` from starting `step`, told as a lost connection when that is what it was: the
+    /// connection can end between the check in `connection` and the step's first message.
+    fn starting(&self, step: &str, err: impl Into<SshError>) -> SshError {
+        match self.connection.get() {
+            Some(connection) if connection.handle.is_closed() => self.closed(step),
+            _ => err.into(),
+        }
     }
 
     async fn sftp(&self) -> Result<&SftpSession, SshError> {
+        const STEP: &str = "the file transfer";
+        // Checked on every use, not only the first: the session outlives its connection.
+        let connection = self.connection(STEP).await?;
         self.sftp
             .get_or_try_init(|| async {
-                let connection = self.connection().await?;
-                let channel = connection.handle.channel_open_session().await?;
+                let channel = connection
+                    .handle
+                    .channel_open_session()
+                    .await
+                    .map_err(|e| self.starting(STEP, e))?;
                 channel.request_subsystem(true, "sftp").await?;
                 let config = russh_sftp::client::Config {
                     max_concurrent_writes: self.settings.sftp_writes,
@@ -112,7 +145,8 @@ impl SshTransport {
             }
             ShellSlot::Idle(Some(shell)) => shell,
             ShellSlot::Idle(None) => {
-                let connection = self.connection().await?;
+                let step = format!("`{}`", shortened(&request.command));
+                let connection = self.connection(&step).await?;
                 match KeptShell::start(&connection.handle).await {
                     Ok(shell) => shell,
                     Err(ShellError::Unavailable) => {
@@ -120,7 +154,7 @@ impl SshTransport {
                         *slot = ShellSlot::Off;
                         return Ok(None);
                     }
-                    Err(ShellError::Ssh(err)) => return Err(err),
+                    Err(ShellError::Ssh(err)) => return Err(self.starting(&step, err)),
                     Err(ShellError::Lost | ShellError::TimedOut { .. }) => return Ok(None),
                 }
             }
@@ -163,7 +197,10 @@ impl SshTransport {
         pipe: Pipe<'_>,
         sink: &dyn LineSink,
     ) -> Result<Option<ExecOutput>, SshError> {
-        let plain = request.stdin.is_none() && pipe.input.is_none() && pipe.output.is_none();
+        let plain = request.stdin.is_none()
+            && pipe.input.is_none()
+            && pipe.output.is_none()
+            && pipe.error.is_none();
         if plain {
             if let Some(outcome) = self.run_in_shell(request, sink).await? {
                 return Ok(outcome);
@@ -179,13 +216,26 @@ impl SshTransport {
         pipe: Pipe<'_>,
         sink: &dyn LineSink,
     ) -> Result<Option<ExecOutput>, SshError> {
-        let connection = self.connection().await?;
+        let step = format!("`{}`", shortened(&request.command));
+        let connection = self.connection(&step).await?;
         let _permit = self.channels.acquire().await;
-        let channel = connection.handle.channel_open_session().await?;
-        channel.exec(true, request.command.as_bytes()).await?;
+        let channel = connection
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| self.starting(&step, e))?;
+        channel
+            .exec(true, request.command.as_bytes())
+            .await
+            .map_err(|e| self.starting(&step, e))?;
         let (mut reader, writer) = channel.split();
-        let Pipe { input, mut output } = pipe;
-        let streams_input = input.is_some();
+        let Pipe {
+            input,
+            input_may_remain,
+            mut output,
+            mut error,
+        } = pipe;
+        let streams_input = input.is_some() && !input_may_remain;
         // Input is sent while output is read: a command that answers as it reads (or a dump
         // loaded through one) never waits on a full window in both directions.
         let feed = async {
@@ -230,14 +280,24 @@ impl SshTransport {
                             })?,
                             None => out.push(&data, sink),
                         },
-                        ChannelMsg::ExtendedData { data, ext: 1 } => err.push(&data, sink),
+                        ChannelMsg::ExtendedData { data, ext: 1 } => {
+                            match error.as_mut() {
+                                Some(error) => error.write_all(&data).await.map_err(|source| {
+                                    SshError::Stream {
+                                        target: self.target.to_string(),
+                                        source,
+                                    }
+                                })?,
+                                None => err.push(&data, sink),
+                            }
+                        }
                         ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status as i32),
                         ChannelMsg::ExitSignal { .. } => code = Some(-1),
                         _ => {}
                     }
                 }
-                if let Some(output) = output.as_mut() {
-                    output.flush().await.map_err(|source| SshError::Stream {
+                for stream in [output.as_mut(), error.as_mut()].into_iter().flatten() {
+                    stream.flush().await.map_err(|source| SshError::Stream {
                         target: self.target.to_string(),
                         source,
                     })?;
@@ -501,7 +561,7 @@ impl LineSink for Quiet {
 #[async_trait]
 impl Transport for SshTransport {
     async fn connect(&self) -> Result<(), TransportError> {
-        self.connection().await?;
+        self.connection("the login").await?;
         Ok(())
     }
 
