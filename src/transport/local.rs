@@ -45,6 +45,25 @@ async fn pump(
     Ok(capture.finish(sink))
 }
 
+/// One output stream of a command: copied whole to `to` when the caller wired one (its text
+/// is then empty), else shown and captured line by line.
+async fn drain(
+    from: Option<impl AsyncRead + Unpin>,
+    to: Option<&mut (dyn tokio::io::AsyncWrite + Unpin + Send)>,
+    stream: Stream,
+    sink: &dyn LineSink,
+) -> std::io::Result<String> {
+    match (from, to) {
+        (Some(mut from), Some(to)) => {
+            tokio::io::copy(&mut from, to).await?;
+            to.flush().await?;
+            Ok(String::new())
+        }
+        (Some(from), None) => pump(from, stream, sink).await,
+        (None, _) => Ok(String::new()),
+    }
+}
+
 #[async_trait]
 impl Transport for LocalTransport {
     async fn exec_piped(
@@ -110,28 +129,8 @@ impl Transport for LocalTransport {
             };
             let (fed, out, err) = tokio::join!(
                 feed,
-                async {
-                    match (stdout, output) {
-                        (Some(mut s), Some(output)) => {
-                            tokio::io::copy(&mut s, output).await?;
-                            output.flush().await?;
-                            Ok(String::new())
-                        }
-                        (Some(s), None) => pump(s, Stream::Stdout, sink).await,
-                        (None, _) => Ok(String::new()),
-                    }
-                },
-                async {
-                    match (stderr, error) {
-                        (Some(mut s), Some(error)) => {
-                            tokio::io::copy(&mut s, error).await?;
-                            error.flush().await?;
-                            Ok(String::new())
-                        }
-                        (Some(s), None) => pump(s, Stream::Stderr, sink).await,
-                        (None, _) => Ok(String::new()),
-                    }
-                }
+                drain(stdout, output, Stream::Stdout, sink),
+                drain(stderr, error, Stream::Stderr, sink)
             );
             let status = child.wait().await?;
             Ok::<_, std::io::Error>((

@@ -255,55 +255,56 @@ impl SshTransport {
         let mut out = Capture::new(Stream::Stdout);
         let mut err = Capture::new(Stream::Stderr);
         let mut code = None;
-        let receive =
-            async {
-                loop {
-                    let msg = match deadline {
-                        Some(deadline) => {
-                            match tokio::time::timeout_at(deadline, reader.wait()).await {
-                                Ok(msg) => msg,
-                                Err(_) => return Ok(false),
-                            }
+        let receive = async {
+            loop {
+                let msg = match deadline {
+                    Some(deadline) => {
+                        match tokio::time::timeout_at(deadline, reader.wait()).await {
+                            Ok(msg) => msg,
+                            Err(_) => return Ok(false),
                         }
-                        None => reader.wait().await,
-                    };
-                    let Some(msg) = msg else {
-                        break;
-                    };
-                    match msg {
-                        ChannelMsg::Data { data } => match output.as_mut() {
-                            Some(output) => output.write_all(&data).await.map_err(|source| {
-                                SshError::Stream {
-                                    target: self.target.to_string(),
-                                    source,
-                                }
-                            })?,
-                            None => out.push(&data, sink),
-                        },
-                        ChannelMsg::ExtendedData { data, ext: 1 } => {
-                            match error.as_mut() {
-                                Some(error) => error.write_all(&data).await.map_err(|source| {
-                                    SshError::Stream {
-                                        target: self.target.to_string(),
-                                        source,
-                                    }
-                                })?,
-                                None => err.push(&data, sink),
-                            }
-                        }
-                        ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status as i32),
-                        ChannelMsg::ExitSignal { .. } => code = Some(-1),
-                        _ => {}
                     }
+                    None => reader.wait().await,
+                };
+                let Some(msg) = msg else {
+                    break;
+                };
+                // A stream wired by the caller gets the bytes as they come; else they
+                // are shown and captured line by line.
+                let (wired, capture, data) = match msg {
+                    ChannelMsg::Data { data } => (output.as_mut(), &mut out, data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => (error.as_mut(), &mut err, data),
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        code = Some(exit_status as i32);
+                        continue;
+                    }
+                    ChannelMsg::ExitSignal { .. } => {
+                        code = Some(-1);
+                        continue;
+                    }
+                    _ => continue,
+                };
+                match wired {
+                    Some(wired) => {
+                        wired
+                            .write_all(&data)
+                            .await
+                            .map_err(|source| SshError::Stream {
+                                target: self.target.to_string(),
+                                source,
+                            })?
+                    }
+                    None => capture.push(&data, sink),
                 }
-                for stream in [output.as_mut(), error.as_mut()].into_iter().flatten() {
-                    stream.flush().await.map_err(|source| SshError::Stream {
-                        target: self.target.to_string(),
-                        source,
-                    })?;
-                }
-                Ok::<_, SshError>(true)
-            };
+            }
+            for stream in [output.as_mut(), error.as_mut()].into_iter().flatten() {
+                stream.flush().await.map_err(|source| SshError::Stream {
+                    target: self.target.to_string(),
+                    source,
+                })?;
+            }
+            Ok::<_, SshError>(true)
+        };
         // The channel's end decides: input still being sent then (a command that stopped
         // reading, a timeout) is dropped, never waited for.
         let (fed, finished) = {
