@@ -159,10 +159,7 @@ impl SshTransport {
                 }
             }
         };
-        // A timeout past what the clock can hold (a script's `timeout: 1e18`) is no deadline.
-        let deadline = request
-            .timeout
-            .and_then(|t| tokio::time::Instant::now().checked_add(t));
+        let deadline = deadline(request.timeout);
         match shell.run(&request.command, deadline, sink).await {
             Ok((shell, output)) => {
                 *slot = ShellSlot::Idle(shell);
@@ -248,10 +245,7 @@ impl SshTransport {
             writer.eof().await?;
             Ok::<_, SshError>(())
         };
-        // A timeout past what the clock can hold (a script's `timeout: 1e18`) is no deadline.
-        let deadline = request
-            .timeout
-            .and_then(|t| tokio::time::Instant::now().checked_add(t));
+        let deadline = deadline(request.timeout);
         let mut out = Capture::new(Stream::Stdout);
         let mut err = Capture::new(Stream::Stderr);
         let mut code = None;
@@ -647,4 +641,10 @@ impl Transport for SshTransport {
         self.download_tree(remote.to_string(), local.to_path_buf())
             .await
     }
+}
+
+/// When a command given `timeout` must end; a timeout past what the clock can hold (a script's
+/// `timeout: 1e18`) is no deadline.
+fn deadline(timeout: Option<std::time::Duration>) -> Option<tokio::time::Instant> {
+    timeout.and_then(|t| tokio::time::Instant::now().checked_add(t))
 }
