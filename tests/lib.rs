@@ -12,6 +12,7 @@ mod docs;
 mod editors;
 mod ha;
 mod init;
+mod isolation;
 mod layers;
 mod lsp;
 mod ops;

@@ -208,6 +208,7 @@ impl CloudEnv {
                 keys: all_keys.clone(),
                 user_data: entry.and_then(|e| e.user_data.clone()),
                 packages: entry.map(|e| e.packages.clone()).unwrap_or_default(),
+                disk: entry.and_then(|e| e.disk_bytes()),
                 tags: tags.clone(),
             };
             let machine = self.block_on(self.provider.create(&self.scope, &spec))?;

@@ -76,6 +76,8 @@ pub struct MachineSpec {
     pub user_data: Option<String>,
     /// Debian packages the machine starts with.
     pub packages: Vec<String>,
+    /// The size of its disk in bytes (the local provider's; none for its default).
+    pub disk: Option<u64>,
     /// Extra tags (the login user goes in `weft:ssh-user`).
     pub tags: BTreeMap<String, String>,
 }

@@ -121,6 +121,10 @@ pub struct MachineEntry {
     pub image: Option<String>,
     /// The instance size (`t3.micro`).
     pub size: Option<String>,
+    /// The size of each machine's disk on the local provider, such as "10G" (K, M, G or T;
+    /// default 10G): a machine that fills it gets "No space left on device", and the host
+    /// gives only what it stores.
+    pub disk: Option<String>,
     /// Debian packages every machine of the role starts with: baked into a cached image on
     /// the local provider, installed at first boot by cloud-init on ec2.
     #[serde(default)]
@@ -143,6 +147,44 @@ pub struct MachineEntry {
 
 fn one() -> u32 {
     1
+}
+
+/// The smallest `disk` a machine may have: room for its filesystem and a first install.
+pub const MIN_DISK: u64 = 256 << 20;
+
+/// The bytes of a disk size such as `10G` or `512M` (binary units K, M, G, T, optionally
+/// followed by `iB`); why not, for a size that is not one or is below `MIN_DISK`.
+pub fn disk_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let unitless = text
+        .strip_suffix("iB")
+        .or_else(|| text.strip_suffix('B'))
+        .unwrap_or(text);
+    let digits = unitless.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &unitless[digits.len()..];
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("`{text}` is not a disk size")),
+    };
+    let bytes = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .ok_or_else(|| format!("`{text}` is not a disk size"))?;
+    if bytes < MIN_DISK {
+        return Err(format!("disk `{text}` is below the smallest a machine may have, 256M"));
+    }
+    Ok(bytes)
+}
+
+impl MachineEntry {
+    /// The role's `disk` in bytes (checked when `weft.toml` was read).
+    pub fn disk_bytes(&self) -> Option<u64> {
+        self.disk.as_deref().and_then(|d| disk_bytes(d).ok())
+    }
 }
 
 /// Whether `name` is a Debian package name (Debian policy 5.6.1), optionally with an
@@ -390,6 +432,21 @@ impl ProjectConfig {
                 }
             }
             for (role, entry) in &env_ref.machines {
+                if let Some(Err(why)) = entry.disk.as_deref().map(disk_bytes) {
+                    let disk = entry.disk.as_deref().unwrap_or_default();
+                    return Err(self.invalid(
+                        self.narrow_quoted(
+                            self.section_span(&format!("env.{env_name}.machines.{role}")),
+                            disk,
+                        ),
+                        why,
+                        Some(
+                            "write a size with its unit, K, M, G or T (powers of 1024), such \
+                             as \"10G\" or \"512M\"; at least 256M"
+                                .into(),
+                        ),
+                    ));
+                }
                 // Package names reach apt-get and cloud-init: refuse anything that is not one.
                 if let Some(bad) = entry.packages.iter().find(|p| !debian_package_name(p)) {
                     return Err(self.invalid(
@@ -636,5 +693,32 @@ mod tests {
             "\"app-1\""
         );
         assert!(help.unwrap_or_default().contains("app-0"));
+    }
+
+    #[test]
+    fn disk_sizes_take_binary_units_and_a_floor() {
+        assert_eq!(disk_bytes("10G"), Ok(10 << 30));
+        assert_eq!(disk_bytes("512M"), Ok(512 << 20));
+        assert_eq!(disk_bytes("2GiB"), Ok(2 << 30));
+        assert_eq!(disk_bytes("1t"), Ok(1 << 40));
+        for bad in ["10", "1.5G", "ten G", "10GBB", "10X", ""] {
+            let why = disk_bytes(bad).unwrap_err();
+            assert!(why.contains("is not a disk size"), "{bad}: {why}");
+        }
+        assert!(disk_bytes("100M").unwrap_err().contains("256M"));
+        assert!(disk_bytes("99999999999T").is_err());
+    }
+
+    #[test]
+    fn a_disk_that_is_not_a_size_points_at_it() {
+        let text = "[env.dev]\nprovider = \"local\"\n[env.dev.machines.web]\ndisk = \"10 gigs\"\n";
+        let Err(ConfigError::Invalid { span, help, .. }) = parse(text) else {
+            panic!("expected an invalid-config error");
+        };
+        assert_eq!(
+            &text[span.offset()..span.offset() + span.len()],
+            "\"10 gigs\""
+        );
+        assert!(help.unwrap_or_default().contains("\"10G\""));
     }
 }

@@ -1,10 +1,14 @@
 //! The `local` provider: machines on this Linux host. Each machine boots a Debian 12 image
 //! (built once with debootstrap, see `image`) under `systemd-nspawn --boot`, with systemd as
 //! PID 1, its own writable layer over the image (kept in a folder under weft's data folder),
-//! its own hostname and a network namespace with an address on the `weft0` bridge. sshd is an
-//! enabled unit of the image. Machines outlive the weft process that started them.
+//! its own hostname and a network namespace with an address on the `weft0` bridge, filtered
+//! so it reaches only its env (`isolation`). Its layer lives on a disk of its own size
+//! (`disk`). sshd is an enabled unit of the image. Machines outlive the weft process that
+//! started them.
 
+mod disk;
 pub mod image;
+mod isolation;
 mod network;
 mod vip;
 
@@ -37,6 +41,10 @@ struct Meta {
     packages: Vec<String>,
     pid: Option<u32>,
     tags: BTreeMap<String, String>,
+    /// The size of its disk in bytes; none for a machine made before weft gave machines a
+    /// disk of their own (its layer is the folder `upper`, without a limit).
+    #[serde(default)]
+    disk: Option<u64>,
 }
 
 /// Sandbox machines under `<data>/machines`, images under `<data>/images`.
@@ -168,15 +176,70 @@ impl LocalProvider {
         })
     }
 
-    /// Who holds the env's virtual IP in the host-wide reservations: unique per data folder,
-    /// namespace and env, as machine folders are.
-    fn vip_owner(&self, scope: &Scope) -> String {
+    /// What names an env among every weft's on this host: the data folder, namespace and env,
+    /// as machine folders do (so it follows when the namespace names more, a project say).
+    fn env_key(&self, scope: &Scope) -> String {
         format!(
-            "vip:{}/{}/{}",
+            "{}/{}/{}",
             self.machines.display(),
             slug(&scope.namespace),
             slug(&scope.env)
         )
+    }
+
+    /// Who holds the env's virtual IP in the host-wide reservations.
+    fn vip_owner(&self, scope: &Scope) -> String {
+        format!("vip:{}", self.env_key(scope))
+    }
+
+    /// The env's number in the network filter (see `isolation`).
+    fn env_number(&self, scope: &Scope) -> Result<u32, CloudError> {
+        isolation::env_number(&format!("env:{}", self.env_key(scope)))
+    }
+
+    /// The machine's scope, from its record.
+    fn scope_of(meta: &Meta) -> Scope {
+        Scope {
+            namespace: meta.namespace.clone(),
+            env: meta.env.clone(),
+        }
+    }
+
+    /// The machine's writable layer: on its own disk, or the folder of an older machine.
+    fn upper(&self, meta: &Meta) -> PathBuf {
+        let dir = self.dir(&meta.id);
+        if meta.disk.is_some() {
+            disk::upper(&dir)
+        } else {
+            dir.join("upper")
+        }
+    }
+
+    /// Mounts the machine's disk, when it has one.
+    async fn mount_disk(&self, meta: &Meta) -> Result<(), CloudError> {
+        if meta.disk.is_some() {
+            disk::mount(&self.dir(&meta.id)).await?;
+        }
+        Ok(())
+    }
+
+    /// The machine's veth as the network filter lists it.
+    fn port<'a>(&self, meta: &Meta, veth: &'a str) -> Result<isolation::Port<'a>, CloudError> {
+        Ok(isolation::Port {
+            veth,
+            ip: meta.ip,
+            env: self.env_number(&Self::scope_of(meta))?,
+        })
+    }
+
+    /// Gives back the env's VIP and number once its last machine is gone.
+    async fn release_env(&self, scope: &Scope) {
+        let owner = self.vip_owner(scope);
+        if let (Some(vip), Ok(env)) = (vip::held(&owner), self.env_number(scope)) {
+            isolation::deny_vip(env, vip).await;
+        }
+        vip::release(&owner);
+        isolation::release_env(&format!("env:{}", self.env_key(scope)));
     }
 
     fn dir(&self, id: &str) -> PathBuf {
@@ -217,7 +280,7 @@ impl LocalProvider {
     }
 
     fn running(&self, meta: &Meta) -> bool {
-        let marker = self.dir(&meta.id).join("upper").display().to_string();
+        let marker = self.upper(meta).display().to_string();
         meta.pid.is_some_and(|pid| pid_alive(pid, &marker))
     }
 
@@ -241,7 +304,7 @@ impl LocalProvider {
 
     /// Writes the machine's own files into its disk: sshd config, host key, keys, hostname.
     fn prepare_disk(&self, meta: &Meta, keys: &[String]) -> Result<(), CloudError> {
-        let upper = self.dir(&meta.id).join("upper");
+        let upper = self.upper(meta);
         let etc_weft = upper.join("etc/weft");
         std::fs::create_dir_all(&etc_weft)?;
         let drop_in = upper.join("etc/ssh/sshd_config.d");
@@ -301,13 +364,22 @@ impl LocalProvider {
         }
         let base = image::ensure(&meta.packages).await?;
         let dir = self.dir(&meta.id);
-        let upper = dir.join("upper");
+        self.mount_disk(meta).await?;
+        let upper = self.upper(meta);
         std::fs::create_dir_all(&upper)?;
         meta.ip = network::reserve(&dir, Some(meta.ip))?;
         network::ensure_bridge().await?;
         network::ensure_nat().await?;
         let netns = netns_name(&dir);
-        network::create_namespace(&netns, &veth_name(&dir), meta.ip).await?;
+        let veth = veth_name(&dir);
+        network::create_namespace(&netns, &veth, meta.ip).await?;
+        // Listed before anything runs in the machine: from its first frame it reaches only
+        // its env, from its own addresses.
+        isolation::admit(&self.port(meta, &veth)?).await?;
+        let scope = Self::scope_of(meta);
+        if let Some(vip) = vip::held(&self.vip_owner(&scope)) {
+            isolation::allow_vip(self.env_number(&scope)?, vip).await?;
+        }
         let log_path = dir.join("console.log");
         let log = std::fs::File::create(&log_path)?;
         let mut command = std::process::Command::new("systemd-nspawn");
@@ -325,7 +397,9 @@ impl LocalProvider {
             .arg(format!("--overlay=+/:{}:/", upper.display()))
             .arg(format!("--network-namespace-path=/run/netns/{netns}"))
             // What `--private-network` would grant: the machine manages its own namespace's
-            // network, as a real machine does (keepalived adds and removes a virtual IP).
+            // network, as a real machine does. keepalived needs it to add and remove a virtual
+            // IP, and CAP_NET_RAW (nspawn's default) for VRRP and gratuitous ARP; what a
+            // machine may send is enforced on the host, by `isolation`'s filter on its veth.
             .arg("--capability=CAP_NET_ADMIN")
             .arg("--resolv-conf=copy-host")
             .arg("--timezone=off")
@@ -357,7 +431,14 @@ impl LocalProvider {
             }
         }
         let dir = self.dir(&meta.id);
-        network::delete_namespace(&netns_name(&dir), &veth_name(&dir)).await;
+        let veth = veth_name(&dir);
+        network::delete_namespace(&netns_name(&dir), &veth).await;
+        if let Ok(port) = self.port(meta, &veth) {
+            isolation::forget(&port).await;
+        }
+        if meta.disk.is_some() {
+            disk::unmount(&dir).await;
+        }
         meta.pid = None;
         self.save(meta)
     }
@@ -410,22 +491,17 @@ impl Provider for LocalProvider {
         }
         // The image first: a failed package install leaves no half-made machine behind.
         image::ensure(&spec.packages).await?;
-        std::fs::create_dir_all(dir.join("upper"))?;
-        if let Some(image) = &spec.image {
-            let source = self.images.join(slug(image)).join("upper");
-            if !source.is_dir() {
-                return Err(CloudError::NotFound(format!("no local image `{image}`")));
+        let source = match &spec.image {
+            Some(image) => {
+                let source = self.images.join(slug(image)).join("upper");
+                if !source.is_dir() {
+                    return Err(CloudError::NotFound(format!("no local image `{image}`")));
+                }
+                Some(source)
             }
-            network::run(
-                "cp",
-                &[
-                    "-a",
-                    &format!("{}/.", source.display()),
-                    &dir.join("upper").display().to_string(),
-                ],
-            )
-            .await?;
-        }
+            None => None,
+        };
+        std::fs::create_dir_all(&dir)?;
         let ip = network::reserve(&dir, None)?;
         let mut tags = BTreeMap::new();
         tags.insert(tags::NAMESPACE.to_string(), scope.namespace.clone());
@@ -446,12 +522,27 @@ impl Provider for LocalProvider {
             packages: spec.packages.clone(),
             pid: None,
             tags,
+            disk: Some(spec.disk.unwrap_or(disk::DEFAULT_SIZE)),
         };
+        // Recorded before its disk is made: a create that fails from here on leaves a machine
+        // that `cloud terminate` removes, its disk unmounted.
+        self.save(&meta)?;
+        disk::make(&dir, meta.disk.unwrap_or(disk::DEFAULT_SIZE)).await?;
+        if let Some(source) = source {
+            network::run(
+                "cp",
+                &[
+                    "-a",
+                    &format!("{}/.", source.display()),
+                    &self.upper(&meta).display().to_string(),
+                ],
+            )
+            .await?;
+        }
         let (_, weft_key) = machine_key()?;
         let mut keys = vec![weft_key];
         keys.extend(spec.keys.iter().cloned());
         keys.extend(self.registered_keys(scope));
-        self.save(&meta)?;
         self.prepare_disk(&meta, &keys)?;
         self.boot(&mut meta).await?;
         Ok(self.machine(&meta))
@@ -477,9 +568,9 @@ impl Provider for LocalProvider {
         let dir = self.dir(&meta.id);
         std::fs::remove_dir_all(&dir)?;
         network::release(meta.ip);
-        // The env's VIP lives as long as its machines.
+        // The env's VIP and number live as long as its machines.
         if self.all(scope).is_empty() {
-            vip::release(&self.vip_owner(scope));
+            self.release_env(scope).await;
         }
         forget_host(meta.ip)
     }
@@ -489,7 +580,16 @@ impl Provider for LocalProvider {
         scope: &Scope,
         wanted: Option<Ipv4Addr>,
     ) -> Result<VirtualIp, CloudError> {
-        vip::reserve(&self.vip_owner(scope), wanted)
+        let owner = self.vip_owner(scope);
+        let before = vip::held(&owner);
+        let vip = vip::reserve(&owner, wanted)?;
+        // The env's machines may send from the VIP, and only from the one it holds now.
+        let env = self.env_number(scope)?;
+        if let Some(old) = before.filter(|old| *old != vip.address) {
+            isolation::deny_vip(env, old).await;
+        }
+        isolation::allow_vip(env, vip.address).await?;
+        Ok(vip)
     }
 
     async fn image(&self, scope: &Scope, id: &str, name: &str) -> Result<String, CloudError> {
@@ -502,7 +602,8 @@ impl Provider for LocalProvider {
             std::fs::remove_dir_all(&target)?;
         }
         std::fs::create_dir_all(&target)?;
-        let upper = self.dir(&meta.id).join("upper");
+        self.mount_disk(&meta).await?;
+        let upper = self.upper(&meta);
         network::run(
             "cp",
             &[
@@ -514,6 +615,8 @@ impl Provider for LocalProvider {
         .await?;
         if was_running {
             self.boot(&mut meta).await?;
+        } else if meta.disk.is_some() {
+            disk::unmount(&self.dir(&meta.id)).await;
         }
         Ok(name.to_string())
     }
@@ -544,7 +647,9 @@ impl Provider for LocalProvider {
             .join(slug(&scope.namespace))
             .join(slug(&scope.env));
         let mut gone = Vec::new();
-        vip::release(&self.vip_owner(scope));
+        if self.all(scope).is_empty() {
+            self.release_env(scope).await;
+        }
         if dir.exists() {
             for entry in std::fs::read_dir(&dir)?.filter_map(Result::ok) {
                 gone.push(format!(

@@ -120,8 +120,7 @@ pub async fn create_namespace(ns: &str, veth: &str, ip: Ipv4Addr) -> Result<(), 
     run("ip", &["netns", "add", ns]).await?;
     // The machine's MAC comes from its address, so it is the same after a restart: other
     // machines' neighbour caches (an lb's, say) stay right and reach it at once.
-    let [_, _, c, d] = ip.octets();
-    let mac = format!("02:77:00:00:{c:02x}:{d:02x}");
+    let mac = super::isolation::mac_of(ip);
     run(
         "ip",
         &[

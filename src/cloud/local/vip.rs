@@ -76,13 +76,17 @@ pub fn reserve(owner: &str, wanted: Option<Ipv4Addr>) -> Result<VirtualIp, Cloud
     Ok(VirtualIp { address, router_id })
 }
 
-fn address(owner: &str, wanted: Option<Ipv4Addr>) -> Result<Ipv4Addr, CloudError> {
-    let held = held_by(RESERVATIONS, owner).and_then(|p| {
+/// The VIP `owner` holds, if any.
+pub fn held(owner: &str) -> Option<Ipv4Addr> {
+    held_by(RESERVATIONS, owner).and_then(|p| {
         p.file_name()
             .and_then(|n| n.to_str())
             .and_then(|n| n.parse::<Ipv4Addr>().ok())
-    });
-    match (held, wanted) {
+    })
+}
+
+fn address(owner: &str, wanted: Option<Ipv4Addr>) -> Result<Ipv4Addr, CloudError> {
+    match (held(owner), wanted) {
         (Some(ip), None) => return Ok(ip),
         (Some(ip), Some(want)) if ip == want => return Ok(ip),
         // The project asks for another address now: the old one goes back.
