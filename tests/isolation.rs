@@ -132,8 +132,10 @@ fn host_free(path: &std::path::Path) -> u64 {
 fn one_envs_root_cannot_take_another_envs_addresses_reach_its_machines_or_fill_the_host() {
     let test = Test::with_config(
         "[project]\nname = \"iso\"\n\
-         [env.dev]\nprovider = \"local\"\n[env.dev.machines.web]\ndisk = \"512M\"\n\
-         [env.stage]\nprovider = \"local\"\n",
+         [env.dev]\nprovider = \"local\"\n\
+         [env.dev.machines.web]\ndisk = \"512M\"\npackages = [\"iproute2\"]\n\
+         [env.stage]\nprovider = \"local\"\n\
+         [env.stage.machines.web]\npackages = [\"iproute2\"]\n",
     );
     test.write(
         "deploy/vip.rhai",
