@@ -175,7 +175,9 @@ pub fn disk_bytes(text: &str) -> Result<u64, String> {
         .and_then(|n| n.checked_mul(1 << shift))
         .ok_or_else(|| format!("`{text}` is not a disk size"))?;
     if bytes < MIN_DISK {
-        return Err(format!("disk `{text}` is below the smallest a machine may have, 256M"));
+        return Err(format!(
+            "disk `{text}` is below the smallest a machine may have, 256M"
+        ));
     }
     Ok(bytes)
 }

@@ -112,9 +112,10 @@ async fn ensure_table() -> Result<(), CloudError> {
     }
     match nft(&table()).await {
         Ok(()) => Ok(()),
-        Err(_) if super::network::run("nft", &["list", "table", "bridge", "weft"])
-            .await
-            .is_ok() =>
+        Err(_)
+            if super::network::run("nft", &["list", "table", "bridge", "weft"])
+                .await
+                .is_ok() =>
         {
             Ok(())
         }
@@ -236,12 +237,18 @@ pub async fn forget(port: &Port<'_>) {
 /// Lets the machines of env `env` send from `vip` (keepalived moves it between them).
 pub async fn allow_vip(env: u32, vip: Ipv4Addr) -> Result<(), CloudError> {
     ensure_table().await?;
-    nft(&format!("add element bridge weft vips {{ {env} . {vip} }}\n")).await
+    nft(&format!(
+        "add element bridge weft vips {{ {env} . {vip} }}\n"
+    ))
+    .await
 }
 
 /// No machine of env `env` may send from `vip` any more.
 pub async fn deny_vip(env: u32, vip: Ipv4Addr) {
-    let _ = nft(&format!("delete element bridge weft vips {{ {env} . {vip} }}\n")).await;
+    let _ = nft(&format!(
+        "delete element bridge weft vips {{ {env} . {vip} }}\n"
+    ))
+    .await;
 }
 
 #[cfg(test)]
