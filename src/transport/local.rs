@@ -175,11 +175,45 @@ impl Transport for LocalTransport {
         }
     }
 
+    async fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
+        let cannot_read = |source| TransportError::File {
+            action: "cannot read",
+            path: path.into(),
+            source,
+        };
+        let opened = tokio::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(self.path(path))
+            .await;
+        let mut file = match opened {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            // O_NOFOLLOW's answer to a link.
+            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
+                return Err(cannot_read(std::io::Error::other(
+                    "it is a symbolic link, and weft never edits a file through a link (its target could be any file of the host)",
+                )))
+            }
+            Err(err) => return Err(cannot_read(err)),
+        };
+        // Opened without blocking, so a fifo swapped in is refused here, not waited on.
+        if !file.metadata().await.map_err(cannot_read)?.is_file() {
+            return Err(cannot_read(std::io::Error::other(
+                "it is not a regular file",
+            )));
+        }
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).await.map_err(cannot_read)?;
+        Ok(Some(data))
+    }
+
     async fn write_file(
         &self,
         path: &str,
         data: &[u8],
         mode: Option<u32>,
+        owner: Option<(u32, u32)>,
         _fresh: bool,
     ) -> Result<Option<u64>, TransportError> {
         let target = self.path(path);
@@ -187,6 +221,11 @@ impl Transport for LocalTransport {
         replace_atomically(&target, mode, |mut file| async move {
             file.write_all(data).await?;
             file.sync_all().await?;
+            // By descriptor, before the rename; the mode follows (a change of owner clears
+            // the set-user-id bit).
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
+            }
             Ok(file)
         })
         .await
@@ -233,8 +272,11 @@ impl Transport for LocalTransport {
 async fn file_mode(target: &Path, mode: Option<u32>) -> u32 {
     match mode {
         Some(mode) => mode,
-        None => tokio::fs::metadata(target)
+        // The replaced file's own mode, never that of a link's target.
+        None => tokio::fs::symlink_metadata(target)
             .await
+            .ok()
+            .filter(std::fs::Metadata::is_file)
             .map_or(0o644, |m| m.permissions().mode() & 0o7777),
     }
 }
