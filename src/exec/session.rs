@@ -618,11 +618,10 @@ impl HostSession {
                 // command as input. The command follows it on stdin: this request has its
                 // own channel anyway, so carrying every command costs nothing.
                 let (reader, input) = carried_on_stdin(command, stdin);
-                let shell = crate::shell::quote(&reader);
                 let wrapper = format!(
                     "IFS= read -r weft_pw; \
-                     if sudo -n -u {user} -- true 2>/dev/null; then exec sudo -n -u {user} -- {shell}; fi; \
-                     {{ printf '%s\\n' \"$weft_pw\"; exec cat; }} | sudo -S -p '' -u {user} -- {shell}"
+                     if sudo -n -u {user} -- true 2>/dev/null; then exec sudo -n -u {user} -- {reader}; fi; \
+                     {{ printf '%s\\n' \"$weft_pw\"; exec cat; }} | sudo -S -p '' -u {user} -- {reader}"
                 );
                 let mut all = format!("{password}\n").into_bytes();
                 all.extend(input);
