@@ -825,7 +825,8 @@ fn line_refuses_a_planted_link_and_keeps_the_owner_group_and_mode_of_the_file() 
     let test = &targets.test;
     test.write(
         "deploy/line.rhai",
-        "/// A line.\nfn add_line(host, path) {\n    host.line(path, \"include /etc/weft.conf\");\n}\n",
+        "/// A line.\nfn add_line(host, path) {\n    host.line(path, \"include /etc/weft.conf\");\n}\n\
+         /// A mode.\nfn set_mode(host, path) {\n    host.file(path, #{ mode: \"0600\" });\n}\n",
     );
     let password = targets.fleet.sudo_password();
     for (label, flags) in each_with_become(&targets) {
@@ -889,6 +890,20 @@ fn line_refuses_a_planted_link_and_keeps_the_owner_group_and_mode_of_the_file() 
             "{label}: the rewritten file lost its owner, group or mode"
         );
         run(&conf, &[]).status(0).stdout_lacks("changed:");
+
+        // A mode alone is set through a handle of the file (never `chmod` by name, which
+        // follows a link swapped in after the check); the owner stays.
+        let argv = with(&["run", "set_mode", &conf], &flags);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        test.run_with(&argv, &[("WEFT_SUDO_PASSWORD", &password)])
+            .status(0)
+            .stdout_has("(mode 0600)");
+        assert_eq!(owner_and_mode(&conf), (uid, 0, 0o600), "{label}");
+        let argv = with(&["run", "set_mode", &linked], &flags);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        test.run_with(&argv, &[("WEFT_SUDO_PASSWORD", &password)])
+            .status(1);
+        assert_eq!(owner_and_mode(&victim.display().to_string()), (0, 0, 0o600));
     }
 }
 

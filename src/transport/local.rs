@@ -181,31 +181,31 @@ impl Transport for LocalTransport {
             path: path.into(),
             source,
         };
-        let opened = tokio::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(self.path(path))
-            .await;
-        let mut file = match opened {
+        let mut file = match open_regular(&self.path(path)).await {
             Ok(file) => file,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            // O_NOFOLLOW's answer to a link.
-            Err(err) if err.raw_os_error() == Some(libc::ELOOP) => {
-                return Err(cannot_read(std::io::Error::other(
-                    "it is a symbolic link, and weft never edits a file through a link (its target could be any file of the host)",
-                )))
-            }
             Err(err) => return Err(cannot_read(err)),
         };
-        // Opened without blocking, so a fifo swapped in is refused here, not waited on.
-        if !file.metadata().await.map_err(cannot_read)?.is_file() {
-            return Err(cannot_read(std::io::Error::other(
-                "it is not a regular file",
-            )));
-        }
         let mut data = Vec::new();
         file.read_to_end(&mut data).await.map_err(cannot_read)?;
         Ok(Some(data))
+    }
+
+    async fn set_regular_mode(&self, path: &str, mode: u32) -> Result<(), TransportError> {
+        let file = open_regular(&self.path(path))
+            .await
+            .map_err(|source| TransportError::File {
+                action: "cannot change the mode of",
+                path: path.into(),
+                source,
+            })?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .await
+            .map_err(|source| TransportError::File {
+                action: "cannot change the mode of",
+                path: path.into(),
+                source,
+            })
     }
 
     async fn write_file(
@@ -265,6 +265,30 @@ impl Transport for LocalTransport {
                 source,
             })
     }
+}
+
+/// Opens the regular file at `path` for reading, never through a link (`O_NOFOLLOW`), and
+/// without blocking, so a fifo swapped in is refused, not waited on.
+async fn open_regular(path: &Path) -> std::io::Result<tokio::fs::File> {
+    let file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .await
+        .map_err(|err| {
+            // O_NOFOLLOW's answer to a link.
+            if err.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::other(
+                    "it is a symbolic link, and weft never edits a file through a link (its target could be any file of the host)",
+                )
+            } else {
+                err
+            }
+        })?;
+    if !file.metadata().await?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    Ok(file)
 }
 
 /// The mode a written file gets, as over SSH: the one asked for, else the replaced file's,

@@ -203,7 +203,13 @@ fn attributes(
     let mut reasons = Vec::new();
     if let Some(mode) = mode {
         if state.map(|s| s.mode) != Some(mode) {
-            session.act(&format!("chmod {mode:o} -- {}", quote(path)))?;
+            // `chmod` follows a link: a file's mode is set through a handle instead, so a link
+            // swapped in after the check never passes the mode to the file it points to.
+            if state.is_some_and(|s| s.kind.starts_with("regular")) {
+                session.set_regular_mode(path, mode)?;
+            } else {
+                session.act(&format!("chmod {mode:o} -- {}", quote(path)))?;
+            }
             reasons.push(format!("mode {mode:04o}"));
         }
     }
@@ -335,7 +341,9 @@ pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
             }
         }
         (None, None) => {
-            session.act(&format!("touch -- {}", quote(path)))?;
+            // Created as any new file is (a private name, then a rename): `touch` would follow
+            // a link planted meanwhile.
+            session.put_file(path, b"", spec.mode, true, false)?;
             reasons.push("created".into());
         }
         (None, Some(_)) => {}

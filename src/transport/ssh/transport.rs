@@ -641,6 +641,30 @@ impl Transport for SshTransport {
         }
     }
 
+    async fn set_regular_mode(&self, path: &str, mode: u32) -> Result<(), TransportError> {
+        let sftp = self.sftp().await?;
+        let failed = |source| TransportError::File {
+            action: "cannot change the mode of",
+            path: path.to_string(),
+            source,
+        };
+        // As for a read: the handle's file must be the regular file the name holds.
+        let file = sftp.open(path).await.map_err(|e| failed(sftp_io(e)))?;
+        let (opened, named) = tokio::join!(file.metadata(), sftp.symlink_metadata(path));
+        let (opened, named) = (
+            opened.map_err(|e| failed(sftp_io(e)))?,
+            named.map_err(|e| failed(sftp_io(e)))?,
+        );
+        if let Some(why) = not_the_file_opened(&opened, &named) {
+            return Err(failed(std::io::Error::other(why)));
+        }
+        let mut attrs = FileAttributes::empty();
+        attrs.permissions = Some(mode);
+        file.set_metadata(attrs)
+            .await
+            .map_err(|e| failed(sftp_io(e)))
+    }
+
     async fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
         let sftp = self.sftp().await?;
         let cannot_read = |source| TransportError::File {
