@@ -191,6 +191,12 @@ pub fn load_into(
     command: &str,
     placement: &Placement,
 ) -> Result<bool, HostError> {
+    if !placement.path.starts_with('/') {
+        return Err(HostError::Operation {
+            op: format!("load into {}", placement.path),
+            message: "`into` must be an absolute path".into(),
+        });
+    }
     let verified = sources
         .iter()
         .map(|source| {

@@ -835,22 +835,18 @@ impl HostSession {
         }
         let staging = format!("/tmp/.weft-stage-{:016x}", fastrand::u64(..));
         let stamp = write(&staging, Some(0o600), None, false)?;
-        let (s, t) = (crate::shell::quote(&staging), crate::shell::quote(path));
-        // A fresh random name that `install` creates exclusively: a link planted beside the
-        // target by whoever owns its folder is never written through.
-        let (dir, name) = path.rsplit_once('/').unwrap_or((".", path));
-        let next = format!("{dir}/.{name}.weft-{:016x}", fastrand::u64(..));
-        let next = crate::shell::quote(&next);
-        let mode = format!("{:o}", mode.unwrap_or(0o644));
-        // `install` gives the file it made its owner, then its mode, before the rename.
-        let owner = owner.map_or_else(String::new, |(uid, gid)| format!("-o {uid} -g {gid} "));
-        let result = self.run(
-            &format!("install -p {owner}-m {mode} -T -- {s} {next} && mv -f -T -- {next} {t}"),
-            &RunOptions {
-                quiet: true,
-                ..RunOptions::default()
-            },
+        let (s, t) = (
+            crate::shell::quote(&staging),
+            super::stage::target_word(path),
         );
+        let mode = format!("{:o}", mode.unwrap_or(0o644));
+        // `install` makes the file, gives it its owner, then its mode, by name: in a private
+        // folder beside the target, where nobody else can swap that name for a link (which
+        // chmod would follow), before the rename puts it in place.
+        let owner = owner.map_or_else(String::new, |(uid, gid)| format!("-o {uid} -g {gid} "));
+        let body = format!("install -p {owner}-m {mode} -T -- {s} new && mv -f -T -- new {t}");
+        let script = super::stage::in_one_command(super::stage::folder_of(path), &body);
+        let result = super::stage::run_step(self, &format!("write {path}"), &script);
         let _ = self.runtime.block_on(self.transport.exec(
             &ExecRequest {
                 command: format!("rm -f -- {s}"),

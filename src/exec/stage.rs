@@ -30,15 +30,28 @@ pub fn folder_of(path: &str) -> &str {
 
 /// The shell lines that make a private folder in `folder` (whose path may hold links), enter
 /// it and check that it is the one made: a link or a folder of someone else's swapped in
-/// between `mktemp` and `cd` fails. The folder's path is then in `$weft_stage`.
+/// between `mktemp` and `cd` fails. A set-group-id bit it took from a folder such as Debian's
+/// /etc/redis is cleared (through `.`, the folder entered). The folder's path is then in
+/// `$weft_stage`, and where the command started in `$weft_from`.
 fn make(folder: &str) -> String {
     format!(
-        "weft_parent=$(cd -P -- {f} && pwd -P) && \
+        "weft_from=$(pwd) && weft_parent=$(cd -P -- {f} && pwd -P) && \
          weft_stage=$(mktemp -d \"${{weft_parent%/}}/.weft-stage.XXXXXXXXXX\") && \
          cd -P -- \"$weft_stage\" && [ \"$(pwd -P)\" = \"$weft_stage\" ] && \
-         [ \"$(stat -c %u:%a .)\" = \"$(id -u):700\" ]",
+         [ \"$(stat -c %u .)\" = \"$(id -u)\" ] && chmod u=rwx,go=,-s . && \
+         [ \"$(stat -c %a .)\" = 700 ]",
         f = quote(folder)
     )
+}
+
+/// `path` as a shell word for a body of `in_one_command`, which runs in the private folder: a
+/// relative path is taken from where the command started, as it would be without the stage.
+pub fn target_word(path: &str) -> String {
+    if path.starts_with('/') {
+        quote(path)
+    } else {
+        format!("\"$weft_from\"/{}", quote(path))
+    }
 }
 
 /// Runs `body` in a private folder made in `folder` for the time of one command, and removes
@@ -190,10 +203,18 @@ mod tests {
     fn a_one_command_stage_runs_its_body_inside_and_leaves_nothing() {
         let dir = tempfile::tempdir().expect("tmp");
         let folder = dir.path().display().to_string();
-        let script = in_one_command(&folder, "echo hi > f && pwd -P && exit 7");
+        let script = in_one_command(
+            &folder,
+            &format!(
+                "echo hi > f && pwd -P && echo x > {} && exit 7",
+                target_word("out")
+            ),
+        );
+        let from = tempfile::tempdir().expect("tmp");
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(&script)
+            .current_dir(from.path())
             .output()
             .expect("sh");
         assert_eq!(out.status.code(), Some(7), "{out:?}");
@@ -203,5 +224,7 @@ mod tests {
             "{inside}"
         );
         assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+        // A relative target is taken from where the command started.
+        assert!(from.path().join("out").exists());
     }
 }

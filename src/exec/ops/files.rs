@@ -439,11 +439,12 @@ pub fn link(session: &HostSession, path: &str, target: &str) -> OpResult {
         // The new link is made in a private folder beside the path (never under a fixed name
         // that whoever owns the folder could fill first), then renamed over it, atomically;
         // the rename fails on a folder in the way. Then the path must read as the link.
-        let (p, t) = (quote(path), quote(target));
+        let (p, t) = (crate::exec::stage::target_word(path), quote(target));
         let body = format!(
             "ln -s -- {t} new && mv -f -T -- new {p} && \
              {{ [ \"$(readlink -- {p})\" = {t} ] || \
-               {{ echo 'weft: '{p}' is not the new link after the rename' >&2; exit 1; }}; }}"
+               {{ echo 'weft: '{q}' is not the new link after the rename' >&2; exit 1; }}; }}",
+            q = quote(path)
         );
         let script = crate::exec::stage::in_one_command(crate::exec::stage::folder_of(path), &body);
         crate::exec::stage::run_step(session, &format!("link {path}"), &script)?;
