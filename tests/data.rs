@@ -214,6 +214,18 @@ fn notes_counts_and_uploads_survive_backup_and_restore_into_another_env() {
     let addr = crate::webstack::web_address_in(&test, "stage", "app-0");
     assert!(get(&addr, "/").starts_with("views: 1\n"), "a fresh env");
 
+    // The redis user (who owns Redis's folder) plants a link to a root-only file at the name
+    // weft once wrote the snapshot under as root, and chowned to redis (issue 29).
+    test.ssh(
+        "stage",
+        "cache-0",
+        &[
+            "printf 'root only\\n' > /etc/weft-victim && chmod 600 /etc/weft-victim && \
+           runuser -u redis -- ln -s /etc/weft-victim /var/lib/redis/dump.rdb.weft-load",
+        ],
+    )
+    .status(0);
+
     // Without --yes and without a terminal, nothing is loaded.
     test.run(&["run", "restore", &dir, "-e", "stage"])
         .status(2)
@@ -229,6 +241,15 @@ fn notes_counts_and_uploads_survive_backup_and_restore_into_another_env() {
         get(&addr, "/uploads/photo.bin"),
         "\u{0}\u{1}binary upload\u{fffd}"
     );
+    // The planted link was never written through, nor its target handed to redis.
+    test.ssh(
+        "stage",
+        "cache-0",
+        &["stat -c '%U %a' /etc/weft-victim && cat /etc/weft-victim && stat -c '%U %a' /var/lib/redis/dump.rdb"],
+    )
+    .status(0)
+    .stdout_has("root 600\nroot only\nredis 660");
+
     // dev keeps its own data: the scrub ran on stage only.
     let dev_page = get(&dev_addr, "/");
     assert!(
@@ -480,4 +501,183 @@ fn backups_are_listed_pruned_and_bad_restores_are_refused() {
     test.run(&["run", "backup"])
         .status(1)
         .stderr_has("env local has no data services to back up");
+}
+
+/// `host.load` with `into`, as `redis_load` and `uploads_load` use it, over SSH into a folder
+/// that a plain user owns (as the redis user owns /var/lib/redis): links the user planted are
+/// never written through; the file and the folder loaded get the owner and mode asked for;
+/// and a private folder that the user swaps for a link while the load runs fails the load,
+/// with nothing handed to the user (issue 29).
+#[test]
+fn loads_into_a_users_folder_stage_privately_and_never_follow_what_the_user_plants() {
+    let fleet = crate::fleet::Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    let user = crate::ops::PlainUser::new("weftld", "");
+    let (uid, gid) = user.ids();
+    let data = format!("{}/data", user.home());
+    let victim = test.path().join("victim");
+    std::fs::write(&victim, "root only\n").expect("victim");
+    std::fs::set_permissions(&victim, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let v = victim.display();
+    user.sh(&format!(
+        "mkdir {data} && ln -s {v} {data}/dump.rdb.weft-load && ln -s {v} {data}/new && \
+         mkdir -p {data}/uploads && echo stale > {data}/uploads/stale.txt"
+    ));
+    test.write(
+        "deploy/l.rhai",
+        "/// Dump.\nfn l_dump(host, cmd, to) { host.dump(cmd, to); }\n\
+         /// Load into.\nfn l_into(host, from, cmd, into, owner) { host.load(from, cmd, #{ into: into, owner: owner, group: owner, mode: \"0660\" }); }\n\
+         /// Load a folder.\nfn l_tree(host, a, b, into, owner) { host.load([a, b], \"mkdir -p new && tar -x --no-same-owner -C new -f - --strip-components=1\", #{ into: into, owner: owner, mode: \"0755\" }); }\n",
+    );
+    let flags = [
+        "-i".to_string(),
+        fleet.key(),
+        "--known-hosts".to_string(),
+        fleet.known_hosts(),
+        "-e".to_string(),
+        "fleet".to_string(),
+    ];
+    let argv = |args: &[&str]| -> Vec<String> {
+        args.iter()
+            .map(|a| a.to_string())
+            .chain(flags.iter().cloned())
+            .collect()
+    };
+    let run = |args: &[&str]| {
+        let all = argv(args);
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        test.run(&all)
+    };
+    let untouched = |what: &str| {
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "root only\n",
+            "{what}: written through a planted link"
+        );
+        let meta = std::fs::metadata(&victim).expect("victim");
+        assert_eq!(
+            (
+                std::os::unix::fs::MetadataExt::uid(&meta),
+                std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777
+            ),
+            (0, 0o600),
+            "{what}: the linked file was handed over"
+        );
+    };
+    let stages = || -> Vec<String> {
+        std::fs::read_dir(&data)
+            .expect("data")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".weft-stage."))
+            .collect()
+    };
+
+    // A file, as redis_load puts Redis's snapshot in place.
+    run(&["run", "l_dump", "printf snapshot-1", "d/s.gz"]).status(0);
+    let rdb = format!("{data}/dump.rdb");
+    run(&["run", "l_into", "d/s.gz", "cat > new", &rdb, &user.name])
+        .status(0)
+        .stdout_has("changed: loaded");
+    untouched("a file");
+    assert_eq!(std::fs::read_to_string(&rdb).expect("rdb"), "snapshot-1");
+    let meta = std::fs::symlink_metadata(&rdb).expect("rdb");
+    assert!(meta.file_type().is_file());
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::gid(&meta),
+            std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777
+        ),
+        (uid, gid, 0o660)
+    );
+    assert!(stages().is_empty(), "{:?}", stages());
+
+    // A folder from two archives, as uploads_load replaces an app's uploads.
+    for (name, file) in [("a", "a.txt"), ("b", "b.txt")] {
+        let src = test.path().join(format!("src-{name}/uploads"));
+        std::fs::create_dir_all(&src).expect("src");
+        std::fs::write(src.join(file), name).expect("file");
+        let cmd = format!(
+            "tar -C {} -cf - uploads",
+            src.parent().expect("parent").display()
+        );
+        run(&["run", "l_dump", &cmd, &format!("d/{name}.tar.gz")]).status(0);
+    }
+    let uploads = format!("{data}/uploads");
+    run(&[
+        "run",
+        "l_tree",
+        "d/a.tar.gz",
+        "d/b.tar.gz",
+        &uploads,
+        &user.name,
+    ])
+    .status(0);
+    untouched("a folder");
+    let mut names: Vec<String> = std::fs::read_dir(&uploads)
+        .expect("uploads")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["a.txt", "b.txt"]);
+    let meta = std::fs::metadata(format!("{uploads}/b.txt")).expect("b");
+    assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), uid);
+    assert!(stages().is_empty(), "{:?}", stages());
+
+    // The user swaps weft's private folder for a link to a root-only folder while the load
+    // runs: the load fails, and nothing there is handed to the user.
+    let decoy = test.path().join("decoy");
+    std::fs::create_dir(&decoy).expect("decoy");
+    std::fs::set_permissions(&decoy, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("chmod");
+    std::fs::write(decoy.join("new"), "root's\n").expect("decoy file");
+    let swapped = test.path().join("swapped");
+    let wait = format!(
+        "cat > new && while [ ! -e {} ]; do sleep 0.05; done",
+        swapped.display()
+    );
+    run(&["run", "l_dump", "printf snapshot-2", "d/s2.gz"]).status(0);
+    let all = argv(&["run", "l_into", "d/s2.gz", &wait, &rdb, &user.name]);
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    let child = test
+        .command(&all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft starts");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stage = loop {
+        if let Some(stage) = stages().pop() {
+            break stage;
+        }
+        assert!(Instant::now() < deadline, "no private folder appeared");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    user.sh(&format!(
+        "mv {data}/{stage} {data}/moved && ln -s {} {data}/{stage}",
+        decoy.display()
+    ));
+    std::fs::write(&swapped, "").expect("flag");
+    let out = child.wait_with_output().expect("weft ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("was replaced"), "{stderr}");
+    let meta = std::fs::metadata(decoy.join("new")).expect("decoy file");
+    assert_eq!(
+        (
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777
+        ),
+        (0, 0o644),
+        "the file in the folder linked to was handed over"
+    );
+    assert_eq!(
+        std::fs::read_to_string(decoy.join("new")).expect("decoy"),
+        "root's\n"
+    );
+    assert_eq!(std::fs::read_to_string(&rdb).expect("rdb"), "snapshot-1");
+    untouched("a swap");
 }

@@ -748,3 +748,206 @@ fn d_run(host, state, pid) {
         assert!(!pid.exists(), "{label}: the stop left its pid file");
     }
 }
+
+/// A plain user with a home folder of their own, removed when dropped: the owner of a folder
+/// where weft works as root, who plants links there.
+pub(crate) struct PlainUser {
+    pub(crate) name: String,
+}
+
+impl PlainUser {
+    pub(crate) fn new(prefix: &str, label: &str) -> Self {
+        let name = format!("{prefix}{label}{}", std::process::id());
+        let made = Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", &name])
+            .status()
+            .expect("useradd");
+        assert!(made.success(), "useradd {name}");
+        PlainUser { name }
+    }
+
+    pub(crate) fn home(&self) -> String {
+        format!("/home/{}", self.name)
+    }
+
+    /// Runs `script` as this user; panics when it fails.
+    pub(crate) fn sh(&self, script: &str) {
+        let done = Command::new("su")
+            .args([&self.name, "-c", script])
+            .status()
+            .expect("su");
+        assert!(done.success(), "as {}: {script}", self.name);
+    }
+
+    pub(crate) fn ids(&self) -> (u32, u32) {
+        let meta = std::fs::metadata(self.home()).expect("home");
+        (
+            std::os::unix::fs::MetadataExt::uid(&meta),
+            std::os::unix::fs::MetadataExt::gid(&meta),
+        )
+    }
+}
+
+impl Drop for PlainUser {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").args(["-r", &self.name]).output();
+    }
+}
+
+/// The targets of `Targets::each` and a login as the plain user `weft-test` that becomes root
+/// through sudo (its password in `WEFT_SUDO_PASSWORD`).
+fn each_with_become(targets: &Targets) -> Vec<(&'static str, Vec<String>)> {
+    let mut cases = targets.each();
+    cases.push((
+        "become",
+        vec![
+            "-H".into(),
+            targets.fleet.address(0, "weft-test"),
+            "--become".into(),
+            "-i".into(),
+            targets.fleet.key(),
+            "--known-hosts".into(),
+            targets.fleet.known_hosts(),
+        ],
+    ));
+    cases
+}
+
+fn owner_and_mode(path: &str) -> (u32, u32, u32) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    (meta.uid(), meta.gid(), meta.mode() & 0o7777)
+}
+
+#[test]
+fn line_refuses_a_planted_link_and_keeps_the_owner_group_and_mode_of_the_file() {
+    let targets = Targets::new();
+    let test = &targets.test;
+    test.write(
+        "deploy/line.rhai",
+        "/// A line.\nfn add_line(host, path) {\n    host.line(path, \"include /etc/weft.conf\");\n}\n\
+         /// A mode.\nfn set_mode(host, path) {\n    host.file(path, #{ mode: \"0600\" });\n}\n",
+    );
+    let password = targets.fleet.sudo_password();
+    for (label, flags) in each_with_become(&targets) {
+        let user = PlainUser::new("weftln", label);
+        let victim = test.path().join(format!("shadow-{label}"));
+        std::fs::write(&victim, "root:$y$j9T$only-root-reads-this:19000::::::\n").expect("victim");
+        std::fs::set_permissions(&victim, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
+        // The service user's config folder, set-group-id as Debian's /etc/redis is; the
+        // user swaps the config for a link to a root-only file.
+        let conf_dir = format!("{}/conf", user.home());
+        user.sh(&format!(
+            "mkdir -m 2775 {conf_dir} && ln -s {} {conf_dir}/redis.conf",
+            victim.display()
+        ));
+        let run = |path: &str, extra: &[&str]| {
+            let mut argv = with(&["run", "add_line", path], &flags);
+            argv.extend(extra.iter().map(|a| a.to_string()));
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            test.run_with(&argv, &[("WEFT_SUDO_PASSWORD", &password)])
+        };
+        let linked = format!("{conf_dir}/redis.conf");
+        let out = run(&linked, &["--diff"]);
+        out.status(1).stderr_has("symbolic link");
+        for shown in [&out.stdout, &out.stderr] {
+            assert!(
+                !shown.contains("only-root-reads-this"),
+                "{label}: the linked file's content was shown\n{out:?}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "root:$y$j9T$only-root-reads-this:19000::::::\n",
+            "{label}: the linked file changed"
+        );
+        assert_eq!(owner_and_mode(&victim.display().to_string()), (0, 0, 0o600));
+        assert!(
+            std::fs::symlink_metadata(&linked)
+                .expect("link")
+                .file_type()
+                .is_symlink(),
+            "{label}: the link was replaced by a file holding the linked file's lines"
+        );
+
+        // A regular file keeps its owner, its group (not the folder's set-group-id one) and
+        // its mode: weft does not hand it to root.
+        let conf = format!("{conf_dir}/app.conf");
+        user.sh(&format!(
+            "printf 'port 6379\\n' > {conf} && chmod 0640 {conf}"
+        ));
+        let (uid, _) = user.ids();
+        std::os::unix::fs::chown(&conf, Some(uid), Some(0)).expect("chown");
+        run(&conf, &[]).status(0).stdout_has("changed: line in");
+        assert_eq!(
+            std::fs::read_to_string(&conf).expect("conf"),
+            "port 6379\ninclude /etc/weft.conf\n"
+        );
+        assert_eq!(
+            owner_and_mode(&conf),
+            (uid, 0, 0o640),
+            "{label}: the rewritten file lost its owner, group or mode"
+        );
+        run(&conf, &[]).status(0).stdout_lacks("changed:");
+
+        // A mode alone is set through a handle of the file (never `chmod` by name, which
+        // follows a link swapped in after the check); the owner stays.
+        let argv = with(&["run", "set_mode", &conf], &flags);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        test.run_with(&argv, &[("WEFT_SUDO_PASSWORD", &password)])
+            .status(0)
+            .stdout_has("(mode 0600)");
+        assert_eq!(owner_and_mode(&conf), (uid, 0, 0o600), "{label}");
+        let argv = with(&["run", "set_mode", &linked], &flags);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        test.run_with(&argv, &[("WEFT_SUDO_PASSWORD", &password)])
+            .status(1);
+        assert_eq!(owner_and_mode(&victim.display().to_string()), (0, 0, 0o600));
+    }
+}
+
+#[test]
+fn a_folder_planted_at_the_old_staging_name_never_becomes_the_link() {
+    let targets = Targets::new();
+    let test = &targets.test;
+    test.write(
+        "deploy/link.rhai",
+        "/// A link.\nfn point(host, path, target) {\n    host.link(path, target);\n}\n",
+    );
+    let password = targets.fleet.sudo_password();
+    for (label, flags) in each_with_become(&targets) {
+        let user = PlainUser::new("weftlk", label);
+        let app = format!("{}/app", user.home());
+        // The user owns the app's folder and fills the name weft used to stage the link at.
+        user.sh(&format!(
+            "mkdir -p {app}/releases/v1 {app}/current.weft-link && echo planted > {app}/current.weft-link/index.html"
+        ));
+        let (current, target) = (format!("{app}/current"), format!("{app}/releases/v1"));
+        let argv = with(&["run", "point", &current, &target], &flags);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        test.run_with(&argv, &[("WEFT_SUDO_PASSWORD", &password)])
+            .status(0)
+            .stdout_has("changed: link");
+        let meta = std::fs::symlink_metadata(&current).expect("current");
+        assert!(
+            meta.file_type().is_symlink(),
+            "{label}: the planted folder became {current}"
+        );
+        assert_eq!(
+            std::fs::read_link(&current).expect("link"),
+            Path::new(&target)
+        );
+        // The planted folder is the user's own business; weft left nothing of its own.
+        let left: Vec<String> = std::fs::read_dir(&app)
+            .expect("app")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".weft"))
+            .collect();
+        assert!(left.is_empty(), "{label}: {left:?}");
+        test.run_with(&argv, &[("WEFT_SUDO_PASSWORD", &password)])
+            .status(0)
+            .stdout_lacks("changed:");
+    }
+}

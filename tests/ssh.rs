@@ -1440,3 +1440,149 @@ fn commands_of_a_host_share_one_kept_shell_but_no_state_and_a_forced_command_get
     let (first, second) = shell_pids(&out.stdout, "/root");
     assert_ne!(first, second, "a forced command cannot keep a shell");
 }
+
+/// Runs `argv` while reading the host's process list (the fleet runs on this machine) until
+/// weft ends; panics if any process's argv ever held `secret`, or if `running` (a word of the
+/// command that proves it ran) never showed. Returns weft's outcome.
+fn watch_process_list(
+    test: &Test,
+    argv: &[&str],
+    env: &[(&str, &str)],
+    secret: &str,
+    running: &str,
+) -> Outcome {
+    let mut child = test
+        .command(argv)
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("weft starts");
+    let mut seen_running = false;
+    loop {
+        let ps = Command::new("ps")
+            .args(["-ww", "-eo", "args"])
+            .output()
+            .expect("ps");
+        let list = String::from_utf8_lossy(&ps.stdout);
+        let leaked: Vec<&str> = list.lines().filter(|l| l.contains(secret)).collect();
+        assert!(
+            leaked.is_empty(),
+            "the secret is in a process's argv: {leaked:?}"
+        );
+        seen_running |= list.lines().any(|l| l.contains(running));
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("weft ends");
+    assert!(seen_running, "`{running}` never showed in the process list");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn a_secret_in_a_command_never_shows_in_the_hosts_process_list() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config("[project]\nname = \"s\"\n");
+    let secret = format!("S3cr3t-{}-tok", std::process::id());
+    test.write(
+        "deploy/s.rhai",
+        r#"
+/// Sleeps with a secret in the command, then shows its input and the secret's length.
+fn s_sleep(host, pause, how) {
+    let t = secret_env("WEFT_T");
+    let opts = if how == "sudo" { #{ sudo: true } } else { #{ stdin: "fed\n" } };
+    let r = host.run(`sleep ${pause}; cat; printf '%s' "${t}" | wc -c`, opts);
+    log(`out: ${r.stdout}`);
+}
+"#,
+    );
+    let (key, known) = (fleet.key(), fleet.known_hosts());
+    let (root, plain) = (fleet.address(0, "root"), fleet.address(0, "weft-test"));
+    let password = fleet.sudo_password();
+    let length = secret.len().to_string();
+    // sudo as root (no password: the kept shell's path), a command with input on a channel
+    // of its own, and --become with the sudo password.
+    let cases: [(&str, &str, &[&str], &str, &str); 3] = [
+        ("sudo", "3.01", &[], &root, ""),
+        ("stdin", "3.02", &[], &root, ""),
+        ("stdin", "3.03", &["--become"], &plain, &password),
+    ];
+    for (how, pause, extra, address, password) in cases {
+        let mut argv = vec![
+            "run",
+            "s_sleep",
+            pause,
+            how,
+            "-H",
+            address,
+            "-i",
+            &key,
+            "--known-hosts",
+            &known,
+        ];
+        argv.extend(extra);
+        let mut env = vec![("WEFT_T", secret.as_str())];
+        if !password.is_empty() {
+            env.push(("WEFT_SUDO_PASSWORD", password));
+        }
+        let out = watch_process_list(&test, &argv, &env, &secret, &format!("sleep {pause}"));
+        out.status(0).stdout_has(&length);
+        if how == "stdin" {
+            out.stdout_has("out: fed");
+        }
+    }
+}
+
+#[test]
+fn the_sum_of_a_file_that_holds_a_secret_is_not_kept_on_the_controller() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    let secret = format!("S3cr3t-{}-sum", std::process::id());
+    let dir = test.path().join("remote");
+    std::fs::create_dir_all(&dir).expect("dir");
+    test.write(
+        "deploy/f.rhai",
+        "/// Two files, one holding a secret.\nfn f_two(host, dir) {\n    host.file(dir + \"/plain.conf\", #{ content: \"port 80\\n\" });\n    host.file(dir + \"/token.env\", #{ content: \"TOKEN=\" + secret_env(\"WEFT_T\") + \"\\n\" });\n}\n",
+    );
+    let (key, known) = (fleet.key(), fleet.known_hosts());
+    let dir_text = dir.display().to_string();
+    let argv = [
+        "run",
+        "f_two",
+        &dir_text,
+        "-e",
+        "fleet",
+        "-i",
+        &key,
+        "--known-hosts",
+        &known,
+    ];
+    for _ in 0..2 {
+        test.run_with(&argv, &[("WEFT_T", &secret)]).status(0);
+    }
+    let sums = test.home().join(".cache/weft/remote-sums");
+    let kept: String = std::fs::read_dir(&sums)
+        .expect("the cache of sums")
+        .filter_map(Result::ok)
+        .map(|e| std::fs::read_to_string(e.path()).expect("sums"))
+        .collect();
+    assert!(kept.contains("plain.conf"), "no sum is kept at all: {kept}");
+    let token_sum = {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(format!("TOKEN={secret}\n").as_bytes());
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    assert!(
+        !kept.contains("token.env") && !kept.contains(&token_sum),
+        "the sum of a file holding a secret was kept: {kept}"
+    );
+}

@@ -157,11 +157,112 @@ pub fn load(session: &HostSession, source: &str, command: &str) -> Result<bool, 
         session.log(&format!("would load {} into `{command}`", source.display()));
         return Ok(false);
     }
+    stream_in(session, &source, command, command)?;
+    session.changed(&format!(
+        "loaded {} ({} bytes)",
+        source.display(),
+        dumped.bytes
+    ));
+    Ok(true)
+}
+
+/// Where a load's result goes: `path` on the host, replaced by what the load's command left
+/// under the name `new` in a private folder beside it (`exec::stage`), with `owner`, `group`
+/// and `mode` set on weft's own copy before the rename.
+#[derive(Debug, Clone, Default)]
+pub struct Placement {
+    /// The file or folder replaced.
+    pub path: String,
+    /// Owning user (a name or id), set with `chown -R`.
+    pub owner: Option<String>,
+    /// Owning group.
+    pub group: Option<String>,
+    /// Permission bits of the file or folder itself.
+    pub mode: Option<u32>,
+}
+
+/// Verifies every file of `sources`, then streams each into `command`, run inside a private
+/// folder beside `placement.path` (so it writes only there, through names nobody else can
+/// create or swap), and puts what the command left as `new` in place. Returns whether it
+/// loaded (`false` under `--check`, which only verifies).
+pub fn load_into(
+    session: &HostSession,
+    sources: &[String],
+    command: &str,
+    placement: &Placement,
+) -> Result<bool, HostError> {
+    if !placement.path.starts_with('/') {
+        return Err(HostError::Operation {
+            op: format!("load into {}", placement.path),
+            message: "`into` must be an absolute path".into(),
+        });
+    }
+    let verified = sources
+        .iter()
+        .map(|source| {
+            let path = session.local_path(source);
+            verify(&path).map(|dumped| (path, dumped))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if session.is_check() {
+        session.log(&format!(
+            "would load {} files into {} through `{command}`",
+            verified.len(),
+            placement.path
+        ));
+        return Ok(false);
+    }
+    let stage = super::stage::Stage::beside(session, &placement.path)?;
+    let loaded = verified.iter().try_for_each(|(path, dumped)| {
+        stream_in(session, path, &stage.command(command), command)?;
+        session.log(&format!(
+            "loaded {} ({} bytes) into a private folder beside {}",
+            path.display(),
+            dumped.bytes,
+            placement.path
+        ));
+        Ok::<_, HostError>(())
+    });
+    if let Err(err) = loaded {
+        stage.remove(session);
+        return Err(err);
+    }
+    stage.place(
+        session,
+        &placement.path,
+        placement.owner.as_deref(),
+        placement.group.as_deref(),
+        placement.mode,
+    )?;
+    session.changed(&format!(
+        "loaded {} into {}",
+        describe(&verified),
+        placement.path
+    ));
+    Ok(true)
+}
+
+/// `a.gz` or `3 files`, for a step's report.
+fn describe(verified: &[(PathBuf, Dumped)]) -> String {
+    match verified {
+        [(path, dumped)] => format!("{} ({} bytes)", path.display(), dumped.bytes),
+        all => format!("{} files", all.len()),
+    }
+}
+
+/// Streams the local file `source` into `command` on the session's host, decompressed there;
+/// a failure names `shown`.
+fn stream_in(
+    session: &HostSession,
+    source: &Path,
+    command: &str,
+    shown: &str,
+) -> Result<(), HostError> {
     session.block_on(async {
-        let mut file = tokio::fs::File::open(&source)
+        let mut file = tokio::fs::File::open(source)
             .await
             .map_err(|e| DumpError::Read {
-                path: source.clone(),
+                path: source.to_path_buf(),
                 source: e,
             })?;
         let pipe = Pipe {
@@ -169,15 +270,9 @@ pub fn load(session: &HostSession, source: &str, command: &str) -> Result<bool, 
             ..Pipe::default()
         };
         session
-            .exec_piped(&decompressed(command), command, pipe)
+            .exec_piped(&decompressed(command), shown, pipe)
             .await
-    })?;
-    session.changed(&format!(
-        "loaded {} ({} bytes)",
-        source.display(),
-        dumped.bytes
-    ));
-    Ok(true)
+    })
 }
 
 /// Checks that `path` matches the SHA-256 in `path.sha256`, reading it in chunks.

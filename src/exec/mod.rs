@@ -14,6 +14,7 @@ pub mod remote_sums;
 pub mod runner;
 pub mod session;
 pub mod settings;
+pub mod stage;
 pub mod stat_lines;
 pub mod timings;
 pub mod watch;

@@ -18,8 +18,9 @@
 //! What this cannot see: a change made before weft's next check that keeps the file's size
 //! and puts back the exact whole-second mtime weft gave it (`cp -p` or `rsync -t` from a file
 //! weft wrote in the same second, at the same size), or one that does so within the clock
-//! tick of weft's own write (the ctime then reads the same). Sensitive files are never
-//! recorded (their sums stay off the controller's disk). The cache is a file per host in
+//! tick of weft's own write (the ctime then reads the same). Sensitive files, and files whose
+//! content holds a secret the run knows, are never recorded (their sums stay off the
+//! controller's disk: a sum would let whoever reads it test guesses of the secret). The cache is a file per host in
 //! `$XDG_CACHE_HOME/weft/remote-sums/`; deleting it only makes the next checks hash again.
 
 use std::collections::HashMap;

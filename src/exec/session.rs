@@ -393,6 +393,11 @@ impl HostSession {
         self.output.diff(&self.spec.name, path, &text);
     }
 
+    /// Whether `text` holds a value the run knows as secret.
+    pub fn holds_secret(&self, text: &str) -> bool {
+        self.output.mask(text) != text
+    }
+
     /// Marks a value as secret: it is masked in every output from now on.
     pub fn add_secret(&self, value: &str) {
         self.output.add_secret(value);
@@ -576,6 +581,11 @@ impl HostSession {
     }
 
     /// The request for `command`, wrapped in sudo when the options or `--become` ask for it.
+    /// A command that holds a secret never stands in a process's argv on the host (where `ps`
+    /// shows it to every user): a shell reads it from its standard input instead
+    /// (`carried_on_stdin`), before the command's own input. Without sudo the kept shell reads
+    /// commands so too, but a command with input, or a login without a kept shell, would pass
+    /// it to the login shell's `-c`.
     fn privileged(&self, command: &str, options: &RunOptions) -> ExecRequest {
         let timeout = options.timeout.or(self.command_timeout);
         let stdin = options.stdin.as_ref().map(|s| s.as_bytes().to_vec());
@@ -583,36 +593,58 @@ impl HostSession {
             .sudo
             .as_ref()
             .or(self.privilege.become_user.as_ref());
+        let secret = self.holds_secret(command);
         let Some(user) = user else {
+            if secret {
+                let (reader, input) = carried_on_stdin(command, stdin);
+                return ExecRequest {
+                    command: reader,
+                    stdin: Some(input),
+                    timeout,
+                };
+            }
             return ExecRequest {
                 command: command.to_string(),
                 stdin,
                 timeout,
             };
         };
-        let shell = crate::shell::quote(command);
         let user = crate::shell::quote(user);
         match &self.privilege.sudo_password {
             Some(password) => {
                 // The password is the first line of stdin, read by a wrapper shell (never in
                 // argv). sudo gets it only when it needs one: where it does not prompt (root,
                 // NOPASSWD, a cached login), a password fed to `sudo -S` would reach the
-                // command as input.
+                // command as input. The command follows it on stdin: this request has its
+                // own channel anyway, so carrying every command costs nothing.
+                let (reader, input) = carried_on_stdin(command, stdin);
                 let wrapper = format!(
                     "IFS= read -r weft_pw; \
-                     if sudo -n -u {user} -- true 2>/dev/null; then exec sudo -n -u {user} -- sh -c {shell}; fi; \
-                     {{ printf '%s\\n' \"$weft_pw\"; exec cat; }} | sudo -S -p '' -u {user} -- sh -c {shell}"
+                     if sudo -n -u {user} -- true 2>/dev/null; then exec sudo -n -u {user} -- {reader}; fi; \
+                     {{ printf '%s\\n' \"$weft_pw\"; exec cat; }} | sudo -S -p '' -u {user} -- {reader}"
                 );
-                let mut input = format!("{password}\n").into_bytes();
-                input.extend(stdin.unwrap_or_default());
+                let mut all = format!("{password}\n").into_bytes();
+                all.extend(input);
                 ExecRequest {
                     command: format!("sh -c {}", crate::shell::quote(&wrapper)),
+                    stdin: Some(all),
+                    timeout,
+                }
+            }
+            // Only a command with a secret gives up the kept shell for a channel of its own.
+            None if secret => {
+                let (reader, input) = carried_on_stdin(command, stdin);
+                ExecRequest {
+                    command: format!("sudo -n -u {user} -- {reader}"),
                     stdin: Some(input),
                     timeout,
                 }
             }
             None => ExecRequest {
-                command: format!("sudo -n -u {user} -- sh -c {shell}"),
+                command: format!(
+                    "sudo -n -u {user} -- sh -c {}",
+                    crate::shell::quote(command)
+                ),
                 stdin,
                 timeout,
             },
@@ -636,6 +668,62 @@ impl HostSession {
                 stderr: out.stderr,
             }),
         }
+    }
+
+    /// Reads a regular file that an operation edits, never through a link (`None`: nothing
+    /// is there). A link or anything but a regular file at `path` fails.
+    pub fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
+        if self.privilege.become_user.is_none() {
+            return Ok(self
+                .runtime
+                .block_on(self.transport.read_regular_file(path))?);
+        }
+        // Under --become the file may be readable by the become user only. `cat` has no
+        // O_NOFOLLOW; the tests narrow the window to the gap between two builtins and `cat`.
+        let q = crate::shell::quote(path);
+        let out = self.probe(&format!(
+            "if [ -L {q} ]; then exit 4; elif [ ! -e {q} ]; then exit 3; \
+             elif [ ! -f {q} ]; then exit 5; else exec cat -- {q}; fi"
+        ))?;
+        let refused = |why: &str| {
+            HostError::Transport(TransportError::File {
+                action: "cannot read",
+                path: path.to_string(),
+                source: std::io::Error::other(why.to_string()),
+            })
+        };
+        match out.code {
+            0 => Ok(Some(out.stdout.into_bytes())),
+            3 => Ok(None),
+            4 => Err(refused("it is a symbolic link, and weft never edits a file through a link (its target could be any file of the host)")),
+            5 => Err(refused("it is not a regular file")),
+            code => Err(HostError::CommandFailed {
+                command: format!("cat -- {q}"),
+                code,
+                stderr: out.stderr,
+            }),
+        }
+    }
+
+    /// Sets the mode of the regular file at `path` by descriptor, never through a link
+    /// (nothing under `--check`).
+    pub fn set_regular_mode(&self, path: &str, mode: u32) -> Result<(), HostError> {
+        if self.check {
+            return Ok(());
+        }
+        self.not_interrupted(path)?;
+        self.stat_lines.drop_all();
+        if self.privilege.become_user.is_none() {
+            return Ok(self
+                .runtime
+                .block_on(self.transport.set_regular_mode(path, mode))?);
+        }
+        // Under --become the login may not open the file: `chmod` as the become user, on what
+        // is not a link (the check and the change are two steps here).
+        let q = crate::shell::quote(path);
+        self.act(&format!(
+            "[ ! -L {q} ] && [ -f {q} ] && chmod {mode:o} -- {q}"
+        ))
     }
 
     /// Makes `path` hold exactly `data`; returns whether anything changed.
@@ -664,12 +752,33 @@ impl HostSession {
         fresh: bool,
         keep_sum: bool,
     ) -> Result<(), HostError> {
+        self.put_file_owned(path, data, mode, None, fresh, keep_sum)
+    }
+
+    /// `put_file` that also gives the new file `owner` (user and group ids) before it replaces
+    /// `path`, so it keeps the owner of the file it replaces.
+    pub fn put_file_owned(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: Option<u32>,
+        owner: Option<(u32, u32)>,
+        fresh: bool,
+        keep_sum: bool,
+    ) -> Result<(), HostError> {
         self.not_interrupted(path)?;
         let sum = keep_sum.then(|| (data.len() as u64, crate::transport::sha256_bytes(data)));
-        self.place(path, mode, fresh, sum, |target, mode, fresh| {
-            self.runtime
-                .block_on(self.transport.write_file(target, data, mode, fresh))
-        })
+        self.place(
+            path,
+            mode,
+            owner,
+            fresh,
+            sum,
+            |target, mode, owner, fresh| {
+                self.runtime
+                    .block_on(self.transport.write_file(target, data, mode, owner, fresh))
+            },
+        )
     }
 
     /// Writes `path` with `write` (which gets the path to write and the mode), directly, or
@@ -682,15 +791,21 @@ impl HostSession {
         &self,
         path: &str,
         mode: Option<u32>,
+        owner: Option<(u32, u32)>,
         fresh: bool,
         sum: Option<(u64, String)>,
-        write: impl FnOnce(&str, Option<u32>, bool) -> Result<Option<u64>, TransportError>,
+        write: impl FnOnce(
+            &str,
+            Option<u32>,
+            Option<(u32, u32)>,
+            bool,
+        ) -> Result<Option<u64>, TransportError>,
     ) -> Result<(), HostError> {
         if self.check {
             return Ok(());
         }
         self.stat_lines.drop_all();
-        let placed = self.place_stamped(path, mode, fresh, write);
+        let placed = self.place_stamped(path, mode, owner, fresh, write);
         let host = &self.spec.address;
         match (&placed, sum) {
             (Ok(Some(mtime)), Some((size, sha256))) => {
@@ -706,28 +821,32 @@ impl HostSession {
         &self,
         path: &str,
         mode: Option<u32>,
+        owner: Option<(u32, u32)>,
         fresh: bool,
-        write: impl FnOnce(&str, Option<u32>, bool) -> Result<Option<u64>, TransportError>,
+        write: impl FnOnce(
+            &str,
+            Option<u32>,
+            Option<(u32, u32)>,
+            bool,
+        ) -> Result<Option<u64>, TransportError>,
     ) -> Result<Option<u64>, HostError> {
         if self.privilege.become_user.is_none() {
-            return Ok(write(path, mode, fresh)?);
+            return Ok(write(path, mode, owner, fresh)?);
         }
         let staging = format!("/tmp/.weft-stage-{:016x}", fastrand::u64(..));
-        let stamp = write(&staging, Some(0o600), false)?;
-        let (s, t) = (crate::shell::quote(&staging), crate::shell::quote(path));
-        // A fresh random name that `install` creates exclusively: a link planted beside the
-        // target by whoever owns its folder is never written through.
-        let (dir, name) = path.rsplit_once('/').unwrap_or((".", path));
-        let next = format!("{dir}/.{name}.weft-{:016x}", fastrand::u64(..));
-        let next = crate::shell::quote(&next);
-        let mode = format!("{:o}", mode.unwrap_or(0o644));
-        let result = self.run(
-            &format!("install -p -m {mode} -T -- {s} {next} && mv -f -T -- {next} {t}"),
-            &RunOptions {
-                quiet: true,
-                ..RunOptions::default()
-            },
+        let stamp = write(&staging, Some(0o600), None, false)?;
+        let (s, t) = (
+            crate::shell::quote(&staging),
+            super::stage::target_word(path),
         );
+        let mode = format!("{:o}", mode.unwrap_or(0o644));
+        // `install` makes the file, gives it its owner, then its mode, by name: in a private
+        // folder beside the target, where nobody else can swap that name for a link (which
+        // chmod would follow), before the rename puts it in place.
+        let owner = owner.map_or_else(String::new, |(uid, gid)| format!("-o {uid} -g {gid} "));
+        let body = format!("install -p {owner}-m {mode} -T -- {s} new && mv -f -T -- new {t}");
+        let script = super::stage::in_one_command(super::stage::folder_of(path), &body);
+        let result = super::stage::run_step(self, &format!("write {path}"), &script);
         let _ = self.runtime.block_on(self.transport.exec(
             &ExecRequest {
                 command: format!("rm -f -- {s}"),
@@ -840,9 +959,10 @@ impl HostSession {
         let copied = self.place(
             remote,
             Some(mode),
+            None,
             state.is_none(),
             Some((size, sha256)),
-            |target, mode, fresh| {
+            |target, mode, _, fresh| {
                 self.runtime
                     .block_on(self.transport.upload_file(local, target, mode, fresh))
             },
@@ -888,6 +1008,23 @@ impl HostSession {
         }
         Ok(self.templates.render(name, &all)?)
     }
+}
+
+/// `sh -c READER`, a command line that holds no part of `command`, and the input that makes
+/// it run `command`: the command's lines, then a line with a random marker, then `stdin`. The
+/// reader takes lines up to the marker with `read` (which never reads past a newline, so the
+/// command's own input is left whole), and evaluates them with its variables unset.
+fn carried_on_stdin(command: &str, stdin: Option<Vec<u8>>) -> (String, Vec<u8>) {
+    let marker = format!("weft-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let reader = format!(
+        "weft_c=; while IFS= read -r weft_l; do \
+           if [ \"$weft_l\" = {marker} ]; then eval \"unset weft_c weft_l; $weft_c\"; exit; fi; \
+           weft_c=\"$weft_c$weft_l\n\"; \
+         done; echo 'weft: the command did not arrive whole' >&2; exit 1"
+    );
+    let mut input = format!("{command}\n{marker}\n").into_bytes();
+    input.extend(stdin.unwrap_or_default());
+    (format!("sh -c {}", crate::shell::quote(&reader)), input)
 }
 
 fn file_mode(meta: &std::fs::Metadata) -> u32 {

@@ -175,11 +175,45 @@ impl Transport for LocalTransport {
         }
     }
 
+    async fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
+        let cannot_read = |source| TransportError::File {
+            action: "cannot read",
+            path: path.into(),
+            source,
+        };
+        let mut file = match open_regular(&self.path(path)).await {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(cannot_read(err)),
+        };
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).await.map_err(cannot_read)?;
+        Ok(Some(data))
+    }
+
+    async fn set_regular_mode(&self, path: &str, mode: u32) -> Result<(), TransportError> {
+        let file = open_regular(&self.path(path))
+            .await
+            .map_err(|source| TransportError::File {
+                action: "cannot change the mode of",
+                path: path.into(),
+                source,
+            })?;
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .await
+            .map_err(|source| TransportError::File {
+                action: "cannot change the mode of",
+                path: path.into(),
+                source,
+            })
+    }
+
     async fn write_file(
         &self,
         path: &str,
         data: &[u8],
         mode: Option<u32>,
+        owner: Option<(u32, u32)>,
         _fresh: bool,
     ) -> Result<Option<u64>, TransportError> {
         let target = self.path(path);
@@ -187,6 +221,11 @@ impl Transport for LocalTransport {
         replace_atomically(&target, mode, |mut file| async move {
             file.write_all(data).await?;
             file.sync_all().await?;
+            // By descriptor, before the rename; the mode follows (a change of owner clears
+            // the set-user-id bit).
+            if let Some((uid, gid)) = owner {
+                std::os::unix::fs::fchown(&file, Some(uid), Some(gid))?;
+            }
             Ok(file)
         })
         .await
@@ -228,13 +267,40 @@ impl Transport for LocalTransport {
     }
 }
 
+/// Opens the regular file at `path` for reading, never through a link (`O_NOFOLLOW`), and
+/// without blocking, so a fifo swapped in is refused, not waited on.
+async fn open_regular(path: &Path) -> std::io::Result<tokio::fs::File> {
+    let file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .await
+        .map_err(|err| {
+            // O_NOFOLLOW's answer to a link.
+            if err.raw_os_error() == Some(libc::ELOOP) {
+                std::io::Error::other(
+                    "it is a symbolic link, and weft never edits a file through a link (its target could be any file of the host)",
+                )
+            } else {
+                err
+            }
+        })?;
+    if !file.metadata().await?.is_file() {
+        return Err(std::io::Error::other("it is not a regular file"));
+    }
+    Ok(file)
+}
+
 /// The mode a written file gets, as over SSH: the one asked for, else the replaced file's,
 /// else 0644 for a new file (readable by a web server, unlike a temporary file's 0600).
 async fn file_mode(target: &Path, mode: Option<u32>) -> u32 {
     match mode {
         Some(mode) => mode,
-        None => tokio::fs::metadata(target)
+        // The replaced file's own mode, never that of a link's target.
+        None => tokio::fs::symlink_metadata(target)
             .await
+            .ok()
+            .filter(std::fs::Metadata::is_file)
             .map_or(0o644, |m| m.permissions().mode() & 0o7777),
     }
 }

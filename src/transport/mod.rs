@@ -133,15 +133,28 @@ pub trait Transport: Send + Sync {
     /// Reads a whole file; `None` when it does not exist.
     async fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError>;
 
+    /// Reads a whole regular file that weft is about to edit, never through a link: a link at
+    /// `path` (planted by whoever owns its folder) or anything but a regular file fails.
+    /// `None` when nothing is there.
+    async fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError>;
+
+    /// Sets the mode of the regular file at `path` through a handle, never through a link
+    /// (which `chmod` follows): a link or anything but a regular file fails.
+    async fn set_regular_mode(&self, path: &str, mode: u32) -> Result<(), TransportError>;
+
     /// Replaces a file atomically (temporary file + rename) with `data`, then sets `mode`.
-    /// `fresh`: a check has just found nothing at `path`, so the file can be put in place the
-    /// cheapest way (over SSH: SFTP's rename, no command). Returns the whole-second mtime the
-    /// file was stamped with, when it was (see `exec::remote_sums`).
+    /// `owner` (user and group ids) is given to the temporary file through its handle, before
+    /// the rename: the file that replaces another keeps its owner, whatever the folder's
+    /// set-group-id bit would give it. `fresh`: a check has just found nothing at `path`, so
+    /// the file can be put in place the cheapest way (over SSH: SFTP's rename, no command).
+    /// Returns the whole-second mtime the file was stamped with, when it was (see
+    /// `exec::remote_sums`).
     async fn write_file(
         &self,
         path: &str,
         data: &[u8],
         mode: Option<u32>,
+        owner: Option<(u32, u32)>,
         fresh: bool,
     ) -> Result<Option<u64>, TransportError>;
 

@@ -67,6 +67,10 @@ pub(crate) fn stat_and_sum(
 ) -> Result<(Option<PathState>, Option<String>), crate::exec::session::HostError> {
     let q = quote(path);
     let (sums, host) = (session.remote_sums(), session.spec.address.as_str());
+    // A sum that must not be kept (a file with a secret) is dropped if an older run kept it.
+    if sum && !keep && sums.knows(host, path) {
+        sums.forget(host, path);
+    }
     let known = sums.knows(host, path);
     // When the probe that printed the line started (none: it was read ahead), and whether a
     // hash should bring the host's clock: a sum is kept only with both.
@@ -199,7 +203,13 @@ fn attributes(
     let mut reasons = Vec::new();
     if let Some(mode) = mode {
         if state.map(|s| s.mode) != Some(mode) {
-            session.act(&format!("chmod {mode:o} -- {}", quote(path)))?;
+            // `chmod` follows a link: a file's mode is set through a handle instead, so a link
+            // swapped in after the check never passes the mode to the file it points to.
+            if state.is_some_and(|s| s.kind.starts_with("regular")) {
+                session.set_regular_mode(path, mode)?;
+            } else {
+                session.act(&format!("chmod {mode:o} -- {}", quote(path)))?;
+            }
             reasons.push(format!("mode {mode:04o}"));
         }
     }
@@ -289,7 +299,14 @@ fn step(kind: &str, path: &str, reasons: &[String]) -> String {
 
 /// Makes `path` a regular file as `spec` describes.
 pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
-    let (state, remote_sum) = stat_and_sum(session, path, spec.content.is_some(), !spec.sensitive)?;
+    // The sum of a file that holds a secret would let anyone who reads the controller's cache
+    // test guesses of it: none is kept, whether the script said `sensitive` or not.
+    let keep = !spec.sensitive
+        && !spec
+            .content
+            .as_deref()
+            .is_some_and(|c| session.holds_secret(&String::from_utf8_lossy(c)));
+    let (state, remote_sum) = stat_and_sum(session, path, spec.content.is_some(), keep)?;
     require_file(state.as_ref(), path)?;
     let mut reasons = Vec::new();
     match (&spec.content, &state) {
@@ -301,7 +318,7 @@ pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
                 .is_some_and(|sum| crate::transport::sha256_bytes(content) == sum);
             let current = match &state {
                 Some(_) if same_sum => Some(content.clone()),
-                Some(_) => session.read_file(path)?,
+                Some(_) => session.read_regular_file(path)?,
                 None => None,
             };
             if current.as_deref() != Some(content.as_slice()) {
@@ -312,7 +329,7 @@ pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
                 if let Some(check) = &spec.validate {
                     validate(session, path, content, mode, check)?;
                 }
-                session.put_file(path, content, mode, state.is_none(), !spec.sensitive)?;
+                session.put_file(path, content, mode, state.is_none(), keep)?;
                 reasons.push(
                     if state.is_some() {
                         "content"
@@ -324,7 +341,9 @@ pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
             }
         }
         (None, None) => {
-            session.act(&format!("touch -- {}", quote(path)))?;
+            // Created as any new file is (a private name, then a rename): `touch` would follow
+            // a link planted meanwhile.
+            session.put_file(path, b"", spec.mode, true, false)?;
             reasons.push("created".into());
         }
         (None, Some(_)) => {}
@@ -416,15 +435,20 @@ pub fn link(session: &HostSession, path: &str, target: &str) -> OpResult {
             }
         }
     }
-    // `ln -sfn` to a temporary name then `mv -T` swaps the link atomically.
-    let tmp = format!("{path}.weft-link");
-    session.act(&format!(
-        "ln -sfn -- {} {} && mv -Tf -- {} {}",
-        quote(target),
-        quote(&tmp),
-        quote(&tmp),
-        quote(path)
-    ))?;
+    if !session.is_check() {
+        // The new link is made in a private folder beside the path (never under a fixed name
+        // that whoever owns the folder could fill first), then renamed over it, atomically;
+        // the rename fails on a folder in the way. Then the path must read as the link.
+        let (p, t) = (crate::exec::stage::target_word(path), quote(target));
+        let body = format!(
+            "ln -s -- {t} new && mv -f -T -- new {p} && \
+             {{ [ \"$(readlink -- {p})\" = {t} ] || \
+               {{ echo 'weft: '{q}' is not the new link after the rename' >&2; exit 1; }}; }}",
+            q = quote(path)
+        );
+        let script = crate::exec::stage::in_one_command(crate::exec::stage::folder_of(path), &body);
+        crate::exec::stage::run_step(session, &format!("link {path}"), &script)?;
+    }
     Ok(session.report(&format!("link {path} -> {target}"), true))
 }
 
@@ -451,7 +475,11 @@ pub fn line(
         .map(regex::Regex::new)
         .transpose()
         .map_err(|e| fail(&format!("line in {path}"), format!("bad pattern: {e}")))?;
-    let current = session.read_file(path)?;
+    let state = regular_state(session, path)?;
+    let current = match state {
+        Some(_) => session.read_regular_file(path)?,
+        None => None,
+    };
     let text = current
         .as_deref()
         .map(String::from_utf8_lossy)
@@ -480,8 +508,67 @@ pub fn line(
         &new,
         sensitive,
     );
-    session.put_file(path, new.as_bytes(), None, false, !sensitive)?;
+    // The new file keeps the mode and owner of the one it replaces, set through the handle
+    // before the rename.
+    let keep = !sensitive && !session.holds_secret(&new);
+    session.put_file_owned(
+        path,
+        new.as_bytes(),
+        state.map(|s| s.mode),
+        state.map(|s| (s.uid, s.gid)),
+        state.is_none(),
+        keep,
+    )?;
     Ok(session.report(&format!("line in {path}"), true))
+}
+
+/// Mode and owner of the regular file an edit replaces.
+#[derive(Debug, Clone, Copy)]
+struct Regular {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+}
+
+/// The mode and owner ids of the regular file at `path`, `None` when nothing is there; a link
+/// (even to a regular file) or anything else fails: an edit never goes through a link.
+fn regular_state(
+    session: &HostSession,
+    path: &str,
+) -> Result<Option<Regular>, crate::exec::session::HostError> {
+    let q = quote(path);
+    let out = session.probe(&format!(
+        "{{ [ -e {q} ] || [ -L {q} ]; }} || exit 3; exec stat -c '%F|%a|%u|%g' -- {q}"
+    ))?;
+    let op = format!("line in {path}");
+    if out.code == 3 {
+        return Ok(None);
+    }
+    let line = out.stdout.trim();
+    let fields: Vec<&str> = line.split('|').collect();
+    let [kind, mode, uid, gid] = fields[..] else {
+        return Err(fail(
+            &op,
+            format!("cannot stat {path}: {}", out.stderr.trim()),
+        ));
+    };
+    if kind == "symbolic link" {
+        return Err(fail(
+            &op,
+            format!(
+                "{path} is a symbolic link: weft edits the file itself, never through a link \
+                 (its target could be any file of the host); make {path} a regular file"
+            ),
+        ));
+    }
+    if kind != "regular file" && kind != "regular empty file" {
+        return Err(fail(&op, format!("{path} is a {kind}, not a file")));
+    }
+    let number = |text: &str, radix| u32::from_str_radix(text, radix).ok();
+    match (number(mode, 8), number(uid, 10), number(gid, 10)) {
+        (Some(mode), Some(uid), Some(gid)) => Ok(Some(Regular { mode, uid, gid })),
+        _ => Err(fail(&op, format!("cannot read the stat of {path}: {line}"))),
+    }
 }
 
 /// Makes the folder `remote` hold exactly the local folder `local`: copies what differs and,

@@ -140,7 +140,7 @@ pub fn authorized_keys(
         })?;
     let dir = format!("{home}/.ssh");
     let path = format!("{dir}/authorized_keys");
-    let current = session.read_file(&path)?;
+    let current = session.read_regular_file(&path)?;
     let text = current
         .as_deref()
         .map(String::from_utf8_lossy)

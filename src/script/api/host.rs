@@ -353,6 +353,69 @@ pub mod host_api {
             .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
+    /// `load` with option `into` (a path on the host, with `owner`, `group`, `mode`): the
+    /// command runs in a private folder made beside `into` (random name, mode 0700) and leaves
+    /// there, under the name `new`, the file or folder that replaces `into`. `new` then gets
+    /// `owner` and `group` (with `chown -R`) and `mode`, and is renamed over `into` (a folder
+    /// there is moved aside first): nothing is written, owned or changed through a name that
+    /// another user of the host could create or swap.
+    ///
+    /// ```rhai
+    /// host.load("backups/redis.rdb.gz", "cat > new", #{ into: "/var/lib/redis/dump.rdb", owner: "redis", group: "redis", mode: "0660" });
+    /// ```
+    #[rhai_fn(name = "load", return_raw)]
+    pub fn load_with(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        local: &str,
+        command: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        load_all(ctx, host, vec![local.into()], command, options)
+    }
+
+    /// `load` of several files, each streamed into `command` in turn, with the options of
+    /// `load` (`into` puts what all of them left as `new` in place once, after the last).
+    ///
+    /// ```rhai
+    /// host.load(["a.tar.gz", "b.tar.gz"], "mkdir -p new && tar -x -C new -f -", #{ into: "/srv/app/shared/uploads", owner: "app", mode: "0755" });
+    /// ```
+    #[rhai_fn(name = "load", return_raw)]
+    pub fn load_all(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        locals: Array,
+        command: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let locals = options::strings(locals, "the files to load")?;
+        if locals.is_empty() {
+            return Err("load: the list of files is empty".into());
+        }
+        let mut opts = options::Options::new(options, options::keys("load"))?;
+        let placement = crate::exec::dump::Placement {
+            path: opts.string("into")?.unwrap_or_default(),
+            owner: opts.string("owner")?,
+            group: opts.string("group")?,
+            mode: opts.mode("mode")?,
+        };
+        let h = &host.0;
+        let loaded = if placement.path.is_empty() {
+            if placement.owner.is_some() || placement.group.is_some() || placement.mode.is_some() {
+                return Err(
+                    "load: `owner`, `group` and `mode` are set on what replaces `into`: give `into` too"
+                        .into(),
+                );
+            }
+            locals.iter().try_fold(false, |loaded, local| {
+                crate::exec::dump::load(h, local, command).map(|one| loaded || one)
+            })
+        } else {
+            crate::exec::dump::load_into(h, &locals, command, &placement)
+        };
+        loaded.map_err(|e| host_error_at(&ctx, h, e))
+    }
+
     /// Renders a template (looked up project → user → stdlib) with the host's variables and
     /// writes it to `dest`. Returns `true` when it changed anything.
     ///

@@ -31,6 +31,7 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ("group", &["system", "state", "always"]),
     ("line", &["regex", "sensitive", "always"]),
     ("link", &["always"]),
+    ("load", &["into", "owner", "group", "mode"]),
     ("notify", &["manager", "config"]),
     ("packages", &["state", "always"]),
     ("pip", &["packages", "requirements", "always"]),

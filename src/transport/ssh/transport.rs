@@ -356,6 +356,7 @@ impl SshTransport {
         &self,
         path: &str,
         mode: Option<u32>,
+        owner: Option<(u32, u32)>,
         fresh: bool,
         mut reader: impl tokio::io::AsyncRead + Unpin + Send,
     ) -> Result<Option<u64>, TransportError> {
@@ -367,13 +368,16 @@ impl SshTransport {
             path: path.to_string(),
             source,
         };
+        // The mode of the file replaced, read without following a link: a link's target is
+        // not the file being replaced (and could be any file of the host).
         let mode = match mode {
             Some(mode) => Some(mode),
             None if fresh => None,
             None => sftp
-                .metadata(path)
+                .symlink_metadata(path)
                 .await
                 .ok()
+                .filter(|m| m.file_type().is_file())
                 .and_then(|m| m.permissions)
                 .map(|p| p & 0o7777),
         };
@@ -398,7 +402,13 @@ impl SshTransport {
                 }
                 file.write_all(&buf[..n]).await?;
             }
-            // Through the open handle, not the name, which could be swapped for a link.
+            // Through the open handle, not the name, which could be swapped for a link. The
+            // owner goes first: a change of owner clears the set-user-id bit the mode may hold.
+            if let Some((uid, gid)) = owner {
+                let mut attrs = FileAttributes::empty();
+                (attrs.uid, attrs.gid) = (Some(uid), Some(gid));
+                file.set_metadata(attrs).await.map_err(sftp_io)?;
+            }
             let mut attrs = FileAttributes::empty();
             attrs.permissions = mode;
             let stamp = u32::try_from(crate::exec::remote_sums::stamp()).ok();
@@ -527,6 +537,27 @@ impl SshTransport {
     }
 }
 
+/// Why the file opened at a path is not the regular file that path names now, if it is not.
+fn not_the_file_opened(
+    opened: &russh_sftp::client::fs::Metadata,
+    named: &russh_sftp::client::fs::Metadata,
+) -> Option<&'static str> {
+    // By the whole type field: `is_regular` tests bits that a link's type holds too.
+    if named.file_type().is_symlink() {
+        return Some(LINK_REFUSED);
+    }
+    if !named.file_type().is_file() || !opened.file_type().is_file() {
+        return Some("it is not a regular file");
+    }
+    let facts =
+        |m: &russh_sftp::client::fs::Metadata| (m.uid, m.gid, m.permissions, m.size, m.mtime);
+    (facts(opened) != facts(named)).then_some("it was replaced while weft read it")
+}
+
+/// Why weft does not read or write a file through a link.
+const LINK_REFUSED: &str =
+    "it is a symbolic link, and weft never edits a file through a link (its target could be any file of the host)";
+
 fn sftp_io(err: russh_sftp::client::error::Error) -> std::io::Error {
     std::io::Error::other(err.to_string())
 }
@@ -610,14 +641,73 @@ impl Transport for SshTransport {
         }
     }
 
+    async fn set_regular_mode(&self, path: &str, mode: u32) -> Result<(), TransportError> {
+        let sftp = self.sftp().await?;
+        let failed = |source| TransportError::File {
+            action: "cannot change the mode of",
+            path: path.to_string(),
+            source,
+        };
+        // As for a read: the handle's file must be the regular file the name holds.
+        let file = sftp.open(path).await.map_err(|e| failed(sftp_io(e)))?;
+        let (opened, named) = tokio::join!(file.metadata(), sftp.symlink_metadata(path));
+        let (opened, named) = (
+            opened.map_err(|e| failed(sftp_io(e)))?,
+            named.map_err(|e| failed(sftp_io(e)))?,
+        );
+        if let Some(why) = not_the_file_opened(&opened, &named) {
+            return Err(failed(std::io::Error::other(why)));
+        }
+        let mut attrs = FileAttributes::empty();
+        attrs.permissions = Some(mode);
+        file.set_metadata(attrs)
+            .await
+            .map_err(|e| failed(sftp_io(e)))
+    }
+
+    async fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
+        let sftp = self.sftp().await?;
+        let cannot_read = |source| TransportError::File {
+            action: "cannot read",
+            path: path.to_string(),
+            source,
+        };
+        // SFTP has no O_NOFOLLOW: the file is opened, then what the handle holds is compared
+        // with what the name holds now, unfollowed. A link swapped in for the open and a
+        // regular file swapped back would need the linked file's owner, mode, size and mtime,
+        // which a user who cannot read that file cannot forge.
+        let mut file = match sftp.open(path).await {
+            Ok(file) => file,
+            Err(russh_sftp::client::error::Error::Status(status))
+                if status.status_code == StatusCode::NoSuchFile =>
+            {
+                // Nothing, or a link to nothing: the caller's check tells which.
+                return Ok(None);
+            }
+            Err(err) => return Err(cannot_read(sftp_io(err))),
+        };
+        let (opened, named) = tokio::join!(file.metadata(), sftp.symlink_metadata(path));
+        let (opened, named) = (
+            opened.map_err(|e| cannot_read(sftp_io(e)))?,
+            named.map_err(|e| cannot_read(sftp_io(e)))?,
+        );
+        if let Some(why) = not_the_file_opened(&opened, &named) {
+            return Err(cannot_read(std::io::Error::other(why)));
+        }
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).await.map_err(cannot_read)?;
+        Ok(Some(data))
+    }
+
     async fn write_file(
         &self,
         path: &str,
         data: &[u8],
         mode: Option<u32>,
+        owner: Option<(u32, u32)>,
         fresh: bool,
     ) -> Result<Option<u64>, TransportError> {
-        self.write_atomic(path, mode, fresh, data).await
+        self.write_atomic(path, mode, owner, fresh, data).await
     }
 
     async fn upload_file(
@@ -634,7 +724,7 @@ impl Transport for SshTransport {
                 path: local.display().to_string(),
                 source,
             })?;
-        self.write_atomic(remote, mode, fresh, file).await
+        self.write_atomic(remote, mode, None, fresh, file).await
     }
 
     async fn download_file(&self, remote: &str, local: &Path) -> Result<(), TransportError> {
