@@ -38,12 +38,7 @@ fn four_parallel_creates_on_a_fresh_data_folder_all_succeed_and_destroy_releases
     assert!(!data.exists(), "the data folder is fresh");
     // Two creates of one role in one env, another role there, and another env: each process
     // makes the machine key, reserves an address and records a host key at the same time.
-    let creates = [
-        ["web", "dev"],
-        ["web", "dev"],
-        ["db", "dev"],
-        ["web", "qa"],
-    ];
+    let creates = [["web", "dev"], ["web", "dev"], ["db", "dev"], ["web", "qa"]];
     let children: Vec<_> = creates
         .iter()
         .map(|[role, env]| {
@@ -97,7 +92,8 @@ fn four_parallel_creates_on_a_fresh_data_folder_all_succeed_and_destroy_releases
         .stdout_has("summary: 1 ok");
 
     for env in ["dev", "qa"] {
-        test.run(&["cloud", "destroy", "-e", env, "--yes"]).status(0);
+        test.run(&["cloud", "destroy", "-e", env, "--yes"])
+            .status(0);
     }
     assert_eq!(reserved_by(&data), Vec::<String>::new());
     let known = std::fs::read_to_string(data.join("known_hosts")).unwrap_or_default();

@@ -145,11 +145,17 @@ fn a_pull_copies_files_and_folders_only_and_says_what_it_skips() {
             planted.secret.display()
         ))
         .stdout_has(&format!("skipped {}/loop: it is a link to .", planted.dir))
-        .stdout_has(&format!("skipped {}/fifo: it is a FIFO: not copied", planted.dir))
+        .stdout_has(&format!(
+            "skipped {}/fifo: it is a FIFO: not copied",
+            planted.dir
+        ))
         .stdout_has("(2 files, 10 B, 4 skipped)");
     let copy = test.path().join("out/host-0").join(planted.name());
     assert_eq!(files_under(&copy), ["ok.log", "sub/inner.log"]);
-    assert_eq!(test.read(&format!("out/host-0/{}/ok.log", planted.name())), "fine\n");
+    assert_eq!(
+        test.read(&format!("out/host-0/{}/ok.log", planted.name())),
+        "fine\n"
+    );
 
     // A link named as the source itself is refused, with the way to opt in.
     let link = format!("{}/v.log", planted.dir);
@@ -168,7 +174,10 @@ fn a_pull_copies_files_and_folders_only_and_says_what_it_skips() {
             "skipped {}/z.log: it is a character device: not copied",
             planted.dir
         ))
-        .stdout_has(&format!("skipped {}/loop: it leads back to {}", planted.dir, planted.dir))
+        .stdout_has(&format!(
+            "skipped {}/loop: it leads back to {}",
+            planted.dir, planted.dir
+        ))
         .stdout_has(&format!("skipped {}/fifo: it is a FIFO", planted.dir));
     let copy = fresh.path().join("out/host-0").join(planted.name());
     assert_eq!(files_under(&copy), ["ok.log", "sub/inner.log", "v.log"]);
@@ -184,7 +193,8 @@ fn max_size_stops_a_pull_and_leaves_no_partial_file() {
         planted.dir
     ));
     let out = pull(&test, &fleet, &planted.dir, &["--max-size", "1M"]);
-    out.status(1).stdout_has("more than 1 MiB from this host (--max-size");
+    out.status(1)
+        .stdout_has("more than 1 MiB from this host (--max-size");
     let copy = test.path().join("out/host-0").join(planted.name());
     let left = files_under(&copy);
     assert!(
@@ -223,7 +233,10 @@ fn one_ctrl_c_stops_a_pull_at_once_and_leaves_no_partial_file() {
         .expect("weft starts");
     let copy = test.path().join("out/host-0").join(planted.name());
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !files_under(&copy).iter().any(|f| f.contains(".huge.bin.weft-")) {
+    while !files_under(&copy)
+        .iter()
+        .any(|f| f.contains(".huge.bin.weft-"))
+    {
         assert!(Instant::now() < deadline, "the big file never started");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -284,7 +297,12 @@ fn a_local_pull_skips_links_and_fifos_too() {
     let copied: Vec<PathBuf> = walk(&test.path().join("out"));
     let mut names: Vec<String> = copied
         .iter()
-        .map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .map(|p| {
+            p.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     names.sort();
     assert_eq!(names, ["inner.log", "ok.log"], "{out:#?}");
@@ -295,7 +313,8 @@ fn a_local_pull_skips_links_and_fifos_too() {
         .stdout_has("loop: it leads back to");
     assert!(walk(&test.path().join("all"))
         .iter()
-        .any(|p| p.ends_with("v.log") && std::fs::read_to_string(p).ok().as_deref() == Some("root only\n")));
+        .any(|p| p.ends_with("v.log")
+            && std::fs::read_to_string(p).ok().as_deref() == Some("root only\n")));
 
     std::fs::write(logs.join("sub/big.bin"), vec![7u8; 3_000_000]).expect("big");
     test.run(&["copy", "--pull", &source, "capped", "--max-size", "1M"])

@@ -70,4 +70,3 @@ fn edit(scope: &Scope, change: impl FnOnce(&mut Vec<String>)) -> Result<(), Clou
     crate::lockfile::replace(&path, text.as_bytes(), 0o644)?;
     Ok(())
 }
-

@@ -15,9 +15,7 @@ use super::timings::{Section, Timings};
 use crate::inventory::{HostSpec, Vars};
 use crate::template::{TemplateError, Templates};
 use crate::transport::download::DownloadLimits;
-use crate::transport::{
-    DownloadOptions, ExecOutput, ExecRequest, Pipe, Transport, TransportError,
-};
+use crate::transport::{DownloadOptions, ExecOutput, ExecRequest, Pipe, Transport, TransportError};
 
 /// Why a host step failed.
 #[derive(Debug, Error)]

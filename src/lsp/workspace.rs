@@ -198,9 +198,8 @@ fn private_folder(dir: &Path) -> bool {
         .mode(0o700)
         .create(dir);
     let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    std::fs::symlink_metadata(dir).is_ok_and(|m| {
-        m.is_dir() && Some(m.uid()) == me && m.mode() & 0o022 == 0
-    })
+    std::fs::symlink_metadata(dir)
+        .is_ok_and(|m| m.is_dir() && Some(m.uid()) == me && m.mode() & 0o022 == 0)
 }
 
 /// Writes `text` at `path` unless it already holds it, and leaves it read-only.
@@ -298,4 +297,33 @@ fn var_names(project: &Project) -> Vec<(String, Vec<String>)> {
             .push("[apps.*]".into());
     }
     names.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The read-only copies go only into a folder of this user's that nobody else can write:
+    /// not one another user made first, nor a link planted under its name. Needs root to give
+    /// a folder away.
+    #[test]
+    fn stdlib_copies_go_only_into_a_private_folder() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let mine = dir.path().join("mine");
+        assert!(private_folder(&mine));
+        let path = mine.join("stdlib/x.rhai");
+        write_read_only(&path, "fn x() {}\n").expect("write");
+        write_read_only(&path, "fn y() {}\n").expect("replace the read-only copy");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "fn y() {}\n");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&mine, &link).expect("link");
+        assert!(!private_folder(&link));
+        if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() == Some(0) {
+            let theirs = dir.path().join("theirs");
+            std::fs::create_dir(&theirs).expect("dir");
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).expect("chown");
+            assert!(!private_folder(&theirs));
+        }
+    }
 }

@@ -292,7 +292,11 @@ impl<T: Tree> Walk<'_, T> {
             attrs = match self.host(remote, self.tree.stat(remote)).await? {
                 Ok(attrs) => attrs,
                 Err(_) => {
-                    return self.skip(remote, format!("is a link to {target}, which is missing"), first)
+                    return self.skip(
+                        remote,
+                        format!("is a link to {target}, which is missing"),
+                        first,
+                    )
                 }
             };
         }
@@ -342,7 +346,11 @@ impl<T: Tree> Walk<'_, T> {
                     let child = format!("{}/{name}", remote.trim_end_matches('/'));
                     // A name from the host never leaves the local folder.
                     if !plain_name(&name) {
-                        self.skip(&child, "has a name that is no plain file name: skipped".into(), false)?;
+                        self.skip(
+                            &child,
+                            "has a name that is no plain file name: skipped".into(),
+                            false,
+                        )?;
                         continue;
                     }
                     steps.push(Step::Visit {
@@ -485,9 +493,9 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(digits);
-    let number: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is no size: write bytes, or a number and K, M, G or T (`500M`, `10G`)"))?;
+    let number: f64 = number.parse().map_err(|_| {
+        format!("`{text}` is no size: write bytes, or a number and K, M, G or T (`500M`, `10G`)")
+    })?;
     let shift = match unit.trim().to_ascii_uppercase().as_str() {
         "" | "B" => 0,
         "K" | "KB" | "KIB" => 10,
@@ -555,7 +563,10 @@ mod tests {
             ..looked.clone()
         };
         assert!(!same_file(&looked, &device));
-        assert_eq!(Kind::of_mode(0o020_666), Kind::Special("a character device"));
+        assert_eq!(
+            Kind::of_mode(0o020_666),
+            Kind::Special("a character device")
+        );
         assert_eq!(Kind::of_mode(0o010_644), Kind::Special("a FIFO"));
     }
 }

@@ -82,9 +82,10 @@ pub async fn ensure(packages: &[String]) -> Result<PathBuf, CloudError> {
     let packages = packages.to_vec();
     tokio::task::spawn_blocking(move || {
         // A kernel lock: one whose holder was killed is free at once.
-        let _lock = crate::lockfile::FileLock::take_or(&cache.join(format!("{name}.lock")), || {
-            eprintln!("weft: waiting for another weft to build the image");
-        })?;
+        let _lock =
+            crate::lockfile::FileLock::take_or(&cache.join(format!("{name}.lock")), || {
+                eprintln!("weft: waiting for another weft to build the image");
+            })?;
         if root.join("etc/os-release").is_file() {
             return Ok(root);
         }
@@ -357,7 +358,9 @@ pub fn trusted_cache(cache: &Path) -> Result<(), CloudError> {
         }
         Err(err) => return Err(err.into()),
     }
-    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
+    let me = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
     let link = std::fs::symlink_metadata(cache)?;
     let target = std::fs::metadata(cache)?;
     for meta in [&link, &target] {
@@ -403,7 +406,9 @@ mod tests {
         let theirs = dir.path().join("theirs");
         std::fs::create_dir(&theirs).expect("dir");
         std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).expect("chown");
-        let err = trusted_cache(&theirs).expect_err("another user's cache").to_string();
+        let err = trusted_cache(&theirs)
+            .expect_err("another user's cache")
+            .to_string();
         assert!(err.contains("WEFT_IMAGE_CACHE"), "{err}");
         let open = dir.path().join("open");
         std::fs::create_dir(&open).expect("dir");

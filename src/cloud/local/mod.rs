@@ -17,8 +17,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    data_dir, machine_key, tags, CloudError, Machine, MachineSpec, Provider,
-    Scope, VirtualIp,
+    data_dir, machine_key, tags, CloudError, Machine, MachineSpec, Provider, Scope, VirtualIp,
 };
 
 /// What a machine's folder remembers about it.

@@ -35,7 +35,8 @@ async fn run_with_input(
     input: Option<&str>,
 ) -> Result<String, CloudError> {
     use tokio::io::AsyncWriteExt;
-    let cannot = |e: std::io::Error| CloudError::Unsupported(format!("cannot run `{program}`: {e}"));
+    let cannot =
+        |e: std::io::Error| CloudError::Unsupported(format!("cannot run `{program}`: {e}"));
     let mut child = Command::new(program)
         .args(args)
         .stdin(if input.is_some() {
@@ -87,7 +88,9 @@ pub async fn ensure_nat() -> Result<(), CloudError> {
     }
     // The ruleset goes to nft on its standard input: a file under a shared temporary folder
     // could be a link planted there by any local user, which root would write through.
-    run_with_input("nft", &["-f", "-"], Some(&nat_rules())).await.map(|_| ())
+    run_with_input("nft", &["-f", "-"], Some(&nat_rules()))
+        .await
+        .map(|_| ())
 }
 
 /// weft's NAT table: the bridge's addresses masqueraded behind the host's own.
@@ -221,7 +224,11 @@ mod tests {
         let uid = std::fs::metadata("/proc/self")
             .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
             .ok();
-        if uid != Some(0) || std::process::Command::new("nft").arg("--version").output().is_err()
+        if uid != Some(0)
+            || std::process::Command::new("nft")
+                .arg("--version")
+                .output()
+                .is_err()
         {
             eprintln!("skipped: needs root and nft");
             return;
