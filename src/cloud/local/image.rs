@@ -70,6 +70,8 @@ pub async fn ensure(packages: &[String]) -> Result<PathBuf, CloudError> {
     let name = name_for(packages);
     let cache = cache_dir();
     let root = cache.join(&name);
+    // Before an image is used, not only before one is built: machines boot from it as root.
+    trusted_cache(&cache)?;
     if root.join("etc/os-release").is_file() {
         return Ok(root);
     }
@@ -78,7 +80,6 @@ pub async fn ensure(packages: &[String]) -> Result<PathBuf, CloudError> {
     } else {
         Some(Box::pin(ensure(&[])).await?)
     };
-    trusted_cache(&cache)?;
     let packages = packages.to_vec();
     tokio::task::spawn_blocking(move || {
         // A kernel lock: one whose holder was killed is free at once.
