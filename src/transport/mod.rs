@@ -79,8 +79,8 @@ pub enum TransportError {
     Ssh(#[from] ssh::SshError),
     /// A download passed its size limit; the file in progress was removed.
     #[error(
-        "downloading `{top}` stopped at `{path}`: more than {} from this host (--max-size; \
-         the file in progress was removed)",
+        "downloading `{top}` stopped at `{path}`: more than {} from this host (--max-size, \
+         or `max_size` in a script; the file in progress was removed)",
         download::human_bytes(*.limit)
     )]
     DownloadTooLarge {
