@@ -1,6 +1,7 @@
 //! Parallel weft processes on one data folder (issue 29): four `weft cloud create`s at once on
 //! a fresh folder all succeed (one machine key, every host key recorded, every machine its own
-//! ordinal and address), and destroying releases every address and key.
+//! ordinal and address), and destroying releases every address and key; a create that fails
+//! half-way releases what it reserved.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -106,4 +107,37 @@ fn four_parallel_creates_on_a_fresh_data_folder_all_succeed_and_destroy_releases
         .filter(|n| !n.starts_with('.'))
         .collect();
     assert!(left.is_empty(), "machine folders left: {left:?}");
+}
+
+#[test]
+fn a_failed_create_gives_back_its_address_and_leaves_no_machine_folder() {
+    let test = Test::with_config("[project]\nname = \"fail\"\n[env.dev]\nprovider = \"local\"\n");
+    let _dev = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    let data = test.home().join(".local/share/weft");
+    // A file where weft's key folder goes: the create fails after it reserved an address.
+    std::fs::create_dir_all(&data).expect("data");
+    std::fs::write(data.join("keys"), "not a folder\n").expect("keys");
+    test.run(&["cloud", "create", "web", "-e", "dev", "--no-provision"])
+        .status(2);
+    assert_eq!(
+        reserved_by(&data),
+        Vec::<String>::new(),
+        "an address leaked"
+    );
+    let left: Vec<String> = std::fs::read_dir(data.join("machines"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert!(left.is_empty(), "machine folders left: {left:?}");
+    // Once the cause is gone, the same create makes web-0.
+    std::fs::remove_file(data.join("keys")).expect("rm");
+    test.run(&["cloud", "create", "web", "-e", "dev", "--no-provision"])
+        .status(0)
+        .stdout_has("created web-0");
 }
