@@ -338,13 +338,22 @@ pub struct SshArgs {
 /// `weft copy`.
 #[derive(Debug, Args)]
 pub struct CopyArgs {
-    /// Push: a local file or folder. Pull: a remote file.
+    /// Push: a local file or folder. Pull: a file or folder of the hosts.
     pub source: String,
     /// Push: the remote path. Pull: a local folder; each host's copy goes in DEST/<host>/.
     pub dest: String,
-    /// Copy from the hosts to this machine.
+    /// Copy from the hosts to this machine: regular files and folders only. Links are
+    /// skipped and reported (see --follow-links); devices, FIFOs and sockets are skipped.
     #[arg(long)]
     pub pull: bool,
+    /// With --pull: copy what links point to (files and folders, anywhere on the host the
+    /// login user can read); a link back into a folder already copied is still skipped.
+    #[arg(long, requires = "pull")]
+    pub follow_links: bool,
+    /// With --pull: stop a host's download past this size (`500M`, `10G`; K, M, G, T are
+    /// powers of 1024); the file in progress is removed.
+    #[arg(long, value_name = "SIZE", default_value = "10G", value_parser = parse_max_size)]
+    pub max_size: u64,
     #[command(flatten)]
     pub select: Select,
     #[command(flatten)]
@@ -612,4 +621,9 @@ fn parse_assignment(text: &str) -> Result<(String, String), String> {
         ));
     }
     Ok((key.to_string(), value.to_string()))
+}
+
+/// `--max-size`: a size as `500M` or `10G`.
+fn parse_max_size(text: &str) -> Result<u64, String> {
+    crate::transport::download::parse_size(text)
 }

@@ -15,6 +15,7 @@ pub mod error;
 pub mod exec;
 pub mod inventory;
 pub mod layers;
+pub mod lockfile;
 pub mod logging;
 pub mod lsp;
 pub mod mask;

@@ -6,9 +6,11 @@ mod fleet;
 mod harness;
 
 mod cloud;
+mod cloud_parallel;
 mod data;
 mod diagnostics;
 mod docs;
+mod downloads;
 mod editors;
 mod ha;
 mod init;

@@ -1,8 +1,7 @@
 //! Host keys of new machines, known before the first login: made on the controller, recorded
 //! in weft's known_hosts under the machine's id, and checked against what the machine answers.
 
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -97,71 +96,70 @@ fn name(host: &str, port: u16) -> String {
 /// Records `public` as the key of `host:port` for machine `machine_id` in weft's known_hosts,
 /// replacing what was recorded for that machine before.
 pub fn record(machine_id: &str, host: &str, port: u16, public: &str) -> Result<(), CloudError> {
-    forget(machine_id)?;
-    let path = known_hosts_file();
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&path)?;
-    writeln!(
-        file,
-        "{} {} {}",
-        name(host, port),
-        public.trim(),
-        marker(machine_id)
-    )?;
-    Ok(())
+    let marker = marker(machine_id);
+    let line = format!("{} {} {marker}\n", name(host, port), public.trim());
+    edit_known_hosts(|text| {
+        let mut kept = without(text, &marker);
+        kept.push_str(&line);
+        kept
+    })
 }
 
 /// Moves the key recorded for machine `machine_id` to its new address (a stopped EC2
 /// instance gets a new public address when it starts again).
 pub fn readdress(machine_id: &str, host: &str, port: u16) -> Result<(), CloudError> {
-    let path = known_hosts_file();
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(());
-    };
     let marker = marker(machine_id);
-    let moved: String = text
-        .lines()
-        .map(|l| {
-            let words: Vec<&str> = l.split_whitespace().collect();
-            if words.len() == 4 && words[3] == marker {
-                format!(
-                    "{} {} {} {}\n",
-                    name(host, port),
-                    words[1],
-                    words[2],
-                    marker
-                )
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
-    if moved != text {
-        std::fs::write(&path, moved)?;
-    }
-    Ok(())
+    edit_known_hosts(|text| {
+        text.lines()
+            .map(|l| {
+                let words: Vec<&str> = l.split_whitespace().collect();
+                if words.len() == 4 && words[3] == marker {
+                    format!(
+                        "{} {} {} {}\n",
+                        name(host, port),
+                        words[1],
+                        words[2],
+                        marker
+                    )
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect()
+    })
 }
 
 /// Removes the lines recorded for machine `machine_id` (its address may go to another machine).
 pub fn forget(machine_id: &str) -> Result<(), CloudError> {
-    let path = known_hosts_file();
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(());
-    };
     let marker = marker(machine_id);
-    let kept: String = text
-        .lines()
-        .filter(|l| l.split_whitespace().nth(3) != Some(marker.as_str()))
+    edit_known_hosts(|text| without(text, &marker))
+}
+
+/// The lines of `text` but those recorded for `marker`'s machine.
+fn without(text: &str, marker: &str) -> String {
+    text.lines()
+        .filter(|l| l.split_whitespace().nth(3) != Some(marker))
         .map(|l| format!("{l}\n"))
-        .collect();
-    if kept != text {
-        std::fs::write(&path, kept)?;
+        .collect()
+}
+
+/// Rewrites weft's known_hosts with `edit` under its lock, so parallel weft processes (creates
+/// in several envs at once) never lose each other's lines, and readers see the whole old or
+/// the whole new file (a rename). Local machines' keys go through the same function.
+pub fn edit_known_hosts(edit: impl FnOnce(&str) -> String) -> Result<(), CloudError> {
+    let path = known_hosts_file();
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let _lock = crate::lockfile::FileLock::beside(&path)?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => return Err(err.into()),
+    };
+    let edited = edit(&text);
+    if edited != text {
+        crate::lockfile::replace(&path, edited.as_bytes(), 0o600)?;
     }
     Ok(())
 }

@@ -124,7 +124,9 @@ impl From<std::io::Error> for CloudError {
 /// What every provider does.
 #[async_trait]
 pub trait Provider: Send + Sync {
-    /// Creates (and starts) a machine, or returns the one of that role and ordinal that exists.
+    /// Creates (and starts) a machine. The local provider gives it the first ordinal from
+    /// `spec.ordinal` on that is free, so parallel creates in one env each make their own;
+    /// ec2 returns the machine of that role and ordinal when one exists.
     async fn create(&self, scope: &Scope, spec: &MachineSpec) -> Result<Machine, CloudError>;
     /// The machines of the scope, by role then ordinal.
     async fn list(&self, scope: &Scope) -> Result<Vec<Machine>, CloudError>;
@@ -170,29 +172,60 @@ pub fn data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/lib/weft"))
 }
 
-/// The key pair weft logs in to its machines with, made on first use.
+/// The key pair weft logs in to its machines with, made on first use: once, when parallel
+/// weft processes ask for it together (the others wait on its lock and read it).
 pub fn machine_key() -> Result<(PathBuf, String), CloudError> {
-    let dir = data_dir().join("keys");
+    machine_key_in(&data_dir().join("keys"))
+}
+
+/// `machine_key` in the folder `dir`.
+fn machine_key_in(dir: &std::path::Path) -> Result<(PathBuf, String), CloudError> {
     let key = dir.join("id_ed25519");
     if !key.exists() {
-        std::fs::create_dir_all(&dir)?;
-        let status = std::process::Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "weft-machines", "-f"])
-            .arg(&key)
-            .status()
-            .map_err(|e| {
-                CloudError::Unsupported(format!(
-                    "ssh-keygen is needed to make weft's machine key: {e}"
-                ))
-            })?;
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        let _lock = crate::lockfile::FileLock::beside(&key)?;
+        if !key.exists() {
+            make_machine_key(dir, &key)?;
+        }
+    }
+    let public = std::fs::read_to_string(key.with_extension("pub"))?;
+    Ok((key, public.trim().to_string()))
+}
+
+/// Makes the key pair under a fresh name in `dir`, then renames it to `key`: the public half
+/// first, so whoever sees the private key finds its public key too.
+fn make_machine_key(dir: &std::path::Path, key: &std::path::Path) -> Result<(), CloudError> {
+    // No dot but the leading one, so `with_extension("pub")` names ssh-keygen's public half.
+    let fresh = dir.join(format!(".new-key-{:016x}", fastrand::u64(..)));
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "weft-machines", "-f"])
+        .arg(&fresh)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .map_err(|e| {
+            CloudError::Unsupported(format!(
+                "ssh-keygen is needed to make weft's machine key: {e}"
+            ))
+        });
+    let placed = status.and_then(|status| {
         if !status.success() {
             return Err(CloudError::Io(
                 "ssh-keygen failed to make weft's machine key".into(),
             ));
         }
+        std::fs::rename(fresh.with_extension("pub"), key.with_extension("pub"))?;
+        std::fs::rename(&fresh, key)?;
+        Ok(())
+    });
+    if placed.is_err() {
+        let _ = std::fs::remove_file(&fresh);
+        let _ = std::fs::remove_file(fresh.with_extension("pub"));
     }
-    let public = std::fs::read_to_string(key.with_extension("pub"))?;
-    Ok((key, public.trim().to_string()))
+    placed
 }
 
 /// The known_hosts file where weft records its machines' host keys.
@@ -211,4 +244,38 @@ fn file_safe(text: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Parallel weft processes on a fresh data folder all get the one machine key: none fails
+    /// on a key another is making (ssh-keygen refuses to overwrite), none gets another key.
+    #[test]
+    fn parallel_first_uses_make_one_machine_key() {
+        let dir = tempfile::tempdir().expect("dir");
+        let keys = dir.path().join("keys");
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let keys = keys.clone();
+                std::thread::spawn(move || machine_key_in(&keys).map(|(_, public)| public))
+            })
+            .collect();
+        let publics: Vec<String> = threads
+            .into_iter()
+            .map(|t| t.join().expect("thread").expect("machine key"))
+            .collect();
+        assert!(publics[0].starts_with("ssh-ed25519 "), "{publics:?}");
+        assert!(publics.iter().all(|p| p == &publics[0]), "{publics:?}");
+        let left: Vec<String> = std::fs::read_dir(&keys)
+            .expect("keys")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| !n.starts_with(".id_ed25519.lock"))
+            .collect();
+        let mut left = left;
+        left.sort();
+        assert_eq!(left, ["id_ed25519", "id_ed25519.pub"]);
+    }
 }

@@ -40,28 +40,33 @@ pub fn contains(scope: &Scope, id: &str) -> bool {
 
 /// Records machine `id`.
 pub fn add(scope: &Scope, id: &str) -> Result<(), CloudError> {
-    let mut all = ids(scope);
-    if all.iter().any(|i| i == id) {
-        return Ok(());
-    }
-    all.push(id.to_string());
-    write(scope, &all)
+    edit(scope, |all| {
+        if !all.iter().any(|i| i == id) {
+            all.push(id.to_string());
+        }
+    })
 }
 
 /// Forgets machine `id`.
 pub fn remove(scope: &Scope, id: &str) -> Result<(), CloudError> {
-    let all: Vec<String> = ids(scope).into_iter().filter(|i| i != id).collect();
-    write(scope, &all)
+    edit(scope, |all| all.retain(|i| i != id))
 }
 
-fn write(scope: &Scope, ids: &[String]) -> Result<(), CloudError> {
+/// Reads, edits and writes the record back under its lock: parallel creates in one env each
+/// add their machine, and a reader sees the old or the new record whole (a rename).
+fn edit(scope: &Scope, change: impl FnOnce(&mut Vec<String>)) -> Result<(), CloudError> {
     let path = path(scope);
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let text: String = ids.iter().map(|i| format!("{i}\n")).collect();
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text)?;
-    std::fs::rename(&tmp, &path)?;
+    let _lock = crate::lockfile::FileLock::beside(&path)?;
+    let mut all = ids(scope);
+    let before = all.clone();
+    change(&mut all);
+    if all == before && path.exists() {
+        return Ok(());
+    }
+    let text: String = all.iter().map(|i| format!("{i}\n")).collect();
+    crate::lockfile::replace(&path, text.as_bytes(), 0o644)?;
     Ok(())
 }

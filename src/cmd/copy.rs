@@ -8,6 +8,7 @@ use super::Context;
 use crate::cli::CopyArgs;
 use crate::exec::runner::Job;
 use crate::inventory::Selection;
+use crate::transport::download::DownloadLimits;
 
 /// What stops `weft copy` before it connects.
 #[derive(Debug, Error, Diagnostic)]
@@ -32,6 +33,10 @@ pub fn copy(ctx: &Context, args: CopyArgs) -> Result<i32> {
         Job::Download {
             remote: args.source,
             dest: ctx.cwd.join(&args.dest),
+            limits: DownloadLimits {
+                follow_links: args.follow_links,
+                max_bytes: args.max_size,
+            },
         }
     } else {
         // Local paths are taken from the working directory, as with cp.

@@ -63,6 +63,8 @@ pub enum Job {
         remote: String,
         /// The local folder.
         dest: PathBuf,
+        /// `--follow-links` and `--max-size`.
+        limits: crate::transport::download::DownloadLimits,
     },
 }
 
@@ -400,7 +402,11 @@ fn run_one(
             Some(session) => match job {
                 Job::Command(command) => session.run(command, &RunOptions::default()).map(|_| ()),
                 Job::Upload { local, remote } => session.upload(local, remote).map(|_| ()),
-                Job::Download { remote, dest } => session.download(remote, dest).map(|_| ()),
+                Job::Download {
+                    remote,
+                    dest,
+                    limits,
+                } => session.download(remote, dest, *limits).map(|_| ()),
                 Job::SyncKeys(keys) => {
                     let user = Target::parse(&session.spec.address)
                         .ok()

@@ -14,7 +14,8 @@ use super::output::{HostSink, Output};
 use super::timings::{Section, Timings};
 use crate::inventory::{HostSpec, Vars};
 use crate::template::{TemplateError, Templates};
-use crate::transport::{ExecOutput, ExecRequest, Pipe, Transport, TransportError};
+use crate::transport::download::DownloadLimits;
+use crate::transport::{DownloadOptions, ExecOutput, ExecRequest, Pipe, Transport, TransportError};
 
 /// Why a host step failed.
 #[derive(Debug, Error)]
@@ -901,18 +902,30 @@ impl HostSession {
     }
 
     /// Copies `remote` into `<dest>/<host name>/<file name>` on this machine.
-    pub fn download(&self, remote: &str, dest: &Path) -> Result<PathBuf, HostError> {
+    pub fn download(
+        &self,
+        remote: &str,
+        dest: &Path,
+        limits: DownloadLimits,
+    ) -> Result<PathBuf, HostError> {
         let name = Path::new(remote)
             .file_name()
             .map_or_else(|| "download".into(), |n| n.to_os_string());
         let target = dest.join(&self.spec.name).join(name);
-        self.download_to(remote, &target)?;
+        self.download_to(remote, &target, limits)?;
         Ok(target)
     }
 
-    /// Copies the file `remote` to `target` on this machine (relative paths are taken from the
-    /// project), creating its folder. Skipped under `--check`.
-    pub fn download_to(&self, remote: &str, target: &Path) -> Result<(), HostError> {
+    /// Copies the file or folder `remote` to `target` on this machine (relative paths are
+    /// taken from the project), creating its folder: regular files and folders only, links
+    /// as `limits` says, at most `limits.max_bytes`; each entry left out is said on the host's
+    /// output. Skipped under `--check`.
+    pub fn download_to(
+        &self,
+        remote: &str,
+        target: &Path,
+        limits: DownloadLimits,
+    ) -> Result<(), HostError> {
         self.not_interrupted(remote)?;
         let target = self.local_root.join(target);
         if self.check {
@@ -929,12 +942,39 @@ impl HostSession {
             &self.spec.name,
             format!("downloading {remote} from {}", self.spec.name),
         );
+        let stopped = || super::interrupt::interrupted() && self.always.load(Ordering::SeqCst) == 0;
+        let skipped = |path: &str, why: &str| self.log(&format!("skipped {path}: it {why}"));
+        let options = DownloadOptions {
+            follow_links: limits.follow_links,
+            max_bytes: limits.max_bytes,
+            stopped: &stopped,
+            skipped: &skipped,
+        };
         let copied = self
             .runtime
-            .block_on(self.transport.download_file(remote, &target));
+            .block_on(self.transport.download_file(remote, &target, options));
         self.output.transfer_done(&self.spec.name);
-        copied?;
-        self.log(&format!("downloaded {remote} to {}", target.display()));
+        let done = match copied {
+            Ok(done) => done,
+            Err(TransportError::DownloadInterrupted { path }) => {
+                return Err(HostError::Interrupted(format!(
+                    "the rest of the download (stopped at `{path}`; the file in progress was removed)"
+                )))
+            }
+            Err(err) => return Err(err.into()),
+        };
+        let skipped = if done.skipped > 0 {
+            format!(", {} skipped", done.skipped)
+        } else {
+            String::new()
+        };
+        self.log(&format!(
+            "downloaded {remote} to {} ({} file{}, {}{skipped})",
+            target.display(),
+            done.files,
+            if done.files == 1 { "" } else { "s" },
+            crate::transport::download::human_bytes(done.bytes),
+        ));
         Ok(())
     }
 

@@ -180,9 +180,26 @@ fn on_disk(file: &LayerFile, text: &str, cache: &Path) -> Option<PathBuf> {
     } else {
         "stdlib"
     };
+    if !private_folder(cache) {
+        return None;
+    }
     let path = cache.join(folder).join(&file.logical);
     write_read_only(&path, text).ok()?;
     Some(path)
+}
+
+/// Makes `dir` when missing, and says whether it is a folder of this user's that nobody else
+/// can write (the cache falls back to the shared temporary folder without a home, where
+/// another user could have made it first, or planted a link under its name).
+fn private_folder(dir: &Path) -> bool {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir);
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    std::fs::symlink_metadata(dir)
+        .is_ok_and(|m| m.is_dir() && Some(m.uid()) == me && m.mode() & 0o022 == 0)
 }
 
 /// Writes `text` at `path` unless it already holds it, and leaves it read-only.
@@ -193,12 +210,18 @@ fn write_read_only(path: &Path, text: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    // An older copy is read-only: replace it rather than write through it.
+    // An older copy is read-only: replace it rather than write through it; the new one is
+    // made exclusively and never through a link, read-only from the start.
     let _ = std::fs::remove_file(path);
-    std::fs::write(path, text)?;
-    let mut perms = std::fs::metadata(path)?.permissions();
-    perms.set_readonly(true);
-    std::fs::set_permissions(path, perms)
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o444)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    file.write_all(text.as_bytes())
 }
 
 /// Where read-only copies of embedded files go: `$XDG_CACHE_HOME/weft`, else `~/.cache/weft`.
@@ -206,9 +229,17 @@ pub fn cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("weft")
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")));
+    match base {
+        Some(base) => base.join("weft"),
+        // Without a home, a folder named for this user in the shared temporary folder, which
+        // is used only while it is this user's alone (`private_folder`).
+        None => {
+            use std::os::unix::fs::MetadataExt;
+            let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
+            std::env::temp_dir().join(format!("weft-cache-{uid}"))
+        }
+    }
 }
 
 /// The env's hosts with their merged vars, without asking a provider for its machines (the
@@ -266,4 +297,33 @@ fn var_names(project: &Project) -> Vec<(String, Vec<String>)> {
             .push("[apps.*]".into());
     }
     names.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The read-only copies go only into a folder of this user's that nobody else can write:
+    /// not one another user made first, nor a link planted under its name. Needs root to give
+    /// a folder away.
+    #[test]
+    fn stdlib_copies_go_only_into_a_private_folder() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().expect("dir");
+        let mine = dir.path().join("mine");
+        assert!(private_folder(&mine));
+        let path = mine.join("stdlib/x.rhai");
+        write_read_only(&path, "fn x() {}\n").expect("write");
+        write_read_only(&path, "fn y() {}\n").expect("replace the read-only copy");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "fn y() {}\n");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&mine, &link).expect("link");
+        assert!(!private_folder(&link));
+        if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() == Some(0) {
+            let theirs = dir.path().join("theirs");
+            std::fs::create_dir(&theirs).expect("dir");
+            std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).expect("chown");
+            assert!(!private_folder(&theirs));
+        }
+    }
 }

@@ -9,7 +9,11 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use super::capture::Capture;
-use super::{ExecOutput, ExecRequest, LineSink, Pipe, Stream, Transport, TransportError};
+use super::download::{Attrs, Kind, Tree};
+use super::{
+    DownloadOptions, Downloaded, ExecOutput, ExecRequest, LineSink, Pipe, Stream, Transport,
+    TransportError,
+};
 
 /// Runs everything on this machine, relative paths taken from `cwd`.
 #[derive(Debug, Clone)]
@@ -256,14 +260,72 @@ impl Transport for LocalTransport {
         Ok(None)
     }
 
-    async fn download_file(&self, remote: &str, local: &Path) -> Result<(), TransportError> {
-        copy_tree(&self.path(remote), local)
-            .await
-            .map_err(|source| TransportError::File {
-                action: "cannot download",
-                path: remote.into(),
-                source,
-            })
+    async fn download_file(
+        &self,
+        remote: &str,
+        local: &Path,
+        options: DownloadOptions<'_>,
+    ) -> Result<Downloaded, TransportError> {
+        let remote = self.path(remote).display().to_string();
+        super::download::download(&LocalTree, &remote, local, options).await
+    }
+}
+
+/// This machine's file system, as a download walks it.
+struct LocalTree;
+
+fn attrs(meta: &std::fs::Metadata) -> Attrs {
+    use std::os::unix::fs::MetadataExt;
+    Attrs {
+        kind: Kind::of_mode(meta.mode()),
+        size: meta.len(),
+        mode: meta.mode() & 0o7777,
+        owner: (meta.uid(), meta.gid()),
+        mtime: meta.mtime(),
+        inode: Some((meta.dev(), meta.ino())),
+    }
+}
+
+#[async_trait]
+impl Tree for LocalTree {
+    type Reader = tokio::fs::File;
+
+    async fn lstat(&self, path: &str) -> std::io::Result<Attrs> {
+        Ok(attrs(&tokio::fs::symlink_metadata(path).await?))
+    }
+
+    async fn stat(&self, path: &str) -> std::io::Result<Attrs> {
+        Ok(attrs(&tokio::fs::metadata(path).await?))
+    }
+
+    async fn canonical(&self, path: &str) -> std::io::Result<String> {
+        Ok(tokio::fs::canonicalize(path).await?.display().to_string())
+    }
+
+    async fn read_link(&self, path: &str) -> std::io::Result<String> {
+        Ok(tokio::fs::read_link(path).await?.display().to_string())
+    }
+
+    async fn list(&self, path: &str) -> std::io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        let mut entries = tokio::fs::read_dir(path).await?;
+        while let Some(entry) = entries.next_entry().await? {
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        Ok(names)
+    }
+
+    async fn open(&self, path: &str, follow: bool) -> std::io::Result<(tokio::fs::File, Attrs)> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Never through a link unless following one, and never waiting on a FIFO put in the
+        // file's place: what the handle is gets checked against what was looked at.
+        let nofollow = if follow { 0 } else { libc::O_NOFOLLOW };
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nofollow | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        let opened = attrs(&file.metadata()?);
+        Ok((tokio::fs::File::from_std(file), opened))
     }
 }
 
@@ -303,33 +365,6 @@ async fn file_mode(target: &Path, mode: Option<u32>) -> u32 {
             .filter(std::fs::Metadata::is_file)
             .map_or(0o644, |m| m.permissions().mode() & 0o7777),
     }
-}
-
-/// Copies a file, or a folder with everything in it, keeping modes.
-async fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
-    let meta = tokio::fs::metadata(from).await?;
-    let mode = meta.permissions().mode() & 0o7777;
-    if !meta.is_dir() {
-        return copy_atomic(from, to, Some(mode)).await;
-    }
-    for entry in walkdir::WalkDir::new(from).sort_by_file_name() {
-        let entry = entry.map_err(std::io::Error::from)?;
-        let rel = entry.path().strip_prefix(from).unwrap_or(Path::new(""));
-        let target = to.join(rel);
-        let mode = entry
-            .metadata()
-            .map_err(std::io::Error::from)?
-            .permissions()
-            .mode()
-            & 0o7777;
-        if entry.file_type().is_dir() {
-            tokio::fs::create_dir_all(&target).await?;
-            tokio::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode)).await?;
-        } else if entry.file_type().is_file() {
-            copy_atomic(entry.path(), &target, Some(mode)).await?;
-        }
-    }
-    Ok(())
 }
 
 /// Copies `from` to a temporary sibling of `to`, sets the mode, then renames it into place.

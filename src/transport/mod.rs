@@ -2,10 +2,12 @@
 
 pub mod capture;
 pub mod connector;
+pub mod download;
 pub mod local;
 pub mod ssh;
 
 pub use connector::Connector;
+pub use download::{DownloadOptions, Downloaded};
 
 /// The environment variable holding the sudo password.
 pub const SUDO_PASSWORD_ENV: &str = "WEFT_SUDO_PASSWORD";
@@ -75,6 +77,23 @@ pub enum TransportError {
     /// SSH failed: connecting, authenticating, or on an open connection.
     #[error(transparent)]
     Ssh(#[from] ssh::SshError),
+    /// A download passed its size limit; the file in progress was removed.
+    #[error(
+        "downloading `{top}` stopped at `{path}`: more than {} from this host (--max-size, \
+         or `max_size` in a script; the file in progress was removed)",
+        download::human_bytes(*.limit)
+    )]
+    DownloadTooLarge {
+        path: String,
+        top: String,
+        limit: u64,
+    },
+    /// The run was interrupted during a download; the file in progress was removed.
+    #[error("interrupted while downloading `{path}` (the file in progress was removed)")]
+    DownloadInterrupted { path: String },
+    /// The path a download names is nothing it copies: a link not followed, a device...
+    #[error("cannot download `{path}`: it {why}")]
+    NotDownloadable { path: String, why: String },
     /// Reading or writing a file failed.
     #[error("{action} `{path}`: {source}")]
     File {
@@ -168,8 +187,14 @@ pub trait Transport: Send + Sync {
         fresh: bool,
     ) -> Result<Option<u64>, TransportError>;
 
-    /// Streams `remote` into the local file `local`, atomically.
-    async fn download_file(&self, remote: &str, local: &Path) -> Result<(), TransportError>;
+    /// Copies `remote`, a file or a folder with everything in it, to `local`: regular files
+    /// and folders only, each file written whole or not at all (see `download`).
+    async fn download_file(
+        &self,
+        remote: &str,
+        local: &Path,
+        options: DownloadOptions<'_>,
+    ) -> Result<Downloaded, TransportError>;
 }
 
 /// A sink that drops every line, for commands weft runs for itself.

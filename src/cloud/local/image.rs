@@ -70,6 +70,8 @@ pub async fn ensure(packages: &[String]) -> Result<PathBuf, CloudError> {
     let name = name_for(packages);
     let cache = cache_dir();
     let root = cache.join(&name);
+    // Before an image is used, not only before one is built: machines boot from it as root.
+    trusted_cache(&cache)?;
     if root.join("etc/os-release").is_file() {
         return Ok(root);
     }
@@ -78,10 +80,13 @@ pub async fn ensure(packages: &[String]) -> Result<PathBuf, CloudError> {
     } else {
         Some(Box::pin(ensure(&[])).await?)
     };
-    std::fs::create_dir_all(&cache)?;
     let packages = packages.to_vec();
     tokio::task::spawn_blocking(move || {
-        let _lock = Lock::take(&cache.join(format!("{name}.lock")))?;
+        // A kernel lock: one whose holder was killed is free at once.
+        let _lock =
+            crate::lockfile::FileLock::take_or(&cache.join(format!("{name}.lock")), || {
+                eprintln!("weft: waiting for another weft to build the image");
+            })?;
         if root.join("etc/os-release").is_file() {
             return Ok(root);
         }
@@ -340,48 +345,78 @@ fn disk_usage(path: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-/// A lock held by this process: a file made with `create_new` that names its pid. A lock whose
-/// holder died is taken over, so a killed build does not block the next one.
-struct Lock(PathBuf);
-
-impl Lock {
-    fn take(path: &Path) -> Result<Lock, CloudError> {
-        let mut said = false;
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
-                Ok(mut file) => {
-                    use std::io::Write;
-                    write!(file, "{}", std::process::id())?;
-                    return Ok(Lock(path.to_path_buf()));
-                }
-                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(path).unwrap_or_default();
-                    let alive = holder
-                        .trim()
-                        .parse::<u32>()
-                        .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists());
-                    if !alive && !holder.is_empty() {
-                        let _ = std::fs::remove_file(path);
-                        continue;
-                    }
-                    if !said {
-                        eprintln!("weft: waiting for another weft to build the image");
-                        said = true;
-                    }
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-                Err(err) => return Err(err.into()),
-            }
+/// Makes the image cache folder when missing (root's, 0755), and refuses one that another
+/// user could write: the default lives under the world-writable `/var/tmp`, where any local
+/// user could make `weft-images` first, then swap the image machines boot from as root, or
+/// plant links that root's build writes through.
+pub fn trusted_cache(cache: &Path) -> Result<(), CloudError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    match std::fs::DirBuilder::new().mode(0o755).create(cache) {
+        Ok(()) => {}
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(cache)?;
+        }
+        Err(err) => return Err(err.into()),
+    }
+    let me = std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(0);
+    let link = std::fs::symlink_metadata(cache)?;
+    let target = std::fs::metadata(cache)?;
+    for meta in [&link, &target] {
+        if meta.uid() != me || (meta.is_dir() && meta.mode() & 0o022 != 0) {
+            return Err(CloudError::Unsupported(format!(
+                "the image cache {} belongs to another user or others can write it, so they \
+                 could change the images machines boot from: remove it, or set \
+                 WEFT_IMAGE_CACHE to a folder of root's",
+                cache.display()
+            )));
         }
     }
+    if !target.is_dir() {
+        return Err(CloudError::Unsupported(format!(
+            "the image cache {} is not a folder",
+            cache.display()
+        )));
+    }
+    Ok(())
 }
 
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cache folder another user made first (under `/var/tmp` anyone can) is refused, and
+    /// so is a link to one of root's folders; weft's own is taken. Needs root to give the
+    /// folder away.
+    #[test]
+    fn an_image_cache_another_user_could_write_is_refused() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+            eprintln!("skipped: needs root");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        let mine = dir.path().join("mine");
+        trusted_cache(&mine).expect("a fresh cache of root's");
+        assert_eq!(
+            std::fs::metadata(&mine).expect("made").permissions().mode() & 0o777,
+            0o755
+        );
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).expect("dir");
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).expect("chown");
+        let err = trusted_cache(&theirs)
+            .expect_err("another user's cache")
+            .to_string();
+        assert!(err.contains("WEFT_IMAGE_CACHE"), "{err}");
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).expect("dir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        assert!(trusted_cache(&open).is_err());
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&theirs, &link).expect("link");
+        assert!(trusted_cache(&link).is_err());
     }
 }

@@ -21,8 +21,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    data_dir, known_hosts_file, machine_key, tags, CloudError, Machine, MachineSpec, Provider,
-    Scope, VirtualIp,
+    data_dir, machine_key, tags, CloudError, Machine, MachineSpec, Provider, Scope, VirtualIp,
 };
 
 /// What a machine's folder remembers about it.
@@ -253,7 +252,12 @@ impl LocalProvider {
 
     fn save(&self, meta: &Meta) -> Result<(), CloudError> {
         let text = serde_json::to_string_pretty(meta).map_err(|e| CloudError::Io(e.to_string()))?;
-        std::fs::write(self.dir(&meta.id).join("meta.json"), text)?;
+        // Whole or not at all: another weft listing machines meanwhile never reads half a file.
+        crate::lockfile::replace(
+            &self.dir(&meta.id).join("meta.json"),
+            text.as_bytes(),
+            0o644,
+        )?;
         Ok(())
     }
 
@@ -338,7 +342,8 @@ impl LocalProvider {
             ),
         )?;
         settle_modes(&upper)?;
-        // Record the host key so weft's strict checking knows the machine.
+        // Record the host key so weft's strict checking knows the machine: in place of what
+        // the address had, in one edit under the file's lock (parallel creates each add theirs).
         let public = std::fs::read_to_string(host_key.with_extension("pub"))?;
         let mut fields = public.split_whitespace();
         let line = format!(
@@ -347,15 +352,11 @@ impl LocalProvider {
             fields.next().unwrap_or(""),
             fields.next().unwrap_or("")
         );
-        forget_host(meta.ip)?;
-        let path = known_hosts_file();
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-        text.push_str(&line);
-        std::fs::write(&path, text)?;
-        Ok(())
+        crate::cloud::hostkey::edit_known_hosts(|text| {
+            let mut kept = without_host(text, meta.ip);
+            kept.push_str(&line);
+            kept
+        })
     }
 
     async fn boot(&self, meta: &mut Meta) -> Result<(), CloudError> {
@@ -416,6 +417,107 @@ impl LocalProvider {
         wait_for_ssh(meta.ip, &log_path).await
     }
 
+    /// Takes the first ordinal from `spec.ordinal` on that no machine of the role holds, with
+    /// its folder, record and address, under the lock of the machines folder: parallel
+    /// creates in one env (two `weft cloud create web`) each get a machine of their own. A
+    /// folder without a record is what a create killed before this lock existed left: reused.
+    /// One whose record does not read is kept, and its ordinal skipped.
+    fn claim(&self, scope: &Scope, spec: &MachineSpec) -> Result<Meta, CloudError> {
+        std::fs::create_dir_all(&self.machines)?;
+        let _lock = crate::lockfile::FileLock::take(&self.machines.join(".lock"))?;
+        let mut ordinal = spec.ordinal;
+        let (id, name, dir) = loop {
+            let name = format!("{}-{ordinal}", spec.role);
+            let id = format!("{}.{}.{name}", slug(&scope.namespace), slug(&scope.env));
+            let dir = self.dir(&id);
+            if !dir.join("meta.json").exists() {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)?;
+                }
+                break (id, name, dir);
+            }
+            ordinal += 1;
+        };
+        std::fs::create_dir_all(&dir)?;
+        let owner = dir.display().to_string();
+        let ip = match network::reserve(&dir, None) {
+            Ok(ip) => ip,
+            Err(err) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(err);
+            }
+        };
+        let mut tags = BTreeMap::new();
+        tags.insert(tags::NAMESPACE.to_string(), scope.namespace.clone());
+        tags.insert(tags::ENV.to_string(), scope.env.clone());
+        tags.insert(tags::ROLE.to_string(), spec.role.clone());
+        tags.insert(tags::ORDINAL.to_string(), ordinal.to_string());
+        tags.insert(tags::CREATED_BY.to_string(), "weft".into());
+        tags.extend(spec.tags.clone());
+        let meta = Meta {
+            id,
+            name,
+            role: spec.role.clone(),
+            ordinal,
+            namespace: scope.namespace.clone(),
+            env: scope.env.clone(),
+            ip,
+            image: spec.image.clone(),
+            packages: spec.packages.clone(),
+            pid: None,
+            tags,
+            disk: Some(spec.disk.unwrap_or(disk::DEFAULT_SIZE)),
+        };
+        if let Err(err) = self.save(&meta) {
+            network::release(ip, &owner);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(err);
+        }
+        Ok(meta)
+    }
+
+    /// Fills the claimed machine's disk and boots it.
+    async fn make(
+        &self,
+        scope: &Scope,
+        spec: &MachineSpec,
+        meta: &mut Meta,
+        source: Option<&Path>,
+    ) -> Result<(), CloudError> {
+        // The record is saved before its disk is made: a create that fails from here on is
+        // discarded with its disk unmounted.
+        disk::make(&self.dir(&meta.id), meta.disk.unwrap_or(disk::DEFAULT_SIZE)).await?;
+        if let Some(source) = source {
+            network::run(
+                "cp",
+                &[
+                    "-a",
+                    &format!("{}/.", source.display()),
+                    &self.upper(meta).display().to_string(),
+                ],
+            )
+            .await?;
+        }
+        let (_, weft_key) = machine_key()?;
+        let mut keys = vec![weft_key];
+        keys.extend(spec.keys.iter().cloned());
+        keys.extend(self.registered_keys(scope));
+        self.prepare_disk(meta, &keys)?;
+        self.boot(meta).await
+    }
+
+    /// Undoes a failed create: stops what runs, gives the address back, forgets the host key
+    /// and removes the folder.
+    async fn discard(&self, meta: &mut Meta) {
+        let dir = self.dir(&meta.id);
+        let _ = self.halt(meta).await;
+        // The key goes before the address: once released, the address may be another
+        // machine's, whose key this must not remove.
+        let _ = forget_host(meta.ip);
+        network::release(meta.ip, &dir.display().to_string());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     async fn halt(&self, meta: &mut Meta) -> Result<(), CloudError> {
         if let Some(pid) = meta.pid.filter(|_| self.running(meta)) {
             // SIGTERM makes systemd-nspawn ask the machine's systemd to power off: services
@@ -446,18 +548,16 @@ impl LocalProvider {
 
 /// Removes the recorded host key of `ip` (the address may go to another machine later).
 fn forget_host(ip: Ipv4Addr) -> Result<(), CloudError> {
-    let path = known_hosts_file();
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return Ok(());
-    };
+    crate::cloud::hostkey::edit_known_hosts(|text| without_host(text, ip))
+}
+
+/// The lines of a known_hosts text but those of `ip`.
+fn without_host(text: &str, ip: Ipv4Addr) -> String {
     let prefix = format!("{ip} ");
-    let kept: String = text
-        .lines()
+    text.lines()
         .filter(|l| !l.starts_with(&prefix))
         .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&path, kept)?;
-    Ok(())
+        .collect()
 }
 
 async fn wait_for_ssh(ip: Ipv4Addr, log: &Path) -> Result<(), CloudError> {
@@ -482,13 +582,6 @@ async fn wait_for_ssh(ip: Ipv4Addr, log: &Path) -> Result<(), CloudError> {
 #[async_trait]
 impl Provider for LocalProvider {
     async fn create(&self, scope: &Scope, spec: &MachineSpec) -> Result<Machine, CloudError> {
-        let name = format!("{}-{}", spec.role, spec.ordinal);
-        let id = format!("{}.{}.{name}", slug(&scope.namespace), slug(&scope.env));
-        let dir = self.dir(&id);
-        if let Some(mut meta) = self.load(&dir) {
-            self.boot(&mut meta).await?;
-            return Ok(self.machine(&meta));
-        }
         // The image first: a failed package install leaves no half-made machine behind.
         image::ensure(&spec.packages).await?;
         let source = match &spec.image {
@@ -501,50 +594,14 @@ impl Provider for LocalProvider {
             }
             None => None,
         };
-        std::fs::create_dir_all(&dir)?;
-        let ip = network::reserve(&dir, None)?;
-        let mut tags = BTreeMap::new();
-        tags.insert(tags::NAMESPACE.to_string(), scope.namespace.clone());
-        tags.insert(tags::ENV.to_string(), scope.env.clone());
-        tags.insert(tags::ROLE.to_string(), spec.role.clone());
-        tags.insert(tags::ORDINAL.to_string(), spec.ordinal.to_string());
-        tags.insert(tags::CREATED_BY.to_string(), "weft".into());
-        tags.extend(spec.tags.clone());
-        let mut meta = Meta {
-            id,
-            name,
-            role: spec.role.clone(),
-            ordinal: spec.ordinal,
-            namespace: scope.namespace.clone(),
-            env: scope.env.clone(),
-            ip,
-            image: spec.image.clone(),
-            packages: spec.packages.clone(),
-            pid: None,
-            tags,
-            disk: Some(spec.disk.unwrap_or(disk::DEFAULT_SIZE)),
-        };
-        // Recorded before its disk is made: a create that fails from here on leaves a machine
-        // that `cloud terminate` removes, its disk unmounted.
-        self.save(&meta)?;
-        disk::make(&dir, meta.disk.unwrap_or(disk::DEFAULT_SIZE)).await?;
-        if let Some(source) = source {
-            network::run(
-                "cp",
-                &[
-                    "-a",
-                    &format!("{}/.", source.display()),
-                    &self.upper(&meta).display().to_string(),
-                ],
-            )
-            .await?;
+        let mut meta = self.claim(scope, spec)?;
+        let made = self.make(scope, spec, &mut meta, source.as_deref()).await;
+        if let Err(err) = made {
+            // Nothing of a failed create stays: its process, network, address, host key
+            // and folder all go, so a retry starts clean and nothing leaks.
+            self.discard(&mut meta).await;
+            return Err(err);
         }
-        let (_, weft_key) = machine_key()?;
-        let mut keys = vec![weft_key];
-        keys.extend(spec.keys.iter().cloned());
-        keys.extend(self.registered_keys(scope));
-        self.prepare_disk(&meta, &keys)?;
-        self.boot(&mut meta).await?;
         Ok(self.machine(&meta))
     }
 
@@ -566,13 +623,15 @@ impl Provider for LocalProvider {
         let mut meta = self.find(scope, id)?;
         self.halt(&mut meta).await?;
         let dir = self.dir(&meta.id);
+        // The key goes while the address is still this machine's (see `discard`).
+        forget_host(meta.ip)?;
         std::fs::remove_dir_all(&dir)?;
-        network::release(meta.ip);
+        network::release(meta.ip, &dir.display().to_string());
         // The env's VIP and number live as long as its machines.
         if self.all(scope).is_empty() {
             self.release_env(scope).await;
         }
-        forget_host(meta.ip)
+        Ok(())
     }
 
     async fn virtual_ip(

@@ -14,14 +14,44 @@ pub const BRIDGE: &str = "weft0";
 pub const GATEWAY: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 /// Address reservations, shared by every weft process on this host.
 pub(super) const RESERVATIONS: &str = "/run/weft/ips";
+/// The lock every weft process of this host takes to change the bridge, NAT or reservations.
+const LOCK: &str = "/run/weft/.lock";
+
+/// Waits for the host-wide lock of weft's network state (`/run/weft` is root's alone, as is
+/// the local provider).
+pub(super) fn lock() -> Result<crate::lockfile::FileLock, CloudError> {
+    Ok(crate::lockfile::FileLock::take(Path::new(LOCK))?)
+}
 
 /// Runs a command, turning a failure into an error that shows it.
 pub async fn run(program: &str, args: &[&str]) -> Result<String, CloudError> {
-    let out = Command::new(program)
+    run_with_input(program, args, None).await
+}
+
+/// `run`, with `input` fed to the command's standard input.
+async fn run_with_input(
+    program: &str,
+    args: &[&str],
+    input: Option<&str>,
+) -> Result<String, CloudError> {
+    use tokio::io::AsyncWriteExt;
+    let cannot =
+        |e: std::io::Error| CloudError::Unsupported(format!("cannot run `{program}`: {e}"));
+    let mut child = Command::new(program)
         .args(args)
-        .output()
-        .await
-        .map_err(|e| CloudError::Unsupported(format!("cannot run `{program}`: {e}")))?;
+        .stdin(if input.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(cannot)?;
+    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
+        stdin.write_all(input.as_bytes()).await.map_err(cannot)?;
+    }
+    let out = child.wait_with_output().await.map_err(cannot)?;
     if !out.status.success() {
         return Err(CloudError::Io(format!(
             "`{program} {}` failed: {}",
@@ -32,8 +62,9 @@ pub async fn run(program: &str, args: &[&str]) -> Result<String, CloudError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Creates the bridge when it does not exist yet.
+/// Creates the bridge when it does not exist yet; parallel creates make it once.
 pub async fn ensure_bridge() -> Result<(), CloudError> {
+    let _lock = lock()?;
     if run("ip", &["link", "show", BRIDGE]).await.is_ok() {
         return Ok(());
     }
@@ -51,22 +82,28 @@ pub async fn ensure_bridge() -> Result<(), CloudError> {
 /// behind the host's own (an nftables table of weft's, made once).
 pub async fn ensure_nat() -> Result<(), CloudError> {
     std::fs::write("/proc/sys/net/ipv4/ip_forward", "1")?;
+    let _lock = lock()?;
     if run("nft", &["list", "table", "ip", "weft"]).await.is_ok() {
         return Ok(());
     }
-    let rules = format!(
+    // The ruleset goes to nft on its standard input: a file under a shared temporary folder
+    // could be a link planted there by any local user, which root would write through.
+    run_with_input("nft", &["-f", "-"], Some(&nat_rules()))
+        .await
+        .map(|_| ())
+}
+
+/// weft's NAT table: the bridge's addresses masqueraded behind the host's own.
+fn nat_rules() -> String {
+    format!(
         "table ip weft {{\n chain postrouting {{\n  type nat hook postrouting priority 100;\n  \
          ip saddr 10.77.0.0/16 oifname != \"{BRIDGE}\" masquerade\n }}\n}}\n"
-    );
-    let path = std::env::temp_dir().join(format!("weft-nat-{}.nft", std::process::id()));
-    std::fs::write(&path, rules)?;
-    let result = run("nft", &["-f", &path.display().to_string()]).await;
-    let _ = std::fs::remove_file(&path);
-    result.map(|_| ())
+    )
 }
 
 /// Reserves a free address for the machine in `dir`, or returns the one it holds.
 pub fn reserve(dir: &Path, wanted: Option<Ipv4Addr>) -> Result<Ipv4Addr, CloudError> {
+    let _lock = lock()?;
     std::fs::create_dir_all(RESERVATIONS)?;
     let owner = dir.display().to_string();
     if let Some(ip) = wanted {
@@ -108,9 +145,21 @@ pub(super) fn create_new(path: &PathBuf, owner: &str) -> Result<bool, CloudError
     }
 }
 
-/// Gives the address back.
-pub fn release(ip: Ipv4Addr) {
-    let _ = std::fs::remove_file(Path::new(RESERVATIONS).join(ip.to_string()));
+/// Gives the address back, when `owner` (a machine's folder) holds it: an address released
+/// twice, or after it went to another machine, stays with the holder.
+pub fn release(ip: Ipv4Addr, owner: &str) {
+    if let Ok(_lock) = lock() {
+        release_locked(ip, owner);
+    }
+}
+
+/// `release`, for a caller that holds the lock already (a second `flock` on another
+/// descriptor of the same process would wait for ever).
+pub(super) fn release_locked(ip: Ipv4Addr, owner: &str) {
+    let path = Path::new(RESERVATIONS).join(ip.to_string());
+    if std::fs::read_to_string(&path).is_ok_and(|held| held == owner) {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// Makes the namespace `ns` with `ip` on a veth pair whose host end `veth` joins the bridge.
@@ -159,4 +208,62 @@ pub async fn create_namespace(ns: &str, veth: &str, ip: Ipv4Addr) -> Result<(), 
 pub async fn delete_namespace(ns: &str, veth: &str) {
     let _ = run("ip", &["netns", "del", ns]).await;
     let _ = run("ip", &["link", "del", veth]).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The NAT ruleset never goes through a file of the shared temporary folder: a link planted
+    /// at the name weft used (`$TMPDIR/weft-nat-<pid>.nft`) is left alone, and its target
+    /// keeps its content. Runs in a network namespace of this thread's own, so the host's
+    /// table (and the machines of other tests) are untouched; needs root and nft.
+    #[test]
+    fn nat_rules_never_go_through_a_planted_link() {
+        let uid = std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .ok();
+        if uid != Some(0)
+            || std::process::Command::new("nft")
+                .arg("--version")
+                .output()
+                .is_err()
+        {
+            eprintln!("skipped: needs root and nft");
+            return;
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "root's file\n").expect("victim");
+        let planted = std::env::temp_dir().join(format!("weft-nat-{}.nft", std::process::id()));
+        let _ = std::fs::remove_file(&planted);
+        std::os::unix::fs::symlink(&victim, &planted).expect("plant");
+        let table = std::thread::spawn(|| {
+            // SAFETY: unshare only changes this thread's network namespace; the processes it
+            // starts (nft) inherit it.
+            if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+                return Err(std::io::Error::last_os_error().to_string());
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime.block_on(async {
+                ensure_nat().await.map_err(|e| e.to_string())?;
+                run("nft", &["list", "table", "ip", "weft"])
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .join()
+        .expect("thread");
+        let _ = std::fs::remove_file(&planted);
+        let table = table.expect("nat in a namespace of its own");
+        assert!(table.contains("masquerade"), "{table}");
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "root's file\n",
+            "the ruleset was written through the planted link"
+        );
+    }
 }

@@ -4,7 +4,6 @@
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use super::network::{create_new, GATEWAY, RESERVATIONS};
 use crate::cloud::{CloudError, VirtualIp};
@@ -13,9 +12,6 @@ use crate::cloud::{CloudError, VirtualIp};
 const ROUTER_IDS: &str = "/run/weft/vrids";
 /// The bridge's network, 10.77.0.0/16.
 const MASK: u32 = 0xffff_0000;
-
-/// The lbs of one env ask for its VIP in parallel: one at a time looks, then reserves.
-static RESERVING: Mutex<()> = Mutex::new(());
 
 /// The file in `dir` whose content is `owner`, if any.
 fn held_by(dir: &str, owner: &str) -> Option<PathBuf> {
@@ -52,7 +48,9 @@ pub fn reserve(owner: &str, wanted: Option<Ipv4Addr>) -> Result<VirtualIp, Cloud
     if let Some(why) = wanted.and_then(outside) {
         return Err(CloudError::Config(why));
     }
-    let _guard = RESERVING.lock().unwrap_or_else(|e| e.into_inner());
+    // The lbs of one env ask for its VIP in parallel, from this process or others: one at a
+    // time looks, then reserves, under the host-wide lock.
+    let _lock = super::network::lock()?;
     std::fs::create_dir_all(RESERVATIONS)?;
     std::fs::create_dir_all(ROUTER_IDS)?;
     let address = address(owner, wanted)?;
@@ -90,7 +88,7 @@ fn address(owner: &str, wanted: Option<Ipv4Addr>) -> Result<Ipv4Addr, CloudError
         (Some(ip), None) => return Ok(ip),
         (Some(ip), Some(want)) if ip == want => return Ok(ip),
         // The project asks for another address now: the old one goes back.
-        (Some(ip), Some(_)) => super::network::release(ip),
+        (Some(ip), Some(_)) => super::network::release_locked(ip, owner),
         (None, _) => {}
     }
     if let Some(ip) = wanted {
@@ -127,7 +125,9 @@ fn number(path: &Path) -> Option<u8> {
 
 /// Gives the VIP and router id of `owner` back.
 pub fn release(owner: &str) {
-    let _guard = RESERVING.lock().unwrap_or_else(|e| e.into_inner());
+    let Ok(_lock) = super::network::lock() else {
+        return;
+    };
     for dir in [RESERVATIONS, ROUTER_IDS] {
         if let Some(path) = held_by(dir, owner) {
             let _ = std::fs::remove_file(path);

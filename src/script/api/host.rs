@@ -8,6 +8,7 @@ use rhai::{Array, Dynamic, EvalAltResult, Map};
 use super::error::host_error_at;
 use super::{options, to_dynamic, vars_from_map, ApiResult};
 use crate::exec::session::{HostSession, RunOptions};
+use crate::transport::download::DownloadLimits;
 use crate::transport::ExecOutput;
 
 /// The host a goal runs on; cheap to clone, shared with the runner.
@@ -290,9 +291,11 @@ pub mod host_api {
             .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
-    /// Copies a file of the host to `local` on this machine (relative to the project),
-    /// creating its folder; `true`, as every copy changes the local file. Under `--check` it
-    /// only says what it would copy.
+    /// Copies a file or folder of the host to `local` on this machine (relative to the
+    /// project), creating its folder; `true`, as every copy changes the local file. Regular
+    /// files and folders only: links are skipped and said on the host's output, as are
+    /// devices, FIFOs and sockets; at most 10 GiB. Under `--check` it only says what it would
+    /// copy.
     ///
     /// ```rhai
     /// host.download("/var/log/app.log", "logs/app.log");
@@ -304,9 +307,36 @@ pub mod host_api {
         remote: &str,
         local: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        download_with(ctx, host, remote, local, Map::new())
+    }
+
+    /// `download` with options: `follow_links` (copy what links point to, anywhere the login
+    /// user can read; a link back into a folder already copied is still skipped) and
+    /// `max_size` (`"500M"`, `"20G"`: the most this download copies, 10 GiB by default).
+    ///
+    /// ```rhai
+    /// host.download("/srv/app/current/logs", "logs", #{ follow_links: true, max_size: "2G" });
+    /// ```
+    #[rhai_fn(name = "download", return_raw)]
+    pub fn download_with(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        remote: &str,
+        local: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let mut options = options::Options::new(options, options::keys("download"))?;
+        let mut limits = DownloadLimits::default();
+        if let Some(follow) = options.bool("follow_links")? {
+            limits.follow_links = follow;
+        }
+        if let Some(size) = options.string("max_size")? {
+            limits.max_bytes = crate::transport::download::parse_size(&size)
+                .map_err(|why| format!("max_size: {why}"))?;
+        }
         let h = &host.0;
         h.timed("download", || {
-            h.download_to(remote, std::path::Path::new(local))
+            h.download_to(remote, std::path::Path::new(local), limits)
         })
         .map(|()| true)
         .map_err(|e| host_error_at(&ctx, &host.0, e))

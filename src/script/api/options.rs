@@ -14,6 +14,7 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ("authorized_keys", &["state", "exclusive", "always"]),
     ("cron", &["schedule", "command", "user", "state", "always"]),
     ("directory", &["mode", "owner", "group", "always"]),
+    ("download", &["follow_links", "max_size"]),
     ("extract", &["always"]),
     (
         "file",

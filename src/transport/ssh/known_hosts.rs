@@ -191,6 +191,9 @@ impl KnownHosts {
             fields.next().unwrap_or_default(),
             fields.next().unwrap_or_default()
         );
+        // Under the file's lock, as weft's own edits of its known_hosts (which replace the
+        // file by a rename): an append racing one would land in the replaced file and be lost.
+        let _lock = crate::lockfile::FileLock::beside(&file)?;
         let mut out = std::fs::OpenOptions::new()
             .create(true)
             .read(true)

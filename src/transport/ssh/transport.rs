@@ -17,8 +17,10 @@ use super::error::SshError;
 use super::shell::{KeptShell, ShellError};
 use super::target::Target;
 use crate::transport::capture::Capture;
+use crate::transport::download::{Attrs, Kind, Tree};
 use crate::transport::{
-    ExecOutput, ExecRequest, LineSink, Pipe, Stream, Transport, TransportError,
+    DownloadOptions, Downloaded, ExecOutput, ExecRequest, LineSink, Pipe, Stream, Transport,
+    TransportError,
 };
 
 /// sshd allows 10 sessions per connection by default; keep one for SFTP and one for the kept
@@ -477,63 +479,54 @@ impl SshTransport {
     }
 }
 
-impl SshTransport {
-    /// Copies a remote file, or a folder with everything in it, keeping modes.
-    fn download_tree(
-        &self,
-        remote: String,
-        local: std::path::PathBuf,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), TransportError>> + Send + '_>>
-    {
-        Box::pin(async move {
-            let sftp = self.sftp().await?;
-            let io = |source| TransportError::File {
-                action: "cannot download",
-                path: remote.clone(),
-                source,
-            };
-            let meta = sftp
-                .metadata(remote.clone())
-                .await
-                .map_err(|e| io(sftp_io(e)))?;
-            let mode = meta.permissions.map(|p| p & 0o7777);
-            if meta.is_dir() {
-                tokio::fs::create_dir_all(&local).await.map_err(io)?;
-                let entries = sftp
-                    .read_dir(remote.clone())
-                    .await
-                    .map_err(|e| io(sftp_io(e)))?;
-                for entry in entries {
-                    let name = entry.file_name();
-                    if name == "." || name == ".." {
-                        continue;
-                    }
-                    let child = format!("{}/{name}", remote.trim_end_matches('/'));
-                    self.download_tree(child, local.join(&name)).await?;
-                }
-            } else {
-                let mut file = sftp
-                    .open(remote.clone())
-                    .await
-                    .map_err(|e| io(sftp_io(e)))?;
-                crate::transport::local::replace_atomically(&local, mode, |mut out| async move {
-                    tokio::io::copy(&mut file, &mut out).await?;
-                    out.sync_all().await?;
-                    Ok(out)
-                })
-                .await
-                .map_err(io)?;
-                return Ok(());
-            }
-            // A folder gets its mode after its files, so a read-only one can be filled first.
-            if let Some(mode) = mode {
-                use std::os::unix::fs::PermissionsExt;
-                tokio::fs::set_permissions(&local, std::fs::Permissions::from_mode(mode))
-                    .await
-                    .map_err(io)?;
-            }
-            Ok(())
-        })
+/// A host's file system over SFTP, as a download walks it. SFTP opens follow links and have
+/// no `O_NOFOLLOW`: each file is looked at (`lstat`) before and its handle (`fstat`) after the
+/// open, and both must agree (see `transport::download`).
+struct SftpTree<'a>(&'a SftpSession);
+
+fn sftp_attrs(meta: &FileAttributes) -> Attrs {
+    let mode = meta.permissions.unwrap_or(0);
+    Attrs {
+        kind: Kind::of_mode(mode),
+        size: meta.size.unwrap_or(0),
+        mode: mode & 0o7777,
+        owner: (meta.uid.unwrap_or(0), meta.gid.unwrap_or(0)),
+        mtime: i64::from(meta.mtime.unwrap_or(0)),
+        inode: None,
+    }
+}
+
+#[async_trait]
+impl Tree for SftpTree<'_> {
+    type Reader = russh_sftp::client::fs::File;
+
+    async fn lstat(&self, path: &str) -> std::io::Result<Attrs> {
+        let meta = self.0.symlink_metadata(path).await.map_err(sftp_io)?;
+        Ok(sftp_attrs(&meta))
+    }
+
+    async fn stat(&self, path: &str) -> std::io::Result<Attrs> {
+        let meta = self.0.metadata(path).await.map_err(sftp_io)?;
+        Ok(sftp_attrs(&meta))
+    }
+
+    async fn canonical(&self, path: &str) -> std::io::Result<String> {
+        self.0.canonicalize(path).await.map_err(sftp_io)
+    }
+
+    async fn read_link(&self, path: &str) -> std::io::Result<String> {
+        self.0.read_link(path).await.map_err(sftp_io)
+    }
+
+    async fn list(&self, path: &str) -> std::io::Result<Vec<String>> {
+        let entries = self.0.read_dir(path).await.map_err(sftp_io)?;
+        Ok(entries.map(|e| e.file_name()).collect())
+    }
+
+    async fn open(&self, path: &str, _follow: bool) -> std::io::Result<(Self::Reader, Attrs)> {
+        let file = self.0.open(path).await.map_err(sftp_io)?;
+        let meta = file.metadata().await.map_err(sftp_io)?;
+        Ok((file, sftp_attrs(&meta)))
     }
 }
 
@@ -727,9 +720,14 @@ impl Transport for SshTransport {
         self.write_atomic(remote, mode, None, fresh, file).await
     }
 
-    async fn download_file(&self, remote: &str, local: &Path) -> Result<(), TransportError> {
-        self.download_tree(remote.to_string(), local.to_path_buf())
-            .await
+    async fn download_file(
+        &self,
+        remote: &str,
+        local: &Path,
+        options: DownloadOptions<'_>,
+    ) -> Result<Downloaded, TransportError> {
+        let sftp = self.sftp().await?;
+        crate::transport::download::download(&SftpTree(sftp), remote, local, options).await
     }
 }
 

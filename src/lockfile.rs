@@ -1,0 +1,138 @@
+//! Kernel file locks (`flock(2)` through std's `File::lock`) around the read-modify-writes that
+//! parallel weft processes share: weft's known_hosts, its machine key, the record of its
+//! machines, and the address and router id reservations of local machines (issue 29). The
+//! kernel drops a lock when its holder dies, so a killed weft never leaves one behind.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+/// An exclusive lock, held until dropped.
+#[derive(Debug)]
+pub struct FileLock {
+    // Closing the descriptor releases the lock.
+    _file: File,
+}
+
+impl FileLock {
+    /// Waits for the exclusive lock of the lock file `path`, creating it (0600, never through a
+    /// link) when missing. Lock files stay: removing one while another process waits on it
+    /// would let a third lock a new file beside the waiter's.
+    pub fn take(path: &Path) -> std::io::Result<FileLock> {
+        FileLock::take_or(path, || {})
+    }
+
+    /// `take`, calling `waiting` first when another process holds the lock.
+    pub fn take_or(path: &Path, waiting: impl FnOnce()) -> std::io::Result<FileLock> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("lock {}: {e}", path.display())))?;
+        let locked = match file.try_lock() {
+            Ok(()) => Ok(()),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                waiting();
+                file.lock()
+            }
+            Err(std::fs::TryLockError::Error(err)) => Err(err),
+        };
+        locked
+            .map_err(|e| std::io::Error::new(e.kind(), format!("lock {}: {e}", path.display())))?;
+        Ok(FileLock { _file: file })
+    }
+
+    /// Waits for the lock that guards the file `path`: `.NAME.lock` in the same folder.
+    pub fn beside(path: &Path) -> std::io::Result<FileLock> {
+        FileLock::take(&lock_path(path))
+    }
+}
+
+/// The lock file that guards `path`.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.lock"))
+}
+
+/// Replaces `path` with `text` through a fresh, exclusively created sibling and a rename, so a
+/// reader sees the old or the new file, never half of one. Call it under the file's lock.
+pub fn replace(path: &Path, text: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.weft-{:016x}", fastrand::u64(..)));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
+        file.write_all(text)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// Many threads each add one line to a file under the lock, reading it all and writing it
+    /// all back: with the lock, no line is lost.
+    #[test]
+    fn read_modify_writes_under_the_lock_lose_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("known_hosts");
+        let inside = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let file = file.clone();
+                let inside = inside.clone();
+                std::thread::spawn(move || {
+                    let _lock = FileLock::beside(&file).expect("lock");
+                    assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two holders");
+                    let mut text = std::fs::read_to_string(&file).unwrap_or_default();
+                    std::thread::yield_now();
+                    text.push_str(&format!("line {i}\n"));
+                    replace(&file, text.as_bytes(), 0o600).expect("replace");
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let text = std::fs::read_to_string(&file).expect("read");
+        assert_eq!(text.lines().count(), 16, "{text}");
+        assert!(dir.path().join(".known_hosts.lock").exists());
+    }
+
+    #[test]
+    fn a_link_planted_at_the_lock_name_is_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").expect("victim");
+        std::os::unix::fs::symlink(&victim, dir.path().join(".f.lock")).expect("link");
+        assert!(FileLock::beside(&dir.path().join("f")).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "keep");
+    }
+}
