@@ -1,12 +1,17 @@
-//! Ctrl-C and SIGTERM during a run: the first one stops new commands on every host, lets the
-//! ones in flight finish and lets goals clean up (deploy locks, a half-made switch); a second
-//! one quits at once. A long-running command (`weft watch`) may ask that the first one only
-//! request a stop, so the action in progress runs to its end.
+//! Ctrl-C and SIGTERM during a run: the first one stops new commands on every host, ends the
+//! ones in flight (they get TERM, as at their timeout) and stops waiting on every other network
+//! step, then lets goals clean up (deploy locks, a half-made switch) for `CLEANUP_GRACE`; a
+//! second one quits at once. A long-running command (`weft watch`) may ask that the first one
+//! only request a stop, so the action in progress runs to its end.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::transport::Cancel;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static INSTALL: Once = Once::new();
@@ -16,6 +21,32 @@ static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// The exit code of a run that was interrupted, as shells report a SIGINT.
 pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// How long after an interrupt cleanup steps (`always`) may still run: a lock released or a
+/// link switched back over a working connection takes milliseconds, and a host that stalls
+/// must not hold the run past the two seconds that one Ctrl-C promises.
+pub const CLEANUP_GRACE: Duration = Duration::from_secs(1);
+
+/// When the run was interrupted, for the network steps waiting on it.
+fn since() -> &'static watch::Sender<Option<Instant>> {
+    static SINCE: OnceLock<watch::Sender<Option<Instant>>> = OnceLock::new();
+    SINCE.get_or_init(|| watch::channel(None).0)
+}
+
+/// Marks the run interrupted: steps still waiting on a host end now (cleanup steps after
+/// `CLEANUP_GRACE`). Returns whether it already was.
+fn interrupt() -> bool {
+    let already = INTERRUPTED.swap(true, Ordering::SeqCst);
+    if !already {
+        since().send_replace(Some(Instant::now()));
+    }
+    already
+}
+
+/// What ends a step once the run is interrupted: at once, or `grace` later (cleanup).
+pub fn cancel(grace: Duration) -> Cancel {
+    Cancel::new(since().subscribe(), grace)
+}
 
 /// Starts listening for SIGINT and SIGTERM, once per process.
 pub fn install() {
@@ -49,11 +80,11 @@ pub fn install() {
                         );
                         continue;
                     }
-                    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                    if interrupt() {
                         std::process::exit(EXIT_INTERRUPTED);
                     }
                     eprintln!(
-                        "interrupted: no new commands; finishing the ones running and cleaning up (again to quit now)"
+                        "interrupted: no new commands; the ones running get TERM, then goals clean up (again to quit now)"
                     );
                 }
             });
