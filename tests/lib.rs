@@ -7,6 +7,7 @@ mod harness;
 
 mod cloud;
 mod data;
+mod deadlines;
 mod diagnostics;
 mod docs;
 mod editors;

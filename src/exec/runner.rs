@@ -442,8 +442,11 @@ fn run_one(
     if let Some(session) = &session {
         session.close();
     }
+    // The step the deadline ended is the cause; a later step's "passed before" is not news.
+    if expired.is_some() {
+        return finish(Status::Failed, counts, expired, None);
+    }
     match result {
-        Ok(()) if expired.is_some() => finish(Status::Failed, counts, expired, None),
         Ok(()) if counts.0 > 0 => finish(Status::Changed, counts, None, None),
         Ok(()) => finish(Status::Ok, counts, None, None),
         Err(HostFailure::Goal(failure)) => finish(

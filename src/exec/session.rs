@@ -379,10 +379,10 @@ impl HostSession {
     fn command_error(&self, err: TransportError, host_bound: bool, shown: &str) -> HostError {
         match err {
             TransportError::Timeout { .. } if host_bound => {
-                self.out_of_time(format!("during `{shown}`, which got TERM"))
+                self.out_of_time(format!("during `{shown}`"))
             }
             TransportError::Interrupted { .. } => {
-                HostError::Interrupted(format!("during `{shown}`, which got TERM"))
+                HostError::Interrupted(format!("during `{shown}`"))
             }
             other => other.into(),
         }
