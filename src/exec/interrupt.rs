@@ -25,7 +25,7 @@ pub const EXIT_INTERRUPTED: i32 = 130;
 /// How long after an interrupt cleanup steps (`always`) may still run: a lock released or a
 /// link switched back over a working connection takes milliseconds, and a host that stalls
 /// must not hold the run past the two seconds that one Ctrl-C promises.
-pub const CLEANUP_GRACE: Duration = Duration::from_secs(1);
+pub const CLEANUP_GRACE: Duration = Duration::from_millis(1500);
 
 /// When the run was interrupted, for the network steps waiting on it.
 fn since() -> &'static watch::Sender<Option<Instant>> {

@@ -152,7 +152,7 @@ impl SshTransport {
     fn term_bound(cut: Cut) -> std::time::Duration {
         match cut {
             Cut::Deadline => std::time::Duration::from_secs(5),
-            Cut::Cancelled => std::time::Duration::from_millis(500),
+            Cut::Cancelled => std::time::Duration::from_millis(250),
         }
     }
 
@@ -630,7 +630,7 @@ impl Transport for SshTransport {
             let bye = connection
                 .handle
                 .disconnect(russh::Disconnect::ByApplication, "", "");
-            let _ = tokio::time::timeout(std::time::Duration::from_millis(500), bye).await;
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(250), bye).await;
         }
     }
 
