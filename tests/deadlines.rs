@@ -19,9 +19,52 @@ fn ssh_flags(fleet: &Fleet) -> Vec<String> {
     ]
 }
 
-/// A number for process names no other test uses (`sleep 7123` is found by `pgrep`).
-fn unique(base: u32) -> u32 {
-    base + std::process::id() % 1000
+/// A command that sleeps for good, as a script whose path no other process has in its command
+/// line (`pgrep -f` finds it alone, whatever else runs on the machine); what it left running is
+/// ended when dropped (a fleet's sshd stops with the fleet, a forced command it ran does not).
+struct Stall {
+    /// The command, for a `ForceCommand`, a `Subsystem` or a script.
+    command: String,
+    /// The script's path.
+    marker: String,
+}
+
+impl Stall {
+    fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let marker = std::env::temp_dir()
+            .join(format!(
+                "weft-stall-{name}-{}-{nanos}.sh",
+                std::process::id()
+            ))
+            .display()
+            .to_string();
+        std::fs::write(&marker, "sleep 600\n").expect("stall script");
+        Stall {
+            command: format!("/bin/sh {marker}"),
+            marker,
+        }
+    }
+}
+
+impl Drop for Stall {
+    fn drop(&mut self) {
+        let found = Command::new("pgrep")
+            .args(["-f", &self.marker])
+            .output()
+            .expect("pgrep");
+        for pid in String::from_utf8_lossy(&found.stdout).split_whitespace() {
+            for kill in [vec!["pkill", "-P", pid], vec!["kill", pid]] {
+                let _ = Command::new(kill[0])
+                    .args(&kill[1..])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+        let _ = std::fs::remove_file(&self.marker);
+    }
 }
 
 /// The child's output once it exits; kills it and fails when it runs past `limit` (the old
@@ -92,17 +135,28 @@ fn wait_for_process(pattern: &str) {
     panic!("no process `{pattern}` appeared");
 }
 
-/// Ends what a test's stalled host left running (its sshd stops with the fleet, a forced
-/// command it started does not).
-fn kill_processes(pattern: &str) {
-    let _ = Command::new("pkill").args(["-f", pattern]).status();
+/// Whether no process matching `pattern` runs within 10 seconds.
+fn gone(pattern: &str) -> bool {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        let found = Command::new("pgrep")
+            .args(["-f", pattern])
+            .status()
+            .expect("pgrep");
+        if !found.success() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
 }
 
 #[test]
 fn a_host_whose_login_stalls_fails_naming_the_shell_start_and_the_others_succeed() {
     // The repro: a forced command that never reads its input (here `sleep`) held weft for
     // the whole 600 s, whatever --command-timeout said.
-    let nap = format!("sleep {}", unique(7000));
+    let stall = Stall::new("login");
+    let nap = &stall.command;
     let fleet = Fleet::start_with(3, &[(1, &format!("ForceCommand {nap}\n"))]);
     let test = Test::new();
     let flags = ssh_flags(&fleet);
@@ -114,7 +168,6 @@ fn a_host_whose_login_stalls_fails_naming_the_shell_start_and_the_others_succeed
     argv.extend(flags.iter().map(String::as_str));
     argv.extend(["--", "echo", "up"]);
     let (out, _) = run_within(&test, &argv, Duration::from_secs(60));
-    kill_processes(&nap);
     out.status(1)
         .stdout_has(&format!(
             "{}: no answer to the start of the kept shell within 2s",
@@ -128,8 +181,9 @@ fn a_host_whose_login_stalls_fails_naming_the_shell_start_and_the_others_succeed
 
 #[test]
 fn an_upload_to_a_host_whose_sftp_stalls_fails_naming_the_file_transfer() {
-    let nap = format!("sleep {}", unique(8000));
-    let fleet = Fleet::start_with(1, &[(0, &format!("Subsystem sftp /bin/{nap}\n"))]);
+    let stall = Stall::new("sftp");
+    let nap = &stall.command;
+    let fleet = Fleet::start_with(1, &[(0, &format!("Subsystem sftp {nap}\n"))]);
     let test = Test::new();
     test.write("payload.txt", "data\n");
     let flags = ssh_flags(&fleet);
@@ -146,7 +200,6 @@ fn an_upload_to_a_host_whose_sftp_stalls_fails_naming_the_file_transfer() {
     ];
     argv.extend(flags.iter().map(String::as_str));
     let (out, _) = run_within(&test, &argv, Duration::from_secs(60));
-    kill_processes(&nap);
     out.status(1).stdout_has(&format!(
         "{address}: no answer to the start of the file transfer (SFTP) within 2s"
     ));
@@ -194,7 +247,8 @@ fn a_command_whose_channel_never_answers_ends_at_the_command_timeout() {
 fn host_timeout_fails_the_slow_host_naming_its_step_and_ends_the_command() {
     let fleet = Fleet::start(2);
     let test = Test::with_config(&fleet.config());
-    let nap = format!("sleep {}", unique(9000));
+    let stall = Stall::new("host-timeout");
+    let (nap, marker) = (&stall.command, &stall.marker);
     // The goal catches the error: the host fails all the same, and cleanup still runs.
     test.write(
         "deploy/slow.rhai",
@@ -220,19 +274,10 @@ fn host_timeout_fails_the_slow_host_naming_its_step_and_ends_the_command() {
         .stdout_has("host-0 | done")
         .stdout_lacks("host-1 | done")
         .stdout_has("summary: 1 ok, 0 changed, 1 failed");
-    let started = Instant::now();
-    while Command::new("pgrep")
-        .args(["-f", &nap])
-        .status()
-        .expect("pgrep")
-        .success()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the command the deadline ended is still running"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(
+        gone(marker),
+        "the command the deadline ended is still running"
+    );
 }
 
 #[test]
@@ -276,7 +321,8 @@ fn a_listener_that_never_speaks_ssh_fails_at_the_handshake_within_the_connect_ti
 
 #[test]
 fn one_sigint_ends_a_run_stuck_on_a_stalled_host() {
-    let nap = format!("sleep {}", unique(10000));
+    let stall = Stall::new("sigint");
+    let (nap, marker) = (&stall.command, &stall.marker);
     let fleet = Fleet::start_with(1, &[(0, &format!("ForceCommand {nap}\n"))]);
     let test = Test::new();
     let flags = ssh_flags(&fleet);
@@ -300,18 +346,76 @@ fn one_sigint_ends_a_run_stuck_on_a_stalled_host() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("weft starts");
-    wait_for_process(&nap);
+    wait_for_process(marker);
     let pid = child.id().to_string();
     Command::new("kill")
         .args(["-INT", &pid])
         .status()
         .expect("kill");
     let (out, elapsed) = finish(child, Duration::from_secs(20));
-    kill_processes(&nap);
     // One Ctrl-C ends a run within 2 s; the bound is loose for a loaded CI machine.
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
     out.status(130)
         .stderr_has("interrupted")
         .stdout_has("interrupted during")
         .stdout_has("1 failed");
+}
+
+#[test]
+fn after_one_sigint_cleanup_still_runs_on_a_working_host_also_in_a_run_it_starts() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config(&fleet.config());
+    let stall = Stall::new("cleanup");
+    let (nap, marker) = (&stall.command, &stall.marker);
+    let (started, cleaned, released) = (
+        fleet.path("started"),
+        fleet.path("cleaned"),
+        fleet.path("released"),
+    );
+    // As a deploy does: a host goal that cleans up when cut short, then a run that releases.
+    test.write(
+        "deploy/hold.rhai",
+        &format!(
+            "/// Holds the host, and cleans up when cut short.\n\
+             fn hold_host(host) {{\n\
+             \x20   try {{ host.run(\"touch {started}; {nap}\"); }}\n\
+             \x20   catch (err) {{ host.run(\"touch {cleaned}\", #{{ always: true }}); throw err; }}\n\
+             }}\n\
+             /// Releases the host.\n\
+             fn release_host(host) {{ host.run(\"touch {released}\", #{{ always: true }}); }}\n\
+             /// Holds, then releases.\n\
+             fn hold_all() {{\n\
+             \x20   run_goal(\"hold_host\", [], #{{ hosts: [\"host-0\"] }});\n\
+             \x20   run_goal(\"release_host\", [], #{{ hosts: [\"host-0\"] }});\n\
+             }}\n"
+        ),
+    );
+    let flags = ssh_flags(&fleet);
+    let mut argv = vec!["run", "hold_all", "-e", "fleet"];
+    argv.extend(flags.iter().map(String::as_str));
+    let child = test
+        .command(&argv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft starts");
+    wait_for_process(marker);
+    assert!(std::path::Path::new(&started).exists());
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let (out, elapsed) = finish(child, Duration::from_secs(20));
+    out.status(130);
+    assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
+    assert!(
+        std::path::Path::new(&cleaned).exists(),
+        "the cleanup step did not run\n{out:#?}"
+    );
+    assert!(
+        std::path::Path::new(&released).exists(),
+        "the run started for cleanup did not run\n{out:#?}"
+    );
+    assert!(gone(marker), "the command in flight did not get TERM");
 }

@@ -1,7 +1,7 @@
 //! Ctrl-C and SIGTERM during a run: the first one stops new commands on every host, ends the
 //! ones in flight (they get TERM, as at their timeout) and stops waiting on every other network
-//! step, then lets goals clean up (deploy locks, a half-made switch) for `CLEANUP_GRACE`; a
-//! second one quits at once. A long-running command (`weft watch`) may ask that the first one
+//! step, then lets goals clean up (deploy locks, a half-made switch), each cleanup step for at
+//! most `CLEANUP_GRACE` and all of them within `CLEANUP_CAP`; a second one quits at once. A long-running command (`weft watch`) may ask that the first one
 //! only request a stop, so the action in progress runs to its end.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,10 +22,14 @@ static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// The exit code of a run that was interrupted, as shells report a SIGINT.
 pub const EXIT_INTERRUPTED: i32 = 130;
 
-/// How long after an interrupt cleanup steps (`always`) may still run: a lock released or a
-/// link switched back over a working connection takes milliseconds, and a host that stalls
-/// must not hold the run past the two seconds that one Ctrl-C promises.
-pub const CLEANUP_GRACE: Duration = Duration::from_millis(1500);
+/// How long a cleanup step (`always`) may still take after an interrupt (or after its start,
+/// when later): a lock released or a link switched back over a working connection takes
+/// milliseconds, a host that stalls must not hold the run.
+pub const CLEANUP_GRACE: Duration = Duration::from_secs(2);
+
+/// How long after an interrupt every cleanup step has ended, however many a goal runs; a run
+/// with nothing to clean up ends at once.
+pub const CLEANUP_CAP: Duration = Duration::from_secs(5);
 
 /// When the run was interrupted, for the network steps waiting on it.
 fn since() -> &'static watch::Sender<Option<Instant>> {
@@ -33,8 +37,8 @@ fn since() -> &'static watch::Sender<Option<Instant>> {
     SINCE.get_or_init(|| watch::channel(None).0)
 }
 
-/// Marks the run interrupted: steps still waiting on a host end now (cleanup steps after
-/// `CLEANUP_GRACE`). Returns whether it already was.
+/// Marks the run interrupted: steps still waiting on a host end now (cleanup steps a moment
+/// later). Returns whether it already was.
 fn interrupt() -> bool {
     let already = INTERRUPTED.swap(true, Ordering::SeqCst);
     if !already {
@@ -43,9 +47,15 @@ fn interrupt() -> bool {
     already
 }
 
-/// What ends a step once the run is interrupted: at once, or `grace` later (cleanup).
-pub fn cancel(grace: Duration) -> Cancel {
-    Cancel::new(since().subscribe(), grace)
+/// What ends a step starting now once the run is interrupted: at once, or for `cleanup` (an
+/// `always` step) `CLEANUP_GRACE` later, within `CLEANUP_CAP`.
+pub fn cancel(cleanup: bool) -> Cancel {
+    let (grace, cap) = if cleanup {
+        (CLEANUP_GRACE, CLEANUP_CAP)
+    } else {
+        (Duration::ZERO, Duration::ZERO)
+    };
+    Cancel::new(since().subscribe(), Instant::now(), grace, cap)
 }
 
 /// Starts listening for SIGINT and SIGTERM, once per process.

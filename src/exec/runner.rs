@@ -231,6 +231,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
     });
     let env = env_info(&plan);
     let plan = Arc::new(plan);
+    let cleanup = super::interrupt::interrupted();
     let targets: Vec<Option<HostSpec>> = if plan.job.per_host() {
         plan.hosts.iter().cloned().map(Some).collect()
     } else {
@@ -273,7 +274,9 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
                             let why = "not started: --max-fail was exceeded".to_string();
                             return HostOutcome::not_run(name, Status::Skipped, Some(why));
                         }
-                        if super::interrupt::interrupted() {
+                        // A run started after Ctrl-C is cleanup (a deploy releasing its lock
+                        // through `run_goal`): its hosts start; those of an interrupted one do not.
+                        if !cleanup && super::interrupt::interrupted() {
                             let why = "not started: interrupted".to_string();
                             return HostOutcome::not_run(name, Status::Skipped, Some(why));
                         }
@@ -364,7 +367,8 @@ fn run_one(
                 Err(err) => return finish(Status::Unreachable, (0, 0), Some(err), None),
             };
             let connecting = Instant::now();
-            if let Err(err) = connect(setup, transport.as_ref(), deadline) {
+            let cleanup = super::interrupt::interrupted();
+            if let Err(err) = connect(setup, transport.as_ref(), deadline, cleanup) {
                 return finish(Status::Unreachable, (0, 0), Some(err), None);
             }
             if let Some(timings) = &plan.timings {
@@ -459,11 +463,13 @@ fn run_one(
     }
 }
 
-/// Opens the connection to a host, until its deadline or Ctrl-C; the error as the host's outcome.
+/// Opens the connection to a host, until its deadline or Ctrl-C (a while after it, for a host of
+/// a `cleanup` run); the error as the host's outcome.
 fn connect(
     setup: &SessionSetup,
     transport: &dyn crate::transport::Transport,
     deadline: Option<HostDeadline>,
+    cleanup: bool,
 ) -> Result<(), String> {
     setup.runtime.block_on(async {
         let out_of_time = async {
@@ -472,7 +478,7 @@ fn connect(
                 None => std::future::pending().await,
             }
         };
-        let cancel = super::interrupt::cancel(Duration::ZERO);
+        let cancel = super::interrupt::cancel(cleanup);
         tokio::select! {
             biased;
             () = cancel.wait() => Err(HostError::Interrupted("during the connection".into()).to_string()),

@@ -215,7 +215,7 @@ pub struct HostSession {
 #[derive(Debug, Clone, Copy)]
 pub struct HostDeadline {
     /// When every step on the host must have ended; cleanup steps (`always`) get
-    /// `CLEANUP_GRACE` more.
+    /// `CLEANUP_CAP` more.
     pub at: tokio::time::Instant,
     /// The flag's value.
     pub limit: Duration,
@@ -335,7 +335,7 @@ impl HostSession {
     /// When a step must end by the host's deadline: cleanup gets a moment more.
     fn cutoff(&self, cleanup: bool) -> Option<tokio::time::Instant> {
         let grace = if cleanup {
-            super::interrupt::CLEANUP_GRACE
+            super::interrupt::CLEANUP_CAP
         } else {
             Duration::ZERO
         };
@@ -344,11 +344,7 @@ impl HostSession {
 
     /// What ends a step at Ctrl-C: at once, or a moment later for cleanup.
     fn cancel(&self, cleanup: bool) -> crate::transport::Cancel {
-        super::interrupt::cancel(if cleanup {
-            super::interrupt::CLEANUP_GRACE
-        } else {
-            Duration::ZERO
-        })
+        super::interrupt::cancel(cleanup)
     }
 
     /// `request` bounded by the host's deadline and cancelled by Ctrl-C (the transport then

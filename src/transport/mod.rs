@@ -53,20 +53,32 @@ pub struct ExecRequest {
 pub struct Cancel {
     /// When the event came; `None` until it does.
     since: tokio::sync::watch::Receiver<Option<std::time::Instant>>,
-    /// How long after the event the command may still run (cleanup steps get a moment).
+    /// When the step started.
+    start: std::time::Instant,
+    /// How long the step may still run after the event, or after its start when later.
     grace: Duration,
+    /// ... but never longer than this after the event.
+    cap: Duration,
 }
 
 impl Cancel {
-    /// Ends a command `grace` after `since` holds a time.
+    /// Ends a step that started at `start` once `since` holds a time: `grace` after that time
+    /// or after `start`, whichever is later, and at most `cap` after that time.
     pub fn new(
         since: tokio::sync::watch::Receiver<Option<std::time::Instant>>,
+        start: std::time::Instant,
         grace: Duration,
+        cap: Duration,
     ) -> Self {
-        Cancel { since, grace }
+        Cancel {
+            since,
+            start,
+            grace,
+            cap,
+        }
     }
 
-    /// Resolves once the event came and its grace has passed; never when no event comes.
+    /// Resolves once the event came and the step's grace has passed; never when no event comes.
     pub async fn wait(&self) {
         let mut since = self.since.clone();
         let at = match since.wait_for(Option::is_some).await {
@@ -76,7 +88,8 @@ impl Cancel {
         };
         match at {
             Some(at) => {
-                tokio::time::sleep_until(tokio::time::Instant::from_std(at) + self.grace).await
+                let end = (at.max(self.start) + self.grace).min(at + self.cap);
+                tokio::time::sleep_until(tokio::time::Instant::from_std(end)).await
             }
             None => std::future::pending().await,
         }
