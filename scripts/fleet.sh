@@ -3,7 +3,9 @@
 #
 #   scripts/fleet.sh start N DIR     start N hosts; writes DIR/hosts.tsv (name addr port pid),
 #                                    DIR/client_key (accepted by every host, for root and the
-#                                    plain user weft-test), DIR/known_hosts and DIR/weft.toml
+#                                    plain user weft-test), DIR/known_hosts and DIR/weft.toml;
+#                                    DIR/host-I.sshd_config, if written first, is host I's own
+#                                    sshd options (a `ForceCommand`, a stalled `Subsystem`)
 #   scripts/fleet.sh stop DIR        stop every host of DIR by PID
 #   scripts/fleet.sh drop DIR NAME   cut every open connection to host NAME (the host stays up)
 #
@@ -80,6 +82,17 @@ MaxStartups 200:30:400
 Subsystem sftp internal-sftp
 LogLevel ERROR
 CONF
+    # DIR/host-N.sshd_config, when present, is added to host N's config; a keyword it sets
+    # replaces the default's line (sshd refuses a second `Subsystem sftp`).
+    local extra="$dir/host-$i.sshd_config"
+    if [ -f "$extra" ]; then
+      local key
+      for key in $(awk '/^[A-Za-z]/ && tolower($1) != "match" { print tolower($1) }' "$extra"); do
+        awk -v k="$key" 'tolower($1) != k' "$hdir/sshd_config" > "$hdir/sshd_config.new"
+        mv "$hdir/sshd_config.new" "$hdir/sshd_config"
+      done
+      cat "$extra" >> "$hdir/sshd_config"
+    fi
     "$SSHD" -f "$hdir/sshd_config" -E "$hdir/sshd.log"
     wait_port "$port" || die "$name did not start (see $hdir/sshd.log)"
     echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$hdir/ssh_host_ed25519_key.pub")" >> "$dir/known_hosts"

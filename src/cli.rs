@@ -230,7 +230,8 @@ pub struct ConnectArgs {
     /// An OpenSSH config file to read instead of ~/.ssh/config.
     #[arg(short = 'F', long = "ssh-config", value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
-    /// Seconds to wait for a connection (TCP, handshake and login), at most a year (31536000).
+    /// Seconds each connection attempt (TCP, handshake and login) may take, and the start of the
+    /// kept shell and of SFTP; a step with no answer then fails, named. At most a year (31536000).
     #[arg(long, value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(0..=MAX_TIMEOUT_SECS))]
     pub connect_timeout: u64,
@@ -279,11 +280,16 @@ pub struct FanoutArgs {
     /// Ask once for the sudo password (else it is read from $WEFT_SUDO_PASSWORD, if set).
     #[arg(long)]
     pub ask_sudo_pass: bool,
-    /// End a command that runs longer than this (TERM to it and what it started); 0: never;
-    /// at most a year (31536000).
+    /// End a command that runs longer than this (TERM to it and what it started), its channel's
+    /// opening included; 0: never; at most a year (31536000).
     #[arg(long, value_name = "SECS", default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(0..=MAX_TIMEOUT_SECS))]
     pub command_timeout: u64,
+    /// Fail a host whose whole job (connection, goal, handlers) takes longer than this, naming
+    /// the step it was in; the other hosts go on. 0: no limit (the default); at most a year.
+    #[arg(long, value_name = "SECS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_TIMEOUT_SECS))]
+    pub host_timeout: u64,
 }
 
 /// `weft exec`.

@@ -25,10 +25,20 @@ fn script() -> PathBuf {
 impl Fleet {
     /// Starts `count` hosts.
     pub fn start(count: usize) -> Self {
+        Self::start_with(count, &[])
+    }
+
+    /// Starts `count` hosts, host `i` with the sshd options `text` for each `(i, text)` (its
+    /// keywords replace the defaults').
+    pub fn start_with(count: usize, options: &[(usize, &str)]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("weft-fleet")
             .tempdir()
             .expect("fleet dir");
+        for (index, text) in options {
+            std::fs::write(dir.path().join(format!("host-{index}.sshd_config")), text)
+                .expect("sshd options");
+        }
         let status = Command::new(script())
             .arg("start")
             .arg(count.to_string())

@@ -8,6 +8,7 @@ mod harness;
 mod cloud;
 mod cloud_parallel;
 mod data;
+mod deadlines;
 mod diagnostics;
 mod docs;
 mod downloads;

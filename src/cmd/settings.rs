@@ -172,6 +172,8 @@ pub fn run_settings(
             max_fail,
             command_timeout: (fanout.command_timeout > 0)
                 .then(|| Duration::from_secs(fanout.command_timeout)),
+            host_timeout: (fanout.host_timeout > 0)
+                .then(|| Duration::from_secs(fanout.host_timeout)),
         },
         privilege: privilege(fanout)?,
         check: flags.check,

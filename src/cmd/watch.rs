@@ -36,6 +36,7 @@ pub fn watch(ctx: &Context, args: WatchArgs) -> Result<i32> {
         become_user: "root".into(),
         ask_sudo_pass: false,
         command_timeout: 3600,
+        host_timeout: 0,
     };
     let run_settings =
         settings::run_settings(ctx, &project, &args.connect, &fanout, GoalFlags::default())?;

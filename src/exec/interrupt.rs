@@ -1,12 +1,17 @@
-//! Ctrl-C and SIGTERM during a run: the first one stops new commands on every host, lets the
-//! ones in flight finish and lets goals clean up (deploy locks, a half-made switch); a second
-//! one quits at once. A long-running command (`weft watch`) may ask that the first one only
-//! request a stop, so the action in progress runs to its end.
+//! Ctrl-C and SIGTERM during a run: the first one stops new commands on every host, ends the
+//! ones in flight (they get TERM, as at their timeout) and stops waiting on every other network
+//! step, then lets goals clean up (deploy locks, a half-made switch), each cleanup step for at
+//! most `CLEANUP_GRACE` and all of them within `CLEANUP_CAP`; a second one quits at once. A long-running command (`weft watch`) may ask that the first one
+//! only request a stop, so the action in progress runs to its end.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::transport::Cancel;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 static INSTALL: Once = Once::new();
@@ -16,6 +21,42 @@ static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// The exit code of a run that was interrupted, as shells report a SIGINT.
 pub const EXIT_INTERRUPTED: i32 = 130;
+
+/// How long a cleanup step (`always`) may still take after an interrupt (or after its start,
+/// when later): a lock released or a link switched back over a working connection takes
+/// milliseconds, a host that stalls must not hold the run.
+pub const CLEANUP_GRACE: Duration = Duration::from_secs(2);
+
+/// How long after an interrupt every cleanup step has ended, however many a goal runs; a run
+/// with nothing to clean up ends at once.
+pub const CLEANUP_CAP: Duration = Duration::from_secs(5);
+
+/// When the run was interrupted, for the network steps waiting on it.
+fn since() -> &'static watch::Sender<Option<Instant>> {
+    static SINCE: OnceLock<watch::Sender<Option<Instant>>> = OnceLock::new();
+    SINCE.get_or_init(|| watch::channel(None).0)
+}
+
+/// Marks the run interrupted: steps still waiting on a host end now (cleanup steps a moment
+/// later). Returns whether it already was.
+fn interrupt() -> bool {
+    let already = INTERRUPTED.swap(true, Ordering::SeqCst);
+    if !already {
+        since().send_replace(Some(Instant::now()));
+    }
+    already
+}
+
+/// What ends a step starting now once the run is interrupted: at once, or for `cleanup` (an
+/// `always` step) `CLEANUP_GRACE` later, within `CLEANUP_CAP`.
+pub fn cancel(cleanup: bool) -> Cancel {
+    let (grace, cap) = if cleanup {
+        (CLEANUP_GRACE, CLEANUP_CAP)
+    } else {
+        (Duration::ZERO, Duration::ZERO)
+    };
+    Cancel::new(since().subscribe(), Instant::now(), grace, cap)
+}
 
 /// Starts listening for SIGINT and SIGTERM, once per process.
 pub fn install() {
@@ -49,11 +90,11 @@ pub fn install() {
                         );
                         continue;
                     }
-                    if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                    if interrupt() {
                         std::process::exit(EXIT_INTERRUPTED);
                     }
                     eprintln!(
-                        "interrupted: no new commands; finishing the ones running and cleaning up (again to quit now)"
+                        "interrupted: no new commands; the ones running get TERM, then goals clean up (again to quit now)"
                     );
                 }
             });

@@ -15,7 +15,7 @@ use tokio::sync::Semaphore;
 use super::goals::{EnvInfo, GoalCall, GoalEngine, GoalFailure, GoalInfo};
 use super::orchestrator::Orchestrator;
 use super::output::{HostOutcome, Output, Status};
-use super::session::{HostError, HostSession, RunOptions, SessionSetup};
+use super::session::{HostDeadline, HostError, HostSession, RunOptions, SessionSetup};
 use super::settings::RunSettings;
 use super::timings::Section;
 use crate::inventory::{HostSpec, Inventory};
@@ -233,6 +233,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
     });
     let env = env_info(&plan);
     let plan = Arc::new(plan);
+    let cleanup = super::interrupt::interrupted();
     let targets: Vec<Option<HostSpec>> = if plan.job.per_host() {
         plan.hosts.iter().cloned().map(Some).collect()
     } else {
@@ -270,9 +271,15 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
                     name,
                     tokio::spawn(async move {
                         let _permit = permits.acquire_owned().await.ok();
+                        let name = target.as_ref().map_or(CONTROLLER, |h| h.name.as_str());
                         if progress.stop.load(Ordering::Relaxed) {
-                            let name = target.as_ref().map_or(CONTROLLER, |h| h.name.as_str());
                             let why = "not started: --max-fail was exceeded".to_string();
+                            return HostOutcome::not_run(name, Status::Skipped, Some(why));
+                        }
+                        // A run started after Ctrl-C is cleanup (a deploy releasing its lock
+                        // through `run_goal`): its hosts start; those of an interrupted one do not.
+                        if !cleanup && super::interrupt::interrupted() {
+                            let why = "not started: interrupted".to_string();
                             return HostOutcome::not_run(name, Status::Skipped, Some(why));
                         }
                         let max_fail = plan.settings.limits.max_fail;
@@ -314,6 +321,9 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
         outcomes
     });
     setup.sums.save();
+    // Every host's job has ended; what is left are tasks of connections given up on (a
+    // stalled host), which must not hold the run, nor a DNS lookup still on its thread.
+    runtime.shutdown_timeout(Duration::from_millis(200));
     Ok(outcomes)
 }
 
@@ -352,18 +362,23 @@ fn run_one(
         };
     let session = match target {
         Some(spec) => {
+            // The host's time starts with its connection.
+            let deadline = HostDeadline::from_now(plan.settings.limits.host_timeout);
             let transport = match plan.connector.transport(&spec.address) {
                 Ok(transport) => transport,
                 Err(err) => return finish(Status::Unreachable, (0, 0), Some(err), None),
             };
             let connecting = Instant::now();
-            if let Err(err) = setup.runtime.block_on(transport.connect()) {
-                return finish(Status::Unreachable, (0, 0), Some(err.to_string()), None);
+            let cleanup = super::interrupt::interrupted();
+            if let Err(err) = connect(setup, transport.as_ref(), deadline, cleanup) {
+                return finish(Status::Unreachable, (0, 0), Some(err), None);
             }
             if let Some(timings) = &plan.timings {
                 timings.record(Section::Operation, "connect", &name, connecting.elapsed());
             }
-            Some(Arc::new(HostSession::new(spec, transport, setup)))
+            Some(Arc::new(
+                HostSession::new(spec, transport, setup).with_deadline(deadline),
+            ))
         }
         // A controller goal works on this machine, in the project folder.
         None => Some(Arc::new(HostSession::new(
@@ -426,6 +441,8 @@ fn run_one(
         (Ok(()), Some(session)) => run_handlers(session).map_err(HostFailure::Step),
         (other, _) => other,
     };
+    // A goal that caught the error of a step its host's deadline ended still fails.
+    let expired = session.as_ref().and_then(|s| s.expired());
     if let Some(timings) = &plan.timings {
         timings.record(Section::Goal, plan.job.name(), &name, started.elapsed());
     }
@@ -434,6 +451,10 @@ fn run_one(
         .map_or((0, 0), |s| (s.changes(), s.unchanged()));
     if let Some(session) = &session {
         session.close();
+    }
+    // The step the deadline ended is the cause; a later step's "passed before" is not news.
+    if expired.is_some() {
+        return finish(Status::Failed, counts, expired, None);
     }
     match result {
         Ok(()) if counts.0 > 0 => finish(Status::Changed, counts, None, None),
@@ -446,6 +467,35 @@ fn run_one(
         ),
         Err(HostFailure::Step(err)) => finish(Status::Failed, counts, Some(err.to_string()), None),
     }
+}
+
+/// Opens the connection to a host, until its deadline or Ctrl-C (a while after it, for a host of
+/// a `cleanup` run); the error as the host's outcome.
+fn connect(
+    setup: &SessionSetup,
+    transport: &dyn crate::transport::Transport,
+    deadline: Option<HostDeadline>,
+    cleanup: bool,
+) -> Result<(), String> {
+    setup.runtime.block_on(async {
+        let out_of_time = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline.at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let cancel = super::interrupt::cancel(cleanup);
+        tokio::select! {
+            biased;
+            () = cancel.wait() => Err(HostError::Interrupted("during the connection".into()).to_string()),
+            () = out_of_time => Err(HostError::HostTimeout {
+                limit: deadline.map(|d| d.limit).unwrap_or_default(),
+                step: "during the connection".into(),
+            }
+            .to_string()),
+            result = transport.connect() => result.map_err(|e| e.to_string()),
+        }
+    })
 }
 
 fn run_handlers(session: &HostSession) -> Result<(), HostError> {

@@ -23,9 +23,17 @@ pub enum HostError {
     /// The transport failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
-    /// The run was interrupted (Ctrl-C or SIGTERM) before this step.
-    #[error("interrupted before {0}")]
+    /// The run was interrupted (Ctrl-C or SIGTERM) before or during this step ("before `x`").
+    #[error("interrupted {0}")]
     Interrupted(String),
+    /// The host's `--host-timeout` passed before or during this step.
+    #[error("--host-timeout ({}s) passed {step}", .limit.as_secs())]
+    HostTimeout {
+        /// The flag's value.
+        limit: Duration,
+        /// When: "during `cmd`", "before `cmd`".
+        step: String,
+    },
     /// A command exited non-zero and the script did not allow it.
     #[error("`{command}` exited with {code}{}", stderr_tail(.stderr))]
     CommandFailed {
@@ -74,6 +82,7 @@ impl HostError {
         match self {
             HostError::Transport(_) => "transport",
             HostError::Interrupted(_) => "interrupted",
+            HostError::HostTimeout { .. } => "host_timeout",
             HostError::CommandFailed { .. } => "command",
             HostError::Template(_) => "template",
             HostError::Dump(_) => "dump",
@@ -191,11 +200,37 @@ pub struct HostSession {
     sums: Arc<super::remote_sums::RemoteSums>,
     /// How many `always` operations are in progress: their steps run even after an interrupt.
     always: AtomicUsize,
+    /// When this host's steps must end (`--host-timeout`), from the start of its job.
+    deadline: Option<HostDeadline>,
+    /// Why the host ran out of time, once a step did: the host fails with it even when the
+    /// goal caught the error.
+    expired: Mutex<Option<String>>,
     /// Stat lines of known files read ahead by a file check.
     stat_lines: super::stat_lines::StatLines,
     /// The host's clock minus the controller's (seconds), never more than the truth, once a
     /// file check read it.
     host_clock: Mutex<Option<f64>>,
+}
+
+/// A host's `--host-timeout`: when its steps must end, and the flag's value for messages.
+#[derive(Debug, Clone, Copy)]
+pub struct HostDeadline {
+    /// When every step on the host must have ended; cleanup steps (`always`) get
+    /// `CLEANUP_CAP` more.
+    pub at: tokio::time::Instant,
+    /// The flag's value.
+    pub limit: Duration,
+}
+
+impl HostDeadline {
+    /// The deadline of a host whose job starts now, if `limit` is set.
+    pub fn from_now(limit: Option<Duration>) -> Option<Self> {
+        let limit = limit?;
+        Some(HostDeadline {
+            at: tokio::time::Instant::now().checked_add(limit)?,
+            limit,
+        })
+    }
 }
 
 /// A service action requested by a change, run once when the goal ends.
@@ -262,7 +297,118 @@ impl HostSession {
             always: AtomicUsize::new(0),
             stat_lines: Default::default(),
             host_clock: Mutex::new(None),
+            deadline: None,
+            expired: Mutex::new(None),
         }
+    }
+
+    /// The session with every step bounded by `deadline` (`--host-timeout`).
+    pub fn with_deadline(mut self, deadline: Option<HostDeadline>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Why the host ran out of time, if it did.
+    pub fn expired(&self) -> Option<String> {
+        self.expired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The error for a step that the host's deadline ended (`step`: "during `x`"), kept as
+    /// the host's outcome.
+    fn out_of_time(&self, step: String) -> HostError {
+        let limit = self.deadline.map(|d| d.limit).unwrap_or_default();
+        let err = HostError::HostTimeout { limit, step };
+        self.expired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| err.to_string());
+        err
+    }
+
+    /// Whether a step runs as cleanup: marked `always`, or inside an `always` operation.
+    fn cleanup(&self, always: bool) -> bool {
+        always || self.always.load(Ordering::SeqCst) > 0
+    }
+
+    /// When a step must end by the host's deadline: cleanup gets a moment more.
+    fn cutoff(&self, cleanup: bool) -> Option<tokio::time::Instant> {
+        let grace = if cleanup {
+            super::interrupt::CLEANUP_CAP
+        } else {
+            Duration::ZERO
+        };
+        self.deadline.map(|d| d.at + grace)
+    }
+
+    /// What ends a step at Ctrl-C: at once, or a moment later for cleanup.
+    fn cancel(&self, cleanup: bool) -> crate::transport::Cancel {
+        super::interrupt::cancel(cleanup)
+    }
+
+    /// `request` bounded by the host's deadline and cancelled by Ctrl-C (the transport then
+    /// sends the command TERM); `true` when the deadline is nearer than the command's own
+    /// timeout. Fails when the deadline already passed.
+    fn limited(
+        &self,
+        mut request: ExecRequest,
+        cleanup: bool,
+        shown: &str,
+    ) -> Result<(ExecRequest, bool), HostError> {
+        request.cancel = Some(self.cancel(cleanup));
+        let Some(cutoff) = self.cutoff(cleanup) else {
+            return Ok((request, false));
+        };
+        let left = cutoff.saturating_duration_since(tokio::time::Instant::now());
+        if left.is_zero() {
+            return Err(self.out_of_time(format!("before `{shown}`")));
+        }
+        let host_bound = request.timeout.is_none_or(|timeout| left < timeout);
+        if host_bound {
+            request.timeout = Some(left);
+        }
+        Ok((request, host_bound))
+    }
+
+    /// A command's transport error as the host's: its deadline or Ctrl-C ended it.
+    fn command_error(&self, err: TransportError, host_bound: bool, shown: &str) -> HostError {
+        match err {
+            TransportError::Timeout { .. } if host_bound => {
+                self.out_of_time(format!("during `{shown}`"))
+            }
+            TransportError::Interrupted { .. } => {
+                HostError::Interrupted(format!("during `{shown}`"))
+            }
+            other => other.into(),
+        }
+    }
+
+    /// Runs a transport step that has no deadline of its own (files), until the host's
+    /// deadline or Ctrl-C, which fail naming `what`.
+    fn bounded<T>(
+        &self,
+        what: &dyn Fn() -> String,
+        step: impl std::future::Future<Output = Result<T, TransportError>>,
+    ) -> Result<T, HostError> {
+        let cleanup = self.cleanup(false);
+        let cutoff = self.cutoff(cleanup);
+        let cancel = self.cancel(cleanup);
+        self.runtime.block_on(async {
+            let deadline = async {
+                match cutoff {
+                    Some(cutoff) => tokio::time::sleep_until(cutoff).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                () = cancel.wait() => Err(HostError::Interrupted(format!("during {}", what()))),
+                () = deadline => Err(self.out_of_time(format!("during {}", what()))),
+                result = step => result.map_err(HostError::from),
+            }
+        })
     }
 
     /// The basic facts, read by `read` the first time and kept for the rest of the goal.
@@ -420,10 +566,20 @@ impl HostSession {
         self.not_interrupted_before(|| format!("`{step}`"))
     }
 
-    /// Fails with "interrupted before `what()`" once Ctrl-C came, outside `always` steps.
+    /// Fails with "interrupted before `what()`" once Ctrl-C came, and once the host's deadline
+    /// passed, outside `always` steps.
     fn not_interrupted_before(&self, what: impl FnOnce() -> String) -> Result<(), HostError> {
-        if super::interrupt::interrupted() && self.always.load(Ordering::SeqCst) == 0 {
-            return Err(HostError::Interrupted(what()));
+        if self.always.load(Ordering::SeqCst) > 0 {
+            return Ok(());
+        }
+        if super::interrupt::interrupted() {
+            return Err(HostError::Interrupted(format!("before {}", what())));
+        }
+        if self
+            .deadline
+            .is_some_and(|d| tokio::time::Instant::now() >= d.at)
+        {
+            return Err(self.out_of_time(format!("before {}", what())));
         }
         Ok(())
     }
@@ -537,11 +693,16 @@ impl HostSession {
             self.not_interrupted(command)?;
         }
         tracing::debug!(target: "weft::run", "{}: {command}", self.spec.name);
-        let request = self.privileged(command, options);
+        let (request, host_bound) = self.limited(
+            self.privileged(command, options),
+            self.cleanup(options.always),
+            command,
+        )?;
         let sink = HostSink::new(self.output.clone(), self.spec.name.clone(), options.quiet);
         let output = self
             .runtime
-            .block_on(self.transport.exec(&request, &sink))?;
+            .block_on(self.transport.exec(&request, &sink))
+            .map_err(|e| self.command_error(e, host_bound, command))?;
         if output.code != 0 && options.fail_on_error {
             return Err(HostError::CommandFailed {
                 command: command.to_string(),
@@ -563,9 +724,17 @@ impl HostSession {
     ) -> Result<(), HostError> {
         self.not_interrupted(shown)?;
         self.stat_lines.drop_all();
-        let request = self.privileged(command, &RunOptions::default());
+        let (request, host_bound) = self.limited(
+            self.privileged(command, &RunOptions::default()),
+            false,
+            shown,
+        )?;
         let sink = HostSink::new(self.output.clone(), self.spec.name.clone(), false);
-        let output = self.transport.exec_piped(&request, pipe, &sink).await?;
+        let output = self
+            .transport
+            .exec_piped(&request, pipe, &sink)
+            .await
+            .map_err(|e| self.command_error(e, host_bound, shown))?;
         if output.code != 0 {
             return Err(HostError::CommandFailed {
                 command: shown.to_string(),
@@ -602,12 +771,14 @@ impl HostSession {
                     command: reader,
                     stdin: Some(input),
                     timeout,
+                    cancel: None,
                 };
             }
             return ExecRequest {
                 command: command.to_string(),
                 stdin,
                 timeout,
+                cancel: None,
             };
         };
         let user = crate::shell::quote(user);
@@ -630,6 +801,7 @@ impl HostSession {
                     command: format!("sh -c {}", crate::shell::quote(&wrapper)),
                     stdin: Some(all),
                     timeout,
+                    cancel: None,
                 }
             }
             // Only a command with a secret gives up the kept shell for a channel of its own.
@@ -639,6 +811,7 @@ impl HostSession {
                     command: format!("sudo -n -u {user} -- {reader}"),
                     stdin: Some(input),
                     timeout,
+                    cancel: None,
                 }
             }
             None => ExecRequest {
@@ -648,6 +821,7 @@ impl HostSession {
                 ),
                 stdin,
                 timeout,
+                cancel: None,
             },
         }
     }
@@ -655,7 +829,10 @@ impl HostSession {
     /// Reads a file of the host; `None` when it does not exist.
     pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
         if self.privilege.become_user.is_none() {
-            return Ok(self.runtime.block_on(self.transport.read_file(path))?);
+            return self.bounded(
+                &|| format!("reading `{path}`"),
+                self.transport.read_file(path),
+            );
         }
         // Under --become the file may be readable by the become user only.
         let q = crate::shell::quote(path);
@@ -776,8 +953,10 @@ impl HostSession {
             fresh,
             sum,
             |target, mode, owner, fresh| {
-                self.runtime
-                    .block_on(self.transport.write_file(target, data, mode, owner, fresh))
+                self.bounded(
+                    &|| format!("writing `{path}`"),
+                    self.transport.write_file(target, data, mode, owner, fresh),
+                )
             },
         )
     }
@@ -800,7 +979,7 @@ impl HostSession {
             Option<u32>,
             Option<(u32, u32)>,
             bool,
-        ) -> Result<Option<u64>, TransportError>,
+        ) -> Result<Option<u64>, HostError>,
     ) -> Result<(), HostError> {
         if self.check {
             return Ok(());
@@ -829,10 +1008,10 @@ impl HostSession {
             Option<u32>,
             Option<(u32, u32)>,
             bool,
-        ) -> Result<Option<u64>, TransportError>,
+        ) -> Result<Option<u64>, HostError>,
     ) -> Result<Option<u64>, HostError> {
         if self.privilege.become_user.is_none() {
-            return Ok(write(path, mode, owner, fresh)?);
+            return write(path, mode, owner, fresh);
         }
         let staging = format!("/tmp/.weft-stage-{:016x}", fastrand::u64(..));
         let stamp = write(&staging, Some(0o600), None, false)?;
@@ -848,13 +1027,16 @@ impl HostSession {
         let body = format!("install -p {owner}-m {mode} -T -- {s} new && mv -f -T -- new {t}");
         let script = super::stage::in_one_command(super::stage::folder_of(path), &body);
         let result = super::stage::run_step(self, &format!("write {path}"), &script);
-        let _ = self.runtime.block_on(self.transport.exec(
-            &ExecRequest {
-                command: format!("rm -f -- {s}"),
-                ..ExecRequest::default()
-            },
-            &crate::transport::NoLines,
-        ));
+        // Cleanup of weft's own file: it runs as an `always` step would.
+        let remove = ExecRequest {
+            command: format!("rm -f -- {s}"),
+            ..ExecRequest::default()
+        };
+        if let Ok((remove, _)) = self.limited(remove, true, "rm") {
+            let _ = self
+                .runtime
+                .block_on(self.transport.exec(&remove, &crate::transport::NoLines));
+        }
         result.map(|_| stamp)
     }
 
@@ -942,7 +1124,14 @@ impl HostSession {
             &self.spec.name,
             format!("downloading {remote} from {}", self.spec.name),
         );
-        let stopped = || super::interrupt::interrupted() && self.always.load(Ordering::SeqCst) == 0;
+        // Ctrl-C and the host's deadline stop the copy between reads, so the file in progress
+        // is removed rather than left behind by a dropped transfer.
+        let cutoff = self.cutoff(self.cleanup(false));
+        let past_deadline = move || cutoff.is_some_and(|c| tokio::time::Instant::now() >= c);
+        let stopped = || {
+            (super::interrupt::interrupted() && self.always.load(Ordering::SeqCst) == 0)
+                || past_deadline()
+        };
         let skipped = |path: &str, why: &str| self.log(&format!("skipped {path}: it {why}"));
         let options = DownloadOptions {
             follow_links: limits.follow_links,
@@ -956,6 +1145,11 @@ impl HostSession {
         self.output.transfer_done(&self.spec.name);
         let done = match copied {
             Ok(done) => done,
+            Err(TransportError::DownloadInterrupted { path }) if past_deadline() => {
+                return Err(self.out_of_time(format!(
+                    "during downloading `{remote}` (stopped at `{path}`; the file in progress was removed)"
+                )))
+            }
             Err(TransportError::DownloadInterrupted { path }) => {
                 return Err(HostError::Interrupted(format!(
                     "the rest of the download (stopped at `{path}`; the file in progress was removed)"
@@ -1003,8 +1197,10 @@ impl HostSession {
             state.is_none(),
             Some((size, sha256)),
             |target, mode, _, fresh| {
-                self.runtime
-                    .block_on(self.transport.upload_file(local, target, mode, fresh))
+                self.bounded(
+                    &|| format!("uploading `{remote}`"),
+                    self.transport.upload_file(local, target, mode, fresh),
+                )
             },
         );
         self.output.transfer_done(&self.spec.name);

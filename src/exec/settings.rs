@@ -21,6 +21,8 @@ pub struct FanoutLimits {
     pub max_fail: Option<MaxFail>,
     /// How long one command may run; `None`: as long as it takes.
     pub command_timeout: Option<std::time::Duration>,
+    /// How long the whole job may take on one host, its connection included; `None`: no limit.
+    pub host_timeout: Option<std::time::Duration>,
 }
 
 /// Everything about a run that is not its job or its hosts.

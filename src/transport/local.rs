@@ -155,15 +155,28 @@ impl Transport for LocalTransport {
             }
             Ok(output)
         };
-        match request.timeout {
-            Some(timeout) => match tokio::time::timeout(timeout, run).await {
-                Ok(result) => result,
-                Err(_) => Err(TransportError::Timeout {
-                    command: request.command.clone(),
-                    timeout,
-                }),
-            },
-            None => run.await,
+        // A command cut short is dropped, which kills it (`kill_on_drop`).
+        let deadline = async {
+            match request.timeout {
+                Some(timeout) => tokio::time::sleep(timeout).await,
+                None => std::future::pending().await,
+            }
+        };
+        let cancelled = async {
+            match &request.cancel {
+                Some(cancel) => cancel.wait().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = run => result,
+            () = deadline => Err(TransportError::Timeout {
+                command: request.command.clone(),
+                timeout: request.timeout.unwrap_or_default(),
+            }),
+            () = cancelled => Err(TransportError::Interrupted {
+                command: request.command.clone(),
+            }),
         }
     }
 

@@ -45,6 +45,57 @@ pub struct ExecRequest {
     pub stdin: Option<Vec<u8>>,
     /// The command is killed after this long.
     pub timeout: Option<Duration>,
+    /// What else ends the command early (Ctrl-C), as its timeout does.
+    pub cancel: Option<Cancel>,
+}
+
+/// An event from outside that ends a command early, as its timeout does: the command gets TERM
+/// (with what it started) and the step fails. Ctrl-C is one (`exec::interrupt::cancel`).
+#[derive(Debug, Clone)]
+pub struct Cancel {
+    /// When the event came; `None` until it does.
+    since: tokio::sync::watch::Receiver<Option<std::time::Instant>>,
+    /// When the step started.
+    start: std::time::Instant,
+    /// How long the step may still run after the event, or after its start when later.
+    grace: Duration,
+    /// ... but never longer than this after the event.
+    cap: Duration,
+}
+
+impl Cancel {
+    /// Ends a step that started at `start` once `since` holds a time: `grace` after that time
+    /// or after `start`, whichever is later, and at most `cap` after that time.
+    pub fn new(
+        since: tokio::sync::watch::Receiver<Option<std::time::Instant>>,
+        start: std::time::Instant,
+        grace: Duration,
+        cap: Duration,
+    ) -> Self {
+        Cancel {
+            since,
+            start,
+            grace,
+            cap,
+        }
+    }
+
+    /// Resolves once the event came and the step's grace has passed; never when no event comes.
+    pub async fn wait(&self) {
+        let mut since = self.since.clone();
+        let at = match since.wait_for(Option::is_some).await {
+            Ok(at) => *at,
+            // The sender is static: it is never dropped while a run goes on.
+            Err(_) => None,
+        };
+        match at {
+            Some(at) => {
+                let end = (at.max(self.start) + self.grace).min(at + self.cap);
+                tokio::time::sleep_until(tokio::time::Instant::from_std(end)).await
+            }
+            None => std::future::pending().await,
+        }
+    }
 }
 
 /// What a finished command left behind.
@@ -71,6 +122,9 @@ pub enum TransportError {
     /// The command ran longer than its timeout.
     #[error("`{command}` timed out after {}s", .timeout.as_secs_f64())]
     Timeout { command: String, timeout: Duration },
+    /// The run was interrupted (Ctrl-C) while the command ran: it got TERM.
+    #[error("interrupted while `{command}` ran (it got TERM)")]
+    Interrupted { command: String },
     /// A command given a stream on its input ended before it read all of it.
     #[error("`{command}` ended before it read all its input")]
     InputNotRead { command: String },

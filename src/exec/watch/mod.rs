@@ -232,6 +232,7 @@ async fn sample_one(name: String, roles: Vec<String>, transport: &dyn Transport)
         command: SAMPLE_COMMAND.to_string(),
         stdin: None,
         timeout: Some(SAMPLE_TIMEOUT),
+        cancel: None,
     };
     let at = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

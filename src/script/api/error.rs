@@ -10,8 +10,8 @@ use crate::exec::session::{HostError, HostSession};
 /// What a host step that failed leaves for the script (`catch (err)`) and for the diagnostic.
 #[derive(Debug, Clone)]
 pub struct OpError {
-    /// `command`, `rejected`, `operation`, `transport`, `interrupted`, `template`, `dump`,
-    /// `local_read`, or `env` (an env action of a controller goal).
+    /// `command`, `rejected`, `operation`, `transport`, `interrupted`, `host_timeout`,
+    /// `template`, `dump`, `local_read`, or `env` (an env action of a controller goal).
     pub kind: &'static str,
     /// The whole message, as the run report shows it.
     pub message: String,
@@ -124,8 +124,9 @@ pub mod error_api {
 
     /// What failed: `command` (a command exited non-zero), `rejected` (a `validate` command
     /// refused new content), `operation` (an operation refused, e.g. a directory where a
-    /// link should be), `transport`, `interrupted`, `template`, `dump`, `local_read`, or
-    /// `env` (an env action of a controller goal, such as `create_machines`).
+    /// link should be), `transport`, `interrupted` (Ctrl-C), `host_timeout` (the host's
+    /// `--host-timeout` passed), `template`, `dump`, `local_read`, or `env` (an env action of
+    /// a controller goal, such as `create_machines`).
     ///
     /// ```rhai
     /// try { host.run("false"); } catch (err) { if err.kind == "command" { log(err.code); } }

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 
 use super::algorithms::Algorithms;
 use super::auth::Identities;
-use super::error::SshError;
+use super::error::{SshError, Step};
 use super::known_hosts::{forget_command, host_key_name, KnownHosts, Verdict};
 use super::ssh_config::SshConfig;
 use super::target::Target;
@@ -38,7 +38,8 @@ pub struct SshSettings {
     pub ssh_config: SshConfig,
     /// The login user when neither the address nor the config names one.
     pub default_user: String,
-    /// The limit for TCP connect plus handshake plus authentication.
+    /// The limit for TCP connect plus handshake plus authentication, and for the start of the
+    /// kept shell and of SFTP.
     pub connect_timeout: Duration,
     /// How many times a transient failure is retried.
     pub retries: u32,
@@ -183,22 +184,16 @@ impl SshSettings {
     }
 }
 
-/// Opens a connection to `target`, through its jump hosts, retrying transient failures.
+/// Opens a connection to `target`, through its jump hosts, retrying transient failures. Each
+/// attempt has `connect_timeout` for all its steps (TCP, jump channels, handshakes, logins); a
+/// step that gets no answer in time fails naming itself.
 pub async fn connect(settings: &Arc<SshSettings>, target: &Target) -> Result<Connection, SshError> {
     let mut attempt = 0;
     loop {
         let result = {
             let _permit = settings.opening.acquire().await;
-            let shown = target.to_string();
-            match tokio::time::timeout(settings.connect_timeout, connect_once(settings, target))
-                .await
-            {
-                Ok(result) => result,
-                Err(_) => Err(SshError::Timeout {
-                    target: shown,
-                    seconds: settings.connect_timeout.as_secs(),
-                }),
-            }
+            let deadline = tokio::time::Instant::now() + settings.connect_timeout;
+            connect_once(settings, target, deadline).await
         };
         match result {
             Err(err) if err.is_transient() && attempt < settings.retries => {
@@ -212,9 +207,28 @@ pub async fn connect(settings: &Arc<SshSettings>, target: &Target) -> Result<Con
     }
 }
 
+/// `future`, or the error that `step` of `hop` got no answer by `deadline`.
+async fn step<T>(
+    settings: &SshSettings,
+    hop: &str,
+    step: Step,
+    deadline: tokio::time::Instant,
+    future: impl std::future::Future<Output = Result<T, SshError>>,
+) -> Result<T, SshError> {
+    match tokio::time::timeout_at(deadline, future).await {
+        Ok(result) => result,
+        Err(_) => Err(SshError::Stalled {
+            target: hop.to_string(),
+            step,
+            seconds: settings.connect_timeout.as_secs(),
+        }),
+    }
+}
+
 async fn connect_once(
     settings: &Arc<SshSettings>,
     target: &Target,
+    deadline: tokio::time::Instant,
 ) -> Result<Connection, SshError> {
     let (hop, jumps) = settings.hop(target);
     let mut jump_handles: Vec<Arc<Handle<Client>>> = Vec::new();
@@ -228,13 +242,20 @@ async fn connect_once(
         chain.push_str(&jump_hop.to_string());
         // Held while a jump connection opens, so targets starting together share the first
         // one instead of each opening their own.
-        let mut pool = settings.jumps.0.lock().await;
+        let mut pool = step(
+            settings,
+            &jump_hop.to_string(),
+            Step::Tcp,
+            deadline,
+            async { Ok(settings.jumps.0.lock().await) },
+        )
+        .await?;
         let handle = match pool.get(&chain).filter(|h| !h.is_closed()) {
             Some(open) => open.clone(),
             None => {
                 let opened = Arc::new(match jump_handles.last() {
-                    None => open_tcp(settings, &jump_hop).await?,
-                    Some(previous) => open_through(settings, previous, &jump_hop).await?,
+                    None => open_tcp(settings, &jump_hop, deadline).await?,
+                    Some(previous) => open_through(settings, previous, &jump_hop, deadline).await?,
                 });
                 pool.insert(chain.clone(), opened.clone());
                 opened
@@ -244,8 +265,8 @@ async fn connect_once(
         jump_handles.push(handle);
     }
     let handle = match jump_handles.last() {
-        None => open_tcp(settings, &hop).await?,
-        Some(previous) => open_through(settings, previous, &hop).await?,
+        None => open_tcp(settings, &hop, deadline).await?,
+        Some(previous) => open_through(settings, previous, &hop, deadline).await?,
     };
     Ok(Connection {
         handle,
@@ -277,47 +298,63 @@ impl std::fmt::Display for Hop {
     }
 }
 
-async fn open_tcp(settings: &Arc<SshSettings>, hop: &Hop) -> Result<Handle<Client>, SshError> {
+async fn open_tcp(
+    settings: &Arc<SshSettings>,
+    hop: &Hop,
+    deadline: tokio::time::Instant,
+) -> Result<Handle<Client>, SshError> {
     let shown = hop.to_string();
     tracing::debug!(target: "weft::ssh", "connecting to {shown}");
-    let stream = tokio::net::TcpStream::connect((hop.host.as_str(), hop.port))
-        .await
-        .map_err(|source| SshError::Connect {
-            target: shown.clone(),
-            source,
-        })?;
+    let stream = step(settings, &shown, Step::Tcp, deadline, async {
+        tokio::net::TcpStream::connect((hop.host.as_str(), hop.port))
+            .await
+            .map_err(|source| SshError::Connect {
+                target: shown.clone(),
+                source,
+            })
+    })
+    .await?;
     let _ = stream.set_nodelay(true);
-    let mut handle =
-        client::connect_stream(settings.client_config(hop), stream, handler(settings, hop)).await?;
-    settings
-        .identities
-        .authenticate(&mut handle, &hop.user, &hop.identity_files, &shown)
-        .await?;
-    Ok(handle)
+    handshake_and_login(settings, hop, stream, deadline).await
 }
 
 async fn open_through(
     settings: &Arc<SshSettings>,
     via: &Handle<Client>,
     hop: &Hop,
+    deadline: tokio::time::Instant,
 ) -> Result<Handle<Client>, SshError> {
     let shown = hop.to_string();
-    let channel = via
-        .channel_open_direct_tcpip(hop.host.clone(), u32::from(hop.port), "127.0.0.1", 0)
-        .await
-        .map_err(|e| SshError::Connect {
-            target: shown.clone(),
-            source: std::io::Error::other(format!("through the jump host: {e}")),
-        })?;
-    let mut handle = client::connect_stream(
-        settings.client_config(hop),
-        channel.into_stream(),
-        handler(settings, hop),
-    )
+    let channel = step(settings, &shown, Step::Jump, deadline, async {
+        via.channel_open_direct_tcpip(hop.host.clone(), u32::from(hop.port), "127.0.0.1", 0)
+            .await
+            .map_err(|e| SshError::Connect {
+                target: shown.clone(),
+                source: std::io::Error::other(format!("through the jump host: {e}")),
+            })
+    })
     .await?;
-    settings
-        .identities
-        .authenticate(&mut handle, &hop.user, &hop.identity_files, &shown)
-        .await?;
+    handshake_and_login(settings, hop, channel.into_stream(), deadline).await
+}
+
+/// The SSH handshake over `stream`, then the login, each named when it stalls.
+async fn handshake_and_login(
+    settings: &Arc<SshSettings>,
+    hop: &Hop,
+    stream: impl tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    deadline: tokio::time::Instant,
+) -> Result<Handle<Client>, SshError> {
+    let shown = hop.to_string();
+    let mut handle = step(settings, &shown, Step::Handshake, deadline, async {
+        client::connect_stream(settings.client_config(hop), stream, handler(settings, hop)).await
+    })
+    .await?;
+    step(settings, &shown, Step::Login, deadline, async {
+        settings
+            .identities
+            .authenticate(&mut handle, &hop.user, &hop.identity_files, &shown)
+            .await
+    })
+    .await?;
     Ok(handle)
 }

@@ -14,9 +14,14 @@ pub enum SshError {
         #[source]
         source: std::io::Error,
     },
-    /// Connecting (TCP and handshake) took too long.
-    #[error("connecting to {target} timed out after {seconds}s")]
-    Timeout { target: String, seconds: u64 },
+    /// A step of the connection got no answer in time: the host accepted it and stalled (or
+    /// dropped the packets, for the TCP connection).
+    #[error("{target}: no answer to {step} within {seconds}s")]
+    Stalled {
+        target: String,
+        step: Step,
+        seconds: u64,
+    },
     /// The host's key differs from the recorded one.
     #[error(
         "the host key of {target} does not match the one in {}:{line}; it may have been \
@@ -85,6 +90,38 @@ pub enum SshError {
     Sftp(String),
 }
 
+/// A network step that has a deadline of its own, beside each command's (`--command-timeout`):
+/// the steps of a connection share `--connect-timeout`, and the kept shell and the file
+/// transfer must start within it too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The TCP connection (to the host, or to the first jump host).
+    Tcp,
+    /// A channel through a jump host to the next hop.
+    Jump,
+    /// The SSH handshake: versions, key exchange, the host key.
+    Handshake,
+    /// Authentication.
+    Login,
+    /// The kept shell's start: it must answer its first line.
+    Shell,
+    /// The SFTP session's start: a channel, the subsystem, the protocol's version.
+    FileTransfer,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Tcp => "the TCP connection",
+            Step::Jump => "the channel through the jump host",
+            Step::Handshake => "the SSH handshake",
+            Step::Login => "the login",
+            Step::Shell => "the start of the kept shell",
+            Step::FileTransfer => "the start of the file transfer (SFTP)",
+        })
+    }
+}
+
 impl From<russh::Error> for SshError {
     fn from(err: russh::Error) -> Self {
         SshError::Protocol(err.to_string())
@@ -105,7 +142,11 @@ impl SshError {
                 source.kind(),
                 std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidInput
             ),
-            SshError::Timeout { .. } => true,
+            // A host still booting drops the first packets; one that accepted the connection
+            // and then stalled will not answer a second attempt either.
+            SshError::Stalled {
+                step: Step::Tcp, ..
+            } => true,
             _ => false,
         }
     }

@@ -8,6 +8,7 @@ pub mod known_hosts;
 pub mod options;
 pub mod shell;
 pub mod ssh_config;
+pub mod stop;
 pub mod target;
 pub mod transport;
 

@@ -5,12 +5,13 @@
 //! from its input, runs it in a subshell (so nothing a command sets or changes directory to
 //! leaks into the next), and ends its output on each stream with a marker line holding a
 //! random nonce, the exit status on standard output. Commands that need their own channel
-//! (input, a stream, a timeout) still get one.
+//! (input, a stream) still get one.
 
 use russh::client::Msg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 
 use super::error::SshError;
+use super::stop::{Cut, Stop};
 use crate::transport::capture::Capture;
 use crate::transport::{ExecOutput, LineSink, Stream};
 
@@ -62,8 +63,9 @@ pub enum ShellError {
     Unavailable,
     /// The shell ended before the command reported its status.
     Lost,
-    /// The deadline passed: the shell (process `pid`) must get TERM, which ends the command.
-    TimedOut { pid: u32 },
+    /// The command's deadline passed or the run was interrupted: the shell (process `pid`)
+    /// must get TERM, which ends the command.
+    Cut { pid: u32, cut: Cut },
     /// The connection failed.
     Ssh(SshError),
 }
@@ -75,7 +77,8 @@ impl From<russh::Error> for ShellError {
 }
 
 impl KeptShell {
-    /// Starts the shell on `handle` and waits for it to say it is ready.
+    /// Starts the shell on `handle` and waits for it to say it is ready; the caller bounds the
+    /// wait (a login whose forced command never reads its input never answers).
     pub async fn start(
         handle: &russh::client::Handle<impl russh::client::Handler>,
     ) -> Result<Self, ShellError> {
@@ -108,18 +111,22 @@ impl KeptShell {
         })
     }
 
-    /// Runs `command`, streaming its lines to `sink` as they arrive; `None` when `deadline`
-    /// came first (the command's process group then got TERM and the shell is gone).
+    /// Runs `command`, streaming its lines to `sink` as they arrive, until `stop` fires (then
+    /// `ShellError::Cut`: the shell must get TERM, and is not used again).
     pub async fn run(
         mut self,
         command: &str,
-        deadline: Option<tokio::time::Instant>,
+        stop: &mut Stop,
         sink: &dyn LineSink,
     ) -> Result<(Option<Self>, ExecOutput), ShellError> {
+        let pid = self.pid;
+        let cut = |cut| ShellError::Cut { pid, cut };
         // A line equal to the marker would end the command early; a nonce makes that
         // impossible for anything weft sends, and a host can only lie about its own output.
         let text = format!("{command}\n{}\n", self.marker);
-        self.write.data(text.as_bytes()).await?;
+        stop.bound(self.write.data(text.as_bytes()))
+            .await
+            .map_err(cut)??;
         let mut out = Scanner::new(Stream::Stdout, format!("\n{} ", self.marker));
         let mut err = Scanner::new(Stream::Stderr, format!("\n{}\n", self.marker));
         let mut status: Option<Vec<u8>> = None;
@@ -127,13 +134,7 @@ impl KeptShell {
             if err.done && status.as_ref().is_some_and(|s| s.contains(&b'\n')) {
                 break;
             }
-            let msg = match deadline {
-                Some(deadline) => match tokio::time::timeout_at(deadline, self.read.wait()).await {
-                    Ok(msg) => msg,
-                    Err(_) => return Err(ShellError::TimedOut { pid: self.pid }),
-                },
-                None => self.read.wait().await,
-            };
+            let msg = stop.bound(self.read.wait()).await.map_err(cut)?;
             match msg {
                 Some(ChannelMsg::Data { data }) => match status.as_mut() {
                     Some(status) => status.extend_from_slice(&data),

@@ -13,8 +13,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{OnceCell, Semaphore};
 
 use super::connection::{connect, Connection, SshSettings};
-use super::error::SshError;
+use super::error::{SshError, Step};
 use super::shell::{KeptShell, ShellError};
+use super::stop::{Cut, Stop};
 use super::target::Target;
 use crate::transport::capture::Capture;
 use crate::transport::download::{Attrs, Kind, Tree};
@@ -104,27 +105,57 @@ impl SshTransport {
         }
     }
 
+    /// The SFTP session, started on first use within `--connect-timeout` (a channel, the
+    /// subsystem, the protocol's version): a subsystem that never answers fails naming it.
     async fn sftp(&self) -> Result<&SftpSession, SshError> {
         const STEP: &str = "the file transfer";
         // Checked on every use, not only the first: the session outlives its connection.
         let connection = self.connection(STEP).await?;
         self.sftp
             .get_or_try_init(|| async {
-                let channel = connection
-                    .handle
-                    .channel_open_session()
-                    .await
-                    .map_err(|e| self.starting(STEP, e))?;
-                channel.request_subsystem(true, "sftp").await?;
-                let config = russh_sftp::client::Config {
-                    max_concurrent_writes: self.settings.sftp_writes,
-                    ..Default::default()
+                let start = async {
+                    let channel = connection
+                        .handle
+                        .channel_open_session()
+                        .await
+                        .map_err(|e| self.starting(STEP, e))?;
+                    channel.request_subsystem(true, "sftp").await?;
+                    let config = russh_sftp::client::Config {
+                        max_concurrent_writes: self.settings.sftp_writes,
+                        // Each request later gets as long as the start did, and never less
+                        // than russh-sftp's 10 s: a write of many in flight on a slow link
+                        // waits its turn.
+                        request_timeout_secs: self.settings.connect_timeout.as_secs().max(10),
+                        ..Default::default()
+                    };
+                    Ok::<_, SshError>(
+                        SftpSession::new_with_config(channel.into_stream(), config).await?,
+                    )
                 };
-                Ok::<_, SshError>(
-                    SftpSession::new_with_config(channel.into_stream(), config).await?,
-                )
+                match tokio::time::timeout(self.settings.connect_timeout, start).await {
+                    Ok(result) => result,
+                    Err(_) => Err(self.stalled(Step::FileTransfer)),
+                }
             })
             .await
+    }
+
+    /// The error for `step`, which got no answer within `--connect-timeout`.
+    fn stalled(&self, step: Step) -> SshError {
+        SshError::Stalled {
+            target: self.target.to_string(),
+            step,
+            seconds: self.settings.connect_timeout.as_secs(),
+        }
+    }
+
+    /// How long a TERM for a command cut short by `cut` may take to send: a few seconds after
+    /// a timeout (the host may be slow, not gone), a moment after Ctrl-C (the run must end).
+    fn term_bound(cut: Cut) -> std::time::Duration {
+        match cut {
+            Cut::Deadline => std::time::Duration::from_secs(5),
+            Cut::Cancelled => std::time::Duration::from_millis(250),
+        }
     }
 
     /// Runs a plain command (no input, no stream) in the kept shell, with what `run_channel`
@@ -133,8 +164,9 @@ impl SshTransport {
     async fn run_in_shell(
         &self,
         request: &ExecRequest,
+        stop: &mut Stop,
         sink: &dyn LineSink,
-    ) -> Result<Option<Option<ExecOutput>>, SshError> {
+    ) -> Result<Option<Result<ExecOutput, Cut>>, SshError> {
         let Ok(mut slot) = self.shell.try_lock() else {
             return Ok(None);
         };
@@ -148,26 +180,37 @@ impl SshTransport {
             ShellSlot::Idle(Some(shell)) => shell,
             ShellSlot::Idle(None) => {
                 let step = format!("`{}`", shortened(&request.command));
-                let connection = self.connection(&step).await?;
-                match KeptShell::start(&connection.handle).await {
-                    Ok(shell) => shell,
-                    Err(ShellError::Unavailable) => {
+                let connection = match stop.bound(self.connection(&step)).await {
+                    Ok(connection) => connection?,
+                    Err(cut) => return Ok(Some(Err(cut))),
+                };
+                // Within the command's deadline, and within `--connect-timeout` as the other
+                // steps of a login: a forced command that never reads its input (`sleep`)
+                // would otherwise hold the host for the whole command timeout.
+                let start = tokio::time::timeout(
+                    self.settings.connect_timeout,
+                    KeptShell::start(&connection.handle),
+                );
+                match stop.bound(start).await {
+                    Err(cut) => return Ok(Some(Err(cut))),
+                    Ok(Err(_)) => return Err(self.stalled(Step::Shell)),
+                    Ok(Ok(Ok(shell))) => shell,
+                    Ok(Ok(Err(ShellError::Unavailable))) => {
                         tracing::debug!("{}: no kept shell; one channel per command", self.target);
                         *slot = ShellSlot::Off;
                         return Ok(None);
                     }
-                    Err(ShellError::Ssh(err)) => return Err(self.starting(&step, err)),
-                    Err(ShellError::Lost | ShellError::TimedOut { .. }) => return Ok(None),
+                    Ok(Ok(Err(ShellError::Ssh(err)))) => return Err(self.starting(&step, err)),
+                    Ok(Ok(Err(ShellError::Lost | ShellError::Cut { .. }))) => return Ok(None),
                 }
             }
         };
-        let deadline = deadline(request.timeout);
-        match shell.run(&request.command, deadline, sink).await {
+        match shell.run(&request.command, stop, sink).await {
             Ok((shell, output)) => {
                 *slot = ShellSlot::Idle(shell);
-                Ok(Some(Some(output)))
+                Ok(Some(Ok(output)))
             }
-            Err(ShellError::TimedOut { pid }) => {
+            Err(ShellError::Cut { pid, cut }) => {
                 // Not every sshd passes a signal on, so the TERM goes by a command of its own
                 // (to the shell, whose trap ends the command's tree).
                 // A host that stopped answering gets a few seconds, not the rest of the run.
@@ -175,9 +218,10 @@ impl SshTransport {
                     command: format!("kill -TERM {pid}"),
                     ..ExecRequest::default()
                 };
-                let sent = self.run_own_channel(&kill, Pipe::default(), &Quiet);
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), sent).await;
-                Ok(Some(None))
+                let mut unbounded = Stop::new(None, None);
+                let sent = self.run_own_channel(&kill, Pipe::default(), &mut unbounded, &Quiet);
+                let _ = tokio::time::timeout(Self::term_bound(cut), sent).await;
+                Ok(Some(Err(cut)))
             }
             Err(ShellError::Ssh(err)) => Err(err),
             Err(ShellError::Lost | ShellError::Unavailable) => Err(SshError::ConnectionLost {
@@ -188,24 +232,27 @@ impl SshTransport {
     }
 
     /// Runs the request in the kept shell when it can, else on a channel of its own, with
-    /// `pipe`'s streams wired to it; `None` when its timeout ended it first (the command then
-    /// gets TERM and the channel is closed, so sessions never pile up).
+    /// `pipe`'s streams wired to it; `Err(cut)` when its deadline or an interrupt ended it
+    /// first (the command then gets TERM and the channel is closed, so sessions never pile up).
     async fn run_channel(
         &self,
         request: &ExecRequest,
         pipe: Pipe<'_>,
         sink: &dyn LineSink,
-    ) -> Result<Option<ExecOutput>, SshError> {
+    ) -> Result<Result<ExecOutput, Cut>, SshError> {
+        // One stop for every wait of the command, from the channel's opening (which a stalled
+        // host never answers) to its last message.
+        let mut stop = Stop::new(deadline(request.timeout), request.cancel.clone());
         let plain = request.stdin.is_none()
             && pipe.input.is_none()
             && pipe.output.is_none()
             && pipe.error.is_none();
         if plain {
-            if let Some(outcome) = self.run_in_shell(request, sink).await? {
+            if let Some(outcome) = self.run_in_shell(request, &mut stop, sink).await? {
                 return Ok(outcome);
             }
         }
-        self.run_own_channel(request, pipe, sink).await
+        self.run_own_channel(request, pipe, &mut stop, sink).await
     }
 
     /// Runs the request on a channel of its own; see `run_channel`.
@@ -213,20 +260,37 @@ impl SshTransport {
         &self,
         request: &ExecRequest,
         pipe: Pipe<'_>,
+        stop: &mut Stop,
         sink: &dyn LineSink,
-    ) -> Result<Option<ExecOutput>, SshError> {
+    ) -> Result<Result<ExecOutput, Cut>, SshError> {
         let step = format!("`{}`", shortened(&request.command));
-        let connection = self.connection(&step).await?;
-        let _permit = self.channels.acquire().await;
-        let channel = connection
-            .handle
-            .channel_open_session()
+        let connection = match stop.bound(self.connection(&step)).await {
+            Ok(connection) => connection?,
+            Err(cut) => return Ok(Err(cut)),
+        };
+        let _permit = match stop.bound(self.channels.acquire()).await {
+            Ok(permit) => permit,
+            Err(cut) => return Ok(Err(cut)),
+        };
+        let channel = match stop.bound(connection.handle.channel_open_session()).await {
+            Ok(channel) => channel.map_err(|e| self.starting(&step, e))?,
+            Err(cut) => return Ok(Err(cut)),
+        };
+        match stop
+            .bound(channel.exec(true, request.command.as_bytes()))
             .await
-            .map_err(|e| self.starting(&step, e))?;
-        channel
-            .exec(true, request.command.as_bytes())
-            .await
-            .map_err(|e| self.starting(&step, e))?;
+        {
+            Ok(started) => started.map_err(|e| self.starting(&step, e))?,
+            Err(cut) => {
+                // The command may have started: it gets TERM as below.
+                let end = async {
+                    let _ = channel.signal(russh::Sig::TERM).await;
+                    let _ = channel.close().await;
+                };
+                let _ = tokio::time::timeout(Self::term_bound(cut), end).await;
+                return Ok(Err(cut));
+            }
+        }
         let (mut reader, writer) = channel.split();
         let Pipe {
             input,
@@ -247,20 +311,14 @@ impl SshTransport {
             writer.eof().await?;
             Ok::<_, SshError>(())
         };
-        let deadline = deadline(request.timeout);
         let mut out = Capture::new(Stream::Stdout);
         let mut err = Capture::new(Stream::Stderr);
         let mut code = None;
         let receive = async {
             loop {
-                let msg = match deadline {
-                    Some(deadline) => {
-                        match tokio::time::timeout_at(deadline, reader.wait()).await {
-                            Ok(msg) => msg,
-                            Err(_) => return Ok(false),
-                        }
-                    }
-                    None => reader.wait().await,
+                let msg = match stop.bound(reader.wait()).await {
+                    Ok(msg) => msg,
+                    Err(cut) => return Ok(Some(cut)),
                 };
                 let Some(msg) = msg else {
                     break;
@@ -299,7 +357,7 @@ impl SshTransport {
                     source,
                 })?;
             }
-            Ok::<_, SshError>(true)
+            Ok::<_, SshError>(None)
         };
         // The channel's end decides: input still being sent then (a command that stopped
         // reading, a timeout) is dropped, never waited for.
@@ -315,10 +373,13 @@ impl SshTransport {
             };
             (fed, finished)
         };
-        if !finished? {
-            let _ = writer.signal(russh::Sig::TERM).await;
-            let _ = writer.close().await;
-            return Ok(None);
+        if let Some(cut) = finished? {
+            let end = async {
+                let _ = writer.signal(russh::Sig::TERM).await;
+                let _ = writer.close().await;
+            };
+            let _ = tokio::time::timeout(Self::term_bound(cut), end).await;
+            return Ok(Err(cut));
         }
         // A command may exit without reading all its input, which is no error of ours; but a
         // stream (a dump being loaded) that was not taken whole must not pass for a success.
@@ -344,7 +405,7 @@ impl SshTransport {
                 command: shortened(&request.command),
             });
         };
-        Ok(Some(ExecOutput {
+        Ok(Ok(ExecOutput {
             stdout,
             stderr,
             code,
@@ -464,11 +525,13 @@ impl SshTransport {
             ),
             ..ExecRequest::default()
         };
+        // No deadline and no cancel: the rename is as quick as any command, and the session
+        // bounds the whole write.
         let out = self
             .run_channel(&rename, Pipe::default(), &Quiet)
             .await
             .map_err(TransportError::from)?
-            .unwrap_or_default();
+            .map_err(|_| file_error(std::io::Error::other("the rename was cut short")))?;
         if out.code != 0 {
             let _ = sftp.remove_file(tmp).await;
             return Err(file_error(std::io::Error::other(
@@ -586,10 +649,12 @@ impl Transport for SshTransport {
 
     async fn close(&self) {
         if let Some(connection) = self.connection.get() {
-            let _ = connection
+            // Only queued for the connection's task, which a stalled host may keep from
+            // taking it: a moment, then the connection is dropped with the transport.
+            let bye = connection
                 .handle
-                .disconnect(russh::Disconnect::ByApplication, "", "")
-                .await;
+                .disconnect(russh::Disconnect::ByApplication, "", "");
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(250), bye).await;
         }
     }
 
@@ -600,10 +665,13 @@ impl Transport for SshTransport {
         sink: &dyn LineSink,
     ) -> Result<ExecOutput, TransportError> {
         match self.run_channel(request, pipe, sink).await? {
-            Some(output) => Ok(output),
-            None => Err(TransportError::Timeout {
+            Ok(output) => Ok(output),
+            Err(Cut::Deadline) => Err(TransportError::Timeout {
                 command: request.command.clone(),
                 timeout: request.timeout.unwrap_or_default(),
+            }),
+            Err(Cut::Cancelled) => Err(TransportError::Interrupted {
+                command: request.command.clone(),
             }),
         }
     }
