@@ -289,6 +289,9 @@ fn step(kind: &str, path: &str, reasons: &[String]) -> String {
 
 /// Makes `path` a regular file as `spec` describes.
 pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
+    if let Some(content) = &spec.content {
+        crate::exec::session::no_missing_secret_in(content)?;
+    }
     let (state, remote_sum) = stat_and_sum(session, path, spec.content.is_some(), !spec.sensitive)?;
     require_file(state.as_ref(), path)?;
     let mut reasons = Vec::new();
