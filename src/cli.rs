@@ -75,7 +75,9 @@ impl Cli {
                 crate::error::EXIT_OK
             }
         };
-        let matches = Self::command_full().try_get_matches_from(args).map_err(fail)?;
+        let matches = Self::command_full()
+            .try_get_matches_from(args)
+            .map_err(fail)?;
         Cli::from_arg_matches(&matches).map_err(fail)
     }
 
@@ -89,7 +91,8 @@ impl Cli {
             .map(|(name, about)| format!("  {name:<width$}  {about}"))
             .collect();
         let help = format!("Skeletons (--skeleton NAME):\n{}", lines.join("\n"));
-        <Cli as clap::CommandFactory>::command().mut_subcommand("init", |init| init.after_help(help))
+        <Cli as clap::CommandFactory>::command()
+            .mut_subcommand("init", |init| init.after_help(help))
     }
 
     /// Whether diagnostics (stderr) are coloured: `--color`, else a terminal without `NO_COLOR`.

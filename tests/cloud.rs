@@ -746,8 +746,14 @@ fn interactive_weft_ssh_reaches_a_local_machine_through_a_terminal() {
 #[test]
 fn env_status_env_down_and_cloud_list_need_none_of_the_apps_secrets() {
     let test = Test::new();
-    test.run(&["init", "--skeleton", "python-postgres", "--name", "nosecrets"])
-        .status(0);
+    test.run(&[
+        "init",
+        "--skeleton",
+        "python-postgres",
+        "--name",
+        "nosecrets",
+    ])
+    .status(0);
     // NOTES_DB_PASSWORD and REDIS_PASSWORD are unset: these never use them.
     for args in [
         &["run", "env_status", "-e", "dev"][..],

@@ -169,7 +169,11 @@ fn init_help_lists_every_skeleton_with_its_line() {
     let mut seen = 0;
     for entry in std::fs::read_dir(skeletons).expect("skeletons") {
         let dir = entry.expect("entry").path();
-        let name = dir.file_name().expect("name").to_string_lossy().into_owned();
+        let name = dir
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         let about = std::fs::read_to_string(dir.join("ABOUT"))
             .unwrap_or_else(|_| panic!("skeleton {name} has no ABOUT line"));
         let line = help

@@ -167,7 +167,10 @@ fn list_shows_the_projects_goals_first_and_filters_by_name() {
     let deploys = test.run(&["list", "DEPLOY"]);
     deploys.status(0);
     let deploys = names(&deploys.stdout);
-    assert_eq!(deploys[..3], ["zz_deploy", "shop_deploy", "personal_deploy"]);
+    assert_eq!(
+        deploys[..3],
+        ["zz_deploy", "shop_deploy", "personal_deploy"]
+    );
     assert!(deploys.iter().all(|n| n.contains("deploy")), "{deploys:?}");
     test.run(&["list", "nothing_has_this"])
         .status(0)

@@ -144,7 +144,9 @@ pub fn missing(reason: &str) -> String {
 /// Why a secret that `text` holds (a placeholder of `missing`) could not be resolved.
 pub fn find_missing(text: &str) -> Option<&str> {
     let start = text.find(MISSING_MARK)? + MISSING_MARK.len();
-    let len = text[start..].find(MISSING_MARK).unwrap_or(text.len() - start);
+    let len = text[start..]
+        .find(MISSING_MARK)
+        .unwrap_or(text.len() - start);
     Some(&text[start..start + len])
 }
 
