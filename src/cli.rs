@@ -191,7 +191,9 @@ pub enum Command {
     /// plugins.
     Doc {
         /// A topic (`files`, `packages`, `users`, `services`, ...), a function name, a
-        /// plugin var or a plugin's name (its vars); all of them when absent.
+        /// plugin var or a plugin's name (its vars); all of them when absent. A name weft does
+        /// not register may be a goal or helper of the project's scripts (`app_settings`) or a
+        /// function of Rhai's standard library (`parse_json`).
         name: Option<String>,
         /// Print Rhai definitions for editors instead (see editors/).
         #[arg(long, conflicts_with = "name")]
