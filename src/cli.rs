@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::builder::RangedU64ValueParser;
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// Provision machines, run commands on them, render templates and deploy — driven by Rhai.
 #[derive(Debug, Parser)]
@@ -30,7 +30,7 @@ impl Cli {
     /// Whether the command prints JSON (`--json`), so its errors must be JSON too.
     pub fn json(&self) -> bool {
         match &self.command {
-            Command::List { json } | Command::Hosts { json, .. } => *json,
+            Command::List { json, .. } | Command::Hosts { json, .. } => *json,
             Command::Run(args) => args.fanout.json,
             Command::Exec(args) => args.fanout.json,
             Command::Watch(args) => args.json,
@@ -67,14 +67,32 @@ impl Cli {
     pub fn parse_args(
         args: impl IntoIterator<Item = impl Into<std::ffi::OsString> + Clone>,
     ) -> Result<Self, i32> {
-        Cli::try_parse_from(args).map_err(|err| {
+        let fail = |err: clap::Error| {
             let _ = err.print();
             if err.use_stderr() {
                 crate::error::EXIT_USAGE
             } else {
                 crate::error::EXIT_OK
             }
-        })
+        };
+        let matches = Self::command_full()
+            .try_get_matches_from(args)
+            .map_err(fail)?;
+        Cli::from_arg_matches(&matches).map_err(fail)
+    }
+
+    /// The command line with what derive cannot say: `weft init --help` lists the skeletons of
+    /// the embedded stdlib, one line each.
+    pub fn command_full() -> clap::Command {
+        let skeletons = crate::layers::skeleton_abouts();
+        let width = skeletons.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+        let lines: Vec<String> = skeletons
+            .iter()
+            .map(|(name, about)| format!("  {name:<width$}  {about}"))
+            .collect();
+        let help = format!("Skeletons (--skeleton NAME):\n{}", lines.join("\n"));
+        <Cli as clap::CommandFactory>::command()
+            .mut_subcommand("init", |init| init.after_help(help))
     }
 
     /// Whether diagnostics (stderr) are coloured: `--color`, else a terminal without `NO_COLOR`.
@@ -101,8 +119,11 @@ impl Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// List the goals you can run, with their layer and help.
+    /// List the goals you can run, with their layer and help: the project's first, then
+    /// plugins', the user's and the stdlib's.
     List {
+        /// Only goals whose name contains this (`weft list deploy`).
+        filter: Option<String>,
         /// One JSON document instead of a table.
         #[arg(long)]
         json: bool,
@@ -170,7 +191,9 @@ pub enum Command {
     /// plugins.
     Doc {
         /// A topic (`files`, `packages`, `users`, `services`, ...), a function name, a
-        /// plugin var or a plugin's name (its vars); all of them when absent.
+        /// plugin var or a plugin's name (its vars); all of them when absent. A name weft does
+        /// not register may be a goal or helper of the project's scripts (`app_settings`) or a
+        /// function of Rhai's standard library (`parse_json`).
         name: Option<String>,
         /// Print Rhai definitions for editors instead (see editors/).
         #[arg(long, conflicts_with = "name")]

@@ -350,6 +350,22 @@ pub fn skeleton(name: &str) -> Option<Vec<(String, &'static str)>> {
     )
 }
 
+/// Each stdlib skeleton with its one-line description (its `ABOUT` file), for `weft init --help`.
+pub fn skeleton_abouts() -> Vec<(String, String)> {
+    skeleton_names()
+        .into_iter()
+        .map(|name| {
+            let about = STDLIB
+                .get_file(format!("skeletons/{name}/ABOUT"))
+                .and_then(|f| f.contents_utf8())
+                .unwrap_or_default()
+                .trim()
+                .to_string();
+            (name, about)
+        })
+        .collect()
+}
+
 /// The names of the stdlib skeletons.
 pub fn skeleton_names() -> Vec<String> {
     STDLIB

@@ -744,6 +744,27 @@ fn interactive_weft_ssh_reaches_a_local_machine_through_a_terminal() {
 }
 
 #[test]
+fn env_status_env_down_and_cloud_list_need_none_of_the_apps_secrets() {
+    let test = Test::new();
+    test.run(&[
+        "init",
+        "--skeleton",
+        "python-postgres",
+        "--name",
+        "nosecrets",
+    ])
+    .status(0);
+    // NOTES_DB_PASSWORD and REDIS_PASSWORD are unset: these never use them.
+    for args in [
+        &["run", "env_status", "-e", "dev"][..],
+        &["run", "env_down", "-e", "dev", "--yes"],
+        &["cloud", "list", "-e", "dev"],
+    ] {
+        test.run(args).status(0).stderr_lacks("is not set");
+    }
+}
+
+#[test]
 fn env_down_terminates_nothing_under_check_or_without_confirmation() {
     let test = Test::with_config("[project]\nname = \"shop\"\n[env.dev]\nprovider = \"local\"\n");
     let (_cleanup, _) = two_bare_web_machines(&test);

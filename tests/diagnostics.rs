@@ -449,3 +449,29 @@ fn an_unusable_host_address_is_refused_where_it_is_written() {
         assert!(!test.path().join("ran.txt").exists());
     }
 }
+
+#[test]
+fn no_hosts_in_a_provider_env_suggests_env_up() {
+    let test = Test::with_config(
+        "[project]\nname = \"empty\"\n[env.dev]\nprovider = \"local\"\n\
+         [env.dev.machines.app]\ncount = 1\n\
+         [env.fleet]\nhosts = { a = \"root@127.0.0.1:1\" }\nroles = { web = [] }\n",
+    );
+    // No machine is up yet: whichever role is asked for, the fix is to make them.
+    for args in [
+        &["run", "system_info", "-e", "dev"][..],
+        &["run", "system_info", "-e", "dev", "-r", "app"],
+        &["exec", "-e", "dev", "--", "true"],
+    ] {
+        test.run(args)
+            .status(2)
+            .stderr_has("no hosts selected in env `dev`")
+            .stderr_has("`weft run env_up -e dev`");
+    }
+    // Hosts listed in weft.toml: env_up would not add any.
+    test.run(&["run", "system_info", "-e", "fleet", "-r", "web"])
+        .status(2)
+        .stderr_has("no hosts selected in env `fleet`")
+        .stderr_has("`weft hosts -e fleet`")
+        .stderr_lacks("env_up");
+}

@@ -188,3 +188,47 @@ fn output_into_a_pipe_closed_early_ends_quietly() {
         .status(0)
         .stdout_has("_weft()");
 }
+
+#[test]
+fn weft_doc_knows_every_function_the_readme_calls() {
+    let readme = include_str!("../README.md");
+    // Names written as calls in the README's code spans and blocks: `name(`, `host.name(`.
+    let code = regex::Regex::new(r"(?s)```.*?```|`[^`\n]+`").expect("regex");
+    let call = regex::Regex::new(r"(?:^|[^A-Za-z0-9_<>])([a-z_][a-z0-9_]*)\(").expect("regex");
+    // Functions the README defines itself (`fn site_setup(host)`) are examples of what a user
+    // writes, as is the default skeleton's `hello_deploy`; `<role>_scale` reads as `_scale(`.
+    let defines = regex::Regex::new(r"fn ([a-z_][a-z0-9_]*)\(").expect("regex");
+    let mut examples: Vec<&str> = defines
+        .captures_iter(readme)
+        .filter_map(|c| c.get(1).map(|n| n.as_str()))
+        .collect();
+    examples.push("hello_deploy");
+    let mut names: Vec<&str> = code
+        .find_iter(readme)
+        .flat_map(|m| call.captures_iter(m.as_str()))
+        .filter_map(|c| c.get(1).map(|n| n.as_str()))
+        .filter(|n| !examples.contains(n) && !n.starts_with('_'))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    assert!(
+        names.len() >= 30 && names.contains(&"parse_json"),
+        "{names:?}"
+    );
+    // In a project, `weft doc` also knows the stdlib's goals and helpers.
+    let test = Test::with_config("[project]\nname = \"readme\"\n");
+    let unknown: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|name| test.run(&["doc", name]).code != 0)
+        .collect();
+    assert!(unknown.is_empty(), "`weft doc` does not know {unknown:?}");
+    test.run(&["doc", "parse_json"])
+        .status(0)
+        .stdout_has("parse_json(json: string) -> Dynamic")
+        .stdout_has("(Rhai's standard library)");
+    test.run(&["doc", "app_settings"])
+        .status(0)
+        .stdout_has("The settings of `[apps.NAME]`")
+        .stdout_has("<stdlib>/lib/app.rhai");
+}

@@ -159,3 +159,49 @@ fn a_plugin_name_that_cannot_start_a_rhai_name_is_refused() {
         .read("greet1/services/greet1.rhai")
         .contains("fn greet1_selftest(host)"));
 }
+
+#[test]
+fn init_help_lists_every_skeleton_with_its_line() {
+    let test = Test::new();
+    let help = test.run(&["init", "--help"]);
+    help.status(0).stdout_has("Skeletons (--skeleton NAME):");
+    let skeletons = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("stdlib/skeletons");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(skeletons).expect("skeletons") {
+        let dir = entry.expect("entry").path();
+        let name = dir
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let about = std::fs::read_to_string(dir.join("ABOUT"))
+            .unwrap_or_else(|_| panic!("skeleton {name} has no ABOUT line"));
+        let line = help
+            .stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("`weft init --help` lacks {name}\n{}", help.stdout));
+        assert!(line.ends_with(about.trim()), "{line:?} is not {about:?}");
+        seen += 1;
+    }
+    assert!(seen >= 4, "{seen} skeletons");
+}
+
+#[test]
+fn every_project_skeleton_ignores_weft_state_and_backups_in_git() {
+    let test = Test::new();
+    for name in ["default", "python-wsgi", "python-postgres"] {
+        test.run(&["init", name, "--skeleton", name])
+            .status(0)
+            .stdout_has(&format!("created {name}/.gitignore"));
+        let ignored = test.read(&format!("{name}/.gitignore"));
+        let lines: Vec<&str> = ignored.lines().collect();
+        for wanted in [".weft/", "backups/"] {
+            assert!(lines.contains(&wanted), "{name}: {ignored}");
+        }
+        // The skeleton's notes for weft itself are not written.
+        for note in ["ABOUT", "NEXT"] {
+            assert!(!test.path().join(name).join(note).exists(), "{name}/{note}");
+        }
+    }
+}

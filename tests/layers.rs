@@ -135,3 +135,44 @@ fn eject_copies_the_stdlib_file_into_the_project() {
         .stdout_has("system_info")
         .stdout_has("[project]");
 }
+
+#[test]
+fn list_shows_the_projects_goals_first_and_filters_by_name() {
+    let test = Test::with_config(
+        "[project]\nname = \"layers\"\n[apps.shop]\nrepos = [{ name = \"shop\", path = \"app\" }]\n",
+    );
+    test.write(
+        "deploy/zz.rhai",
+        "/// Mine.\nfn zz_deploy(host) {}\n/// Also mine.\nfn zz_check(host) {}\n",
+    );
+    write(
+        &test.user_dir().join("deploy/personal.rhai"),
+        "/// Personal.\nfn personal_deploy(host) {}\n",
+    );
+    let names = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect()
+    };
+    let all = test.run(&["list"]);
+    all.status(0);
+    let all = names(&all.stdout);
+    // The project's own goals, then its app's, the user's, the stdlib's (`alert` sorts first).
+    assert_eq!(all[..2], ["zz_check", "zz_deploy"], "{all:?}");
+    let at = |name: &str| all.iter().position(|n| n == name).expect(name);
+    assert!(at("shop_deploy") < at("personal_deploy"), "{all:?}");
+    assert!(at("personal_deploy") < at("alert"), "{all:?}");
+
+    let deploys = test.run(&["list", "DEPLOY"]);
+    deploys.status(0);
+    let deploys = names(&deploys.stdout);
+    assert_eq!(
+        deploys[..3],
+        ["zz_deploy", "shop_deploy", "personal_deploy"]
+    );
+    assert!(deploys.iter().all(|n| n.contains("deploy")), "{deploys:?}");
+    test.run(&["list", "nothing_has_this"])
+        .status(0)
+        .stderr_has("no goal's name contains `nothing_has_this`");
+}

@@ -423,19 +423,70 @@ fn s_use(host) {
         "env-secret-31415 file-secret-2718 cmd-4711 other-secret-1618 file-secret-2718"
     );
 
-    // A missing one stops the run before anything runs, pointing into weft.toml.
+    // A missing one fails the step that uses it before the step runs, pointing into
+    // weft.toml and at the script's line.
     std::fs::remove_file(test.path().join("seen.txt")).expect("rm");
     test.run_with(&["run", "s_use"], &secrets[1..])
-        .status(2)
+        .status(1)
         .stderr_has("secret `{ env = \"WEFT_TEST_TOKEN\" }`: the environment variable `WEFT_TEST_TOKEN` is not set")
-        .stderr_has("weft.toml:5:9]")
-        .stderr_has("asked for here");
+        .stderr_has("weft.toml:5:9)")
+        .stderr_has("export WEFT_TEST_TOKEN before running weft")
+        .stderr_has("deploy/s.rhai:5:");
     assert!(!test.path().join("seen.txt").exists());
     // A missing one asked for by a script names the script's line.
     test.run_with(&["run", "s_use"], &secrets[..1])
         .status(1)
         .stderr_has("secret_env: the environment variable `WEFT_TEST_OTHER` is not set")
         .stderr_has("deploy/s.rhai:5:");
+}
+
+#[test]
+fn a_missing_secret_fails_only_the_goals_and_steps_that_use_it() {
+    let test = Test::with_config(
+        "[project]\nname = \"t\"\n[vars]\nplain = \"visible\"\n\
+         token = { env = \"WEFT_TEST_TOKEN\" }\n",
+    );
+    test.write("templates/app/t.hbs", "t={{token}}\n");
+    test.write(
+        "deploy/s.rhai",
+        r#"
+/// Reads the vars, never the secret.
+fn s_plain(host) {
+    let v = host.vars;
+    host.write_file("plain.txt", v.plain);
+}
+/// Runs a command with the secret in it, after a step without it.
+fn s_run(host) {
+    host.write_file("before.txt", "ok");
+    host.run(`echo ${host.vars.token} > ran.txt`);
+}
+/// Marks it secret.
+fn s_mark(host) {
+    let t = secret(env().vars.token);
+    host.write_file("marked.txt", "x");
+}
+/// Renders it into a file.
+fn s_template(host) {
+    host.template("app/t.hbs", "t.txt");
+}
+"#,
+    );
+    test.run(&["run", "s_plain"]).status(0);
+    assert_eq!(test.read("plain.txt"), "visible");
+    let unset = "the environment variable `WEFT_TEST_TOKEN` is not set";
+    test.run(&["run", "s_run"])
+        .status(1)
+        .stderr_has(unset)
+        .stderr_has("deploy/s.rhai:10:");
+    assert!(test.path().join("before.txt").exists());
+    assert!(!test.path().join("ran.txt").exists(), "the command ran");
+    test.run(&["run", "s_mark"]).status(1).stderr_has(unset);
+    assert!(!test.path().join("marked.txt").exists());
+    test.run(&["run", "s_template"]).status(1).stderr_has(unset);
+    assert!(!test.path().join("t.txt").exists());
+    test.run_with(&["run", "s_template"], &[("WEFT_TEST_TOKEN", "tok")])
+        .status(0);
+    assert_eq!(test.read("t.txt"), "t=tok\n");
 }
 
 #[test]

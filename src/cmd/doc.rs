@@ -43,6 +43,11 @@ pub fn doc(ctx: &Context, name: Option<&str>, definitions: bool, markdown: bool)
             Some(n) => f.name == n,
         })
         .collect();
+    if let (Some(n), true) = (name, shown.is_empty()) {
+        if print_others(ctx, n) {
+            return Ok(EXIT_OK);
+        }
+    }
     if shown.is_empty() {
         let mut names: Vec<&str> = all.iter().map(|f| f.name.as_str()).collect();
         names.extend(docs::TOPICS.iter().map(|(t, _)| *t));
@@ -73,6 +78,48 @@ pub fn doc(ctx: &Context, name: Option<&str>, definitions: bool, markdown: bool)
         print_vars(&vars.iter().collect::<Vec<_>>());
     }
     Ok(EXIT_OK)
+}
+
+/// Prints the script functions called `name` in the project's layers (a goal, a `lib/` helper
+/// such as `app_settings`), else the functions of Rhai's standard library (`parse_json`);
+/// whether there were any.
+fn print_others(ctx: &Context, name: &str) -> bool {
+    // Outside a project, or in one whose scripts do not compile, there are only Rhai's own.
+    let scripts = ctx
+        .project()
+        .ok()
+        .and_then(|(project, layers)| crate::script::engine::load(&layers, &project).ok());
+    let defined = scripts
+        .as_ref()
+        .map(|s| docs::script_functions(s.scripts(), name))
+        .unwrap_or_default();
+    for (f, file) in &defined {
+        outln!(
+            "{}
+",
+            f.signature
+        );
+        for line in f.doc.lines() {
+            outln!("    {line}");
+        }
+        outln!("    (a script function: {file}; `weft stdlib show` prints a stdlib file)\n");
+    }
+    if !defined.is_empty() {
+        return true;
+    }
+    let standard = docs::standard(name);
+    for f in &standard {
+        outln!(
+            "{}
+",
+            f.signature
+        );
+        for line in f.doc.lines() {
+            outln!("    {line}");
+        }
+        outln!();
+    }
+    !standard.is_empty()
 }
 
 /// Each var with its plugin, default (or that weft.toml must set it) and doc.

@@ -90,9 +90,13 @@ pub fn init(
     };
     let mut next = "weft list".to_string();
     for (rel, text) in files {
-        // `NEXT` is the skeleton's first command to try, shown, not written.
+        // `NEXT` is the skeleton's first command to try, shown, not written; `ABOUT` is its
+        // line in `weft init --help`.
         if rel == "NEXT" {
             next = text.trim().to_string();
+            continue;
+        }
+        if rel == "ABOUT" {
             continue;
         }
         let path = dir.join(fill(&rel));

@@ -4,13 +4,40 @@ use miette::Result;
 
 use super::Context;
 use crate::error::EXIT_OK;
+use crate::layers::Layer;
 use crate::script::engine;
+use crate::script::Goal;
 
-/// Prints every goal.
-pub fn list(ctx: &Context, json: bool) -> Result<i32> {
+/// Where `goal` is listed: the project's own goals, then those of its `[apps.NAME]` (made in
+/// the stdlib layer, but the project's as a reader sees it), plugins', the user's, the stdlib's.
+fn rank(goal: &Goal) -> (u8, Layer) {
+    let app = goal.file.starts_with("<generated>/apps/");
+    let rank = match goal.layer {
+        Layer::Project => 0,
+        Layer::Stdlib if app => 1,
+        Layer::Plugin(..) => 2,
+        Layer::User => 3,
+        Layer::Stdlib => 4,
+    };
+    (rank, goal.layer)
+}
+
+/// Prints the goals whose name contains `filter` (every goal without one): the project's
+/// first, then the plugins', the user's and the stdlib's, so a project's own goals are not
+/// lost below the stdlib's (issue 30).
+pub fn list(ctx: &Context, filter: Option<&str>, json: bool) -> Result<i32> {
     let (project, layers) = ctx.project()?;
     let engine = engine::load(&layers, &project)?;
-    let goals: Vec<_> = engine.scripts().goals().collect();
+    let mut goals: Vec<_> = engine
+        .scripts()
+        .goals()
+        .filter(|g| filter.is_none_or(|f| g.name.to_lowercase().contains(&f.to_lowercase())))
+        .collect();
+    // Stable: goals of one rank keep their (alphabetical) order.
+    goals.sort_by_key(|g| rank(g));
+    if let (Some(filter), true) = (filter, goals.is_empty()) {
+        eprintln!("no goal's name contains `{filter}`");
+    }
     if json {
         outln!(
             "{}",

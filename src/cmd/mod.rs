@@ -79,7 +79,7 @@ impl Context {
 /// Runs the parsed command line.
 pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
     match cli.command {
-        Command::List { json } => list::list(ctx, json),
+        Command::List { filter, json } => list::list(ctx, filter.as_deref(), json),
         Command::Run(args) => run::run(ctx, args),
         Command::Exec(args) => exec::exec(ctx, args),
         Command::Ssh(args) => ssh::ssh(ctx, args),
@@ -104,7 +104,7 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
         Command::Lsp => lsp::lsp(ctx),
         Command::Config { command } => config::config(ctx, command),
         Command::Completions { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut command = Cli::command_full();
             // clap_complete panics when its writer fails; written through `write_out`, a closed
             // pipe (`weft completions bash | head`) ends weft quietly instead.
             let mut script = Vec::new();

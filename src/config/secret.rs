@@ -1,6 +1,10 @@
 //! Secrets kept outside the project: a value `{ env = "NAME" }`, `{ file = "path" }` or
 //! `{ command = "..." }` in `weft.toml` stands for the variable, file or command output it
 //! names, resolved when a run uses it (never at load, so `weft list` needs none of them).
+//! A reference that cannot be resolved does not stop a run that never uses it (`env_down`,
+//! `env_status`): its value becomes a placeholder (`missing`), and a step that would send the
+//! placeholder to a host, write it into a file or mark it `secret()` fails with the reason
+//! (`find_missing`) before it runs (issue 30).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -126,6 +130,34 @@ impl std::fmt::Display for SecretRef {
     }
 }
 
+/// Opens and closes the placeholder of a secret that could not be resolved. NUL never occurs
+/// in a value read from the environment or a file name, nor in a command line, so the
+/// placeholder cannot be mistaken for a value, nor run.
+const MISSING_MARK: &str = "\u{0}weft-missing-secret\u{0}";
+
+/// The placeholder that stands for a secret that could not be resolved: it carries the reason,
+/// which `find_missing` recovers from any text it ends up in.
+pub fn missing(reason: &str) -> String {
+    format!("{MISSING_MARK}{reason}{MISSING_MARK}")
+}
+
+/// Why a secret that `text` holds (a placeholder of `missing`) could not be resolved.
+pub fn find_missing(text: &str) -> Option<&str> {
+    let start = text.find(MISSING_MARK)? + MISSING_MARK.len();
+    let len = text[start..]
+        .find(MISSING_MARK)
+        .unwrap_or(text.len() - start);
+    Some(&text[start..start + len])
+}
+
+/// `find_missing` over bytes (file contents).
+pub fn find_missing_bytes(data: &[u8]) -> Option<String> {
+    let mark = MISSING_MARK.as_bytes();
+    let at = data.windows(mark.len()).position(|w| w == mark)?;
+    let text = String::from_utf8_lossy(&data[at..]);
+    find_missing(&text).map(str::to_string)
+}
+
 fn trim_newline(mut text: String) -> String {
     if text.ends_with('\n') {
         text.pop();
@@ -156,6 +188,21 @@ impl Secrets {
         Ok(found)
     }
 
+    /// Like `resolve_in`, but a reference that cannot be resolved becomes the placeholder of
+    /// `missing`, so that only a step that uses it fails.
+    pub fn resolve_when_used_in(
+        &self,
+        value: &mut Value,
+        root: &Path,
+        config: Option<&ProjectConfig>,
+    ) -> Vec<String> {
+        let mut found = Vec::new();
+        let mut defer = |err: SecretError| Value::String(missing(&err.one_line(config)));
+        // Without a fallback no walk fails.
+        let _ = self.walk_with(value, root, config, &mut found, &mut Some(&mut defer));
+        found
+    }
+
     fn walk(
         &self,
         value: &mut Value,
@@ -163,19 +210,37 @@ impl Secrets {
         config: Option<&ProjectConfig>,
         found: &mut Vec<String>,
     ) -> Result<(), SecretError> {
+        self.walk_with(value, root, config, found, &mut None)
+    }
+
+    /// Replaces the references inside `value`; one that fails is replaced by what `fallback`
+    /// makes of its error when there is a fallback, and ends the walk otherwise.
+    fn walk_with(
+        &self,
+        value: &mut Value,
+        root: &Path,
+        config: Option<&ProjectConfig>,
+        found: &mut Vec<String>,
+        fallback: &mut Option<&mut dyn FnMut(SecretError) -> Value>,
+    ) -> Result<(), SecretError> {
         if let Some(reference) = SecretRef::parse(value) {
-            let secret = self.get(&reference, root, config)?;
-            found.push(secret.clone());
-            *value = Value::String(secret);
+            match (self.get(&reference, root, config), fallback) {
+                (Ok(secret), _) => {
+                    found.push(secret.clone());
+                    *value = Value::String(secret);
+                }
+                (Err(err), Some(fallback)) => *value = fallback(err),
+                (Err(err), None) => return Err(err),
+            }
             return Ok(());
         }
         match value {
             Value::Object(map) => map
                 .values_mut()
-                .try_for_each(|v| self.walk(v, root, config, found)),
+                .try_for_each(|v| self.walk_with(v, root, config, found, fallback)),
             Value::Array(items) => items
                 .iter_mut()
-                .try_for_each(|v| self.walk(v, root, config, found)),
+                .try_for_each(|v| self.walk_with(v, root, config, found, fallback)),
             _ => Ok(()),
         }
     }
@@ -202,6 +267,28 @@ impl Secrets {
         })?;
         resolved.insert(reference.clone(), secret.clone());
         Ok(secret)
+    }
+}
+
+impl SecretError {
+    /// The error on one line, with where `weft.toml` asks for the secret and the fix:
+    /// what a step that uses the secret fails with.
+    pub fn one_line(&self, config: Option<&ProjectConfig>) -> String {
+        let mut line = self.to_string();
+        if let (Some(span), Some(config)) = (self.span, config) {
+            let text = config.source.text();
+            let at = span.offset().min(text.len());
+            let row = text[..at].matches('\n').count() + 1;
+            let column = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+            line.push_str(&format!(
+                " (asked for at {}:{row}:{column})",
+                config.source.name()
+            ));
+        }
+        if let Some(help) = &self.help {
+            line.push_str(&format!("; {help}"));
+        }
+        line
     }
 }
 

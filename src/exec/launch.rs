@@ -14,7 +14,7 @@ use super::output::{HostOutcome, Output};
 use super::runner::{self, Job, RunPlan, CONTROLLER};
 use super::settings::RunSettings;
 use super::timings::Timings;
-use crate::config::secret::{SecretError, Secrets};
+use crate::config::secret::Secrets;
 use crate::config::ConnectorKind;
 use crate::error::{EXIT_FAILED, EXIT_OK};
 use crate::inventory::{HostFilter, Selection};
@@ -113,8 +113,10 @@ impl RunContext {
     }
 
     /// Replaces the secret references in the selection's vars by their values, before any
-    /// host is touched; returns the values, for the output to mask.
-    fn resolve_secrets(&self, selection: &mut Selection) -> Result<Vec<String>, SecretError> {
+    /// host is touched; returns the values, for the output to mask. One that cannot be
+    /// resolved becomes a placeholder that fails only the step that uses it, so goals that
+    /// never read the app's secrets (`env_down`, `env_status`) run without them.
+    fn resolve_secrets(&self, selection: &mut Selection) -> Vec<String> {
         let config = self.project.config.as_ref();
         let root = &self.project.root;
         let mut found = Vec::new();
@@ -125,10 +127,10 @@ impl RunContext {
             .chain([&mut selection.inventory.vars]);
         for vars in layers {
             for value in vars.values_mut() {
-                found.extend(self.secrets.resolve_in(value, root, config)?);
+                found.extend(self.secrets.resolve_when_used_in(value, root, config));
             }
         }
-        Ok(found)
+        found
     }
 
     /// Runs `job` over the selection; exit 1 when any host failed. The outermost run prints
@@ -147,7 +149,7 @@ impl RunContext {
         if matches!(job, Job::Goal { .. }) {
             self.templates.check()?;
         }
-        let resolved = self.resolve_secrets(&mut selection)?;
+        let resolved = self.resolve_secrets(&mut selection);
         let connector = self.connector(&selection)?;
         let output = self.output.clone();
         let names: Vec<&str> = selection.hosts.iter().map(|h| h.name.as_str()).collect();

@@ -65,6 +65,9 @@ pub enum HostError {
         /// What the validator printed.
         output: String,
     },
+    /// A step would use a secret of weft.toml that could not be resolved; it did not run.
+    #[error("{0}")]
+    MissingSecret(String),
     /// An operation refused or could not do what it was asked, without a failed command
     /// (a bad pattern, an unknown fact, a directory where a link should be, ...).
     #[error("{op}: {message}")]
@@ -89,6 +92,7 @@ impl HostError {
             HostError::LocalRead { .. } => "local_read",
             HostError::Rejected { .. } => "rejected",
             HostError::Operation { .. } => "operation",
+            HostError::MissingSecret(_) => "secret",
         }
     }
 
@@ -682,6 +686,8 @@ impl HostSession {
         command: &str,
         options: &RunOptions,
     ) -> Result<Option<ExecOutput>, HostError> {
+        no_missing_secret(command)?;
+        no_missing_secret(options.stdin.as_deref().unwrap_or_default())?;
         if self.check && !options.check_safe {
             self.output.log(
                 &self.spec.name,
@@ -722,6 +728,7 @@ impl HostSession {
         shown: &str,
         pipe: Pipe<'_>,
     ) -> Result<(), HostError> {
+        no_missing_secret(command)?;
         self.not_interrupted(shown)?;
         self.stat_lines.drop_all();
         let (request, host_bound) = self.limited(
@@ -944,6 +951,7 @@ impl HostSession {
         fresh: bool,
         keep_sum: bool,
     ) -> Result<(), HostError> {
+        no_missing_secret_in(data)?;
         self.not_interrupted(path)?;
         let sum = keep_sum.then(|| (data.len() as u64, crate::transport::sha256_bytes(data)));
         self.place(
@@ -1242,7 +1250,26 @@ impl HostSession {
             let facts = super::ops::facts::basic(self)?;
             all.insert("facts".into(), serde_json::Value::Object(facts));
         }
-        Ok(self.templates.render(name, &all)?)
+        let text = self.templates.render(name, &all)?;
+        no_missing_secret(&text)?;
+        Ok(text)
+    }
+}
+
+/// Refuses text that holds a secret of weft.toml that could not be resolved: the step that
+/// would send or write it fails with the reason, before it runs.
+pub fn no_missing_secret(text: &str) -> Result<(), HostError> {
+    match crate::config::secret::find_missing(text) {
+        Some(reason) => Err(HostError::MissingSecret(reason.to_string())),
+        None => Ok(()),
+    }
+}
+
+/// `no_missing_secret` for bytes (a file's content).
+pub fn no_missing_secret_in(data: &[u8]) -> Result<(), HostError> {
+    match crate::config::secret::find_missing_bytes(data) {
+        Some(reason) => Err(HostError::MissingSecret(reason)),
+        None => Ok(()),
     }
 }
 

@@ -60,11 +60,13 @@ pub enum SelectError {
     Mixed { address: String, env: String },
     /// The selection is empty.
     #[error("no hosts selected in env `{env}`")]
-    #[diagnostic(
-        code(weft::select::empty),
-        help("list the env's hosts with `weft hosts -e {env}`")
-    )]
-    Empty { env: String },
+    #[diagnostic(code(weft::select::empty))]
+    Empty {
+        env: String,
+        /// `weft run env_up` when a provider makes the env's machines, else `weft hosts`.
+        #[help]
+        help: String,
+    },
 }
 
 /// One host with everything scripts know about it.
@@ -94,6 +96,9 @@ pub struct Inventory {
     pub hosts: Vec<HostSpec>,
     /// Role name → host names.
     pub roles: IndexMap<String, Vec<String>>,
+    /// Whether a provider makes the env's machines (`env_up`), rather than weft.toml listing them.
+    #[serde(skip)]
+    pub provider: bool,
 }
 
 fn connector_name<S: serde::Serializer>(kind: &ConnectorKind, s: S) -> Result<S::Ok, S::Error> {
@@ -200,6 +205,7 @@ impl Inventory {
             vars,
             hosts,
             roles,
+            provider: section.provider.is_some(),
         })
     }
 
@@ -227,6 +233,7 @@ impl Inventory {
                 vars: host_vars,
             }],
             roles,
+            provider: false,
         }
     }
 
@@ -256,6 +263,11 @@ impl Inventory {
 
     /// The hosts in any of `roles` or named in `hosts`; every host when both are empty.
     pub fn select(&self, roles: &[String], hosts: &[String]) -> Result<Vec<HostSpec>, SelectError> {
+        // A provider env with no machine running has no roles or hosts yet either: the fix is
+        // to make them, whichever role or host was asked for.
+        if self.provider && self.hosts.is_empty() {
+            return Err(self.empty());
+        }
         for role in roles {
             if !self.roles.contains_key(role) {
                 let known: Vec<&str> = self.roles.keys().map(String::as_str).collect();
@@ -286,11 +298,26 @@ impl Inventory {
             .cloned()
             .collect();
         if selected.is_empty() {
-            return Err(SelectError::Empty {
-                env: self.env.clone(),
-            });
+            return Err(self.empty());
         }
         Ok(selected)
+    }
+
+    /// The error of an empty selection, with the command that fills it.
+    fn empty(&self) -> SelectError {
+        let env = &self.env;
+        let help = if self.provider {
+            format!(
+                "the env's provider makes its machines: `weft run env_up -e {env}` makes and \
+                 deploys them; `weft cloud list -e {env}` shows those there are"
+            )
+        } else {
+            format!("list the env's hosts with `weft hosts -e {env}`")
+        };
+        SelectError::Empty {
+            env: env.clone(),
+            help,
+        }
     }
 }
 

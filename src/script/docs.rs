@@ -182,6 +182,71 @@ pub fn functions() -> Vec<FnDoc> {
     docs
 }
 
+/// What `print(value)` does in weft: Rhai's `print` is a keyword, with no doc comment of its
+/// own to read; the engine sends it to the goal's log (`engine.rs`, `on_print`).
+const PRINT_DOC: &str = "Prints a value under the current host's prefix (or `controller`), like `log`.\n\n```rhai\nprint(`deploying ${version}`);\n```\n(Rhai's `print`, which weft sends to the goal's log)";
+
+/// The functions of Rhai's standard library called `name` (`parse_json`, `to_json`, `len`,
+/// ...), which every script may call too, each with its doc comment and where it comes from.
+pub fn standard(name: &str) -> Vec<FnDoc> {
+    if name == "print" {
+        return vec![FnDoc {
+            name: name.into(),
+            signature: "print(value: Dynamic) -> ()".into(),
+            doc: PRINT_DOC.into(),
+        }];
+    }
+    let engine = Engine::new();
+    let mut docs = engine.collect_fn_metadata(
+        None,
+        |info| {
+            let meta = info.metadata;
+            if meta.name != name {
+                return None;
+            }
+            let mut signature = readable_types(&meta.gen_signature(|t| t.into()));
+            if !signature.contains(" -> ") {
+                signature.push_str(" -> ()");
+            }
+            Some(FnDoc {
+                name: meta.name.to_string(),
+                signature,
+                doc: format!(
+                    "{}\n(Rhai's standard library)",
+                    super::set::doc_text(
+                        &meta
+                            .comments
+                            .iter()
+                            .map(AsRef::as_ref)
+                            .collect::<Vec<&str>>(),
+                    )
+                ),
+            })
+        },
+        true,
+    );
+    docs.sort_by(|a, b| a.signature.cmp(&b.signature));
+    docs.dedup_by(|a, b| a.signature == b.signature);
+    docs
+}
+
+/// The script functions called `name` in the project's layers (goals and the helpers of
+/// `lib/`, such as `app_settings`), each with its doc comment and the file that defines it.
+pub fn script_functions(scripts: &super::ScriptSet, name: &str) -> Vec<(FnDoc, String)> {
+    let mut found = Vec::new();
+    for script in scripts.all() {
+        for f in script.ast.iter_functions().filter(|f| f.name == name) {
+            let doc = FnDoc {
+                name: name.to_string(),
+                signature: format!("{name}({})", f.params.join(", ")),
+                doc: super::set::doc_text(&f.comments),
+            };
+            found.push((doc, script.file.display_name()));
+        }
+    }
+    found
+}
+
 /// Rhai definition files for editors and language servers (`editors/weft.d.rhai`).
 pub fn definitions() -> String {
     let text = api_engine()

@@ -222,6 +222,11 @@ impl ScriptSet {
             .map(|&i| &self.scripts[i])
     }
 
+    /// Every script, in layer order.
+    pub fn all(&self) -> impl Iterator<Item = &Script> {
+        self.scripts.iter()
+    }
+
     /// Every script's source, by the name diagnostics use.
     pub fn sources(&self) -> &HashMap<String, SourceFile> {
         &self.sources

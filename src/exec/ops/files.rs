@@ -299,6 +299,9 @@ fn step(kind: &str, path: &str, reasons: &[String]) -> String {
 
 /// Makes `path` a regular file as `spec` describes.
 pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
+    if let Some(content) = &spec.content {
+        crate::exec::session::no_missing_secret_in(content)?;
+    }
     // The sum of a file that holds a secret would let anyone who reads the controller's cache
     // test guesses of it: none is kept, whether the script said `sensitive` or not.
     let keep = !spec.sensitive

@@ -11,7 +11,8 @@ use crate::exec::session::{HostError, HostSession};
 #[derive(Debug, Clone)]
 pub struct OpError {
     /// `command`, `rejected`, `operation`, `transport`, `interrupted`, `host_timeout`,
-    /// `template`, `dump`, `local_read`, or `env` (an env action of a controller goal).
+    /// `template`, `dump`, `local_read`, `secret` (a secret of weft.toml that could not be
+    /// resolved), or `env` (an env action of a controller goal).
     pub kind: &'static str,
     /// The whole message, as the run report shows it.
     pub message: String,
@@ -125,7 +126,8 @@ pub mod error_api {
     /// What failed: `command` (a command exited non-zero), `rejected` (a `validate` command
     /// refused new content), `operation` (an operation refused, e.g. a directory where a
     /// link should be), `transport`, `interrupted` (Ctrl-C), `host_timeout` (the host's
-    /// `--host-timeout` passed), `template`, `dump`, `local_read`, or `env` (an env action of
+    /// `--host-timeout` passed), `template`, `dump`, `local_read`, `secret` (a secret of
+    /// weft.toml that could not be resolved was about to be used), or `env` (an env action of
     /// a controller goal, such as `create_machines`).
     ///
     /// ```rhai

@@ -88,17 +88,21 @@ pub mod global_api {
     }
 
     /// Marks a value as secret and returns it: from now on it is shown as `********` in live
-    /// output, `--json`, diffs and errors.
+    /// output, `--json`, diffs and errors. A secret of weft.toml that could not be resolved
+    /// (`{ env = "TOKEN" }` with `TOKEN` unset) fails here, saying why.
     ///
     /// ```rhai
     /// let token = secret(env().vars.api_token);
     /// ```
-    #[rhai_fn(name = "secret")]
-    pub fn secret(ctx: NativeCallContext, value: &str) -> String {
+    #[rhai_fn(name = "secret", return_raw)]
+    pub fn secret(ctx: NativeCallContext, value: &str) -> Result<String, Box<EvalAltResult>> {
+        if let Some(reason) = crate::config::secret::find_missing(value) {
+            return Err(reason.into());
+        }
         if let Some(c) = context(&ctx) {
             c.output.add_secret(value);
         }
-        value.to_string()
+        Ok(value.to_string())
     }
 
     /// The value of the environment variable `name` of the weft process, as a secret: shown as
