@@ -1,6 +1,7 @@
 //! Integration tests: they drive the built `weft` binary against temporary projects.
 
 mod app;
+mod check;
 mod ci;
 mod fleet;
 mod harness;
@@ -13,6 +14,7 @@ mod editors;
 mod ha;
 mod init;
 mod layers;
+mod limits;
 mod lsp;
 mod ops;
 mod plugins;

@@ -155,6 +155,15 @@ pub trait Provider: Send + Sync {
             "this provider has no virtual IPs for load balancers".into(),
         ))
     }
+    /// What `virtual_ip` would return, reserving nothing (for `--check`). Providers whose
+    /// `virtual_ip` writes anything (a reservation) override it.
+    async fn peek_virtual_ip(
+        &self,
+        scope: &Scope,
+        wanted: Option<std::net::Ipv4Addr>,
+    ) -> Result<VirtualIp, CloudError> {
+        self.virtual_ip(scope, wanted).await
+    }
     /// Whether `machine` may receive deploys and secrets: a machine weft made itself, not one
     /// that only carries the env's tags.
     fn admits(&self, _scope: &Scope, _machine: &Machine) -> bool {
