@@ -202,6 +202,13 @@ pub fn machine_key() -> Result<(PathBuf, String), CloudError> {
     Ok((key, public.trim().to_string()))
 }
 
+/// The public half of the key pair weft logs in to its machines with, when it was made.
+pub fn existing_machine_key() -> Option<String> {
+    let public = data_dir().join("keys").join("id_ed25519.pub");
+    let text = std::fs::read_to_string(public).ok()?;
+    Some(text.trim().to_string()).filter(|k| !k.is_empty())
+}
+
 /// The known_hosts file where weft records its machines' host keys.
 pub fn known_hosts_file() -> PathBuf {
     data_dir().join("known_hosts")
