@@ -316,10 +316,21 @@ pub fn read_manifest(file: &Path, root: &Path) -> Result<(Manifest, SourceFile),
         .unwrap_or(file)
         .display()
         .to_string();
-    let text = std::fs::read_to_string(file).map_err(|e| PluginError::Read {
+    let read_error = |e: std::io::Error| PluginError::Read {
         path: shown.clone(),
         message: e.to_string(),
-    })?;
+    };
+    // Never through a link: a plugin.toml linked to another file would print its lines.
+    let mut opened = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(file)
+            .map_err(read_error)?
+    };
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut opened, &mut text).map_err(read_error)?;
     let source = SourceFile::new(shown, text);
     let manifest: Manifest = toml::from_str(source.text()).map_err(|e| PluginError::Syntax {
         message: e.message().to_string(),

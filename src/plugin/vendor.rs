@@ -387,10 +387,29 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), PluginError> {
         if entry.file_type().is_dir() {
             std::fs::create_dir_all(&dest).map_err(|e| io(&dest, e))?;
         } else if entry.file_type().is_file() {
-            std::fs::copy(entry.path(), &dest).map_err(|e| io(&dest, e))?;
+            copy_file(entry.path(), &dest)?;
         }
     }
     Ok(())
+}
+
+/// Copies the regular file `from` (never through a link put in its place since it was
+/// listed) to `to`, with its mode.
+fn copy_file(from: &Path, to: &Path) -> Result<(), PluginError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut source = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(from)
+        .map_err(|e| io(from, e))?;
+    let meta = source.metadata().map_err(|e| io(from, e))?;
+    if !meta.is_file() {
+        return Err(io(from, std::io::Error::other("not a regular file")));
+    }
+    let mut dest = std::fs::File::create(to).map_err(|e| io(to, e))?;
+    std::io::copy(&mut source, &mut dest).map_err(|e| io(to, e))?;
+    dest.set_permissions(meta.permissions())
+        .map_err(|e| io(to, e))
 }
 
 /// weft.toml of the project at `root`, parsed for editing: comments and layout survive.
