@@ -49,3 +49,20 @@ fn a_map_of_large_strings_ends_its_goal_at_the_memory_budget() {
         .stdout_has("1 failed")
         .stdout_lacks("kept them all");
 }
+
+#[test]
+fn values_held_down_a_chain_of_calls_count_together() {
+    let test = Test::with_config(CONFIG);
+    // Each call holds 180 MB of its own, under the budget; four of them hold 720 MB.
+    test.write(
+        "deploy/deep.rhai",
+        "/// Holds strings at each level of a recursion.\nfn hold_down() {\n    hold(4)\n}\n\n\
+         private fn hold(n) {\n    let s = \"\";\n    s.pad(60000000, \"x\");\n    let m = #{};\n    m[\"a\"] = s + 1;\n    m[\"b\"] = s + 2;\n    m[\"c\"] = s + 3;\n    if n > 0 { hold(n - 1); }\n    log(\"held\");\n}\n",
+    );
+    test.run(&["run", "hold_down"])
+        .status(1)
+        .stderr_has("passed its memory budget of 512 MiB")
+        .stderr_has("deploy/deep.rhai:")
+        .stdout_has("1 failed")
+        .stdout_lacks("held");
+}

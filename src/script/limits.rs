@@ -58,6 +58,9 @@ thread_local! {
     /// The limit error of the goal running on this thread, once one was raised: every later
     /// read or write of a variable raises it again, and a goal that caught it still fails.
     static TRIPPED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+    /// The bytes each function of the goal's call chain held when last measured, by call
+    /// level: a function sees only its own variables, and its callers' count too.
+    static FRAMES: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl Watch {
@@ -89,11 +92,16 @@ impl Watch {
                 largest = (name, tally.bytes - before);
             }
         }
-        if tally.bytes > MEMORY_BUDGET {
-            return Err(trip(memory_message(
-                &format!("`{}`", largest.0),
-                tally.bytes,
-            )));
+        let total = FRAMES.with(|frames| {
+            let mut frames = frames.borrow_mut();
+            // Deeper levels have returned; callers that were never measured hold nothing yet.
+            frames.resize(context.call_level(), 0);
+            let callers: usize = frames.iter().sum();
+            frames.push(tally.bytes);
+            callers.saturating_add(tally.bytes)
+        });
+        if total > MEMORY_BUDGET {
+            return Err(trip(memory_message(&format!("`{}`", largest.0), total)));
         }
         self.last_ops.store(ops, Ordering::Relaxed);
         let gap = u64::try_from(tally.nodes / 8).unwrap_or(u64::MAX);
@@ -156,6 +164,7 @@ pub(crate) fn guard<T>(
     call: impl FnOnce() -> Result<T, Box<EvalAltResult>>,
 ) -> Result<T, Box<EvalAltResult>> {
     TRIPPED.with(|t| t.borrow_mut().take());
+    FRAMES.with(|f| f.borrow_mut().clear());
     let result = call();
     let tripped = TRIPPED.with(|t| t.borrow_mut().take());
     match (result, tripped) {
