@@ -129,6 +129,10 @@ pub enum Command {
         json: bool,
     },
     /// Run a goal on the hosts of an env.
+    ///
+    /// A goal that passes a script limit ends with an error at its line (exit 1): the
+    /// operation budget (`max_operations`), 64 MiB strings, 1,000,000 items in an array or
+    /// map, arrays and maps nested 256 deep, and 512 MiB for all the values it holds.
     Run(RunArgs),
     /// Run one shell command on the hosts of an env, or on `-H user@addr:port` hosts.
     Exec(ExecArgs),
@@ -400,7 +404,8 @@ pub struct RunArgs {
     pub args: Vec<String>,
     #[command(flatten)]
     pub select: Select,
-    /// Report what would change; change nothing.
+    /// Report what would change; change nothing, on the hosts or here (no file sums, host
+    /// keys, virtual IP reservations, machines, downloads or dumps are written).
     #[arg(long)]
     pub check: bool,
     /// Show a unified diff of every file, template and line change.
@@ -462,17 +467,22 @@ pub enum PluginCommand {
     },
     /// The plugins weft.toml lists, with their version and source.
     List,
-    /// Fetch a plugin again from the source and ref weft.lock recorded.
+    /// Fetch a plugin again from the source and ref weft.lock recorded. A tag that now names
+    /// another commit than the recorded one is refused (exit 2), naming both commits.
     Update {
         /// The plugin's name.
         name: String,
+        /// Take a recorded tag that moved to another commit upstream.
+        #[arg(long)]
+        allow_moved_tag: bool,
     },
     /// Delete `plugins/NAME/` and its entries in weft.toml and weft.lock.
     Remove {
         /// The plugin's name.
         name: String,
     },
-    /// Report every vendored file that changed since weft.lock recorded it (exit 1 if any).
+    /// Report every vendored file that changed since weft.lock recorded it, and every plugin
+    /// whose files are not the tree of the commit weft.lock records (exit 1 if any).
     Verify,
 }
 

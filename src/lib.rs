@@ -13,6 +13,7 @@ mod cmd;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod heap;
 pub mod inventory;
 pub mod layers;
 pub mod lockfile;
@@ -29,6 +30,10 @@ pub mod template;
 pub mod transport;
 
 use std::ffi::OsString;
+
+/// The system allocator with a count of the bytes held, for the memory budget of goals.
+#[global_allocator]
+static ALLOCATOR: heap::Counting = heap::Counting;
 
 use cli::Cli;
 

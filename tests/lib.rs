@@ -1,6 +1,7 @@
 //! Integration tests: they drive the built `weft` binary against temporary projects.
 
 mod app;
+mod check;
 mod ci;
 mod fleet;
 mod harness;
@@ -17,6 +18,7 @@ mod ha;
 mod init;
 mod isolation;
 mod layers;
+mod limits;
 mod lsp;
 mod ops;
 mod plugins;

@@ -331,3 +331,188 @@ fn a_plugin_skeleton_adds_and_runs_its_test_goal() {
         .status(2)
         .stderr_has("already a weft plugin");
 }
+
+/// The commit a plugin's weft.lock entry records.
+fn locked_commit(test: &Test) -> String {
+    let lock = test.read("weft.lock");
+    lock.lines()
+        .find_map(|l| l.strip_prefix("commit = \""))
+        .map(|c| c.trim_end_matches('"').to_string())
+        .unwrap_or_else(|| panic!("no commit in weft.lock:\n{lock}"))
+}
+
+#[test]
+fn an_update_to_a_tag_that_moved_is_refused_unless_allowed() {
+    let repo = greet_repo();
+    let old = git(repo.path(), &["rev-parse", "v1"]);
+    let test = Test::with_config("[project]\nname = \"plugged\"\n");
+    let source = format!("{}@v1", repo.path().display());
+    test.run(&["plugin", "add", &source]).status(0);
+
+    // Upstream moves the release tag onto other code.
+    write(
+        &repo.path().join("services/greet.rhai"),
+        "/// Moved.\nfn hello(host) { log(\"moved tag code\"); }\n",
+    );
+    git(repo.path(), &["commit", "--quiet", "-am", "not v1"]);
+    git(repo.path(), &["tag", "-f", "v1"]);
+    let new = git(repo.path(), &["rev-parse", "v1"]);
+    assert_ne!(old, new);
+
+    test.run(&["plugin", "update", "greet"])
+        .status(2)
+        .stderr_has("tag `v1` of plugin `greet` moved")
+        .stderr_has(&old)
+        .stderr_has(&new)
+        .stderr_has("--allow-moved-tag")
+        .stdout_lacks("updated");
+    assert_eq!(locked_commit(&test), old, "weft.lock kept the old commit");
+    test.run(&["plugin", "verify"]).status(0);
+    test.run(&["run", "hello"])
+        .status(0)
+        .stdout_has("local | hello from greet")
+        .stdout_lacks("moved tag code");
+
+    test.run(&["plugin", "update", "greet", "--allow-moved-tag"])
+        .status(0)
+        .stdout_has(&format!(
+            "updated plugin greet to 1.0.0 (commit {new}, was {old})"
+        ));
+    assert_eq!(locked_commit(&test), new);
+    test.run(&["plugin", "verify"]).status(0);
+    test.run(&["run", "hello"])
+        .status(0)
+        .stdout_has("local | moved tag code");
+}
+
+#[test]
+fn an_update_that_follows_a_branch_is_no_moved_tag() {
+    let repo = greet_repo();
+    let test = Test::with_config("[project]\nname = \"plugged\"\n");
+    let source = format!("{}@main", repo.path().display());
+    test.run(&["plugin", "add", &source]).status(0);
+    write(
+        &repo.path().join("services/greet.rhai"),
+        "/// Newest.\nfn hello(host) { log(\"newest\"); }\n",
+    );
+    git(repo.path(), &["commit", "--quiet", "-am", "newest"]);
+    test.run(&["plugin", "update", "greet"])
+        .status(0)
+        .stdout_has("updated plugin greet");
+    test.run(&["run", "hello"])
+        .status(0)
+        .stdout_has("local | newest");
+}
+
+/// The SHA-256 of `path`, as sha256sum prints it.
+fn sha256(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum runs");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn verify_checks_the_vendored_files_against_the_recorded_commit() {
+    let repo = greet_repo();
+    let test = Test::with_config("[project]\nname = \"plugged\"\n");
+    let source = format!("{}@v1", repo.path().display());
+    test.run(&["plugin", "add", &source]).status(0);
+    let lock = test.read("weft.lock");
+    assert!(lock.contains("commit_object = "), "{lock}");
+
+    // A changed file whose new sum is written into weft.lock too: the file sums agree, the
+    // commit does not.
+    let file = test.path().join("plugins/greet/services/greet.rhai");
+    let before = sha256(&file);
+    test.write(
+        "plugins/greet/services/greet.rhai",
+        "/// Swapped.\nfn hello(host) { log(\"swapped\"); }\n",
+    );
+    test.write("weft.lock", &lock.replace(&before, &sha256(&file)));
+    let commit = locked_commit(&test);
+    test.run(&["plugin", "verify"])
+        .status(1)
+        .stdout_has(&format!(
+            "greet: the vendored files are not commit {commit}"
+        ));
+    test.run(&["run", "hello"])
+        .status(2)
+        .stderr_has("the vendored files are not commit")
+        .stdout_lacks("swapped");
+
+    // The files put back, and the commit in weft.lock changed to another one.
+    test.run(&["plugin", "update", "greet"]).status(0);
+    test.run(&["plugin", "verify"]).status(0);
+    let other = git(repo.path(), &["rev-parse", "main"]);
+    let lock = test.read("weft.lock");
+    test.write(
+        "weft.lock",
+        &lock.replace(
+            &format!("commit = \"{commit}\""),
+            &format!("commit = \"{other}\""),
+        ),
+    );
+    test.run(&["plugin", "verify"])
+        .status(1)
+        .stdout_has(&format!(
+            "the commit content weft.lock records is not commit {other}"
+        ));
+}
+
+#[test]
+fn a_plugin_holding_a_symlink_is_refused_and_the_linked_file_never_shown() {
+    let test = Test::with_config("[project]\nname = \"plugged\"\n");
+    // A file of the controller that a plugin must never read.
+    let secret = test.home().join("secret.toml");
+    write(&secret, "name = \"SECRET-LINE-ONE\"\nSECRET-LINE-TWO\n");
+
+    let folder = test.path().join("work/linked");
+    write(&folder.join("services/greet.rhai"), HELLO);
+    std::os::unix::fs::symlink(&secret, folder.join("plugin.toml")).expect("link");
+    test.run(&["plugin", "add", "work/linked"])
+        .status(2)
+        .stderr_has("`plugin.toml` is a symbolic link")
+        .stderr_lacks("SECRET-LINE");
+    assert!(!test.path().join("plugins/greet").exists());
+    assert!(!test.path().join("weft.lock").exists());
+
+    // The same from git, with the link further down.
+    let repo = tempfile::tempdir().expect("temp dir");
+    let dir = repo.path();
+    git(dir, &["init", "--quiet"]);
+    write(&dir.join("plugin.toml"), &manifest("greet", ">=0.1"));
+    write(&dir.join("services/greet.rhai"), HELLO);
+    std::os::unix::fs::symlink(&secret, dir.join("services/extra.rhai")).expect("link");
+    git(dir, &["add", "."]);
+    git(dir, &["commit", "--quiet", "-m", "v1"]);
+    git(dir, &["tag", "v1"]);
+    let source = format!("{}@v1", dir.display());
+    test.run(&["plugin", "add", &source])
+        .status(2)
+        .stderr_has("`services/extra.rhai` is a symbolic link")
+        .stderr_lacks("SECRET-LINE");
+    assert!(!test.path().join("plugins/greet").exists());
+
+    // A vendored plugin.toml replaced by a link is refused before it is read.
+    std::fs::remove_file(dir.join("services/extra.rhai")).expect("rm");
+    git(dir, &["commit", "--quiet", "-am", "no link"]);
+    git(dir, &["tag", "v2"]);
+    let source = format!("{}@v2", dir.display());
+    test.run(&["plugin", "add", &source]).status(0);
+    let manifest_path = test.path().join("plugins/greet/plugin.toml");
+    std::fs::remove_file(&manifest_path).expect("rm");
+    std::os::unix::fs::symlink(&secret, &manifest_path).expect("link");
+    test.run(&["run", "hello"])
+        .status(2)
+        .stderr_has("plugins/greet/plugin.toml` is a symbolic link")
+        .stderr_lacks("SECRET-LINE");
+    test.run(&["plugin", "verify"])
+        .status(1)
+        .stdout_has("greet: a link at plugins/greet/plugin.toml");
+}

@@ -134,6 +134,14 @@ impl CloudEnv {
         self.block_on(self.provider.virtual_ip(&self.scope, wanted))
     }
 
+    /// What `virtual_ip` would return, reserving nothing (for `--check`).
+    pub fn peek_virtual_ip(
+        &self,
+        wanted: Option<std::net::Ipv4Addr>,
+    ) -> Result<super::VirtualIp, CloudEnvError> {
+        self.block_on(self.provider.peek_virtual_ip(&self.scope, wanted))
+    }
+
     /// The machine named `target` or with that id, or the `ordinal`th machine of the role
     /// `target` (0 when not given).
     pub fn find(

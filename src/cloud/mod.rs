@@ -159,6 +159,15 @@ pub trait Provider: Send + Sync {
             "this provider has no virtual IPs for load balancers".into(),
         ))
     }
+    /// What `virtual_ip` would return, reserving nothing (for `--check`). Providers whose
+    /// `virtual_ip` writes anything (a reservation) override it.
+    async fn peek_virtual_ip(
+        &self,
+        scope: &Scope,
+        wanted: Option<std::net::Ipv4Addr>,
+    ) -> Result<VirtualIp, CloudError> {
+        self.virtual_ip(scope, wanted).await
+    }
     /// Whether `machine` may receive deploys and secrets: a machine weft made itself, not one
     /// that only carries the env's tags.
     fn admits(&self, _scope: &Scope, _machine: &Machine) -> bool {
@@ -226,6 +235,13 @@ fn make_machine_key(dir: &std::path::Path, key: &std::path::Path) -> Result<(), 
         let _ = std::fs::remove_file(fresh.with_extension("pub"));
     }
     placed
+}
+
+/// The public half of the key pair weft logs in to its machines with, when it was made.
+pub fn existing_machine_key() -> Option<String> {
+    let public = data_dir().join("keys").join("id_ed25519.pub");
+    let text = std::fs::read_to_string(public).ok()?;
+    Some(text.trim().to_string()).filter(|k| !k.is_empty())
 }
 
 /// The known_hosts file where weft records its machines' host keys.

@@ -24,10 +24,14 @@ pub fn keys(ctx: &Context, command: KeysCommand) -> Result<i32> {
     let section = project.config.as_ref().and_then(|c| c.file.env.get(&env));
 
     let mut keys = read_keys(&section.map(|s| s.keys.clone()).unwrap_or_default())?;
-    // weft's own key stays, or weft would lock itself out of its machines.
-    if let Ok((_, weft_key)) = crate::cloud::machine_key() {
-        keys.push(weft_key);
-    }
+    // weft's own key stays, or weft would lock itself out of its machines. A check makes no
+    // key: it keeps the one there is.
+    let weft_key = if check {
+        crate::cloud::existing_machine_key()
+    } else {
+        crate::cloud::machine_key().ok().map(|(_, public)| public)
+    };
+    keys.extend(weft_key);
     let selection = Selection::resolve(&project, &settings::filter(&select))?;
     // Both would lock people out: of this machine, or of every host but through weft.
     if selection.inventory.connector == ConnectorKind::Local {

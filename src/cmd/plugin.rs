@@ -35,17 +35,18 @@ pub fn plugin(ctx: &Context, command: PluginCommand) -> Result<i32> {
                     .unwrap_or_default()
             );
         }
-        PluginCommand::Update { name } => {
-            let lock = LockFile::load(root)?;
-            let Some(entry) = lock.plugin.iter().find(|e| e.name == name) else {
-                return Err(not_vendored(&name).into());
+        PluginCommand::Update {
+            name,
+            allow_moved_tag,
+        } => {
+            let updated = vendor::update(root, &name, allow_moved_tag)?;
+            let entry = updated.entry;
+            let commit = match (&entry.commit, &updated.previous) {
+                (Some(now), Some(was)) if now != was => format!(" (commit {now}, was {was})"),
+                (Some(now), _) => format!(" (commit {now})"),
+                _ => String::new(),
             };
-            let source = match &entry.git_ref {
-                Some(r) => format!("{}@{r}", entry.source),
-                None => entry.source.clone(),
-            };
-            let entry = vendor::add(root, &Source::parse(&source, root), true)?;
-            outln!("updated plugin {} to {}", entry.name, entry.version);
+            outln!("updated plugin {} to {}{commit}", entry.name, entry.version);
         }
         PluginCommand::Remove { name } => {
             vendor::remove(root, &name)?;
@@ -90,11 +91,4 @@ pub fn plugin(ctx: &Context, command: PluginCommand) -> Result<i32> {
         }
     }
     Ok(EXIT_OK)
-}
-
-fn not_vendored(name: &str) -> PluginError {
-    PluginError::State {
-        message: format!("plugin `{name}` is not recorded in weft.lock"),
-        help: Some("`weft plugin add PATH | GIT-URL[@REF]` vendors one".into()),
-    }
 }

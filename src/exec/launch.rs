@@ -78,11 +78,19 @@ impl RunContext {
             .iter()
             .map(|h| (h.name.as_str(), h.address.as_str()))
             .collect();
-        Connector::ssh(
+        let connector = Connector::ssh(
             &self.settings.connect,
             &addresses,
             self.settings.limits.parallel,
-        )
+        )?;
+        // A check trusts a new host key as a run would, but writes it nowhere.
+        if let (true, Connector::Ssh(ssh)) = (self.settings.check, &connector) {
+            ssh.known_hosts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .keep_in_memory();
+        }
+        Ok(connector)
     }
 
     /// Runs goal `name` with `args` on the hosts `filter` selects (once on the controller for

@@ -275,7 +275,12 @@ impl Orchestrator for EnvOrchestrator {
                     router_id: router_id_of(&self.env),
                 });
             };
-            let vip = cloud.virtual_ip(wanted)?;
+            // A check reserves nothing: it sees the pair held, or the one a run would take.
+            let vip = if self.check() {
+                cloud.peek_virtual_ip(wanted)?
+            } else {
+                cloud.virtual_ip(wanted)?
+            };
             Ok(VipInfo {
                 address: vip.address.to_string(),
                 router_id: vip.router_id,

@@ -74,6 +74,9 @@ struct HostFile {
 /// memory holds only the hosts being worked on, however large the fleet.
 pub struct RemoteSums {
     dir: Option<PathBuf>,
+    /// Whether what the run learns is written back: not under `--check`, which changes
+    /// nothing on the controller either.
+    keep: bool,
     hosts: Mutex<HashMap<String, HostSums>>,
 }
 
@@ -94,7 +97,16 @@ impl RemoteSums {
     pub fn at(dir: Option<PathBuf>) -> Self {
         RemoteSums {
             dir,
+            keep: true,
             hosts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The sums of the cache folder, read but never written back (for `--check`).
+    pub fn read_only() -> Self {
+        RemoteSums {
+            keep: false,
+            ..RemoteSums::default()
         }
     }
 
@@ -191,7 +203,7 @@ impl RemoteSums {
     pub fn finish(&self, host: &str) {
         let sums = self.lock().remove(host);
         if let (Some(dir), Some(sums)) = (&self.dir, sums) {
-            if sums.dirty {
+            if sums.dirty && self.keep {
                 save(&host_file(dir, host), host, sums.entries);
             }
         }
@@ -203,7 +215,7 @@ impl RemoteSums {
         for host in hosts {
             self.finish(&host);
         }
-        if let Some(dir) = &self.dir {
+        if let Some(dir) = self.dir.as_ref().filter(|_| self.keep) {
             prune(dir);
         }
     }

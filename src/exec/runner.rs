@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use super::goals::{EnvInfo, GoalCall, GoalEngine, GoalFailure, GoalInfo};
 use super::orchestrator::Orchestrator;
 use super::output::{HostOutcome, Output, Status};
+use super::remote_sums::RemoteSums;
 use super::session::{HostDeadline, HostError, HostSession, RunOptions, SessionSetup};
 use super::settings::RunSettings;
 use super::timings::Section;
@@ -229,7 +230,11 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
         command_timeout: plan.settings.limits.command_timeout,
         timings: plan.timings.clone(),
         hashes: Arc::default(),
-        sums: Arc::default(),
+        sums: Arc::new(if plan.settings.check {
+            RemoteSums::read_only()
+        } else {
+            RemoteSums::default()
+        }),
     });
     let env = env_info(&plan);
     let plan = Arc::new(plan);

@@ -156,6 +156,29 @@ pub enum PluginError {
         source_name: String,
         message: String,
     },
+    /// A plugin holds a link or a special file, which weft never vendors nor reads.
+    #[error("`{source_name}`: `{path}` is {what}")]
+    #[diagnostic(
+        code(weft::plugin::special_file),
+        help("a plugin ships regular files and folders only: replace the link with the file it points to, in the plugin's source")
+    )]
+    Special {
+        source_name: String,
+        path: String,
+        what: &'static str,
+    },
+    /// `weft plugin update` found the recorded tag at another commit.
+    #[error("tag `{tag}` of plugin `{name}` moved: weft.lock has commit {old}, the source now has {new}")]
+    #[diagnostic(
+        code(weft::plugin::moved_tag),
+        help("a release tag that moves is a re-release, or someone else's code under an old name: read what changed (`git log {old}..{new}` in the source), then take it with `weft plugin update {name} --allow-moved-tag`")
+    )]
+    MovedTag {
+        name: String,
+        tag: String,
+        old: String,
+        new: String,
+    },
     /// The plugin is already vendored or not known.
     #[error("{message}")]
     #[diagnostic(code(weft::plugin::state))]
@@ -189,6 +212,16 @@ pub fn load(project: &mut Project) -> Result<Vec<Plugin>, PluginError> {
     for (index, (listed, entry)) in config.file.plugins.iter().enumerate() {
         let root = project.root.join(&entry.get_ref().path);
         let file = root.join(MANIFEST);
+        if file
+            .symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Err(PluginError::Special {
+                source_name: format!("plugin `{listed}`"),
+                path: format!("{}/{MANIFEST}", entry.get_ref().path),
+                what: "a symbolic link",
+            });
+        }
         if !file.is_file() {
             return Err(PluginError::Missing {
                 name: listed.clone(),
@@ -283,10 +316,21 @@ pub fn read_manifest(file: &Path, root: &Path) -> Result<(Manifest, SourceFile),
         .unwrap_or(file)
         .display()
         .to_string();
-    let text = std::fs::read_to_string(file).map_err(|e| PluginError::Read {
+    let read_error = |e: std::io::Error| PluginError::Read {
         path: shown.clone(),
         message: e.to_string(),
-    })?;
+    };
+    // Never through a link: a plugin.toml linked to another file would print its lines.
+    let mut opened = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(file)
+            .map_err(read_error)?
+    };
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut opened, &mut text).map_err(read_error)?;
     let source = SourceFile::new(shown, text);
     let manifest: Manifest = toml::from_str(source.text()).map_err(|e| PluginError::Syntax {
         message: e.message().to_string(),

@@ -176,6 +176,10 @@ pub fn runtime(
         }
     };
     let mut help = None;
+    if let Some((limit, why)) = super::limits::help(&message) {
+        message = limit;
+        help = Some(why);
+    }
     if matches!(err, EvalAltResult::ErrorDataTooLarge(..)) {
         help = Some(format!(
             "a value grew past weft's limits ({} MiB strings, {} items in an array or map): a loop that never ends?",

@@ -127,6 +127,8 @@ impl ScriptEngine {
         engine.set_max_map_size(MAX_COLLECTION_ITEMS);
         engine.set_max_call_levels(64);
         engine.set_max_expr_depths(128, 64);
+        // What Rhai's limits miss: nesting depth, and the memory of all the goal's values.
+        super::limits::install(&mut engine);
         if let Some(context) = context {
             let (print, debug) = (context.clone(), context.clone());
             engine.on_print(move |text| print.output.log(&print.prefix, text));
@@ -188,16 +190,31 @@ impl ScriptEngine {
             call_args.push(Dynamic::from(host));
         }
         call_args.extend(args);
-        let mut scope = Scope::new();
-        let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
-        engine
-            .call_fn_with_options::<Dynamic>(
-                options,
-                &mut scope,
-                &script.ast,
-                &goal.name,
-                call_args,
-            )
+        let call = || {
+            super::limits::guard(|| {
+                let mut scope = Scope::new();
+                let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
+                let value = engine.call_fn_with_options::<Dynamic>(
+                    options,
+                    &mut scope,
+                    &script.ast,
+                    &goal.name,
+                    call_args,
+                )?;
+                // A value too deep to copy or drop on another thread's stack ends here.
+                super::limits::check_result(&value)?;
+                Ok(value)
+            })
+        };
+        // On a stack deep enough for what Rhai does recursively with values the limits allow.
+        super::limits::on_goal_stack(call)
+            .map_err(|err| ScriptError::Runtime {
+                message: format!("cannot start a thread for goal `{}`: {err}", goal.name),
+                span: None,
+                label: String::new(),
+                src: None,
+                help: None,
+            })?
             .map_err(|err| {
                 let site = GoalSite {
                     goal: &goal.name,

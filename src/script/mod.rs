@@ -6,6 +6,7 @@ pub mod check;
 pub mod diagnostic;
 pub mod docs;
 pub mod engine;
+mod limits;
 pub mod set;
 
 pub use api::global::ScriptContext;

@@ -651,6 +651,14 @@ impl Provider for LocalProvider {
         Ok(vip)
     }
 
+    async fn peek_virtual_ip(
+        &self,
+        scope: &Scope,
+        wanted: Option<Ipv4Addr>,
+    ) -> Result<VirtualIp, CloudError> {
+        vip::peek(&self.vip_owner(scope), wanted)
+    }
+
     async fn image(&self, scope: &Scope, id: &str, name: &str) -> Result<String, CloudError> {
         let mut meta = self.find(scope, id)?;
         let was_running = self.running(&meta);

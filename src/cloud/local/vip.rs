@@ -119,6 +119,50 @@ fn address(owner: &str, wanted: Option<Ipv4Addr>) -> Result<Ipv4Addr, CloudError
     ))
 }
 
+/// What `reserve` would hand `owner`, found without writing anything (for `--check`): the
+/// pair it holds, else the address and router id the next `reserve` would take, unless
+/// another run takes them first.
+pub fn peek(owner: &str, wanted: Option<Ipv4Addr>) -> Result<VirtualIp, CloudError> {
+    if let Some(why) = wanted.and_then(outside) {
+        return Err(CloudError::Config(why));
+    }
+    let _guard = RESERVING.lock().unwrap_or_else(|e| e.into_inner());
+    let free = |dir: &str, name: &str| !Path::new(dir).join(name).exists();
+    let held = held_by(RESERVATIONS, owner).and_then(|p| {
+        p.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<Ipv4Addr>().ok())
+    });
+    let address = match (held, wanted) {
+        (Some(ip), None) => ip,
+        (Some(ip), Some(want)) if ip == want => ip,
+        (_, Some(want)) if free(RESERVATIONS, &want.to_string()) => want,
+        (_, Some(want)) => {
+            return Err(CloudError::Config(format!(
+                "vip {want} is taken on this host: choose another address, or leave `vip` out \
+                 and weft picks a free one"
+            )))
+        }
+        (None, None) => {
+            let net = u32::from(GATEWAY) & MASK;
+            (2..=0xfffe_u32)
+                .rev()
+                .map(|host| Ipv4Addr::from(net | host))
+                .find(|ip| free(RESERVATIONS, &ip.to_string()))
+                .ok_or_else(|| CloudError::Io("no free address left in 10.77.0.0/16".into()))?
+        }
+    };
+    let router_id = match held_by(ROUTER_IDS, owner).and_then(|p| number(&p)) {
+        Some(id) => id,
+        None => (1u8..=255)
+            .find(|id| free(ROUTER_IDS, &id.to_string()))
+            .ok_or_else(|| {
+                CloudError::Io("all 255 VRRP router ids of this host are taken".into())
+            })?,
+    };
+    Ok(VirtualIp { address, router_id })
+}
+
 fn number(path: &Path) -> Option<u8> {
     path.file_name()?.to_str()?.parse().ok()
 }

@@ -38,6 +38,8 @@ pub enum Verdict {
 pub struct KnownHosts {
     files: Vec<PathBuf>,
     entries: Vec<Entry>,
+    /// New keys are kept for this run only, never written (`--check` changes no file).
+    memory_only: bool,
 }
 
 /// The name known_hosts uses for a host: `host`, or `[host]:port` off port 22.
@@ -116,7 +118,11 @@ impl KnownHosts {
                 });
             }
         }
-        Ok(KnownHosts { files, entries })
+        Ok(KnownHosts {
+            files,
+            entries,
+            memory_only: false,
+        })
     }
 
     /// The files, in order.
@@ -171,6 +177,11 @@ impl KnownHosts {
         algs
     }
 
+    /// Keeps keys learnt from now on for this run only, writing no file.
+    pub fn keep_in_memory(&mut self) {
+        self.memory_only = true;
+    }
+
     /// Records `key` for `host` in the first file (trust on first use).
     pub fn learn(&mut self, host: &str, port: u16, key: &PublicKey) -> std::io::Result<PathBuf> {
         let file = self
@@ -178,6 +189,16 @@ impl KnownHosts {
             .first()
             .cloned()
             .ok_or_else(|| std::io::Error::other("no known_hosts file to record the key in"))?;
+        if self.memory_only {
+            self.entries.push(Entry {
+                file: file.clone(),
+                line: 0,
+                revoked: false,
+                patterns: host_key_name(host, port),
+                key: key.clone(),
+            });
+            return Ok(file);
+        }
         if let Some(parent) = file.parent() {
             std::fs::create_dir_all(parent)?;
         }
