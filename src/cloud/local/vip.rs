@@ -126,14 +126,9 @@ pub fn peek(owner: &str, wanted: Option<Ipv4Addr>) -> Result<VirtualIp, CloudErr
     if let Some(why) = wanted.and_then(outside) {
         return Err(CloudError::Config(why));
     }
-    let _guard = RESERVING.lock().unwrap_or_else(|e| e.into_inner());
+    // No lock: taking one could create its file, and a check writes nothing.
     let free = |dir: &str, name: &str| !Path::new(dir).join(name).exists();
-    let held = held_by(RESERVATIONS, owner).and_then(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.parse::<Ipv4Addr>().ok())
-    });
-    let address = match (held, wanted) {
+    let address = match (held(owner), wanted) {
         (Some(ip), None) => ip,
         (Some(ip), Some(want)) if ip == want => ip,
         (_, Some(want)) if free(RESERVATIONS, &want.to_string()) => want,
