@@ -309,21 +309,28 @@ fn tree_object(dir: &Path, format: ObjectFormat) -> Result<Option<Vec<u8>>, Plug
     Ok(Some(format.raw("tree", &body)))
 }
 
+/// Every entry under `dir` but `.git`, sorted by name, `dir` itself first.
+pub fn entries(dir: &Path) -> impl Iterator<Item = Result<walkdir::DirEntry, PluginError>> + '_ {
+    WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.file_name() != ".git")
+        .map(move |entry| {
+            entry.map_err(|e| PluginError::Read {
+                path: dir.display().to_string(),
+                message: e.to_string(),
+            })
+        })
+}
+
 /// The symbolic links under `dir` (`.git` left out), relative to it.
 pub fn links(dir: &Path) -> Result<Vec<String>, PluginError> {
     let mut out = Vec::new();
     if !dir.is_dir() {
         return Ok(out);
     }
-    for entry in WalkDir::new(dir)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| e.file_name() != ".git")
-    {
-        let entry = entry.map_err(|e| PluginError::Read {
-            path: dir.display().to_string(),
-            message: e.to_string(),
-        })?;
+    for entry in entries(dir) {
+        let entry = entry?;
         if entry.depth() > 0 && entry.path_is_symlink() {
             if let Ok(rel) = entry.path().strip_prefix(dir) {
                 out.push(rel.to_string_lossy().replace('\\', "/"));
@@ -339,15 +346,8 @@ pub fn hash_tree(dir: &Path) -> Result<BTreeMap<String, String>, PluginError> {
     if !dir.is_dir() {
         return Ok(out);
     }
-    for entry in WalkDir::new(dir)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| e.file_name() != ".git")
-    {
-        let entry = entry.map_err(|e| PluginError::Read {
-            path: dir.display().to_string(),
-            message: e.to_string(),
-        })?;
+    for entry in entries(dir) {
+        let entry = entry?;
         if !entry.file_type().is_file() {
             continue;
         }

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use toml_edit::{value, DocumentMut, InlineTable, Item, Table, TableLike};
-use walkdir::WalkDir;
 
 use super::lock::{
     commit_tree, git_tree_id, hash_tree, tree_sum, LockEntry, LockFile, ObjectFormat,
@@ -200,15 +199,8 @@ fn add_via(
 /// regular files and folders, and a link would make weft read a file of this machine as the
 /// plugin's (its plugin.toml, a script, a template).
 fn refuse_special_files(from: &Path, source_name: &str) -> Result<(), PluginError> {
-    for entry in WalkDir::new(from)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| e.file_name() != ".git")
-    {
-        let entry = entry.map_err(|e| PluginError::Read {
-            path: from.display().to_string(),
-            message: e.to_string(),
-        })?;
+    for entry in super::lock::entries(from) {
+        let entry = entry?;
         // The folder given may itself be a link to the plugin; what is inside may not.
         if entry.depth() == 0 {
             continue;
@@ -372,14 +364,8 @@ fn run_git(command: &mut Command) -> Result<String, String> {
 }
 
 fn copy_tree(from: &Path, to: &Path) -> Result<(), PluginError> {
-    for entry in WalkDir::new(from)
-        .into_iter()
-        .filter_entry(|e| e.file_name() != ".git")
-    {
-        let entry = entry.map_err(|e| PluginError::Read {
-            path: from.display().to_string(),
-            message: e.to_string(),
-        })?;
+    for entry in super::lock::entries(from) {
+        let entry = entry?;
         let Ok(rel) = entry.path().strip_prefix(from) else {
             continue;
         };
