@@ -18,6 +18,7 @@ mod init;
 mod isolation;
 mod layers;
 mod lsp;
+mod namespaces;
 mod ops;
 mod plugins;
 mod project;

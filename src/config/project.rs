@@ -719,7 +719,7 @@ mod tests {
         );
         assert_ne!(long, other);
         assert_eq!(long.len(), 24 + 2, "{long}");
-        assert!(long.starts_with("/a-very-long-project-"), "{long}");
+        assert!(long.starts_with("/a-very-long-proje-"), "{long}");
     }
 
     #[test]
