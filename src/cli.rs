@@ -142,7 +142,8 @@ pub enum Command {
     Watch(WatchArgs),
     /// Copy files to the selected hosts, or (with --pull) from them.
     Copy(CopyArgs),
-    /// Make, list, start, stop, image and remove an env's machines.
+    /// Make, list, start, stop, image, adopt and remove an env's machines, which live in the
+    /// project's own namespace (`/<project>/`); `list --all` shows every project's.
     Cloud {
         #[command(subcommand)]
         command: CloudCommand,

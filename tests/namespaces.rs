@@ -234,12 +234,36 @@ fn machines_of_the_old_namespace_are_adopted_only_on_request() {
         "[project]\nname = \"shop\"\n[env.dev]\nprovider = \"local\"\n",
     );
 
-    // The project's own namespace holds nothing yet; weft says where the old machine is.
-    test.run(&["cloud", "list", "-e", "dev", "--json"])
+    // The project's own namespace holds nothing of it; weft says where the old machine is.
+    let old = listed(&test, test.path());
+    assert!(old.is_empty(), "{old:?}");
+    test.run(&["cloud", "list", "-e", "dev"])
         .status(0)
-        .stdout_has("[]")
         .stderr_has("namespace `/` holds machines of an env `dev` (app-0)")
         .stderr_has("weft cloud adopt -e dev --from /");
+    // A machine of the project's env, made before the adoption: another env on the network.
+    test.run(&["cloud", "create", "web", "-e", "dev", "--no-provision"])
+        .status(0)
+        .stdout_has("created web-0 (shop.dev.web-0)");
+    let app0_ip = {
+        let config = test.read("weft.toml");
+        test.write(
+            "weft.toml",
+            "[project]\nname = \"shop\"\n[env.dev]\nprovider = \"local\"\nnamespace = \"/\"\n",
+        );
+        let address = listed(&test, test.path())[0]["address"]
+            .as_str()
+            .expect("address")
+            .to_string();
+        test.write("weft.toml", &config);
+        address
+            .trim_start_matches("root@")
+            .trim_end_matches(":22")
+            .to_string()
+    };
+    test.ssh("dev", "web-0", &[&reach(&app0_ip)])
+        .status(0)
+        .stdout_has("blocked");
     test.run(&["cloud", "adopt", "-e", "dev", "--from", "/shop/"])
         .status(2)
         .stderr_has("env `dev` is in namespace `/shop/` already");
@@ -251,7 +275,8 @@ fn machines_of_the_old_namespace_are_adopted_only_on_request() {
              `/shop/`, env `dev`",
         );
     let machines = listed(&test, test.path());
-    assert_eq!(machines.len(), 1, "{machines:?}");
+    assert_eq!(machines.len(), 2, "{machines:?}");
+    assert_eq!(machines[0]["name"], "app-0");
     assert_eq!(machines[0]["state"], "running");
     assert_eq!(machines[0]["tags"]["weft:namespace"], "/shop/");
     assert_eq!(machines[0]["tags"]["weft:project"], "shop");
@@ -262,28 +287,27 @@ fn machines_of_the_old_namespace_are_adopted_only_on_request() {
         .status(0)
         .stdout_has("nothing to adopt");
 
-    // It keeps running and answering; a new machine of the env takes the next ordinal and
-    // reaches it: the network filter moved it into the project's env.
+    // It keeps running and answering, and the network filter moved it into the project's
+    // env: the machine made there before reaches it now, as does a new one, which takes the
+    // next ordinal.
     test.ssh("dev", "app-0", &["hostname"])
         .status(0)
         .stdout_has("app-0");
     test.run(&["cloud", "create", "app", "-e", "dev", "--no-provision"])
         .status(0)
         .stdout_has("created app-1 (shop.dev.app-1)");
-    let address = machines[0]["address"].as_str().expect("address");
-    let ip = address
-        .trim_start_matches("root@")
-        .trim_end_matches(":22")
-        .to_string();
-    test.ssh(
-        "dev",
-        "app-1",
-        &[&format!(
-            "timeout 5 bash -c 'echo > /dev/tcp/{ip}/22' && echo reached"
-        )],
+    for from in ["web-0", "app-1"] {
+        test.ssh("dev", from, &[&reach(&app0_ip)])
+            .status(0)
+            .stdout_has("reached");
+    }
+}
+
+/// A command that says whether a machine reaches `ip`'s SSH port within 3 seconds.
+fn reach(ip: &str) -> String {
+    format!(
+        "if timeout 3 bash -c 'echo > /dev/tcp/{ip}/22'; then echo reached; else echo blocked; fi"
     )
-    .status(0)
-    .stdout_has("reached");
 }
 
 /// Makes an instance in moto with weft's tags, as another project or an older weft would

@@ -1,4 +1,5 @@
-//! `weft cloud`: make, list, start, stop, image and remove an env's machines.
+//! `weft cloud`: make, list, start, stop, image, adopt and remove an env's machines; list
+//! every project's, and remove a deleted project's leftovers.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
