@@ -146,7 +146,8 @@ pub enum Command {
     Watch(WatchArgs),
     /// Copy files to the selected hosts, or (with --pull) from them.
     Copy(CopyArgs),
-    /// Make, list, start, stop, image and remove an env's machines.
+    /// Make, list, start, stop, image, adopt and remove an env's machines, which live in the
+    /// project's own namespace (`/<project>/`); `list --all` shows every project's.
     Cloud {
         #[command(subcommand)]
         command: CloudCommand,
@@ -548,14 +549,31 @@ pub enum CloudCommand {
         #[command(flatten)]
         fanout: FanoutArgs,
     },
-    /// List the env's machines with their role, ordinal, state and address.
+    /// List the env's machines with their role, ordinal, state and address; with --all, every
+    /// machine weft made on this host, of every project.
     List {
         /// The env.
         #[arg(short, long, value_name = "ENV")]
         env: Option<String>,
+        /// Every project's machines: on `local` (the default, no project needed) those of this
+        /// data folder; with `-e ENV` of an ec2 env, every machine weft tagged in its region.
+        /// Shows project, namespace, env, machine, state, age and image.
+        #[arg(long)]
+        all: bool,
         /// JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Move the env's machines from another namespace into the project's (`--from /`: those
+    /// made before each project had its own namespace); they keep running, with their names,
+    /// addresses and disks.
+    Adopt {
+        /// The env.
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
+        /// The namespace they are in now.
+        #[arg(long, value_name = "NAMESPACE")]
+        from: String,
     },
     /// Start a stopped machine.
     Start {
@@ -620,11 +638,16 @@ pub enum CloudCommand {
         #[arg(long, value_name = "IMAGE")]
         remove: Option<String>,
     },
-    /// Delete everything the env owns: machines, keys, security groups.
+    /// Delete everything the env owns: machines, keys, security groups; or, with
+    /// --namespace, every local machine of a namespace (a deleted project's leftovers).
     Destroy {
         /// The env.
-        #[arg(short, long, value_name = "ENV")]
+        #[arg(short, long, value_name = "ENV", conflicts_with = "namespace")]
         env: Option<String>,
+        /// Every `local` machine of this namespace, of every env, with its keys; no project
+        /// needed (`weft cloud list --all` shows the namespaces).
+        #[arg(long, value_name = "NAMESPACE")]
+        namespace: Option<String>,
         /// Do not ask.
         #[arg(long)]
         yes: bool,

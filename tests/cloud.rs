@@ -289,7 +289,7 @@ fn the_local_provider_names_what_is_wrong() {
 
 /// The python of the tests' own virtualenv, where `scripts/test.sh` installs moto.
 #[cfg(feature = "ec2")]
-fn test_python() -> String {
+pub(crate) fn test_python() -> String {
     std::env::var("WEFT_TEST_PYTHON").unwrap_or_else(|_| {
         panic!(
             "WEFT_TEST_PYTHON is not set: run the tests with scripts/test.sh, which makes the \
@@ -300,14 +300,14 @@ fn test_python() -> String {
 
 /// moto's EC2 server on a free loopback port, stopped when dropped.
 #[cfg(feature = "ec2")]
-struct Moto {
+pub(crate) struct Moto {
     child: Child,
-    port: u16,
+    pub(crate) port: u16,
 }
 
 #[cfg(feature = "ec2")]
 impl Moto {
-    fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .expect("port")
             .local_addr()
@@ -338,7 +338,7 @@ impl Moto {
         panic!("moto did not start");
     }
 
-    fn env(&self) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         [
             (
                 "AWS_ENDPOINT_URL",
@@ -365,7 +365,7 @@ impl Drop for Moto {
 
 /// An AMI moto knows.
 #[cfg(feature = "ec2")]
-fn moto_ami() -> String {
+pub(crate) fn moto_ami() -> String {
     let out = Command::new(test_python())
         .args(["-c", "import json, os, moto; print(json.load(open(os.path.join(os.path.dirname(moto.__file__), 'ec2/resources/amis.json')))[0]['ami_id'])"])
         .output()
@@ -375,7 +375,7 @@ fn moto_ami() -> String {
 
 #[cfg(feature = "ec2")]
 /// moto's view of the instances (id, state, tags, decoded user data) and security groups.
-fn moto_describe(port: u16) -> serde_json::Value {
+pub(crate) fn moto_describe(port: u16) -> serde_json::Value {
     let script = r#"
 import base64, email, json, sys, boto3
 ec2 = boto3.client("ec2", endpoint_url=sys.argv[1], region_name="us-east-1",
@@ -787,7 +787,7 @@ fn env_down_terminates_nothing_under_check_or_without_confirmation() {
     // weft refuses with exit 2.
     test.run(&["run", "env_down", "-e", "dev"])
         .status(2)
-        .stderr_has("terminate these machines of env `dev`")
+        .stderr_has("terminate these machines of project `shop`, namespace `/shop/`, env `dev`")
         .stderr_has("  web-1")
         .stdout_has("not confirmed (no terminal to ask on): nothing was terminated (web-0, web-1)");
     assert_eq!(running(&test), ["web-0", "web-1"]);

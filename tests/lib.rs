@@ -20,6 +20,7 @@ mod isolation;
 mod layers;
 mod limits;
 mod lsp;
+mod namespaces;
 mod ops;
 mod plugins;
 mod project;

@@ -262,6 +262,11 @@ impl Ec2Provider {
     ) -> Result<Vec<Instance>, CloudError> {
         let mut filters = scope_filters(scope);
         filters.extend(extra);
+        self.instances_where(filters).await
+    }
+
+    /// The instances that are not terminated and match `filters`.
+    async fn instances_where(&self, mut filters: Vec<Filter>) -> Result<Vec<Instance>, CloudError> {
         filters.push(
             Filter::builder()
                 .name("instance-state-name")
@@ -321,6 +326,9 @@ impl Ec2Provider {
             address,
             image: instance.image_id().map(str::to_string),
             tags,
+            created: instance
+                .launch_time()
+                .and_then(|t| u64::try_from(t.secs()).ok()),
         }
     }
 
@@ -585,6 +593,95 @@ impl Provider for Ec2Provider {
         hostkey::forget(&id)?;
         record::remove(scope, &id)?;
         Ok(())
+    }
+
+    async fn list_all(&self) -> Result<Vec<Machine>, CloudError> {
+        let made_by_weft = Filter::builder()
+            .name(format!("tag:{}", tags::CREATED_BY))
+            .values("weft")
+            .build();
+        let mut machines: Vec<Machine> = self
+            .instances_where(vec![made_by_weft])
+            .await?
+            .iter()
+            .map(Self::machine)
+            .collect();
+        machines.sort_by(|a, b| {
+            let key = |m: &Machine| {
+                (
+                    m.tags.get(tags::NAMESPACE).cloned(),
+                    m.tags.get(tags::ENV).cloned(),
+                    m.role.clone(),
+                    m.ordinal,
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        Ok(machines)
+    }
+
+    async fn adopt(
+        &self,
+        from: &Scope,
+        to: &Scope,
+        extra: &BTreeMap<String, String>,
+    ) -> Result<Vec<Machine>, CloudError> {
+        let moving: Vec<Machine> = self.list(from).await?;
+        let taken: Vec<String> = self.list(to).await?.into_iter().map(|m| m.name).collect();
+        let clash: Vec<&str> = moving
+            .iter()
+            .filter(|m| taken.contains(&m.name))
+            .map(|m| m.name.as_str())
+            .collect();
+        if !clash.is_empty() {
+            return Err(CloudError::Config(format!(
+                "namespace `{}` already has {} in env `{}`: terminate those (or the ones in `{}`) \
+                 first; nothing was moved",
+                to.namespace,
+                clash.join(", "),
+                to.env,
+                from.namespace
+            )));
+        }
+        if moving.is_empty() {
+            return Ok(moving);
+        }
+        let client = self.client().await;
+        // The env's security group and key pair move too, so `cloud destroy` of the new
+        // namespace removes them once their machines are gone.
+        let groups = client
+            .describe_security_groups()
+            .set_filters(Some(scope_filters(from)))
+            .send()
+            .await
+            .map_err(api)?;
+        let mut resources: Vec<String> = moving.iter().map(|m| m.id.clone()).collect();
+        resources.extend(
+            groups
+                .security_groups()
+                .iter()
+                .filter_map(|g| g.group_id().map(str::to_string)),
+        );
+        let mut tagging = client
+            .create_tags()
+            .set_resources(Some(resources))
+            .tags(tag(tags::NAMESPACE, &to.namespace));
+        for (key, value) in extra {
+            tagging = tagging.tags(tag(key, value));
+        }
+        tagging.send().await.map_err(api)?;
+        for machine in &moving {
+            // Admitted before, admitted after: the record follows the machine.
+            if record::contains(from, &machine.id) {
+                record::add(to, &machine.id)?;
+                record::remove(from, &machine.id)?;
+            }
+        }
+        self.list(to).await.map(|all| {
+            all.into_iter()
+                .filter(|m| moving.iter().any(|old| old.id == m.id))
+                .collect()
+        })
     }
 
     fn admits(&self, scope: &Scope, machine: &Machine) -> bool {

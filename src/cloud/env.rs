@@ -50,6 +50,10 @@ pub struct CloudEnv {
     pub provider: Box<dyn Provider>,
     /// Namespace and env.
     pub scope: Scope,
+    /// The project's name (`[project] name`, else its folder's).
+    pub project: String,
+    /// The project's folder.
+    project_dir: std::path::PathBuf,
     /// The env's config section.
     pub section: EnvSection,
     runtime: tokio::runtime::Runtime,
@@ -64,6 +68,18 @@ pub fn by_ordinal<T>(items: &[T], ordinal: i64) -> Option<&T> {
     };
     usize::try_from(index).ok().and_then(|i| items.get(i))
 }
+
+/// The namespace of an env's machines: its `namespace`, else the project's own
+/// (`/<project>/`, see `config::project_namespace`).
+pub fn namespace(project: &Project, section: &EnvSection) -> String {
+    section
+        .namespace
+        .clone()
+        .unwrap_or_else(|| crate::config::project_namespace(&project.name()))
+}
+
+/// The namespace machines lived in before namespaces held the project.
+pub const OLD_DEFAULT_NAMESPACE: &str = "/";
 
 impl CloudEnv {
     /// The provider of env `name`, or `None` when the env has none.
@@ -100,9 +116,11 @@ impl CloudEnv {
         Ok(Some(CloudEnv {
             provider,
             scope: Scope {
-                namespace: section.namespace.clone().unwrap_or_else(|| "/".into()),
+                namespace: namespace(project, section),
                 env: name.to_string(),
             },
+            project: project.name(),
+            project_dir: project.root.clone(),
             section: section.clone(),
             runtime,
         }))
@@ -124,6 +142,73 @@ impl CloudEnv {
     /// The env's machines.
     pub fn list(&self) -> Result<Vec<Machine>, CloudEnvError> {
         self.block_on(self.provider.list(&self.scope))
+    }
+
+    /// Whose machines these are, for questions and listings: `project `shop`, namespace
+    /// `/shop/`, env `dev``.
+    pub fn describe(&self) -> String {
+        format!(
+            "project `{}`, namespace `{}`, env `{}`",
+            self.project, self.scope.namespace, self.scope.env
+        )
+    }
+
+    /// The tags that say which project a machine belongs to.
+    fn project_tags(&self) -> BTreeMap<String, String> {
+        let mut tags = BTreeMap::new();
+        tags.insert(super::tags::PROJECT.to_string(), self.project.clone());
+        if !matches!(self.section.provider, Some(ProviderKind::Ec2)) {
+            tags.insert(
+                super::tags::PROJECT_DIR.to_string(),
+                self.project_dir.display().to_string(),
+            );
+        }
+        tags
+    }
+
+    /// The machines of this env's name left in namespace `/` by a weft that did not put the
+    /// project in the namespace; none when the env names its namespace (then `/` may be
+    /// another project's choice) or lives in `/`.
+    pub fn old_default_machines(&self) -> Result<Vec<Machine>, CloudEnvError> {
+        if self.section.namespace.is_some() || self.scope.namespace == OLD_DEFAULT_NAMESPACE {
+            return Ok(Vec::new());
+        }
+        let old = Scope {
+            namespace: OLD_DEFAULT_NAMESPACE.into(),
+            env: self.scope.env.clone(),
+        };
+        self.block_on(self.provider.list(&old))
+    }
+
+    /// A note when `old_default_machines` finds any: what they are and the command that
+    /// takes them over.
+    pub fn old_default_note(&self) -> Result<Option<String>, CloudEnvError> {
+        let old = self.old_default_machines()?;
+        if old.is_empty() {
+            return Ok(None);
+        }
+        let names: Vec<&str> = old.iter().map(|m| m.name.as_str()).collect();
+        Ok(Some(format!(
+            "note: namespace `/` holds machines of an env `{env}` ({names}), made before each \
+             project had its own namespace; if they are this project's, `weft cloud adopt -e \
+             {env} --from /` moves them into `{ns}`",
+            env = self.scope.env,
+            names = names.join(", "),
+            ns = self.scope.namespace
+        )))
+    }
+
+    /// Moves the machines of this env's name in namespace `from` into the env's namespace,
+    /// tagged as the project's; returns them.
+    pub fn adopt(&self, from: &str) -> Result<Vec<Machine>, CloudEnvError> {
+        let from = Scope {
+            namespace: from.to_string(),
+            env: self.scope.env.clone(),
+        };
+        self.block_on(
+            self.provider
+                .adopt(&from, &self.scope, &self.project_tags()),
+        )
     }
 
     /// The env's virtual IP and VRRP router id (`wanted`, or one the provider picks).
@@ -200,6 +285,10 @@ impl CloudEnv {
         let mut tags = BTreeMap::new();
         if let Some(entry) = entry {
             tags.extend(entry.tags.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        // After the role's own tags: a role cannot claim another project's name.
+        tags.extend(self.project_tags());
+        if let Some(entry) = entry {
             if let Some(user) = &entry.user {
                 tags.insert("weft:ssh-user".into(), user.clone());
             }
@@ -262,4 +351,61 @@ fn looks_public(text: &str) -> bool {
         .iter()
         .any(|p| kind.starts_with(p))
         && text.split_whitespace().nth(1).is_some()
+}
+
+/// Every machine one provider made, whatever its project: `weft cloud list --all` and the
+/// removal of a deleted project's leftovers.
+pub struct AllMachines {
+    provider: Box<dyn Provider>,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// A machine's namespace and env, from its tags.
+pub fn scope_of(machine: &Machine) -> Scope {
+    let tag = |key: &str| machine.tags.get(key).cloned().unwrap_or_default();
+    Scope {
+        namespace: tag(super::tags::NAMESPACE),
+        env: tag(super::tags::ENV),
+    }
+}
+
+impl AllMachines {
+    /// The `local` provider's machines on this host (this data folder).
+    pub fn local() -> Result<Self, CloudEnvError> {
+        let provider: Box<dyn Provider> = Box::new(LocalProvider::new()?);
+        Self::over(provider)
+    }
+
+    /// The machines of env `env`'s provider (its region and account, on ec2).
+    pub fn of_env(env: CloudEnv) -> Result<Self, CloudEnvError> {
+        Self::over(env.provider)
+    }
+
+    fn over(provider: Box<dyn Provider>) -> Result<Self, CloudEnvError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CloudEnvError::Runtime(e.to_string()))?;
+        Ok(AllMachines { provider, runtime })
+    }
+
+    /// Every machine, by namespace, env, role and ordinal.
+    pub fn list(&self) -> Result<Vec<Machine>, CloudEnvError> {
+        Ok(self.runtime.block_on(self.provider.list_all())?)
+    }
+
+    /// Terminates `machine` in its own namespace and env.
+    pub fn terminate(&self, machine: &Machine) -> Result<(), CloudEnvError> {
+        let scope = scope_of(machine);
+        Ok(self
+            .runtime
+            .block_on(self.provider.terminate(&scope, &machine.id))?)
+    }
+
+    /// Deletes what env `scope` owns besides machines (keys, the env's network number).
+    pub fn destroy_resources(&self, scope: &Scope) -> Result<Vec<String>, CloudEnvError> {
+        Ok(self
+            .runtime
+            .block_on(self.provider.destroy_resources(scope))?)
+    }
 }

@@ -17,7 +17,8 @@ use thiserror::Error;
 
 /// Tag keys every machine and resource carries.
 pub mod tags {
-    /// The namespace the env lives in (`/` by default, `/prod/` ...).
+    /// The namespace the env lives in (`/<project>/` by default, `/prod/` ...; `/` for
+    /// machines made before namespaces held the project).
     pub const NAMESPACE: &str = "weft:namespace";
     /// The env's name.
     pub const ENV: &str = "weft:env";
@@ -27,6 +28,11 @@ pub mod tags {
     pub const ORDINAL: &str = "weft:ordinal";
     /// Who made it.
     pub const CREATED_BY: &str = "weft:created-by";
+    /// The name of the project that made it (`[project] name`).
+    pub const PROJECT: &str = "weft:project";
+    /// The folder of the project that made it (`local` only: it stays on this host), so
+    /// `weft cloud list --all` can tell a project whose folder is gone.
+    pub const PROJECT_DIR: &str = "weft:project-dir";
 }
 
 /// A machine as a provider reports it.
@@ -48,6 +54,9 @@ pub struct Machine {
     pub image: Option<String>,
     /// All its tags.
     pub tags: BTreeMap<String, String>,
+    /// When it was made, in seconds since the Unix epoch, when the provider knows.
+    #[serde(default)]
+    pub created: Option<u64>,
 }
 
 /// Which machines: those of one env in one namespace, optionally one role.
@@ -167,6 +176,28 @@ pub trait Provider: Send + Sync {
         wanted: Option<std::net::Ipv4Addr>,
     ) -> Result<VirtualIp, CloudError> {
         self.virtual_ip(scope, wanted).await
+    }
+
+    /// Moves the machines of `from` into `to` (the same env in another namespace) and gives
+    /// them `tags`; they keep running, with their names, addresses and disks. Refused, with
+    /// nothing moved, when `to` already has a machine of one of their names.
+    async fn adopt(
+        &self,
+        _from: &Scope,
+        _to: &Scope,
+        _tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<Machine>, CloudError> {
+        Err(CloudError::Unsupported(
+            "this provider cannot move machines between namespaces".into(),
+        ))
+    }
+
+    /// Every machine weft made that the provider sees, whatever its namespace and env (their
+    /// tags say which): on `local` those of this data folder, on `ec2` those of the region.
+    async fn list_all(&self) -> Result<Vec<Machine>, CloudError> {
+        Err(CloudError::Unsupported(
+            "this provider cannot list every machine".into(),
+        ))
     }
     /// Whether `machine` may receive deploys and secrets: a machine weft made itself, not one
     /// that only carries the env's tags.

@@ -6,8 +6,8 @@ pub mod secret;
 mod user;
 
 pub use project::{
-    ConfigFile, ConnectorKind, EnvSection, HostEntry, MachineEntry, ProjectConfig, ProviderKind,
-    RoleEntry,
+    project_namespace, ConfigFile, ConnectorKind, EnvSection, HostEntry, MachineEntry,
+    ProjectConfig, ProviderKind, RoleEntry,
 };
 pub use schema::{schema, AppSettings, Setting};
 pub use user::{expand_home, weft_dir, UserConfig};

@@ -206,6 +206,42 @@ pub fn debian_package_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+-.".contains(c))
 }
 
+/// The longest project slug a default namespace holds: machine ids, folder names and EC2
+/// resource names (`weft-<namespace>-<env>`) stay well inside their limits.
+const NAMESPACE_SLUG_MAX: usize = 24;
+
+/// The default namespace of a project's provider envs: `/<slug>/`, the slug of the project's
+/// name (lowercase ASCII letters, digits and `-`; anything else becomes `-`). A slug longer than
+/// 24 characters is cut and given a digest of the whole name, so it stays the same for the same
+/// name and two long names that share a start still differ. `/root/` would share machine ids
+/// with the old default `/` (whose ids start with `root.`), so that slug is `project-root`.
+pub fn project_namespace(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_lowercase() || c.is_ascii_digit() {
+            slug.push(c);
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    let mut slug = slug.trim_matches('-').to_string();
+    if slug.is_empty() {
+        slug = "project".into();
+    }
+    if slug.len() > NAMESPACE_SLUG_MAX {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(name.as_bytes());
+        let hex: String = digest.iter().take(3).map(|b| format!("{b:02x}")).collect();
+        slug.truncate(NAMESPACE_SLUG_MAX - hex.len() - 1);
+        slug = format!("{}-{hex}", slug.trim_end_matches('-'));
+    }
+    if slug == "root" {
+        slug = "project-root".into();
+    }
+    format!("/{slug}/")
+}
+
 /// Why `name` cannot be one path component (a folder named after a host), if it cannot.
 fn unsafe_name(name: &str) -> Option<&'static str> {
     if name.is_empty() {
@@ -236,8 +272,9 @@ pub struct EnvSection {
     /// Who may reach the env's machines over SSH (ec2 security group), e.g. `203.0.113.0/24`;
     /// the controller's address when absent.
     pub ssh_cidr: Option<String>,
-    /// The namespace the env's resources live in (`/` when absent): envs in different
-    /// namespaces never see each other's machines.
+    /// The namespace the env's resources live in; `/<project>/` when absent (the slug of
+    /// `[project] name`, see `project_namespace`): envs in different namespaces never see each
+    /// other's machines.
     pub namespace: Option<String>,
     /// What each role's machines look like.
     #[serde(default)]
@@ -665,6 +702,24 @@ mod tests {
 
     fn parse(text: &str) -> Result<ProjectConfig, ConfigError> {
         ProjectConfig::parse("weft.toml".into(), text.to_string())
+    }
+
+    #[test]
+    fn a_projects_namespace_is_a_stable_slug_of_its_name() {
+        assert_eq!(project_namespace("shop"), "/shop/");
+        assert_eq!(project_namespace("My Shop_2.0"), "/my-shop-2-0/");
+        assert_eq!(project_namespace("Café!"), "/caf/");
+        assert_eq!(project_namespace("///"), "/project/");
+        assert_eq!(project_namespace("root"), "/project-root/");
+        let long = project_namespace("a-very-long-project-name-for-the-shop-one");
+        let other = project_namespace("a-very-long-project-name-for-the-shop-two");
+        assert_eq!(
+            long,
+            project_namespace("a-very-long-project-name-for-the-shop-one")
+        );
+        assert_ne!(long, other);
+        assert_eq!(long.len(), 24 + 2, "{long}");
+        assert!(long.starts_with("/a-very-long-proje-"), "{long}");
     }
 
     #[test]

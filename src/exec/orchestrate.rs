@@ -120,6 +120,10 @@ impl Orchestrator for EnvOrchestrator {
         }
         isolated(|| {
             let cloud = self.cloud()?;
+            // New machines while the env's old ones still run under `/` is likely a mistake.
+            if let Ok(Some(note)) = cloud.old_default_note() {
+                self.log(&note);
+            }
             let made = cloud.create(role, count, None, Vec::new(), &mut |m| {
                 let at = m.address.as_deref().unwrap_or("-");
                 self.log(&format!("created {} ({}) at {at}", m.name, m.id));
@@ -144,10 +148,13 @@ impl Orchestrator for EnvOrchestrator {
         if names.is_empty() {
             return Ok(());
         }
-        let question = format!(
-            "terminate these machines of env `{}` and delete their disks?",
-            self.env
-        );
+        // Whose machines they are, from the env's own provider settings: a second project
+        // with an env of the same name sees the difference here.
+        let whose = match self.cloud() {
+            Ok(cloud) => cloud.describe(),
+            Err(_) => format!("env `{}`", self.env),
+        };
+        let question = format!("terminate these machines of {whose} and delete their disks?");
         let refused = |why: &'static str| OrchestrateError::NotConfirmed {
             why,
             undone: format!("terminated ({})", names.join(", ")),

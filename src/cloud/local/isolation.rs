@@ -168,6 +168,28 @@ fn held(owner: &str) -> Option<u32> {
         .and_then(|e| e.file_name().to_str()?.parse().ok())
 }
 
+/// The number env `owner` holds, if any.
+pub fn held_number(owner: &str) -> Option<u32> {
+    locked(|| Ok(held(owner))).ok().flatten()
+}
+
+/// Hands env `from`'s number to env `to` (its machines moved there), when `to` holds none:
+/// the machines' veths stay listed under the same number.
+pub fn rename_env(from: &str, to: &str) -> Result<(), CloudError> {
+    locked(|| {
+        if held(to).is_none() {
+            if let Some(n) = held(from) {
+                crate::lockfile::replace(
+                    &Path::new(ENV_NUMBERS).join(n.to_string()),
+                    to.as_bytes(),
+                    0o644,
+                )?;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// Gives the env's number back (when its last machine is gone).
 pub fn release_env(owner: &str) {
     let _ = locked(|| {

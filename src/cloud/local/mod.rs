@@ -44,6 +44,10 @@ struct Meta {
     /// disk of their own (its layer is the folder `upper`, without a limit).
     #[serde(default)]
     disk: Option<u64>,
+    /// When it was made (seconds since the Unix epoch); none for a machine made before weft
+    /// recorded it (its folder's time stands in).
+    #[serde(default)]
+    created: Option<u64>,
 }
 
 /// Sandbox machines under `<data>/machines`, images under `<data>/images`.
@@ -261,17 +265,31 @@ impl LocalProvider {
         Ok(())
     }
 
-    fn all(&self, scope: &Scope) -> Vec<Meta> {
+    /// Every machine of this data folder, by namespace, env, role and ordinal.
+    fn every(&self) -> Vec<Meta> {
         let Ok(entries) = std::fs::read_dir(&self.machines) else {
             return Vec::new();
         };
         let mut found: Vec<Meta> = entries
             .filter_map(Result::ok)
             .filter_map(|e| self.load(&e.path()))
-            .filter(|m| m.namespace == scope.namespace && m.env == scope.env)
             .collect();
-        found.sort_by(|a, b| a.role.cmp(&b.role).then(a.ordinal.cmp(&b.ordinal)));
+        found.sort_by(|a, b| {
+            (&a.namespace, &a.env, &a.role, a.ordinal).cmp(&(
+                &b.namespace,
+                &b.env,
+                &b.role,
+                b.ordinal,
+            ))
+        });
         found
+    }
+
+    fn all(&self, scope: &Scope) -> Vec<Meta> {
+        self.every()
+            .into_iter()
+            .filter(|m| m.namespace == scope.namespace && m.env == scope.env)
+            .collect()
     }
 
     fn find(&self, scope: &Scope, id: &str) -> Result<Meta, CloudError> {
@@ -303,6 +321,11 @@ impl LocalProvider {
             address: Some(format!("root@{}:22", meta.ip)),
             image: meta.image.clone(),
             tags: meta.tags.clone(),
+            created: meta.created.or_else(|| {
+                let made = std::fs::metadata(self.dir(&meta.id)).ok()?;
+                let time = made.created().or_else(|_| made.modified()).ok()?;
+                Some(time.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs())
+            }),
         }
     }
 
@@ -467,6 +490,10 @@ impl LocalProvider {
             pid: None,
             tags,
             disk: Some(spec.disk.unwrap_or(disk::DEFAULT_SIZE)),
+            created: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs()),
         };
         if let Err(err) = self.save(&meta) {
             network::release(ip, &owner);
@@ -634,6 +661,50 @@ impl Provider for LocalProvider {
         Ok(())
     }
 
+    async fn list_all(&self) -> Result<Vec<Machine>, CloudError> {
+        Ok(self.every().iter().map(|m| self.machine(m)).collect())
+    }
+
+    async fn adopt(
+        &self,
+        from: &Scope,
+        to: &Scope,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<Vec<Machine>, CloudError> {
+        // Under the lock creates take: no machine joins either env while they move.
+        std::fs::create_dir_all(&self.machines)?;
+        let lock = crate::lockfile::FileLock::take(&self.machines.join(".lock"))?;
+        let moving = self.all(from);
+        let taken: Vec<String> = self.all(to).into_iter().map(|m| m.name).collect();
+        let clash: Vec<&str> = moving
+            .iter()
+            .filter(|m| taken.contains(&m.name))
+            .map(|m| m.name.as_str())
+            .collect();
+        if !clash.is_empty() {
+            return Err(CloudError::Config(format!(
+                "namespace `{}` already has {} in env `{}`: terminate those (or the ones in `{}`)                  first; nothing was moved",
+                to.namespace,
+                clash.join(", "),
+                to.env,
+                from.namespace
+            )));
+        }
+        let mut moved = Vec::new();
+        for old in &moving {
+            let mut meta = old.clone();
+            meta.namespace = to.namespace.clone();
+            meta.tags
+                .insert(tags::NAMESPACE.to_string(), to.namespace.clone());
+            meta.tags.extend(tags.clone());
+            self.save(&meta)?;
+            moved.push(meta);
+        }
+        drop(lock);
+        self.rekey(from, to, &moved).await?;
+        Ok(moved.iter().map(|m| self.machine(m)).collect())
+    }
+
     async fn virtual_ip(
         &self,
         scope: &Scope,
@@ -731,6 +802,58 @@ impl Provider for LocalProvider {
 }
 
 impl LocalProvider {
+    /// After machines moved from env `from` to env `to`: the network filter and VIP follow
+    /// them, and so do the keys registered for `from`. When `to` has no env number yet it takes
+    /// over `from`'s (and its VIP), so running machines keep their listing untouched;
+    /// otherwise each running machine is listed again under `to`'s number.
+    async fn rekey(&self, from: &Scope, to: &Scope, moved: &[Meta]) -> Result<(), CloudError> {
+        let (old_key, new_key) = (
+            format!("env:{}", self.env_key(from)),
+            format!("env:{}", self.env_key(to)),
+        );
+        let old_number = isolation::held_number(&old_key);
+        isolation::rename_env(&old_key, &new_key)?;
+        vip::rename(&self.vip_owner(from), &self.vip_owner(to))?;
+        let new_number = self.env_number(to)?;
+        if old_number.is_some_and(|old| old != new_number) {
+            for meta in moved.iter().filter(|m| self.running(m)) {
+                let veth = veth_name(&self.dir(&meta.id));
+                if let Some(old) = old_number {
+                    isolation::forget(&isolation::Port {
+                        veth: &veth,
+                        ip: meta.ip,
+                        env: old,
+                    })
+                    .await;
+                }
+                isolation::admit(&self.port(meta, &veth)?).await?;
+            }
+            if let Some(address) = vip::held(&self.vip_owner(to)) {
+                isolation::allow_vip(new_number, address).await?;
+            }
+        }
+        // Whatever `from` still holds (its VIP when `to` had one) goes.
+        self.release_env(from).await;
+        let keys = |scope: &Scope| {
+            self.machines
+                .join(".keys")
+                .join(slug(&scope.namespace))
+                .join(slug(&scope.env))
+        };
+        let (old_keys, new_keys) = (keys(from), keys(to));
+        if let Ok(entries) = std::fs::read_dir(&old_keys) {
+            std::fs::create_dir_all(&new_keys)?;
+            for entry in entries.filter_map(Result::ok) {
+                let target = new_keys.join(entry.file_name());
+                if !target.exists() {
+                    std::fs::rename(entry.path(), target)?;
+                }
+            }
+            let _ = std::fs::remove_dir_all(&old_keys);
+        }
+        Ok(())
+    }
+
     fn registered_keys(&self, scope: &Scope) -> Vec<String> {
         let dir = self
             .machines

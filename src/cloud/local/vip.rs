@@ -162,6 +162,20 @@ fn number(path: &Path) -> Option<u8> {
     path.file_name()?.to_str()?.parse().ok()
 }
 
+/// Hands the VIP and router id of env `from` to env `to` (its machines moved there), each
+/// when `to` holds none: the address and VRRP instance the lbs run stay the same.
+pub fn rename(from: &str, to: &str) -> Result<(), CloudError> {
+    let _lock = super::network::lock()?;
+    for dir in [RESERVATIONS, ROUTER_IDS] {
+        if held_by(dir, to).is_none() {
+            if let Some(path) = held_by(dir, from) {
+                crate::lockfile::replace(&path, to.as_bytes(), 0o644)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Gives the VIP and router id of `owner` back.
 pub fn release(owner: &str) {
     let Ok(_lock) = super::network::lock() else {

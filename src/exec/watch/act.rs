@@ -361,6 +361,7 @@ mod tests {
             address: None,
             image: None,
             tags: Default::default(),
+            created: None,
         }
     }
 
