@@ -21,6 +21,7 @@ mod lsp;
 mod ops;
 mod plugins;
 mod project;
+mod readme;
 mod run_local;
 mod spark;
 mod ssh;
