@@ -400,10 +400,11 @@ impl<'t> Walk<'t> {
     }
 }
 
-/// Asks the lb for `/` until stopped: how many answered, and the errors of those that did not.
+/// Asks the lb for `/` until stopped (or dropped, when the walk fails meanwhile): how many
+/// answered, and the errors of those that did not.
 struct Watcher {
     stop: Arc<AtomicBool>,
-    handle: std::thread::JoinHandle<(usize, Vec<String>)>,
+    handle: Option<std::thread::JoinHandle<(usize, Vec<String>)>>,
 }
 
 impl Watcher {
@@ -421,12 +422,22 @@ impl Watcher {
             }
             (served, failed)
         });
-        Watcher { stop, handle }
+        Watcher {
+            stop,
+            handle: Some(handle),
+        }
     }
 
-    fn stop(self) -> (usize, Vec<String>) {
+    fn stop(mut self) -> (usize, Vec<String>) {
         self.stop.store(true, Ordering::SeqCst);
-        self.handle.join().expect("the watcher ends")
+        let handle = self.handle.take().expect("a running watcher");
+        handle.join().expect("the watcher ends")
+    }
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
 
