@@ -24,6 +24,7 @@ mod namespaces;
 mod ops;
 mod plugins;
 mod project;
+mod readme;
 mod run_local;
 mod spark;
 mod ssh;
