@@ -28,30 +28,86 @@ pub fn folder_of(path: &str) -> &str {
     }
 }
 
-/// The shell lines that make a private folder in `folder` (whose path may hold links), enter
-/// it and check that it is the one made: a link or a folder of someone else's swapped in
-/// between `mktemp` and `cd` fails. A set-group-id bit it took from a folder such as Debian's
-/// /etc/redis is cleared (through `.`, the folder entered). The folder's path is then in
-/// `$weft_stage`, and where the command started in `$weft_from`.
+/// The shell lines that define `weft_enter FOLDER [make]`, which enters `FOLDER` one name at
+/// a time (from `/`, or from where the command is for a relative path), never through a link
+/// that another user could change: a link is followed only when root or the user the command
+/// runs as owns it, and each name entered must be the folder (device and inode) that was looked
+/// at, so a link swapped in meanwhile fails rather than leads elsewhere. With `make`, missing
+/// folders are made (as `mkdir -p` would, but by name in the folder entered). `cd -P` into a
+/// path would follow a link planted by whoever owns any folder on the way (`/home/u/x` made a
+/// link to `/etc`), and every later name would be taken from there.
+pub fn enter_function() -> &'static str {
+    r#"weft_enter() {
+  weft_rest=$1
+  case $1 in /*) weft_at= ; cd / || return 1 ;; *) weft_at=. ;; esac
+  weft_me=$(id -u) || return 1
+  while [ -n "$weft_rest" ]; do
+    weft_name=${weft_rest%%/*}
+    case $weft_rest in */*) weft_rest=${weft_rest#*/} ;; *) weft_rest= ;; esac
+    [ -n "$weft_name" ] || continue
+    weft_at=$weft_at/$weft_name
+    if [ -n "$2" ] && [ ! -e "$weft_name" ] && [ ! -L "$weft_name" ]; then
+      mkdir -- "$weft_name" || return 1
+    fi
+    if [ -L "$weft_name" ]; then
+      weft_by=$(stat -c %u -- "$weft_name") || return 1
+      if [ "$weft_by" != 0 ] && [ "$weft_by" != "$weft_me" ]; then
+        echo "weft: $weft_at is a symbolic link of user $weft_by: weft follows no link that another user could change (it could lead to any folder of the host)" >&2
+        return 1
+      fi
+      weft_want=$(stat -L -c %d:%i -- "$weft_name") || return 1
+    else
+      weft_want=$(stat -c %d:%i -- "$weft_name") || return 1
+    fi
+    { cd -P -- "$weft_name" 2>/dev/null && [ "$(stat -c %d:%i .)" = "$weft_want" ]; } || {
+      echo "weft: $weft_at is not a folder, or was replaced while weft entered it" >&2
+      return 1
+    }
+  done
+}
+"#
+}
+
+/// The shell lines that make a private folder in `folder`, entered by `weft_enter` (no link
+/// another user owns is followed on the way), and enter it, checking that it is the one made,
+/// inside the folder entered: a link or a folder of someone else's swapped in between `mktemp`
+/// and `cd` fails. A set-group-id bit it took from a folder such as Debian's /etc/redis is
+/// cleared (through `.`, the folder entered). The folder's path is then in `$weft_stage`, and
+/// `..` is the folder it was made in.
 fn make(folder: &str) -> String {
     format!(
-        "weft_from=$(pwd) && weft_parent=$(cd -P -- {f} && pwd -P) && \
-         weft_stage=$(mktemp -d \"${{weft_parent%/}}/.weft-stage.XXXXXXXXXX\") && \
-         cd -P -- \"$weft_stage\" && [ \"$(pwd -P)\" = \"$weft_stage\" ] && \
+        "{enter}weft_enter {f} && weft_parent=$(stat -c %d:%i .) && \
+         weft_stage=$(mktemp -d ./.weft-stage.XXXXXXXXXX) && \
+         cd -P -- \"$weft_stage\" && [ \"$(stat -c %d:%i ..)\" = \"$weft_parent\" ] && \
          [ \"$(stat -c %u .)\" = \"$(id -u)\" ] && chmod u=rwx,go=,-s . && \
-         [ \"$(stat -c %a .)\" = 700 ]",
+         [ \"$(stat -c %a .)\" = 700 ] && weft_stage=$(pwd -P)",
+        enter = enter_function(),
         f = quote(folder)
     )
 }
 
-/// `path` as a shell word for a body of `in_one_command`, which runs in the private folder: a
-/// relative path is taken from where the command started, as it would be without the stage.
+/// Shell lines that enter `folder` as `weft_enter` does (making missing folders with
+/// `make`); what follows them with `&&` runs inside it.
+pub fn enter(folder: &str, make: bool) -> String {
+    format!(
+        "{}weft_enter {}{}",
+        enter_function(),
+        quote(folder),
+        if make { " make" } else { "" }
+    )
+}
+
+/// The last name of `path` (`dump.rdb` of `/var/lib/redis/dump.rdb`).
+pub fn name_of(path: &str) -> &str {
+    let path = path.trim_end_matches('/');
+    path.rsplit_once('/').map_or(path, |(_, name)| name)
+}
+
+/// `path` as a shell word for a command that runs in a private folder made beside it
+/// (`in_one_command`, `Stage::command`): `../NAME`, taken from the folder the private one is
+/// in, so no name on the way to it is looked up again.
 pub fn target_word(path: &str) -> String {
-    if path.starts_with('/') {
-        quote(path)
-    } else {
-        format!("\"$weft_from\"/{}", quote(path))
-    }
+    format!("../{}", quote(name_of(path)))
 }
 
 /// Runs `body` in a private folder made in `folder` for the time of one command, and removes
@@ -158,7 +214,7 @@ impl Stage {
         if let Some(mode) = mode {
             steps.push(format!("chmod {mode:o} new"));
         }
-        let t = quote(target);
+        let t = target_word(target);
         // A folder cannot be renamed over a folder that holds anything: the old one goes into
         // the private folder first (a link there is moved itself, never followed).
         steps.push(format!(
@@ -202,29 +258,85 @@ mod tests {
     #[test]
     fn a_one_command_stage_runs_its_body_inside_and_leaves_nothing() {
         let dir = tempfile::tempdir().expect("tmp");
-        let folder = dir.path().display().to_string();
+        let target = dir.path().join("out").display().to_string();
         let script = in_one_command(
-            &folder,
+            folder_of(&target),
             &format!(
                 "echo hi > f && pwd -P && echo x > {} && exit 7",
-                target_word("out")
+                target_word(&target)
             ),
         );
-        let from = tempfile::tempdir().expect("tmp");
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&script)
-            .current_dir(from.path())
-            .output()
-            .expect("sh");
+        let out = sh(&script, dir.path());
         assert_eq!(out.status.code(), Some(7), "{out:?}");
         let inside = String::from_utf8_lossy(&out.stdout);
+        let folder = dir.path().canonicalize().expect("real").display().to_string();
         assert!(
             inside.contains(&format!("{folder}/.weft-stage.")),
             "{inside}"
         );
-        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, ["out"]);
         // A relative target is taken from where the command started.
-        assert!(from.path().join("out").exists());
+        let from = tempfile::tempdir().expect("tmp");
+        let script = in_one_command(folder_of("rel"), &format!("echo x > {}", target_word("rel")));
+        assert!(sh(&script, from.path()).status.success());
+        assert!(from.path().join("rel").exists());
+    }
+
+    fn sh(script: &str, dir: &std::path::Path) -> std::process::Output {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .expect("sh")
+    }
+
+    #[test]
+    fn entering_a_folder_follows_no_link_another_user_owns() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).expect("real");
+        let own = dir.path().join("own");
+        std::os::unix::fs::symlink(&real, &own).expect("link");
+        let theirs = dir.path().join("theirs");
+        std::os::unix::fs::symlink(&real, &theirs).expect("link");
+        // Another user's link: only root can give one away, so as anyone else this is not
+        // theirs and the case is left out.
+        let given = std::os::unix::fs::lchown(&theirs, Some(65534), Some(65534)).is_ok();
+        let inside = |folder: &std::path::Path| {
+            let folder = folder.display().to_string();
+            sh(&format!("{} && pwd -P", enter(&folder, false)), dir.path())
+        };
+        let real_path = real.canonicalize().expect("real").display().to_string();
+        for through in [&real, &own] {
+            let out = inside(through);
+            assert!(out.status.success(), "{out:?}");
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), real_path);
+        }
+        if given {
+            let out = inside(&theirs.join("sub"));
+            assert!(!out.status.success(), "{out:?}");
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert!(said.contains("is a symbolic link of user 65534"), "{said}");
+        }
+        // `make` makes the missing folders on the way, as `mkdir -p`.
+        let deep = real.join("a/b");
+        let out = sh(
+            &format!("{} && pwd -P", enter(&deep.display().to_string(), true)),
+            dir.path(),
+        );
+        assert!(out.status.success(), "{out:?}");
+        assert!(deep.is_dir());
+        // A relative folder is taken from where the command is.
+        let out = sh(&format!("{} && pwd -P", enter("own/a", false)), dir.path());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{real_path}/a")
+        );
     }
 }

@@ -208,21 +208,28 @@ impl Transport for LocalTransport {
         Ok(Some(data))
     }
 
-    async fn set_regular_mode(&self, path: &str, mode: u32) -> Result<(), TransportError> {
-        let file = open_regular(&self.path(path))
-            .await
-            .map_err(|source| TransportError::File {
-                action: "cannot change the mode of",
-                path: path.into(),
-                source,
-            })?;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .await
-            .map_err(|source| TransportError::File {
-                action: "cannot change the mode of",
-                path: path.into(),
-                source,
-            })
+    async fn set_regular_attributes(
+        &self,
+        path: &str,
+        mode: Option<u32>,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), TransportError> {
+        let failed = |source| TransportError::File {
+            action: "cannot change the mode or owner of",
+            path: path.into(),
+            source,
+        };
+        let file = open_regular(&self.path(path)).await.map_err(failed)?;
+        // The owner first: a change of owner clears a set-user-id bit of the mode.
+        if let Some((uid, gid)) = owner {
+            std::os::unix::fs::fchown(&file, Some(uid), Some(gid)).map_err(failed)?;
+        }
+        if let Some(mode) = mode {
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+                .await
+                .map_err(failed)?;
+        }
+        Ok(())
     }
 
     async fn write_file(

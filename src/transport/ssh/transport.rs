@@ -702,10 +702,15 @@ impl Transport for SshTransport {
         }
     }
 
-    async fn set_regular_mode(&self, path: &str, mode: u32) -> Result<(), TransportError> {
+    async fn set_regular_attributes(
+        &self,
+        path: &str,
+        mode: Option<u32>,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), TransportError> {
         let sftp = self.sftp().await?;
         let failed = |source| TransportError::File {
-            action: "cannot change the mode of",
+            action: "cannot change the mode or owner of",
             path: path.to_string(),
             source,
         };
@@ -719,11 +724,22 @@ impl Transport for SshTransport {
         if let Some(why) = not_the_file_opened(&opened, &named) {
             return Err(failed(std::io::Error::other(why)));
         }
-        let mut attrs = FileAttributes::empty();
-        attrs.permissions = Some(mode);
-        file.set_metadata(attrs)
-            .await
-            .map_err(|e| failed(sftp_io(e)))
+        // The owner first: a change of owner clears a set-user-id bit of the mode.
+        if let Some((uid, gid)) = owner {
+            let mut attrs = FileAttributes::empty();
+            (attrs.uid, attrs.gid) = (Some(uid), Some(gid));
+            file.set_metadata(attrs)
+                .await
+                .map_err(|e| failed(sftp_io(e)))?;
+        }
+        if let Some(mode) = mode {
+            let mut attrs = FileAttributes::empty();
+            attrs.permissions = Some(mode);
+            file.set_metadata(attrs)
+                .await
+                .map_err(|e| failed(sftp_io(e)))?;
+        }
+        Ok(())
     }
 
     async fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
