@@ -890,33 +890,6 @@ impl HostSession {
         }
     }
 
-    /// Whether commands run as another user (`--become`), so the login may not reach the files
-    /// they change.
-    pub fn becomes(&self) -> bool {
-        self.privilege.become_user.is_some()
-    }
-
-    /// Sets the mode and the owner (user and group ids) of the regular file at `path` through
-    /// a handle of the file, never through a link (nothing under `--check`). Not for `--become`,
-    /// where the login may not open the file (`ops::files` works in a private folder then).
-    pub fn set_regular_attributes(
-        &self,
-        path: &str,
-        mode: Option<u32>,
-        owner: Option<(u32, u32)>,
-    ) -> Result<(), HostError> {
-        if self.check || (mode.is_none() && owner.is_none()) {
-            return Ok(());
-        }
-        self.not_interrupted(path)?;
-        self.stat_lines.drop_all();
-        self.sums.forget(&self.spec.address, path);
-        self.bounded(
-            &|| format!("changing `{path}`"),
-            self.transport.set_regular_attributes(path, mode, owner),
-        )
-    }
-
     /// Makes `path` hold exactly `data`; returns whether anything changed.
     pub fn write_file(
         &self,

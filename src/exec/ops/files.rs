@@ -231,9 +231,11 @@ fn reasons_for(mode: Option<u32>, spec: Option<&str>) -> Vec<String> {
 
 /// Sets mode, owner and group of the regular file `state` describes where they differ, on the
 /// file itself, never through a link, nor on a file swapped in since `state` was read (issue
-/// 29): through a handle of the file (`Transport::set_regular_attributes`), or under
-/// `--become` on a second name for the file made in a private folder beside it (`ln -P`, which
-/// links a link itself, never its target), after checking that it is the file looked at.
+/// 29): on a second name for the file made in a private folder beside it (`ln -P`, which links
+/// a link itself, never its target; the folder is reached without following another user's
+/// link), after checking that it is the file looked at. An SFTP handle would do for the last
+/// name, but its open follows links on the way, and under `--become` the login may not open
+/// the file at all.
 fn file_attributes(
     session: &HostSession,
     path: &str,
@@ -247,33 +249,25 @@ fn file_attributes(
         return Ok(reasons_for(mode, spec.as_deref()));
     }
     let op = format!("file {path}");
-    if session.becomes() {
-        let mut steps = vec![format!(
-            "ln -P -- {} f && [ ! -L f ] && [ -f f ] && [ \"$(stat -c %d:%i f)\" = {} ] || \
-             {{ echo 'weft: '{} 'is no longer the file weft looked at; nothing was changed' >&2; exit 1; }}",
-            crate::exec::stage::target_word(path),
-            quote(&state.id),
-            quote(path),
-        )];
-        // The owner goes first: a change of owner clears a set-user-id bit of the mode.
-        if let Some(spec) = &spec {
-            steps.push(format!("chown -- {} f", quote(spec)));
-        }
-        if let Some(mode) = mode {
-            steps.push(format!("chmod {mode:o} f"));
-        }
-        let script = crate::exec::stage::in_one_command(
-            crate::exec::stage::folder_of(path),
-            &steps.join(" && "),
-        );
-        crate::exec::stage::run_step(session, &op, &script)?;
-    } else {
-        let ids = match &spec {
-            Some(_) => Some(owner_ids(session, path, owner, group, false)?),
-            None => None,
-        };
-        session.set_regular_attributes(path, mode, ids)?;
+    let mut steps = vec![format!(
+        "{{ ln -P -- {} f && [ ! -L f ] && [ -f f ] && [ \"$(stat -c %d:%i f)\" = {} ]; }} || \
+         {{ echo 'weft: '{} 'is no longer the file weft looked at; nothing was changed' >&2; exit 1; }}",
+        crate::exec::stage::target_word(path),
+        quote(&state.id),
+        quote(path),
+    )];
+    // The owner goes first: a change of owner clears a set-user-id bit of the mode.
+    if let Some(spec) = &spec {
+        steps.push(format!("chown -- {} f", quote(spec)));
     }
+    if let Some(mode) = mode {
+        steps.push(format!("chmod {mode:o} f"));
+    }
+    let script = crate::exec::stage::in_one_command(
+        crate::exec::stage::folder_of(path),
+        &steps.join(" && "),
+    );
+    crate::exec::stage::run_step(session, &op, &script)?;
     Ok(reasons_for(mode, spec.as_deref()))
 }
 
