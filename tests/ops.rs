@@ -962,7 +962,8 @@ fn a_link_planted_on_the_way_never_leads_a_root_change_elsewhere() {
         "/// Removes.\nfn gone(host, path) {\n    host.absent(path);\n}\n\
          /// A folder.\nfn folder(host, path, owner) {\n    host.directory(path, #{ mode: \"0777\", owner: owner });\n}\n\
          /// A file's mode and owner.\nfn attrs(host, path, owner) {\n    host.file(path, #{ mode: \"0666\", owner: owner });\n}\n\
-         /// A file's content.\nfn content(host, path) {\n    host.file(path, #{ content: \"planted\\n\" });\n}\n",
+         /// A file's content.\nfn content(host, path) {\n    host.file(path, #{ content: \"planted\\n\" });\n}\n\
+         /// A file given to a user.\nfn owned(host, path, text, owner) {\n    host.file(path, #{ content: text, owner: owner, group: owner, mode: \"0640\" });\n}\n",
     );
     let password = targets.fleet.sudo_password();
     for (label, flags) in each_with_become(&targets) {
@@ -995,7 +996,10 @@ fn a_link_planted_on_the_way_never_leads_a_root_change_elsewhere() {
         let refused = "symbolic link of user";
 
         run("gone", &[&secret_via]).status(1).stderr_has(refused);
-        assert!(secret.exists(), "{label}: absent removed a file through a planted link");
+        assert!(
+            secret.exists(),
+            "{label}: absent removed a file through a planted link"
+        );
 
         run("attrs", &[&secret_via, &user.name])
             .status(1)
@@ -1006,7 +1010,11 @@ fn a_link_planted_on_the_way_never_leads_a_root_change_elsewhere() {
             "root's own file\n",
             "{label}: a file was written through a planted link"
         );
-        assert_eq!(inode(&secret), secret_inode, "{label}: the file was replaced");
+        assert_eq!(
+            inode(&secret),
+            secret_inode,
+            "{label}: the file was replaced"
+        );
         assert_eq!(
             owner_and_mode(&secret.display().to_string()),
             (0, 0, 0o600),
@@ -1035,10 +1043,15 @@ fn a_link_planted_on_the_way_never_leads_a_root_change_elsewhere() {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| n.starts_with('.'))
             .collect();
-        assert!(left.is_empty(), "{label}: weft left {left:?} in root's folder");
+        assert!(
+            left.is_empty(),
+            "{label}: weft left {left:?} in root's folder"
+        );
 
         // Without the link, the same steps do their work, from inside each folder.
-        user.sh(&format!("rm {way} && mkdir {way} && echo mine > {way}/secret && mkdir {way}/kept"));
+        user.sh(&format!(
+            "rm {way} && mkdir {way} && echo mine > {way}/secret && mkdir {way}/kept"
+        ));
         let (uid, gid) = user.ids();
         run("attrs", &[&secret_via, &user.name])
             .status(0)
@@ -1055,7 +1068,9 @@ fn a_link_planted_on_the_way_never_leads_a_root_change_elsewhere() {
         run("folder", &[&made_via, &user.name])
             .status(0)
             .stdout_lacks("changed:");
-        run("gone", &[&secret_via]).status(0).stdout_has("changed: absent");
+        run("gone", &[&secret_via])
+            .status(0)
+            .stdout_has("changed: absent");
         assert!(!Path::new(&secret_via).exists());
     }
 }

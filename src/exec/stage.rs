@@ -6,8 +6,8 @@
 //! mode), then works on names inside it, which nobody else can create or swap.
 
 use crate::exec::session::{HostError, RunOptions};
-use crate::shell::quote;
 pub use crate::shell::enter;
+use crate::shell::quote;
 
 use super::session::HostSession;
 
@@ -218,7 +218,12 @@ mod tests {
         let out = sh(&script, dir.path());
         assert_eq!(out.status.code(), Some(7), "{out:?}");
         let inside = String::from_utf8_lossy(&out.stdout);
-        let folder = dir.path().canonicalize().expect("real").display().to_string();
+        let folder = dir
+            .path()
+            .canonicalize()
+            .expect("real")
+            .display()
+            .to_string();
         assert!(
             inside.contains(&format!("{folder}/.weft-stage.")),
             "{inside}"
@@ -231,7 +236,10 @@ mod tests {
         assert_eq!(left, ["out"]);
         // A relative target is taken from where the command started.
         let from = tempfile::tempdir().expect("tmp");
-        let script = in_one_command(folder_of("rel"), &format!("echo x > {}", target_word("rel")));
+        let script = in_one_command(
+            folder_of("rel"),
+            &format!("echo x > {}", target_word("rel")),
+        );
         assert!(sh(&script, from.path()).status.success());
         assert!(from.path().join("rel").exists());
     }

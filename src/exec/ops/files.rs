@@ -110,7 +110,10 @@ pub(crate) fn stat_and_sum(
     }
     // The rest ends with `%d|%i`.
     let mut tail = fields[4].rsplitn(3, '|');
-    let (inode, device) = (tail.next().unwrap_or_default(), tail.next().unwrap_or_default());
+    let (inode, device) = (
+        tail.next().unwrap_or_default(),
+        tail.next().unwrap_or_default(),
+    );
     let state = PathState {
         kind: fields[0].to_string(),
         mode: u32::from_str_radix(fields[1], 8).unwrap_or(0),
@@ -329,10 +332,7 @@ fn owner_ids(
     };
     let grp = match group {
         Some(g) if g.bytes().all(|b| b.is_ascii_digit()) && !g.is_empty() => g.to_string(),
-        Some(g) => format!(
-            "$(getent group -- {} 2>/dev/null | cut -d: -f3)",
-            quote(g)
-        ),
+        Some(g) => format!("$(getent group -- {} 2>/dev/null | cut -d: -f3)", quote(g)),
         None if !fresh => format!("$(stat -c %g -- {q} 2>/dev/null || id -g)"),
         None => format!("$(if [ -g {folder} ]; then stat -L -c %g -- {folder}; else id -g; fi)"),
     };
@@ -474,14 +474,26 @@ pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
             // puts it in place: the owner asked for, else that of the file it replaces (the
             // rename makes a new inode, owned by whoever wrote it). Never by name afterwards,
             // when whoever owns the folder could have swapped the name.
-            let ids = if session.is_check() || (state.is_none() && owner.is_none() && group.is_none())
-            {
-                None
+            let ids =
+                if session.is_check() || (state.is_none() && owner.is_none() && group.is_none()) {
+                    None
+                } else {
+                    Some(owner_ids(session, path, owner, group, state.is_none())?)
+                };
+            session.put_file_owned(
+                path,
+                content,
+                mode,
+                ids,
+                state.is_none(),
+                keep && spec.content.is_some(),
+            )?;
+            let mut reasons = vec![if state.is_some() {
+                "content"
             } else {
-                Some(owner_ids(session, path, owner, group, state.is_none())?)
-            };
-            session.put_file_owned(path, content, mode, ids, state.is_none(), keep && spec.content.is_some())?;
-            let mut reasons = vec![if state.is_some() { "content" } else { "created" }.to_string()];
+                "created"
+            }
+            .to_string()];
             let (_, spec) = differences(state.as_ref(), None, owner, group);
             reasons.extend(reasons_for(None, spec.as_deref()));
             reasons
@@ -508,7 +520,10 @@ pub fn directory(
     let op = format!("directory {path}");
     let reasons = match &state {
         Some(s) if s.kind != "directory" => {
-            return Err(fail(&op, format!("{path} is a {}, not a directory", s.kind)));
+            return Err(fail(
+                &op,
+                format!("{path} is a {}, not a directory", s.kind),
+            ));
         }
         Some(s) => directory_attributes(session, path, s, mode, owner, group)?,
         None => {
@@ -608,7 +623,10 @@ pub fn absent(session: &HostSession, path: &str) -> OpResult {
     let name = crate::exec::stage::name_of(path);
     let op = format!("absent {path}");
     if matches!(name, "" | "." | "..") {
-        return Err(fail(&op, format!("`{path}` names no file or folder to remove")));
+        return Err(fail(
+            &op,
+            format!("`{path}` names no file or folder to remove"),
+        ));
     }
     if !session.is_check() {
         let script = format!(
