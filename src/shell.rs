@@ -1,4 +1,5 @@
-//! POSIX shell quoting: every argument weft puts in a command line goes through here.
+//! POSIX shell quoting: every argument weft puts in a command line goes through here; and
+//! the lines that enter a folder on a host without following another user's link.
 
 /// Quotes `arg` so a POSIX shell reads it back as one word, unchanged.
 pub fn quote(arg: &str) -> String {
@@ -19,6 +20,57 @@ pub fn join<S: AsRef<str>>(args: &[S]) -> String {
         .map(|a| quote(a.as_ref()))
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The shell lines that define `weft_enter FOLDER [make]`, which enters `FOLDER` one name at
+/// a time (from `/`, or from where the command is for a relative path), never through a link
+/// that another user could change: a link is followed only when root or the user the command
+/// runs as owns it, and each name entered must be the folder (device and inode) that was looked
+/// at, so a link swapped in meanwhile fails rather than leads elsewhere. With `make`, missing
+/// folders are made (as `mkdir -p` would, but by name in the folder entered). `cd -P` into a
+/// path would follow a link planted by whoever owns any folder on the way (`/home/u/x` made a
+/// link to `/etc`), and every later name would be taken from there.
+fn enter_function() -> &'static str {
+    r#"weft_enter() {
+  weft_rest=$1
+  case $1 in /*) weft_at= ; cd / || return 1 ;; *) weft_at=. ;; esac
+  weft_me=$(id -u) || return 1
+  while [ -n "$weft_rest" ]; do
+    weft_name=${weft_rest%%/*}
+    case $weft_rest in */*) weft_rest=${weft_rest#*/} ;; *) weft_rest= ;; esac
+    [ -n "$weft_name" ] || continue
+    weft_at=$weft_at/$weft_name
+    if [ -n "$2" ] && [ ! -e "$weft_name" ] && [ ! -L "$weft_name" ]; then
+      mkdir -- "$weft_name" || return 1
+    fi
+    if [ -L "$weft_name" ]; then
+      weft_by=$(stat -c %u -- "$weft_name") || return 1
+      if [ "$weft_by" != 0 ] && [ "$weft_by" != "$weft_me" ]; then
+        echo "weft: $weft_at is a symbolic link of user $weft_by: weft follows no link that another user could change (it could lead to any folder of the host)" >&2
+        return 1
+      fi
+      weft_want=$(stat -L -c %d:%i -- "$weft_name") || return 1
+    else
+      weft_want=$(stat -c %d:%i -- "$weft_name") || return 1
+    fi
+    { cd -P -- "$weft_name" 2>/dev/null && [ "$(stat -c %d:%i .)" = "$weft_want" ]; } || {
+      echo "weft: $weft_at is not a folder, or was replaced while weft entered it" >&2
+      return 1
+    }
+  done
+}
+"#
+}
+
+/// Shell lines that enter `folder` as `weft_enter` does (making missing folders with
+/// `make`); what follows them with `&&` runs inside it.
+pub fn enter(folder: &str, make: bool) -> String {
+    format!(
+        "{}weft_enter {}{}",
+        enter_function(),
+        quote(folder),
+        if make { " make" } else { "" }
+    )
 }
 
 #[cfg(test)]

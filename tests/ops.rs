@@ -951,3 +951,126 @@ fn a_folder_planted_at_the_old_staging_name_never_becomes_the_link() {
             .stdout_lacks("changed:");
     }
 }
+
+#[test]
+fn a_link_planted_on_the_way_never_leads_a_root_change_elsewhere() {
+    use std::os::unix::fs::MetadataExt;
+    let targets = Targets::new();
+    let test = &targets.test;
+    test.write(
+        "deploy/way.rhai",
+        "/// Removes.\nfn gone(host, path) {\n    host.absent(path);\n}\n\
+         /// A folder.\nfn folder(host, path, owner) {\n    host.directory(path, #{ mode: \"0777\", owner: owner });\n}\n\
+         /// A file's mode and owner.\nfn attrs(host, path, owner) {\n    host.file(path, #{ mode: \"0666\", owner: owner });\n}\n\
+         /// A file's content.\nfn content(host, path) {\n    host.file(path, #{ content: \"planted\\n\" });\n}\n\
+         /// A file given to a user.\nfn owned(host, path, text, owner) {\n    host.file(path, #{ content: text, owner: owner, group: owner, mode: \"0640\" });\n}\n",
+    );
+    let password = targets.fleet.sudo_password();
+    for (label, flags) in each_with_become(&targets) {
+        let user = PlainUser::new("weftway", label);
+        // Root's own folder, with a root-only file and a folder in it.
+        let victims = test.path().join(format!("victims-{label}"));
+        std::fs::create_dir(&victims).expect("victims");
+        let secret = victims.join("secret");
+        std::fs::write(&secret, "root's own file\n").expect("secret");
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
+        let kept = victims.join("kept");
+        std::fs::create_dir(&kept).expect("kept");
+        std::fs::set_permissions(&kept, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        // The user makes a folder of their own, that weft manages, a link to root's folder:
+        // every name weft takes under it would lead there.
+        let way = format!("{}/app", user.home());
+        user.sh(&format!("ln -s {} {way}", victims.display()));
+        let run = |goal: &str, args: &[&str]| {
+            let mut argv = vec!["run".to_string(), goal.to_string()];
+            argv.extend(args.iter().map(|a| a.to_string()));
+            argv.extend(flags.iter().cloned());
+            let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+            test.run_with(&argv, &[("WEFT_SUDO_PASSWORD", &password)])
+        };
+        let (secret_via, kept_via) = (format!("{way}/secret"), format!("{way}/kept"));
+        let inode = |p: &Path| std::fs::metadata(p).expect("stat").ino();
+        let secret_inode = inode(&secret);
+        let refused = "symbolic link of user";
+
+        run("gone", &[&secret_via]).status(1).stderr_has(refused);
+        assert!(
+            secret.exists(),
+            "{label}: absent removed a file through a planted link"
+        );
+
+        run("attrs", &[&secret_via, &user.name])
+            .status(1)
+            .stderr_has(refused);
+        run("content", &[&secret_via]).status(1).stderr_has(refused);
+        assert_eq!(
+            std::fs::read_to_string(&secret).expect("secret"),
+            "root's own file\n",
+            "{label}: a file was written through a planted link"
+        );
+        assert_eq!(
+            inode(&secret),
+            secret_inode,
+            "{label}: the file was replaced"
+        );
+        assert_eq!(
+            owner_and_mode(&secret.display().to_string()),
+            (0, 0, 0o600),
+            "{label}: a file's owner or mode was changed through a planted link"
+        );
+
+        run("folder", &[&kept_via, &user.name])
+            .status(1)
+            .stderr_has(refused);
+        assert_eq!(
+            owner_and_mode(&kept.display().to_string()),
+            (0, 0, 0o755),
+            "{label}: a folder's owner or mode was changed through a planted link"
+        );
+        let made_via = format!("{way}/made");
+        run("folder", &[&made_via, &user.name])
+            .status(1)
+            .stderr_has(refused);
+        assert!(
+            !victims.join("made").exists(),
+            "{label}: a folder was made through a planted link"
+        );
+        let left: Vec<String> = std::fs::read_dir(&victims)
+            .expect("victims")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(
+            left.is_empty(),
+            "{label}: weft left {left:?} in root's folder"
+        );
+
+        // Without the link, the same steps do their work, from inside each folder.
+        user.sh(&format!(
+            "rm {way} && mkdir {way} && echo mine > {way}/secret && mkdir {way}/kept"
+        ));
+        let (uid, gid) = user.ids();
+        run("attrs", &[&secret_via, &user.name])
+            .status(0)
+            .stdout_has("(mode 0666)");
+        assert_eq!(owner_and_mode(&secret_via), (uid, gid, 0o666), "{label}");
+        run("folder", &[&kept_via, "root"])
+            .status(0)
+            .stdout_has("changed: directory");
+        assert_eq!(owner_and_mode(&kept_via), (0, gid, 0o777), "{label}");
+        run("folder", &[&made_via, &user.name])
+            .status(0)
+            .stdout_has("created");
+        assert_eq!(owner_and_mode(&made_via), (uid, 0, 0o777), "{label}");
+        run("folder", &[&made_via, &user.name])
+            .status(0)
+            .stdout_lacks("changed:");
+        run("gone", &[&secret_via])
+            .status(0)
+            .stdout_has("changed: absent");
+        assert!(!Path::new(&secret_via).exists());
+    }
+}

@@ -890,27 +890,6 @@ impl HostSession {
         }
     }
 
-    /// Sets the mode of the regular file at `path` by descriptor, never through a link
-    /// (nothing under `--check`).
-    pub fn set_regular_mode(&self, path: &str, mode: u32) -> Result<(), HostError> {
-        if self.check {
-            return Ok(());
-        }
-        self.not_interrupted(path)?;
-        self.stat_lines.drop_all();
-        if self.privilege.become_user.is_none() {
-            return Ok(self
-                .runtime
-                .block_on(self.transport.set_regular_mode(path, mode))?);
-        }
-        // Under --become the login may not open the file: `chmod` as the become user, on what
-        // is not a link (the check and the change are two steps here).
-        let q = crate::shell::quote(path);
-        self.act(&format!(
-            "[ ! -L {q} ] && [ -f {q} ] && chmod {mode:o} -- {q}"
-        ))
-    }
-
     /// Makes `path` hold exactly `data`; returns whether anything changed.
     pub fn write_file(
         &self,

@@ -6,6 +6,7 @@
 //! mode), then works on names inside it, which nobody else can create or swap.
 
 use crate::exec::session::{HostError, RunOptions};
+pub use crate::shell::enter;
 use crate::shell::quote;
 
 use super::session::HostSession;
@@ -28,30 +29,34 @@ pub fn folder_of(path: &str) -> &str {
     }
 }
 
-/// The shell lines that make a private folder in `folder` (whose path may hold links), enter
-/// it and check that it is the one made: a link or a folder of someone else's swapped in
-/// between `mktemp` and `cd` fails. A set-group-id bit it took from a folder such as Debian's
-/// /etc/redis is cleared (through `.`, the folder entered). The folder's path is then in
-/// `$weft_stage`, and where the command started in `$weft_from`.
+/// The shell lines that make a private folder in `folder`, entered by `weft_enter` (no link
+/// another user owns is followed on the way), and enter it, checking that it is the one made,
+/// inside the folder entered: a link or a folder of someone else's swapped in between `mktemp`
+/// and `cd` fails. A set-group-id bit it took from a folder such as Debian's /etc/redis is
+/// cleared (through `.`, the folder entered). The folder's path is then in `$weft_stage`, and
+/// `..` is the folder it was made in.
 fn make(folder: &str) -> String {
     format!(
-        "weft_from=$(pwd) && weft_parent=$(cd -P -- {f} && pwd -P) && \
-         weft_stage=$(mktemp -d \"${{weft_parent%/}}/.weft-stage.XXXXXXXXXX\") && \
-         cd -P -- \"$weft_stage\" && [ \"$(pwd -P)\" = \"$weft_stage\" ] && \
+        "{enter} && weft_parent=$(stat -c %d:%i .) && \
+         weft_stage=$(mktemp -d ./.weft-stage.XXXXXXXXXX) && \
+         cd -P -- \"$weft_stage\" && [ \"$(stat -c %d:%i ..)\" = \"$weft_parent\" ] && \
          [ \"$(stat -c %u .)\" = \"$(id -u)\" ] && chmod u=rwx,go=,-s . && \
-         [ \"$(stat -c %a .)\" = 700 ]",
-        f = quote(folder)
+         [ \"$(stat -c %a .)\" = 700 ] && weft_stage=$(pwd -P)",
+        enter = enter(folder, false)
     )
 }
 
-/// `path` as a shell word for a body of `in_one_command`, which runs in the private folder: a
-/// relative path is taken from where the command started, as it would be without the stage.
+/// The last name of `path` (`dump.rdb` of `/var/lib/redis/dump.rdb`).
+pub fn name_of(path: &str) -> &str {
+    let path = path.trim_end_matches('/');
+    path.rsplit_once('/').map_or(path, |(_, name)| name)
+}
+
+/// `path` as a shell word for a command that runs in a private folder made beside it
+/// (`in_one_command`, `Stage::command`): `../NAME`, taken from the folder the private one is
+/// in, so no name on the way to it is looked up again.
 pub fn target_word(path: &str) -> String {
-    if path.starts_with('/') {
-        quote(path)
-    } else {
-        format!("\"$weft_from\"/{}", quote(path))
-    }
+    format!("../{}", quote(name_of(path)))
 }
 
 /// Runs `body` in a private folder made in `folder` for the time of one command, and removes
@@ -158,7 +163,7 @@ impl Stage {
         if let Some(mode) = mode {
             steps.push(format!("chmod {mode:o} new"));
         }
-        let t = quote(target);
+        let t = target_word(target);
         // A folder cannot be renamed over a folder that holds anything: the old one goes into
         // the private folder first (a link there is moved itself, never followed).
         steps.push(format!(
@@ -202,29 +207,93 @@ mod tests {
     #[test]
     fn a_one_command_stage_runs_its_body_inside_and_leaves_nothing() {
         let dir = tempfile::tempdir().expect("tmp");
-        let folder = dir.path().display().to_string();
+        let target = dir.path().join("out").display().to_string();
         let script = in_one_command(
-            &folder,
+            folder_of(&target),
             &format!(
                 "echo hi > f && pwd -P && echo x > {} && exit 7",
-                target_word("out")
+                target_word(&target)
             ),
         );
-        let from = tempfile::tempdir().expect("tmp");
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&script)
-            .current_dir(from.path())
-            .output()
-            .expect("sh");
+        let out = sh(&script, dir.path());
         assert_eq!(out.status.code(), Some(7), "{out:?}");
         let inside = String::from_utf8_lossy(&out.stdout);
+        let folder = dir
+            .path()
+            .canonicalize()
+            .expect("real")
+            .display()
+            .to_string();
         assert!(
             inside.contains(&format!("{folder}/.weft-stage.")),
             "{inside}"
         );
-        assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 0);
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, ["out"]);
         // A relative target is taken from where the command started.
-        assert!(from.path().join("out").exists());
+        let from = tempfile::tempdir().expect("tmp");
+        let script = in_one_command(
+            folder_of("rel"),
+            &format!("echo x > {}", target_word("rel")),
+        );
+        assert!(sh(&script, from.path()).status.success());
+        assert!(from.path().join("rel").exists());
+    }
+
+    fn sh(script: &str, dir: &std::path::Path) -> std::process::Output {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .expect("sh")
+    }
+
+    #[test]
+    fn entering_a_folder_follows_no_link_another_user_owns() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let real = dir.path().join("real");
+        std::fs::create_dir(&real).expect("real");
+        let own = dir.path().join("own");
+        std::os::unix::fs::symlink(&real, &own).expect("link");
+        let theirs = dir.path().join("theirs");
+        std::os::unix::fs::symlink(&real, &theirs).expect("link");
+        // Another user's link: only root can give one away, so as anyone else this is not
+        // theirs and the case is left out.
+        let given = std::os::unix::fs::lchown(&theirs, Some(65534), Some(65534)).is_ok();
+        let inside = |folder: &std::path::Path| {
+            let folder = folder.display().to_string();
+            sh(&format!("{} && pwd -P", enter(&folder, false)), dir.path())
+        };
+        let real_path = real.canonicalize().expect("real").display().to_string();
+        for through in [&real, &own] {
+            let out = inside(through);
+            assert!(out.status.success(), "{out:?}");
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), real_path);
+        }
+        if given {
+            let out = inside(&theirs.join("sub"));
+            assert!(!out.status.success(), "{out:?}");
+            let said = String::from_utf8_lossy(&out.stderr);
+            assert!(said.contains("is a symbolic link of user 65534"), "{said}");
+        }
+        // `make` makes the missing folders on the way, as `mkdir -p`.
+        let deep = real.join("a/b");
+        let out = sh(
+            &format!("{} && pwd -P", enter(&deep.display().to_string(), true)),
+            dir.path(),
+        );
+        assert!(out.status.success(), "{out:?}");
+        assert!(deep.is_dir());
+        // A relative folder is taken from where the command is.
+        let out = sh(&format!("{} && pwd -P", enter("own/a", false)), dir.path());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            format!("{real_path}/a")
+        );
     }
 }

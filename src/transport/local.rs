@@ -208,23 +208,6 @@ impl Transport for LocalTransport {
         Ok(Some(data))
     }
 
-    async fn set_regular_mode(&self, path: &str, mode: u32) -> Result<(), TransportError> {
-        let file = open_regular(&self.path(path))
-            .await
-            .map_err(|source| TransportError::File {
-                action: "cannot change the mode of",
-                path: path.into(),
-                source,
-            })?;
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .await
-            .map_err(|source| TransportError::File {
-                action: "cannot change the mode of",
-                path: path.into(),
-                source,
-            })
-    }
-
     async fn write_file(
         &self,
         path: &str,
@@ -234,6 +217,11 @@ impl Transport for LocalTransport {
         _fresh: bool,
     ) -> Result<Option<u64>, TransportError> {
         let target = self.path(path);
+        no_foreign_link_on_the_way(&target).map_err(|source| TransportError::File {
+            action: "cannot write",
+            path: path.into(),
+            source,
+        })?;
         let mode = Some(file_mode(&target, mode).await);
         replace_atomically(&target, mode, |mut file| async move {
             file.write_all(data).await?;
@@ -262,6 +250,11 @@ impl Transport for LocalTransport {
         _fresh: bool,
     ) -> Result<Option<u64>, TransportError> {
         let target = self.path(remote);
+        no_foreign_link_on_the_way(&target).map_err(|source| TransportError::File {
+            action: "cannot write",
+            path: remote.into(),
+            source,
+        })?;
         let mode = Some(file_mode(&target, mode).await);
         copy_atomic(local, &target, mode)
             .await
@@ -364,6 +357,38 @@ async fn open_regular(path: &Path) -> std::io::Result<tokio::fs::File> {
         return Err(std::io::Error::other("it is not a regular file"));
     }
     Ok(file)
+}
+
+/// Fails when a folder on the way to `target` is a symbolic link that neither root nor the
+/// user weft runs as owns, as `shell::enter` does on a host: a link planted in a folder of
+/// another user (`/home/u/x` to `/etc`) would have the file written where it leads. The check
+/// comes before the write, so a link swapped in between the two is not caught; one planted
+/// beforehand is.
+fn no_foreign_link_on_the_way(target: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let Some(folder) = target.parent() else {
+        return Ok(());
+    };
+    let mut on_the_way = PathBuf::new();
+    for part in folder.components() {
+        on_the_way.push(part);
+        let meta = match std::fs::symlink_metadata(&on_the_way) {
+            Ok(meta) => meta,
+            // What is missing is for the write to report.
+            Err(_) => return Ok(()),
+        };
+        if meta.file_type().is_symlink() && meta.uid() != 0 && meta.uid() != me {
+            return Err(std::io::Error::other(format!(
+                "{} is a symbolic link of user {}: weft follows no link that another user \
+                 could change (it could lead to any folder of the host)",
+                on_the_way.display(),
+                meta.uid()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The mode a written file gets, as over SSH: the one asked for, else the replaced file's,

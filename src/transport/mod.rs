@@ -211,10 +211,6 @@ pub trait Transport: Send + Sync {
     /// `None` when nothing is there.
     async fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError>;
 
-    /// Sets the mode of the regular file at `path` through a handle, never through a link
-    /// (which `chmod` follows): a link or anything but a regular file fails.
-    async fn set_regular_mode(&self, path: &str, mode: u32) -> Result<(), TransportError>;
-
     /// Replaces a file atomically (temporary file + rename) with `data`, then sets `mode`.
     /// `owner` (user and group ids) is given to the temporary file through its handle, before
     /// the rename: the file that replaces another keeps its owner, whatever the folder's

@@ -30,6 +30,8 @@ pub(crate) struct PathState {
     pub mode: u32,
     owner: String,
     group: String,
+    /// `device:inode`, to tell that a path still names what was looked at.
+    id: String,
 }
 
 /// Fails unless what is at `path` (if anything) is a regular file, empty or not.
@@ -106,11 +108,18 @@ pub(crate) fn stat_and_sum(
     if fields.len() != 5 {
         return Ok((None, None));
     }
+    // The rest ends with `%d|%i`.
+    let mut tail = fields[4].rsplitn(3, '|');
+    let (inode, device) = (
+        tail.next().unwrap_or_default(),
+        tail.next().unwrap_or_default(),
+    );
     let state = PathState {
         kind: fields[0].to_string(),
         mode: u32::from_str_radix(fields[1], 8).unwrap_or(0),
         owner: fields[2].to_string(),
         group: fields[3].to_string(),
+        id: format!("{device}:{inode}"),
     };
     let hashed = match (sum, known) {
         (false, _) => None,
@@ -191,42 +200,159 @@ fn hash_command(q: &str, clock: bool) -> String {
     )
 }
 
-/// Applies mode, owner and group where they differ; returns the reasons for what changed.
-fn attributes(
-    session: &HostSession,
-    path: &str,
+/// What of mode, owner and group differs from `state`: the mode, and `user:group` as `chown`
+/// takes it (either part may be missing) with the reason to report.
+fn differences(
     state: Option<&PathState>,
     mode: Option<u32>,
     owner: Option<&str>,
     group: Option<&str>,
-) -> Result<Vec<String>, crate::exec::session::HostError> {
-    let mut reasons = Vec::new();
-    if let Some(mode) = mode {
-        if state.map(|s| s.mode) != Some(mode) {
-            // `chmod` follows a link: a file's mode is set through a handle instead, so a link
-            // swapped in after the check never passes the mode to the file it points to.
-            if state.is_some_and(|s| s.kind.starts_with("regular")) {
-                session.set_regular_mode(path, mode)?;
-            } else {
-                session.act(&format!("chmod {mode:o} -- {}", quote(path)))?;
-            }
-            reasons.push(format!("mode {mode:04o}"));
-        }
-    }
+) -> (Option<u32>, Option<String>) {
+    let mode = mode.filter(|m| state.map(|s| s.mode) != Some(*m));
     let owner_differs = owner.is_some_and(|o| state.map(|s| s.owner.as_str()) != Some(o));
     let group_differs = group.is_some_and(|g| state.map(|s| s.group.as_str()) != Some(g));
-    if owner_differs || group_differs {
-        let spec = match (owner, group) {
-            (Some(o), Some(g)) => format!("{o}:{g}"),
-            (Some(o), None) => o.to_string(),
-            (None, Some(g)) => format!(":{g}"),
-            (None, None) => String::new(),
-        };
-        // -h: a link is changed itself, never the file it points to.
-        session.act(&format!("chown -h {} -- {}", quote(&spec), quote(path)))?;
+    let spec = (owner_differs || group_differs).then(|| match (owner, group) {
+        (Some(o), Some(g)) => format!("{o}:{g}"),
+        (Some(o), None) => o.to_string(),
+        (None, Some(g)) => format!(":{g}"),
+        (None, None) => String::new(),
+    });
+    (mode, spec)
+}
+
+/// The reasons to report for a mode and an owner set.
+fn reasons_for(mode: Option<u32>, spec: Option<&str>) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if let Some(mode) = mode {
+        reasons.push(format!("mode {mode:04o}"));
+    }
+    if let Some(spec) = spec {
         reasons.push(format!("owner {spec}"));
     }
-    Ok(reasons)
+    reasons
+}
+
+/// Sets mode, owner and group of the regular file `state` describes where they differ, on the
+/// file itself, never through a link, nor on a file swapped in since `state` was read (issue
+/// 29): on a second name for the file made in a private folder beside it (`ln -P`, which links
+/// a link itself, never its target; the folder is reached without following another user's
+/// link), after checking that it is the file looked at. An SFTP handle would do for the last
+/// name, but its open follows links on the way, and under `--become` the login may not open
+/// the file at all.
+fn file_attributes(
+    session: &HostSession,
+    path: &str,
+    state: &PathState,
+    mode: Option<u32>,
+    owner: Option<&str>,
+    group: Option<&str>,
+) -> Result<Vec<String>, crate::exec::session::HostError> {
+    let (mode, spec) = differences(Some(state), mode, owner, group);
+    if (mode.is_none() && spec.is_none()) || session.is_check() {
+        return Ok(reasons_for(mode, spec.as_deref()));
+    }
+    let op = format!("file {path}");
+    let mut steps = vec![format!(
+        "{{ ln -P -- {} f && [ ! -L f ] && [ -f f ] && [ \"$(stat -c %d:%i f)\" = {} ]; }} || \
+         {{ echo 'weft: '{} 'is no longer the file weft looked at; nothing was changed' >&2; exit 1; }}",
+        crate::exec::stage::target_word(path),
+        quote(&state.id),
+        quote(path),
+    )];
+    // The owner goes first: a change of owner clears a set-user-id bit of the mode.
+    if let Some(spec) = &spec {
+        steps.push(format!("chown -- {} f", quote(spec)));
+    }
+    if let Some(mode) = mode {
+        steps.push(format!("chmod {mode:o} f"));
+    }
+    let script = crate::exec::stage::in_one_command(
+        crate::exec::stage::folder_of(path),
+        &steps.join(" && "),
+    );
+    crate::exec::stage::run_step(session, &op, &script)?;
+    Ok(reasons_for(mode, spec.as_deref()))
+}
+
+/// Sets mode, owner and group of the folder `state` describes where they differ, from inside
+/// it: the folder is entered name by name (`stage::enter`, no link another user owns is
+/// followed) and must be the one looked at, then `chown` and `chmod` act on `.`, which no
+/// swapped name can redirect.
+fn directory_attributes(
+    session: &HostSession,
+    path: &str,
+    state: &PathState,
+    mode: Option<u32>,
+    owner: Option<&str>,
+    group: Option<&str>,
+) -> Result<Vec<String>, crate::exec::session::HostError> {
+    let (mode, spec) = differences(Some(state), mode, owner, group);
+    if (mode.is_none() && spec.is_none()) || session.is_check() {
+        return Ok(reasons_for(mode, spec.as_deref()));
+    }
+    let mut steps = vec![format!(
+        "{{ [ \"$(stat -c %d:%i .)\" = {} ] || \
+         {{ echo 'weft: '{} 'is no longer the folder weft looked at; nothing was changed' >&2; exit 1; }}; }}",
+        quote(&state.id),
+        quote(path)
+    )];
+    if let Some(spec) = &spec {
+        steps.push(format!("chown -- {} .", quote(spec)));
+    }
+    if let Some(mode) = mode {
+        steps.push(format!("chmod {mode:o} ."));
+    }
+    let script = format!(
+        "{} && {}",
+        crate::exec::stage::enter(path, false),
+        steps.join(" && ")
+    );
+    crate::exec::stage::run_step(session, &format!("directory {path}"), &script)?;
+    Ok(reasons_for(mode, spec.as_deref()))
+}
+
+/// The user and group ids a file written at `path` gets: `owner` and `group` (names or
+/// numbers) looked up on the host; where one is not given, that of the file there now (with
+/// `fresh` unset), else what a new file would get (the user weft acts as; the folder's group
+/// when the folder is set-group-id, else the user's).
+fn owner_ids(
+    session: &HostSession,
+    path: &str,
+    owner: Option<&str>,
+    group: Option<&str>,
+    fresh: bool,
+) -> Result<(u32, u32), crate::exec::session::HostError> {
+    let q = quote(path);
+    let folder = quote(crate::exec::stage::folder_of(path));
+    let user = match owner {
+        Some(o) if o.bytes().all(|b| b.is_ascii_digit()) && !o.is_empty() => o.to_string(),
+        Some(o) => format!("$(id -u -- {} 2>/dev/null)", quote(o)),
+        None if !fresh => format!("$(stat -c %u -- {q} 2>/dev/null || id -u)"),
+        None => "$(id -u)".to_string(),
+    };
+    let grp = match group {
+        Some(g) if g.bytes().all(|b| b.is_ascii_digit()) && !g.is_empty() => g.to_string(),
+        Some(g) => format!("$(getent group -- {} 2>/dev/null | cut -d: -f3)", quote(g)),
+        None if !fresh => format!("$(stat -c %g -- {q} 2>/dev/null || id -g)"),
+        None => format!("$(if [ -g {folder} ]; then stat -L -c %g -- {folder}; else id -g; fi)"),
+    };
+    let out = session.probe(&format!("echo \"{user}:{grp}\""))?;
+    let line = out.stdout.trim();
+    let (u, g) = line.split_once(':').unwrap_or((line, ""));
+    let op = format!("file {path}");
+    let uid = u.parse::<u32>().map_err(|_| {
+        fail(
+            &op,
+            format!("the host has no user `{}`", owner.unwrap_or_default()),
+        )
+    })?;
+    let gid = g.parse::<u32>().map_err(|_| {
+        fail(
+            &op,
+            format!("the host has no group `{}`", group.unwrap_or_default()),
+        )
+    })?;
+    Ok((uid, gid))
 }
 
 /// Runs `check` against `content` before it becomes `path`, so the live file never holds
@@ -311,8 +437,8 @@ pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
             .is_some_and(|c| session.holds_secret(&String::from_utf8_lossy(c)));
     let (state, remote_sum) = stat_and_sum(session, path, spec.content.is_some(), keep)?;
     require_file(state.as_ref(), path)?;
-    let mut reasons = Vec::new();
-    match (&spec.content, &state) {
+    let (owner, group) = (spec.owner.as_deref(), spec.group.as_deref());
+    let new_content = match (&spec.content, &state) {
         (Some(content), _) => {
             // The same SHA-256 is the same content: nothing to read. Otherwise the content is
             // read, to compare it when there was no hash and for the diff.
@@ -324,70 +450,65 @@ pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
                 Some(_) => session.read_regular_file(path)?,
                 None => None,
             };
-            if current.as_deref() != Some(content.as_slice()) {
+            if current.as_deref() == Some(content.as_slice()) {
+                None
+            } else {
                 let old = current.as_deref().map(String::from_utf8_lossy);
                 let new = String::from_utf8_lossy(content);
                 session.show_diff(path, old.as_deref(), &new, spec.sensitive);
-                let mode = spec.mode.or(state.as_ref().map(|s| s.mode));
-                if let Some(check) = &spec.validate {
-                    validate(session, path, content, mode, check)?;
-                }
-                session.put_file(path, content, mode, state.is_none(), keep)?;
-                reasons.push(
-                    if state.is_some() {
-                        "content"
-                    } else {
-                        "created"
-                    }
-                    .to_string(),
-                );
+                Some(content.as_slice())
             }
         }
-        (None, None) => {
-            // Created as any new file is (a private name, then a rename): `touch` would follow
-            // a link planted meanwhile.
-            session.put_file(path, b"", spec.mode, true, false)?;
-            reasons.push("created".into());
+        // Created as any new file is (a private name, then a rename): `touch` would follow
+        // a link planted meanwhile.
+        (None, None) => Some(&b""[..]),
+        (None, Some(_)) => None,
+    };
+    let reasons = match (new_content, &state) {
+        (Some(content), _) => {
+            let mode = spec.mode.or(state.as_ref().map(|s| s.mode));
+            if let Some(check) = &spec.validate {
+                validate(session, path, content, mode, check)?;
+            }
+            // The new file gets its mode, owner and group on weft's own copy, before the rename
+            // puts it in place: the owner asked for, else that of the file it replaces (the
+            // rename makes a new inode, owned by whoever wrote it). Never by name afterwards,
+            // when whoever owns the folder could have swapped the name.
+            let ids =
+                if session.is_check() || (state.is_none() && owner.is_none() && group.is_none()) {
+                    None
+                } else {
+                    Some(owner_ids(session, path, owner, group, state.is_none())?)
+                };
+            session.put_file_owned(
+                path,
+                content,
+                mode,
+                ids,
+                state.is_none(),
+                keep && spec.content.is_some(),
+            )?;
+            let mut reasons = vec![if state.is_some() {
+                "content"
+            } else {
+                "created"
+            }
+            .to_string()];
+            let (_, spec) = differences(state.as_ref(), None, owner, group);
+            reasons.extend(reasons_for(None, spec.as_deref()));
+            reasons
         }
-        (None, Some(_)) => {}
-    }
-    let rewritten = !reasons.is_empty();
-    // The rename that replaced the file made a new inode owned by the login user: give it back
-    // its old owner unless another was asked for. Its mode was set while writing.
-    let mode = if rewritten && spec.content.is_some() {
-        None
-    } else {
-        spec.mode
+        (None, Some(state)) => file_attributes(session, path, state, spec.mode, owner, group)?,
+        (None, None) => Vec::new(),
     };
-    let (owner, group, state_now) = if rewritten {
-        let old_owner = state.as_ref().map(|s| s.owner.clone());
-        let old_group = state.as_ref().map(|s| s.group.clone());
-        let (owner, group) = (
-            spec.owner.clone().or(old_owner),
-            spec.group.clone().or(old_group),
-        );
-        // The new state matters only when there is a mode, owner or group to compare.
-        let state_now = if owner.is_some() || group.is_some() || mode.is_some() {
-            stat(session, path)?
-        } else {
-            None
-        };
-        (owner, group, state_now)
-    } else {
-        (spec.owner.clone(), spec.group.clone(), state)
-    };
-    reasons.extend(attributes(
-        session,
-        path,
-        state_now.as_ref(),
-        mode,
-        owner.as_deref(),
-        group.as_deref(),
-    )?);
     Ok(session.report(&step("file", path, &reasons), !reasons.is_empty()))
 }
 
-/// Makes `path` a directory (with parents) with the given mode and owner.
+/// Makes `path` a directory (with parents) with the given mode and owner. Missing folders are
+/// made name by name from `/` (`stage::enter`); a new directory with a mode or an owner is made
+/// in a private folder beside its path, given them there, and renamed into place, so it never
+/// appears under its name with other attributes, and no `chmod` or `chown` acts on a name
+/// that another user could swap.
 pub fn directory(
     session: &HostSession,
     path: &str,
@@ -396,28 +517,64 @@ pub fn directory(
     group: Option<&str>,
 ) -> OpResult {
     let state = stat(session, path)?;
-    let mut reasons = Vec::new();
-    match &state {
+    let op = format!("directory {path}");
+    let reasons = match &state {
         Some(s) if s.kind != "directory" => {
             return Err(fail(
-                &format!("directory {path}"),
+                &op,
                 format!("{path} is a {}, not a directory", s.kind),
             ));
         }
-        Some(_) => {}
+        Some(s) => directory_attributes(session, path, s, mode, owner, group)?,
         None => {
-            session.act(&format!("mkdir -p -- {}", quote(path)))?;
-            reasons.push("created".to_string());
+            let (mode, spec) = differences(None, mode, owner, group);
+            if !session.is_check() {
+                let folder = crate::exec::stage::folder_of(path);
+                let name = crate::exec::stage::name_of(path);
+                if matches!(name, "" | "." | "..") {
+                    return Err(fail(&op, format!("`{path}` names no folder to make")));
+                }
+                // The folder it goes in is made as `mkdir -p` would, but entered name by name
+                // (in a subshell: the private folder is made from where the command started).
+                let parents = format!("( {} ) || exit 1", crate::exec::stage::enter(folder, true));
+                let script = if mode.is_none() && spec.is_none() {
+                    let n = quote(name);
+                    format!(
+                        "{parents}; {} && {{ {{ [ -d {n} ] && [ ! -L {n} ]; }} || mkdir -- {n}; }}",
+                        crate::exec::stage::enter(folder, false)
+                    )
+                } else {
+                    // In a set-group-id folder a new folder takes the folder's group and the
+                    // bit, as `mkdir` there would give it; the private one has neither.
+                    let mut steps = vec![
+                        "mkdir new".to_string(),
+                        "{ [ ! -g .. ] || { chown -- \":$(stat -c %g ..)\" new && chmod g+s new; }; }"
+                            .to_string(),
+                    ];
+                    if let Some(spec) = &spec {
+                        steps.push(format!("chown -- {} new", quote(spec)));
+                    }
+                    if let Some(mode) = mode {
+                        steps.push(format!("chmod {mode:o} new"));
+                    }
+                    // A rename never replaces a link or a file; an empty folder made meanwhile
+                    // is replaced, anything else fails.
+                    steps.push(format!(
+                        "mv -T -- new {}",
+                        crate::exec::stage::target_word(path)
+                    ));
+                    format!(
+                        "{parents}; {}",
+                        crate::exec::stage::in_one_command(folder, &steps.join(" && "))
+                    )
+                };
+                crate::exec::stage::run_step(session, &op, &script)?;
+            }
+            let mut reasons = vec!["created".to_string()];
+            reasons.extend(reasons_for(mode, spec.as_deref()));
+            reasons
         }
-    }
-    reasons.extend(attributes(
-        session,
-        path,
-        state.as_ref(),
-        mode,
-        owner,
-        group,
-    )?);
+    };
     Ok(session.report(&step("directory", path, &reasons), !reasons.is_empty()))
 }
 
@@ -455,14 +612,31 @@ pub fn link(session: &HostSession, path: &str, target: &str) -> OpResult {
     Ok(session.report(&format!("link {path} -> {target}"), true))
 }
 
-/// Makes sure nothing exists at `path`.
+/// Makes sure nothing exists at `path`. It is removed from inside its folder, entered name by
+/// name (`stage::enter`): `rm -rf` never follows a link as the last name, but it would follow
+/// one on the way (`/home/u/x/y` with `x` a link to `/etc` would remove `/etc/y`).
 pub fn absent(session: &HostSession, path: &str) -> OpResult {
     let out = session.probe(&format!("test -e {p} || test -L {p}", p = quote(path)))?;
     if out.code != 0 {
         return Ok(session.report(&format!("absent {path}"), false));
     }
-    session.act(&format!("rm -rf -- {}", quote(path)))?;
-    Ok(session.report(&format!("absent {path}"), true))
+    let name = crate::exec::stage::name_of(path);
+    let op = format!("absent {path}");
+    if matches!(name, "" | "." | "..") {
+        return Err(fail(
+            &op,
+            format!("`{path}` names no file or folder to remove"),
+        ));
+    }
+    if !session.is_check() {
+        let script = format!(
+            "{} && rm -rf -- {}",
+            crate::exec::stage::enter(crate::exec::stage::folder_of(path), false),
+            quote(name)
+        );
+        crate::exec::stage::run_step(session, &op, &script)?;
+    }
+    Ok(session.report(&op, true))
 }
 
 /// Makes `line` present in the file at `path`: it replaces the first line matching `pattern`

@@ -508,20 +508,30 @@ impl SshTransport {
         if fresh && sftp.rename(tmp.clone(), path.to_string()).await.is_ok() {
             return Ok(stamp);
         }
-        // The same command sweeps what interrupted uploads to this target left behind (their
-        // names are random too); `rm` removes a planted link itself, never what it points to,
-        // and runs only when the glob found something.
+        // The rename runs in the target's folder, entered name by name without following a
+        // link that another user owns (`shell::enter`): a link planted on the way (`/home/u/x`
+        // to `/etc`) fails the write instead of replacing a file where it leads. The same
+        // command sweeps what interrupted uploads to this target left behind (their names are
+        // random too); `rm` removes a planted link itself, never what it points to, and runs
+        // only when the glob found something.
+        let (folder, name) = match path.rsplit_once('/') {
+            Some(("", name)) => ("/", name),
+            Some((folder, name)) => (folder, name),
+            None => (".", path),
+        };
+        let temporary = tmp.rsplit_once('/').map_or(tmp.as_str(), |(_, n)| n);
         let leftovers = format!(
-            "{}{}",
-            crate::shell::quote(&temporary_prefix(path)),
+            "./{}{}",
+            crate::shell::quote(&format!(".{name}.weft-")),
             "?".repeat(16)
         );
         let rename = ExecRequest {
             command: format!(
-                "mv -f -T -- {} {} && set -- {leftovers} && \
+                "{} && mv -f -T -- ./{} ./{} && set -- {leftovers} && \
                  if [ -e \"$1\" ] || [ -L \"$1\" ]; then rm -f -- \"$@\"; fi",
-                crate::shell::quote(&tmp),
-                crate::shell::quote(path)
+                crate::shell::enter(folder, false),
+                crate::shell::quote(temporary),
+                crate::shell::quote(name)
             ),
             ..ExecRequest::default()
         };
@@ -700,30 +710,6 @@ impl Transport for SshTransport {
                 source: sftp_io(err),
             }),
         }
-    }
-
-    async fn set_regular_mode(&self, path: &str, mode: u32) -> Result<(), TransportError> {
-        let sftp = self.sftp().await?;
-        let failed = |source| TransportError::File {
-            action: "cannot change the mode of",
-            path: path.to_string(),
-            source,
-        };
-        // As for a read: the handle's file must be the regular file the name holds.
-        let file = sftp.open(path).await.map_err(|e| failed(sftp_io(e)))?;
-        let (opened, named) = tokio::join!(file.metadata(), sftp.symlink_metadata(path));
-        let (opened, named) = (
-            opened.map_err(|e| failed(sftp_io(e)))?,
-            named.map_err(|e| failed(sftp_io(e)))?,
-        );
-        if let Some(why) = not_the_file_opened(&opened, &named) {
-            return Err(failed(std::io::Error::other(why)));
-        }
-        let mut attrs = FileAttributes::empty();
-        attrs.permissions = Some(mode);
-        file.set_metadata(attrs)
-            .await
-            .map_err(|e| failed(sftp_io(e)))
     }
 
     async fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
