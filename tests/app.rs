@@ -44,7 +44,14 @@ fn archives(dist: &Path) -> Vec<PathBuf> {
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
-        .map(|p| (std::fs::metadata(&p).and_then(|m| m.modified()).expect("mtime"), p))
+        .map(|p| {
+            (
+                std::fs::metadata(&p)
+                    .and_then(|m| m.modified())
+                    .expect("mtime"),
+                p,
+            )
+        })
         .collect();
     found.sort();
     found.into_iter().map(|(_, p)| p).collect()
@@ -221,7 +228,9 @@ fn a_builds_id_comes_from_its_code_and_build_settings_and_rebuild_makes_another(
         .stdout_lacks("building site");
     assert_eq!(archives(&dist).len(), 2);
     // A build setting is part of the content; git metadata of the project is not.
-    let config = test.read("weft.toml").replace("keep = 2", "keep = 3\ntests = \"true\"");
+    let config = test
+        .read("weft.toml")
+        .replace("keep = 2", "keep = 3\ntests = \"true\"");
     test.write("weft.toml", &config);
     let tested = build_id(&test, &[]);
     assert_ne!(tested, v2);
@@ -251,7 +260,11 @@ fn a_deploy_of_unchanged_code_switches_nothing_and_after_a_rollback_activates_it
         .stdout_has("is deployed already on")
         .stdout_lacks("building site")
         .stdout_lacks("activated");
-    assert_eq!(history(), first, "a deploy of the same code changed the history");
+    assert_eq!(
+        history(),
+        first,
+        "a deploy of the same code changed the history"
+    );
     // Back to v1 after a rollback; a deploy of v2's code activates v2's build again, without
     // building it.
     test.write("site/index.html", "v2\n");

@@ -927,7 +927,10 @@ fn bin_without(test: &Test, tools: &[&str]) -> String {
             .unwrap_or_else(|| panic!("{tool} is installed"));
         std::os::unix::fs::symlink(found, bin.join(tool)).expect("link");
     }
-    test.write("bin/python3", "#!/bin/sh\necho 'No module named ensurepip' >&2\nexit 1\n");
+    test.write(
+        "bin/python3",
+        "#!/bin/sh\necho 'No module named ensurepip' >&2\nexit 1\n",
+    );
     std::fs::set_permissions(
         bin.join("python3"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),

@@ -621,18 +621,21 @@ fn env_up_keeps_a_rolled_back_release_and_rebuild_deploys_a_new_build() {
         let out = test.ssh(
             "dev",
             "app-0",
-            &["readlink /opt/www/site/current; cat /opt/www/site/history; \
-               ls -1 /opt/www/site/builds; cat /opt/www/site/current/src/site/index.html"],
+            &[
+                "readlink /opt/www/site/current; cat /opt/www/site/history; \
+               ls -1 /opt/www/site/builds; cat /opt/www/site/current/src/site/index.html",
+            ],
         );
         out.status(0);
         out.stdout.clone()
     };
     let dist = || {
-        let mut names: Vec<String> = std::fs::read_dir(test.path().join(".weft/build/dev/site/dist"))
-            .expect("dist")
-            .filter_map(Result::ok)
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names: Vec<String> =
+            std::fs::read_dir(test.path().join(".weft/build/dev/site/dist"))
+                .expect("dist")
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
         names.sort();
         names
     };
@@ -665,7 +668,10 @@ fn env_up_keeps_a_rolled_back_release_and_rebuild_deploys_a_new_build() {
     );
     assert!(rebuilt.starts_with(&format!("{v2}-r")), "{rebuilt}");
     let now = state();
-    assert!(now.starts_with(&format!("/opt/www/site/builds/{rebuilt}\n")), "{now}");
+    assert!(
+        now.starts_with(&format!("/opt/www/site/builds/{rebuilt}\n")),
+        "{now}"
+    );
     assert!(now.ends_with("v2\n"), "{now}");
 
     // And env_up on an env that runs the build of its code changes nothing.
