@@ -415,6 +415,10 @@ pub struct RunArgs {
     /// Take deploy locks held by other runs (left by a deploy that was killed).
     #[arg(long)]
     pub break_lock: bool,
+    /// Make new builds even when a build of the same code and build settings exists (`NAME_deploy`,
+    /// `NAME_build`, `env_up`; seen by goals as `env().rebuild`).
+    #[arg(long)]
+    pub rebuild: bool,
     /// Do not ask before terminating machines (`env_down`); without a terminal, weft
     /// refuses unless this is given.
     #[arg(long)]

@@ -36,16 +36,25 @@ fn serving(base: &Path) -> String {
     std::fs::read_to_string(base.join("current/src/site/index.html")).unwrap_or_default()
 }
 
-/// The build archives in a `dist/` folder, oldest first.
+/// The build archives in a `dist/` folder, oldest first (by when they were made or reused:
+/// ids name the content, not the time).
 fn archives(dist: &Path) -> Vec<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dist)
+    let mut found: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(dist)
         .expect("dist")
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .map(|p| {
+            (
+                std::fs::metadata(&p)
+                    .and_then(|m| m.modified())
+                    .expect("mtime"),
+                p,
+            )
+        })
         .collect();
     found.sort();
-    found
+    found.into_iter().map(|(_, p)| p).collect()
 }
 
 #[test]
@@ -183,41 +192,91 @@ fn the_deploy_lock_stops_a_second_deploy_until_broken() {
     );
 }
 
-/// Builds `site` and returns what its new build id says about the code (the part after the time).
-fn build_code_id(test: &Test) -> String {
-    test.run(&["run", "site_build"]).status(0);
-    let archive = archives(&test.path().join(".weft/build/local/site/dist"))
-        .pop()
-        .expect("an archive");
-    let name = archive.file_name().and_then(|n| n.to_str()).expect("name");
-    let id = name.strip_suffix(".tar.gz").expect("an id");
-    id.split_once('-').expect("<time>-<code>").1.to_string()
+/// Builds `site` and returns the id of the build it made or found.
+fn build_id(test: &Test, args: &[&str]) -> String {
+    let out = test.run(&[&["run", "site_build"], args].concat());
+    out.status(0);
+    let line = out
+        .stdout
+        .lines()
+        .find_map(|l| {
+            l.split("built site ")
+                .nth(1)
+                .or_else(|| l.split("| site ").nth(1))
+        })
+        .unwrap_or_else(|| panic!("no build id in\n{}", out.stdout));
+    line.split_whitespace().next().expect("an id").to_string()
 }
 
 #[test]
-fn build_ids_of_a_project_folder_tell_different_code_apart() {
+fn a_builds_id_comes_from_its_code_and_build_settings_and_rebuild_makes_another() {
     let (test, _) = project();
-    // Outside git: a hash of the files.
+    let dist = test.path().join(".weft/build/local/site/dist");
     test.write("site/index.html", "v1\n");
-    let v1 = build_code_id(&test);
-    test.write("site/index.html", "v2\n");
-    let v2 = build_code_id(&test);
-    assert_ne!(v1, v2, "two builds of different code look alike");
+    let v1 = build_id(&test, &[]);
     assert!(
-        v1.len() == 8 && v1.chars().all(|c| c.is_ascii_hexdigit()),
+        v1.len() == 12 && v1.chars().all(|c| c.is_ascii_hexdigit()),
         "{v1}"
     );
-    assert_eq!(build_code_id(&test), v2, "the same code got another id");
-
-    // In git: the commit, and `-dirty` while the folder has changes.
-    test.write(".gitignore", ".weft/\n");
+    test.write("site/index.html", "v2\n");
+    let v2 = build_id(&test, &[]);
+    assert_ne!(v1, v2, "two builds of different code look alike");
+    // The same code again: no new build, the same id.
+    test.run(&["run", "site_build"])
+        .status(0)
+        .stdout_has(&format!("site {v2} is built already"))
+        .stdout_lacks("building site");
+    assert_eq!(archives(&dist).len(), 2);
+    // A build setting is part of the content; git metadata of the project is not.
+    let config = test
+        .read("weft.toml")
+        .replace("keep = 2", "keep = 3\ntests = \"true\"");
+    test.write("weft.toml", &config);
+    let tested = build_id(&test, &[]);
+    assert_ne!(tested, v2);
+    test.write(".gitignore", ".weft/\nwww/\n");
     git(test.path(), &["init", "-q"]);
     git(test.path(), &["add", "."]);
     git(test.path(), &["commit", "-qm", "v2"]);
-    let commit = git(test.path(), &["rev-parse", "--short=8", "HEAD"]);
-    assert_eq!(build_code_id(&test), commit);
-    test.write("site/index.html", "v3\n");
-    assert_eq!(build_code_id(&test), format!("{commit}-dirty"));
+    assert_eq!(build_id(&test, &[]), tested);
+    // --rebuild makes a new build of the same code, named after it.
+    let rebuilt = build_id(&test, &["--rebuild"]);
+    assert!(rebuilt.starts_with(&format!("{tested}-r")), "{rebuilt}");
+    assert_eq!(archives(&dist).len(), 3);
+    let newest = archives(&dist).pop().expect("an archive");
+    assert!(newest.ends_with(format!("{rebuilt}.tar.gz")), "{newest:?}");
+}
+
+#[test]
+fn a_deploy_of_unchanged_code_switches_nothing_and_after_a_rollback_activates_it_again() {
+    let (test, base) = project();
+    test.write("site/index.html", "v1\n");
+    test.run(&["run", "site_deploy"]).status(0);
+    let history = || std::fs::read_to_string(base.join("history")).expect("history");
+    let first = history();
+    test.run(&["run", "site_deploy"])
+        .status(0)
+        .stdout_has("is active already")
+        .stdout_has("is deployed already on")
+        .stdout_lacks("building site")
+        .stdout_lacks("activated");
+    assert_eq!(
+        history(),
+        first,
+        "a deploy of the same code changed the history"
+    );
+    // Back to v1 after a rollback; a deploy of v2's code activates v2's build again, without
+    // building it.
+    test.write("site/index.html", "v2\n");
+    test.run(&["run", "site_deploy"]).status(0);
+    test.run(&["run", "site_rollback"]).status(0);
+    assert_eq!(serving(&base), "v1\n");
+    test.run(&["run", "site_deploy"])
+        .status(0)
+        .stdout_has("is built already")
+        .stdout_has("activated")
+        .stdout_lacks("building site");
+    assert_eq!(serving(&base), "v2\n");
 }
 
 #[test]
@@ -317,10 +376,9 @@ fn builds_check_out_git_repos_at_their_refs_install_them_and_stop_on_failed_test
         .stdout_has("the tests of api failed");
     test.run(&["run", "api_build", "--set", "apps.api.ref=v1"])
         .status(0)
-        .stdout_has("built api 2")
-        .stdout_has(&format!("-{v1}"));
+        .stdout_has(&format!("built api {v1}-"));
     let listed = test.run(&["run", "api_builds"]);
-    listed.status(0).stdout_has(&format!("-{v1}"));
+    listed.status(0).stdout_has(&format!("| {v1}-"));
     let dist = test.path().join(".weft/build/local/api/dist");
     let archive = archives(&dist).pop().expect("an archive");
     let sum = std::fs::read_to_string(format!("{}.sha256", archive.display())).expect("checksum");

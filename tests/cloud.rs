@@ -913,3 +913,61 @@ fn an_ec2_env_refuses_a_virtual_ip_and_says_why() {
         Some(0)
     );
 }
+
+/// A folder for PATH holding links to `tools` and a `python3` that cannot make a virtualenv,
+/// as on a host without python3-venv.
+fn bin_without(test: &Test, tools: &[&str]) -> String {
+    let bin = test.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("bin");
+    for tool in tools {
+        let found = ["/usr/bin", "/usr/sbin", "/bin", "/sbin"]
+            .iter()
+            .map(|dir| Path::new(dir).join(tool))
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("{tool} is installed"));
+        std::os::unix::fs::symlink(found, bin.join(tool)).expect("link");
+    }
+    test.write(
+        "bin/python3",
+        "#!/bin/sh\necho 'No module named ensurepip' >&2\nexit 1\n",
+    );
+    std::fs::set_permissions(
+        bin.join("python3"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    bin.display().to_string()
+}
+
+#[test]
+fn env_up_names_every_missing_debian_package_before_making_anything() {
+    let config = "[project]\nname = \"prereq\"\n\
+                  [apps.site]\nrepos = [{ name = \"site\", path = \"site\", install = false }]\n\
+                  [env.prereq]\nprovider = \"local\"\n[env.prereq.machines.app]\ncount = 1\n";
+    // No nft, and a python3 without venv: one diagnostic names both packages.
+    let lacking = Test::with_config(config);
+    let bin = bin_without(&lacking, &["systemd-nspawn", "debootstrap", "ip"]);
+    let lacking = lacking.with_env(vec![("PATH".into(), bin.clone())]);
+    lacking.write("site/index.html", "v1\n");
+    lacking
+        .run(&["run", "env_up", "-e", "prereq"])
+        .status(2)
+        .stderr_has("`nft` (package nftables)")
+        .stderr_has("`python3 -m venv` (package python3-venv)")
+        .stderr_has("apt-get install nftables python3-venv")
+        .stderr_lacks("debootstrap (");
+    // Every tool there but python3-venv: env_up names it before any machine is made.
+    let path = format!("{bin}:{}", std::env::var("PATH").unwrap_or_default());
+    let no_venv = Test::with_config(config).with_env(vec![("PATH".into(), path)]);
+    no_venv.write("site/index.html", "v1\n");
+    no_venv
+        .run(&["run", "env_up", "-e", "prereq"])
+        .status(1)
+        .stdout_has("python3 cannot make a virtualenv: install the Debian package python3-venv")
+        .stdout_lacks("created");
+    // Neither run made a machine (both projects name the same env under the same namespace).
+    no_venv
+        .run(&["cloud", "list", "-e", "prereq", "--json"])
+        .status(0)
+        .stdout_has("[]");
+}

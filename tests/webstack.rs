@@ -592,3 +592,93 @@ fn a_build_made_on_one_app_machine_is_copied_to_the_others() {
         "{names:?}"
     );
 }
+
+#[test]
+fn env_up_keeps_a_rolled_back_release_and_rebuild_deploys_a_new_build() {
+    let test = Test::with_config(
+        "[project]\nname = \"shop\"\n\
+         [apps.site]\nrepos = [{ name = \"site\", path = \"site\", install = false }]\n\
+         [env.dev]\nprovider = \"local\"\n[env.dev.machines.app]\ncount = 1\n",
+    );
+    test.write("site/index.html", "v1\n");
+    // A plain release needs nothing on the machine but tar.
+    test.write(
+        "deploy/roles.rhai",
+        "/// Nothing to install.\nfn app_provision(host) { }\n",
+    );
+    let deployed = |out: &crate::harness::Outcome| {
+        out.stdout
+            .lines()
+            .find_map(|l| l.split("deployed site ").nth(1))
+            .unwrap_or_else(|| panic!("no deploy in\n{}", out.stdout))
+            .trim()
+            .to_string()
+    };
+    let (_cleanup, up) = env_up(&test);
+    let v1 = deployed(&up);
+    // Where `current` points, the history, the builds, and the page served.
+    let state = || {
+        let out = test.ssh(
+            "dev",
+            "app-0",
+            &[
+                "readlink /opt/www/site/current; cat /opt/www/site/history; \
+               ls -1 /opt/www/site/builds; cat /opt/www/site/current/src/site/index.html",
+            ],
+        );
+        out.status(0);
+        out.stdout.clone()
+    };
+    let dist = || {
+        let mut names: Vec<String> =
+            std::fs::read_dir(test.path().join(".weft/build/dev/site/dist"))
+                .expect("dist")
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+        names.sort();
+        names
+    };
+
+    test.write("site/index.html", "v2\n");
+    let v2 = deployed(test.run(&["run", "site_deploy", "-e", "dev"]).status(0));
+    assert_ne!(v1, v2);
+    test.run(&["run", "site_rollback", "-e", "dev"])
+        .status(0)
+        .stdout_has(&format!("rolled back from {v2} to {v1}"));
+    let rolled_back = state();
+    assert!(rolled_back.ends_with("v1\n"), "{rolled_back}");
+    let archives = dist();
+
+    // env_up with v2's code still in the folder: the rollback stands, nothing is built or switched.
+    test.run(&["run", "env_up", "-e", "dev"])
+        .status(0)
+        .stdout_has(&format!("app-0 keeps {v1}"))
+        .stdout_lacks("building site")
+        .stdout_lacks("deployed site")
+        .stdout_lacks("activated");
+    assert_eq!(state(), rolled_back);
+    assert_eq!(dist(), archives);
+
+    // --rebuild makes a new build of v2's code and deploys it.
+    let rebuilt = deployed(
+        test.run(&["run", "env_up", "-e", "dev", "--rebuild"])
+            .status(0)
+            .stdout_has("building site"),
+    );
+    assert!(rebuilt.starts_with(&format!("{v2}-r")), "{rebuilt}");
+    let now = state();
+    assert!(
+        now.starts_with(&format!("/opt/www/site/builds/{rebuilt}\n")),
+        "{now}"
+    );
+    assert!(now.ends_with("v2\n"), "{now}");
+
+    // And env_up on an env that runs the build of its code changes nothing.
+    test.run(&["run", "env_up", "-e", "dev"])
+        .status(0)
+        .stdout_has(&format!("site {rebuilt} is deployed already"))
+        .stdout_lacks("building site")
+        .stdout_lacks("activated");
+    assert_eq!(state(), now);
+}

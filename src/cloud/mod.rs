@@ -107,6 +107,17 @@ pub enum CloudError {
     /// The provider cannot work here (no root, not Linux, missing tools).
     #[error("{0}")]
     Unsupported(String),
+    /// This host lacks Debian packages the provider needs.
+    #[error(
+        "this host lacks what `local` machines need: {tools}; install them with \
+         `apt-get install {packages}`"
+    )]
+    MissingPackages {
+        /// The missing tools, each with its package.
+        tools: String,
+        /// The packages to install, space-separated.
+        packages: String,
+    },
     /// No machine or image by that name.
     #[error("{0}")]
     NotFound(String),

@@ -122,6 +122,8 @@ pub struct GoalFlags {
     pub diff: bool,
     /// `--break-lock`.
     pub break_lock: bool,
+    /// `--rebuild`.
+    pub rebuild: bool,
     /// `--set` vars.
     pub vars: Vars,
     /// `--timings`.
@@ -187,6 +189,7 @@ pub fn run_settings(
         },
         vars: flags.vars,
         break_lock: flags.break_lock,
+        rebuild: flags.rebuild,
         confirm: if flags.yes {
             Confirm::yes()
         } else {

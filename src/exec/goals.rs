@@ -36,6 +36,8 @@ pub struct EnvInfo {
     pub check: bool,
     /// `--break-lock`.
     pub break_lock: bool,
+    /// `--rebuild`.
+    pub rebuild: bool,
     /// `user@host:pid` of this weft process, as locks record it.
     pub runner: String,
     /// The project folder: relative paths of `secret_file` start here.

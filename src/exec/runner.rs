@@ -163,6 +163,7 @@ fn env_info(plan: &RunPlan) -> EnvInfo {
             .collect::<IndexMap<_, _>>(),
         check: plan.settings.check,
         break_lock: plan.settings.break_lock,
+        rebuild: plan.settings.rebuild,
         root: plan.root.clone(),
         runner: runner_id(),
     }

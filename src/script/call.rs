@@ -35,6 +35,7 @@ fn env_map(env: EnvInfo) -> Map {
     map.insert("addresses".into(), addresses.into());
     map.insert("check".into(), env.check.into());
     map.insert("break_lock".into(), env.break_lock.into());
+    map.insert("rebuild".into(), env.rebuild.into());
     map.insert("runner".into(), env.runner.into());
     map.insert("weft_version".into(), env!("CARGO_PKG_VERSION").into());
     map

@@ -25,24 +25,54 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/tmp/weft-images"))
 }
 
-/// Fails with the Debian package to install when a tool the provider runs is missing.
+/// The tools the provider runs on this host, each with the Debian package that has it.
+const TOOLS: [(&str, &str); 4] = [
+    ("systemd-nspawn", "systemd-container"),
+    ("debootstrap", "debootstrap"),
+    ("nft", "nftables"),
+    ("ip", "iproute2"),
+];
+
+/// Fails, before anything is made, naming every Debian package this host lacks for `local`
+/// machines in one message: a package per missing tool, and then also `python3-venv` when
+/// `python3` cannot make a virtualenv (app builds on this host need it; `env_up` checks that
+/// alone too), so a first `env_up` names all it needs at once.
 pub fn require_tools() -> Result<(), CloudError> {
-    for (tool, package) in [
-        ("systemd-nspawn", "systemd-container"),
-        ("debootstrap", "debootstrap"),
-        ("nft", "nftables"),
-        ("ip", "iproute2"),
-    ] {
-        let found = std::env::var_os("PATH")
-            .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()));
-        if !found {
-            return Err(CloudError::Unsupported(format!(
-                "the local provider needs `{tool}`: install the Debian package `{package}` \
-                 (apt-get install {package})"
-            )));
-        }
+    let on_path = |tool: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+    };
+    let mut missing: Vec<(&str, &str)> = TOOLS
+        .into_iter()
+        .filter(|(tool, _)| !on_path(tool))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    if !python_makes_venvs() {
+        missing.push(("python3 -m venv", "python3-venv"));
+    }
+    let tools: Vec<String> = missing
+        .iter()
+        .map(|(tool, package)| format!("`{tool}` (package {package})"))
+        .collect();
+    let packages: Vec<&str> = missing.iter().map(|(_, package)| *package).collect();
+    Err(CloudError::MissingPackages {
+        tools: tools.join(", "),
+        packages: packages.join(" "),
+    })
+}
+
+/// Whether `python3` can make a virtualenv: Debian ships `ensurepip`, which `venv` needs, in
+/// `python3-venv`.
+fn python_makes_venvs() -> bool {
+    Command::new("python3")
+        .args(["-c", "import ensurepip, venv"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// The name of the image whose machines start with `packages`: the base image when there are
