@@ -7,6 +7,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::harness::{Destroy, Test};
@@ -75,6 +77,15 @@ fn upload(addr: &str, name: &str, content: &[u8]) {
 
 /// The project: examples/notes with one machine of each role but the lb, so it stays quick.
 fn notes() -> Test {
+    let test = notes_as_written();
+    let config = crate::webstack::one_app_machine_no_lb(&test.read("weft.toml"));
+    test.write("weft.toml", &config);
+    test
+}
+
+/// A copy of examples/notes as it is (2 app machines, an lb, a db and a cache machine), with
+/// its secrets set.
+fn notes_as_written() -> Test {
     let test = Test::new().with_env(vec![
         crate::app::pip_cache(),
         ("NOTES_DB_PASSWORD".into(), "n0tes p@ss'word".into()),
@@ -84,9 +95,134 @@ fn notes() -> Test {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/notes"),
         test.path(),
     );
-    let config = crate::webstack::one_app_machine_no_lb(&test.read("weft.toml"));
-    test.write("weft.toml", &config);
     test
+}
+
+/// On each app machine of env dev: the build `current` points at.
+fn current_builds(test: &Test) -> Vec<String> {
+    ["app-0", "app-1"]
+        .iter()
+        .map(|m| {
+            let out = test.ssh("dev", m, &["readlink /opt/www/notes/current"]);
+            out.status(0);
+            out.stdout.trim().to_string()
+        })
+        .collect()
+}
+
+/// Migrations (issue 31, item 2), on examples/notes as written: env_up makes the schema
+/// before the first request, on one machine; a deploy of the running build runs none;
+/// `--check` names the migration and runs nothing; a migration that fails stops the deploy
+/// with both app machines on the old build, and the lb fails no request of 4 clients.
+#[test]
+fn notes_migrates_before_it_serves_and_a_failed_migration_switches_nothing() {
+    let test = notes_as_written();
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    let up = test.run(&["run", "env_up"]);
+    up.status(0).stdout_has("deployed notes");
+    let migrated: Vec<&str> = up
+        .stdout
+        .lines()
+        .filter(|l| l.contains("ran migration `python -m notes.migrate`"))
+        .collect();
+    assert!(
+        migrated.len() == 1 && migrated[0].starts_with("app-0 "),
+        "{}",
+        up.stdout
+    );
+    // The schema is there before any request reached the app.
+    let schema = "runuser -u postgres -- psql -tA notes -c \
+        \"SELECT to_regclass('notes'), (SELECT max(version) FROM schema_version)\"";
+    test.ssh("dev", "db-0", &[schema])
+        .status(0)
+        .stdout_has("notes|1");
+
+    // Deploying the running build again runs no migration.
+    test.run(&["run", "notes_deploy"])
+        .status(0)
+        .stdout_has("is deployed already")
+        .stdout_lacks("ran migration");
+
+    // New code, and a migration that leaves a mark, then fails.
+    let before = current_builds(&test);
+    let code = test.read("app/notes/__init__.py");
+    let changed = code.replace("f\"views: {views}\\n\"", "f\"views: {views} (v2)\\n\"");
+    assert_ne!(code, changed);
+    test.write("app/notes/__init__.py", &changed);
+    let config = test.read("weft.toml").replace(
+        "migrate = \"python -m notes.migrate\"",
+        "migrate = \"echo \\\"$WEFT_BUILD $(id -un)\\\" >> /tmp/migrations; exit 1\"",
+    );
+    assert!(config.contains("/tmp/migrations"), "{config}");
+    test.write("weft.toml", &config);
+    let marks = |machine: &str| {
+        test.ssh("dev", machine, &["cat /tmp/migrations 2>/dev/null; true"])
+            .stdout
+            .clone()
+    };
+
+    test.run(&["run", "notes_deploy", "--check"])
+        .status(0)
+        .stdout_has("would run migration `echo ")
+        .stdout_has("on app-0 before any machine switches")
+        .stdout_has("summary (--check: nothing was changed)");
+    assert_eq!(marks("app-0"), "");
+    assert_eq!(current_builds(&test), before);
+
+    let addr = crate::webstack::web_address(&test, "lb-0");
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, addr) = (stop.clone(), addr.clone());
+            std::thread::spawn(move || {
+                let (mut seen, mut failed) = (Vec::new(), Vec::new());
+                while !stop.load(Ordering::Relaxed) {
+                    match crate::webstack::get(&addr) {
+                        Ok(body) => seen.push(body),
+                        Err(e) => failed.push(e),
+                    }
+                }
+                (seen, failed)
+            })
+        })
+        .collect();
+    let failed_deploy = test.run(&["run", "notes_deploy"]);
+    stop.store(true, Ordering::Relaxed);
+    let (mut seen, mut failed) = (Vec::new(), Vec::new());
+    for client in clients {
+        let (s, f) = client.join().expect("client");
+        seen.extend(s);
+        failed.extend(f);
+    }
+    failed_deploy
+        .status(1)
+        .stderr_has("failed on app-0; no machine switched to");
+    assert!(
+        failed.is_empty(),
+        "{} failed requests: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(seen.len() > 20, "only {} requests made", seen.len());
+    assert!(
+        seen.iter()
+            .all(|page| page.starts_with("views: ") && !page.contains("(v2)")),
+        "{:?}",
+        seen.iter().find(|p| p.contains("(v2)"))
+    );
+    assert_eq!(current_builds(&test), before);
+    // It ran once, on app-0, with the new build, as the app's user.
+    let mark = marks("app-0");
+    assert_eq!(mark.lines().count(), 1, "{mark}");
+    assert!(mark.ends_with(" notes\n"), "{mark}");
+    assert!(
+        !before[0].ends_with(mark.split(' ').next().unwrap_or("?")),
+        "{mark}"
+    );
+    assert_eq!(marks("app-1"), "");
 }
 
 /// The backup folders of env dev, by name.
