@@ -96,10 +96,17 @@ impl ScriptEngine {
     /// Outlines every script of `layers`, compiling those the index in weft's cache folder
     /// does not know (and keeping their outlines there).
     pub fn load(layers: &Layers, max_operations: Option<u64>) -> Result<Self, ScriptError> {
-        Self::load_with(layers, max_operations, Index::open(layers.root()))
+        let engine = Self::load_with(layers, max_operations, Index::open(layers.root()))?;
+        engine.save_index();
+        Ok(engine)
     }
 
-    /// Like `load`, with the outlines `index` keeps.
+    /// Writes back what the index learnt, when it learnt anything.
+    fn save_index(&self) {
+        self.index.lock().unwrap_or_else(|e| e.into_inner()).save();
+    }
+
+    /// Like `load`, with the outlines `index` keeps, which it does not write back.
     pub fn load_with(
         layers: &Layers,
         max_operations: Option<u64>,
@@ -110,7 +117,6 @@ impl ScriptEngine {
         if let Some(app) = scripts.import("lib/app") {
             let _ = index.app_settings(app.key());
         }
-        index.save();
         Ok(ScriptEngine {
             modules: OnceLock::new(),
             resolver: Arc::new(ModuleCache {
@@ -276,7 +282,16 @@ pub fn load(
         .as_ref()
         .and_then(|c| c.file.project.max_operations.as_ref())
         .map(|m| *m.get_ref());
-    let engine = ScriptEngine::load(layers, max)?;
+    let engine = ScriptEngine::load_with(layers, max, Index::open(layers.root()))?;
+    let checked = check_apps(&engine, project);
+    // Once, with what the app check learnt, even when it failed: a cold start pays for one
+    // write, and fixing weft.toml then needs no compile.
+    engine.save_index();
+    checked.map(|()| engine)
+}
+
+/// Checks the project's `[apps.NAME]` settings against those the app service declares.
+fn check_apps(engine: &ScriptEngine, project: &crate::project::Project) -> Result<(), ScriptError> {
     if let Some(config) = project.config.as_ref().filter(|c| !c.file.apps.is_empty()) {
         if let Some(declared) = engine.declared_app_settings()? {
             let app_keys: Vec<&str> = declared.app.iter().map(|s| s.name.as_str()).collect();
@@ -284,7 +299,7 @@ pub fn load(
             config.check_app_keys(&app_keys, &repo_keys)?;
         }
     }
-    Ok(engine)
+    Ok(())
 }
 
 impl ScriptEngine {
@@ -301,7 +316,6 @@ impl ScriptEngine {
         }
         let declared = self.evaluate_app_settings(script)?;
         index.remember_app_settings(script.key().to_string(), to_outline(declared.as_ref()));
-        index.save();
         Ok(declared)
     }
 
