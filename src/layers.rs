@@ -84,6 +84,11 @@ impl LayerFile {
         }
     }
 
+    /// Whether it is embedded in the binary (a stdlib file, not a generated one).
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.origin, Origin::Embedded(_))
+    }
+
     /// Reads the file's text.
     pub fn read(&self) -> std::io::Result<SourceFile> {
         let text = match &self.origin {
@@ -141,6 +146,11 @@ impl Layers {
                 .map(|c| c.file.apps.keys().cloned().collect())
                 .unwrap_or_default(),
         }
+    }
+
+    /// The project's folder.
+    pub fn root(&self) -> &Path {
+        &self.root
     }
 
     /// These layers with plugins (their layer and folder, most specific first) between the

@@ -54,6 +54,67 @@ fn a_syntax_error_stops_everything_with_file_and_line() {
     );
 }
 
+/// The files of weft's index of script outlines in the test's cache folder.
+fn index_files(test: &Test) -> Vec<std::path::PathBuf> {
+    let dir = test.home().join(".cache/weft/index");
+    std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| Some(e.ok()?.path())).collect())
+        .unwrap_or_default()
+}
+
+/// Commands compile only what they run, from an index kept in the cache folder (issue 38);
+/// no edit is hidden by it, and a broken index is only a slower start.
+#[test]
+fn the_kept_index_of_goals_never_hides_an_edit() {
+    let test = Test::with_config("[project]\nname = \"idx\"\n");
+    test.write("deploy/lib/helper.rhai", "fn twice(s) { s + s }\n");
+    let goal = "import \"helper\" as h;\n/// Leaves a doubled marker.\n\
+                fn mark_it(host) { host.write_file(\"ran.txt\", h::twice(\"x\")); }\n";
+    test.write("deploy/mark.rhai", goal);
+    let listed = test.run(&["list"]).status(0).stdout.clone();
+    assert!(listed.contains("Leaves a doubled marker."), "{listed}");
+    assert_eq!(index_files(&test).len(), 1, "no index was kept");
+
+    // From the index: the goal's file and the module it imports are compiled as it runs.
+    assert_eq!(test.run(&["list"]).status(0).stdout, listed);
+    test.run(&["run", "mark_it"]).status(0);
+    assert_eq!(test.read("ran.txt"), "xx");
+
+    test.write(
+        "deploy/mark.rhai",
+        &goal.replace("doubled", "twice-written"),
+    );
+    test.run(&["list"])
+        .status(0)
+        .stdout_has("Leaves a twice-written marker.");
+
+    // A syntax error is found as before, in the goal's file and in a module it imports.
+    std::fs::remove_file(test.path().join("ran.txt")).expect("remove ran.txt");
+    test.write("deploy/mark.rhai", &goal.replace("h::twice", "h::twice("));
+    test.run(&["list"])
+        .status(2)
+        .stderr_has("syntax error in `deploy/mark.rhai:3:");
+    test.write("deploy/mark.rhai", goal);
+    test.write("deploy/lib/helper.rhai", "fn twice(s) { s + }\n");
+    test.run(&["run", "mark_it"])
+        .status(2)
+        .stderr_has("syntax error in `deploy/lib/helper.rhai:1:");
+    assert!(
+        !test.path().join("ran.txt").exists(),
+        "a goal ran despite a syntax error"
+    );
+
+    // Back to a text the index knows, then an index that is not one: both list as before.
+    test.write("deploy/lib/helper.rhai", "fn twice(s) { s + s }\n");
+    assert_eq!(test.run(&["list"]).status(0).stdout, listed);
+    for file in index_files(&test) {
+        std::fs::write(file, "{ not an index").expect("spoil the index");
+    }
+    assert_eq!(test.run(&["list"]).status(0).stdout, listed);
+    test.run(&["run", "mark_it"]).status(0);
+    assert_eq!(test.read("ran.txt"), "xx");
+}
+
 #[test]
 fn unknown_names_suggest_the_closest() {
     let test = Test::with_config(CONFIG);

@@ -44,6 +44,8 @@ fn env_map(env: EnvInfo) -> Map {
 impl GoalEngine for ScriptEngine {
     fn goal(&self, name: &str) -> Result<GoalInfo, miette::Report> {
         let goal = self.scripts().goal(name)?;
+        // Compiled here, before any host is touched and once for all of them.
+        self.scripts().ast(self.scripts().script_of(goal))?;
         Ok(GoalInfo {
             name: goal.name.clone(),
             takes_host: goal.takes_host,

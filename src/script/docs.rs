@@ -235,11 +235,11 @@ pub fn standard(name: &str) -> Vec<FnDoc> {
 pub fn script_functions(scripts: &super::ScriptSet, name: &str) -> Vec<(FnDoc, String)> {
     let mut found = Vec::new();
     for script in scripts.all() {
-        for f in script.ast.iter_functions().filter(|f| f.name == name) {
+        for f in script.functions.iter().filter(|f| f.name == name) {
             let doc = FnDoc {
                 name: name.to_string(),
                 signature: format!("{name}({})", f.params.join(", ")),
-                doc: super::set::doc_text(&f.comments),
+                doc: f.doc.clone(),
             };
             found.push((doc, script.file.display_name()));
         }

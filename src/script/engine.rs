@@ -1,7 +1,7 @@
 //! Builds the Rhai engines that run goals: limits, the API package and layered imports.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use rhai::packages::{Package, StandardPackage};
 use rhai::{
@@ -15,6 +15,7 @@ use super::api::global::{global_api, ScriptContext};
 use super::api::host::{host_api, Host};
 use super::api::ops::ops_api;
 use super::diagnostic::{self, GoalSite, ScriptError};
+use super::index::{DeclaredOutline, Index, SettingOutline};
 use super::set::{Goal, ScriptSet};
 use crate::config::{AppSettings, Setting};
 use crate::layers::Layers;
@@ -28,11 +29,14 @@ pub const MAX_COLLECTION_ITEMS: usize = 1_000_000;
 
 /// Compiled scripts plus everything needed to make engines that run them.
 pub struct ScriptEngine {
-    std: Shared<Module>,
-    api: Shared<Module>,
+    /// Rhai's standard package and weft's API, made when the first engine is (`weft list`
+    /// needs neither).
+    modules: OnceLock<(Shared<Module>, Shared<Module>)>,
     scripts: Arc<ScriptSet>,
     resolver: Arc<ModuleCache>,
     max_operations: u64,
+    /// The outlines kept on disk, with what `declared_app_settings` found.
+    index: Mutex<Index>,
 }
 
 /// Resolves `import` through the compiled layers, evaluating each module once per run.
@@ -60,7 +64,14 @@ impl ModuleResolver for LayeredResolver {
             .scripts
             .import(path)
             .ok_or_else(|| Box::new(EvalAltResult::ErrorModuleNotFound(path.to_string(), pos)))?;
-        let module = Module::eval_ast_as_new(Scope::new(), &script.ast, engine)
+        let ast = cache.scripts.compiled(script).map_err(|err| {
+            Box::new(EvalAltResult::ErrorInModule(
+                path.to_string(),
+                err.into(),
+                pos,
+            ))
+        })?;
+        let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
             .map_err(|err| Box::new(EvalAltResult::ErrorInModule(path.to_string(), err, pos)))?;
         let module: Shared<Module> = module.into();
         cache.lock().insert(path.to_string(), module.clone());
@@ -82,18 +93,39 @@ pub(crate) fn compiler() -> Engine {
 }
 
 impl ScriptEngine {
-    /// Compiles every script of `layers`.
+    /// Outlines every script of `layers`, compiling those the index in weft's cache folder
+    /// does not know (and keeping their outlines there).
     pub fn load(layers: &Layers, max_operations: Option<u64>) -> Result<Self, ScriptError> {
-        let scripts = Arc::new(ScriptSet::load(layers, &compiler())?);
+        let engine = Self::load_with(layers, max_operations, Index::open(layers.root()))?;
+        engine.save_index();
+        Ok(engine)
+    }
+
+    /// Writes back what the index learnt, when it learnt anything.
+    fn save_index(&self) {
+        self.index.lock().unwrap_or_else(|e| e.into_inner()).save();
+    }
+
+    /// Like `load`, with the outlines `index` keeps, which it does not write back.
+    pub fn load_with(
+        layers: &Layers,
+        max_operations: Option<u64>,
+        mut index: Index,
+    ) -> Result<Self, ScriptError> {
+        let scripts = Arc::new(ScriptSet::load(layers, compiler(), &mut index)?);
+        // Mark what the app service declares as used, so that saving does not drop it.
+        if let Some(app) = scripts.import("lib/app") {
+            let _ = index.app_settings(app.key());
+        }
         Ok(ScriptEngine {
-            std: StandardPackage::new().as_shared_module(),
-            api: Self::api_module(),
+            modules: OnceLock::new(),
             resolver: Arc::new(ModuleCache {
                 scripts: scripts.clone(),
                 modules: Mutex::new(HashMap::new()),
             }),
             scripts,
             max_operations: max_operations.unwrap_or(DEFAULT_MAX_OPERATIONS),
+            index: Mutex::new(index),
         })
     }
 
@@ -114,9 +146,15 @@ impl ScriptEngine {
 
     /// An engine that knows the API, imports through the layers and reports to `context`.
     pub fn engine(&self, context: Option<ScriptContext>) -> Engine {
+        let (std, api) = self.modules.get_or_init(|| {
+            (
+                StandardPackage::new().as_shared_module(),
+                Self::api_module(),
+            )
+        });
         let mut engine = Engine::new_raw();
-        engine.register_global_module(self.std.clone());
-        engine.register_global_module(self.api.clone());
+        engine.register_global_module(std.clone());
+        engine.register_global_module(api.clone());
         engine.register_type_with_name::<Host>("Host");
         engine.register_type_with_name::<OpError>("OpError");
         engine.set_module_resolver(LayeredResolver(self.resolver.clone()));
@@ -177,6 +215,7 @@ impl ScriptEngine {
         args: Vec<Dynamic>,
     ) -> Result<Dynamic, ScriptError> {
         let script = self.scripts.script_of(goal);
+        let ast = self.scripts.ast(script)?;
         // For a runtime error on a missing var: the host and the names it has.
         let vars_of = host.as_ref().map(|h| {
             let spec = &h.0.spec;
@@ -195,11 +234,7 @@ impl ScriptEngine {
                 let mut scope = Scope::new();
                 let options = CallFnOptions::new().eval_ast(true).rewind_scope(true);
                 let value = engine.call_fn_with_options::<Dynamic>(
-                    options,
-                    &mut scope,
-                    &script.ast,
-                    &goal.name,
-                    call_args,
+                    options, &mut scope, &ast, &goal.name, call_args,
                 )?;
                 // A value too deep to copy or drop on another thread's stack ends here.
                 super::limits::check_result(&value)?;
@@ -247,7 +282,16 @@ pub fn load(
         .as_ref()
         .and_then(|c| c.file.project.max_operations.as_ref())
         .map(|m| *m.get_ref());
-    let engine = ScriptEngine::load(layers, max)?;
+    let engine = ScriptEngine::load_with(layers, max, Index::open(layers.root()))?;
+    let checked = check_apps(&engine, project);
+    // Once, with what the app check learnt, even when it failed: a cold start pays for one
+    // write, and fixing weft.toml then needs no compile.
+    engine.save_index();
+    checked.map(|()| engine)
+}
+
+/// Checks the project's `[apps.NAME]` settings against those the app service declares.
+fn check_apps(engine: &ScriptEngine, project: &crate::project::Project) -> Result<(), ScriptError> {
     if let Some(config) = project.config.as_ref().filter(|c| !c.file.apps.is_empty()) {
         if let Some(declared) = engine.declared_app_settings()? {
             let app_keys: Vec<&str> = declared.app.iter().map(|s| s.name.as_str()).collect();
@@ -255,7 +299,7 @@ pub fn load(
             config.check_app_keys(&app_keys, &repo_keys)?;
         }
     }
-    Ok(engine)
+    Ok(())
 }
 
 impl ScriptEngine {
@@ -266,15 +310,30 @@ impl ScriptEngine {
         let Some(script) = self.scripts.import("lib/app") else {
             return Ok(None);
         };
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(declared) = index.app_settings(script.key()) {
+            return Ok(from_outline(declared));
+        }
+        let declared = self.evaluate_app_settings(script)?;
+        index.remember_app_settings(script.key().to_string(), to_outline(declared.as_ref()));
+        Ok(declared)
+    }
+
+    /// Calls `app_settings()` and `repo_settings()` of `script` when it declares both.
+    fn evaluate_app_settings(
+        &self,
+        script: &super::set::Script,
+    ) -> Result<Option<AppSettings>, ScriptError> {
         let declares = |name: &str| {
             script
-                .ast
-                .iter_functions()
+                .functions
+                .iter()
                 .any(|f| f.name == name && f.params.is_empty())
         };
         if !declares("app_settings") || !declares("repo_settings") {
             return Ok(None);
         }
+        let ast = self.scripts.ast(script)?;
         let engine = self.engine(None);
         let keys = |name: &str| -> Result<Vec<Setting>, ScriptError> {
             let map = engine
@@ -282,7 +341,7 @@ impl ScriptEngine {
                     // Only the function: the file's top level imports other scripts.
                     CallFnOptions::new().eval_ast(false),
                     &mut Scope::new(),
-                    &script.ast,
+                    &ast,
                     name,
                     (),
                 )
@@ -304,6 +363,38 @@ impl ScriptEngine {
             repo: keys("repo_settings")?,
         }))
     }
+}
+
+/// What the index keeps of `declared`.
+fn to_outline(declared: Option<&AppSettings>) -> DeclaredOutline {
+    let keep = |settings: &[Setting]| {
+        settings
+            .iter()
+            .map(|s| SettingOutline {
+                name: s.name.clone(),
+                doc: s.doc.clone(),
+                default: s.default.clone(),
+            })
+            .collect()
+    };
+    declared.map(|d| (keep(&d.app), keep(&d.repo)))
+}
+
+/// The settings the index kept.
+fn from_outline(declared: DeclaredOutline) -> Option<AppSettings> {
+    let settings = |kept: Vec<SettingOutline>| {
+        kept.into_iter()
+            .map(|s| Setting {
+                name: s.name,
+                doc: s.doc,
+                default: s.default,
+            })
+            .collect()
+    };
+    declared.map(|(app, repo)| AppSettings {
+        app: settings(app),
+        repo: settings(repo),
+    })
 }
 
 /// A setting from its entry in `app_settings()`: `#{ value: DEFAULT, doc: "..." }`, where a

@@ -1,22 +1,33 @@
 //! Every winning script compiled once, and the goals they define.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use rhai::{Engine, FnAccess, AST};
+use rhai::{Engine, FnAccess, ParseError, AST};
 
 use super::diagnostic::{self, ScriptError};
+use super::index::{self, FnOutline, Index};
 use crate::layers::{Kind, Layer, LayerFile, Layers, Resolved};
 use crate::source::SourceFile;
 
-/// One compiled script.
+/// One script, compiled when a command first needs it.
 pub struct Script {
     /// The file that won its logical path.
     pub file: LayerFile,
     /// Its text, for diagnostics.
     pub source: SourceFile,
-    /// The compiled script.
-    pub ast: Arc<AST>,
+    /// The functions it defines, from its outline: a goal is found without compiling.
+    pub functions: Vec<FnOutline>,
+    /// The SHA-256 of its text, or its stdlib path.
+    key: String,
+    ast: OnceLock<Result<Arc<AST>, ParseError>>,
+}
+
+impl Script {
+    /// What names its text in the index: its SHA-256, or `<stdlib>/PATH` for an embedded file.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
 }
 
 /// A public script function, runnable by name.
@@ -52,8 +63,9 @@ impl Goal {
     }
 }
 
-/// All scripts of a project's layers, compiled.
+/// All scripts of a project's layers, each compiled on first use.
 pub struct ScriptSet {
+    compiler: Engine,
     scripts: Vec<Script>,
     by_logical: HashMap<String, usize>,
     goals: BTreeMap<String, Goal>,
@@ -80,8 +92,10 @@ pub(crate) fn doc_text(comments: &[&str]) -> String {
 }
 
 impl ScriptSet {
-    /// Compiles every winning script of `layers`; any syntax error or duplicate goal stops here.
-    pub fn load(layers: &Layers, engine: &Engine) -> Result<Self, ScriptError> {
+    /// Outlines every winning script of `layers`, from `index` where it keeps the script's
+    /// text, else by compiling it; any syntax error or duplicate goal stops here, as a kept
+    /// outline is only ever of a text that compiled.
+    pub fn load(layers: &Layers, compiler: Engine, index: &mut Index) -> Result<Self, ScriptError> {
         let mut scripts = Vec::new();
         let mut hidden_by_index = Vec::new();
         for resolved in layers.resolve_all(Kind::Template) {
@@ -94,15 +108,32 @@ impl ScriptSet {
                 file: file.display_name(),
                 message: e.to_string(),
             })?;
-            let mut ast = engine
-                .compile(source.text())
-                .map_err(|e| diagnostic::syntax(&source, &e))?;
-            ast.set_source(source.name());
+            // The stdlib is part of the binary, which the whole index is kept for: its path
+            // names its text, and hashing it would be most of the work of a kept index.
+            let key = if file.is_embedded() {
+                format!("<stdlib>/{}", file.logical)
+            } else {
+                index::key(source.text())
+            };
+            let ast = OnceLock::new();
+            let functions = match index.outline(&key) {
+                Some(functions) => functions,
+                None => {
+                    let compiled =
+                        compile(&compiler, &source).map_err(|e| diagnostic::syntax(&source, &e))?;
+                    let functions = outline(&compiled);
+                    index.remember(key.clone(), functions.clone());
+                    let _ = ast.set(Ok(Arc::new(compiled)));
+                    functions
+                }
+            };
             hidden_by_index.push(resolved.hidden);
             scripts.push(Script {
                 file,
                 source,
-                ast: Arc::new(ast),
+                functions,
+                key,
+                ast,
             });
         }
         let mut goals: BTreeMap<String, Goal> = BTreeMap::new();
@@ -111,22 +142,18 @@ impl ScriptSet {
             if script.file.logical.starts_with("lib/") {
                 continue;
             }
-            for f in script.ast.iter_functions() {
-                // Closures compile to hidden `anon$...` functions: never goals.
-                if f.access == FnAccess::Private || f.name.starts_with("anon$") {
-                    continue;
-                }
-                let takes_host = f.params.first() == Some(&"host");
+            for f in script.functions.iter().filter(|f| !f.private) {
+                let takes_host = f.params.first().map(String::as_str) == Some("host");
                 let goal = Goal {
-                    name: f.name.to_string(),
+                    name: f.name.clone(),
                     params: f
                         .params
                         .iter()
                         .skip(usize::from(takes_host))
-                        .map(|p| p.to_string())
+                        .cloned()
                         .collect(),
                     takes_host,
-                    doc: doc_text(&f.comments),
+                    doc: f.doc.clone(),
                     layer: script.file.layer,
                     file: script.file.display_name(),
                     overrides: Vec::new(),
@@ -184,6 +211,7 @@ impl ScriptSet {
             .map(|s| (s.source.name().to_string(), s.source.clone()))
             .collect();
         Ok(ScriptSet {
+            compiler,
             scripts,
             by_logical,
             goals,
@@ -222,6 +250,21 @@ impl ScriptSet {
             .map(|&i| &self.scripts[i])
     }
 
+    /// `script` compiled: now, if no command needed it before.
+    pub fn ast(&self, script: &Script) -> Result<Arc<AST>, ScriptError> {
+        self.compiled(script)
+            .map_err(|e| diagnostic::syntax(&script.source, &e))
+    }
+
+    /// `script` compiled, or Rhai's error for a module resolver to report.
+    pub(crate) fn compiled(&self, script: &Script) -> Result<Arc<AST>, ParseError> {
+        // One thread compiles; hosts that import the same module meanwhile wait for it.
+        script
+            .ast
+            .get_or_init(|| compile(&self.compiler, &script.source).map(Arc::new))
+            .clone()
+    }
+
     /// Every script, in layer order.
     pub fn all(&self) -> impl Iterator<Item = &Script> {
         self.scripts.iter()
@@ -231,6 +274,27 @@ impl ScriptSet {
     pub fn sources(&self) -> &HashMap<String, SourceFile> {
         &self.sources
     }
+}
+
+/// `source` compiled, named for diagnostics.
+fn compile(compiler: &Engine, source: &SourceFile) -> Result<AST, ParseError> {
+    let mut ast = compiler.compile(source.text())?;
+    ast.set_source(source.name());
+    Ok(ast)
+}
+
+/// The functions `ast` defines, with their docs; closures (hidden `anon$...` functions) are
+/// left out.
+fn outline(ast: &AST) -> Vec<FnOutline> {
+    ast.iter_functions()
+        .filter(|f| !f.name.starts_with("anon$"))
+        .map(|f| FnOutline {
+            name: f.name.to_string(),
+            params: f.params.iter().map(|p| p.to_string()).collect(),
+            doc: doc_text(&f.comments),
+            private: f.access == FnAccess::Private,
+        })
+        .collect()
 }
 
 /// Whether `a` and `b` are two different plugins.

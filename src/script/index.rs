@@ -1,0 +1,193 @@
+//! What each script defines (its functions, their parameters and docs), kept on disk so that a
+//! command compiles only the scripts it runs (issue 38).
+//!
+//! An outline is stored under the SHA-256 of the script's text (under its path for a stdlib
+//! file: the binary holds its text), and only after that text compiled: an outline found for a text is proof that the text has no syntax error, so
+//! every diagnostic stays as it was while the unchanged files are not compiled again. The
+//! whole file belongs to one weft binary: another version or build of weft starts afresh.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// One function a script defines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FnOutline {
+    /// Its name.
+    pub name: String,
+    /// Its parameters, `host` included.
+    pub params: Vec<String>,
+    /// Its doc comment without the slashes.
+    pub doc: String,
+    /// Whether it is a `private fn`.
+    pub private: bool,
+}
+
+/// A setting `app_settings()` or `repo_settings()` declares, as the index keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingOutline {
+    /// Its key.
+    pub name: String,
+    /// What it is for.
+    pub doc: String,
+    /// Its default.
+    pub default: Option<serde_json::Value>,
+}
+
+/// What a `lib/app.rhai` declares: `None` when it does not declare both functions.
+pub type DeclaredOutline = Option<(Vec<SettingOutline>, Vec<SettingOutline>)>;
+
+/// The file: every entry is valid only for the binary named in `binary`.
+#[derive(Default, Clone, Serialize, Deserialize)]
+struct IndexFile {
+    binary: String,
+    /// Outlines by the SHA-256 of the script's text, or `<stdlib>/PATH`.
+    scripts: HashMap<String, Vec<FnOutline>>,
+    /// The settings an app service declares, by the key of its `lib/app.rhai`.
+    app_settings: HashMap<String, DeclaredOutline>,
+}
+
+/// The outlines of one project's scripts: those kept from earlier commands, and those this
+/// command used or made, which alone are written back.
+pub struct Index {
+    path: Option<PathBuf>,
+    known: IndexFile,
+    used: IndexFile,
+    changed: bool,
+}
+
+/// The SHA-256 of `text`, in hex: the key of its outline.
+pub fn key(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What names this binary: its version, and the size and modification time of its file, so a
+/// rebuilt weft (a changed stdlib or parser) never reads what an earlier build wrote.
+fn binary() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let meta = std::fs::metadata(exe).ok()?;
+    let modified = meta
+        .modified()
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    Some(format!(
+        "{} {} {}.{:09}",
+        env!("CARGO_PKG_VERSION"),
+        meta.len(),
+        modified.as_secs(),
+        modified.subsec_nanos()
+    ))
+}
+
+/// `$XDG_CACHE_HOME/weft/index/<SHA-256 of the project's folder>.json`.
+fn path_for(root: &Path) -> Option<PathBuf> {
+    let dir = crate::config::weft_dir("XDG_CACHE_HOME", ".cache")?.join("index");
+    Some(dir.join(format!("{}.json", key(&root.to_string_lossy()))))
+}
+
+impl Index {
+    /// The index kept for the project at `root`; empty when there is none, it is unreadable
+    /// or another weft binary wrote it.
+    pub fn open(root: &Path) -> Self {
+        let (path, binary) = match (path_for(root), binary()) {
+            (Some(path), Some(binary)) => (Some(path), binary),
+            // Without a name for this binary nothing kept could be trusted.
+            _ => (None, String::new()),
+        };
+        let known = path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|bytes| serde_json::from_slice::<IndexFile>(&bytes).ok())
+            .filter(|f| f.binary == binary)
+            .unwrap_or_default();
+        Index {
+            path,
+            used: IndexFile {
+                binary,
+                ..IndexFile::default()
+            },
+            known,
+            changed: false,
+        }
+    }
+
+    /// An index that keeps nothing: every script is compiled.
+    pub fn none() -> Self {
+        Index {
+            path: None,
+            known: IndexFile::default(),
+            used: IndexFile::default(),
+            changed: false,
+        }
+    }
+
+    /// The outline kept for the text whose key is `key`.
+    pub fn outline(&mut self, key: &str) -> Option<Vec<FnOutline>> {
+        let outline = self.known.scripts.get(key)?.clone();
+        self.used.scripts.insert(key.to_string(), outline.clone());
+        Some(outline)
+    }
+
+    /// Keeps the outline of a text that compiled.
+    pub fn remember(&mut self, key: String, outline: Vec<FnOutline>) {
+        self.used.scripts.insert(key, outline);
+        self.changed = true;
+    }
+
+    /// The app settings kept for the `lib/app.rhai` whose key is `key`.
+    pub fn app_settings(&mut self, key: &str) -> Option<DeclaredOutline> {
+        let declared = self.known.app_settings.get(key)?.clone();
+        self.used
+            .app_settings
+            .insert(key.to_string(), declared.clone());
+        Some(declared)
+    }
+
+    /// Keeps what the `lib/app.rhai` whose key is `key` declares.
+    pub fn remember_app_settings(&mut self, key: String, declared: DeclaredOutline) {
+        self.used.app_settings.insert(key, declared);
+        self.changed = true;
+    }
+
+    /// Writes the outlines this command used back when any is new or any kept one went
+    /// unused; a cache that cannot be written only makes the next command compile again.
+    pub fn save(&mut self) {
+        let Some(path) = &self.path else { return };
+        let stale = self.known.scripts.len() != self.used.scripts.len()
+            || self.known.app_settings.len() != self.used.app_settings.len();
+        if !(self.changed || stale) {
+            return;
+        }
+        let Ok(text) = serde_json::to_vec(&self.used) else {
+            return;
+        };
+        if let Some(dir) = path.parent() {
+            if std::fs::create_dir_all(dir).is_err() {
+                return;
+            }
+        }
+        // Through an exclusively created sibling and a rename: a parallel weft reads the old
+        // index or the new one, never half of one.
+        if crate::lockfile::replace(path, &text, 0o600).is_ok() {
+            self.known = self.used.clone();
+            self.changed = false;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key;
+
+    #[test]
+    fn the_key_is_the_texts_sha256() {
+        assert_eq!(
+            key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
