@@ -24,5 +24,6 @@ mod project;
 mod run_local;
 mod spark;
 mod ssh;
+mod terminal;
 mod watch;
 mod webstack;

@@ -247,16 +247,6 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
         stop: AtomicBool::new(false),
     });
     let outcomes = runtime.block_on(async {
-        let ticker = (total > 1).then(|| {
-            let (progress, output) = (progress.clone(), plan.output.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    let done = progress.done.load(Ordering::Relaxed);
-                    output.progress(done, total, progress.failed.load(Ordering::Relaxed));
-                }
-            })
-        });
         let permits = Arc::new(Semaphore::new(plan.settings.limits.parallel.max(1)));
         let mut outcomes = Vec::with_capacity(total);
         for chunk in targets.chunks(batch) {
@@ -315,9 +305,6 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
                 }));
             }
         }
-        if let Some(ticker) = ticker {
-            ticker.abort();
-        }
         outcomes
     });
     setup.sums.save();
@@ -348,6 +335,10 @@ fn run_one(
     plan.output.start(&name, plan.job.name());
     let finish =
         |status: Status, counts: (usize, usize), error: Option<String>, report: Option<String>| {
+            // After a refusal or Ctrl-C, a failure is their consequence: the last line of the
+            // invocation says what was and was not done, the call chain would not.
+            let stopped = status.is_failure()
+                && (super::interrupt::interrupted() || plan.settings.confirm.refused());
             let outcome = HostOutcome {
                 host: name.clone(),
                 status,
@@ -355,7 +346,9 @@ fn run_one(
                 changes: counts.0,
                 unchanged: counts.1,
                 error,
-                report,
+                report: if stopped { None } else { report },
+                started: Some(started),
+                stopped,
             };
             plan.output.finish(&outcome);
             outcome
