@@ -279,3 +279,24 @@ fn fan() {
         seen.stdout
     );
 }
+
+#[test]
+fn ctrl_c_at_the_question_is_a_no() {
+    let test = project();
+    let mut terminal = test.start_in_terminal(&["run", "ask"]);
+    terminal.wait_until(Duration::from_secs(60), |s| {
+        s.last_line() == "go on? [y/N]"
+    });
+    terminal.type_keys("\u{3}");
+    let seen = terminal.finish();
+    seen.status(2);
+    readable(&seen.stdout);
+    let screen = Screen::of(&seen.stdout);
+    assert_eq!(
+        screen.last_line(),
+        "weft: not confirmed: nothing was done; pass --yes to confirm without a prompt",
+        "{}",
+        screen.text()
+    );
+    assert!(!screen.text().contains("dropped"), "{}", screen.text());
+}
