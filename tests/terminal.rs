@@ -100,16 +100,17 @@ fn after<'a>(screen: &'a Screen, at: &str) -> Vec<&'a str> {
         .iter()
         .position(|l| l.contains(at))
         .unwrap_or_else(|| panic!("no {at:?} on the screen:\n{}", screen.text()));
-    screen.lines[from + 1..].iter().map(String::as_str).collect()
+    screen.lines[from + 1..]
+        .iter()
+        .map(String::as_str)
+        .collect()
 }
 
 #[test]
 fn a_question_stays_on_screen_until_answered_and_no_ends_in_one_line() {
     let test = project();
     let mut terminal: Terminal = test.start_in_terminal(&["run", "ask"]);
-    terminal.wait_until(Duration::from_secs(60), |s| {
-        s.last_line() == "go on? [y/N]"
-    });
+    terminal.wait_until(Duration::from_secs(60), |s| s.last_line() == "go on? [y/N]");
     // The bar turns every 120 ms; for many of its turns the question stays the last line.
     let asked = Instant::now();
     while asked.elapsed() < Duration::from_millis(1500) {
@@ -152,7 +153,10 @@ fn a_question_stays_on_screen_until_answered_and_no_ends_in_one_line() {
     assert!(!rest.contains("drop_all"), "{rest}");
     assert!(!rest.contains("weft::script"), "{rest}");
     assert!(!rest.contains("│"), "{rest}");
-    assert!(rest.contains("summary: 1 ok, 0 changed, 1 failed"), "{rest}");
+    assert!(
+        rest.contains("summary: 1 ok, 0 changed, 1 failed"),
+        "{rest}"
+    );
     assert!(!rest.contains("dropped"), "{rest}");
 }
 
@@ -180,7 +184,10 @@ fn ctrl_c_ends_in_one_line_that_says_which_hosts_finished_and_which_stopped() {
     assert!(!rest.contains("│"), "{rest}");
     assert!(!rest.contains("never"), "{rest}");
     // The summary still says what each host did.
-    assert!(rest.contains("summary: 1 ok, 0 changed, 1 failed"), "{rest}");
+    assert!(
+        rest.contains("summary: 1 ok, 0 changed, 1 failed"),
+        "{rest}"
+    );
 }
 
 #[test]
@@ -212,11 +219,7 @@ fn without_a_terminal_a_long_step_prints_progress_lines_on_stderr() {
     let test = project();
     let out = test.run(&["run", "long_step"]);
     out.status(0);
-    let lines: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("… "))
-        .collect();
+    let lines: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("… ")).collect();
     assert!(
         lines
             .iter()
@@ -284,9 +287,7 @@ fn fan() {
 fn ctrl_c_at_the_question_is_a_no() {
     let test = project();
     let mut terminal = test.start_in_terminal(&["run", "ask"]);
-    terminal.wait_until(Duration::from_secs(60), |s| {
-        s.last_line() == "go on? [y/N]"
-    });
+    terminal.wait_until(Duration::from_secs(60), |s| s.last_line() == "go on? [y/N]");
     terminal.type_keys("\u{3}");
     let seen = terminal.finish();
     seen.status(2);
