@@ -195,7 +195,6 @@ fn login_name() -> Option<String> {
 
 /// Shared state of a run in progress.
 struct Progress {
-    done: AtomicUsize,
     failed: AtomicUsize,
     stop: AtomicBool,
 }
@@ -242,7 +241,6 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
     let total = targets.len();
     let batch = plan.settings.limits.serial.unwrap_or(total).max(1);
     let progress = Arc::new(Progress {
-        done: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
     });
@@ -284,7 +282,6 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
                                 Some(format!("internal error: {join}")),
                             )
                         });
-                        progress.done.fetch_add(1, Ordering::Relaxed);
                         if outcome.status.is_failure() {
                             let failed = progress.failed.fetch_add(1, Ordering::Relaxed) + 1;
                             if max_fail.is_some_and(|m| failed > m.allowed(total)) {
