@@ -263,3 +263,211 @@ pub fn write(path: &Path, text: &str) {
     }
     std::fs::write(path, text).expect("write file");
 }
+
+/// A `weft` running in a real pseudo-terminal (util-linux `script`), watched while it runs:
+/// what it wrote so far, the screen a person sees, and keys typed at a moment of the test's
+/// choosing.
+pub struct Terminal {
+    child: std::process::Child,
+    keys: Option<std::process::ChildStdin>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Test {
+    /// Starts `weft args` in a pseudo-terminal of 120 columns with `TERM=xterm`, as a person
+    /// runs it.
+    pub fn start_in_terminal(&self, args: &[&str]) -> Terminal {
+        let weft = self.command(args);
+        let line: Vec<String> = std::iter::once(weft.get_program())
+            .chain(weft.get_args())
+            .map(|a| format!("'{}'", a.to_string_lossy().replace('\'', "'\\''")))
+            .collect();
+        // A pty made by `script` without a terminal around it has no size.
+        let shell = format!("stty cols 120 rows 40; exec {}", line.join(" "));
+        let mut script = Command::new("script");
+        script
+            .args(["-qefc", &shell, "/dev/null"])
+            .current_dir(&self.cwd)
+            .env_clear()
+            .env("TERM", "xterm")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null());
+        for (key, value) in weft.get_envs() {
+            if let Some(value) = value {
+                script.env(key, value);
+            }
+        }
+        let mut child = script.spawn().expect("script runs");
+        let keys = child.stdin.take();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut out = child.stdout.take().expect("stdout");
+        let sink = seen.clone();
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            loop {
+                match std::io::Read::read(&mut out, &mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => sink.lock().expect("seen").extend_from_slice(&buf[..n]),
+                }
+            }
+        });
+        Terminal {
+            child,
+            keys,
+            seen,
+            reader: Some(reader),
+        }
+    }
+}
+
+impl Terminal {
+    /// Everything the terminal was sent so far, escape sequences included.
+    pub fn raw(&self) -> String {
+        String::from_utf8_lossy(&self.seen.lock().expect("seen")).into_owned()
+    }
+
+    /// The screen as a person sees it now.
+    pub fn screen(&self) -> Screen {
+        Screen::of(&self.raw())
+    }
+
+    /// Waits until the screen satisfies `ready` (at most `limit`); panics with the screen when
+    /// it never does.
+    #[track_caller]
+    pub fn wait_until(&self, limit: std::time::Duration, ready: impl Fn(&Screen) -> bool) {
+        let start = std::time::Instant::now();
+        loop {
+            let screen = self.screen();
+            if ready(&screen) {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "the terminal never showed what was awaited:\n{}",
+                screen.text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Types `keys` (`"n\n"`, `"\u{3}"` for Ctrl-C).
+    pub fn type_keys(&mut self, keys: &str) {
+        let stdin = self.keys.as_mut().expect("the terminal is open");
+        std::io::Write::write_all(stdin, keys.as_bytes()).expect("type");
+        std::io::Write::flush(stdin).expect("flush");
+    }
+
+    /// Waits for weft to end; its exit code and everything the terminal showed (stdout).
+    pub fn finish(mut self) -> Outcome {
+        let status = self.child.wait().expect("script ends");
+        drop(self.keys.take());
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        Outcome {
+            code: status.code().unwrap_or(-1),
+            stdout: self.raw(),
+            stderr: String::new(),
+        }
+    }
+}
+
+/// A terminal's screen rebuilt from what was sent to it: text, carriage returns, newlines,
+/// line erasing and cursor moves up and down (what a progress bar uses); colours are dropped.
+#[derive(Debug, Default)]
+pub struct Screen {
+    /// Every line the terminal has shown, scrolled-off ones included, as they stand now.
+    pub lines: Vec<String>,
+}
+
+impl Screen {
+    /// The screen after `sent`.
+    pub fn of(sent: &str) -> Screen {
+        let mut lines: Vec<Vec<char>> = vec![Vec::new()];
+        let (mut row, mut col) = (0usize, 0usize);
+        let mut chars = sent.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '\r' => col = 0,
+                '\n' => {
+                    row += 1;
+                    if lines.len() <= row {
+                        lines.push(Vec::new());
+                    }
+                }
+                '\u{8}' => col = col.saturating_sub(1),
+                '\u{1b}' => {
+                    if chars.peek() != Some(&'[') {
+                        chars.next();
+                        continue;
+                    }
+                    chars.next();
+                    let mut params = String::new();
+                    let mut command = ' ';
+                    for p in chars.by_ref() {
+                        if p.is_ascii_alphabetic() || p == '@' || p == '~' {
+                            command = p;
+                            break;
+                        }
+                        params.push(p);
+                    }
+                    let n: usize = params.trim_start_matches('?').parse().unwrap_or(0);
+                    let line = &mut lines[row];
+                    match (command, params.as_str()) {
+                        ('K', "2") => line.clear(),
+                        ('K', "1") => line.iter_mut().take(col + 1).for_each(|c| *c = ' '),
+                        ('K', _) => line.truncate(col),
+                        ('J', "" | "0") => {
+                            line.truncate(col);
+                            lines.truncate(row + 1);
+                        }
+                        ('A', _) => row = row.saturating_sub(n.max(1)),
+                        ('B', _) => {
+                            row += n.max(1);
+                            while lines.len() <= row {
+                                lines.push(Vec::new());
+                            }
+                        }
+                        ('G', _) => col = n.max(1) - 1,
+                        _ => {}
+                    }
+                }
+                c if c.is_control() => {}
+                c => {
+                    let line = &mut lines[row];
+                    while line.len() < col {
+                        line.push(' ');
+                    }
+                    if col < line.len() {
+                        line[col] = c;
+                    } else {
+                        line.push(c);
+                    }
+                    col += 1;
+                }
+            }
+        }
+        Screen {
+            lines: lines
+                .into_iter()
+                .map(|l| l.into_iter().collect::<String>().trim_end().to_string())
+                .collect(),
+        }
+    }
+
+    /// The last line with text on it.
+    pub fn last_line(&self) -> &str {
+        self.lines
+            .iter()
+            .rev()
+            .find(|l| !l.is_empty())
+            .map_or("", String::as_str)
+    }
+
+    /// The whole screen, one line per line.
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+}

@@ -28,5 +28,6 @@ mod readme;
 mod run_local;
 mod spark;
 mod ssh;
+mod terminal;
 mod watch;
 mod webstack;

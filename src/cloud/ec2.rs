@@ -478,10 +478,10 @@ impl Provider for Ec2Provider {
             None => controller_cidr().await?,
         };
         if cidr == "0.0.0.0/0" {
-            eprintln!(
+            crate::logging::note(&format!(
                 "warning: env `{}` opens SSH to every address (ssh_cidr = \"0.0.0.0/0\")",
                 scope.env
-            );
+            ));
         }
         let group = self.security_group(scope, &cidr).await?;
         let (_, weft_key) = machine_key()?;

@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::mpsc::RecvTimeoutError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,8 +133,13 @@ pub struct GoalFlags {
     pub yes: bool,
 }
 
-/// Asks on the terminal whether to go on; without one, the answer is `NoTerminal`.
+/// Asks on the terminal whether to go on; without one, the answer is `NoTerminal`. The
+/// progress bar is cleared and held still until the answer, so the question stays on screen.
 fn ask_terminal(question: &str, items: &[String]) -> Answer {
+    crate::logging::aside(|| ask_now(question, items))
+}
+
+fn ask_now(question: &str, items: &[String]) -> Answer {
     eprintln!("weft: {question}");
     for item in items {
         eprintln!("  {item}");
@@ -143,8 +149,24 @@ fn ask_terminal(question: &str, items: &[String]) -> Answer {
     }
     eprint!("go on? [y/N] ");
     let _ = std::io::stderr().flush();
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
+    // Ctrl-C while the question waits is a no: the run is stopping anyway, and the read
+    // itself would go on waiting for Enter.
+    let (typed, answer) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        let _ = typed.send(line);
+    });
+    let answer = loop {
+        match answer.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => break line,
+            Err(RecvTimeoutError::Timeout) if !crate::exec::interrupt::interrupted() => {}
+            Err(_) => {
+                eprintln!();
+                break String::new();
+            }
+        }
+    };
     if matches!(answer.trim(), "y" | "Y" | "yes") {
         Answer::Yes
     } else {

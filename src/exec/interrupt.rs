@@ -85,23 +85,25 @@ pub fn install() {
                         _ = term.recv() => {}
                     }
                     if DEFER.load(Ordering::SeqCst) && !STOP_REQUESTED.swap(true, Ordering::SeqCst) {
-                        eprintln!(
-                            "stopping after the current action (again to stop its commands and clean up)"
-                        );
+                        notify("stopping after the current action (again to stop its commands and clean up)");
                         continue;
                     }
                     if interrupt() {
                         std::process::exit(EXIT_INTERRUPTED);
                     }
-                    eprintln!(
-                        "interrupted: no new commands; the ones running get TERM, then goals clean up (again to quit now)"
-                    );
+                    notify("interrupted: no new commands; the ones running get TERM, then goals clean up (again to quit now)");
                 }
             });
         });
         // Signals sent right after this call must already find the handler.
         let _ = ready_rx.recv();
     });
+}
+
+/// Says `message` on stderr from a thread of its own: the line waits while a prompt holds the
+/// progress bar still, and this handler must stay free for the second Ctrl-C.
+fn notify(message: &'static str) {
+    std::thread::spawn(move || crate::logging::note(message));
 }
 
 /// Makes the first Ctrl-C or SIGTERM only request a stop (`stop_requested`), leaving runs

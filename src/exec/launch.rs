@@ -220,6 +220,7 @@ impl RunContext {
         if let Some(timings) = &self.timings {
             output.timings(&timings.rows());
         }
+        output.stopped(&all, super::interrupt::interrupted());
         if super::interrupt::interrupted() {
             Ok(super::interrupt::EXIT_INTERRUPTED)
         } else if failed(&all) {

@@ -41,6 +41,12 @@ impl EnvOrchestrator {
     fn check(&self) -> bool {
         self.run.settings.check
     }
+
+    /// A refusal, kept for the invocation's last line, which says what was not done.
+    fn refused(&self, err: OrchestrateError) -> OrchestrateError {
+        self.run.output.refused(&err.to_string());
+        err
+    }
 }
 
 fn isolated<T: Send>(
@@ -73,7 +79,9 @@ pub fn provision(
 ) -> miette::Result<i32> {
     let code = provision_only(run, env, role, machines)?;
     if code != EXIT_OK {
-        eprintln!("weft: `{role}_provision` failed on some new machines; they are left running for you to inspect");
+        crate::logging::note(&format!(
+            "weft: `{role}_provision` failed on some new machines; they are left running for you to inspect"
+        ));
     }
     Ok(code)
 }
@@ -155,9 +163,11 @@ impl Orchestrator for EnvOrchestrator {
             Err(_) => format!("env `{}`", self.env),
         };
         let question = format!("terminate these machines of {whose} and delete their disks?");
-        let refused = |why: &'static str| OrchestrateError::NotConfirmed {
-            why,
-            undone: format!("terminated ({})", names.join(", ")),
+        let refused = |why: &'static str| {
+            self.refused(OrchestrateError::NotConfirmed {
+                why,
+                undone: format!("terminated ({})", names.join(", ")),
+            })
         };
         match self.run.settings.confirm.ask(&question, names) {
             Answer::Yes => {}
@@ -220,9 +230,11 @@ impl Orchestrator for EnvOrchestrator {
     }
 
     fn confirm(&self, question: &str, items: &[String]) -> Result<(), OrchestrateError> {
-        let refused = |why: &'static str| OrchestrateError::NotConfirmed {
-            why,
-            undone: "done".into(),
+        let refused = |why: &'static str| {
+            self.refused(OrchestrateError::NotConfirmed {
+                why,
+                undone: "done".into(),
+            })
         };
         match self.run.settings.confirm.ask(question, items) {
             Answer::Yes => Ok(()),

@@ -1,12 +1,14 @@
 //! Live output of one invocation: host-prefixed lines for people (with a progress bar on a
 //! terminal), one JSON event per line for machines. Goals started by `run_goal` show as
 //! phases, and one summary ends the invocation. Every line passes through the mask, so
-//! secrets (the sudo password) never reach the screen.
+//! secrets (the sudo password) never reach the screen. The bar is drawn only while a run is
+//! in progress, and every line for people steps around it (`logging::aside`); without a
+//! terminal, a progress line goes to stderr every 5 seconds instead.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
@@ -50,7 +52,14 @@ pub struct Output {
     width: AtomicUsize,
     secrets: Mask,
     lock: Mutex<()>,
-    bar: Option<ProgressBar>,
+    /// Draw a bar while a run is in progress (a terminal, text output).
+    bar_wanted: bool,
+    /// The bar, from the start of the outermost run to its end.
+    bar: Mutex<Option<ProgressBar>>,
+    /// When the outermost run started, for the progress lines without a terminal.
+    since: Mutex<Option<Instant>>,
+    /// What a refused confirmation left undone, said last (`not confirmed: nothing was ...`).
+    refusal: Mutex<Option<String>>,
     /// The runs in progress, outermost first.
     runs: Mutex<Vec<RunProgress>>,
     /// Files being copied now: host and what (`uploading 48.2 MB to app-0`), for the bar.
@@ -58,6 +67,9 @@ pub struct Output {
     /// The latest message of a goal, shown on the bar as its current step.
     step: Mutex<Option<String>>,
 }
+
+/// How often a progress line is printed when no bar shows progress.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// Where one run stands, for the progress bar.
 #[derive(Debug, Default)]
@@ -122,11 +134,19 @@ pub struct HostOutcome {
     /// The error with its source snippet, as printed when the host failed.
     #[serde(skip)]
     pub report: Option<String>,
+    /// When the host's run started: runs nested in one another on the same host (the
+    /// controller's) count once in the summary's time, sequential ones add up.
+    #[serde(skip)]
+    pub started: Option<Instant>,
+    /// The goal stopped because the person said no or pressed Ctrl-C: the summary and the last
+    /// line say so, and no report is printed for it.
+    #[serde(skip)]
+    pub stopped: bool,
 }
 
 impl HostOutcome {
     /// Folds a later run on the same host into this outcome: the worse status, the sums of
-    /// time and counts, the first error.
+    /// counts, the first error (time is merged by `merge`).
     fn absorb(&mut self, later: &HostOutcome) {
         let rank = |s: Status| match s {
             Status::Skipped => 0,
@@ -138,25 +158,43 @@ impl HostOutcome {
         if rank(later.status) > rank(self.status) {
             self.status = later.status;
         }
-        self.duration += later.duration;
         self.changes += later.changes;
         self.unchanged += later.unchanged;
         if self.error.is_none() {
             self.error = later.error.clone();
             self.report = later.report.clone();
+            self.stopped = later.stopped;
         }
     }
 
-    /// The outcomes of several runs, one per host in order of first appearance.
+    /// The outcomes of several runs, one per host in order of first appearance. A host's
+    /// time is the wall time its runs covered: a controller goal's `run_goal` on the
+    /// controller runs inside the goal's own time, and counts once.
     pub fn merge(runs: impl IntoIterator<Item = HostOutcome>) -> Vec<HostOutcome> {
-        let mut merged: Vec<HostOutcome> = Vec::new();
+        // Per host: the merged outcome, the spans of its runs, and time without a span.
+        type Spans = Vec<(Instant, Instant)>;
+        let mut merged: Vec<(HostOutcome, Spans, Duration)> = Vec::new();
         for outcome in runs {
-            match merged.iter_mut().find(|m| m.host == outcome.host) {
-                Some(known) => known.absorb(&outcome),
-                None => merged.push(outcome),
+            let (span, unspanned) = match outcome.started {
+                Some(s) => (Some((s, s + outcome.duration)), Duration::ZERO),
+                None => (None, outcome.duration),
+            };
+            match merged.iter_mut().find(|(m, _, _)| m.host == outcome.host) {
+                Some((known, spans, rest)) => {
+                    known.absorb(&outcome);
+                    spans.extend(span);
+                    *rest += unspanned;
+                }
+                None => merged.push((outcome, span.into_iter().collect(), unspanned)),
             }
         }
         merged
+            .into_iter()
+            .map(|(mut outcome, spans, unspanned)| {
+                outcome.duration = covered(spans) + unspanned;
+                outcome
+            })
+            .collect()
     }
 
     /// An outcome without changes or timing, for hosts that never ran.
@@ -169,8 +207,28 @@ impl HostOutcome {
             unchanged: 0,
             error,
             report: None,
+            started: None,
+            stopped: false,
         }
     }
+}
+
+/// How long the union of `spans` lasts.
+fn covered(mut spans: Vec<(Instant, Instant)>) -> Duration {
+    spans.sort();
+    let mut total = Duration::ZERO;
+    let mut current: Option<(Instant, Instant)> = None;
+    for (start, end) in spans {
+        current = match current {
+            Some((s, e)) if start <= e => Some((s, e.max(end))),
+            Some((s, e)) => {
+                total += e - s;
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    total + current.map_or(Duration::ZERO, |(s, e)| e - s)
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -182,15 +240,7 @@ const COLORS: [&str; 6] = ["36", "35", "33", "32", "34", "96"];
 impl Output {
     /// An output in `style`, hiding every one of `secrets`.
     pub fn new(style: Style, secrets: Vec<String>) -> Arc<Self> {
-        let bar = (style.progress_bar && !style.json).then(|| {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {msg} {pos}/{len} hosts · {elapsed}")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            );
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
+        let bar_wanted = style.progress_bar && !style.json;
         let output = Arc::new(Output {
             json: style.json,
             color: style.color && !style.json,
@@ -199,7 +249,10 @@ impl Output {
             width: AtomicUsize::new(0),
             secrets: Mask::new(),
             lock: Mutex::new(()),
-            bar,
+            bar_wanted,
+            bar: Mutex::new(None),
+            since: Mutex::new(None),
+            refusal: Mutex::new(None),
             runs: Mutex::new(Vec::new()),
             transfers: Mutex::new(Vec::new()),
             step: Mutex::new(None),
@@ -207,7 +260,16 @@ impl Output {
         for secret in &secrets {
             output.add_secret(secret);
         }
+        if !bar_wanted && !style.json && style.verbosity >= Verbosity::Normal {
+            let output = Arc::downgrade(&output);
+            std::thread::spawn(move || progress_lines(&output));
+        }
         output
+    }
+
+    /// The bar, while one is drawn.
+    fn bar(&self) -> Option<ProgressBar> {
+        self.bar.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Makes room for host names of `width` characters in prefixes.
@@ -234,29 +296,21 @@ impl Output {
     fn emit(&self, text: &str) {
         let text = self.mask(text);
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let write = || {
+        // The bar steps aside while the line is written, so they never share a line.
+        crate::logging::aside(|| {
             let mut out = std::io::stdout().lock();
             // A closed pipe (`weft run ... | head`) must not turn into a failed goal.
             let _ = writeln!(out, "{text}");
             let _ = out.flush();
-        };
-        match &self.bar {
-            // The bar steps aside while the line is written, so they never interleave.
-            Some(bar) => bar.suspend(write),
-            None => write(),
-        }
+        });
     }
 
     fn emit_err(&self, text: &str) {
         let text = self.mask(text);
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        let write = || {
+        crate::logging::aside(|| {
             let _ = writeln!(std::io::stderr().lock(), "{text}");
-        };
-        match &self.bar {
-            Some(bar) => bar.suspend(write),
-            None => write(),
-        }
+        });
     }
 
     fn prefix(&self, host: &str) -> String {
@@ -304,7 +358,7 @@ impl Output {
         } else {
             self.emit(&format!("{} {text}", self.prefix(host)));
         }
-        if self.bar.is_some() {
+        if !self.json {
             // A goal's own messages are its steps (the build's checkout, tests, pip): the
             // latest one stays on the bar while the step runs.
             let line = text.lines().next().unwrap_or_default();
@@ -385,7 +439,7 @@ impl Output {
     /// `host` is copying a file (`what`: `uploading 48.2 MB to app-0`); the bar shows it until
     /// `transfer_done`.
     pub fn transfer(&self, host: &str, what: String) {
-        if self.bar.is_some() {
+        if !self.json {
             let mut transfers = self.transfers.lock().unwrap_or_else(|e| e.into_inner());
             transfers.push((host.to_string(), what));
             drop(transfers);
@@ -395,7 +449,7 @@ impl Output {
 
     /// `host` finished copying the file it was copying.
     pub fn transfer_done(&self, host: &str) {
-        if self.bar.is_some() {
+        if !self.json {
             let mut transfers = self.transfers.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(at) = transfers.iter().position(|(h, _)| h == host) {
                 transfers.remove(at);
@@ -411,6 +465,8 @@ impl Output {
             let mut event = serde_json::to_value(outcome).unwrap_or_default();
             event["event"] = "finish".into();
             self.emit(&event.to_string());
+        } else if outcome.stopped {
+            // The summary and the last line say why; a stack of calls would not.
         } else if let Some(error) = outcome.report.as_ref().or(outcome.error.as_ref()) {
             self.emit_err(&format!(
                 "{} {}:\n{error}",
@@ -436,6 +492,21 @@ impl Output {
             });
             runs.len() > 1
         };
+        if !nested {
+            *self.since.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+            if self.bar_wanted {
+                let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg} · {elapsed}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+                // A message first: no frame is ever drawn without the run's counts.
+                bar.set_message(self.status().unwrap_or_default());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                *self.bar.lock().unwrap_or_else(|e| e.into_inner()) = Some(bar.clone());
+                crate::logging::set_bar(Some(bar));
+            }
+        }
         if nested {
             if self.json {
                 self.emit(&json!({"event": "phase", "goal": goal, "hosts": total}).to_string());
@@ -475,9 +546,14 @@ impl Output {
                 ));
             }
         }
-        match &self.bar {
-            Some(bar) if !nested => bar.finish_and_clear(),
-            _ => self.draw(),
+        if nested {
+            self.draw();
+            return;
+        }
+        *self.since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if let Some(bar) = self.bar.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            crate::logging::set_bar(None);
+            bar.finish_and_clear();
         }
     }
 
@@ -491,18 +567,19 @@ impl Output {
         self.draw();
     }
 
-    /// The bar shows the innermost run: its phases as a path, its hosts done, running and
-    /// failed, and the files being copied.
-    fn draw(&self) {
-        let Some(bar) = &self.bar else {
-            return;
-        };
+    /// Where the innermost run stands: its phases as a path, its hosts done of all, running
+    /// and failed, and the file being copied or else the latest step; `None` between runs.
+    fn status(&self) -> Option<String> {
         let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(run) = runs.last() else {
-            return;
-        };
+        let run = runs.last()?;
         let path: Vec<&str> = runs.iter().map(|run| run.goal.as_str()).collect();
         let mut message = path.join(" ▸ ");
+        // Both counts come from the one run, read under one lock, so done never passes total.
+        message.push_str(&format!(
+            " · {}/{} hosts",
+            run.done.min(run.total),
+            run.total
+        ));
         let running = run.started.saturating_sub(run.done);
         if running > 0 {
             message.push_str(&format!(" · {running} running"));
@@ -516,20 +593,57 @@ impl Output {
         } else if let Some(step) = &*self.step.lock().unwrap_or_else(|e| e.into_inner()) {
             message.push_str(&format!(" · {step}"));
         }
-        bar.set_message(message);
-        bar.set_length(run.total as u64);
-        bar.set_position(run.done as u64);
+        Some(message)
     }
 
-    /// Progress of a long run, on standard error for people only, when no bar shows it.
-    pub fn progress(&self, done: usize, total: usize, failed: usize) {
-        if !self.json && self.bar.is_none() && self.shows(Verbosity::Normal) {
-            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "… {done}/{total} hosts done, {failed} failed, {} running",
-                total - done
-            );
+    /// Shows where the run stands on the bar, in one message, so no frame mixes two states.
+    fn draw(&self) {
+        let Some(bar) = self.bar() else {
+            return;
+        };
+        if let Some(message) = self.status() {
+            bar.set_message(message);
+        }
+    }
+
+    /// A progress line on stderr (no bar draws here): where the run stands and for how long.
+    fn progress_line(&self) {
+        let since = *self.since.lock().unwrap_or_else(|e| e.into_inner());
+        let (Some(since), Some(status)) = (since, self.status()) else {
+            return;
+        };
+        let line = self.mask(&format!("… {status} · {}s", since.elapsed().as_secs()));
+        let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+
+    /// Keeps what a refused confirmation left undone, for the last line of the invocation.
+    pub fn refused(&self, message: &str) {
+        self.refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(|| message.to_string());
+    }
+
+    /// The last line of an invocation that stopped early: what a refused confirmation left
+    /// undone, or after Ctrl-C which hosts finished, stopped or never started.
+    pub fn stopped(&self, outcomes: &[HostOutcome], interrupted: bool) {
+        let refusal = self
+            .refusal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let line = if let Some(refusal) = refusal {
+            refusal
+        } else if interrupted {
+            interrupted_line(outcomes)
+        } else {
+            return;
+        };
+        if self.json {
+            self.emit(&json!({"event": "stopped", "message": line}).to_string());
+        } else {
+            self.emit_err(&format!("weft: {line}"));
         }
     }
 
@@ -598,6 +712,51 @@ impl Output {
     }
 }
 
+/// Prints a progress line every `PROGRESS_EVERY` while a run of `output` is in progress, until
+/// the output is gone.
+fn progress_lines(output: &Weak<Output>) {
+    loop {
+        std::thread::sleep(PROGRESS_EVERY);
+        let Some(output) = output.upgrade() else {
+            return;
+        };
+        output.progress_line();
+    }
+}
+
+/// `interrupted: 2 hosts finished, 1 stopped (app-1), 3 not started; ...` after Ctrl-C.
+fn interrupted_line(outcomes: &[HostOutcome]) -> String {
+    let names = |pick: &dyn Fn(&HostOutcome) -> bool| -> Vec<&str> {
+        outcomes
+            .iter()
+            .filter(|o| pick(o))
+            .map(|o| o.host.as_str())
+            .collect()
+    };
+    let finished = names(&|o| matches!(o.status, Status::Ok | Status::Changed));
+    let stopped = names(&|o| o.status.is_failure());
+    let skipped = names(&|o| o.status == Status::Skipped);
+    let list = |hosts: &[&str]| {
+        if hosts.len() > 5 {
+            format!("{}, ...", hosts[..5].join(", "))
+        } else {
+            hosts.join(", ")
+        }
+    };
+    let mut parts = vec![format!("{} finished", finished.len())];
+    if !stopped.is_empty() {
+        parts.push(format!("{} stopped ({})", stopped.len(), list(&stopped)));
+    }
+    if !skipped.is_empty() {
+        parts.push(format!("{} not started", skipped.len()));
+    }
+    format!(
+        "interrupted: of {} hosts, {}; changes made before the stop stay, nothing after it ran",
+        outcomes.len(),
+        parts.join(", ")
+    )
+}
+
 /// How many outcomes ended in each status, in the summary's order.
 fn status_counts(outcomes: &[HostOutcome]) -> [(Status, usize); 5] {
     [
@@ -633,5 +792,55 @@ impl LineSink for HostSink {
         if !self.quiet {
             self.output.line(&self.host, stream, line);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ran(host: &str, started: Instant, seconds: u64) -> HostOutcome {
+        HostOutcome {
+            started: Some(started),
+            duration: Duration::from_secs(seconds),
+            ..HostOutcome::not_run(host, Status::Ok, None)
+        }
+    }
+
+    #[test]
+    fn nested_runs_on_one_host_count_once_and_phases_add_up() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        // The controller's goal ran 30 s, its `run_goal`s on the controller inside it; the
+        // app host ran two phases one after the other.
+        let merged = HostOutcome::merge([
+            ran("controller", t0 + s(2), 10),
+            ran("app-0", t0 + s(12), 5),
+            ran("controller", t0 + s(20), 8),
+            ran("app-0", t0 + s(20), 4),
+            ran("controller", t0, 30),
+            HostOutcome::not_run("app-1", Status::Skipped, None),
+        ]);
+        let time = |host: &str| merged.iter().find(|o| o.host == host).map(|o| o.duration);
+        assert_eq!(time("controller"), Some(s(30)));
+        assert_eq!(time("app-0"), Some(s(9)));
+        assert_eq!(time("app-1"), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn the_interrupted_line_names_what_finished_stopped_and_never_started() {
+        let t0 = Instant::now();
+        let mut stopped = ran("app-1", t0, 1);
+        stopped.status = Status::Failed;
+        let line = interrupted_line(&[
+            ran("app-0", t0, 1),
+            stopped,
+            HostOutcome::not_run("app-2", Status::Skipped, None),
+        ]);
+        assert_eq!(
+            line,
+            "interrupted: of 3 hosts, 1 finished, 1 stopped (app-1), 1 not started; \
+             changes made before the stop stay, nothing after it ran"
+        );
     }
 }

@@ -197,7 +197,6 @@ fn login_name() -> Option<String> {
 
 /// Shared state of a run in progress.
 struct Progress {
-    done: AtomicUsize,
     failed: AtomicUsize,
     stop: AtomicBool,
 }
@@ -248,21 +247,10 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
     let total = targets.len();
     let batch = plan.settings.limits.serial.unwrap_or(total).max(1);
     let progress = Arc::new(Progress {
-        done: AtomicUsize::new(0),
         failed: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
     });
     let outcomes = runtime.block_on(async {
-        let ticker = (total > 1).then(|| {
-            let (progress, output) = (progress.clone(), plan.output.clone());
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_secs(5)).await;
-                    let done = progress.done.load(Ordering::Relaxed);
-                    output.progress(done, total, progress.failed.load(Ordering::Relaxed));
-                }
-            })
-        });
         let permits = Arc::new(Semaphore::new(plan.settings.limits.parallel.max(1)));
         let mut outcomes = Vec::with_capacity(total);
         for chunk in targets.chunks(batch) {
@@ -300,7 +288,6 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
                                 Some(format!("internal error: {join}")),
                             )
                         });
-                        progress.done.fetch_add(1, Ordering::Relaxed);
                         if outcome.status.is_failure() {
                             let failed = progress.failed.fetch_add(1, Ordering::Relaxed) + 1;
                             if max_fail.is_some_and(|m| failed > m.allowed(total)) {
@@ -320,9 +307,6 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
                     )
                 }));
             }
-        }
-        if let Some(ticker) = ticker {
-            ticker.abort();
         }
         outcomes
     });
@@ -354,6 +338,10 @@ fn run_one(
     plan.output.start(&name, plan.job.name());
     let finish =
         |status: Status, counts: (usize, usize), error: Option<String>, report: Option<String>| {
+            // After a refusal or Ctrl-C, a failure is their consequence: the last line of the
+            // invocation says what was and was not done, the call chain would not.
+            let stopped = status.is_failure()
+                && (super::interrupt::interrupted() || plan.settings.confirm.refused());
             let outcome = HostOutcome {
                 host: name.clone(),
                 status,
@@ -361,7 +349,9 @@ fn run_one(
                 changes: counts.0,
                 unchanged: counts.1,
                 error,
-                report,
+                report: if stopped { None } else { report },
+                started: Some(started),
+                stopped,
             };
             plan.output.finish(&outcome);
             outcome

@@ -19,10 +19,10 @@ pub fn env_inventory(project: &Project, env: Option<&str>) -> miette::Result<Inv
             // A machine with the env's tags that weft did not make gets no deploys or secrets.
             let admitted = cloud.provider.admits(&cloud.scope, m);
             if !admitted {
-                eprintln!(
+                crate::logging::note(&format!(
                     "warning: skipping {} ({}): it carries env `{}`'s tags but weft did not make it",
                     m.name, m.id, cloud.scope.env
-                );
+                ));
             }
             admitted
         })

@@ -115,7 +115,7 @@ pub async fn ensure(packages: &[String]) -> Result<PathBuf, CloudError> {
         // A kernel lock: one whose holder was killed is free at once.
         let _lock =
             crate::lockfile::FileLock::take_or(&cache.join(format!("{name}.lock")), || {
-                eprintln!("weft: waiting for another weft to build the image");
+                crate::logging::note("weft: waiting for another weft to build the image");
             })?;
         if root.join("etc/os-release").is_file() {
             return Ok(root);
@@ -134,10 +134,10 @@ pub async fn ensure(packages: &[String]) -> Result<PathBuf, CloudError> {
         })?;
         finish(&partial)?;
         std::fs::rename(&partial, &root)?;
-        eprintln!(
+        crate::logging::note(&format!(
             "weft: image {name} ready in {}s",
             started.elapsed().as_secs()
-        );
+        ));
         Ok(root)
     })
     .await
@@ -146,7 +146,9 @@ pub async fn ensure(packages: &[String]) -> Result<PathBuf, CloudError> {
 
 /// Makes the base image in `partial` with debootstrap.
 fn bootstrap(partial: &Path, started: Instant) -> Result<(), CloudError> {
-    eprintln!("weft: building the local machine image {BASE} from {MIRROR} (once; a few minutes)");
+    crate::logging::note(&format!(
+        "weft: building the local machine image {BASE} from {MIRROR} (once; a few minutes)"
+    ));
     let mut command = Command::new("debootstrap");
     command
         .args([
@@ -189,10 +191,10 @@ fn install(
     packages: &[String],
     started: Instant,
 ) -> Result<(), CloudError> {
-    eprintln!(
+    crate::logging::note(&format!(
         "weft: building the local machine image {name} ({}) from {BASE} (once)",
         packages.join(", ")
-    );
+    ));
     let copied = Command::new("cp")
         .args(["-a", "--reflink=auto"])
         .arg(base)
@@ -262,10 +264,10 @@ fn run_showing(
     if let Some(out) = child.stdout.take() {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
             if let Some(step) = progress(&line) {
-                eprintln!(
+                crate::logging::note(&format!(
                     "weft: image build [{:>3}s] {step}",
                     started.elapsed().as_secs()
-                );
+                ));
             }
             tail.push(line);
             if tail.len() > 20 {

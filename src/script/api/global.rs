@@ -83,7 +83,7 @@ pub mod global_api {
     pub fn log(ctx: NativeCallContext, message: &str) {
         match context(&ctx) {
             Some(c) => c.output.log(&c.prefix, message),
-            None => eprintln!("{message}"),
+            None => crate::logging::note(message),
         }
     }
 

@@ -137,7 +137,10 @@ impl Identities {
         *state = match &result {
             Ok(key) => Unlock::Unlocked(key.clone()),
             Err(note) => {
-                eprintln!("weft: note: skipping identity {}: {note}", path.display());
+                crate::logging::note(&format!(
+                    "weft: note: skipping identity {}: {note}",
+                    path.display()
+                ));
                 Unlock::Skipped(note.clone())
             }
         };
