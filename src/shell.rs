@@ -31,32 +31,39 @@ pub fn join<S: AsRef<str>>(args: &[S]) -> String {
 /// path would follow a link planted by whoever owns any folder on the way (`/home/u/x` made a
 /// link to `/etc`), and every later name would be taken from there.
 fn enter_function() -> &'static str {
+    // A plain folder costs no process: after `cd -P` the shell's `$PWD` is the physical path,
+    // which must be the one looked at plus the name (a link swapped in leads elsewhere). Only
+    // a link forks, for its owner and its target's identity. A folder that another run makes
+    // at the same moment is no error (`mkdir -p` is none either).
     r#"weft_enter() {
   weft_rest=$1
-  case $1 in /*) weft_at= ; cd / || return 1 ;; *) weft_at=. ;; esac
-  weft_me=$(id -u) || return 1
+  case $1 in /*) weft_at= ; cd / || return 1 ;; *) weft_at=. ; cd -P . || return 1 ;; esac
   while [ -n "$weft_rest" ]; do
     weft_name=${weft_rest%%/*}
     case $weft_rest in */*) weft_rest=${weft_rest#*/} ;; *) weft_rest= ;; esac
-    [ -n "$weft_name" ] || continue
+    case $weft_name in '' | .) continue ;; ..) cd -P .. || return 1; weft_at=$weft_at/..; continue ;; esac
     weft_at=$weft_at/$weft_name
     if [ -n "$2" ] && [ ! -e "$weft_name" ] && [ ! -L "$weft_name" ]; then
-      mkdir -- "$weft_name" || return 1
+      mkdir -- "$weft_name" 2>/dev/null || [ -d "$weft_name" ] || mkdir -- "$weft_name" || return 1
     fi
     if [ -L "$weft_name" ]; then
       weft_by=$(stat -c %u -- "$weft_name") || return 1
-      if [ "$weft_by" != 0 ] && [ "$weft_by" != "$weft_me" ]; then
+      if [ "$weft_by" != 0 ] && [ "$weft_by" != "$(id -u)" ]; then
         echo "weft: $weft_at is a symbolic link of user $weft_by: weft follows no link that another user could change (it could lead to any folder of the host)" >&2
         return 1
       fi
       weft_want=$(stat -L -c %d:%i -- "$weft_name") || return 1
+      { cd -P -- "$weft_name" 2>/dev/null && [ "$(stat -c %d:%i .)" = "$weft_want" ]; } || {
+        echo "weft: $weft_at is not a folder, or was replaced while weft entered it" >&2
+        return 1
+      }
     else
-      weft_want=$(stat -c %d:%i -- "$weft_name") || return 1
+      case $PWD in /) weft_want=/$weft_name ;; *) weft_want=$PWD/$weft_name ;; esac
+      { cd -P -- "$weft_name" 2>/dev/null && [ "$PWD" = "$weft_want" ]; } || {
+        echo "weft: $weft_at is not a folder, or was replaced while weft entered it" >&2
+        return 1
+      }
     fi
-    { cd -P -- "$weft_name" 2>/dev/null && [ "$(stat -c %d:%i .)" = "$weft_want" ]; } || {
-      echo "weft: $weft_at is not a folder, or was replaced while weft entered it" >&2
-      return 1
-    }
   done
 }
 "#

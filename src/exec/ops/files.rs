@@ -539,8 +539,10 @@ pub fn directory(
                 let parents = format!("( {} ) || exit 1", crate::exec::stage::enter(folder, true));
                 let script = if mode.is_none() && spec.is_none() {
                     let n = quote(name);
+                    // A folder another run makes at the same moment is no error, as with
+                    // `mkdir -p`.
                     format!(
-                        "{parents}; {} && {{ {{ [ -d {n} ] && [ ! -L {n} ]; }} || mkdir -- {n}; }}",
+                        "{parents}; {} && {{ {{ [ -d {n} ] && [ ! -L {n} ]; }} || mkdir -- {n} 2>/dev/null || {{ [ -d {n} ] && [ ! -L {n} ]; }} || mkdir -- {n}; }}",
                         crate::exec::stage::enter(folder, false)
                     )
                 } else {
