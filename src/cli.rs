@@ -415,6 +415,10 @@ pub struct RunArgs {
     /// Take deploy locks held by other runs (left by a deploy that was killed).
     #[arg(long)]
     pub break_lock: bool,
+    /// Scrub the data `restore` loads (`<app>_scrub`) even when the backup comes from this
+    /// same env; a backup of another env or project is always scrubbed.
+    #[arg(long)]
+    pub scrub: bool,
     /// Do not ask before terminating machines (`env_down`); without a terminal, weft
     /// refuses unless this is given.
     #[arg(long)]

@@ -162,7 +162,10 @@ mod tests {
             "REDIS_URL=redis://:********@10.0.0.1:6379/0"
         );
         assert_eq!(masked(&["abc"], "abc"), "********");
-        assert_eq!(masked(&["abc"], "(abc) abcabc abc."), "(********) abcabc ********.");
+        assert_eq!(
+            masked(&["abc"], "(abc) abcabc abc."),
+            "(********) abcabc ********."
+        );
         assert_eq!(masked(&["ab"], "xab ab_ ab-"), "xab ab_ ********-");
     }
 

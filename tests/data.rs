@@ -681,3 +681,126 @@ fn loads_into_a_users_folder_stage_privately_and_never_follow_what_the_user_plan
     assert_eq!(std::fs::read_to_string(&rdb).expect("rdb"), "snapshot-1");
     untouched("a swap");
 }
+
+/// `postgres_*` and `redis_*` run on the machines of their roles only (issue 31): on an env of
+/// an app machine and a db machine, `postgres_status` reports from the db machine alone, a
+/// role that runs neither selects nothing (exit 2, before any host is touched), and a host
+/// named with `-H` is run on as asked.
+#[test]
+fn data_service_goals_run_on_their_roles_machines_only() {
+    let fleet = crate::fleet::Fleet::start(2);
+    let (app, db) = (fleet.hosts[0].port, fleet.hosts[1].port);
+    let test = Test::with_config(&format!(
+        "[project]\nname = \"roles\"\ndefault_env = \"fleet\"\n\n\
+         [apps.notes]\nwsgi = \"notes:app\"\nrole = \"app\"\ndatabase = \"notes\"\n\
+         database_password = \"not-used-here\"\ncache = true\n\n\
+         [vars]\nredis_password = \"not-used-either\"\n\n\
+         [env.fleet]\nhosts = {{ app-0 = \"root@127.0.0.1:{app}\", db-0 = \"root@127.0.0.1:{db}\" }}\n\
+         roles = {{ app = [\"app-0\"], db = [\"db-0\"] }}\n"
+    ));
+    let flags = [
+        "-i".to_string(),
+        fleet.key(),
+        "--known-hosts".to_string(),
+        fleet.known_hosts(),
+    ];
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(flags.iter().map(String::as_str));
+        test.run(&all)
+    };
+    let out = run(&["run", "postgres_status"]);
+    out.status(0);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("db-0 ") && l.contains("| postgresql: ")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.lines().any(|l| l.starts_with("app-0 ")),
+        "{}",
+        out.stdout
+    );
+    run(&["run", "postgres_status", "-r", "app"])
+        .status(2)
+        .stderr_has(
+        "`postgres_status` runs on the machines of role `db`, and env `fleet` selects none of them",
+    );
+    // No machine plays the cache role: redis goals have nowhere to run.
+    run(&["run", "redis_status"])
+        .status(2)
+        .stderr_has("runs on the machines of role `cache`");
+    let named = run(&["run", "postgres_status", "-H", "app-0"]);
+    named.status(0);
+    assert!(
+        named.stdout.lines().any(|l| l.starts_with("app-0 ")),
+        "{}",
+        named.stdout
+    );
+
+    // `restore` over the same two machines, with the services' loads replaced by the
+    // project (its deploy/services/*.rhai hide the stdlib's): which backups are
+    // scrubbed, and what a restore that fails half-way says.
+    test.write(
+        "deploy/services/postgres.rhai",
+        "/// Load.\nfn postgres_load(host, dir) { log(`postgres loaded on ${host.name}`); }\n",
+    );
+    test.write(
+        "deploy/services/uploads.rhai",
+        "/// Load.\nfn uploads_load(host, dir) { if host.vars.uploads_break == \"yes\" { throw \"uploads broke\"; } log(\"uploads loaded\"); }\n",
+    );
+    test.write(
+        "deploy/notes.rhai",
+        "/// Scrub.\nfn notes_scrub(host) { log(`scrubbing on ${host.name}`); }\n",
+    );
+    let backup = |env: &str, project: &str| -> String {
+        let dir = format!("backups/{env}/20260101T000000Z-{project}");
+        let files = [
+            backup_file(&test, &dir, "postgres.notes.sql.gz", "postgres"),
+            backup_file(&test, &dir, "uploads.notes.app-0.tar.gz", "uploads"),
+        ];
+        let manifest = serde_json::json!({
+            "format": 1, "env": env, "project": project, "created": "20260101T000000Z",
+            "weft_version": "0", "services": ["postgres", "uploads"], "hosts": ["db-0", "app-0"],
+            "files": files, "builds": {},
+        });
+        test.write(&format!("{dir}/manifest.json"), &manifest.to_string());
+        dir
+    };
+    let own = backup("fleet", "roles");
+    let restored = run(&["run", "restore", &own, "--yes"]);
+    restored
+        .status(0)
+        .stdout_has("postgres loaded on db-0")
+        .stdout_has("uploads loaded")
+        .stdout_has(&format!("not scrubbed: {own} is a backup of this env (env fleet of project roles); --scrub scrubs it anyway"))
+        .stdout_has(&format!("restored {own} into env fleet\n"))
+        .stdout_lacks("scrubbing on");
+    run(&["run", "restore", &own, "--yes", "--scrub"])
+        .status(0)
+        .stdout_has("scrubbing, as --scrub asks")
+        .stdout_has("scrubbing on app-0")
+        .stdout_has("and scrubbed it (notes_scrub)");
+    for (env, project) in [("prod", "roles"), ("fleet", "shop")] {
+        let other = backup(env, project);
+        run(&["run", "restore", &other, "--yes"])
+            .status(0)
+            .stdout_has(&format!(
+                "scrubbing: {other} is a backup of env {env} of project {project}, not of this env"
+            ))
+            .stdout_has("scrubbing on app-0");
+    }
+    run(&[
+        "run",
+        "restore",
+        &own,
+        "--yes",
+        "--set",
+        "uploads_break=yes",
+    ])
+    .status(1)
+    .stderr_has("uploads_load failed on role app: env fleet holds part of")
+    .stderr_has("Loaded: postgres; uploads may be partly replaced; not loaded: none.");
+}

@@ -18,6 +18,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         check: args.check,
         diff: args.diff,
         break_lock: args.break_lock,
+        scrub: args.scrub,
         timings: args.timings,
         vars: crate::inventory::assignments(&args.set),
         yes: args.yes,

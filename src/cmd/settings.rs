@@ -122,6 +122,8 @@ pub struct GoalFlags {
     pub diff: bool,
     /// `--break-lock`.
     pub break_lock: bool,
+    /// `--scrub`.
+    pub scrub: bool,
     /// `--set` vars.
     pub vars: Vars,
     /// `--timings`.
@@ -187,6 +189,7 @@ pub fn run_settings(
         },
         vars: flags.vars,
         break_lock: flags.break_lock,
+        scrub: flags.scrub,
         confirm: if flags.yes {
             Confirm::yes()
         } else {

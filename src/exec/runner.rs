@@ -163,6 +163,7 @@ fn env_info(plan: &RunPlan) -> EnvInfo {
             .collect::<IndexMap<_, _>>(),
         check: plan.settings.check,
         break_lock: plan.settings.break_lock,
+        scrub: plan.settings.scrub,
         root: plan.root.clone(),
         runner: runner_id(),
     }

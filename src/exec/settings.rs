@@ -48,6 +48,8 @@ pub struct RunSettings {
     pub vars: Vars,
     /// Deploy locks held by other runs may be taken (`--break-lock`).
     pub break_lock: bool,
+    /// `restore` scrubs even a backup of its own env (`--scrub`).
+    pub scrub: bool,
     /// Print where time went at the end (`--timings`).
     pub timings: bool,
     /// How destructive env actions (terminating machines) are confirmed.
