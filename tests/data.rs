@@ -84,7 +84,11 @@ fn notes() -> Test {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/notes"),
         test.path(),
     );
-    let config = crate::webstack::one_app_machine_no_lb(&test.read("weft.toml"));
+    // The example's stage, without its lb too.
+    let lb = "[env.stage.machines.lb]\ncount = 1\npackages = [\"haproxy\", \"curl\"]\n";
+    let config = test.read("weft.toml");
+    assert!(config.contains(lb), "{config}");
+    let config = crate::webstack::one_app_machine_no_lb(&config.replace(lb, ""));
     test.write("weft.toml", &config);
     test
 }
@@ -105,13 +109,6 @@ fn backups(test: &Test) -> Vec<String> {
 #[test]
 fn notes_counts_and_uploads_survive_backup_and_restore_into_another_env() {
     let test = notes();
-    // A stage env like dev, which production data reaches through a backup of dev.
-    let config = test.read("weft.toml");
-    let dev = &config[config.find("[env.dev]").expect("env.dev")..];
-    test.write(
-        "weft.toml",
-        &format!("{config}\n{}", dev.replace("[env.dev", "[env.stage")),
-    );
     let _cleanup = Destroy {
         test: &test,
         env: "dev",
@@ -124,6 +121,20 @@ fn notes_counts_and_uploads_survive_backup_and_restore_into_another_env() {
         .status(0)
         .stdout_has("deployed notes");
     let addr = crate::webstack::web_address(&test, "app-0");
+
+    // A backup of the fresh env comes back into it as it was: dev's own data is not scrubbed,
+    // and a scrub asked for finds nothing to scrub and succeeds (issue 31).
+    let fresh = test.run(&["run", "backup"]);
+    fresh.status(0).stdout_lacks("REPLCONF");
+    let fresh = format!("backups/dev/{}", backups(&test).pop().expect("a backup"));
+    test.run(&["run", "restore", &fresh, "--yes"])
+        .status(0)
+        .stdout_has("not scrubbed:")
+        .stdout_has(&format!("restored {fresh} into env dev\n"))
+        .stdout_lacks("notes_scrub");
+    test.run(&["run", "restore", &fresh, "--yes", "--scrub"])
+        .status(0)
+        .stdout_has("and scrubbed it (notes_scrub)");
 
     add_note(&addr, "first");
     add_note(&addr, "mail bob@example.com");
@@ -152,12 +163,14 @@ fn notes_counts_and_uploads_survive_backup_and_restore_into_another_env() {
 
     let done = test.run(&["run", "backup"]);
     done.status(0)
-        .stdout_has("backed up env dev into backups/dev/");
+        .stdout_has("backed up env dev into backups/dev/")
+        .stdout_lacks("REPLCONF");
     let stamp = backups(&test).pop().expect("a backup");
     let dir = format!("backups/dev/{stamp}");
     let manifest: serde_json::Value =
         serde_json::from_str(&test.read(&format!("{dir}/manifest.json"))).expect("json");
     assert_eq!(manifest["env"], "dev");
+    assert_eq!(manifest["project"], "notes");
     assert_eq!(
         manifest["services"],
         serde_json::json!(["postgres", "redis", "uploads"])
@@ -232,7 +245,7 @@ fn notes_counts_and_uploads_survive_backup_and_restore_into_another_env() {
         .stderr_has("not confirmed");
     test.run(&["run", "restore", &dir, "-e", "stage", "--yes"])
         .status(0)
-        .stdout_has(&format!("restored {dir} into env stage"));
+        .stdout_has(&format!("restored {dir} into env stage and scrubbed it"));
     let page = get(&addr, "/");
     // The count goes on from the backup's; notes_scrub anonymised the address.
     assert!(page.starts_with("views: 3\n"), "{page}");
@@ -257,13 +270,26 @@ fn notes_counts_and_uploads_survive_backup_and_restore_into_another_env() {
         "{dev_page}"
     );
 
-    // Run on every machine of the env, a dump goal dumps only where its service runs.
+    // dev's own backup back into dev keeps its notes as they were; --scrub scrubs them.
+    test.run(&["run", "restore", &dir, "--yes"])
+        .status(0)
+        .stdout_has("not scrubbed:");
+    assert!(get(&dev_addr, "/").contains("note: mail bob@example.com"));
+    test.run(&["run", "restore", &dir, "--yes", "--scrub"])
+        .status(0)
+        .stdout_has("scrubbed 1 notes");
+    let dev_page = get(&dev_addr, "/");
+    assert!(
+        dev_page.contains("note: first\nnote: scrubbed\n"),
+        "{dev_page}"
+    );
+
+    // A dump goal runs on the machines of its service's role only.
     let all = test.run(&["run", "redis_dump", "all"]);
     all.status(0);
     assert!(
-        all.stdout
-            .lines()
-            .any(|l| l.starts_with("app-0 ") && l.ends_with("| no app's cache runs here")),
+        all.stdout.lines().any(|l| l.starts_with("cache-0 "))
+            && !all.stdout.lines().any(|l| l.starts_with("app-0 ")),
         "{}",
         all.stdout
     );
