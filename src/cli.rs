@@ -419,6 +419,10 @@ pub struct RunArgs {
     /// `NAME_build`, `env_up`; seen by goals as `env().rebuild`).
     #[arg(long)]
     pub rebuild: bool,
+    /// Scrub the data `restore` loads (`<app>_scrub`) even when the backup comes from this
+    /// same env; a backup of another env or project is always scrubbed.
+    #[arg(long)]
+    pub scrub: bool,
     /// Do not ask before terminating machines (`env_down`); without a terminal, weft
     /// refuses unless this is given.
     #[arg(long)]

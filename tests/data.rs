@@ -78,7 +78,11 @@ fn upload(addr: &str, name: &str, content: &[u8]) {
 /// The project: examples/notes with one machine of each role but the lb, so it stays quick.
 fn notes() -> Test {
     let test = notes_as_written();
-    let config = crate::webstack::one_app_machine_no_lb(&test.read("weft.toml"));
+    // The example's stage, without its lb too.
+    let lb = "[env.stage.machines.lb]\ncount = 1\npackages = [\"haproxy\", \"curl\"]\n";
+    let config = test.read("weft.toml");
+    assert!(config.contains(lb), "{config}");
+    let config = crate::webstack::one_app_machine_no_lb(&config.replace(lb, ""));
     test.write("weft.toml", &config);
     test
 }
@@ -241,13 +245,6 @@ fn backups(test: &Test) -> Vec<String> {
 #[test]
 fn notes_counts_and_uploads_survive_backup_and_restore_into_another_env() {
     let test = notes();
-    // A stage env like dev, which production data reaches through a backup of dev.
-    let config = test.read("weft.toml");
-    let dev = &config[config.find("[env.dev]").expect("env.dev")..];
-    test.write(
-        "weft.toml",
-        &format!("{config}\n{}", dev.replace("[env.dev", "[env.stage")),
-    );
     let _cleanup = Destroy {
         test: &test,
         env: "dev",
@@ -260,6 +257,20 @@ fn notes_counts_and_uploads_survive_backup_and_restore_into_another_env() {
         .status(0)
         .stdout_has("deployed notes");
     let addr = crate::webstack::web_address(&test, "app-0");
+
+    // A backup of the fresh env comes back into it as it was: dev's own data is not scrubbed,
+    // and a scrub asked for finds nothing to scrub and succeeds (issue 31).
+    let fresh = test.run(&["run", "backup"]);
+    fresh.status(0).stdout_lacks("REPLCONF");
+    let fresh = format!("backups/dev/{}", backups(&test).pop().expect("a backup"));
+    test.run(&["run", "restore", &fresh, "--yes"])
+        .status(0)
+        .stdout_has("not scrubbed:")
+        .stdout_has(&format!("restored {fresh} into env dev\n"))
+        .stdout_lacks("notes_scrub");
+    test.run(&["run", "restore", &fresh, "--yes", "--scrub"])
+        .status(0)
+        .stdout_has("and scrubbed it (notes_scrub)");
 
     add_note(&addr, "first");
     add_note(&addr, "mail bob@example.com");
@@ -288,12 +299,14 @@ fn notes_counts_and_uploads_survive_backup_and_restore_into_another_env() {
 
     let done = test.run(&["run", "backup"]);
     done.status(0)
-        .stdout_has("backed up env dev into backups/dev/");
+        .stdout_has("backed up env dev into backups/dev/")
+        .stdout_lacks("REPLCONF");
     let stamp = backups(&test).pop().expect("a backup");
     let dir = format!("backups/dev/{stamp}");
     let manifest: serde_json::Value =
         serde_json::from_str(&test.read(&format!("{dir}/manifest.json"))).expect("json");
     assert_eq!(manifest["env"], "dev");
+    assert_eq!(manifest["project"], "notes");
     assert_eq!(
         manifest["services"],
         serde_json::json!(["postgres", "redis", "uploads"])
@@ -368,7 +381,7 @@ fn notes_counts_and_uploads_survive_backup_and_restore_into_another_env() {
         .stderr_has("not confirmed");
     test.run(&["run", "restore", &dir, "-e", "stage", "--yes"])
         .status(0)
-        .stdout_has(&format!("restored {dir} into env stage"));
+        .stdout_has(&format!("restored {dir} into env stage and scrubbed it"));
     let page = get(&addr, "/");
     // The count goes on from the backup's; notes_scrub anonymised the address.
     assert!(page.starts_with("views: 3\n"), "{page}");
@@ -393,13 +406,26 @@ fn notes_counts_and_uploads_survive_backup_and_restore_into_another_env() {
         "{dev_page}"
     );
 
-    // Run on every machine of the env, a dump goal dumps only where its service runs.
+    // dev's own backup back into dev keeps its notes as they were; --scrub scrubs them.
+    test.run(&["run", "restore", &dir, "--yes"])
+        .status(0)
+        .stdout_has("not scrubbed:");
+    assert!(get(&dev_addr, "/").contains("note: mail bob@example.com"));
+    test.run(&["run", "restore", &dir, "--yes", "--scrub"])
+        .status(0)
+        .stdout_has("scrubbed 1 notes");
+    let dev_page = get(&dev_addr, "/");
+    assert!(
+        dev_page.contains("note: first\nnote: scrubbed\n"),
+        "{dev_page}"
+    );
+
+    // A dump goal runs on the machines of its service's role only.
     let all = test.run(&["run", "redis_dump", "all"]);
     all.status(0);
     assert!(
-        all.stdout
-            .lines()
-            .any(|l| l.starts_with("app-0 ") && l.ends_with("| no app's cache runs here")),
+        all.stdout.lines().any(|l| l.starts_with("cache-0 "))
+            && !all.stdout.lines().any(|l| l.starts_with("app-0 ")),
         "{}",
         all.stdout
     );
@@ -816,4 +842,127 @@ fn loads_into_a_users_folder_stage_privately_and_never_follow_what_the_user_plan
     );
     assert_eq!(std::fs::read_to_string(&rdb).expect("rdb"), "snapshot-1");
     untouched("a swap");
+}
+
+/// `postgres_*` and `redis_*` run on the machines of their roles only (issue 31): on an env of
+/// an app machine and a db machine, `postgres_status` reports from the db machine alone, a
+/// role that runs neither selects nothing (exit 2, before any host is touched), and a host
+/// named with `-H` is run on as asked.
+#[test]
+fn data_service_goals_run_on_their_roles_machines_only() {
+    let fleet = crate::fleet::Fleet::start(2);
+    let (app, db) = (fleet.hosts[0].port, fleet.hosts[1].port);
+    let test = Test::with_config(&format!(
+        "[project]\nname = \"roles\"\ndefault_env = \"fleet\"\n\n\
+         [apps.notes]\nwsgi = \"notes:app\"\nrole = \"app\"\ndatabase = \"notes\"\n\
+         database_password = \"not-used-here\"\ncache = true\n\n\
+         [vars]\nredis_password = \"not-used-either\"\n\n\
+         [env.fleet]\nhosts = {{ app-0 = \"root@127.0.0.1:{app}\", db-0 = \"root@127.0.0.1:{db}\" }}\n\
+         roles = {{ app = [\"app-0\"], db = [\"db-0\"] }}\n"
+    ));
+    let flags = [
+        "-i".to_string(),
+        fleet.key(),
+        "--known-hosts".to_string(),
+        fleet.known_hosts(),
+    ];
+    let run = |args: &[&str]| {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(flags.iter().map(String::as_str));
+        test.run(&all)
+    };
+    let out = run(&["run", "postgres_status"]);
+    out.status(0);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("db-0 ") && l.contains("| postgresql: ")),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.lines().any(|l| l.starts_with("app-0 ")),
+        "{}",
+        out.stdout
+    );
+    run(&["run", "postgres_status", "-r", "app"])
+        .status(2)
+        .stderr_has(
+        "`postgres_status` runs on the machines of role `db`, and env `fleet` selects none of them",
+    );
+    // No machine plays the cache role: redis goals have nowhere to run.
+    run(&["run", "redis_status"])
+        .status(2)
+        .stderr_has("runs on the machines of role `cache`");
+    let named = run(&["run", "postgres_status", "-H", "app-0"]);
+    named.status(0);
+    assert!(
+        named.stdout.lines().any(|l| l.starts_with("app-0 ")),
+        "{}",
+        named.stdout
+    );
+
+    // `restore` over the same two machines, with the services' loads replaced by the
+    // project (its deploy/services/*.rhai hide the stdlib's): which backups are
+    // scrubbed, and what a restore that fails half-way says.
+    test.write(
+        "deploy/services/postgres.rhai",
+        "/// Load.\nfn postgres_load(host, dir) { log(`postgres loaded on ${host.name}`); }\n",
+    );
+    test.write(
+        "deploy/services/uploads.rhai",
+        "/// Load.\nfn uploads_load(host, dir) { if host.vars.uploads_break == \"yes\" { throw \"uploads broke\"; } log(\"uploads loaded\"); }\n",
+    );
+    test.write(
+        "deploy/notes.rhai",
+        "/// Scrub.\nfn notes_scrub(host) { log(`scrubbing on ${host.name}`); }\n",
+    );
+    let backup = |env: &str, project: &str| -> String {
+        let dir = format!("backups/{env}/20260101T000000Z-{project}");
+        let files = [
+            backup_file(&test, &dir, "postgres.notes.sql.gz", "postgres"),
+            backup_file(&test, &dir, "uploads.notes.app-0.tar.gz", "uploads"),
+        ];
+        let manifest = serde_json::json!({
+            "format": 1, "env": env, "project": project, "created": "20260101T000000Z",
+            "weft_version": "0", "services": ["postgres", "uploads"], "hosts": ["db-0", "app-0"],
+            "files": files, "builds": {},
+        });
+        test.write(&format!("{dir}/manifest.json"), &manifest.to_string());
+        dir
+    };
+    let own = backup("fleet", "roles");
+    let restored = run(&["run", "restore", &own, "--yes"]);
+    restored
+        .status(0)
+        .stdout_has("postgres loaded on db-0")
+        .stdout_has("uploads loaded")
+        .stdout_has(&format!("not scrubbed: {own} is a backup of this env (env fleet of project roles); --scrub scrubs it anyway"))
+        .stdout_has(&format!("restored {own} into env fleet\n"))
+        .stdout_lacks("scrubbing on");
+    run(&["run", "restore", &own, "--yes", "--scrub"])
+        .status(0)
+        .stdout_has("scrubbing, as --scrub asks")
+        .stdout_has("scrubbing on app-0")
+        .stdout_has("and scrubbed it (notes_scrub)");
+    for (env, project) in [("prod", "roles"), ("fleet", "shop")] {
+        let other = backup(env, project);
+        run(&["run", "restore", &other, "--yes"])
+            .status(0)
+            .stdout_has(&format!(
+                "scrubbing: {other} is a backup of env {env} of project {project}, not of this env"
+            ))
+            .stdout_has("scrubbing on app-0");
+    }
+    run(&[
+        "run",
+        "restore",
+        &own,
+        "--yes",
+        "--set",
+        "uploads_break=yes",
+    ])
+    .status(1)
+    .stderr_has("uploads_load failed on role app: env fleet holds part of")
+    .stderr_has("Loaded: postgres; uploads may be partly replaced; not loaded: none.");
 }

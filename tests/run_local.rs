@@ -546,6 +546,36 @@ fn f_file(host) {
 }
 
 #[test]
+fn a_short_secret_is_masked_as_a_whole_word_only_and_warned_about_once() {
+    let test = Test::with_config(
+        "[project]\nname = \"t\"\n[vars]\nredis_password = { env = \"REDIS_PASSWORD\" }\n\
+         other = { env = \"WEFT_TEST_OTHER\" }\n",
+    );
+    test.write(
+        "deploy/m.rhai",
+        r#"
+/// Shows a URL with a one-letter password among words that hold the letter.
+fn m_show(host) {
+    let v = env().vars;
+    log(`every key, yes, is ${v.other}`);
+    host.run(`echo "REDIS_URL=redis://:${v.redis_password}@cache:6379/0"`);
+}
+"#,
+    );
+    let out = test.run_with(
+        &["run", "m_show"],
+        &[("REDIS_PASSWORD", "y"), ("WEFT_TEST_OTHER", "z")],
+    );
+    out.status(0)
+        .stdout_has("every key, yes, is ********")
+        .stdout_has("REDIS_URL=redis://:********@cache:6379/0")
+        .stdout_has("summary")
+        .stdout_lacks("summar********");
+    let warning = "a secret is shorter than 6 characters: it is weak";
+    assert_eq!(out.stderr.matches(warning).count(), 1, "{}", out.stderr);
+}
+
+#[test]
 fn verbose_logs_mask_secrets_in_the_commands_they_show() {
     let test = Test::with_config(CONFIG);
     test.write(

@@ -19,6 +19,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         diff: args.diff,
         break_lock: args.break_lock,
         rebuild: args.rebuild,
+        scrub: args.scrub,
         timings: args.timings,
         vars: crate::inventory::assignments(&args.set),
         yes: args.yes,

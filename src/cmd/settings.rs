@@ -125,6 +125,8 @@ pub struct GoalFlags {
     pub break_lock: bool,
     /// `--rebuild`.
     pub rebuild: bool,
+    /// `--scrub`.
+    pub scrub: bool,
     /// `--set` vars.
     pub vars: Vars,
     /// `--timings`.
@@ -212,6 +214,7 @@ pub fn run_settings(
         vars: flags.vars,
         break_lock: flags.break_lock,
         rebuild: flags.rebuild,
+        scrub: flags.scrub,
         confirm: if flags.yes {
             Confirm::yes()
         } else {

@@ -38,6 +38,8 @@ pub struct EnvInfo {
     pub break_lock: bool,
     /// `--rebuild`.
     pub rebuild: bool,
+    /// `--scrub`.
+    pub scrub: bool,
     /// `user@host:pid` of this weft process, as locks record it.
     pub runner: String,
     /// The project folder: relative paths of `secret_file` start here.
@@ -81,6 +83,10 @@ pub trait GoalEngine: Send + Sync {
     fn check_arguments(&self, goal: &GoalInfo, args: &[String]) -> Result<(), miette::Report>;
     /// Runs one call; errors are rendered with colour when `color`.
     fn call(&self, call: GoalCall<'_>, color: bool) -> Result<(), GoalFailure>;
+
+    /// The roles whose machines host goal `goal` runs on, when the file that defines it says
+    /// so with `private fn runs_on(vars)` (called with the env's vars); `None` otherwise.
+    fn runs_on(&self, goal: &GoalInfo, vars: &Vars) -> Result<Option<Vec<String>>, miette::Report>;
 
     /// Calls controller goal `name` with `input` as its one argument (a map) and no host,
     /// for decisions such as `<role>_scale(metrics)`; its result as JSON.

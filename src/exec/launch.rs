@@ -108,7 +108,30 @@ impl RunContext {
         let goal = engine.goal(name)?;
         engine.check_arguments(&goal, args)?;
         let selection = if goal.takes_host {
-            Selection::resolve(&self.project, filter)?
+            let mut selection = Selection::resolve(&self.project, filter)?;
+            // Hosts named with -H are the user's choice; an env or its roles are narrowed to
+            // the machines the goal's service runs on (`postgres_*` on the db machines only).
+            if filter.hosts.is_empty() {
+                if let Some(roles) = engine.runs_on(&goal, &selection.inventory.vars)? {
+                    selection
+                        .hosts
+                        .retain(|h| h.roles.iter().any(|r| roles.contains(r)));
+                    if selection.hosts.is_empty() {
+                        let env = &selection.inventory.env;
+                        let roles = if roles.is_empty() {
+                            "no role: no app of the env uses its service".to_string()
+                        } else {
+                            format!("role `{}`", roles.join("`, `"))
+                        };
+                        return Err(miette::miette!(
+                            code = "weft::run::no_host",
+                            help = "add machines of that role to the env, or name a host with -H",
+                            "`{name}` runs on the machines of {roles}, and env `{env}` selects none of them"
+                        ));
+                    }
+                }
+            }
+            selection
         } else {
             Selection::for_controller(&self.project, filter)?
         };

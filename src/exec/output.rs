@@ -287,9 +287,16 @@ impl Output {
     }
 
     /// Masks `value` in everything printed from now on (values marked sensitive by scripts),
-    /// and in the diagnostic log.
+    /// and in the diagnostic log. The first secret shorter than `mask::SHORT` characters brings a warning on standard
+    /// error: it is masked as a whole word only.
     pub fn add_secret(&self, value: &str) {
-        self.secrets.add(value);
+        if self.secrets.add(value) {
+            let warning = crate::mask::short_warning();
+            match &self.bar {
+                Some(bar) => bar.suspend(|| eprintln!("{warning}")),
+                None => eprintln!("{warning}"),
+            }
+        }
         crate::logging::hide(value);
     }
 

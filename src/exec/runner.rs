@@ -164,6 +164,7 @@ fn env_info(plan: &RunPlan) -> EnvInfo {
         check: plan.settings.check,
         break_lock: plan.settings.break_lock,
         rebuild: plan.settings.rebuild,
+        scrub: plan.settings.scrub,
         root: plan.root.clone(),
         runner: runner_id(),
     }

@@ -124,6 +124,19 @@ fn output_tail(output: &str) -> String {
     }
 }
 
+/// The lines a dump's or load's command writes besides its data: the tools' own chatter
+/// (`redis-cli --rdb` says `sending REPLCONF capa eof`), which goes to the `-v` log, not the
+/// run's output. A failure still shows their last lines, in its error.
+struct VerboseLines<'a> {
+    host: &'a str,
+}
+
+impl crate::transport::LineSink for VerboseLines<'_> {
+    fn line(&self, _stream: crate::transport::Stream, line: &str) {
+        tracing::debug!(target: "weft::run", "{}: {line}", self.host);
+    }
+}
+
 fn stderr_tail(stderr: &str) -> String {
     let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
     if tail.is_empty() {
@@ -736,7 +749,9 @@ impl HostSession {
             false,
             shown,
         )?;
-        let sink = HostSink::new(self.output.clone(), self.spec.name.clone(), false);
+        let sink = VerboseLines {
+            host: &self.spec.name,
+        };
         let output = self
             .transport
             .exec_piped(&request, pipe, &sink)

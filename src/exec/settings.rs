@@ -50,6 +50,8 @@ pub struct RunSettings {
     pub break_lock: bool,
     /// Builds are made again even when one of the same content exists (`--rebuild`).
     pub rebuild: bool,
+    /// `restore` scrubs even a backup of its own env (`--scrub`).
+    pub scrub: bool,
     /// Print where time went at the end (`--timings`).
     pub timings: bool,
     /// How destructive env actions (terminating machines) are confirmed.

@@ -8,6 +8,9 @@ use super::api::host::Host;
 use super::engine::ScriptEngine;
 use crate::exec::goals::{EnvInfo, GoalCall, GoalEngine, GoalFailure, GoalInfo};
 
+/// The helper a file of goals defines to name the roles whose machines its host goals run on.
+const RUNS_ON: &str = "runs_on";
+
 /// What `env()` returns.
 fn env_map(env: EnvInfo) -> Map {
     let mut map = Map::new();
@@ -36,6 +39,7 @@ fn env_map(env: EnvInfo) -> Map {
     map.insert("check".into(), env.check.into());
     map.insert("break_lock".into(), env.break_lock.into());
     map.insert("rebuild".into(), env.rebuild.into());
+    map.insert("scrub".into(), env.scrub.into());
     map.insert("runner".into(), env.runner.into());
     map.insert("weft_version".into(), env!("CARGO_PKG_VERSION").into());
     map
@@ -80,6 +84,37 @@ impl GoalEngine for ScriptEngine {
         ScriptEngine::call(self, &rhai, goal, call.host.map(Host), call.args)
             .map(|_| ())
             .map_err(failure)
+    }
+
+    fn runs_on(
+        &self,
+        goal: &GoalInfo,
+        vars: &crate::inventory::Vars,
+    ) -> Result<Option<Vec<String>>, miette::Report> {
+        let goal = self.scripts().goal(&goal.name)?;
+        let script = self.scripts().script_of(goal);
+        let declared = script
+            .ast
+            .iter_functions()
+            .any(|f| f.name == RUNS_ON && f.params.len() == 1);
+        if !declared || !goal.takes_host {
+            return Ok(None);
+        }
+        let mut helper = goal.clone();
+        helper.name = RUNS_ON.to_string();
+        let vars = super::api::to_dynamic(&serde_json::Value::Object(vars.clone()));
+        let rhai = self.engine(None);
+        let value = ScriptEngine::call_with(self, &rhai, &helper, None, vec![vars])?;
+        let roles = value
+            .into_typed_array::<rhai::ImmutableString>()
+            .map_err(|kind| {
+                miette::miette!(
+                    code = "weft::script::runs_on",
+                    "`{RUNS_ON}` of {} returned {kind}, not an array of role names",
+                    goal.file
+                )
+            })?;
+        Ok(Some(roles.into_iter().map(|r| r.to_string()).collect()))
     }
 
     fn decide(
