@@ -287,15 +287,11 @@ impl Output {
     }
 
     /// Masks `value` in everything printed from now on (values marked sensitive by scripts),
-    /// and in the diagnostic log. The first secret shorter than `mask::SHORT` characters brings a warning on standard
-    /// error: it is masked as a whole word only.
+    /// and in the diagnostic log. The first secret shorter than `mask::SHORT` characters
+    /// brings a warning on standard error: it is masked as a whole word only.
     pub fn add_secret(&self, value: &str) {
         if self.secrets.add(value) {
-            let warning = crate::mask::short_warning();
-            match &self.bar {
-                Some(bar) => bar.suspend(|| eprintln!("{warning}")),
-                None => eprintln!("{warning}"),
-            }
+            crate::logging::note(&crate::mask::short_warning());
         }
         crate::logging::hide(value);
     }

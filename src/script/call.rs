@@ -93,9 +93,10 @@ impl GoalEngine for ScriptEngine {
     ) -> Result<Option<Vec<String>>, miette::Report> {
         let goal = self.scripts().goal(&goal.name)?;
         let script = self.scripts().script_of(goal);
+        // From the outline: deciding where a goal runs compiles nothing.
         let declared = script
-            .ast
-            .iter_functions()
+            .functions
+            .iter()
             .any(|f| f.name == RUNS_ON && f.params.len() == 1);
         if !declared || !goal.takes_host {
             return Ok(None);
