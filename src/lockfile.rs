@@ -90,6 +90,19 @@ pub fn replace(path: &Path, text: &[u8], mode: u32) -> std::io::Result<()> {
     result
 }
 
+/// Whether `dir` (made 0700 when missing) is a folder of this user's that no other user can
+/// write: one another user made first, or a link planted under its name, is not.
+pub fn private_folder(dir: &Path) -> bool {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let _ = std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir);
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    std::fs::symlink_metadata(dir)
+        .is_ok_and(|m| m.is_dir() && Some(m.uid()) == me && m.mode() & 0o022 == 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

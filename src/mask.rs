@@ -67,6 +67,13 @@ impl Mask {
         short && !self.warned_short.swap(true, Ordering::Relaxed)
     }
 
+    /// Whether `text` holds any secret anywhere, also inside a word: what decides that a
+    /// command must keep its text out of argv. Only showing a short secret is whole-word.
+    pub fn contains(&self, text: &str) -> bool {
+        let secrets = self.secrets.read().unwrap_or_else(|e| e.into_inner());
+        secrets.iter().any(|s| text.contains(s.text.as_str()))
+    }
+
     /// `text` with every secret replaced by `********`, also in its JSON-escaped form.
     pub fn apply(&self, text: &str) -> String {
         let mut text = text.to_string();
@@ -129,6 +136,17 @@ fn replace_words(text: &str, word: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_short_secret_inside_a_word_is_shown_but_still_counts_as_held() {
+        let mask = Mask::new();
+        mask.add("pw1");
+        // `mysql -ppw1`: shown as written (a whole-word rule), but the command holds the
+        // secret, so it must stay out of argv.
+        assert_eq!(mask.apply("mysql -ppw1"), "mysql -ppw1");
+        assert!(mask.contains("mysql -ppw1"));
+        assert!(!mask.contains("mysql -p"));
+    }
     use super::*;
 
     fn masked(secrets: &[&str], text: &str) -> String {

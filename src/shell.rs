@@ -41,7 +41,10 @@ fn enter_function() -> &'static str {
   while [ -n "$weft_rest" ]; do
     weft_name=${weft_rest%%/*}
     case $weft_rest in */*) weft_rest=${weft_rest#*/} ;; *) weft_rest= ;; esac
-    case $weft_name in '' | .) continue ;; ..) cd -P .. || return 1; weft_at=$weft_at/..; continue ;; esac
+    case $weft_name in
+      '' | .) continue ;;
+      ..) echo "weft: $1: a path with .. is not entered (its folder could be moved meanwhile)" >&2; return 1 ;;
+    esac
     weft_at=$weft_at/$weft_name
     if [ -n "$2" ] && [ ! -e "$weft_name" ] && [ ! -L "$weft_name" ]; then
       mkdir -- "$weft_name" 2>/dev/null || [ -d "$weft_name" ] || mkdir -- "$weft_name" || return 1

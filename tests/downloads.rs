@@ -133,6 +133,12 @@ fn a_pull_copies_files_and_folders_only_and_says_what_it_skips() {
     let fleet = Fleet::start(1);
     let test = Test::with_config(&fleet.config());
     let planted = Planted::new("pull");
+    // A set-user-id file and a folder anyone can write, on the host: on the controller, where
+    // root writes them, neither bit survives.
+    as_plain_user(&format!(
+        "chmod 4775 {d}/ok.log && chmod 0777 {d}/sub",
+        d = planted.dir
+    ));
     let out = pull(&test, &fleet, &planted.dir, &[]);
     out.status(0)
         .stdout_has(&format!(
@@ -156,6 +162,16 @@ fn a_pull_copies_files_and_folders_only_and_says_what_it_skips() {
         test.read(&format!("out/host-0/{}/ok.log", planted.name())),
         "fine\n"
     );
+    let mode = |p: std::path::PathBuf| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).expect("stat").permissions())
+            & 0o7777
+    };
+    assert_eq!(
+        mode(copy.join("ok.log")),
+        0o755,
+        "set-user-id or group write kept"
+    );
+    assert_eq!(mode(copy.join("sub")), 0o755, "a folder anyone can write");
 
     // A link named as the source itself is refused, with the way to opt in.
     let link = format!("{}/v.log", planted.dir);

@@ -1037,6 +1037,15 @@ fn a_link_planted_on_the_way_never_leads_a_root_change_elsewhere() {
             !victims.join("made").exists(),
             "{label}: a folder was made through a planted link"
         );
+        // A new file too: nothing is at its path, so nothing is replaced, but it must not
+        // appear where the link leads.
+        run("content", &[&format!("{way}/fresh")])
+            .status(1)
+            .stderr_has(refused);
+        assert!(
+            !victims.join("fresh").exists(),
+            "{label}: a new file was made through a planted link"
+        );
         let left: Vec<String> = std::fs::read_dir(&victims)
             .expect("victims")
             .filter_map(Result::ok)

@@ -286,6 +286,11 @@ impl Output {
         self.secrets.apply(text)
     }
 
+    /// Whether `text` holds a secret anywhere, a short one inside a word too.
+    pub fn holds_secret(&self, text: &str) -> bool {
+        self.secrets.contains(text)
+    }
+
     /// Masks `value` in everything printed from now on (values marked sensitive by scripts),
     /// and in the diagnostic log. The first secret shorter than `mask::SHORT` characters
     /// brings a warning on standard error: it is masked as a whole word only.

@@ -559,7 +559,7 @@ impl HostSession {
 
     /// Whether `text` holds a value the run knows as secret.
     pub fn holds_secret(&self, text: &str) -> bool {
-        self.output.mask(text) != text
+        self.output.holds_secret(text)
     }
 
     /// Marks a value as secret: it is masked in every output from now on.
@@ -874,9 +874,10 @@ impl HostSession {
     /// is there). A link or anything but a regular file at `path` fails.
     pub fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
         if self.privilege.become_user.is_none() {
-            return Ok(self
-                .runtime
-                .block_on(self.transport.read_regular_file(path))?);
+            return self.bounded(
+                &|| format!("reading `{path}`"),
+                self.transport.read_regular_file(path),
+            );
         }
         // Under --become the file may be readable by the become user only. `cat` has no
         // O_NOFOLLOW; the tests narrow the window to the gap between two builtins and `cat`.

@@ -180,26 +180,12 @@ fn on_disk(file: &LayerFile, text: &str, cache: &Path) -> Option<PathBuf> {
     } else {
         "stdlib"
     };
-    if !private_folder(cache) {
+    if !crate::lockfile::private_folder(cache) {
         return None;
     }
     let path = cache.join(folder).join(&file.logical);
     write_read_only(&path, text).ok()?;
     Some(path)
-}
-
-/// Makes `dir` when missing, and says whether it is a folder of this user's that nobody else
-/// can write (the cache falls back to the shared temporary folder without a home, where
-/// another user could have made it first, or planted a link under its name).
-fn private_folder(dir: &Path) -> bool {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    let _ = std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir);
-    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
-    std::fs::symlink_metadata(dir)
-        .is_ok_and(|m| m.is_dir() && Some(m.uid()) == me && m.mode() & 0o022 == 0)
 }
 
 /// Writes `text` at `path` unless it already holds it, and leaves it read-only.
@@ -311,19 +297,19 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         let dir = tempfile::tempdir().expect("dir");
         let mine = dir.path().join("mine");
-        assert!(private_folder(&mine));
+        assert!(crate::lockfile::private_folder(&mine));
         let path = mine.join("stdlib/x.rhai");
         write_read_only(&path, "fn x() {}\n").expect("write");
         write_read_only(&path, "fn y() {}\n").expect("replace the read-only copy");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "fn y() {}\n");
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&mine, &link).expect("link");
-        assert!(!private_folder(&link));
+        assert!(!crate::lockfile::private_folder(&link));
         if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() == Some(0) {
             let theirs = dir.path().join("theirs");
             std::fs::create_dir(&theirs).expect("dir");
             std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).expect("chown");
-            assert!(!private_folder(&theirs));
+            assert!(!crate::lockfile::private_folder(&theirs));
         }
     }
 }

@@ -83,10 +83,13 @@ fn binary() -> Option<String> {
     ))
 }
 
-/// `$XDG_CACHE_HOME/weft/index/<SHA-256 of the project's folder>.json`.
+/// `$XDG_CACHE_HOME/weft/index/<SHA-256 of the project's folder>.json`, while that folder is
+/// this user's alone: under `sudo` with another user's `HOME`, outlines from a folder that user
+/// can fill would decide which goals exist and where they run.
 fn path_for(root: &Path) -> Option<PathBuf> {
     let dir = crate::config::weft_dir("XDG_CACHE_HOME", ".cache")?.join("index");
-    Some(dir.join(format!("{}.json", key(&root.to_string_lossy()))))
+    crate::lockfile::private_folder(&dir)
+        .then(|| dir.join(format!("{}.json", key(&root.to_string_lossy()))))
 }
 
 impl Index {

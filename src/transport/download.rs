@@ -337,7 +337,7 @@ impl<T: Tree> Walk<'_, T> {
                 steps.push(Step::Mode {
                     remote: remote.to_string(),
                     local: local.to_path_buf(),
-                    mode: attrs.mode & 0o7777,
+                    mode: kept_mode(attrs.mode),
                 });
                 for name in names.into_iter().rev() {
                     if name == "." || name == ".." {
@@ -396,7 +396,7 @@ impl<T: Tree> Walk<'_, T> {
         let stopped = self.options.stopped;
         let mut copied = self.done.bytes;
         let written =
-            super::local::replace_atomically(local, Some(looked.mode & 0o7777), |mut out| {
+            super::local::replace_atomically(local, Some(kept_mode(looked.mode)), |mut out| {
                 let copied = &mut copied;
                 async move {
                     let mut buf = vec![0u8; 256 * 1024];
@@ -513,6 +513,13 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         return Err(format!("`{text}` is no usable size limit"));
     }
     Ok(bytes as u64)
+}
+
+/// The mode a downloaded file or folder gets here: never set-user-id, set-group-id or sticky,
+/// and never writable by group or others (a host user's `chmod 4755` or 0777 folder must not
+/// become a root-owned set-user-id file or a folder anyone can fill on the controller).
+fn kept_mode(mode: u32) -> u32 {
+    mode & 0o755
 }
 
 #[cfg(test)]

@@ -501,11 +501,21 @@ impl SshTransport {
                 return Err(file_error(err));
             }
         };
+        let (folder, name) = match path.rsplit_once('/') {
+            Some(("", name)) => ("/", name),
+            Some((folder, name)) => (folder, name),
+            None => (".", path),
+        };
         // Where the check found nothing, SFTP's rename puts the file in place without a command
         // (sshd's rename is a link then an unlink, which never replaces anything: whatever
         // appeared meanwhile, a planted link too, makes it fail, and the command below runs).
-        // Leftovers of interrupted uploads are swept by the next replacement.
-        if fresh && sftp.rename(tmp.clone(), path.to_string()).await.is_ok() {
+        // SFTP follows links on the way, so only where the folder's real path is the path
+        // itself (no link on the way: `/home/u/x` made a link to `/etc` would put the file in
+        // `/etc`). Leftovers of interrupted uploads are swept by the next replacement.
+        if fresh
+            && sftp.canonicalize(folder).await.ok().as_deref() == Some(folder)
+            && sftp.rename(tmp.clone(), path.to_string()).await.is_ok()
+        {
             return Ok(stamp);
         }
         // The rename runs in the target's folder, entered name by name without following a
@@ -514,11 +524,6 @@ impl SshTransport {
         // command sweeps what interrupted uploads to this target left behind (their names are
         // random too); `rm` removes a planted link itself, never what it points to, and runs
         // only when the glob found something.
-        let (folder, name) = match path.rsplit_once('/') {
-            Some(("", name)) => ("/", name),
-            Some((folder, name)) => (folder, name),
-            None => (".", path),
-        };
         let temporary = tmp.rsplit_once('/').map_or(tmp.as_str(), |(_, n)| n);
         let leftovers = format!(
             "./{}{}",
