@@ -628,21 +628,7 @@ impl Provider for Ec2Provider {
     ) -> Result<Vec<Machine>, CloudError> {
         let moving: Vec<Machine> = self.list(from).await?;
         let taken: Vec<String> = self.list(to).await?.into_iter().map(|m| m.name).collect();
-        let clash: Vec<&str> = moving
-            .iter()
-            .filter(|m| taken.contains(&m.name))
-            .map(|m| m.name.as_str())
-            .collect();
-        if !clash.is_empty() {
-            return Err(CloudError::Config(format!(
-                "namespace `{}` already has {} in env `{}`: terminate those (or the ones in `{}`) \
-                 first; nothing was moved",
-                to.namespace,
-                clash.join(", "),
-                to.env,
-                from.namespace
-            )));
-        }
+        super::refuse_name_clash(moving.iter().map(|m| m.name.as_str()), &taken, from, to)?;
         if moving.is_empty() {
             return Ok(moving);
         }

@@ -218,6 +218,31 @@ pub trait Provider: Send + Sync {
 }
 
 /// weft's own data folder: `$XDG_DATA_HOME/weft`, else `~/.local/share/weft`.
+/// Refuses to adopt machines named `moving` into `to` where it already has one of their
+/// `taken` names: nothing is moved then.
+pub fn refuse_name_clash<'a>(
+    moving: impl IntoIterator<Item = &'a str>,
+    taken: &[String],
+    from: &Scope,
+    to: &Scope,
+) -> Result<(), CloudError> {
+    let clash: Vec<&str> = moving
+        .into_iter()
+        .filter(|name| taken.iter().any(|t| t == name))
+        .collect();
+    if clash.is_empty() {
+        return Ok(());
+    }
+    Err(CloudError::Config(format!(
+        "namespace `{}` already has {} in env `{}`: terminate those (or the ones in `{}`) \
+         first; nothing was moved",
+        to.namespace,
+        clash.join(", "),
+        to.env,
+        from.namespace
+    )))
+}
+
 pub fn data_dir() -> PathBuf {
     crate::config::weft_dir("XDG_DATA_HOME", ".local/share")
         .unwrap_or_else(|| PathBuf::from("/var/lib/weft"))

@@ -676,20 +676,7 @@ impl Provider for LocalProvider {
         let lock = crate::lockfile::FileLock::take(&self.machines.join(".lock"))?;
         let moving = self.all(from);
         let taken: Vec<String> = self.all(to).into_iter().map(|m| m.name).collect();
-        let clash: Vec<&str> = moving
-            .iter()
-            .filter(|m| taken.contains(&m.name))
-            .map(|m| m.name.as_str())
-            .collect();
-        if !clash.is_empty() {
-            return Err(CloudError::Config(format!(
-                "namespace `{}` already has {} in env `{}`: terminate those (or the ones in `{}`)                  first; nothing was moved",
-                to.namespace,
-                clash.join(", "),
-                to.env,
-                from.namespace
-            )));
-        }
+        super::refuse_name_clash(moving.iter().map(|m| m.name.as_str()), &taken, from, to)?;
         let mut moved = Vec::new();
         for old in &moving {
             let mut meta = old.clone();
