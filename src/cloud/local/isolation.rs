@@ -126,20 +126,8 @@ async fn ensure_table() -> Result<(), CloudError> {
 /// Runs `f` holding the host-wide lock of env numbers: two weft processes making machines of
 /// one env at once must agree on its number, and one being released is not taken meanwhile.
 fn locked<T>(f: impl FnOnce() -> Result<T, CloudError>) -> Result<T, CloudError> {
-    use std::os::fd::AsRawFd;
-    std::fs::create_dir_all(ENV_NUMBERS)?;
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(Path::new(ENV_NUMBERS).join(".lock"))?;
-    // SAFETY: flock on a descriptor this function owns; closing it releases the lock.
-    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    let result = f();
-    drop(lock);
-    result
+    let _lock = crate::lockfile::FileLock::take(&Path::new(ENV_NUMBERS).join(".lock"))?;
+    f()
 }
 
 /// The number of the env `owner` (see `LocalProvider::env_key`), reserving the lowest free

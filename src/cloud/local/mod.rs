@@ -238,7 +238,9 @@ impl LocalProvider {
     /// Gives back the env's VIP and number once its last machine is gone.
     async fn release_env(&self, scope: &Scope) {
         let owner = self.vip_owner(scope);
-        if let (Some(vip), Ok(env)) = (vip::held(&owner), self.env_number(scope)) {
+        // Looked up, never reserved: an env without a number has nothing to release.
+        let number = isolation::held_number(&format!("env:{}", self.env_key(scope)));
+        if let (Some(vip), Some(env)) = (vip::held(&owner), number) {
             isolation::deny_vip(env, vip).await;
         }
         vip::release(&owner);
@@ -449,11 +451,13 @@ impl LocalProvider {
         std::fs::create_dir_all(&self.machines)?;
         let _lock = crate::lockfile::FileLock::take(&self.machines.join(".lock"))?;
         let mut ordinal = spec.ordinal;
+        // An adopted machine keeps the id it was made with: its name is taken too.
+        let taken: Vec<String> = self.all(scope).into_iter().map(|m| m.name).collect();
         let (id, name, dir) = loop {
             let name = format!("{}-{ordinal}", spec.role);
             let id = format!("{}.{}.{name}", slug(&scope.namespace), slug(&scope.env));
             let dir = self.dir(&id);
-            if !dir.join("meta.json").exists() {
+            if !taken.contains(&name) && !dir.join("meta.json").exists() {
                 if dir.exists() {
                     std::fs::remove_dir_all(&dir)?;
                 }
