@@ -314,9 +314,9 @@ fn a_listener_that_never_speaks_ssh_fails_at_the_handshake_within_the_connect_ti
         ))
         .stdout_has(&format!("{healthy} | up"))
         .stdout_has("1 unreachable");
-    // One attempt, not three: a host that accepted the connection and then stalled will not
-    // answer a retry either.
-    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+    // Two attempts, not three: a host that accepted the connection and then stalled gets one
+    // more chance (a busy sshd may miss one handshake), not every retry.
+    assert!(elapsed < Duration::from_secs(8), "took {elapsed:?}");
 }
 
 #[test]

@@ -196,7 +196,7 @@ pub async fn connect(settings: &Arc<SshSettings>, target: &Target) -> Result<Con
             connect_once(settings, target, deadline).await
         };
         match result {
-            Err(err) if err.is_transient() && attempt < settings.retries => {
+            Err(err) if err.is_transient() && attempt < err.retries(settings.retries) => {
                 attempt += 1;
                 let base = 200u64 << attempt.min(5);
                 let jitter = fastrand::u64(0..=base / 2);

@@ -142,12 +142,25 @@ impl SshError {
                 source.kind(),
                 std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::InvalidInput
             ),
-            // A host still booting drops the first packets; one that accepted the connection
-            // and then stalled will not answer a second attempt either.
+            // A host still booting drops the first packets; a busy one (sshd forks and re-execs
+            // for every connection) may miss one handshake's deadline and make the next.
             SshError::Stalled {
-                step: Step::Tcp, ..
+                step: Step::Tcp | Step::Handshake,
+                ..
             } => true,
             _ => false,
+        }
+    }
+
+    /// How many times this failure is retried, of the `retries` transient failures get: a
+    /// host that accepted the connection and then stalled gets one more chance, not all.
+    pub fn retries(&self, retries: u32) -> u32 {
+        match self {
+            SshError::Stalled {
+                step: Step::Handshake,
+                ..
+            } => retries.min(1),
+            _ => retries,
         }
     }
 }
