@@ -93,11 +93,17 @@ pub fn replace(path: &Path, text: &[u8], mode: u32) -> std::io::Result<()> {
 /// Whether `dir` (made 0700 when missing) is a folder of this user's that no other user can
 /// write: one another user made first, or a link planted under its name, is not.
 pub fn private_folder(dir: &Path) -> bool {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    use std::os::unix::fs::DirBuilderExt;
     let _ = std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir);
+    is_private_folder(dir)
+}
+
+/// Whether `dir` is already a folder as `private_folder` makes it; creates nothing.
+pub fn is_private_folder(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
     let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
     std::fs::symlink_metadata(dir)
         .is_ok_and(|m| m.is_dir() && Some(m.uid()) == me && m.mode() & 0o022 == 0)

@@ -216,3 +216,25 @@ fn a_check_of_every_stdlib_goal_changes_nothing_on_the_controller() {
         changed.join("\n")
     );
 }
+
+#[test]
+fn a_cold_check_writes_no_goal_index() {
+    let test = Test::with_config("[project]\nname = \"cold\"\n");
+    let cache = test.home().join("cold-cache");
+    std::fs::create_dir_all(&cache).expect("cache folder");
+    let test = test.with_env(vec![("XDG_CACHE_HOME".into(), cache.display().to_string())]);
+    test.run(&["run", "system_info", "--check"]).status(0);
+    let left: Vec<_> = walkdir::WalkDir::new(&cache)
+        .min_depth(1)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.path().display().to_string())
+        .collect();
+    assert!(
+        left.is_empty(),
+        "--check wrote in the cache folder: {left:#?}"
+    );
+    // Without --check the same run keeps its index there: the check above looks where it is.
+    test.run(&["run", "system_info"]).status(0);
+    assert!(cache.join("weft/index").is_dir());
+}

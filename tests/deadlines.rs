@@ -419,3 +419,77 @@ fn after_one_sigint_cleanup_still_runs_on_a_working_host_also_in_a_run_it_starts
     );
     assert!(gone(marker), "the command in flight did not get TERM");
 }
+
+/// The staging files of `--become` writes in /tmp (and the temporary files they are written
+/// through), with their sizes.
+fn staging_files() -> Vec<(String, u64)> {
+    let Ok(entries) = std::fs::read_dir("/tmp") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(".weft-stage-") || name.starts_with("..weft-stage-")
+        })
+        .filter_map(|e| Some((e.path().display().to_string(), e.metadata().ok()?.len())))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_during_an_upload_under_become_leaves_no_staging_file() {
+    let fleet = Fleet::start(1);
+    let test = Test::with_config("[project]\nname = \"big\"\n");
+    // Big enough that the upload is still going when the interrupt comes; sparse here.
+    let big = std::fs::File::create(test.path().join("big.bin")).expect("big file");
+    big.set_len(4 << 30).expect("size");
+    let target = format!("/tmp/weft-big-{}", std::process::id());
+    test.write(
+        "deploy/big.rhai",
+        &format!("/// A big upload.\nfn big(host) {{ host.upload(\"big.bin\", \"{target}\"); }}\n"),
+    );
+    let address = fleet.address(0, "weft-test");
+    let mut argv = vec!["run", "big", "-H", &address, "--become"];
+    let flags = ssh_flags(&fleet);
+    argv.extend(flags.iter().map(String::as_str));
+    let password = fleet.sudo_password();
+    let before: Vec<String> = staging_files().into_iter().map(|(p, _)| p).collect();
+    let mut child = test
+        .command(&argv)
+        .env("WEFT_SUDO_PASSWORD", &password)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft starts");
+    // Ours is the one that grows past a megabyte (other tests stage small files).
+    let started = Instant::now();
+    let staging = loop {
+        let found = staging_files()
+            .into_iter()
+            .find(|(p, size)| *size > 1 << 20 && !before.contains(p));
+        if let Some((path, _)) = found {
+            break path;
+        }
+        if child.try_wait().expect("wait").is_some() || started.elapsed() > Duration::from_secs(60)
+        {
+            let _ = child.kill();
+            let (out, _) = finish(child, Duration::from_secs(10));
+            panic!("no staging file grew: {out:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let (out, _) = finish(child, Duration::from_secs(60));
+    let _ = std::fs::remove_file(&target);
+    out.status(130).stdout_has("interrupted");
+    let left = std::path::Path::new(&staging).exists();
+    let _ = std::fs::remove_file(&staging);
+    assert!(
+        !left,
+        "Ctrl-C left {staging} (part of the upload) on the host"
+    );
+}

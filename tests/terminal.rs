@@ -188,6 +188,62 @@ fn ctrl_c_ends_in_one_line_that_says_which_hosts_finished_and_which_stopped() {
         rest.contains("summary: 1 ok, 0 changed, 1 failed"),
         "{rest}"
     );
+    // The local command was stopped by weft, not by the terminal's SIGINT: its row says so.
+    assert!(rest.contains("interrupted during `sleep 60`"), "{rest}");
+    assert!(!rest.contains("exited with"), "{rest}");
+}
+
+/// Whether a process whose command line holds `marker` runs.
+fn running(marker: &str) -> bool {
+    std::process::Command::new("pgrep")
+        .args(["-f", marker])
+        .output()
+        .expect("pgrep")
+        .status
+        .success()
+}
+
+#[test]
+fn ctrl_c_also_ends_what_a_local_command_started_in_the_background() {
+    let marker = format!("weft-orphan-{}-{}", std::process::id(), fastrand::u64(..));
+    let test = project();
+    // A non-interactive shell starts its background jobs with SIGINT ignored, and `nohup`
+    // ignores the SIGHUP of the terminal closing: only weft's TERM to the command's group
+    // ends this one.
+    test.write(
+        "deploy/orphan.rhai",
+        &format!(
+            "/// Leaves a child in the background, then waits.
+             fn orphan(host) {{ log(\"started\"); host.run(\"nohup sh -c 'sleep 600; :' {marker} >/dev/null 2>&1 & sleep 60\"); }}\n"
+        ),
+    );
+    let mut terminal = test.start_in_terminal(&["run", "orphan"]);
+    terminal.wait_until(Duration::from_secs(60), |s| {
+        s.lines.iter().any(|l| l.ends_with("| started"))
+    });
+    let start = Instant::now();
+    while !running(&marker) {
+        assert!(start.elapsed() < Duration::from_secs(30), "no {marker}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    terminal.type_keys("\u{3}");
+    let seen = terminal.finish();
+    seen.status(130);
+    let ended = Instant::now();
+    while running(&marker) {
+        if ended.elapsed() > Duration::from_secs(10) {
+            // By pid: only the processes of this test's marker.
+            let pids = std::process::Command::new("pgrep")
+                .args(["-f", &marker])
+                .output()
+                .expect("pgrep");
+            for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+                let _ = std::process::Command::new("kill").arg(pid).status();
+            }
+            panic!("Ctrl-C left {marker} running");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -13,7 +13,13 @@ use crate::script::engine;
 pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
     let (project, layers) = ctx.project()?;
     crate::plugin::check_vendored(&project.root)?;
-    let engine = Arc::new(engine::load(&layers, &project)?);
+    // `--check` leaves the controller as it found it: not even the goal index is written.
+    let load = if args.check {
+        engine::load_read_only
+    } else {
+        engine::load
+    };
+    let engine = Arc::new(load(&layers, &project)?);
     let flags = GoalFlags {
         check: args.check,
         diff: args.diff,

@@ -1017,22 +1017,23 @@ impl HostSession {
             return write(path, mode, owner, fresh);
         }
         let staging = format!("/tmp/.weft-stage-{:016x}", fastrand::u64(..));
-        let stamp = write(&staging, Some(0o600), None, false)?;
-        let (s, t) = (
-            crate::shell::quote(&staging),
-            super::stage::target_word(path),
+        let s = crate::shell::quote(&staging);
+        let result = write(&staging, Some(0o600), None, false)
+            .and_then(|stamp| self.install_staged(&s, path, mode, owner).map(|()| stamp));
+        // Cleanup of weft's own file, on every path (a write cut short by Ctrl-C or the
+        // host's deadline leaves part of the file, maybe of a secret): it runs as an `always`
+        // step would.
+        // A write cut short also leaves the transport's own temporary sibling of the staging
+        // file (`.NAME.weft-` and 16 random hex digits; the glob stays literal, and harmless,
+        // when nothing matches).
+        let (folder, name) = staging.rsplit_once('/').unwrap_or(("", &staging));
+        let partial = format!(
+            "{}{}",
+            crate::shell::quote(&format!("{folder}/.{name}.weft-")),
+            "?".repeat(16)
         );
-        let mode = format!("{:o}", mode.unwrap_or(0o644));
-        // `install` makes the file, gives it its owner, then its mode, by name: in a private
-        // folder beside the target, where nobody else can swap that name for a link (which
-        // chmod would follow), before the rename puts it in place.
-        let owner = owner.map_or_else(String::new, |(uid, gid)| format!("-o {uid} -g {gid} "));
-        let body = format!("install -p {owner}-m {mode} -T -- {s} new && mv -f -T -- new {t}");
-        let script = super::stage::in_one_command(super::stage::folder_of(path), &body);
-        let result = super::stage::run_step(self, &format!("write {path}"), &script);
-        // Cleanup of weft's own file: it runs as an `always` step would.
         let remove = ExecRequest {
-            command: format!("rm -f -- {s}"),
+            command: format!("rm -f -- {s} {partial}"),
             ..ExecRequest::default()
         };
         if let Ok((remove, _)) = self.limited(remove, true, "rm") {
@@ -1040,7 +1041,26 @@ impl HostSession {
                 .runtime
                 .block_on(self.transport.exec(&remove, &crate::transport::NoLines));
         }
-        result.map(|_| stamp)
+        result
+    }
+
+    /// Puts the staged file `s` (quoted) at `path` as the become user, with its mode and owner.
+    fn install_staged(
+        &self,
+        s: &str,
+        path: &str,
+        mode: Option<u32>,
+        owner: Option<(u32, u32)>,
+    ) -> Result<(), HostError> {
+        let t = super::stage::target_word(path);
+        let mode = format!("{:o}", mode.unwrap_or(0o644));
+        // `install` makes the file, gives it its owner, then its mode, by name: in a private
+        // folder beside the target, where nobody else can swap that name for a link (which
+        // chmod would follow), before the rename puts it in place.
+        let owner = owner.map_or_else(String::new, |(uid, gid)| format!("-o {uid} -g {gid} "));
+        let body = format!("install -p {owner}-m {mode} -T -- {s} new && mv -f -T -- new {t}");
+        let script = super::stage::in_one_command(super::stage::folder_of(path), &body);
+        super::stage::run_step(self, &format!("write {path}"), &script).map(|_| ())
     }
 
     /// What weft knows of the files it wrote on hosts.

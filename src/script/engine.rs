@@ -277,12 +277,29 @@ pub fn load(
     layers: &Layers,
     project: &crate::project::Project,
 ) -> Result<ScriptEngine, ScriptError> {
+    load_from(layers, project, Index::open(layers.root()))
+}
+
+/// Like `load`, but it writes nothing in weft's cache folder (`--check` changes nothing on
+/// the controller either).
+pub fn load_read_only(
+    layers: &Layers,
+    project: &crate::project::Project,
+) -> Result<ScriptEngine, ScriptError> {
+    load_from(layers, project, Index::read_only(layers.root()))
+}
+
+fn load_from(
+    layers: &Layers,
+    project: &crate::project::Project,
+    index: Index,
+) -> Result<ScriptEngine, ScriptError> {
     let max = project
         .config
         .as_ref()
         .and_then(|c| c.file.project.max_operations.as_ref())
         .map(|m| *m.get_ref());
-    let engine = ScriptEngine::load_with(layers, max, Index::open(layers.root()))?;
+    let engine = ScriptEngine::load_with(layers, max, index)?;
     let checked = check_apps(&engine, project);
     // Once, with what the app check learnt, even when it failed: a cold start pays for one
     // write, and fixing weft.toml then needs no compile.

@@ -86,17 +86,32 @@ fn binary() -> Option<String> {
 /// `$XDG_CACHE_HOME/weft/index/<SHA-256 of the project's folder>.json`, while that folder is
 /// this user's alone: under `sudo` with another user's `HOME`, outlines from a folder that user
 /// can fill would decide which goals exist and where they run.
-fn path_for(root: &Path) -> Option<PathBuf> {
+fn path_for(root: &Path, create: bool) -> Option<PathBuf> {
     let dir = crate::config::weft_dir("XDG_CACHE_HOME", ".cache")?.join("index");
-    crate::lockfile::private_folder(&dir)
-        .then(|| dir.join(format!("{}.json", key(&root.to_string_lossy()))))
+    let private = if create {
+        crate::lockfile::private_folder(&dir)
+    } else {
+        crate::lockfile::is_private_folder(&dir)
+    };
+    private.then(|| dir.join(format!("{}.json", key(&root.to_string_lossy()))))
 }
 
 impl Index {
     /// The index kept for the project at `root`; empty when there is none, it is unreadable
     /// or another weft binary wrote it.
     pub fn open(root: &Path) -> Self {
-        let (path, binary) = match (path_for(root), binary()) {
+        Self::open_in(root, true)
+    }
+
+    /// Like `open`, but it creates no folder and `save` writes nothing (`--check`).
+    pub fn read_only(root: &Path) -> Self {
+        let mut index = Self::open_in(root, false);
+        index.path = None;
+        index
+    }
+
+    fn open_in(root: &Path, create: bool) -> Self {
+        let (path, binary) = match (path_for(root, create), binary()) {
             (Some(path), Some(binary)) => (Some(path), binary),
             // Without a name for this binary nothing kept could be trusted.
             _ => (None, String::new()),

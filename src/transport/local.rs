@@ -81,7 +81,22 @@ impl Transport for LocalTransport {
             source,
         };
         let has_input = request.stdin.is_some() || pipe.input.is_some();
-        let mut child = Command::new("sh")
+        let mut command = Command::new("sh");
+        // A session (so a process group) of its own, as a remote command has: the terminal's
+        // Ctrl-C goes to weft alone (which then stops the command as it stops a remote one),
+        // and what the command starts in the background is stopped with it. Without a
+        // controlling terminal, a command that opens /dev/tty (a passphrase prompt) fails at
+        // once instead of being stopped, as a background group reading the terminal would be.
+        // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command
             .arg("-c")
             .arg(&request.command)
             // Builds, tests and pip run here: they never see weft's own secrets.
@@ -98,6 +113,7 @@ impl Transport for LocalTransport {
             .kill_on_drop(true)
             .spawn()
             .map_err(spawn_error)?;
+        let mut group = Group(child.id());
         let stdin = child.stdin.take();
         let stdout = child.stdout.take();
         let stderr = child.stderr.take();
@@ -155,7 +171,8 @@ impl Transport for LocalTransport {
             }
             Ok(output)
         };
-        // A command cut short is dropped, which kills it (`kill_on_drop`).
+        // A command cut short is dropped, which kills its shell (`kill_on_drop`); its group
+        // gets TERM (`Group`), as a remote command's tree does.
         let deadline = async {
             match request.timeout {
                 Some(timeout) => tokio::time::sleep(timeout).await,
@@ -169,7 +186,11 @@ impl Transport for LocalTransport {
             }
         };
         tokio::select! {
-            result = run => result,
+            result = run => {
+                // Ended on its own: what it left running in the background is meant to stay.
+                group.0 = None;
+                result
+            }
             () = deadline => Err(TransportError::Timeout {
                 command: request.command.clone(),
                 timeout: request.timeout.unwrap_or_default(),
@@ -274,6 +295,22 @@ impl Transport for LocalTransport {
     ) -> Result<Downloaded, TransportError> {
         let remote = self.path(remote).display().to_string();
         super::download::download(&LocalTree, &remote, local, options).await
+    }
+}
+
+/// The process group of a running local command (its shell's pid, `setsid` made it lead one), sent TERM when dropped
+/// before the command ended: on its deadline, on Ctrl-C, or when the step is abandoned.
+struct Group(Option<u32>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let Some(pgid) = self.0.and_then(|pid| libc::pid_t::try_from(pid).ok()) else {
+            return;
+        };
+        // SAFETY: kill has no memory preconditions; a group already gone is ESRCH, ignored.
+        unsafe {
+            libc::kill(-pgid, libc::SIGTERM);
+        }
     }
 }
 
