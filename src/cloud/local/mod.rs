@@ -180,13 +180,15 @@ impl LocalProvider {
     }
 
     /// What names an env among every weft's on this host: the data folder, namespace and env,
-    /// as machine folders do (so it follows when the namespace names more, a project say).
+    /// as written (so it follows when the namespace names more, a project say). Not slugged as
+    /// machine folders are: `/a.b/` and `/a_b/` are two envs, and must not share a network
+    /// number or a VIP.
     fn env_key(&self, scope: &Scope) -> String {
         format!(
-            "{}/{}/{}",
+            "{}\t{}\t{}",
             self.machines.display(),
-            slug(&scope.namespace),
-            slug(&scope.env)
+            scope.namespace,
+            scope.env
         )
     }
 
