@@ -1149,12 +1149,10 @@ impl HostSession {
         );
         // Ctrl-C and the host's deadline stop the copy between reads, so the file in progress
         // is removed rather than left behind by a dropped transfer.
-        let cutoff = self.cutoff(self.cleanup(false));
+        let cleanup = self.cleanup(false);
+        let cutoff = self.cutoff(cleanup);
         let past_deadline = move || cutoff.is_some_and(|c| tokio::time::Instant::now() >= c);
-        let stopped = || {
-            (super::interrupt::interrupted() && self.always.load(Ordering::SeqCst) == 0)
-                || past_deadline()
-        };
+        let stopped = || (super::interrupt::interrupted() && !cleanup) || past_deadline();
         let skipped = |path: &str, why: &str| self.log(&format!("skipped {path}: it {why}"));
         let options = DownloadOptions {
             follow_links: limits.follow_links,

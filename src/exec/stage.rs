@@ -151,18 +151,12 @@ impl Stage {
             "if [ -L new ] || [ ! -e new ]; then echo 'weft: the load left no file or folder named new' >&2; exit 1; fi"
                 .to_string(),
         ];
-        let spec = match (owner, group) {
-            (Some(o), Some(g)) => Some(format!("{o}:{g}")),
-            (Some(o), None) => Some(o.to_string()),
-            (None, Some(g)) => Some(format!(":{g}")),
-            (None, None) => None,
-        };
-        if let Some(spec) = spec {
-            steps.push(format!("chown -R -- {} new", quote(&spec)));
-        }
-        if let Some(mode) = mode {
-            steps.push(format!("chmod {mode:o} new"));
-        }
+        steps.extend(attribute_steps(
+            "new",
+            true,
+            chown_spec(owner, group).as_deref(),
+            mode,
+        ));
         let t = target_word(target);
         // A folder cannot be renamed over a folder that holds anything: the old one goes into
         // the private folder first (a link there is moved itself, never followed).
@@ -190,6 +184,36 @@ impl Stage {
         };
         let _ = session.run(&format!("rm -rf -- {}", quote(&self.dir)), &options);
     }
+}
+
+/// `user:group` as `chown` takes it, either part missing; `None` when both are.
+pub fn chown_spec(owner: Option<&str>, group: Option<&str>) -> Option<String> {
+    match (owner, group) {
+        (Some(o), Some(g)) => Some(format!("{o}:{g}")),
+        (Some(o), None) => Some(o.to_string()),
+        (None, Some(g)) => Some(format!(":{g}")),
+        (None, None) => None,
+    }
+}
+
+/// The steps that give `name` (a name weft holds, in a folder of its own) the owner `spec`,
+/// with `-R` when `recursive`, then the mode: the owner goes first, as a change of owner clears
+/// a set-user-id bit of the mode.
+pub fn attribute_steps(
+    name: &str,
+    recursive: bool,
+    spec: Option<&str>,
+    mode: Option<u32>,
+) -> Vec<String> {
+    let mut steps = Vec::new();
+    if let Some(spec) = spec {
+        let r = if recursive { "-R " } else { "" };
+        steps.push(format!("chown {r}-- {} {name}", quote(spec)));
+    }
+    if let Some(mode) = mode {
+        steps.push(format!("chmod {mode:o} {name}"));
+    }
+    steps
 }
 
 #[cfg(test)]

@@ -211,12 +211,9 @@ fn differences(
     let mode = mode.filter(|m| state.map(|s| s.mode) != Some(*m));
     let owner_differs = owner.is_some_and(|o| state.map(|s| s.owner.as_str()) != Some(o));
     let group_differs = group.is_some_and(|g| state.map(|s| s.group.as_str()) != Some(g));
-    let spec = (owner_differs || group_differs).then(|| match (owner, group) {
-        (Some(o), Some(g)) => format!("{o}:{g}"),
-        (Some(o), None) => o.to_string(),
-        (None, Some(g)) => format!(":{g}"),
-        (None, None) => String::new(),
-    });
+    let spec = (owner_differs || group_differs)
+        .then(|| crate::exec::stage::chown_spec(owner, group))
+        .flatten();
     (mode, spec)
 }
 
@@ -259,13 +256,12 @@ fn file_attributes(
         quote(&state.id),
         quote(path),
     )];
-    // The owner goes first: a change of owner clears a set-user-id bit of the mode.
-    if let Some(spec) = &spec {
-        steps.push(format!("chown -- {} f", quote(spec)));
-    }
-    if let Some(mode) = mode {
-        steps.push(format!("chmod {mode:o} f"));
-    }
+    steps.extend(crate::exec::stage::attribute_steps(
+        "f",
+        false,
+        spec.as_deref(),
+        mode,
+    ));
     let script = crate::exec::stage::in_one_command(
         crate::exec::stage::folder_of(path),
         &steps.join(" && "),
@@ -296,12 +292,12 @@ fn directory_attributes(
         quote(&state.id),
         quote(path)
     )];
-    if let Some(spec) = &spec {
-        steps.push(format!("chown -- {} .", quote(spec)));
-    }
-    if let Some(mode) = mode {
-        steps.push(format!("chmod {mode:o} ."));
-    }
+    steps.extend(crate::exec::stage::attribute_steps(
+        ".",
+        false,
+        spec.as_deref(),
+        mode,
+    ));
     let script = format!(
         "{} && {}",
         crate::exec::stage::enter(path, false),
@@ -553,12 +549,12 @@ pub fn directory(
                         "{ [ ! -g .. ] || { chown -- \":$(stat -c %g ..)\" new && chmod g+s new; }; }"
                             .to_string(),
                     ];
-                    if let Some(spec) = &spec {
-                        steps.push(format!("chown -- {} new", quote(spec)));
-                    }
-                    if let Some(mode) = mode {
-                        steps.push(format!("chmod {mode:o} new"));
-                    }
+                    steps.extend(crate::exec::stage::attribute_steps(
+                        "new",
+                        false,
+                        spec.as_deref(),
+                        mode,
+                    ));
                     // A rename never replaces a link or a file; an empty folder made meanwhile
                     // is replaced, anything else fails.
                     steps.push(format!(
