@@ -99,13 +99,7 @@ fn four_parallel_creates_on_a_fresh_data_folder_all_succeed_and_destroy_releases
     assert_eq!(reserved_by(&data), Vec::<String>::new());
     let known = std::fs::read_to_string(data.join("known_hosts")).unwrap_or_default();
     assert_eq!(known.trim(), "", "host keys left: {known}");
-    let left: Vec<String> = std::fs::read_dir(data.join("machines"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
+    let left = machine_folders(&data);
     assert!(left.is_empty(), "machine folders left: {left:?}");
 }
 
@@ -127,17 +121,22 @@ fn a_failed_create_gives_back_its_address_and_leaves_no_machine_folder() {
         Vec::<String>::new(),
         "an address leaked"
     );
-    let left: Vec<String> = std::fs::read_dir(data.join("machines"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
+    let left = machine_folders(&data);
     assert!(left.is_empty(), "machine folders left: {left:?}");
     // Once the cause is gone, the same create makes web-0.
     std::fs::remove_file(data.join("keys")).expect("rm");
     test.run(&["cloud", "create", "web", "-e", "dev", "--no-provision"])
         .status(0)
         .stdout_has("created web-0");
+}
+
+/// The machine folders under the data folder `data` (lock files left out).
+fn machine_folders(data: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(data.join("machines"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect()
 }
