@@ -827,7 +827,13 @@ fn loads_into_a_users_folder_stage_privately_and_never_follow_what_the_user_plan
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("was replaced"), "{stderr}");
-    let meta = std::fs::metadata(decoy.join("new")).expect("decoy file");
+    let listing = std::process::Command::new("ls")
+        .args(["-laR", &data, &decoy.display().to_string()])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let meta = std::fs::metadata(decoy.join("new"))
+        .unwrap_or_else(|e| panic!("decoy file: {e}\nweft said: {stderr}\n{listing}"));
     assert_eq!(
         (
             std::os::unix::fs::MetadataExt::uid(&meta),

@@ -33,16 +33,28 @@ pub fn folder_of(path: &str) -> &str {
 /// another user owns is followed on the way), and enter it, checking that it is the one made,
 /// inside the folder entered: a link or a folder of someone else's swapped in between `mktemp`
 /// and `cd` fails. A set-group-id bit it took from a folder such as Debian's /etc/redis is
-/// cleared (through `.`, the folder entered). The folder's path is then in `$weft_stage`, and
-/// `..` is the folder it was made in.
+/// cleared (through `.`, the folder entered). The folder's path is then in `$weft_stage`, by the
+/// name `mktemp` gave it (if the folder's owner renamed it meanwhile, the next command that
+/// enters it by that name fails its check rather than following the rename), and `..` is the
+/// folder it was made in.
 fn make(folder: &str) -> String {
     format!(
-        "{enter} && weft_parent=$(stat -c %d:%i .) && \
+        "{enter} && weft_parent=$(stat -c %d:%i .) && weft_at=$(pwd -P) && \
          weft_stage=$(mktemp -d ./.weft-stage.XXXXXXXXXX) && \
          cd -P -- \"$weft_stage\" && [ \"$(stat -c %d:%i ..)\" = \"$weft_parent\" ] && \
          [ \"$(stat -c %u .)\" = \"$(id -u)\" ] && chmod u=rwx,go=,-s . && \
-         [ \"$(stat -c %a .)\" = 700 ] && weft_stage=$(pwd -P)",
+         [ \"$(stat -c %a .)\" = 700 ] && weft_stage=\"${{weft_at%/}}/${{weft_stage#./}}\"",
         enter = enter(folder, false)
+    )
+}
+
+/// `make`, or an exit that says why there is no private folder.
+fn make_or_exit(folder: &str) -> String {
+    format!(
+        "{make} || {{ echo 'weft: cannot make a private folder in '{f}', or it was replaced \
+         while weft entered it' >&2; exit 1; }}",
+        make = make(folder),
+        f = quote(folder),
     )
 }
 
@@ -65,10 +77,8 @@ pub fn target_word(path: &str) -> String {
 /// link.
 pub fn in_one_command(folder: &str, body: &str) -> String {
     format!(
-        "{make} || {{ echo 'weft: cannot make a private folder in '{f} >&2; exit 1; }}; \
-         ( {body}\n ); weft_status=$?; cd / && rm -rf -- \"$weft_stage\"; exit \"$weft_status\"",
-        make = make(folder),
-        f = quote(folder),
+        "{make}; ( {body}\n ); weft_status=$?; cd / && rm -rf -- \"$weft_stage\"; exit \"$weft_status\"",
+        make = make_or_exit(folder),
     )
 }
 
@@ -103,8 +113,8 @@ impl Stage {
     /// Makes a private folder in the folder of `path`, for what will replace `path`.
     pub fn beside(session: &HostSession, path: &str) -> Result<Self, HostError> {
         let command = format!(
-            "{} && printf '%s\\n' \"$weft_stage\" && exec stat -c %d:%i:%u .",
-            make(folder_of(path))
+            "{}; printf '%s\\n' \"$weft_stage\" && exec stat -c %d:%i:%u .",
+            make_or_exit(folder_of(path))
         );
         let out = run_step(session, &format!("stage {path}"), &command)?;
         let mut lines = out.stdout.lines();
