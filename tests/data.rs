@@ -75,7 +75,8 @@ fn upload(addr: &str, name: &str, content: &[u8]) {
     assert!(status.contains(" 201 "), "{status}\n{answer}");
 }
 
-/// The project: examples/notes with one machine of each role but the lb, so it stays quick.
+/// The project: examples/notes with one machine of each role but the lb and the files machine,
+/// so it stays quick.
 fn notes() -> Test {
     let test = notes_as_written();
     // The example's stage, without its lb too.
@@ -83,6 +84,14 @@ fn notes() -> Test {
     let config = test.read("weft.toml");
     assert!(config.contains(lb), "{config}");
     let config = crate::webstack::one_app_machine_no_lb(&config.replace(lb, ""));
+    // With one app machine, its shared/uploads: the other way uploads are kept.
+    let files = "[env.stage.machines.files]\ncount = 1\npackages = [\"nginx\", \"curl\"]\n";
+    let kept = "files = true";
+    assert!(config.contains(files) && config.contains(kept), "{config}");
+    let config = config
+        .replace(files, "")
+        .replace(&files.replace("stage", "dev"), "")
+        .replace(kept, "files = false");
     test.write("weft.toml", &config);
     test
 }
@@ -149,6 +158,8 @@ fn notes_migrates_before_it_serves_and_a_failed_migration_switches_nothing() {
         .status(0)
         .stdout_has("is deployed already")
         .stdout_lacks("ran migration");
+
+    uploads_are_kept_once_and_served_by_every_app_machine(&test);
 
     // New code, and a migration that leaves a mark, then fails.
     let before = current_builds(&test);
@@ -227,6 +238,79 @@ fn notes_migrates_before_it_serves_and_a_failed_migration_switches_nothing() {
         "{mark}"
     );
     assert_eq!(marks("app-1"), "");
+}
+
+/// Shared uploads (issue 31, item 1), on examples/notes as written: a file uploaded through
+/// the lb is served on 20 of 20 requests through it, whichever app machine answers, and by an
+/// app machine made after the upload; nobody writes through an app machine's nginx, and the
+/// files machine takes writes from the app machines only; `uploads_dump` takes the one copy.
+fn uploads_are_kept_once_and_served_by_every_app_machine(test: &Test) {
+    let lb = crate::webstack::web_address(test, "lb-0");
+    let content = b"\x00one copy for all\xff";
+    let shown = "\u{0}one copy for all\u{fffd}";
+    upload(&lb, "shared.bin", content);
+    let served = |addr: &str, times: usize| {
+        let answers: Vec<String> = (0..times)
+            .map(|_| {
+                let (status, body) = request(addr, "GET", "/uploads/shared.bin", b"", "text/plain");
+                format!("{status} {body}")
+            })
+            .collect();
+        let good = answers.iter().filter(|a| a.contains(" 200 ") && a.ends_with(shown)).count();
+        assert_eq!(good, times, "{answers:?}");
+    };
+    served(&lb, 20);
+    for machine in ["app-0", "app-1"] {
+        served(&crate::webstack::web_address(test, machine), 1);
+    }
+    // The files machine holds the only copy; the app machines hold none.
+    test.ssh("dev", "files-0", &["cat /var/lib/weft-files/notes/shared.bin"])
+        .status(0)
+        .stdout_has("one copy for all");
+    let local = test.ssh("dev", "app-0", &["ls -A /opt/www/notes/shared/uploads | wc -l"]);
+    local.status(0);
+    assert_eq!(local.stdout.trim(), "0", "{}", local.stdout);
+
+    // Writes: refused through the lb (an app machine's nginx passes reads only) and, on the
+    // files machine, from a machine that is not the app's.
+    let (status, _) = request(&lb, "PUT", "/uploads/shared.bin", b"overwritten", "text/plain");
+    assert!(status.contains(" 403 "), "{status}");
+    let files = crate::webstack::web_address(test, "files-0");
+    let files = files.rsplit_once(':').map_or(files.as_str(), |(host, _)| host);
+    let outsider = test.ssh(
+        "dev",
+        "lb-0",
+        &[&format!(
+            "curl -s -o /dev/null -w '%{{http_code}}' -X PUT --data x http://{files}:8090/notes/shared.bin"
+        )],
+    );
+    outsider.status(0);
+    assert_eq!(outsider.stdout.trim(), "403", "{}", outsider.stdout);
+    served(&lb, 1);
+
+    // A machine made after the upload serves it once deployed to, and joins the lb.
+    test.run(&["cloud", "create", "app"]).status(0);
+    test.run(&["run", "notes_deploy"])
+        .status(0)
+        .stdout_has("deployed notes");
+    served(&crate::webstack::web_address(test, "app-2"), 1);
+    served(&lb, 20);
+
+    // One archive of the uploads, from the files machine.
+    let dumped = test.run(&["run", "uploads_dump", "u"]);
+    dumped.status(0);
+    let mut names: Vec<String> = std::fs::read_dir(test.path().join("u"))
+        .expect("u")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["uploads.notes.files-0.tar.gz", "uploads.notes.files-0.tar.gz.sha256"],
+        "{}",
+        dumped.stdout
+    );
 }
 
 /// The backup folders of env dev, by name.

@@ -1,7 +1,10 @@
-"""notes: notes kept in PostgreSQL, page views counted in Redis, uploads stored in
-`uploads/` (the app runs in its shared folder; nginx serves them at /uploads/)."""
+"""notes: notes kept in PostgreSQL, page views counted in Redis, uploads PUT to the files
+machine at UPLOADS_URL (or, without one, stored in `uploads/`: the app runs in its shared
+folder); nginx serves them at /uploads/ either way."""
 
 import os
+import urllib.parse
+import urllib.request
 
 from flask import Flask, abort, request
 from werkzeug.utils import secure_filename
@@ -47,8 +50,16 @@ def upload():
     name = secure_filename(file.filename) if file else ""
     if not name:
         abort(400)
-    os.makedirs(UPLOADS, exist_ok=True)
-    file.save(os.path.join(UPLOADS, name))
+    store = os.environ.get("UPLOADS_URL", "")
+    if store:
+        put = urllib.request.Request(
+            store + urllib.parse.quote(name), data=file.read(), method="PUT"
+        )
+        with urllib.request.urlopen(put, timeout=30):
+            pass
+    else:
+        os.makedirs(UPLOADS, exist_ok=True)
+        file.save(os.path.join(UPLOADS, name))
     return f"/uploads/{name}\n", 201
 
 
