@@ -18,6 +18,15 @@
 # strictly against the fleet's known_hosts; all run N hosts at once. weft also runs once more
 # cold with its default fan-out (-p 32), whose peak RSS stays flat as N grows.
 # Needs root and openssh-server (scripts/fleet.sh starts the hosts); prints wall time and peak RSS.
+#
+# Over a network: FLEET_NET=1 RTT=50 [JITTER=2] [LOSS=1] puts the hosts behind a link with that
+# round trip (ms) and loss (% each way), in a network namespace (scripts/fleet.sh). The bench
+# then also times weft on one host alone, cold and warm: that run is a chain of round trips
+# (about RTT × the workload's round trips), the floor no fan-out gets under, and every run is
+# shown against it.
+# BASTION=1 sends weft through one jump host and counts the connections the jump host took.
+# TOOLS="weft fabric pyinfra raw" picks the tools (default all; with BASTION, weft only).
+# P="32 128" picks weft's extra fan-outs measured cold (default 32, weft's default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -42,6 +51,10 @@ fi
 bench="$repo/scripts/bench"
 
 runs=${RUNS:-1}
+tools=" ${TOOLS:-weft fabric pyinfra raw} "
+[ -z "${BASTION:-}" ] || tools=" ${TOOLS:-weft} "
+fanouts=${P:-32}
+uses() { [[ "$tools" == *" $1 "* ]]; }
 declare -A wall walls peak
 labels=()
 
@@ -69,15 +82,30 @@ medians() { # sets wall[label] to the median of its rounds; prints them when the
   return 0
 }
 
-ratio() { # label a, label b: prints "a/b = x"
+ratio() { # label a, label b: prints "a/b = x" when both were measured
+  [ -n "${wall[$1]:-}" ] && [ -n "${wall[$2]:-}" ] || return 0
   printf '  %-36s %5.2fx\n' "$1 / $2" "$(echo "${wall[$1]} / ${wall[$2]}" | bc -l)"
+}
+
+floors() { # behind a link: each run's wall time over its floor (weft on one host alone)
+  local floor label kind
+  [ -n "${wall["weft, 1 host, cold"]:-}" ] || return 0
+  for label in "${labels[@]}"; do
+    case "$label" in *"1 host"*) continue ;; *warm*) kind=warm ;; *) kind=cold ;; esac
+    floor=${wall["weft, 1 host, $kind"]}
+    printf '  %-36s %5.1fx the %s floor (%.2f s)\n' "$label" "$(echo "${wall[$label]} / $floor" | bc -l)" "$kind" "$floor"
+  done
 }
 
 for n in "${sizes[@]}"; do
   work=$(mktemp -d /tmp/weft-bench.XXXXXX)
   chmod 0755 "$work"
   trap '"$repo/scripts/fleet.sh" stop "$work/fleet" || true; rm -rf "$work"' EXIT
-  "$repo/scripts/fleet.sh" start "$n" "$work/fleet" >/dev/null
+  "$repo/scripts/fleet.sh" start "$n" "$work/fleet" | grep -v '^fleet: [0-9]* hosts up' || true
+  [ -s "$work/fleet/hosts.tsv" ] || { echo "bench: the fleet did not start"; exit 1; }
+  addr=$(head -1 "$work/fleet/hosts.tsv" | cut -f2)
+  via=()
+  [ ! -f "$work/fleet/ssh_config" ] || via=(-F "$work/fleet/ssh_config")
   # weft keeps the sums of the files it wrote (exec/remote_sums.rs) here, not in the user's cache.
   export XDG_CACHE_HOME="$work/cache"
   key="$work/fleet/client_key"; known="$work/fleet/known_hosts"
@@ -93,7 +121,7 @@ for n in "${sizes[@]}"; do
     printf 'hosts = { '
     sep=''
     while IFS=$'\t' read -r name _ port _; do
-      printf '%s%s = "weft-test@127.0.0.1:%s"' "$sep" "$name" "$port"; sep=', '
+      printf '%s%s = "weft-test@%s:%s"' "$sep" "$name" "$addr" "$port"; sep=', '
     done < "$work/fleet/hosts.tsv"
     echo ' }'
   } > "$proj/weft.toml"
@@ -118,10 +146,10 @@ R
   cat > "$work/raw.sh" <<'RAW'
 #!/usr/bin/env bash
 set -euo pipefail
-name=$1 port=$2 key=$3 known=$4 ctl=$5 remote=$6 payload=$7
+name=$1 port=$2 key=$3 known=$4 ctl=$5 remote=$6 payload=$7 addr=$8
 opts=(-o BatchMode=yes -o ControlMaster=auto -o "ControlPath=$ctl/%C" -o ControlPersist=120
       -o "UserKnownHostsFile=$known" -o StrictHostKeyChecking=yes -i "$key" -p "$port")
-r() { ssh "${opts[@]}" weft-test@127.0.0.1 "$@"; }
+r() { ssh "${opts[@]}" "weft-test@$addr" "$@"; }
 facts=$(r 'uname -sr; id -u')
 dir="$remote/raw-$name"
 r "mkdir -p '$dir'"
@@ -143,28 +171,53 @@ RAW
       rm -rf "${remote:?}"/* "$XDG_CACHE_HOME"
       echo "  -- round $round"
     fi
-    measure "raw OpenSSH, cold" sh -c "awk -F'\t' '{ print \$1, \$3 }' '$work/fleet/hosts.tsv' | xargs -P $n -n 2 sh -c '\"$work/raw.sh\" \"\$0\" \"\$1\" \"$key\" \"$known\" \"$ctl\" \"$remote\" \"$proj/payload.bin\"'"
-    measure "raw OpenSSH, warm" sh -c "awk -F'\t' '{ print \$1, \$3 }' '$work/fleet/hosts.tsv' | xargs -P $n -n 2 sh -c '\"$work/raw.sh\" \"\$0\" \"\$1\" \"$key\" \"$known\" \"$ctl\" \"$remote\" \"$proj/payload.bin\"'"
-    measure "weft, cold" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known" -p "$n"
-    measure "weft, warm" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known" -p "$n"
-    # weft's default fan-out (32 hosts at once): its memory depends on that, not on N. Cold
-    # again, as weft's first run on these hosts would be.
-    rm -rf "$remote"/host-* "$XDG_CACHE_HOME"
-    measure "weft -p 32, cold" "$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known"
+    raw=(sh -c "awk -F'\t' '{ print \$1, \$3 }' '$work/fleet/hosts.tsv' | xargs -P $n -n 2 sh -c '\"$work/raw.sh\" \"\$0\" \"\$1\" \"$key\" \"$known\" \"$ctl\" \"$remote\" \"$proj/payload.bin\" \"$addr\"'")
+    if uses raw; then
+      measure "raw OpenSSH, cold" "${raw[@]}"
+      measure "raw OpenSSH, warm" "${raw[@]}"
+    fi
+    wr=("$weft" -C "$proj" run bench_all -e bench -i "$key" --known-hosts "$known" "${via[@]}")
+    if uses weft; then
+      if [ -f "$work/fleet/net/ns" ]; then
+        # One host alone: a chain of round trips that no fan-out shortens.
+        measure "weft, 1 host, cold" "${wr[@]}" -H host-0
+        measure "weft, 1 host, warm" "${wr[@]}" -H host-0
+        rm -rf "$remote"/host-* "$XDG_CACHE_HOME"
+      fi
+      measure "weft, cold" "${wr[@]}" -p "$n"
+      measure "weft, warm" "${wr[@]}" -p "$n"
+      # weft's default fan-out (and any other asked for): its memory depends on that, not on
+      # N. Cold again, as weft's first run on these hosts would be.
+      for p in $fanouts; do
+        [ "$p" -lt "$n" ] || continue
+        rm -rf "$remote"/host-* "$XDG_CACHE_HOME"
+        measure "weft -p $p, cold" "${wr[@]}" -p "$p"
+      done
+    fi
     fab=(env "$venv/bin/python" "$bench/fabric_bench.py" "$work/fleet/hosts.tsv" "$key" "$known" "$remote" "$proj/payload.bin" "$n")
-    measure "Fabric, cold" "${fab[@]}"
-    measure "Fabric, warm" "${fab[@]}"
+    if uses fabric; then
+      measure "Fabric, cold" "${fab[@]}"
+      measure "Fabric, warm" "${fab[@]}"
+    fi
     pyi=(env BENCH_HOSTS="$work/fleet/hosts.tsv" BENCH_KEY="$key" BENCH_KNOWN="$known"
          BENCH_REMOTE="$remote" BENCH_PAYLOAD="$proj/payload.bin" BENCH_TEMPLATE="$bench/app.conf.j2"
          "$venv/bin/pyinfra" "$bench/pyinfra_inventory.py" "$bench/pyinfra_deploy.py" -y --parallel "$n")
-    measure "pyinfra, cold" "${pyi[@]}"
-    measure "pyinfra, warm" "${pyi[@]}"
+    if uses pyinfra; then
+      measure "pyinfra, cold" "${pyi[@]}"
+      measure "pyinfra, warm" "${pyi[@]}"
+    fi
   done
   medians
+  floors
+  if [ -f "$work/fleet/bastion/sshd.log" ]; then
+    echo "  the jump host took $(grep -c 'Connection from' "$work/fleet/bastion/sshd.log") connections in all ($runs round(s) of every weft run above)"
+  fi
   # Every tool left its files on every host.
-  for tool in "" raw- fab- pyi-; do
-    got=$(find "$remote" -path "$remote/${tool}host-*/app.conf" | wc -l)
-    [ "$got" = "$n" ] || { echo "bench: ${tool:-weft-}: $got of $n hosts have app.conf"; exit 1; }
+  for tool in weft: raw:raw- fabric:fab- pyinfra:pyi-; do
+    uses "${tool%%:*}" || continue
+    got=$(find "$remote" -path "$remote/${tool#*:}host-*/app.conf" | wc -l)
+    [ "$got" = "$n" ] || { echo "bench: ${tool%%:*}: $got of $n hosts have app.conf"; exit 1; }
+    echo "  ${tool%%:*}: all $n hosts verified (app.conf written, payload checked)"
   done
   for t in cold warm; do
     ratio "weft, $t" "Fabric, $t"

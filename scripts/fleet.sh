@@ -11,6 +11,13 @@
 #
 # Needs root (sshd's privilege separation) and openssh-server. The plain user `weft-test`
 # (password in DIR/sudo_password, may sudo) is created when missing.
+#
+# Behind a network: with FLEET_NET=1 the hosts run in a network namespace of their own
+# (addresses 10.248.K.3, ports from 10000), reached through a link with a round trip of RTT
+# milliseconds (± JITTER), losing LOSS percent of packets each way, carried by
+# scripts/bench/wire.py (this kernel has no netem qdisc). BASTION=1 adds a jump host at
+# 10.248.K.2:2222 on the far side of the link, and DIR/ssh_config that sends every host
+# through it (`weft -F DIR/ssh_config`). `stop` removes the namespace and the link.
 set -euo pipefail
 
 die() { echo "fleet: $*" >&2; exit 1; }
@@ -60,14 +67,21 @@ start() {
     echo '[env.fleet]'
     echo 'hosts = {'
   } > "$dir/weft.toml"
+  local addr=127.0.0.1 run=()
+  if [ -n "${FLEET_NET:-}" ]; then
+    net_up "$dir"
+    addr=$(cat "$dir/net/hosts_addr")
+    run=(ip netns exec "$(cat "$dir/net/ns")")
+    [ -z "${BASTION:-}" ] || bastion "$dir"
+  fi
   for i in $(seq 0 $((count - 1))); do
     local name="host-$i" hdir="$dir/host-$i" port
     mkdir -p "$hdir"
-    port=$(free_port)
+    if [ ${#run[@]} -gt 0 ]; then port=$((10000 + i)); else port=$(free_port); fi
     [ -f "$hdir/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N '' -C "$name" -f "$hdir/ssh_host_ed25519_key"
     cat > "$hdir/sshd_config" <<CONF
 Port $port
-ListenAddress 127.0.0.1
+ListenAddress $addr
 HostKey $hdir/ssh_host_ed25519_key
 PidFile $hdir/sshd.pid
 AuthorizedKeysFile $dir/authorized_keys
@@ -93,12 +107,34 @@ CONF
       done
       cat "$extra" >> "$hdir/sshd_config"
     fi
-    "$SSHD" -f "$hdir/sshd_config" -E "$hdir/sshd.log"
-    wait_port "$port" || die "$name did not start (see $hdir/sshd.log)"
-    echo "[127.0.0.1]:$port $(cut -d' ' -f1,2 "$hdir/ssh_host_ed25519_key.pub")" >> "$dir/known_hosts"
-    printf '%s\t127.0.0.1\t%s\t%s\n' "$name" "$port" "$(cat "$hdir/sshd.pid")" >> "$dir/hosts.tsv"
-    echo "  $name = \"root@127.0.0.1:$port\"," >> "$dir/weft.toml"
+    "${run[@]}" "$SSHD" -f "$hdir/sshd_config" -E "$hdir/sshd.log"
+    # Behind the link, all ports are waited for at once below (each wait costs a round trip);
+    # the pid file is there once sshd listens.
+    if [ ${#run[@]} -gt 0 ]; then
+      for _ in $(seq 200); do [ -s "$hdir/sshd.pid" ] && break; sleep 0.01; done
+    else
+      wait_port "$port" || die "$name did not start (see $hdir/sshd.log)"
+    fi
+    echo "[$addr]:$port $(cut -d' ' -f1,2 "$hdir/ssh_host_ed25519_key.pub")" >> "$dir/known_hosts"
+    printf '%s\t%s\t%s\t%s\n' "$name" "$addr" "$port" "$(cat "$hdir/sshd.pid")" >> "$dir/hosts.tsv"
+    echo "  $name = \"root@$addr:$port\"," >> "$dir/weft.toml"
   done
+  if [ ${#run[@]} -gt 0 ]; then
+    "${run[@]}" python3 - "$addr" "$count" <<'PY' || die "hosts behind the link did not start (see $dir/host-*/sshd.log)"
+import socket, sys, time
+addr, count = sys.argv[1], int(sys.argv[2])
+deadline = time.time() + 60
+for port in range(10000, 10000 + count):
+    while True:
+        try:
+            socket.create_connection((addr, port), timeout=1).close()
+            break
+        except OSError:
+            if time.time() > deadline:
+                sys.exit(f"{addr}:{port} does not answer")
+            time.sleep(0.05)
+PY
+  fi
   echo '}' >> "$dir/weft.toml"
   # TOML inline tables must be one line: fold the table written above.
   python3 - "$dir/weft.toml" <<'PY'
@@ -111,6 +147,70 @@ PY
   echo "fleet: $count hosts up in $dir"
 }
 
+# The namespace, its two TUN devices and the wire between them: a /24 of 10.248.0.0/16 that no
+# interface of this host uses yet. DIR/net keeps what `stop` removes.
+net_up() {
+  local dir=$1 k id ns a b mtu=${MTU:-1500}
+  command -v ip >/dev/null || die "needs iproute2"
+  for k in $(seq 1 250); do
+    ip -o addr show | grep -q " 10\.248\.$k\." || break
+  done
+  id=$(printf '%s' "$dir" | sha256sum | cut -c1-8)
+  ns="weft-fleet-$id" a="wfa-$id" b="wfb-$id"
+  mkdir -p "$dir/net"
+  echo "$ns" > "$dir/net/ns"
+  echo "$a $b" > "$dir/net/devices"
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  ip tuntap add dev "$a" mode tun
+  ip tuntap add dev "$b" mode tun
+  local rtt=${RTT:-0} jitter=${JITTER:-0} loss=${LOSS:-0}
+  rtt=${rtt%ms} jitter=${jitter%ms} loss=${loss%\%}
+  rm -f "$dir/net/ready"
+  python3 "$(dirname "$0")/bench/wire.py" "$a" "$b" --delay-ms "$(echo "$rtt / 2" | bc -l)" \
+    --jitter-ms "$jitter" --loss "$loss" --ready "$dir/net/ready" > "$dir/net/wire.log" 2>&1 &
+  echo $! > "$dir/net/wire.pid"
+  for _ in $(seq 100); do [ -s "$dir/net/ready" ] && break; sleep 0.05; done
+  [ -s "$dir/net/ready" ] || die "the wire did not start (see $dir/net/wire.log)"
+  # The far end moves into the namespace with the wire attached to it.
+  ip link set "$b" netns "$ns"
+  ip addr add "10.248.$k.1" peer "10.248.$k.0/24" dev "$a"
+  ip link set "$a" mtu "$mtu" up
+  ip -n "$ns" addr add "10.248.$k.2/24" dev "$b"
+  ip -n "$ns" addr add "10.248.$k.3/24" dev "$b"
+  ip -n "$ns" link set "$b" mtu "$mtu" up
+  echo "10.248.$k.3" > "$dir/net/hosts_addr"
+  echo "10.248.$k.2" > "$dir/net/bastion_addr"
+  echo "fleet: link to $ns: round trip ${rtt} ms ± ${jitter}, ${loss}% loss each way, MTU $mtu"
+}
+
+# A jump host at 10.248.K.2:2222 in the namespace, and DIR/ssh_config that sends every host
+# (10.248.K.3) through it.
+bastion() {
+  local dir=$1 ns addr hosts bdir="$dir/bastion"
+  ns=$(cat "$dir/net/ns") addr=$(cat "$dir/net/bastion_addr") hosts=$(cat "$dir/net/hosts_addr")
+  mkdir -p "$bdir"
+  ssh-keygen -q -t ed25519 -N '' -C bastion -f "$bdir/ssh_host_ed25519_key"
+  cat > "$bdir/sshd_config" <<CONF
+Port 2222
+ListenAddress $addr
+HostKey $bdir/ssh_host_ed25519_key
+PidFile $bdir/sshd.pid
+AuthorizedKeysFile $dir/authorized_keys
+StrictModes no
+UsePAM no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AllowTcpForwarding yes
+MaxStartups 200:30:400
+LogLevel VERBOSE
+CONF
+  ip netns exec "$ns" "$SSHD" -f "$bdir/sshd_config" -E "$bdir/sshd.log"
+  echo "[$addr]:2222 $(cut -d' ' -f1,2 "$bdir/ssh_host_ed25519_key.pub")" >> "$dir/known_hosts"
+  printf 'Host %s\n  ProxyJump root@%s:2222\n' "$hosts" "$addr" > "$dir/ssh_config"
+}
+
 stop() {
   local dir=$1
   [ -f "$dir/hosts.tsv" ] || return 0
@@ -118,6 +218,20 @@ stop() {
     pkill -P "$pid" 2>/dev/null || true
     kill "$pid" 2>/dev/null || true
   done < "$dir/hosts.tsv"
+  if [ -f "$dir/bastion/sshd.pid" ]; then
+    pkill -P "$(cat "$dir/bastion/sshd.pid")" 2>/dev/null || true
+    kill "$(cat "$dir/bastion/sshd.pid")" 2>/dev/null || true
+  fi
+  if [ -f "$dir/net/ns" ]; then
+    # Whatever still runs in the namespace (a connection's sshd) goes with it.
+    ip netns pids "$(cat "$dir/net/ns")" 2>/dev/null | xargs -r kill 2>/dev/null || true
+    kill "$(cat "$dir/net/wire.pid")" 2>/dev/null || true
+    ip netns del "$(cat "$dir/net/ns")" 2>/dev/null || true
+    local dev
+    for dev in $(cat "$dir/net/devices"); do
+      ip tuntap del dev "$dev" mode tun 2>/dev/null || true
+    done
+  fi
 }
 
 drop() {

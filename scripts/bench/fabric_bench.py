@@ -11,8 +11,8 @@ hosts_tsv, key, known, remote, payload, parallel = sys.argv[1:7]
 local_sum = hashlib.sha256(open(payload, "rb").read()).hexdigest()
 
 
-def work(name, port):
-    c = Connection("127.0.0.1", user="weft-test", port=int(port),
+def work(name, addr, port):
+    c = Connection(addr, user="weft-test", port=int(port),
                    connect_kwargs={"key_filename": key, "look_for_keys": False,
                                    "allow_agent": False})
     c.client.load_system_host_keys(known)
@@ -30,7 +30,7 @@ def work(name, port):
         c.close()
 
 
-hosts = [line.split("\t")[:3:2] for line in open(hosts_tsv).read().splitlines()]
+hosts = [line.split("\t")[:3] for line in open(hosts_tsv).read().splitlines()]
 with ThreadPoolExecutor(int(parallel)) as pool:
-    for f in [pool.submit(work, n, p) for n, p in hosts]:
+    for f in [pool.submit(work, n, a, p) for n, a, p in hosts]:
         f.result()
