@@ -60,8 +60,9 @@ pub struct GoalCall<'a> {
     pub prefix: String,
     /// Where its events go.
     pub output: Arc<Output>,
-    /// Its env.
-    pub env: EnvInfo,
+    /// Its env, one for all the hosts of a run (it names every host: a copy per host would
+    /// make a run's memory grow with the square of its hosts).
+    pub env: Arc<EnvInfo>,
     /// Env-level actions for controller goals.
     pub orchestrator: Option<Arc<dyn Orchestrator>>,
 }

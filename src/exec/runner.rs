@@ -237,7 +237,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
             RemoteSums::default()
         }),
     });
-    let env = env_info(&plan);
+    let env = Arc::new(env_info(&plan));
     let plan = Arc::new(plan);
     let cleanup = super::interrupt::interrupted();
     let targets: Vec<Option<HostSpec>> = if plan.job.per_host() {
@@ -329,7 +329,7 @@ enum HostFailure {
 fn run_one(
     plan: &RunPlan,
     setup: &SessionSetup,
-    env: EnvInfo,
+    env: Arc<EnvInfo>,
     target: Option<HostSpec>,
 ) -> HostOutcome {
     let started = Instant::now();

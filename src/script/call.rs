@@ -12,35 +12,35 @@ use crate::exec::goals::{EnvInfo, GoalCall, GoalEngine, GoalFailure, GoalInfo};
 const RUNS_ON: &str = "runs_on";
 
 /// What `env()` returns.
-fn env_map(env: EnvInfo) -> Map {
+fn env_map(env: &EnvInfo) -> Map {
     let mut map = Map::new();
-    map.insert("name".into(), env.name.into());
+    map.insert("name".into(), env.name.clone().into());
     map.insert(
         "vars".into(),
-        super::api::to_dynamic(&serde_json::Value::Object(env.vars)),
+        super::api::to_dynamic(&serde_json::Value::Object(env.vars.clone())),
     );
-    let hosts: Array = env.hosts.into_iter().map(Dynamic::from).collect();
+    let hosts: Array = env.hosts.iter().cloned().map(Dynamic::from).collect();
     map.insert("hosts".into(), hosts.into());
     let roles: Map = env
         .roles
-        .into_iter()
+        .iter()
         .map(|(role, members)| {
-            let members: Array = members.into_iter().map(Dynamic::from).collect();
-            (role.into(), Dynamic::from_array(members))
+            let members: Array = members.iter().cloned().map(Dynamic::from).collect();
+            (role.as_str().into(), Dynamic::from_array(members))
         })
         .collect();
     map.insert("roles".into(), roles.into());
     let addresses: Map = env
         .addresses
-        .into_iter()
-        .map(|(name, bare)| (name.into(), Dynamic::from(bare)))
+        .iter()
+        .map(|(name, bare)| (name.as_str().into(), Dynamic::from(bare.clone())))
         .collect();
     map.insert("addresses".into(), addresses.into());
     map.insert("check".into(), env.check.into());
     map.insert("break_lock".into(), env.break_lock.into());
     map.insert("rebuild".into(), env.rebuild.into());
     map.insert("scrub".into(), env.scrub.into());
-    map.insert("runner".into(), env.runner.into());
+    map.insert("runner".into(), env.runner.clone().into());
     map.insert("weft_version".into(), env!("CARGO_PKG_VERSION").into());
     map
 }
@@ -76,7 +76,7 @@ impl GoalEngine for ScriptEngine {
             root: call.env.root.clone(),
             prefix: call.prefix,
             output: call.output,
-            env: env_map(call.env),
+            env: env_map(&call.env),
             orchestrator: call.orchestrator,
             controller: call.controller.map(Host),
         };
