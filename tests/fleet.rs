@@ -28,9 +28,38 @@ impl Fleet {
         Self::start_with(count, &[])
     }
 
+    /// Starts `count` hosts in a network namespace behind a link with a round trip of
+    /// `rtt_ms` and `loss` percent of packets lost each way, and a jump host in front of them
+    /// (`ssh_config` sends every host through it; `jump_connections` counts what it took).
+    pub fn start_behind_jump_host(count: usize, rtt_ms: u32, loss: u32) -> Self {
+        Self::start_env(
+            count,
+            &[],
+            &[
+                ("FLEET_NET", "1".to_string()),
+                ("RTT", rtt_ms.to_string()),
+                ("LOSS", loss.to_string()),
+                ("BASTION", "1".to_string()),
+            ],
+        )
+    }
+
+    /// The TCP connections the jump host accepted so far.
+    pub fn jump_connections(&self) -> usize {
+        std::fs::read_to_string(self.dir.path().join("bastion/sshd.log"))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains("Connection from"))
+            .count()
+    }
+
     /// Starts `count` hosts, host `i` with the sshd options `text` for each `(i, text)` (its
     /// keywords replace the defaults').
     pub fn start_with(count: usize, options: &[(usize, &str)]) -> Self {
+        Self::start_env(count, options, &[])
+    }
+
+    fn start_env(count: usize, options: &[(usize, &str)], env: &[(&str, String)]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("weft-fleet")
             .tempdir()
@@ -43,6 +72,7 @@ impl Fleet {
             .arg("start")
             .arg(count.to_string())
             .arg(dir.path())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .status()
             .expect("fleet.sh runs");
         assert!(
