@@ -167,7 +167,7 @@ net_up() {
   local rtt=${RTT:-0} jitter=${JITTER:-0} loss=${LOSS:-0}
   rtt=${rtt%ms} jitter=${jitter%ms} loss=${loss%\%}
   rm -f "$dir/net/ready"
-  python3 "$(dirname "$0")/bench/wire.py" "$a" "$b" --delay-ms "$(echo "$rtt / 2" | bc -l)" \
+  python3 "$(dirname "$0")/bench/wire.py" "$a" "$b" --delay-ms "$(awk -v r="$rtt" 'BEGIN { print r / 2 }')" \
     --jitter-ms "$jitter" --loss "$loss" --ready "$dir/net/ready" > "$dir/net/wire.log" 2>&1 &
   echo $! > "$dir/net/wire.pid"
   for _ in $(seq 100); do [ -s "$dir/net/ready" ] && break; sleep 0.05; done
