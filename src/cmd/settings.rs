@@ -17,7 +17,7 @@ use crate::exec::launch::RunContext;
 use crate::exec::output::{Output, Style, Verbosity};
 use crate::exec::runner::MaxFail;
 use crate::exec::session::Privilege;
-use crate::exec::settings::{Answer, Confirm, FanoutLimits, RunSettings};
+use crate::exec::settings::{Answer, Confirm, FanoutLimits, RunSettings, DEFAULT_PARALLEL};
 use crate::inventory::{HostFilter, Vars};
 use crate::layers::Layers;
 use crate::project::Project;
@@ -193,7 +193,8 @@ pub fn run_settings(
     Ok(RunSettings {
         connect: connect_options(project, connect),
         limits: FanoutLimits {
-            parallel: fanout.parallel,
+            parallel: fanout.parallel.unwrap_or(DEFAULT_PARALLEL),
+            grow: fanout.parallel.is_none(),
             serial: fanout.serial,
             max_fail,
             command_timeout: (fanout.command_timeout > 0)

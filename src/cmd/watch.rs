@@ -29,7 +29,7 @@ pub fn watch(ctx: &Context, args: WatchArgs) -> Result<i32> {
     let selection = Selection::resolve(&project, &filter)?;
     let fanout = FanoutArgs {
         json: args.json,
-        parallel: 32,
+        parallel: Some(32),
         serial: None,
         max_fail: None,
         become_root: false,

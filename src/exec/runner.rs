@@ -253,6 +253,11 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
     });
     let outcomes = runtime.block_on(async {
         let permits = Arc::new(Semaphore::new(plan.settings.limits.parallel.max(1)));
+        let grower = plan
+            .settings
+            .limits
+            .grow
+            .then(|| tokio::spawn(grow_fanout(permits.clone(), plan.settings.limits.parallel)));
         let mut outcomes = Vec::with_capacity(total);
         for chunk in targets.chunks(batch) {
             let mut tasks = Vec::new();
@@ -309,6 +314,9 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
                 }));
             }
         }
+        if let Some(grower) = grower {
+            grower.abort();
+        }
         outcomes
     });
     setup.sums.save();
@@ -316,6 +324,26 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
     // stalled host), which must not hold the run, nor a DNS lookup still on its thread.
     runtime.shutdown_timeout(Duration::from_millis(200));
     Ok(outcomes)
+}
+
+/// Without `-p`: adds permits as the shortest round trip to the hosts becomes known (the first
+/// connections tell within one round trip), up to `settings::grown_parallel` of it.
+async fn grow_fanout(permits: Arc<Semaphore>, start: usize) {
+    let mut granted = start;
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(round_trip) = crate::transport::round_trip::shortest() {
+            let wanted = super::settings::grown_parallel(round_trip);
+            if wanted > granted {
+                permits.add_permits(wanted - granted);
+                tracing::debug!(target: "weft::run", "fan-out {wanted} for a round trip of {round_trip:?}");
+                granted = wanted;
+            }
+            if granted >= super::settings::MAX_GROWN_PARALLEL {
+                return;
+            }
+        }
+    }
 }
 
 /// Why a host's job failed, kept typed until its outcome is printed.

@@ -10,11 +10,20 @@ use super::output::Verbosity;
 use super::runner::MaxFail;
 use super::session::Privilege;
 
+/// Hosts at once when `-p` is not given, to begin with.
+pub const DEFAULT_PARALLEL: usize = 32;
+
+/// The most hosts at once that a default fan-out grows to: each host in flight holds about
+/// 0.3 MB (README, Benchmarks), so 128 stay within 100 MB.
+pub const MAX_GROWN_PARALLEL: usize = 128;
+
 /// Limits of a fan-out.
 #[derive(Debug, Clone)]
 pub struct FanoutLimits {
-    /// How many hosts run at once.
+    /// How many hosts run at once (to begin with, when `grow`).
     pub parallel: usize,
+    /// No `-p`: the fan-out grows with the round trip to the hosts (`grown_parallel`).
+    pub grow: bool,
     /// Hosts per batch; each batch finishes before the next starts.
     pub serial: Option<usize>,
     /// When to stop starting new hosts.
@@ -117,5 +126,32 @@ impl Confirm {
     /// Whether a prompt was refused (weft then exits 2).
     pub fn refused(&self) -> bool {
         matches!(self.answer(), Some(Answer::No | Answer::NoTerminal))
+    }
+}
+
+/// The default fan-out once a round trip of `round_trip` was seen: 32 hosts per 10 ms, from
+/// `DEFAULT_PARALLEL` up to `MAX_GROWN_PARALLEL`. A host's run is mostly a chain of round
+/// trips, so on a distant fleet more hosts wait at once for the same work on the controller.
+pub fn grown_parallel(round_trip: std::time::Duration) -> usize {
+    let tens = usize::try_from(round_trip.as_micros().div_ceil(10_000)).unwrap_or(usize::MAX);
+    DEFAULT_PARALLEL
+        .saturating_mul(tens.max(1))
+        .min(MAX_GROWN_PARALLEL)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_default_fan_out_grows_with_the_round_trip_up_to_its_cap() {
+        let at = |ms| grown_parallel(Duration::from_micros(ms));
+        assert_eq!(at(50), 32, "loopback");
+        assert_eq!(at(10_000), 32);
+        assert_eq!(at(10_001), 64);
+        assert_eq!(at(25_000), 96);
+        assert_eq!(at(40_000), 128);
+        assert_eq!(at(300_000), 128, "capped");
     }
 }

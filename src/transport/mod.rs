@@ -4,6 +4,7 @@ pub mod capture;
 pub mod connector;
 pub mod download;
 pub mod local;
+pub mod round_trip;
 pub mod ssh;
 
 pub use connector::Connector;

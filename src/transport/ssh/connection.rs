@@ -305,6 +305,7 @@ async fn open_tcp(
 ) -> Result<Handle<Client>, SshError> {
     let shown = hop.to_string();
     tracing::debug!(target: "weft::ssh", "connecting to {shown}");
+    let started = std::time::Instant::now();
     let stream = step(settings, &shown, Step::Tcp, deadline, async {
         tokio::net::TcpStream::connect((hop.host.as_str(), hop.port))
             .await
@@ -314,6 +315,7 @@ async fn open_tcp(
             })
     })
     .await?;
+    crate::transport::round_trip::note(started.elapsed());
     let _ = stream.set_nodelay(true);
     handshake_and_login(settings, hop, stream, deadline).await
 }
@@ -325,6 +327,7 @@ async fn open_through(
     deadline: tokio::time::Instant,
 ) -> Result<Handle<Client>, SshError> {
     let shown = hop.to_string();
+    let started = std::time::Instant::now();
     let channel = step(settings, &shown, Step::Jump, deadline, async {
         via.channel_open_direct_tcpip(hop.host.clone(), u32::from(hop.port), "127.0.0.1", 0)
             .await
@@ -334,6 +337,7 @@ async fn open_through(
             })
     })
     .await?;
+    crate::transport::round_trip::note(started.elapsed());
     handshake_and_login(settings, hop, channel.into_stream(), deadline).await
 }
 
