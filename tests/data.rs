@@ -256,7 +256,10 @@ fn uploads_are_kept_once_and_served_by_every_app_machine(test: &Test) {
                 format!("{status} {body}")
             })
             .collect();
-        let good = answers.iter().filter(|a| a.contains(" 200 ") && a.ends_with(shown)).count();
+        let good = answers
+            .iter()
+            .filter(|a| a.contains(" 200 ") && a.ends_with(shown))
+            .count();
         assert_eq!(good, times, "{answers:?}");
     };
     served(&lb, 20);
@@ -264,19 +267,35 @@ fn uploads_are_kept_once_and_served_by_every_app_machine(test: &Test) {
         served(&crate::webstack::web_address(test, machine), 1);
     }
     // The files machine holds the only copy; the app machines hold none.
-    test.ssh("dev", "files-0", &["cat /var/lib/weft-files/notes/shared.bin"])
-        .status(0)
-        .stdout_has("one copy for all");
-    let local = test.ssh("dev", "app-0", &["ls -A /opt/www/notes/shared/uploads | wc -l"]);
+    test.ssh(
+        "dev",
+        "files-0",
+        &["cat /var/lib/weft-files/notes/shared.bin"],
+    )
+    .status(0)
+    .stdout_has("one copy for all");
+    let local = test.ssh(
+        "dev",
+        "app-0",
+        &["ls -A /opt/www/notes/shared/uploads | wc -l"],
+    );
     local.status(0);
     assert_eq!(local.stdout.trim(), "0", "{}", local.stdout);
 
     // Writes: refused through the lb (an app machine's nginx passes reads only) and, on the
     // files machine, from a machine that is not the app's.
-    let (status, _) = request(&lb, "PUT", "/uploads/shared.bin", b"overwritten", "text/plain");
+    let (status, _) = request(
+        &lb,
+        "PUT",
+        "/uploads/shared.bin",
+        b"overwritten",
+        "text/plain",
+    );
     assert!(status.contains(" 403 "), "{status}");
     let files = crate::webstack::web_address(test, "files-0");
-    let files = files.rsplit_once(':').map_or(files.as_str(), |(host, _)| host);
+    let files = files
+        .rsplit_once(':')
+        .map_or(files.as_str(), |(host, _)| host);
     let outsider = test.ssh(
         "dev",
         "lb-0",
@@ -307,7 +326,10 @@ fn uploads_are_kept_once_and_served_by_every_app_machine(test: &Test) {
     names.sort();
     assert_eq!(
         names,
-        ["uploads.notes.files-0.tar.gz", "uploads.notes.files-0.tar.gz.sha256"],
+        [
+            "uploads.notes.files-0.tar.gz",
+            "uploads.notes.files-0.tar.gz.sha256"
+        ],
         "{}",
         dumped.stdout
     );
