@@ -431,6 +431,10 @@ pub struct RunArgs {
     /// total, p50, p95, slowest host), connection setup included.
     #[arg(long)]
     pub timings: bool,
+    /// Write a self-contained HTML page of where time went: a row per host with its
+    /// connection and operations as bars on a time axis, and the `--timings` table.
+    #[arg(long, value_name = "FILE")]
+    pub timings_html: Option<std::path::PathBuf>,
     /// Set a variable over every layer, e.g. `--set apps.hello.ref=v2` (repeatable; the
     /// value is read as TOML when it parses, else as a string).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_assignment)]

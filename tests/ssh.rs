@@ -1265,11 +1265,34 @@ fn timings_over_ssh_count_every_host_and_the_connections() {
         ),
     );
     let flags = ssh_flags(&fleet);
+    let page = test.path().join("t.html");
+    let page_arg = page.to_str().expect("utf-8");
     let out = test.run(&args(
-        &["run", "t_host", "-e", "fleet", "--timings"],
+        &[
+            "run",
+            "t_host",
+            "-e",
+            "fleet",
+            "--timings",
+            "--timings-html",
+            page_arg,
+        ],
         &flags,
     ));
     out.status(0).stdout_has("summary: 0 ok, 3 changed");
+    // The page has a row per host, each with its connection, operations and upload.
+    let html = std::fs::read_to_string(&page).expect("the page");
+    let mut hosts = crate::run_local::page_hosts(&html);
+    hosts.sort();
+    assert_eq!(hosts, ["host-0", "host-1", "host-2"]);
+    for host in &hosts {
+        for kind in ["connect", "run", "directory", "upload"] {
+            assert!(
+                html.contains(&format!("<title>{host} · {kind} · ")),
+                "{host} {kind}"
+            );
+        }
+    }
     let mut rows = crate::run_local::timing_rows(&out.stdout);
     rows.sort();
     assert_eq!(

@@ -17,4 +17,5 @@ pub mod settings;
 pub mod stage;
 pub mod stat_lines;
 pub mod timings;
+pub mod timings_page;
 pub mod watch;
