@@ -15,8 +15,9 @@ pub struct Cli {
     /// When to colour output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
-    /// Show more: `-v` also lists operations that found a host as wanted and logs what weft,
-    /// SSH and the AWS SDK do on stderr; `-vv` logs more. `RUST_LOG` sets the log alone.
+    /// Show more: `-v` also lists operations that found a host as wanted, prints each host's
+    /// changes and output in a goal over more than 10 hosts, and logs what weft, SSH and the
+    /// AWS SDK do on stderr; `-vv` logs more. `RUST_LOG` sets the log alone.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Show only failures and the summary.

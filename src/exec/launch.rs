@@ -220,7 +220,7 @@ impl RunContext {
         super::interrupt::install();
         let nested = self.depth.fetch_add(1, Ordering::SeqCst) > 0;
         let started = Instant::now();
-        output.begin(&goal, total, &hosts);
+        output.begin(&goal, total, &hosts, matches!(plan.job, Job::Goal { .. }));
         let outcomes = runner::run(plan);
         self.depth.fetch_sub(1, Ordering::SeqCst);
         let outcomes = outcomes?;
