@@ -15,8 +15,9 @@ pub struct Cli {
     /// When to colour output.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto, global = true)]
     pub color: ColorChoice,
-    /// Show more: `-v` also lists operations that found a host as wanted and logs what weft,
-    /// SSH and the AWS SDK do on stderr; `-vv` logs more. `RUST_LOG` sets the log alone.
+    /// Show more: `-v` also lists operations that found a host as wanted, prints each host's
+    /// changes and output in a goal over more than 10 hosts, and logs what weft, SSH and the
+    /// AWS SDK do on stderr; `-vv` logs more. `RUST_LOG` sets the log alone.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
     /// Show only failures and the summary.
@@ -432,6 +433,10 @@ pub struct RunArgs {
     /// total, p50, p95, slowest host), connection setup included.
     #[arg(long)]
     pub timings: bool,
+    /// Write a self-contained HTML page of where time went: a row per host with its
+    /// connection and operations as bars on a time axis, and the `--timings` table.
+    #[arg(long, value_name = "FILE")]
+    pub timings_html: Option<std::path::PathBuf>,
     /// Set a variable over every layer, e.g. `--set apps.hello.ref=v2` (repeatable; the
     /// value is read as TOML when it parses, else as a string).
     #[arg(long = "set", value_name = "KEY=VALUE", value_parser = parse_assignment)]

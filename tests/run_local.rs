@@ -698,6 +698,86 @@ fn t_all(host) {
         .any(|r| r["section"] == "goal" && r["name"] == "t_all"));
 }
 
+/// The host names of a `--timings-html` page, one per row, in order.
+pub fn page_hosts(html: &str) -> Vec<String> {
+    html.split("<text class=\"name\"")
+        .skip(1)
+        .map(|t| {
+            let shown = t.split("</title>").nth(1).expect("a title, then the name");
+            shown.split("</text>").next().expect("</text>").to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn timings_html_writes_a_page_with_a_row_per_host_and_its_operations() {
+    let test = Test::with_config(CONFIG);
+    test.write("payload.txt", "data\n");
+    test.write(
+        "deploy/t.rhai",
+        r#"
+/// Does a little of everything.
+fn t_all(host) {
+    host.run("true");
+    host.directory("out/dir");
+    host.upload("payload.txt", "out/payload.txt");
+    host.file("out/payload.txt", #{ mode: "0640" });
+}
+"#,
+    );
+    let page = test.path().join("timings.html");
+    let page_arg = page.to_str().expect("utf-8 path");
+    // The page alone: no table on stdout.
+    test.run(&["run", "t_all", "--timings-html", page_arg])
+        .status(0)
+        .stdout_lacks("timings:");
+    let html = std::fs::read_to_string(&page).expect("the page");
+    assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
+    // Self-contained: nothing to fetch.
+    assert!(!html.contains("https://") && !html.contains("<link") && !html.contains("src="));
+    assert_eq!(page_hosts(&html), ["local"]);
+    // Each operation is a bar titled with the host, its kind and times, on the host's row.
+    for kind in ["connect", "run", "directory", "upload", "file"] {
+        assert!(
+            html.contains(&format!("<title>local · {kind} · ")),
+            "no {kind} bar:\n{html}"
+        );
+    }
+    assert!(html.contains("<title>local · goal t_all · "));
+    // The legend names each kind; the table has the rows `--timings` prints.
+    let legend = html.split("<div class=\"legend\">").nth(1).expect("legend");
+    let legend = legend.split("</div>").next().expect("legend end");
+    for kind in ["connect", "run", "directory", "upload", "file"] {
+        assert!(
+            legend.contains(&format!("</i>{kind} ")),
+            "{kind} in {legend}"
+        );
+    }
+    let table = html.split("<tbody>").nth(1).expect("table");
+    assert!(table.contains("<td>goal</td><td>t_all</td><td>1</td>"));
+    assert_eq!(table.matches("<tr>").count(), 6);
+
+    // With --timings as well, both; the page is written again after a failure.
+    test.write(
+        "deploy/f.rhai",
+        "/// Fails.\nfn f_fail(host) { host.run(\"true\"); host.run(\"exit 3\"); }\n",
+    );
+    std::fs::remove_file(&page).expect("rm");
+    let out = test.run(&["run", "f_fail", "--timings", "--timings-html", page_arg]);
+    out.status(1).stdout_has("\ntimings:");
+    let html = std::fs::read_to_string(&page).expect("the page after a failure");
+    assert!(html.contains("<g class=\"host failed\">"));
+    assert!(html.contains("<title>local · failed · "));
+
+    // A page that cannot be written stops the run before it starts.
+    test.run(&["run", "t_all", "--timings-html", "no/such/folder/t.html"])
+        .status(2)
+        .stderr_has("cannot write the timings page `no/such/folder/t.html`: there is no folder `no/such/folder`");
+    test.run(&["run", "t_all", "--timings-html", "deploy"])
+        .status(2)
+        .stderr_has("it is a folder");
+}
+
 #[test]
 fn a_run_skipped_under_check_has_no_exit_code() {
     let test = Test::with_config(CONFIG);

@@ -1301,11 +1301,34 @@ fn timings_over_ssh_count_every_host_and_the_connections() {
         ),
     );
     let flags = ssh_flags(&fleet);
+    let page = test.path().join("t.html");
+    let page_arg = page.to_str().expect("utf-8");
     let out = test.run(&args(
-        &["run", "t_host", "-e", "fleet", "--timings"],
+        &[
+            "run",
+            "t_host",
+            "-e",
+            "fleet",
+            "--timings",
+            "--timings-html",
+            page_arg,
+        ],
         &flags,
     ));
     out.status(0).stdout_has("summary: 0 ok, 3 changed");
+    // The page has a row per host, each with its connection, operations and upload.
+    let html = std::fs::read_to_string(&page).expect("the page");
+    let mut hosts = crate::run_local::page_hosts(&html);
+    hosts.sort();
+    assert_eq!(hosts, ["host-0", "host-1", "host-2"]);
+    for host in &hosts {
+        for kind in ["connect", "run", "directory", "upload"] {
+            assert!(
+                html.contains(&format!("<title>{host} · {kind} · ")),
+                "{host} {kind}"
+            );
+        }
+    }
     let mut rows = crate::run_local::timing_rows(&out.stdout);
     rows.sort();
     assert_eq!(
@@ -1621,4 +1644,97 @@ fn the_sum_of_a_file_that_holds_a_secret_is_not_kept_on_the_controller() {
         !kept.contains("token.env") && !kept.contains(&token_sum),
         "the sum of a file holding a secret was kept: {kept}"
     );
+}
+
+#[test]
+fn many_hosts_read_as_groups_live_and_in_the_summary_and_json_keeps_each_host() {
+    let fleet = Fleet::start(2);
+    // Twelve hosts on loopback ports nobody listens on: refused at once, all alike.
+    let closed: Vec<u16> = (0..12)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("port"))
+        .collect::<Vec<_>>()
+        .iter()
+        .map(|l| l.local_addr().expect("addr").port())
+        .collect();
+    let mut config = String::from("[project]\nname = \"many\"\n[env.many.hosts]\n");
+    for i in 0..2 {
+        config.push_str(&format!("ok-{i} = \"{}\"\n", fleet.address(i, "root")));
+    }
+    for (i, port) in closed.iter().enumerate() {
+        config.push_str(&format!("far-{i} = \"root@127.0.0.1:{port}\"\n"));
+    }
+    let test = Test::with_config(&config);
+    let out_dir = test.path().join("out");
+    std::fs::create_dir_all(&out_dir).expect("out dir");
+    test.write(
+        "deploy/mark.rhai",
+        &format!(
+            "/// Marks each host.\nfn mark_all(host) {{\n    host.write_file(`{}/${{host.name}}.txt`, \"x\");\n    host.run(\"echo said-$((6*7))\");\n    log(\"marked\");\n}}\n",
+            out_dir.display()
+        ),
+    );
+    let flags = ssh_flags(&fleet);
+    let base = ["run", "mark_all", "-e", "many", "--connect-timeout", "2"];
+    let out = test.run(&args(&base, &flags));
+    out.status(1)
+        .stdout_has("mark_all on 14 hosts: failures show as they happen, each host's changes and output with -v")
+        .stdout_has("summary: 0 ok, 2 changed, 0 failed, 12 unreachable")
+        .stdout_has("\n  2 changed (")
+        .stdout_has("\n  12 unreachable: cannot connect to <host>: Connection refused (os error 111)\n")
+        // Held back: no line per host per operation, nor the goal's output or messages.
+        .stdout_lacks("| changed:")
+        .stdout_lacks("said-42")
+        .stdout_lacks("| marked")
+        // Failures still show as they happen.
+        .stderr_has("far-3  | unreachable:");
+    let summary = out.stdout.split("summary:").nth(1).expect("summary");
+    // Each group: its line, then its hosts' names, wrapped.
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    for line in summary.lines().skip(1) {
+        match line.strip_prefix("      ") {
+            Some(names) => groups
+                .last_mut()
+                .expect("a group before its names")
+                .extend(names.split(", ").map(str::to_string)),
+            None => groups.push(Vec::new()),
+        }
+    }
+    assert_eq!(groups.len(), 2, "{summary}");
+    let mut changed = groups[0].clone();
+    changed.sort();
+    assert_eq!(changed, ["ok-0", "ok-1"]);
+    let mut unreachable = groups[1].clone();
+    unreachable.sort();
+    let mut far: Vec<String> = (0..12).map(|i| format!("far-{i}")).collect();
+    far.sort();
+    assert_eq!(unreachable, far, "{summary}");
+    // One line per host only where it is the group's: never `far-3  unreachable  1.52s ...`.
+    assert!(!summary.contains("  unreachable  "), "{summary}");
+    assert!(summary.lines().all(|l| l.len() <= 100), "{summary}");
+
+    // -v prints each host's lines again; the summary stays grouped.
+    let out = test.run(&args(&[&base[..], &["-v"]].concat(), &flags));
+    out.status(1)
+        .stdout_has("ok-0   | said-42")
+        .stdout_has("ok-1   | marked")
+        .stdout_lacks("failures show as they happen")
+        .stdout_has("\n  12 unreachable: ");
+
+    // --json: one finish event per host and every host in the summary event.
+    let out = test.run(&args(&[&base[..], &["--json"]].concat(), &flags));
+    out.status(1);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let finished = events.iter().filter(|e| e["event"] == "finish").count();
+    assert_eq!(finished, 14);
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "output" && e["line"] == "said-42"));
+    let summary = events.last().expect("an event");
+    assert_eq!(summary["event"], "summary");
+    assert_eq!(summary["hosts"].as_array().expect("hosts").len(), 14);
+    assert_eq!(summary["unreachable"], 12);
 }

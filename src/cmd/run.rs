@@ -11,6 +11,9 @@ use crate::script::engine;
 
 /// Runs a goal; exit 1 when it failed on any host.
 pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
+    if let Some(path) = &args.timings_html {
+        check_page_path(path)?;
+    }
     let (project, layers) = ctx.project()?;
     crate::plugin::check_vendored(&project.root)?;
     // `--check` leaves the controller as it found it: not even the goal index is written.
@@ -27,6 +30,7 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         rebuild: args.rebuild,
         scrub: args.scrub,
         timings: args.timings,
+        timings_html: args.timings_html,
         vars: crate::inventory::assignments(&args.set),
         yes: args.yes,
     };
@@ -38,4 +42,19 @@ pub fn run(ctx: &Context, args: RunArgs) -> Result<i32> {
         return Ok(crate::error::EXIT_USAGE);
     }
     Ok(code)
+}
+
+/// A `--timings-html` page goes where it can be written: into a folder that exists, not over
+/// one. Checked before any host is touched; the page itself is written at the end.
+fn check_page_path(path: &std::path::Path) -> Result<()> {
+    let why = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        _ if path.is_dir() => "it is a folder".to_string(),
+        Some(folder) if !folder.is_dir() => format!("there is no folder `{}`", folder.display()),
+        _ => return Ok(()),
+    };
+    Err(miette::miette!(
+        code = "weft::command::io",
+        "cannot write the timings page `{}`: {why}",
+        path.display()
+    ))
 }

@@ -131,6 +131,8 @@ pub struct GoalFlags {
     pub vars: Vars,
     /// `--timings`.
     pub timings: bool,
+    /// `--timings-html FILE`.
+    pub timings_html: Option<std::path::PathBuf>,
     /// `--yes`: destructive env actions go on without asking.
     pub yes: bool,
 }
@@ -222,6 +224,7 @@ pub fn run_settings(
             Confirm::new(Arc::new(ask_terminal))
         },
         timings: flags.timings,
+        timings_html: flags.timings_html,
     })
 }
 

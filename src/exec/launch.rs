@@ -54,7 +54,8 @@ impl RunContext {
         settings: Arc<RunSettings>,
         output: Arc<Output>,
     ) -> Self {
-        let timings = settings.timings.then(|| Arc::new(Timings::default()));
+        let timings = (settings.timings || settings.timings_html.is_some())
+            .then(|| Arc::new(Timings::default()));
         RunContext {
             timings,
             project,
@@ -219,7 +220,7 @@ impl RunContext {
         super::interrupt::install();
         let nested = self.depth.fetch_add(1, Ordering::SeqCst) > 0;
         let started = Instant::now();
-        output.begin(&goal, total, &hosts);
+        output.begin(&goal, total, &hosts, matches!(plan.job, Job::Goal { .. }));
         let outcomes = runner::run(plan);
         self.depth.fetch_sub(1, Ordering::SeqCst);
         let outcomes = outcomes?;
@@ -240,13 +241,20 @@ impl RunContext {
         let phases = std::mem::take(&mut *self.phases.lock().unwrap_or_else(|e| e.into_inner()));
         let all = HostOutcome::merge(phases.into_iter().chain(outcomes));
         output.summary(&all);
-        if let Some(timings) = &self.timings {
+        if let Some(timings) = self.timings.as_ref().filter(|_| self.settings.timings) {
             output.timings(&timings.rows());
         }
         output.stopped(&all, super::interrupt::interrupted());
+        // The page is the run's report, written also after a failure or Ctrl-C.
+        let unwritten = match (&self.timings, &self.settings.timings_html) {
+            (Some(timings), Some(path)) => {
+                super::timings_page::write_run(path, &goal, timings, &all, &output).err()
+            }
+            _ => None,
+        };
         if super::interrupt::interrupted() {
             Ok(super::interrupt::EXIT_INTERRUPTED)
-        } else if failed(&all) {
+        } else if failed(&all) || unwritten.is_some() {
             Ok(EXIT_FAILED)
         } else {
             Ok(EXIT_OK)

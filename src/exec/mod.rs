@@ -16,5 +16,7 @@ pub mod session;
 pub mod settings;
 pub mod stage;
 pub mod stat_lines;
+pub mod summary;
 pub mod timings;
+pub mod timings_page;
 pub mod watch;

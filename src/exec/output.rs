@@ -79,6 +79,9 @@ struct RunProgress {
     started: usize,
     done: usize,
     failed: usize,
+    /// A goal over many hosts at the normal verbosity: each host's changes, command output
+    /// and messages are not printed (the summary counts them; `-v` prints them).
+    held: bool,
 }
 
 /// How one host's goal ended.
@@ -281,6 +284,15 @@ impl Output {
         self.json || self.verbosity >= level
     }
 
+    /// Whether the innermost run holds back its hosts' lines (see `RunProgress::held`).
+    fn held(&self) -> bool {
+        self.runs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last()
+            .is_some_and(|run| run.held)
+    }
+
     /// `text` with every secret replaced by `********`, also in its JSON-escaped form.
     pub fn mask(&self, text: &str) -> String {
         self.secrets.apply(text)
@@ -336,7 +348,7 @@ impl Output {
 
     /// One line of a command's output.
     pub fn line(&self, host: &str, stream: Stream, text: &str) {
-        if !self.shows(Verbosity::Normal) {
+        if !self.shows(Verbosity::Normal) || self.held() {
             return;
         }
         if self.json {
@@ -355,7 +367,9 @@ impl Output {
         if !self.shows(Verbosity::Normal) {
             return;
         }
-        if self.json {
+        // A held line is not printed, but it is still the step on the bar.
+        if self.held() {
+        } else if self.json {
             let mut event = json!({"event": "log", "host": host, "message": text});
             if self.check {
                 event["check"] = true.into();
@@ -387,7 +401,7 @@ impl Output {
 
     /// A step that changed (or under `--check` would change) the host.
     pub fn change(&self, host: &str, step: &str, check: bool) {
-        if !self.shows(Verbosity::Normal) {
+        if !self.shows(Verbosity::Normal) || self.held() {
             return;
         }
         let verb = if check { "would change" } else { "changed" };
@@ -488,14 +502,21 @@ impl Output {
         ));
     }
 
-    /// A run of `goal` over `total` hosts begins; a run inside another is a phase.
-    pub fn begin(&self, goal: &str, total: usize, hosts: &str) {
+    /// A run of `goal` over `total` hosts begins; a run inside another is a phase. A goal
+    /// (`goal_run`; not `weft exec`'s command, whose output is the point) over more than
+    /// `summary::MANY_HOSTS` hosts holds back each host's lines unless `-v`, and says so.
+    pub fn begin(&self, goal: &str, total: usize, hosts: &str, goal_run: bool) {
         *self.step.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let held = goal_run
+            && total > super::summary::MANY_HOSTS
+            && !self.json
+            && self.verbosity == Verbosity::Normal;
         let nested = {
             let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
             runs.push(RunProgress {
                 goal: goal.to_string(),
                 total,
+                held,
                 ..RunProgress::default()
             });
             runs.len() > 1
@@ -521,6 +542,12 @@ impl Output {
             } else if self.shows(Verbosity::Normal) {
                 self.emit(&format!("▸ {goal} on {hosts}"));
             }
+        }
+        if held {
+            self.emit(&format!(
+                "{goal} on {hosts}: failures show as they happen, each host's changes and \
+                 output with -v"
+            ));
         }
         self.draw();
     }
@@ -677,6 +704,23 @@ impl Output {
             "summary"
         };
         let mut text = format!("\n{title}: {}", totals.join(", "));
+        if outcomes.len() > super::summary::MANY_HOSTS {
+            let ended: Vec<super::summary::Ended> = outcomes
+                .iter()
+                .map(|o| super::summary::Ended {
+                    host: &o.host,
+                    status: self.label(o.status),
+                    rank: counts.iter().position(|(s, _)| *s == o.status).unwrap_or(0),
+                    failure: o.status.is_failure(),
+                    error: o.error.as_deref(),
+                    changes: o.changes,
+                    duration: o.duration,
+                })
+                .collect();
+            text.push_str(&super::summary::grouped(&ended));
+            self.emit(&text);
+            return;
+        }
         for o in outcomes {
             let detail = match (&o.error, o.changes, o.unchanged, self.check) {
                 (Some(error), _, _, _) => error.clone(),

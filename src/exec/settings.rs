@@ -63,6 +63,8 @@ pub struct RunSettings {
     pub scrub: bool,
     /// Print where time went at the end (`--timings`).
     pub timings: bool,
+    /// Write where time went, host by host, as an HTML page here (`--timings-html`).
+    pub timings_html: Option<std::path::PathBuf>,
     /// How destructive env actions (terminating machines) are confirmed.
     pub confirm: Confirm,
 }

@@ -1,10 +1,11 @@
 //! `--timings`: where a run's time went, per operation kind and per goal (count, total, p50,
 //! p95, slowest host), connection setup included; collected by sessions and the runner and
-//! printed once at the end of the invocation.
+//! printed once at the end of the invocation. Each duration keeps when it started, for the
+//! page of `--timings-html` (`timings_page.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -18,9 +19,35 @@ pub enum Section {
 }
 
 /// Durations recorded by every run of one invocation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Timings {
-    entries: Mutex<Vec<(Section, String, String, Duration)>>,
+    /// Where offsets count from: when the invocation's timings began.
+    origin: Instant,
+    entries: Mutex<Vec<Span>>,
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings {
+            origin: Instant::now(),
+            entries: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+/// One recorded duration: what, on which host, when it started and how long it took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    /// Which table it belongs to.
+    pub section: Section,
+    /// The operation kind or the goal.
+    pub name: String,
+    /// The host it ran on.
+    pub host: String,
+    /// When it started, from the start of the invocation's timings.
+    pub start: Duration,
+    /// How long it took.
+    pub duration: Duration,
 }
 
 /// One line of the table.
@@ -45,23 +72,43 @@ pub struct TimingRow {
 }
 
 impl Timings {
-    /// Records that `name` took `duration` on `host`.
+    /// Records that `name` took `duration` on `host`, ending now.
     pub fn record(&self, section: Section, name: &str, host: &str, duration: Duration) {
+        let start = self.since_origin(Instant::now()).saturating_sub(duration);
         self.entries
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((section, name.to_string(), host.to_string(), duration));
+            .push(Span {
+                section,
+                name: name.to_string(),
+                host: host.to_string(),
+                start,
+                duration,
+            });
+    }
+
+    /// How long after the start of these timings `at` came (zero for an earlier instant).
+    pub fn since_origin(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.origin)
+    }
+
+    /// Every duration recorded so far, in the order they ended.
+    pub fn spans(&self) -> Vec<Span> {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The table: operations then goals, each by total time, largest first.
     pub fn rows(&self) -> Vec<TimingRow> {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         let mut groups: BTreeMap<(Section, &str), Vec<(&str, Duration)>> = BTreeMap::new();
-        for (section, name, host, duration) in entries.iter() {
+        for span in entries.iter() {
             groups
-                .entry((*section, name.as_str()))
+                .entry((span.section, span.name.as_str()))
                 .or_default()
-                .push((host.as_str(), *duration));
+                .push((span.host.as_str(), span.duration));
         }
         let mut rows: Vec<(Section, TimingRow)> = groups
             .into_iter()
@@ -121,5 +168,20 @@ mod tests {
         assert!((rows[0].p95 - 0.04).abs() < 1e-9);
         assert_eq!(rows[0].slowest_host, "d");
         assert_eq!(rows[1].section, "goal");
+    }
+
+    #[test]
+    fn a_span_starts_its_duration_before_it_was_recorded() {
+        let t = Timings::default();
+        std::thread::sleep(Duration::from_millis(30));
+        t.record(Section::Operation, "run", "a", Duration::from_millis(20));
+        let spans = t.spans();
+        assert_eq!(spans.len(), 1);
+        let end = spans[0].start + spans[0].duration;
+        assert!(spans[0].start >= Duration::from_millis(10), "{spans:?}");
+        assert!(end >= Duration::from_millis(30) && end < Duration::from_secs(5));
+        if let Some(before) = t.origin.checked_sub(Duration::from_secs(1)) {
+            assert_eq!(t.since_origin(before), Duration::ZERO);
+        }
     }
 }
