@@ -16,5 +16,9 @@ pub mod session;
 pub mod settings;
 pub mod stage;
 pub mod stat_lines;
+#[cfg(test)]
+pub(crate) mod test_host;
+#[cfg(test)]
+mod tests;
 pub mod timings;
 pub mod watch;

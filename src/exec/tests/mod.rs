@@ -1,0 +1,3 @@
+//! Unit tests of the session and the runner over fake hosts (`transport::fake`), issue 32.
+
+mod session;
