@@ -231,11 +231,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
         command_timeout: plan.settings.limits.command_timeout,
         timings: plan.timings.clone(),
         hashes: Arc::default(),
-        sums: Arc::new(if plan.settings.check {
-            RemoteSums::read_only()
-        } else {
-            RemoteSums::default()
-        }),
+        sums: Arc::new(remote_sums(&plan)),
     });
     let env = env_info(&plan);
     let plan = Arc::new(plan);
@@ -316,6 +312,20 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
     // stalled host), which must not hold the run, nor a DNS lookup still on its thread.
     runtime.shutdown_timeout(Duration::from_millis(200));
     Ok(outcomes)
+}
+
+/// What the run knows of files on its hosts: the cache folder's sums, only read under
+/// `--check`; fake hosts (unit tests) keep theirs in memory, away from the user's cache.
+fn remote_sums(plan: &RunPlan) -> RemoteSums {
+    #[cfg(test)]
+    if matches!(plan.connector, Connector::Fake(_)) {
+        return RemoteSums::at(None);
+    }
+    if plan.settings.check {
+        RemoteSums::read_only()
+    } else {
+        RemoteSums::default()
+    }
 }
 
 /// Why a host's job failed, kept typed until its outcome is printed.
