@@ -163,11 +163,12 @@ fn max_fail_stops_starting_hosts_once_exceeded() {
             })
             .collect();
         let refs: Vec<Option<&Arc<FakeTransport>>> = fakes.iter().map(Some).collect();
-        // One at a time: each host starts only after the one before it ended.
+        // Batches of one: each host starts only after the one before it ended, in host
+        // order (`-p 1` alone bounds how many run, not which starts first).
         let outcomes = run(
             Job::Command("uptime".into()),
             &refs,
-            limits(1, None, max_fail),
+            limits(1, Some(1), max_fail),
         );
         let got: Vec<Status> = outcomes.iter().map(|o| o.status).collect();
         assert_eq!(got, expected, "{failing_hosts:?} with {max_fail:?}");
