@@ -2,16 +2,23 @@
 //! and the session: what reached the host is read from the fake, what weft reported (changes,
 //! diffs, logs) from an output that records its events.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::Value;
 
-use super::output::Output;
+use super::output::{HostOutcome, Output};
 use super::remote_sums::RemoteSums;
+use super::runner::{Job, MaxFail, RunPlan};
 use super::session::{HostSession, Privilege, SessionSetup};
-use crate::inventory::HostSpec;
+use super::settings::{Confirm, FanoutLimits, RunSettings};
+use crate::inventory::{HostSpec, Inventory};
+use crate::project::Project;
+use crate::template::Templates;
 use crate::transport::fake::FakeTransport;
+use crate::transport::Connector;
 
 /// How the session runs: the flags a user would pass.
 #[derive(Debug, Clone, Default)]
@@ -65,16 +72,11 @@ impl TestHost {
         let fake = Arc::new(fake);
         let output = Output::recording(flags.check);
         let root = flags.local_root.unwrap_or_else(|| "/nonexistent".into());
-        let templates =
-            crate::template::Templates::new(crate::layers::Layers::new(&crate::project::Project {
-                root: root.clone(),
-                config: None,
-                user: crate::config::UserConfig::default(),
-            }));
+        let templates = templates(&project(&root));
         let setup = SessionSetup {
             runtime: runtime.handle().clone(),
             output: output.clone(),
-            templates: Arc::new(templates),
+            templates,
             local_root: root,
             check: flags.check,
             diff: flags.diff,
@@ -148,6 +150,105 @@ impl TestHost {
             .filter_map(|e| e.get(field).and_then(Value::as_str).map(String::from))
             .collect()
     }
+}
+
+/// The project at `root`: its `weft.toml` when there is one, else none (the stdlib alone).
+pub fn project(root: &Path) -> Project {
+    let file = root.join(crate::project::PROJECT_FILE);
+    Project {
+        root: root.to_path_buf(),
+        config: file
+            .exists()
+            .then(|| crate::config::ProjectConfig::load(&file).expect("weft.toml")),
+        user: crate::config::UserConfig::default(),
+    }
+}
+
+/// The templates of `project`'s layers.
+pub fn templates(project: &Project) -> Arc<Templates> {
+    Arc::new(Templates::new(crate::layers::Layers::new(project)))
+}
+
+/// The fan-out limits `-p`, `--serial` and `--max-fail` set.
+pub fn limits(parallel: usize, serial: Option<usize>, max_fail: Option<MaxFail>) -> FanoutLimits {
+    FanoutLimits {
+        parallel,
+        serial,
+        max_fail,
+        command_timeout: None,
+        host_timeout: None,
+    }
+}
+
+/// Runs `job` on the hosts `app-0`, `app-1`, ... of env `test`, reached through `hosts`
+/// (`None`: a host with no fake, which is unreachable), in the project at `root`, under
+/// `--check` when `check`. Returns the outcomes in host order and the recorded output.
+pub fn run_job(
+    job: Job,
+    hosts: &[Option<&Arc<FakeTransport>>],
+    limits: FanoutLimits,
+    check: bool,
+    root: &Path,
+) -> (Vec<HostOutcome>, Arc<Output>) {
+    let specs: Vec<HostSpec> = (0..hosts.len())
+        .map(|i| HostSpec {
+            name: format!("app-{i}"),
+            address: format!("fake-app-{i}"),
+            roles: Vec::new(),
+            vars: Default::default(),
+        })
+        .collect();
+    let fakes: HashMap<String, Arc<FakeTransport>> = specs
+        .iter()
+        .zip(hosts)
+        .filter_map(|(spec, fake)| fake.map(|f| (spec.address.clone(), f.clone())))
+        .collect();
+    let settings = RunSettings {
+        connect: crate::transport::ssh::ConnectOptions {
+            identities: Vec::new(),
+            config_identity: None,
+            machine_identity: None,
+            known_hosts: Vec::new(),
+            policy: crate::transport::ssh::HostKeyPolicy::Strict,
+            ssh_config: None,
+            connect_timeout: Duration::from_secs(5),
+            user: None,
+        },
+        limits,
+        privilege: Privilege::default(),
+        check,
+        diff: false,
+        json: true,
+        color: false,
+        verbosity: super::output::Verbosity::Verbose,
+        vars: Default::default(),
+        break_lock: false,
+        rebuild: false,
+        scrub: false,
+        timings: false,
+        confirm: Confirm::yes(),
+    };
+    let output = Output::recording(check);
+    let plan = RunPlan {
+        job,
+        inventory: Inventory {
+            env: "test".into(),
+            connector: crate::config::ConnectorKind::Ssh,
+            vars: Default::default(),
+            hosts: specs.clone(),
+            roles: Default::default(),
+            provider: false,
+        },
+        hosts: specs,
+        connector: Connector::Fake(fakes),
+        settings: Arc::new(settings),
+        output: output.clone(),
+        templates: templates(&project(root)),
+        root: root.to_path_buf(),
+        orchestrator: None,
+        timings: None,
+    };
+    (super::runner::run(plan).expect("runtime"), output)
 }
 
 /// The part every file check's probe holds: `stat` with weft's format.

@@ -1,97 +1,20 @@
 //! The fan-out over fake hosts: host order, failures, `--max-fail`, `--serial`, unreachable
 //! hosts and a job that changes files.
 
-use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::Barrier;
 
-use crate::exec::output::{HostOutcome, Output, Status};
-use crate::exec::runner::{self, Job, MaxFail, RunPlan};
-use crate::exec::settings::{Confirm, FanoutLimits, RunSettings};
-use crate::inventory::{HostSpec, Inventory};
+use crate::exec::output::{HostOutcome, Status};
+use crate::exec::runner::{Job, MaxFail};
+use crate::exec::settings::FanoutLimits;
+use crate::exec::test_host::{limits, run_job};
 use crate::transport::fake::FakeTransport;
-use crate::transport::Connector;
 
-fn limits(parallel: usize, serial: Option<usize>, max_fail: Option<MaxFail>) -> FanoutLimits {
-    FanoutLimits {
-        parallel,
-        serial,
-        max_fail,
-        command_timeout: None,
-        host_timeout: None,
-    }
-}
-
-/// Runs `job` on the hosts `app-0`, `app-1`, ... (`None`: a host with no fake, unreachable);
-/// returns the outcomes, in host order.
+/// Runs `job` over `hosts` with `limits`, no project; the outcomes in host order.
 fn run(job: Job, hosts: &[Option<&Arc<FakeTransport>>], limits: FanoutLimits) -> Vec<HostOutcome> {
-    let specs: Vec<HostSpec> = (0..hosts.len())
-        .map(|i| HostSpec {
-            name: format!("app-{i}"),
-            address: format!("fake-app-{i}"),
-            roles: Vec::new(),
-            vars: Default::default(),
-        })
-        .collect();
-    let fakes: HashMap<String, Arc<FakeTransport>> = specs
-        .iter()
-        .zip(hosts)
-        .filter_map(|(spec, fake)| fake.map(|f| (spec.address.clone(), f.clone())))
-        .collect();
-    let settings = RunSettings {
-        connect: crate::transport::ssh::ConnectOptions {
-            identities: Vec::new(),
-            config_identity: None,
-            machine_identity: None,
-            known_hosts: Vec::new(),
-            policy: crate::transport::ssh::HostKeyPolicy::Strict,
-            ssh_config: None,
-            connect_timeout: Duration::from_secs(5),
-            user: None,
-        },
-        limits,
-        privilege: Default::default(),
-        check: false,
-        diff: false,
-        json: true,
-        color: false,
-        verbosity: crate::exec::output::Verbosity::Verbose,
-        vars: Default::default(),
-        break_lock: false,
-        rebuild: false,
-        scrub: false,
-        timings: false,
-        confirm: Confirm::yes(),
-    };
-    let root = std::path::PathBuf::from("/nonexistent");
-    let templates =
-        crate::template::Templates::new(crate::layers::Layers::new(&crate::project::Project {
-            root: root.clone(),
-            config: None,
-            user: crate::config::UserConfig::default(),
-        }));
-    let plan = RunPlan {
-        job,
-        inventory: Inventory {
-            env: "test".into(),
-            connector: crate::config::ConnectorKind::Ssh,
-            vars: Default::default(),
-            hosts: specs.clone(),
-            roles: Default::default(),
-            provider: false,
-        },
-        hosts: specs,
-        connector: Connector::Fake(fakes),
-        settings: Arc::new(settings),
-        output: Output::recording(false),
-        templates: Arc::new(templates),
-        root,
-        orchestrator: None,
-        timings: None,
-    };
-    runner::run(plan).expect("runtime")
+    run_job(job, hosts, limits, false, Path::new("/nonexistent")).0
 }
 
 fn statuses(outcomes: &[HostOutcome]) -> Vec<(&str, Status)> {

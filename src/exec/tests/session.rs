@@ -302,3 +302,48 @@ fn an_upload_of_the_same_bytes_and_mode_changes_nothing() {
     );
     assert_eq!(host.changes(), ["file /etc/nginx/app.conf"]);
 }
+
+#[test]
+fn a_download_lands_under_the_hosts_name_and_check_only_says_it_would() {
+    let local = tempfile::tempdir().expect("temp dir");
+    let flags = |check| Flags {
+        check,
+        local_root: Some(local.path().to_path_buf()),
+        ..Flags::default()
+    };
+    let limits = crate::transport::download::DownloadLimits {
+        follow_links: false,
+        max_bytes: 1 << 20,
+    };
+    let fake = || FakeTransport::new().file("/var/log/app.log", "started\n");
+
+    let host = TestHost::with(fake(), flags(true));
+    let target = host
+        .session
+        .download("/var/log/app.log", std::path::Path::new("logs"), limits)
+        .expect("download");
+    assert_eq!(target, std::path::Path::new("logs/web-1/app.log"));
+    assert!(!local.path().join("logs").exists(), "--check wrote a file");
+    assert_eq!(
+        host.logs()[0],
+        format!(
+            "would download /var/log/app.log to {}",
+            local.path().join("logs/web-1/app.log").display()
+        )
+    );
+
+    let host = TestHost::with(fake(), flags(false));
+    host.session
+        .download("/var/log/app.log", std::path::Path::new("logs"), limits)
+        .expect("download");
+    let copied = std::fs::read_to_string(local.path().join("logs/web-1/app.log")).expect("copy");
+    assert_eq!(copied, "started\n");
+    assert!(
+        host.logs()
+            .iter()
+            .any(|l| l.starts_with("downloaded /var/log/app.log to ")
+                && l.ends_with("(1 file, 8 B)")),
+        "{:?}",
+        host.logs()
+    );
+}
