@@ -283,9 +283,10 @@ impl Output {
             check,
         };
         let mut output = Output::new(style, Vec::new());
-        if let Some(output) = Arc::get_mut(&mut output) {
-            output.recorded = Some(Mutex::new(Vec::new()));
-        }
+        // A JSON output starts no thread that would share it.
+        Arc::get_mut(&mut output)
+            .expect("a new output is not shared")
+            .recorded = Some(Mutex::new(Vec::new()));
         output
     }
 

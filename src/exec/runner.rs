@@ -314,8 +314,8 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
     Ok(outcomes)
 }
 
-/// What the run knows of files on its hosts: the cache folder's sums, only read under
-/// `--check`; fake hosts (unit tests) keep theirs in memory, away from the user's cache.
+/// What the run knows of the files on its hosts: the sums kept in the user's cache folder
+/// (read but never written under `--check`); fake hosts (unit tests) keep theirs in memory.
 fn remote_sums(plan: &RunPlan) -> RemoteSums {
     #[cfg(test)]
     if matches!(plan.connector, Connector::Fake(_)) {
