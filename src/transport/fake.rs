@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
     DownloadOptions, Downloaded, ExecOutput, ExecRequest, LineSink, Pipe, Stream, Transport,
@@ -44,7 +44,7 @@ pub struct Answer {
 pub struct Ran {
     /// The command line, as the transport got it.
     pub command: String,
-    /// What was fed to its standard input.
+    /// What was fed to its standard input: the request's input, then what a pipe streamed.
     pub stdin: Option<Vec<u8>>,
     /// How long it was given.
     pub timeout: Option<Duration>,
@@ -166,11 +166,24 @@ impl Transport for FakeTransport {
         pipe: Pipe<'_>,
         sink: &dyn LineSink,
     ) -> Result<ExecOutput, TransportError> {
+        let mut stdin = request.stdin.clone();
+        if let Some(input) = pipe.input {
+            let mut streamed = Vec::new();
+            input
+                .read_to_end(&mut streamed)
+                .await
+                .map_err(|source| TransportError::File {
+                    action: "cannot read the input of",
+                    path: request.command.clone(),
+                    source,
+                })?;
+            stdin.get_or_insert_with(Vec::new).extend(streamed);
+        }
         let answer = {
             let mut state = self.lock();
             state.ran.push(Ran {
                 command: request.command.clone(),
-                stdin: request.stdin.clone(),
+                stdin,
                 timeout: request.timeout,
             });
             state

@@ -347,3 +347,91 @@ fn a_download_lands_under_the_hosts_name_and_check_only_says_it_would() {
         host.logs()
     );
 }
+
+#[test]
+fn a_dump_streams_into_a_file_with_its_checksum_and_loads_back_only_when_it_matches() {
+    let local = tempfile::tempdir().expect("temp dir");
+    let flags = |check| Flags {
+        check,
+        local_root: Some(local.path().to_path_buf()),
+        ..Flags::default()
+    };
+    let data = "\u{1f}\u{8b} compressed rows\n";
+    // What the host's pipeline (the command, then gzip) prints is the dump.
+    let fake = FakeTransport::new().on("pg_dump app", 0, data);
+    let host = TestHost::with(fake, flags(false));
+    let dumped = crate::exec::dump::dump(&host.session, "pg_dump app", "backups/app.sql.gz")
+        .expect("dump")
+        .expect("not under --check");
+    let file = local.path().join("backups/app.sql.gz");
+    assert_eq!(std::fs::read_to_string(&file).expect("dump"), data);
+    let sum = crate::transport::sha256_bytes(data.as_bytes());
+    assert_eq!(dumped.sha256, sum);
+    assert_eq!(
+        std::fs::read_to_string(local.path().join("backups/app.sql.gz.sha256")).expect("sum"),
+        format!("{sum}  app.sql.gz\n")
+    );
+    let pipeline = &host.commands()[0];
+    assert!(
+        pipeline.contains("( pg_dump app\n )") && pipeline.contains("gzip -c"),
+        "{pipeline}"
+    );
+
+    // Loaded back: the command gets the dump's bytes on its input, through gzip -d.
+    let host = TestHost::with(FakeTransport::new(), flags(false));
+    let loaded = crate::exec::dump::load(&host.session, "backups/app.sql.gz", "psql app");
+    assert!(matches!(loaded, Ok(true)), "{loaded:?}");
+    let ran = host.fake.ran();
+    assert_eq!(ran.len(), 1);
+    assert!(ran[0].command.contains("gzip -dc"), "{}", ran[0].command);
+    assert_eq!(ran[0].stdin.as_deref(), Some(data.as_bytes()));
+
+    // A dump that changed since is refused before anything reaches the host.
+    std::fs::write(&file, "truncated").expect("tamper");
+    let host = TestHost::with(FakeTransport::new(), flags(false));
+    let err = crate::exec::dump::load(&host.session, "backups/app.sql.gz", "psql app")
+        .expect_err("corrupt");
+    assert!(
+        err.to_string().contains("does not match its checksum"),
+        "{err}"
+    );
+    assert!(host.commands().is_empty());
+
+    // Under --check, a dump only says what it would do.
+    let host = TestHost::with(FakeTransport::new(), flags(true));
+    let none = crate::exec::dump::dump(&host.session, "pg_dump app", "backups/other.sql.gz");
+    assert!(matches!(none, Ok(None)), "{none:?}");
+    assert!(host.commands().is_empty());
+    assert!(!local.path().join("backups/other.sql.gz").exists());
+}
+
+#[test]
+fn a_failed_dump_leaves_no_file_behind() {
+    let local = tempfile::tempdir().expect("temp dir");
+    let fake = FakeTransport::new().answer(
+        "pg_dump",
+        Answer {
+            code: 1,
+            stdout: "partial".into(),
+            stderr: "pg_dump: error: connection refused\n".into(),
+        },
+    );
+    let host = TestHost::with(
+        fake,
+        Flags {
+            local_root: Some(local.path().to_path_buf()),
+            ..Flags::default()
+        },
+    );
+    let err =
+        crate::exec::dump::dump(&host.session, "pg_dump app", "app.sql.gz").expect_err("fails");
+    assert_eq!(
+        err.to_string(),
+        "`pg_dump app` exited with 1: pg_dump: error: connection refused"
+    );
+    let left: Vec<_> = std::fs::read_dir(local.path())
+        .expect("folder")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
