@@ -143,7 +143,13 @@ impl Fleet {
         let line = tsv.lines().nth(index).expect("host line");
         let pid = line.split('\t').nth(3).expect("pid");
         let _ = Command::new("kill").arg(pid).status();
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        // sshd runs as a daemon (not our child): gone once its /proc entry is.
+        let proc = std::path::Path::new("/proc").join(pid);
+        crate::harness::wait_for(
+            &format!("sshd {pid} to stop"),
+            std::time::Duration::from_secs(10),
+            || !proc.exists(),
+        );
     }
 }
 

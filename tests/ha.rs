@@ -2,7 +2,7 @@
 //! keepalived, so the site keeps its address when one lb stops; a stopped or drained app
 //! machine costs no request.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -60,26 +60,46 @@ impl Seen {
 /// stopped.
 struct Client {
     stop: Arc<AtomicBool>,
+    /// How many requests were answered so far.
+    answered: Arc<AtomicUsize>,
     thread: JoinHandle<Seen>,
 }
 
 impl Client {
     fn start(addr: &str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
+        let answered = Arc::new(AtomicUsize::new(0));
         let thread = {
-            let (stop, addr) = (stop.clone(), addr.to_string());
+            let (stop, answered, addr) = (stop.clone(), answered.clone(), addr.to_string());
             std::thread::spawn(move || {
                 let mut requests = Vec::new();
                 while !stop.load(Ordering::Relaxed) && requests.len() < 20_000 {
                     let start = Instant::now();
                     let result = get(&addr);
+                    if result.is_ok() {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
                     requests.push((start, Instant::now(), result));
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Seen { requests }
             })
         };
-        Client { stop, thread }
+        Client {
+            stop,
+            answered,
+            thread,
+        }
+    }
+
+    /// Waits until `n` more requests than so far were answered (at most 30 s).
+    fn wait_for_answers(&self, n: usize) {
+        let target = self.answered.load(Ordering::Relaxed) + n;
+        crate::harness::wait_for(
+            &format!("{n} more answers"),
+            Duration::from_secs(30),
+            || self.answered.load(Ordering::Relaxed) >= target,
+        );
     }
 
     /// Stops after `settle` more of asking; what it saw.
@@ -150,10 +170,10 @@ fn two_lbs_keep_the_site_on_its_virtual_ip_when_one_stops() {
     assert!(first.iter().any(|a| a.ends_with("app-1")), "{first:?}");
     let (held, other) = pair(&holder(&test, "dev"));
 
-    // The lb holding the VIP stops under a client: the VIP moves to the other one and the site
-    // answers again within 3 s.
+    // The lb holding the VIP stops under a client (once it is being answered): the VIP moves
+    // to the other one and the site answers again within 3 s.
     let client = Client::start(&vip);
-    std::thread::sleep(Duration::from_secs(1));
+    client.wait_for_answers(10);
     test.run(&["cloud", "stop", &held, "-e", "dev"]).status(0);
     let seen = client.finish(Duration::from_secs(4));
     let window = seen.error_window();
@@ -179,9 +199,10 @@ fn two_lbs_keep_the_site_on_its_virtual_ip_when_one_stops() {
     assert!(seen.requests.len() > 20, "{}", seen.requests.len());
     assert_eq!(holder(&test, "dev"), other);
 
-    // An app machine stops under the client: not one request fails.
+    // An app machine stops under the client (once it is being answered): not one request
+    // fails.
     let client = Client::start(&vip);
-    std::thread::sleep(Duration::from_secs(1));
+    client.wait_for_answers(10);
     test.run(&["cloud", "stop", "app", "-o", "1", "-e", "dev"])
         .status(0);
     let seen = client.finish(Duration::from_secs(4));
@@ -209,7 +230,8 @@ fn two_lbs_keep_the_site_on_its_virtual_ip_when_one_stops() {
     let drained = Instant::now();
     test.run(&["run", "haproxy_reload", "-r", "lb", "-e", "dev"])
         .status(0);
-    std::thread::sleep(Duration::from_secs(2));
+    // Enough answers after the reload to show it kept app-0 drained.
+    client.wait_for_answers(15);
     let undrain = Instant::now();
     test.run(&["run", "hello_undrain", "app-0", "-e", "dev"])
         .status(0)

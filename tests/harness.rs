@@ -256,6 +256,17 @@ impl Drop for Destroy<'_> {
     }
 }
 
+/// Waits until `ready` holds, asking every 20 ms, at most `limit`; panics naming `what` when it
+/// never does. For a condition a test must see before going on, in place of a fixed sleep.
+#[track_caller]
+pub fn wait_for(what: &str, limit: std::time::Duration, mut ready: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !ready() {
+        assert!(start.elapsed() < limit, "waited {limit:?} for {what}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Writes `text` to `path`, creating its folders.
 pub fn write(path: &Path, text: &str) {
     if let Some(parent) = path.parent() {

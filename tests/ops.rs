@@ -3,6 +3,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use crate::fleet::Fleet;
 use crate::harness::{Outcome, Test};
@@ -102,14 +103,25 @@ fn check_files_cycle(test: &Test, base: &Path, extra: &[&str]) {
         .stdout_has("ok: file")
         .stdout_lacks("changed: ");
 
-    // --diff shows the template change; the sensitive file's content never appears.
+    // --diff shows the template change, as a unified diff of the file under the host's
+    // prefix; the sensitive file's content never appears.
     let out = run("v2", &["--diff"]);
     out.status(0)
-        .stdout_has("-")
-        .stdout_has("serves v1")
-        .stdout_has("+")
-        .stdout_has("serves v2")
+        .stdout_has(&format!("| --- {base_text}/page.txt (before)"))
+        .stdout_has(&format!("| +++ {base_text}/page.txt (after)"))
         .stdout_lacks("hunter2");
+    let diff_line = |sign: char, version: &str| {
+        out.stdout.lines().any(|line| {
+            line.split_once(" | ").is_some_and(|(_, shown)| {
+                shown.starts_with(sign) && shown.ends_with(&format!(" serves {version}"))
+            })
+        })
+    };
+    assert!(
+        diff_line('-', "v1") && diff_line('+', "v2"),
+        "--diff did not show the line going from v1 to v2:\n{}",
+        out.stdout
+    );
     let out = run("v2", &["--diff", "--check"]);
     out.status(0).stdout_lacks("serves v1");
 }
@@ -588,7 +600,18 @@ fn services_under_supervisor_and_handlers_run_once_at_the_end() {
         .status()
         .expect("supervisord");
     assert!(started.success());
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // supervisord forks: it answers on its socket once it is ready.
+    crate::harness::wait_for("supervisord to answer", Duration::from_secs(10), || {
+        Command::new("supervisorctl")
+            .args(["-c", &conf, "pid"])
+            .output()
+            .is_ok_and(|out| {
+                String::from_utf8_lossy(&out.stdout)
+                    .trim()
+                    .parse::<u32>()
+                    .is_ok()
+            })
+    });
     test.write(
         "deploy/s.rhai",
         "/// Service.\nfn s_run(host, state, conf) { host.service(\"sleeper\", #{ state: state, manager: \"supervisor\", config: conf }); }\n\

@@ -863,12 +863,13 @@ fn the_sudo_password_never_reaches_a_command_that_sudo_did_not_ask_it_for() {
     test.write("weft.toml", "[project]\nname = \"s\"\n");
     test.write(
         "deploy/s.rhai",
-        "/// Input.\nfn s_input(host) { let r = host.run(\"cat; id -u\", #{ stdin: \"mine\\n\" }); log(r.stdout); }\n",
+        "/// Input.\nfn s_input(host) { let r = host.run(\"cat; echo uid=$(id -u)\", #{ stdin: \"mine\\n\" }); log(r.stdout); }\n",
     );
     let login = fleet.address(0, "weft-test");
     let run_argv = args(&["run", "s_input", "-H", &login, "--become"], &flags);
     let out = test.run_with(&run_argv, &[("WEFT_SUDO_PASSWORD", &password)]);
-    out.status(0).stdout_has("mine").stdout_has("0");
+    // The command read its own input, and ran as root (`--become`), not as the login user.
+    out.status(0).stdout_has("mine").stdout_has("uid=0");
     assert!(!out.stdout.contains(&password));
 }
 
@@ -1488,12 +1489,20 @@ fn commands_of_a_host_share_one_kept_shell_but_no_state_and_a_forced_command_get
     let mut text = std::fs::read_to_string(&config).expect("sshd_config");
     text.push_str("ForceCommand sh -c \"$SSH_ORIGINAL_COMMAND\" </dev/null\n");
     std::fs::write(&config, text).expect("sshd_config");
-    let pid = std::fs::read_to_string(fleet.path("host-0/sshd.pid")).expect("pid");
+    // On SIGHUP sshd starts again in place, and writes its pid file anew once it listens.
+    let pid_file = fleet.path("host-0/sshd.pid");
+    let written = || std::fs::metadata(&pid_file).and_then(|m| m.modified()).ok();
+    let before = written();
+    let pid = std::fs::read_to_string(&pid_file).expect("pid");
     Command::new("kill")
         .args(["-HUP", pid.trim()])
         .status()
         .expect("kill");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    crate::harness::wait_for(
+        "sshd to read its config again",
+        std::time::Duration::from_secs(10),
+        || written().is_some_and(|now| Some(now) != before),
+    );
     let out = test.run(&argv);
     out.status(0);
     let (first, second) = shell_pids(&out.stdout, "/root");

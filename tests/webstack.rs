@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -241,13 +241,19 @@ fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
 
     // Deploy 2.0 while a client keeps asking: not one request fails.
     let stop = Arc::new(AtomicBool::new(false));
+    let new_answers = Arc::new(AtomicUsize::new(0));
     let client = {
-        let (stop, addr) = (stop.clone(), addr.clone());
+        let (stop, new_answers, addr) = (stop.clone(), new_answers.clone(), addr.clone());
         std::thread::spawn(move || {
             let (mut seen, mut failed) = (Vec::new(), Vec::new());
             while !stop.load(Ordering::Relaxed) {
                 match get(&addr) {
-                    Ok(body) => seen.push(body),
+                    Ok(body) => {
+                        if body.starts_with("hello 2.0") {
+                            new_answers.fetch_add(1, Ordering::Relaxed);
+                        }
+                        seen.push(body)
+                    }
                     Err(e) => failed.push(e),
                 }
             }
@@ -257,7 +263,10 @@ fn hello_wsgi_behind_haproxy_deploys_without_failed_requests_and_rolls_back() {
     test.run(&["run", "hello_deploy"])
         .status(0)
         .stdout_has("deployed hello");
-    std::thread::sleep(Duration::from_millis(500));
+    // The client goes on until the new build has answered it a few times.
+    crate::harness::wait_for("answers from 2.0", Duration::from_secs(30), || {
+        new_answers.load(Ordering::Relaxed) >= 10
+    });
     stop.store(true, Ordering::Relaxed);
     let (seen, failed) = client.join().expect("client");
     assert!(

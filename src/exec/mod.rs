@@ -17,6 +17,10 @@ pub mod settings;
 pub mod stage;
 pub mod stat_lines;
 pub mod summary;
+#[cfg(test)]
+pub(crate) mod test_host;
+#[cfg(test)]
+mod tests;
 pub mod timings;
 pub mod timings_page;
 pub mod watch;

@@ -66,6 +66,9 @@ pub struct Output {
     transfers: Mutex<Vec<(String, String)>>,
     /// The latest message of a goal, shown on the bar as its current step.
     step: Mutex<Option<String>>,
+    /// Unit tests read the lines here instead of on the terminal.
+    #[cfg(test)]
+    recorded: Option<Mutex<Vec<String>>>,
 }
 
 /// How often a progress line is printed when no bar shows progress.
@@ -259,6 +262,8 @@ impl Output {
             runs: Mutex::new(Vec::new()),
             transfers: Mutex::new(Vec::new()),
             step: Mutex::new(None),
+            #[cfg(test)]
+            recorded: None,
         });
         for secret in &secrets {
             output.add_secret(secret);
@@ -268,6 +273,51 @@ impl Output {
             std::thread::spawn(move || progress_lines(&output));
         }
         output
+    }
+
+    /// An output that keeps its lines, one JSON event each, for `recorded` (unit tests).
+    #[cfg(test)]
+    pub fn recording(check: bool) -> Arc<Self> {
+        let style = Style {
+            json: true,
+            color: false,
+            verbosity: Verbosity::Verbose,
+            progress_bar: false,
+            check,
+        };
+        let mut output = Output::new(style, Vec::new());
+        // A JSON output starts no thread that would share it.
+        Arc::get_mut(&mut output)
+            .expect("a new output is not shared")
+            .recorded = Some(Mutex::new(Vec::new()));
+        output
+    }
+
+    /// The events printed so far by an output made by `recording`.
+    #[cfg(test)]
+    pub fn recorded(&self) -> Vec<serde_json::Value> {
+        let lines = self
+            .recorded
+            .as_ref()
+            .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).clone());
+        lines
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Keeps `text` when the output records (unit tests); `false` when it should be printed.
+    #[cfg(test)]
+    fn record(&self, text: &str) -> bool {
+        let Some(recorded) = &self.recorded else {
+            return false;
+        };
+        recorded
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(text.to_string());
+        true
     }
 
     /// The bar, while one is drawn.
@@ -315,6 +365,10 @@ impl Output {
 
     fn emit(&self, text: &str) {
         let text = self.mask(text);
+        #[cfg(test)]
+        if self.record(&text) {
+            return;
+        }
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         // The bar steps aside while the line is written, so they never share a line.
         crate::logging::aside(|| {
@@ -327,6 +381,10 @@ impl Output {
 
     fn emit_err(&self, text: &str) {
         let text = self.mask(text);
+        #[cfg(test)]
+        if self.record(&text) {
+            return;
+        }
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         crate::logging::aside(|| {
             let _ = writeln!(std::io::stderr().lock(), "{text}");

@@ -231,11 +231,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
         command_timeout: plan.settings.limits.command_timeout,
         timings: plan.timings.clone(),
         hashes: Arc::default(),
-        sums: Arc::new(if plan.settings.check {
-            RemoteSums::read_only()
-        } else {
-            RemoteSums::default()
-        }),
+        sums: Arc::new(remote_sums(&plan)),
     });
     let env = Arc::new(env_info(&plan));
     let plan = Arc::new(plan);
@@ -343,6 +339,20 @@ async fn grow_fanout(permits: Arc<Semaphore>, start: usize) {
                 return;
             }
         }
+    }
+}
+
+/// What the run knows of the files on its hosts: the sums kept in the user's cache folder
+/// (read but never written under `--check`); fake hosts (unit tests) keep theirs in memory.
+fn remote_sums(plan: &RunPlan) -> RemoteSums {
+    #[cfg(test)]
+    if matches!(plan.connector, Connector::Fake(_)) {
+        return RemoteSums::at(None);
+    }
+    if plan.settings.check {
+        RemoteSums::read_only()
+    } else {
+        RemoteSums::default()
     }
 }
 

@@ -12,6 +12,10 @@ pub enum Connector {
     Local(PathBuf),
     /// SSH with the run's settings.
     Ssh(Arc<SshSettings>),
+    /// Unit tests' fake hosts by address (`transport::fake`); an address without one is
+    /// unreachable.
+    #[cfg(test)]
+    Fake(std::collections::HashMap<String, Arc<super::fake::FakeTransport>>),
 }
 
 impl Connector {
@@ -45,6 +49,11 @@ impl Connector {
                 let target = Target::parse(address)?;
                 Ok(Arc::new(SshTransport::new(target, settings.clone())))
             }
+            #[cfg(test)]
+            Connector::Fake(hosts) => match hosts.get(address) {
+                Some(host) => Ok(host.clone()),
+                None => Err(format!("no fake host at {address}")),
+            },
         }
     }
 }

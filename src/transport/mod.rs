@@ -3,6 +3,8 @@
 pub mod capture;
 pub mod connector;
 pub mod download;
+#[cfg(test)]
+pub mod fake;
 pub mod local;
 pub mod round_trip;
 pub mod ssh;

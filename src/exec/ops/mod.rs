@@ -7,6 +7,8 @@ pub mod files;
 pub mod packages;
 pub mod services;
 pub mod system;
+#[cfg(test)]
+mod tests;
 
 use super::session::HostError;
 

@@ -6,6 +6,8 @@ pub mod global;
 pub mod host;
 pub mod ops;
 pub mod options;
+#[cfg(test)]
+mod tests;
 
 use rhai::{Dynamic, EvalAltResult, Map};
 

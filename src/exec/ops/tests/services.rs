@@ -1,0 +1,321 @@
+//! `service` under systemd, supervisor, runit and a daemon's own commands, and the actions
+//! run now (`restarted`, `reloaded`, handlers).
+
+use super::{changed, refused, unchanged};
+use crate::exec::ops::daemons::DaemonCommands;
+use crate::exec::ops::services::{self, DriverSpec, ServiceManager, ServiceSpec};
+use crate::exec::test_host::{assert_ran, assert_ran_in, TestHost};
+use crate::transport::fake::FakeTransport;
+
+/// The probe of the basic facts (the `init` fact picks systemd).
+const FACTS: &str = "echo \"os=$(uname -s)\"";
+
+fn systemd() -> FakeTransport {
+    FakeTransport::new().on(FACTS, 0, "os=Linux\ninit=systemd\n")
+}
+
+fn no_init() -> FakeTransport {
+    FakeTransport::new().on(FACTS, 0, "os=Linux\ninit=other\n")
+}
+
+fn wants(running: Option<bool>, enabled: Option<bool>) -> ServiceSpec {
+    ServiceSpec {
+        running,
+        enabled,
+        driver: DriverSpec::default(),
+    }
+}
+
+#[test]
+fn systemd_table() {
+    const ENABLED: &str = "systemctl is-enabled --quiet -- nginx";
+    // Starting waits for the boot to settle first, then asks.
+    const SETTLED_ACTIVE: &str = "timeout 60 systemctl is-system-running --wait >/dev/null 2>&1; systemctl is-active --quiet -- nginx";
+    const ACTIVE: &str = "systemctl is-active --quiet -- nginx";
+    struct Case {
+        name: &'static str,
+        /// Exit codes of `is-enabled` and `is-active`.
+        enabled: i32,
+        active: i32,
+        spec: ServiceSpec,
+        expected: &'static [&'static str],
+        changed: bool,
+        report: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "stopped and disabled, wanted started and enabled",
+            enabled: 1,
+            active: 3,
+            spec: wants(Some(true), Some(true)),
+            expected: &[
+                FACTS,
+                ENABLED,
+                "systemctl enable --quiet -- nginx",
+                SETTLED_ACTIVE,
+                "systemctl start -- nginx",
+            ],
+            changed: true,
+            report: "service nginx (enabled, started)",
+        },
+        Case {
+            name: "already running and enabled",
+            enabled: 0,
+            active: 0,
+            spec: wants(Some(true), Some(true)),
+            expected: &[FACTS, ENABLED, SETTLED_ACTIVE],
+            changed: false,
+            report: "service nginx",
+        },
+        Case {
+            name: "running, wanted stopped and disabled",
+            enabled: 0,
+            active: 0,
+            spec: wants(Some(false), Some(false)),
+            expected: &[
+                FACTS,
+                ENABLED,
+                "systemctl disable --quiet -- nginx",
+                ACTIVE,
+                "systemctl stop -- nginx",
+            ],
+            changed: true,
+            report: "service nginx (disabled, stopped)",
+        },
+        Case {
+            name: "nothing asked: nothing read but the facts",
+            enabled: 0,
+            active: 0,
+            spec: wants(None, None),
+            expected: &[FACTS],
+            changed: false,
+            report: "service nginx",
+        },
+    ];
+    for case in cases {
+        let fake = systemd()
+            .on(ENABLED, case.enabled, "")
+            .on(ACTIVE, case.active, "");
+        let host = TestHost::new(fake);
+        let result = services::service(&host.session, "nginx", &case.spec);
+        assert_ran_in(case.name, &host, case.expected);
+        assert_eq!(result.ok(), Some(case.changed), "{}", case.name);
+        let reported = if case.changed {
+            host.changes()
+        } else {
+            host.unchanged()
+        };
+        assert_eq!(reported, [case.report], "{}", case.name);
+    }
+}
+
+#[test]
+fn service_under_check_reads_but_never_starts() {
+    let fake = systemd()
+        .on("systemctl is-enabled", 1, "")
+        .on("systemctl is-active", 3, "");
+    let host = TestHost::check(fake);
+    let result = services::service(&host.session, "nginx", &wants(Some(true), Some(true)));
+    changed(&host, result, "service nginx (enabled, started)");
+    assert!(host.all_changes_checked());
+    assert!(
+        host.commands()
+            .iter()
+            .all(|c| !c.contains("systemctl enable") && !c.contains("systemctl start")),
+        "{:#?}",
+        host.commands()
+    );
+}
+
+#[test]
+fn without_an_init_system_a_known_daemon_is_driven_by_its_own_commands() {
+    let nginx = crate::exec::ops::daemons::known("nginx").expect("nginx is known");
+    let fake = no_init().on(&nginx.status, 1, "");
+    let host = TestHost::new(fake);
+    // `enabled` means nothing without an init system: it is left alone, not refused.
+    let result = services::service(&host.session, "nginx", &wants(Some(true), Some(true)));
+    changed(&host, result, "service nginx (started)");
+    assert_ran(&host, &[FACTS, &nginx.status, "nginx"]);
+    assert_eq!(host.commands()[2], "nginx");
+}
+
+#[test]
+fn a_restart_by_a_daemons_own_commands_stops_it_when_it_runs_then_starts_it() {
+    let commands = DaemonCommands {
+        start: "app start".into(),
+        stop: "app stop".into(),
+        reload: "app reload".into(),
+        status: "app status".into(),
+    };
+    let driver = DriverSpec {
+        manager: Some(ServiceManager::Direct),
+        config: None,
+        commands: Some(commands),
+    };
+    let host = TestHost::new(FakeTransport::new());
+    let result = services::act_now(&host.session, "app", "restart", &driver);
+    changed(&host, result, "service app (restart)");
+    assert_eq!(
+        host.commands(),
+        ["if ( app status ) >/dev/null 2>&1; then ( app stop ); fi && ( app start )"]
+    );
+}
+
+#[test]
+fn supervisor_and_runit_commands() {
+    // (manager, config, action, command)
+    let cases = [
+        (
+            ServiceManager::Supervisor,
+            None,
+            "start",
+            "supervisorctl start app",
+        ),
+        (
+            ServiceManager::Supervisor,
+            Some("/etc/sup.conf"),
+            "restart",
+            "supervisorctl -c /etc/sup.conf restart app",
+        ),
+        // supervisor has no reload of one program: a HUP is one.
+        (
+            ServiceManager::Supervisor,
+            None,
+            "reload",
+            "supervisorctl signal HUP app",
+        ),
+        (ServiceManager::Runit, None, "start", "sv up app"),
+        (ServiceManager::Runit, None, "stop", "sv down app"),
+        (ServiceManager::Runit, None, "reload", "sv hup app"),
+        (
+            ServiceManager::Systemd,
+            None,
+            "reload",
+            "systemctl reload -- app",
+        ),
+    ];
+    for (manager, config, action, command) in cases {
+        let host = TestHost::new(FakeTransport::new());
+        let driver = DriverSpec {
+            manager: Some(manager),
+            config: config.map(String::from),
+            commands: None,
+        };
+        let result = services::act_now(&host.session, "app", action, &driver);
+        assert!(
+            matches!(result, Ok(true)),
+            "{manager:?} {action}: {result:?}"
+        );
+        assert_eq!(host.commands(), [command], "{manager:?} {action}");
+    }
+}
+
+#[test]
+fn runit_enables_with_a_link_and_supervisor_refuses_enabled() {
+    let fake = FakeTransport::new()
+        .on("test -L /etc/service/app", 1, "")
+        .on("sv status app | grep -q '^run:'", 0, "");
+    let host = TestHost::new(fake);
+    let spec = ServiceSpec {
+        driver: DriverSpec {
+            manager: Some(ServiceManager::Runit),
+            ..DriverSpec::default()
+        },
+        ..wants(Some(true), Some(true))
+    };
+    let result = services::service(&host.session, "app", &spec);
+    changed(&host, result, "service app (enabled)");
+    assert_eq!(
+        host.commands(),
+        [
+            "test -L /etc/service/app",
+            "ln -sfn /etc/sv/app /etc/service/app",
+            "sv status app | grep -q '^run:'",
+        ]
+    );
+
+    let host = TestHost::new(FakeTransport::new());
+    let spec = ServiceSpec {
+        driver: DriverSpec {
+            manager: Some(ServiceManager::Supervisor),
+            ..DriverSpec::default()
+        },
+        ..wants(None, Some(true))
+    };
+    let result = services::service(&host.session, "app", &spec);
+    refused(
+        &host,
+        result,
+        "supervisor programs are enabled by their config",
+    );
+    assert!(host.commands().is_empty(), "{:?}", host.commands());
+}
+
+#[test]
+fn a_service_no_manager_can_run_is_refused_with_the_reason() {
+    let fake = no_init().on("command -v supervisorctl", 0, "");
+    let host = TestHost::new(fake);
+    let result = services::service(&host.session, "myapp", &wants(Some(true), None));
+    refused(
+        &host,
+        result,
+        "no init system, supervisor or runit on this host runs `myapp`",
+    );
+
+    // Supervisor installed: it is picked.
+    let fake = no_init()
+        .on("command -v supervisorctl", 0, "supervisor\n")
+        .on("supervisorctl status myapp", 1, "");
+    let host = TestHost::new(fake);
+    let result = services::service(&host.session, "myapp", &wants(Some(true), None));
+    changed(&host, result, "service myapp (started)");
+    assert_eq!(
+        host.commands().last().map(String::as_str),
+        Some("supervisorctl start myapp")
+    );
+}
+
+#[test]
+fn service_running_reads_only() {
+    let host = TestHost::check(systemd().on("systemctl is-active --quiet -- nginx", 0, ""));
+    let running = services::running(&host.session, "nginx", &DriverSpec::default());
+    assert!(matches!(running, Ok(true)), "{running:?}");
+    // No settling wait for a question.
+    assert_ran(&host, &[FACTS, "systemctl is-active --quiet -- nginx"]);
+    assert_eq!(host.commands()[1], "systemctl is-active --quiet -- nginx");
+    assert!(host.changes().is_empty() && host.unchanged().is_empty());
+}
+
+#[test]
+fn notify_asks_once_per_service_and_action() {
+    let host = TestHost::new(FakeTransport::new());
+    host.session.notify("nginx", "reload", None, None);
+    host.session.notify("nginx", "reload", None, None);
+    host.session.notify("nginx", "restart", None, None);
+    host.session
+        .notify("app", "restart", Some("supervisor".into()), None);
+    let handlers = host.session.take_handlers();
+    let asked: Vec<(&str, &str)> = handlers
+        .iter()
+        .map(|h| (h.service.as_str(), h.action.as_str()))
+        .collect();
+    assert_eq!(
+        asked,
+        [
+            ("nginx", "reload"),
+            ("nginx", "restart"),
+            ("app", "restart")
+        ]
+    );
+    assert!(host.session.take_handlers().is_empty());
+    // Asking is not doing: nothing reached the host.
+    assert!(host.commands().is_empty());
+}
+
+#[test]
+fn unchanged_service_says_so() {
+    let fake = systemd().on("systemctl is-active", 0, "");
+    let host = TestHost::new(fake);
+    let result = services::service(&host.session, "nginx", &wants(Some(true), None));
+    unchanged(&host, result, "service nginx");
+}

@@ -1,0 +1,311 @@
+//! The script API over fake hosts (issue 32): goals written as a user writes them, run by the
+//! runner on `transport::fake` hosts, so what is checked is what a goal's call sends to the
+//! host, how its options are read, and what the run reports.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::exec::goals::GoalEngine;
+use crate::exec::output::{HostOutcome, Output, Status};
+use crate::exec::runner::Job;
+use crate::exec::test_host::{limits, project, run_job, FILE_CHECK};
+use crate::transport::fake::FakeTransport;
+
+/// The probe of the basic facts.
+const FACTS: &str = "echo \"os=$(uname -s)\"";
+
+/// A host whose init is systemd.
+fn systemd() -> FakeTransport {
+    FakeTransport::new().on(FACTS, 0, "os=Linux\ninit=systemd\n")
+}
+
+/// Runs goal `goal` with `args`, from a project whose `deploy/goals.rhai` holds `script`, on
+/// one host.
+fn run(script: &str, goal: &str, args: &[&str], host: &Arc<FakeTransport>, check: bool) -> Ran {
+    run_with(&[("deploy/goals.rhai", script)], goal, args, host, check)
+}
+
+/// `run` in a project holding `files` (path, text) beside its `weft.toml`.
+fn run_with(
+    files: &[(&str, &str)],
+    goal: &str,
+    args: &[&str],
+    host: &Arc<FakeTransport>,
+    check: bool,
+) -> Ran {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write = |rel: &str, text: &str| {
+        let path = dir.path().join(rel);
+        std::fs::create_dir_all(path.parent().expect("folder")).expect("folder");
+        std::fs::write(path, text).expect("write");
+    };
+    write("weft.toml", "[project]\nname = \"t\"\n");
+    for (rel, text) in files {
+        write(rel, text);
+    }
+    let project = project(dir.path());
+    let layers = crate::layers::Layers::new(&project);
+    let engine = crate::script::engine::load_read_only(&layers, &project).expect("scripts");
+    let info = engine.goal(goal).expect("goal");
+    let job = Job::Goal {
+        engine: Arc::new(engine),
+        goal: info,
+        args: args.iter().map(|a| a.to_string()).collect(),
+    };
+    let (outcomes, output) = run_job(job, &[Some(host)], limits(1, None, None), check, dir.path());
+    let outcome = outcomes.into_iter().next().expect("one outcome");
+    Ran {
+        outcome,
+        output,
+        _dir: dir,
+    }
+}
+
+/// How a goal's run on one host ended, and what it printed.
+struct Ran {
+    outcome: HostOutcome,
+    output: Arc<Output>,
+    _dir: tempfile::TempDir,
+}
+
+impl Ran {
+    fn events(&self, event: &str, field: &str) -> Vec<String> {
+        self.output
+            .recorded()
+            .iter()
+            .filter(|e| e["event"] == event)
+            .filter_map(|e| e.get(field).and_then(Value::as_str).map(String::from))
+            .collect()
+    }
+
+    #[track_caller]
+    fn failed_with(&self, message: &str) {
+        assert_eq!(self.outcome.status, Status::Failed, "{:?}", self.outcome);
+        let error = self.outcome.error.as_deref().unwrap_or_default();
+        assert!(error.contains(message), "`{error}` lacks `{message}`");
+    }
+}
+
+#[test]
+fn service_restarted_restarts_now_through_the_hosts_manager() {
+    let host = Arc::new(systemd());
+    let script = "/// Restarts nginx.\nfn web_restart(host) {\n    host.service(\"nginx\", #{ state: \"restarted\" });\n}\n";
+    let ran = run(script, "web_restart", &[], &host, false);
+    assert_eq!(ran.outcome.status, Status::Changed, "{:?}", ran.outcome);
+    let commands = host.commands();
+    assert_eq!(commands.len(), 2, "{commands:#?}");
+    assert!(commands[0].contains(FACTS));
+    assert_eq!(commands[1], "systemctl restart -- nginx");
+    assert_eq!(ran.events("change", "step"), ["service nginx (restart)"]);
+}
+
+const NOTIFY: &str = r#"
+/// Writes the site's config and asks nginx to reload, twice.
+fn web_conf(host) {
+    if host.file("/etc/nginx/conf.d/app.conf", #{ content: "server {}\n" }) {
+        host.notify("nginx", "reload");
+        host.notify("nginx", "reload");
+    }
+    host.run("echo configured");
+}
+
+/// Asks for a reload, then fails.
+fn web_broken(host) {
+    host.notify("nginx", "reload");
+    host.run("exit 3");
+}
+"#;
+
+#[test]
+fn a_reload_asked_twice_runs_once_when_the_goal_ends() {
+    let host = Arc::new(systemd().on(FILE_CHECK, 1, ""));
+    let ran = run(NOTIFY, "web_conf", &[], &host, false);
+    assert_eq!(ran.outcome.status, Status::Changed, "{:?}", ran.outcome);
+    let commands = host.commands();
+    assert_eq!(commands.len(), 4, "{commands:#?}");
+    assert!(commands[0].contains(FILE_CHECK));
+    assert_eq!(commands[1], "echo configured");
+    assert!(commands[2].contains(FACTS));
+    assert_eq!(commands[3], "systemctl reload -- nginx");
+    assert_eq!(
+        host.content("/etc/nginx/conf.d/app.conf").as_deref(),
+        Some("server {}\n")
+    );
+}
+
+#[test]
+fn a_goal_that_fails_runs_none_of_the_reloads_it_asked_for() {
+    let host = Arc::new(systemd().on("exit 3", 3, ""));
+    let ran = run(NOTIFY, "web_broken", &[], &host, false);
+    ran.failed_with("`exit 3` exited with 3");
+    assert_eq!(host.commands(), ["exit 3"]);
+}
+
+#[test]
+fn option_maps_are_read_strictly_before_anything_reaches_the_host() {
+    // (the goal's body, what the failure says)
+    let cases = [
+        ("host.file(\"/etc/x\", #{ contnet: \"a\" });", "contnet"),
+        (
+            "host.cron(\"backup\", #{ schedule: \"@daily\" });",
+            "cron: `schedule` and `command` are required",
+        ),
+        (
+            "host.packages([\"curl\"], #{ state: \"gone\" });",
+            "state `gone`",
+        ),
+        (
+            "host.service(\"nginx\", #{ state: \"started\", manager: \"upstart\" });",
+            "manager `upstart` is not `systemd`, `supervisor`, `runit` or `direct`",
+        ),
+        (
+            "host.notify(\"nginx\", \"bounce\");",
+            "notify: action `bounce` is not `reload` or `restart`",
+        ),
+    ];
+    for (body, message) in cases {
+        let host = Arc::new(FakeTransport::new());
+        let script = format!("/// A mistake.\nfn oops(host) {{\n    {body}\n}}\n");
+        let ran = run(&script, "oops", &[], &host, false);
+        ran.failed_with(message);
+        assert!(host.commands().is_empty(), "{body}: {:?}", host.commands());
+        assert!(host.written().is_empty(), "{body}");
+    }
+}
+
+#[test]
+fn file_options_reach_the_file_written() {
+    let host = Arc::new(FakeTransport::new().on(FILE_CHECK, 1, ""));
+    let script = r#"
+/// Writes the app's env.
+fn app_env(host, token) {
+    host.file("/etc/app.env", #{ content: "TOKEN=" + token + "\n", mode: "0600", sensitive: true });
+}
+"#;
+    let ran = run(script, "app_env", &["t0k3n-9f8e7d"], &host, false);
+    assert_eq!(ran.outcome.status, Status::Changed, "{:?}", ran.outcome);
+    let written = host.written();
+    assert_eq!(written.len(), 1);
+    assert_eq!(
+        (written[0].path.as_str(), written[0].mode),
+        ("/etc/app.env", Some(0o600))
+    );
+    assert_eq!(written[0].data, b"TOKEN=t0k3n-9f8e7d\n");
+    // Sensitive content is a secret from then on: masked in everything printed.
+    let printed = ran
+        .output
+        .recorded()
+        .iter()
+        .map(Value::to_string)
+        .collect::<String>();
+    assert!(!printed.contains("t0k3n-9f8e7d"), "{printed}");
+}
+
+#[test]
+fn under_check_a_goal_sees_it_and_only_reads_the_host() {
+    let host = Arc::new(FakeTransport::new().on(FILE_CHECK, 1, ""));
+    let script = r#"
+/// Prepares the app's folder.
+fn app_prepare(host) {
+    log(`check=${env().check}`);
+    host.run("useradd app");
+    host.directory("/srv/app", #{ mode: "0750", owner: "app" });
+}
+"#;
+    let ran = run(script, "app_prepare", &[], &host, true);
+    assert_eq!(ran.outcome.status, Status::Changed, "{:?}", ran.outcome);
+    let commands = host.commands();
+    assert_eq!(commands.len(), 1, "{commands:#?}");
+    assert!(commands[0].contains(FILE_CHECK));
+    assert_eq!(
+        ran.events("log", "message"),
+        ["check=true", "skipped under --check: useradd app"]
+    );
+    assert_eq!(
+        ran.events("change", "step"),
+        ["directory /srv/app (created, mode 0750, owner app)"]
+    );
+}
+
+#[test]
+fn facts_reach_the_script_as_maps_and_arrays() {
+    let host = Arc::new(
+        FakeTransport::new()
+            .on("getent passwd", 0, "root:x:0:0:root:/root:/bin/bash\n")
+            .on(FACTS, 0, "os=Linux\ncpus=4\npackage_manager=apt\n"),
+    );
+    let script = r#"
+/// Says who is there.
+fn who(host) {
+    let users = host.fact("users");
+    log(`${users[0].name}:${users[0].uid} on ${host.facts.os} with ${host.facts.cpus * 2} threads`);
+}
+"#;
+    let ran = run(script, "who", &[], &host, false);
+    assert_eq!(ran.outcome.status, Status::Ok, "{:?}", ran.outcome);
+    assert_eq!(
+        ran.events("log", "message"),
+        ["root:0 on Linux with 8 threads"]
+    );
+}
+
+#[test]
+fn git_defaults_to_main_and_a_changed_line_reports_it() {
+    let host = Arc::new(
+        FakeTransport::new()
+            .on("test -d /srv/app/repo/.git", 1, "")
+            .on("rev-parse --verify --quiet origin/main", 0, "abc1234\n")
+            .on(
+                "stat -c '%F|%a|%u|%g' -- /etc/hosts",
+                0,
+                "regular file|644|0|0\n",
+            )
+            .file("/etc/hosts", "127.0.0.1 localhost\n"),
+    );
+    let script = r#"
+/// Checks out the app and names its database host.
+fn app_code(host) {
+    host.git("https://example.com/app.git", "/srv/app/repo");
+    host.line("/etc/hosts", "10.0.0.5 db", #{ regex: " db$" });
+}
+"#;
+    let ran = run(script, "app_code", &[], &host, false);
+    assert_eq!(ran.outcome.status, Status::Changed, "{:?}", ran.outcome);
+    assert!(host
+        .commands()
+        .iter()
+        .any(|c| c == "git -C /srv/app/repo checkout --quiet --force abc1234 --"));
+    assert_eq!(
+        host.content("/etc/hosts").as_deref(),
+        Some("127.0.0.1 localhost\n10.0.0.5 db\n")
+    );
+    assert_eq!(
+        ran.events("change", "step"),
+        ["git /srv/app/repo @ main", "line in /etc/hosts"]
+    );
+    assert_eq!(ran.outcome.changes, 2);
+}
+
+#[test]
+fn a_template_renders_the_hosts_vars_into_the_file() {
+    let host = Arc::new(FakeTransport::new().on(FILE_CHECK, 1, ""));
+    let script = "/// Configures the app.\nfn app_conf(host) {\n    host.template(\"app.conf.hbs\", \"/etc/app.conf\", #{ port: 8080 });\n}\n";
+    let files = [
+        ("deploy/goals.rhai", script),
+        (
+            "templates/app.conf.hbs",
+            "host={{host.name}} port={{port}}\n",
+        ),
+    ];
+    let ran = run_with(&files, "app_conf", &[], &host, false);
+    assert_eq!(ran.outcome.status, Status::Changed, "{:?}", ran.outcome);
+    assert_eq!(
+        host.content("/etc/app.conf").as_deref(),
+        Some("host=app-0 port=8080\n")
+    );
+    assert_eq!(
+        ran.events("change", "step"),
+        ["file /etc/app.conf (created)"]
+    );
+}
