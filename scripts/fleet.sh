@@ -38,6 +38,28 @@ wait_port() {
   return 1
 }
 
+# sshd_config HDIR ADDR PORT DIR LOGLEVEL: a host's sshd options (its key and pid file in HDIR,
+# the fleet's authorized_keys in DIR).
+sshd_config() {
+  cat <<CONF
+Port $3
+ListenAddress $2
+HostKey $1/ssh_host_ed25519_key
+PidFile $1/sshd.pid
+AuthorizedKeysFile $4/authorized_keys
+StrictModes no
+UsePAM no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+AllowTcpForwarding yes
+PrintMotd no
+MaxStartups 200:30:400
+Subsystem sftp internal-sftp
+LogLevel $5
+CONF
+}
+
 plain_user() {
   id "$PLAIN_USER" >/dev/null 2>&1 || useradd -m -s /bin/sh "$PLAIN_USER"
   echo "$PLAIN_USER:$SUDO_PASSWORD" | chpasswd
@@ -79,23 +101,7 @@ start() {
     mkdir -p "$hdir"
     if [ ${#run[@]} -gt 0 ]; then port=$((10000 + i)); else port=$(free_port); fi
     [ -f "$hdir/ssh_host_ed25519_key" ] || ssh-keygen -q -t ed25519 -N '' -C "$name" -f "$hdir/ssh_host_ed25519_key"
-    cat > "$hdir/sshd_config" <<CONF
-Port $port
-ListenAddress $addr
-HostKey $hdir/ssh_host_ed25519_key
-PidFile $hdir/sshd.pid
-AuthorizedKeysFile $dir/authorized_keys
-StrictModes no
-UsePAM no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-AllowTcpForwarding yes
-PrintMotd no
-MaxStartups 200:30:400
-Subsystem sftp internal-sftp
-LogLevel ERROR
-CONF
+    sshd_config "$hdir" "$addr" "$port" "$dir" ERROR > "$hdir/sshd_config"
     # DIR/host-N.sshd_config, when present, is added to host N's config; a keyword it sets
     # replaces the default's line (sshd refuses a second `Subsystem sftp`).
     local extra="$dir/host-$i.sshd_config"
@@ -152,8 +158,14 @@ PY
 net_up() {
   local dir=$1 k id ns a b mtu=${MTU:-1500}
   command -v ip >/dev/null || die "needs iproute2"
+  # One fleet at a time picks its /24 and takes it (fleets may start in parallel tests).
+  exec 9>/run/weft-fleet-net.lock
+  flock 9
+  # Not `ip | grep -q` under pipefail: grep's early exit would fail the pipe and pick a used one.
+  local used
+  used=$(ip -o addr show)
   for k in $(seq 1 250); do
-    ip -o addr show | grep -q " 10\.248\.$k\." || break
+    [[ "$used" == *" 10.248.$k."* ]] || break
   done
   id=$(printf '%s' "$dir" | sha256sum | cut -c1-8)
   ns="weft-fleet-$id" a="wfa-$id" b="wfb-$id"
@@ -179,6 +191,7 @@ net_up() {
   ip -n "$ns" addr add "10.248.$k.2/24" dev "$b"
   ip -n "$ns" addr add "10.248.$k.3/24" dev "$b"
   ip -n "$ns" link set "$b" mtu "$mtu" up
+  exec 9>&-
   echo "10.248.$k.3" > "$dir/net/hosts_addr"
   echo "10.248.$k.2" > "$dir/net/bastion_addr"
   echo "fleet: link to $ns: round trip ${rtt} ms ± ${jitter}, ${loss}% loss each way, MTU $mtu"
@@ -191,21 +204,8 @@ bastion() {
   ns=$(cat "$dir/net/ns") addr=$(cat "$dir/net/bastion_addr") hosts=$(cat "$dir/net/hosts_addr")
   mkdir -p "$bdir"
   ssh-keygen -q -t ed25519 -N '' -C bastion -f "$bdir/ssh_host_ed25519_key"
-  cat > "$bdir/sshd_config" <<CONF
-Port 2222
-ListenAddress $addr
-HostKey $bdir/ssh_host_ed25519_key
-PidFile $bdir/sshd.pid
-AuthorizedKeysFile $dir/authorized_keys
-StrictModes no
-UsePAM no
-PermitRootLogin prohibit-password
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-AllowTcpForwarding yes
-MaxStartups 200:30:400
-LogLevel VERBOSE
-CONF
+  # VERBOSE: the log has a line per connection, which the tests and the bench count.
+  sshd_config "$bdir" "$addr" 2222 "$dir" VERBOSE > "$bdir/sshd_config"
   ip netns exec "$ns" "$SSHD" -f "$bdir/sshd_config" -E "$bdir/sshd.log"
   echo "[$addr]:2222 $(cut -d' ' -f1,2 "$bdir/ssh_host_ed25519_key.pub")" >> "$dir/known_hosts"
   printf 'Host %s\n  ProxyJump root@%s:2222\n' "$hosts" "$addr" > "$dir/ssh_config"
@@ -225,7 +225,11 @@ stop() {
   if [ -f "$dir/net/ns" ]; then
     # Whatever still runs in the namespace (a connection's sshd) goes with it.
     ip netns pids "$(cat "$dir/net/ns")" 2>/dev/null | xargs -r kill 2>/dev/null || true
-    kill "$(cat "$dir/net/wire.pid")" 2>/dev/null || true
+    # The wire lets go of the devices as it exits; a device still held cannot be removed.
+    local wire
+    wire=$(cat "$dir/net/wire.pid")
+    kill "$wire" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$wire" 2>/dev/null || break; sleep 0.02; done
     ip netns del "$(cat "$dir/net/ns")" 2>/dev/null || true
     local dev
     for dev in $(cat "$dir/net/devices"); do
