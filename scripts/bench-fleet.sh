@@ -26,7 +26,8 @@
 # shown against it.
 # BASTION=1 sends weft through one jump host and counts the connections the jump host took.
 # TOOLS="weft fabric pyinfra raw" picks the tools (default all; with BASTION, weft only).
-# P="32 128" picks weft's extra fan-outs measured cold (default 32, weft's default).
+# P="32 default" picks weft's extra fan-outs measured cold ("default": no -p, so weft's own
+# rule, cold and warm); default 32. ALL_AT_ONCE=0 leaves out weft's runs with -p N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -184,13 +185,20 @@ RAW
         measure "weft, 1 host, warm" "${wr[@]}" -H host-0
         rm -rf "$remote"/host-* "$XDG_CACHE_HOME"
       fi
-      measure "weft, cold" "${wr[@]}" -p "$n"
-      measure "weft, warm" "${wr[@]}" -p "$n"
+      if [ "${ALL_AT_ONCE:-1}" = 1 ]; then
+        measure "weft, cold" "${wr[@]}" -p "$n"
+        measure "weft, warm" "${wr[@]}" -p "$n"
+      fi
       # weft's default fan-out (and any other asked for): its memory depends on that, not on
       # N. Cold again, as weft's first run on these hosts would be.
       for p in $fanouts; do
-        [ "$p" -lt "$n" ] || continue
         rm -rf "$remote"/host-* "$XDG_CACHE_HOME"
+        if [ "$p" = default ]; then
+          measure "weft default -p, cold" "${wr[@]}"
+          measure "weft default -p, warm" "${wr[@]}"
+          continue
+        fi
+        [ "$p" -lt "$n" ] || continue
         measure "weft -p $p, cold" "${wr[@]}" -p "$p"
       done
     fi
