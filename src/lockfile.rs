@@ -1,7 +1,8 @@
 //! Kernel file locks (`flock(2)` through std's `File::lock`) around the read-modify-writes that
 //! parallel weft processes share: weft's known_hosts, its machine key, the record of its
-//! machines, and the address and router id reservations of local machines (issue 29). The
-//! kernel drops a lock when its holder dies, so a killed weft never leaves one behind.
+//! machines, and the address and router id reservations of local machines (issue 29); and the
+//! one watcher of an env (`exec::watch::lock`). The kernel drops a lock when its holder dies, so
+//! a killed weft never leaves one behind.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
@@ -11,7 +12,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug)]
 pub struct FileLock {
     // Closing the descriptor releases the lock.
-    _file: File,
+    file: File,
 }
 
 impl FileLock {
@@ -24,18 +25,7 @@ impl FileLock {
 
     /// `take`, calling `waiting` first when another process holds the lock.
     pub fn take_or(path: &Path, waiting: impl FnOnce()) -> std::io::Result<FileLock> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("lock {}: {e}", path.display())))?;
+        let file = open(path)?;
         let locked = match file.try_lock() {
             Ok(()) => Ok(()),
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -44,15 +34,61 @@ impl FileLock {
             }
             Err(std::fs::TryLockError::Error(err)) => Err(err),
         };
-        locked
-            .map_err(|e| std::io::Error::new(e.kind(), format!("lock {}: {e}", path.display())))?;
-        Ok(FileLock { _file: file })
+        locked.map_err(|e| context(path, e))?;
+        Ok(FileLock { file })
+    }
+
+    /// `take` without waiting: `None` while another holder has it (another process, or another
+    /// `FileLock` of this one).
+    pub fn try_take(path: &Path) -> std::io::Result<Option<FileLock>> {
+        let file = open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(FileLock { file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(err)) => Err(context(path, err)),
+        }
+    }
+
+    /// The locked file, for the holder to write who it is.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Whether `path` still names the locked file. A holder that removes its lock file before
+    /// letting go (so that no file is left when nobody holds it) makes the file a waiter had
+    /// opened a dead one: a lock taken on it must be given up and taken again.
+    pub fn is_at(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (self.file.metadata(), std::fs::symlink_metadata(path)) {
+            (Ok(held), Ok(named)) => held.dev() == named.dev() && held.ino() == named.ino(),
+            _ => false,
+        }
     }
 
     /// Waits for the lock that guards the file `path`: `.NAME.lock` in the same folder.
     pub fn beside(path: &Path) -> std::io::Result<FileLock> {
         FileLock::take(&lock_path(path))
     }
+}
+
+/// Opens the lock file `path` for `FileLock`, creating it and its folder.
+fn open(path: &Path) -> std::io::Result<File> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| context(path, e))
+}
+
+fn context(path: &Path, err: std::io::Error) -> std::io::Error {
+    std::io::Error::new(err.kind(), format!("lock {}: {err}", path.display()))
 }
 
 /// The lock file that guards `path`.
