@@ -43,7 +43,6 @@ const KNOWN_CYCLES: &[&[&str]] = &[
         "exec/stage.rs",
     ],
     &["exec/launch.rs", "exec/orchestrate.rs"],
-    &["exec/runner.rs", "exec/settings.rs"],
     &["script/diagnostic.rs", "script/engine.rs", "script/set.rs"],
     &["transport/download.rs", "transport/local.rs"],
     &["transport/ssh/auth.rs", "transport/ssh/connection.rs"],
@@ -601,7 +600,8 @@ fn no_two_files_import_each_other_even_through_others() {
     }
     for gone in known.difference(&found) {
         report.push(format!(
-            "{gone:?} is no longer a cycle: take it off KNOWN_CYCLES"
+            "{gone:?} is no longer a cycle as listed: take it off KNOWN_CYCLES, or write down \
+             what remains of it"
         ));
     }
     assert!(report.is_empty(), "{}", report.join("\n"));
