@@ -34,10 +34,8 @@ const ONLY_USED_BY: &[(&str, &[&str])] = &[
 const KNOWN_CYCLES: &[&[&str]] = &[
     &["cloud/local/isolation.rs", "cloud/local/network.rs"],
     &[
-        "exec/dump.rs",
         "exec/ops/facts.rs",
         "exec/ops/files.rs",
-        "exec/ops/mod.rs",
         "exec/ops/packages.rs",
         "exec/session.rs",
         "exec/stage.rs",

@@ -11,52 +11,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use sha2::Digest;
-use thiserror::Error;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::session::{HostError, HostSession};
+use super::session::HostSession;
+use super::step::HostError;
 use crate::transport::Pipe;
 
-/// Why a dump could not be written or a file cannot be loaded.
-#[derive(Debug, Error)]
-pub enum DumpError {
-    /// A local file or folder could not be written.
-    #[error("cannot write `{}`: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// A local file could not be read.
-    #[error("cannot read `{}`: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// The dump has no checksum beside it.
-    #[error(
-        "`{}` has no checksum file beside it (`{}.sha256`): it is not a complete dump, so \
-         nothing was loaded",
-        path.display(),
-        path.display()
-    )]
-    NoChecksum { path: PathBuf },
-    /// The checksum file holds no SHA-256.
-    #[error("`{}.sha256` holds no SHA-256, so nothing was loaded", path.display())]
-    BadChecksum { path: PathBuf },
-    /// The bytes differ from those the dump wrote.
-    #[error(
-        "`{}` does not match its checksum (sha256 {actual}, {expected} recorded): the dump is \
-         corrupt or truncated, so nothing was loaded",
-        path.display()
-    )]
-    Mismatch {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
-}
+// Where it was before step.rs, so its importers need not change.
+pub use super::step::DumpError;
 
 /// A complete dump on this machine.
 #[derive(Debug, Clone)]

@@ -16,5 +16,6 @@ pub mod session;
 pub mod settings;
 pub mod stage;
 pub mod stat_lines;
+pub mod step;
 pub mod timings;
 pub mod watch;
