@@ -43,7 +43,6 @@ const KNOWN_CYCLES: &[&[&str]] = &[
     &["exec/launch.rs", "exec/orchestrate.rs"],
     &["script/diagnostic.rs", "script/engine.rs", "script/set.rs"],
     &["transport/download.rs", "transport/local.rs"],
-    &["transport/ssh/auth.rs", "transport/ssh/connection.rs"],
 ];
 
 /// One file of the crate.
