@@ -41,7 +41,6 @@ const KNOWN_CYCLES: &[&[&str]] = &[
         "exec/stage.rs",
     ],
     &["exec/launch.rs", "exec/orchestrate.rs"],
-    &["script/diagnostic.rs", "script/engine.rs", "script/set.rs"],
     &["transport/download.rs", "transport/local.rs"],
 ];
 
