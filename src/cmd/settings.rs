@@ -14,6 +14,7 @@ use super::Context;
 use crate::cli::{ConnectArgs, FanoutArgs, HostKeyPolicyArg, Select};
 use crate::exec::goals::GoalEngine;
 use crate::exec::launch::RunContext;
+use crate::exec::orchestrate::EnvOrchestrator;
 use crate::exec::output::{Output, Style, Verbosity};
 use crate::exec::session::Privilege;
 use crate::exec::settings::{Answer, Confirm, FanoutLimits, MaxFail, RunSettings};
@@ -244,5 +245,6 @@ pub fn run_context(
         engine,
         Arc::new(settings),
         Output::new(style, secrets),
+        EnvOrchestrator::actions,
     ))
 }
