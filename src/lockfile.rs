@@ -2,10 +2,12 @@
 //! parallel weft processes share: weft's known_hosts, its machine key, the record of its
 //! machines, and the address and router id reservations of local machines (issue 29); and the
 //! one watcher of an env (`exec::watch::lock`). The kernel drops a lock when its holder dies, so
-//! a killed weft never leaves one behind.
+//! a killed weft never leaves one behind. And the swap of a whole file through a fresh sibling
+//! and a rename, so a reader sees the old file or the new one: `replace` under such a lock,
+//! `replace_atomically` for the files transports and dumps write on this machine.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// An exclusive lock, held until dropped.
@@ -104,11 +106,7 @@ pub fn lock_path(path: &Path) -> PathBuf {
 /// reader sees the old or the new file, never half of one. Call it under the file's lock.
 pub fn replace(path: &Path, text: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.weft-{:016x}", fastrand::u64(..)));
+    let tmp = temporary_sibling(path);
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -124,6 +122,52 @@ pub fn replace(path: &Path, text: &[u8], mode: u32) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Replaces `target` through a temporary sibling: `fill` writes the temporary file (created
+/// here, exclusively and under a random name, so a link planted beside the target is never
+/// written through), then it gets `mode` through its handle and is renamed over `target`. A
+/// failure never leaves `target` half-written, and the temporary file is removed.
+pub async fn replace_atomically<F, Fut>(
+    target: &Path,
+    mode: Option<u32>,
+    fill: F,
+) -> std::io::Result<()>
+where
+    F: FnOnce(tokio::fs::File) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<tokio::fs::File>>,
+{
+    let tmp = temporary_sibling(target);
+    let result = async {
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .await?;
+        let file = fill(file).await?;
+        if let Some(mode) = mode {
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+                .await?;
+        }
+        drop(file);
+        tokio::fs::rename(&tmp, target).await
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}
+
+/// A hidden, random temporary name beside `target`, so the final rename stays on one
+/// filesystem and nobody can plant a link under it in advance.
+pub fn temporary_sibling(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.weft-{:016x}", fastrand::u64(..)))
 }
 
 /// Whether `dir` (made 0700 when missing) is a folder of this user's that no other user can

@@ -40,7 +40,6 @@ const KNOWN_CYCLES: &[&[&str]] = &[
         "exec/session.rs",
         "exec/stage.rs",
     ],
-    &["transport/download.rs", "transport/local.rs"],
 ];
 
 /// One file of the crate.

@@ -50,7 +50,7 @@ pub fn dump(
     if let Some(folder) = target.parent() {
         std::fs::create_dir_all(folder).map_err(write_error(folder))?;
     }
-    let tmp = crate::transport::local::temporary_sibling(&target);
+    let tmp = crate::lockfile::temporary_sibling(&target);
     let streamed = session.block_on(async {
         let file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -82,7 +82,7 @@ pub fn dump(
     let sum = checksum_path(&target);
     let line = format!("{sha256}  {}\n", file_name(&target));
     let placed = session.block_on(async {
-        crate::transport::local::replace_atomically(&sum, Some(0o644), |mut file| async move {
+        crate::lockfile::replace_atomically(&sum, Some(0o644), |mut file| async move {
             file.write_all(line.as_bytes()).await?;
             file.sync_all().await?;
             Ok(file)
