@@ -1121,6 +1121,12 @@ impl HostSession {
     }
 }
 
+impl super::step::Commands for HostSession {
+    fn run(&self, command: &str, options: &RunOptions) -> Result<Option<ExecOutput>, HostError> {
+        HostSession::run(self, command, options)
+    }
+}
+
 /// Refuses text that holds a secret of weft.toml that could not be resolved: the step that
 /// would send or write it fails with the reason, before it runs.
 pub fn no_missing_secret(text: &str) -> Result<(), HostError> {

@@ -1,6 +1,7 @@
 //! One step on a host, as sessions and operations share it: how a command runs
-//! (`RunOptions`) and why a step fails (`HostError`, with a dump's `DumpError`). A leaf: it
-//! imports nothing else of `exec`, so the files that run steps need not import each other for it.
+//! (`RunOptions`), what runs it (`Commands`, which `HostSession` implements) and why a step fails
+//! (`HostError`, with a dump's `DumpError`). A leaf: it imports nothing else of `exec`, so the
+//! files that run steps need not import each other for it.
 
 use std::io;
 use std::path::PathBuf;
@@ -9,7 +10,14 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::template::TemplateError;
-use crate::transport::TransportError;
+use crate::transport::{ExecOutput, TransportError};
+
+/// What a step needs of the host it runs on: commands, one at a time. `session::HostSession`
+/// runs them with everything a goal's session adds (`--check`, privileges, deadlines, output).
+pub trait Commands {
+    /// Runs a shell command; `None` when `--check` skipped it.
+    fn run(&self, command: &str, options: &RunOptions) -> Result<Option<ExecOutput>, HostError>;
+}
 
 /// Why a host step failed.
 #[derive(Debug, Error)]
