@@ -28,16 +28,6 @@ const ONLY_USED_BY: &[(&str, &[&str])] = &[
     ("lsp", &["cmd/"]),
 ];
 
-/// The cycles between files still to break, each as its files in order: this list only
-/// shrinks. A cycle found that is not here fails the test, and so does an entry that is no
-/// longer a cycle (or is a different one now: write down what remains).
-const KNOWN_CYCLES: &[&[&str]] = &[&[
-    "exec/ops/facts.rs",
-    "exec/ops/files.rs",
-    "exec/ops/packages.rs",
-    "exec/session.rs",
-]];
-
 /// One file of the crate.
 struct Source {
     /// Relative to src/, `exec/session.rs`.
@@ -558,41 +548,22 @@ fn no_two_files_import_each_other_even_through_others() {
         targets
             .retain(|target, _| !(target.len() == module.len() + 1 && target.starts_with(module)));
     }
-    let cycles = strongly_connected(&imports);
-    let known: BTreeSet<Vec<String>> = KNOWN_CYCLES
-        .iter()
-        .map(|c| {
-            let mut files: Vec<String> = c.iter().map(|f| f.to_string()).collect();
-            files.sort();
-            files
-        })
-        .collect();
     let mut report = Vec::new();
-    let mut found = BTreeSet::new();
-    for cycle in &cycles {
-        let mut files: Vec<String> = cycle.iter().map(|m| krate.path(m).to_string()).collect();
+    for cycle in strongly_connected(&imports) {
+        let mut files: Vec<&str> = cycle.iter().map(|m| krate.path(m)).collect();
         files.sort();
-        if !known.contains(&files) {
-            report.push(format!("a cycle between {files:?}:"));
-            for from in cycle {
-                for (to, line) in &imports[from] {
-                    if cycle.contains(to) {
-                        report.push(format!(
-                            "  {}:{line} imports {}",
-                            krate.path(from),
-                            krate.path(to)
-                        ));
-                    }
+        report.push(format!("a cycle between {files:?}:"));
+        for from in &cycle {
+            for (to, line) in &imports[from] {
+                if cycle.contains(to) {
+                    report.push(format!(
+                        "  {}:{line} imports {}",
+                        krate.path(from),
+                        krate.path(to)
+                    ));
                 }
             }
         }
-        found.insert(files);
-    }
-    for gone in known.difference(&found) {
-        report.push(format!(
-            "{gone:?} is no longer a cycle as listed: take it off KNOWN_CYCLES, or write down \
-             what remains of it"
-        ));
     }
     assert!(report.is_empty(), "{}", report.join("\n"));
 }

@@ -381,7 +381,9 @@ fn run_one(
         job => match &session {
             Some(session) => match job {
                 Job::Command(command) => session.run(command, &RunOptions::default()).map(|_| ()),
-                Job::Upload { local, remote } => session.upload(local, remote).map(|_| ()),
+                Job::Upload { local, remote } => {
+                    super::ops::files::upload(session, local, remote).map(|_| ())
+                }
                 Job::Download {
                     remote,
                     dest,
