@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::sync::LazyLock;
 
 use regex::Regex;
 
@@ -27,6 +28,18 @@ const ONLY_USED_BY: &[(&str, &[&str])] = &[
     ("cmd", &["lib.rs"]),
     ("lsp", &["cmd/"]),
 ];
+
+/// A `use` item, `pub` or not: its visibility and its tree.
+static USES: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"(?m)^[ \t]*(pub(?:\([^)]*\))?\s+)?use\s+([^;]*);").expect("re"));
+
+/// A path of two or more segments, `crate::exec::stage::run_step`, not inside a longer one.
+static PATHS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?:^|[^A-Za-z0-9_:$])((?:\$crate|[A-Za-z_][A-Za-z0-9_]*)(?:\s*::\s*[A-Za-z_][A-Za-z0-9_]*)+)",
+    )
+    .expect("re")
+});
 
 /// One file of the crate.
 struct Source {
@@ -95,7 +108,7 @@ impl Crate {
         &self.files[module].path
     }
 
-    /// The modules declared in `module`'s file that have files of their own.
+    /// Whether `name` is a module declared in `module`'s file with a file of its own.
     fn is_child(&self, module: &Module, name: &str) -> bool {
         let mut child = module.clone();
         child.push(name.to_string());
@@ -129,9 +142,8 @@ impl Crate {
     }
 
     fn references_of(&self, module: &Module, code: &str) -> Vec<Reference> {
-        let uses = Regex::new(r"(?m)^[ \t]*(pub(?:\([^)]*\))?\s+)?use\s+([^;]*);").expect("re");
         let mut found = Vec::new();
-        for m in uses.captures_iter(code) {
+        for m in USES.captures_iter(code) {
             let whole = m.get(0).expect("match");
             let line = line_of(code, whole.start());
             let mut paths = Vec::new();
@@ -147,14 +159,10 @@ impl Crate {
             }
         }
         // Paths in code: `crate::exec::stage::run_step(..)`, `ops::files::write(..)`.
-        let rest = uses.replace_all(code, |m: &regex::Captures| {
+        let rest = USES.replace_all(code, |m: &regex::Captures| {
             "\n".repeat(m[0].matches('\n').count())
         });
-        let paths = Regex::new(
-            r"(?:^|[^A-Za-z0-9_:$])((?:\$crate|[A-Za-z_][A-Za-z0-9_]*)(?:\s*::\s*[A-Za-z_][A-Za-z0-9_]*)+)",
-        )
-        .expect("re");
-        for m in paths.captures_iter(&rest) {
+        for m in PATHS.captures_iter(&rest) {
             let text = m.get(1).expect("path");
             let path: Vec<String> = text
                 .as_str()
@@ -440,10 +448,14 @@ fn covers(name: &str, module: &Module) -> bool {
     }
 }
 
-/// Whether `module`'s file uses the crate `name` (`rhai::…` in its code).
-fn uses_crate(code: &str, name: &str) -> Option<usize> {
-    let re = Regex::new(&format!(r"(?:^|[^A-Za-z0-9_:$]){name}\s*::")).expect("re");
-    re.find(code).map(|m| line_of(code, m.start() + 1))
+/// What a use of the crate `name` looks like in code: `rhai::…`.
+fn crate_use(name: &str) -> Regex {
+    Regex::new(&format!(r"(?:^|[^A-Za-z0-9_:$]){name}\s*::")).expect("re")
+}
+
+/// The line of `code`'s first match of `pattern`.
+fn first_line(pattern: &Regex, code: &str) -> Option<usize> {
+    pattern.find(code).map(|m| line_of(code, m.start() + 1))
 }
 
 #[test]
@@ -473,6 +485,14 @@ fn no_file_imports_what_the_map_forbids() {
         .filter_map(|m| m.first().map(String::as_str))
         .collect();
     let rules = map_rules();
+    // The outside crates named: in the map's column, and in ONLY_USED_BY.
+    let crates: BTreeMap<&str, Regex> = rules
+        .iter()
+        .flat_map(|r| r.forbidden.iter().map(String::as_str))
+        .chain(ONLY_USED_BY.iter().map(|(name, _)| *name))
+        .filter(|name| !top_level.contains(name))
+        .map(|name| (name, crate_use(name)))
+        .collect();
     let mut wrong = Vec::new();
     for (module, source) in &krate.files {
         let mut refuse = |what: &str, line: usize, why: String| {
@@ -505,7 +525,7 @@ fn no_file_imports_what_the_map_forbids() {
                 .iter()
                 .filter(|f| !top_level.contains(f.as_str()))
             {
-                if let Some(line) = uses_crate(&source.code, outside) {
+                if let Some(line) = first_line(&crates[outside.as_str()], &source.code) {
                     refuse(
                         outside,
                         line,
@@ -525,7 +545,7 @@ fn no_file_imports_what_the_map_forbids() {
                     .find(|(target, _)| target.first().is_some_and(|t| t == name))
                     .map(|(_, line)| *line)
             } else {
-                uses_crate(&source.code, name)
+                first_line(&crates[name], &source.code)
             };
             if let Some(line) = line {
                 refuse(name, line, format!("only {users:?} may"));
