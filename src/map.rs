@@ -19,7 +19,8 @@ use regex::Regex;
 /// A module's path from the crate root: `["exec", "session"]`; `[]` is lib.rs.
 type Module = Vec<String>;
 
-/// Crates, and weft modules, that only the listed files and folders may use.
+/// Crates, and weft modules, that only the listed files and folders may use: the rules written
+/// under src/README.md's table.
 const ONLY_USED_BY: &[(&str, &[&str])] = &[
     ("rhai", &["script/"]),
     ("clap", &["cli.rs", "cmd/"]),
