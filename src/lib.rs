@@ -19,6 +19,8 @@ pub mod layers;
 pub mod lockfile;
 pub mod logging;
 pub mod lsp;
+#[cfg(test)]
+mod map;
 pub mod mask;
 pub mod plugin;
 pub mod project;

@@ -1,17 +1,20 @@
 //! Kernel file locks (`flock(2)` through std's `File::lock`) around the read-modify-writes that
 //! parallel weft processes share: weft's known_hosts, its machine key, the record of its
-//! machines, and the address and router id reservations of local machines (issue 29). The
-//! kernel drops a lock when its holder dies, so a killed weft never leaves one behind.
+//! machines, and the address and router id reservations of local machines (issue 29); and the
+//! one watcher of an env (`exec::watch::lock`). The kernel drops a lock when its holder dies, so
+//! a killed weft never leaves one behind. And the swap of a whole file through a fresh sibling
+//! and a rename, so a reader sees the old file or the new one: `replace` under such a lock,
+//! `replace_atomically` for the files transports and dumps write on this machine.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// An exclusive lock, held until dropped.
 #[derive(Debug)]
 pub struct FileLock {
     // Closing the descriptor releases the lock.
-    _file: File,
+    file: File,
 }
 
 impl FileLock {
@@ -24,18 +27,7 @@ impl FileLock {
 
     /// `take`, calling `waiting` first when another process holds the lock.
     pub fn take_or(path: &Path, waiting: impl FnOnce()) -> std::io::Result<FileLock> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("lock {}: {e}", path.display())))?;
+        let file = open(path)?;
         let locked = match file.try_lock() {
             Ok(()) => Ok(()),
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -44,15 +36,61 @@ impl FileLock {
             }
             Err(std::fs::TryLockError::Error(err)) => Err(err),
         };
-        locked
-            .map_err(|e| std::io::Error::new(e.kind(), format!("lock {}: {e}", path.display())))?;
-        Ok(FileLock { _file: file })
+        locked.map_err(|e| context(path, e))?;
+        Ok(FileLock { file })
+    }
+
+    /// `take` without waiting: `None` while another holder has it (another process, or another
+    /// `FileLock` of this one).
+    pub fn try_take(path: &Path) -> std::io::Result<Option<FileLock>> {
+        let file = open(path)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(FileLock { file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(err)) => Err(context(path, err)),
+        }
+    }
+
+    /// The locked file, for the holder to write who it is.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Whether `path` still names the locked file. A holder that removes its lock file before
+    /// letting go (so that no file is left when nobody holds it) makes the file a waiter had
+    /// opened a dead one: a lock taken on it must be given up and taken again.
+    pub fn is_at(&self, path: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        match (self.file.metadata(), std::fs::symlink_metadata(path)) {
+            (Ok(held), Ok(named)) => held.dev() == named.dev() && held.ino() == named.ino(),
+            _ => false,
+        }
     }
 
     /// Waits for the lock that guards the file `path`: `.NAME.lock` in the same folder.
     pub fn beside(path: &Path) -> std::io::Result<FileLock> {
         FileLock::take(&lock_path(path))
     }
+}
+
+/// Opens the lock file `path` for `FileLock`, creating it and its folder.
+fn open(path: &Path) -> std::io::Result<File> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| context(path, e))
+}
+
+fn context(path: &Path, err: std::io::Error) -> std::io::Error {
+    std::io::Error::new(err.kind(), format!("lock {}: {err}", path.display()))
 }
 
 /// The lock file that guards `path`.
@@ -68,11 +106,7 @@ pub fn lock_path(path: &Path) -> PathBuf {
 /// reader sees the old or the new file, never half of one. Call it under the file's lock.
 pub fn replace(path: &Path, text: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.weft-{:016x}", fastrand::u64(..)));
+    let tmp = temporary_sibling(path);
     let result = (|| {
         let mut file = OpenOptions::new()
             .write(true)
@@ -88,6 +122,52 @@ pub fn replace(path: &Path, text: &[u8], mode: u32) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Replaces `target` through a temporary sibling: `fill` writes the temporary file (created
+/// here, exclusively and under a random name, so a link planted beside the target is never
+/// written through), then it gets `mode` through its handle and is renamed over `target`. A
+/// failure never leaves `target` half-written, and the temporary file is removed.
+pub async fn replace_atomically<F, Fut>(
+    target: &Path,
+    mode: Option<u32>,
+    fill: F,
+) -> std::io::Result<()>
+where
+    F: FnOnce(tokio::fs::File) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<tokio::fs::File>>,
+{
+    let tmp = temporary_sibling(target);
+    let result = async {
+        let file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .await?;
+        let file = fill(file).await?;
+        if let Some(mode) = mode {
+            file.set_permissions(std::fs::Permissions::from_mode(mode))
+                .await?;
+        }
+        drop(file);
+        tokio::fs::rename(&tmp, target).await
+    }
+    .await;
+    if result.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    result
+}
+
+/// A hidden, random temporary name beside `target`, so the final rename stays on one
+/// filesystem and nobody can plant a link under it in advance.
+pub fn temporary_sibling(target: &Path) -> PathBuf {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    target.with_file_name(format!(".{name}.weft-{:016x}", fastrand::u64(..)))
 }
 
 /// Whether `dir` (made 0700 when missing) is a folder of this user's that no other user can

@@ -14,10 +14,12 @@ use super::Context;
 use crate::cli::{ConnectArgs, FanoutArgs, HostKeyPolicyArg, Select};
 use crate::exec::goals::GoalEngine;
 use crate::exec::launch::RunContext;
+use crate::exec::orchestrate::EnvOrchestrator;
 use crate::exec::output::{Output, Style, Verbosity};
-use crate::exec::runner::MaxFail;
 use crate::exec::session::Privilege;
-use crate::exec::settings::{Answer, Confirm, FanoutLimits, RunSettings, DEFAULT_PARALLEL};
+use crate::exec::settings::{
+    Answer, Confirm, FanoutLimits, MaxFail, RunSettings, DEFAULT_PARALLEL,
+};
 use crate::inventory::{HostFilter, Vars};
 use crate::layers::Layers;
 use crate::project::Project;
@@ -249,5 +251,6 @@ pub fn run_context(
         engine,
         Arc::new(settings),
         Output::new(style, secrets),
+        EnvOrchestrator::actions,
     ))
 }

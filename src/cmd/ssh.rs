@@ -1,6 +1,7 @@
 //! `weft ssh`: a shell on one host (through OpenSSH's client, for a real terminal), or one
 //! command there through weft's own connection.
 
+use std::os::fd::AsFd;
 use std::process::Command;
 
 use miette::{Diagnostic, Result};
@@ -33,6 +34,10 @@ pub enum SshTargetError {
     #[error("cannot start `{program}`: {message}")]
     #[diagnostic(code(weft::ssh::spawn))]
     Spawn { program: String, message: String },
+    /// A standard stream of weft's cannot be handed to the command (a descriptor limit).
+    #[error("cannot hand weft's input and output to the command: {0}")]
+    #[diagnostic(code(weft::ssh::streams))]
+    Streams(std::io::Error),
 }
 
 /// Opens a shell on the target, or runs the command after `--` and exits with its code.
@@ -163,21 +168,29 @@ fn run_one(connector: Connector, spec: &HostSpec, command: &str) -> Result<i32> 
         command: command.to_string(),
         ..ExecRequest::default()
     };
+    let mut stdin = std_stream(std::io::stdin().as_fd())?;
+    let mut stdout = std_stream(std::io::stdout().as_fd())?;
+    let mut stderr = std_stream(std::io::stderr().as_fd())?;
     // As with OpenSSH's client: weft's input goes to the command until it ends (or the
     // command does), and its output comes back byte for byte, binary or not.
     let result = runtime.block_on(async {
+        use tokio::io::AsyncWriteExt;
         transport.connect().await?;
-        let mut stdin = stdin_stream();
-        let mut stdout = Blocking(std::io::stdout());
-        let mut stderr = Blocking(std::io::stderr());
         let pipe = Pipe {
             input: Some(&mut stdin),
             input_may_remain: true,
             output: Some(&mut stdout),
             error: Some(&mut stderr),
         };
-        transport.exec_piped(&request, pipe, &NoLines).await
+        let result = transport.exec_piped(&request, pipe, &NoLines).await;
+        // tokio writes on a blocking thread: what a failed command wrote is out before weft ends.
+        let _ = stdout.flush().await;
+        let _ = stderr.flush().await;
+        result
     });
+    // tokio reads stdin on a blocking thread that cannot be interrupted (a terminal that never
+    // sends EOF): when the command ends first, that read is left behind rather than waited for.
+    runtime.shutdown_background();
     match result {
         Ok(out) => Ok(out.code.clamp(0, 255)),
         Err(err) => {
@@ -187,92 +200,11 @@ fn run_one(connector: Connector, spec: &HostSpec, command: &str) -> Result<i32> 
     }
 }
 
-/// weft's standard input as an async stream. It is read on a thread of its own, because a
-/// blocking read (a terminal that never sends EOF) cannot be interrupted: when the command
-/// ends first, that thread is simply left behind, and the process exits without it.
-struct StdinStream {
-    chunks: tokio::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
-    pending: Vec<u8>,
-    at: usize,
-}
-
-fn stdin_stream() -> StdinStream {
-    use std::io::Read;
-    let (sender, chunks) = tokio::sync::mpsc::channel(4);
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        let mut buf = vec![0u8; 64 * 1024];
-        loop {
-            let chunk = match stdin.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => Ok(buf[..n].to_vec()),
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(err) => Err(err),
-            };
-            let failed = chunk.is_err();
-            if sender.blocking_send(chunk).is_err() || failed {
-                break;
-            }
-        }
-    });
-    StdinStream {
-        chunks,
-        pending: Vec::new(),
-        at: 0,
-    }
-}
-
-impl tokio::io::AsyncRead for StdinStream {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        use std::task::Poll;
-        let this = self.get_mut();
-        if this.at == this.pending.len() {
-            match this.chunks.poll_recv(cx) {
-                Poll::Pending => return Poll::Pending,
-                // The reading thread ended: EOF.
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Ready(Some(Err(err))) => return Poll::Ready(Err(err)),
-                Poll::Ready(Some(Ok(chunk))) => {
-                    this.pending = chunk;
-                    this.at = 0;
-                }
-            }
-        }
-        let n = (this.pending.len() - this.at).min(buf.remaining());
-        buf.put_slice(&this.pending[this.at..this.at + n]);
-        this.at += n;
-        Poll::Ready(Ok(()))
-    }
-}
-
-/// weft's standard output or error as an async writer, written as the bytes come: a slow
-/// reader holds the command back, as a pipe would. (tokio's own wrappers are not built in.)
-struct Blocking<W>(W);
-
-impl<W: std::io::Write + Unpin> tokio::io::AsyncWrite for Blocking<W> {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::task::Poll::Ready(self.get_mut().0.write(buf))
-    }
-
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::task::Poll::Ready(self.get_mut().0.flush())
-    }
-
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        self.poll_flush(cx)
-    }
+/// One of weft's standard streams as a tokio file over a copy of its descriptor: reads and writes
+/// run on tokio's blocking threads, as `tokio::io::stdin()` does. (tokio's `io-std` feature
+/// would give the same, but turning it on rebuilds every crate above tokio, aws-sdk-ec2 too.)
+fn std_stream(fd: std::os::fd::BorrowedFd<'_>) -> Result<tokio::fs::File> {
+    let fd = fd.try_clone_to_owned().map_err(SshTargetError::Streams)?;
+    let file = std::fs::File::from(fd);
+    Ok(tokio::fs::File::from_std(file))
 }

@@ -11,52 +11,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use sha2::Digest;
-use thiserror::Error;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
-use super::session::{HostError, HostSession};
+use super::session::HostSession;
+use super::step::HostError;
 use crate::transport::Pipe;
 
-/// Why a dump could not be written or a file cannot be loaded.
-#[derive(Debug, Error)]
-pub enum DumpError {
-    /// A local file or folder could not be written.
-    #[error("cannot write `{}`: {source}", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// A local file could not be read.
-    #[error("cannot read `{}`: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// The dump has no checksum beside it.
-    #[error(
-        "`{}` has no checksum file beside it (`{}.sha256`): it is not a complete dump, so \
-         nothing was loaded",
-        path.display(),
-        path.display()
-    )]
-    NoChecksum { path: PathBuf },
-    /// The checksum file holds no SHA-256.
-    #[error("`{}.sha256` holds no SHA-256, so nothing was loaded", path.display())]
-    BadChecksum { path: PathBuf },
-    /// The bytes differ from those the dump wrote.
-    #[error(
-        "`{}` does not match its checksum (sha256 {actual}, {expected} recorded): the dump is \
-         corrupt or truncated, so nothing was loaded",
-        path.display()
-    )]
-    Mismatch {
-        path: PathBuf,
-        expected: String,
-        actual: String,
-    },
-}
+// Where it was before step.rs, so its importers need not change.
+pub use super::step::DumpError;
 
 /// A complete dump on this machine.
 #[derive(Debug, Clone)]
@@ -88,7 +50,7 @@ pub fn dump(
     if let Some(folder) = target.parent() {
         std::fs::create_dir_all(folder).map_err(write_error(folder))?;
     }
-    let tmp = crate::transport::local::temporary_sibling(&target);
+    let tmp = crate::lockfile::temporary_sibling(&target);
     let streamed = session.block_on(async {
         let file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -120,7 +82,7 @@ pub fn dump(
     let sum = checksum_path(&target);
     let line = format!("{sha256}  {}\n", file_name(&target));
     let placed = session.block_on(async {
-        crate::transport::local::replace_atomically(&sum, Some(0o644), |mut file| async move {
+        crate::lockfile::replace_atomically(&sum, Some(0o644), |mut file| async move {
             file.write_all(line.as_bytes()).await?;
             file.sync_all().await?;
             Ok(file)

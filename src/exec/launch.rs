@@ -9,7 +9,7 @@ use std::time::Instant;
 use miette::Result;
 
 use super::goals::GoalEngine;
-use super::orchestrate::EnvOrchestrator;
+use super::orchestrator::Orchestrator;
 use super::output::{HostOutcome, Output};
 use super::runner::{self, Job, RunPlan, CONTROLLER};
 use super::settings::RunSettings;
@@ -43,7 +43,14 @@ pub struct RunContext {
     pub secrets: Secrets,
     /// Where time went, under `--timings`.
     pub timings: Option<Arc<Timings>>,
+    /// Makes the env actions of a run's controller goals.
+    env_actions: EnvActions,
 }
+
+/// Makes the actions a run's controller goals may take on env `env` (`run_goal`,
+/// `create_machines`, ...), as nested runs of the same `RunContext`: `exec::orchestrate`'s,
+/// handed in by the command layer so that this file need not import the one that imports it.
+pub type EnvActions = fn(run: Arc<RunContext>, env: &str) -> Arc<dyn Orchestrator>;
 
 impl RunContext {
     /// The context of one invocation.
@@ -53,6 +60,7 @@ impl RunContext {
         engine: Option<Arc<dyn GoalEngine>>,
         settings: Arc<RunSettings>,
         output: Arc<Output>,
+        env_actions: EnvActions,
     ) -> Self {
         let timings = (settings.timings || settings.timings_html.is_some())
             .then(|| Arc::new(Timings::default()));
@@ -66,6 +74,7 @@ impl RunContext {
             secrets: Secrets::default(),
             phases: Mutex::new(Vec::new()),
             depth: AtomicUsize::new(0),
+            env_actions,
         }
     }
 
@@ -200,10 +209,8 @@ impl RunContext {
         for secret in &resolved {
             output.add_secret(secret);
         }
-        let orchestrator = env_actions.then(|| {
-            Arc::new(EnvOrchestrator::new(self.clone(), &selection.inventory.env))
-                as Arc<dyn super::orchestrator::Orchestrator>
-        });
+        let orchestrator =
+            env_actions.then(|| (self.env_actions)(self.clone(), &selection.inventory.env));
         let goal = job.name().to_string();
         let plan = RunPlan {
             job,

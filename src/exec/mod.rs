@@ -16,6 +16,7 @@ pub mod session;
 pub mod settings;
 pub mod stage;
 pub mod stat_lines;
+pub mod step;
 pub mod summary;
 #[cfg(test)]
 pub(crate) mod test_host;

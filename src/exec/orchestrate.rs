@@ -22,12 +22,12 @@ pub struct EnvOrchestrator {
 }
 
 impl EnvOrchestrator {
-    /// Actions on env `env`, reporting to the run's output.
-    pub fn new(run: Arc<RunContext>, env: &str) -> Self {
-        EnvOrchestrator {
+    /// Actions on env `env`, reporting to the run's output: a `launch::EnvActions`.
+    pub fn actions(run: Arc<RunContext>, env: &str) -> Arc<dyn Orchestrator> {
+        Arc::new(EnvOrchestrator {
             run,
             env: env.to_string(),
-        }
+        })
     }
 
     fn log(&self, message: &str) {

@@ -238,11 +238,6 @@ impl RemoteSums {
     }
 }
 
-/// The whole second a file written now is stamped with.
-pub fn stamp() -> u64 {
-    now()
-}
-
 fn now() -> u64 {
     clock() as u64
 }

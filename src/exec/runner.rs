@@ -89,38 +89,6 @@ impl Job {
     }
 }
 
-/// When to stop starting new hosts.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum MaxFail {
-    /// After more than this many failed hosts.
-    Count(usize),
-    /// After more than this share of the hosts failed.
-    Percent(f64),
-}
-
-impl MaxFail {
-    /// Parses `N` or `P%`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let bad = || format!("`{text}` is not a count (`3`) or a percentage (`25%`)");
-        match text.strip_suffix('%') {
-            Some(p) => p
-                .parse::<f64>()
-                .ok()
-                .filter(|p| (0.0..=100.0).contains(p))
-                .map(MaxFail::Percent)
-                .ok_or_else(bad),
-            None => text.parse().map(MaxFail::Count).map_err(|_| bad()),
-        }
-    }
-
-    fn allowed(self, total: usize) -> usize {
-        match self {
-            MaxFail::Count(n) => n,
-            MaxFail::Percent(p) => (p / 100.0 * total as f64).floor() as usize,
-        }
-    }
-}
-
 /// One run: a job, where it runs and how.
 pub struct RunPlan {
     /// What runs on each host.
@@ -451,7 +419,9 @@ fn run_one(
         job => match &session {
             Some(session) => match job {
                 Job::Command(command) => session.run(command, &RunOptions::default()).map(|_| ()),
-                Job::Upload { local, remote } => session.upload(local, remote).map(|_| ()),
+                Job::Upload { local, remote } => {
+                    super::ops::files::upload(session, local, remote).map(|_| ())
+                }
                 Job::Download {
                     remote,
                     dest,

@@ -6,123 +6,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use thiserror::Error;
 use tokio::runtime::Handle;
-use walkdir::WalkDir;
 
 use super::output::{HostSink, Output};
 use super::timings::{Section, Timings};
 use crate::inventory::{HostSpec, Vars};
-use crate::template::{TemplateError, Templates};
+use crate::template::Templates;
 use crate::transport::download::DownloadLimits;
 use crate::transport::{DownloadOptions, ExecOutput, ExecRequest, Pipe, Transport, TransportError};
 
-/// Why a host step failed.
-#[derive(Debug, Error)]
-pub enum HostError {
-    /// The transport failed.
-    #[error(transparent)]
-    Transport(#[from] TransportError),
-    /// The run was interrupted (Ctrl-C or SIGTERM) before or during this step ("before `x`").
-    #[error("interrupted {0}")]
-    Interrupted(String),
-    /// The host's `--host-timeout` passed before or during this step.
-    #[error("--host-timeout ({}s) passed {step}", .limit.as_secs())]
-    HostTimeout {
-        /// The flag's value.
-        limit: Duration,
-        /// When: "during `cmd`", "before `cmd`".
-        step: String,
-    },
-    /// A command exited non-zero and the script did not allow it.
-    #[error("`{command}` exited with {code}{}", stderr_tail(.stderr))]
-    CommandFailed {
-        command: String,
-        code: i32,
-        stderr: String,
-    },
-    /// A template failed.
-    #[error(transparent)]
-    Template(#[from] TemplateError),
-    /// A dump could not be written, or a dump to load is missing or corrupt.
-    #[error(transparent)]
-    Dump(#[from] super::dump::DumpError),
-    /// A local file to upload could not be read.
-    #[error("cannot read local `{path}`: {source}")]
-    LocalRead {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A validator (`validate` of `file` or `template`) rejected new content: the file was
-    /// left as it was.
-    #[error("the new `{path}` was rejected by validation (`{command}`) and left as it was{}", output_tail(.output))]
-    Rejected {
-        /// The file.
-        path: String,
-        /// The validator, as the script gave it.
-        command: String,
-        /// What the validator printed.
-        output: String,
-    },
-    /// A step would use a secret of weft.toml that could not be resolved; it did not run.
-    #[error("{0}")]
-    MissingSecret(String),
-    /// An operation refused or could not do what it was asked, without a failed command
-    /// (a bad pattern, an unknown fact, a directory where a link should be, ...).
-    #[error("{op}: {message}")]
-    Operation {
-        /// The operation and its subject, e.g. `link /srv/app/current`.
-        op: String,
-        /// Why.
-        message: String,
-    },
-}
-
-impl HostError {
-    /// A short name of the kind of failure, as scripts read it in `err.kind`.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            HostError::Transport(_) => "transport",
-            HostError::Interrupted(_) => "interrupted",
-            HostError::HostTimeout { .. } => "host_timeout",
-            HostError::CommandFailed { .. } => "command",
-            HostError::Template(_) => "template",
-            HostError::Dump(_) => "dump",
-            HostError::LocalRead { .. } => "local_read",
-            HostError::Rejected { .. } => "rejected",
-            HostError::Operation { .. } => "operation",
-            HostError::MissingSecret(_) => "secret",
-        }
-    }
-
-    /// The exit code of a failed command; `None` for every other failure.
-    pub fn code(&self) -> Option<i32> {
-        match self {
-            HostError::CommandFailed { code, .. } => Some(*code),
-            _ => None,
-        }
-    }
-
-    /// The command that failed or rejected: a failed command, or a validator.
-    pub fn command(&self) -> Option<&str> {
-        match self {
-            HostError::CommandFailed { command, .. } | HostError::Rejected { command, .. } => {
-                Some(command)
-            }
-            _ => None,
-        }
-    }
-}
-
-fn output_tail(output: &str) -> String {
-    let output = output.trim();
-    if output.is_empty() {
-        String::new()
-    } else {
-        format!(": {output}")
-    }
-}
+// Where they were before step.rs, so their importers need not change.
+pub use super::step::{HostError, RunOptions};
 
 /// The lines a dump's or load's command writes besides its data: the tools' own chatter
 /// (`redis-cli --rdb` says `sending REPLCONF capa eof`), which goes to the `-v` log, not the
@@ -137,35 +31,6 @@ impl crate::transport::LineSink for VerboseLines<'_> {
     }
 }
 
-fn stderr_tail(stderr: &str) -> String {
-    let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
-    if tail.is_empty() {
-        String::new()
-    } else {
-        let lines: Vec<&str> = tail.into_iter().rev().collect();
-        format!(": {}", lines.join(" / "))
-    }
-}
-
-/// How `run` treats a command.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// A non-zero exit fails the goal.
-    pub fail_on_error: bool,
-    /// The command only reads, so it also runs under `--check`.
-    pub check_safe: bool,
-    /// Keep the output to the script instead of printing it live.
-    pub quiet: bool,
-    /// Kill the command after this long.
-    pub timeout: Option<Duration>,
-    /// Text fed to the command's standard input.
-    pub stdin: Option<String>,
-    /// Run it through sudo as this user.
-    pub sudo: Option<String>,
-    /// Run it even after an interrupt: cleanup such as releasing a lock.
-    pub always: bool,
-}
-
 /// How commands gain privileges: a user every command becomes (`--become`) and the sudo
 /// password, fed to `sudo -S` on standard input, never in argv.
 #[derive(Debug, Clone, Default)]
@@ -174,20 +39,6 @@ pub struct Privilege {
     pub become_user: Option<String>,
     /// The password `sudo` asks for, if any.
     pub sudo_password: Option<String>,
-}
-
-impl Default for RunOptions {
-    fn default() -> Self {
-        RunOptions {
-            fail_on_error: true,
-            check_safe: false,
-            quiet: false,
-            timeout: None,
-            stdin: None,
-            sudo: None,
-            always: false,
-        }
-    }
 }
 
 /// Everything a goal can do to the host it runs on.
@@ -579,7 +430,9 @@ impl HostSession {
         result
     }
 
-    fn not_interrupted(&self, step: &str) -> Result<(), HostError> {
+    /// Fails with "interrupted before `step`" once Ctrl-C came, and once the host's deadline
+    /// passed, outside `always` steps.
+    pub fn not_interrupted(&self, step: &str) -> Result<(), HostError> {
         self.not_interrupted_before(|| format!("`{step}`"))
     }
 
@@ -906,21 +759,6 @@ impl HostSession {
         }
     }
 
-    /// Makes `path` hold exactly `data`; returns whether anything changed.
-    pub fn write_file(
-        &self,
-        path: &str,
-        data: &[u8],
-        mode: Option<u32>,
-    ) -> Result<bool, HostError> {
-        let spec = super::ops::files::FileSpec {
-            content: Some(data.to_vec()),
-            mode,
-            ..Default::default()
-        };
-        super::ops::files::file(self, path, &spec)
-    }
-
     /// Replaces `path` atomically with `data` (nothing under `--check`), without comparing;
     /// `fresh`: a check has just found nothing at `path`; `keep_sum`: the next check may trust
     /// the sum of `data` while the file stays as written (never for secrets).
@@ -1063,6 +901,49 @@ impl HostSession {
         super::stage::run_step(self, &format!("write {path}"), &script).map(|_| ())
     }
 
+    /// Streams the local file `local` to `remote` atomically with `mode` (nothing under
+    /// `--check`), without comparing; `fresh`: a check has just found nothing at `remote`;
+    /// `sha256`: the local file's, kept for the next check while the file stays as written.
+    pub fn put_local_file(
+        &self,
+        local: &Path,
+        remote: &str,
+        mode: u32,
+        fresh: bool,
+        sha256: String,
+    ) -> Result<(), HostError> {
+        let size = std::fs::metadata(local).map_or(0, |m| m.len());
+        self.output.transfer(
+            &self.spec.name,
+            format!("uploading {} to {}", human_bytes(size), self.spec.name),
+        );
+        let copied = self.place(
+            remote,
+            Some(mode),
+            None,
+            fresh,
+            Some((size, sha256)),
+            |target, mode, _, fresh| {
+                self.bounded(
+                    &|| format!("uploading `{remote}`"),
+                    self.transport.upload_file(local, target, mode, fresh),
+                )
+            },
+        );
+        self.output.transfer_done(&self.spec.name);
+        copied
+    }
+
+    /// The SHA-256 of local files, each hashed once per run while it stays the same.
+    pub fn hashes(&self) -> &super::hashes::LocalHashes {
+        &self.hashes
+    }
+
+    /// The templates of the project's layers.
+    pub fn templates(&self) -> &Templates {
+        &self.templates
+    }
+
     /// What weft knows of the files it wrote on hosts.
     pub fn remote_sums(&self) -> &super::remote_sums::RemoteSums {
         &self.sums
@@ -1071,39 +952,6 @@ impl HostSession {
     /// A local path, taken from the project folder.
     pub fn local_path(&self, local: &str) -> PathBuf {
         self.local_root.join(local)
-    }
-
-    /// Copies a local file or folder (relative to the project) to `remote`; returns whether
-    /// anything changed.
-    pub fn upload(&self, local: &str, remote: &str) -> Result<bool, HostError> {
-        self.not_interrupted(remote)?;
-        let source = self.local_root.join(local);
-        let read_error = |source| HostError::LocalRead {
-            path: local.to_string(),
-            source,
-        };
-        let meta = std::fs::metadata(&source).map_err(read_error)?;
-        if !meta.is_dir() {
-            return self
-                .upload_one(&source, remote, file_mode(&meta))
-                .map_err(|e| match e {
-                    HostError::LocalRead { source, .. } => read_error(source),
-                    other => other,
-                });
-        }
-        let mut changed = false;
-        for entry in WalkDir::new(&source).sort_by_file_name() {
-            let entry = entry.map_err(|e| read_error(e.into()))?;
-            let rel = entry.path().strip_prefix(&source).unwrap_or(Path::new(""));
-            let target = join_remote(remote, rel);
-            if entry.file_type().is_dir() {
-                changed |= super::ops::files::directory(self, &target, None, None, None)?;
-            } else if entry.file_type().is_file() {
-                let meta = entry.metadata().map_err(|e| read_error(e.into()))?;
-                changed |= self.upload_one(entry.path(), &target, file_mode(&meta))?;
-            }
-        }
-        Ok(changed)
     }
 
     /// Copies `remote` into `<dest>/<host name>/<file name>` on this machine.
@@ -1192,80 +1040,11 @@ impl HostSession {
         ));
         Ok(())
     }
+}
 
-    /// Streams one local file to `remote` unless the host already has the same bytes and mode.
-    fn upload_one(&self, local: &Path, remote: &str, mode: u32) -> Result<bool, HostError> {
-        let read_error = |source| HostError::LocalRead {
-            path: local.display().to_string(),
-            source,
-        };
-        let sha256 = self.hashes.sha256(local).map_err(read_error)?;
-        let (state, remote_sum) = super::ops::files::stat_and_sum(self, remote, true, true)?;
-        super::ops::files::require_file(state.as_ref(), remote)?;
-        let same_mode = state.as_ref().is_some_and(|s| s.mode == mode);
-        if same_mode && remote_sum.as_deref() == Some(sha256.as_str()) {
-            return Ok(self.report(&format!("file {remote}"), false));
-        }
-        let size = std::fs::metadata(local).map_or(0, |m| m.len());
-        self.output.transfer(
-            &self.spec.name,
-            format!("uploading {} to {}", human_bytes(size), self.spec.name),
-        );
-        let copied = self.place(
-            remote,
-            Some(mode),
-            None,
-            state.is_none(),
-            Some((size, sha256)),
-            |target, mode, _, fresh| {
-                self.bounded(
-                    &|| format!("uploading `{remote}`"),
-                    self.transport.upload_file(local, target, mode, fresh),
-                )
-            },
-        );
-        self.output.transfer_done(&self.spec.name);
-        copied?;
-        self.changed(&format!("file {remote}"));
-        Ok(true)
-    }
-
-    /// Renders template `name` with the host's variables, `vars` over them, into `dest`.
-    pub fn template(
-        &self,
-        name: &str,
-        dest: &str,
-        vars: Vars,
-        file: super::ops::files::FileSpec,
-    ) -> Result<bool, HostError> {
-        let text = self.render(name, vars)?;
-        let spec = super::ops::files::FileSpec {
-            content: Some(text.into_bytes()),
-            ..file
-        };
-        super::ops::files::file(self, dest, &spec)
-    }
-
-    /// Renders template `name` with the host's variables, `vars` over them.
-    pub fn render(&self, name: &str, vars: Vars) -> Result<String, HostError> {
-        let mut all = self.spec.vars.clone();
-        all.insert(
-            "host".into(),
-            serde_json::json!({
-                "name": self.spec.name,
-                "address": self.spec.address,
-                "roles": self.spec.roles,
-            }),
-        );
-        crate::inventory::merge(&mut all, vars);
-        // Facts cost a round trip: read them only for templates that use them.
-        if self.templates.mentions(name, "facts") && !all.contains_key("facts") {
-            let facts = super::ops::facts::basic(self)?;
-            all.insert("facts".into(), serde_json::Value::Object(facts));
-        }
-        let text = self.templates.render(name, &all)?;
-        no_missing_secret(&text)?;
-        Ok(text)
+impl super::step::Commands for HostSession {
+    fn run(&self, command: &str, options: &RunOptions) -> Result<Option<ExecOutput>, HostError> {
+        HostSession::run(self, command, options)
     }
 }
 
@@ -1301,20 +1080,6 @@ fn carried_on_stdin(command: &str, stdin: Option<Vec<u8>>) -> (String, Vec<u8>) 
     let mut input = format!("{command}\n{marker}\n").into_bytes();
     input.extend(stdin.unwrap_or_default());
     (format!("sh -c {}", crate::shell::quote(&reader)), input)
-}
-
-fn file_mode(meta: &std::fs::Metadata) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o7777
-}
-
-fn join_remote(base: &str, rel: &Path) -> String {
-    let rel = rel.to_string_lossy();
-    if rel.is_empty() {
-        base.to_string()
-    } else {
-        format!("{}/{rel}", base.trim_end_matches('/'))
-    }
 }
 
 /// A byte count as people read it: `512 B`, `48.2 MB`.

@@ -7,7 +7,6 @@ use crate::inventory::Vars;
 use crate::transport::ssh::ConnectOptions;
 
 use super::output::Verbosity;
-use super::runner::MaxFail;
 use super::session::Privilege;
 
 /// Hosts at once when `-p` is not given, to begin with.
@@ -16,6 +15,39 @@ pub const DEFAULT_PARALLEL: usize = 32;
 /// The most hosts at once that a default fan-out grows to: each host in flight holds about
 /// 0.3 MB (README, Benchmarks), so 128 stay within 100 MB.
 pub const MAX_GROWN_PARALLEL: usize = 128;
+
+/// When to stop starting new hosts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxFail {
+    /// After more than this many failed hosts.
+    Count(usize),
+    /// After more than this share of the hosts failed.
+    Percent(f64),
+}
+
+impl MaxFail {
+    /// Parses `N` or `P%`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("`{text}` is not a count (`3`) or a percentage (`25%`)");
+        match text.strip_suffix('%') {
+            Some(p) => p
+                .parse::<f64>()
+                .ok()
+                .filter(|p| (0.0..=100.0).contains(p))
+                .map(MaxFail::Percent)
+                .ok_or_else(bad),
+            None => text.parse().map(MaxFail::Count).map_err(|_| bad()),
+        }
+    }
+
+    /// How many failed hosts of `total` are still allowed.
+    pub fn allowed(self, total: usize) -> usize {
+        match self {
+            MaxFail::Count(n) => n,
+            MaxFail::Percent(p) => (p / 100.0 * total as f64).floor() as usize,
+        }
+    }
+}
 
 /// Limits of a fan-out.
 #[derive(Debug, Clone)]

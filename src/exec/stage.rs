@@ -5,11 +5,9 @@
 //! enters it first and checks that it is still the folder weft made (device, inode, owner,
 //! mode), then works on names inside it, which nobody else can create or swap.
 
-use crate::exec::session::{HostError, RunOptions};
+use super::step::{Commands, HostError, RunOptions};
 pub use crate::shell::enter;
 use crate::shell::quote;
-
-use super::session::HostSession;
 
 /// A private folder made on a host.
 #[derive(Debug, Clone)]
@@ -85,7 +83,7 @@ pub fn in_one_command(folder: &str, body: &str) -> String {
 /// Runs `command` (a script of weft's own, too long to name in an error) quietly; a non-zero
 /// exit fails `op` with what the command printed on its standard error.
 pub fn run_step(
-    session: &HostSession,
+    session: &dyn Commands,
     op: &str,
     command: &str,
 ) -> Result<crate::transport::ExecOutput, HostError> {
@@ -111,7 +109,7 @@ pub fn run_step(
 
 impl Stage {
     /// Makes a private folder in the folder of `path`, for what will replace `path`.
-    pub fn beside(session: &HostSession, path: &str) -> Result<Self, HostError> {
+    pub fn beside(session: &dyn Commands, path: &str) -> Result<Self, HostError> {
         let command = format!(
             "{}; printf '%s\\n' \"$weft_stage\" && exec stat -c %d:%i:%u .",
             make_or_exit(folder_of(path))
@@ -151,7 +149,7 @@ impl Stage {
     /// then removed.
     pub fn place(
         &self,
-        session: &HostSession,
+        session: &dyn Commands,
         target: &str,
         owner: Option<&str>,
         group: Option<&str>,
@@ -185,7 +183,7 @@ impl Stage {
 
     /// Removes the folder and what is left in it. By its name: if the name was swapped, `rm`
     /// removes the link or the other user's folder, never what a link points to.
-    pub fn remove(&self, session: &HostSession) {
+    pub fn remove(&self, session: &dyn Commands) {
         let options = RunOptions {
             quiet: true,
             fail_on_error: false,

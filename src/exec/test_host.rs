@@ -11,8 +11,9 @@ use serde_json::Value;
 
 use super::output::{HostOutcome, Output};
 use super::remote_sums::RemoteSums;
-use super::runner::{Job, MaxFail, RunPlan};
+use super::runner::{Job, RunPlan};
 use super::session::{HostSession, Privilege, SessionSetup};
+use super::settings::MaxFail;
 use super::settings::{Confirm, FanoutLimits, RunSettings};
 use crate::inventory::{HostSpec, Inventory};
 use crate::project::Project;

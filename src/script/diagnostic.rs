@@ -183,8 +183,8 @@ pub fn runtime(
     if matches!(err, EvalAltResult::ErrorDataTooLarge(..)) {
         help = Some(format!(
             "a value grew past weft's limits ({} MiB strings, {} items in an array or map): a loop that never ends?",
-            super::engine::MAX_STRING_BYTES / (1024 * 1024),
-            super::engine::MAX_COLLECTION_ITEMS
+            super::limits::MAX_STRING_BYTES / (1024 * 1024),
+            super::limits::MAX_COLLECTION_ITEMS
         ));
     }
     let (source, pos) = if pos.is_none() {

@@ -16,16 +16,13 @@ use super::api::host::{host_api, Host};
 use super::api::ops::ops_api;
 use super::diagnostic::{self, GoalSite, ScriptError};
 use super::index::{DeclaredOutline, Index, SettingOutline};
+use super::limits::{MAX_COLLECTION_ITEMS, MAX_STRING_BYTES};
 use super::set::{Goal, ScriptSet};
 use crate::config::{AppSettings, Setting};
 use crate::layers::Layers;
 
 /// The default budget of Rhai operations for one goal call.
 pub const DEFAULT_MAX_OPERATIONS: u64 = 50_000_000;
-/// The largest string a script may build (command output passed in counts too).
-pub const MAX_STRING_BYTES: usize = 64 * 1024 * 1024;
-/// The most items an array, and the most entries a map, may hold.
-pub const MAX_COLLECTION_ITEMS: usize = 1_000_000;
 
 /// Compiled scripts plus everything needed to make engines that run them.
 pub struct ScriptEngine {

@@ -1,6 +1,7 @@
-//! Limits on a goal's data that Rhai's own do not cover: how deep arrays and maps nest, and
-//! how much memory the values a goal holds may take. Rhai measures sizes after some steps only
-//! (a map grown by `m[k] = v` escapes it) and recursively, so a value nested a hundred
+//! Limits on a goal's data: the sizes the engine has Rhai enforce (`MAX_STRING_BYTES`,
+//! `MAX_COLLECTION_ITEMS`), and those Rhai's own do not cover: how deep arrays and maps nest,
+//! and how much memory the values a goal holds may take. Rhai measures sizes after some steps
+//! only (a map grown by `m[k] = v` escapes it) and recursively, so a value nested a hundred
 //! thousand deep overflowed the stack and aborted weft. Here a goal's variables are measured
 //! without deep recursion, often enough that neither can run far, and a goal past either
 //! limit ends with an error at the line that touched the value.
@@ -10,6 +11,10 @@ use std::sync::Arc;
 
 use rhai::{Dynamic, Engine, EvalAltResult, EvalContext, Position};
 
+/// The largest string a script may build (command output passed in counts too).
+pub const MAX_STRING_BYTES: usize = 64 * 1024 * 1024;
+/// The most items an array, and the most entries a map, may hold.
+pub const MAX_COLLECTION_ITEMS: usize = 1_000_000;
 /// How deep arrays and maps may nest in one value.
 pub const MAX_DATA_DEPTH: usize = 256;
 /// How much the values a goal holds in its variables may take, strings, arrays and maps.

@@ -396,7 +396,7 @@ impl<T: Tree> Walk<'_, T> {
         let stopped = self.options.stopped;
         let mut copied = self.done.bytes;
         let written =
-            super::local::replace_atomically(local, Some(kept_mode(looked.mode)), |mut out| {
+            crate::lockfile::replace_atomically(local, Some(kept_mode(looked.mode)), |mut out| {
                 let copied = &mut copied;
                 async move {
                     let mut buf = vec![0u8; 256 * 1024];

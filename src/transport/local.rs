@@ -14,6 +14,7 @@ use super::{
     DownloadOptions, Downloaded, ExecOutput, ExecRequest, LineSink, Pipe, Stream, Transport,
     TransportError,
 };
+use crate::lockfile::replace_atomically;
 
 /// Runs everything on this machine, relative paths taken from `cwd`.
 #[derive(Debug, Clone)]
@@ -451,50 +452,4 @@ async fn copy_atomic(from: &Path, to: &Path, mode: Option<u32>) -> std::io::Resu
         Ok(file)
     })
     .await
-}
-
-/// Replaces `target` through a temporary sibling: `fill` writes the temporary file (created
-/// here, exclusively and under a random name, so a link planted beside the target is never
-/// written through), then it gets `mode` through its handle and is renamed over `target`. A
-/// failure never leaves `target` half-written, and the temporary file is removed.
-pub async fn replace_atomically<F, Fut>(
-    target: &Path,
-    mode: Option<u32>,
-    fill: F,
-) -> std::io::Result<()>
-where
-    F: FnOnce(tokio::fs::File) -> Fut,
-    Fut: std::future::Future<Output = std::io::Result<tokio::fs::File>>,
-{
-    let tmp = temporary_sibling(target);
-    let result = async {
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .await?;
-        let file = fill(file).await?;
-        if let Some(mode) = mode {
-            file.set_permissions(std::fs::Permissions::from_mode(mode))
-                .await?;
-        }
-        drop(file);
-        tokio::fs::rename(&tmp, target).await
-    }
-    .await;
-    if result.is_err() {
-        let _ = tokio::fs::remove_file(&tmp).await;
-    }
-    result
-}
-
-/// A hidden, random temporary name beside `target`, so the final rename stays on one
-/// filesystem and nobody can plant a link under it in advance.
-pub fn temporary_sibling(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    target.with_file_name(format!(".{name}.weft-{:016x}", fastrand::u64(..)))
 }

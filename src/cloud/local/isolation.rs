@@ -22,7 +22,7 @@ use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
-use super::network::{create_new, GATEWAY};
+use super::network::{create_new, mac_of, GATEWAY};
 use crate::cloud::CloudError;
 
 /// Env number reservations, shared by every weft process on this host.
@@ -188,12 +188,6 @@ pub fn release_env(owner: &str) {
     });
 }
 
-/// The MAC address of the machine at `ip` (it comes from the address; see `create_namespace`).
-pub fn mac_of(ip: Ipv4Addr) -> String {
-    let [_, _, c, d] = ip.octets();
-    format!("02:77:00:00:{c:02x}:{d:02x}")
-}
-
 /// One machine's veth as the table lists it.
 pub struct Port<'a> {
     /// The host end of its veth pair.
@@ -273,10 +267,5 @@ mod tests {
             "{text}"
         );
         assert!(text.starts_with("create table bridge weft\n"), "{text}");
-    }
-
-    #[test]
-    fn a_machines_mac_comes_from_its_address() {
-        assert_eq!(mac_of("10.77.1.200".parse().unwrap()), "02:77:00:00:01:c8");
     }
 }

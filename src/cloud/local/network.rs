@@ -162,6 +162,13 @@ pub(super) fn release_locked(ip: Ipv4Addr, owner: &str) {
     }
 }
 
+/// The MAC address of the machine at `ip`: it comes from the address (see `create_namespace`),
+/// and the isolation filter matches it with the address.
+pub fn mac_of(ip: Ipv4Addr) -> String {
+    let [_, _, c, d] = ip.octets();
+    format!("02:77:00:00:{c:02x}:{d:02x}")
+}
+
 /// Makes the namespace `ns` with `ip` on a veth pair whose host end `veth` joins the bridge.
 pub async fn create_namespace(ns: &str, veth: &str, ip: Ipv4Addr) -> Result<(), CloudError> {
     delete_namespace(ns, veth).await;
@@ -169,7 +176,7 @@ pub async fn create_namespace(ns: &str, veth: &str, ip: Ipv4Addr) -> Result<(), 
     run("ip", &["netns", "add", ns]).await?;
     // The machine's MAC comes from its address, so it is the same after a restart: other
     // machines' neighbour caches (an lb's, say) stay right and reach it at once.
-    let mac = super::isolation::mac_of(ip);
+    let mac = mac_of(ip);
     run(
         "ip",
         &[
@@ -213,6 +220,11 @@ pub async fn delete_namespace(ns: &str, veth: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_machines_mac_comes_from_its_address() {
+        assert_eq!(mac_of("10.77.1.200".parse().unwrap()), "02:77:00:00:01:c8");
+    }
 
     /// The NAT ruleset never goes through a file of the shared temporary folder: a link planted
     /// at the name weft used (`$TMPDIR/weft-nat-<pid>.nft`) is left alone, and its target

@@ -1,7 +1,13 @@
-//! Files, directories, links, absent paths, lines in files, and folder sync.
+//! Files, directories, links, absent paths, lines in files, uploads and folder sync, and files
+//! written from a script's text or a template.
+
+use std::path::Path;
+
+use walkdir::WalkDir;
 
 use crate::exec::remote_sums::{self, STAT_FORMAT};
-use crate::exec::session::HostSession;
+use crate::exec::session::{no_missing_secret, HostError, HostSession};
+use crate::inventory::Vars;
 use crate::shell::quote;
 
 use super::{fail, OpResult};
@@ -746,10 +752,132 @@ fn regular_state(
     }
 }
 
+/// Makes `path` hold exactly `data`; returns whether anything changed.
+pub fn write_file(
+    session: &HostSession,
+    path: &str,
+    data: &[u8],
+    mode: Option<u32>,
+) -> Result<bool, HostError> {
+    let spec = FileSpec {
+        content: Some(data.to_vec()),
+        mode,
+        ..Default::default()
+    };
+    file(session, path, &spec)
+}
+
+/// Renders template `name` with the host's variables, `vars` over them, into `dest`.
+pub fn template(
+    session: &HostSession,
+    name: &str,
+    dest: &str,
+    vars: Vars,
+    file_spec: FileSpec,
+) -> Result<bool, HostError> {
+    let text = render(session, name, vars)?;
+    let spec = FileSpec {
+        content: Some(text.into_bytes()),
+        ..file_spec
+    };
+    file(session, dest, &spec)
+}
+
+/// Renders template `name` with the host's variables, `vars` over them.
+pub fn render(session: &HostSession, name: &str, vars: Vars) -> Result<String, HostError> {
+    let host = &session.spec;
+    let mut all = host.vars.clone();
+    all.insert(
+        "host".into(),
+        serde_json::json!({
+            "name": host.name,
+            "address": host.address,
+            "roles": host.roles,
+        }),
+    );
+    crate::inventory::merge(&mut all, vars);
+    // Facts cost a round trip: read them only for templates that use them.
+    if session.templates().mentions(name, "facts") && !all.contains_key("facts") {
+        let facts = super::facts::basic(session)?;
+        all.insert("facts".into(), serde_json::Value::Object(facts));
+    }
+    let text = session.templates().render(name, &all)?;
+    no_missing_secret(&text)?;
+    Ok(text)
+}
+
+/// Copies a local file or folder (relative to the project) to `remote`; returns whether
+/// anything changed.
+pub fn upload(session: &HostSession, local: &str, remote: &str) -> Result<bool, HostError> {
+    session.not_interrupted(remote)?;
+    let source = session.local_path(local);
+    let read_error = |source| HostError::LocalRead {
+        path: local.to_string(),
+        source,
+    };
+    let meta = std::fs::metadata(&source).map_err(read_error)?;
+    if !meta.is_dir() {
+        return upload_one(session, &source, remote, file_mode(&meta)).map_err(|e| match e {
+            HostError::LocalRead { source, .. } => read_error(source),
+            other => other,
+        });
+    }
+    let mut changed = false;
+    for entry in WalkDir::new(&source).sort_by_file_name() {
+        let entry = entry.map_err(|e| read_error(e.into()))?;
+        let rel = entry.path().strip_prefix(&source).unwrap_or(Path::new(""));
+        let target = join_remote(remote, rel);
+        if entry.file_type().is_dir() {
+            changed |= directory(session, &target, None, None, None)?;
+        } else if entry.file_type().is_file() {
+            let meta = entry.metadata().map_err(|e| read_error(e.into()))?;
+            changed |= upload_one(session, entry.path(), &target, file_mode(&meta))?;
+        }
+    }
+    Ok(changed)
+}
+
+/// Streams one local file to `remote` unless the host already has the same bytes and mode.
+fn upload_one(
+    session: &HostSession,
+    local: &Path,
+    remote: &str,
+    mode: u32,
+) -> Result<bool, HostError> {
+    let read_error = |source| HostError::LocalRead {
+        path: local.display().to_string(),
+        source,
+    };
+    let sha256 = session.hashes().sha256(local).map_err(read_error)?;
+    let (state, remote_sum) = stat_and_sum(session, remote, true, true)?;
+    require_file(state.as_ref(), remote)?;
+    let same_mode = state.as_ref().is_some_and(|s| s.mode == mode);
+    if same_mode && remote_sum.as_deref() == Some(sha256.as_str()) {
+        return Ok(session.report(&format!("file {remote}"), false));
+    }
+    session.put_local_file(local, remote, mode, state.is_none(), sha256)?;
+    session.changed(&format!("file {remote}"));
+    Ok(true)
+}
+
+fn file_mode(meta: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o7777
+}
+
+fn join_remote(base: &str, rel: &Path) -> String {
+    let rel = rel.to_string_lossy();
+    if rel.is_empty() {
+        base.to_string()
+    } else {
+        format!("{}/{rel}", base.trim_end_matches('/'))
+    }
+}
+
 /// Makes the folder `remote` hold exactly the local folder `local`: copies what differs and,
 /// with `delete`, removes files the local folder does not have.
 pub fn sync(session: &HostSession, local: &str, remote: &str, delete: bool) -> OpResult {
-    let mut changed = session.upload(local, remote)?;
+    let mut changed = upload(session, local, remote)?;
     if delete {
         let root = session.local_path(local);
         let out = session.probe(&format!(

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use tokio::sync::Barrier;
 
 use crate::exec::output::{HostOutcome, Status};
-use crate::exec::runner::{Job, MaxFail};
+use crate::exec::runner::Job;
 use crate::exec::settings::FanoutLimits;
+use crate::exec::settings::MaxFail;
 use crate::exec::test_host::{limits, run_job};
 use crate::transport::fake::FakeTransport;
 

@@ -273,19 +273,19 @@ fn an_upload_of_the_same_bytes_and_mode_changes_nothing() {
     };
     let same = stat_answer("regular file", "640", Some("listen 80;\n"));
     let host = TestHost::with(FakeTransport::new().on(FILE_CHECK, 0, &same), flags());
-    assert!(!host
-        .session
-        .upload("app.conf", "/etc/nginx/app.conf")
-        .expect("upload"));
+    assert!(
+        !crate::exec::ops::files::upload(&host.session, "app.conf", "/etc/nginx/app.conf")
+            .expect("upload")
+    );
     assert!(host.fake.written().is_empty());
     assert_eq!(host.session.unchanged(), 1);
 
     let other = stat_answer("regular file", "640", Some("listen 81;\n"));
     let host = TestHost::with(FakeTransport::new().on(FILE_CHECK, 0, &other), flags());
-    assert!(host
-        .session
-        .upload("app.conf", "/etc/nginx/app.conf")
-        .expect("upload"));
+    assert!(
+        crate::exec::ops::files::upload(&host.session, "app.conf", "/etc/nginx/app.conf")
+            .expect("upload")
+    );
     let written = host.fake.written();
     assert_eq!(written.len(), 1);
     assert_eq!(

@@ -7,6 +7,7 @@ use rhai::{Array, Dynamic, EvalAltResult, Map};
 
 use super::error::host_error_at;
 use super::{options, to_dynamic, vars_from_map, ApiResult};
+use crate::exec::ops::files;
 use crate::exec::session::{HostSession, RunOptions};
 use crate::transport::download::DownloadLimits;
 use crate::transport::ExecOutput;
@@ -230,8 +231,7 @@ pub mod host_api {
         path: &str,
         content: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        host.0
-            .write_file(path, content.as_bytes(), None)
+        files::write_file(&host.0, path, content.as_bytes(), None)
             .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
@@ -252,7 +252,9 @@ pub mod host_api {
         let mut opts = options::Options::new(options, options::keys("write_file"))?;
         let (mode, always) = (opts.mode("mode")?, opts.always()?);
         host.0
-            .always(always, || host.0.write_file(path, content.as_bytes(), mode))
+            .always(always, || {
+                files::write_file(&host.0, path, content.as_bytes(), mode)
+            })
             .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
@@ -287,8 +289,10 @@ pub mod host_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         let always = options::Options::new(options, options::keys("upload"))?.always()?;
         let h = &host.0;
-        h.always(always, || h.timed("upload", || h.upload(local, remote)))
-            .map_err(|e| host_error_at(&ctx, &host.0, e))
+        h.always(always, || {
+            h.timed("upload", || files::upload(h, local, remote))
+        })
+        .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
     /// Copies a file or folder of the host to `local` on this machine (relative to the
@@ -461,7 +465,7 @@ pub mod host_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         let h = &host.0;
         h.timed("template", || {
-            h.template(name, dest, Default::default(), Default::default())
+            files::template(h, name, dest, Default::default(), Default::default())
         })
         .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
@@ -482,7 +486,7 @@ pub mod host_api {
         let vars = vars_from_map(vars)?;
         let h = &host.0;
         h.timed("template", || {
-            h.template(name, dest, vars, Default::default())
+            files::template(h, name, dest, vars, Default::default())
         })
         .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
@@ -500,8 +504,6 @@ pub mod host_api {
         vars: Map,
     ) -> Result<String, Box<EvalAltResult>> {
         let vars = vars_from_map(vars)?;
-        host.0
-            .render(name, vars)
-            .map_err(|e| host_error_at(&ctx, &host.0, e))
+        files::render(&host.0, name, vars).map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 }

@@ -337,8 +337,9 @@ pub mod ops_api {
         let spec = file_spec(&mut opts, host)?;
         host.0
             .always(always, || {
-                host.0
-                    .timed("template", || host.0.template(name, dest, vars, spec))
+                host.0.timed("template", || {
+                    files::template(&host.0, name, dest, vars, spec)
+                })
             })
             .map_err(|e| host_error_at(&ctx, &host.0, e))
     }

@@ -12,7 +12,6 @@ use russh::client::Handle;
 use russh::keys::agent::client::AgentClient;
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 
-use super::connection::Client;
 use super::error::SshError;
 
 /// The environment variable holding the passphrase of encrypted identity files.
@@ -169,10 +168,12 @@ impl Identities {
     }
 
     /// Authenticates `user` on `handle`: the agent's keys first, then `preferred` files, then
-    /// every other loaded key; an encrypted file the agent holds is not offered again.
-    pub async fn authenticate(
+    /// every other loaded key; an encrypted file the agent holds is not offered again. Any
+    /// russh handler will do (the connection's checks the host key): authenticating does not
+    /// depend on it.
+    pub async fn authenticate<H: russh::client::Handler>(
         &self,
-        handle: &mut Handle<Client>,
+        handle: &mut Handle<H>,
         user: &str,
         preferred: &[PathBuf],
         target: &str,

@@ -474,7 +474,7 @@ impl SshTransport {
             }
             let mut attrs = FileAttributes::empty();
             attrs.permissions = mode;
-            let stamp = u32::try_from(crate::exec::remote_sums::stamp()).ok();
+            let stamp = u32::try_from(crate::transport::stamp()).ok();
             (attrs.atime, attrs.mtime) = (stamp, stamp);
             let stamp = match file.set_metadata(attrs).await {
                 Ok(()) => stamp,
