@@ -7,6 +7,7 @@ use super::api::global::ScriptContext;
 use super::api::host::Host;
 use super::engine::ScriptEngine;
 use crate::exec::goals::{EnvInfo, GoalCall, GoalEngine, GoalFailure, GoalInfo};
+use crate::template::{TemplateError, Templates};
 
 /// The helper a file of goals defines to name the roles whose machines its host goals run on.
 const RUNS_ON: &str = "runs_on";
@@ -59,6 +60,10 @@ impl GoalEngine for ScriptEngine {
     fn check_arguments(&self, goal: &GoalInfo, args: &[String]) -> Result<(), miette::Report> {
         let goal = self.scripts().goal(&goal.name)?;
         Ok(ScriptEngine::check_arguments(goal, args)?)
+    }
+
+    fn check_templates(&self, templates: &Templates) -> Result<(), TemplateError> {
+        ScriptEngine::check_templates(self, templates)
     }
 
     fn call(&self, call: GoalCall<'_>, color: bool) -> Result<(), GoalFailure> {

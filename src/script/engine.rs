@@ -19,6 +19,7 @@ use super::index::{DeclaredOutline, Index, SettingOutline};
 use super::set::{Goal, ScriptSet};
 use crate::config::{AppSettings, Setting};
 use crate::layers::Layers;
+use crate::template::{TemplateError, Templates};
 
 /// The default budget of Rhai operations for one goal call.
 pub const DEFAULT_MAX_OPERATIONS: u64 = 50_000_000;
@@ -104,6 +105,15 @@ impl ScriptEngine {
     /// Writes back what the index learnt, when it learnt anything.
     fn save_index(&self) {
         self.index.lock().unwrap_or_else(|e| e.into_inner()).save();
+    }
+
+    /// Checks that every template parses, parsing only the texts the index does not know
+    /// to, and keeps those that parse now in it.
+    pub fn check_templates(&self, templates: &Templates) -> Result<(), TemplateError> {
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        let checked = templates.check_with(&mut index);
+        index.save();
+        checked
     }
 
     /// Like `load`, with the outlines `index` keeps, which it does not write back.

@@ -1,12 +1,15 @@
-//! What each script defines (its functions, their parameters and docs), kept on disk so that a
-//! command compiles only the scripts it runs (issue 38).
+//! What each script defines (its functions, their parameters and docs), and which templates
+//! parse, kept on disk so that a command compiles only the scripts it runs and the templates it
+//! renders (issue 38).
 //!
 //! An outline is stored under the SHA-256 of the script's text (under its path for a stdlib
-//! file: the binary holds its text), and only after that text compiled: an outline found for a text is proof that the text has no syntax error, so
-//! every diagnostic stays as it was while the unchanged files are not compiled again. The
-//! whole file belongs to one weft binary: another version or build of weft starts afresh.
+//! file: the binary holds its text), and only after that text compiled: an outline found for a
+//! text is proof that the text has no syntax error, so every diagnostic stays as it was while
+//! the unchanged files are not compiled again. A template's key is kept the same way, once its
+//! text parsed. The whole file belongs to one weft binary: another version or build of weft
+//! starts afresh.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +50,9 @@ struct IndexFile {
     scripts: HashMap<String, Vec<FnOutline>>,
     /// The settings an app service declares, by the key of its `lib/app.rhai`.
     app_settings: HashMap<String, DeclaredOutline>,
+    /// The templates known to parse, by the SHA-256 of their text or `<stdlib>/PATH`.
+    #[serde(default)]
+    templates: HashSet<String>,
 }
 
 /// The outlines of one project's scripts: those kept from earlier commands, and those this
@@ -56,6 +62,8 @@ pub struct Index {
     known: IndexFile,
     used: IndexFile,
     changed: bool,
+    /// Whether this command checked the templates: one that did not keeps those known.
+    templates_checked: bool,
 }
 
 /// The SHA-256 of `text`, in hex: the key of its outline.
@@ -130,6 +138,7 @@ impl Index {
             },
             known,
             changed: false,
+            templates_checked: false,
         }
     }
 
@@ -140,6 +149,7 @@ impl Index {
             known: IndexFile::default(),
             used: IndexFile::default(),
             changed: false,
+            templates_checked: false,
         }
     }
 
@@ -171,12 +181,37 @@ impl Index {
         self.changed = true;
     }
 
+    /// Starts a check of every template: those it does not find are dropped from the index.
+    pub fn checking_templates(&mut self) {
+        self.templates_checked = true;
+        self.used.templates.clear();
+    }
+
+    /// Whether the template text whose key is `key` is known to parse.
+    pub fn template_parses(&mut self, key: &str) -> bool {
+        let known = self.known.templates.contains(key);
+        if known {
+            self.used.templates.insert(key.to_string());
+        }
+        known
+    }
+
+    /// Keeps the key of a template text that parsed.
+    pub fn remember_template(&mut self, key: String) {
+        self.used.templates.insert(key);
+        self.changed = true;
+    }
+
     /// Writes the outlines this command used back when any is new or any kept one went
     /// unused; a cache that cannot be written only makes the next command compile again.
     pub fn save(&mut self) {
         let Some(path) = &self.path else { return };
+        if !self.templates_checked {
+            self.used.templates.clone_from(&self.known.templates);
+        }
         let stale = self.known.scripts.len() != self.used.scripts.len()
-            || self.known.app_settings.len() != self.used.app_settings.len();
+            || self.known.app_settings.len() != self.used.app_settings.len()
+            || self.known.templates.len() != self.used.templates.len();
         if !(self.changed || stale) {
             return;
         }
