@@ -28,11 +28,12 @@ pub const MAX_STRING_BYTES: usize = 64 * 1024 * 1024;
 /// The most items an array, and the most entries a map, may hold.
 pub const MAX_COLLECTION_ITEMS: usize = 1_000_000;
 
+/// Rhai's standard package and weft's API, made when the first engine is (`weft list` needs
+/// neither), once per process: they are the same for every project, and never freed.
+static MODULES: OnceLock<(Shared<Module>, Shared<Module>)> = OnceLock::new();
+
 /// Compiled scripts plus everything needed to make engines that run them.
 pub struct ScriptEngine {
-    /// Rhai's standard package and weft's API, made when the first engine is (`weft list`
-    /// needs neither).
-    modules: OnceLock<(Shared<Module>, Shared<Module>)>,
     scripts: Arc<ScriptSet>,
     resolver: Arc<ModuleCache>,
     max_operations: u64,
@@ -128,7 +129,6 @@ impl ScriptEngine {
             let _ = index.app_settings(app.key());
         }
         Ok(ScriptEngine {
-            modules: OnceLock::new(),
             resolver: Arc::new(ModuleCache {
                 scripts: scripts.clone(),
                 modules: Mutex::new(HashMap::new()),
@@ -156,7 +156,7 @@ impl ScriptEngine {
 
     /// An engine that knows the API, imports through the layers and reports to `context`.
     pub fn engine(&self, context: Option<ScriptContext>) -> Engine {
-        let (std, api) = self.modules.get_or_init(|| {
+        let (std, api) = MODULES.get_or_init(|| {
             (
                 StandardPackage::new().as_shared_module(),
                 Self::api_module(),
