@@ -51,6 +51,9 @@ impl GoalEngine for ScriptEngine {
         let goal = self.scripts().goal(name)?;
         // Compiled here, before any host is touched and once for all of them.
         self.scripts().ast(self.scripts().script_of(goal))?;
+        // Rhai's modules too, on this thread: glibc grows the malloc arena of a thread the run
+        // starts a page (and a system call) at a time, the main thread's by 128 KiB.
+        ScriptEngine::modules();
         Ok(GoalInfo {
             name: goal.name.clone(),
             takes_host: goal.takes_host,

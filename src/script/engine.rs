@@ -154,14 +154,19 @@ impl ScriptEngine {
         module.into()
     }
 
-    /// An engine that knows the API, imports through the layers and reports to `context`.
-    pub fn engine(&self, context: Option<ScriptContext>) -> Engine {
-        let (std, api) = MODULES.get_or_init(|| {
+    /// Rhai's standard package and weft's API, made on first use.
+    pub(crate) fn modules() -> &'static (Shared<Module>, Shared<Module>) {
+        MODULES.get_or_init(|| {
             (
                 StandardPackage::new().as_shared_module(),
                 Self::api_module(),
             )
-        });
+        })
+    }
+
+    /// An engine that knows the API, imports through the layers and reports to `context`.
+    pub fn engine(&self, context: Option<ScriptContext>) -> Engine {
+        let (std, api) = Self::modules();
         let mut engine = Engine::new_raw();
         engine.register_global_module(std.clone());
         engine.register_global_module(api.clone());
