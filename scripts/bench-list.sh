@@ -12,7 +12,7 @@ export XDG_CONFIG_HOME="$work/xdg"
 cd "$work/demo"
 runs=200
 if command -v hyperfine >/dev/null; then
-  hyperfine --warmup 10 --runs "$runs" --style basic "$weft list"
+  hyperfine -N --warmup 10 --runs "$runs" --style basic "$weft list"
 else
   start=$(date +%s%N)
   for _ in $(seq "$runs"); do "$weft" list >/dev/null; done

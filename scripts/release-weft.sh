@@ -1,10 +1,13 @@
 # Sourced by the benchmarks: sets `weft` to the binary given as $1, else to a release build
-# made here (in $CARGO_TARGET_DIR, else target/), and defines `step` for timing weft's steps.
+# made here (in the target folder cargo uses, which .cargo/config.toml may set), and defines
+# `step` for timing weft's steps.
 if [ -n "${1:-}" ]; then
   weft=$(realpath "$1")
 else
   cargo build --release --quiet
-  weft=$(realpath "${CARGO_TARGET_DIR:-target}/release/weft")
+  target=$(cargo metadata --no-deps --format-version 1 |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  weft=$(realpath "$target/release/weft")
 fi
 
 # step NAME ARGS...: runs `weft ARGS` and prints NAME with its wall time and weft's peak RSS;

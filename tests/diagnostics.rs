@@ -225,6 +225,25 @@ fn a_template_that_does_not_parse_stops_the_run_before_anything_runs() {
     test.write("templates/app/bad.hbs", "x\n{{#if a}}y{{/if}}\n");
     test.run(&["run", "w_file"]).status(0);
     assert_eq!(test.read("w.txt"), "w");
+
+    // The index knows which texts parse (issue 38): an edit that breaks one is still found
+    // before anything runs, and so is one in a template the goal never renders.
+    test.run(&["run", "w_file"]).status(0);
+    std::fs::remove_file(test.path().join("w.txt")).expect("remove w.txt");
+    test.write("templates/app/bad.hbs", "x\n{{#each a}}\n");
+    test.write("templates/app/ok.hbs", "fine\n");
+    test.run(&["run", "w_file"])
+        .status(2)
+        .stderr_has("templates/app/bad.hbs:");
+    test.run(&["run", "w_file"])
+        .status(2)
+        .stderr_has("templates/app/bad.hbs:");
+    test.write("templates/app/bad.hbs", "x\n");
+    test.write("templates/app/ok.hbs", "{{/if}}\n");
+    test.run(&["run", "w_file"])
+        .status(2)
+        .stderr_has("templates/app/ok.hbs:");
+    assert!(!test.path().join("w.txt").exists(), "the goal ran");
 }
 
 #[test]

@@ -149,6 +149,33 @@ fn templates_see_vars_host_and_goal_vars() {
     assert_eq!(test.read("page.txt"), "world local 3 t local\n");
 }
 
+/// A template is compiled as it is first rendered (issue 38), with the templates it includes.
+#[test]
+fn templates_render_with_the_partials_they_name() {
+    let test = Test::with_config(CONFIG);
+    test.write("templates/t/head.hbs", "# {{who}}\n");
+    test.write("templates/t/foot.hbs", "-- {{n}}\n");
+    test.write(
+        "templates/t/page.hbs",
+        "{{> t/head.hbs}}{{#if n}}{{> t/foot.hbs}}{{/if}}{{#> t/none.hbs}}none{{/t/none.hbs}}\n",
+    );
+    test.write("templates/t/which.hbs", "{{> (lookup this \"part\")}}");
+    test.write(
+        "deploy/t.rhai",
+        "/// Renders.\nfn t_page(host) {\n    host.template(\"t/which.hbs\", \"which.txt\", #{ part: \"t/foot.hbs\", n: 4 });\n    \
+         host.template(\"t/page.hbs\", \"page.txt\", #{ n: 3 });\n}\n",
+    );
+    // The first run parses every template for its check; the second knows they parse.
+    for _ in 0..2 {
+        test.run(&["run", "t_page"]).status(0);
+        assert_eq!(test.read("page.txt"), "# world\n-- 3\nnone\n");
+        assert_eq!(test.read("which.txt"), "-- 4\n");
+        for file in ["page.txt", "which.txt"] {
+            std::fs::remove_file(test.path().join(file)).expect("remove the output");
+        }
+    }
+}
+
 #[test]
 fn controller_goals_run_once_and_see_the_env() {
     let test = Test::with_config(CONFIG);

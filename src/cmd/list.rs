@@ -27,7 +27,8 @@ fn rank(goal: &Goal) -> (u8, Layer) {
 /// lost below the stdlib's (issue 30).
 pub fn list(ctx: &Context, filter: Option<&str>, json: bool) -> Result<i32> {
     let (project, layers) = ctx.project()?;
-    let engine = engine::load(&layers, &project)?;
+    // The process ends after the list: its scripts are left to the exit rather than freed.
+    let engine: &engine::ScriptEngine = Box::leak(Box::new(engine::load(&layers, &project)?));
     let mut goals: Vec<_> = engine
         .scripts()
         .goals()

@@ -9,6 +9,7 @@ use super::orchestrator::Orchestrator;
 use super::output::Output;
 use super::session::HostSession;
 use crate::inventory::Vars;
+use crate::template::{TemplateError, Templates};
 
 /// A goal as the runner sees it.
 #[derive(Debug, Clone)]
@@ -82,6 +83,10 @@ pub trait GoalEngine: Send + Sync {
     fn goal(&self, name: &str) -> Result<GoalInfo, miette::Report>;
     /// Checks that `args` fit the goal's parameters.
     fn check_arguments(&self, goal: &GoalInfo, args: &[String]) -> Result<(), miette::Report>;
+    /// Checks that every template parses, before a goal runs.
+    fn check_templates(&self, templates: &Templates) -> Result<(), TemplateError> {
+        templates.check()
+    }
     /// Runs one call; errors are rendered with colour when `color`.
     fn call(&self, call: GoalCall<'_>, color: bool) -> Result<(), GoalFailure>;
 

@@ -187,8 +187,8 @@ impl RunContext {
         selection.set_vars(&self.settings.vars);
         // A template that does not parse is bad input, like a script that does not: it stops
         // a goal before any host is touched, whichever template the goal would render.
-        if matches!(job, Job::Goal { .. }) {
-            self.templates.check()?;
+        if let Job::Goal { engine, .. } = &job {
+            engine.check_templates(&self.templates)?;
         }
         let resolved = self.resolve_secrets(&mut selection);
         let connector = self.connector(&selection)?;

@@ -7,6 +7,7 @@ use super::api::global::ScriptContext;
 use super::api::host::Host;
 use super::engine::ScriptEngine;
 use crate::exec::goals::{EnvInfo, GoalCall, GoalEngine, GoalFailure, GoalInfo};
+use crate::template::{TemplateError, Templates};
 
 /// The helper a file of goals defines to name the roles whose machines its host goals run on.
 const RUNS_ON: &str = "runs_on";
@@ -50,6 +51,9 @@ impl GoalEngine for ScriptEngine {
         let goal = self.scripts().goal(name)?;
         // Compiled here, before any host is touched and once for all of them.
         self.scripts().ast(self.scripts().script_of(goal))?;
+        // Rhai's modules too, on this thread: glibc grows the malloc arena of a thread the run
+        // starts a page (and a system call) at a time, the main thread's by 128 KiB.
+        ScriptEngine::modules();
         Ok(GoalInfo {
             name: goal.name.clone(),
             takes_host: goal.takes_host,
@@ -59,6 +63,10 @@ impl GoalEngine for ScriptEngine {
     fn check_arguments(&self, goal: &GoalInfo, args: &[String]) -> Result<(), miette::Report> {
         let goal = self.scripts().goal(&goal.name)?;
         Ok(ScriptEngine::check_arguments(goal, args)?)
+    }
+
+    fn check_templates(&self, templates: &Templates) -> Result<(), TemplateError> {
+        ScriptEngine::check_templates(self, templates)
     }
 
     fn call(&self, call: GoalCall<'_>, color: bool) -> Result<(), GoalFailure> {

@@ -20,15 +20,17 @@ use super::limits::{MAX_COLLECTION_ITEMS, MAX_STRING_BYTES};
 use super::set::{Goal, ScriptSet};
 use crate::config::{AppSettings, Setting};
 use crate::layers::Layers;
+use crate::template::{TemplateError, Templates};
 
 /// The default budget of Rhai operations for one goal call.
 pub const DEFAULT_MAX_OPERATIONS: u64 = 50_000_000;
 
+/// Rhai's standard package and weft's API, made when the first engine is (`weft list` needs
+/// neither), once per process: they are the same for every project, and never freed.
+static MODULES: OnceLock<(Shared<Module>, Shared<Module>)> = OnceLock::new();
+
 /// Compiled scripts plus everything needed to make engines that run them.
 pub struct ScriptEngine {
-    /// Rhai's standard package and weft's API, made when the first engine is (`weft list`
-    /// needs neither).
-    modules: OnceLock<(Shared<Module>, Shared<Module>)>,
     scripts: Arc<ScriptSet>,
     resolver: Arc<ModuleCache>,
     max_operations: u64,
@@ -103,6 +105,15 @@ impl ScriptEngine {
         self.index.lock().unwrap_or_else(|e| e.into_inner()).save();
     }
 
+    /// Checks that every template parses, parsing only the texts the index does not know
+    /// to, and keeps those that parse now in it.
+    pub fn check_templates(&self, templates: &Templates) -> Result<(), TemplateError> {
+        let mut index = self.index.lock().unwrap_or_else(|e| e.into_inner());
+        let checked = templates.check_with(&mut index);
+        index.save();
+        checked
+    }
+
     /// Like `load`, with the outlines `index` keeps, which it does not write back.
     pub fn load_with(
         layers: &Layers,
@@ -115,7 +126,6 @@ impl ScriptEngine {
             let _ = index.app_settings(app.key());
         }
         Ok(ScriptEngine {
-            modules: OnceLock::new(),
             resolver: Arc::new(ModuleCache {
                 scripts: scripts.clone(),
                 modules: Mutex::new(HashMap::new()),
@@ -141,14 +151,19 @@ impl ScriptEngine {
         module.into()
     }
 
-    /// An engine that knows the API, imports through the layers and reports to `context`.
-    pub fn engine(&self, context: Option<ScriptContext>) -> Engine {
-        let (std, api) = self.modules.get_or_init(|| {
+    /// Rhai's standard package and weft's API, made on first use.
+    pub(crate) fn modules() -> &'static (Shared<Module>, Shared<Module>) {
+        MODULES.get_or_init(|| {
             (
                 StandardPackage::new().as_shared_module(),
                 Self::api_module(),
             )
-        });
+        })
+    }
+
+    /// An engine that knows the API, imports through the layers and reports to `context`.
+    pub fn engine(&self, context: Option<ScriptContext>) -> Engine {
+        let (std, api) = Self::modules();
         let mut engine = Engine::new_raw();
         engine.register_global_module(std.clone());
         engine.register_global_module(api.clone());

@@ -1,12 +1,15 @@
-//! What each script defines (its functions, their parameters and docs), kept on disk so that a
-//! command compiles only the scripts it runs (issue 38).
+//! What each script defines (its functions, their parameters and docs), and which templates
+//! parse, kept on disk so that a command compiles only the scripts it runs and the templates it
+//! renders (issue 38).
 //!
 //! An outline is stored under the SHA-256 of the script's text (under its path for a stdlib
-//! file: the binary holds its text), and only after that text compiled: an outline found for a text is proof that the text has no syntax error, so
-//! every diagnostic stays as it was while the unchanged files are not compiled again. The
-//! whole file belongs to one weft binary: another version or build of weft starts afresh.
+//! file: the binary holds its text), and only after that text compiled: an outline found for a
+//! text is proof that the text has no syntax error, so every diagnostic stays as it was while
+//! the unchanged files are not compiled again. A template's key is kept the same way, once its
+//! text parsed. The whole file belongs to one weft binary: another version or build of weft
+//! starts afresh.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -47,15 +50,30 @@ struct IndexFile {
     scripts: HashMap<String, Vec<FnOutline>>,
     /// The settings an app service declares, by the key of its `lib/app.rhai`.
     app_settings: HashMap<String, DeclaredOutline>,
+    /// The templates known to parse, by the SHA-256 of their text or `<stdlib>/PATH`.
+    #[serde(default)]
+    templates: HashSet<String>,
 }
 
-/// The outlines of one project's scripts: those kept from earlier commands, and those this
-/// command used or made, which alone are written back.
+/// The outlines of one project's scripts: those kept from earlier commands and those this
+/// command made; only those it used or made are written back.
 pub struct Index {
     path: Option<PathBuf>,
+    /// What names this binary, which the file is written for.
+    binary: String,
     known: IndexFile,
-    used: IndexFile,
+    used: Used,
     changed: bool,
+    /// Whether this command checked the templates: one that did not keeps those known.
+    templates_checked: bool,
+}
+
+/// The keys of the entries this command used or made.
+#[derive(Default)]
+struct Used {
+    scripts: HashSet<String>,
+    app_settings: HashSet<String>,
+    templates: HashSet<String>,
 }
 
 /// The SHA-256 of `text`, in hex: the key of its outline.
@@ -124,12 +142,11 @@ impl Index {
             .unwrap_or_default();
         Index {
             path,
-            used: IndexFile {
-                binary,
-                ..IndexFile::default()
-            },
+            binary,
+            used: Used::default(),
             known,
             changed: false,
+            templates_checked: false,
         }
     }
 
@@ -137,37 +154,60 @@ impl Index {
     pub fn none() -> Self {
         Index {
             path: None,
+            binary: String::new(),
             known: IndexFile::default(),
-            used: IndexFile::default(),
+            used: Used::default(),
             changed: false,
+            templates_checked: false,
         }
     }
 
     /// The outline kept for the text whose key is `key`.
     pub fn outline(&mut self, key: &str) -> Option<Vec<FnOutline>> {
         let outline = self.known.scripts.get(key)?.clone();
-        self.used.scripts.insert(key.to_string(), outline.clone());
+        self.used.scripts.insert(key.to_string());
         Some(outline)
     }
 
     /// Keeps the outline of a text that compiled.
     pub fn remember(&mut self, key: String, outline: Vec<FnOutline>) {
-        self.used.scripts.insert(key, outline);
+        self.used.scripts.insert(key.clone());
+        self.known.scripts.insert(key, outline);
         self.changed = true;
     }
 
     /// The app settings kept for the `lib/app.rhai` whose key is `key`.
     pub fn app_settings(&mut self, key: &str) -> Option<DeclaredOutline> {
         let declared = self.known.app_settings.get(key)?.clone();
-        self.used
-            .app_settings
-            .insert(key.to_string(), declared.clone());
+        self.used.app_settings.insert(key.to_string());
         Some(declared)
     }
 
     /// Keeps what the `lib/app.rhai` whose key is `key` declares.
     pub fn remember_app_settings(&mut self, key: String, declared: DeclaredOutline) {
-        self.used.app_settings.insert(key, declared);
+        self.used.app_settings.insert(key.clone());
+        self.known.app_settings.insert(key, declared);
+        self.changed = true;
+    }
+
+    /// Starts a check of every template: those it does not find are dropped from the index.
+    pub fn checking_templates(&mut self) {
+        self.templates_checked = true;
+    }
+
+    /// Whether the template text whose key is `key` is known to parse.
+    pub fn template_parses(&mut self, key: &str) -> bool {
+        let known = self.known.templates.contains(key);
+        if known {
+            self.used.templates.insert(key.to_string());
+        }
+        known
+    }
+
+    /// Keeps the key of a template text that parsed.
+    pub fn remember_template(&mut self, key: String) {
+        self.used.templates.insert(key.clone());
+        self.known.templates.insert(key);
         self.changed = true;
     }
 
@@ -175,12 +215,23 @@ impl Index {
     /// unused; a cache that cannot be written only makes the next command compile again.
     pub fn save(&mut self) {
         let Some(path) = &self.path else { return };
-        let stale = self.known.scripts.len() != self.used.scripts.len()
-            || self.known.app_settings.len() != self.used.app_settings.len();
+        let (known, used) = (&mut self.known, &self.used);
+        let stale = known.scripts.len() != used.scripts.len()
+            || known.app_settings.len() != used.app_settings.len()
+            || (self.templates_checked && known.templates.len() != used.templates.len());
         if !(self.changed || stale) {
             return;
         }
-        let Ok(text) = serde_json::to_vec(&self.used) else {
+        // Every entry this command needs is a used one: what it did not use goes.
+        known.scripts.retain(|key, _| used.scripts.contains(key));
+        known
+            .app_settings
+            .retain(|key, _| used.app_settings.contains(key));
+        if self.templates_checked {
+            known.templates.retain(|key| used.templates.contains(key));
+        }
+        known.binary.clone_from(&self.binary);
+        let Ok(text) = serde_json::to_vec(&*known) else {
             return;
         };
         if let Some(dir) = path.parent() {
@@ -191,7 +242,6 @@ impl Index {
         // Through an exclusively created sibling and a rename: a parallel weft reads the old
         // index or the new one, never half of one.
         if crate::lockfile::replace(path, &text, 0o600).is_ok() {
-            self.known = self.used.clone();
             self.changed = false;
         }
     }
