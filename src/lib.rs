@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod exec;
 pub mod heap;
+pub mod index;
 pub mod inventory;
 pub mod layers;
 pub mod lockfile;

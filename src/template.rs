@@ -8,9 +8,9 @@ use handlebars::{Handlebars, Template};
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use thiserror::Error;
 
+use crate::index::{self, Index};
 use crate::inventory::Vars;
 use crate::layers::{Kind, Layers, TEMPLATES};
-use crate::script::index::{self, Index};
 use crate::source::SourceFile;
 
 /// A template that is missing, does not parse or does not render.

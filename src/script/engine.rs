@@ -15,10 +15,10 @@ use super::api::global::{global_api, ScriptContext};
 use super::api::host::{host_api, Host};
 use super::api::ops::ops_api;
 use super::diagnostic::{self, GoalSite, ScriptError};
-use super::index::{DeclaredOutline, Index, SettingOutline};
 use super::limits::{MAX_COLLECTION_ITEMS, MAX_STRING_BYTES};
 use super::set::{Goal, ScriptSet};
 use crate::config::{AppSettings, Setting};
+use crate::index::{DeclaredOutline, Index, SettingOutline};
 use crate::layers::Layers;
 use crate::template::{TemplateError, Templates};
 

@@ -6,7 +6,6 @@ pub mod check;
 pub mod diagnostic;
 pub mod docs;
 pub mod engine;
-pub mod index;
 mod limits;
 pub mod set;
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use rhai::{Engine, FnAccess, ParseError, AST};
 
 use super::diagnostic::{self, ScriptError};
-use super::index::{self, FnOutline, Index};
+use crate::index::{self, FnOutline, Index};
 use crate::layers::{Kind, Layer, LayerFile, Layers, Resolved};
 use crate::source::SourceFile;
 

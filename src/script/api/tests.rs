@@ -13,7 +13,7 @@ use crate::exec::test_host::{limits, project, run_job, FILE_CHECK};
 use crate::transport::fake::FakeTransport;
 
 /// The probe of the basic facts.
-const FACTS: &str = "echo \"os=$(uname -s)\"";
+const FACTS: &str = "set -- $(uname -snrm)";
 
 /// A host whose init is systemd.
 fn systemd() -> FakeTransport {

@@ -7,7 +7,7 @@ use crate::exec::ops::facts;
 use crate::exec::test_host::TestHost;
 use crate::transport::fake::FakeTransport;
 
-const BASIC: &str = "echo \"os=$(uname -s)\"";
+const BASIC: &str = "set -- $(uname -snrm)";
 
 #[test]
 fn basic_facts_are_parsed_with_numbers_as_numbers() {

@@ -8,7 +8,7 @@ use crate::exec::test_host::{assert_ran, assert_ran_in, TestHost};
 use crate::transport::fake::FakeTransport;
 
 /// The probe of the basic facts (the `init` fact picks systemd).
-const FACTS: &str = "echo \"os=$(uname -s)\"";
+const FACTS: &str = "set -- $(uname -snrm)";
 
 fn systemd() -> FakeTransport {
     FakeTransport::new().on(FACTS, 0, "os=Linux\ninit=systemd\n")
