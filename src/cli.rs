@@ -158,6 +158,14 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The env's encrypted secrets file, `secrets/<ENV>.age`: `NAME=value` lines encrypted
+    /// with age to `[env.ENV] secrets_recipients`, read by `{ secret = "NAME" }` in weft.toml.
+    /// Your identity: the file WEFT_AGE_IDENTITY names, else $XDG_CONFIG_HOME/weft/age.key, else
+    /// ~/.config/weft/age.key.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Show the resolved inventory of an env.
     Hosts {
         #[command(flatten)]
@@ -683,6 +691,51 @@ pub enum KeysCommand {
         /// Report what would change; change nothing.
         #[arg(long)]
         check: bool,
+    },
+}
+
+/// `weft secrets ...`.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Make your age identity (never over an existing one) and print its public key, to list
+    /// in `secrets_recipients`.
+    Keygen,
+    /// Set secret NAME to the value read from standard input (asked without echo on a terminal),
+    /// re-encrypting the file to the env's current recipients.
+    Set {
+        /// Letters, digits and `_`.
+        name: String,
+        /// The env (default: the user's or project's `default_env`, else `local`).
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
+    },
+    /// Print the value of secret NAME.
+    Get {
+        /// The secret's name.
+        name: String,
+        /// The env (default: the user's or project's `default_env`, else `local`).
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
+    },
+    /// List the names of the env's secrets, not their values.
+    Ls {
+        /// The env (default: the user's or project's `default_env`, else `local`).
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
+    },
+    /// Edit the plaintext in $EDITOR (a 0600 file in a private folder on /dev/shm or
+    /// $XDG_RUNTIME_DIR, removed afterwards, also on Ctrl-C), then re-encrypt it.
+    Edit {
+        /// The env (default: the user's or project's `default_env`, else `local`).
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
+    },
+    /// Re-encrypt the file to the env's current `secrets_recipients` (after adding or removing
+    /// someone).
+    Rekey {
+        /// The env (default: the user's or project's `default_env`, else `local`).
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
     },
 }
 
