@@ -106,6 +106,9 @@ fn edit_round_trips_and_leaves_no_plaintext_also_after_sigint() {
         .status(0)
         .stderr_has("encrypted `secrets/dev.age`");
     let plain = PathBuf::from(wait_for(&seen).trim());
+    if Path::new("/dev/shm").is_dir() {
+        assert!(plain.starts_with("/dev/shm"), "{}", plain.display());
+    }
     assert!(!plain.exists(), "{} left behind", plain.display());
     assert!(!plain.parent().expect("dir").exists(), "folder left behind");
     assert_eq!(
@@ -121,6 +124,32 @@ fn edit_round_trips_and_leaves_no_plaintext_also_after_sigint() {
         .status(0)
         .stdout_has("DB_PASSWORD\n")
         .stdout_lacks("4242");
+
+    // Text that is not `NAME=value` lines is refused: the edit is discarded, the file kept.
+    std::fs::remove_file(&seen).expect("rm");
+    let bad = editor(
+        &test,
+        "bad.sh",
+        &format!(
+            "echo 'no equals sign' >> \"$1\"\necho \"$1\" > {}",
+            seen.display()
+        ),
+    );
+    test.run_with(
+        &["secrets", "edit", "-e", "dev"],
+        &[
+            ("WEFT_AGE_IDENTITY", alice.as_str()),
+            ("EDITOR", bad.as_str()),
+        ],
+    )
+    .status(2)
+    .stderr_has("not `NAME=value`")
+    .stderr_has("the edit was discarded");
+    assert!(!PathBuf::from(wait_for(&seen).trim()).exists());
+    assert_eq!(
+        std::fs::read(test.path().join("secrets/dev.age")).expect("age file"),
+        sealed
+    );
 
     // Ctrl-C while the editor runs: the plaintext goes, the file stays as it was.
     std::fs::remove_file(&seen).expect("rm");

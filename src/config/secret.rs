@@ -421,5 +421,9 @@ mod tests {
             None
         );
         assert_eq!(SecretRef::parse(&serde_json::json!({"env": 1})), None);
+        assert_eq!(
+            SecretRef::parse(&serde_json::json!({"secret": "DB"})),
+            Some(SecretRef::Secret("DB".into()))
+        );
     }
 }
