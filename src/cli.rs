@@ -161,7 +161,8 @@ pub enum Command {
     /// The env's encrypted secrets file, `secrets/<ENV>.age`: `NAME=value` lines encrypted
     /// with age to `[env.ENV] secrets_recipients`, read by `{ secret = "NAME" }` in weft.toml.
     /// Your identity: the file WEFT_AGE_IDENTITY names, else $XDG_CONFIG_HOME/weft/age.key, else
-    /// ~/.config/weft/age.key.
+    /// ~/.config/weft/age.key; and ~/.ssh/id_ed25519 without passphrase. Recipients: `age1...`
+    /// or `ssh-ed25519 ...` public keys.
     Secrets {
         #[command(subcommand)]
         command: SecretsCommand,

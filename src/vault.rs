@@ -1,7 +1,10 @@
 //! An env's encrypted secrets file, `secrets/<env>.age` in the project (issue 37): `NAME=value`
 //! lines encrypted with age to the env's `secrets_recipients`, decrypted with the identity of
 //! the person running weft (`WEFT_AGE_IDENTITY`, else `$XDG_CONFIG_HOME/weft/age.key`, else
-//! `~/.config/weft/age.key`). Files are replaced through a sibling and a rename.
+//! `~/.config/weft/age.key`; age keys or an SSH ed25519/RSA private key without passphrase) and
+//! `~/.ssh/id_ed25519` when it has no passphrase. Recipients are age public keys (`age1...`)
+//! or SSH public keys (`ssh-ed25519 ...`, `ssh-rsa ...`). Files are replaced through a sibling
+//! and a rename.
 //!
 //! The plaintext: one `NAME=value` a line; `NAME` is letters, digits and `_`, not starting with
 //! a digit; the value is the rest of the line as it is (no quotes, no escapes, one line). Blank
@@ -42,9 +45,8 @@ pub enum VaultError {
     },
     /// The person's identity is not one of the file's recipients.
     #[error(
-        "cannot decrypt `{}`: your identity `{}` ({public}) is not one of its recipients",
-        .file.display(),
-        .identity.display()
+        "cannot decrypt `{}`: your identity {identity} ({public}) is not one of its recipients",
+        .file.display()
     )]
     #[diagnostic(
         code(weft::secrets::not_a_recipient),
@@ -55,8 +57,8 @@ pub enum VaultError {
         file: PathBuf,
         /// The env it belongs to.
         env: String,
-        /// The identity file used.
-        identity: PathBuf,
+        /// The identity files used.
+        identity: String,
         /// Its public keys.
         public: String,
     },
@@ -75,7 +77,7 @@ pub enum VaultError {
     )]
     #[diagnostic(
         code(weft::secrets::recipient),
-        help("recipients are age X25519 public keys, `age1...` (`weft secrets keygen` prints one); SSH keys are not supported yet")
+        help("recipients are age public keys, `age1...` (`weft secrets keygen` prints one), or SSH public keys, `ssh-ed25519 AAAA...`")
     )]
     BadRecipient {
         /// The env.
@@ -160,72 +162,152 @@ impl IdentitySource {
     }
 }
 
+/// One key of the person running weft.
+enum Key {
+    Age(age::x25519::Identity),
+    Ssh(age::ssh::Identity),
+}
+
+impl Key {
+    fn as_identity(&self) -> &dyn age::Identity {
+        match self {
+            Key::Age(key) => key,
+            Key::Ssh(key) => key,
+        }
+    }
+}
+
 /// The identities of the person running weft, loaded once.
 pub struct Identity {
-    /// The file they come from.
-    pub path: PathBuf,
-    keys: Vec<age::x25519::Identity>,
+    /// The files they come from.
+    pub files: Vec<PathBuf>,
+    keys: Vec<Key>,
+    /// Their public keys, as recipients are written (an SSH key's when its `.pub` is beside it).
+    public: Vec<String>,
 }
 
 impl std::fmt::Debug for Identity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Identity({})", self.path.display())
+        write!(f, "Identity({})", self.describe())
+    }
+}
+
+/// The public key in `<path>.pub`, type and key without the comment.
+fn ssh_public(path: &Path) -> String {
+    let mut pub_path = path.as_os_str().to_owned();
+    pub_path.push(".pub");
+    std::fs::read_to_string(&pub_path)
+        .ok()
+        .and_then(|text| {
+            let mut words = text.split_whitespace();
+            Some(format!("{} {}", words.next()?, words.next()?))
+        })
+        .unwrap_or_else(|| "an SSH key".into())
+}
+
+/// An SSH private key without passphrase in `text`; `Err` says why not.
+fn ssh_key(text: &str, path: &Path) -> Result<age::ssh::Identity, String> {
+    match age::ssh::Identity::from_buffer(text.as_bytes(), Some(path.display().to_string())) {
+        Ok(key @ age::ssh::Identity::Unencrypted(_)) => Ok(key),
+        Ok(age::ssh::Identity::Encrypted(_)) => {
+            Err("an SSH key with a passphrase is not supported yet".into())
+        }
+        Ok(age::ssh::Identity::Unsupported(_)) => {
+            Err("this kind of SSH key is not supported".into())
+        }
+        Err(e) => Err(e.to_string()),
     }
 }
 
 impl Identity {
-    /// Loads the identity file of `IdentitySource::find`: `AGE-SECRET-KEY-1...` lines, `#`
-    /// comments and blank lines.
+    /// Loads the identity file of `IdentitySource::find` (`AGE-SECRET-KEY-1...` lines, `#`
+    /// comments and blank lines; or an SSH private key) and `~/.ssh/id_ed25519` when it has no
+    /// passphrase.
     pub fn load() -> Result<Self, VaultError> {
         let source = IdentitySource::find();
-        let text = match std::fs::read_to_string(&source.path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(VaultError::NoIdentity { where_: source })
-            }
+        let mut identity = Identity {
+            files: Vec::new(),
+            keys: Vec::new(),
+            public: Vec::new(),
+        };
+        match std::fs::read_to_string(&source.path) {
+            Ok(text) => identity.add_file(&source.path, &text)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 return Err(VaultError::BadIdentity {
                     path: source.path,
                     message: e.to_string(),
                 })
             }
+        }
+        if let Some(home) = std::env::var_os("HOME") {
+            let path = Path::new(&home).join(".ssh").join("id_ed25519");
+            let key = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| ssh_key(&text, &path).ok());
+            if let Some(key) = key.filter(|_| !identity.files.contains(&path)) {
+                identity.public.push(ssh_public(&path));
+                identity.keys.push(Key::Ssh(key));
+                identity.files.push(path);
+            }
+        }
+        if identity.keys.is_empty() {
+            return Err(VaultError::NoIdentity { where_: source });
+        }
+        Ok(identity)
+    }
+
+    /// Adds the keys of the identity file `path`, whose content is `text`.
+    fn add_file(&mut self, path: &Path, text: &str) -> Result<(), VaultError> {
+        let bad = |message: String| VaultError::BadIdentity {
+            path: path.to_path_buf(),
+            message,
         };
+        if text.trim_start().starts_with("-----BEGIN") {
+            let key = ssh_key(text, path).map_err(bad)?;
+            self.public.push(ssh_public(path));
+            self.keys.push(Key::Ssh(key));
+            self.files.push(path.to_path_buf());
+            return Ok(());
+        }
         let mut keys = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let key =
-                age::x25519::Identity::from_str(line).map_err(|_| VaultError::BadIdentity {
-                    path: source.path.clone(),
-                    message: format!(
-                        "line {} is not an age secret key (`AGE-SECRET-KEY-1...`)",
-                        n + 1
-                    ),
-                })?;
+            let key = age::x25519::Identity::from_str(line).map_err(|_| {
+                bad(format!(
+                    "line {} is not an age secret key (`AGE-SECRET-KEY-1...`) and the file is no SSH private key",
+                    n + 1
+                ))
+            })?;
             keys.push(key);
         }
         if keys.is_empty() {
-            return Err(VaultError::BadIdentity {
-                path: source.path,
-                message: "it holds no key".into(),
-            });
+            return Err(bad("it holds no key".into()));
         }
-        Ok(Identity {
-            path: source.path,
-            keys,
-        })
+        for key in keys {
+            self.public.push(key.to_public().to_string());
+            self.keys.push(Key::Age(key));
+        }
+        self.files.push(path.to_path_buf());
+        Ok(())
     }
 
     /// The public keys (recipients) of this identity, comma-separated.
     pub fn public(&self) -> String {
-        let keys: Vec<String> = self
-            .keys
+        self.public.join(", ")
+    }
+
+    /// The identity files, as people read them.
+    pub fn describe(&self) -> String {
+        let files: Vec<String> = self
+            .files
             .iter()
-            .map(|k| k.to_public().to_string())
+            .map(|f| format!("`{}`", f.display()))
             .collect();
-        keys.join(", ")
+        files.join(" and ")
     }
 
     /// Decrypts the secrets file `file` of `env` into its plaintext.
@@ -237,12 +319,12 @@ impl Identity {
         let data = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
         let decryptor =
             age::Decryptor::new_buffered(data.as_slice()).map_err(|e| bad(e.to_string()))?;
-        let identities = self.keys.iter().map(|k| k as &dyn age::Identity);
+        let identities = self.keys.iter().map(Key::as_identity);
         let mut reader = decryptor.decrypt(identities).map_err(|e| match e {
             age::DecryptError::NoMatchingKeys => VaultError::NotRecipient {
                 file: file.to_path_buf(),
                 env: env.to_string(),
-                identity: self.path.clone(),
+                identity: self.describe(),
                 public: self.public(),
             },
             e => bad(e.to_string()),
@@ -300,8 +382,12 @@ pub fn file(root: &Path, env: &str) -> PathBuf {
     root.join("secrets").join(format!("{env}.age"))
 }
 
-/// The recipients of `env`, checked.
-pub fn recipients(env: &str, keys: &[String]) -> Result<Vec<age::x25519::Recipient>, VaultError> {
+/// A recipient: an age or SSH public key.
+pub type Recipient = Box<dyn age::Recipient + Send>;
+
+/// The recipients of `env`, checked: age public keys (`age1...`) and SSH public keys
+/// (`ssh-ed25519 ...`, `ssh-rsa ...`, a comment after them allowed).
+pub fn recipients(env: &str, keys: &[String]) -> Result<Vec<Recipient>, VaultError> {
     if keys.is_empty() {
         return Err(VaultError::NoRecipients {
             env: env.to_string(),
@@ -309,31 +395,38 @@ pub fn recipients(env: &str, keys: &[String]) -> Result<Vec<age::x25519::Recipie
     }
     keys.iter()
         .map(|key| {
-            age::x25519::Recipient::from_str(key.trim()).map_err(|message| {
-                VaultError::BadRecipient {
-                    env: env.to_string(),
-                    recipient: key.clone(),
-                    message: message.to_string(),
-                }
-            })
+            let bad = |message: String| VaultError::BadRecipient {
+                env: env.to_string(),
+                recipient: key.clone(),
+                message,
+            };
+            let key = key.trim();
+            if key.starts_with("ssh-") {
+                // Type and key; a comment after them is not part of the key.
+                let bare: Vec<&str> = key.split_whitespace().take(2).collect();
+                age::ssh::Recipient::from_str(&bare.join(" "))
+                    .map(|r| Box::new(r) as Recipient)
+                    .map_err(|e| bad(format!("{e:?}")))
+            } else {
+                age::x25519::Recipient::from_str(key)
+                    .map(|r| Box::new(r) as Recipient)
+                    .map_err(|e| bad(e.to_string()))
+            }
         })
         .collect()
 }
 
 /// Encrypts `plain` to `recipients` and replaces `file` with it (through a sibling and a
 /// rename; the `secrets/` folder is made when missing).
-pub fn write(
-    file: &Path,
-    plain: &str,
-    recipients: &[age::x25519::Recipient],
-) -> Result<(), VaultError> {
+pub fn write(file: &Path, plain: &str, recipients: &[Recipient]) -> Result<(), VaultError> {
     let failed = |source: std::io::Error| VaultError::Write {
         path: file.to_path_buf(),
         source,
     };
-    let encryptor =
-        age::Encryptor::with_recipients(recipients.iter().map(|r| r as &dyn age::Recipient))
-            .map_err(|e| failed(std::io::Error::other(e.to_string())))?;
+    let encryptor = age::Encryptor::with_recipients(
+        recipients.iter().map(|r| r.as_ref() as &dyn age::Recipient),
+    )
+    .map_err(|e| failed(std::io::Error::other(e.to_string())))?;
     let mut data = Vec::new();
     let mut writer = encryptor.wrap_output(&mut data).map_err(failed)?;
     writer.write_all(plain.as_bytes()).map_err(failed)?;
@@ -442,18 +535,21 @@ mod tests {
         let keys = vec![me.to_public().to_string()];
         write(&file, "A=1\n", &recipients("prod", &keys).expect("keys")).expect("writes");
         let mine = Identity {
-            path: "me.key".into(),
-            keys: vec![me],
+            files: vec!["me.key".into()],
+            public: vec![me.to_public().to_string()],
+            keys: vec![Key::Age(me)],
         };
         assert_eq!(mine.read(&file, "prod").expect("reads")["A"], "1");
         let theirs = Identity {
-            path: "other.key".into(),
-            keys: vec![other],
+            files: vec!["other.key".into()],
+            public: vec![other.to_public().to_string()],
+            keys: vec![Key::Age(other)],
         };
         let err = theirs.read(&file, "prod").unwrap_err();
         assert!(matches!(err, VaultError::NotRecipient { .. }), "{err}");
         assert!(err.to_string().contains("is not one of its recipients"));
         assert!(recipients("prod", &[]).is_err());
         assert!(recipients("prod", &["ssh-ed25519 AAAA".into()]).is_err());
+        assert!(recipients("prod", &["age1nope".into()]).is_err());
     }
 }

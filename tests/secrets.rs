@@ -287,3 +287,39 @@ fn s_none(host) { log("fine"); }
         .stderr_has("is not one of its recipients");
     test.run_with(&["run", "s_none"], &as_bob).status(0);
 }
+
+#[test]
+fn an_ssh_key_is_a_recipient_and_decrypts_from_the_home_folder() {
+    let test = Test::new();
+    let (alice, alice_pub) = keygen(&test, "alice");
+    let ssh = test.home().join(".ssh");
+    std::fs::create_dir_all(&ssh).expect(".ssh");
+    let key = ssh.join("id_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "carol@laptop", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let carol_pub = std::fs::read_to_string(ssh.join("id_ed25519.pub")).expect("pub");
+    let carol_pub = carol_pub.trim();
+    test.write(
+        "weft.toml",
+        &config(&[("dev", &[&alice_pub, carol_pub]), ("prod", &[&alice_pub])]),
+    );
+    set(&test, &alice, "dev", "TOKEN", "ssh-readable-5150");
+    set(&test, &alice, "prod", "TOKEN", "prod-only-6160");
+    // Carol has no age identity: her SSH key reads dev, and is named when prod refuses her.
+    test.run(&["secrets", "get", "TOKEN", "-e", "dev"])
+        .status(0)
+        .stdout_has("ssh-readable-5150\n");
+    let out = test.run(&["secrets", "get", "TOKEN", "-e", "prod"]);
+    out.status(2).stderr_lacks("prod-only-6160");
+    let bare: Vec<&str> = carol_pub.split_whitespace().take(2).collect();
+    assert!(
+        out.stderr.contains("is not one of its recipients")
+            && out.stderr.contains("id_ed25519")
+            && out.stderr.contains(&bare.join(" ")),
+        "{out:?}"
+    );
+}
