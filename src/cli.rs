@@ -158,9 +158,10 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
-    /// The env's encrypted secrets file, `secrets/<ENV>.age`: `NAME=value` lines encrypted
-    /// with age to `[env.ENV] secrets_recipients`, read by `{ secret = "NAME" }` in weft.toml.
-    /// Your identity: the file WEFT_AGE_IDENTITY names, else $XDG_CONFIG_HOME/weft/age.key, else
+    /// Keep an env's secrets encrypted in the project, for `{ secret = "NAME" }` in weft.toml.
+    ///
+    /// `secrets/<ENV>.age` holds `NAME=value` lines encrypted with age to
+    /// `[env.ENV] secrets_recipients`. Your identity: the file WEFT_AGE_IDENTITY names, else $XDG_CONFIG_HOME/weft/age.key, else
     /// ~/.config/weft/age.key; and ~/.ssh/id_ed25519 without passphrase. Recipients: `age1...`
     /// or `ssh-ed25519 ...` public keys.
     Secrets {
@@ -724,7 +725,7 @@ pub enum SecretsCommand {
         #[arg(short, long, value_name = "ENV")]
         env: Option<String>,
     },
-    /// Edit the plaintext in $EDITOR (a 0600 file in a private folder on /dev/shm or
+    /// Edit the plaintext in $VISUAL or $EDITOR (default vi; a 0600 file in a private folder on /dev/shm or
     /// $XDG_RUNTIME_DIR, removed afterwards, also on Ctrl-C), then re-encrypt it.
     Edit {
         /// The env (default: the user's or project's `default_env`, else `local`).
