@@ -56,8 +56,7 @@ pub struct SecretError {
 
 impl SecretRef {
     /// The reference `value` stands for: a table with one key, `env`, `file`, `command` or
-    /// `secret`,
-    /// whose value is a string.
+    /// `secret`, whose value is a string.
     pub fn parse(value: &Value) -> Option<Self> {
         let map = value.as_object()?;
         if map.len() != 1 {
@@ -186,7 +185,7 @@ fn trim_newline(mut text: String) -> String {
 type Failure = (String, String);
 
 /// An error of the secrets file as a message and a fix.
-fn explain(err: &VaultError) -> (String, String) {
+fn explain(err: &VaultError) -> Failure {
     let help = Diagnostic::help(err)
         .map(|h| h.to_string())
         .unwrap_or_default();
@@ -194,7 +193,7 @@ fn explain(err: &VaultError) -> (String, String) {
 }
 
 /// The entries of `env`'s secrets file, decrypted with `identity`.
-fn read_vault(identity: &Identity, root: &Path, env: &str) -> Result<Entries, (String, String)> {
+fn read_vault(identity: &Identity, root: &Path, env: &str) -> Result<Entries, Failure> {
     let file = vault::file(root, env);
     if !file.exists() {
         return Err((
@@ -206,12 +205,7 @@ fn read_vault(identity: &Identity, root: &Path, env: &str) -> Result<Entries, (S
 }
 
 /// The value of `name` in `env`'s `entries`.
-fn lookup(
-    entries: &Entries,
-    root: &Path,
-    env: &str,
-    name: &str,
-) -> Result<String, (String, String)> {
+fn lookup(entries: &Entries, root: &Path, env: &str, name: &str) -> Result<String, Failure> {
     entries.get(name).cloned().ok_or_else(|| {
         (
             format!("`{name}` is not in `{}`", vault::file(root, env).display()),
@@ -334,7 +328,7 @@ impl Secrets {
     }
 
     /// The entries of `env`'s secrets file, decrypted on first use.
-    fn vault(&self, root: &Path, env: &str) -> Result<Arc<Entries>, (String, String)> {
+    fn vault(&self, root: &Path, env: &str) -> Result<Arc<Entries>, Failure> {
         let mut vaults = self.vaults.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entries) = vaults.get(env) {
             return entries.clone();
