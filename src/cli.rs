@@ -158,6 +158,16 @@ pub enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Keep an env's secrets encrypted in the project, for `{ secret = "NAME" }` in weft.toml.
+    ///
+    /// `secrets/<ENV>.age` holds `NAME=value` lines encrypted with age to
+    /// `[env.ENV] secrets_recipients`. Your identity: the file WEFT_AGE_IDENTITY names, else $XDG_CONFIG_HOME/weft/age.key, else
+    /// ~/.config/weft/age.key; and ~/.ssh/id_ed25519 without passphrase. Recipients: `age1...`
+    /// or `ssh-ed25519 ...` public keys.
+    Secrets {
+        #[command(subcommand)]
+        command: SecretsCommand,
+    },
     /// Show the resolved inventory of an env.
     Hosts {
         #[command(flatten)]
@@ -683,6 +693,51 @@ pub enum KeysCommand {
         /// Report what would change; change nothing.
         #[arg(long)]
         check: bool,
+    },
+}
+
+/// `weft secrets ...`.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Make your age identity (never over an existing one) and print its public key, to list
+    /// in `secrets_recipients`.
+    Keygen,
+    /// Set secret NAME to the value read from standard input (asked without echo on a terminal),
+    /// re-encrypting the file to the env's current recipients.
+    Set {
+        /// Letters, digits and `_`.
+        name: String,
+        /// The env (default: the user's or project's `default_env`, else `local`).
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
+    },
+    /// Print the value of secret NAME.
+    Get {
+        /// The secret's name.
+        name: String,
+        /// The env (default: the user's or project's `default_env`, else `local`).
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
+    },
+    /// List the names of the env's secrets, not their values.
+    Ls {
+        /// The env (default: the user's or project's `default_env`, else `local`).
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
+    },
+    /// Edit the plaintext in $VISUAL or $EDITOR (default vi; a 0600 file in a private folder on /dev/shm or
+    /// $XDG_RUNTIME_DIR, removed afterwards, also on Ctrl-C), then re-encrypt it.
+    Edit {
+        /// The env (default: the user's or project's `default_env`, else `local`).
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
+    },
+    /// Re-encrypt the file to the env's current `secrets_recipients` (after adding or removing
+    /// someone).
+    Rekey {
+        /// The env (default: the user's or project's `default_env`, else `local`).
+        #[arg(short, long, value_name = "ENV")]
+        env: Option<String>,
     },
 }
 

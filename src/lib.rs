@@ -31,6 +31,7 @@ pub mod source;
 pub mod suggest;
 pub mod template;
 pub mod transport;
+pub mod vault;
 
 use std::ffi::OsString;
 

@@ -51,6 +51,7 @@ mod plugins;
 mod project;
 mod readme;
 mod run_local;
+mod secrets;
 mod spark;
 mod ssh;
 mod terminal;

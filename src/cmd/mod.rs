@@ -31,6 +31,7 @@ mod list;
 mod lsp;
 mod plugin;
 mod run;
+mod secrets;
 mod settings;
 mod ssh;
 mod stdlib;
@@ -87,6 +88,7 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
         Command::Copy(args) => copy::copy(ctx, args),
         Command::Cloud { command } => cloud::cloud(ctx, command),
         Command::Keys { command } => keys::keys(ctx, command),
+        Command::Secrets { command } => secrets::secrets(ctx, command),
         Command::Hosts { select, json } => hosts::hosts(ctx, &select, json),
         Command::Init {
             dir,

@@ -58,7 +58,12 @@ pub fn template(ctx: &Context, command: TemplateCommand) -> Result<i32> {
             // Rendered with the secrets' values, as a run would, and shown with them masked.
             let (secrets, mask) = (Secrets::default(), Mask::new());
             for value in all.values_mut() {
-                for secret in secrets.resolve_in(value, &project.root, project.config.as_ref())? {
+                for secret in secrets.resolve_in(
+                    value,
+                    &project.root,
+                    &inventory.env,
+                    project.config.as_ref(),
+                )? {
                     mask.add(&secret);
                 }
             }

@@ -283,6 +283,10 @@ pub struct EnvSection {
     /// `weft keys sync` enforces.
     #[serde(default)]
     pub keys: Vec<String>,
+    /// The age public keys (`age1...`) that `secrets/<ENV>.age` is encrypted to: those who may
+    /// read the env's `{ secret = "NAME" }` values (`weft secrets rekey` after a change).
+    #[serde(default)]
+    pub secrets_recipients: Vec<String>,
     /// Host name → address (`user@addr:port`) or a table with `address` and `vars`.
     #[serde(default)]
     #[schemars(with = "IndexMap<String, HostEntry>")]

@@ -1,6 +1,8 @@
-//! Secrets kept outside the project: a value `{ env = "NAME" }`, `{ file = "path" }` or
-//! `{ command = "..." }` in `weft.toml` stands for the variable, file or command output it
-//! names, resolved when a run uses it (never at load, so `weft list` needs none of them).
+//! Secrets kept outside the project: a value `{ env = "NAME" }`, `{ file = "path" }`,
+//! `{ command = "..." }` or `{ secret = "NAME" }` in `weft.toml` stands for the variable, file,
+//! command output or entry of the env's encrypted `secrets/<env>.age` (`crate::vault`) it
+//! names, resolved when a run uses it (never at load, so `weft list` needs none of them; the
+//! secrets file is decrypted once per run, when a first value of it is used).
 //! A reference that cannot be resolved does not stop a run that never uses it (`env_down`,
 //! `env_status`): its value becomes a placeholder (`missing`), and a step that would send the
 //! placeholder to a host, write it into a file or mark it `secret()` fails with the reason
@@ -8,13 +10,14 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use serde_json::Value;
 use thiserror::Error;
 
 use super::ProjectConfig;
+use crate::vault::{self, Entries, Identity, VaultError};
 
 /// Where a secret comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -27,6 +30,8 @@ pub enum SecretRef {
     /// The standard output of a shell command run on this machine in the project folder,
     /// without its final newline.
     Command(String),
+    /// An entry of the env's encrypted secrets file, `secrets/<env>.age` (`weft secrets`).
+    Secret(String),
 }
 
 /// A secret that cannot be resolved, pointing at where it was asked for.
@@ -50,8 +55,8 @@ pub struct SecretError {
 }
 
 impl SecretRef {
-    /// The reference `value` stands for: a table with one key, `env`, `file` or `command`,
-    /// whose value is a string.
+    /// The reference `value` stands for: a table with one key, `env`, `file`, `command` or
+    /// `secret`, whose value is a string.
     pub fn parse(value: &Value) -> Option<Self> {
         let map = value.as_object()?;
         if map.len() != 1 {
@@ -63,6 +68,7 @@ impl SecretRef {
             "env" => Some(SecretRef::Env(arg)),
             "file" => Some(SecretRef::File(arg)),
             "command" => Some(SecretRef::Command(arg)),
+            "secret" => Some(SecretRef::Secret(arg)),
             _ => None,
         }
     }
@@ -72,12 +78,19 @@ impl SecretRef {
             SecretRef::Env(a) => ("env", a),
             SecretRef::File(a) => ("file", a),
             SecretRef::Command(a) => ("command", a),
+            SecretRef::Secret(a) => ("secret", a),
         }
     }
 
-    /// The value it stands for; `root` is the project folder.
-    pub fn resolve(&self, root: &Path) -> Result<String, (String, String)> {
+    /// The value it stands for; `root` is the project folder, `env` the env whose secrets file
+    /// a `{ secret = .. }` reads.
+    pub fn resolve(&self, root: &Path, env: &str) -> Result<String, (String, String)> {
         match self {
+            SecretRef::Secret(name) => {
+                let identity = Identity::load().map_err(|e| explain(&e))?;
+                let entries = read_vault(&identity, root, env)?;
+                lookup(&entries, root, env, name)
+            }
             SecretRef::Env(name) => std::env::var(name).map_err(|_| {
                 (
                     format!("the environment variable `{name}` is not set"),
@@ -168,10 +181,47 @@ fn trim_newline(mut text: String) -> String {
     text
 }
 
-/// The secrets one invocation resolved, so nested runs resolve (and run commands) once.
+/// Why a secret cannot be had, and how to fix it.
+type Failure = (String, String);
+
+/// An error of the secrets file as a message and a fix.
+fn explain(err: &VaultError) -> Failure {
+    let help = Diagnostic::help(err)
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+    (err.to_string(), help)
+}
+
+/// The entries of `env`'s secrets file, decrypted with `identity`.
+fn read_vault(identity: &Identity, root: &Path, env: &str) -> Result<Entries, Failure> {
+    let file = vault::file(root, env);
+    if !file.exists() {
+        return Err((
+            format!("env `{env}` has no secrets file `{}`", file.display()),
+            format!("add the secret: weft secrets set NAME -e {env}"),
+        ));
+    }
+    identity.read(&file, env).map_err(|e| explain(&e))
+}
+
+/// The value of `name` in `env`'s `entries`.
+fn lookup(entries: &Entries, root: &Path, env: &str, name: &str) -> Result<String, Failure> {
+    entries.get(name).cloned().ok_or_else(|| {
+        (
+            format!("`{name}` is not in `{}`", vault::file(root, env).display()),
+            format!("add it: weft secrets set {name} -e {env}"),
+        )
+    })
+}
+
+/// The secrets one invocation resolved, so nested runs resolve (and run commands) once; each
+/// env's secrets file is decrypted once, with the identity loaded once.
 #[derive(Debug, Default)]
 pub struct Secrets {
-    resolved: Mutex<HashMap<SecretRef, String>>,
+    /// By reference, and env for `{ secret = .. }` (empty for the others).
+    resolved: Mutex<HashMap<(SecretRef, String), String>>,
+    identity: OnceLock<Result<Arc<Identity>, Failure>>,
+    vaults: Mutex<HashMap<String, Result<Arc<Entries>, Failure>>>,
 }
 
 impl Secrets {
@@ -181,10 +231,11 @@ impl Secrets {
         &self,
         value: &mut Value,
         root: &Path,
+        env: &str,
         config: Option<&ProjectConfig>,
     ) -> Result<Vec<String>, SecretError> {
         let mut found = Vec::new();
-        self.walk(value, root, config, &mut found)?;
+        self.walk_with(value, (root, env), config, &mut found, &mut None)?;
         Ok(found)
     }
 
@@ -194,23 +245,20 @@ impl Secrets {
         &self,
         value: &mut Value,
         root: &Path,
+        env: &str,
         config: Option<&ProjectConfig>,
     ) -> Vec<String> {
         let mut found = Vec::new();
         let mut defer = |err: SecretError| Value::String(missing(&err.one_line(config)));
         // Without a fallback no walk fails.
-        let _ = self.walk_with(value, root, config, &mut found, &mut Some(&mut defer));
+        let _ = self.walk_with(
+            value,
+            (root, env),
+            config,
+            &mut found,
+            &mut Some(&mut defer),
+        );
         found
-    }
-
-    fn walk(
-        &self,
-        value: &mut Value,
-        root: &Path,
-        config: Option<&ProjectConfig>,
-        found: &mut Vec<String>,
-    ) -> Result<(), SecretError> {
-        self.walk_with(value, root, config, found, &mut None)
     }
 
     /// Replaces the references inside `value`; one that fails is replaced by what `fallback`
@@ -218,13 +266,13 @@ impl Secrets {
     fn walk_with(
         &self,
         value: &mut Value,
-        root: &Path,
+        at: (&Path, &str),
         config: Option<&ProjectConfig>,
         found: &mut Vec<String>,
         fallback: &mut Option<&mut dyn FnMut(SecretError) -> Value>,
     ) -> Result<(), SecretError> {
         if let Some(reference) = SecretRef::parse(value) {
-            match (self.get(&reference, root, config), fallback) {
+            match (self.get(&reference, at, config), fallback) {
                 (Ok(secret), _) => {
                     found.push(secret.clone());
                     *value = Value::String(secret);
@@ -237,10 +285,10 @@ impl Secrets {
         match value {
             Value::Object(map) => map
                 .values_mut()
-                .try_for_each(|v| self.walk_with(v, root, config, found, fallback)),
+                .try_for_each(|v| self.walk_with(v, at, config, found, fallback)),
             Value::Array(items) => items
                 .iter_mut()
-                .try_for_each(|v| self.walk_with(v, root, config, found, fallback)),
+                .try_for_each(|v| self.walk_with(v, at, config, found, fallback)),
             _ => Ok(()),
         }
     }
@@ -248,14 +296,24 @@ impl Secrets {
     fn get(
         &self,
         reference: &SecretRef,
-        root: &Path,
+        (root, env): (&Path, &str),
         config: Option<&ProjectConfig>,
     ) -> Result<String, SecretError> {
+        let key = match reference {
+            SecretRef::Secret(_) => (reference.clone(), env.to_string()),
+            _ => (reference.clone(), String::new()),
+        };
         let mut resolved = self.resolved.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(secret) = resolved.get(reference) {
+        if let Some(secret) = resolved.get(&key) {
             return Ok(secret.clone());
         }
-        let secret = reference.resolve(root).map_err(|(message, help)| {
+        let secret = match reference {
+            SecretRef::Secret(name) => self
+                .vault(root, env)
+                .and_then(|entries| lookup(&entries, root, env, name)),
+            _ => reference.resolve(root, env),
+        };
+        let secret = secret.map_err(|(message, help)| {
             let span = config.and_then(|c| c.locate(reference));
             SecretError {
                 reference: reference.to_string(),
@@ -265,8 +323,23 @@ impl Secrets {
                 help: (!help.is_empty()).then_some(help),
             }
         })?;
-        resolved.insert(reference.clone(), secret.clone());
+        resolved.insert(key, secret.clone());
         Ok(secret)
+    }
+
+    /// The entries of `env`'s secrets file, decrypted on first use.
+    fn vault(&self, root: &Path, env: &str) -> Result<Arc<Entries>, Failure> {
+        let mut vaults = self.vaults.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entries) = vaults.get(env) {
+            return entries.clone();
+        }
+        let identity = self
+            .identity
+            .get_or_init(|| Identity::load().map(Arc::new).map_err(|e| explain(&e)))
+            .clone();
+        let entries = identity.and_then(|i| read_vault(&i, root, env).map(Arc::new));
+        vaults.insert(env.to_string(), entries.clone());
+        entries
     }
 }
 
@@ -342,5 +415,9 @@ mod tests {
             None
         );
         assert_eq!(SecretRef::parse(&serde_json::json!({"env": 1})), None);
+        assert_eq!(
+            SecretRef::parse(&serde_json::json!({"secret": "DB"})),
+            Some(SecretRef::Secret("DB".into()))
+        );
     }
 }

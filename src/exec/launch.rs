@@ -160,6 +160,7 @@ impl RunContext {
     fn resolve_secrets(&self, selection: &mut Selection) -> Vec<String> {
         let config = self.project.config.as_ref();
         let root = &self.project.root;
+        let env = selection.inventory.env.clone();
         let mut found = Vec::new();
         let layers = selection
             .hosts
@@ -168,7 +169,7 @@ impl RunContext {
             .chain([&mut selection.inventory.vars]);
         for vars in layers {
             for value in vars.values_mut() {
-                found.extend(self.secrets.resolve_when_used_in(value, root, config));
+                found.extend(self.secrets.resolve_when_used_in(value, root, &env, config));
             }
         }
         found

@@ -35,8 +35,12 @@ fn resolve_secret(
 ) -> Result<String, Box<rhai::EvalAltResult>> {
     let context = context(ctx);
     let root = context.as_ref().map(|c| c.root.clone()).unwrap_or_default();
+    let env = context
+        .as_ref()
+        .and_then(|c| c.env.get("name").map(ToString::to_string))
+        .unwrap_or_default();
     let value = reference
-        .resolve(&root)
+        .resolve(&root, &env)
         .map_err(|(message, help)| format!("{function}: {message} ({help})"))?;
     if let Some(c) = context {
         c.output.add_secret(&value);

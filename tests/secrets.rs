@@ -1,0 +1,325 @@
+//! `weft secrets` and `{ secret = "NAME" }` (issue 37): an env's `secrets/<env>.age`, edited
+//! with no plaintext left behind (Ctrl-C included), refused to those who are not recipients,
+//! rekeyed to new ones, and masked in a run's output.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::harness::Test;
+
+/// Makes the identity `name` in the test's folder; returns its path and public key.
+fn keygen(test: &Test, name: &str) -> (String, String) {
+    let path = test
+        .home()
+        .join(format!("{name}.key"))
+        .display()
+        .to_string();
+    let out = test.run_with(&["secrets", "keygen"], &[("WEFT_AGE_IDENTITY", &path)]);
+    out.status(0);
+    let public = out.stdout.trim().to_string();
+    assert!(public.starts_with("age1"), "{out:?}");
+    (path, public)
+}
+
+/// `weft secrets set NAME -e ENV` with `value` on standard input, as `identity`.
+fn set(test: &Test, identity: &str, env: &str, name: &str, value: &str) {
+    let mut child = test
+        .command(&["secrets", "set", name, "-e", env])
+        .env("WEFT_AGE_IDENTITY", identity)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{value}\n").as_bytes())
+        .expect("value written");
+    let out = child.wait_with_output().expect("weft ends");
+    assert!(out.status.success(), "{out:?}");
+}
+
+fn config(envs: &[(&str, &[&str])]) -> String {
+    let mut text = String::from("[project]\nname = \"t\"\n");
+    for (env, keys) in envs {
+        let keys: Vec<String> = keys.iter().map(|k| format!("{k:?}")).collect();
+        text.push_str(&format!(
+            "[env.{env}]\nconnector = \"local\"\nsecrets_recipients = [{}]\n",
+            keys.join(", ")
+        ));
+    }
+    text
+}
+
+/// An `$EDITOR` script in the test's home folder.
+fn editor(test: &Test, name: &str, body: &str) -> String {
+    let path = test.home().join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("editor");
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    path.display().to_string()
+}
+
+fn wait_for(path: &Path) -> String {
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if text.ends_with('\n') {
+                return text;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{} never appeared",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn edit_round_trips_and_leaves_no_plaintext_also_after_sigint() {
+    let test = Test::new();
+    let (alice, alice_pub) = keygen(&test, "alice");
+    test.write("weft.toml", &config(&[("dev", &[&alice_pub])]));
+    let seen = test.home().join("seen");
+    let ed = editor(
+        &test,
+        "ed.sh",
+        &format!(
+            "printf 'DB_PASSWORD=pw-from-editor-4242\\n' >> \"$1\"\n\
+             stat -c '%a' \"$1\" \"$(dirname \"$1\")\" > {home}/modes\n\
+             echo \"$1\" > {seen}",
+            home = test.home().display(),
+            seen = seen.display()
+        ),
+    );
+    let env = [
+        ("WEFT_AGE_IDENTITY", alice.as_str()),
+        ("EDITOR", ed.as_str()),
+    ];
+    test.run_with(&["secrets", "edit", "-e", "dev"], &env)
+        .status(0)
+        .stderr_has("encrypted `secrets/dev.age`");
+    let plain = PathBuf::from(wait_for(&seen).trim());
+    if Path::new("/dev/shm").is_dir() {
+        assert!(plain.starts_with("/dev/shm"), "{}", plain.display());
+    }
+    assert!(!plain.exists(), "{} left behind", plain.display());
+    assert!(!plain.parent().expect("dir").exists(), "folder left behind");
+    assert_eq!(
+        std::fs::read_to_string(test.home().join("modes")).expect("modes"),
+        "600\n700\n"
+    );
+    let sealed = std::fs::read(test.path().join("secrets/dev.age")).expect("age file");
+    assert!(!String::from_utf8_lossy(&sealed).contains("pw-from-editor"));
+    test.run_with(&["secrets", "get", "DB_PASSWORD", "-e", "dev"], &env)
+        .status(0)
+        .stdout_has("pw-from-editor-4242\n");
+    test.run_with(&["secrets", "ls", "-e", "dev"], &env)
+        .status(0)
+        .stdout_has("DB_PASSWORD\n")
+        .stdout_lacks("4242");
+
+    // Text that is not `NAME=value` lines is refused: the edit is discarded, the file kept.
+    std::fs::remove_file(&seen).expect("rm");
+    let bad = editor(
+        &test,
+        "bad.sh",
+        &format!(
+            "echo 'no equals sign' >> \"$1\"\necho \"$1\" > {}",
+            seen.display()
+        ),
+    );
+    test.run_with(
+        &["secrets", "edit", "-e", "dev"],
+        &[
+            ("WEFT_AGE_IDENTITY", alice.as_str()),
+            ("EDITOR", bad.as_str()),
+        ],
+    )
+    .status(2)
+    .stderr_has("not `NAME=value`")
+    .stderr_has("the edit was discarded");
+    assert!(!PathBuf::from(wait_for(&seen).trim()).exists());
+    assert_eq!(
+        std::fs::read(test.path().join("secrets/dev.age")).expect("age file"),
+        sealed
+    );
+
+    // Ctrl-C while the editor runs: the plaintext goes, the file stays as it was.
+    std::fs::remove_file(&seen).expect("rm");
+    let sleeper = editor(
+        &test,
+        "sleeper.sh",
+        &format!(
+            "printf 'DB_PASSWORD=never-saved\\n' >> \"$1\"\necho \"$1\" > {}\nexec sleep 30",
+            seen.display()
+        ),
+    );
+    let child = test
+        .command(&["secrets", "edit", "-e", "dev"])
+        .env("WEFT_AGE_IDENTITY", &alice)
+        .env("EDITOR", &sleeper)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft runs");
+    let plain = PathBuf::from(wait_for(&seen).trim());
+    assert!(plain.exists());
+    let started = Instant::now();
+    let pid = i32::try_from(child.id()).expect("pid");
+    std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill");
+    let out = child.wait_with_output().expect("weft ends");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the editor held weft"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("interrupted: the plaintext was removed"),
+        "{stderr}"
+    );
+    assert!(!plain.exists(), "{} left behind", plain.display());
+    assert!(!plain.parent().expect("dir").exists(), "folder left behind");
+    assert_eq!(
+        std::fs::read(test.path().join("secrets/dev.age")).expect("age file"),
+        sealed
+    );
+}
+
+#[test]
+fn a_non_recipient_is_refused_for_prod_and_works_for_dev_until_rekeyed_in() {
+    let test = Test::new();
+    let (alice, alice_pub) = keygen(&test, "alice");
+    let (bob, bob_pub) = keygen(&test, "bob");
+    test.write(
+        "weft.toml",
+        &config(&[("dev", &[&alice_pub, &bob_pub]), ("prod", &[&alice_pub])]),
+    );
+    set(&test, &alice, "dev", "API_KEY", "dev-key-1111");
+    set(&test, &alice, "prod", "API_KEY", "prod-key-2222");
+    let as_bob = [("WEFT_AGE_IDENTITY", bob.as_str())];
+    test.run_with(&["secrets", "get", "API_KEY", "-e", "dev"], &as_bob)
+        .status(0)
+        .stdout_has("dev-key-1111");
+    test.run_with(&["secrets", "get", "API_KEY", "-e", "prod"], &as_bob)
+        .status(2)
+        .stderr_has("cannot decrypt `")
+        .stderr_has("prod.age")
+        .stderr_lacks("prod-key-2222");
+    let out = test.run_with(&["secrets", "ls", "-e", "prod"], &as_bob);
+    out.status(2);
+    assert!(
+        out.stderr.contains("is not one of its recipients") && out.stderr.contains(&bob_pub),
+        "{out:?}"
+    );
+
+    // Alice adds Bob to prod and rekeys: Bob reads it, and the value is the same.
+    test.write(
+        "weft.toml",
+        &config(&[
+            ("dev", &[&alice_pub, &bob_pub]),
+            ("prod", &[&alice_pub, &bob_pub]),
+        ]),
+    );
+    test.run_with(
+        &["secrets", "rekey", "-e", "prod"],
+        &[("WEFT_AGE_IDENTITY", alice.as_str())],
+    )
+    .status(0)
+    .stderr_has("re-encrypted `secrets/prod.age` to 2 recipient(s)");
+    test.run_with(&["secrets", "get", "API_KEY", "-e", "prod"], &as_bob)
+        .status(0)
+        .stdout_has("prod-key-2222");
+}
+
+#[test]
+fn a_secret_of_the_file_reaches_a_goal_and_is_masked_in_verbose_and_json_output() {
+    let test = Test::new();
+    let (alice, alice_pub) = keygen(&test, "alice");
+    let (bob, bob_pub) = keygen(&test, "bob");
+    let mut text = config(&[("local", &[&alice_pub]), ("prod", &[&bob_pub])]);
+    text.push_str("[vars]\ndb = { secret = \"DB_PASSWORD\" }\n");
+    test.write("weft.toml", &text);
+    test.write(
+        "deploy/s.rhai",
+        r#"
+/// Uses the env's secret.
+fn s_use(host) {
+    let db = env().vars.db;
+    host.write_file("seen.txt", db);
+    log(`db ${db}`);
+    host.run(`echo ${db}`);
+}
+
+/// Uses no secret.
+fn s_none(host) { log("fine"); }
+"#,
+    );
+    set(&test, &alice, "local", "DB_PASSWORD", "vault-secret-8080");
+    let as_alice = [("WEFT_AGE_IDENTITY", alice.as_str())];
+    for args in [
+        &["run", "s_use", "-vv"][..],
+        &["run", "s_use", "--json"][..],
+    ] {
+        let out = test.run_with(args, &as_alice);
+        out.status(0)
+            .stdout_lacks("vault-secret-8080")
+            .stderr_lacks("vault-secret-8080");
+        assert!(out.stdout.contains("********"), "{out:?}");
+    }
+    assert_eq!(test.read("seen.txt"), "vault-secret-8080");
+
+    // Bob is no recipient of `local`: the goal that uses the secret fails, saying why; one
+    // that does not runs.
+    let as_bob = [("WEFT_AGE_IDENTITY", bob.as_str())];
+    test.run_with(&["run", "s_use"], &as_bob)
+        .status(1)
+        .stderr_has("is not one of its recipients");
+    test.run_with(&["run", "s_none"], &as_bob).status(0);
+}
+
+#[test]
+fn an_ssh_key_is_a_recipient_and_decrypts_from_the_home_folder() {
+    let test = Test::new();
+    let (alice, alice_pub) = keygen(&test, "alice");
+    let ssh = test.home().join(".ssh");
+    std::fs::create_dir_all(&ssh).expect(".ssh");
+    let key = ssh.join("id_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "carol@laptop", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let carol_pub = std::fs::read_to_string(ssh.join("id_ed25519.pub")).expect("pub");
+    let carol_pub = carol_pub.trim();
+    test.write(
+        "weft.toml",
+        &config(&[("dev", &[&alice_pub, carol_pub]), ("prod", &[&alice_pub])]),
+    );
+    set(&test, &alice, "dev", "TOKEN", "ssh-readable-5150");
+    set(&test, &alice, "prod", "TOKEN", "prod-only-6160");
+    // Carol has no age identity: her SSH key reads dev, and is named when prod refuses her.
+    test.run(&["secrets", "get", "TOKEN", "-e", "dev"])
+        .status(0)
+        .stdout_has("ssh-readable-5150\n");
+    let out = test.run(&["secrets", "get", "TOKEN", "-e", "prod"]);
+    out.status(2).stderr_lacks("prod-only-6160");
+    let bare: Vec<&str> = carol_pub.split_whitespace().take(2).collect();
+    assert!(
+        out.stderr.contains("is not one of its recipients")
+            && out.stderr.contains("id_ed25519")
+            && out.stderr.contains(&bare.join(" ")),
+        "{out:?}"
+    );
+}
