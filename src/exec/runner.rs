@@ -227,14 +227,17 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
             let mut tasks = Vec::new();
             for target in chunk.iter().cloned() {
                 let (plan, env, setup) = (plan.clone(), env.clone(), setup.clone());
-                let (permits, progress) = (permits.clone(), progress.clone());
+                let progress = progress.clone();
                 let name = target
                     .as_ref()
                     .map_or(CONTROLLER.to_string(), |h| h.name.clone());
+                // Taken here, before the task exists, so that hosts start in host order
+                // whatever the fan-out (`-p 1` is one host after the other, as listed).
+                let permit = permits.clone().acquire_owned().await.ok();
                 tasks.push((
                     name,
                     tokio::spawn(async move {
-                        let _permit = permits.acquire_owned().await.ok();
+                        let _permit = permit;
                         let name = target.as_ref().map_or(CONTROLLER, |h| h.name.as_str());
                         if progress.stop.load(Ordering::Relaxed) {
                             let why = "not started: --max-fail was exceeded".to_string();

@@ -87,15 +87,24 @@ fn max_fail_stops_starting_hosts_once_exceeded() {
             })
             .collect();
         let refs: Vec<Option<&Arc<FakeTransport>>> = fakes.iter().map(Some).collect();
-        // Batches of one: each host starts only after the one before it ended, in host
-        // order (`-p 1` alone bounds how many run, not which starts first).
+        // One at a time, in host order: batches of one, or `-p 1` alone.
+        for serial in [Some(1), None] {
+            let outcomes = run(
+                Job::Command("uptime".into()),
+                &refs,
+                limits(1, serial, max_fail),
+            );
+            let got: Vec<Status> = outcomes.iter().map(|o| o.status).collect();
+            assert_eq!(
+                got, expected,
+                "{failing_hosts:?} with {max_fail:?}, --serial {serial:?}"
+            );
+        }
         let outcomes = run(
             Job::Command("uptime".into()),
             &refs,
-            limits(1, Some(1), max_fail),
+            limits(1, None, max_fail),
         );
-        let got: Vec<Status> = outcomes.iter().map(|o| o.status).collect();
-        assert_eq!(got, expected, "{failing_hosts:?} with {max_fail:?}");
         for (outcome, fake) in outcomes.iter().zip(&fakes) {
             if outcome.status == Status::Skipped {
                 assert!(fake.commands().is_empty(), "{} ran", outcome.host);
