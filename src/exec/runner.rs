@@ -217,11 +217,10 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
     });
     let outcomes = runtime.block_on(async {
         let permits = Arc::new(Semaphore::new(plan.settings.limits.parallel.max(1)));
-        let grower = plan
-            .settings
-            .limits
-            .grow
-            .then(|| tokio::spawn(grow_fanout(permits.clone(), plan.settings.limits.parallel)));
+        // More permits only matter when there are more hosts than the first ones.
+        let start = plan.settings.limits.parallel;
+        let grower = (plan.settings.limits.grow && total > start)
+            .then(|| tokio::spawn(grow_fanout(permits.clone(), start)));
         let mut outcomes = Vec::with_capacity(total);
         for chunk in targets.chunks(batch) {
             let mut tasks = Vec::new();
