@@ -697,3 +697,31 @@ fn neovim_shows_diagnostics_and_completions() {
         assert!(lines.contains(&wanted), "{wanted} not in {lines:?}");
     }
 }
+
+/// A goal written in an open buffer completes and hovers with its doc before the file is
+/// saved, and the goals it no longer defines are gone from completion.
+#[test]
+fn lsp_knows_the_goals_of_unsaved_text() {
+    let (test, root, uri) = project();
+    let mut client = Client::start(&test);
+    initialize(&mut client, &root);
+    assert_eq!(client.open(&uri, SCRIPT), json!([]));
+    let text =
+        "/// Restart the site, unsaved.\nfn web_restart(host) {\n    run_goal(\"web_\");\n}\n";
+    client.notify(
+        "textDocument/didChange",
+        json!({"textDocument": {"uri": uri, "version": 2}, "contentChanges": [{"text": text}]}),
+    );
+    assert_eq!(client.diagnostics(&uri), json!([]));
+    let goals = labels(&client.request("textDocument/completion", Client::at(&uri, 2, 18)));
+    assert!(goals.contains(&"web_restart".to_string()), "{goals:?}");
+    assert!(!goals.contains(&"web_setup".to_string()), "{goals:?}");
+    let hover = client.request("textDocument/hover", Client::at(&uri, 1, 5));
+    let value = hover["contents"]["value"].as_str().unwrap_or_default();
+    assert!(value.contains("Restart the site, unsaved."), "{hover}");
+    assert_eq!(
+        std::fs::read_to_string(test.path().join("deploy/site.rhai")).expect("read"),
+        SCRIPT
+    );
+    client.stop();
+}

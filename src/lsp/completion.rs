@@ -287,14 +287,13 @@ pub fn complete(server: &mut Server, params: CompletionParams) -> Option<Complet
 
 fn goal_items(server: &mut Server) -> Vec<CompletionItem> {
     server
-        .workspace()
         .goals()
         .into_iter()
         .map(|goal| CompletionItem {
             label: goal.name.clone(),
             kind: Some(CompletionItemKind::FUNCTION),
             detail: Some(format!("goal ({})", goal.layer)),
-            documentation: markdown(goal_doc(goal)),
+            documentation: markdown(goal_doc(&goal)),
             ..CompletionItem::default()
         })
         .collect()

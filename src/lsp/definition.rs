@@ -52,14 +52,9 @@ pub fn definition(
         let range = text::line_range(source, f.line);
         return Some(GotoDefinitionResponse::Scalar(Location::new(uri, range)));
     }
-    let cache = server.cache.clone();
-    let (path, line) = server.workspace().goal_location(&word, &cache)?;
-    let target = std::fs::read_to_string(&path).unwrap_or_default();
-    let range = text::line_range(&target, line);
-    Some(GotoDefinitionResponse::Scalar(Location::new(
-        text::uri_of(&path)?,
-        range,
-    )))
+    server
+        .goal_location(&word)
+        .map(GotoDefinitionResponse::Scalar)
 }
 
 /// The import path of the module `word` is called through (`app::deploy` with

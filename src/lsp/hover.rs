@@ -77,7 +77,7 @@ pub fn hover(server: &mut Server, params: HoverParams) -> Option<Hover> {
     } else if let Some(doc) = api_doc(&server.functions, &word) {
         doc
     } else {
-        goal_doc(server.workspace().goal(&word)?)
+        goal_doc(&server.goal(&word)?)
     };
     Some(Hover {
         contents: HoverContents::Markup(MarkupContent {

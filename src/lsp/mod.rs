@@ -2,6 +2,7 @@
 //! the loop (documents, the project, dispatch); each feature has its own file.
 
 mod actions;
+mod buffers;
 mod completion;
 mod definition;
 mod diagnostics;

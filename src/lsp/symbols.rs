@@ -2,8 +2,8 @@
 //! (the goals of every layer).
 
 use lsp_types::{
-    DocumentSymbol, DocumentSymbolParams, DocumentSymbolResponse, Location, SymbolInformation,
-    SymbolKind, WorkspaceSymbolParams, WorkspaceSymbolResponse,
+    DocumentSymbol, DocumentSymbolParams, DocumentSymbolResponse, SymbolInformation, SymbolKind,
+    WorkspaceSymbolParams, WorkspaceSymbolResponse,
 };
 
 use super::{text, Server};
@@ -46,9 +46,7 @@ pub fn workspace_symbols(
     params: WorkspaceSymbolParams,
 ) -> Option<WorkspaceSymbolResponse> {
     let query = params.query.to_lowercase();
-    let cache = server.cache.clone();
-    let workspace = server.workspace();
-    let names: Vec<(String, String)> = workspace
+    let names: Vec<(String, String)> = server
         .goals()
         .into_iter()
         .filter(|g| g.name.to_lowercase().contains(&query))
@@ -58,14 +56,12 @@ pub fn workspace_symbols(
     let symbols = names
         .into_iter()
         .filter_map(|(name, container)| {
-            let (path, line) = workspace.goal_location(&name, &cache)?;
-            let target = std::fs::read_to_string(&path).unwrap_or_default();
             Some(SymbolInformation {
+                location: server.goal_location(&name)?,
                 name,
                 kind: SymbolKind::FUNCTION,
                 tags: None,
                 deprecated: None,
-                location: Location::new(text::uri_of(&path)?, text::line_range(&target, line)),
                 container_name: Some(container),
             })
         })

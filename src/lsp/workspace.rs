@@ -59,17 +59,18 @@ impl Workspace {
         self.env_vars.as_ref()
     }
 
-    /// Every goal of every layer, sorted by name.
+    /// The project's scripts folder (`deploy/`); none outside a project.
+    pub fn scripts_dir(&self) -> Option<PathBuf> {
+        let layers = self.layers.as_ref().filter(|_| self.has_project)?;
+        Some(layers.project_path(Kind::Script, ""))
+    }
+
+    /// Every goal of every layer as saved on disk, sorted by name.
     pub fn goals(&self) -> Vec<&Goal> {
         self.engine
             .as_ref()
             .map(|e| e.scripts().goals().collect())
             .unwrap_or_default()
-    }
-
-    /// The goal called `name`.
-    pub fn goal(&self, name: &str) -> Option<&Goal> {
-        self.engine.as_ref()?.scripts().goal(name).ok()
     }
 
     /// Template names as `host.template` takes them, with the layer that wins each.

@@ -52,6 +52,31 @@ pub struct Goal {
 }
 
 impl Goal {
+    fn of(f: &FnOutline, layer: Layer, file: String, script: usize) -> Goal {
+        let takes_host = f.params.first().map(String::as_str) == Some("host");
+        Goal {
+            name: f.name.clone(),
+            params: f
+                .params
+                .iter()
+                .skip(usize::from(takes_host))
+                .cloned()
+                .collect(),
+            takes_host,
+            doc: f.doc.clone(),
+            layer,
+            file,
+            overrides: Vec::new(),
+            script,
+        }
+    }
+
+    /// The goal that public function `f` of an unsaved project script (an editor's open
+    /// buffer of `file`) defines; it belongs to no loaded script, so it is never run.
+    pub fn unsaved(f: &FnOutline, file: String) -> Option<Goal> {
+        (!f.private).then(|| Goal::of(f, Layer::Project, file, usize::MAX))
+    }
+
     /// The first line of its doc comment.
     pub fn summary(&self) -> &str {
         self.doc.lines().next().unwrap_or_default()
@@ -143,22 +168,7 @@ impl ScriptSet {
                 continue;
             }
             for f in script.functions.iter().filter(|f| !f.private) {
-                let takes_host = f.params.first().map(String::as_str) == Some("host");
-                let goal = Goal {
-                    name: f.name.clone(),
-                    params: f
-                        .params
-                        .iter()
-                        .skip(usize::from(takes_host))
-                        .cloned()
-                        .collect(),
-                    takes_host,
-                    doc: f.doc.clone(),
-                    layer: script.file.layer,
-                    file: script.file.display_name(),
-                    overrides: Vec::new(),
-                    script: index,
-                };
+                let goal = Goal::of(f, script.file.layer, script.file.display_name(), index);
                 match goals.get_mut(&goal.name) {
                     None => {
                         goals.insert(goal.name.clone(), goal);
@@ -236,6 +246,7 @@ impl ScriptSet {
     }
 
     /// The script that defines `goal`.
+    /// `goal` must come from this set (not [`Goal::unsaved`]).
     pub fn script_of(&self, goal: &Goal) -> &Script {
         &self.scripts[goal.script]
     }
