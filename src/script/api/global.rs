@@ -103,10 +103,13 @@ pub mod global_api {
         if let Some(reason) = crate::config::secret::find_missing(value) {
             return Err(reason.into());
         }
+        let (value, read) = crate::config::secret::reveal(value)?;
         if let Some(c) = context(&ctx) {
-            c.output.add_secret(value);
+            for secret in read.iter().map(String::as_str).chain([&*value]) {
+                c.output.add_secret(secret);
+            }
         }
-        Ok(value.to_string())
+        Ok(value.into_owned())
     }
 
     /// The value of the environment variable `name` of the weft process, as a secret: shown as
