@@ -663,6 +663,8 @@ pub fn line(
     pattern: Option<&str>,
     sensitive: bool,
 ) -> OpResult {
+    // A secret read on first use is compared with the file's lines as it is.
+    let line = &*session.reveal(line)?;
     let regex = pattern
         .map(regex::Regex::new)
         .transpose()
