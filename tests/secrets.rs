@@ -569,6 +569,49 @@ fn s_var(host, name) { host.run(`echo ${env().vars[name]}`); }
 
 #[cfg(all(feature = "ec2", feature = "aws-secrets"))]
 #[test]
+fn aws_secret_refused_by_iam_says_so_and_what_to_grant() {
+    // moto checks IAM after its first three requests: a user with no policy, its keys and
+    // a secret it may not read.
+    let moto = crate::cloud::Moto::start_with(&[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]);
+    let code = format!(
+        "import boto3\n\
+         kw = dict(endpoint_url='http://127.0.0.1:{}', region_name='us-east-1', \
+         aws_access_key_id='testing', aws_secret_access_key='testing')\n\
+         iam = boto3.client('iam', **kw)\n\
+         iam.create_user(UserName='bob')\n\
+         k = iam.create_access_key(UserName='bob')['AccessKey']\n\
+         boto3.client('secretsmanager', **kw).create_secret(Name='app/db', SecretString='denied-7777')\n\
+         print(k['AccessKeyId'], k['SecretAccessKey'])\n",
+        moto.port
+    );
+    let out = std::process::Command::new(crate::cloud::test_python())
+        .args(["-c", &code])
+        .output()
+        .expect("python runs");
+    assert!(out.status.success(), "{out:?}");
+    let keys = String::from_utf8(out.stdout).expect("text");
+    let (id, key) = keys.trim().split_once(' ').expect("two keys");
+    let test =
+        Test::with_config("[project]\nname = \"t\"\n[vars]\ndb = { aws_secret = \"app/db\" }\n")
+            .with_env(moto.env());
+    test.write(
+        "deploy/s.rhai",
+        "/// Uses the secret.\nfn s_use(host) { host.run(`echo ${env().vars.db}`); }\n",
+    );
+    test.run_with(
+        &["run", "s_use"],
+        &[("AWS_ACCESS_KEY_ID", id), ("AWS_SECRET_ACCESS_KEY", key)],
+    )
+    .status(1)
+    .stderr_has("AWS refused to read secret `app/db` (region us-east-1)")
+    .stderr_has("is not authorized to perform: secretsmanager:GetSecretValue")
+    .stderr_has("give the env's credentials `secretsmanager:GetSecretValue` on it")
+    .stderr_has("weft.toml:4:6)")
+    .stderr_lacks("denied-7777");
+}
+
+#[cfg(all(feature = "ec2", feature = "aws-secrets"))]
+#[test]
 fn a_secret_from_each_source_is_masked_in_verbose_and_json_output() {
     let moto = crate::cloud::Moto::start();
     aws_secrets(&moto, "us-east-1", &[("app/aws", "aws-value-5555")]);

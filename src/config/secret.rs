@@ -57,6 +57,7 @@ pub enum SecretRef {
 pub const COMMAND_TIMEOUT: u64 = 30;
 
 /// How long reading an AWS secret may take, connecting and retrying included.
+#[cfg(feature = "aws-secrets")]
 const AWS_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The sources of a reference, each with the options its table may hold.
