@@ -392,6 +392,8 @@ fn s_len(host) { log(`length ${secret(env().vars.pw).len()}`); }
     // provider's env included.
     test.run(&["run", "s_none"]).status(0).stdout_has("fine");
     test.run(&["run", "env_status", "-e", "dev"]).status(0);
+    test.run(&["run", "env_down", "-e", "dev", "--yes"])
+        .status(0);
     test.run(&["cloud", "list", "-e", "dev"]).status(0);
     assert!(
         !runs.exists(),
