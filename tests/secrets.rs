@@ -674,3 +674,41 @@ fn s_use(host) {
     }
     assert_eq!(test.read("seen.txt"), values.join(" "));
 }
+
+#[test]
+fn a_command_secret_reaches_an_ssh_host_on_standard_input_never_in_argv() {
+    let fleet = crate::fleet::Fleet::start(1);
+    let test = Test::new();
+    let secret = format!("lazy-{}-tok", std::process::id());
+    let pm = script(&test, "pm", &format!("printf '%s\\n' '{secret}'"));
+    test.write(
+        "weft.toml",
+        &format!("[project]\nname = \"s\"\n[vars]\nt = {{ command = [\"{pm}\"] }}\n"),
+    );
+    test.write(
+        "deploy/s.rhai",
+        r#"
+/// Sleeps with the secret in the command, then shows its length.
+fn s_sleep(host) {
+    let r = host.run(`sleep 3.04; printf '%s' "${env().vars.t}" | wc -c`);
+    log(`out: ${r.stdout}`);
+}
+"#,
+    );
+    let (key, known) = (fleet.key(), fleet.known_hosts());
+    let address = fleet.address(0, "root");
+    let argv = [
+        "run",
+        "s_sleep",
+        "-H",
+        &address,
+        "-i",
+        &key,
+        "--known-hosts",
+        &known,
+    ];
+    let out = crate::ssh::watch_process_list(&test, &argv, &[], &secret, "sleep 3.04");
+    out.status(0)
+        .stdout_has(&format!("out: {}", secret.len()))
+        .stdout_lacks(&secret);
+}
