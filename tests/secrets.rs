@@ -1,6 +1,9 @@
 //! `weft secrets` and `{ secret = "NAME" }` (issue 37): an env's `secrets/<env>.age`, edited
 //! with no plaintext left behind (Ctrl-C included), refused to those who are not recipients,
-//! rekeyed to new ones, and masked in a run's output.
+//! rekeyed to new ones, and masked in a run's output. The secret stores: `{ command = [..] }`
+//! with fake password managers (run only by a step that uses it, failing, hanging, absent,
+//! over SSH on standard input) and `{ aws_secret = .. }` on moto; a secret of each source
+//! masked under `-vv` and `--json`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
