@@ -514,7 +514,8 @@ fn aws_secret_reads_secrets_manager_on_moto_in_the_envs_region() {
          token = { aws_secret = \"app/token\" }\n\
          nokey = { aws_secret = \"app/db\", key = \"pass\" }\n\
          notjson = { aws_secret = \"app/token\", key = \"password\" }\n\
-         gone = { aws_secret = \"app/gone\" }\n",
+         gone = { aws_secret = \"app/gone\" }\n\
+         slow = { aws_secret = \"app/token\", timeout = 2 }\n",
     )
     .with_env(moto.env());
     test.write(
@@ -570,6 +571,19 @@ fn s_var(host, name) { host.run(`echo ${env().vars[name]}`); }
     .stderr_has(&format!("cannot reach AWS Secrets Manager at {down}"))
     .stderr_has("weft.toml:8:9)");
     assert!(started.elapsed() < Duration::from_secs(60));
+    // One that takes the connection and never answers is given up at the reference's timeout.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+    let silent = format!("http://{}", listener.local_addr().expect("addr"));
+    let started = Instant::now();
+    test.run_with(
+        &["run", "s_var", "slow", "-e", "dev"],
+        &[("AWS_ENDPOINT_URL_SECRETS_MANAGER", &silent)],
+    )
+    .status(1)
+    .stderr_has("AWS Secrets Manager did not answer for `app/token` within 2 s")
+    .stderr_has("weft.toml:12:8)");
+    assert!(started.elapsed() < Duration::from_secs(20));
+    drop(listener);
 }
 
 #[cfg(all(feature = "ec2", feature = "aws-secrets"))]

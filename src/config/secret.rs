@@ -50,15 +50,14 @@ pub enum SecretRef {
         name: String,
         /// The key of its JSON object.
         key: Option<String>,
+        /// Seconds it may take.
+        timeout: u64,
     },
 }
 
-/// How long a `{ command = [..] }` may run unless its `timeout` says otherwise.
-pub const COMMAND_TIMEOUT: u64 = 30;
-
-/// How long reading an AWS secret may take, connecting and retrying included.
-#[cfg(feature = "aws-secrets")]
-const AWS_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a `{ command = [..] }` may run, and an `{ aws_secret = .. }` may take
+/// (connecting and retrying included), unless its `timeout` says otherwise.
+pub const DEFAULT_TIMEOUT: u64 = 30;
 
 /// The sources of a reference, each with the options its table may hold.
 const SOURCES: &[(&str, &[&str])] = &[
@@ -66,7 +65,7 @@ const SOURCES: &[(&str, &[&str])] = &[
     ("file", &[]),
     ("command", &["timeout"]),
     ("secret", &[]),
-    ("aws_secret", &["key"]),
+    ("aws_secret", &["key", "timeout"]),
 ];
 
 /// The env's AWS settings a `{ aws_secret = .. }` is read with, as the ec2 provider uses them.
@@ -135,7 +134,7 @@ impl SecretRef {
             "file" => Ok(SecretRef::File(text(arg)?)),
             "secret" => Ok(SecretRef::Secret(text(arg)?)),
             "command" => command_ref(arg, map.get("timeout")),
-            _ => aws_ref(arg, map.get("key")),
+            _ => aws_ref(arg, map.get("key"), map.get("timeout")),
         })
     }
 
@@ -174,8 +173,8 @@ impl SecretRef {
             SecretRef::Command { argv, timeout } => {
                 run_command(argv, Duration::from_secs(*timeout), root)
             }
-            SecretRef::Aws { name, key } => {
-                let value = aws_secret(name, aws)?;
+            SecretRef::Aws { name, key, timeout } => {
+                let value = aws_secret(name, aws, Duration::from_secs(*timeout))?;
                 match key {
                     Some(key) => json_key(&value, name, key),
                     None => Ok(value),
@@ -223,18 +222,23 @@ fn command_ref(arg: &Value, timeout: Option<&Value>) -> Result<SecretRef, String
             "`command` needs a program: `command = [\"op\", \"read\", \"op://..\"]`".into(),
         );
     }
-    let timeout = match timeout {
-        None => COMMAND_TIMEOUT,
-        Some(t) => t
-            .as_u64()
-            .filter(|t| (1..=3600).contains(t))
-            .ok_or("`timeout` is a whole number of seconds, from 1 to 3600")?,
-    };
+    let timeout = seconds(timeout)?;
     Ok(SecretRef::Command { argv, timeout })
 }
 
-/// `{ aws_secret = .. }`: a name, and the key of a JSON secret.
-fn aws_ref(arg: &Value, key: Option<&Value>) -> Result<SecretRef, String> {
+/// A reference's `timeout`: whole seconds, `DEFAULT_TIMEOUT` when absent.
+fn seconds(timeout: Option<&Value>) -> Result<u64, String> {
+    match timeout {
+        None => Ok(DEFAULT_TIMEOUT),
+        Some(t) => t
+            .as_u64()
+            .filter(|t| (1..=3600).contains(t))
+            .ok_or_else(|| "`timeout` is a whole number of seconds, from 1 to 3600".into()),
+    }
+}
+
+/// `{ aws_secret = .. }`: a name, the key of a JSON secret, and a timeout of whole seconds.
+fn aws_ref(arg: &Value, key: Option<&Value>, timeout: Option<&Value>) -> Result<SecretRef, String> {
     let name = arg
         .as_str()
         .filter(|n| !n.is_empty())
@@ -251,6 +255,7 @@ fn aws_ref(arg: &Value, key: Option<&Value>) -> Result<SecretRef, String> {
     Ok(SecretRef::Aws {
         name: name.to_string(),
         key,
+        timeout: seconds(timeout)?,
     })
 }
 
@@ -370,9 +375,9 @@ fn json_key(value: &str, name: &str, key: &str) -> Result<String, Failure> {
     }
 }
 
-/// The text of AWS secret `name`, within `AWS_DEADLINE`.
+/// The text of AWS secret `name`, within `timeout`.
 #[cfg(feature = "aws-secrets")]
-fn aws_secret(name: &str, aws: &AwsEnv) -> Result<String, Failure> {
+fn aws_secret(name: &str, aws: &AwsEnv, timeout: Duration) -> Result<String, Failure> {
     let read = || -> Result<String, Failure> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -385,7 +390,7 @@ fn aws_secret(name: &str, aws: &AwsEnv) -> Result<String, Failure> {
             })?;
         runtime.block_on(async {
             match tokio::time::timeout(
-                AWS_DEADLINE,
+                timeout,
                 super::aws_secret::read(name, aws.profile.as_deref(), aws.region.as_deref()),
             )
             .await
@@ -394,10 +399,11 @@ fn aws_secret(name: &str, aws: &AwsEnv) -> Result<String, Failure> {
                 Err(_) => Err((
                     format!(
                         "AWS Secrets Manager did not answer for `{name}` within {} s",
-                        AWS_DEADLINE.as_secs()
+                        timeout.as_secs()
                     ),
                     "check the network and the endpoint (AWS_ENDPOINT_URL, \
-                     AWS_ENDPOINT_URL_SECRETS_MANAGER)"
+                     AWS_ENDPOINT_URL_SECRETS_MANAGER), or allow it longer: \
+                     `timeout = SECONDS` in the reference"
                         .into(),
                 )),
             }
@@ -409,7 +415,7 @@ fn aws_secret(name: &str, aws: &AwsEnv) -> Result<String, Failure> {
 
 /// Without the `aws-secrets` feature, an AWS secret cannot be read.
 #[cfg(not(feature = "aws-secrets"))]
-fn aws_secret(name: &str, _aws: &AwsEnv) -> Result<String, Failure> {
+fn aws_secret(name: &str, _aws: &AwsEnv, _timeout: Duration) -> Result<String, Failure> {
     Err((
         format!("cannot read AWS secret `{name}`: this weft is built without AWS Secrets Manager"),
         "build weft with the `aws-secrets` feature (a default one)".into(),
@@ -424,12 +430,15 @@ impl std::fmt::Display for SecretRef {
             SecretRef::File(a) => write!(f, "`{{ file = {} }}`", quoted(a)),
             SecretRef::Secret(a) => write!(f, "`{{ secret = {} }}`", quoted(a)),
             SecretRef::Command { argv, .. } => write!(f, "`{{ command = {} }}`", toml_array(argv)),
-            SecretRef::Aws { name, key: None } => {
+            SecretRef::Aws {
+                name, key: None, ..
+            } => {
                 write!(f, "`{{ aws_secret = {} }}`", quoted(name))
             }
             SecretRef::Aws {
                 name,
                 key: Some(key),
+                ..
             } => write!(
                 f,
                 "`{{ aws_secret = {}, key = {} }}`",
@@ -940,14 +949,15 @@ mod tests {
             SecretRef::parse(&json!({"command": ["op"]})),
             Some(SecretRef::Command {
                 argv: vec!["op".into()],
-                timeout: COMMAND_TIMEOUT
+                timeout: DEFAULT_TIMEOUT
             })
         );
         assert_eq!(
             SecretRef::parse(&json!({"aws_secret": "db", "key": "password"})),
             Some(SecretRef::Aws {
                 name: "db".into(),
-                key: Some("password".into())
+                key: Some("password".into()),
+                timeout: DEFAULT_TIMEOUT
             })
         );
         // Another tool's table that happens to have a `command` is no reference.
