@@ -7,6 +7,8 @@
 // are built once on a cold path, so their size costs nothing worth boxing for.
 #![allow(clippy::result_large_err)]
 
+#[cfg(any(feature = "ec2", feature = "aws-secrets"))]
+pub mod aws;
 pub mod cli;
 pub mod cloud;
 mod cmd;

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::RwLock;
 
 /// What a hidden secret turns into.
-const HIDDEN: &str = "********";
+pub const HIDDEN: &str = "********";
 
 /// Secrets with fewer characters than this are hidden as whole words only, and weak.
 pub const SHORT: usize = 6;

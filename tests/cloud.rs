@@ -308,6 +308,11 @@ pub(crate) struct Moto {
 #[cfg(feature = "ec2")]
 impl Moto {
     pub(crate) fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// moto with `env` set (`INITIAL_NO_AUTH_ACTION_COUNT` makes it check IAM).
+    pub(crate) fn start_with(env: &[(&str, &str)]) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .expect("port")
             .local_addr()
@@ -323,6 +328,7 @@ impl Moto {
                 &port.to_string(),
             ])
             .env("MOTO_ENABLE_AMI_VALIDATION", "true")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -411,7 +411,7 @@ fn secrets_come_from_the_environment_files_and_commands_and_are_masked() {
         "[project]\nname = \"t\"\n[vars]\nplain = \"visible\"\n\
          token = { env = \"WEFT_TEST_TOKEN\" }\n\
          filed = { file = \"~/token\" }\n\
-         made = { command = \"printf 'cmd-%s' 4711\" }\n",
+         made = { command = [\"printf\", \"cmd-%s\", \"4711\"] }\n",
     );
     std::fs::write(test.home().join("token"), "file-secret-2718\n").expect("token file");
     test.write(

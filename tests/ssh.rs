@@ -1512,7 +1512,7 @@ fn commands_of_a_host_share_one_kept_shell_but_no_state_and_a_forced_command_get
 /// Runs `argv` while reading the host's process list (the fleet runs on this machine) until
 /// weft ends; panics if any process's argv ever held `secret`, or if `running` (a word of the
 /// command that proves it ran) never showed. Returns weft's outcome.
-fn watch_process_list(
+pub(crate) fn watch_process_list(
     test: &Test,
     argv: &[&str],
     env: &[(&str, &str)],

@@ -237,20 +237,12 @@ impl Ec2Provider {
     async fn client(&self) -> &Client {
         self.client
             .get_or_init(|| async {
-                let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-                if let Some(profile) = &self.settings.profile {
-                    // The profile's credentials even when AWS_ACCESS_KEY_ID is set: the env
-                    // names its account.
-                    loader = loader.profile_name(profile).credentials_provider(
-                        aws_config::profile::ProfileFileCredentialsProvider::builder()
-                            .profile_name(profile)
-                            .build(),
-                    );
-                }
-                if let Some(region) = &self.settings.region {
-                    loader = loader.region(aws_config::Region::new(region.clone()));
-                }
-                Client::new(&loader.load().await)
+                let config = crate::aws::sdk_config(
+                    self.settings.profile.as_deref(),
+                    self.settings.region.as_deref(),
+                )
+                .await;
+                Client::new(&config)
             })
             .await
     }

@@ -1,5 +1,7 @@
 //! Configuration: the project's `weft.toml` and the user's personal defaults.
 
+#[cfg(feature = "aws-secrets")]
+mod aws_secret;
 mod project;
 mod schema;
 pub mod secret;

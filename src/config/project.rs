@@ -409,6 +409,17 @@ impl ProjectConfig {
 
     /// Checks what serde cannot: roles name known hosts, the default env exists.
     fn validate(&self) -> Result<(), ConfigError> {
+        if let Err((span, message)) = self.check_references() {
+            return Err(self.invalid(
+                span,
+                message,
+                Some(
+                    "a secret reference is `{ env = .. }`, `{ file = .. }`, `{ command = [..] }`, \
+                     `{ secret = .. }` or `{ aws_secret = .. }` (see README, Secrets)"
+                        .into(),
+                ),
+            ));
+        }
         for (env_name, env) in &self.file.env {
             let env_ref = env;
             // Host names and machine roles (which name the machines, and so their hosts)

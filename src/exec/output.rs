@@ -345,7 +345,8 @@ impl Output {
 
     /// `text` with every secret replaced by `********`, also in its JSON-escaped form.
     pub fn mask(&self, text: &str) -> String {
-        self.secrets.apply(text)
+        // A secret not read yet (a goal logged its stand-in) shows as one that is.
+        crate::config::secret::hide_stand_ins(&self.secrets.apply(text), crate::mask::HIDDEN)
     }
 
     /// Whether `text` holds a secret anywhere, a short one inside a word too.

@@ -1,6 +1,7 @@
 //! One goal's session on one host: commands, files and templates, with `--check` and change
 //! counting. Called from script threads, so every call blocks on the async transport.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -552,8 +553,22 @@ impl HostSession {
         command: &str,
         options: &RunOptions,
     ) -> Result<Option<ExecOutput>, HostError> {
-        no_missing_secret(command)?;
-        no_missing_secret(options.stdin.as_deref().unwrap_or_default())?;
+        // Secrets read on first use are read now; the output masks them like any other.
+        let command = &*self.reveal(command)?;
+        let revealed;
+        let options = match &options.stdin {
+            Some(stdin) => match self.reveal(stdin)? {
+                Cow::Borrowed(_) => options,
+                Cow::Owned(stdin) => {
+                    revealed = RunOptions {
+                        stdin: Some(stdin),
+                        ..options.clone()
+                    };
+                    &revealed
+                }
+            },
+            None => options,
+        };
         if self.check && !options.check_safe {
             self.output.log(
                 &self.spec.name,
@@ -594,7 +609,7 @@ impl HostSession {
         shown: &str,
         pipe: Pipe<'_>,
     ) -> Result<(), HostError> {
-        no_missing_secret(command)?;
+        let command = &*self.reveal(command)?;
         self.not_interrupted(shown)?;
         self.stat_lines.drop_all();
         let (request, host_bound) = self.limited(
@@ -784,7 +799,7 @@ impl HostSession {
         fresh: bool,
         keep_sum: bool,
     ) -> Result<(), HostError> {
-        no_missing_secret_in(data)?;
+        let data = &*self.reveal_bytes(data)?;
         self.not_interrupted(path)?;
         let sum = keep_sum.then(|| (data.len() as u64, crate::transport::sha256_bytes(data)));
         self.place(
@@ -1045,6 +1060,32 @@ impl HostSession {
 impl super::step::Commands for HostSession {
     fn run(&self, command: &str, options: &RunOptions) -> Result<Option<ExecOutput>, HostError> {
         HostSession::run(self, command, options)
+    }
+}
+
+impl HostSession {
+    /// `text` with the secrets of weft.toml read on first use put in (read now if no step has
+    /// read them), masked from now on; fails like `no_missing_secret` when one cannot be read
+    /// or could not be resolved.
+    pub fn reveal<'a>(&self, text: &'a str) -> Result<Cow<'a, str>, HostError> {
+        no_missing_secret(text)?;
+        let (text, values) =
+            crate::config::secret::reveal(text).map_err(HostError::MissingSecret)?;
+        for value in &values {
+            self.add_secret(value);
+        }
+        Ok(text)
+    }
+
+    /// `reveal` for bytes (a file's content).
+    pub fn reveal_bytes<'a>(&self, data: &'a [u8]) -> Result<Cow<'a, [u8]>, HostError> {
+        no_missing_secret_in(data)?;
+        let (data, values) =
+            crate::config::secret::reveal_bytes(data).map_err(HostError::MissingSecret)?;
+        for value in &values {
+            self.add_secret(value);
+        }
+        Ok(data)
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use walkdir::WalkDir;
 
 use crate::exec::remote_sums::{self, STAT_FORMAT};
-use crate::exec::session::{no_missing_secret, HostError, HostSession};
+use crate::exec::session::{HostError, HostSession};
 use crate::inventory::Vars;
 use crate::shell::quote;
 
@@ -427,9 +427,20 @@ fn step(kind: &str, path: &str, reasons: &[String]) -> String {
 
 /// Makes `path` a regular file as `spec` describes.
 pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
-    if let Some(content) = &spec.content {
-        crate::exec::session::no_missing_secret_in(content)?;
-    }
+    let revealed;
+    let spec = match &spec.content {
+        Some(content) => match session.reveal_bytes(content)? {
+            std::borrow::Cow::Borrowed(_) => spec,
+            std::borrow::Cow::Owned(content) => {
+                revealed = FileSpec {
+                    content: Some(content),
+                    ..spec.clone()
+                };
+                &revealed
+            }
+        },
+        None => spec,
+    };
     // The sum of a file that holds a secret would let anyone who reads the controller's cache
     // test guesses of it: none is kept, whether the script said `sensitive` or not.
     let keep = !spec.sensitive
@@ -652,6 +663,8 @@ pub fn line(
     pattern: Option<&str>,
     sensitive: bool,
 ) -> OpResult {
+    // A secret read on first use is compared with the file's lines as it is.
+    let line = &*session.reveal(line)?;
     let regex = pattern
         .map(regex::Regex::new)
         .transpose()
@@ -802,8 +815,7 @@ pub fn render(session: &HostSession, name: &str, vars: Vars) -> Result<String, H
         all.insert("facts".into(), serde_json::Value::Object(facts));
     }
     let text = session.templates().render(name, &all)?;
-    no_missing_secret(&text)?;
-    Ok(text)
+    Ok(session.reveal(&text)?.into_owned())
 }
 
 /// Copies a local file or folder (relative to the project) to `remote`; returns whether

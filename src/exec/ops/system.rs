@@ -242,6 +242,8 @@ pub fn git(
     version: &str,
     key: Option<&str>,
 ) -> OpResult {
+    // A URL with a token read on first use is compared with the checkout's as it is.
+    let repo = &*session.reveal(repo)?;
     let ssh = key
         .map(|k| {
             format!(

@@ -167,6 +167,43 @@ fn a_secret_that_could_not_be_resolved_stops_the_step_before_it_runs() {
 }
 
 #[test]
+fn a_secret_read_on_first_use_reaches_the_host_in_place_of_its_stand_in_masked() {
+    let host = TestHost::new(FakeTransport::new());
+    let mut vars = serde_json::json!({"pw": {"command": ["printf", "lazy-pw-8128"]}});
+    let secrets = crate::config::secret::Secrets::default();
+    secrets.resolve_when_used_in(&mut vars, &std::env::temp_dir(), "dev", None);
+    let stand_in = vars["pw"].as_str().expect("a stand-in").to_string();
+    assert!(!stand_in.contains("lazy-pw"));
+    host.session
+        .run(&format!("set-password {stand_in}"), &RunOptions::default())
+        .expect("runs");
+    host.session
+        .put_file(
+            "/etc/app.env",
+            format!("PW={stand_in}\n").as_bytes(),
+            None,
+            true,
+            false,
+        )
+        .expect("written");
+    let ran = host.fake.ran();
+    // The value, now a known secret, is kept out of argv.
+    assert!(
+        !ran[0].command.contains("lazy-pw-8128"),
+        "{}",
+        ran[0].command
+    );
+    let stdin = String::from_utf8(ran[0].stdin.clone().unwrap_or_default()).expect("text");
+    assert!(stdin.contains("set-password lazy-pw-8128"), "{stdin:?}");
+    assert!(host.session.holds_secret("lazy-pw-8128"));
+    let written = host.fake.written();
+    assert!(
+        written.iter().any(|w| w.data == b"PW=lazy-pw-8128\n"),
+        "{written:?}"
+    );
+}
+
+#[test]
 fn a_command_gets_its_timeout_and_the_hosts_deadline_bounds_it() {
     let host = TestHost::with(
         FakeTransport::new(),

@@ -93,7 +93,10 @@ pub mod global_api {
 
     /// Marks a value as secret and returns it: from now on it is shown as `********` in live
     /// output, `--json`, diffs and errors. A secret of weft.toml that could not be resolved
-    /// (`{ env = "TOKEN" }` with `TOKEN` unset) fails here, saying why.
+    /// (`{ env = "TOKEN" }` with `TOKEN` unset) fails here, saying why. A `{ command = [..] }`
+    /// or `{ aws_secret = .. }` not read yet is read here: until a step or `secret` reads it,
+    /// a goal holds a stand-in, which commands, files and templates replace by the value, but
+    /// which its length, a hash or a comparison would see.
     ///
     /// ```rhai
     /// let token = secret(env().vars.api_token);
@@ -103,10 +106,13 @@ pub mod global_api {
         if let Some(reason) = crate::config::secret::find_missing(value) {
             return Err(reason.into());
         }
+        let (value, read) = crate::config::secret::reveal(value)?;
         if let Some(c) = context(&ctx) {
-            c.output.add_secret(value);
+            for secret in read.iter().map(String::as_str).chain([&*value]) {
+                c.output.add_secret(secret);
+            }
         }
-        Ok(value.to_string())
+        Ok(value.into_owned())
     }
 
     /// The value of the environment variable `name` of the weft process, as a secret: shown as
