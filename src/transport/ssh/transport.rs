@@ -172,45 +172,52 @@ impl SshTransport {
         };
         // Taken out while the command runs: a run cut short (an interrupt drops this future)
         // leaves no shell in the middle of a command for the next one to read.
-        let shell = match std::mem::replace(&mut *slot, ShellSlot::Idle(None)) {
+        let outcome = match std::mem::replace(&mut *slot, ShellSlot::Idle(None)) {
             ShellSlot::Off => {
                 *slot = ShellSlot::Off;
                 return Ok(None);
             }
-            ShellSlot::Idle(Some(shell)) => shell,
+            ShellSlot::Idle(Some(shell)) => shell.run(&request.command, stop, sink).await,
             ShellSlot::Idle(None) => {
                 let step = format!("`{}`", shortened(&request.command));
                 let connection = match stop.bound(self.connection(&step)).await {
                     Ok(connection) => connection?,
                     Err(cut) => return Ok(Some(Err(cut))),
                 };
-                // Within the command's deadline, and within `--connect-timeout` as the other
-                // steps of a login: a forced command that never reads its input (`sleep`)
-                // would otherwise hold the host for the whole command timeout.
-                let start = tokio::time::timeout(
+                // The shell answers within `--connect-timeout`, as the other steps of a
+                // login, and within the command's deadline: a forced command that never reads
+                // its input (`sleep`) would otherwise hold the host for the whole command
+                // timeout.
+                let started = KeptShell::start(
+                    &connection.handle,
+                    &request.command,
+                    stop,
+                    sink,
                     self.settings.connect_timeout,
-                    KeptShell::start(&connection.handle),
-                );
-                match stop.bound(start).await {
-                    Err(cut) => return Ok(Some(Err(cut))),
-                    Ok(Err(_)) => return Err(self.stalled(Step::Shell)),
-                    Ok(Ok(Ok(shell))) => shell,
-                    Ok(Ok(Err(ShellError::Unavailable))) => {
+                )
+                .await;
+                match started {
+                    Err(ShellError::Unavailable) => {
                         tracing::debug!("{}: no kept shell; one channel per command", self.target);
                         *slot = ShellSlot::Off;
                         return Ok(None);
                     }
-                    Ok(Ok(Err(ShellError::Ssh(err)))) => return Err(self.starting(&step, err)),
-                    Ok(Ok(Err(ShellError::Lost | ShellError::Cut { .. }))) => return Ok(None),
+                    Err(ShellError::Stalled) => return Err(self.stalled(Step::Shell)),
+                    Err(ShellError::Ssh(err)) => return Err(self.starting(&step, err)),
+                    other => other,
                 }
             }
         };
-        match shell.run(&request.command, stop, sink).await {
+        match outcome {
             Ok((shell, output)) => {
                 *slot = ShellSlot::Idle(shell);
                 Ok(Some(Ok(output)))
             }
-            Err(ShellError::Cut { pid, cut }) => {
+            Err(ShellError::Cut { pid: None, cut }) => Ok(Some(Err(cut))),
+            Err(ShellError::Cut {
+                pid: Some(pid),
+                cut,
+            }) => {
                 // Not every sshd passes a signal on, so the TERM goes by a command of its own
                 // (to the shell, whose trap ends the command's tree).
                 // A host that stopped answering gets a few seconds, not the rest of the run.
@@ -224,10 +231,12 @@ impl SshTransport {
                 Ok(Some(Err(cut)))
             }
             Err(ShellError::Ssh(err)) => Err(err),
-            Err(ShellError::Lost | ShellError::Unavailable) => Err(SshError::ConnectionLost {
-                target: self.target.to_string(),
-                command: shortened(&request.command),
-            }),
+            Err(ShellError::Lost | ShellError::Unavailable | ShellError::Stalled) => {
+                Err(SshError::ConnectionLost {
+                    target: self.target.to_string(),
+                    command: shortened(&request.command),
+                })
+            }
         }
     }
 
