@@ -453,6 +453,11 @@ impl SshTransport {
                 .and_then(|m| m.permissions)
                 .map(|p| p & 0o7777),
         };
+        let (folder, name) = match path.rsplit_once('/') {
+            Some(("", name)) => ("/", name),
+            Some((folder, name)) => (folder, name),
+            None => (".", path),
+        };
         let result = async {
             let mut attrs = FileAttributes::empty();
             attrs.permissions = Some(mode.unwrap_or(0o644));
@@ -476,44 +481,52 @@ impl SshTransport {
             }
             // Through the open handle, not the name, which could be swapped for a link. The
             // owner goes first: a change of owner clears the set-user-id bit the mode may hold.
-            if let Some((uid, gid)) = owner {
+            let finish = |mut file: russh_sftp::client::fs::File| async move {
+                if let Some((uid, gid)) = owner {
+                    let mut attrs = FileAttributes::empty();
+                    (attrs.uid, attrs.gid) = (Some(uid), Some(gid));
+                    file.set_metadata(attrs).await.map_err(sftp_io)?;
+                }
                 let mut attrs = FileAttributes::empty();
-                (attrs.uid, attrs.gid) = (Some(uid), Some(gid));
-                file.set_metadata(attrs).await.map_err(sftp_io)?;
-            }
-            let mut attrs = FileAttributes::empty();
-            attrs.permissions = mode;
-            let stamp = u32::try_from(crate::transport::stamp()).ok();
-            (attrs.atime, attrs.mtime) = (stamp, stamp);
-            let stamp = match file.set_metadata(attrs).await {
-                Ok(()) => stamp,
-                // A server that will not set times still gets the mode; the file then has no
-                // stamp, and its next check hashes it.
-                Err(_) if stamp.is_some() => {
-                    if mode.is_some() {
-                        let mut attrs = FileAttributes::empty();
-                        attrs.permissions = mode;
-                        file.set_metadata(attrs).await.map_err(sftp_io)?;
+                attrs.permissions = mode;
+                let stamp = u32::try_from(crate::transport::stamp()).ok();
+                (attrs.atime, attrs.mtime) = (stamp, stamp);
+                let stamp = match file.set_metadata(attrs).await {
+                    Ok(()) => stamp,
+                    // A server that will not set times still gets the mode; the file then has no
+                    // stamp, and its next check hashes it.
+                    Err(_) if stamp.is_some() => {
+                        if mode.is_some() {
+                            let mut attrs = FileAttributes::empty();
+                            attrs.permissions = mode;
+                            file.set_metadata(attrs).await.map_err(sftp_io)?;
+                        }
+                        None
                     }
+                    Err(err) => return Err(sftp_io(err)),
+                };
+                file.shutdown().await?;
+                Ok::<_, std::io::Error>(stamp.map(u64::from))
+            };
+            // The folder's real path, for the rename below, asked along with the file's last
+            // requests instead of a round trip after them (issue 33).
+            let check = async {
+                if fresh {
+                    sftp.canonicalize(folder).await.ok()
+                } else {
                     None
                 }
-                Err(err) => return Err(sftp_io(err)),
             };
-            file.shutdown().await?;
-            Ok::<_, std::io::Error>(stamp.map(u64::from))
+            let (finished, real_folder) = tokio::join!(finish(file), check);
+            Ok::<_, std::io::Error>((finished?, real_folder))
         }
         .await;
-        let stamp = match result {
-            Ok(stamp) => stamp,
+        let (stamp, real_folder) = match result {
+            Ok(done) => done,
             Err(err) => {
                 let _ = sftp.remove_file(tmp.clone()).await;
                 return Err(file_error(err));
             }
-        };
-        let (folder, name) = match path.rsplit_once('/') {
-            Some(("", name)) => ("/", name),
-            Some((folder, name)) => (folder, name),
-            None => (".", path),
         };
         // Where the check found nothing, SFTP's rename puts the file in place without a command
         // (sshd's rename is a link then an unlink, which never replaces anything: whatever
@@ -522,7 +535,7 @@ impl SshTransport {
         // itself (no link on the way: `/home/u/x` made a link to `/etc` would put the file in
         // `/etc`). Leftovers of interrupted uploads are swept by the next replacement.
         if fresh
-            && sftp.canonicalize(folder).await.ok().as_deref() == Some(folder)
+            && real_folder.as_deref() == Some(folder)
             && sftp.rename(tmp.clone(), path.to_string()).await.is_ok()
         {
             return Ok(stamp);
