@@ -192,13 +192,14 @@ RAW
       # weft's default fan-out (and any other asked for): its memory depends on that, not on
       # N. Cold again, as weft's first run on these hosts would be.
       for p in $fanouts; do
+        # A fan-out of N or more is the run above: the files it left stay, for the check below.
+        [ "$p" = default ] || [ "$p" -lt "$n" ] || continue
         rm -rf "$remote"/host-* "$XDG_CACHE_HOME"
         if [ "$p" = default ]; then
           measure "weft default -p, cold" "${wr[@]}"
           measure "weft default -p, warm" "${wr[@]}"
           continue
         fi
-        [ "$p" -lt "$n" ] || continue
         measure "weft -p $p, cold" "${wr[@]}" -p "$p"
       done
     fi

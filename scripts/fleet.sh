@@ -18,6 +18,7 @@
 # scripts/bench/wire.py (this kernel has no netem qdisc). BASTION=1 adds a jump host at
 # 10.248.K.2:2222 on the far side of the link, and DIR/ssh_config that sends every host
 # through it (`weft -F DIR/ssh_config`). `stop` removes the namespace and the link.
+# WIRE_TRACE=FILE has the link write a line per TCP packet to FILE (scripts/bench/wire.py).
 set -euo pipefail
 
 die() { echo "fleet: $*" >&2; exit 1; }
@@ -179,8 +180,11 @@ net_up() {
   local rtt=${RTT:-0} jitter=${JITTER:-0} loss=${LOSS:-0}
   rtt=${rtt%ms} jitter=${jitter%ms} loss=${loss%\%}
   rm -f "$dir/net/ready"
+  # Without the lock's descriptor (9>&-): the wire outlives this script and would hold the
+  # lock, and every later fleet behind a link would wait for it.
   python3 "$(dirname "$0")/bench/wire.py" "$a" "$b" --delay-ms "$(awk -v r="$rtt" 'BEGIN { print r / 2 }')" \
-    --jitter-ms "$jitter" --loss "$loss" --ready "$dir/net/ready" > "$dir/net/wire.log" 2>&1 &
+    --jitter-ms "$jitter" --loss "$loss" --ready "$dir/net/ready" ${WIRE_TRACE:+--trace "$WIRE_TRACE"} \
+    > "$dir/net/wire.log" 2>&1 9>&- &
   echo $! > "$dir/net/wire.pid"
   for _ in $(seq 100); do [ -s "$dir/net/ready" ] && break; sleep 0.05; done
   [ -s "$dir/net/ready" ] || die "the wire did not start (see $dir/net/wire.log)"

@@ -1509,6 +1509,32 @@ fn commands_of_a_host_share_one_kept_shell_but_no_state_and_a_forced_command_get
     assert_ne!(first, second, "a forced command cannot keep a shell");
 }
 
+#[test]
+fn a_forced_shell_that_reads_its_input_never_runs_a_command_sent_to_the_kept_shell() {
+    // The first command goes out with the kept shell's greeting, before the shell answers
+    // (issue 33). A login whose forced command is a shell reading its input (here plain `sh`)
+    // must stop at the greeting's `exit 0` and never run it; the command then goes to a
+    // channel of its own, where the forced `sh` reads no input and runs nothing either.
+    let fleet = Fleet::start_with(1, &[(0, "ForceCommand sh\n")]);
+    let test = Test::with_config(&fleet.config());
+    let mark = test.path().join("ran");
+    test.write(
+        "deploy/forced.rhai",
+        &format!(
+            "/// Two commands that leave a mark when they run.\nfn leave_marks(host) {{\n    host.run(\"echo first >> {0}\", #{{ quiet: true }});\n    host.run(\"echo second >> {0}\", #{{ quiet: true }});\n}}\n",
+            mark.display()
+        ),
+    );
+    let flags = ssh_flags(&fleet);
+    let argv = args(&["run", "leave_marks", "-e", "fleet"], &flags);
+    test.run(&argv).status(0);
+    assert!(
+        !mark.exists(),
+        "the forced shell ran a command from its input: {:?}",
+        std::fs::read_to_string(&mark)
+    );
+}
+
 /// Runs `argv` while reading the host's process list (the fleet runs on this machine) until
 /// weft ends; panics if any process's argv ever held `secret`, or if `running` (a word of the
 /// command that proves it ran) never showed. Returns weft's outcome.

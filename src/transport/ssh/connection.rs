@@ -14,6 +14,7 @@ use super::algorithms::Algorithms;
 use super::auth::Identities;
 use super::error::{SshError, Step};
 use super::known_hosts::{forget_command, host_key_name, KnownHosts, Verdict};
+use super::quick_ack::QuickAck;
 use super::ssh_config::SshConfig;
 use super::target::Target;
 
@@ -317,7 +318,7 @@ async fn open_tcp(
     .await?;
     crate::transport::round_trip::note(started.elapsed());
     let _ = stream.set_nodelay(true);
-    handshake_and_login(settings, hop, stream, deadline).await
+    handshake_and_login(settings, hop, QuickAck(stream), deadline).await
 }
 
 async fn open_through(

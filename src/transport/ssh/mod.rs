@@ -6,6 +6,7 @@ pub mod connection;
 pub mod error;
 pub mod known_hosts;
 pub mod options;
+pub mod quick_ack;
 pub mod shell;
 pub mod ssh_config;
 pub mod stop;

@@ -172,45 +172,52 @@ impl SshTransport {
         };
         // Taken out while the command runs: a run cut short (an interrupt drops this future)
         // leaves no shell in the middle of a command for the next one to read.
-        let shell = match std::mem::replace(&mut *slot, ShellSlot::Idle(None)) {
+        let outcome = match std::mem::replace(&mut *slot, ShellSlot::Idle(None)) {
             ShellSlot::Off => {
                 *slot = ShellSlot::Off;
                 return Ok(None);
             }
-            ShellSlot::Idle(Some(shell)) => shell,
+            ShellSlot::Idle(Some(shell)) => shell.run(&request.command, stop, sink).await,
             ShellSlot::Idle(None) => {
                 let step = format!("`{}`", shortened(&request.command));
                 let connection = match stop.bound(self.connection(&step)).await {
                     Ok(connection) => connection?,
                     Err(cut) => return Ok(Some(Err(cut))),
                 };
-                // Within the command's deadline, and within `--connect-timeout` as the other
-                // steps of a login: a forced command that never reads its input (`sleep`)
-                // would otherwise hold the host for the whole command timeout.
-                let start = tokio::time::timeout(
+                // The shell answers within `--connect-timeout`, as the other steps of a
+                // login, and within the command's deadline: a forced command that never reads
+                // its input (`sleep`) would otherwise hold the host for the whole command
+                // timeout.
+                let started = KeptShell::start(
+                    &connection.handle,
+                    &request.command,
+                    stop,
+                    sink,
                     self.settings.connect_timeout,
-                    KeptShell::start(&connection.handle),
-                );
-                match stop.bound(start).await {
-                    Err(cut) => return Ok(Some(Err(cut))),
-                    Ok(Err(_)) => return Err(self.stalled(Step::Shell)),
-                    Ok(Ok(Ok(shell))) => shell,
-                    Ok(Ok(Err(ShellError::Unavailable))) => {
+                )
+                .await;
+                match started {
+                    Err(ShellError::Unavailable) => {
                         tracing::debug!("{}: no kept shell; one channel per command", self.target);
                         *slot = ShellSlot::Off;
                         return Ok(None);
                     }
-                    Ok(Ok(Err(ShellError::Ssh(err)))) => return Err(self.starting(&step, err)),
-                    Ok(Ok(Err(ShellError::Lost | ShellError::Cut { .. }))) => return Ok(None),
+                    Err(ShellError::Stalled) => return Err(self.stalled(Step::Shell)),
+                    Err(ShellError::Ssh(err)) => return Err(self.starting(&step, err)),
+                    other => other,
                 }
             }
         };
-        match shell.run(&request.command, stop, sink).await {
+        match outcome {
             Ok((shell, output)) => {
                 *slot = ShellSlot::Idle(shell);
                 Ok(Some(Ok(output)))
             }
-            Err(ShellError::Cut { pid, cut }) => {
+            Err(ShellError::Cut { pid: None, cut }) => Ok(Some(Err(cut))),
+            Err(ShellError::Cut {
+                pid: Some(pid),
+                cut,
+            }) => {
                 // Not every sshd passes a signal on, so the TERM goes by a command of its own
                 // (to the shell, whose trap ends the command's tree).
                 // A host that stopped answering gets a few seconds, not the rest of the run.
@@ -224,10 +231,12 @@ impl SshTransport {
                 Ok(Some(Err(cut)))
             }
             Err(ShellError::Ssh(err)) => Err(err),
-            Err(ShellError::Lost | ShellError::Unavailable) => Err(SshError::ConnectionLost {
-                target: self.target.to_string(),
-                command: shortened(&request.command),
-            }),
+            Err(ShellError::Lost | ShellError::Unavailable | ShellError::Stalled) => {
+                Err(SshError::ConnectionLost {
+                    target: self.target.to_string(),
+                    command: shortened(&request.command),
+                })
+            }
         }
     }
 
@@ -444,6 +453,11 @@ impl SshTransport {
                 .and_then(|m| m.permissions)
                 .map(|p| p & 0o7777),
         };
+        let (folder, name) = match path.rsplit_once('/') {
+            Some(("", name)) => ("/", name),
+            Some((folder, name)) => (folder, name),
+            None => (".", path),
+        };
         let result = async {
             let mut attrs = FileAttributes::empty();
             attrs.permissions = Some(mode.unwrap_or(0o644));
@@ -467,44 +481,52 @@ impl SshTransport {
             }
             // Through the open handle, not the name, which could be swapped for a link. The
             // owner goes first: a change of owner clears the set-user-id bit the mode may hold.
-            if let Some((uid, gid)) = owner {
+            let finish = |mut file: russh_sftp::client::fs::File| async move {
+                if let Some((uid, gid)) = owner {
+                    let mut attrs = FileAttributes::empty();
+                    (attrs.uid, attrs.gid) = (Some(uid), Some(gid));
+                    file.set_metadata(attrs).await.map_err(sftp_io)?;
+                }
                 let mut attrs = FileAttributes::empty();
-                (attrs.uid, attrs.gid) = (Some(uid), Some(gid));
-                file.set_metadata(attrs).await.map_err(sftp_io)?;
-            }
-            let mut attrs = FileAttributes::empty();
-            attrs.permissions = mode;
-            let stamp = u32::try_from(crate::transport::stamp()).ok();
-            (attrs.atime, attrs.mtime) = (stamp, stamp);
-            let stamp = match file.set_metadata(attrs).await {
-                Ok(()) => stamp,
-                // A server that will not set times still gets the mode; the file then has no
-                // stamp, and its next check hashes it.
-                Err(_) if stamp.is_some() => {
-                    if mode.is_some() {
-                        let mut attrs = FileAttributes::empty();
-                        attrs.permissions = mode;
-                        file.set_metadata(attrs).await.map_err(sftp_io)?;
+                attrs.permissions = mode;
+                let stamp = u32::try_from(crate::transport::stamp()).ok();
+                (attrs.atime, attrs.mtime) = (stamp, stamp);
+                let stamp = match file.set_metadata(attrs).await {
+                    Ok(()) => stamp,
+                    // A server that will not set times still gets the mode; the file then has no
+                    // stamp, and its next check hashes it.
+                    Err(_) if stamp.is_some() => {
+                        if mode.is_some() {
+                            let mut attrs = FileAttributes::empty();
+                            attrs.permissions = mode;
+                            file.set_metadata(attrs).await.map_err(sftp_io)?;
+                        }
+                        None
                     }
+                    Err(err) => return Err(sftp_io(err)),
+                };
+                file.shutdown().await?;
+                Ok::<_, std::io::Error>(stamp.map(u64::from))
+            };
+            // The folder's real path, for the rename below, asked along with the file's last
+            // requests instead of a round trip after them (issue 33).
+            let check = async {
+                if fresh {
+                    sftp.canonicalize(folder).await.ok()
+                } else {
                     None
                 }
-                Err(err) => return Err(sftp_io(err)),
             };
-            file.shutdown().await?;
-            Ok::<_, std::io::Error>(stamp.map(u64::from))
+            let (finished, real_folder) = tokio::join!(finish(file), check);
+            Ok::<_, std::io::Error>((finished?, real_folder))
         }
         .await;
-        let stamp = match result {
-            Ok(stamp) => stamp,
+        let (stamp, real_folder) = match result {
+            Ok(done) => done,
             Err(err) => {
                 let _ = sftp.remove_file(tmp.clone()).await;
                 return Err(file_error(err));
             }
-        };
-        let (folder, name) = match path.rsplit_once('/') {
-            Some(("", name)) => ("/", name),
-            Some((folder, name)) => (folder, name),
-            None => (".", path),
         };
         // Where the check found nothing, SFTP's rename puts the file in place without a command
         // (sshd's rename is a link then an unlink, which never replaces anything: whatever
@@ -513,7 +535,7 @@ impl SshTransport {
         // itself (no link on the way: `/home/u/x` made a link to `/etc` would put the file in
         // `/etc`). Leftovers of interrupted uploads are swept by the next replacement.
         if fresh
-            && sftp.canonicalize(folder).await.ok().as_deref() == Some(folder)
+            && real_folder.as_deref() == Some(folder)
             && sftp.rename(tmp.clone(), path.to_string()).await.is_ok()
         {
             return Ok(stamp);
