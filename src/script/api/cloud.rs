@@ -6,6 +6,7 @@ use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext};
 
 use super::global::ScriptContext;
+use super::options::{keys, Options};
 use crate::exec::orchestrator::{MachineInfo, Orchestrator};
 
 /// The env actions, for a controller goal; elsewhere an error that says where `function` may
@@ -245,6 +246,79 @@ pub mod cloud_api {
     /// let vip = virtual_ip("");
     /// log(`the site answers at ${vip.address}`);
     /// ```
+    /// Orders a certificate over ACME for `options.domains` and writes its chain, then its new
+    /// key, to `options.out` (mode 0600, in a folder of mode 0700). `options`: `domains`, `out`,
+    /// `account_dir` (where the account is kept, one file per directory, mode 0600),
+    /// `directory` (`"production"`, `"staging"` or an https URL), `email`, `ca` (a PEM of the
+    /// roots to trust for the ACME server instead of the system's) and `timeout` (seconds the
+    /// server may take to validate, default 120); relative paths start at the project.
+    /// `publish` gets the HTTP-01 challenges, `[#{ domain, token, key_authorization }]`, and
+    /// returns `true` once every lb answers them. A domain that does not validate stops the goal
+    /// with an error naming it, and `out` is left as it was. Controller goals only.
+    ///
+    /// ```rhai
+    /// acme_order(#{ domains: ["example.org"], out: ".weft/secrets/prod/site-acme.pem",
+    ///     account_dir: ".weft/secrets/prod/acme", email: "ops@example.org" },
+    ///     |challenges| run_goal("haproxy_acme", [`${challenges.len()}`], #{ roles: ["lb"] }));
+    /// ```
+    #[rhai_fn(name = "acme_order", return_raw)]
+    pub fn acme_order(
+        ctx: NativeCallContext,
+        options: Map,
+        publish: rhai::FnPtr,
+    ) -> Result<(), Box<EvalAltResult>> {
+        orchestrator(&ctx, "acme_order")?;
+        let root = ctx
+            .tag()
+            .and_then(|t| t.read_lock::<ScriptContext>().map(|c| c.root.clone()))
+            .unwrap_or_default();
+        let mut opts = Options::new(options, keys("acme_order"))?;
+        let domains = opts.strings("domains")?.unwrap_or_default();
+        if domains.is_empty() {
+            return Err("acme_order: `domains` names no domain".into());
+        }
+        let required = |value: Option<String>, key: &str| {
+            value.ok_or_else(|| format!("acme_order: option `{key}` is required"))
+        };
+        let out = root.join(required(opts.string("out")?, "out")?);
+        let account_dir = root.join(required(opts.string("account_dir")?, "account_dir")?);
+        let request = crate::acme::CertRequest {
+            directory: opts.string("directory")?.unwrap_or_default(),
+            ca: opts
+                .string("ca")?
+                .filter(|c| !c.is_empty())
+                .map(|c| root.join(c)),
+            account_dir,
+            email: opts.string("email")?.unwrap_or_default(),
+            domains,
+            out,
+            validation_deadline: opts
+                .seconds("timeout")?
+                .unwrap_or(std::time::Duration::from_secs(120)),
+        };
+        crate::acme::order(&request, |challenges| {
+            let list: Array = challenges
+                .iter()
+                .map(|c| {
+                    let mut map = Map::new();
+                    map.insert("domain".into(), c.domain.clone().into());
+                    map.insert("token".into(), c.token.clone().into());
+                    map.insert(
+                        "key_authorization".into(),
+                        c.key_authorization.clone().into(),
+                    );
+                    Dynamic::from_map(map)
+                })
+                .collect();
+            match publish.call_within_context::<Dynamic>(&ctx, (list,)) {
+                Ok(done) if done.as_bool().unwrap_or(true) => Ok(()),
+                Ok(_) => Err("the goal that puts them there failed (see above)".to_string()),
+                Err(err) => Err(err.to_string()),
+            }
+        })
+        .map_err(|e| e.to_string().into())
+    }
+
     #[rhai_fn(name = "virtual_ip", return_raw)]
     pub fn virtual_ip(ctx: NativeCallContext, wanted: &str) -> Result<Map, Box<EvalAltResult>> {
         let vip = env_actions(&ctx, "virtual_ip")?.virtual_ip(wanted)?;

@@ -1,0 +1,425 @@
+//! ACME certificates (RFC 8555, issue 35) ordered from the controller: the account, the order,
+//! HTTP-01 challenges handed to the caller to publish on every lb, and the certificate chain
+//! and its new key written to a root-only PEM here. Neither key ever leaves this module except
+//! into files of mode 0600.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, ChallengeType,
+    HttpClient, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+/// Let's Encrypt's production directory, what `acme_directory = "production"` stands for.
+pub const PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory, what `acme_directory = "staging"` stands for.
+pub const STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// Each request to the ACME server, its answer read whole, within this.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+/// The certificate, once the order is finalized, within this.
+const ISSUE_DEADLINE: Duration = Duration::from_secs(60);
+
+/// Why a certificate could not be had.
+#[derive(Debug, Error)]
+pub enum AcmeError {
+    /// `acme_ca` could not be read or holds no certificate.
+    #[error("acme_ca `{path}`: {reason}")]
+    Ca {
+        /// The bundle.
+        path: PathBuf,
+        /// Why it is of no use.
+        reason: String,
+    },
+    /// The directory is neither a shortcut nor an https URL.
+    #[error("acme_directory `{0}` is not \"production\", \"staging\" or an https:// URL")]
+    Directory(String),
+    /// The ACME server refused a step or did not answer.
+    #[error("ACME server {directory}: {step}: {source}")]
+    Server {
+        /// The directory URL.
+        directory: String,
+        /// What weft asked.
+        step: &'static str,
+        /// Its answer.
+        source: instant_acme::Error,
+    },
+    /// Some domains did not validate.
+    #[error("{}", invalid_message(.0))]
+    Invalid(Vec<(String, String)>),
+    /// The challenges could not be put on the lbs.
+    #[error("the challenges could not be put on the load balancers: {0}")]
+    Publish(String),
+    /// A file here could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+fn invalid_message(failed: &[(String, String)]) -> String {
+    let names: Vec<String> = failed.iter().map(|(d, _)| format!("`{d}`")).collect();
+    let details: Vec<String> = failed
+        .iter()
+        .map(|(d, why)| format!("{d}: {why}"))
+        .collect();
+    format!(
+        "the ACME server could not validate {} ({}); check that each domain resolves to the load \
+         balancers (their VIP) and that port 80 reaches them",
+        names.join(", "),
+        details.join("; ")
+    )
+}
+
+/// What to order.
+#[derive(Debug, Clone)]
+pub struct CertRequest {
+    /// The directory URL, or `production` / `staging`.
+    pub directory: String,
+    /// A PEM of roots to trust for the ACME server instead of the system's (Pebble's CA).
+    pub ca: Option<PathBuf>,
+    /// The folder that keeps the account, one file per directory.
+    pub account_dir: PathBuf,
+    /// The account's contact, or empty.
+    pub email: String,
+    /// The names of the certificate; the first is its subject.
+    pub domains: Vec<String>,
+    /// Where the chain, then the key, are written (mode 0600).
+    pub out: PathBuf,
+    /// How long the ACME server may take to validate every domain.
+    pub validation_deadline: Duration,
+}
+
+/// One HTTP-01 challenge: the lbs answer `/.well-known/acme-challenge/<token>` with
+/// `key_authorization`.
+#[derive(Debug, Clone)]
+pub struct Challenge {
+    /// The domain it proves.
+    pub domain: String,
+    /// The last path segment asked.
+    pub token: String,
+    /// The body to answer (public by design: the ACME server reads it over plain HTTP).
+    pub key_authorization: String,
+}
+
+/// The URL `directory` stands for.
+pub fn directory_url(directory: &str) -> Result<String, AcmeError> {
+    match directory {
+        "" | "production" => Ok(PRODUCTION.to_string()),
+        "staging" => Ok(STAGING.to_string()),
+        url if url.starts_with("https://") => Ok(url.to_string()),
+        other => Err(AcmeError::Directory(other.to_string())),
+    }
+}
+
+/// Orders a certificate for `request.domains`: calls `publish` with the challenges every lb
+/// must answer (none when the server remembers the domains as validated), asks the server to
+/// validate them, and writes the chain and a new key to `request.out` only when all passed,
+/// so a failed order leaves the certificate in use where it is.
+pub fn order(
+    request: &CertRequest,
+    publish: impl FnOnce(&[Challenge]) -> Result<(), String>,
+) -> Result<(), AcmeError> {
+    let directory = directory_url(&request.directory)?;
+    let http = http_client(request.ca.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| AcmeError::File {
+            path: PathBuf::from("(runtime)"),
+            source,
+        })?;
+    let server = |step: &'static str| {
+        let directory = directory.clone();
+        move |source| AcmeError::Server {
+            directory,
+            step,
+            source,
+        }
+    };
+    let account = runtime.block_on(account(request, &directory, http))?;
+    let identifiers: Vec<Identifier> = request
+        .domains
+        .iter()
+        .map(|d| Identifier::Dns(d.clone()))
+        .collect();
+    let (mut order, challenges) = runtime.block_on(async {
+        let mut order = account
+            .new_order(&NewOrder::new(&identifiers))
+            .await
+            .map_err(server("new order"))?;
+        let mut challenges = Vec::new();
+        let mut authorizations = order.authorizations();
+        while let Some(authorization) = authorizations.next().await {
+            let mut authorization = authorization.map_err(server("authorization"))?;
+            if authorization.status != AuthorizationStatus::Pending {
+                continue;
+            }
+            let domain = authorization.identifier().to_string();
+            let Some(challenge) = authorization.challenge(ChallengeType::Http01) else {
+                return Err(AcmeError::Invalid(vec![(
+                    domain,
+                    "the server offers no HTTP-01 challenge".into(),
+                )]));
+            };
+            challenges.push(Challenge {
+                domain,
+                token: challenge.token.clone(),
+                key_authorization: challenge.key_authorization().as_str().to_string(),
+            });
+        }
+        Ok::<_, AcmeError>((order, challenges))
+    })?;
+    publish(&challenges).map_err(AcmeError::Publish)?;
+    let (chain, key) = runtime.block_on(async {
+        let mut authorizations = order.authorizations();
+        while let Some(authorization) = authorizations.next().await {
+            let mut authorization = authorization.map_err(server("authorization"))?;
+            if authorization.status != AuthorizationStatus::Pending {
+                continue;
+            }
+            if let Some(mut challenge) = authorization.challenge(ChallengeType::Http01) {
+                challenge.set_ready().await.map_err(server("challenge"))?;
+            }
+        }
+        let retries = RetryPolicy::new()
+            .initial_delay(Duration::from_millis(250))
+            .backoff(1.5)
+            .timeout(request.validation_deadline);
+        let status = order.poll_ready(&retries).await;
+        if !matches!(status, Ok(OrderStatus::Ready)) {
+            let mut failed = Vec::new();
+            let mut authorizations = order.authorizations();
+            while let Some(authorization) = authorizations.next().await {
+                let mut authorization = authorization.map_err(server("authorization"))?;
+                let state = authorization
+                    .refresh()
+                    .await
+                    .map_err(server("authorization"))?;
+                if state.status == AuthorizationStatus::Valid {
+                    continue;
+                }
+                let why = state
+                    .challenges
+                    .iter()
+                    .find_map(|c| c.error.as_ref())
+                    .and_then(|p| p.detail.clone())
+                    .unwrap_or_else(|| format!("{:?}", state.status).to_lowercase());
+                failed.push((state.identifier().to_string(), why));
+            }
+            if !failed.is_empty() {
+                return Err(AcmeError::Invalid(failed));
+            }
+            return Err(server("validation")(match status {
+                Err(err) => err,
+                Ok(other) => instant_acme::Error::Str(if other == OrderStatus::Invalid {
+                    "the order is invalid"
+                } else {
+                    "the order is not ready"
+                }),
+            }));
+        }
+        let key = order.finalize().await.map_err(server("finalize"))?;
+        let chain = order
+            .poll_certificate(&RetryPolicy::new().timeout(ISSUE_DEADLINE))
+            .await
+            .map_err(server("certificate"))?;
+        Ok::<_, AcmeError>((chain, key))
+    })?;
+    let mut pem = chain.trim_end().to_string();
+    pem.push('\n');
+    pem.push_str(key.trim_end());
+    pem.push('\n');
+    write_private(&request.out, pem.as_bytes())
+}
+
+/// The account of `directory`, from its file in `account_dir`, else a new one saved there.
+async fn account(request: &CertRequest, directory: &str, http: Http) -> Result<Account, AcmeError> {
+    let server = |step: &'static str| {
+        move |source| AcmeError::Server {
+            directory: directory.to_string(),
+            step,
+            source,
+        }
+    };
+    let path = account_file(&request.account_dir, directory);
+    match std::fs::read(&path) {
+        Ok(text) => {
+            let credentials: AccountCredentials =
+                serde_json::from_slice(&text).map_err(|e| AcmeError::File {
+                    path: path.clone(),
+                    source: std::io::Error::other(e),
+                })?;
+            return Account::builder_with_http(Box::new(http))
+                .from_credentials(credentials)
+                .await
+                .map_err(server("account"));
+        }
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(AcmeError::File { path, source }),
+    }
+    let contact = format!("mailto:{}", request.email);
+    let contacts: Vec<&str> = if request.email.is_empty() {
+        Vec::new()
+    } else {
+        vec![contact.as_str()]
+    };
+    let (account, credentials) = Account::builder_with_http(Box::new(http))
+        .create(
+            &NewAccount {
+                contact: &contacts,
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            directory.to_string(),
+            None,
+        )
+        .await
+        .map_err(server("new account"))?;
+    let text = serde_json::to_vec(&credentials).map_err(|e| AcmeError::File {
+        path: path.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    write_private(&path, &text)?;
+    Ok(account)
+}
+
+/// The account's file: one per directory, so staging and production keep their own.
+pub fn account_file(account_dir: &Path, directory: &str) -> PathBuf {
+    let digest = Sha256::digest(directory.as_bytes());
+    let name: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    account_dir.join(format!("account-{name}.json"))
+}
+
+/// Writes `text` to `path` readable by its owner alone, through a fresh sibling and a rename.
+fn write_private(path: &Path, text: &[u8]) -> Result<(), AcmeError> {
+    let file = |source| AcmeError::File {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(file)?;
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)).map_err(file)?;
+    }
+    crate::lockfile::replace(path, text, 0o600).map_err(file)
+}
+
+/// The HTTPS client the ACME exchange runs over: the system's roots, or only those of `ca`.
+fn http_client(ca: Option<&Path>) -> Result<Http, AcmeError> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let bad_ca = |path: &Path, reason: String| AcmeError::Ca {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match ca {
+        Some(path) => {
+            let mut roots = rustls::RootCertStore::empty();
+            let certs =
+                CertificateDer::pem_file_iter(path).map_err(|e| bad_ca(path, e.to_string()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| bad_ca(path, e.to_string()))?;
+                roots.add(cert).map_err(|e| bad_ca(path, e.to_string()))?;
+            }
+            if roots.is_empty() {
+                return Err(bad_ca(path, "holds no certificate".into()));
+            }
+            let config = rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| bad_ca(path, e.to_string()))?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            builder.with_tls_config(config)
+        }
+        None => builder
+            .with_provider_and_native_roots(provider)
+            .map_err(|e| bad_ca(Path::new("(the system's roots)"), e.to_string()))?,
+    };
+    let connector = builder.https_only().enable_http1().build();
+    Ok(Http {
+        client: Client::builder(TokioExecutor::new()).build(connector),
+    })
+}
+
+/// instant-acme's HTTP over hyper, each request and its answer within `REQUEST_DEADLINE`.
+struct Http {
+    client: Client<HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
+}
+
+impl HttpClient for Http {
+    fn request(
+        &self,
+        req: http::Request<BodyWrapper<Bytes>>,
+    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
+        let response = self.client.request(req);
+        Box::pin(async move {
+            let whole = async {
+                let response = response
+                    .await
+                    .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+                let (parts, body) = response.into_parts();
+                let body = body
+                    .collect()
+                    .await
+                    .map_err(|e| instant_acme::Error::Other(Box::new(e)))?
+                    .to_bytes();
+                Ok(BytesResponse {
+                    parts,
+                    body: Box::new(body),
+                })
+            };
+            tokio::time::timeout(REQUEST_DEADLINE, whole)
+                .await
+                .unwrap_or(Err(instant_acme::Error::Str("no answer within 30 s")))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_shortcuts() {
+        assert_eq!(directory_url("").unwrap(), PRODUCTION);
+        assert_eq!(directory_url("production").unwrap(), PRODUCTION);
+        assert_eq!(directory_url("staging").unwrap(), STAGING);
+        assert_eq!(
+            directory_url("https://localhost:14000/dir").unwrap(),
+            "https://localhost:14000/dir"
+        );
+        assert!(directory_url("http://plain/dir").is_err());
+    }
+
+    #[test]
+    fn accounts_are_kept_per_directory() {
+        let dir = Path::new("/x");
+        assert_ne!(account_file(dir, PRODUCTION), account_file(dir, STAGING));
+        assert_eq!(account_file(dir, STAGING), account_file(dir, STAGING));
+    }
+
+    #[test]
+    fn invalid_names_every_domain() {
+        let err = AcmeError::Invalid(vec![("bad.test".into(), "NXDOMAIN".into())]);
+        assert!(err.to_string().contains("`bad.test`"), "{err}");
+        assert!(err.to_string().contains("NXDOMAIN"), "{err}");
+    }
+}
