@@ -47,6 +47,7 @@ pub const TOPICS: &[(&str, &[&str])] = &[
             "reachable",
             "confirm",
             "virtual_ip",
+            "acme_order",
         ],
     ),
 ];
@@ -79,7 +80,7 @@ const CONVENTIONS: &str = "
 - **Facts** are read once per goal: `host.facts` costs one round trip, later reads none;
   `host.refresh_facts()` reads them again.
 - **Controller functions** (`machines`, `create_machines`, `terminate_machine`, `env_spec`,
-  `goal_exists`, `run_goal`, `reachable`, `controller`) work in goals without a `host`
+  `goal_exists`, `run_goal`, `reachable`, `controller`, `acme_order`) work in goals without a `host`
   parameter; called from a host goal they fail with a message that says so. `virtual_ip`
   works in both.
 - **Errors**: a host step that fails (a command exiting non-zero, a `validate` command

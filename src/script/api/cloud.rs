@@ -246,6 +246,15 @@ pub mod cloud_api {
     /// let vip = virtual_ip("");
     /// log(`the site answers at ${vip.address}`);
     /// ```
+    #[rhai_fn(name = "virtual_ip", return_raw)]
+    pub fn virtual_ip(ctx: NativeCallContext, wanted: &str) -> Result<Map, Box<EvalAltResult>> {
+        let vip = env_actions(&ctx, "virtual_ip")?.virtual_ip(wanted)?;
+        let mut out = Map::new();
+        out.insert("address".into(), vip.address.into());
+        out.insert("router_id".into(), Dynamic::from_int(vip.router_id.into()));
+        Ok(out)
+    }
+
     /// Orders a certificate over ACME for `options.domains` and writes its chain, then its new
     /// key, to `options.out` (mode 0600, in a folder of mode 0700). `options`: `domains`, `out`,
     /// `account_dir` (where the account is kept, one file per directory, mode 0600),
@@ -317,14 +326,5 @@ pub mod cloud_api {
             }
         })
         .map_err(|e| e.to_string().into())
-    }
-
-    #[rhai_fn(name = "virtual_ip", return_raw)]
-    pub fn virtual_ip(ctx: NativeCallContext, wanted: &str) -> Result<Map, Box<EvalAltResult>> {
-        let vip = env_actions(&ctx, "virtual_ip")?.virtual_ip(wanted)?;
-        let mut out = Map::new();
-        out.insert("address".into(), vip.address.into());
-        out.insert("router_id".into(), Dynamic::from_int(vip.router_id.into()));
-        Ok(out)
     }
 }
