@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::ha::{ha_example, key_lines, lacks_key, site_address, Client};
+use crate::ha::{
+    ha_example, key_lines, lacks_key, refused, settings_project, site_address, Client,
+};
 use crate::harness::{wait_for, Destroy};
 
 /// A port nobody listens on now.
@@ -357,10 +359,13 @@ fn acme_certificates_from_pebble_are_served_at_the_vip_renewed_without_a_failed_
     let secure = HttpsClient::start("site.test", &vip, &root);
     let plain = Client::start(&vip_port);
     plain.wait_for_answers(10);
-    let renewed = test.run(&["run", "hello_renew", "-e", "dev"]);
+    let renewed = test.run(&["run", "hello_renew", "-e", "dev", "--json", "--diff"]);
     renewed.status(0).stdout_has("(forced)");
     let second = file_serial(&pem);
     assert_ne!(second, first);
+    let key = key_lines(&test, ".weft/secrets/dev/hello-acme.pem");
+    lacks_key(&renewed.stdout, &key, "hello_renew --json --diff");
+    lacks_key(&renewed.stderr, &key, "hello_renew --json --diff (stderr)");
     wait_for(
         "the new certificate at the VIP",
         Duration::from_secs(10),
@@ -389,6 +394,10 @@ fn acme_certificates_from_pebble_are_served_at_the_vip_renewed_without_a_failed_
     );
     test.write("weft.toml", &config);
     let before = std::fs::read(&pem).expect("pem");
+    test.run(&["run", "hello_deploy", "-e", "dev", "--check"])
+        .status(0)
+        .stdout_has("would request a certificate for site.test, nowhere.test")
+        .stdout_has("domains names [\"nowhere.test\", \"site.test\"]");
     let bad = test.run(&["run", "hello_deploy", "-e", "dev"]);
     bad.status(1)
         .stdout_has("could not validate `nowhere.test`")
@@ -397,4 +406,42 @@ fn acme_certificates_from_pebble_are_served_at_the_vip_renewed_without_a_failed_
     assert_eq!(served_serial("site.test", &vip), second);
     let body = run(&mut https("site.test", &vip, &root));
     assert_eq!(body.trim(), "hello 1.0 from app-0");
+
+    // Names that validate again: the deploy gets their certificate and the lbs serve it.
+    let config = test.read("weft.toml").replace(
+        "domains = [\"site.test\", \"nowhere.test\"]",
+        "domains = [\"site.test\"]",
+    );
+    test.write("weft.toml", &config);
+    test.run(&["run", "hello_deploy", "-e", "dev"])
+        .status(0)
+        .stdout_has("hello: new certificate for site.test");
+    let third = file_serial(&pem);
+    assert_ne!(third, second);
+    assert_eq!(served_serial("site.test", &vip), third);
+}
+
+#[test]
+fn acme_settings_that_cannot_work_are_refused_before_any_host() {
+    let with = |extra: &str| settings_project(1, &format!("domains = [\"site.test\"]\n{extra}"));
+    refused(
+        &with("lb_port = 8080"),
+        "ACME validates domains over HTTP on port 80, and lb_port is 8080",
+    );
+    refused(
+        &settings_project(1, "domains = [\"*.site.test\"]"),
+        "*.site.test is a wildcard",
+    );
+    refused(
+        &with("tls_cert = \"certs/site.pem\""),
+        "sets both tls_cert and domains",
+    );
+    refused(
+        &with("acme_directory = \"http://acme.test/dir\""),
+        "acme_directory = \"http://acme.test/dir\" is not \"production\", \"staging\" or an https:// URL",
+    );
+    refused(
+        &with("acme_ca = \"missing.pem\""),
+        "acme_ca = \"missing.pem\": no such file in the project",
+    );
 }

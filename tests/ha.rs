@@ -379,7 +379,7 @@ fn tls_at_the_virtual_ip_uses_a_self_signed_certificate_that_never_shows_its_key
 }
 
 /// A project with hello-wsgi's app whose env `dev` has `lbs` lbs (no machines are made).
-fn settings_project(lbs: u32, app_extra: &str) -> Test {
+pub(crate) fn settings_project(lbs: u32, app_extra: &str) -> Test {
     let test = ha_example(lbs, 1);
     let config = test.read("weft.toml").replace(
         "lb_role = \"lb\"",
@@ -391,7 +391,7 @@ fn settings_project(lbs: u32, app_extra: &str) -> Test {
 
 /// `hello_deploy` fails with `message`, having touched no host and made no machine.
 #[track_caller]
-fn refused(test: &Test, message: &str) {
+pub(crate) fn refused(test: &Test, message: &str) {
     let _cleanup = crate::harness::Destroy { test, env: "dev" };
     let out = test.run(&["run", "hello_deploy", "-e", "dev"]);
     out.status(1)

@@ -57,7 +57,8 @@ const CONVENTIONS: &str = "
 ## Conventions
 
 - **Types** read as scripts see them: `string`, `int`, `float`, `bool`, `map`, `array`,
-  `Host`, `OpError` (a failed step, see Errors), `()` (nothing), `Dynamic` (any).
+  `Host`, `OpError` (a failed step, see Errors), `Fn` (a closure, `|x| ...`), `()`
+  (nothing), `Dynamic` (any).
   Properties read `Host.name -> type`.
 - **Option maps can be left out** wherever every option has a default (`host.file(path)`,
   `host.group(name)`, `host.git(repo, dest)`, ...); `service`, `cron`, `pip` and `notify`
@@ -269,7 +270,7 @@ pub fn definitions() -> String {
 
 /// Shows types as scripts see them, in one vocabulary: fallible functions by what they return
 /// (`Result<T, Box<EvalAltResult>>` is `T`), Rust paths by their last name, and Rhai's own
-/// names for its types (`string`, `int`, `float`, `bool`, `map`, `array`; an untyped `?` is
+/// names for its types (`string`, `int`, `float`, `bool`, `map`, `array`, `Fn`; an untyped `?` is
 /// `Dynamic`).
 fn readable_types(text: &str) -> String {
     let unwrapped = unwrap_results(text);
@@ -284,6 +285,7 @@ fn readable_types(text: &str) -> String {
                 "String" | "ImmutableString" | "str" => "string",
                 "i64" | "INT" => "int",
                 "f64" | "FLOAT" => "float",
+                "FnPtr" => "Fn",
                 other => other,
             });
             word.clear();
