@@ -64,6 +64,9 @@ pub enum AcmeError {
     /// The challenges could not be put on the lbs.
     #[error("the challenges could not be put on the load balancers: {0}")]
     Publish(String),
+    /// The async runtime the exchange runs on could not start.
+    #[error("cannot start the ACME client's runtime: {0}")]
+    Runtime(std::io::Error),
     /// A file here could not be read or written.
     #[error("{path}: {source}")]
     File {
@@ -142,10 +145,7 @@ pub fn order(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|source| AcmeError::File {
-            path: PathBuf::from("(runtime)"),
-            source,
-        })?;
+        .map_err(AcmeError::Runtime)?;
     let server = |step: &'static str| {
         let directory = directory.clone();
         move |source| AcmeError::Server {
