@@ -132,6 +132,53 @@ pub fn directory_url(directory: &str) -> Result<String, AcmeError> {
     }
 }
 
+/// Why `name` cannot be one of the `domains` weft gets a certificate for over HTTP-01, if it
+/// cannot: a wildcard (proved over DNS only), a port, a path, or no host name at all.
+pub fn domain_problem(name: &str) -> Option<&'static str> {
+    if name.contains('*') {
+        return Some(
+            "is a wildcard, which ACME proves over DNS only; weft answers HTTP-01: list each name",
+        );
+    }
+    if name.contains(':') {
+        return Some(
+            "has a port: ACME validates every name over HTTP on port 80; give the name alone",
+        );
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.len() > 253 || !name.contains('.') || !name.split('.').all(label_ok) {
+        return Some("is not a domain name such as \"example.org\"");
+    }
+    None
+}
+
+/// Why `email` cannot be an ACME account's contact, if it cannot (the server refuses it, or
+/// its `mailto:` URL would carry more than one address).
+pub fn email_problem(email: &str) -> Option<&'static str> {
+    if email.starts_with("mailto:") {
+        return Some("starts with `mailto:`, which weft adds: give the address alone");
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return Some("is not an email address: it has no `@`");
+    };
+    let plain = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_graphic() && !"@,;<>()[]\\\"".contains(c))
+    };
+    if !plain(local) || domain_problem(domain).is_some() {
+        return Some("is not an email address such as \"ops@example.org\"");
+    }
+    None
+}
+
 /// Orders a certificate for `request.domains`: calls `publish` with the challenges every lb
 /// must answer (none when the server remembers the domains as validated), asks the server to
 /// validate them, and writes the chain and a new key to `request.out` only when all passed,
@@ -414,6 +461,44 @@ mod tests {
         let dir = Path::new("/x");
         assert_ne!(account_file(dir, PRODUCTION), account_file(dir, STAGING));
         assert_eq!(account_file(dir, STAGING), account_file(dir, STAGING));
+    }
+
+    #[test]
+    fn domains_are_names_http_01_can_prove() {
+        assert_eq!(domain_problem("example.org"), None);
+        assert_eq!(domain_problem("www.site-1.example.org."), None);
+        assert!(domain_problem("*.example.org")
+            .unwrap()
+            .contains("wildcard"));
+        assert!(domain_problem("example.org:8443").unwrap().contains("port"));
+        for bad in [
+            "",
+            "localhost",
+            "exa mple.org",
+            "example.org/x",
+            "-a.org",
+            "a..org",
+        ] {
+            assert!(domain_problem(bad).is_some(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn contacts_are_one_address() {
+        assert_eq!(email_problem("ops@example.org"), None);
+        assert_eq!(email_problem("ops+acme@mail.example.org"), None);
+        assert!(email_problem("mailto:ops@example.org")
+            .unwrap()
+            .contains("mailto:"));
+        for bad in [
+            "ops",
+            "ops at example.org",
+            "@example.org",
+            "ops@localhost",
+            "a,b@x.org",
+        ] {
+            assert!(email_problem(bad).is_some(), "{bad:?}");
+        }
     }
 
     #[test]

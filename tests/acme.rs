@@ -11,9 +11,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::ha::{
-    ha_example, key_lines, lacks_key, refused, settings_project, site_address, Client,
-};
+use crate::ha::{ha_example, key_lines, lacks_key, settings_project, site_address, Client};
 use crate::harness::{wait_for, Destroy};
 
 /// A port nobody listens on now.
@@ -421,27 +419,67 @@ fn acme_certificates_from_pebble_are_served_at_the_vip_renewed_without_a_failed_
     assert_eq!(served_serial("site.test", &vip), third);
 }
 
+/// `hello_deploy` stops with exit 2 and `message`, pointing at where `token` is written in
+/// weft.toml (`weft.toml:LINE:COLUMN` and the snippet), having made no machine.
+#[track_caller]
+fn refused_at(test: &crate::harness::Test, message: &str, token: &str) {
+    let _cleanup = Destroy { test, env: "dev" };
+    let config = test.read("weft.toml");
+    let at = config
+        .find(token)
+        .unwrap_or_else(|| panic!("{token} in {config}"));
+    let line = config[..at].matches('\n').count() + 1;
+    let column = at - config[..at].rfind('\n').map_or(0, |n| n + 1) + 1;
+    let out = test.run(&["run", "hello_deploy", "-e", "dev"]);
+    out.status(2)
+        .stderr_has(message)
+        .stderr_has(&format!("weft.toml:{line}:{column}"))
+        .stderr_has(token)
+        .stdout_lacks("hello_lock")
+        .stdout_lacks("building");
+    let list = test.run(&["cloud", "list", "-e", "dev", "--json"]);
+    assert_eq!(list.stdout.trim(), "[]", "{}", list.stdout);
+}
+
 #[test]
-fn acme_settings_that_cannot_work_are_refused_before_any_host() {
+fn acme_settings_that_cannot_work_are_refused_where_they_are_written_before_any_host() {
     let with = |extra: &str| settings_project(1, &format!("domains = [\"site.test\"]\n{extra}"));
-    refused(
+    refused_at(
         &with("lb_port = 8080"),
         "ACME validates domains over HTTP on port 80, and lb_port is 8080",
+        "lb_port = 8080",
     );
-    refused(
-        &settings_project(1, "domains = [\"*.site.test\"]"),
-        "*.site.test is a wildcard",
+    refused_at(
+        &settings_project(1, "domains = [\"site.test\", \"*.site.test\"]"),
+        "domain `*.site.test` is a wildcard",
+        "\"*.site.test\"",
     );
-    refused(
+    refused_at(
+        &settings_project(1, "domains = [\"site.test:8443\"]"),
+        "domain `site.test:8443` has a port",
+        "\"site.test:8443\"",
+    );
+    refused_at(
         &with("tls_cert = \"certs/site.pem\""),
         "sets both tls_cert and domains",
+        "tls_cert",
     );
-    refused(
+    refused_at(
         &with("acme_directory = \"http://acme.test/dir\""),
-        "acme_directory = \"http://acme.test/dir\" is not \"production\", \"staging\" or an https:// URL",
+        "acme_directory `http://acme.test/dir` is not \"production\", \"staging\" or an https:// URL",
+        "\"http://acme.test/dir\"",
     );
-    refused(
+    refused_at(
         &with("acme_ca = \"missing.pem\""),
-        "acme_ca = \"missing.pem\": no such file in the project",
+        "acme_ca `missing.pem` is no file of the project",
+        "\"missing.pem\"",
     );
+    refused_at(
+        &with("acme_email = \"ops at site.test\""),
+        "acme_email `ops at site.test` is not an email address",
+        "\"ops at site.test\"",
+    );
+    // Settings that can work load.
+    let fine = with("acme_email = \"ops@site.test\"\nacme_directory = \"staging\"");
+    fine.run(&["list"]).status(0).stdout_has("hello_certs");
 }
