@@ -297,6 +297,203 @@ pub fn order(
     write_private(&request.out, pem.as_bytes())
 }
 
+/// Whether a certificate is due for renewal, and when it would be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renewal {
+    /// Why it is due: none yet, other names, expired or less than a third of its lifetime
+    /// left; empty when it is not.
+    pub reason: String,
+    /// When it expires, in seconds since 1970 (0 when there is none).
+    pub ends: i64,
+    /// When two thirds of its lifetime have passed, from which it is due (0 when there is none).
+    pub renew_at: i64,
+}
+
+/// Whether the certificate at the head of `pem` (none: `None`) must be renewed at `now`
+/// (seconds since 1970) for `domains`: when there is none, it does not parse, its names are
+/// not `domains`, or less than a third of its lifetime is left. A third of Let's Encrypt's
+/// 90 days is 30: a daily run that fails for weeks still renews in time.
+pub fn renewal(pem: Option<&[u8]>, domains: &[String], now: i64) -> Renewal {
+    let due = |reason: String| Renewal {
+        reason,
+        ends: 0,
+        renew_at: 0,
+    };
+    let Some(pem) = pem else {
+        return due("no certificate yet".into());
+    };
+    let cert = match CertificateDer::pem_slice_iter(pem).next() {
+        Some(Ok(der)) => match Validity::of(&der) {
+            Some(validity) => validity,
+            None => return due("its certificate does not parse".into()),
+        },
+        Some(Err(err)) => return due(format!("its certificate does not parse: {err}")),
+        None => return due("the file holds no certificate".into()),
+    };
+    let mut have = cert.names.clone();
+    have.sort();
+    have.dedup();
+    let mut want = domains.to_vec();
+    want.sort();
+    want.dedup();
+    if have != want {
+        return due(format!("it names {have:?}, domains names {want:?}"));
+    }
+    let renew_at = cert.not_after - (cert.not_after - cert.not_before) / 3;
+    let reason = if now >= cert.not_after {
+        format!("it expired on {}", utc_date(cert.not_after))
+    } else if now >= renew_at {
+        format!(
+            "{} days left, less than a third of its lifetime",
+            (cert.not_after - now) / 86_400
+        )
+    } else {
+        String::new()
+    };
+    Renewal {
+        reason,
+        ends: cert.not_after,
+        renew_at,
+    }
+}
+
+/// What renewal reads of a certificate: its DNS names and the bounds of its validity.
+struct Validity {
+    names: Vec<String>,
+    not_before: i64,
+    not_after: i64,
+}
+
+impl Validity {
+    /// Reads `der` (RFC 5280): the validity of the TBSCertificate and the dNSNames of its
+    /// subjectAltName extension; `None` when it is not such a certificate.
+    fn of(der: &[u8]) -> Option<Validity> {
+        let (_, cert, _) = der_item(der, 0x30)?;
+        let (_, tbs, _) = der_item(cert, 0x30)?;
+        let mut rest = tbs;
+        if rest.first() == Some(&0xa0) {
+            rest = der_next(rest)?.2;
+        }
+        let (_, _serial, rest) = der_item(rest, 0x02)?;
+        let (_, _signature, rest) = der_item(rest, 0x30)?;
+        let (_, _issuer, rest) = der_item(rest, 0x30)?;
+        let (_, validity, rest) = der_item(rest, 0x30)?;
+        let (tag, start, after) = der_next(validity)?;
+        let not_before = der_time(tag, start)?;
+        let (tag, end, _) = der_next(after)?;
+        let not_after = der_time(tag, end)?;
+        let (_, _subject, rest) = der_item(rest, 0x30)?;
+        let (_, _key, mut rest) = der_item(rest, 0x30)?;
+        let mut names = Vec::new();
+        while let Some((tag, content, next)) = der_next(rest) {
+            rest = next;
+            if tag != 0xa3 {
+                continue;
+            }
+            let (_, mut extensions, _) = der_item(content, 0x30)?;
+            while let Some((_, extension, next)) = der_item(extensions, 0x30) {
+                extensions = next;
+                let (_, oid, mut value) = der_item(extension, 0x06)?;
+                if oid != [0x55, 0x1d, 0x11] {
+                    continue;
+                }
+                if value.first() == Some(&0x01) {
+                    value = der_next(value)?.2;
+                }
+                let (_, octets, _) = der_item(value, 0x04)?;
+                let (_, mut general, _) = der_item(octets, 0x30)?;
+                while let Some((tag, name, next)) = der_next(general) {
+                    general = next;
+                    if tag == 0x82 {
+                        names.push(String::from_utf8_lossy(name).to_ascii_lowercase());
+                    }
+                }
+            }
+        }
+        Some(Validity {
+            names,
+            not_before,
+            not_after,
+        })
+    }
+}
+
+/// The first DER item of `input`: its tag, its content and what follows it.
+fn der_next(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let bytes = usize::from(first & 0x7f);
+        if bytes == 0 || bytes > 4 || rest.len() < bytes {
+            return None;
+        }
+        let len = rest[..bytes]
+            .iter()
+            .fold(0usize, |n, &b| (n << 8) | usize::from(b));
+        (len, &rest[bytes..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The first DER item of `input` when its tag is `tag`.
+fn der_item(input: &[u8], tag: u8) -> Option<(u8, &[u8], &[u8])> {
+    der_next(input).filter(|(t, _, _)| *t == tag)
+}
+
+/// A UTCTime (`YYMMDDHHMMSSZ`, tag 0x17) or GeneralizedTime (`YYYYMMDDHHMMSSZ`, tag 0x18) in
+/// seconds since 1970.
+fn der_time(tag: u8, text: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(text).ok()?.strip_suffix('Z')?;
+    let (year, rest) = match tag {
+        0x17 if text.len() == 12 => {
+            let yy: i64 = text.get(..2)?.parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &text[2..])
+        }
+        0x18 if text.len() == 14 => (text.get(..4)?.parse().ok()?, &text[4..]),
+        _ => return None,
+    };
+    if !rest.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let field = |at: usize| rest[at..at + 2].parse::<i64>().ok();
+    let (month, day) = (field(0)?, field(2)?);
+    let (hour, minute, second) = (field(4)?, field(6)?, field(8)?);
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (H. Hinnant's
+/// algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+/// `seconds` since 1970 as `YYYY-MM-DD HH:MM UTC`.
+pub fn utc_date(seconds: i64) -> String {
+    let (days, time) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        time / 3600,
+        time % 3600 / 60
+    )
+}
+
 /// The account of `directory`, from its file in `account_dir`, else a new one saved there.
 async fn account(request: &CertRequest, directory: &str, http: Http) -> Result<Account, AcmeError> {
     let server = |step: &'static str| {
@@ -499,6 +696,76 @@ mod tests {
         ] {
             assert!(email_problem(bad).is_some(), "{bad:?}");
         }
+    }
+
+    /// A PEM certificate for `names`, valid from `start` to `end` (year, month, day).
+    fn certificate(names: &[&str], start: (i32, u8, u8), end: (i32, u8, u8)) -> Vec<u8> {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = rcgen::CertificateParams::new(names).expect("params");
+        params.not_before = rcgen::date_time_ymd(start.0, start.1, start.2);
+        params.not_after = rcgen::date_time_ymd(end.0, end.1, end.2);
+        let key = rcgen::KeyPair::generate().expect("key");
+        params.self_signed(&key).expect("cert").pem().into_bytes()
+    }
+
+    fn at(year: i64, month: i64, day: i64) -> i64 {
+        days_from_civil(year, month, day) * 86_400
+    }
+
+    #[test]
+    fn a_certificate_is_due_once_a_third_of_its_lifetime_is_left() {
+        let domains = vec!["site.test".to_string(), "www.site.test".to_string()];
+        // 30 days, from 1 to 31 January: due from the 21st.
+        let pem = certificate(&["www.site.test", "site.test"], (2026, 1, 1), (2026, 1, 31));
+        let fresh = renewal(Some(&pem), &domains, at(2026, 1, 2));
+        assert_eq!(fresh.reason, "", "{fresh:?}");
+        assert_eq!(utc_date(fresh.ends), "2026-01-31 00:00 UTC");
+        assert_eq!(utc_date(fresh.renew_at), "2026-01-21 00:00 UTC");
+        assert_eq!(renewal(Some(&pem), &domains, fresh.renew_at - 1).reason, "");
+        assert_eq!(
+            renewal(Some(&pem), &domains, fresh.renew_at).reason,
+            "10 days left, less than a third of its lifetime"
+        );
+        assert_eq!(
+            renewal(Some(&pem), &domains, at(2026, 1, 29)).reason,
+            "2 days left, less than a third of its lifetime"
+        );
+        assert_eq!(
+            renewal(Some(&pem), &domains, at(2026, 2, 3)).reason,
+            "it expired on 2026-01-31 00:00 UTC"
+        );
+        // Let's Encrypt's 90 days: due with 30 left, not with 31.
+        let long = certificate(&["site.test"], (2026, 3, 1), (2026, 5, 30));
+        let one = vec!["site.test".to_string()];
+        assert_eq!(renewal(Some(&long), &one, at(2026, 4, 29)).reason, "");
+        assert!(renewal(Some(&long), &one, at(2026, 4, 30))
+            .reason
+            .starts_with("30 days left"));
+    }
+
+    #[test]
+    fn a_certificate_for_other_names_or_none_is_due() {
+        let domains = vec!["site.test".to_string()];
+        let now = at(2026, 1, 2);
+        assert_eq!(renewal(None, &domains, now).reason, "no certificate yet");
+        let pem = certificate(&["site.test", "old.test"], (2026, 1, 1), (2026, 12, 31));
+        assert_eq!(
+            renewal(Some(&pem), &domains, now).reason,
+            "it names [\"old.test\", \"site.test\"], domains names [\"site.test\"]"
+        );
+        assert!(!renewal(Some(b"junk"), &domains, now).reason.is_empty());
+    }
+
+    #[test]
+    fn dates_read_both_der_time_forms() {
+        assert_eq!(der_time(0x17, b"700101000000Z"), Some(0));
+        assert_eq!(
+            der_time(0x18, b"20260131120000Z"),
+            Some(at(2026, 1, 31) + 43_200)
+        );
+        assert_eq!(der_time(0x17, b"490101000000Z"), Some(at(2049, 1, 1)));
+        assert_eq!(der_time(0x17, b"4901010000Z"), None);
+        assert_eq!(utc_date(at(2000, 2, 29) + 3_660), "2000-02-29 01:01 UTC");
     }
 
     #[test]

@@ -267,6 +267,28 @@ impl HttpsClient {
     }
 }
 
+/// A PEM (chain and key, as weft keeps one) for `names`, self-signed, which began 20 days ago
+/// and ends in 5: less than a third of its lifetime is left.
+fn due_certificate(names: &[&str]) -> String {
+    let day = |offset: &str| -> (i32, u8, u8) {
+        let out = run(Command::new("date").args(["-u", "-d", offset, "+%Y %m %d"]));
+        let parts: Vec<&str> = out.split_whitespace().collect();
+        (
+            parts[0].parse().expect("year"),
+            parts[1].parse().expect("month"),
+            parts[2].parse().expect("day"),
+        )
+    };
+    let (start, end) = (day("-20 days"), day("+5 days"));
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let mut params = rcgen::CertificateParams::new(names).expect("params");
+    params.not_before = rcgen::date_time_ymd(start.0, start.1, start.2);
+    params.not_after = rcgen::date_time_ymd(end.0, end.1, end.2);
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("certificate");
+    format!("{}{}", cert.pem(), key.serialize_pem())
+}
+
 #[test]
 fn acme_certificates_from_pebble_are_served_at_the_vip_renewed_without_a_failed_request_and_kept_when_a_domain_fails(
 ) {
@@ -276,15 +298,26 @@ fn acme_certificates_from_pebble_are_served_at_the_vip_renewed_without_a_failed_
         test: &test,
         env: "dev",
     };
-    // The site first runs without ACME, as hello-wsgi does.
-    let up = test.run(&["run", "env_up", "-e", "dev"]);
-    up.status(0);
-    let vip_port = site_address(&up.stdout);
-    let vip = vip_port.trim_end_matches(":80").to_string();
+    // The env's VIP, reserved before any machine exists (env_up takes the same one), so the
+    // names point at it in Pebble's DNS before the first deploy asks for their certificate.
+    test.write(
+        "deploy/vip.rhai",
+        "/// Says the env's virtual IP.\nfn show_vip() {\n    log(`vip is ${virtual_ip(\"\").address}`);\n}\n",
+    );
+    let shown = test.run(&["run", "show_vip", "-e", "dev"]);
+    shown.status(0);
+    let vip = shown
+        .stdout
+        .split("vip is ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("a VIP in {}", shown.stdout))
+        .to_string();
     pebble.add_a("site.test", &vip);
     pebble.add_a("www.site.test", &vip);
 
-    // Two settings switch it to ACME; the directory and CA point it at Pebble.
+    // Two settings switch it to ACME; the directory and CA point it at Pebble. They are there
+    // from the start: the first env_up, on fresh machines, gets the certificate.
     std::fs::copy(pebble.ca(), test.path().join("pebble-ca.pem")).expect("ca");
     let acme = format!(
         "lb_role = \"lb\"\ndomains = [\"site.test\", \"www.site.test\"]\nacme_email = \"ops@site.test\"\n\
@@ -301,14 +334,18 @@ fn acme_certificates_from_pebble_are_served_at_the_vip_renewed_without_a_failed_
         .stdout_has("(no certificate yet)");
     assert!(!test.path().join(".weft/secrets/dev/acme").exists());
 
-    let issued = test.run(&["run", "hello_certs", "-e", "dev", "--diff"]);
+    let issued = test.run(&["run", "env_up", "-e", "dev", "--diff"]);
     issued
         .status(0)
+        .stdout_has("hello: requesting a certificate for site.test, www.site.test from ACME server https://127.0.0.1:")
+        .stdout_has("(no certificate yet)")
         .stdout_has("hello: new certificate for site.test, www.site.test");
+    let vip_port = site_address(&issued.stdout);
+    assert_eq!(vip_port, format!("{vip}:80"));
     let pem = test.path().join(".weft/secrets/dev/hello-acme.pem");
     let key = key_lines(&test, ".weft/secrets/dev/hello-acme.pem");
-    lacks_key(&issued.stdout, &key, "hello_certs --diff");
-    lacks_key(&issued.stderr, &key, "hello_certs --diff (stderr)");
+    lacks_key(&issued.stdout, &key, "env_up --diff");
+    lacks_key(&issued.stderr, &key, "env_up --diff (stderr)");
     let mode = |path: &Path| {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(path).expect("file").permissions().mode() & 0o777
@@ -352,6 +389,22 @@ fn acme_certificates_from_pebble_are_served_at_the_vip_renewed_without_a_failed_
         .status(0)
         .stdout_has("nothing to renew before");
     assert_eq!(file_serial(&pem), first);
+
+    // One with less than a third of its lifetime left (made here for the same names, put in
+    // the controller's file): the daily run renews it, and the lbs serve the new one.
+    std::fs::write(&pem, due_certificate(&["site.test", "www.site.test"])).expect("due one");
+    let due = file_serial(&pem);
+    test.run(&["run", "hello_certs", "-e", "dev"])
+        .status(0)
+        .stdout_has("days left, less than a third of its lifetime")
+        .stdout_has("hello: new certificate for site.test, www.site.test");
+    let first = file_serial(&pem);
+    assert_ne!(first, due);
+    wait_for(
+        "the renewed certificate at the VIP",
+        Duration::from_secs(10),
+        || served_serial("site.test", &vip) == first,
+    );
 
     // A renewal under clients asking over HTTPS and HTTP: no request fails.
     let secure = HttpsClient::start("site.test", &vip, &root);

@@ -48,6 +48,7 @@ pub const TOPICS: &[(&str, &[&str])] = &[
             "confirm",
             "virtual_ip",
             "acme_order",
+            "acme_renewal",
         ],
     ),
 ];

@@ -255,6 +255,57 @@ pub mod cloud_api {
         Ok(out)
     }
 
+    /// Whether the certificate in `path` (a PEM on the controller; relative paths start at the
+    /// project) must be renewed for `domains`: `#{ reason, ends, renew_at }`. `reason` says
+    /// why (none yet, other names, expired, less than a third of its lifetime left) and is
+    /// empty when it need not be; `ends` and `renew_at` are UTC dates (`2026-03-01 12:00
+    /// UTC`), empty when there is no certificate.
+    ///
+    /// ```rhai
+    /// let due = acme_renewal(".weft/secrets/prod/site-acme.pem", ["example.org"]);
+    /// if due.reason == "" { log(`good until ${due.ends}`); }
+    /// ```
+    #[rhai_fn(name = "acme_renewal", return_raw)]
+    pub fn acme_renewal(
+        ctx: NativeCallContext,
+        path: &str,
+        domains: Array,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        let root = ctx
+            .tag()
+            .and_then(|t| t.read_lock::<ScriptContext>().map(|c| c.root.clone()))
+            .unwrap_or_default();
+        let domains = domains
+            .into_iter()
+            .map(|d| {
+                d.into_string()
+                    .map_err(|t| format!("acme_renewal: domains holds a {t}, not a name"))
+            })
+            .collect::<Result<Vec<String>, String>>()?;
+        let path = root.join(path);
+        let pem = match std::fs::read(&path) {
+            Ok(pem) => Some(pem),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => return Err(format!("acme_renewal: {}: {err}", path.display()).into()),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let due = crate::acme::renewal(pem.as_deref(), &domains, now);
+        let date = |t: i64| {
+            if t == 0 {
+                String::new()
+            } else {
+                crate::acme::utc_date(t)
+            }
+        };
+        let mut out = Map::new();
+        out.insert("reason".into(), due.reason.into());
+        out.insert("ends".into(), date(due.ends).into());
+        out.insert("renew_at".into(), date(due.renew_at).into());
+        Ok(out)
+    }
+
     /// Orders a certificate over ACME for `options.domains` and writes its chain, then its new
     /// key, to `options.out` (mode 0600, in a folder of mode 0700). `options`: `domains`, `out`,
     /// `account_dir` (where the account is kept, one file per directory, mode 0600),
