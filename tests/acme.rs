@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::ha::{ha_example, key_lines, lacks_key, settings_project, site_address, Client};
+use crate::ha::{
+    ha_example, holder, key_lines, lacks_key, pair, settings_project, site_address, Client,
+};
 use crate::harness::{wait_for, Destroy};
 
 /// A port nobody listens on now.
@@ -470,6 +472,79 @@ fn acme_certificates_from_pebble_are_served_at_the_vip_renewed_without_a_failed_
     let third = file_serial(&pem);
     assert_ne!(third, second);
     assert_eq!(served_serial("site.test", &vip), third);
+
+    // The backup lb stops. A renewal puts the challenges and the certificate on the lb that
+    // answers (the VIP holder) and names the one that did not get it; once that one runs
+    // again, the daily run gives it the certificate in use.
+    let (_, backup) = pair(&holder(&test, "dev"));
+    test.run(&["cloud", "stop", &backup, "-e", "dev"]).status(0);
+    test.run(&["run", "hello_renew", "-e", "dev"])
+        .status(0)
+        .stdout_has("hello: new certificate for site.test")
+        .stdout_has(&format!(
+            "hello: [\"{backup}\"] did not get the certificate (stopped, or not answering over SSH): \
+             the next hello_deploy or hello_certs gives it to them"
+        ));
+    let fourth = file_serial(&pem);
+    assert_ne!(fourth, third);
+    assert_eq!(served_serial("site.test", &vip), fourth);
+    test.run(&["cloud", "start", &backup, "-e", "dev"])
+        .status(0);
+    wait_for("the backup lb over SSH", Duration::from_secs(60), || {
+        test.ssh("dev", &backup, &["true"]).code == 0
+    });
+    let served_by_backup = || {
+        test.ssh(
+            "dev",
+            &backup,
+            &["openssl x509 -noout -serial -in /etc/haproxy/certs/hello.pem"],
+        )
+        .stdout
+    };
+    assert!(
+        served_by_backup().contains(&third),
+        "{}",
+        served_by_backup()
+    );
+    test.run(&["run", "hello_certs", "-e", "dev"])
+        .status(0)
+        .stdout_has("nothing to renew before")
+        .stdout_lacks("did not get the certificate");
+    assert!(
+        served_by_backup().contains(&fourth),
+        "{}",
+        served_by_backup()
+    );
+    let answer = test.ssh(
+        "dev",
+        &backup,
+        &["sh -c 'echo | openssl s_client -connect 127.0.0.1:443 -servername site.test 2>/dev/null | openssl x509 -noout -serial'"],
+    );
+    answer.status(0).stdout_has(&fourth);
+
+    // Deployed without domains, the lbs have no rule for the challenges; hello_renew, once
+    // domains are back, sets haproxy up first, gets the certificate and serves it.
+    let with_domains = test.read("weft.toml");
+    test.write(
+        "weft.toml",
+        &with_domains.replace("domains = [\"site.test\"]\n", ""),
+    );
+    test.run(&["run", "hello_deploy", "-e", "dev"]).status(0);
+    let (held, _) = pair(&holder(&test, "dev"));
+    test.ssh(
+        "dev",
+        &held,
+        &["grep -c acme-challenge /etc/haproxy/haproxy.cfg || true"],
+    )
+    .status(0)
+    .stdout_has("0");
+    test.write("weft.toml", &with_domains);
+    test.run(&["run", "hello_renew", "-e", "dev"])
+        .status(0)
+        .stdout_has("hello: new certificate for site.test");
+    let fifth = file_serial(&pem);
+    assert_ne!(fifth, fourth);
+    assert_eq!(served_serial("site.test", &vip), fifth);
 }
 
 /// `hello_deploy` stops with exit 2 and `message`, pointing at where `token` is written in

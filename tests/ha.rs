@@ -121,7 +121,7 @@ pub(crate) fn site_address(stdout: &str) -> String {
 }
 
 /// Which lb `env_status` says holds the VIP.
-fn holder(test: &Test, env: &str) -> String {
+pub(crate) fn holder(test: &Test, env: &str) -> String {
     let status = test.run(&["run", "env_status", "-e", env]);
     status.status(0);
     let holders: Vec<&str> = status
@@ -135,7 +135,7 @@ fn holder(test: &Test, env: &str) -> String {
 }
 
 /// The lb holding the VIP and the other one of a pair: either may win the first election.
-fn pair(held: &str) -> (String, String) {
+pub(crate) fn pair(held: &str) -> (String, String) {
     let other = if held == "lb-0" { "lb-1" } else { "lb-0" };
     (held.to_string(), other.to_string())
 }
