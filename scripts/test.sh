@@ -26,6 +26,9 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v systemd-nspawn >/dev/null || need+=(systemd-container)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v nft >/dev/null || need+=(nftables)
+# The ACME tests run Pebble, Let's Encrypt's test server, and its DNS (pebble-challtestsrv)
+# on this host: nothing reaches a real ACME server.
+command -v pebble-challtestsrv >/dev/null || need+=(pebble)
 # The editor test drives `weft lsp` from headless Neovim's built-in client.
 command -v nvim >/dev/null || need+=(neovim)
 # The VS Code extension is built with npm (scripts/build-vscode.sh) by a test.

@@ -98,6 +98,7 @@ fn a_check_of_every_stdlib_goal_changes_nothing_on_the_controller() {
             "[project]\nname = \"checked\"\ndefault_env = \"fleet\"\n\n\
              [apps.hello]\nrepos = [{{ name = \"hello\", path = \"app\" }}]\nwsgi = \"hello:app\"\n\
              python = \"/usr/bin/python3\"\nhealth = \"/health\"\nrole = \"app\"\nlb_role = \"lb\"\ntls = true\n\
+             domains = [\"site.test\"]\nacme_email = \"ops@site.test\"\n\
              db_role = \"db\"\ncache_role = \"cache\"\n\n\
              [vars]\nredis_password = \"check-only\"\n\n\
              [env.fleet]\nhosts = {{ host-0 = \"root@127.0.0.1:{port}\" }}\n\

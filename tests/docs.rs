@@ -32,7 +32,7 @@ fn every_registered_function_has_a_doc_comment() {
 
 /// The types a script can see, in the one vocabulary the reference uses.
 const TYPES: &[&str] = &[
-    "string", "int", "float", "bool", "map", "array", "Host", "OpError", "Dynamic", "()",
+    "string", "int", "float", "bool", "map", "array", "Host", "OpError", "Dynamic", "()", "Fn",
 ];
 
 /// Whether `sig` is `name(param: type, ...) -> type` with known types only.

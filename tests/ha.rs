@@ -18,12 +18,12 @@ fn get(addr: &str) -> Result<String, String> {
 }
 
 /// What a client saw: each request's start, end and outcome.
-struct Seen {
-    requests: Vec<(Instant, Instant, Result<String, String>)>,
+pub(crate) struct Seen {
+    pub(crate) requests: Vec<(Instant, Instant, Result<String, String>)>,
 }
 
 impl Seen {
-    fn failed(&self) -> Vec<&String> {
+    pub(crate) fn failed(&self) -> Vec<&String> {
         self.requests
             .iter()
             .filter_map(|(_, _, r)| r.as_ref().err())
@@ -58,7 +58,7 @@ impl Seen {
 
 /// A client that asks `addr` continuously (every 20 ms, at most 20 000 requests) until
 /// stopped.
-struct Client {
+pub(crate) struct Client {
     stop: Arc<AtomicBool>,
     /// How many requests were answered so far.
     answered: Arc<AtomicUsize>,
@@ -66,7 +66,7 @@ struct Client {
 }
 
 impl Client {
-    fn start(addr: &str) -> Self {
+    pub(crate) fn start(addr: &str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let answered = Arc::new(AtomicUsize::new(0));
         let thread = {
@@ -93,7 +93,7 @@ impl Client {
     }
 
     /// Waits until `n` more requests than so far were answered (at most 30 s).
-    fn wait_for_answers(&self, n: usize) {
+    pub(crate) fn wait_for_answers(&self, n: usize) {
         let target = self.answered.load(Ordering::Relaxed) + n;
         crate::harness::wait_for(
             &format!("{n} more answers"),
@@ -103,7 +103,7 @@ impl Client {
     }
 
     /// Stops after `settle` more of asking; what it saw.
-    fn finish(self, settle: Duration) -> Seen {
+    pub(crate) fn finish(self, settle: Duration) -> Seen {
         std::thread::sleep(settle);
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().expect("client")
@@ -111,7 +111,7 @@ impl Client {
 }
 
 /// The site's address from a deploy's output: `hello answers at http://ADDR:80/`, once.
-fn site_address(stdout: &str) -> String {
+pub(crate) fn site_address(stdout: &str) -> String {
     let urls: Vec<&str> = stdout
         .lines()
         .filter_map(|l| l.split("hello answers at http://").nth(1))
@@ -121,7 +121,7 @@ fn site_address(stdout: &str) -> String {
 }
 
 /// Which lb `env_status` says holds the VIP.
-fn holder(test: &Test, env: &str) -> String {
+pub(crate) fn holder(test: &Test, env: &str) -> String {
     let status = test.run(&["run", "env_status", "-e", env]);
     status.status(0);
     let holders: Vec<&str> = status
@@ -135,13 +135,13 @@ fn holder(test: &Test, env: &str) -> String {
 }
 
 /// The lb holding the VIP and the other one of a pair: either may win the first election.
-fn pair(held: &str) -> (String, String) {
+pub(crate) fn pair(held: &str) -> (String, String) {
     let other = if held == "lb-0" { "lb-1" } else { "lb-0" };
     (held.to_string(), other.to_string())
 }
 
 /// hello-wsgi with `lbs` load balancers and `apps` app machines.
-fn ha_example(lbs: u32, apps: u32) -> Test {
+pub(crate) fn ha_example(lbs: u32, apps: u32) -> Test {
     let test = example();
     let config = test
         .read("weft.toml")
@@ -257,7 +257,7 @@ fn two_lbs_keep_the_site_on_its_virtual_ip_when_one_stops() {
 }
 
 /// The base64 lines of the private key in the PEM at `rel` of the project.
-fn key_lines(test: &Test, rel: &str) -> Vec<String> {
+pub(crate) fn key_lines(test: &Test, rel: &str) -> Vec<String> {
     let pem = test.read(rel);
     let key = pem
         .split("-----BEGIN PRIVATE KEY-----")
@@ -275,7 +275,7 @@ fn key_lines(test: &Test, rel: &str) -> Vec<String> {
 }
 
 #[track_caller]
-fn lacks_key(text: &str, key: &[String], what: &str) {
+pub(crate) fn lacks_key(text: &str, key: &[String], what: &str) {
     for line in key {
         assert!(
             !text.contains(line.as_str()),
@@ -379,7 +379,7 @@ fn tls_at_the_virtual_ip_uses_a_self_signed_certificate_that_never_shows_its_key
 }
 
 /// A project with hello-wsgi's app whose env `dev` has `lbs` lbs (no machines are made).
-fn settings_project(lbs: u32, app_extra: &str) -> Test {
+pub(crate) fn settings_project(lbs: u32, app_extra: &str) -> Test {
     let test = ha_example(lbs, 1);
     let config = test.read("weft.toml").replace(
         "lb_role = \"lb\"",
@@ -391,7 +391,7 @@ fn settings_project(lbs: u32, app_extra: &str) -> Test {
 
 /// `hello_deploy` fails with `message`, having touched no host and made no machine.
 #[track_caller]
-fn refused(test: &Test, message: &str) {
+pub(crate) fn refused(test: &Test, message: &str) {
     let _cleanup = crate::harness::Destroy { test, env: "dev" };
     let out = test.run(&["run", "hello_deploy", "-e", "dev"]);
     out.status(1)

@@ -613,12 +613,131 @@ impl ProjectConfig {
                 ));
             }
         }
+        self.check_acme(name, app, span.clone())?;
         if let Some(manager) = app.get("manager").and_then(toml::Value::as_str) {
             if !["supervisor", "systemd"].contains(&manager) {
                 return Err(self.invalid(
                     self.narrow(span, manager),
                     format!("`manager` of [apps.{name}] is `{manager}`"),
                     Some("use \"supervisor\" or \"systemd\"".into()),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The ACME settings of app `name` (`domains`, `acme_*`) can work: each domain a name
+    /// HTTP-01 proves, on `lb_port` 80, without `tls_cert`; a directory that is a shortcut or
+    /// an https URL; an `acme_ca` that is a file of the project; an `acme_email` that is an
+    /// address. Refused here, at load, nothing has touched a host yet.
+    fn check_acme(
+        &self,
+        name: &str,
+        app: &toml::Table,
+        span: std::ops::Range<usize>,
+    ) -> Result<(), ConfigError> {
+        let what = format!("[apps.{name}]");
+        let at_key = |key: &str| self.narrow_key(span.clone(), key);
+        let at_value = |value: &str| self.narrow_quoted(span.clone(), value);
+        let text = |key: &str| {
+            app.get(key)
+                .and_then(toml::Value::as_str)
+                .unwrap_or_default()
+        };
+        if let Some(directory) = app.get("acme_directory").and_then(toml::Value::as_str) {
+            if let Err(err) = crate::acme::directory_url(directory) {
+                return Err(self.invalid(
+                    at_value(directory),
+                    format!("{what}: {err}"),
+                    Some(
+                        "\"staging\" while trying things out, \"production\" (the default) for \
+                         certificates browsers trust, or the https:// URL of another ACME \
+                         server's directory"
+                            .into(),
+                    ),
+                ));
+            }
+        }
+        let ca = text("acme_ca");
+        if !ca.is_empty() {
+            let root = Path::new(self.source.name())
+                .parent()
+                .unwrap_or(Path::new("."));
+            if !root.join(ca).is_file() {
+                return Err(self.invalid(
+                    at_value(ca),
+                    format!("{what}: acme_ca `{ca}` is no file of the project"),
+                    Some(
+                        "give the path, from the project's folder, of a PEM with the roots that \
+                         sign the ACME server's HTTPS certificate, or leave acme_ca out to trust \
+                         the system's"
+                            .into(),
+                    ),
+                ));
+            }
+        }
+        let email = text("acme_email");
+        if let Some(why) = (!email.is_empty())
+            .then(|| crate::acme::email_problem(email))
+            .flatten()
+        {
+            return Err(self.invalid(
+                at_value(email),
+                format!("{what}: acme_email `{email}` {why}"),
+                Some("the ACME server writes there about certificates that expire".into()),
+            ));
+        }
+        let Some(domains) = app.get("domains") else {
+            return Ok(());
+        };
+        let list_help =
+            || Some("write a list of names, such as domains = [\"example.org\"]".into());
+        let Some(domains) = domains.as_array() else {
+            return Err(self.invalid(
+                at_key("domains"),
+                format!("{what}: `domains` is not a list of names"),
+                list_help(),
+            ));
+        };
+        for domain in domains {
+            let Some(domain) = domain.as_str() else {
+                return Err(self.invalid(
+                    at_key("domains"),
+                    format!("{what}: `domains` holds {domain}, which is not a name"),
+                    list_help(),
+                ));
+            };
+            if let Some(why) = crate::acme::domain_problem(domain) {
+                return Err(self.invalid(
+                    at_value(domain),
+                    format!("{what}: domain `{domain}` {why}"),
+                    None,
+                ));
+            }
+        }
+        if domains.is_empty() {
+            return Ok(());
+        }
+        if !text("tls_cert").is_empty() {
+            return Err(self.invalid(
+                at_key("tls_cert"),
+                format!(
+                    "{what} sets both tls_cert and domains: the certificate comes from one of them"
+                ),
+                Some(
+                    "remove tls_cert to get certificates over ACME, or domains to serve tls_cert"
+                        .into(),
+                ),
+            ));
+        }
+        if let Some(port) = app.get("lb_port").and_then(toml::Value::as_integer) {
+            if port != 80 {
+                return Err(self.invalid(
+                    at_key("lb_port"),
+                    format!(
+                        "{what}: ACME validates domains over HTTP on port 80, and lb_port is {port}"
+                    ),
+                    Some("remove lb_port or set it to 80".into()),
                 ));
             }
         }

@@ -47,6 +47,8 @@ pub const TOPICS: &[(&str, &[&str])] = &[
             "reachable",
             "confirm",
             "virtual_ip",
+            "acme_order",
+            "acme_renewal",
         ],
     ),
 ];
@@ -56,7 +58,8 @@ const CONVENTIONS: &str = "
 ## Conventions
 
 - **Types** read as scripts see them: `string`, `int`, `float`, `bool`, `map`, `array`,
-  `Host`, `OpError` (a failed step, see Errors), `()` (nothing), `Dynamic` (any).
+  `Host`, `OpError` (a failed step, see Errors), `Fn` (a closure, `|x| ...`), `()`
+  (nothing), `Dynamic` (any).
   Properties read `Host.name -> type`.
 - **Option maps can be left out** wherever every option has a default (`host.file(path)`,
   `host.group(name)`, `host.git(repo, dest)`, ...); `service`, `cron`, `pip` and `notify`
@@ -79,7 +82,7 @@ const CONVENTIONS: &str = "
 - **Facts** are read once per goal: `host.facts` costs one round trip, later reads none;
   `host.refresh_facts()` reads them again.
 - **Controller functions** (`machines`, `create_machines`, `terminate_machine`, `env_spec`,
-  `goal_exists`, `run_goal`, `reachable`, `controller`) work in goals without a `host`
+  `goal_exists`, `run_goal`, `reachable`, `controller`, `acme_order`) work in goals without a `host`
   parameter; called from a host goal they fail with a message that says so. `virtual_ip`
   works in both.
 - **Errors**: a host step that fails (a command exiting non-zero, a `validate` command
@@ -268,7 +271,7 @@ pub fn definitions() -> String {
 
 /// Shows types as scripts see them, in one vocabulary: fallible functions by what they return
 /// (`Result<T, Box<EvalAltResult>>` is `T`), Rust paths by their last name, and Rhai's own
-/// names for its types (`string`, `int`, `float`, `bool`, `map`, `array`; an untyped `?` is
+/// names for its types (`string`, `int`, `float`, `bool`, `map`, `array`, `Fn`; an untyped `?` is
 /// `Dynamic`).
 fn readable_types(text: &str) -> String {
     let unwrapped = unwrap_results(text);
@@ -283,6 +286,7 @@ fn readable_types(text: &str) -> String {
                 "String" | "ImmutableString" | "str" => "string",
                 "i64" | "INT" => "int",
                 "f64" | "FLOAT" => "float",
+                "FnPtr" => "Fn",
                 other => other,
             });
             word.clear();

@@ -6,6 +6,7 @@ use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext};
 
 use super::global::ScriptContext;
+use super::options::{keys, Options};
 use crate::exec::orchestrator::{MachineInfo, Orchestrator};
 
 /// The env actions, for a controller goal; elsewhere an error that says where `function` may
@@ -252,5 +253,129 @@ pub mod cloud_api {
         out.insert("address".into(), vip.address.into());
         out.insert("router_id".into(), Dynamic::from_int(vip.router_id.into()));
         Ok(out)
+    }
+
+    /// Whether the certificate in `path` (a PEM on the controller; relative paths start at the
+    /// project) must be renewed for `domains`: `#{ reason, ends, renew_at }`. `reason` says
+    /// why (none yet, other names, expired, less than a third of its lifetime left) and is
+    /// empty when it need not be; `ends` and `renew_at` are UTC dates (`2026-03-01 12:00
+    /// UTC`), empty when there is no certificate.
+    ///
+    /// ```rhai
+    /// let due = acme_renewal(".weft/secrets/prod/site-acme.pem", ["example.org"]);
+    /// if due.reason == "" { log(`good until ${due.ends}`); }
+    /// ```
+    #[rhai_fn(name = "acme_renewal", return_raw)]
+    pub fn acme_renewal(
+        ctx: NativeCallContext,
+        path: &str,
+        domains: Array,
+    ) -> Result<Map, Box<EvalAltResult>> {
+        let root = ctx
+            .tag()
+            .and_then(|t| t.read_lock::<ScriptContext>().map(|c| c.root.clone()))
+            .unwrap_or_default();
+        let domains = domains
+            .into_iter()
+            .map(|d| {
+                d.into_string()
+                    .map_err(|t| format!("acme_renewal: domains holds a {t}, not a name"))
+            })
+            .collect::<Result<Vec<String>, String>>()?;
+        let path = root.join(path);
+        let pem = match std::fs::read(&path) {
+            Ok(pem) => Some(pem),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => None,
+            Err(err) => return Err(format!("acme_renewal: {}: {err}", path.display()).into()),
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        let due = crate::acme::renewal(pem.as_deref(), &domains, now);
+        let date = |t: i64| {
+            if t == 0 {
+                String::new()
+            } else {
+                crate::acme::utc_date(t)
+            }
+        };
+        let mut out = Map::new();
+        out.insert("reason".into(), due.reason.into());
+        out.insert("ends".into(), date(due.ends).into());
+        out.insert("renew_at".into(), date(due.renew_at).into());
+        Ok(out)
+    }
+
+    /// Orders a certificate over ACME for `options.domains` and writes its chain, then its new
+    /// key, to `options.out` (mode 0600, in a folder of mode 0700). `options`: `domains`, `out`,
+    /// `account_dir` (where the account is kept, one file per directory, mode 0600),
+    /// `directory` (`"production"`, `"staging"` or an https URL), `email`, `ca` (a PEM of the
+    /// roots to trust for the ACME server instead of the system's) and `timeout` (seconds the
+    /// server may take to validate, default 120); relative paths start at the project.
+    /// `publish` gets the HTTP-01 challenges, `[#{ domain, token, key_authorization }]`, and
+    /// returns `true` once every lb answers them. A domain that does not validate stops the goal
+    /// with an error naming it, and `out` is left as it was. Controller goals only.
+    ///
+    /// ```rhai
+    /// acme_order(#{ domains: ["example.org"], out: ".weft/secrets/prod/site-acme.pem",
+    ///     account_dir: ".weft/secrets/prod/acme", email: "ops@example.org" },
+    ///     |challenges| run_goal("haproxy_acme", [`${challenges.len()}`], #{ roles: ["lb"] }));
+    /// ```
+    #[rhai_fn(name = "acme_order", return_raw)]
+    pub fn acme_order(
+        ctx: NativeCallContext,
+        options: Map,
+        publish: rhai::FnPtr,
+    ) -> Result<(), Box<EvalAltResult>> {
+        orchestrator(&ctx, "acme_order")?;
+        let root = ctx
+            .tag()
+            .and_then(|t| t.read_lock::<ScriptContext>().map(|c| c.root.clone()))
+            .unwrap_or_default();
+        let mut opts = Options::new(options, keys("acme_order"))?;
+        let domains = opts.strings("domains")?.unwrap_or_default();
+        if domains.is_empty() {
+            return Err("acme_order: `domains` names no domain".into());
+        }
+        let required = |value: Option<String>, key: &str| {
+            value.ok_or_else(|| format!("acme_order: option `{key}` is required"))
+        };
+        let out = root.join(required(opts.string("out")?, "out")?);
+        let account_dir = root.join(required(opts.string("account_dir")?, "account_dir")?);
+        let request = crate::acme::CertRequest {
+            directory: opts.string("directory")?.unwrap_or_default(),
+            ca: opts
+                .string("ca")?
+                .filter(|c| !c.is_empty())
+                .map(|c| root.join(c)),
+            account_dir,
+            email: opts.string("email")?.unwrap_or_default(),
+            domains,
+            out,
+            validation_deadline: opts
+                .seconds("timeout")?
+                .unwrap_or(std::time::Duration::from_secs(120)),
+        };
+        crate::acme::order(&request, |challenges| {
+            let list: Array = challenges
+                .iter()
+                .map(|c| {
+                    let mut map = Map::new();
+                    map.insert("domain".into(), c.domain.clone().into());
+                    map.insert("token".into(), c.token.clone().into());
+                    map.insert(
+                        "key_authorization".into(),
+                        c.key_authorization.clone().into(),
+                    );
+                    Dynamic::from_map(map)
+                })
+                .collect();
+            match publish.call_within_context::<Dynamic>(&ctx, (list,)) {
+                Ok(done) if done.as_bool().unwrap_or(true) => Ok(()),
+                Ok(_) => Err("the goal that puts them there failed (see above)".to_string()),
+                Err(err) => Err(err.to_string()),
+            }
+        })
+        .map_err(|e| e.to_string().into())
     }
 }

@@ -10,6 +10,18 @@ use super::ApiResult;
 /// list both the functions and editors (`weft lsp`) read.
 pub const KEYS: &[(&str, &[&str])] = &[
     ("absent", &["always"]),
+    (
+        "acme_order",
+        &[
+            "domains",
+            "out",
+            "account_dir",
+            "directory",
+            "email",
+            "ca",
+            "timeout",
+        ],
+    ),
     ("archive", &["always"]),
     ("authorized_keys", &["state", "exclusive", "always"]),
     ("cron", &["schedule", "command", "user", "state", "always"]),
