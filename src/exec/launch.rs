@@ -11,6 +11,7 @@ use miette::Result;
 use super::goals::GoalEngine;
 use super::orchestrator::Orchestrator;
 use super::output::{HostOutcome, Output};
+use super::run::Run;
 use super::runner::{self, Job, RunPlan, CONTROLLER};
 use super::settings::RunSettings;
 use super::timings::Timings;
@@ -20,6 +21,7 @@ use crate::error::{EXIT_FAILED, EXIT_OK};
 use crate::inventory::{HostFilter, Selection};
 use crate::project::Project;
 use crate::template::Templates;
+use crate::transport::round_trip::RoundTrip;
 use crate::transport::ssh::ConnectError;
 use crate::transport::Connector;
 
@@ -45,6 +47,8 @@ pub struct RunContext {
     pub timings: Option<Arc<Timings>>,
     /// Makes the env actions of a run's controller goals.
     env_actions: EnvActions,
+    /// The shortest round trip the invocation's connections have seen.
+    round_trip: Arc<RoundTrip>,
 }
 
 /// Makes the actions a run's controller goals may take on env `env` (`run_goal`,
@@ -75,6 +79,7 @@ impl RunContext {
             phases: Mutex::new(Vec::new()),
             depth: AtomicUsize::new(0),
             env_actions,
+            round_trip: Arc::default(),
         }
     }
 
@@ -92,6 +97,7 @@ impl RunContext {
             &self.settings.connect,
             &addresses,
             self.settings.limits.parallel,
+            self.round_trip.clone(),
         )?;
         // A check trusts a new host key as a run would, but writes it nowhere.
         if let (true, Connector::Ssh(ssh)) = (self.settings.check, &connector) {
@@ -213,17 +219,23 @@ impl RunContext {
         let orchestrator =
             env_actions.then(|| (self.env_actions)(self.clone(), &selection.inventory.env));
         let goal = job.name().to_string();
+        let run = Arc::new(Run {
+            settings: self.settings.clone(),
+            output: output.clone(),
+            templates: self.templates.clone(),
+            root: self.project.root.clone(),
+            timings: self.timings.clone(),
+            hashes: Default::default(),
+            sums: Run::cached_sums(self.settings.check),
+            round_trip: self.round_trip.clone(),
+        });
         let plan = RunPlan {
             job,
             inventory: selection.inventory,
             hosts: selection.hosts,
             connector,
-            settings: self.settings.clone(),
-            output: output.clone(),
-            templates: self.templates.clone(),
-            root: self.project.root.clone(),
+            run,
             orchestrator,
-            timings: self.timings.clone(),
         };
         super::interrupt::install();
         let nested = self.depth.fetch_add(1, Ordering::SeqCst) > 0;
