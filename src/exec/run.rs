@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::hashes::LocalHashes;
+use super::interrupt::Interrupt;
 use super::output::Output;
 use super::remote_sums::RemoteSums;
 use super::settings::RunSettings;
@@ -31,6 +32,8 @@ pub struct Run {
     pub sums: RemoteSums,
     /// The shortest round trip the run's connections have seen, for the fan-out.
     pub round_trip: Arc<RoundTrip>,
+    /// Ctrl-C and SIGTERM: whether and when the run was interrupted.
+    pub interrupt: Arc<Interrupt>,
 }
 
 impl Run {

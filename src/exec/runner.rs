@@ -182,7 +182,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
     let handle = runtime.handle().clone();
     let env = Arc::new(env_info(&plan));
     let plan = Arc::new(plan);
-    let cleanup = super::interrupt::interrupted();
+    let cleanup = plan.run.interrupt.interrupted();
     let targets: Vec<Option<HostSpec>> = if plan.job.per_host() {
         plan.hosts.iter().cloned().map(Some).collect()
     } else {
@@ -228,7 +228,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
                         }
                         // A run started after Ctrl-C is cleanup (a deploy releasing its lock
                         // through `run_goal`): its hosts start; those of an interrupted one do not.
-                        if !cleanup && super::interrupt::interrupted() {
+                        if !cleanup && plan.run.interrupt.interrupted() {
                             let why = "not started: interrupted".to_string();
                             return HostOutcome::not_run(name, Status::Skipped, Some(why));
                         }
@@ -320,7 +320,7 @@ fn run_one(
             // After a refusal or Ctrl-C, a failure is their consequence: the last line of the
             // invocation says what was and was not done, the call chain would not.
             let stopped = status.is_failure()
-                && (super::interrupt::interrupted() || plan.run.settings.confirm.refused());
+                && (plan.run.interrupt.interrupted() || plan.run.settings.confirm.refused());
             let outcome = HostOutcome {
                 host: name.clone(),
                 status,
@@ -344,8 +344,9 @@ fn run_one(
                 Err(err) => return finish(Status::Unreachable, (0, 0), Some(err), None),
             };
             let connecting = Instant::now();
-            let cleanup = super::interrupt::interrupted();
-            if let Err(err) = connect(runtime, transport.as_ref(), deadline, cleanup) {
+            let cleanup = plan.run.interrupt.interrupted();
+            let cancel = plan.run.interrupt.cancel(cleanup);
+            if let Err(err) = connect(runtime, transport.as_ref(), deadline, cancel) {
                 return finish(Status::Unreachable, (0, 0), Some(err), None);
             }
             if let Some(timings) = &plan.run.timings {
@@ -448,13 +449,13 @@ fn run_one(
     }
 }
 
-/// Opens the connection to a host, until its deadline or Ctrl-C (a while after it, for a host of
-/// a `cleanup` run); the error as the host's outcome.
+/// Opens the connection to a host, until its deadline or `cancel` (Ctrl-C, or a while after it
+/// for a host of a cleanup run); the error as the host's outcome.
 fn connect(
     runtime: &tokio::runtime::Handle,
     transport: &dyn crate::transport::Transport,
     deadline: Option<HostDeadline>,
-    cleanup: bool,
+    cancel: crate::transport::Cancel,
 ) -> Result<(), String> {
     runtime.block_on(async {
         let out_of_time = async {
@@ -463,7 +464,6 @@ fn connect(
                 None => std::future::pending().await,
             }
         };
-        let cancel = super::interrupt::cancel(cleanup);
         tokio::select! {
             biased;
             () = cancel.wait() => Err(HostError::Interrupted("during the connection".into()).to_string()),

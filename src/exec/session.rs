@@ -168,7 +168,7 @@ impl HostSession {
 
     /// What ends a step at Ctrl-C: at once, or a moment later for cleanup.
     fn cancel(&self, cleanup: bool) -> crate::transport::Cancel {
-        super::interrupt::cancel(cleanup)
+        self.run.interrupt.cancel(cleanup)
     }
 
     /// `request` bounded by the host's deadline and cancelled by Ctrl-C (the transport then
@@ -399,7 +399,7 @@ impl HostSession {
         if self.always.load(Ordering::SeqCst) > 0 {
             return Ok(());
         }
-        if super::interrupt::interrupted() {
+        if self.run.interrupt.interrupted() {
             return Err(HostError::Interrupted(format!("before {}", what())));
         }
         if self
@@ -975,7 +975,7 @@ impl HostSession {
         let cleanup = self.cleanup(false);
         let cutoff = self.cutoff(cleanup);
         let past_deadline = move || cutoff.is_some_and(|c| tokio::time::Instant::now() >= c);
-        let stopped = || (super::interrupt::interrupted() && !cleanup) || past_deadline();
+        let stopped = || (self.run.interrupt.interrupted() && !cleanup) || past_deadline();
         let skipped = |path: &str, why: &str| self.log(&format!("skipped {path}: it {why}"));
         let options = DownloadOptions {
             follow_links: limits.follow_links,

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::interrupt::Interrupt;
 use super::output::{HostOutcome, Output};
 use super::remote_sums::RemoteSums;
 use super::run::Run;
@@ -88,6 +89,7 @@ impl TestHost {
             // In memory: a test never reads or writes the user's cache.
             sums: RemoteSums::at(None),
             round_trip: Default::default(),
+            interrupt: Interrupt::new(),
         });
         let spec = HostSpec {
             name: "web-1".into(),
@@ -224,6 +226,18 @@ pub fn run_job(
     check: bool,
     root: &Path,
 ) -> (Vec<HostOutcome>, Arc<Output>) {
+    run_job_with(job, hosts, limits, check, root, Interrupt::new())
+}
+
+/// `run_job` with the run's Ctrl-C handle, `interrupt`, for a test that interrupts it.
+pub fn run_job_with(
+    job: Job,
+    hosts: &[Option<&Arc<FakeTransport>>],
+    limits: FanoutLimits,
+    check: bool,
+    root: &Path,
+    interrupt: Arc<Interrupt>,
+) -> (Vec<HostOutcome>, Arc<Output>) {
     let specs: Vec<HostSpec> = (0..hosts.len())
         .map(|i| HostSpec {
             name: format!("app-{i}"),
@@ -261,6 +275,7 @@ pub fn run_job(
             // In memory: a test never reads or writes the user's cache.
             sums: RemoteSums::at(None),
             round_trip: Default::default(),
+            interrupt,
         }),
         orchestrator: None,
     };
