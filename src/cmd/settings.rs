@@ -166,7 +166,7 @@ fn ask_now(question: &str, items: &[String]) -> Answer {
     let answer = loop {
         match answer.recv_timeout(Duration::from_millis(100)) {
             Ok(line) => break line,
-            Err(RecvTimeoutError::Timeout) if !crate::exec::interrupt::interrupted() => {}
+            Err(RecvTimeoutError::Timeout) if !crate::exec::interrupt::any_interrupted() => {}
             Err(_) => {
                 eprintln!();
                 break String::new();

@@ -78,8 +78,12 @@ pub fn ssh(ctx: &Context, args: SshArgs) -> Result<i32> {
                 .env_remove(SUDO_PASSWORD_ENV);
             return interactive(&mut shell, "sh");
         }
-        let connector =
-            Connector::ssh(&options, &[(spec.name.as_str(), spec.address.as_str())], 1)?;
+        let connector = Connector::ssh(
+            &options,
+            &[(spec.name.as_str(), spec.address.as_str())],
+            1,
+            Default::default(),
+        )?;
         return run_one(connector, &spec, &command);
     }
     if local {

@@ -12,7 +12,7 @@ use super::settings::{self, GoalFlags};
 use super::Context;
 use crate::cli::{FanoutArgs, WatchArgs};
 use crate::exec::goals::GoalEngine;
-use crate::exec::interrupt::{self, EXIT_INTERRUPTED};
+use crate::exec::interrupt::EXIT_INTERRUPTED;
 use crate::exec::watch::act::ActionEvent;
 use crate::exec::watch::alert::Alert;
 use crate::exec::watch::lock::WatchLock;
@@ -76,7 +76,7 @@ pub fn watch(ctx: &Context, args: WatchArgs) -> Result<i32> {
             Event::Action(action) => print_action(action, args.json),
         },
     )?;
-    Ok(if interrupt::stop_requested() {
+    Ok(if context.interrupt.stop_requested() {
         EXIT_INTERRUPTED
     } else if failed && args.once {
         crate::error::EXIT_FAILED

@@ -9,8 +9,10 @@ use std::time::Instant;
 use miette::Result;
 
 use super::goals::GoalEngine;
+use super::interrupt::{Interrupt, EXIT_INTERRUPTED};
 use super::orchestrator::Orchestrator;
 use super::output::{HostOutcome, Output};
+use super::run::Run;
 use super::runner::{self, Job, RunPlan, CONTROLLER};
 use super::settings::RunSettings;
 use super::timings::Timings;
@@ -20,6 +22,7 @@ use crate::error::{EXIT_FAILED, EXIT_OK};
 use crate::inventory::{HostFilter, Selection};
 use crate::project::Project;
 use crate::template::Templates;
+use crate::transport::round_trip::RoundTrip;
 use crate::transport::ssh::ConnectError;
 use crate::transport::Connector;
 
@@ -45,6 +48,11 @@ pub struct RunContext {
     pub timings: Option<Arc<Timings>>,
     /// Makes the env actions of a run's controller goals.
     env_actions: EnvActions,
+    /// The shortest round trip the invocation's connections have seen.
+    round_trip: Arc<RoundTrip>,
+    /// Ctrl-C and SIGTERM, for every run of the invocation: a run started after one (a
+    /// deploy releasing its lock through `run_goal`) is cleanup.
+    pub interrupt: Arc<Interrupt>,
 }
 
 /// Makes the actions a run's controller goals may take on env `env` (`run_goal`,
@@ -75,6 +83,8 @@ impl RunContext {
             phases: Mutex::new(Vec::new()),
             depth: AtomicUsize::new(0),
             env_actions,
+            round_trip: Arc::default(),
+            interrupt: Interrupt::watched(),
         }
     }
 
@@ -92,6 +102,7 @@ impl RunContext {
             &self.settings.connect,
             &addresses,
             self.settings.limits.parallel,
+            self.round_trip.clone(),
         )?;
         // A check trusts a new host key as a run would, but writes it nowhere.
         if let (true, Connector::Ssh(ssh)) = (self.settings.check, &connector) {
@@ -213,17 +224,24 @@ impl RunContext {
         let orchestrator =
             env_actions.then(|| (self.env_actions)(self.clone(), &selection.inventory.env));
         let goal = job.name().to_string();
+        let run = Arc::new(Run {
+            settings: self.settings.clone(),
+            output: output.clone(),
+            templates: self.templates.clone(),
+            root: self.project.root.clone(),
+            timings: self.timings.clone(),
+            hashes: Default::default(),
+            sums: Run::cached_sums(self.settings.check),
+            round_trip: self.round_trip.clone(),
+            interrupt: self.interrupt.clone(),
+        });
         let plan = RunPlan {
             job,
             inventory: selection.inventory,
             hosts: selection.hosts,
             connector,
-            settings: self.settings.clone(),
-            output: output.clone(),
-            templates: self.templates.clone(),
-            root: self.project.root.clone(),
+            run,
             orchestrator,
-            timings: self.timings.clone(),
         };
         super::interrupt::install();
         let nested = self.depth.fetch_add(1, Ordering::SeqCst) > 0;
@@ -252,20 +270,34 @@ impl RunContext {
         if let Some(timings) = self.timings.as_ref().filter(|_| self.settings.timings) {
             output.timings(&timings.rows());
         }
-        output.stopped(&all, super::interrupt::interrupted());
         // The page is the run's report, written also after a failure or Ctrl-C.
-        let unwritten = match (&self.timings, &self.settings.timings_html) {
+        let write_page = || match (&self.timings, &self.settings.timings_html) {
             (Some(timings), Some(path)) => {
-                super::timings_page::write_run(path, &goal, timings, &all, &output).err()
+                super::timings_page::write_run(path, &goal, timings, &all, &output).is_ok()
             }
-            _ => None,
+            _ => true,
         };
-        if super::interrupt::interrupted() {
-            Ok(super::interrupt::EXIT_INTERRUPTED)
-        } else if failed(&all) || unwritten.is_some() {
-            Ok(EXIT_FAILED)
-        } else {
-            Ok(EXIT_OK)
-        }
+        Ok(conclude(&output, &self.interrupt, &all, write_page))
+    }
+}
+
+/// Ends the invocation's report with the line saying what a Ctrl-C (or a refusal) left done
+/// and undone, then writes the `--timings-html` page (`write_page`, false when it could not);
+/// the exit code: `EXIT_INTERRUPTED` after a Ctrl-C, else 1 when a host failed or the page
+/// could not be written.
+pub(crate) fn conclude(
+    output: &Output,
+    interrupt: &Interrupt,
+    all: &[HostOutcome],
+    write_page: impl FnOnce() -> bool,
+) -> i32 {
+    output.stopped(all, interrupt.interrupted());
+    let unwritten = !write_page();
+    if interrupt.interrupted() {
+        EXIT_INTERRUPTED
+    } else if unwritten || all.iter().any(|o| o.status.is_failure()) {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
     }
 }

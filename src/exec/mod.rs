@@ -11,6 +11,7 @@ pub mod orchestrate;
 pub mod orchestrator;
 pub mod output;
 pub mod remote_sums;
+pub mod run;
 pub mod runner;
 pub mod session;
 pub mod settings;

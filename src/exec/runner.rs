@@ -14,13 +14,12 @@ use tokio::sync::Semaphore;
 
 use super::goals::{EnvInfo, GoalCall, GoalEngine, GoalFailure, GoalInfo};
 use super::orchestrator::Orchestrator;
-use super::output::{HostOutcome, Output, Status};
-use super::remote_sums::RemoteSums;
-use super::session::{HostDeadline, HostError, HostSession, RunOptions, SessionSetup};
-use super::settings::RunSettings;
+use super::output::{HostOutcome, Status};
+use super::run::Run;
+use super::session::{HostDeadline, HostError, HostSession, RunOptions};
 use super::timings::Section;
 use crate::inventory::{HostSpec, Inventory};
-use crate::template::Templates;
+use crate::transport::round_trip::RoundTrip;
 use crate::transport::ssh::Target;
 use crate::transport::{Connector, LocalTransport};
 
@@ -99,18 +98,10 @@ pub struct RunPlan {
     pub hosts: Vec<HostSpec>,
     /// How hosts are reached.
     pub connector: Connector,
-    /// How the run behaves.
-    pub settings: Arc<RunSettings>,
-    /// Where events go.
-    pub output: Arc<Output>,
-    /// Templates for `host.template`.
-    pub templates: Arc<Templates>,
-    /// The project folder: local paths are taken from it.
-    pub root: PathBuf,
+    /// What every host of the run shares: settings, output, templates, sums.
+    pub run: Arc<Run>,
     /// Env-level actions for controller goals.
     pub orchestrator: Option<Arc<dyn Orchestrator>>,
-    /// Where time went, under `--timings`.
-    pub timings: Option<Arc<crate::exec::timings::Timings>>,
 }
 
 fn env_info(plan: &RunPlan) -> EnvInfo {
@@ -129,11 +120,11 @@ fn env_info(plan: &RunPlan) -> EnvInfo {
                 (h.name.clone(), bare)
             })
             .collect::<IndexMap<_, _>>(),
-        check: plan.settings.check,
-        break_lock: plan.settings.break_lock,
-        rebuild: plan.settings.rebuild,
-        scrub: plan.settings.scrub,
-        root: plan.root.clone(),
+        check: plan.run.settings.check,
+        break_lock: plan.run.settings.break_lock,
+        rebuild: plan.run.settings.rebuild,
+        scrub: plan.run.settings.scrub,
+        root: plan.run.root.clone(),
         runner: runner_id(),
     }
 }
@@ -188,44 +179,37 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
         .enable_all()
         .worker_threads(2)
         .build()?;
-    let setup = Arc::new(SessionSetup {
-        runtime: runtime.handle().clone(),
-        output: plan.output.clone(),
-        templates: plan.templates.clone(),
-        local_root: plan.root.clone(),
-        check: plan.settings.check,
-        diff: plan.settings.diff,
-        privilege: plan.settings.privilege.clone(),
-        command_timeout: plan.settings.limits.command_timeout,
-        timings: plan.timings.clone(),
-        hashes: Arc::default(),
-        sums: Arc::new(remote_sums(&plan)),
-    });
+    let handle = runtime.handle().clone();
     let env = Arc::new(env_info(&plan));
     let plan = Arc::new(plan);
-    let cleanup = super::interrupt::interrupted();
+    let cleanup = plan.run.interrupt.interrupted();
     let targets: Vec<Option<HostSpec>> = if plan.job.per_host() {
         plan.hosts.iter().cloned().map(Some).collect()
     } else {
         vec![None]
     };
     let total = targets.len();
-    let batch = plan.settings.limits.serial.unwrap_or(total).max(1);
+    let batch = plan.run.settings.limits.serial.unwrap_or(total).max(1);
     let progress = Arc::new(Progress {
         failed: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
     });
     let outcomes = runtime.block_on(async {
-        let permits = Arc::new(Semaphore::new(plan.settings.limits.parallel.max(1)));
+        let permits = Arc::new(Semaphore::new(plan.run.settings.limits.parallel.max(1)));
         // More permits only matter when there are more hosts than the first ones.
-        let start = plan.settings.limits.parallel;
-        let grower = (plan.settings.limits.grow && total > start)
-            .then(|| tokio::spawn(grow_fanout(permits.clone(), start)));
+        let start = plan.run.settings.limits.parallel;
+        let grower = (plan.run.settings.limits.grow && total > start).then(|| {
+            tokio::spawn(grow_fanout(
+                permits.clone(),
+                start,
+                plan.run.round_trip.clone(),
+            ))
+        });
         let mut outcomes = Vec::with_capacity(total);
         for chunk in targets.chunks(batch) {
             let mut tasks = Vec::new();
             for target in chunk.iter().cloned() {
-                let (plan, env, setup) = (plan.clone(), env.clone(), setup.clone());
+                let (plan, env, handle) = (plan.clone(), env.clone(), handle.clone());
                 let progress = progress.clone();
                 let name = target
                     .as_ref()
@@ -244,13 +228,13 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
                         }
                         // A run started after Ctrl-C is cleanup (a deploy releasing its lock
                         // through `run_goal`): its hosts start; those of an interrupted one do not.
-                        if !cleanup && super::interrupt::interrupted() {
+                        if !cleanup && plan.run.interrupt.interrupted() {
                             let why = "not started: interrupted".to_string();
                             return HostOutcome::not_run(name, Status::Skipped, Some(why));
                         }
-                        let max_fail = plan.settings.limits.max_fail;
+                        let max_fail = plan.run.settings.limits.max_fail;
                         let outcome = tokio::task::spawn_blocking(move || {
-                            run_one(&plan, &setup, env, target)
+                            run_one(&plan, &handle, env, target)
                         })
                         .await
                         .unwrap_or_else(|join| {
@@ -285,7 +269,7 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
         }
         outcomes
     });
-    setup.sums.save();
+    plan.run.sums.save();
     // Every host's job has ended; what is left are tasks of connections given up on (a
     // stalled host), which must not hold the run, nor a DNS lookup still on its thread.
     runtime.shutdown_timeout(Duration::from_millis(200));
@@ -294,11 +278,11 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
 
 /// Without `-p`: adds permits as the shortest round trip to the hosts becomes known (the first
 /// connections tell within one round trip), up to `settings::grown_parallel` of it.
-async fn grow_fanout(permits: Arc<Semaphore>, start: usize) {
+async fn grow_fanout(permits: Arc<Semaphore>, start: usize, round_trips: Arc<RoundTrip>) {
     let mut granted = start;
     loop {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        if let Some(round_trip) = crate::transport::round_trip::shortest() {
+        if let Some(round_trip) = round_trips.shortest() {
             let wanted = super::settings::grown_parallel(round_trip);
             if wanted > granted {
                 permits.add_permits(wanted - granted);
@@ -312,20 +296,6 @@ async fn grow_fanout(permits: Arc<Semaphore>, start: usize) {
     }
 }
 
-/// What the run knows of the files on its hosts: the sums kept in the user's cache folder
-/// (read but never written under `--check`); fake hosts (unit tests) keep theirs in memory.
-fn remote_sums(plan: &RunPlan) -> RemoteSums {
-    #[cfg(test)]
-    if matches!(plan.connector, Connector::Fake(_)) {
-        return RemoteSums::at(None);
-    }
-    if plan.settings.check {
-        RemoteSums::read_only()
-    } else {
-        RemoteSums::default()
-    }
-}
-
 /// Why a host's job failed, kept typed until its outcome is printed.
 enum HostFailure {
     /// The goal failed: its one-line message and rendered diagnostic.
@@ -336,7 +306,7 @@ enum HostFailure {
 
 fn run_one(
     plan: &RunPlan,
-    setup: &SessionSetup,
+    runtime: &tokio::runtime::Handle,
     env: Arc<EnvInfo>,
     target: Option<HostSpec>,
 ) -> HostOutcome {
@@ -344,13 +314,13 @@ fn run_one(
     let name = target
         .as_ref()
         .map_or(CONTROLLER.to_string(), |h| h.name.clone());
-    plan.output.start(&name, plan.job.name());
+    plan.run.output.start(&name, plan.job.name());
     let finish =
         |status: Status, counts: (usize, usize), error: Option<String>, report: Option<String>| {
             // After a refusal or Ctrl-C, a failure is their consequence: the last line of the
             // invocation says what was and was not done, the call chain would not.
             let stopped = status.is_failure()
-                && (super::interrupt::interrupted() || plan.settings.confirm.refused());
+                && (plan.run.interrupt.interrupted() || plan.run.settings.confirm.refused());
             let outcome = HostOutcome {
                 host: name.clone(),
                 status,
@@ -362,39 +332,42 @@ fn run_one(
                 started: Some(started),
                 stopped,
             };
-            plan.output.finish(&outcome);
+            plan.run.output.finish(&outcome);
             outcome
         };
     let session = match target {
         Some(spec) => {
             // The host's time starts with its connection.
-            let deadline = HostDeadline::from_now(plan.settings.limits.host_timeout);
+            let deadline = HostDeadline::from_now(plan.run.settings.limits.host_timeout);
             let transport = match plan.connector.transport(&spec.address) {
                 Ok(transport) => transport,
                 Err(err) => return finish(Status::Unreachable, (0, 0), Some(err), None),
             };
             let connecting = Instant::now();
-            let cleanup = super::interrupt::interrupted();
-            if let Err(err) = connect(setup, transport.as_ref(), deadline, cleanup) {
+            let cleanup = plan.run.interrupt.interrupted();
+            let cancel = plan.run.interrupt.cancel(cleanup);
+            if let Err(err) = connect(runtime, transport.as_ref(), deadline, cancel) {
                 return finish(Status::Unreachable, (0, 0), Some(err), None);
             }
-            if let Some(timings) = &plan.timings {
+            if let Some(timings) = &plan.run.timings {
                 timings.record(Section::Operation, "connect", &name, connecting.elapsed());
             }
             Some(Arc::new(
-                HostSession::new(spec, transport, setup).with_deadline(deadline),
+                HostSession::new(plan.run.clone(), runtime.clone(), spec, transport)
+                    .with_deadline(deadline),
             ))
         }
         // A controller goal works on this machine, in the project folder.
         None => Some(Arc::new(HostSession::new(
+            plan.run.clone(),
+            runtime.clone(),
             HostSpec {
                 name: CONTROLLER.into(),
                 address: "localhost".into(),
                 roles: Vec::new(),
                 vars: plan.inventory.vars.clone(),
             },
-            Arc::new(LocalTransport::new(plan.root.clone())),
-            setup,
+            Arc::new(LocalTransport::new(plan.run.root.clone())),
         ))),
     };
     let result = match &plan.job {
@@ -410,12 +383,12 @@ fn run_one(
                 host,
                 controller,
                 prefix: name.clone(),
-                output: plan.output.clone(),
+                output: plan.run.output.clone(),
                 env,
                 orchestrator: plan.orchestrator.clone(),
             };
             engine
-                .call(call, plan.settings.color)
+                .call(call, plan.run.settings.color)
                 .map_err(HostFailure::Goal)
         }
         job => match &session {
@@ -450,7 +423,7 @@ fn run_one(
     };
     // A goal that caught the error of a step its host's deadline ended still fails.
     let expired = session.as_ref().and_then(|s| s.expired());
-    if let Some(timings) = &plan.timings {
+    if let Some(timings) = &plan.run.timings {
         timings.record(Section::Goal, plan.job.name(), &name, started.elapsed());
     }
     let counts = session
@@ -476,22 +449,21 @@ fn run_one(
     }
 }
 
-/// Opens the connection to a host, until its deadline or Ctrl-C (a while after it, for a host of
-/// a `cleanup` run); the error as the host's outcome.
+/// Opens the connection to a host, until its deadline or `cancel` (Ctrl-C, or a while after it
+/// for a host of a cleanup run); the error as the host's outcome.
 fn connect(
-    setup: &SessionSetup,
+    runtime: &tokio::runtime::Handle,
     transport: &dyn crate::transport::Transport,
     deadline: Option<HostDeadline>,
-    cleanup: bool,
+    cancel: crate::transport::Cancel,
 ) -> Result<(), String> {
-    setup.runtime.block_on(async {
+    runtime.block_on(async {
         let out_of_time = async {
             match deadline {
                 Some(deadline) => tokio::time::sleep_until(deadline.at).await,
                 None => std::future::pending().await,
             }
         };
-        let cancel = super::interrupt::cancel(cleanup);
         tokio::select! {
             biased;
             () = cancel.wait() => Err(HostError::Interrupted("during the connection".into()).to_string()),

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 
-use super::output::{HostSink, Output};
-use super::timings::{Section, Timings};
+use super::output::HostSink;
+use super::run::Run;
+use super::timings::Section;
 use crate::inventory::{HostSpec, Vars};
 use crate::template::Templates;
 use crate::transport::download::DownloadLimits;
@@ -18,6 +19,8 @@ use crate::transport::{DownloadOptions, ExecOutput, ExecRequest, Pipe, Transport
 
 // Where they were before step.rs, so their importers need not change.
 pub use super::step::{HostError, RunOptions};
+// Where it was before run.rs, so its importers need not change.
+pub use super::settings::Privilege;
 
 /// The lines a dump's or load's command writes besides its data: the tools' own chatter
 /// (`redis-cli --rdb` says `sending REPLCONF capa eof`), which goes to the `-v` log, not the
@@ -32,41 +35,22 @@ impl crate::transport::LineSink for VerboseLines<'_> {
     }
 }
 
-/// How commands gain privileges: a user every command becomes (`--become`) and the sudo
-/// password, fed to `sudo -S` on standard input, never in argv.
-#[derive(Debug, Clone, Default)]
-pub struct Privilege {
-    /// Every command of the goal runs as this user.
-    pub become_user: Option<String>,
-    /// The password `sudo` asks for, if any.
-    pub sudo_password: Option<String>,
-}
-
 /// Everything a goal can do to the host it runs on.
 pub struct HostSession {
     /// The host as the inventory describes it.
     pub spec: HostSpec,
+    /// What the run's hosts share: settings, output, templates, sums.
+    run: Arc<Run>,
     transport: Arc<dyn Transport>,
+    /// The run's async runtime, which the runner owns and shuts down.
     runtime: Handle,
-    output: Arc<Output>,
-    templates: Arc<Templates>,
-    local_root: PathBuf,
-    check: bool,
-    diff: bool,
-    privilege: Privilege,
-    command_timeout: Option<Duration>,
     changed: AtomicUsize,
     unchanged: AtomicUsize,
     handlers: Mutex<Vec<Handler>>,
     /// The basic facts, once read: a goal reads them once unless it asks again.
     facts: Mutex<Option<Vars>>,
-    timings: Option<Arc<Timings>>,
     /// How many timed steps are in progress, and the kind the innermost report named.
     timing: Mutex<(usize, Option<String>)>,
-    /// Sums of local files, shared by the run's sessions.
-    hashes: Arc<super::hashes::LocalHashes>,
-    /// Sums of the files weft wrote on hosts.
-    sums: Arc<super::remote_sums::RemoteSums>,
     /// How many `always` operations are in progress: their steps run even after an interrupt.
     always: AtomicUsize,
     /// When this host's steps must end (`--host-timeout`), from the start of its job.
@@ -115,54 +99,24 @@ pub struct Handler {
     pub config: Option<String>,
 }
 
-/// How a session is set up, beside the host and its transport.
-pub struct SessionSetup {
-    /// The run's async runtime.
-    pub runtime: Handle,
-    /// Where events go.
-    pub output: Arc<Output>,
-    /// Templates for `template` and `render`.
-    pub templates: Arc<Templates>,
-    /// Local paths (uploads) are taken from here.
-    pub local_root: PathBuf,
-    /// Only report what would change.
-    pub check: bool,
-    /// Show a unified diff of every file change.
-    pub diff: bool,
-    /// sudo settings.
-    pub privilege: Privilege,
-    /// How long a command may run when the script sets no `timeout`.
-    pub command_timeout: Option<Duration>,
-    /// Where time went, under `--timings`.
-    pub timings: Option<Arc<Timings>>,
-    /// Sums of the local files uploaded so far.
-    pub hashes: Arc<super::hashes::LocalHashes>,
-    /// Sums of the files weft wrote on hosts, kept between runs.
-    pub sums: Arc<super::remote_sums::RemoteSums>,
-}
-
 impl HostSession {
-    /// A session on `spec` through `transport`.
-    pub fn new(spec: HostSpec, transport: Arc<dyn Transport>, setup: &SessionSetup) -> Self {
+    /// A session of `run` on `spec` through `transport`, blocking on `runtime`.
+    pub fn new(
+        run: Arc<Run>,
+        runtime: Handle,
+        spec: HostSpec,
+        transport: Arc<dyn Transport>,
+    ) -> Self {
         HostSession {
             spec,
+            run,
             transport,
-            runtime: setup.runtime.clone(),
-            output: setup.output.clone(),
-            templates: setup.templates.clone(),
-            local_root: setup.local_root.clone(),
-            check: setup.check,
-            diff: setup.diff,
-            privilege: setup.privilege.clone(),
-            command_timeout: setup.command_timeout,
+            runtime,
             changed: AtomicUsize::new(0),
             unchanged: AtomicUsize::new(0),
             handlers: Mutex::new(Vec::new()),
             facts: Mutex::new(None),
-            timings: setup.timings.clone(),
             timing: Mutex::new((0, None)),
-            hashes: setup.hashes.clone(),
-            sums: setup.sums.clone(),
             always: AtomicUsize::new(0),
             stat_lines: Default::default(),
             host_clock: Mutex::new(None),
@@ -214,7 +168,7 @@ impl HostSession {
 
     /// What ends a step at Ctrl-C: at once, or a moment later for cleanup.
     fn cancel(&self, cleanup: bool) -> crate::transport::Cancel {
-        super::interrupt::cancel(cleanup)
+        self.run.interrupt.cancel(cleanup)
     }
 
     /// `request` bounded by the host's deadline and cancelled by Ctrl-C (the transport then
@@ -311,24 +265,26 @@ impl HostSession {
 
     /// Whether the run only reports what it would do.
     pub fn is_check(&self) -> bool {
-        self.check
+        self.run.settings.check
     }
 
     /// Prints a message under this host's prefix.
     pub fn log(&self, message: &str) {
-        self.output.log(&self.spec.name, message);
+        self.run.output.log(&self.spec.name, message);
     }
 
     /// Records a step that changed (or under `--check` would change) the host.
     pub fn changed(&self, step: &str) {
         self.name_timed_step(step);
         self.changed.fetch_add(1, Ordering::Relaxed);
-        self.output.change(&self.spec.name, step, self.check);
+        self.run
+            .output
+            .change(&self.spec.name, step, self.run.settings.check);
     }
 
     /// Under `--timings`, names the step in progress by the first word of its report.
     fn name_timed_step(&self, step: &str) {
-        if self.timings.is_some() {
+        if self.run.timings.is_some() {
             let mut timing = self.timing.lock().unwrap_or_else(|e| e.into_inner());
             if timing.1.is_none() {
                 timing.1 = step.split_whitespace().next().map(str::to_string);
@@ -339,14 +295,14 @@ impl HostSession {
     /// Records an operation that found the host as wanted, and why nothing was done.
     pub fn unchanged_step(&self, step: &str) {
         self.unchanged.fetch_add(1, Ordering::Relaxed);
-        self.output.unchanged(&self.spec.name, step);
+        self.run.output.unchanged(&self.spec.name, step);
     }
 
     /// Runs `step` and, under `--timings`, records how long it took as one `kind` (when `kind`
     /// is empty, as the first word its report names: `file`, `directory`, ...); steps run
     /// inside it count in it.
     pub fn timed<T>(&self, kind: &str, step: impl FnOnce() -> T) -> T {
-        let Some(timings) = &self.timings else {
+        let Some(timings) = &self.run.timings else {
             return step();
         };
         let outer = {
@@ -387,13 +343,13 @@ impl HostSession {
 
     /// Shows how a file's text changes, under `--diff`; sensitive content is never shown.
     pub fn show_diff(&self, path: &str, old: Option<&str>, new: &str, sensitive: bool) {
-        if !self.diff {
+        if !self.run.settings.diff {
             return;
         }
         // A secret in the new text is masked, but the one it replaces is not known any more:
         // the old lines would show it.
-        if sensitive || self.output.mask(new) != new {
-            self.output.log(
+        if sensitive || self.run.output.mask(new) != new {
+            self.run.output.log(
                 &self.spec.name,
                 &format!("--- {path}: sensitive content, diff hidden"),
             );
@@ -406,17 +362,17 @@ impl HostSession {
             .context_radius(3)
             .header(&format!("{path} (before)"), &format!("{path} (after)"))
             .to_string();
-        self.output.diff(&self.spec.name, path, &text);
+        self.run.output.diff(&self.spec.name, path, &text);
     }
 
     /// Whether `text` holds a value the run knows as secret.
     pub fn holds_secret(&self, text: &str) -> bool {
-        self.output.holds_secret(text)
+        self.run.output.holds_secret(text)
     }
 
     /// Marks a value as secret: it is masked in every output from now on.
     pub fn add_secret(&self, value: &str) {
-        self.output.add_secret(value);
+        self.run.output.add_secret(value);
     }
 
     /// Runs `op` with every step it takes going ahead even after an interrupt when `always`
@@ -443,7 +399,7 @@ impl HostSession {
         if self.always.load(Ordering::SeqCst) > 0 {
             return Ok(());
         }
-        if super::interrupt::interrupted() {
+        if self.run.interrupt.interrupted() {
             return Err(HostError::Interrupted(format!("before {}", what())));
         }
         if self
@@ -459,7 +415,7 @@ impl HostSession {
     /// known of the files weft wrote there.
     pub fn close(&self) {
         self.runtime.block_on(self.transport.close());
-        self.sums.finish(&self.spec.address);
+        self.run.sums.finish(&self.spec.address);
     }
 
     /// Runs a read-only command (also under `--check`), quietly, whatever its exit code.
@@ -503,7 +459,7 @@ impl HostSession {
 
     /// Runs a command that changes the host, quietly; skipped under `--check`.
     pub fn act(&self, command: &str) -> Result<(), HostError> {
-        if self.check {
+        if self.run.settings.check {
             return Ok(());
         }
         let options = RunOptions {
@@ -569,8 +525,8 @@ impl HostSession {
             },
             None => options,
         };
-        if self.check && !options.check_safe {
-            self.output.log(
+        if self.run.settings.check && !options.check_safe {
+            self.run.output.log(
                 &self.spec.name,
                 &format!("skipped under --check: {command}"),
             );
@@ -585,7 +541,11 @@ impl HostSession {
             self.cleanup(options.always),
             command,
         )?;
-        let sink = HostSink::new(self.output.clone(), self.spec.name.clone(), options.quiet);
+        let sink = HostSink::new(
+            self.run.output.clone(),
+            self.spec.name.clone(),
+            options.quiet,
+        );
         let output = self
             .runtime
             .block_on(self.transport.exec(&request, &sink))
@@ -647,12 +607,12 @@ impl HostSession {
     /// commands so too, but a command with input, or a login without a kept shell, would pass
     /// it to the login shell's `-c`.
     fn privileged(&self, command: &str, options: &RunOptions) -> ExecRequest {
-        let timeout = options.timeout.or(self.command_timeout);
+        let timeout = options.timeout.or(self.run.settings.limits.command_timeout);
         let stdin = options.stdin.as_ref().map(|s| s.as_bytes().to_vec());
         let user = options
             .sudo
             .as_ref()
-            .or(self.privilege.become_user.as_ref());
+            .or(self.run.settings.privilege.become_user.as_ref());
         let secret = self.holds_secret(command);
         let Some(user) = user else {
             if secret {
@@ -672,7 +632,7 @@ impl HostSession {
             };
         };
         let user = crate::shell::quote(user);
-        match &self.privilege.sudo_password {
+        match &self.run.settings.privilege.sudo_password {
             Some(password) => {
                 // The password is the first line of stdin, read by a wrapper shell (never in
                 // argv). sudo gets it only when it needs one: where it does not prompt (root,
@@ -718,7 +678,7 @@ impl HostSession {
 
     /// Reads a file of the host; `None` when it does not exist.
     pub fn read_file(&self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
-        if self.privilege.become_user.is_none() {
+        if self.run.settings.privilege.become_user.is_none() {
             return self.bounded(
                 &|| format!("reading `{path}`"),
                 self.transport.read_file(path),
@@ -741,7 +701,7 @@ impl HostSession {
     /// Reads a regular file that an operation edits, never through a link (`None`: nothing
     /// is there). A link or anything but a regular file at `path` fails.
     pub fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
-        if self.privilege.become_user.is_none() {
+        if self.run.settings.privilege.become_user.is_none() {
             return self.bounded(
                 &|| format!("reading `{path}`"),
                 self.transport.read_regular_file(path),
@@ -837,7 +797,7 @@ impl HostSession {
             bool,
         ) -> Result<Option<u64>, HostError>,
     ) -> Result<(), HostError> {
-        if self.check {
+        if self.run.settings.check {
             return Ok(());
         }
         self.stat_lines.drop_all();
@@ -845,9 +805,9 @@ impl HostSession {
         let host = &self.spec.address;
         match (&placed, sum) {
             (Ok(Some(mtime)), Some((size, sha256))) => {
-                self.sums.written(host, path, size, *mtime, sha256);
+                self.run.sums.written(host, path, size, *mtime, sha256);
             }
-            _ => self.sums.forget(host, path),
+            _ => self.run.sums.forget(host, path),
         }
         placed.map(|_| ())
     }
@@ -866,7 +826,7 @@ impl HostSession {
             bool,
         ) -> Result<Option<u64>, HostError>,
     ) -> Result<Option<u64>, HostError> {
-        if self.privilege.become_user.is_none() {
+        if self.run.settings.privilege.become_user.is_none() {
             return write(path, mode, owner, fresh);
         }
         let staging = format!("/tmp/.weft-stage-{:016x}", fastrand::u64(..));
@@ -928,7 +888,7 @@ impl HostSession {
         sha256: String,
     ) -> Result<(), HostError> {
         let size = std::fs::metadata(local).map_or(0, |m| m.len());
-        self.output.transfer(
+        self.run.output.transfer(
             &self.spec.name,
             format!("uploading {} to {}", human_bytes(size), self.spec.name),
         );
@@ -945,28 +905,28 @@ impl HostSession {
                 )
             },
         );
-        self.output.transfer_done(&self.spec.name);
+        self.run.output.transfer_done(&self.spec.name);
         copied
     }
 
     /// The SHA-256 of local files, each hashed once per run while it stays the same.
     pub fn hashes(&self) -> &super::hashes::LocalHashes {
-        &self.hashes
+        &self.run.hashes
     }
 
     /// The templates of the project's layers.
     pub fn templates(&self) -> &Templates {
-        &self.templates
+        &self.run.templates
     }
 
     /// What weft knows of the files it wrote on hosts.
     pub fn remote_sums(&self) -> &super::remote_sums::RemoteSums {
-        &self.sums
+        &self.run.sums
     }
 
     /// A local path, taken from the project folder.
     pub fn local_path(&self, local: &str) -> PathBuf {
-        self.local_root.join(local)
+        self.run.root.join(local)
     }
 
     /// Copies `remote` into `<dest>/<host name>/<file name>` on this machine.
@@ -995,8 +955,8 @@ impl HostSession {
         limits: DownloadLimits,
     ) -> Result<(), HostError> {
         self.not_interrupted(remote)?;
-        let target = self.local_root.join(target);
-        if self.check {
+        let target = self.run.root.join(target);
+        if self.run.settings.check {
             self.log(&format!("would download {remote} to {}", target.display()));
             return Ok(());
         }
@@ -1006,7 +966,7 @@ impl HostSession {
                 source,
             })?;
         }
-        self.output.transfer(
+        self.run.output.transfer(
             &self.spec.name,
             format!("downloading {remote} from {}", self.spec.name),
         );
@@ -1015,7 +975,7 @@ impl HostSession {
         let cleanup = self.cleanup(false);
         let cutoff = self.cutoff(cleanup);
         let past_deadline = move || cutoff.is_some_and(|c| tokio::time::Instant::now() >= c);
-        let stopped = || (super::interrupt::interrupted() && !cleanup) || past_deadline();
+        let stopped = || (self.run.interrupt.interrupted() && !cleanup) || past_deadline();
         let skipped = |path: &str, why: &str| self.log(&format!("skipped {path}: it {why}"));
         let options = DownloadOptions {
             follow_links: limits.follow_links,
@@ -1026,7 +986,7 @@ impl HostSession {
         let copied = self
             .runtime
             .block_on(self.transport.download_file(remote, &target, options));
-        self.output.transfer_done(&self.spec.name);
+        self.run.output.transfer_done(&self.spec.name);
         let done = match copied {
             Ok(done) => done,
             Err(TransportError::DownloadInterrupted { path }) if past_deadline() => {

@@ -7,7 +7,16 @@ use crate::inventory::Vars;
 use crate::transport::ssh::ConnectOptions;
 
 use super::output::Verbosity;
-use super::session::Privilege;
+
+/// How commands gain privileges: a user every command becomes (`--become`) and the sudo
+/// password, fed to `sudo -S` on standard input, never in argv.
+#[derive(Debug, Clone, Default)]
+pub struct Privilege {
+    /// Every command of the goal runs as this user.
+    pub become_user: Option<String>,
+    /// The password `sudo` asks for, if any.
+    pub sudo_password: Option<String>,
+}
 
 /// Hosts at once when `-p` is not given, to begin with.
 pub const DEFAULT_PARALLEL: usize = 32;

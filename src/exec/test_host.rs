@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use super::interrupt::Interrupt;
 use super::output::{HostOutcome, Output};
 use super::remote_sums::RemoteSums;
+use super::run::Run;
 use super::runner::{Job, RunPlan};
-use super::session::{HostSession, Privilege, SessionSetup};
+use super::session::{HostSession, Privilege};
 use super::settings::MaxFail;
 use super::settings::{Confirm, FanoutLimits, RunSettings};
 use crate::inventory::{HostSpec, Inventory};
@@ -74,20 +76,21 @@ impl TestHost {
         let output = Output::recording(flags.check);
         let root = flags.local_root.unwrap_or_else(|| "/nonexistent".into());
         let templates = templates(&project(&root));
-        let setup = SessionSetup {
-            runtime: runtime.handle().clone(),
+        let mut settings = test_settings(limits(1, None, None), flags.check);
+        settings.diff = flags.diff;
+        settings.privilege = flags.privilege;
+        let run = Arc::new(Run {
+            settings: Arc::new(settings),
             output: output.clone(),
             templates,
-            local_root: root,
-            check: flags.check,
-            diff: flags.diff,
-            privilege: flags.privilege,
-            command_timeout: None,
+            root,
             timings: None,
-            hashes: Arc::default(),
+            hashes: Default::default(),
             // In memory: a test never reads or writes the user's cache.
-            sums: Arc::new(RemoteSums::at(None)),
-        };
+            sums: RemoteSums::at(None),
+            round_trip: Default::default(),
+            interrupt: Interrupt::new(),
+        });
         let spec = HostSpec {
             name: "web-1".into(),
             address: "fake-web-1".into(),
@@ -95,7 +98,8 @@ impl TestHost {
             vars: Default::default(),
         };
         let deadline = super::session::HostDeadline::from_now(flags.host_timeout);
-        let session = HostSession::new(spec, fake.clone(), &setup).with_deadline(deadline);
+        let session = HostSession::new(run, runtime.handle().clone(), spec, fake.clone())
+            .with_deadline(deadline);
         TestHost {
             fake,
             session,
@@ -182,30 +186,9 @@ pub fn limits(parallel: usize, serial: Option<usize>, max_fail: Option<MaxFail>)
     }
 }
 
-/// Runs `job` on the hosts `app-0`, `app-1`, ... of env `test`, reached through `hosts`
-/// (`None`: a host with no fake, which is unreachable), in the project at `root`, under
-/// `--check` when `check`. Returns the outcomes in host order and the recorded output.
-pub fn run_job(
-    job: Job,
-    hosts: &[Option<&Arc<FakeTransport>>],
-    limits: FanoutLimits,
-    check: bool,
-    root: &Path,
-) -> (Vec<HostOutcome>, Arc<Output>) {
-    let specs: Vec<HostSpec> = (0..hosts.len())
-        .map(|i| HostSpec {
-            name: format!("app-{i}"),
-            address: format!("fake-app-{i}"),
-            roles: Vec::new(),
-            vars: Default::default(),
-        })
-        .collect();
-    let fakes: HashMap<String, Arc<FakeTransport>> = specs
-        .iter()
-        .zip(hosts)
-        .filter_map(|(spec, fake)| fake.map(|f| (spec.address.clone(), f.clone())))
-        .collect();
-    let settings = RunSettings {
+/// The settings of a run with `limits`, under `--check` when `check`, and no other flag.
+pub fn test_settings(limits: FanoutLimits, check: bool) -> RunSettings {
+    RunSettings {
         connect: crate::transport::ssh::ConnectOptions {
             identities: Vec::new(),
             config_identity: None,
@@ -230,7 +213,45 @@ pub fn run_job(
         timings: false,
         timings_html: None,
         confirm: Confirm::yes(),
-    };
+    }
+}
+
+/// Runs `job` on the hosts `app-0`, `app-1`, ... of env `test`, reached through `hosts`
+/// (`None`: a host with no fake, which is unreachable), in the project at `root`, under
+/// `--check` when `check`. Returns the outcomes in host order and the recorded output.
+pub fn run_job(
+    job: Job,
+    hosts: &[Option<&Arc<FakeTransport>>],
+    limits: FanoutLimits,
+    check: bool,
+    root: &Path,
+) -> (Vec<HostOutcome>, Arc<Output>) {
+    run_job_with(job, hosts, limits, check, root, Interrupt::new())
+}
+
+/// `run_job` with the run's Ctrl-C handle, `interrupt`, for a test that interrupts it.
+pub fn run_job_with(
+    job: Job,
+    hosts: &[Option<&Arc<FakeTransport>>],
+    limits: FanoutLimits,
+    check: bool,
+    root: &Path,
+    interrupt: Arc<Interrupt>,
+) -> (Vec<HostOutcome>, Arc<Output>) {
+    let specs: Vec<HostSpec> = (0..hosts.len())
+        .map(|i| HostSpec {
+            name: format!("app-{i}"),
+            address: format!("fake-app-{i}"),
+            roles: Vec::new(),
+            vars: Default::default(),
+        })
+        .collect();
+    let fakes: HashMap<String, Arc<FakeTransport>> = specs
+        .iter()
+        .zip(hosts)
+        .filter_map(|(spec, fake)| fake.map(|f| (spec.address.clone(), f.clone())))
+        .collect();
+    let settings = test_settings(limits, check);
     let output = Output::recording(check);
     let plan = RunPlan {
         job,
@@ -244,12 +265,19 @@ pub fn run_job(
         },
         hosts: specs,
         connector: Connector::Fake(fakes),
-        settings: Arc::new(settings),
-        output: output.clone(),
-        templates: templates(&project(root)),
-        root: root.to_path_buf(),
+        run: Arc::new(Run {
+            settings: Arc::new(settings),
+            output: output.clone(),
+            templates: templates(&project(root)),
+            root: root.to_path_buf(),
+            timings: None,
+            hashes: Default::default(),
+            // In memory: a test never reads or writes the user's cache.
+            sums: RemoteSums::at(None),
+            round_trip: Default::default(),
+            interrupt,
+        }),
         orchestrator: None,
-        timings: None,
     };
     (super::runner::run(plan).expect("runtime"), output)
 }

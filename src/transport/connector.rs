@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use super::round_trip::RoundTrip;
 use super::ssh::{ConnectError, ConnectOptions, SshSettings, SshTransport, Target};
 use super::{LocalTransport, Transport};
 
@@ -21,11 +22,12 @@ pub enum Connector {
 impl Connector {
     /// An SSH connector for hosts at `addresses` (`(name, address)` pairs), `at_once` of them
     /// at a time; identities and known_hosts load once, here, so a bad address or key file
-    /// stops the run before any host.
+    /// stops the run before any host. Its connections note their round trips in `round_trip`.
     pub fn ssh(
         options: &ConnectOptions,
         addresses: &[(&str, &str)],
         at_once: usize,
+        round_trip: Arc<RoundTrip>,
     ) -> Result<Self, ConnectError> {
         let targets = addresses
             .iter()
@@ -36,9 +38,9 @@ impl Connector {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Connector::Ssh(Arc::new(
-            options.settings(&targets, at_once)?,
-        )))
+        let mut settings = options.settings(&targets, at_once)?;
+        settings.round_trip = round_trip;
+        Ok(Connector::Ssh(Arc::new(settings)))
     }
 
     /// The transport to the host at `address`, or why the address is unusable.

@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -66,6 +66,10 @@ pub struct Written {
 #[derive(Default)]
 struct State {
     rules: Vec<(String, Answer)>,
+    /// Commands that do not end by themselves (see `hold`), and what lets them.
+    holds: Vec<(String, Option<Arc<tokio::sync::Semaphore>>)>,
+    /// How many held commands have started.
+    held: usize,
     files: BTreeMap<String, Vec<u8>>,
     ran: Vec<Ran>,
     written: Vec<Written>,
@@ -77,6 +81,8 @@ pub struct FakeTransport {
     state: Mutex<State>,
     /// Every command waits here first, so tests can make hosts meet (see `gate`).
     gate: Option<Arc<tokio::sync::Barrier>>,
+    /// Told each time a held command starts.
+    holding: Condvar,
 }
 
 impl FakeTransport {
@@ -119,6 +125,32 @@ impl FakeTransport {
         self
     }
 
+    /// Commands containing `needle` run until the run is interrupted or their timeout passes,
+    /// as a command that never finishes would on a real host (it then gets TERM): the step
+    /// fails with the transport's `Interrupted` or `Timeout`.
+    pub fn hang(self, needle: &str) -> Self {
+        self.lock().holds.push((needle.to_string(), None));
+        self
+    }
+
+    /// Commands containing `needle` run until `release` gives them a permit (they then exit
+    /// 0), or until an interrupt or their timeout ends them, as `hang`.
+    pub fn hold(self, needle: &str, release: Arc<tokio::sync::Semaphore>) -> Self {
+        self.lock().holds.push((needle.to_string(), Some(release)));
+        self
+    }
+
+    /// Waits until `n` held commands (`hang`, `hold`) have started, for at most ten seconds;
+    /// whether they did.
+    pub fn wait_held(&self, n: usize) -> bool {
+        let state = self.lock();
+        let (_state, waited) = self
+            .holding
+            .wait_timeout_while(state, Duration::from_secs(10), |s| s.held < n)
+            .unwrap_or_else(|e| e.into_inner());
+        !waited.timed_out()
+    }
+
     /// The command lines that reached the host, in order.
     pub fn commands(&self) -> Vec<String> {
         self.lock().ran.iter().map(|r| r.command.clone()).collect()
@@ -158,6 +190,44 @@ impl FakeTransport {
     }
 }
 
+/// A held command's end: released (exit 0), interrupted, or timed out.
+async fn held_command(
+    request: &ExecRequest,
+    release: Option<Arc<tokio::sync::Semaphore>>,
+) -> Result<ExecOutput, TransportError> {
+    let released = async {
+        match release {
+            Some(release) => match release.acquire().await {
+                Ok(permit) => permit.forget(),
+                Err(_) => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
+    };
+    let cancelled = async {
+        match &request.cancel {
+            Some(cancel) => cancel.wait().await,
+            None => std::future::pending().await,
+        }
+    };
+    let timeout = async {
+        match request.timeout {
+            Some(timeout) => tokio::time::sleep(timeout).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = released => Ok(ExecOutput::default()),
+        () = cancelled => Err(TransportError::Interrupted {
+            command: request.command.clone(),
+        }),
+        () = timeout => Err(TransportError::Timeout {
+            command: request.command.clone(),
+            timeout: request.timeout.unwrap_or_default(),
+        }),
+    }
+}
+
 #[async_trait]
 impl Transport for FakeTransport {
     async fn exec_piped(
@@ -193,6 +263,22 @@ impl Transport for FakeTransport {
                 .map(|(_, answer)| answer.clone())
                 .unwrap_or_default()
         };
+        let held = {
+            let mut state = self.lock();
+            let held = state
+                .holds
+                .iter()
+                .find(|(needle, _)| request.command.contains(needle.as_str()))
+                .map(|(_, release)| release.clone());
+            if held.is_some() {
+                state.held += 1;
+                self.holding.notify_all();
+            }
+            held
+        };
+        if let Some(release) = held {
+            return held_command(request, release).await;
+        }
         if let Some(gate) = &self.gate {
             if tokio::time::timeout(Duration::from_secs(10), gate.wait())
                 .await

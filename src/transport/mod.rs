@@ -61,7 +61,7 @@ pub struct ExecRequest {
 }
 
 /// An event from outside that ends a command early, as its timeout does: the command gets TERM
-/// (with what it started) and the step fails. Ctrl-C is one (`exec::interrupt::cancel`).
+/// (with what it started) and the step fails. Ctrl-C is one (`exec::interrupt::Interrupt::cancel`).
 #[derive(Debug, Clone)]
 pub struct Cancel {
     /// When the event came; `None` until it does.
@@ -96,7 +96,7 @@ impl Cancel {
         let mut since = self.since.clone();
         let at = match since.wait_for(Option::is_some).await {
             Ok(at) => *at,
-            // The sender is static: it is never dropped while a run goes on.
+            // The sender lives in the run's `Interrupt`: it is never dropped while a run goes on.
             Err(_) => None,
         };
         match at {

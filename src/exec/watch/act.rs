@@ -86,7 +86,7 @@ impl Actor {
         let action = if up { "scale_up" } else { "scale_down" };
         let mut changed = false;
         for _ in 0..steps {
-            if crate::exec::interrupt::stop_requested() {
+            if self.ctx.interrupt.stop_requested() {
                 break;
             }
             let event = |state, machine: Option<String>, message: String| ActionEvent {

@@ -144,7 +144,7 @@ pub fn watch(
         .map_err(|err| miette::miette!("cannot start the async runtime: {err}"))?;
     interrupt::install();
     // Ctrl-C lets an action (a machine half made, a drain) finish before the watcher stops.
-    interrupt::defer_first();
+    ctx.interrupt.defer_first();
     loop {
         let started = std::time::Instant::now();
         let samples = runtime.block_on(sample_all(&machines));
@@ -166,7 +166,7 @@ pub fn watch(
             else {
                 continue;
             };
-            if interrupt::stop_requested() {
+            if ctx.interrupt.stop_requested() {
                 break;
             }
             let lbs: Vec<&Watched> = machines
@@ -199,12 +199,12 @@ pub fn watch(
         }
         // Sleep in short steps so Ctrl-C ends the watcher within a second.
         while started.elapsed() < settings.interval {
-            if interrupt::stop_requested() {
+            if ctx.interrupt.stop_requested() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        if interrupt::stop_requested() {
+        if ctx.interrupt.stop_requested() {
             return Ok(());
         }
     }

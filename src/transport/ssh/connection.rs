@@ -56,6 +56,8 @@ pub struct SshSettings {
     /// Open jump-host connections by chain (`a` then `a>b`): every target behind a bastion
     /// goes through one connection to it, so 32 parallel targets do not hit its MaxStartups.
     pub jumps: JumpPool,
+    /// The shortest round trip seen, which the run's fan-out grows with.
+    pub round_trip: Arc<crate::transport::round_trip::RoundTrip>,
 }
 
 /// The jump-host connections of a run, shared by every target behind them.
@@ -316,7 +318,7 @@ async fn open_tcp(
             })
     })
     .await?;
-    crate::transport::round_trip::note(started.elapsed());
+    settings.round_trip.note(started.elapsed());
     let _ = stream.set_nodelay(true);
     handshake_and_login(settings, hop, QuickAck(stream), deadline).await
 }
@@ -338,7 +340,7 @@ async fn open_through(
             })
     })
     .await?;
-    crate::transport::round_trip::note(started.elapsed());
+    settings.round_trip.note(started.elapsed());
     handshake_and_login(settings, hop, channel.into_stream(), deadline).await
 }
 

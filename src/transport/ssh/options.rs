@@ -131,6 +131,7 @@ impl ConnectOptions {
             sftp_writes: sftp_writes(at_once.min(targets.len())),
             keepalive: Duration::from_secs(15),
             jumps: Default::default(),
+            round_trip: Default::default(),
         })
     }
 }
