@@ -7,7 +7,20 @@ use super::engine::ScriptEngine;
 /// The topics of `weft doc TOPIC`, each with the functions it covers, in reading order.
 pub const TOPICS: &[(&str, &[&str])] = &[
     ("host", &["name", "address", "roles", "vars", "run"]),
-    ("facts", &["facts", "refresh_facts", "fact"]),
+    (
+        "facts",
+        &[
+            "facts",
+            "refresh_facts",
+            "fact",
+            "exists",
+            "readlink",
+            "list",
+            "checksum",
+            "verify",
+        ],
+    ),
+    ("locks", &["lock", "unlock", "lock_owner", "wait_until"]),
     (
         "files",
         &[

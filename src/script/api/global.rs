@@ -174,11 +174,12 @@ pub mod global_api {
 
     /// The env the goal runs in (weft's env from `weft.toml`, not the process environment:
     /// see `secret_env` for that): `#{ name, vars, hosts, roles, addresses, check, break_lock,
-    /// rebuild, scrub, runner, weft_version }`, where `hosts` lists the selected host names,
+    /// rebuild, scrub, runner, run_id, weft_version }`, where `hosts` lists the selected host names,
     /// `roles` maps each role to its hosts, `addresses` maps every host of the env to its bare
     /// address (no user or port), `check` is `true` under `--check`, `break_lock` under
     /// `--break-lock`, `rebuild` under `--rebuild`, `scrub` under `--scrub`, `runner` names
-    /// this run (`user@host:pid`) for lock owners, and `weft_version` is weft's version.
+    /// this run (`user@host:pid`) for lock owners, `run_id` tells it from an earlier process
+    /// given the same pid, and `weft_version` is weft's version.
     ///
     /// ```rhai
     /// if env().name == "prod" { log("careful"); }
