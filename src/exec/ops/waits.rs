@@ -37,7 +37,7 @@ pub fn human(duration: Duration) -> String {
     let secs = duration.as_secs();
     if secs < 60 {
         let tenths = duration.as_millis() / 100;
-        if tenths % 10 == 0 || secs >= 10 {
+        if tenths.is_multiple_of(10) || secs >= 10 {
             return format!("{secs}s");
         }
         return format!("{}.{}s", tenths / 10, tenths % 10);
