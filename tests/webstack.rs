@@ -155,7 +155,8 @@ fn builds_and_configs(test: &Test, machine: &str) -> String {
         "dev",
         machine,
         &[
-            "readlink /opt/www/hello/current; ls -a /opt/www/hello /opt/www/hello/builds 2>&1; \
+            "readlink /opt/www/hello/current; ls -a /opt/www/hello /opt/www/hello/builds \
+         /var/lib/weft/locks 2>&1; \
          cat /etc/nginx/sites-enabled/* /etc/haproxy/haproxy.cfg /etc/supervisor/conf.d/* \
          2>/dev/null | sha256sum",
         ],
@@ -166,8 +167,13 @@ fn builds_and_configs(test: &Test, machine: &str) -> String {
 
 /// On `machine`: the state of the build `current` points at, and whether the lock is gone.
 fn machine_state(test: &Test, machine: &str) -> String {
-    let out = test.ssh("dev", machine, &["cat /opt/www/hello/current/.weft-build; \
-         test -e /opt/www/hello/.lock -o -e /opt/www/hello/.deploy-lock && echo locked || echo unlocked"]);
+    let out = test.ssh(
+        "dev",
+        machine,
+        &["cat /opt/www/hello/current/.weft-build; \
+         test -e /var/lib/weft/locks/app%20%2Fopt%2Fwww%2Fhello \
+         -o -e /var/lib/weft/locks/deploy%20%2Fopt%2Fwww%2Fhello && echo locked || echo unlocked"],
+    );
     out.status(0);
     out.stdout.clone()
 }

@@ -71,10 +71,20 @@ impl Owner {
 
 /// The shell prelude that sets `$d` to the lock folder, making it when missing, and fails
 /// unless it is the login user's own folder and not a link.
-const FOLDER: &str = "umask 077; d=/var/lib/weft/locks; \
-    [ \"$(id -u)\" = 0 ] || d=\"$HOME/.local/state/weft/locks\"; \
-    [ -d \"$d\" ] || mkdir -p -m 0700 -- \"$d\" || exit 3; \
-    if [ -L \"$d\" ] || [ ! -O \"$d\" ]; then echo \"$d is not the login user's own folder\" >&2; exit 3; fi";
+const FOLDER: &str = concat!(
+    "umask 077; d=/var/lib/weft/locks; ",
+    "[ \"$(id -u)\" = 0 ] || d=\"$HOME/.local/state/weft/locks\"; ",
+    "[ -d \"$d\" ] || mkdir -p -m 0700 -- \"$d\" || exit 3; ",
+    "if [ -L \"$d\" ] || [ ! -O \"$d\" ]; then echo \"$d is not the login user's own folder\" >&2; exit 3; fi"
+);
+
+/// `FOLDER` for reading: a missing folder holds no lock, and is not made (`--check`).
+const READ_FOLDER: &str = concat!(
+    "d=/var/lib/weft/locks; ",
+    "[ \"$(id -u)\" = 0 ] || d=\"$HOME/.local/state/weft/locks\"; ",
+    "[ -d \"$d\" ] || exit 0; ",
+    "if [ -L \"$d\" ] || [ ! -O \"$d\" ]; then echo \"$d is not the login user's own folder\" >&2; exit 3; fi"
+);
 
 /// The file name of lock `name` in the folder: letters, digits, `_`, `-` and `.` (but not a
 /// leading one) as they are, every other byte as `%XX`, so a name is never a path.
@@ -165,7 +175,7 @@ fn parse_owner(text: &str) -> Owner {
 /// held, and nothing when it is free.
 fn read_command(name: &str) -> String {
     format!(
-        "{FOLDER}; l=\"$d\"/{}; if [ -d \"$l\" ]; then echo held; cat -- \"$l/owner\" 2>/dev/null; echo; echo \"now=$(date +%s)\"; fi",
+        "{READ_FOLDER}; l=\"$d\"/{}; if [ -d \"$l\" ]; then echo held; cat -- \"$l/owner\" 2>/dev/null; echo; echo \"now=$(date +%s)\"; fi",
         quote(&file_name(name))
     )
 }
@@ -274,7 +284,7 @@ pub fn lock(session: &HostSession, name: &str, holder: &Holder, spec: &LockSpec)
                 return Err(fail(
                     &step,
                     format!(
-                        "still held by {} after waiting {}",
+                        "still held by {}, after waiting {}",
                         owner.describe(),
                         waits::human(limit)
                     ),

@@ -171,7 +171,7 @@ fn a_waiting_lock_still_held_at_the_deadline_names_the_holder() {
     refused(
         &host,
         result,
-        "still held by bob@laptop:7 (site_activate), 1s old after waiting 0.3s",
+        "still held by bob@laptop:7 (site_activate), 1s old, after waiting 0.3s",
     );
 }
 
