@@ -313,6 +313,7 @@ fn readable_types(text: &str) -> String {
     out.replace("&mut ", "")
         .replace('&', "")
         .replace("-> ?", "-> Dynamic")
+        .replace(": ?", ": Dynamic")
 }
 
 /// `Result<T, E>` → `T`, for any spelling of the error type and nested generics in `T`.
