@@ -47,7 +47,10 @@ pub const TOPICS: &[(&str, &[&str])] = &[
     ("python", &["virtualenv", "pip"]),
     ("archives", &["archive", "extract"]),
     ("errors", &["kind", "message", "code", "host", "command"]),
-    ("global", &["quote", "log", "env", "secret", "controller"]),
+    (
+        "global",
+        &["quote", "log", "env", "secret", "controller", "sha256"],
+    ),
     (
         "env",
         &[

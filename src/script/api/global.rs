@@ -78,6 +78,17 @@ pub mod global_api {
         crate::shell::join(&words)
     }
 
+    /// The SHA-256 of `text` (its UTF-8 bytes), in lowercase hex, computed here: for ids
+    /// and fingerprints of what a script assembled, without a command on a host.
+    ///
+    /// ```rhai
+    /// let key = sha256(settings_text).sub_string(0, 12);
+    /// ```
+    #[rhai_fn(name = "sha256")]
+    pub fn sha256(text: &str) -> String {
+        crate::transport::sha256_bytes(text.as_bytes())
+    }
+
     /// Prints a message under the current host's prefix (or `controller`).
     ///
     /// ```rhai
