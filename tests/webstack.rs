@@ -590,11 +590,11 @@ fn a_build_made_on_one_app_machine_is_copied_to_the_others() {
         .status(1)
         .stdout_has("app-1 builds: app-0 does not answer")
         .stdout_has("app-1 holds the deploy lock: app-0 does not answer");
-    test.ssh("dev", "app-1", &["cat /opt/www/site/current/BUILD /opt/www/site/current/src/site/index.html; ls -a /opt/www/site"])
+    test.ssh("dev", "app-1", &["cat /opt/www/site/current/BUILD /opt/www/site/current/src/site/index.html; ls -a /var/lib/weft/locks"])
     .status(0)
     .stdout_has("built_on = app-1")
     .stdout_has("v1 again")
-    .stdout_lacks(".deploy-lock");
+    .stdout_lacks("deploy%20%2Fopt%2Fwww%2Fsite");
     // The build came back to the controller, with its checksum.
     let dist = test.path().join(".weft/build/dev/site/dist");
     let names: Vec<String> = std::fs::read_dir(&dist)
