@@ -32,6 +32,32 @@ fn project() -> (Test, PathBuf) {
     (test, www.join("site"))
 }
 
+/// Where `host.lock` keeps the app's lock `kind` (`app`: the machine's own, `deploy`: the
+/// env's deploy lock) for the app at `base`: the lock folder of root, the name percent-encoded.
+fn lock_dir(base: &Path, kind: &str) -> PathBuf {
+    let name = format!("{kind} {}", base.display());
+    let mut file = String::new();
+    for (i, byte) in name.bytes().enumerate() {
+        if byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-' || (byte == b'.' && i > 0) {
+            file.push(byte as char);
+        } else {
+            file.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Path::new("/var/lib/weft/locks").join(file)
+}
+
+/// Plants lock `kind` of the app at `base` as a killed run of `runner` would have left it.
+fn plant_lock(base: &Path, kind: &str, runner: &str, what: &str) {
+    let dir = lock_dir(base, kind);
+    std::fs::create_dir_all(&dir).expect("lock");
+    std::fs::write(
+        dir.join("owner"),
+        format!("runner={runner}\nrun=1\nsince=1764000000\nwhat={what}\n"),
+    )
+    .expect("owner");
+}
+
 fn serving(base: &Path) -> String {
     std::fs::read_to_string(base.join("current/src/site/index.html")).unwrap_or_default()
 }
@@ -107,7 +133,14 @@ fn deploys_switch_atomically_and_roll_back_to_good_builds_only() {
         .count();
     assert!(builds <= 2, "{builds} builds kept");
     assert_eq!(serving(&base), "v4\n");
-    assert!(!base.join(".lock").exists(), "the lock outlived the deploy");
+    assert!(
+        !lock_dir(&base, "app").exists(),
+        "the lock outlived the deploy"
+    );
+    assert!(
+        !lock_dir(&base, "deploy").exists(),
+        "the deploy lock outlived the deploy"
+    );
 }
 
 #[test]
@@ -149,12 +182,7 @@ fn a_project_goal_replaces_the_generated_one_of_the_same_name() {
 fn the_deploy_lock_stops_a_second_deploy_until_broken() {
     let (test, base) = project();
     test.write("site/index.html", "v1\n");
-    std::fs::create_dir_all(base.join(".lock")).expect("lock");
-    std::fs::write(
-        base.join(".lock/owner"),
-        "alice@ci 2026-11-22T10:00:00Z site_activate\n",
-    )
-    .expect("owner");
+    plant_lock(&base, "app", "alice@ci", "site_activate");
     test.run(&["run", "site_deploy"])
         .status(1)
         .stdout_has("is locked by another deploy (alice@ci");
@@ -166,12 +194,7 @@ fn the_deploy_lock_stops_a_second_deploy_until_broken() {
     assert_eq!(serving(&base), "v1\n");
 
     // The env's deploy lock, left by a killed deploy, is broken only when asked to.
-    std::fs::create_dir_all(base.join(".deploy-lock")).expect("lock");
-    std::fs::write(
-        base.join(".deploy-lock/owner"),
-        "bob@laptop:42 2026-11-22T11:00:00Z site_deploy\n",
-    )
-    .expect("owner");
+    plant_lock(&base, "deploy", "bob@laptop:42", "site_deploy");
     test.write("site/index.html", "v2\n");
     test.run(&["run", "site_deploy"])
         .status(1)
@@ -183,11 +206,11 @@ fn the_deploy_lock_stops_a_second_deploy_until_broken() {
         .stdout_has("breaking the lock of bob@laptop:42");
     assert_eq!(serving(&base), "v2\n");
     assert!(
-        !base.join(".deploy-lock").exists(),
+        !lock_dir(&base, "deploy").exists(),
         "the env lock outlived the deploy"
     );
     assert!(
-        !base.join(".lock").exists(),
+        !lock_dir(&base, "app").exists(),
         "the machine lock outlived the deploy"
     );
 }
@@ -285,8 +308,8 @@ fn a_deploy_whose_lock_another_run_broke_leaves_that_runs_lock_alone() {
     test.write("site/index.html", "v1\n");
     // While the deploy runs, another run breaks its env lock (as --break-lock does).
     let takeover = format!(
-        "printf 'carol@elsewhere:7 2026-11-22T12:00:00Z site_deploy\\n' > {}/.deploy-lock/owner",
-        base.display()
+        "printf '%s\\\\n' runner=carol@elsewhere:7 run=7 since=1764000000 what=site_deploy > '{}/owner'",
+        lock_dir(&base, "deploy").display()
     );
     let config = test.read("weft.toml").replace(
         "check = \"grep -qx ok src/site/health.txt\"",
@@ -295,16 +318,17 @@ fn a_deploy_whose_lock_another_run_broke_leaves_that_runs_lock_alone() {
     test.write("weft.toml", &config);
     test.run(&["run", "site_deploy"]).status(0);
     assert_eq!(serving(&base), "v1\n");
-    let owner = std::fs::read_to_string(base.join(".deploy-lock/owner"))
+    let owner = std::fs::read_to_string(lock_dir(&base, "deploy").join("owner"))
         .expect("the other run's lock is still there");
-    assert!(owner.starts_with("carol@elsewhere:7 "), "{owner}");
+    assert!(owner.starts_with("runner=carol@elsewhere:7\n"), "{owner}");
     // Breaking it by hand is recorded.
     test.run(&["run", "site_unlock"])
         .status(0)
         .stdout_has("breaking the lock of carol@elsewhere:7");
-    let log = std::fs::read_to_string(base.join("locks.log")).expect("locks.log");
-    assert!(log.contains("held by carol@elsewhere:7"), "{log}");
-    assert!(!base.join(".deploy-lock").exists());
+    let log = std::fs::read_to_string("/var/lib/weft/locks/breaks.log").expect("breaks.log");
+    let broken = format!("broke deploy {}, held by carol@elsewhere:7", base.display());
+    assert!(log.lines().any(|l| l.contains(&broken)), "{log}");
+    assert!(!lock_dir(&base, "deploy").exists());
 }
 
 #[test]

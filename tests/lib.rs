@@ -49,6 +49,7 @@ mod lsp;
 mod namespaces;
 mod ops;
 mod plugins;
+mod prims;
 mod project;
 mod readme;
 mod run_local;

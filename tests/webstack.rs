@@ -155,7 +155,8 @@ fn builds_and_configs(test: &Test, machine: &str) -> String {
         "dev",
         machine,
         &[
-            "readlink /opt/www/hello/current; ls -a /opt/www/hello /opt/www/hello/builds 2>&1; \
+            "readlink /opt/www/hello/current; ls -a /opt/www/hello /opt/www/hello/builds \
+         /var/lib/weft/locks 2>&1; \
          cat /etc/nginx/sites-enabled/* /etc/haproxy/haproxy.cfg /etc/supervisor/conf.d/* \
          2>/dev/null | sha256sum",
         ],
@@ -166,8 +167,13 @@ fn builds_and_configs(test: &Test, machine: &str) -> String {
 
 /// On `machine`: the state of the build `current` points at, and whether the lock is gone.
 fn machine_state(test: &Test, machine: &str) -> String {
-    let out = test.ssh("dev", machine, &["cat /opt/www/hello/current/.weft-build; \
-         test -e /opt/www/hello/.lock -o -e /opt/www/hello/.deploy-lock && echo locked || echo unlocked"]);
+    let out = test.ssh(
+        "dev",
+        machine,
+        &["cat /opt/www/hello/current/.weft-build; \
+         test -e /var/lib/weft/locks/app%20%2Fopt%2Fwww%2Fhello \
+         -o -e /var/lib/weft/locks/deploy%20%2Fopt%2Fwww%2Fhello && echo locked || echo unlocked"],
+    );
     out.status(0);
     out.stdout.clone()
 }
@@ -584,11 +590,11 @@ fn a_build_made_on_one_app_machine_is_copied_to_the_others() {
         .status(1)
         .stdout_has("app-1 builds: app-0 does not answer")
         .stdout_has("app-1 holds the deploy lock: app-0 does not answer");
-    test.ssh("dev", "app-1", &["cat /opt/www/site/current/BUILD /opt/www/site/current/src/site/index.html; ls -a /opt/www/site"])
+    test.ssh("dev", "app-1", &["cat /opt/www/site/current/BUILD /opt/www/site/current/src/site/index.html; ls -a /var/lib/weft/locks"])
     .status(0)
     .stdout_has("built_on = app-1")
     .stdout_has("v1 again")
-    .stdout_lacks(".deploy-lock");
+    .stdout_lacks("deploy%20%2Fopt%2Fwww%2Fsite");
     // The build came back to the controller, with its checksum.
     let dist = test.path().join(".weft/build/dev/site/dist");
     let names: Vec<String> = std::fs::read_dir(&dist)

@@ -43,6 +43,8 @@ pub struct EnvInfo {
     pub scrub: bool,
     /// `user@host:pid` of this weft process, as locks record it.
     pub runner: String,
+    /// This weft process's run id: a pid the kernel gives again is a new run.
+    pub run_id: String,
     /// The project folder: relative paths of `secret_file` start here.
     pub root: std::path::PathBuf,
 }

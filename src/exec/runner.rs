@@ -126,7 +126,20 @@ fn env_info(plan: &RunPlan) -> EnvInfo {
         scrub: plan.run.settings.scrub,
         root: plan.run.root.clone(),
         runner: runner_id(),
+        run_id: run_id().to_string(),
     }
+}
+
+/// A token for this weft process, the same for every goal it runs: the time it was first
+/// asked for, in nanoseconds, with the pid, in hex.
+fn run_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{nanos:x}-{:x}", std::process::id())
+    })
 }
 
 /// Who runs this weft process, as locks record it: `user@host:pid`. Goals that `run_goal`

@@ -42,6 +42,7 @@ fn env_map(env: &EnvInfo) -> Map {
     map.insert("rebuild".into(), env.rebuild.into());
     map.insert("scrub".into(), env.scrub.into());
     map.insert("runner".into(), env.runner.clone().into());
+    map.insert("run_id".into(), env.run_id.clone().into());
     map.insert("weft_version".into(), env!("CARGO_PKG_VERSION").into());
     map
 }

@@ -7,7 +7,20 @@ use super::engine::ScriptEngine;
 /// The topics of `weft doc TOPIC`, each with the functions it covers, in reading order.
 pub const TOPICS: &[(&str, &[&str])] = &[
     ("host", &["name", "address", "roles", "vars", "run"]),
-    ("facts", &["facts", "refresh_facts", "fact"]),
+    (
+        "facts",
+        &[
+            "facts",
+            "refresh_facts",
+            "fact",
+            "exists",
+            "readlink",
+            "list",
+            "checksum",
+            "verify",
+        ],
+    ),
+    ("locks", &["lock", "unlock", "lock_owner", "wait_until"]),
     (
         "files",
         &[
@@ -34,7 +47,10 @@ pub const TOPICS: &[(&str, &[&str])] = &[
     ("python", &["virtualenv", "pip"]),
     ("archives", &["archive", "extract"]),
     ("errors", &["kind", "message", "code", "host", "command"]),
-    ("global", &["quote", "log", "env", "secret", "controller"]),
+    (
+        "global",
+        &["quote", "log", "env", "secret", "controller", "sha256"],
+    ),
     (
         "env",
         &[
@@ -304,6 +320,7 @@ fn readable_types(text: &str) -> String {
     out.replace("&mut ", "")
         .replace('&', "")
         .replace("-> ?", "-> Dynamic")
+        .replace(": ?", ": Dynamic")
 }
 
 /// `Result<T, E>` → `T`, for any spelling of the error type and nested generics in `T`.

@@ -14,6 +14,7 @@ use super::api::error::{error_api, OpError};
 use super::api::global::{global_api, ScriptContext};
 use super::api::host::{host_api, Host};
 use super::api::ops::ops_api;
+use super::api::waits::waits_api;
 use super::diagnostic::{self, GoalSite, ScriptError};
 use super::limits::{MAX_COLLECTION_ITEMS, MAX_STRING_BYTES};
 use super::set::{Goal, ScriptSet};
@@ -145,6 +146,7 @@ impl ScriptEngine {
     pub fn api_module() -> Shared<Module> {
         let mut module = exported_module!(host_api);
         module.combine_flatten(exported_module!(ops_api));
+        module.combine_flatten(exported_module!(waits_api));
         module.combine_flatten(exported_module!(global_api));
         module.combine_flatten(exported_module!(cloud_api));
         module.combine_flatten(exported_module!(error_api));

@@ -65,7 +65,8 @@ pub struct Written {
 
 #[derive(Default)]
 struct State {
-    rules: Vec<(String, Answer)>,
+    /// Each rule with how many more commands it answers (`None`: any number).
+    rules: Vec<(String, Answer, Option<usize>)>,
     /// Commands that do not end by themselves (see `hold`), and what lets them.
     holds: Vec<(String, Option<Arc<tokio::sync::Semaphore>>)>,
     /// How many held commands have started.
@@ -105,7 +106,21 @@ impl FakeTransport {
 
     /// Commands containing `needle` answer with `answer`.
     pub fn answer(self, needle: &str, answer: Answer) -> Self {
-        self.lock().rules.push((needle.to_string(), answer));
+        self.lock().rules.push((needle.to_string(), answer, None));
+        self
+    }
+
+    /// The next command containing `needle` (and only that one) exits with `code`, printing
+    /// `stdout`; later ones go to the rules after it. A host that changes between two tries.
+    pub fn once(self, needle: &str, code: i32, stdout: &str) -> Self {
+        let answer = Answer {
+            code,
+            stdout: stdout.to_string(),
+            stderr: String::new(),
+        };
+        self.lock()
+            .rules
+            .push((needle.to_string(), answer, Some(1)));
         self
     }
 
@@ -258,9 +273,16 @@ impl Transport for FakeTransport {
             });
             state
                 .rules
-                .iter()
-                .find(|(needle, _)| request.command.contains(needle.as_str()))
-                .map(|(_, answer)| answer.clone())
+                .iter_mut()
+                .find(|(needle, _, left)| {
+                    left.is_none_or(|n| n > 0) && request.command.contains(needle.as_str())
+                })
+                .map(|(_, answer, left)| {
+                    if let Some(n) = left {
+                        *n -= 1;
+                    }
+                    answer.clone()
+                })
                 .unwrap_or_default()
         };
         let held = {

@@ -4,11 +4,14 @@
 pub mod daemons;
 pub mod facts;
 pub mod files;
+pub mod locks;
 pub mod packages;
+pub mod paths;
 pub mod services;
 pub mod system;
 #[cfg(test)]
 mod tests;
+pub mod waits;
 
 use super::session::HostError;
 

@@ -56,6 +56,9 @@ pub struct ServiceSpec {
     pub enabled: Option<bool>,
     /// How the service is driven; see [`Driver::of`] for the default.
     pub driver: DriverSpec,
+    /// Under systemd, run `systemctl daemon-reload` first when systemd says the unit's files
+    /// changed since it read them (or it has not loaded the unit yet).
+    pub daemon_reload: bool,
 }
 
 /// How a service is reached, as a script names it: all optional.
@@ -237,10 +240,30 @@ fn is_enabled(
     Ok(Some(out.code == 0))
 }
 
+/// Whether systemd should read unit `name`'s files again before acting on it: they changed
+/// since it loaded them, or it never loaded the unit (a unit file written since).
+fn needs_daemon_reload(session: &HostSession, name: &str) -> Result<bool, HostError> {
+    let out = session.probe(&format!(
+        "systemctl show -p NeedDaemonReload -p LoadState -- {}",
+        quote(name)
+    ))?;
+    Ok(out
+        .stdout
+        .lines()
+        .any(|l| l == "NeedDaemonReload=yes" || l == "LoadState=not-found"))
+}
+
 /// Brings service `name` to `spec`.
 pub fn service(session: &HostSession, name: &str, spec: &ServiceSpec) -> OpResult {
     let driver = Driver::of(session, name, &spec.driver)?;
     let mut reasons = Vec::new();
+    if spec.daemon_reload
+        && matches!(driver, Driver::Systemd)
+        && needs_daemon_reload(session, name)?
+    {
+        session.act("systemctl daemon-reload")?;
+        reasons.push("daemon reloaded");
+    }
     if let Some(enabled) = spec.enabled {
         let now = is_enabled(session, &driver, name)?;
         if now.is_some_and(|now| now != enabled) {

@@ -78,6 +78,17 @@ pub mod global_api {
         crate::shell::join(&words)
     }
 
+    /// The SHA-256 of `text` (its UTF-8 bytes), in lowercase hex, computed here: for ids
+    /// and fingerprints of what a script assembled, without a command on a host.
+    ///
+    /// ```rhai
+    /// let key = sha256(settings_text).sub_string(0, 12);
+    /// ```
+    #[rhai_fn(name = "sha256")]
+    pub fn sha256(text: &str) -> String {
+        crate::transport::sha256_bytes(text.as_bytes())
+    }
+
     /// Prints a message under the current host's prefix (or `controller`).
     ///
     /// ```rhai
@@ -180,11 +191,12 @@ pub mod global_api {
 
     /// The env the goal runs in (weft's env from `weft.toml`, not the process environment:
     /// see `secret_env` for that): `#{ name, vars, hosts, roles, addresses, check, break_lock,
-    /// rebuild, scrub, runner, weft_version }`, where `hosts` lists the selected host names,
+    /// rebuild, scrub, runner, run_id, weft_version }`, where `hosts` lists the selected host names,
     /// `roles` maps each role to its hosts, `addresses` maps every host of the env to its bare
     /// address (no user or port), `check` is `true` under `--check`, `break_lock` under
     /// `--break-lock`, `rebuild` under `--rebuild`, `scrub` under `--scrub`, `runner` names
-    /// this run (`user@host:pid`) for lock owners, and `weft_version` is weft's version.
+    /// this run (`user@host:pid`) for lock owners, `run_id` tells it from an earlier process
+    /// given the same pid, and `weft_version` is weft's version.
     ///
     /// ```rhai
     /// if env().name == "prod" { log("careful"); }

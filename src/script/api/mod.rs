@@ -8,6 +8,7 @@ pub mod ops;
 pub mod options;
 #[cfg(test)]
 mod tests;
+pub mod waits;
 
 use rhai::{Dynamic, EvalAltResult, Map};
 

@@ -487,12 +487,15 @@ pub mod ops_api {
     /// haproxy, supervisor, keepalived, postgresql, redis-server) or given `commands`, else
     /// supervisor or runit), `config` (supervisor's config file, when it is not where
     /// `supervisorctl` looks), `commands` (`#{ start, stop, reload, status }`: shell commands
-    /// of a daemon weft does not know, used without an init system), `always`. Returns
-    /// whether it changed anything. Without an init system nothing starts at boot, so
-    /// `enabled` is left alone there.
+    /// of a daemon weft does not know, used without an init system), `daemon_reload`
+    /// (systemd: run `systemctl daemon-reload` first when systemd says the unit's files
+    /// changed since it read them, or it has not loaded the unit yet; other managers ignore
+    /// it), `always`. Returns whether it changed anything. Without an init system nothing
+    /// starts at boot, so `enabled` is left alone there.
     ///
     /// ```rhai
     /// host.service("nginx", #{ state: "started", enabled: true });
+    /// host.service("app", #{ state: "started", daemon_reload: true });
     /// ```
     #[rhai_fn(name = "service", return_raw)]
     pub fn service(
@@ -513,6 +516,7 @@ pub mod ops_api {
             },
             enabled,
             driver: driver_spec(&mut opts)?,
+            daemon_reload: opts.bool("daemon_reload")?.unwrap_or(false),
         };
         let mut changed = done(&ctx, &host.0, always, || {
             services::service(&host.0, name, &spec)

@@ -44,6 +44,8 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ("group", &["system", "state", "always"]),
     ("line", &["regex", "sensitive", "always"]),
     ("link", &["always"]),
+    ("list", &["order"]),
+    ("lock", &["what", "wait", "force"]),
     ("load", &["into", "owner", "group", "mode"]),
     ("notify", &["manager", "config"]),
     ("packages", &["state", "always"]),
@@ -65,7 +67,13 @@ pub const KEYS: &[(&str, &[&str])] = &[
     (
         "service",
         &[
-            "state", "enabled", "manager", "config", "commands", "always",
+            "state",
+            "enabled",
+            "manager",
+            "config",
+            "commands",
+            "daemon_reload",
+            "always",
         ],
     ),
     ("service_running", &["manager", "config", "commands"]),
@@ -74,6 +82,7 @@ pub const KEYS: &[(&str, &[&str])] = &[
         "template",
         &["mode", "owner", "group", "sensitive", "validate", "always"],
     ),
+    ("unlock", &["force"]),
     ("upload", &["always"]),
     (
         "user",
@@ -82,6 +91,10 @@ pub const KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("virtualenv", &["python", "always"]),
+    (
+        "wait_until",
+        &["timeout", "interval", "allow_fail", "check_safe"],
+    ),
     ("write_file", &["mode", "always"]),
 ];
 

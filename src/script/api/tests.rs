@@ -309,3 +309,114 @@ fn a_template_renders_the_hosts_vars_into_the_file() {
         ["file /etc/app.conf (created)"]
     );
 }
+
+const PRIMITIVES: &str = r#"
+/// Locks, waits and reads paths as the stdlib does.
+fn web_prims(host) {
+    if !host.lock("site deploy", #{ what: "web_prims" }) { throw "not taken"; }
+    let held = host.lock_owner("site deploy");
+    log(`held by ${held.runner}, ours: ${held.ours}, age ${held.age}`);
+    host.wait_until(["pg_isready", "-q"], #{ timeout: 5, interval: 0.01 });
+    let tries = 0;
+    host.wait_until(|| { tries += 1; tries >= 2 }, #{ timeout: 5, interval: 0.01 });
+    log(`tries: ${tries}`);
+    log(`exists: ${host.exists("/srv/app")}`);
+    log(`current: ${host.readlink("/srv/app/current")}`);
+    log(`builds: ${host.list("/srv/app/builds", #{ order: "time" })}`);
+    log(`verified: ${host.verify("/srv/app/a.tar.gz", "0000000000000000000000000000000000000000000000000000000000000000")}`);
+    host.unlock("site deploy");
+}
+
+/// A wait that cannot succeed.
+fn web_wait(host) {
+    host.wait_until("redis-cli PING", #{ timeout: 0.1, interval: 0.02 });
+}
+
+/// A bad option.
+fn web_bad(host) {
+    host.wait_until("true", #{ every: 1 });
+}
+"#;
+
+#[test]
+fn locks_waits_and_path_facts_from_a_goal() {
+    let host = Arc::new(
+        FakeTransport::new()
+            .on("if mkdir --", 0, "taken\n")
+            .on("if [ ! -d \"$l\" ]", 0, "released\n")
+            .on(
+                "echo held;",
+                0,
+                "held\nrunner=x\nrun=y\nsince=10\nwhat=w\n\nnow=12\n",
+            )
+            .once("pg_isready", 1, "")
+            .on("[ -e /srv/app ]", 0, "")
+            .on("readlink", 0, "builds/v2\n")
+            .on("ls -1Atr", 0, "v1\nv2\n")
+            .on(FILE_CHECK, 1, ""),
+    );
+    let ran = run(PRIMITIVES, "web_prims", &[], &host, false);
+    assert_eq!(ran.outcome.status, Status::Changed, "{:?}", ran.outcome);
+    let logs = ran.events("log", "message");
+    for line in [
+        "held by x, ours: false, age 2",
+        "tries: 2",
+        "exists: true",
+        "current: builds/v2",
+        "builds: [\"v1\", \"v2\"]",
+        "verified: false",
+    ] {
+        assert!(logs.iter().any(|l| l == line), "`{line}` not in {logs:#?}");
+    }
+    // The lock's owner names this run (env().runner and run_id).
+    let take = &host.commands()[0];
+    assert!(take.contains("what=web_prims"), "{take}");
+    assert!(take.contains("runner=") && take.contains(&format!(":{}", std::process::id())));
+    assert_eq!(
+        ran.events("change", "step"),
+        ["lock site deploy", "unlock site deploy"]
+    );
+    assert_eq!(
+        host.commands()
+            .iter()
+            .filter(|c| c.contains("pg_isready"))
+            .count(),
+        2
+    );
+
+    let host = Arc::new(FakeTransport::new().on("redis-cli", 1, ""));
+    run(PRIMITIVES, "web_wait", &[], &host, false)
+        .failed_with("`redis-cli PING` succeeds: still not so after 0.1s");
+
+    let host = Arc::new(FakeTransport::new());
+    let ran = run(PRIMITIVES, "web_bad", &[], &host, false);
+    ran.failed_with(
+        "unknown option `every`; options are `timeout`, `interval`, `allow_fail`, `check_safe`",
+    );
+    assert!(host.commands().is_empty());
+}
+
+#[test]
+fn under_check_a_goal_takes_no_lock_and_waits_for_nothing() {
+    let host = Arc::new(
+        FakeTransport::new()
+            .on(
+                "echo held;",
+                0,
+                "held\nrunner=x\nrun=y\nsince=10\nwhat=w\n\nnow=12\n",
+            )
+            .on("[ -e /srv/app ]", 1, "")
+            .on("readlink", 1, "")
+            .on("ls -1Atr", 0, "")
+            .on(FILE_CHECK, 1, ""),
+    );
+    let ran = run(PRIMITIVES, "web_prims", &[], &host, true);
+    assert_eq!(ran.outcome.status, Status::Changed, "{:?}", ran.outcome);
+    let commands = host.commands();
+    assert!(
+        commands
+            .iter()
+            .all(|c| !c.contains("mkdir --") && !c.contains("pg_isready") && !c.contains("rm -rf")),
+        "{commands:#?}"
+    );
+}

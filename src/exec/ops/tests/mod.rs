@@ -4,9 +4,12 @@
 
 mod facts;
 mod files;
+mod locks;
 mod packages;
+mod paths;
 mod services;
 mod system;
+mod waits;
 
 use crate::exec::test_host::TestHost;
 pub(super) use crate::exec::test_host::{stat_answer, stat_answer_owned, FILE_CHECK};

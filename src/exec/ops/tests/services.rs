@@ -23,6 +23,7 @@ fn wants(running: Option<bool>, enabled: Option<bool>) -> ServiceSpec {
         running,
         enabled,
         driver: DriverSpec::default(),
+        daemon_reload: false,
     }
 }
 
@@ -318,4 +319,73 @@ fn unchanged_service_says_so() {
     let host = TestHost::new(fake);
     let result = services::service(&host.session, "nginx", &wants(Some(true), None));
     unchanged(&host, result, "service nginx");
+}
+
+#[test]
+fn daemon_reload_runs_only_when_systemd_says_the_units_files_changed() {
+    const SHOW: &str = "systemctl show -p NeedDaemonReload -p LoadState -- app";
+    let cases = [
+        (
+            "changed unit",
+            "NeedDaemonReload=yes\nLoadState=loaded\n",
+            true,
+        ),
+        (
+            "new unit",
+            "LoadState=not-found\nNeedDaemonReload=no\n",
+            true,
+        ),
+        (
+            "as systemd read it",
+            "NeedDaemonReload=no\nLoadState=loaded\n",
+            false,
+        ),
+    ];
+    for (name, shown, reloads) in cases {
+        let fake = systemd()
+            .on(SHOW, 0, shown)
+            .on("systemctl is-enabled", 0, "");
+        let host = TestHost::new(fake);
+        let spec = ServiceSpec {
+            daemon_reload: true,
+            ..wants(None, Some(true))
+        };
+        let result = services::service(&host.session, "app", &spec);
+        let mut expected = vec![FACTS, SHOW];
+        if reloads {
+            expected.push("systemctl daemon-reload");
+            changed(&host, result, "service app (daemon reloaded)");
+        } else {
+            unchanged(&host, result, "service app");
+        }
+        expected.push("systemctl is-enabled --quiet -- app");
+        assert_ran_in(name, &host, &expected);
+    }
+    // Not asked, or not systemd: nothing is asked of systemd.
+    let host = TestHost::new(no_init().on("supervisorctl", 0, ""));
+    let spec = ServiceSpec {
+        daemon_reload: true,
+        driver: DriverSpec {
+            manager: Some(ServiceManager::Supervisor),
+            ..DriverSpec::default()
+        },
+        ..wants(Some(true), None)
+    };
+    let _ = services::service(&host.session, "app", &spec);
+    assert!(
+        host.commands()
+            .iter()
+            .all(|c| !c.contains("daemon-reload") && !c.contains("systemctl show")),
+        "{:?}",
+        host.commands()
+    );
+    // Under --check it is said, not done.
+    let host = TestHost::check(systemd().on(SHOW, 0, "NeedDaemonReload=yes\n"));
+    let spec = ServiceSpec {
+        daemon_reload: true,
+        ..wants(None, None)
+    };
+    let result = services::service(&host.session, "app", &spec);
+    changed(&host, result, "service app (daemon reloaded)");
+    assert_ran(&host, &[FACTS, SHOW]);
 }

@@ -1,0 +1,366 @@
+//! Methods of `Host` that wait on others or read paths: named locks, `wait_until`, and the
+//! facts `exists`, `readlink`, `list`, `checksum`, `verify`.
+
+use rhai::plugin::*;
+use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map};
+
+use super::error::host_error_at;
+use super::global::ScriptContext;
+use super::host::Host;
+use super::options::{self, Options};
+use super::ApiResult;
+use crate::exec::ops::locks::{self, Holder, LockSpec, Owner};
+use crate::exec::ops::paths::{self, Order};
+use crate::exec::ops::waits::{self, WaitSpec};
+
+/// This run as a lock holder: `env().runner` and `env().run_id`, and `what` it locks for.
+fn holder(ctx: &NativeCallContext, what: String) -> Holder {
+    let env = ctx
+        .tag()
+        .and_then(|tag| tag.read_lock::<ScriptContext>().map(|c| c.env.clone()))
+        .unwrap_or_default();
+    let field = |key: &str| {
+        env.get(key)
+            .and_then(|v| v.clone().into_string().ok())
+            .unwrap_or_default()
+    };
+    Holder {
+        runner: field("runner"),
+        run: field("run_id"),
+        what,
+    }
+}
+
+/// What `lock_owner` returns.
+fn owner_map(owner: &Owner, ours: bool) -> Map {
+    let mut map = Map::new();
+    map.insert("runner".into(), owner.runner.clone().into());
+    map.insert("run".into(), owner.run.clone().into());
+    map.insert("what".into(), owner.what.clone().into());
+    let int = |v: Option<i64>| v.map_or(Dynamic::UNIT, Dynamic::from_int);
+    map.insert("since".into(), int(owner.since));
+    map.insert(
+        "age".into(),
+        int(owner
+            .age
+            .map(|a| i64::try_from(a.as_secs()).unwrap_or(i64::MAX))),
+    );
+    map.insert("ours".into(), ours.into());
+    map.insert("text".into(), owner.describe().into());
+    map
+}
+
+/// The command of `wait_until`: a string, or an array of words each quoted.
+fn command_of(value: &Dynamic) -> ApiResult<Option<String>> {
+    if let Some(text) = value.clone().try_cast::<String>() {
+        return Ok(Some(text));
+    }
+    if let Some(words) = value.clone().try_cast::<Array>() {
+        let words = options::strings(words, "the words of the command")?;
+        if words.is_empty() {
+            return Err("wait_until: the argument list is empty".into());
+        }
+        return Ok(Some(crate::shell::join(&words)));
+    }
+    Ok(None)
+}
+
+fn wait_spec(options: Map) -> ApiResult<WaitSpec> {
+    let mut opts = Options::new(options, options::keys("wait_until"))?;
+    let defaults = WaitSpec::default();
+    let spec = WaitSpec {
+        timeout: opts.seconds("timeout")?.unwrap_or(defaults.timeout),
+        interval: opts.seconds("interval")?.unwrap_or(defaults.interval),
+        allow_fail: opts.bool("allow_fail")?.unwrap_or(false),
+        check_safe: opts.bool("check_safe")?.unwrap_or(false),
+    };
+    if spec.interval.is_zero() {
+        return Err("option `interval` must be more than 0 seconds".into());
+    }
+    Ok(spec)
+}
+
+/// Locks, waits and the facts of paths, as methods of `Host`.
+#[export_module]
+pub mod waits_api {
+    use super::*;
+
+    /// Takes the named lock `name` on the host for this run; `true` when taken now, `false`
+    /// when this run holds it already. Held by another run, it fails at once naming the
+    /// holder (`user@host:pid` of its controller), what it took it for and how long ago.
+    /// Locks live in a folder only the login user can enter (`/var/lib/weft/locks` for root,
+    /// else `~/.local/state/weft/locks`, mode 0700); each is made with `mkdir`, so of two runs
+    /// exactly one gets it. A lock outlives a killed run: `host.unlock(name, #{ force: true })`
+    /// breaks it. Under `--check` no lock is taken; it says who holds it, if anyone.
+    ///
+    /// ```rhai
+    /// host.lock("backup");
+    /// ```
+    #[rhai_fn(name = "lock", return_raw)]
+    pub fn lock(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        lock_with(ctx, host, name, Map::new())
+    }
+
+    /// Takes lock `name` with options: `what` (what it is taken for, shown to whoever finds
+    /// it held; default empty), `wait` (seconds to wait for the holder to release it, checked
+    /// every second; default 0: fail at once), `force` (take it even from another run, as
+    /// `--break-lock` does: the holder is logged, and recorded with the time in
+    /// `breaks.log` of the lock folder).
+    ///
+    /// ```rhai
+    /// host.lock("deploy", #{ what: "site_deploy", wait: 60 });
+    /// ```
+    #[rhai_fn(name = "lock", return_raw)]
+    pub fn lock_with(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, options::keys("lock"))?;
+        let what = opts.string("what")?.unwrap_or_default();
+        let spec = LockSpec {
+            wait: opts.seconds("wait")?.filter(|w| !w.is_zero()),
+            force: opts.bool("force")?.unwrap_or(false),
+        };
+        locks::check_name(name)?;
+        let holder = holder(&ctx, what);
+        locks::lock(&host.0, name, &holder, &spec).map_err(|e| host_error_at(&ctx, &host.0, e))
+    }
+
+    /// Releases lock `name` when this run holds it; `true` when it did. A lock another run
+    /// holds is left alone (and said so): a run whose lock was broken never removes the lock
+    /// of the run that broke it. Runs even after Ctrl-C, as cleanup.
+    ///
+    /// ```rhai
+    /// host.unlock("backup");
+    /// ```
+    #[rhai_fn(name = "unlock", return_raw)]
+    pub fn unlock(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        unlock_with(ctx, host, name, Map::new())
+    }
+
+    /// Releases lock `name` with option `force`: remove it whoever holds it (the lock of a
+    /// run that was killed), recording whose it was in `breaks.log` of the lock folder.
+    ///
+    /// ```rhai
+    /// host.unlock("backup", #{ force: true });
+    /// ```
+    #[rhai_fn(name = "unlock", return_raw)]
+    pub fn unlock_with(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, options::keys("unlock"))?;
+        let force = opts.bool("force")?.unwrap_or(false);
+        locks::check_name(name)?;
+        let holder = holder(&ctx, String::new());
+        locks::unlock(&host.0, name, &holder, force).map_err(|e| host_error_at(&ctx, &host.0, e))
+    }
+
+    /// Who holds lock `name`: `()` when nobody does, else `#{ runner, run, what, since, age,
+    /// ours, text }` (`since`: the host's clock when it was taken, in unix seconds; `age`: in
+    /// seconds; `ours`: this run holds it; `text`: all of it, for messages). Reads only.
+    ///
+    /// ```rhai
+    /// let held = host.lock_owner("deploy");
+    /// if held != () && !held.ours { log(`deploy is locked by ${held.text}`); }
+    /// ```
+    #[rhai_fn(name = "lock_owner", return_raw)]
+    pub fn lock_owner(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        name: &str,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        locks::check_name(name)?;
+        let holder = holder(&ctx, String::new());
+        let owner = host
+            .0
+            .always(true, || locks::owner(&host.0, name))
+            .map_err(|e| host_error_at(&ctx, &host.0, e))?;
+        Ok(owner.map_or(Dynamic::UNIT, |o| {
+            let ours = o.is(&holder);
+            owner_map(&o, ours).into()
+        }))
+    }
+
+    /// Runs `check` again until it succeeds: a shell command (a string, or an array of
+    /// words, each quoted) that exits 0, or a function that returns `true`. Options:
+    /// `timeout` (seconds, default 30), `interval` (seconds between tries, default 1),
+    /// `allow_fail` (return `false` when the time is up, instead of failing the goal),
+    /// `check_safe` (it only reads: try it under `--check` too). Returns `true` once it
+    /// succeeded. The time is up: the goal fails naming what was waited for and how long.
+    /// The pauses are on the controller, and Ctrl-C ends them at once. Under `--check` it
+    /// waits for nothing (without `check_safe`) and returns `true`.
+    ///
+    /// ```rhai
+    /// host.wait_until(["pg_isready", "-q"], #{ timeout: 30, interval: 0.5 });
+    /// host.wait_until(|| host.service_running("nginx"), #{ timeout: 10 });
+    /// ```
+    #[rhai_fn(name = "wait_until", return_raw)]
+    pub fn wait_until(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        check: Dynamic,
+        options: Map,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        let spec = wait_spec(options)?;
+        let h = host.0.clone();
+        if let Some(command) = command_of(&check)? {
+            return waits::command(&h, &command, &spec).map_err(|e| host_error_at(&ctx, &h, e));
+        }
+        let Some(probe) = check.clone().try_cast::<FnPtr>() else {
+            return Err(format!(
+                "wait_until: the check must be a command (a string or an array) or a function, not {}",
+                check.type_name()
+            )
+            .into());
+        };
+        let what = format!("`{}` returns true", probe.fn_name());
+        waits::wait_until(
+            &h,
+            &what,
+            &spec,
+            |_| {
+                let result: Dynamic = probe.call_within_context(&ctx, ())?;
+                result.as_bool().map_err(|_| {
+                    format!(
+                        "wait_until: the check must return true or false, not {}",
+                        result.type_name()
+                    )
+                    .into()
+                })
+            },
+            |e| host_error_at(&ctx, &h, e),
+        )
+    }
+
+    /// `wait_until` with the default options (30 seconds, a try every second).
+    ///
+    /// ```rhai
+    /// host.wait_until("curl -fsS -o /dev/null http://127.0.0.1/");
+    /// ```
+    #[rhai_fn(name = "wait_until", return_raw)]
+    pub fn wait_until_plain(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        check: Dynamic,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        wait_until(ctx, host, check, Map::new())
+    }
+
+    /// Whether anything is at `path` on the host: a file, a folder, or a link (even one whose
+    /// target is gone). Reads only.
+    ///
+    /// ```rhai
+    /// if !host.exists("/etc/app.env") { log("no environment yet"); }
+    /// ```
+    #[rhai_fn(name = "exists", return_raw)]
+    pub fn exists(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        paths::exists(&host.0, path).map_err(|e| host_error_at(&ctx, &host.0, e))
+    }
+
+    /// Where the link at `path` points, as it was made (not resolved); `()` when `path` is
+    /// not a link, or missing. Reads only.
+    ///
+    /// ```rhai
+    /// let active = host.readlink("/srv/app/current");
+    /// ```
+    #[rhai_fn(name = "readlink", return_raw)]
+    pub fn readlink(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let target = paths::readlink(&host.0, path).map_err(|e| host_error_at(&ctx, &host.0, e))?;
+        Ok(target.map_or(Dynamic::UNIT, Dynamic::from))
+    }
+
+    /// The names in folder `dir` (hidden ones too), sorted by name; `[]` when `dir` does not
+    /// exist; a file or anything else that is not a folder fails the goal. Reads only.
+    ///
+    /// ```rhai
+    /// for name in host.list("/etc/nginx/sites-enabled") { log(name); }
+    /// ```
+    #[rhai_fn(name = "list", return_raw)]
+    pub fn list(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        dir: &str,
+    ) -> Result<Array, Box<EvalAltResult>> {
+        list_with(ctx, host, dir, Map::new())
+    }
+
+    /// `list` with option `order`: `"name"` (the default) or `"time"` (by modification time,
+    /// oldest first).
+    ///
+    /// ```rhai
+    /// let oldest_first = host.list("/srv/app/builds", #{ order: "time" });
+    /// ```
+    #[rhai_fn(name = "list", return_raw)]
+    pub fn list_with(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        dir: &str,
+        options: Map,
+    ) -> Result<Array, Box<EvalAltResult>> {
+        let mut opts = Options::new(options, options::keys("list"))?;
+        let order = opts
+            .string("order")?
+            .map(|o| Order::parse(&o))
+            .transpose()?
+            .unwrap_or_default();
+        let names =
+            paths::list(&host.0, dir, order).map_err(|e| host_error_at(&ctx, &host.0, e))?;
+        Ok(names.into_iter().map(Dynamic::from).collect())
+    }
+
+    /// The SHA-256 of the file at `path` on the host, in lowercase hex; `()` when nothing is
+    /// there. A folder, a link or anything else but a regular file fails the goal. Reads only.
+    ///
+    /// ```rhai
+    /// let sum = host.checksum("/srv/app/dist/app.tar.gz");
+    /// ```
+    #[rhai_fn(name = "checksum", return_raw)]
+    pub fn checksum(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+    ) -> Result<Dynamic, Box<EvalAltResult>> {
+        let sum = paths::checksum(&host.0, path).map_err(|e| host_error_at(&ctx, &host.0, e))?;
+        Ok(sum.map_or(Dynamic::UNIT, Dynamic::from))
+    }
+
+    /// Whether the file at `path` has the SHA-256 `sha256` (64 hex digits, any case):
+    /// `false` when it differs or the file is missing, so a script decides what a mismatch
+    /// means. A `sha256` that is not one, or a `path` that is not a regular file, fails the
+    /// goal. Reads only.
+    ///
+    /// ```rhai
+    /// if !host.verify("/tmp/app.tar.gz", sum) { throw "the copy is corrupt"; }
+    /// ```
+    #[rhai_fn(name = "verify", return_raw)]
+    pub fn verify(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        path: &str,
+        sha256: &str,
+    ) -> Result<bool, Box<EvalAltResult>> {
+        paths::sha256_text(sha256).map_err(|why| format!("verify: {why}"))?;
+        paths::verify(&host.0, path, sha256).map_err(|e| host_error_at(&ctx, &host.0, e))
+    }
+}
