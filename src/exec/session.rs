@@ -167,7 +167,7 @@ impl HostSession {
     }
 
     /// What ends a step at Ctrl-C: at once, or a moment later for cleanup.
-    fn cancel(&self, cleanup: bool) -> crate::transport::Cancel {
+    pub(crate) fn cancel(&self, cleanup: bool) -> crate::transport::Cancel {
         self.run.interrupt.cancel(cleanup)
     }
 

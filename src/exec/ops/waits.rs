@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use crate::exec::interrupt;
 use crate::exec::session::{HostError, HostSession, RunOptions};
 
 use super::fail;
@@ -54,7 +53,7 @@ pub fn human(duration: Duration) -> String {
 /// Sleeps for `pause` on the controller, ended early by Ctrl-C (an error naming `step`).
 pub fn pause(session: &HostSession, pause: Duration, step: &str) -> Result<(), HostError> {
     session.not_interrupted(step)?;
-    let cancel = interrupt::cancel(false);
+    let cancel = session.cancel(false);
     session.block_on(async {
         tokio::select! {
             biased;
