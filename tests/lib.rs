@@ -33,6 +33,7 @@ mod harness;
 
 mod cloud;
 mod cloud_parallel;
+mod container;
 mod data;
 mod deadlines;
 mod diagnostics;

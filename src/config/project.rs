@@ -680,7 +680,9 @@ impl ProjectConfig {
                 (2..=3).contains(&parts.len())
                     && parts[0].starts_with('/')
                     && parts[1].starts_with('/')
-                    && parts.get(2).is_none_or(|o| ["ro", "rw", "z", "Z"].contains(o))
+                    && parts
+                        .get(2)
+                        .is_none_or(|o| ["ro", "rw", "z", "Z"].contains(o))
             };
             if !volumes.as_array().is_some_and(|a| a.iter().all(mount_fine)) {
                 return bad(

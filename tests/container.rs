@@ -1,0 +1,171 @@
+//! End to end: examples/hello-container (issue 36) on three `local` machines (2 app, 1 lb):
+//! an image built with podman on an app machine from Debian's static busybox, streamed to the
+//! other, run under systemd behind nginx and haproxy. Under four clients, image 1.0, then 2.0,
+//! then a rollback to 1.0 fail no request; a 3.0 that fails its health check leaves every
+//! machine on the image it ran.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::harness::{Destroy, Test};
+
+/// A test project holding a copy of examples/hello-container, with `app/busybox` fetched by
+/// the example's own `busybox_fetch` goal.
+pub(crate) fn example() -> Test {
+    let test = Test::new();
+    crate::webstack::copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/hello-container"),
+        test.path(),
+    );
+    test.run(&["run", "busybox_fetch"]).status(0);
+    assert!(test.path().join("app/busybox").exists());
+    test
+}
+
+/// Four clients asking the site until stopped.
+struct Load {
+    stop: Arc<AtomicBool>,
+    clients: Vec<JoinHandle<(Vec<String>, Vec<String>)>>,
+}
+
+impl Load {
+    fn start(addr: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = (0..4)
+            .map(|_| {
+                let (stop, addr) = (stop.clone(), addr.to_string());
+                std::thread::spawn(move || {
+                    let (mut seen, mut failed) = (Vec::new(), Vec::new());
+                    while !stop.load(Ordering::Relaxed) {
+                        match crate::webstack::get(&addr) {
+                            Ok(body) => seen.push(body),
+                            Err(e) => failed.push(e),
+                        }
+                    }
+                    (seen, failed)
+                })
+            })
+            .collect();
+        Load { stop, clients }
+    }
+
+    /// Stops the clients: every answer, and every failure.
+    fn finish(self) -> (Vec<String>, Vec<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let (mut seen, mut failed) = (Vec::new(), Vec::new());
+        for client in self.clients {
+            let (s, f) = client.join().expect("client");
+            seen.extend(s);
+            failed.extend(f);
+        }
+        (seen, failed)
+    }
+}
+
+/// What `current` points at on each app machine.
+fn current_images(test: &Test) -> Vec<String> {
+    ["app-0", "app-1"]
+        .iter()
+        .map(|m| {
+            let out = test.ssh("dev", m, &["readlink /opt/www/hello/current"]);
+            out.status(0);
+            out.stdout.trim().to_string()
+        })
+        .collect()
+}
+
+/// Waits until every one of 10 answers through the lb starts with `wanted`.
+fn until_all(addr: &str, wanted: &str) {
+    crate::harness::wait_for(wanted, Duration::from_secs(30), || {
+        crate::webstack::answers(addr, 10)
+            .iter()
+            .all(|a| a.starts_with(wanted))
+    });
+}
+
+#[test]
+fn a_container_app_deploys_and_rolls_back_under_load_and_a_failed_health_check_switches_nothing() {
+    let test = example();
+    let _cleanup = Destroy {
+        test: &test,
+        env: "dev",
+    };
+    let up = test.run(&["run", "env_up"]);
+    up.status(0)
+        .stdout_has("created app-1")
+        .stdout_has("built localhost/hello:")
+        .stdout_has("deployed hello localhost/hello:");
+    let addr = crate::webstack::web_address(&test, "lb-0");
+    let first = crate::webstack::answers(&addr, 10);
+    assert!(
+        first.iter().all(|a| a.starts_with("hello 1.0 from app-")),
+        "{first:?}"
+    );
+    assert!(first.iter().any(|a| a.ends_with("app-0")), "{first:?}");
+    assert!(first.iter().any(|a| a.ends_with("app-1")), "{first:?}");
+    // The image was built once, on app-0, and streamed to app-1 (which has no build context).
+    test.ssh("dev", "app-1", &["test ! -e /opt/www/hello/context"])
+        .status(0);
+    let v1 = current_images(&test);
+
+    // --check --diff of 2.0 shows the unit files it would write and touches nothing.
+    test.write("app/VERSION", "2.0\n");
+    test.run(&["run", "hello_deploy", "--check", "--diff"])
+        .status(0)
+        .stdout_has("would build localhost/hello:")
+        .stdout_has("+++ /etc/systemd/system/hello-b.service (after)")
+        .stdout_has("+exec /usr/bin/podman run --rm --replace --name hello-b --network host")
+        .stdout_has("summary (--check: nothing was changed)");
+    assert_eq!(current_images(&test), v1);
+
+    // 2.0, then back to 1.0, under four clients: not one request fails.
+    let load = Load::start(&addr);
+    test.run(&["run", "hello_deploy"])
+        .status(0)
+        .stdout_has("in slot b (port 8001)");
+    until_all(&addr, "hello 2.0 from");
+    let v2 = current_images(&test);
+    assert_ne!(v2, v1);
+    test.run(&["run", "hello_rollback"])
+        .status(0)
+        .stdout_has("rolled back from")
+        // A rollback copies no image: 1.0 is still on each machine.
+        .stdout_lacks("/opt/www/hello/dist/");
+    until_all(&addr, "hello 1.0 from");
+    assert_eq!(current_images(&test), v1);
+
+    // 3.0 answers 404 on /health: each machine stops it and keeps 1.0.
+    test.write("app/VERSION", "3.0\n");
+    std::fs::remove_file(test.path().join("app/www/health")).expect("rm health");
+    test.run(&["run", "hello_deploy"])
+        .status(1)
+        .stdout_has("did not answer /health on port 8001")
+        .stderr_has("failed on some machines; each one that failed still runs its previous image");
+    let (seen, failed) = load.finish();
+    assert!(
+        failed.is_empty(),
+        "{} failed requests: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(seen.len() > 40, "only {} requests made", seen.len());
+    assert!(seen.iter().any(|a| a.starts_with("hello 2.0")));
+    assert!(!seen.iter().any(|a| a.starts_with("hello 3.0")));
+    assert_eq!(current_images(&test), v1);
+    for machine in ["app-0", "app-1"] {
+        let units = test.ssh(
+            "dev",
+            machine,
+            &["systemctl is-active hello-a; systemctl is-active hello-b; true"],
+        );
+        assert_eq!(units.stdout.trim(), "active\ninactive", "{machine}");
+    }
+    let after = crate::webstack::answers(&addr, 10);
+    assert!(
+        after.iter().all(|a| a.starts_with("hello 1.0 from")),
+        "{after:?}"
+    );
+}
