@@ -168,4 +168,40 @@ fn a_container_app_deploys_and_rolls_back_under_load_and_a_failed_health_check_s
         after.iter().all(|a| a.starts_with("hello 1.0 from")),
         "{after:?}"
     );
+
+    // Pruning to one image keeps the newest (3.0, bad) and the active one (1.0); 2.0 goes,
+    // from podman and from disk.
+    test.run(&[
+        "run",
+        "hello_prune",
+        "-r",
+        "app",
+        "--set",
+        "apps.hello.keep=1",
+    ])
+    .status(0)
+    .stdout_has("pruned localhost/hello:");
+    let id = |path: &str| path.rsplit('/').next().expect("an id").to_string();
+    let (active, gone) = (id(&v1[0]), id(&v2[0]));
+    for machine in ["app-0", "app-1"] {
+        let left = test.ssh(
+            "dev",
+            machine,
+            &["ls /opt/www/hello/builds; podman images --format '{{.Tag}}' localhost/hello"],
+        );
+        left.status(0);
+        let left: Vec<&str> = left.stdout.split_whitespace().collect();
+        assert_eq!(left.len(), 4, "{machine}: {left:?}");
+        assert_eq!(
+            left.iter().filter(|l| **l == active).count(),
+            2,
+            "{machine}: {left:?}"
+        );
+        assert!(!left.contains(&gone.as_str()), "{machine}: {left:?}");
+    }
+    let still = crate::webstack::answers(&addr, 4);
+    assert!(
+        still.iter().all(|a| a.starts_with("hello 1.0 from")),
+        "{still:?}"
+    );
 }

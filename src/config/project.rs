@@ -820,6 +820,47 @@ mod tests {
         assert!(long.starts_with("/a-very-long-proje-"), "{long}");
     }
 
+    /// Container apps (issue 36): the settings podman takes pass, others are named.
+    #[test]
+    fn container_settings_are_checked() {
+        let keys = [
+            "image", "app_port", "env", "volumes", "cmd", "context", "role",
+        ];
+        let check = |app: &str| {
+            parse(&format!("[apps.site]\n{app}\n"))
+                .expect("parses")
+                .check_app_keys(&keys, &[])
+                .map_err(|e| e.to_string())
+        };
+        for good in [
+            "image = \"localhost/site\"",
+            "image = \"registry.example:5000/team/site:1.2\"\napp_port = 9000",
+            "image = \"localhost/site\"\nenv = { LOG = \"info\", TOKEN = { env = \"T\" } }",
+            "image = \"localhost/site\"\nvolumes = [\"/srv/a:/a\", \"/srv/b:/b:ro\"]",
+            "image = \"localhost/site\"\ncmd = [\"/bin/site\", \"--port\", \"$PORT\"]",
+        ] {
+            assert_eq!(check(good), Ok(()), "{good}");
+        }
+        for (bad, named) in [
+            ("image = \"Site App\"", "`image`"),
+            ("image = \"-site\"", "`image`"),
+            ("image = \"localhost/site:1:2\"", "`image`"),
+            ("image = 3", "`image`"),
+            ("app_port = 0", "`app_port`"),
+            ("app_port = 65535", "`app_port`"),
+            ("env = { \"A-B\" = \"x\" }", "`env`"),
+            ("env = [\"A=x\"]", "`env`"),
+            ("volumes = [\"/srv/a\"]", "`volumes`"),
+            ("volumes = [\"/srv/a:/a:rx\"]", "`volumes`"),
+            ("volumes = [\"srv:/a\"]", "`volumes`"),
+            ("cmd = \"/bin/site\"", "`cmd`"),
+            ("cmd = [\"/bin/site\", 3]", "`cmd`"),
+        ] {
+            let err = check(bad).expect_err(bad);
+            assert!(err.contains(named), "{bad}: {err}");
+        }
+    }
+
     #[test]
     fn short_and_long_forms_parse() {
         let config = parse(
