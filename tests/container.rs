@@ -89,6 +89,10 @@ fn until_all(addr: &str, wanted: &str) {
 #[test]
 fn a_container_app_deploys_and_rolls_back_under_load_and_a_failed_health_check_switches_nothing() {
     let test = example();
+    // A machine with Debian's docker-registry, for the last deploy.
+    let config = test.read("weft.toml")
+        + "\n[env.dev.machines.registry]\ncount = 1\npackages = [\"docker-registry\", \"curl\"]\n";
+    test.write("weft.toml", &config);
     let _cleanup = Destroy {
         test: &test,
         env: "dev",
@@ -117,7 +121,7 @@ fn a_container_app_deploys_and_rolls_back_under_load_and_a_failed_health_check_s
         .status(0)
         .stdout_has("would build localhost/hello:")
         .stdout_has("+++ /etc/systemd/system/hello-b.service (after)")
-        .stdout_has("+exec /usr/bin/podman run --rm --replace --name hello-b --network host")
+        .stdout_has("+exec /usr/bin/podman run --replace --name hello-b --network host")
         .stdout_has("summary (--check: nothing was changed)");
     assert_eq!(current_images(&test), v1);
 
@@ -204,4 +208,34 @@ fn a_container_app_deploys_and_rolls_back_under_load_and_a_failed_health_check_s
         still.iter().all(|a| a.starts_with("hello 1.0 from")),
         "{still:?}"
     );
+
+    // Through the env's registry: 4.0 is pushed by the builder and pulled by each machine,
+    // with no archive through this machine, and still no failed request.
+    test.write("app/www/health", "ok\n");
+    test.write("app/VERSION", "4.0\n");
+    let config = test.read("weft.toml").replace(
+        "image = \"localhost/hello\"",
+        "image = \"localhost/hello\"\nregistry = \"registry\"",
+    );
+    assert!(config.contains("registry = \"registry\""), "{config}");
+    test.write("weft.toml", &config);
+    let load = Load::start(&addr);
+    let pushed = test.run(&["run", "hello_deploy"]);
+    pushed
+        .status(0)
+        .stdout_has("and pushed it to 10.77.")
+        .stdout_has(":5000/hello:")
+        .stdout_has("app-1      | pulled 10.77.");
+    until_all(&addr, "hello 4.0 from");
+    let (seen, failed) = load.finish();
+    assert!(
+        failed.is_empty(),
+        "{} failed requests: {:?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert!(seen.len() > 10, "only {} requests made", seen.len());
+    let v4 = id(&current_images(&test)[0]);
+    let archive = format!(".weft/build/dev/hello/dist/{v4}.tar.gz");
+    assert!(!test.path().join(archive).exists());
 }
