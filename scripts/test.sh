@@ -26,6 +26,9 @@ command -v ip >/dev/null || need+=(iproute2)
 command -v systemd-nspawn >/dev/null || need+=(systemd-container)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v nft >/dev/null || need+=(nftables)
+# The container tests (tests/container.rs) put podman and Debian's docker-registry into role
+# images the same way, and fetch busybox-static for their image with `apt-get download` here
+# (nothing is installed on this host).
 # The editor test drives `weft lsp` from headless Neovim's built-in client.
 command -v nvim >/dev/null || need+=(neovim)
 # The VS Code extension is built with npm (scripts/build-vscode.sh) by a test.
