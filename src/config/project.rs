@@ -647,6 +647,21 @@ impl ProjectConfig {
                 );
             }
         }
+        if app
+            .get("image")
+            .and_then(toml::Value::as_str)
+            .is_some_and(|i| !i.is_empty())
+        {
+            for key in ["wsgi", "migrate", "repos"] {
+                if app.contains_key(key) {
+                    return bad(
+                        key,
+                        format!("[apps.{name}] has an `image` and `{key}`, which container apps do not use"),
+                        "leave it out: the image holds the app and its command (`cmd` overrides it)",
+                    );
+                }
+            }
+        }
         if let Some(port) = app.get("app_port") {
             if !port.as_integer().is_some_and(|p| (1..=65534).contains(&p)) {
                 return bad(
@@ -824,7 +839,7 @@ mod tests {
     #[test]
     fn container_settings_are_checked() {
         let keys = [
-            "image", "app_port", "env", "volumes", "cmd", "context", "role",
+            "image", "app_port", "env", "volumes", "cmd", "context", "role", "migrate", "wsgi",
         ];
         let check = |app: &str| {
             parse(&format!("[apps.site]\n{app}\n"))
@@ -855,6 +870,11 @@ mod tests {
             ("volumes = [\"srv:/a\"]", "`volumes`"),
             ("cmd = \"/bin/site\"", "`cmd`"),
             ("cmd = [\"/bin/site\", 3]", "`cmd`"),
+            (
+                "image = \"localhost/site\"\nmigrate = \"site migrate\"",
+                "`migrate`",
+            ),
+            ("image = \"localhost/site\"\nwsgi = \"site:app\"", "`wsgi`"),
         ] {
             let err = check(bad).expect_err(bad);
             assert!(err.contains(named), "{bad}: {err}");
