@@ -29,6 +29,9 @@ command -v nft >/dev/null || need+=(nftables)
 # The ACME tests run Pebble, Let's Encrypt's test server, and its DNS (pebble-challtestsrv)
 # on this host: nothing reaches a real ACME server.
 command -v pebble-challtestsrv >/dev/null || need+=(pebble)
+# The container tests (tests/container.rs) put podman and Debian's docker-registry into role
+# images the same way, and fetch busybox-static for their image with `apt-get download` here
+# (nothing is installed on this host).
 # The editor test drives `weft lsp` from headless Neovim's built-in client.
 command -v nvim >/dev/null || need+=(neovim)
 # The VS Code extension is built with npm (scripts/build-vscode.sh) by a test.

@@ -337,6 +337,53 @@ fn unknown_app_settings_are_named_with_the_closest_ones() {
         .stderr_has("`manager` of [apps.site] is `runit`");
 }
 
+/// Container apps (issue 36): a setting podman could not take stops weft at its line.
+#[test]
+fn bad_container_settings_stop_weft_at_their_line() {
+    for (setting, message, help) in [
+        (
+            "image = \"Hello World\"",
+            "`image` of [apps.site] is not an image name",
+            "such as \"localhost/hello\"",
+        ),
+        (
+            "image = \"localhost/site\"\napp_port = 70000",
+            "`app_port` of [apps.site] is 70000, not a port from 1 to 65534",
+            "the next one is the",
+        ),
+        (
+            "image = \"localhost/site\"\nvolumes = [\"data:/data\"]",
+            "`volumes` of [apps.site] is not a list of mounts",
+            "both paths absolute",
+        ),
+        (
+            "image = \"localhost/site\"\nenv = { \"1X\" = \"a\" }",
+            "`env` of [apps.site] is not a table of variables",
+            "names of letters, digits and _",
+        ),
+        (
+            "image = \"localhost/site\"\ncmd = \"/bin/app --serve\"",
+            "`cmd` of [apps.site] is not a list of strings",
+            "cmd = [\"/bin/app\", \"--serve\"]",
+        ),
+    ] {
+        let test = Test::with_config(&format!("[apps.site]\n{setting}\n"));
+        let line = setting.lines().count() + 1;
+        test.run(&["list"])
+            .status(2)
+            .stderr_has(message)
+            .stderr_has(help)
+            .stderr_has(&format!("weft.toml:{line}:1"));
+    }
+    // A good one loads, and lists the container app's goals.
+    let test = Test::with_config(
+        "[apps.site]\nimage = \"registry.example/site:1.2\"\napp_port = 9000\n\
+         env = { LOG = \"info\", TOKEN = { env = \"SITE_TOKEN\" } }\n\
+         volumes = [\"/srv/site:/data:ro\"]\ncmd = [\"/bin/site\"]\n",
+    );
+    test.run(&["list"]).status(0).stdout_has("site_deploy ");
+}
+
 #[test]
 fn an_ejected_app_service_declares_new_settings() {
     let config = "[apps.site]\nrepos = [{ name = \"site\", path = \"site\" }]\nreplicas = 3\n";

@@ -90,6 +90,25 @@ fn the_python_wsgi_skeleton_is_the_hello_wsgi_example_and_lists_the_app_goals() 
 }
 
 #[test]
+fn the_container_skeleton_is_the_hello_container_example_and_lists_the_app_goals() {
+    let test = Test::new();
+    let made = skeleton_matches_example(
+        &test,
+        "container",
+        "hello-container",
+        "examples/hello-container",
+    );
+    assert!(made.join("app/Containerfile").exists());
+    test.run_in(&made, &["list"])
+        .status(0)
+        .stdout_has("hello_deploy ")
+        .stdout_has("hello_rollback ")
+        .stdout_has("hello_prune ")
+        .stdout_has("podman_setup ")
+        .stdout_has("[project] Fetch Debian's busybox-static");
+}
+
+#[test]
 fn the_python_postgres_skeleton_is_the_notes_example_with_data_goals() {
     let test = Test::new();
     let made = skeleton_matches_example(&test, "python-postgres", "notes", "examples/notes");
@@ -190,7 +209,7 @@ fn init_help_lists_every_skeleton_with_its_line() {
 #[test]
 fn every_project_skeleton_ignores_weft_state_and_backups_in_git() {
     let test = Test::new();
-    for name in ["default", "python-wsgi", "python-postgres"] {
+    for name in ["default", "python-wsgi", "python-postgres", "container"] {
         test.run(&["init", name, "--skeleton", name])
             .status(0)
             .stdout_has(&format!("created {name}/.gitignore"));

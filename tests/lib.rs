@@ -34,6 +34,7 @@ mod harness;
 
 mod cloud;
 mod cloud_parallel;
+mod container;
 mod data;
 mod deadlines;
 mod diagnostics;

@@ -614,6 +614,7 @@ impl ProjectConfig {
             }
         }
         self.check_acme(name, app, span.clone())?;
+        self.check_container(name, app, span.clone())?;
         if let Some(manager) = app.get("manager").and_then(toml::Value::as_str) {
             if !["supervisor", "systemd"].contains(&manager) {
                 return Err(self.invalid(
@@ -621,6 +622,114 @@ impl ProjectConfig {
                     format!("`manager` of [apps.{name}] is `{manager}`"),
                     Some("use \"supervisor\" or \"systemd\"".into()),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The settings of a container app (issue 36: `image`, `app_port`, `env`, `volumes`,
+    /// `cmd`) are ones podman takes, so a bad one stops weft at its line before any host is
+    /// touched.
+    fn check_container(
+        &self,
+        name: &str,
+        app: &toml::Table,
+        span: std::ops::Range<usize>,
+    ) -> Result<(), ConfigError> {
+        let at = |key: &str| self.narrow_key(span.clone(), key);
+        let bad = |key: &str, message: String, help: &str| {
+            Err(self.invalid(at(key), message, Some(help.to_string())))
+        };
+        if let Some(image) = app.get("image") {
+            let text = image.as_str().unwrap_or_default();
+            let tail = text.rsplit('/').next().unwrap_or_default();
+            let fine = image.is_str()
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-_/:".contains(c))
+                && !text.starts_with(['-', '/', ':'])
+                && tail.split(':').count() <= 2
+                && !text.ends_with([':', '/']);
+            if !fine {
+                return bad(
+                    "image",
+                    format!("`image` of [apps.{name}] is not an image name: {image}"),
+                    "name the image with letters, digits and . - _ /, and an optional :tag, \
+                     such as \"localhost/hello\" or \"registry.example/hello:1.2\"",
+                );
+            }
+        }
+        if app
+            .get("image")
+            .and_then(toml::Value::as_str)
+            .is_some_and(|i| !i.is_empty())
+        {
+            for key in ["wsgi", "migrate", "repos"] {
+                if app.contains_key(key) {
+                    return bad(
+                        key,
+                        format!("[apps.{name}] has an `image` and `{key}`, which container apps do not use"),
+                        "leave it out: the image holds the app and its command (`cmd` overrides it)",
+                    );
+                }
+            }
+        }
+        if let Some(port) = app.get("app_port") {
+            if !port.as_integer().is_some_and(|p| (1..=65534).contains(&p)) {
+                return bad(
+                    "app_port",
+                    format!("`app_port` of [apps.{name}] is {port}, not a port from 1 to 65534"),
+                    "give the port the container listens on (PORT); the next one is the \
+                     second slot's, used during a switch",
+                );
+            }
+        }
+        if let Some(env) = app.get("env") {
+            let names_fine = env.as_table().is_some_and(|t| {
+                t.iter().all(|(k, v)| {
+                    k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && k.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                        && !v.is_array()
+                })
+            });
+            if !names_fine {
+                return bad(
+                    "env",
+                    format!("`env` of [apps.{name}] is not a table of variables: {env}"),
+                    "use env = { NAME = \"value\", TOKEN = { env = \"TOKEN\" } }, names of \
+                     letters, digits and _",
+                );
+            }
+        }
+        if let Some(volumes) = app.get("volumes") {
+            let mount_fine = |v: &toml::Value| {
+                let parts: Vec<&str> = v.as_str().unwrap_or_default().split(':').collect();
+                (2..=3).contains(&parts.len())
+                    && parts[0].starts_with('/')
+                    && parts[1].starts_with('/')
+                    && parts
+                        .get(2)
+                        .is_none_or(|o| ["ro", "rw", "z", "Z"].contains(o))
+            };
+            if !volumes.as_array().is_some_and(|a| a.iter().all(mount_fine)) {
+                return bad(
+                    "volumes",
+                    format!("`volumes` of [apps.{name}] is not a list of mounts: {volumes}"),
+                    "use volumes = [\"/srv/data:/data\", \"/etc/app:/config:ro\"], both \
+                     paths absolute",
+                );
+            }
+        }
+        if let Some(cmd) = app.get("cmd") {
+            if !cmd
+                .as_array()
+                .is_some_and(|a| a.iter().all(toml::Value::is_str))
+            {
+                return bad(
+                    "cmd",
+                    format!("`cmd` of [apps.{name}] is not a list of strings: {cmd}"),
+                    "use cmd = [\"/bin/app\", \"--serve\"]",
+                );
             }
         }
         Ok(())
