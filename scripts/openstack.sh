@@ -12,6 +12,10 @@
 #                                  `weft-test-appcred`, an application credential)
 #   scripts/openstack.sh down      terminate the machine (the image stays cached)
 #   scripts/openstack.sh stats     the machine's memory now and its image's size
+#   scripts/openstack.sh user-data  each server with a `weft:ssh-endpoint` metadata: its id,
+#                                  vm state, endpoint and base64 user data, tab-separated (the
+#                                  tests' stand-in sshds take the host key from it)
+#   scripts/openstack.sh cli ARGS  `openstack ARGS` inside the machine, as user `weft`
 #
 # WEFT names the weft binary (default: target/debug/weft of this checkout, else `weft`).
 # Needs root, as every `local` machine does.
@@ -31,7 +35,8 @@ if [ -z "${WEFT:-}" ]; then
     fi
 fi
 state=$project/.weft-openstack
-run_weft() { "$WEFT" -C "$project" --color never "$@"; }
+# Without the lock's descriptor: the machine weft starts would hold it for its whole life.
+run_weft() { "$WEFT" -C "$project" --color never "$@" 9>&-; }
 
 # The machine's state (running, stopped) or nothing when there is none.
 machine_state() {
@@ -46,8 +51,9 @@ for m in json.load(sys.stdin):
 
 up() {
     mkdir -p "$state"
-    # One `up` at a time per host: parallel test runs wait for the first.
-    exec 9>"$state/.lock"
+    # One `up` at a time per host (every checkout shares the machine): parallel test runs
+    # wait for the first. Under /run, which only root can write.
+    exec 9>>/run/weft-openstack.lock
     flock 9
     started=$(date +%s)
     case "$(machine_state)" in
@@ -85,8 +91,25 @@ stats)
     image=$(tr '\0' '\n' <"/proc/$nspawn/cmdline" | sed -n '/^--directory$/{n;p;}')
     echo "image: $image, $(du -sh "$image" | cut -f1)"
     ;;
+user-data)
+    sql=$(cat <<'SQL'
+SELECT i.uuid, i.vm_state, m.value, i.user_data FROM instances i
+JOIN instance_metadata m ON m.instance_uuid = i.uuid AND m.`key` = "weft:ssh-endpoint"
+AND m.deleted = 0 WHERE i.deleted = 0 AND i.user_data IS NOT NULL
+SQL
+)
+    run_weft ssh -e test openstack-0 -- "mysql -N -B nova -e '$sql'"
+    ;;
+cli)
+    shift
+    quoted=
+    for arg in "$@"; do
+        quoted="$quoted '$(printf %s "$arg" | sed "s/'/'\\\\''/g")'"
+    done
+    run_weft ssh -e test openstack-0 -- ". /root/weft-openstack/openrc && openstack$quoted"
+    ;;
 *)
-    echo "usage: $0 up|env|clouds|down|stats" >&2
+    echo "usage: $0 up|env|clouds|down|stats|user-data|cli ARGS" >&2
     exit 2
     ;;
 esac

@@ -46,6 +46,8 @@ mod layers;
 mod limits;
 mod lsp;
 mod namespaces;
+#[cfg(feature = "openstack")]
+mod openstack;
 mod ops;
 mod plugins;
 mod project;

@@ -169,7 +169,7 @@ log_dir = /var/log/nova
 state_path = /var/lib/nova
 transport_url = $rabbit_url
 my_ip = $ip
-compute_driver = fake.FakeDriver
+compute_driver = weft_fake.Driver
 vif_plugging_is_fatal = false
 vif_plugging_timeout = 0
 [api]
@@ -215,10 +215,26 @@ lock_path = /var/lib/nova/tmp
 [wsgi]
 api_paste_config = /etc/nova/api-paste.ini
 EOF
-# The fake driver boots nothing; it reports a host big enough for every test.
+# Nova's fake driver boots nothing and reports a host big enough for every test; this one
+# also gives a snapshot's image data, so the image becomes active and servers can boot from it.
+cat >/usr/lib/python3/dist-packages/nova/virt/weft_fake.py <<'EOF'
+"""The fake compute driver, with snapshots whose image Glance gets data for (weft's tests)."""
+import io
+
+from nova.image import glance
+from nova.virt import fake
+
+
+class Driver(fake.FakeDriver):
+    def snapshot(self, context, instance, image_id, update_task_state):
+        super().snapshot(context, instance, image_id, update_task_state)
+        glance.API().update(context, image_id,
+                            {"disk_format": "raw", "container_format": "bare"},
+                            io.BytesIO(bytes(4096)), purge_props=False)
+EOF
 cat >/etc/nova/nova-compute.conf <<EOF
 [DEFAULT]
-compute_driver = fake.FakeDriver
+compute_driver = weft_fake.Driver
 EOF
 nova-manage api_db sync
 nova-manage cell_v2 map_cell0 >/dev/null

@@ -89,8 +89,11 @@ fn http_client() -> Result<Http, CloudError> {
         .https_or_http()
         .enable_http1()
         .wrap_connector(connector);
+    // No idle connections kept: OpenStack's WSGI servers close them at will, and a request on
+    // one they closed fails; weft's calls are few, so each gets its own.
     Ok(
         hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_max_idle_per_host(0)
             .build(https),
     )
 }
