@@ -356,6 +356,8 @@ fn openstack_machines_against_a_real_openstack() {
     test.run(&["cloud", "terminate", "web-0", "-e", "a", "--yes"])
         .status(0);
     assert!(machines(&test, "a").is_empty());
+    // The old server's stand-in goes with it, before the new one comes at the same endpoint.
+    stop_sshd(&fleet.path("host-0"));
     test.run(&[
         "cloud",
         "recreate",
