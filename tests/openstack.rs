@@ -219,9 +219,9 @@ fn openstack_machines_against_a_real_openstack() {
     let ns = format!("/os-{:08x}/", fastrand::u32(..));
     let config = format!(
         "[project]\nname = \"stack\"\n\
-         [env.a]\nprovider = \"openstack\"\ncloud = \"weft-test\"\nnetwork = \"public\"\nnamespace = \"{ns}\"\nssh_cidr = \"198.51.100.0/24\"\n\
+         [env.a]\nprovider = \"openstack\"\ncloud = \"weft-test\"\nnetwork = \"weft-net\"\nnamespace = \"{ns}\"\nssh_cidr = \"198.51.100.0/24\"\n\
          [env.a.machines.web]\nimage = \"weft-test\"\nsize = \"weft.small\"\npackages = [\"nginx\"]\ntags = {{ \"weft:ssh-endpoint\" = \"{endpoint}\" }}\n\
-         [env.b]\nprovider = \"openstack\"\ncloud = \"weft-test-appcred\"\nnetwork = \"public\"\nnamespace = \"{ns}\"\n\
+         [env.b]\nprovider = \"openstack\"\ncloud = \"weft-test-appcred\"\nnetwork = \"weft-net\"\nnamespace = \"{ns}\"\n\
          [env.b.machines.web]\nimage = \"weft-test\"\nsize = \"weft.small\"\ntags = {{ \"weft:ssh-endpoint\" = \"{other}\" }}\n\
          [env.b.machines.odd]\nimage = \"weft-test\"\nsize = \"weft.small\"\nuser_data = \"echo no interpreter line\"\n\
          [env.b.machines.nosuch]\nimage = \"weft-no-such-image\"\nsize = \"weft.small\"\n"
@@ -240,7 +240,8 @@ fn openstack_machines_against_a_real_openstack() {
     };
     test.write(
         "deploy/web.rhai",
-        "/// Provisions a new web machine.\nfn web_provision(host) { host.run(\"echo provisioned on $(hostname)\"); }\n",
+        "/// Provisions a new web machine.\nfn web_provision(host) { host.run(\"echo provisioned on $(hostname)\"); }\n\
+         /// Prints the env's virtual IP.\nfn show_vip() { let v = virtual_ip(\"\"); log(`vip ${v.address} router ${v.router_id}`); }\n",
     );
     std::fs::create_dir_all(test.home().join(".ssh")).expect("ssh dir");
     std::fs::copy(fleet.key(), test.home().join(".ssh/id_ed25519")).expect("key");
@@ -287,7 +288,7 @@ fn openstack_machines_against_a_real_openstack() {
     // opens SSH to the configured CIDR only.
     let ports = cli_json(&["port", "list", "--server", &id_a]);
     assert_eq!(ports.as_array().map(Vec::len), Some(1), "{ports}");
-    assert!(ports.to_string().contains("192.0.2."), "{ports}");
+    assert!(ports.to_string().contains("10.99.0."), "{ports}");
     let groups = cli_json(&["security", "group", "list"]);
     let group = groups
         .as_array()
@@ -334,6 +335,33 @@ fn openstack_machines_against_a_real_openstack() {
     let a = machines(&test, "a");
     assert_eq!(a.len(), 1, "{a:?}");
     assert_eq!(a[0]["id"], id_a.as_str());
+
+    // b's virtual IP: an address of the network that b's server port may carry (Neutron's
+    // allowed address pairs), the same on a second call; a's port carries none.
+    let vip_of = |out: &crate::harness::Outcome| {
+        let text = format!("{}{}", out.stdout, out.stderr);
+        text.split("vip ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no vip in {text}"))
+            .to_string()
+    };
+    let vip = test.run(&["run", "show_vip", "-e", "b"]);
+    let address = vip_of(vip.status(0));
+    assert!(address.starts_with("10.99.0."), "{address}");
+    assert_eq!(
+        vip_of(test.run(&["run", "show_vip", "-e", "b"]).status(0)),
+        address
+    );
+    let pairs = |server: &str| {
+        let ports = cli_json(&["port", "list", "--server", server]);
+        let port = ports[0]["ID"].as_str().expect("a port").to_string();
+        cli_json(&["port", "show", &port])["allowed_address_pairs"].to_string()
+    };
+    let b_pairs = pairs(b[0]["id"].as_str().expect("id"));
+    assert!(b_pairs.contains(&address), "{b_pairs}");
+    let a_pairs = pairs(&id_a);
+    assert!(!a_pairs.contains(&address), "{a_pairs}");
 
     // Stop and start.
     test.run(&["cloud", "stop", "web-0", "-e", "a"]).status(0);
@@ -413,7 +441,10 @@ fn openstack_machines_against_a_real_openstack() {
     test.run(&["cloud", "terminate", "web-0", "-e", "b", "--yes"])
         .status(0);
     test.run(&["cloud", "destroy", "-e", "b", "--yes"])
-        .status(0);
+        .status(0)
+        .stdout_has(&format!("virtual IP {address}"));
+    let ports = cli_json(&["port", "list"]).to_string();
+    assert!(!ports.contains(&format!("\"{address}\"")), "{ports}");
     let keypairs_after = names(&cli_json(&["keypair", "list"]));
     assert_eq!(keypairs_after, keypairs_before);
     drop(standins);

@@ -323,6 +323,10 @@ nova-manage cell_v2 discover_hosts >/dev/null
 
 # The test user's application credential, made as that user.
 export OS_USERNAME=weft OS_PASSWORD="$user" OS_PROJECT_NAME=weft
+# The project's own network (a tenant network, vxlan), where Neutron's default policy lets
+# members give ports allowed address pairs (virtual IPs); `public` is shared and admin's.
+ensure network weft-net
+ensure subnet weft-net-v4 --network weft-net --subnet-range 10.99.0.0/24 --no-dhcp
 if ! os application credential show weft-tests >/dev/null 2>&1; then
     os application credential create weft-tests -f shell -c id -c secret >$out/appcred
 fi

@@ -453,6 +453,56 @@ impl OpenstackProvider {
         Ok(id)
     }
 
+    /// The env's virtual IP port (a port of the network no server holds), if it has one.
+    async fn vip_port(&self, scope: &Scope) -> Result<Option<Value>, CloudError> {
+        let name = format!("{}-vip", scope_tag(scope));
+        let found = self
+            .client()
+            .await?
+            .get_found(Service::Network, &format!("/ports?name={}", query(&name)))
+            .await?;
+        let description = group_description(scope);
+        Ok(found["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["description"] == description.as_str())
+            .cloned())
+    }
+
+    /// Lets the ports of `servers` carry `address` too (Neutron's allowed address pairs), so
+    /// whichever holds it under VRRP gets its traffic.
+    async fn allow_address(&self, servers: &[String], address: &str) -> Result<(), CloudError> {
+        let client = self.client().await?;
+        for server in servers {
+            let ports = client
+                .get_found(
+                    Service::Network,
+                    &format!("/ports?device_id={}", query(server)),
+                )
+                .await?;
+            for port in ports["ports"].as_array().into_iter().flatten() {
+                let mut pairs = port["allowed_address_pairs"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if pairs.iter().any(|p| p["ip_address"] == address) {
+                    continue;
+                }
+                pairs.push(json!({ "ip_address": address }));
+                let id = port["id"].as_str().unwrap_or_default();
+                client
+                    .put(
+                        Service::Network,
+                        &format!("/ports/{id}"),
+                        &json!({ "port": { "allowed_address_pairs": pairs } }),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Imports `public_key` as key pair `name` unless the project has it.
     async fn key_pair(&self, name: &str, public_key: &str) -> Result<(), CloudError> {
         let client = self.client().await?;
@@ -474,7 +524,24 @@ impl OpenstackProvider {
     }
 }
 
-/// The description that marks a security group as the env's.
+/// The VIP of port `port` with its VRRP router id: the address's value spread over 1..=255,
+/// so envs whose VIPs are within 255 addresses of each other (a /24) never share an id.
+fn vip_of(port: &Value) -> Result<super::VirtualIp, CloudError> {
+    let address: std::net::Ipv4Addr = port["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| CloudError::Io("the virtual IP's port has no IPv4 address".into()))?;
+    Ok(super::VirtualIp {
+        address,
+        router_id: router_id(address),
+    })
+}
+
+fn router_id(address: std::net::Ipv4Addr) -> u8 {
+    u8::try_from(u32::from(address) % 255 + 1).unwrap_or(1)
+}
+
+/// The description that marks a security group (or the VIP's port) as the env's.
 fn group_description(scope: &Scope) -> String {
     format!("weft env {} in namespace {}", scope.env, scope.namespace)
 }
@@ -564,6 +631,14 @@ impl Provider for OpenstackProvider {
             .ok_or_else(|| CloudError::Io("Nova made a server without an id".into()))?
             .to_string();
         let server = self.wait_status(&id, "ACTIVE").await?;
+        // A machine made after the env's VIP may hold it too.
+        if let Some(vip) = self.vip_port(scope).await? {
+            self.allow_address(
+                std::slice::from_ref(&id),
+                &vip_of(&vip)?.address.to_string(),
+            )
+            .await?;
+        }
         let machine = self.machine(&server);
         let address = machine.address.clone().ok_or_else(|| {
             CloudError::Io(format!("{id} ({name}) runs but has no address to reach"))
@@ -722,6 +797,68 @@ impl Provider for OpenstackProvider {
         Ok(image)
     }
 
+    async fn virtual_ip(
+        &self,
+        scope: &Scope,
+        wanted: Option<std::net::Ipv4Addr>,
+    ) -> Result<super::VirtualIp, CloudError> {
+        let port = match self.vip_port(scope).await? {
+            Some(port) => port,
+            None => {
+                let network = self.network_id().await?;
+                let mut port = json!({
+                    "network_id": network,
+                    "name": format!("{}-vip", scope_tag(scope)),
+                    "description": group_description(scope),
+                });
+                if let Some(address) = wanted {
+                    port["fixed_ips"] = json!([{ "ip_address": address.to_string() }]);
+                }
+                self.client()
+                    .await?
+                    .post(Service::Network, "/ports", &json!({ "port": port }))
+                    .await?["port"]
+                    .clone()
+            }
+        };
+        let vip = vip_of(&port)?;
+        if let Some(address) = wanted.filter(|a| *a != vip.address) {
+            return Err(CloudError::Config(format!(
+                "env `{}` already has the virtual IP {}, not {address}: `weft cloud destroy` \
+                 the env to change it",
+                scope.env, vip.address
+            )));
+        }
+        let servers: Vec<String> = self
+            .servers(scope)
+            .await?
+            .iter()
+            .filter_map(|s| s["id"].as_str().map(str::to_string))
+            .collect();
+        self.allow_address(&servers, &vip.address.to_string())
+            .await?;
+        Ok(vip)
+    }
+
+    async fn peek_virtual_ip(
+        &self,
+        scope: &Scope,
+        wanted: Option<std::net::Ipv4Addr>,
+    ) -> Result<super::VirtualIp, CloudError> {
+        match (self.vip_port(scope).await?, wanted) {
+            (Some(port), _) => vip_of(&port),
+            (None, Some(address)) => Ok(super::VirtualIp {
+                address,
+                router_id: router_id(address),
+            }),
+            (None, None) => Err(CloudError::Config(format!(
+                "env `{}` has no virtual IP yet and Neutron picks it when a run reserves one: \
+                 run without --check, or set `vip`",
+                scope.env
+            ))),
+        }
+    }
+
     async fn register_key(
         &self,
         scope: &Scope,
@@ -754,6 +891,14 @@ impl Provider for OpenstackProvider {
                     .delete(Service::Compute, &format!("/os-keypairs/{}", query(name)))
                     .await?;
                 gone.push(format!("key pair {name}"));
+            }
+        }
+        if let Some(port) = self.vip_port(scope).await? {
+            if let Some(id) = port["id"].as_str() {
+                client
+                    .delete(Service::Network, &format!("/ports/{id}"))
+                    .await?;
+                gone.push(format!("virtual IP {}", vip_of(&port)?.address));
             }
         }
         for group in self.security_groups(scope).await? {
