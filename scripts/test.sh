@@ -60,6 +60,20 @@ if [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 1024 ]; then
   sysctl -q -w fs.inotify.max_user_instances=1024 || true
 fi
 
+# The OpenStack test (tests/openstack.rs) runs against a real OpenStack in a `local` machine,
+# one per host (scripts/openstack.sh): its image is built once per host (1.5 min, cached in
+# the image cache), its first configuration takes about 5 min. Both start now, in the background,
+# to overlap the build of the tests; the test waits for them (a lock) and reports a failure.
+# Not for a run of the unit tests alone.
+case " $* " in
+*" --lib "*) ;;
+*)
+  cargo build -q
+  WEFT="${CARGO_TARGET_DIR:-target}/debug/weft" scripts/openstack.sh up \
+    >"${TMPDIR:-/tmp}/weft-openstack-up.log" 2>&1 &
+  ;;
+esac
+
 # The end-to-end tier (tests/) skips itself outside this script for a plain user or a host
 # without sshd; here it must run, and fail on anything missing rather than skip.
 export WEFT_E2E=1

@@ -580,7 +580,8 @@ pub enum CloudCommand {
         #[arg(short, long, value_name = "ENV")]
         env: Option<String>,
         /// Every project's machines: on `local` (the default, no project needed) those of this
-        /// data folder; with `-e ENV` of an ec2 env, every machine weft tagged in its region.
+        /// data folder; with `-e ENV` of an ec2 env, every machine weft tagged in its region;
+        /// of an openstack env, every server weft made in its project.
         /// Shows project, namespace, env, machine, state, age and image.
         #[arg(long)]
         all: bool,

@@ -48,6 +48,8 @@ mod layers;
 mod limits;
 mod lsp;
 mod namespaces;
+#[cfg(feature = "openstack")]
+mod openstack;
 mod ops;
 mod plugins;
 mod prims;

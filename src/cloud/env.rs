@@ -18,7 +18,7 @@ pub enum CloudEnvError {
     #[error("env `{env}` has no provider")]
     #[diagnostic(
         code(weft::cloud::no_provider),
-        help("add `provider = \"local\"` (or \"ec2\") to [env.{env}] in weft.toml")
+        help("add `provider = \"local\"` (or \"ec2\", \"openstack\") to [env.{env}] in weft.toml")
     )]
     NoProvider { env: String },
     /// The provider failed.
@@ -107,6 +107,24 @@ impl CloudEnv {
                 )
                 .into())
             }
+            #[cfg(feature = "openstack")]
+            Some(ProviderKind::Openstack) => Box::new(super::openstack::OpenstackProvider::new(
+                super::openstack::OpenstackSettings {
+                    cloud: section.cloud.clone(),
+                    region: section.region.clone(),
+                    network: section.network.clone(),
+                    ssh_cidr: section.ssh_cidr.clone(),
+                },
+            )?),
+            #[cfg(not(feature = "openstack"))]
+            Some(ProviderKind::Openstack) => {
+                return Err(super::CloudError::Unsupported(
+                    "this weft was built without the `openstack` feature; build it with the \
+                     default features for openstack envs"
+                        .into(),
+                )
+                .into())
+            }
             _ => Box::new(LocalProvider::new()?),
         };
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -157,7 +175,11 @@ impl CloudEnv {
     fn project_tags(&self) -> BTreeMap<String, String> {
         let mut tags = BTreeMap::new();
         tags.insert(super::tags::PROJECT.to_string(), self.project.clone());
-        if !matches!(self.section.provider, Some(ProviderKind::Ec2)) {
+        // The project's folder means something only for machines on this host.
+        if !matches!(
+            self.section.provider,
+            Some(ProviderKind::Ec2 | ProviderKind::Openstack)
+        ) {
             tags.insert(
                 super::tags::PROJECT_DIR.to_string(),
                 self.project_dir.display().to_string(),

@@ -1,4 +1,4 @@
-//! Machines: the provider interface, the `local` sandbox and `ec2` providers behind it, and an
+//! Machines: the provider interface, the `local` sandbox, `ec2` and `openstack` providers behind it, and an
 //! env's machines as the CLI and controller goals act on them (`env.rs`). Plain Rust.
 
 #[cfg(feature = "ec2")]
@@ -6,7 +6,10 @@ pub mod ec2;
 pub mod env;
 pub mod hostkey;
 pub mod local;
+#[cfg(feature = "openstack")]
+pub mod openstack;
 pub mod record;
+pub mod userdata;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -95,6 +95,8 @@ pub enum ProviderKind {
     Local,
     /// AWS EC2.
     Ec2,
+    /// An OpenStack cloud (Nova, Neutron, Glance, Keystone v3).
+    Openstack,
 }
 
 /// `[env.NAME.machines.ROLE]`: what `weft cloud create ROLE` and `env_up` make.
@@ -265,12 +267,19 @@ pub struct EnvSection {
     pub connector: Option<ConnectorKind>,
     /// The provider whose machines are the env's hosts (dynamic inventory).
     pub provider: Option<ProviderKind>,
-    /// The cloud region (ec2).
+    /// The cloud region (ec2, openstack).
     pub region: Option<String>,
+    /// The cloud of `clouds.yaml` whose credentials the env uses (openstack); else
+    /// `OS_CLOUD`, else the `OS_*` variables of an openrc.
+    pub cloud: Option<String>,
+    /// The network (name or id) the env's servers attach to (openstack); else the project's
+    /// only network.
+    pub network: Option<String>,
     /// The AWS profile (`~/.aws/config`) whose credentials and region the env uses (ec2).
     pub profile: Option<String>,
-    /// Who may reach the env's machines over SSH (ec2 security group), e.g. `203.0.113.0/24`;
-    /// the controller's address when absent.
+    /// Who may reach the env's machines over SSH (ec2 and openstack security group), e.g.
+    /// `203.0.113.0/24`; on ec2 the controller's address when absent, on openstack every
+    /// address.
     pub ssh_cidr: Option<String>,
     /// The namespace the env's resources live in; `/<project>/` when absent (the slug of
     /// `[project] name`, see `project_namespace`): envs in different namespaces never see each

@@ -240,7 +240,8 @@ pub mod cloud_api {
     /// is an IPv4 address, or `""` for one the provider picks (the `local` provider reserves a
     /// free address of its bridge). The same env gets the same pair on every call, and no
     /// other env on the network shares either; an address outside the network, or taken, is
-    /// an error, and so is any VIP on EC2, whose network does not carry VRRP.
+    /// an error, and so is any VIP on EC2, whose network does not carry VRRP. On OpenStack
+    /// the address is a Neutron port's, which the env's machines' ports may carry.
     ///
     /// ```rhai
     /// let vip = virtual_ip("");

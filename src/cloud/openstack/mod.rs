@@ -1,0 +1,1004 @@
+//! The `openstack` provider: Nova servers, Neutron security groups and ports, Glance images
+//! and Nova key pairs of one project, through the small REST client of `client.rs` with the
+//! credentials of `credentials.rs`. Every server carries weft's metadata (namespace, env,
+//! role, ordinal) and a tag derived from its namespace and env, which Nova filters on; the
+//! env's security group and key pairs are named by that tag, so two envs in one project never
+//! see each other's resources.
+
+pub mod client;
+pub mod credentials;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use serde_json::{json, Value};
+use tokio::sync::OnceCell;
+
+use self::client::{Client, Service};
+use super::userdata::{cloud_config, multipart, user_data_type};
+use super::{
+    hostkey, machine_key, record, tags, CloudError, Machine, MachineSpec, Provider, Scope,
+};
+
+/// How long a new machine may take to answer SSH with its host key.
+const SSH_WAIT: Duration = Duration::from_secs(600);
+/// How long a server or image may take to reach a state.
+const STATE_WAIT: Duration = Duration::from_secs(600);
+
+/// Metadata naming the SSH endpoint of a server, for test clouds whose compute driver boots
+/// nothing: honoured only when Keystone is on loopback or `WEFT_TEST_SSH_ENDPOINTS=1`.
+pub const SSH_ENDPOINT_TAG: &str = "weft:ssh-endpoint";
+
+/// An env's OpenStack settings from `weft.toml`.
+#[derive(Debug, Clone, Default)]
+pub struct OpenstackSettings {
+    /// The cloud of clouds.yaml; else `OS_CLOUD`, else the `OS_*` variables.
+    pub cloud: Option<String>,
+    /// The region, over the credentials' own.
+    pub region: Option<String>,
+    /// The network (name or id) servers attach to; else the project's only network.
+    pub network: Option<String>,
+    /// Who may reach SSH; every address when unset.
+    pub ssh_cidr: Option<String>,
+}
+
+/// One OpenStack project.
+pub struct OpenstackProvider {
+    settings: OpenstackSettings,
+    client: OnceCell<Client>,
+    /// Whether the SSH endpoint test hook is honoured.
+    test_endpoints: OnceCell<bool>,
+}
+
+/// The tag of the scope's servers and the name of its security group and key pair:
+/// `weft-` and a digest of namespace and env (Nova tags take neither `/` nor `,`).
+fn scope_tag(scope: &Scope) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{}\n{}", scope.namespace, scope.env).as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("weft-{hex}")
+}
+
+/// `text` for a URL's query.
+fn query(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// Whether `text` looks like an OpenStack id (a UUID).
+fn is_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.chars().enumerate().all(|(i, c)| {
+            matches!(i, 8 | 13 | 18 | 23) == (c == '-') && (c == '-' || c.is_ascii_hexdigit())
+        })
+}
+
+/// Whether `url`'s host is a loopback address.
+fn on_loopback(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .unwrap_or(url)
+        .split(['/', ':'])
+        .next()
+        .unwrap_or("");
+    host == "localhost" || host.starts_with("127.")
+}
+
+/// weft's state name for a Nova status.
+fn state(status: &str) -> String {
+    match status {
+        "ACTIVE" => "running",
+        "SHUTOFF" => "stopped",
+        "BUILD" | "REBUILD" | "REBOOT" | "HARD_REBOOT" => "pending",
+        "ERROR" => "error",
+        "DELETED" | "SOFT_DELETED" => "terminated",
+        other => return other.to_ascii_lowercase(),
+    }
+    .to_string()
+}
+
+/// The server's metadata as tags.
+fn metadata(server: &Value) -> BTreeMap<String, String> {
+    server["metadata"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The server's first IPv4 address, a floating one before a fixed one.
+fn server_ip(server: &Value) -> Option<String> {
+    let addresses: Vec<&Value> = server["addresses"]
+        .as_object()?
+        .values()
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter(|a| a["version"] == 4)
+        .collect();
+    addresses
+        .iter()
+        .find(|a| a["OS-EXT-IPS:type"] == "floating")
+        .or(addresses.first())
+        .and_then(|a| a["addr"].as_str().map(str::to_string))
+}
+
+/// Whether `server` belongs to `scope` by its metadata (the tag alone is a digest).
+fn in_scope(server: &Value, scope: &Scope) -> bool {
+    let meta = metadata(server);
+    meta.get(tags::NAMESPACE) == Some(&scope.namespace)
+        && meta.get(tags::ENV) == Some(&scope.env)
+        && !matches!(server["status"].as_str(), Some("DELETED" | "SOFT_DELETED"))
+}
+
+/// Refuses a malformed IPv4 CIDR before anything is made.
+fn check_cidr(cidr: &str) -> Result<(), CloudError> {
+    let valid = cidr.split_once('/').is_some_and(|(ip, bits)| {
+        ip.parse::<std::net::Ipv4Addr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 32)
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(CloudError::Config(format!(
+            "ssh_cidr `{cidr}` is not an IPv4 CIDR like `203.0.113.0/24`"
+        )))
+    }
+}
+
+/// Waits (1 s, growing to 5 s) until `done` says yes, for at most `limit`.
+async fn poll<T, F, Fut>(what: &str, limit: Duration, mut done: F) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, CloudError>>,
+{
+    let start = Instant::now();
+    let mut pause = Duration::from_secs(1);
+    loop {
+        if let Some(found) = done().await? {
+            return Ok(found);
+        }
+        if start.elapsed() + pause > limit {
+            return Err(CloudError::Io(format!(
+                "{what} within {} s",
+                limit.as_secs()
+            )));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(5));
+    }
+}
+
+impl OpenstackProvider {
+    /// A provider with an env's settings; authenticates on first use.
+    pub fn new(settings: OpenstackSettings) -> Result<Self, CloudError> {
+        if let Some(cidr) = &settings.ssh_cidr {
+            check_cidr(cidr)?;
+        }
+        Ok(OpenstackProvider {
+            settings,
+            client: OnceCell::new(),
+            test_endpoints: OnceCell::new(),
+        })
+    }
+
+    async fn client(&self) -> Result<&Client, CloudError> {
+        self.client
+            .get_or_try_init(|| async {
+                let mut creds = credentials::load(self.settings.cloud.as_deref())?;
+                if let Some(region) = &self.settings.region {
+                    creds.region = Some(region.clone());
+                }
+                let honour = on_loopback(&creds.auth_url)
+                    || std::env::var("WEFT_TEST_SSH_ENDPOINTS").is_ok_and(|v| v == "1");
+                let _ = self.test_endpoints.set(honour);
+                Client::connect(&creds).await
+            })
+            .await
+    }
+
+    fn machine(&self, server: &Value) -> Machine {
+        let tags = metadata(server);
+        let role = tags.get(tags::ROLE).cloned().unwrap_or_default();
+        let ordinal = tags
+            .get(tags::ORDINAL)
+            .and_then(|o| o.parse().ok())
+            .unwrap_or(0);
+        let user = tags
+            .get("weft:ssh-user")
+            .cloned()
+            .unwrap_or_else(|| "root".into());
+        let honour = self.test_endpoints.get().copied().unwrap_or(false);
+        let address = match tags.get(SSH_ENDPOINT_TAG).filter(|_| honour) {
+            Some(endpoint) => Some(endpoint.clone()),
+            None => server_ip(server).map(|ip| format!("{user}@{ip}:22")),
+        };
+        Machine {
+            id: server["id"].as_str().unwrap_or_default().to_string(),
+            name: format!("{role}-{ordinal}"),
+            role,
+            ordinal,
+            state: state(server["status"].as_str().unwrap_or("UNKNOWN")),
+            address,
+            image: server["image"]["id"].as_str().map(str::to_string),
+            tags,
+            created: None,
+        }
+    }
+
+    /// The servers of `scope`, found by its tag and checked by their metadata.
+    async fn servers(&self, scope: &Scope) -> Result<Vec<Value>, CloudError> {
+        let path = format!("/servers/detail?tags={}", query(&scope_tag(scope)));
+        let found = self
+            .client()
+            .await?
+            .get_found(Service::Compute, &path)
+            .await?;
+        Ok(found["servers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| in_scope(s, scope))
+            .collect())
+    }
+
+    async fn find(&self, scope: &Scope, id: &str) -> Result<Value, CloudError> {
+        self.servers(scope)
+            .await?
+            .into_iter()
+            .find(|s| s["id"] == id || self.machine(s).name == id)
+            .ok_or_else(|| {
+                CloudError::NotFound(format!("no machine `{id}` in env `{}`", scope.env))
+            })
+    }
+
+    async fn server(&self, id: &str) -> Result<Option<Value>, CloudError> {
+        Ok(self
+            .client()
+            .await?
+            .get(Service::Compute, &format!("/servers/{id}"))
+            .await?
+            .map(|v| v["server"].clone()))
+    }
+
+    /// Waits until server `id` has status `wanted`; an ERROR status fails with Nova's fault.
+    async fn wait_status(&self, id: &str, wanted: &str) -> Result<Value, CloudError> {
+        poll(
+            &format!("server {id} did not become {wanted}"),
+            STATE_WAIT,
+            move || async move {
+                let server = self
+                    .server(id)
+                    .await?
+                    .ok_or_else(|| CloudError::NotFound(format!("server {id} is gone")))?;
+                match server["status"].as_str() {
+                    Some(status) if status == wanted => Ok(Some(server)),
+                    Some("ERROR") => Err(CloudError::Api {
+                        code: "ERROR".into(),
+                        message: format!(
+                            "server {id} failed: {}",
+                            server["fault"]["message"]
+                                .as_str()
+                                .unwrap_or("no reason given")
+                        ),
+                    }),
+                    _ => Ok(None),
+                }
+            },
+        )
+        .await
+    }
+
+    /// Glance's id of image `name_or_id` (a weft image's name, or any image's id or name).
+    async fn image_id(&self, name_or_id: &str) -> Result<String, CloudError> {
+        let client = self.client().await?;
+        if is_uuid(name_or_id)
+            && client
+                .get(Service::Image, &format!("/images/{name_or_id}"))
+                .await?
+                .is_some()
+        {
+            return Ok(name_or_id.to_string());
+        }
+        let found = client
+            .get_found(
+                Service::Image,
+                &format!("/images?name={}", query(name_or_id)),
+            )
+            .await?;
+        let ids: Vec<&str> = found["images"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|i| i["id"].as_str()).collect())
+            .unwrap_or_default();
+        match ids.as_slice() {
+            [id] => Ok((*id).to_string()),
+            [] => Err(CloudError::NotFound(format!(
+                "the cloud has no image `{name_or_id}` (`openstack image list` shows those there are)"
+            ))),
+            _ => Err(CloudError::Config(format!(
+                "the cloud has {} images named `{name_or_id}`: name one by its id",
+                ids.len()
+            ))),
+        }
+    }
+
+    /// Nova's id of flavor `name_or_id`.
+    async fn flavor_id(&self, name_or_id: &str) -> Result<String, CloudError> {
+        let found = self
+            .client()
+            .await?
+            .get_found(Service::Compute, "/flavors/detail")
+            .await?;
+        let flavors = found["flavors"].as_array().cloned().unwrap_or_default();
+        flavors
+            .iter()
+            .find(|f| f["id"] == name_or_id)
+            .or_else(|| flavors.iter().find(|f| f["name"] == name_or_id))
+            .and_then(|f| f["id"].as_str().map(str::to_string))
+            .ok_or_else(|| {
+                let names: Vec<&str> = flavors.iter().filter_map(|f| f["name"].as_str()).collect();
+                CloudError::NotFound(format!(
+                    "the cloud has no flavor `{name_or_id}` (it has: {})",
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// Neutron's id of the network servers attach to.
+    async fn network_id(&self) -> Result<String, CloudError> {
+        let found = self
+            .client()
+            .await?
+            .get_found(Service::Network, "/networks")
+            .await?;
+        let networks = found["networks"].as_array().cloned().unwrap_or_default();
+        let names: Vec<&str> = networks.iter().filter_map(|n| n["name"].as_str()).collect();
+        let chosen = match &self.settings.network {
+            Some(wanted) => networks
+                .iter()
+                .find(|n| n["id"] == wanted.as_str())
+                .or_else(|| networks.iter().find(|n| n["name"] == wanted.as_str()))
+                .ok_or_else(|| {
+                    CloudError::NotFound(format!(
+                        "the cloud has no network `{wanted}` (it has: {})",
+                        names.join(", ")
+                    ))
+                })?,
+            None if networks.len() == 1 => &networks[0],
+            None => {
+                return Err(CloudError::Config(format!(
+                    "the project sees {} networks ({}): set `network` in the env's section of \
+                     weft.toml",
+                    networks.len(),
+                    names.join(", ")
+                )))
+            }
+        };
+        Ok(chosen["id"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// The env's security groups (by name, checked by description).
+    async fn security_groups(&self, scope: &Scope) -> Result<Vec<Value>, CloudError> {
+        let name = scope_tag(scope);
+        let found = self
+            .client()
+            .await?
+            .get_found(
+                Service::Network,
+                &format!("/security-groups?name={}", query(&name)),
+            )
+            .await?;
+        let description = group_description(scope);
+        Ok(found["security_groups"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|g| g["description"] == description.as_str())
+            .collect())
+    }
+
+    /// The env's security group: SSH from `cidr`, anything between the env's machines.
+    async fn security_group(&self, scope: &Scope, cidr: &str) -> Result<String, CloudError> {
+        if let Some(id) = self
+            .security_groups(scope)
+            .await?
+            .first()
+            .and_then(|g| g["id"].as_str())
+        {
+            return Ok(id.to_string());
+        }
+        let client = self.client().await?;
+        let made = client
+            .post(
+                Service::Network,
+                "/security-groups",
+                &json!({ "security_group": {
+                    "name": scope_tag(scope),
+                    "description": group_description(scope),
+                }}),
+            )
+            .await?;
+        let id = made["security_group"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        for rule in [
+            json!({ "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+                    "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": cidr }),
+            json!({ "direction": "ingress", "ethertype": "IPv4", "remote_group_id": id }),
+        ] {
+            let mut rule = rule;
+            rule["security_group_id"] = json!(id);
+            client
+                .post(
+                    Service::Network,
+                    "/security-group-rules",
+                    &json!({ "security_group_rule": rule }),
+                )
+                .await?;
+        }
+        Ok(id)
+    }
+
+    /// The env's virtual IP port (a port of the network no server holds), if it has one.
+    async fn vip_port(&self, scope: &Scope) -> Result<Option<Value>, CloudError> {
+        let name = format!("{}-vip", scope_tag(scope));
+        let found = self
+            .client()
+            .await?
+            .get_found(Service::Network, &format!("/ports?name={}", query(&name)))
+            .await?;
+        let description = group_description(scope);
+        Ok(found["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["description"] == description.as_str())
+            .cloned())
+    }
+
+    /// Lets the ports of `servers` carry `address` too (Neutron's allowed address pairs), so
+    /// whichever holds it under VRRP gets its traffic.
+    async fn allow_address(&self, servers: &[String], address: &str) -> Result<(), CloudError> {
+        let client = self.client().await?;
+        for server in servers {
+            let ports = client
+                .get_found(
+                    Service::Network,
+                    &format!("/ports?device_id={}", query(server)),
+                )
+                .await?;
+            for port in ports["ports"].as_array().into_iter().flatten() {
+                let mut pairs = port["allowed_address_pairs"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default();
+                if pairs.iter().any(|p| p["ip_address"] == address) {
+                    continue;
+                }
+                pairs.push(json!({ "ip_address": address }));
+                let id = port["id"].as_str().unwrap_or_default();
+                client
+                    .put(
+                        Service::Network,
+                        &format!("/ports/{id}"),
+                        &json!({ "port": { "allowed_address_pairs": pairs } }),
+                    )
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Imports `public_key` as key pair `name` unless the project has it.
+    async fn key_pair(&self, name: &str, public_key: &str) -> Result<(), CloudError> {
+        let client = self.client().await?;
+        if client
+            .get(Service::Compute, &format!("/os-keypairs/{}", query(name)))
+            .await?
+            .is_some()
+        {
+            return Ok(());
+        }
+        client
+            .post(
+                Service::Compute,
+                "/os-keypairs",
+                &json!({ "keypair": { "name": name, "public_key": public_key.trim() } }),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// The VIP of port `port` with its VRRP router id: the address's value spread over 1..=255,
+/// so envs whose VIPs are within 255 addresses of each other (a /24) never share an id.
+fn vip_of(port: &Value) -> Result<super::VirtualIp, CloudError> {
+    let address: std::net::Ipv4Addr = port["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| CloudError::Io("the virtual IP's port has no IPv4 address".into()))?;
+    Ok(super::VirtualIp {
+        address,
+        router_id: router_id(address),
+    })
+}
+
+fn router_id(address: std::net::Ipv4Addr) -> u8 {
+    u8::try_from(u32::from(address) % 255 + 1).unwrap_or(1)
+}
+
+/// The description that marks a security group (or the VIP's port) as the env's.
+fn group_description(scope: &Scope) -> String {
+    format!("weft env {} in namespace {}", scope.env, scope.namespace)
+}
+
+#[async_trait]
+impl Provider for OpenstackProvider {
+    async fn create(&self, scope: &Scope, spec: &MachineSpec) -> Result<Machine, CloudError> {
+        let ordinal = spec.ordinal.to_string();
+        // A retried create finds the machine the first attempt made.
+        if let Some(existing) = self.servers(scope).await?.iter().find(|s| {
+            let meta = metadata(s);
+            meta.get(tags::ROLE) == Some(&spec.role) && meta.get(tags::ORDINAL) == Some(&ordinal)
+        }) {
+            return Ok(self.machine(existing));
+        }
+        // Everything the user wrote is checked before anything is made.
+        let user_part = match &spec.user_data {
+            Some(text) => Some((user_data_type(text)?, text.as_str())),
+            None => None,
+        };
+        let missing = |what: &str, example: &str| {
+            CloudError::Config(format!(
+                "role `{}` names no {what}: set `{what} = \"{example}\"` in [env.{}.machines.{}]",
+                spec.role, scope.env, spec.role
+            ))
+        };
+        let image = spec
+            .image
+            .clone()
+            .ok_or_else(|| missing("image", "debian-12"))?;
+        let size = spec
+            .size
+            .clone()
+            .ok_or_else(|| missing("size", "m1.small"))?;
+        let image = self.image_id(&image).await?;
+        let flavor = self.flavor_id(&size).await?;
+        let network = self.network_id().await?;
+        let cidr = match &self.settings.ssh_cidr {
+            Some(cidr) => cidr.clone(),
+            None => {
+                crate::logging::note(&format!(
+                    "warning: env `{}` opens SSH to every address (set `ssh_cidr` to narrow it)",
+                    scope.env
+                ));
+                "0.0.0.0/0".into()
+            }
+        };
+        self.security_group(scope, &cidr).await?;
+        let (_, weft_key) = machine_key()?;
+        let key_name = scope_tag(scope);
+        self.key_pair(&key_name, &weft_key).await?;
+        let host_key = hostkey::generate()?;
+        crate::logging::hide(&host_key.private);
+        let keys: Vec<&String> = std::iter::once(&weft_key).chain(&spec.keys).collect();
+        // Holds the host's private key: never printed or logged.
+        let user_data = multipart(&cloud_config(&keys, &host_key, &spec.packages), user_part);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(user_data);
+        crate::logging::hide(&encoded);
+        let name = format!("{}-{}", spec.role, spec.ordinal);
+        let mut meta: BTreeMap<String, String> = spec.tags.clone();
+        meta.insert(tags::NAMESPACE.into(), scope.namespace.clone());
+        meta.insert(tags::ENV.into(), scope.env.clone());
+        meta.insert(tags::ROLE.into(), spec.role.clone());
+        meta.insert(tags::ORDINAL.into(), ordinal.clone());
+        meta.insert(tags::CREATED_BY.into(), "weft".into());
+        let made = self
+            .client()
+            .await?
+            .post(
+                Service::Compute,
+                "/servers",
+                &json!({ "server": {
+                    "name": format!("{name}.{}", scope.env),
+                    "imageRef": image,
+                    "flavorRef": flavor,
+                    "key_name": key_name,
+                    "user_data": encoded,
+                    "metadata": meta,
+                    "tags": [scope_tag(scope)],
+                    "networks": [{ "uuid": network }],
+                    "security_groups": [{ "name": scope_tag(scope) }],
+                }}),
+            )
+            .await?;
+        let id = made["server"]["id"]
+            .as_str()
+            .ok_or_else(|| CloudError::Io("Nova made a server without an id".into()))?
+            .to_string();
+        let server = self.wait_status(&id, "ACTIVE").await?;
+        // A machine made after the env's VIP may hold it too.
+        if let Some(vip) = self.vip_port(scope).await? {
+            self.allow_address(
+                std::slice::from_ref(&id),
+                &vip_of(&vip)?.address.to_string(),
+            )
+            .await?;
+        }
+        let machine = self.machine(&server);
+        let address = machine.address.clone().ok_or_else(|| {
+            CloudError::Io(format!("{id} ({name}) runs but has no address to reach"))
+        })?;
+        let (host, port) = hostkey::host_port(&address);
+        // Known before the first login, so strict checking never has to trust a first use.
+        hostkey::record(&id, &host, port, &host_key.public)?;
+        if let Err(err) = hostkey::wait_for(&name, &host, port, &host_key.public, SSH_WAIT).await {
+            hostkey::forget(&id)?;
+            return Err(err);
+        }
+        // Only a machine that proved it holds the key weft gave it is admitted.
+        record::add(scope, &id)?;
+        Ok(machine)
+    }
+
+    async fn list(&self, scope: &Scope) -> Result<Vec<Machine>, CloudError> {
+        let mut machines: Vec<Machine> = self
+            .servers(scope)
+            .await?
+            .iter()
+            .map(|s| self.machine(s))
+            .collect();
+        machines.sort_by(|a, b| a.role.cmp(&b.role).then(a.ordinal.cmp(&b.ordinal)));
+        Ok(machines)
+    }
+
+    async fn start(&self, scope: &Scope, id: &str) -> Result<(), CloudError> {
+        let server = self.find(scope, id).await?;
+        let id = server["id"].as_str().unwrap_or_default().to_string();
+        if server["status"] != "ACTIVE" {
+            self.client()
+                .await?
+                .post(
+                    Service::Compute,
+                    &format!("/servers/{id}/action"),
+                    &json!({ "os-start": null }),
+                )
+                .await?;
+        }
+        let server = self.wait_status(&id, "ACTIVE").await?;
+        if let Some(address) = self.machine(&server).address {
+            let (host, port) = hostkey::host_port(&address);
+            hostkey::readdress(&id, &host, port)?;
+        }
+        Ok(())
+    }
+
+    async fn stop(&self, scope: &Scope, id: &str) -> Result<(), CloudError> {
+        let server = self.find(scope, id).await?;
+        let id = server["id"].as_str().unwrap_or_default().to_string();
+        if server["status"] != "SHUTOFF" {
+            self.client()
+                .await?
+                .post(
+                    Service::Compute,
+                    &format!("/servers/{id}/action"),
+                    &json!({ "os-stop": null }),
+                )
+                .await?;
+        }
+        self.wait_status(&id, "SHUTOFF").await?;
+        Ok(())
+    }
+
+    async fn terminate(&self, scope: &Scope, id: &str) -> Result<(), CloudError> {
+        let server = self.find(scope, id).await?;
+        let id = server["id"].as_str().unwrap_or_default().to_string();
+        let id = id.as_str();
+        self.client()
+            .await?
+            .delete(Service::Compute, &format!("/servers/{id}"))
+            .await?;
+        // Gone, ports and all, before the env's security group can go.
+        poll(
+            &format!("server {id} was not deleted"),
+            STATE_WAIT,
+            || async { Ok(self.server(id).await?.is_none().then_some(())) },
+        )
+        .await?;
+        hostkey::forget(id)?;
+        record::remove(scope, id)?;
+        Ok(())
+    }
+
+    async fn list_all(&self) -> Result<Vec<Machine>, CloudError> {
+        let found = self
+            .client()
+            .await?
+            .get_found(Service::Compute, "/servers/detail")
+            .await?;
+        let mut machines: Vec<Machine> = found["servers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|s| metadata(s).get(tags::CREATED_BY).map(String::as_str) == Some("weft"))
+            .map(|s| self.machine(s))
+            .collect();
+        machines.sort_by(|a, b| {
+            let key = |m: &Machine| {
+                (
+                    m.tags.get(tags::NAMESPACE).cloned(),
+                    m.tags.get(tags::ENV).cloned(),
+                    m.role.clone(),
+                    m.ordinal,
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+        Ok(machines)
+    }
+
+    fn admits(&self, scope: &Scope, machine: &Machine) -> bool {
+        record::contains(scope, &machine.id)
+    }
+
+    async fn image(&self, scope: &Scope, id: &str, name: &str) -> Result<String, CloudError> {
+        let server = self.find(scope, id).await?;
+        let id = server["id"].as_str().unwrap_or_default().to_string();
+        let client = self.client().await?;
+        let made = client
+            .post(
+                Service::Compute,
+                &format!("/servers/{id}/action"),
+                &json!({ "createImage": { "name": name, "metadata": {
+                    tags::NAMESPACE: scope.namespace,
+                    tags::ENV: scope.env,
+                    tags::CREATED_BY: "weft",
+                }}}),
+            )
+            .await?;
+        let image = made["image_id"]
+            .as_str()
+            .ok_or_else(|| CloudError::Io("Nova made an image without an id".into()))?
+            .to_string();
+        // Usable once Glance holds its data: a recreate right after must find it active.
+        poll(
+            &format!("image {name} ({image}) did not become active"),
+            STATE_WAIT,
+            || async {
+                let found = client
+                    .get(Service::Image, &format!("/images/{image}"))
+                    .await?;
+                match found.as_ref().and_then(|i| i["status"].as_str()) {
+                    Some("active") => Ok(Some(())),
+                    Some("killed" | "deleted") | None => Err(CloudError::Api {
+                        code: "image".into(),
+                        message: format!("image {name} ({image}) failed"),
+                    }),
+                    _ => Ok(None),
+                }
+            },
+        )
+        .await?;
+        Ok(image)
+    }
+
+    async fn virtual_ip(
+        &self,
+        scope: &Scope,
+        wanted: Option<std::net::Ipv4Addr>,
+    ) -> Result<super::VirtualIp, CloudError> {
+        let port = match self.vip_port(scope).await? {
+            Some(port) => port,
+            None => {
+                let network = self.network_id().await?;
+                let mut port = json!({
+                    "network_id": network,
+                    "name": format!("{}-vip", scope_tag(scope)),
+                    "description": group_description(scope),
+                });
+                if let Some(address) = wanted {
+                    port["fixed_ips"] = json!([{ "ip_address": address.to_string() }]);
+                }
+                self.client()
+                    .await?
+                    .post(Service::Network, "/ports", &json!({ "port": port }))
+                    .await?["port"]
+                    .clone()
+            }
+        };
+        let vip = vip_of(&port)?;
+        if let Some(address) = wanted.filter(|a| *a != vip.address) {
+            return Err(CloudError::Config(format!(
+                "env `{}` already has the virtual IP {}, not {address}: `weft cloud destroy` \
+                 the env to change it",
+                scope.env, vip.address
+            )));
+        }
+        let servers: Vec<String> = self
+            .servers(scope)
+            .await?
+            .iter()
+            .filter_map(|s| s["id"].as_str().map(str::to_string))
+            .collect();
+        self.allow_address(&servers, &vip.address.to_string())
+            .await?;
+        Ok(vip)
+    }
+
+    async fn peek_virtual_ip(
+        &self,
+        scope: &Scope,
+        wanted: Option<std::net::Ipv4Addr>,
+    ) -> Result<super::VirtualIp, CloudError> {
+        match (self.vip_port(scope).await?, wanted) {
+            (Some(port), _) => vip_of(&port),
+            (None, Some(address)) => Ok(super::VirtualIp {
+                address,
+                router_id: router_id(address),
+            }),
+            (None, None) => Err(CloudError::Config(format!(
+                "env `{}` has no virtual IP yet and Neutron picks it when a run reserves one: \
+                 run without --check, or set `vip`",
+                scope.env
+            ))),
+        }
+    }
+
+    async fn register_key(
+        &self,
+        scope: &Scope,
+        name: &str,
+        public_key: &str,
+    ) -> Result<(), CloudError> {
+        // Key pairs belong to the user, not the project: the env's prefix keeps them apart.
+        self.key_pair(&format!("{}-{name}", scope_tag(scope)), public_key)
+            .await
+    }
+
+    async fn destroy_resources(&self, scope: &Scope) -> Result<Vec<String>, CloudError> {
+        let mut gone = Vec::new();
+        // Security groups can only go once their machines' ports are gone.
+        poll(
+            &format!("the machines of env `{}` were not deleted", scope.env),
+            STATE_WAIT,
+            || async { Ok(self.servers(scope).await?.is_empty().then_some(())) },
+        )
+        .await?;
+        let client = self.client().await?;
+        let prefix = scope_tag(scope);
+        let keys = client.get_found(Service::Compute, "/os-keypairs").await?;
+        for key in keys["keypairs"].as_array().cloned().unwrap_or_default() {
+            let Some(name) = key["keypair"]["name"].as_str() else {
+                continue;
+            };
+            if name == prefix || name.starts_with(&format!("{prefix}-")) {
+                client
+                    .delete(Service::Compute, &format!("/os-keypairs/{}", query(name)))
+                    .await?;
+                gone.push(format!("key pair {name}"));
+            }
+        }
+        if let Some(port) = self.vip_port(scope).await? {
+            if let Some(id) = port["id"].as_str() {
+                client
+                    .delete(Service::Network, &format!("/ports/{id}"))
+                    .await?;
+                gone.push(format!("virtual IP {}", vip_of(&port)?.address));
+            }
+        }
+        for group in self.security_groups(scope).await? {
+            let Some(id) = group["id"].as_str() else {
+                continue;
+            };
+            // Ports someone left on the group (their server gone) would keep it.
+            let ports = client
+                .get_found(Service::Network, &format!("/ports?security_groups={id}"))
+                .await?;
+            for port in ports["ports"].as_array().cloned().unwrap_or_default() {
+                if let Some(port_id) = port["id"].as_str() {
+                    client
+                        .delete(Service::Network, &format!("/ports/{port_id}"))
+                        .await?;
+                    gone.push(format!("port {port_id}"));
+                }
+            }
+            client
+                .delete(Service::Network, &format!("/security-groups/{id}"))
+                .await?;
+            gone.push(format!("security group {prefix}"));
+        }
+        let images = client
+            .get_found(
+                Service::Image,
+                &format!(
+                    "/images?{}={}&{}={}",
+                    query(tags::NAMESPACE),
+                    query(&scope.namespace),
+                    query(tags::ENV),
+                    query(&scope.env)
+                ),
+            )
+            .await?;
+        for image in images["images"].as_array().cloned().unwrap_or_default() {
+            if image[tags::NAMESPACE] != scope.namespace.as_str()
+                || image[tags::ENV] != scope.env.as_str()
+            {
+                continue;
+            }
+            if let Some(id) = image["id"].as_str() {
+                client
+                    .delete(Service::Image, &format!("/images/{id}"))
+                    .await?;
+                gone.push(format!("image {}", image["name"].as_str().unwrap_or(id)));
+            }
+        }
+        Ok(gone)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(namespace: &str, env: &str) -> Scope {
+        Scope {
+            namespace: namespace.into(),
+            env: env.into(),
+        }
+    }
+
+    #[test]
+    fn envs_get_tags_nova_accepts_and_never_share_one() {
+        let a = scope_tag(&scope("/shop/", "dev"));
+        let b = scope_tag(&scope("/shop/", "prod"));
+        let c = scope_tag(&scope("/shop/dev/", ""));
+        assert_ne!(a, b);
+        assert_ne!(a, c);
+        assert!(!a.contains('/') && !a.contains(',') && a.len() <= 60, "{a}");
+    }
+
+    #[test]
+    fn a_server_of_another_env_with_a_colliding_tag_is_not_in_scope() {
+        let server = json!({ "status": "ACTIVE", "metadata": {
+            "weft:namespace": "/shop/", "weft:env": "prod" } });
+        assert!(in_scope(&server, &scope("/shop/", "prod")));
+        assert!(!in_scope(&server, &scope("/shop/", "dev")));
+        assert!(!in_scope(&server, &scope("/other/", "prod")));
+    }
+
+    #[test]
+    fn a_floating_address_is_reached_before_a_fixed_one() {
+        let server = json!({ "addresses": { "net": [
+            { "version": 6, "addr": "2001:db8::5", "OS-EXT-IPS:type": "fixed" },
+            { "version": 4, "addr": "10.0.0.5", "OS-EXT-IPS:type": "fixed" },
+            { "version": 4, "addr": "203.0.113.9", "OS-EXT-IPS:type": "floating" },
+        ]}});
+        assert_eq!(server_ip(&server).as_deref(), Some("203.0.113.9"));
+        assert_eq!(server_ip(&json!({})), None);
+    }
+
+    #[test]
+    fn ids_and_queries() {
+        assert!(is_uuid("51d1ef9b-9b05-4c1c-8ab3-4b942b68bfe1"));
+        assert!(!is_uuid("debian-12"));
+        assert_eq!(query("weft:env"), "weft%3Aenv");
+        assert_eq!(query("/a b/"), "%2Fa%20b%2F");
+        assert!(on_loopback("http://127.0.0.1:5000/v3"));
+        assert!(!on_loopback("http://10.77.0.2:5000/v3"));
+    }
+}
