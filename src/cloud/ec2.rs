@@ -21,7 +21,6 @@ use super::{
 };
 
 /// How long a new machine may take to answer SSH with its host key.
-const SSH_WAIT: Duration = Duration::from_secs(600);
 /// How long an instance may take to reach a state.
 const STATE_WAIT: Duration = Duration::from_secs(600);
 
@@ -454,18 +453,8 @@ impl Provider for Ec2Provider {
             .to_string();
         let instance = self.wait_running(scope, &id).await?;
         let machine = Self::machine(&instance);
-        let address = machine.address.clone().ok_or_else(|| {
-            CloudError::Io(format!("{id} ({name}) runs but has no address to reach"))
-        })?;
-        let (host, port) = hostkey::host_port(&address);
-        // Known before the first login, so strict checking never has to trust a first use.
-        hostkey::record(&id, &host, port, &host_key.public)?;
-        if let Err(err) = hostkey::wait_for(&name, &host, port, &host_key.public, SSH_WAIT).await {
-            hostkey::forget(&id)?;
-            return Err(err);
-        }
         // Only a machine that proved it holds the key weft gave it is admitted.
-        record::add(scope, &id)?;
+        record::admit(scope, &machine, &host_key).await?;
         Ok(machine)
     }
 

@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use super::{data_dir, CloudError, Scope};
+use super::hostkey::{self, HostKey};
+use super::{data_dir, CloudError, Machine, Scope};
 
 /// Record paths keep every `_` (changing them would orphan existing records).
 fn slug(text: &str) -> String {
@@ -69,4 +70,26 @@ fn edit(scope: &Scope, change: impl FnOnce(&mut Vec<String>)) -> Result<(), Clou
     let text: String = all.iter().map(|i| format!("{i}\n")).collect();
     crate::lockfile::replace(&path, text.as_bytes(), 0o644)?;
     Ok(())
+}
+
+/// How long a new cloud machine may take to answer SSH with the host key weft gave it.
+pub const SSH_WAIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Admits `machine`, just made by a cloud with `host_key` in its user data: the key is known
+/// before the first login, so strict checking never has to trust a first use; once the machine
+/// answers SSH with it (within `SSH_WAIT`), it is recorded as weft's, and a machine that never
+/// does is forgotten again.
+pub async fn admit(scope: &Scope, machine: &Machine, host_key: &HostKey) -> Result<(), CloudError> {
+    let (id, name) = (&machine.id, &machine.name);
+    let address = machine
+        .address
+        .as_deref()
+        .ok_or_else(|| CloudError::Io(format!("{id} ({name}) runs but has no address to reach")))?;
+    let (host, port) = hostkey::host_port(address);
+    hostkey::record(id, &host, port, &host_key.public)?;
+    if let Err(err) = hostkey::wait_for(name, &host, port, &host_key.public, SSH_WAIT).await {
+        hostkey::forget(id)?;
+        return Err(err);
+    }
+    add(scope, id)
 }
