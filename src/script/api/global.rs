@@ -130,9 +130,9 @@ pub mod global_api {
     /// Marks a value as secret and returns it: from now on it is shown as `********` in live
     /// output, `--json`, diffs and errors. A secret of weft.toml that could not be resolved
     /// (`{ env = "TOKEN" }` with `TOKEN` unset) fails here, saying why. A `{ command = [..] }`
-    /// or `{ aws_secret = .. }` not read yet is read here: until a step or `secret` reads it,
-    /// a goal holds a stand-in, which commands, files and templates replace by the value, but
-    /// which its length, a hash or a comparison would see.
+    /// or `{ aws_secret = .. }` not read yet is read here: until a call hands it to weft (a
+    /// host's function, `quote`, `secret`), a goal holds a stand-in, which its length, a hash
+    /// or a comparison in the script would see.
     ///
     /// ```rhai
     /// let token = secret(env().vars.api_token);
