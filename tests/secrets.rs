@@ -749,7 +749,7 @@ fn ctrl_c_stops_a_password_manager_that_is_being_read() {
         "deploy/s.rhai",
         "/// Uses var `name`.\nfn s_var(host, name) { host.run(`echo ${env().vars[name]}`); }\n",
     );
-    let mut child = test
+    let child = test
         .command(&["run", "s_var", "slow"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
