@@ -729,3 +729,45 @@ fn s_sleep(host) {
         .stdout_has(&format!("out: {}", secret.len()))
         .stdout_lacks(&secret);
 }
+
+#[test]
+fn ctrl_c_stops_a_password_manager_that_is_being_read() {
+    let test = Test::new();
+    let started = test.home().join("pm-started");
+    let slow = script(
+        &test,
+        "pm-slow",
+        &format!("echo up > {}\nexec sleep 60", started.display()),
+    );
+    test.write(
+        "weft.toml",
+        &format!(
+            "[project]\nname = \"t\"\n[vars]\nslow = {{ command = [\"{slow}\"], timeout = 20 }}\n"
+        ),
+    );
+    test.write(
+        "deploy/s.rhai",
+        "/// Uses var `name`.\nfn s_var(host, name) { host.run(`echo ${env().vars[name]}`); }\n",
+    );
+    let child = test
+        .command(&["run", "s_var", "slow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft starts");
+    while !started.exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let at = Instant::now();
+    // SAFETY: kill has no memory effects; the pid is our child's, not reaped yet.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().expect("weft ends");
+    let took = at.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        took < Duration::from_secs(5),
+        "Ctrl-C took {took:?}: {stderr}"
+    );
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(!stderr.contains("did not finish within"), "{stderr}");
+}

@@ -14,7 +14,9 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -147,6 +149,17 @@ impl SecretRef {
 
     /// `resolve`, an `{ aws_secret = .. }` read with `aws`.
     pub fn resolve_for(&self, root: &Path, env: &str, aws: &AwsEnv) -> Result<String, Failure> {
+        self.resolve_until(root, env, aws, None)
+    }
+
+    /// `resolve_for`, a program or AWS read given up when `stop` comes (Ctrl-C).
+    fn resolve_until(
+        &self,
+        root: &Path,
+        env: &str,
+        aws: &AwsEnv,
+        stop: Option<&dyn Stop>,
+    ) -> Result<String, Failure> {
         match self {
             SecretRef::Secret(name) => {
                 let identity = Identity::load().map_err(|e| explain(&e))?;
@@ -171,10 +184,10 @@ impl SecretRef {
                     })
             }
             SecretRef::Command { argv, timeout } => {
-                run_command(argv, Duration::from_secs(*timeout), root)
+                run_command(argv, Duration::from_secs(*timeout), root, stop)
             }
             SecretRef::Aws { name, key, timeout } => {
-                let value = aws_secret(name, aws, Duration::from_secs(*timeout))?;
+                let value = aws_secret(name, aws, Duration::from_secs(*timeout), stop)?;
                 match key {
                     Some(key) => json_key(&value, name, key),
                     None => Ok(value),
@@ -268,10 +281,33 @@ fn toml_array(argv: &[String]) -> String {
     format!("[{}]", items.join(", "))
 }
 
-/// The output of `argv` run in `root` without a shell, its input closed, stopped with its
-/// process group after `timeout`. A thread of its own with a runtime of its own: it may be
-/// asked for from async code, and a password manager may take seconds.
-fn run_command(argv: &[String], timeout: Duration, root: &Path) -> Result<String, Failure> {
+/// What ends a read early: Ctrl-C (the run's `transport::Cancel`, which `exec` makes one).
+pub trait Stop: Sync {
+    /// Resolves when the read must end; never when nothing stops it.
+    fn wait(&self) -> Pin<Box<dyn Future<Output = ()> + '_>>;
+    /// Whether it came: a read it ended is no value, and is not kept.
+    fn came(&self) -> bool;
+}
+
+/// Resolves when `stop` comes; never without one.
+async fn stopped(stop: Option<&dyn Stop>) {
+    match stop {
+        Some(stop) => stop.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The output of `argv` run in `root` without a shell, its input closed, killed after
+/// `timeout` or when `stop` comes. It runs in weft's process group, so that a password
+/// manager that asks on the terminal (a passphrase, an MFA code) can: a background group
+/// would be stopped by the terminal at its first prompt. A thread of its own with a runtime
+/// of its own: it may be asked for from async code, and a password manager may take seconds.
+fn run_command(
+    argv: &[String],
+    timeout: Duration,
+    root: &Path,
+    stop: Option<&dyn Stop>,
+) -> Result<String, Failure> {
     let shown = crate::shell::join(argv);
     let program = argv.first().map(String::as_str).unwrap_or_default();
     let run = || -> Result<String, Failure> {
@@ -287,7 +323,7 @@ fn run_command(argv: &[String], timeout: Duration, root: &Path) -> Result<String
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
-                .process_group(0)
+                // Dropped unfinished (timeout, Ctrl-C), the child is killed.
                 .kill_on_drop(true);
             let child = command.spawn().map_err(|e| {
                 let help = if e.kind() == std::io::ErrorKind::NotFound {
@@ -297,18 +333,11 @@ fn run_command(argv: &[String], timeout: Duration, root: &Path) -> Result<String
                 };
                 (format!("cannot run `{program}` (`{shown}`): {e}"), help)
             })?;
-            let group = child.id();
-            match tokio::time::timeout(timeout, child.wait_with_output()).await {
-                Ok(Ok(out)) => command_output(&shown, out),
-                Ok(Err(e)) => Err((format!("`{shown}` failed: {e}"), String::new())),
-                Err(_) => {
-                    if let Some(pid) = group.and_then(|p| i32::try_from(p).ok()) {
-                        // The program and whatever it started: a helper left running would
-                        // hold the terminal or the pipe.
-                        // SAFETY: kill has no memory effects; the group is the child's own.
-                        unsafe { libc::kill(-pid, libc::SIGKILL) };
-                    }
-                    Err((
+            tokio::select! {
+                done = tokio::time::timeout(timeout, child.wait_with_output()) => match done {
+                    Ok(Ok(out)) => command_output(&shown, out),
+                    Ok(Err(e)) => Err((format!("`{shown}` failed: {e}"), String::new())),
+                    Err(_) => Err((
                         format!(
                             "`{shown}` did not finish within {} s and was stopped",
                             timeout.as_secs()
@@ -316,8 +345,12 @@ fn run_command(argv: &[String], timeout: Duration, root: &Path) -> Result<String
                         "run it yourself to see where it waits, or allow it longer: \
                          `timeout = SECONDS` in the reference"
                             .into(),
-                    ))
-                }
+                    )),
+                },
+                () = stopped(stop) => Err((
+                    format!("interrupted while `{shown}` ran"),
+                    String::new(),
+                )),
             }
         })
     };
@@ -377,7 +410,12 @@ fn json_key(value: &str, name: &str, key: &str) -> Result<String, Failure> {
 
 /// The text of AWS secret `name`, within `timeout`.
 #[cfg(feature = "aws-secrets")]
-fn aws_secret(name: &str, aws: &AwsEnv, timeout: Duration) -> Result<String, Failure> {
+fn aws_secret(
+    name: &str,
+    aws: &AwsEnv,
+    timeout: Duration,
+    stop: Option<&dyn Stop>,
+) -> Result<String, Failure> {
     let read = || -> Result<String, Failure> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -389,12 +427,20 @@ fn aws_secret(name: &str, aws: &AwsEnv, timeout: Duration) -> Result<String, Fai
                 )
             })?;
         runtime.block_on(async {
-            match tokio::time::timeout(
+            let read = tokio::time::timeout(
                 timeout,
                 super::aws_secret::read(name, aws.profile.as_deref(), aws.region.as_deref()),
-            )
-            .await
-            {
+            );
+            let done = tokio::select! {
+                done = read => done,
+                () = stopped(stop) => {
+                    return Err((
+                        format!("interrupted while AWS secret `{name}` was read"),
+                        String::new(),
+                    ))
+                }
+            };
+            match done {
                 Ok(result) => result,
                 Err(_) => Err((
                     format!(
@@ -415,7 +461,12 @@ fn aws_secret(name: &str, aws: &AwsEnv, timeout: Duration) -> Result<String, Fai
 
 /// Without the `aws-secrets` feature, an AWS secret cannot be read.
 #[cfg(not(feature = "aws-secrets"))]
-fn aws_secret(name: &str, _aws: &AwsEnv, _timeout: Duration) -> Result<String, Failure> {
+fn aws_secret(
+    name: &str,
+    _aws: &AwsEnv,
+    _timeout: Duration,
+    _stop: Option<&dyn Stop>,
+) -> Result<String, Failure> {
     Err((
         format!("cannot read AWS secret `{name}`: this weft is built without AWS Secrets Manager"),
         "build weft with the `aws-secrets` feature (a default one)".into(),
@@ -498,26 +549,31 @@ struct Pending {
     aws: AwsEnv,
     /// Where `weft.toml` asks for it, as `one_line` says it.
     asked_at: String,
-    value: OnceLock<Result<String, String>>,
+    /// Its value or why there is none, once read; a read that `stop` ended is not kept.
+    value: Mutex<Option<Result<String, String>>>,
 }
 
 impl Pending {
     /// Its value, read once by whichever step first needs it; the others wait for it.
-    fn value(&self) -> Result<String, String> {
-        self.value
-            .get_or_init(|| {
-                self.reference
-                    .resolve_for(&self.root, &self.env, &self.aws)
-                    .map_err(|(message, help)| {
-                        let mut line =
-                            format!("secret {}: {message}{}", self.reference, self.asked_at);
-                        if !help.is_empty() {
-                            line.push_str(&format!("; {help}"));
-                        }
-                        line
-                    })
-            })
-            .clone()
+    fn value(&self, stop: Option<&dyn Stop>) -> Result<String, String> {
+        let mut value = self.value.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(value) = &*value {
+            return value.clone();
+        }
+        let read = self
+            .reference
+            .resolve_until(&self.root, &self.env, &self.aws, stop)
+            .map_err(|(message, help)| {
+                let mut line = format!("secret {}: {message}{}", self.reference, self.asked_at);
+                if !help.is_empty() {
+                    line.push_str(&format!("; {help}"));
+                }
+                line
+            });
+        if read.is_ok() || !stop.is_some_and(|s| s.came()) {
+            *value = Some(read.clone());
+        }
+        read
     }
 }
 
@@ -549,7 +605,7 @@ fn lazy(reference: &SecretRef, root: &Path, env: &str, config: Option<&ProjectCo
             env: env.to_string(),
             aws: AwsEnv::of(config, env),
             asked_at: asked_at(config, config.and_then(|c| c.locate(reference))),
-            value: OnceLock::new(),
+            value: Mutex::new(None),
         }));
         pending.len() - 1
     });
@@ -558,9 +614,12 @@ fn lazy(reference: &SecretRef, root: &Path, env: &str, config: Option<&ProjectCo
 
 /// `text` with every stand-in replaced by its value, read now if no step has read it yet,
 /// and the values it put in (for the caller to mask); the reason, on one line, when one
-/// cannot be read.
-pub fn reveal(text: &str) -> Result<(Cow<'_, str>, Vec<String>), String> {
-    match reveal_bytes(text.as_bytes())? {
+/// cannot be read. `stop` (Ctrl-C) ends a read under way.
+pub fn reveal<'a>(
+    text: &'a str,
+    stop: Option<&dyn Stop>,
+) -> Result<(Cow<'a, str>, Vec<String>), String> {
+    match reveal_bytes(text.as_bytes(), stop)? {
         (Cow::Borrowed(_), values) => Ok((Cow::Borrowed(text), values)),
         // Text with UTF-8 values put in place of ASCII stand-ins is UTF-8.
         (Cow::Owned(bytes), values) => Ok((
@@ -570,8 +629,17 @@ pub fn reveal(text: &str) -> Result<(Cow<'_, str>, Vec<String>), String> {
     }
 }
 
+/// Whether `data` holds a stand-in: what `reveal` would put a value in place of.
+pub fn has_stand_in(data: &[u8]) -> bool {
+    let prefix = STAND_INS.prefix.as_bytes();
+    data.windows(prefix.len()).any(|w| w == prefix)
+}
+
 /// `reveal` for bytes (a file's content).
-pub fn reveal_bytes(data: &[u8]) -> Result<(Cow<'_, [u8]>, Vec<String>), String> {
+pub fn reveal_bytes<'a>(
+    data: &'a [u8],
+    stop: Option<&dyn Stop>,
+) -> Result<(Cow<'a, [u8]>, Vec<String>), String> {
     let prefix = STAND_INS.prefix.as_bytes();
     let find = |hay: &[u8]| hay.windows(prefix.len()).position(|w| w == prefix);
     if find(data).is_none() {
@@ -592,7 +660,7 @@ pub fn reveal_bytes(data: &[u8]) -> Result<(Cow<'_, [u8]>, Vec<String>), String>
         });
         match pending {
             Some(pending) => {
-                let value = pending.value()?;
+                let value = pending.value(stop)?;
                 out.extend_from_slice(value.as_bytes());
                 values.push(value);
                 rest = &after[digits + 1..];
@@ -1050,10 +1118,10 @@ mod tests {
         assert!(!stand_in.contains("lazy-value"));
         assert_eq!(hide_stand_ins(&format!("pw={stand_in}."), "***"), "pw=***.");
         let line = format!("echo {stand_in} {stand_in}");
-        let (text, values) = reveal(&line).expect("revealed");
+        let (text, values) = reveal(&line, None).expect("revealed");
         assert_eq!(text, "echo lazy-value-77 lazy-value-77");
         assert_eq!(values, ["lazy-value-77", "lazy-value-77"]);
-        let (bytes, _) = reveal_bytes(stand_in.as_bytes()).expect("revealed");
+        let (bytes, _) = reveal_bytes(stand_in.as_bytes(), None).expect("revealed");
         assert_eq!(&*bytes, b"lazy-value-77");
         assert_eq!(
             std::fs::read_to_string(dir.join("runs")).expect("ran"),

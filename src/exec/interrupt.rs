@@ -143,6 +143,12 @@ pub fn any_interrupted() -> bool {
     watched_now().iter().any(|h| h.interrupted())
 }
 
+/// What ends a step starting now at Ctrl-C, for code that holds no run (a script's global
+/// functions): the invocation in progress's `cancel`.
+pub fn cancel_now() -> Option<Cancel> {
+    watched_now().first().map(|h| h.cancel(false))
+}
+
 /// Starts listening for SIGINT and SIGTERM, once per process.
 pub fn install() {
     INSTALL.call_once(|| {

@@ -1026,11 +1026,16 @@ impl super::step::Commands for HostSession {
 impl HostSession {
     /// `text` with the secrets of weft.toml read on first use put in (read now if no step has
     /// read them), masked from now on; fails like `no_missing_secret` when one cannot be read
-    /// or could not be resolved.
+    /// or could not be resolved. None is read after Ctrl-C (outside `always` steps), and
+    /// Ctrl-C ends a read under way.
     pub fn reveal<'a>(&self, text: &'a str) -> Result<Cow<'a, str>, HostError> {
         no_missing_secret(text)?;
+        if !crate::config::secret::has_stand_in(text.as_bytes()) {
+            return Ok(Cow::Borrowed(text));
+        }
+        let stop = self.secret_stop()?;
         let (text, values) =
-            crate::config::secret::reveal(text).map_err(HostError::MissingSecret)?;
+            crate::config::secret::reveal(text, Some(&stop)).map_err(|e| self.unrevealed(e))?;
         for value in &values {
             self.add_secret(value);
         }
@@ -1040,12 +1045,41 @@ impl HostSession {
     /// `reveal` for bytes (a file's content).
     pub fn reveal_bytes<'a>(&self, data: &'a [u8]) -> Result<Cow<'a, [u8]>, HostError> {
         no_missing_secret_in(data)?;
-        let (data, values) =
-            crate::config::secret::reveal_bytes(data).map_err(HostError::MissingSecret)?;
+        if !crate::config::secret::has_stand_in(data) {
+            return Ok(Cow::Borrowed(data));
+        }
+        let stop = self.secret_stop()?;
+        let (data, values) = crate::config::secret::reveal_bytes(data, Some(&stop))
+            .map_err(|e| self.unrevealed(e))?;
         for value in &values {
             self.add_secret(value);
         }
         Ok(data)
+    }
+
+    /// What ends the read of a secret: Ctrl-C, as for any step; fails at once after it.
+    fn secret_stop(&self) -> Result<crate::transport::Cancel, HostError> {
+        self.not_interrupted_before(|| "reading a secret of weft.toml".into())?;
+        Ok(self.cancel(self.cleanup(false)))
+    }
+
+    /// Why a secret could not be put in: Ctrl-C, or the reason `reason` says.
+    fn unrevealed(&self, reason: String) -> HostError {
+        if self.run.interrupt.interrupted() {
+            HostError::Interrupted("while a secret of weft.toml was read".into())
+        } else {
+            HostError::MissingSecret(reason)
+        }
+    }
+}
+
+impl crate::config::secret::Stop for crate::transport::Cancel {
+    fn wait(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>> {
+        Box::pin(crate::transport::Cancel::wait(self))
+    }
+
+    fn came(&self) -> bool {
+        crate::transport::Cancel::came(self)
     }
 }
 

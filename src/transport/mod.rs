@@ -91,6 +91,11 @@ impl Cancel {
         }
     }
 
+    /// Whether the event came (the step may still have some grace).
+    pub fn came(&self) -> bool {
+        self.since.borrow().is_some()
+    }
+
     /// Resolves once the event came and the step's grace has passed; never when no event comes.
     pub async fn wait(&self) {
         let mut since = self.since.clone();

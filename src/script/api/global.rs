@@ -52,6 +52,39 @@ fn context(ctx: &NativeCallContext) -> Option<ScriptContext> {
     ctx.tag()?.read_lock::<ScriptContext>().map(|c| c.clone())
 }
 
+/// `value` with the secrets of weft.toml read on first use put in (read now, masked from now
+/// on), for the functions that have no host to ask (`script::api::reveal` for those that
+/// have): what `quote` quotes is the value, never its stand-in. None is read after Ctrl-C,
+/// and Ctrl-C ends a read under way.
+fn revealed(ctx: &NativeCallContext, value: &str) -> Result<String, Box<EvalAltResult>> {
+    if let Some(reason) = crate::config::secret::find_missing(value) {
+        return Err(reason.into());
+    }
+    if !crate::config::secret::has_stand_in(value.as_bytes()) {
+        return Ok(value.to_string());
+    }
+    let interrupted =
+        || -> Box<EvalAltResult> { "interrupted while a secret of weft.toml was read".into() };
+    if crate::exec::interrupt::any_interrupted() {
+        return Err(interrupted());
+    }
+    let stop = crate::exec::interrupt::cancel_now();
+    let stop = stop.as_ref().map(|s| s as &dyn crate::config::secret::Stop);
+    let (value, read) = crate::config::secret::reveal(value, stop).map_err(|reason| {
+        if crate::exec::interrupt::any_interrupted() {
+            interrupted()
+        } else {
+            reason.into()
+        }
+    })?;
+    if let Some(c) = context(ctx) {
+        for secret in &read {
+            c.output.add_secret(secret);
+        }
+    }
+    Ok(value.into_owned())
+}
+
 /// Global functions available to every script.
 #[export_module]
 pub mod global_api {
@@ -62,9 +95,9 @@ pub mod global_api {
     /// ```rhai
     /// host.run("ls -l " + quote(dir));
     /// ```
-    #[rhai_fn(name = "quote")]
-    pub fn quote(arg: &str) -> String {
-        crate::shell::quote(arg)
+    #[rhai_fn(name = "quote", return_raw)]
+    pub fn quote(ctx: NativeCallContext, arg: &str) -> Result<String, Box<EvalAltResult>> {
+        Ok(crate::shell::quote(&revealed(&ctx, arg)?))
     }
 
     /// Quotes every item of an array and joins them with spaces into one command line.
@@ -72,10 +105,13 @@ pub mod global_api {
     /// ```rhai
     /// let cmd = quote(["tar", "-xzf", archive, "-C", dest]);
     /// ```
-    #[rhai_fn(name = "quote")]
-    pub fn quote_all(args: Array) -> String {
-        let words: Vec<String> = args.into_iter().map(|a| a.to_string()).collect();
-        crate::shell::join(&words)
+    #[rhai_fn(name = "quote", return_raw)]
+    pub fn quote_all(ctx: NativeCallContext, args: Array) -> Result<String, Box<EvalAltResult>> {
+        let words = args
+            .into_iter()
+            .map(|a| revealed(&ctx, &a.to_string()))
+            .collect::<Result<Vec<String>, _>>()?;
+        Ok(crate::shell::join(&words))
     }
 
     /// The SHA-256 of `text` (its UTF-8 bytes), in lowercase hex, computed here: for ids
@@ -105,25 +141,20 @@ pub mod global_api {
     /// Marks a value as secret and returns it: from now on it is shown as `********` in live
     /// output, `--json`, diffs and errors. A secret of weft.toml that could not be resolved
     /// (`{ env = "TOKEN" }` with `TOKEN` unset) fails here, saying why. A `{ command = [..] }`
-    /// or `{ aws_secret = .. }` not read yet is read here: until a step or `secret` reads it,
-    /// a goal holds a stand-in, which commands, files and templates replace by the value, but
-    /// which its length, a hash or a comparison would see.
+    /// or `{ aws_secret = .. }` not read yet is read here: until a call hands it to weft (a
+    /// host's function, `quote`, `secret`), a goal holds a stand-in, which its length, a hash
+    /// or a comparison in the script would see.
     ///
     /// ```rhai
     /// let token = secret(env().vars.api_token);
     /// ```
     #[rhai_fn(name = "secret", return_raw)]
     pub fn secret(ctx: NativeCallContext, value: &str) -> Result<String, Box<EvalAltResult>> {
-        if let Some(reason) = crate::config::secret::find_missing(value) {
-            return Err(reason.into());
-        }
-        let (value, read) = crate::config::secret::reveal(value)?;
+        let value = revealed(&ctx, value)?;
         if let Some(c) = context(&ctx) {
-            for secret in read.iter().map(String::as_str).chain([&*value]) {
-                c.output.add_secret(secret);
-            }
+            c.output.add_secret(&value);
         }
-        Ok(value.into_owned())
+        Ok(value)
     }
 
     /// The value of the environment variable `name` of the weft process, as a secret: shown as

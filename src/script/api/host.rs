@@ -6,6 +6,7 @@ use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map};
 
 use super::error::host_error_at;
+use super::reveal::{self, reveal_str};
 use super::{options, to_dynamic, vars_from_map, ApiResult};
 use crate::exec::ops::files;
 use crate::exec::session::{HostSession, RunOptions};
@@ -144,6 +145,7 @@ pub mod host_api {
         host: &mut Host,
         command: &str,
     ) -> Result<Map, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; command);
         run_command(&ctx, host, command, RunOptions::default())
     }
 
@@ -165,6 +167,8 @@ pub mod host_api {
         command: &str,
         options: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; command);
+        let options = reveal::map(&ctx, &host.0, options)?;
         run_command(&ctx, host, command, run_options(host, options)?)
     }
 
@@ -179,6 +183,7 @@ pub mod host_api {
         host: &mut Host,
         args: Array,
     ) -> Result<Map, Box<EvalAltResult>> {
+        let args = reveal::array(&ctx, &host.0, args)?;
         run_command(&ctx, host, &argv(args)?, RunOptions::default())
     }
 
@@ -194,6 +199,8 @@ pub mod host_api {
         args: Array,
         options: Map,
     ) -> Result<Map, Box<EvalAltResult>> {
+        let options = reveal::map(&ctx, &host.0, options)?;
+        let args = reveal::array(&ctx, &host.0, args)?;
         run_command(&ctx, host, &argv(args)?, run_options(host, options)?)
     }
 
@@ -208,6 +215,7 @@ pub mod host_api {
         host: &mut Host,
         path: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; path);
         match host
             .0
             .read_file(path)
@@ -231,6 +239,7 @@ pub mod host_api {
         path: &str,
         content: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; path, content);
         files::write_file(&host.0, path, content.as_bytes(), None)
             .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
@@ -249,6 +258,8 @@ pub mod host_api {
         content: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; path, content);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let mut opts = options::Options::new(options, options::keys("write_file"))?;
         let (mode, always) = (opts.mode("mode")?, opts.always()?);
         host.0
@@ -271,6 +282,7 @@ pub mod host_api {
         local: &str,
         remote: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; local, remote);
         upload_with(ctx, host, local, remote, Map::new())
     }
 
@@ -287,6 +299,8 @@ pub mod host_api {
         remote: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; local, remote);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let always = options::Options::new(options, options::keys("upload"))?.always()?;
         let h = &host.0;
         h.always(always, || {
@@ -311,6 +325,7 @@ pub mod host_api {
         remote: &str,
         local: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; remote, local);
         download_with(ctx, host, remote, local, Map::new())
     }
 
@@ -329,6 +344,8 @@ pub mod host_api {
         local: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; remote, local);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let mut options = options::Options::new(options, options::keys("download"))?;
         let mut limits = DownloadLimits::default();
         if let Some(follow) = options.bool("follow_links")? {
@@ -363,6 +380,7 @@ pub mod host_api {
         command: &str,
         local: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; command, local);
         let dumped = crate::exec::dump::dump(&host.0, command, local)
             .map_err(|e| host_error_at(&ctx, &host.0, e))?;
         Ok(dumped.map_or(Dynamic::UNIT, |d| dumped_map(&d).into()))
@@ -383,6 +401,7 @@ pub mod host_api {
         local: &str,
         command: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; local, command);
         crate::exec::dump::load(&host.0, local, command)
             .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
@@ -405,6 +424,8 @@ pub mod host_api {
         command: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; local, command);
+        let options = reveal::map(&ctx, &host.0, options)?;
         load_all(ctx, host, vec![local.into()], command, options)
     }
 
@@ -422,6 +443,9 @@ pub mod host_api {
         command: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; command);
+        let options = reveal::map(&ctx, &host.0, options)?;
+        let locals = reveal::array(&ctx, &host.0, locals)?;
         let locals = options::strings(locals, "the files to load")?;
         if locals.is_empty() {
             return Err("load: the list of files is empty".into());
@@ -463,6 +487,7 @@ pub mod host_api {
         name: &str,
         dest: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; name, dest);
         let h = &host.0;
         h.timed("template", || {
             files::template(h, name, dest, Default::default(), Default::default())
@@ -483,6 +508,8 @@ pub mod host_api {
         dest: &str,
         vars: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; name, dest);
+        let vars = reveal::map(&ctx, &host.0, vars)?;
         let vars = vars_from_map(vars)?;
         let h = &host.0;
         h.timed("template", || {
@@ -503,6 +530,8 @@ pub mod host_api {
         name: &str,
         vars: Map,
     ) -> Result<String, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; name);
+        let vars = reveal::map(&ctx, &host.0, vars)?;
         let vars = vars_from_map(vars)?;
         files::render(&host.0, name, vars).map_err(|e| host_error_at(&ctx, &host.0, e))
     }

@@ -6,6 +6,7 @@ pub mod global;
 pub mod host;
 pub mod ops;
 pub mod options;
+pub mod reveal;
 #[cfg(test)]
 mod tests;
 pub mod waits;

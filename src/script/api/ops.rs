@@ -7,6 +7,7 @@ use rhai::{Array, Dynamic, EvalAltResult, Map};
 use super::error::{host_error, host_error_at};
 use super::host::Host;
 use super::options::{self, strings, Options};
+use super::reveal::{self, reveal_str};
 use super::{to_dynamic, vars_from_map, ApiResult};
 use crate::exec::ops::daemons::DaemonCommands;
 use crate::exec::ops::files::FileSpec;
@@ -138,6 +139,7 @@ pub mod ops_api {
         host: &mut Host,
         name: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; name);
         let value = facts::named(&host.0, name).map_err(|e| host_error_at(&ctx, &host.0, e))?;
         Ok(to_dynamic(&value))
     }
@@ -160,6 +162,8 @@ pub mod ops_api {
         path: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; path);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let mut opts = Options::new(options, options::keys("file"))?;
         let always = opts.always()?;
         let spec = file_spec(&mut opts, host)?;
@@ -177,6 +181,7 @@ pub mod ops_api {
         host: &mut Host,
         path: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; path);
         let always = false;
         done(&ctx, &host.0, always, || {
             files::directory(&host.0, path, None, None, None)
@@ -195,6 +200,8 @@ pub mod ops_api {
         path: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; path);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let mut opts = Options::new(options, options::keys("directory"))?;
         let always = opts.always()?;
         let (mode, owner, group) = (
@@ -219,6 +226,7 @@ pub mod ops_api {
         path: &str,
         target: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; path, target);
         link_with(ctx, host, path, target, Map::new())
     }
 
@@ -236,6 +244,8 @@ pub mod ops_api {
         target: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; path, target);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let always = Options::new(options, options::keys("link"))?.always()?;
         done(&ctx, &host.0, always, || files::link(&host.0, path, target))
     }
@@ -251,6 +261,7 @@ pub mod ops_api {
         host: &mut Host,
         path: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; path);
         absent_with(ctx, host, path, Map::new())
     }
 
@@ -266,6 +277,8 @@ pub mod ops_api {
         path: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; path);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let always = Options::new(options, options::keys("absent"))?.always()?;
         done(&ctx, &host.0, always, || files::absent(&host.0, path))
     }
@@ -282,6 +295,7 @@ pub mod ops_api {
         path: &str,
         line: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; path, line);
         let always = false;
         done(&ctx, &host.0, always, || {
             files::line(&host.0, path, line, None, false)
@@ -302,6 +316,8 @@ pub mod ops_api {
         line: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; path, line);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let mut opts = Options::new(options, options::keys("line"))?;
         let always = opts.always()?;
         let pattern = opts.string("regex")?;
@@ -331,6 +347,9 @@ pub mod ops_api {
         vars: Map,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; name, dest);
+        let vars = reveal::map(&ctx, &host.0, vars)?;
+        let options = reveal::map(&ctx, &host.0, options)?;
         let vars = vars_from_map(vars)?;
         let mut opts = Options::new(options, options::keys("template"))?;
         let always = opts.always()?;
@@ -358,6 +377,8 @@ pub mod ops_api {
         remote: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; local, remote);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let mut opts = Options::new(options, options::keys("sync_dir"))?;
         let always = opts.always()?;
         let delete = opts.bool("delete")?.unwrap_or(false);
@@ -378,6 +399,7 @@ pub mod ops_api {
         host: &mut Host,
         names: Array,
     ) -> Result<bool, Box<EvalAltResult>> {
+        let names = reveal::array(&ctx, &host.0, names)?;
         let names = strings(names, "package names")?;
         let always = false;
         done(&ctx, &host.0, always, || {
@@ -397,6 +419,8 @@ pub mod ops_api {
         names: Array,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        let options = reveal::map(&ctx, &host.0, options)?;
+        let names = reveal::array(&ctx, &host.0, names)?;
         let mut opts = Options::new(options, options::keys("packages"))?;
         let always = opts.always()?;
         let wanted =
@@ -422,6 +446,8 @@ pub mod ops_api {
         name: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; name);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let mut opts = Options::new(options, options::keys("user"))?;
         let always = opts.always()?;
         let spec = UserSpec {
@@ -447,6 +473,8 @@ pub mod ops_api {
         name: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; name);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let mut opts = Options::new(options, options::keys("group"))?;
         let always = opts.always()?;
         let system = opts.bool("system")?.unwrap_or(false);
@@ -470,6 +498,9 @@ pub mod ops_api {
         keys: Array,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; user);
+        let options = reveal::map(&ctx, &host.0, options)?;
+        let keys = reveal::array(&ctx, &host.0, keys)?;
         let mut opts = Options::new(options, options::keys("authorized_keys"))?;
         let always = opts.always()?;
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
@@ -504,6 +535,8 @@ pub mod ops_api {
         name: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; name);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let mut opts = Options::new(options, options::keys("service"))?;
         let always = opts.always()?;
         let wanted = state(&mut opts, &["started", "stopped", "restarted", "reloaded"])?;
@@ -546,6 +579,7 @@ pub mod ops_api {
         host: &mut Host,
         name: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; name);
         service_running_with(ctx, host, name, Map::new())
     }
 
@@ -562,6 +596,8 @@ pub mod ops_api {
         name: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; name);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let mut opts = Options::new(options, options::keys("service_running"))?;
         let spec = driver_spec(&mut opts)?;
         services::running(&host.0, name, &spec).map_err(|e| host_error_at(&ctx, &host.0, e))
@@ -576,7 +612,13 @@ pub mod ops_api {
     /// }
     /// ```
     #[rhai_fn(name = "notify", return_raw)]
-    pub fn notify(host: &mut Host, service: &str, action: &str) -> Result<(), Box<EvalAltResult>> {
+    pub fn notify(
+        ctx: NativeCallContext,
+        host: &mut Host,
+        service: &str,
+        action: &str,
+    ) -> Result<(), Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; service);
         if !matches!(action, "reload" | "restart") {
             return Err(format!("notify: action `{action}` is not `reload` or `restart`").into());
         }
@@ -592,11 +634,14 @@ pub mod ops_api {
     /// ```
     #[rhai_fn(name = "notify", return_raw)]
     pub fn notify_with(
+        ctx: NativeCallContext,
         host: &mut Host,
         service: &str,
         action: &str,
         options: Map,
     ) -> Result<(), Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; service);
+        let options = reveal::map(&ctx, &host.0, options)?;
         if !matches!(action, "reload" | "restart") {
             return Err(format!("notify: action `{action}` is not `reload` or `restart`").into());
         }
@@ -623,6 +668,8 @@ pub mod ops_api {
         name: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; name);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let mut opts = Options::new(options, options::keys("cron"))?;
         let always = opts.always()?;
         let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
@@ -651,6 +698,8 @@ pub mod ops_api {
         dest: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; repo, dest);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let mut opts = Options::new(options, options::keys("git"))?;
         let always = opts.always()?;
         let version = opts.string("version")?.unwrap_or_else(|| "main".into());
@@ -672,6 +721,8 @@ pub mod ops_api {
         path: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; path);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let mut opts = Options::new(options, options::keys("virtualenv"))?;
         let always = opts.always()?;
         let python = opts.string("python")?;
@@ -694,6 +745,8 @@ pub mod ops_api {
         venv: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; venv);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let mut opts = Options::new(options, options::keys("pip"))?;
         let always = opts.always()?;
         let packages = opts.strings("packages")?.unwrap_or_default();
@@ -717,6 +770,7 @@ pub mod ops_api {
         dest: &str,
         marker: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; archive, dest, marker);
         extract_with(ctx, host, archive, dest, marker, Map::new())
     }
 
@@ -734,6 +788,8 @@ pub mod ops_api {
         marker: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; archive, dest, marker);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let always = Options::new(options, options::keys("extract"))?.always()?;
         done(&ctx, &host.0, always, || {
             system::extract(&host.0, archive, dest, marker)
@@ -752,6 +808,7 @@ pub mod ops_api {
         source: &str,
         archive: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; source, archive);
         archive_with(ctx, host, source, archive, Map::new())
     }
 
@@ -768,6 +825,8 @@ pub mod ops_api {
         archive: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; source, archive);
+        let options = reveal::map(&ctx, &host.0, options)?;
         let always = Options::new(options, options::keys("archive"))?.always()?;
         done(&ctx, &host.0, always, || {
             system::archive(&host.0, source, archive)
@@ -785,6 +844,7 @@ pub mod ops_api {
         host: &mut Host,
         path: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; path);
         file(ctx, host, path, Map::new())
     }
 
@@ -799,6 +859,7 @@ pub mod ops_api {
         host: &mut Host,
         name: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; name);
         user(ctx, host, name, Map::new())
     }
 
@@ -813,6 +874,7 @@ pub mod ops_api {
         host: &mut Host,
         name: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; name);
         group(ctx, host, name, Map::new())
     }
 
@@ -828,6 +890,8 @@ pub mod ops_api {
         user: &str,
         keys: Array,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; user);
+        let keys = reveal::array(&ctx, &host.0, keys)?;
         authorized_keys(ctx, host, user, keys, Map::new())
     }
 
@@ -843,6 +907,7 @@ pub mod ops_api {
         repo: &str,
         dest: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; repo, dest);
         git(ctx, host, repo, dest, Map::new())
     }
 
@@ -857,6 +922,7 @@ pub mod ops_api {
         host: &mut Host,
         path: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; path);
         virtualenv(ctx, host, path, Map::new())
     }
 
@@ -872,6 +938,7 @@ pub mod ops_api {
         local: &str,
         remote: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
+        reveal_str!(ctx, &host.0; local, remote);
         sync_dir(ctx, host, local, remote, Map::new())
     }
 }

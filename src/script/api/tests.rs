@@ -420,3 +420,96 @@ fn under_check_a_goal_takes_no_lock_and_waits_for_nothing() {
         "{commands:#?}"
     );
 }
+
+/// The stand-in a run's vars hold for `{ command = [..] }` printing `value` (issue 37's
+/// lazily read secrets), as a goal receives it.
+fn lazy_secret(value: &str) -> String {
+    let mut vars = serde_json::json!({ "v": { "command": ["printf", "%s", value] } });
+    crate::config::secret::Secrets::default().resolve_when_used_in(
+        &mut vars,
+        &std::env::temp_dir(),
+        "dev",
+        None,
+    );
+    let stand_in = vars["v"].as_str().expect("a stand-in").to_string();
+    assert_ne!(stand_in, value, "read before a step used it");
+    stand_in
+}
+
+#[test]
+fn a_lazy_secret_quoted_or_in_an_argv_reaches_the_host_as_one_intact_argument() {
+    let value = "it's a b;id $HOME";
+    let stand_in = lazy_secret(value);
+    let host = Arc::new(FakeTransport::new());
+    let script = "/// Uses a password.\nfn pw(host, pw) {\n    host.run(\"echo \" + quote(pw));\n    host.run(\"echo \" + quote([\"-n\", pw]));\n    host.run([\"htpasswd\", \"-b\", \"/etc/pw\", \"u\", pw]);\n    host.wait_until([\"check-pw\", pw], #{ timeout: 1 });\n}\n";
+    let ran = run(script, "pw", &[&stand_in], &host, false);
+    assert_eq!(ran.outcome.error, None);
+    let quoted = crate::shell::quote(value);
+    // A command holding a secret travels on the command's input, never on its command line.
+    let carried: Vec<String> = host
+        .ran()
+        .iter()
+        .map(|r| {
+            let input = String::from_utf8_lossy(r.stdin.as_deref().unwrap_or_default());
+            input.lines().next().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(
+        carried,
+        [
+            format!("echo {quoted}"),
+            format!("echo -n {quoted}"),
+            format!("htpasswd -b /etc/pw u {quoted}"),
+            format!("check-pw {quoted}"),
+        ]
+    );
+    assert_eq!(quoted, r#"'it'\''s a b;id $HOME'"#);
+}
+
+/// A host where `deploy`'s `.ssh` is as `authorized_keys` wants it, holding `keys`.
+fn keys_host(keys: &str) -> FakeTransport {
+    use crate::exec::test_host::stat_answer_owned;
+    FakeTransport::new()
+        .on(
+            "getent passwd deploy",
+            0,
+            "deploy:x:1000:1000::/home/deploy:/bin/bash\n",
+        )
+        .on("echo \"$(id -u -- deploy", 0, "1000:1000\n")
+        .on(
+            "-- /home/deploy/.ssh 2>/dev/null",
+            0,
+            &stat_answer_owned("directory", "700", "deploy", None),
+        )
+        .on(
+            "-- /home/deploy/.ssh/authorized_keys 2>/dev/null",
+            0,
+            &stat_answer_owned("regular file", "600", "deploy", Some(keys)),
+        )
+        .file("/home/deploy/.ssh/authorized_keys", keys)
+}
+
+const KEYS: &str = "/// Gives deploy a key.\nfn keys(host, key, state) {\n    host.authorized_keys(\"deploy\", [key], #{ state: state });\n}\n";
+
+#[test]
+fn a_lazy_key_already_authorized_is_not_appended_again() {
+    let key = "ssh-ed25519 AAAA alice@laptop";
+    let host = Arc::new(keys_host(&format!("{key}\n")));
+    let ran = run(KEYS, "keys", &[&lazy_secret(key), "present"], &host, false);
+    assert_eq!(ran.outcome.status, Status::Ok, "{:?}", ran.outcome);
+    assert!(host.written().is_empty(), "{:?}", host.written());
+}
+
+#[test]
+fn a_lazy_key_to_revoke_is_removed() {
+    let key = "ssh-ed25519 BBBB bob@old";
+    let host = Arc::new(keys_host(&format!(
+        "ssh-ed25519 AAAA alice@laptop\n{key}\n"
+    )));
+    let ran = run(KEYS, "keys", &[&lazy_secret(key), "absent"], &host, false);
+    assert_eq!(ran.outcome.status, Status::Changed, "{:?}", ran.outcome);
+    assert_eq!(
+        host.content("/home/deploy/.ssh/authorized_keys").as_deref(),
+        Some("ssh-ed25519 AAAA alice@laptop\n")
+    );
+}

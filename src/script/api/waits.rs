@@ -8,6 +8,7 @@ use super::error::host_error_at;
 use super::global::ScriptContext;
 use super::host::Host;
 use super::options::{self, Options};
+use super::reveal;
 use super::ApiResult;
 use crate::exec::ops::locks::{self, Holder, LockSpec, Owner};
 use crate::exec::ops::paths::{self, Order};
@@ -216,6 +217,7 @@ pub mod waits_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         let spec = wait_spec(options)?;
         let h = host.0.clone();
+        let check = reveal::value(&ctx, &h, check)?;
         if let Some(command) = command_of(&check)? {
             return waits::command(&h, &command, &spec).map_err(|e| host_error_at(&ctx, &h, e));
         }
@@ -271,7 +273,8 @@ pub mod waits_api {
         host: &mut Host,
         path: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
-        paths::exists(&host.0, path).map_err(|e| host_error_at(&ctx, &host.0, e))
+        paths::exists(&host.0, &reveal::text(&ctx, &host.0, path)?)
+            .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
     /// Where the link at `path` points, as it was made (not resolved); `()` when `path` is
@@ -286,7 +289,8 @@ pub mod waits_api {
         host: &mut Host,
         path: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let target = paths::readlink(&host.0, path).map_err(|e| host_error_at(&ctx, &host.0, e))?;
+        let target = paths::readlink(&host.0, &reveal::text(&ctx, &host.0, path)?)
+            .map_err(|e| host_error_at(&ctx, &host.0, e))?;
         Ok(target.map_or(Dynamic::UNIT, Dynamic::from))
     }
 
@@ -324,8 +328,8 @@ pub mod waits_api {
             .map(|o| Order::parse(&o))
             .transpose()?
             .unwrap_or_default();
-        let names =
-            paths::list(&host.0, dir, order).map_err(|e| host_error_at(&ctx, &host.0, e))?;
+        let names = paths::list(&host.0, &reveal::text(&ctx, &host.0, dir)?, order)
+            .map_err(|e| host_error_at(&ctx, &host.0, e))?;
         Ok(names.into_iter().map(Dynamic::from).collect())
     }
 
@@ -341,7 +345,8 @@ pub mod waits_api {
         host: &mut Host,
         path: &str,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let sum = paths::checksum(&host.0, path).map_err(|e| host_error_at(&ctx, &host.0, e))?;
+        let sum = paths::checksum(&host.0, &reveal::text(&ctx, &host.0, path)?)
+            .map_err(|e| host_error_at(&ctx, &host.0, e))?;
         Ok(sum.map_or(Dynamic::UNIT, Dynamic::from))
     }
 
@@ -361,6 +366,7 @@ pub mod waits_api {
         sha256: &str,
     ) -> Result<bool, Box<EvalAltResult>> {
         paths::sha256_text(sha256).map_err(|why| format!("verify: {why}"))?;
-        paths::verify(&host.0, path, sha256).map_err(|e| host_error_at(&ctx, &host.0, e))
+        let path = reveal::text(&ctx, &host.0, path)?;
+        paths::verify(&host.0, &path, sha256).map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 }
