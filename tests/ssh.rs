@@ -1773,3 +1773,43 @@ fn many_hosts_read_as_groups_live_and_in_the_summary_and_json_keeps_each_host() 
     assert_eq!(summary["hosts"].as_array().expect("hosts").len(), 14);
     assert_eq!(summary["unreachable"], 12);
 }
+
+#[test]
+fn a_first_command_stopped_when_the_login_is_slower_than_the_connect_timeout_never_runs_later() {
+    // The first command goes out with the kept shell's greeting (issue 33). A login slower
+    // than --connect-timeout (PAM, an automounted home, a heavy .bashrc), emulated by a forced
+    // command that waits before running what was asked, used to run it seconds after weft
+    // reported it failed. The step after it keeps the connection open past that moment.
+    let fleet = Fleet::start_with(
+        1,
+        &[(
+            0,
+            "ForceCommand sleep 3; exec sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+        )],
+    );
+    let test = Test::with_config(&fleet.config());
+    let mark = test.path().join("ran");
+    test.write(
+        "deploy/slow.rhai",
+        &format!(
+            "/// A step that stalls, caught, then another step.\nfn slow_login(host) {{\n    try {{ host.run(\"echo first >> {0}\", #{{ quiet: true }}); log(\"first ran\"); }} catch (e) {{ log(`first failed: ${{e}}`); }}\n    host.run(\"sleep 3\", #{{ stdin: \"x\", quiet: true }});\n    log(\"second ran\");\n}}\n",
+            mark.display()
+        ),
+    );
+    let mut flags = ssh_flags(&fleet);
+    flags.extend(["--connect-timeout".into(), "1".into()]);
+    let argv = args(&["run", "slow_login", "-e", "fleet"], &flags);
+    test.run(&argv)
+        .status(0)
+        .stdout_has("first failed:")
+        .stdout_has("no answer to the start of the kept shell within 1s; `echo first")
+        .stdout_has(
+            "was stopped and did not run, unless the shell answered just as the time ran out",
+        )
+        .stdout_has("second ran");
+    assert!(
+        !mark.exists(),
+        "a command weft reported as not run ran on the host: {:?}",
+        std::fs::read_to_string(&mark)
+    );
+}
