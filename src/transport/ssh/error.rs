@@ -24,10 +24,12 @@ pub enum SshError {
     },
     /// The kept shell did not answer its greeting in time. The first command goes out with
     /// the greeting (issue 33) and the channel was closed at the deadline, so it did not run,
-    /// unless the shell answered at that very moment.
+    /// unless the shell answered at that very moment or its answer never reached weft (sshd
+    /// or the network stalled after the shell started).
     #[error(
         "{target}: no answer to the start of the kept shell within {seconds}s; `{command}`, sent \
-         with it, was stopped and did not run, unless the shell answered just as the time ran out"
+         with it, was stopped and did not run, unless the shell started just as the time ran out \
+         or its answer was lost on the way"
     )]
     ShellStalled {
         target: String,
