@@ -191,6 +191,7 @@ pub fn email_problem(email: &str) -> Option<&'static str> {
     }
     None
 }
+
 /// Without the `acme` feature there is no ACME client: every order says so.
 #[cfg(not(feature = "acme"))]
 pub fn order(
