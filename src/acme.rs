@@ -3,36 +3,21 @@
 //! and its new key written to a root-only PEM here. Neither key ever leaves this module except
 //! into files of mode 0600.
 
-use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::Arc;
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::BodyExt;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, ChallengeType,
-    HttpClient, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
-};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
+
+#[cfg(feature = "acme")]
+mod client;
+#[cfg(feature = "acme")]
+pub use client::order;
 
 /// Let's Encrypt's production directory, what `acme_directory = "production"` stands for.
 pub const PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
 /// Let's Encrypt's staging directory, what `acme_directory = "staging"` stands for.
 pub const STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
-
-/// Each request to the ACME server, its answer read whole, within this.
-const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
-/// The certificate, once the order is finalized, within this.
-const ISSUE_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Why a certificate could not be had.
 #[derive(Debug, Error)]
@@ -56,8 +41,26 @@ pub enum AcmeError {
         /// What weft asked.
         step: &'static str,
         /// Its answer.
-        source: instant_acme::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The server sent a challenge token that is not base64url (RFC 8555 §8.3): it would go
+    /// into haproxy's runtime API and a map file, so it is refused, not passed on.
+    #[error(
+        "ACME server sent a challenge token for `{domain}` that is not base64url (RFC 8555 \
+         §8.3): {token:?}; weft refuses to put it on the load balancers"
+    )]
+    Token {
+        /// The domain it was for.
+        domain: String,
+        /// The token, at most its first 64 characters.
+        token: String,
+    },
+    /// This weft was built without the `acme` feature.
+    #[error(
+        "this weft was built without the `acme` feature (cargo build --no-default-features); \
+         build it with the default features to get certificates over ACME"
+    )]
+    Unsupported,
     /// Some domains did not validate.
     #[error("{}", invalid_message(.0))]
     Invalid(Vec<(String, String)>),
@@ -133,7 +136,9 @@ pub fn directory_url(directory: &str) -> Result<String, AcmeError> {
 }
 
 /// Why `name` cannot be one of the `domains` weft gets a certificate for over HTTP-01, if it
-/// cannot: a wildcard (proved over DNS only), a port, a path, or no host name at all.
+/// cannot: a wildcard (proved over DNS only), a port, a path, no host name at all, or a name
+/// written otherwise than the certificate will name it (capitals, a trailing dot), which
+/// renewal would never find in it.
 pub fn domain_problem(name: &str) -> Option<&'static str> {
     if name.contains('*') {
         return Some(
@@ -152,7 +157,15 @@ pub fn domain_problem(name: &str) -> Option<&'static str> {
             && !l.ends_with('-')
             && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     };
-    let name = name.strip_suffix('.').unwrap_or(name);
+    if name.ends_with('.') && name.len() > 1 {
+        return Some("ends with a dot: give the name without it, as the certificate names it");
+    }
+    if name.chars().any(|c| c.is_ascii_uppercase()) {
+        return Some(
+            "has capital letters: write it in lowercase, as the certificate names it (DNS \
+             names are the same in any case)",
+        );
+    }
     if name.len() > 253 || !name.contains('.') || !name.split('.').all(label_ok) {
         return Some("is not a domain name such as \"example.org\"");
     }
@@ -173,128 +186,44 @@ pub fn email_problem(email: &str) -> Option<&'static str> {
             && s.chars()
                 .all(|c| c.is_ascii_graphic() && !"@,;<>()[]\\\"".contains(c))
     };
-    if !plain(local) || domain_problem(domain).is_some() {
+    if !plain(local) || domain_problem(&domain.to_ascii_lowercase()).is_some() {
         return Some("is not an email address such as \"ops@example.org\"");
     }
     None
 }
 
-/// Orders a certificate for `request.domains`: calls `publish` with the challenges every lb
-/// must answer (none when the server remembers the domains as validated), asks the server to
-/// validate them, and writes the chain and a new key to `request.out` only when all passed,
-/// so a failed order leaves the certificate in use where it is.
+/// Without the `acme` feature there is no ACME client: every order says so.
+#[cfg(not(feature = "acme"))]
 pub fn order(
-    request: &CertRequest,
-    publish: impl FnOnce(&[Challenge]) -> Result<(), String>,
+    _request: &CertRequest,
+    _publish: impl FnOnce(&[Challenge]) -> Result<(), String>,
 ) -> Result<(), AcmeError> {
-    let directory = directory_url(&request.directory)?;
-    let http = http_client(request.ca.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(AcmeError::Runtime)?;
-    let server = |step: &'static str| {
-        let directory = directory.clone();
-        move |source| AcmeError::Server {
-            directory,
-            step,
-            source,
-        }
-    };
-    let account = runtime.block_on(account(request, &directory, http))?;
-    let identifiers: Vec<Identifier> = request
-        .domains
-        .iter()
-        .map(|d| Identifier::Dns(d.clone()))
-        .collect();
-    let (mut order, challenges) = runtime.block_on(async {
-        let mut order = account
-            .new_order(&NewOrder::new(&identifiers))
-            .await
-            .map_err(server("new order"))?;
-        let mut challenges = Vec::new();
-        let mut authorizations = order.authorizations();
-        while let Some(authorization) = authorizations.next().await {
-            let mut authorization = authorization.map_err(server("authorization"))?;
-            if authorization.status != AuthorizationStatus::Pending {
-                continue;
-            }
-            let domain = authorization.identifier().to_string();
-            let Some(challenge) = authorization.challenge(ChallengeType::Http01) else {
-                return Err(AcmeError::Invalid(vec![(
-                    domain,
-                    "the server offers no HTTP-01 challenge".into(),
-                )]));
-            };
-            challenges.push(Challenge {
+    Err(AcmeError::Unsupported)
+}
+
+impl Challenge {
+    /// The challenge for `domain` with the server's `token`, answered with the key
+    /// authorization built here from the account key's `thumbprint` (RFC 8555 §8.1). The
+    /// token must be base64url (§8.3): it goes into a URL path, haproxy's runtime API (where
+    /// `;` separates commands) and a map file (one line each).
+    pub fn checked(domain: String, token: &str, thumbprint: &str) -> Result<Challenge, AcmeError> {
+        let base64url = |s: &str| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if !base64url(token) || !base64url(thumbprint) {
+            return Err(AcmeError::Token {
                 domain,
-                token: challenge.token.clone(),
-                key_authorization: challenge.key_authorization().as_str().to_string(),
+                token: token.chars().take(64).collect(),
             });
         }
-        Ok::<_, AcmeError>((order, challenges))
-    })?;
-    publish(&challenges).map_err(AcmeError::Publish)?;
-    let (chain, key) = runtime.block_on(async {
-        let mut authorizations = order.authorizations();
-        while let Some(authorization) = authorizations.next().await {
-            let mut authorization = authorization.map_err(server("authorization"))?;
-            if authorization.status != AuthorizationStatus::Pending {
-                continue;
-            }
-            if let Some(mut challenge) = authorization.challenge(ChallengeType::Http01) {
-                challenge.set_ready().await.map_err(server("challenge"))?;
-            }
-        }
-        let retries = RetryPolicy::new()
-            .initial_delay(Duration::from_millis(250))
-            .backoff(1.5)
-            .timeout(request.validation_deadline);
-        let status = order.poll_ready(&retries).await;
-        if !matches!(status, Ok(OrderStatus::Ready)) {
-            let mut failed = Vec::new();
-            let mut authorizations = order.authorizations();
-            while let Some(authorization) = authorizations.next().await {
-                let mut authorization = authorization.map_err(server("authorization"))?;
-                let state = authorization
-                    .refresh()
-                    .await
-                    .map_err(server("authorization"))?;
-                if state.status == AuthorizationStatus::Valid {
-                    continue;
-                }
-                let why = state
-                    .challenges
-                    .iter()
-                    .find_map(|c| c.error.as_ref())
-                    .and_then(|p| p.detail.clone())
-                    .unwrap_or_else(|| format!("{:?}", state.status).to_lowercase());
-                failed.push((state.identifier().to_string(), why));
-            }
-            if !failed.is_empty() {
-                return Err(AcmeError::Invalid(failed));
-            }
-            return Err(server("validation")(match status {
-                Err(err) => err,
-                Ok(other) => instant_acme::Error::Str(if other == OrderStatus::Invalid {
-                    "the order is invalid"
-                } else {
-                    "the order is not ready"
-                }),
-            }));
-        }
-        let key = order.finalize().await.map_err(server("finalize"))?;
-        let chain = order
-            .poll_certificate(&RetryPolicy::new().timeout(ISSUE_DEADLINE))
-            .await
-            .map_err(server("certificate"))?;
-        Ok::<_, AcmeError>((chain, key))
-    })?;
-    let mut pem = chain.trim_end().to_string();
-    pem.push('\n');
-    pem.push_str(key.trim_end());
-    pem.push('\n');
-    write_private(&request.out, pem.as_bytes())
+        Ok(Challenge {
+            domain,
+            token: token.to_string(),
+            key_authorization: format!("{token}.{thumbprint}"),
+        })
+    }
 }
 
 /// Whether a certificate is due for renewal, and when it would be.
@@ -322,18 +251,23 @@ pub fn renewal(pem: Option<&[u8]>, domains: &[String], now: i64) -> Renewal {
     let Some(pem) = pem else {
         return due("no certificate yet".into());
     };
-    let cert = match CertificateDer::pem_slice_iter(pem).next() {
-        Some(Ok(der)) => match Validity::of(&der) {
+    let cert = match first_certificate(pem) {
+        Some(Some(der)) => match Validity::of(&der) {
             Some(validity) => validity,
             None => return due("its certificate does not parse".into()),
         },
-        Some(Err(err)) => return due(format!("its certificate does not parse: {err}")),
+        Some(None) => return due("its certificate is not valid base64".into()),
         None => return due("the file holds no certificate".into()),
     };
     let mut have = cert.names.clone();
     have.sort();
     have.dedup();
-    let mut want = domains.to_vec();
+    // Certificates name domains in lowercase and without the root's dot; DNS compares names
+    // in any case.
+    let mut want: Vec<String> = domains
+        .iter()
+        .map(|d| d.strip_suffix('.').unwrap_or(d).to_ascii_lowercase())
+        .collect();
     want.sort();
     want.dedup();
     if have != want {
@@ -355,6 +289,17 @@ pub fn renewal(pem: Option<&[u8]>, domains: &[String], now: i64) -> Renewal {
         ends: cert.not_after,
         renew_at,
     }
+}
+
+/// The DER of the first `CERTIFICATE` block of `pem`: `None` when there is none, `Some(None)`
+/// when its base64 does not decode.
+fn first_certificate(pem: &[u8]) -> Option<Option<Vec<u8>>> {
+    use base64::Engine;
+    let text = String::from_utf8_lossy(pem);
+    let (_, rest) = text.split_once("-----BEGIN CERTIFICATE-----")?;
+    let (body, _) = rest.split_once("-----END CERTIFICATE-----")?;
+    let body: String = body.split_whitespace().collect();
+    Some(base64::engine::general_purpose::STANDARD.decode(body).ok())
 }
 
 /// What renewal reads of a certificate: its DNS names and the bounds of its validity.
@@ -460,89 +405,23 @@ fn der_time(tag: u8, text: &[u8]) -> Option<i64> {
     let field = |at: usize| rest[at..at + 2].parse::<i64>().ok();
     let (month, day) = (field(0)?, field(2)?);
     let (hour, minute, second) = (field(4)?, field(6)?, field(8)?);
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
-}
-
-/// Days from 1970-01-01 to a date of the proleptic Gregorian calendar (H. Hinnant's
-/// algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * (month + if month > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    Some(
+        crate::calendar::days_from_civil(year, month, day) * 86_400
+            + hour * 3600
+            + minute * 60
+            + second,
+    )
 }
 
 /// `seconds` since 1970 as `YYYY-MM-DD HH:MM UTC`.
 pub fn utc_date(seconds: i64) -> String {
     let (days, time) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::calendar::civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
         time / 3600,
         time % 3600 / 60
     )
-}
-
-/// The account of `directory`, from its file in `account_dir`, else a new one saved there.
-async fn account(request: &CertRequest, directory: &str, http: Http) -> Result<Account, AcmeError> {
-    let server = |step: &'static str| {
-        move |source| AcmeError::Server {
-            directory: directory.to_string(),
-            step,
-            source,
-        }
-    };
-    let path = account_file(&request.account_dir, directory);
-    match std::fs::read(&path) {
-        Ok(text) => {
-            let credentials: AccountCredentials =
-                serde_json::from_slice(&text).map_err(|e| AcmeError::File {
-                    path: path.clone(),
-                    source: std::io::Error::other(e),
-                })?;
-            return Account::builder_with_http(Box::new(http))
-                .from_credentials(credentials)
-                .await
-                .map_err(server("account"));
-        }
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => return Err(AcmeError::File { path, source }),
-    }
-    let contact = format!("mailto:{}", request.email);
-    let contacts: Vec<&str> = if request.email.is_empty() {
-        Vec::new()
-    } else {
-        vec![contact.as_str()]
-    };
-    let (account, credentials) = Account::builder_with_http(Box::new(http))
-        .create(
-            &NewAccount {
-                contact: &contacts,
-                terms_of_service_agreed: true,
-                only_return_existing: false,
-            },
-            directory.to_string(),
-            None,
-        )
-        .await
-        .map_err(server("new account"))?;
-    let text = serde_json::to_vec(&credentials).map_err(|e| AcmeError::File {
-        path: path.clone(),
-        source: std::io::Error::other(e),
-    })?;
-    write_private(&path, &text)?;
-    Ok(account)
 }
 
 /// The account's file: one per directory, so staging and production keep their own.
@@ -553,88 +432,36 @@ pub fn account_file(account_dir: &Path, directory: &str) -> PathBuf {
 }
 
 /// Writes `text` to `path` readable by its owner alone, through a fresh sibling and a rename.
+/// Folders missing on the way are made readable by their owner alone; folders that exist keep
+/// their mode, which is not weft's to change (`path` lies in `.weft/secrets`: see
+/// `secrets_path`).
+#[cfg_attr(not(feature = "acme"), allow(dead_code))]
 fn write_private(path: &Path, text: &[u8]) -> Result<(), AcmeError> {
+    use std::os::unix::fs::DirBuilderExt;
     let file = |source| AcmeError::File {
         path: path.to_path_buf(),
         source,
     };
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(file)?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700)).map_err(file)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(file)?;
     }
     crate::lockfile::replace(path, text, 0o600).map_err(file)
 }
 
-/// The HTTPS client the ACME exchange runs over: the system's roots, or only those of `ca`.
-fn http_client(ca: Option<&Path>) -> Result<Http, AcmeError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let bad_ca = |path: &Path, reason: String| AcmeError::Ca {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let builder = hyper_rustls::HttpsConnectorBuilder::new();
-    let builder = match ca {
-        Some(path) => {
-            let mut roots = rustls::RootCertStore::empty();
-            let certs =
-                CertificateDer::pem_file_iter(path).map_err(|e| bad_ca(path, e.to_string()))?;
-            for cert in certs {
-                let cert = cert.map_err(|e| bad_ca(path, e.to_string()))?;
-                roots.add(cert).map_err(|e| bad_ca(path, e.to_string()))?;
-            }
-            if roots.is_empty() {
-                return Err(bad_ca(path, "holds no certificate".into()));
-            }
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| bad_ca(path, e.to_string()))?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            builder.with_tls_config(config)
-        }
-        None => builder
-            .with_provider_and_native_roots(provider)
-            .map_err(|e| bad_ca(Path::new("(the system's roots)"), e.to_string()))?,
-    };
-    let connector = builder.https_only().enable_http1().build();
-    Ok(Http {
-        client: Client::builder(TokioExecutor::new()).build(connector),
-    })
-}
-
-/// instant-acme's HTTP over hyper, each request and its answer within `REQUEST_DEADLINE`.
-struct Http {
-    client: Client<HttpsConnector<HttpConnector>, BodyWrapper<Bytes>>,
-}
-
-impl HttpClient for Http {
-    fn request(
-        &self,
-        req: http::Request<BodyWrapper<Bytes>>,
-    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
-        let response = self.client.request(req);
-        Box::pin(async move {
-            let whole = async {
-                let response = response
-                    .await
-                    .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
-                let (parts, body) = response.into_parts();
-                let body = body
-                    .collect()
-                    .await
-                    .map_err(|e| instant_acme::Error::Other(Box::new(e)))?
-                    .to_bytes();
-                Ok(BytesResponse {
-                    parts,
-                    body: Box::new(body),
-                })
-            };
-            tokio::time::timeout(REQUEST_DEADLINE, whole)
-                .await
-                .unwrap_or(Err(instant_acme::Error::Str("no answer within 30 s")))
-        })
-    }
+/// Where `path` (relative to the project `root`, or absolute) is, when it lies inside the
+/// project's `.weft/secrets`, the one folder of this machine where weft keeps private keys;
+/// `None` for any other place, or a path that climbs with `..`.
+pub fn secrets_path(root: &Path, path: &str) -> Option<PathBuf> {
+    let secrets = root.join(".weft").join("secrets");
+    let full = root.join(path);
+    let climbs = Path::new(path)
+        .components()
+        .any(|c| matches!(c, Component::ParentDir));
+    (!climbs && full.starts_with(&secrets) && full != secrets).then_some(full)
 }
 
 #[cfg(test)]
@@ -663,7 +490,7 @@ mod tests {
     #[test]
     fn domains_are_names_http_01_can_prove() {
         assert_eq!(domain_problem("example.org"), None);
-        assert_eq!(domain_problem("www.site-1.example.org."), None);
+        assert_eq!(domain_problem("www.site-1.example.org"), None);
         assert!(domain_problem("*.example.org")
             .unwrap()
             .contains("wildcard"));
@@ -675,6 +502,7 @@ mod tests {
             "example.org/x",
             "-a.org",
             "a..org",
+            ".",
         ] {
             assert!(domain_problem(bad).is_some(), "{bad:?}");
         }
@@ -709,7 +537,7 @@ mod tests {
     }
 
     fn at(year: i64, month: i64, day: i64) -> i64 {
-        days_from_civil(year, month, day) * 86_400
+        crate::calendar::days_from_civil(year, month, day) * 86_400
     }
 
     #[test]
@@ -773,5 +601,82 @@ mod tests {
         let err = AcmeError::Invalid(vec![("bad.test".into(), "NXDOMAIN".into())]);
         assert!(err.to_string().contains("`bad.test`"), "{err}");
         assert!(err.to_string().contains("NXDOMAIN"), "{err}");
+    }
+
+    #[test]
+    fn names_load_accepts_are_found_in_the_certificate_and_others_are_refused() {
+        // The certificate names `site.test`: a name written otherwise was due on every run,
+        // one order a day, up to the CA's duplicate-certificate limit.
+        let now = at(2026, 1, 2);
+        let pem = certificate(&["site.test"], (2026, 1, 1), (2026, 12, 31));
+        assert!(domain_problem("Site.test").unwrap().contains("lowercase"));
+        assert!(domain_problem("site.test.").unwrap().contains("dot"));
+        assert_eq!(email_problem("ops@Site.test"), None);
+        // acme_renewal, which a goal may call with any names, compares as DNS does.
+        for written in ["site.test", "Site.test", "SITE.TEST", "site.test."] {
+            let due = renewal(Some(&pem), &[written.to_string()], now);
+            assert_eq!(due.reason, "", "{written}: {due:?}");
+        }
+    }
+
+    #[test]
+    fn challenge_tokens_that_are_not_base64url_are_refused() {
+        let thumbprint = "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs";
+        let good = Challenge::checked(
+            "site.test".into(),
+            "evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA",
+            thumbprint,
+        )
+        .expect("a token of RFC 8555's alphabet");
+        assert_eq!(
+            good.key_authorization,
+            format!("evaGxfADs6pSRb2LAv9IZf17Dt3juxGJ-PCt92wr-oA.{thumbprint}")
+        );
+        for bad in [
+            "",
+            "x; set server app/s1 addr 1.2.3.4",
+            "x\nadd map /etc/haproxy/other.map a b",
+            "abc=",
+            "a/b",
+            "a.b",
+        ] {
+            let err = Challenge::checked("site.test".into(), bad, thumbprint)
+                .expect_err(&format!("{bad:?} refused"));
+            assert!(err.to_string().contains("not base64url"), "{err}");
+            assert!(err.to_string().contains("`site.test`"), "{err}");
+        }
+    }
+
+    #[test]
+    fn private_files_go_inside_weft_secrets_only_and_leave_existing_folders_as_they_are() {
+        use std::os::unix::fs::PermissionsExt;
+        let project = tempfile::tempdir().expect("tempdir");
+        let root = project.path();
+        let mode = |p: &Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+        for outside in [
+            "site.pem",
+            "/etc/x.pem",
+            ".weft/secrets",
+            ".weft/secrets/../site.pem",
+            ".weft/other/site.pem",
+        ] {
+            assert_eq!(secrets_path(root, outside), None, "{outside}");
+        }
+        let inside = secrets_path(root, ".weft/secrets/prod/site-acme.pem").expect("inside");
+        assert_eq!(inside, root.join(".weft/secrets/prod/site-acme.pem"));
+        let absolute = root.join(".weft/secrets/prod/acme").display().to_string();
+        assert!(secrets_path(root, &absolute).is_some());
+
+        // A folder that exists (made by the person, open to a group) keeps its mode; the
+        // folders weft makes for a key are its owner's alone.
+        let shared = root.join(".weft/secrets/shared");
+        std::fs::create_dir_all(&shared).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o750)).expect("chmod");
+        write_private(&shared.join("site.pem"), b"key").expect("written");
+        assert_eq!(mode(&shared), 0o750);
+        assert_eq!(mode(&shared.join("site.pem")), 0o600);
+        write_private(&inside, b"key").expect("written");
+        assert_eq!(mode(&root.join(".weft/secrets/prod")), 0o700);
+        assert_eq!(mode(&inside), 0o600);
     }
 }

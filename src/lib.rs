@@ -10,6 +10,7 @@
 pub mod acme;
 #[cfg(any(feature = "ec2", feature = "aws-secrets"))]
 pub mod aws;
+pub mod calendar;
 pub mod cli;
 pub mod cloud;
 mod cmd;

@@ -587,6 +587,18 @@ fn acme_settings_that_cannot_work_are_refused_where_they_are_written_before_any_
         "domain `site.test:8443` has a port",
         "\"site.test:8443\"",
     );
+    // Names the certificate would write otherwise: renewal never found them in it, and
+    // ordered again on every run.
+    refused_at(
+        &settings_project(1, "domains = [\"site.test\", \"Www.site.test\"]"),
+        "domain `Www.site.test` has capital letters: write it in lowercase",
+        "\"Www.site.test\"",
+    );
+    refused_at(
+        &settings_project(1, "domains = [\"site.test.\"]"),
+        "domain `site.test.` ends with a dot",
+        "\"site.test.\"",
+    );
     refused_at(
         &with("tls_cert = \"certs/site.pem\""),
         "sets both tls_cert and domains",

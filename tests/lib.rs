@@ -25,6 +25,7 @@ extern "C" fn skip_without_a_prepared_host() {
     std::process::exit(0);
 }
 
+#[cfg(feature = "acme")]
 mod acme;
 mod app;
 mod check;

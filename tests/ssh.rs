@@ -1058,14 +1058,21 @@ fn a_host_whose_sshd_session_is_stopped_ends_in_the_command_timeout() {
 #[test]
 fn a_host_whose_sshd_session_is_stopped_is_given_up_by_keepalives() {
     let fleet = Fleet::start(1);
-    let test = Test::new();
+    let test = Test::with_config(&fleet.config());
     let flags = ssh_flags(&fleet);
-    let address = fleet.address(0, "root");
     let (command, pid_file) = stopping_command(&fleet, "stopped-pid");
+    // A command first: the kept shell's answer to its greeting must reach weft before sshd
+    // stops, or the host fails at the shell's start instead (the first command goes out with
+    // the greeting and could stop sshd before it relays the answer).
+    test.write(
+        "deploy/stop.rhai",
+        &format!(
+            "/// Starts the shell, then stops sshd under it.\nfn stop_sshd(host) {{\n    host.run(\"true\");\n    host.run(\"{command}\");\n}}\n"
+        ),
+    );
     let started = std::time::Instant::now();
     // No --command-timeout: the default hour would stall the run; unanswered keepalives end it.
-    let mut argv = args(&["exec", "-H", &address], &flags);
-    argv.extend(["--", command.as_str()]);
+    let argv = args(&["run", "stop_sshd", "-e", "fleet"], &flags);
     let out = test.run(&argv);
     let elapsed = started.elapsed();
     kill_stopped(&pid_file);
@@ -1772,4 +1779,45 @@ fn many_hosts_read_as_groups_live_and_in_the_summary_and_json_keeps_each_host() 
     assert_eq!(summary["event"], "summary");
     assert_eq!(summary["hosts"].as_array().expect("hosts").len(), 14);
     assert_eq!(summary["unreachable"], 12);
+}
+
+#[test]
+fn a_first_command_stopped_when_the_login_is_slower_than_the_connect_timeout_never_runs_later() {
+    // The first command goes out with the kept shell's greeting (issue 33). A login slower
+    // than --connect-timeout (PAM, an automounted home, a heavy .bashrc), emulated by a forced
+    // command that waits before running what was asked, used to run it seconds after weft
+    // reported it failed. The step after it keeps the connection open past that moment.
+    let fleet = Fleet::start_with(
+        1,
+        &[(
+            0,
+            "ForceCommand sleep 3; exec sh -c \"$SSH_ORIGINAL_COMMAND\"\n",
+        )],
+    );
+    let test = Test::with_config(&fleet.config());
+    let mark = test.path().join("ran");
+    test.write(
+        "deploy/slow.rhai",
+        &format!(
+            "/// A step that stalls, caught, then another step.\nfn slow_login(host) {{\n    try {{ host.run(\"echo first >> {0}\", #{{ quiet: true }}); log(\"first ran\"); }} catch (e) {{ log(`first failed: ${{e}}`); }}\n    host.run(\"sleep 3\", #{{ stdin: \"x\", quiet: true }});\n    log(\"second ran\");\n}}\n",
+            mark.display()
+        ),
+    );
+    let mut flags = ssh_flags(&fleet);
+    flags.extend(["--connect-timeout".into(), "1".into()]);
+    let argv = args(&["run", "slow_login", "-e", "fleet"], &flags);
+    test.run(&argv)
+        .status(0)
+        .stdout_has("first failed:")
+        .stdout_has("no answer to the start of the kept shell within 1s; `echo first")
+        .stdout_has(
+            "was stopped and did not run, unless the shell started just as the time ran out or \
+             its answer was lost on the way",
+        )
+        .stdout_has("second ran");
+    assert!(
+        !mark.exists(),
+        "a command weft reported as not run ran on the host: {:?}",
+        std::fs::read_to_string(&mark)
+    );
 }

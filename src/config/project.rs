@@ -836,6 +836,20 @@ impl ProjectConfig {
         if domains.is_empty() {
             return Ok(());
         }
+        if !cfg!(feature = "acme") {
+            return Err(self.invalid(
+                at_key("domains"),
+                format!(
+                    "{what} sets domains, and this weft was built without the `acme` feature \
+                     (cargo build --no-default-features)"
+                ),
+                Some(
+                    "build weft with the default features to get certificates over ACME, or \
+                     remove domains"
+                        .into(),
+                ),
+            ));
+        }
         if !text("tls_cert").is_empty() {
             return Err(self.invalid(
                 at_key("tls_cert"),

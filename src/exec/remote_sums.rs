@@ -337,13 +337,7 @@ fn unix_seconds(text: &str) -> Option<i64> {
         _ => return None,
     };
     let offset = num(zone.get(1..3)?)? * 3600 + num(zone.get(3..5)?)? * 60;
-    // Days from the civil date (H. Hinnant's algorithm), proleptic Gregorian.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
+    let days = crate::calendar::days_from_civil(y, m, d);
     Some(days * 86_400 + h * 3600 + min * 60 + sec - sign * offset)
 }
 

@@ -308,12 +308,14 @@ pub mod cloud_api {
     }
 
     /// Orders a certificate over ACME for `options.domains` and writes its chain, then its new
-    /// key, to `options.out` (mode 0600, in a folder of mode 0700). `options`: `domains`, `out`,
-    /// `account_dir` (where the account is kept, one file per directory, mode 0600),
+    /// key, to `options.out` (mode 0600; folders it makes are mode 0700). `options`: `domains`
+    /// (lowercase names), `out` and `account_dir` (where the account is kept, one file per
+    /// directory, mode 0600), both inside the project's `.weft/secrets`,
     /// `directory` (`"production"`, `"staging"` or an https URL), `email`, `ca` (a PEM of the
     /// roots to trust for the ACME server instead of the system's) and `timeout` (seconds the
     /// server may take to validate, default 120); relative paths start at the project.
-    /// `publish` gets the HTTP-01 challenges, `[#{ domain, token, key_authorization }]`, and
+    /// `publish` gets the HTTP-01 challenges, `[#{ domain, token, key_authorization }]` (a
+    /// token that is not base64url, as RFC 8555 wants, stops the order before `publish`), and
     /// returns `true` once every lb answers them. A domain that does not validate stops the goal
     /// with an error naming it, and `out` is left as it was. Controller goals only.
     ///
@@ -338,11 +340,26 @@ pub mod cloud_api {
         if domains.is_empty() {
             return Err("acme_order: `domains` names no domain".into());
         }
-        let required = |value: Option<String>, key: &str| {
-            value.ok_or_else(|| format!("acme_order: option `{key}` is required"))
+        if let Some((domain, why)) = domains
+            .iter()
+            .find_map(|d| crate::acme::domain_problem(d).map(|why| (d, why)))
+        {
+            return Err(format!("acme_order: domain `{domain}` {why}").into());
+        }
+        // Private keys are written here, and their folders made: only inside the project's
+        // .weft/secrets, so no folder of the project or the system changes hands.
+        let private = |value: Option<String>, key: &str| {
+            let path = value.ok_or_else(|| format!("acme_order: option `{key}` is required"))?;
+            crate::acme::secrets_path(&root, &path).ok_or_else(|| {
+                format!(
+                    "acme_order: `{key}` is `{path}`, outside the project's .weft/secrets, \
+                     where weft keeps private keys: give a path such as \
+                     \".weft/secrets/prod/site-acme.pem\""
+                )
+            })
         };
-        let out = root.join(required(opts.string("out")?, "out")?);
-        let account_dir = root.join(required(opts.string("account_dir")?, "account_dir")?);
+        let out = private(opts.string("out")?, "out")?;
+        let account_dir = private(opts.string("account_dir")?, "account_dir")?;
         let request = crate::acme::CertRequest {
             directory: opts.string("directory")?.unwrap_or_default(),
             ca: opts

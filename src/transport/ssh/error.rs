@@ -22,6 +22,20 @@ pub enum SshError {
         step: Step,
         seconds: u64,
     },
+    /// The kept shell did not answer its greeting in time. The first command goes out with
+    /// the greeting (issue 33) and the channel was closed at the deadline, so it did not run,
+    /// unless the shell answered at that very moment or its answer never reached weft (sshd
+    /// or the network stalled after the shell started).
+    #[error(
+        "{target}: no answer to the start of the kept shell within {seconds}s; `{command}`, sent \
+         with it, was stopped and did not run, unless the shell started just as the time ran out \
+         or its answer was lost on the way"
+    )]
+    ShellStalled {
+        target: String,
+        command: String,
+        seconds: u64,
+    },
     /// The host's key differs from the recorded one.
     #[error(
         "the host key of {target} does not match the one in {}:{line}; it may have been \
@@ -103,8 +117,6 @@ pub enum Step {
     Handshake,
     /// Authentication.
     Login,
-    /// The kept shell's start: it must answer its first line.
-    Shell,
     /// The SFTP session's start: a channel, the subsystem, the protocol's version.
     FileTransfer,
 }
@@ -116,7 +128,6 @@ impl std::fmt::Display for Step {
             Step::Jump => "the channel through the jump host",
             Step::Handshake => "the SSH handshake",
             Step::Login => "the login",
-            Step::Shell => "the start of the kept shell",
             Step::FileTransfer => "the start of the file transfer (SFTP)",
         })
     }

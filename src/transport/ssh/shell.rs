@@ -63,7 +63,8 @@ pub enum ShellError {
     /// The shell never started (a restricted login, a forced command): use channels. The
     /// command did not run.
     Unavailable,
-    /// The shell did not answer its greeting in time.
+    /// The shell did not answer its greeting in time, and its channel was closed: the
+    /// command sent with the greeting did not run, unless the shell answered just then.
     Stalled,
     /// The shell ended before the command reported its status.
     Lost,
@@ -243,7 +244,12 @@ impl KeptShell {
                 let waited = match &greeting {
                     Some(g) if g.pid.is_none() => {
                         match stop.bound(tokio::time::timeout_at(g.by, wait)).await {
-                            Ok(Err(_)) => return Err(ShellError::Stalled),
+                            // The command went out with the greeting: a login slower than
+                            // the deadline would still run it, unless the channel ends now.
+                            Ok(Err(_)) => {
+                                end_channel(&write).await;
+                                return Err(ShellError::Stalled);
+                            }
                             Ok(Ok(msg)) => Ok(msg),
                             Err(cut) => Err(cut),
                         }
@@ -335,12 +341,19 @@ impl KeptShell {
 /// pid is known, so the channel gets TERM and is closed (as a command on a channel of its
 /// own), within a moment.
 async fn cut_unanswered(write: &ChannelWriteHalf<Msg>, cut: Cut) -> ShellError {
+    end_channel(write).await;
+    ShellError::Cut { pid: None, cut }
+}
+
+/// Sends TERM on a channel whose shell has not answered, and closes it, within a moment.
+/// sshd passes no signal to a forced command, but once the channel is closed the shell's
+/// answer to the greeting meets a closed pipe and ends it before it reads the command.
+async fn end_channel(write: &ChannelWriteHalf<Msg>) {
     let end = async {
         let _ = write.signal(russh::Sig::TERM).await;
         let _ = write.close().await;
     };
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), end).await;
-    ShellError::Cut { pid: None, cut }
 }
 
 /// One stream of a command in the kept shell: bytes go to the capture except the end marker,

@@ -202,7 +202,13 @@ impl SshTransport {
                         *slot = ShellSlot::Off;
                         return Ok(None);
                     }
-                    Err(ShellError::Stalled) => return Err(self.stalled(Step::Shell)),
+                    Err(ShellError::Stalled) => {
+                        return Err(SshError::ShellStalled {
+                            target: self.target.to_string(),
+                            command: shortened(&request.command),
+                            seconds: self.settings.connect_timeout.as_secs(),
+                        })
+                    }
                     Err(ShellError::Ssh(err)) => return Err(self.starting(&step, err)),
                     other => other,
                 }
