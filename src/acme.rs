@@ -14,6 +14,9 @@ mod client;
 #[cfg(feature = "acme")]
 pub use client::order;
 
+/// What ends an order early (the run's Ctrl-C): a future that completes then.
+pub type Stop = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// Let's Encrypt's production directory, what `acme_directory = "production"` stands for.
 pub const PRODUCTION: &str = "https://acme-v02.api.letsencrypt.org/directory";
 /// Let's Encrypt's staging directory, what `acme_directory = "staging"` stands for.
@@ -67,6 +70,9 @@ pub enum AcmeError {
     /// The challenges could not be put on the lbs.
     #[error("the challenges could not be put on the load balancers: {0}")]
     Publish(String),
+    /// Ctrl-C ended the order before a certificate came; the one in use stays.
+    #[error("interrupted: no certificate was ordered, the one in use stays")]
+    Interrupted,
     /// The async runtime the exchange runs on could not start.
     #[error("cannot start the ACME client's runtime: {0}")]
     Runtime(std::io::Error),
@@ -196,6 +202,7 @@ pub fn email_problem(email: &str) -> Option<&'static str> {
 #[cfg(not(feature = "acme"))]
 pub fn order(
     _request: &CertRequest,
+    _stop: Stop,
     _publish: impl FnOnce(&[Challenge]) -> Result<(), String>,
 ) -> Result<(), AcmeError> {
     Err(AcmeError::Unsupported)

@@ -21,7 +21,7 @@ use instant_acme::{
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
-use super::{account_file, directory_url, write_private, AcmeError, CertRequest, Challenge};
+use super::{account_file, directory_url, write_private, AcmeError, CertRequest, Challenge, Stop};
 
 /// Each request to the ACME server, its answer read whole, within this.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
@@ -34,6 +34,7 @@ const ISSUE_DEADLINE: Duration = Duration::from_secs(60);
 /// so a failed order leaves the certificate in use where it is.
 pub fn order(
     request: &CertRequest,
+    mut stop: Stop,
     publish: impl FnOnce(&[Challenge]) -> Result<(), String>,
 ) -> Result<(), AcmeError> {
     let directory = directory_url(&request.directory)?;
@@ -50,13 +51,13 @@ pub fn order(
             source: source.into(),
         }
     };
-    let account = runtime.block_on(account(request, &directory, http))?;
+    let account = until_stopped(&runtime, &mut stop, account(request, &directory, http))?;
     let identifiers: Vec<Identifier> = request
         .domains
         .iter()
         .map(|d| Identifier::Dns(d.clone()))
         .collect();
-    let (mut order, challenges) = runtime.block_on(async {
+    let (mut order, challenges) = until_stopped(&runtime, &mut stop, async {
         let mut order = account
             .new_order(&NewOrder::new(&identifiers))
             .await
@@ -84,7 +85,7 @@ pub fn order(
         Ok::<_, AcmeError>((order, challenges))
     })?;
     publish(&challenges).map_err(AcmeError::Publish)?;
-    let (chain, key) = runtime.block_on(async {
+    let (chain, key) = until_stopped(&runtime, &mut stop, async {
         let mut authorizations = order.authorizations();
         while let Some(authorization) = authorizations.next().await {
             let mut authorization = authorization.map_err(server("authorization"))?;
@@ -198,6 +199,21 @@ async fn account(request: &CertRequest, directory: &str, http: Http) -> Result<A
 }
 
 /// The HTTPS client the ACME exchange runs over: the system's roots, or only those of `ca`.
+/// Runs one exchange with the server to its end, or until `stop` (Ctrl-C) comes first.
+fn until_stopped<T>(
+    runtime: &tokio::runtime::Runtime,
+    stop: &mut Stop,
+    exchange: impl Future<Output = Result<T, AcmeError>>,
+) -> Result<T, AcmeError> {
+    runtime.block_on(async {
+        tokio::select! {
+            biased;
+            () = stop.as_mut() => Err(AcmeError::Interrupted),
+            done = exchange => done,
+        }
+    })
+}
+
 fn http_client(ca: Option<&Path>) -> Result<Http, AcmeError> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let bad_ca = |path: &Path, reason: String| AcmeError::Ca {
@@ -265,5 +281,42 @@ impl HttpClient for Http {
                 .await
                 .unwrap_or(Err(instant_acme::Error::Str("no answer within 30 s")))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+
+    /// Ctrl-C ends an order whose server stalls at once, not at the request's 30 s deadline,
+    /// and nothing is written.
+    #[test]
+    fn a_stop_ends_an_order_stalled_on_the_server() {
+        let dir = tempfile::tempdir().expect("dir");
+        // Takes the connection and never answers the TLS handshake.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let request = CertRequest {
+            directory: format!("https://127.0.0.1:{port}/dir"),
+            ca: None,
+            account_dir: dir.path().join("acme"),
+            email: String::new(),
+            domains: vec!["site.test".into()],
+            out: dir.path().join("site.pem"),
+            validation_deadline: Duration::from_secs(120),
+        };
+        let stop: Stop = Box::pin(async { tokio::time::sleep(Duration::from_millis(200)).await });
+        let started = Instant::now();
+        let result = order(&request, stop, |_| Ok(()));
+        assert!(matches!(result, Err(AcmeError::Interrupted)), "{result:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(!request.out.exists());
+        drop(listener);
     }
 }

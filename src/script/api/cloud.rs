@@ -374,7 +374,15 @@ pub mod cloud_api {
                 .seconds("timeout")?
                 .unwrap_or(std::time::Duration::from_secs(120)),
         };
-        crate::acme::order(&request, |challenges| {
+        // The run's Ctrl-C ends the order, as it ends every other network step.
+        let cancel = crate::exec::interrupt::cancel_now();
+        let stop: crate::acme::Stop = Box::pin(async move {
+            match cancel {
+                Some(cancel) => cancel.wait().await,
+                None => std::future::pending().await,
+            }
+        });
+        crate::acme::order(&request, stop, |challenges| {
             let list: Array = challenges
                 .iter()
                 .map(|c| {
