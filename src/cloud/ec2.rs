@@ -523,17 +523,7 @@ impl Provider for Ec2Provider {
             .iter()
             .map(Self::machine)
             .collect();
-        machines.sort_by(|a, b| {
-            let key = |m: &Machine| {
-                (
-                    m.tags.get(tags::NAMESPACE).cloned(),
-                    m.tags.get(tags::ENV).cloned(),
-                    m.role.clone(),
-                    m.ordinal,
-                )
-            };
-            key(a).cmp(&key(b))
-        });
+        Machine::sort_by_place(&mut machines);
         Ok(machines)
     }
 

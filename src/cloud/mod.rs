@@ -71,6 +71,23 @@ pub struct Scope {
     pub env: String,
 }
 
+impl Machine {
+    /// Sorts `machines` as `cloud list --all` shows them: by namespace, env, role, ordinal.
+    pub fn sort_by_place(machines: &mut [Machine]) {
+        machines.sort_by(|a, b| {
+            let key = |m: &Machine| {
+                (
+                    m.tags.get(tags::NAMESPACE).cloned(),
+                    m.tags.get(tags::ENV).cloned(),
+                    m.role.clone(),
+                    m.ordinal,
+                )
+            };
+            key(a).cmp(&key(b))
+        });
+    }
+}
+
 /// What a new machine should be.
 #[derive(Debug, Clone, Default)]
 pub struct MachineSpec {

@@ -727,17 +727,7 @@ impl Provider for OpenstackProvider {
             .filter(|s| metadata(s).get(tags::CREATED_BY).map(String::as_str) == Some("weft"))
             .map(|s| self.machine(s))
             .collect();
-        machines.sort_by(|a, b| {
-            let key = |m: &Machine| {
-                (
-                    m.tags.get(tags::NAMESPACE).cloned(),
-                    m.tags.get(tags::ENV).cloned(),
-                    m.role.clone(),
-                    m.ordinal,
-                )
-            };
-            key(a).cmp(&key(b))
-        });
+        Machine::sort_by_place(&mut machines);
         Ok(machines)
     }
 
