@@ -15,7 +15,7 @@ use aws_sdk_ec2::Client;
 use base64::Engine as _;
 use tokio::sync::OnceCell;
 
-use super::userdata::{cloud_config, multipart, user_data_type};
+use super::userdata;
 use super::{
     hostkey, machine_key, record, tags, CloudError, Machine, MachineSpec, Provider, Scope,
 };
@@ -86,20 +86,6 @@ fn waiter<E: std::error::Error + 'static>(id: &str, state: &str, err: E) -> Clou
     ))
 }
 
-/// Refuses a malformed IPv4 CIDR before anything is made.
-fn check_cidr(cidr: &str) -> Result<(), CloudError> {
-    let valid = cidr.split_once('/').is_some_and(|(ip, bits)| {
-        ip.parse::<std::net::Ipv4Addr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 32)
-    });
-    if valid {
-        Ok(())
-    } else {
-        Err(CloudError::Config(format!(
-            "ssh_cidr `{cidr}` is not an IPv4 CIDR like `203.0.113.0/24`"
-        )))
-    }
-}
-
 fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()
 }
@@ -161,7 +147,7 @@ impl Ec2Provider {
     /// A provider with an env's settings; connects on first use.
     pub fn new(settings: Ec2Settings) -> Result<Self, CloudError> {
         if let Some(cidr) = &settings.ssh_cidr {
-            check_cidr(cidr)?;
+            super::check_cidr(cidr)?;
         }
         Ok(Ec2Provider {
             settings,
@@ -390,10 +376,7 @@ impl Provider for Ec2Provider {
             return Ok(Self::machine(existing));
         }
         // Everything the user wrote is checked before anything is made.
-        let user_part = match &spec.user_data {
-            Some(text) => Some((user_data_type(text)?, text.as_str())),
-            None => None,
-        };
+        let user_part = userdata::user_part(spec)?;
         let image = spec.image.clone().ok_or_else(|| {
             CloudError::NotFound(format!(
                 "role `{}` names no image: set `image` in [env.{}.machines.{}]",
@@ -414,11 +397,7 @@ impl Provider for Ec2Provider {
         let (_, weft_key) = machine_key()?;
         let key_name = resource_name(scope);
         self.key_pair(scope, &key_name, &weft_key).await?;
-        let host_key = hostkey::generate()?;
-        crate::logging::hide(&host_key.private);
-        let keys: Vec<&String> = std::iter::once(&weft_key).chain(&spec.keys).collect();
-        // Holds the host's private key: never printed or logged.
-        let user_data = multipart(&cloud_config(&keys, &host_key, &spec.packages), user_part);
+        let (host_key, user_data) = userdata::for_machine(&weft_key, spec, user_part)?;
         let name = format!("{}-{}", spec.role, spec.ordinal);
         let mut extra_tags = vec![
             ("Name", name.as_str()),

@@ -71,6 +71,20 @@ pub struct Scope {
     pub env: String,
 }
 
+/// Refuses a malformed IPv4 CIDR (`ssh_cidr`) before anything is made.
+pub fn check_cidr(cidr: &str) -> Result<(), CloudError> {
+    let valid = cidr.split_once('/').is_some_and(|(ip, bits)| {
+        ip.parse::<std::net::Ipv4Addr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 32)
+    });
+    if valid {
+        Ok(())
+    } else {
+        Err(CloudError::Config(format!(
+            "ssh_cidr `{cidr}` is not an IPv4 CIDR like `203.0.113.0/24`"
+        )))
+    }
+}
+
 impl Machine {
     /// Sorts `machines` as `cloud list --all` shows them: by namespace, env, role, ordinal.
     pub fn sort_by_place(machines: &mut [Machine]) {

@@ -2,7 +2,7 @@
 //! the host key weft made for it, the role's packages) and the user's own part, as one MIME
 //! multi-part document cloud-init reads at first boot.
 
-use super::{hostkey, CloudError};
+use super::{hostkey, CloudError, MachineSpec};
 
 /// The user's `user_data` as a MIME part type, from its first line as cloud-init reads it.
 pub fn user_data_type(text: &str) -> Result<&'static str, CloudError> {
@@ -21,6 +21,30 @@ pub fn user_data_type(text: &str) -> Result<&'static str, CloudError> {
         )));
     };
     Ok(kind)
+}
+
+/// The role's own `user_data` as a part (its type and text), checked before anything is made.
+pub fn user_part(spec: &MachineSpec) -> Result<Option<(&'static str, &str)>, CloudError> {
+    spec.user_data
+        .as_deref()
+        .map(|text| Ok((user_data_type(text)?, text)))
+        .transpose()
+}
+
+/// A new machine's host key, made here (its private half hidden from every output), and its
+/// user data: `weft_key` and the role's `keys` may log in, the host key and the role's
+/// packages, then `user` (from `user_part`). The user data holds the private key: never
+/// printed or logged.
+pub fn for_machine(
+    weft_key: &String,
+    spec: &MachineSpec,
+    user: Option<(&str, &str)>,
+) -> Result<(hostkey::HostKey, String), CloudError> {
+    let host_key = hostkey::generate()?;
+    crate::logging::hide(&host_key.private);
+    let keys: Vec<&String> = std::iter::once(weft_key).chain(&spec.keys).collect();
+    let user_data = multipart(&cloud_config(&keys, &host_key, &spec.packages), user);
+    Ok((host_key, user_data))
 }
 
 /// Removes the user data (which holds the host's private key) from cloud-init's files on

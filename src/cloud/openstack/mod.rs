@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tokio::sync::OnceCell;
 
 use self::client::{Client, Service};
-use super::userdata::{cloud_config, multipart, user_data_type};
+use super::userdata;
 use super::{
     hostkey, machine_key, record, tags, CloudError, Machine, MachineSpec, Provider, Scope,
 };
@@ -142,20 +142,6 @@ fn in_scope(server: &Value, scope: &Scope) -> bool {
         && !matches!(server["status"].as_str(), Some("DELETED" | "SOFT_DELETED"))
 }
 
-/// Refuses a malformed IPv4 CIDR before anything is made.
-fn check_cidr(cidr: &str) -> Result<(), CloudError> {
-    let valid = cidr.split_once('/').is_some_and(|(ip, bits)| {
-        ip.parse::<std::net::Ipv4Addr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 32)
-    });
-    if valid {
-        Ok(())
-    } else {
-        Err(CloudError::Config(format!(
-            "ssh_cidr `{cidr}` is not an IPv4 CIDR like `203.0.113.0/24`"
-        )))
-    }
-}
-
 /// Waits (1 s, growing to 5 s) until `done` says yes, for at most `limit`.
 async fn poll<T, F, Fut>(what: &str, limit: Duration, mut done: F) -> Result<T, CloudError>
 where
@@ -183,7 +169,7 @@ impl OpenstackProvider {
     /// A provider with an env's settings; authenticates on first use.
     pub fn new(settings: OpenstackSettings) -> Result<Self, CloudError> {
         if let Some(cidr) = &settings.ssh_cidr {
-            check_cidr(cidr)?;
+            super::check_cidr(cidr)?;
         }
         Ok(OpenstackProvider {
             settings,
@@ -557,10 +543,7 @@ impl Provider for OpenstackProvider {
             return Ok(self.machine(existing));
         }
         // Everything the user wrote is checked before anything is made.
-        let user_part = match &spec.user_data {
-            Some(text) => Some((user_data_type(text)?, text.as_str())),
-            None => None,
-        };
+        let user_part = userdata::user_part(spec)?;
         let missing = |what: &str, example: &str| {
             CloudError::Config(format!(
                 "role `{}` names no {what}: set `{what} = \"{example}\"` in [env.{}.machines.{}]",
@@ -592,11 +575,7 @@ impl Provider for OpenstackProvider {
         let (_, weft_key) = machine_key()?;
         let key_name = scope_tag(scope);
         self.key_pair(&key_name, &weft_key).await?;
-        let host_key = hostkey::generate()?;
-        crate::logging::hide(&host_key.private);
-        let keys: Vec<&String> = std::iter::once(&weft_key).chain(&spec.keys).collect();
-        // Holds the host's private key: never printed or logged.
-        let user_data = multipart(&cloud_config(&keys, &host_key, &spec.packages), user_part);
+        let (host_key, user_data) = userdata::for_machine(&weft_key, spec, user_part)?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(user_data);
         crate::logging::hide(&encoded);
         let name = format!("{}-{}", spec.role, spec.ordinal);
