@@ -310,52 +310,61 @@ fn run_command(
 ) -> Result<String, Failure> {
     let shown = crate::shell::join(argv);
     let program = argv.first().map(String::as_str).unwrap_or_default();
+    on_own_runtime(&format!("cannot run `{shown}`"), || async {
+        let mut command = tokio::process::Command::new(program);
+        command
+            .args(&argv[1..])
+            .current_dir(root)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            // Dropped unfinished (timeout, Ctrl-C), the child is killed.
+            .kill_on_drop(true);
+        let child = command.spawn().map_err(|e| {
+            let help = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("install `{program}`, or give its full path in `command`")
+            } else {
+                String::new()
+            };
+            (format!("cannot run `{program}` (`{shown}`): {e}"), help)
+        })?;
+        tokio::select! {
+            done = tokio::time::timeout(timeout, child.wait_with_output()) => match done {
+                Ok(Ok(out)) => command_output(&shown, out),
+                Ok(Err(e)) => Err((format!("`{shown}` failed: {e}"), String::new())),
+                Err(_) => Err((
+                    format!(
+                        "`{shown}` did not finish within {} s and was stopped",
+                        timeout.as_secs()
+                    ),
+                    "run it yourself to see where it waits, or allow it longer: \
+                     `timeout = SECONDS` in the reference"
+                        .into(),
+                )),
+            },
+            () = stopped(stop) => Err((
+                format!("interrupted while `{shown}` ran"),
+                String::new(),
+            )),
+        }
+    })
+}
+
+/// Runs `work` to its end on a thread and a runtime of its own: a secret may be asked for
+/// from async code, where blocking on a future is refused. `what` says what could not start.
+fn on_own_runtime<F>(what: &str, work: impl FnOnce() -> F + Send) -> Result<String, Failure>
+where
+    F: std::future::Future<Output = Result<String, Failure>>,
+{
     let run = || -> Result<String, Failure> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| (format!("cannot run `{shown}`: {e}"), String::new()))?;
-        runtime.block_on(async {
-            let mut command = tokio::process::Command::new(program);
-            command
-                .args(&argv[1..])
-                .current_dir(root)
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                // Dropped unfinished (timeout, Ctrl-C), the child is killed.
-                .kill_on_drop(true);
-            let child = command.spawn().map_err(|e| {
-                let help = if e.kind() == std::io::ErrorKind::NotFound {
-                    format!("install `{program}`, or give its full path in `command`")
-                } else {
-                    String::new()
-                };
-                (format!("cannot run `{program}` (`{shown}`): {e}"), help)
-            })?;
-            tokio::select! {
-                done = tokio::time::timeout(timeout, child.wait_with_output()) => match done {
-                    Ok(Ok(out)) => command_output(&shown, out),
-                    Ok(Err(e)) => Err((format!("`{shown}` failed: {e}"), String::new())),
-                    Err(_) => Err((
-                        format!(
-                            "`{shown}` did not finish within {} s and was stopped",
-                            timeout.as_secs()
-                        ),
-                        "run it yourself to see where it waits, or allow it longer: \
-                         `timeout = SECONDS` in the reference"
-                            .into(),
-                    )),
-                },
-                () = stopped(stop) => Err((
-                    format!("interrupted while `{shown}` ran"),
-                    String::new(),
-                )),
-            }
-        })
+            .map_err(|e| (format!("{what}: {e}"), String::new()))?;
+        runtime.block_on(work())
     };
     std::thread::scope(|s| s.spawn(run).join())
-        .unwrap_or_else(|_| Err((format!("`{shown}` could not be run"), String::new())))
+        .unwrap_or_else(|_| Err((what.to_string(), String::new())))
 }
 
 /// The value a finished command printed, or why it is none.
@@ -416,47 +425,34 @@ fn aws_secret(
     timeout: Duration,
     stop: Option<&dyn Stop>,
 ) -> Result<String, Failure> {
-    let read = || -> Result<String, Failure> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| {
-                (
-                    format!("cannot read AWS secret `{name}`: {e}"),
+    on_own_runtime(&format!("cannot read AWS secret `{name}`"), || async {
+        let read = tokio::time::timeout(
+            timeout,
+            super::aws_secret::read(name, aws.profile.as_deref(), aws.region.as_deref()),
+        );
+        let done = tokio::select! {
+            done = read => done,
+            () = stopped(stop) => {
+                return Err((
+                    format!("interrupted while AWS secret `{name}` was read"),
                     String::new(),
-                )
-            })?;
-        runtime.block_on(async {
-            let read = tokio::time::timeout(
-                timeout,
-                super::aws_secret::read(name, aws.profile.as_deref(), aws.region.as_deref()),
-            );
-            let done = tokio::select! {
-                done = read => done,
-                () = stopped(stop) => {
-                    return Err((
-                        format!("interrupted while AWS secret `{name}` was read"),
-                        String::new(),
-                    ))
-                }
-            };
-            match done {
-                Ok(result) => result,
-                Err(_) => Err((
-                    format!(
-                        "AWS Secrets Manager did not answer for `{name}` within {} s",
-                        timeout.as_secs()
-                    ),
-                    "check the network and the endpoint (AWS_ENDPOINT_URL, \
+                ))
+            }
+        };
+        match done {
+            Ok(result) => result,
+            Err(_) => Err((
+                format!(
+                    "AWS Secrets Manager did not answer for `{name}` within {} s",
+                    timeout.as_secs()
+                ),
+                "check the network and the endpoint (AWS_ENDPOINT_URL, \
                      AWS_ENDPOINT_URL_SECRETS_MANAGER), or allow it longer: \
                      `timeout = SECONDS` in the reference"
-                        .into(),
-                )),
-            }
-        })
-    };
-    std::thread::scope(|s| s.spawn(read).join())
-        .unwrap_or_else(|_| Err((format!("cannot read AWS secret `{name}`"), String::new())))
+                    .into(),
+            )),
+        }
+    })
 }
 
 /// Without the `aws-secrets` feature, an AWS secret cannot be read.
