@@ -579,11 +579,15 @@ struct StandIns {
     /// digits and `-` only: shell quoting, JSON and templates leave a stand-in as it is.
     prefix: String,
     pending: Mutex<Vec<Arc<Pending>>>,
+    /// Whether any stand-in was made: until one is, no text can hold one (the prefix is this
+    /// process's own), so the commands and files of a run without lazy secrets are not scanned.
+    made: std::sync::atomic::AtomicBool,
 }
 
 static STAND_INS: LazyLock<StandIns> = LazyLock::new(|| StandIns {
     prefix: format!("weft-secret-{:016x}-", fastrand::u64(..)),
     pending: Mutex::new(Vec::new()),
+    made: std::sync::atomic::AtomicBool::new(false),
 });
 
 /// The stand-in of `reference` (a command or an AWS secret of env `env`), which `reveal`
@@ -595,6 +599,9 @@ fn lazy(reference: &SecretRef, root: &Path, env: &str, config: Option<&ProjectCo
         .iter()
         .position(|p| p.reference == *reference && p.root == root && p.env == env);
     let index = found.unwrap_or_else(|| {
+        stand_ins
+            .made
+            .store(true, std::sync::atomic::Ordering::Release);
         pending.push(Arc::new(Pending {
             reference: reference.clone(),
             root: root.to_path_buf(),
@@ -627,6 +634,9 @@ pub fn reveal<'a>(
 
 /// Whether `data` holds a stand-in: what `reveal` would put a value in place of.
 pub fn has_stand_in(data: &[u8]) -> bool {
+    if !STAND_INS.made.load(std::sync::atomic::Ordering::Acquire) {
+        return false;
+    }
     let prefix = STAND_INS.prefix.as_bytes();
     data.windows(prefix.len()).any(|w| w == prefix)
 }
@@ -636,11 +646,11 @@ pub fn reveal_bytes<'a>(
     data: &'a [u8],
     stop: Option<&dyn Stop>,
 ) -> Result<(Cow<'a, [u8]>, Vec<String>), String> {
-    let prefix = STAND_INS.prefix.as_bytes();
-    let find = |hay: &[u8]| hay.windows(prefix.len()).position(|w| w == prefix);
-    if find(data).is_none() {
+    if !has_stand_in(data) {
         return Ok((Cow::Borrowed(data), Vec::new()));
     }
+    let prefix = STAND_INS.prefix.as_bytes();
+    let find = |hay: &[u8]| hay.windows(prefix.len()).position(|w| w == prefix);
     let (mut out, mut values, mut rest) = (Vec::with_capacity(data.len()), Vec::new(), data);
     while let Some(at) = find(rest) {
         out.extend_from_slice(&rest[..at]);
