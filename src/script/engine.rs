@@ -9,6 +9,7 @@ use rhai::{
     Position, Scope, Shared,
 };
 
+use super::api::chores::chores_api;
 use super::api::cloud::cloud_api;
 use super::api::error::{error_api, OpError};
 use super::api::global::{global_api, ScriptContext};
@@ -147,6 +148,7 @@ impl ScriptEngine {
         let mut module = exported_module!(host_api);
         module.combine_flatten(exported_module!(ops_api));
         module.combine_flatten(exported_module!(waits_api));
+        module.combine_flatten(exported_module!(chores_api));
         module.combine_flatten(exported_module!(global_api));
         module.combine_flatten(exported_module!(cloud_api));
         module.combine_flatten(exported_module!(error_api));

@@ -7,10 +7,12 @@ pub mod files;
 pub mod locks;
 pub mod packages;
 pub mod paths;
+pub mod probes;
 pub mod services;
 pub mod system;
 #[cfg(test)]
 mod tests;
+pub mod trees;
 pub mod waits;
 
 use super::session::HostError;

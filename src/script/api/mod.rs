@@ -1,5 +1,6 @@
 //! What scripts can call: the `Host` type and a few global functions, each documented.
 
+pub mod chores;
 pub mod cloud;
 pub mod error;
 pub mod global;

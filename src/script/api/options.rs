@@ -24,6 +24,7 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ),
     ("archive", &["always"]),
     ("authorized_keys", &["state", "exclusive", "always"]),
+    ("copy_tree", &["exclude", "always"]),
     ("cron", &["schedule", "command", "user", "state", "always"]),
     ("directory", &["mode", "owner", "group", "always"]),
     ("download", &["follow_links", "max_size"]),
@@ -40,8 +41,10 @@ pub const KEYS: &[(&str, &[&str])] = &[
             "always",
         ],
     ),
+    ("files", &["exclude"]),
     ("git", &["version", "key", "always"]),
     ("group", &["system", "state", "always"]),
+    ("http", &["timeout", "method", "headers"]),
     ("line", &["regex", "sensitive", "always"]),
     ("link", &["always"]),
     ("list", &["order"]),
@@ -50,6 +53,7 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ("notify", &["manager", "config"]),
     ("packages", &["state", "always"]),
     ("pip", &["packages", "requirements", "always"]),
+    ("rename", &["always"]),
     (
         "run",
         &[
@@ -78,6 +82,8 @@ pub const KEYS: &[(&str, &[&str])] = &[
     ),
     ("service_running", &["manager", "config", "commands"]),
     ("sync_dir", &["delete", "always"]),
+    ("touch", &["always"]),
+    ("tree_sum", &["exclude"]),
     (
         "template",
         &["mode", "owner", "group", "sensitive", "validate", "always"],

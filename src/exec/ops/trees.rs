@@ -1,0 +1,210 @@
+//! Chores on paths as operations (`touch`, `rename`, `copy_tree`) and the facts of whole
+//! folders (`tree_sum`, `files`, `realpath`): what the stdlib did with `touch`, `mv`, `cp -a`,
+//! tar pipes and `find` (issue 32). Each writes from inside the folder it acts in, entered name
+//! by name (`shell::enter`: no link another user owns is followed on the way), and never
+//! follows a link as the last name.
+
+use crate::exec::session::{HostError, HostSession};
+use crate::exec::stage::{enter, folder_of, in_one_command, name_of, run_step, target_word};
+use crate::shell::quote;
+
+use super::{fail, OpResult};
+
+/// Refuses a path whose last name is no file's: `/`, `.` or `..`.
+fn require_name(op: &str, path: &str) -> Result<(), HostError> {
+    if matches!(name_of(path), "" | "." | "..") {
+        return Err(fail(op, format!("`{path}` names no file or folder")));
+    }
+    Ok(())
+}
+
+/// Sets the modification time of `path` to now, as `touch` does, making an empty file when
+/// nothing is there. A link is touched itself, never what it points to; a new file is made in
+/// a private folder beside and linked in under its name (`ln`, which fails rather than follow
+/// a link planted meanwhile). Always a change: the time moves.
+pub fn touch(session: &HostSession, path: &str) -> OpResult {
+    let op = format!("touch {path}");
+    require_name(&op, path)?;
+    if !session.is_check() {
+        let t = target_word(path);
+        let body = format!(
+            "if [ -e {t} ] || [ -L {t} ]; then exec touch -c -h -- {t}; fi; \
+             : > new && {{ ln -T -- new {t} 2>/dev/null || touch -c -h -- {t}; }}"
+        );
+        run_step(session, &op, &in_one_command(folder_of(path), &body))?;
+    }
+    Ok(session.report(&op, true))
+}
+
+/// Renames `from` to `to`, in one folder, atomically (`rename(2)`: what was at `to` is
+/// replaced, a link at either name is renamed or replaced itself, never followed). Unchanged
+/// when `from` is gone and `to` is there: the rename was done. Both gone is an error, as is a
+/// folder in the way at `to` or two different folders.
+pub fn rename(session: &HostSession, from: &str, to: &str) -> OpResult {
+    let op = format!("rename {from} -> {to}");
+    require_name(&op, from)?;
+    require_name(&op, to)?;
+    let folder = folder_of(from);
+    if folder != folder_of(to) {
+        return Err(fail(
+            &op,
+            format!("`{from}` and `{to}` are in different folders: a rename stays in one"),
+        ));
+    }
+    let (f, t) = (quote(from), quote(to));
+    let out = session.probe(&format!(
+        "if [ -e {f} ] || [ -L {f} ]; then echo from; fi; if [ -e {t} ] || [ -L {t} ]; then echo to; fi"
+    ))?;
+    let present = |what: &str| out.stdout.lines().any(|l| l == what);
+    if !present("from") {
+        if present("to") {
+            return Ok(session.report(&op, false));
+        }
+        return Err(fail(&op, format!("nothing is at {from} or {to}")));
+    }
+    if !session.is_check() {
+        let script = format!(
+            "{} && exec mv -f -T -- {} {}",
+            enter(folder, false),
+            quote(name_of(from)),
+            quote(name_of(to))
+        );
+        run_step(session, &op, &script)?;
+    }
+    Ok(session.report(&op, true))
+}
+
+/// `--exclude` words of tar for `names` (matched at any depth).
+fn tar_excludes(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| format!(" --exclude={}", quote(n)))
+        .collect()
+}
+
+/// Copies what folder `from` holds into folder `to` (made when missing), as `cp -a from/.
+/// to/` does: files, folders and links with their modes, owners and times; what `to` holds
+/// besides stays. `exclude` names files and folders left out at any depth (`.git`).
+/// Unchanged when `tar --compare` finds every one of them in `to` alike already.
+pub fn copy_tree(session: &HostSession, from: &str, to: &str, exclude: &[String]) -> OpResult {
+    let op = format!("copy_tree {from} -> {to}");
+    require_name(&op, to)?;
+    let x = tar_excludes(exclude);
+    let read = format!("( {} && exec tar{x} -cf - . )", enter(from, false));
+    let there = session.probe(&format!(
+        "[ -d {f} ] || exit 3; {read} 2>/dev/null | ( {} && exec tar -df - ) >/dev/null 2>&1",
+        enter(to, false),
+        f = quote(from),
+    ))?;
+    match there.code {
+        0 => return Ok(session.report(&op, false)),
+        3 => return Err(fail(&op, format!("{from} is not a folder"))),
+        _ => {}
+    }
+    if !session.is_check() {
+        // sh has no pipefail: the reading side's status comes back on fd 3.
+        let script = format!(
+            "weft_read=$( {{ {{ {read}; echo \"$?\" >&3; }} | ( {} && exec tar -xpf - ) >&2; }} 3>&1 ); \
+             weft_write=$?; [ \"$weft_read\" = 0 ] || {{ echo 'weft: cannot read '{f} >&2; exit 1; }}; \
+             exit \"$weft_write\"",
+            enter(to, true),
+            f = quote(from),
+        );
+        run_step(session, &op, &script)?;
+    }
+    Ok(session.report(&op, true))
+}
+
+/// The `find` words that skip `exclude` (at any depth) and select regular files.
+fn find_files(exclude: &[String]) -> String {
+    if exclude.is_empty() {
+        return "find . -type f -print0".into();
+    }
+    let names: Vec<String> = exclude
+        .iter()
+        .map(|n| format!("-name {}", quote(n)))
+        .collect();
+    format!(
+        "find . \\( {} \\) -prune -o -type f -print0",
+        names.join(" -o ")
+    )
+}
+
+/// A SHA-256 (lowercase hex) over the names and contents of the regular files under `dir`,
+/// `exclude` left out: `sha256sum` of the `sha256sum` lines of every file, by name in byte
+/// order. The same files give the same sum on every machine. `None` when `dir` is no folder.
+pub fn tree_sum(
+    session: &HostSession,
+    dir: &str,
+    exclude: &[String],
+) -> Result<Option<String>, HostError> {
+    let out = session.probe(&format!(
+        "[ -d {q} ] || exit 3; {} && {} | LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum",
+        enter(dir, false),
+        find_files(exclude),
+        q = quote(dir),
+    ))?;
+    match out.code {
+        0 => {}
+        3 => return Ok(None),
+        code => {
+            return Err(fail(
+                &format!("tree_sum {dir}"),
+                format!("cannot read {dir} (exit {code}): {}", out.stderr.trim()),
+            ))
+        }
+    }
+    let sum = out.stdout.get(..64).unwrap_or_default();
+    if sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(Some(sum.to_string()))
+    } else {
+        Err(fail(
+            &format!("tree_sum {dir}"),
+            format!("sha256sum printed no sum: {}", out.stdout.trim()),
+        ))
+    }
+}
+
+/// The paths of the regular files under `dir`, relative to it, sorted, `exclude` left out;
+/// empty when `dir` is no folder.
+pub fn files(
+    session: &HostSession,
+    dir: &str,
+    exclude: &[String],
+) -> Result<Vec<String>, HostError> {
+    let out = session.probe(&format!(
+        "[ -d {q} ] || exit 0; {} && {}",
+        enter(dir, false),
+        find_files(exclude),
+        q = quote(dir),
+    ))?;
+    if out.code != 0 {
+        return Err(fail(
+            &format!("files {dir}"),
+            format!(
+                "cannot read {dir} (exit {}): {}",
+                out.code,
+                out.stderr.trim()
+            ),
+        ));
+    }
+    let mut names: Vec<String> = out
+        .stdout
+        .split('\0')
+        .filter(|n| !n.is_empty())
+        .map(|n| n.strip_prefix("./").unwrap_or(n).to_string())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// `path` with every link resolved and no `.` or `..` (`realpath -e`); `None` when it, or a
+/// link on the way, leads nowhere.
+pub fn realpath(session: &HostSession, path: &str) -> Result<Option<String>, HostError> {
+    let out = session.probe(&format!("exec realpath -e -- {}", quote(path)))?;
+    if out.code != 0 {
+        return Ok(None);
+    }
+    let resolved = out.stdout.strip_suffix('\n').unwrap_or(&out.stdout);
+    Ok((!resolved.is_empty()).then(|| resolved.to_string()))
+}
