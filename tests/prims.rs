@@ -1,6 +1,7 @@
 //! The primitives of issue 32 on a real host over SSH (a test fleet's sshd): named locks
 //! between two weft processes, `wait_until` against a condition another process makes true,
-//! its deadline and Ctrl-C, and the facts of paths on a real file system.
+//! its deadline and Ctrl-C, and the facts of paths on a real file system; `touch`, `rename`
+//! and `copy_tree` in a folder another user owns and plants links in.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -44,6 +45,28 @@ fn t_paths(host, dir) {
     log(`missing: ${host.list(dir + "/nothing")}`);
     log(`checksum: ${host.checksum(dir + "/a.txt")}`);
     log(`verify: ${host.verify(dir + "/a.txt", host.checksum(dir + "/a.txt"))} ${host.verify(dir + "/b.txt", host.checksum(dir + "/a.txt"))}`);
+}
+
+/// Touches PATH.
+fn t_touch(host, path) {
+    host.touch(path);
+}
+
+/// Renames FROM to TO.
+fn t_rename(host, from, to) {
+    host.rename(from, to);
+}
+
+/// Copies what FROM holds into TO.
+fn t_copy(host, from, to) {
+    host.copy_tree(from, to, #{ exclude: [".git"] });
+}
+
+/// The facts of the folder DIR.
+fn t_tree(host, dir) {
+    log(`files: ${host.files(dir, #{ exclude: [".git"] })}`);
+    log(`sum: ${host.tree_sum(dir, #{ exclude: [".git"] })}`);
+    log(`realpath: ${host.realpath(dir + "/../src/./a.txt")}`);
 }
 
 /// list of a file.
@@ -207,4 +230,148 @@ fn path_facts_read_a_real_file_system() {
     test.run(&argv("t_list_file", &format!("{dir_text}/a.txt"), &conn))
         .status(1)
         .stdout_has(&format!("{dir_text}/a.txt is not a folder"));
+}
+
+/// `touch`, `rename` and `copy_tree` as root in a folder a plain user owns: every link the user
+/// planted is touched, replaced or refused, never written through, and a folder the user
+/// swapped for a link is never entered; a copy done is unchanged the second time.
+#[test]
+fn touch_rename_and_copy_tree_never_follow_what_a_user_plants() {
+    use std::os::unix::fs::MetadataExt;
+    let (_fleet, test, conn) = project();
+    let user = crate::ops::PlainUser::new("weftch", "");
+    let home = user.home();
+    let root_dir = test.path().join("root-only");
+    std::fs::create_dir(&root_dir).expect("root-only");
+    let victim = root_dir.join("victim");
+    std::fs::write(&victim, "root only\n").expect("victim");
+    let old = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    std::fs::File::options()
+        .write(true)
+        .open(&victim)
+        .and_then(|f| f.set_modified(old))
+        .expect("mtime");
+    let (v, r) = (victim.display(), root_dir.display());
+    user.sh(&format!(
+        "mkdir {home}/w && ln -s {v} {home}/w/stamp && ln -s {r}/made {home}/w/dangling && \
+         ln -s {r} {home}/w/swapped && echo mine > {home}/w/from && ln -s {v} {home}/w/to && \
+         mkdir {home}/w/out && ln -s {v} {home}/w/out/a.txt"
+    ));
+    let untouched = |what: &str| {
+        assert_eq!(
+            std::fs::read_to_string(&victim).expect("victim"),
+            "root only\n",
+            "{what}: written through a planted link"
+        );
+        let meta = std::fs::metadata(&victim).expect("victim");
+        assert_eq!(
+            (meta.uid(), meta.modified().expect("mtime")),
+            (0, old),
+            "{what}: the linked file was touched or handed over"
+        );
+        let made: Vec<_> = std::fs::read_dir(&root_dir)
+            .expect("root-only")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            made,
+            [std::ffi::OsString::from("victim")],
+            "{what}: made in root-only"
+        );
+    };
+    let w = format!("{home}/w");
+
+    // touch: a link is touched itself; a dangling one makes nothing where it points; a new
+    // file appears; a path through the user's link is refused.
+    test.run(&argv("t_touch", &format!("{w}/stamp"), &conn))
+        .status(0)
+        .stdout_has(&format!("changed: touch {w}/stamp"));
+    untouched("touch of a link");
+    test.run(&argv("t_touch", &format!("{w}/dangling"), &conn))
+        .status(0);
+    untouched("touch of a dangling link");
+    test.run(&argv("t_touch", &format!("{w}/fresh"), &conn))
+        .status(0);
+    assert!(std::fs::symlink_metadata(format!("{w}/fresh"))
+        .expect("fresh")
+        .is_file());
+    test.run(&argv("t_touch", &format!("{w}/swapped/made"), &conn))
+        .status(1);
+    untouched("touch through a swapped folder");
+
+    // rename: the planted link at `to` is replaced, not followed; done is done.
+    let mut args = argv("t_rename", &w, &conn);
+    let (from, to) = (format!("{w}/from"), format!("{w}/to"));
+    args.splice(2..3, [from.as_str(), to.as_str()]);
+    test.run(&args)
+        .status(0)
+        .stdout_has(&format!("changed: rename {from} -> {to}"));
+    untouched("rename over a link");
+    assert_eq!(std::fs::read_to_string(&to).expect("to"), "mine\n");
+    assert!(std::fs::symlink_metadata(&to).expect("to").is_file());
+    test.run(&args)
+        .status(0)
+        .stdout_has("0 changed, 1 unchanged");
+    let (a, b) = (format!("{w}/swapped/victim"), format!("{w}/swapped/moved"));
+    args.splice(2..4, [a.as_str(), b.as_str()]);
+    test.run(&args).status(1);
+    untouched("rename through a swapped folder");
+
+    // copy_tree: the link planted in the target is replaced by the file; `.git` stays out;
+    // the second copy finds it alike; a target through the user's link is refused.
+    let src = test.path().join("src");
+    std::fs::create_dir_all(src.join(".git")).expect("src");
+    std::fs::create_dir_all(src.join("css")).expect("css");
+    std::fs::write(src.join("a.txt"), "alpha\n").expect("a");
+    std::fs::write(src.join("css/site.css"), "body {}\n").expect("css");
+    std::fs::write(src.join(".git/HEAD"), "ref\n").expect("git");
+    let s = src.display().to_string();
+    let out = format!("{w}/out");
+    let mut args = argv("t_copy", &s, &conn);
+    args.insert(3, out.as_str());
+    test.run(&args)
+        .status(0)
+        .stdout_has(&format!("changed: copy_tree {s} -> {out}"));
+    untouched("copy over a link");
+    assert_eq!(
+        std::fs::read_to_string(format!("{out}/a.txt")).expect("a"),
+        "alpha\n"
+    );
+    assert!(std::fs::symlink_metadata(format!("{out}/a.txt"))
+        .expect("a")
+        .is_file());
+    assert_eq!(
+        std::fs::read_to_string(format!("{out}/css/site.css")).expect("css"),
+        "body {}\n"
+    );
+    assert!(!std::path::Path::new(&format!("{out}/.git")).exists());
+    test.run(&args)
+        .status(0)
+        .stdout_has("0 changed, 1 unchanged");
+    let into = format!("{w}/swapped/copy");
+    args[3] = into.as_str();
+    test.run(&args).status(1);
+    untouched("copy through a swapped folder");
+
+    // The facts of the copy and its source: the same files, the same sum.
+    let sum_of = |stdout: &str| {
+        let line = stdout
+            .lines()
+            .find(|l| l.contains("sum: "))
+            .unwrap_or_default();
+        line.rsplit(' ').next().unwrap_or_default().to_string()
+    };
+    let copy = test.run(&argv("t_tree", &out, &conn));
+    copy.status(0)
+        .stdout_has("files: [\"a.txt\", \"css/site.css\"]")
+        .stdout_has("realpath: \n");
+    let source = test.run(&argv("t_tree", &s, &conn));
+    source
+        .status(0)
+        .stdout_has("files: [\"a.txt\", \"css/site.css\"]")
+        .stdout_has(&format!("realpath: {s}/a.txt"));
+    let sum = sum_of(&copy.stdout);
+    assert_eq!(sum.len(), 64, "{}", copy.stdout);
+    assert_eq!(sum, sum_of(&source.stdout));
 }

@@ -7,8 +7,10 @@ mod files;
 mod locks;
 mod packages;
 mod paths;
+mod probes;
 mod services;
 mod system;
+mod trees;
 mod waits;
 
 use crate::exec::test_host::TestHost;

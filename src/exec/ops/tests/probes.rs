@@ -1,0 +1,92 @@
+//! `http` and `git_revision`: what the host prints in, what scripts get out; both read under
+//! `--check` too.
+
+use std::time::Duration;
+
+use crate::exec::ops::probes::{self, HttpSpec, Revision};
+use crate::exec::test_host::TestHost;
+use crate::transport::fake::FakeTransport;
+
+#[test]
+fn http_table() {
+    // (name, curl's exit code, printed, expected)
+    let cases: [(&str, i32, &str, Result<i64, &str>); 5] = [
+        ("an answer", 0, "200", Ok(200)),
+        ("an error status is a status", 0, "503", Ok(503)),
+        ("nothing listens", 7, "000", Ok(0)),
+        ("the time is up", 28, "", Ok(0)),
+        ("no curl", 127, "", Err("curl is not installed")),
+    ];
+    for (name, code, printed, expected) in cases {
+        let host = TestHost::check(FakeTransport::new().on("curl", code, printed));
+        let got = probes::http(&host.session, "http://127.0.0.1/", &HttpSpec::default());
+        match (got, expected) {
+            (Ok(got), Ok(want)) => assert_eq!(got, want, "{name}"),
+            (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{name}: {e}"),
+            (got, want) => panic!("{name}: got {got:?}, wanted {want:?}"),
+        }
+        assert_eq!(
+            host.commands(),
+            ["curl -sS -o /dev/null -w '%{http_code}' --proto =http,https --max-time 10.0 --url http://127.0.0.1/"],
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn http_head_with_headers_quotes_every_word() {
+    let mut spec = HttpSpec {
+        timeout: Duration::from_millis(2500),
+        method: "HEAD".into(),
+        ..HttpSpec::default()
+    };
+    spec.headers
+        .insert("Accept".into(), "application/json; q=1".into());
+    assert_eq!(
+        probes::http_command("http://r:5000/v2/a b/manifests/1", &spec),
+        "curl -sS -o /dev/null -w '%{http_code}' --proto =http,https --max-time 2.5 -I \
+         -H 'Accept: application/json; q=1' --url 'http://r:5000/v2/a b/manifests/1'"
+    );
+    spec.method = "DELETE".into();
+    assert!(probes::http_command("http://x/", &spec).contains(" -X DELETE "));
+    assert!(probes::check_method("GET; rm").is_err());
+}
+
+#[test]
+fn git_revision_table() {
+    const COMMIT: &str = "4f2a9c1d0e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49";
+    let clean = format!("{COMMIT}\n");
+    let dirty = format!("{COMMIT}\ndirty\n");
+    // (name, exit code, printed, expected)
+    let cases: [(&str, i32, &str, Result<Option<bool>, &str>); 4] = [
+        ("clean", 0, &clean, Ok(Some(false))),
+        ("changed files", 0, &dirty, Ok(Some(true))),
+        ("no checkout", 3, "", Ok(None)),
+        ("git status fails", 4, "", Err("git status failed")),
+    ];
+    for (name, code, printed, expected) in cases {
+        let host = TestHost::check(FakeTransport::new().on("git rev-parse", code, printed));
+        let got = probes::git_revision(&host.session, "/srv/my app");
+        match (got, expected) {
+            (Ok(got), Ok(want)) => assert_eq!(
+                got,
+                want.map(|dirty| Revision {
+                    commit: COMMIT.into(),
+                    dirty
+                }),
+                "{name}"
+            ),
+            (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{name}: {e}"),
+            (got, want) => panic!("{name}: got {got:?}, wanted {want:?}"),
+        }
+        let commands = host.commands();
+        assert!(
+            commands[0].starts_with("cd -- '/srv/my app' 2>/dev/null && "),
+            "{commands:?}"
+        );
+        assert!(
+            commands[0].contains("git status --porcelain -- ."),
+            "{commands:?}"
+        );
+    }
+}

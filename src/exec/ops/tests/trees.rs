@@ -1,0 +1,242 @@
+//! `touch`, `rename`, `copy_tree` and the facts of folders (`tree_sum`, `files`, `realpath`):
+//! the host's answers in, the commands and what is reported out, with `--check`.
+
+use super::{changed, refused, unchanged};
+use crate::exec::ops::trees;
+use crate::exec::test_host::{assert_ran_in, Flags, TestHost};
+use crate::transport::fake::FakeTransport;
+
+fn host(fake: FakeTransport, check: bool) -> TestHost {
+    TestHost::with(
+        fake,
+        Flags {
+            check,
+            ..Flags::default()
+        },
+    )
+}
+
+#[test]
+fn touch_table() {
+    // (name, --check, expected command parts)
+    let cases: [(&str, bool, &[&str]); 2] = [
+        (
+            "touched inside a private folder beside, never through a link",
+            false,
+            &["weft_enter /srv/app/builds && weft_parent=$(stat -c %d:%i .)"],
+        ),
+        ("under --check nothing runs", true, &[]),
+    ];
+    for (name, check, expected) in cases {
+        let h = host(FakeTransport::new(), check);
+        let result = trees::touch(&h.session, "/srv/app/builds/v2");
+        assert_ran_in(name, &h, expected);
+        changed(&h, result, "touch /srv/app/builds/v2");
+        if !check {
+            let command = &h.commands()[0];
+            assert!(
+                command.contains("touch -c -h -- ../v2") && command.contains("ln -T -- new ../v2"),
+                "{name}: {command}"
+            );
+        }
+    }
+}
+
+#[test]
+fn touch_refuses_a_path_that_names_no_file() {
+    let h = host(FakeTransport::new(), false);
+    let result = trees::touch(&h.session, "/srv/..");
+    refused(&h, result, "names no file or folder");
+    assert!(h.commands().is_empty());
+}
+
+const RENAME_PROBE: &str =
+    "if [ -e /srv/b/.v2.part ] || [ -L /srv/b/.v2.part ]; then echo from; fi";
+
+#[test]
+fn rename_table() {
+    // (name, what the probe sees, --check, expected command parts, changed)
+    let cases: [(&str, &str, bool, &[&str], Option<bool>); 5] = [
+        (
+            "from there: renamed by name inside its folder",
+            "from\nto\n",
+            false,
+            &[
+                RENAME_PROBE,
+                "weft_enter /srv/b && exec mv -f -T -- .v2.part v2",
+            ],
+            Some(true),
+        ),
+        (
+            "from there, under --check",
+            "from\n",
+            true,
+            &[RENAME_PROBE],
+            Some(true),
+        ),
+        (
+            "done already: from gone, to there",
+            "to\n",
+            false,
+            &[RENAME_PROBE],
+            Some(false),
+        ),
+        ("neither there", "", false, &[RENAME_PROBE], None),
+        (
+            "neither there, under --check",
+            "",
+            true,
+            &[RENAME_PROBE],
+            None,
+        ),
+    ];
+    for (name, seen, check, expected, change) in cases {
+        let h = host(FakeTransport::new().on(RENAME_PROBE, 0, seen), check);
+        let result = trees::rename(&h.session, "/srv/b/.v2.part", "/srv/b/v2");
+        assert_ran_in(name, &h, expected);
+        let step = "rename /srv/b/.v2.part -> /srv/b/v2";
+        match change {
+            Some(true) => changed(&h, result, step),
+            Some(false) => unchanged(&h, result, step),
+            None => refused(&h, result, "nothing is at /srv/b/.v2.part or /srv/b/v2"),
+        }
+    }
+}
+
+#[test]
+fn rename_stays_in_one_folder() {
+    let h = host(FakeTransport::new(), false);
+    let result = trees::rename(&h.session, "/tmp/x", "/etc/x");
+    refused(&h, result, "in different folders");
+    assert!(h.commands().is_empty(), "{:?}", h.commands());
+}
+
+/// The compare probe of `copy_tree`: `tar --compare` in the target.
+const COMPARE: &str = "exec tar -df -";
+
+#[test]
+fn copy_tree_table() {
+    // (name, the compare's exit code, --check, expected command parts, changed)
+    let cases: [(&str, i32, bool, &[&str], Option<bool>); 5] = [
+        ("alike already", 0, false, &[COMPARE], Some(false)),
+        (
+            "differs: copied from inside one folder into the other",
+            1,
+            false,
+            &[COMPARE, "exec tar --exclude=.git -cf - ."],
+            Some(true),
+        ),
+        ("differs, under --check", 1, true, &[COMPARE], Some(true)),
+        (
+            "the target is missing, under --check",
+            2,
+            true,
+            &[COMPARE],
+            Some(true),
+        ),
+        ("the source is no folder", 3, false, &[COMPARE], None),
+    ];
+    for (name, code, check, expected, change) in cases {
+        let h = host(FakeTransport::new().on(COMPARE, code, ""), check);
+        let exclude = [".git".to_string()];
+        let result = trees::copy_tree(&h.session, "/srv/repo", "/srv/stage/src", &exclude);
+        assert_ran_in(name, &h, expected);
+        let step = "copy_tree /srv/repo -> /srv/stage/src";
+        match change {
+            Some(true) => changed(&h, result, step),
+            Some(false) => unchanged(&h, result, step),
+            None => refused(&h, result, "/srv/repo is not a folder"),
+        }
+        if change == Some(true) && !check {
+            let copy = &h.commands()[1];
+            // Read from `from` entered name by name; written into `to`, made when missing.
+            assert!(copy.contains("weft_enter /srv/repo &&"), "{copy}");
+            assert!(
+                copy.contains("weft_enter /srv/stage/src make && exec tar -xpf -"),
+                "{copy}"
+            );
+        }
+    }
+}
+
+#[test]
+fn copy_tree_fails_when_the_copy_fails() {
+    let fake = FakeTransport::new()
+        .on(COMPARE, 1, "")
+        .on("tar -xpf", 1, "");
+    let h = host(fake, false);
+    let result = trees::copy_tree(&h.session, "/srv/repo", "/srv/copy", &[]);
+    assert!(
+        result.is_err(),
+        "a failed copy must fail the operation: {result:?}"
+    );
+    assert!(h.changes().is_empty());
+}
+
+const SUM: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+#[test]
+fn tree_sum_table() {
+    // (name, exit code, printed, expected)
+    let printed = format!("{SUM}  -\n");
+    let cases: [(&str, i32, &str, Result<Option<&str>, &str>); 4] = [
+        ("a folder", 0, &printed, Ok(Some(SUM))),
+        ("no folder", 3, "", Ok(None)),
+        ("unreadable", 1, "", Err("cannot read /srv/src")),
+        (
+            "no sum printed",
+            0,
+            "oops\n",
+            Err("sha256sum printed no sum"),
+        ),
+    ];
+    for (name, code, out, expected) in cases {
+        // Read under --check too.
+        let h = host(FakeTransport::new().on("sha256sum", code, out), true);
+        let result = trees::tree_sum(&h.session, "/srv/src", &[".git".into(), ".weft".into()]);
+        match (result, expected) {
+            (Ok(got), Ok(want)) => assert_eq!(got.as_deref(), want, "{name}"),
+            (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{name}: {e}"),
+            (got, want) => panic!("{name}: got {got:?}, wanted {want:?}"),
+        }
+        let command = &h.commands()[0];
+        assert!(
+            command.contains("find . \\( -name .git -o -name .weft \\) -prune -o -type f -print0 | LC_ALL=C sort -z"),
+            "{name}: {command}"
+        );
+    }
+}
+
+#[test]
+fn files_are_relative_and_sorted_and_none_without_a_folder() {
+    let h = host(
+        FakeTransport::new().on("find . -type f -print0", 0, "./b/x\0./a\0./c d\0"),
+        true,
+    );
+    let names = trees::files(&h.session, "/srv/files/site", &[]).expect("files");
+    assert_eq!(names, ["a", "b/x", "c d"]);
+    assert_eq!(h.commands().len(), 1);
+
+    let h = host(FakeTransport::new(), true);
+    assert!(trees::files(&h.session, "/nowhere", &[])
+        .expect("files")
+        .is_empty());
+}
+
+#[test]
+fn realpath_table() {
+    let cases = [
+        (
+            0,
+            "/srv/app/builds/v2/venv\n",
+            Some("/srv/app/builds/v2/venv"),
+        ),
+        (1, "", None),
+    ];
+    for (code, printed, expected) in cases {
+        let h = host(FakeTransport::new().on("realpath", code, printed), true);
+        let got = trees::realpath(&h.session, "/srv/app/current/venv").expect("realpath");
+        assert_eq!(got.as_deref(), expected);
+        assert_eq!(h.commands(), ["exec realpath -e -- /srv/app/current/venv"]);
+    }
+}
