@@ -513,3 +513,106 @@ fn a_lazy_key_to_revoke_is_removed() {
         Some("ssh-ed25519 AAAA alice@laptop\n")
     );
 }
+
+const CHORES: &str = r#"
+/// Marks, moves and probes as the stdlib does.
+fn web_chores(host) {
+    host.touch("/srv/app/builds/v2");
+    host.rename("/srv/app/builds/.v3.part", "/srv/app/builds/v3");
+    host.copy_tree("/srv/repo", "/srv/stage/src", #{ exclude: [".git"] });
+    log(`status: ${host.http("http://127.0.0.1:8000/health", #{ timeout: 2 })}`);
+    let rev = host.git_revision("/srv/repo");
+    log(`rev: ${rev.short} ${rev.dirty}`);
+    log(`count: ${host.files("/srv/files").len()}`);
+}
+
+/// A mistake in the options of a chore.
+fn web_oops(host, which) {
+    switch which {
+        "http" => host.http("http://x/", #{ timout: 5 }),
+        "method" => host.http("http://x/", #{ method: "GET /; rm" }),
+        "header" => host.http("http://x/", #{ headers: #{ "X-A": "1\r\nX-B: 2" } }),
+        "exclude" => host.copy_tree("/a", "/b", #{ exclude: ["x/.git"] }),
+        "tree" => host.tree_sum("/a", #{ exclude: "x" }),
+    }
+}
+"#;
+
+/// A host with a build to rename, a copy to make, a site that answers and a git checkout.
+fn chores_host() -> FakeTransport {
+    FakeTransport::new()
+        .on("then echo from; fi", 0, "from\n")
+        .on("exec tar -df -", 1, "")
+        .on("curl", 0, "204")
+        .on(
+            "git rev-parse",
+            0,
+            "4f2a9c1d0e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49\ndirty\n",
+        )
+        .on("find . -type f -print0", 0, "./a\0./b/c\0")
+}
+
+#[test]
+fn chores_from_a_goal_act_and_report_and_read_under_check_only() {
+    let host = Arc::new(chores_host());
+    let ran = run(CHORES, "web_chores", &[], &host, false);
+    assert_eq!(ran.outcome.status, Status::Changed, "{:?}", ran.outcome);
+    assert_eq!(
+        ran.events("change", "step"),
+        [
+            "touch /srv/app/builds/v2",
+            "rename /srv/app/builds/.v3.part -> /srv/app/builds/v3",
+            "copy_tree /srv/repo -> /srv/stage/src",
+        ]
+    );
+    let logs = ran.events("log", "message");
+    for line in ["status: 204", "rev: 4f2a9c1d true", "count: 2"] {
+        assert!(logs.iter().any(|l| l == line), "`{line}` not in {logs:#?}");
+    }
+    let commands = host.commands();
+    assert!(commands
+        .iter()
+        .any(|c| c.contains("mv -f -T -- .v3.part v3")));
+    assert!(commands.iter().any(|c| c.contains("--max-time 2.0")));
+
+    // Under --check: the same report, the facts read, nothing touched, moved or copied.
+    let host = Arc::new(chores_host());
+    let ran = run(CHORES, "web_chores", &[], &host, true);
+    assert_eq!(ran.outcome.status, Status::Changed, "{:?}", ran.outcome);
+    assert_eq!(ran.events("change", "step").len(), 3);
+    let commands = host.commands();
+    assert!(
+        commands
+            .iter()
+            .all(|c| !c.contains("touch -c") && !c.contains("mv -f -T") && !c.contains("tar -xpf")),
+        "{commands:#?}"
+    );
+    assert!(commands.iter().any(|c| c.starts_with("curl ")));
+}
+
+#[test]
+fn chore_options_are_read_strictly_before_anything_reaches_the_host() {
+    let cases = [
+        (
+            "http",
+            "unknown option `timout`; options are `timeout`, `method`, `headers`",
+        ),
+        ("method", "is not an HTTP method"),
+        ("header", "is not a header name with a one-line value"),
+        ("exclude", "exclude: `x/.git` is not a file name"),
+        ("tree", "option `exclude` must be an array"),
+    ];
+    for (which, message) in cases {
+        let host = Arc::new(FakeTransport::new());
+        run(CHORES, "web_oops", &[which], &host, false).failed_with(message);
+        assert!(host.commands().is_empty(), "{which}: {:?}", host.commands());
+    }
+}
+
+#[test]
+fn utc_stamp_is_the_controllers_clock_in_utc() {
+    use super::chores::stamp_of;
+    assert_eq!(stamp_of(0), "19700101000000");
+    assert_eq!(stamp_of(1_000_000_000), "20010909014640");
+    assert_eq!(stamp_of(951_782_400 + 86_399), "20000229235959");
+}

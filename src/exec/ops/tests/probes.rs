@@ -10,7 +10,7 @@ use crate::transport::fake::FakeTransport;
 #[test]
 fn http_table() {
     // (name, curl's exit code, printed, expected)
-    let cases: [(&str, i32, &str, Result<i64, &str>); 5] = [
+    let cases: [(&str, i32, &str, Expected<i64>); 5] = [
         ("an answer", 0, "200", Ok(200)),
         ("an error status is a status", 0, "503", Ok(503)),
         ("nothing listens", 7, "000", Ok(0)),
@@ -52,13 +52,16 @@ fn http_head_with_headers_quotes_every_word() {
     assert!(probes::check_method("GET; rm").is_err());
 }
 
+/// What a fact is expected to give: a value, or an error holding the text.
+type Expected<T> = Result<T, &'static str>;
+
 #[test]
 fn git_revision_table() {
     const COMMIT: &str = "4f2a9c1d0e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49";
     let clean = format!("{COMMIT}\n");
     let dirty = format!("{COMMIT}\ndirty\n");
     // (name, exit code, printed, expected)
-    let cases: [(&str, i32, &str, Result<Option<bool>, &str>); 4] = [
+    let cases: [(&str, i32, &str, Expected<Option<bool>>); 4] = [
         ("clean", 0, &clean, Ok(Some(false))),
         ("changed files", 0, &dirty, Ok(Some(true))),
         ("no checkout", 3, "", Ok(None)),

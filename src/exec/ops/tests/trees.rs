@@ -6,6 +6,13 @@ use crate::exec::ops::trees;
 use crate::exec::test_host::{assert_ran_in, Flags, TestHost};
 use crate::transport::fake::FakeTransport;
 
+/// A case of an operation: its name, what the host answers, `--check`, the parts of the
+/// commands expected, and `Some(changed)` or `None` for a refusal.
+type OpCase<A> = (&'static str, A, bool, &'static [&'static str], Option<bool>);
+
+/// What a fact is expected to give: a value, or an error holding the text.
+type Expected<T> = Result<T, &'static str>;
+
 fn host(fake: FakeTransport, check: bool) -> TestHost {
     TestHost::with(
         fake,
@@ -56,7 +63,7 @@ const RENAME_PROBE: &str =
 #[test]
 fn rename_table() {
     // (name, what the probe sees, --check, expected command parts, changed)
-    let cases: [(&str, &str, bool, &[&str], Option<bool>); 5] = [
+    let cases: [OpCase<&str>; 5] = [
         (
             "from there: renamed by name inside its folder",
             "from\nto\n",
@@ -117,7 +124,7 @@ const COMPARE: &str = "exec tar -df -";
 #[test]
 fn copy_tree_table() {
     // (name, the compare's exit code, --check, expected command parts, changed)
-    let cases: [(&str, i32, bool, &[&str], Option<bool>); 5] = [
+    let cases: [OpCase<i32>; 5] = [
         ("alike already", 0, false, &[COMPARE], Some(false)),
         (
             "differs: copied from inside one folder into the other",
@@ -179,7 +186,7 @@ const SUM: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abc
 fn tree_sum_table() {
     // (name, exit code, printed, expected)
     let printed = format!("{SUM}  -\n");
-    let cases: [(&str, i32, &str, Result<Option<&str>, &str>); 4] = [
+    let cases: [(&str, i32, &str, Expected<Option<&str>>); 4] = [
         ("a folder", 0, &printed, Ok(Some(SUM))),
         ("no folder", 3, "", Ok(None)),
         ("unreadable", 1, "", Err("cannot read /srv/src")),
