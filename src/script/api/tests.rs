@@ -521,6 +521,9 @@ fn web_chores(host) {
     host.rename("/srv/app/builds/.v3.part", "/srv/app/builds/v3");
     host.copy_tree("/srv/repo", "/srv/stage/src", #{ exclude: [".git"] });
     log(`status: ${host.http("http://127.0.0.1:8000/health", #{ timeout: 2 })}`);
+    // A check that calls the host it waits on, through a copy.
+    let h = host;
+    host.wait_until(|| h.http("http://127.0.0.1:8000/health") == 204, #{ timeout: 5, interval: 0.01 });
     let rev = host.git_revision("/srv/repo");
     log(`rev: ${rev.short} ${rev.dirty}`);
     log(`count: ${host.files("/srv/files").len()}`);
@@ -574,6 +577,7 @@ fn chores_from_a_goal_act_and_report_and_read_under_check_only() {
         .iter()
         .any(|c| c.contains("mv -f -T -- .v3.part v3")));
     assert!(commands.iter().any(|c| c.contains("--max-time 2.0")));
+    assert_eq!(commands.iter().filter(|c| c.starts_with("curl ")).count(), 2);
 
     // Under --check: the same report, the facts read, nothing touched, moved or copied.
     let host = Arc::new(chores_host());

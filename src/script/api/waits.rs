@@ -206,7 +206,9 @@ pub mod waits_api {
     ///
     /// ```rhai
     /// host.wait_until(["pg_isready", "-q"], #{ timeout: 30, interval: 0.5 });
-    /// host.wait_until(|| host.service_running("nginx"), #{ timeout: 10 });
+    /// // A function that calls the host calls a copy of it: the one waiting is busy.
+    /// let h = host;
+    /// host.wait_until(|| h.service_running("nginx"), #{ timeout: 10 });
     /// ```
     #[rhai_fn(name = "wait_until", return_raw)]
     pub fn wait_until(
