@@ -577,7 +577,10 @@ fn chores_from_a_goal_act_and_report_and_read_under_check_only() {
         .iter()
         .any(|c| c.contains("mv -f -T -- .v3.part v3")));
     assert!(commands.iter().any(|c| c.contains("--max-time 2.0")));
-    assert_eq!(commands.iter().filter(|c| c.starts_with("curl ")).count(), 2);
+    assert_eq!(
+        commands.iter().filter(|c| c.starts_with("curl ")).count(),
+        2
+    );
 
     // Under --check: the same report, the facts read, nothing touched, moved or copied.
     let host = Arc::new(chores_host());
