@@ -49,6 +49,25 @@ for m in json.load(sys.stdin):
 '
 }
 
+# Configures the machine (scripts/openstack/bootstrap.sh, which picks up where a failed run
+# stopped). A host busy with a whole test suite can make one of OpenStack's services miss a
+# deadline; one more attempt then succeeds, and a second failure prints both attempts' ends.
+provision() {
+    for attempt in 1 2; do
+        if run_weft run openstack_provision -e test -q >"$state/provision-$attempt.log" 2>&1; then
+            [ "$attempt" = 1 ] || echo "openstack: the first configuration failed, the second worked; first attempt's end:" >&2
+            [ "$attempt" = 1 ] || tail -n 20 "$state/provision-1.log" | grep -v '^ *$' >&2
+            return 0
+        fi
+    done
+    for attempt in 1 2; do
+        echo "openstack: configuration attempt $attempt failed; its end ($state/provision-$attempt.log):" >&2
+        grep -v 'monkey patching\|^openstack-0 |   \|Traceback\|Exception ignored\|AttributeError' \
+            "$state/provision-$attempt.log" | tail -n 25 >&2
+    done
+    return 1
+}
+
 up() {
     mkdir -p "$state"
     # One `up` at a time per host (every checkout shares the machine): parallel test runs
@@ -57,13 +76,11 @@ up() {
     flock 9
     started=$(date +%s)
     case "$(machine_state)" in
-    running) run_weft run openstack_provision -e test -q ;;
-    "") run_weft cloud create openstack -e test ;;
-    *)
-        run_weft cloud start openstack-0 -e test
-        run_weft run openstack_provision -e test -q
-        ;;
+    running) ;;
+    "") run_weft cloud create openstack -e test --no-provision ;;
+    *) run_weft cloud start openstack-0 -e test ;;
     esac
+    provision
     echo "openstack: up in $(($(date +%s) - started))s; clouds.yaml: $state/clouds.yaml, openrc: $state/openrc" >&2
 }
 

@@ -24,13 +24,21 @@ fn try_openstack_sh(args: &[&str]) -> Result<String, String> {
         .output()
         .map_err(|e| e.to_string())?;
     if !out.status.success() {
+        // The ends only: CI shows the last lines of a failing run, and a whole configuration's
+        // output would push the reason out of them.
         return Err(format!(
-            "scripts/openstack.sh {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            "scripts/openstack.sh {args:?} failed:\n{}\n{}\n(scripts/test.sh's first `up` logs to $TMPDIR/weft-openstack-up.log)",
+            last_lines(&String::from_utf8_lossy(&out.stdout), 15),
+            last_lines(&String::from_utf8_lossy(&out.stderr), 60)
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The last `n` lines of `text`.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// `scripts/openstack.sh ARGS`: its stdout; panics on failure.
@@ -180,6 +188,14 @@ impl Drop for Standins {
     }
 }
 
+/// The prefix of the OpenStack names weft gives env `env` of namespace `ns` (its key pairs').
+fn scope_tag(ns: &str, env: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{ns}\n{env}").as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("weft-{hex}")
+}
+
 /// The names of a `-f json` listing.
 fn names(listing: &serde_json::Value) -> BTreeSet<String> {
     listing
@@ -245,7 +261,17 @@ fn openstack_machines_against_a_real_openstack() {
     );
     std::fs::create_dir_all(test.home().join(".ssh")).expect("ssh dir");
     std::fs::copy(fleet.key(), test.home().join(".ssh/id_ed25519")).expect("key");
-    let keypairs_before = names(&cli_json(&["keypair", "list"]));
+    // The OpenStack is shared by every test run on this host: this run looks at its own
+    // key pairs (named for its envs) and its own image only.
+    let envs_key_pairs = |names: &BTreeSet<String>| -> BTreeSet<String> {
+        let tags = [scope_tag(&ns, "a"), scope_tag(&ns, "b")];
+        names
+            .iter()
+            .filter(|n| tags.iter().any(|t| *n == t || n.starts_with(&format!("{t}-"))))
+            .cloned()
+            .collect()
+    };
+    let golden = format!("golden-{}", ns.trim_matches('/'));
     let standins = Standins::start(&fleet, &[0, 1]);
 
     // Bad input is refused before anything is made.
@@ -284,6 +310,8 @@ fn openstack_machines_against_a_real_openstack() {
     let known = std::fs::read_to_string(test.home().join(".local/share/weft/known_hosts"))
         .expect("weft's known_hosts");
     assert!(known.contains(&format!("weft:{id_a}")), "{known}");
+    let made = envs_key_pairs(&names(&cli_json(&["keypair", "list"])));
+    assert!(!made.is_empty(), "env a's key pair is missing");
     // Nova holds the server with a port that has an address, and the env's security group
     // opens SSH to the configured CIDR only.
     let ports = cli_json(&["port", "list", "--server", &id_a]);
@@ -371,7 +399,7 @@ fn openstack_machines_against_a_real_openstack() {
     assert_eq!(machines(&test, "b")[0]["state"], "running");
 
     // An image of the machine, then a new machine from it after the old one is gone.
-    let image = test.run(&["cloud", "image", "web", "-o", "0", "-e", "a", "golden-a"]);
+    let image = test.run(&["cloud", "image", "web", "-o", "0", "-e", "a", &golden]);
     image.status(0);
     let image_id = image
         .stdout
@@ -391,7 +419,7 @@ fn openstack_machines_against_a_real_openstack() {
         "recreate",
         "web",
         "--image",
-        "golden-a",
+        &golden,
         "-e",
         "a",
         "--no-provision",
@@ -436,7 +464,7 @@ fn openstack_machines_against_a_real_openstack() {
         "{groups}"
     );
     let images = cli_json(&["image", "list"]).to_string();
-    assert!(!images.contains("golden-a"), "{images}");
+    assert!(!images.contains(&golden), "{images}");
 
     test.run(&["cloud", "terminate", "web-0", "-e", "b", "--yes"])
         .status(0);
@@ -445,8 +473,8 @@ fn openstack_machines_against_a_real_openstack() {
         .stdout_has(&format!("virtual IP {address}"));
     let ports = cli_json(&["port", "list"]).to_string();
     assert!(!ports.contains(&format!("\"{address}\"")), "{ports}");
-    let keypairs_after = names(&cli_json(&["keypair", "list"]));
-    assert_eq!(keypairs_after, keypairs_before);
+    let left = envs_key_pairs(&names(&cli_json(&["keypair", "list"])));
+    assert!(left.is_empty(), "{left:?}");
     drop(standins);
     // Terminated machines leave no host key behind.
     let known = std::fs::read_to_string(test.home().join(".local/share/weft/known_hosts"))
