@@ -275,6 +275,9 @@ pub struct EnvSection {
     /// The network (name or id) the env's servers attach to (openstack); else the project's
     /// only network.
     pub network: Option<String>,
+    /// The external network (name or id) whose floating IP each of the env's servers gets
+    /// (openstack): weft reaches them at it, and releases it with the server; none when unset.
+    pub floating_network: Option<String>,
     /// The AWS profile (`~/.aws/config`) whose credentials and region the env uses (ec2).
     pub profile: Option<String>,
     /// Who may reach the env's machines over SSH (ec2 and openstack security group), e.g.
