@@ -529,6 +529,17 @@ impl ProjectConfig {
                     ));
                 }
             }
+            // Only Neutron has floating IPs: elsewhere the setting would silently do nothing.
+            if let (Some(network), false) = (
+                &env_ref.floating_network,
+                env_ref.provider == Some(ProviderKind::Openstack),
+            ) {
+                return Err(self.invalid(
+                    self.narrow_quoted(self.section_span(&format!("env.{env_name}")), network),
+                    format!("`floating_network` needs `provider = \"openstack\"` in env `{env_name}`"),
+                    Some("floating IPs are OpenStack's: remove `floating_network` here".into()),
+                ));
+            }
             if env_ref.connector == Some(ConnectorKind::Local) && env_ref.hosts.len() > 1 {
                 return Err(self.invalid(
                     self.section_span(&format!("env.{env_name}")),
@@ -971,6 +982,18 @@ mod tests {
 
     fn parse(text: &str) -> Result<ProjectConfig, ConfigError> {
         ProjectConfig::parse("weft.toml".into(), text.to_string())
+    }
+
+    #[test]
+    fn a_floating_network_outside_openstack_is_refused_where_it_is_written() {
+        let text = "[project]\nname = \"p\"\n[env.dev]\nprovider = \"local\"\n\
+                    floating_network = \"public\"\n";
+        let Err(ConfigError::Invalid { message, span, .. }) = parse(text) else {
+            panic!("not refused");
+        };
+        assert!(message.contains("provider = \"openstack\""), "{message}");
+        assert_eq!(&text[span.offset()..span.offset() + span.len()], "\"public\"");
+        assert!(parse(&text.replace("\"local\"", "\"openstack\"")).is_ok());
     }
 
     #[test]
