@@ -180,6 +180,24 @@ impl Drop for Standins {
     }
 }
 
+/// The name weft gives env `env` of namespace `ns`'s key pairs and security group (and the
+/// prefix of the keys `register-key` imports for it): `weft-` and a digest of both.
+fn scope_tag(ns: &str, env: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{ns}\n{env}").as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("weft-{hex}")
+}
+
+/// The project's key pairs of env `env` of namespace `ns` (other test runs share the cloud).
+fn keypairs_of(ns: &str, env: &str) -> BTreeSet<String> {
+    let tag = scope_tag(ns, env);
+    names(&cli_json(&["keypair", "list"]))
+        .into_iter()
+        .filter(|k| *k == tag || k.starts_with(&format!("{tag}-")))
+        .collect()
+}
+
 /// The names of a `-f json` listing.
 fn names(listing: &serde_json::Value) -> BTreeSet<String> {
     listing
@@ -245,7 +263,6 @@ fn openstack_machines_against_a_real_openstack() {
     );
     std::fs::create_dir_all(test.home().join(".ssh")).expect("ssh dir");
     std::fs::copy(fleet.key(), test.home().join(".ssh/id_ed25519")).expect("key");
-    let keypairs_before = names(&cli_json(&["keypair", "list"]));
     let standins = Standins::start(&fleet, &[0, 1]);
 
     // Bad input is refused before anything is made.
@@ -445,8 +462,7 @@ fn openstack_machines_against_a_real_openstack() {
         .stdout_has(&format!("virtual IP {address}"));
     let ports = cli_json(&["port", "list"]).to_string();
     assert!(!ports.contains(&format!("\"{address}\"")), "{ports}");
-    let keypairs_after = names(&cli_json(&["keypair", "list"]));
-    assert_eq!(keypairs_after, keypairs_before);
+    assert!(keypairs_of(&ns, "a").is_empty() && keypairs_of(&ns, "b").is_empty());
     drop(standins);
     // Terminated machines leave no host key behind.
     let known = std::fs::read_to_string(test.home().join(".local/share/weft/known_hosts"))
@@ -512,7 +528,6 @@ fn openstack_floating_ips_keys_and_checks_against_a_real_openstack() {
     );
     std::fs::create_dir_all(test.home().join(".ssh")).expect("ssh dir");
     std::fs::copy(fleet.key(), test.home().join(".ssh/id_ed25519")).expect("key");
-    let keypairs_before = names(&cli_json(&["keypair", "list"]));
 
     // A floating network that is not an external one is refused before anything is made.
     test.run(&["cloud", "create", "web", "-e", "bad", "--no-provision"])
@@ -550,16 +565,8 @@ fn openstack_floating_ips_keys_and_checks_against_a_real_openstack() {
     test.run(&["cloud", "register-key", &bob, "-e", "f"])
         .status(0)
         .stdout_has("registered key bob for env f");
-    let made: Vec<String> = names(&cli_json(&["keypair", "list"]))
-        .difference(&keypairs_before)
-        .filter(|k| k.ends_with("-bob"))
-        .cloned()
-        .collect();
-    assert_eq!(made.len(), 1, "{made:?}");
-    assert!(
-        made[0].starts_with("weft-") && made[0].ends_with("-bob"),
-        "{made:?}"
-    );
+    let made: Vec<String> = keypairs_of(&ns, "f").into_iter().collect();
+    assert_eq!(made, [format!("{}-bob", scope_tag(&ns, "f"))]);
     let shown = cli_json(&["keypair", "show", &made[0]]);
     let fingerprint = shown["fingerprint"]
         .as_str()
@@ -610,11 +617,22 @@ fn openstack_floating_ips_keys_and_checks_against_a_real_openstack() {
         .to_string();
     let fip = cli_json(&["floating", "ip", "show", &f_ip]);
     assert_eq!(fip["port_id"], port_f.as_str(), "{fip}");
+    // The env's machines reach each other at their floating IPs: the env's group lets them in.
+    let group_f = cli_json(&["security", "group", "list"])
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|g| g["Description"] == format!("weft env f in namespace {ns}").as_str())
+        .and_then(|g| g["ID"].as_str().map(str::to_string))
+        .expect("env f's security group");
+    let rules_f = || cli_json(&["security", "group", "rule", "list", &group_f]).to_string();
+    assert!(rules_f().contains(&format!("{f_ip}/32")), "{}", rules_f());
 
     // terminate releases the machine's floating IP, not the other env's.
     test.run(&["cloud", "terminate", "web-0", "-e", "f", "--yes"])
         .status(0);
     assert!(floating_ips_of("f", &ns).is_empty());
+    assert!(!rules_f().contains(&format!("{f_ip}/32")), "{}", rules_f());
     assert_eq!(floating_ips_of("g", &ns), g_ips);
 
     // destroy releases every floating IP weft made for the env, one a terminate left behind
@@ -649,8 +667,7 @@ fn openstack_floating_ips_keys_and_checks_against_a_real_openstack() {
         groups.contains(&format!("weft env g in namespace {ns}")),
         "{groups}"
     );
-    let keypairs = names(&cli_json(&["keypair", "list"]));
-    assert!(!keypairs.contains(&made[0]), "{keypairs:?}");
+    assert!(keypairs_of(&ns, "f").is_empty());
     assert_eq!(machines(&test, "g").len(), 1);
 
     // env_down releases them as terminate does.
@@ -659,6 +676,6 @@ fn openstack_floating_ips_keys_and_checks_against_a_real_openstack() {
     assert!(floating_ips_of("g", &ns).is_empty());
     test.run(&["cloud", "destroy", "-e", "g", "--yes"])
         .status(0);
-    assert_eq!(names(&cli_json(&["keypair", "list"])), keypairs_before);
+    assert!(keypairs_of(&ns, "g").is_empty());
     drop(standins);
 }

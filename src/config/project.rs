@@ -536,7 +536,9 @@ impl ProjectConfig {
             ) {
                 return Err(self.invalid(
                     self.narrow_quoted(self.section_span(&format!("env.{env_name}")), network),
-                    format!("`floating_network` needs `provider = \"openstack\"` in env `{env_name}`"),
+                    format!(
+                        "`floating_network` needs `provider = \"openstack\"` in env `{env_name}`"
+                    ),
                     Some("floating IPs are OpenStack's: remove `floating_network` here".into()),
                 ));
             }
@@ -992,7 +994,10 @@ mod tests {
             panic!("not refused");
         };
         assert!(message.contains("provider = \"openstack\""), "{message}");
-        assert_eq!(&text[span.offset()..span.offset() + span.len()], "\"public\"");
+        assert_eq!(
+            &text[span.offset()..span.offset() + span.len()],
+            "\"public\""
+        );
         assert!(parse(&text.replace("\"local\"", "\"openstack\"")).is_ok());
     }
 

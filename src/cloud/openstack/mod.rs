@@ -597,10 +597,62 @@ impl OpenstackProvider {
                     self.settings.floating_network.as_deref().unwrap_or(network)
                 ))
             })?;
-        made["floatingip"]["floating_ip_address"]
+        let address = made["floatingip"]["floating_ip_address"]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| CloudError::Io("Neutron made a floating IP without an address".into()))
+            .ok_or_else(|| {
+                CloudError::Io("Neutron made a floating IP without an address".into())
+            })?;
+        // The env's machines reach each other at the addresses weft lists, the floating ones:
+        // traffic sent there comes from the sender's floating IP, which the group's rule for
+        // its own members (their fixed addresses) does not let in.
+        if let Some(group) = self.security_groups(scope).await?.first() {
+            client
+                .post(
+                    Service::Network,
+                    "/security-group-rules",
+                    &json!({ "security_group_rule": {
+                        "security_group_id": group["id"],
+                        "direction": "ingress",
+                        "ethertype": "IPv4",
+                        "remote_ip_prefix": format!("{address}/32"),
+                        "description": group_description(scope),
+                    }}),
+                )
+                .await?;
+        }
+        Ok(address)
+    }
+
+    /// Deletes the env's security group rules that let floating IP `address` in.
+    async fn forget_floating_ip(&self, scope: &Scope, address: &str) -> Result<(), CloudError> {
+        let client = self.client().await?;
+        let prefix = format!("{address}/32");
+        for group in self.security_groups(scope).await? {
+            let Some(id) = group["id"].as_str() else {
+                continue;
+            };
+            let rules = client
+                .get_all(
+                    Service::Network,
+                    &format!("/security-group-rules?security_group_id={id}"),
+                    "security_group_rules",
+                )
+                .await?;
+            for rule in rules {
+                if rule["remote_ip_prefix"] == prefix.as_str() {
+                    if let Some(rule_id) = rule["id"].as_str() {
+                        client
+                            .delete(
+                                Service::Network,
+                                &format!("/security-group-rules/{rule_id}"),
+                            )
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Releases the env's floating IPs on server `id` (all of them when `id` is `None`): the
@@ -620,10 +672,9 @@ impl OpenstackProvider {
                 client
                     .delete(Service::Network, &format!("/floatingips/{fip}"))
                     .await?;
-                gone.push(format!(
-                    "floating IP {}",
-                    ip["floating_ip_address"].as_str().unwrap_or(fip)
-                ));
+                let address = ip["floating_ip_address"].as_str().unwrap_or(fip);
+                self.forget_floating_ip(scope, address).await?;
+                gone.push(format!("floating IP {address}"));
             }
         }
         Ok(gone)
