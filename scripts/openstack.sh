@@ -6,7 +6,8 @@
 # every test run; tests keep apart by env and namespace, as two envs in one project would.
 #
 #   scripts/openstack.sh up        make or start the machine and configure it (once), then
-#                                  wait for its APIs; prints where clouds.yaml and openrc are
+#                                  wait for its APIs; gives network weft-net a router to
+#                                  `public` (floating IPs); prints where clouds.yaml and openrc are
 #   scripts/openstack.sh env       the OS_* variables of user `weft` in project `weft`
 #   scripts/openstack.sh clouds    the path of clouds.yaml (clouds `weft-test`, password, and
 #                                  `weft-test-appcred`, an application credential)
@@ -81,7 +82,26 @@ up() {
     *) run_weft cloud start openstack-0 -e test ;;
     esac
     provision
+    ensure_router
     echo "openstack: up in $(($(date +%s) - started))s; clouds.yaml: $state/clouds.yaml, openrc: $state/openrc" >&2
+}
+
+# `openstack ARGS` inside the machine, as user `weft`.
+os_cli() {
+    quoted=
+    for arg in "$@"; do
+        quoted="$quoted '$(printf %s "$arg" | sed "s/'/'\\\\''/g")'"
+    done
+    run_weft ssh -e test openstack-0 -- ". /root/weft-openstack/openrc && openstack$quoted"
+}
+
+# The project's network reaches `public` through a router, as on most clouds, so its servers
+# can get floating IPs of `public` (Neutron records them without an L3 agent).
+ensure_router() {
+    os_cli router show weft-router -f value -c id >/dev/null 2>&1 && return
+    os_cli router create weft-router >/dev/null
+    os_cli router set --external-gateway public weft-router
+    os_cli router add subnet weft-router weft-net-v4
 }
 
 case "${1:-}" in
@@ -119,11 +139,7 @@ SQL
     ;;
 cli)
     shift
-    quoted=
-    for arg in "$@"; do
-        quoted="$quoted '$(printf %s "$arg" | sed "s/'/'\\\\''/g")'"
-    done
-    run_weft ssh -e test openstack-0 -- ". /root/weft-openstack/openrc && openstack$quoted"
+    os_cli "$@"
     ;;
 *)
     echo "usage: $0 up|env|clouds|down|stats|user-data|cli ARGS" >&2
