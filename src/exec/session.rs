@@ -890,7 +890,11 @@ impl HostSession {
         let size = std::fs::metadata(local).map_or(0, |m| m.len());
         self.run.output.transfer(
             &self.spec.name,
-            format!("uploading {} to {}", human_bytes(size), self.spec.name),
+            format!(
+                "uploading {} to {}",
+                crate::transport::download::human_bytes(size),
+                self.spec.name
+            ),
         );
         let copied = self.place(
             remote,
@@ -1117,17 +1121,3 @@ fn carried_on_stdin(command: &str, stdin: Option<Vec<u8>>) -> (String, Vec<u8>) 
     (format!("sh -c {}", crate::shell::quote(&reader)), input)
 }
 
-/// A byte count as people read it: `512 B`, `48.2 MB`.
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
-    if bytes < 1000 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1000.0;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
