@@ -6,7 +6,7 @@ use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext};
 
 use super::global::ScriptContext;
-use super::options::{keys, Options};
+use super::options;
 use crate::exec::orchestrator::{MachineInfo, Orchestrator};
 
 /// The env actions, for a controller goal; elsewhere an error that says where `function` may
@@ -153,7 +153,7 @@ pub mod cloud_api {
         ctx: NativeCallContext,
         names: Array,
     ) -> Result<(), Box<EvalAltResult>> {
-        let names = crate::script::api::options::strings(names, "machine names")?;
+        let names = options::strings(names, "machine names")?;
         Ok(orchestrator(&ctx, "terminate_machines")?.terminate(&names)?)
     }
 
@@ -212,12 +212,8 @@ pub mod cloud_api {
         args: Array,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = crate::script::api::options::Options::new(
-            options,
-            crate::script::api::options::keys("run_goal"),
-        )?;
-        let roles = opts.strings("roles")?.unwrap_or_default();
-        let hosts = opts.strings("hosts")?.unwrap_or_default();
+        let o: options::RunGoalOptions = options::read(options)?;
+        let (roles, hosts) = (o.roles, o.hosts);
         let args = args.into_iter().map(|a| a.to_string()).collect();
         Ok(orchestrator(&ctx, "run_goal")?.run_goal(goal, args, roles, hosts)?)
     }
@@ -335,8 +331,8 @@ pub mod cloud_api {
             .tag()
             .and_then(|t| t.read_lock::<ScriptContext>().map(|c| c.root.clone()))
             .unwrap_or_default();
-        let mut opts = Options::new(options, keys("acme_order"))?;
-        let domains = opts.strings("domains")?.unwrap_or_default();
+        let o: options::AcmeOrderOptions = options::read(options)?;
+        let domains = o.domains;
         if domains.is_empty() {
             return Err("acme_order: `domains` names no domain".into());
         }
@@ -358,21 +354,18 @@ pub mod cloud_api {
                 )
             })
         };
-        let out = private(opts.string("out")?, "out")?;
-        let account_dir = private(opts.string("account_dir")?, "account_dir")?;
+        let out = private(o.out, "out")?;
+        let account_dir = private(o.account_dir, "account_dir")?;
         let request = crate::acme::CertRequest {
-            directory: opts.string("directory")?.unwrap_or_default(),
-            ca: opts
-                .string("ca")?
-                .filter(|c| !c.is_empty())
-                .map(|c| root.join(c)),
+            directory: o.directory.unwrap_or_default(),
+            ca: o.ca.filter(|c| !c.is_empty()).map(|c| root.join(c)),
             account_dir,
-            email: opts.string("email")?.unwrap_or_default(),
+            email: o.email.unwrap_or_default(),
             domains,
             out,
-            validation_deadline: opts
-                .seconds("timeout")?
-                .unwrap_or(std::time::Duration::from_secs(120)),
+            validation_deadline: o
+                .timeout
+                .map_or(std::time::Duration::from_secs(120), |t| t.0),
         };
         // The run's Ctrl-C ends the order, as it ends every other network step.
         let cancel = crate::exec::interrupt::cancel_now();

@@ -146,14 +146,42 @@ fn a_goal_that_fails_runs_none_of_the_reloads_it_asked_for() {
 fn option_maps_are_read_strictly_before_anything_reaches_the_host() {
     // (the goal's body, what the failure says)
     let cases = [
-        ("host.file(\"/etc/x\", #{ contnet: \"a\" });", "contnet"),
+        (
+            "host.file(\"/etc/x\", #{ contnet: \"a\" });",
+            "file: unknown option `contnet`; options are `content`, `mode`, `owner`, `group`, \
+             `sensitive`, `validate`, `always`; did you mean `content`?",
+        ),
+        (
+            "host.directory(\"/srv/x\", #{ mode: 755 });",
+            "directory: option `mode` must be an octal string such as \"0644\", not int",
+        ),
+        (
+            "host.link(\"/a\", \"/b\", #{ always: \"yes\" });",
+            "link: option `always` must be true or false, not string",
+        ),
+        (
+            "host.run(\"true\", #{ timeout: \"5s\" });",
+            "run: option `timeout` must be a positive number of seconds, not string",
+        ),
+        (
+            "host.user(\"app\", #{ groups: \"web\" });",
+            "user: option `groups` must be an array of strings, not string",
+        ),
         (
             "host.cron(\"backup\", #{ schedule: \"@daily\" });",
-            "cron: `schedule` and `command` are required",
+            "cron: option `command` is required (unless `state: \"absent\"`)",
+        ),
+        (
+            "host.cron(\"backup\", #{});",
+            "cron: options `schedule` and `command` are required",
         ),
         (
             "host.packages([\"curl\"], #{ state: \"gone\" });",
-            "state `gone`",
+            "packages: option `state`: unknown variant `gone`, expected one of `present`, `absent`, `latest`",
+        ),
+        (
+            "host.service(\"nginx\", #{ commands: #{ start: \"x\" } });",
+            "service: option `commands`: missing field `stop`",
         ),
         (
             "host.service(\"nginx\", #{ state: \"started\", manager: \"upstart\" });",
@@ -512,4 +540,67 @@ fn a_lazy_key_to_revoke_is_removed() {
         host.content("/home/deploy/.ssh/authorized_keys").as_deref(),
         Some("ssh-ed25519 AAAA alice@laptop\n")
     );
+}
+
+#[test]
+fn every_option_map_can_be_left_out_and_both_forms_do_the_same() {
+    // Each pair: the short form, and the same call with an empty map.
+    let pairs = [
+        ("host.run(\"echo one\");", "host.run(\"echo one\", #{});"),
+        (
+            "host.run([\"echo\", \"two\"]);",
+            "host.run([\"echo\", \"two\"], #{});",
+        ),
+        (
+            "host.absent(\"/srv/old\");",
+            "host.absent(\"/srv/old\", #{});",
+        ),
+        (
+            "host.write_file(\"/etc/motd\", \"hi\\n\");",
+            "host.write_file(\"/etc/motd\", \"hi\\n\", #{});",
+        ),
+        ("host.lock(\"deploy\");", "host.lock(\"deploy\", #{});"),
+    ];
+    for (short, long) in pairs {
+        let sent = |body: &str| {
+            let host = Arc::new(FakeTransport::new());
+            let script = format!("/// One call.\nfn one(host) {{\n    {body}\n}}\n");
+            let ran = run(&script, "one", &[], &host, false);
+            assert_eq!(ran.outcome.error, None, "{body}");
+            (host.commands(), host.written().len())
+        };
+        let (short_sent, long_sent) = (sent(short), sent(long));
+        assert!(!short_sent.0.is_empty(), "{short} sent nothing");
+        assert_eq!(short_sent, long_sent, "{short} and {long} differ");
+    }
+}
+
+#[test]
+fn the_options_of_a_call_change_what_reaches_the_host() {
+    let host = Arc::new(FakeTransport::new());
+    let script = "/// Modes.\nfn modes(host) {\n    host.write_file(\"/etc/a\", \"x\", #{ mode: \"0600\" });\n    host.run(\"false\", #{ allow_fail: true });\n}\n";
+    let ran = run(script, "modes", &[], &host, false);
+    assert_eq!(ran.outcome.error, None);
+    let written = host.written();
+    assert_eq!(written.len(), 1);
+    assert_eq!(
+        (written[0].path.as_str(), written[0].mode),
+        ("/etc/a", Some(0o600))
+    );
+}
+
+#[test]
+fn a_cron_entry_without_its_schedule_fails_under_check_too_before_the_host_is_asked() {
+    let host = Arc::new(FakeTransport::new());
+    let script = "/// Backup.\nfn backup(host) {\n    host.cron(\"backup\", #{ command: \"/usr/local/bin/backup\" });\n}\n";
+    let ran = run(script, "backup", &[], &host, true);
+    ran.failed_with("cron: option `schedule` is required");
+    assert!(host.commands().is_empty(), "{:?}", host.commands());
+    // The editor's check finds it on the line of the call, before any run.
+    let problems = crate::script::check::check_source(script, true);
+    let problem = problems
+        .iter()
+        .find(|p| p.message.contains("`cron` needs option `schedule`"))
+        .expect("a problem for the missing schedule");
+    assert_eq!(problem.line, 3);
 }
