@@ -5,6 +5,7 @@ use std::sync::Arc;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext};
 
+use super::error::controller_error_at;
 use super::global::ScriptContext;
 use super::options;
 use crate::exec::orchestrator::{MachineInfo, Orchestrator};
@@ -184,7 +185,9 @@ pub mod cloud_api {
         Ok(orchestrator(&ctx, "goal_exists")?.goal_exists(goal))
     }
 
-    /// Runs another goal on the env's current hosts; `true` when it succeeded on every one.
+    /// Runs another goal on the env's current hosts; `true` once it succeeded on every one.
+    /// A failure on any host throws an `OpError` (`err.kind == "goal"`) at the call, as a
+    /// failed operation does; each host's failure is in the run's report.
     ///
     /// ```rhai
     /// run_goal("nginx_reload", []);
@@ -195,15 +198,16 @@ pub mod cloud_api {
         goal: &str,
         args: Array,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let args = args.into_iter().map(|a| a.to_string()).collect();
-        Ok(orchestrator(&ctx, "run_goal")?.run_goal(goal, args, Vec::new(), Vec::new())?)
+        run_goal_on(ctx, goal, args, Map::new())
     }
 
-    /// Runs another goal on some of the env's hosts: options `roles` and `hosts` (arrays of
-    /// names) select them as `-r` and `-H` do. `true` when it succeeded on every one.
+    /// Runs another goal on the env's current hosts, or on those `roles` and `hosts` select
+    /// (as `-r` and `-H` do). `true` once it succeeded on every one; a failure throws an
+    /// `OpError` (`err.kind == "goal"`), or with `allow_fail` returns `false`.
     ///
     /// ```rhai
     /// run_goal("hello_activate", [id], #{ roles: ["app"] });
+    /// if !run_goal("app_release", [], #{ hosts: [locker], allow_fail: true }) { log("still locked"); }
     /// ```
     #[rhai_fn(name = "run_goal", return_raw)]
     pub fn run_goal_on(
@@ -213,9 +217,18 @@ pub mod cloud_api {
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         let o: options::RunGoalOptions = options::read(options)?;
-        let (roles, hosts) = (o.roles, o.hosts);
         let args = args.into_iter().map(|a| a.to_string()).collect();
-        Ok(orchestrator(&ctx, "run_goal")?.run_goal(goal, args, roles, hosts)?)
+        let ok = orchestrator(&ctx, "run_goal")?.run_goal(goal, args, o.roles, o.hosts)?;
+        if ok || o.allow_fail {
+            return Ok(ok);
+        }
+        Err(controller_error_at(
+            &ctx,
+            "goal",
+            format!(
+                "run_goal: goal `{goal}` failed (the run's report says on which hosts and why)"
+            ),
+        ))
     }
 
     /// The env's hosts that answer over SSH right now.

@@ -17,7 +17,7 @@ use crate::exec::ops::packages::PackageState;
 use crate::exec::ops::services::{DriverSpec, ServiceManager, ServiceSpec};
 use crate::exec::ops::system::UserSpec;
 use crate::exec::ops::{facts, files, packages, services, system};
-use crate::exec::session::HostError;
+use crate::exec::session::{Handler, HostError};
 
 /// Runs an operation on `host`, timed under `--timings` as the kind its report names; with
 /// `always`, its steps run even after an interrupt.
@@ -517,7 +517,14 @@ pub mod ops_api {
         if let Some(m) = &o.manager {
             ServiceManager::parse(m)?;
         }
-        host.0.notify(service, action, o.manager, o.config);
+        host.0.notify(Handler {
+            service: service.to_string(),
+            action: action.to_string(),
+            manager: o.manager,
+            config: o.config,
+            commands: o.commands.map(daemon_commands),
+            always: o.always,
+        });
         Ok(())
     }
 

@@ -971,6 +971,9 @@ pub struct RunGoalOptions {
     /// Run it on these hosts, as `-H` does.
     #[serde(default)]
     pub hosts: Vec<String>,
+    /// Return `false` when it failed somewhere, instead of throwing an `OpError`.
+    #[serde(default)]
+    pub allow_fail: bool,
 }
 
 /// The options of `acme_order`.

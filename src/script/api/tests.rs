@@ -7,9 +7,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::exec::goals::GoalEngine;
+use crate::exec::interrupt::Interrupt;
 use crate::exec::output::{HostOutcome, Output, Status};
 use crate::exec::runner::Job;
-use crate::exec::test_host::{limits, project, run_job, FILE_CHECK};
+use crate::exec::test_host::{limits, project, run_job_with, FILE_CHECK};
 use crate::transport::fake::FakeTransport;
 
 /// The probe of the basic facts.
@@ -34,6 +35,18 @@ fn run_with(
     host: &Arc<FakeTransport>,
     check: bool,
 ) -> Ran {
+    run_interruptible(files, goal, args, host, check, Interrupt::new())
+}
+
+/// `run_with` whose Ctrl-C is `interrupt`.
+fn run_interruptible(
+    files: &[(&str, &str)],
+    goal: &str,
+    args: &[&str],
+    host: &Arc<FakeTransport>,
+    check: bool,
+    interrupt: Arc<Interrupt>,
+) -> Ran {
     let dir = tempfile::tempdir().expect("temp dir");
     let write = |rel: &str, text: &str| {
         let path = dir.path().join(rel);
@@ -53,7 +66,14 @@ fn run_with(
         goal: info,
         args: args.iter().map(|a| a.to_string()).collect(),
     };
-    let (outcomes, output) = run_job(job, &[Some(host)], limits(1, None, None), check, dir.path());
+    let (outcomes, output) = run_job_with(
+        job,
+        &[Some(host)],
+        limits(1, None, None),
+        check,
+        dir.path(),
+        interrupt,
+    );
     let outcome = outcomes.into_iter().next().expect("one outcome");
     Ran {
         outcome,
@@ -603,4 +623,78 @@ fn a_cron_entry_without_its_schedule_fails_under_check_too_before_the_host_is_as
         .find(|p| p.message.contains("`cron` needs option `schedule`"))
         .expect("a problem for the missing schedule");
     assert_eq!(problem.line, 3);
+}
+
+/// A host without an init system (a container whose first process is not systemd).
+fn init_less() -> FakeTransport {
+    FakeTransport::new().on(FACTS, 0, "os=Linux\ninit=other\n")
+}
+
+const OWN_DAEMON: &str = r#"
+/// Configures a daemon weft knows nothing of, driven by its own commands.
+fn tick_conf(host) {
+    host.notify("tick", "reload", #{ commands: #{
+        start: "tickd --start", stop: "tickd --stop", reload: "tickd --reload", status: "tickd --status",
+    } });
+    host.run("echo configured");
+}
+
+/// The same, asked with `always`, then a step that hangs until Ctrl-C.
+fn tick_slow(host) {
+    host.notify("tick", "reload", #{ always: true, commands: #{
+        start: "tickd --start", stop: "tickd --stop", reload: "tickd --reload", status: "tickd --status",
+    } });
+    host.notify("other", "restart", #{ commands: #{
+        start: "otherd --start", stop: "otherd --stop", reload: "otherd --reload", status: "otherd --status",
+    } });
+    host.run("deploy --slow");
+}
+"#;
+
+#[test]
+fn notify_drives_a_daemon_by_the_commands_the_script_gives_on_a_host_without_init() {
+    let host = Arc::new(init_less());
+    let ran = run(OWN_DAEMON, "tick_conf", &[], &host, false);
+    assert_eq!(ran.outcome.error, None);
+    let commands = host.commands();
+    assert_eq!(
+        commands.first().map(String::as_str),
+        Some("echo configured")
+    );
+    assert!(
+        commands.iter().any(|c| c.contains("tickd --reload")),
+        "{commands:#?}"
+    );
+    assert!(
+        !commands
+            .iter()
+            .any(|c| c.contains("systemctl") || c.contains("supervisorctl")),
+        "{commands:#?}"
+    );
+}
+
+#[test]
+fn a_notify_with_always_still_runs_when_ctrl_c_ends_the_goal_and_the_others_do_not() {
+    let host = Arc::new(init_less().hang("deploy --slow"));
+    let interrupt = Interrupt::new();
+    let run = {
+        let (host, interrupt) = (host.clone(), interrupt.clone());
+        std::thread::spawn(move || {
+            let files = [("deploy/goals.rhai", OWN_DAEMON)];
+            run_interruptible(&files, "tick_slow", &[], &host, false, interrupt).outcome
+        })
+    };
+    assert!(host.wait_held(1), "the goal never reached its slow step");
+    interrupt.signal();
+    let outcome = run.join().expect("the run's thread");
+    assert_eq!(outcome.status, Status::Failed, "{outcome:?}");
+    let commands = host.commands();
+    assert!(
+        commands.iter().any(|c| c.contains("tickd --reload")),
+        "{commands:#?}"
+    );
+    assert!(
+        !commands.iter().any(|c| c.contains("otherd")),
+        "{commands:#?}"
+    );
 }

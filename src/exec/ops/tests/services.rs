@@ -4,6 +4,7 @@
 use super::{changed, refused, unchanged};
 use crate::exec::ops::daemons::DaemonCommands;
 use crate::exec::ops::services::{self, DriverSpec, ServiceManager, ServiceSpec};
+use crate::exec::session::Handler;
 use crate::exec::test_host::{assert_ran, assert_ran_in, TestHost};
 use crate::transport::fake::FakeTransport;
 
@@ -290,11 +291,19 @@ fn service_running_reads_only() {
 #[test]
 fn notify_asks_once_per_service_and_action() {
     let host = TestHost::new(FakeTransport::new());
-    host.session.notify("nginx", "reload", None, None);
-    host.session.notify("nginx", "reload", None, None);
-    host.session.notify("nginx", "restart", None, None);
+    let ask = |service: &str, action: &str, manager: Option<&str>| Handler {
+        service: service.into(),
+        action: action.into(),
+        manager: manager.map(Into::into),
+        config: None,
+        commands: None,
+        always: false,
+    };
+    host.session.notify(ask("nginx", "reload", None));
+    host.session.notify(ask("nginx", "reload", None));
+    host.session.notify(ask("nginx", "restart", None));
     host.session
-        .notify("app", "restart", Some("supervisor".into()), None);
+        .notify(ask("app", "restart", Some("supervisor")));
     let handlers = host.session.take_handlers();
     let asked: Vec<(&str, &str)> = handlers
         .iter()
