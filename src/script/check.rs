@@ -370,7 +370,7 @@ mod tests {
         for (name, params) in signatures() {
             if params.iter().any(|p| p == "options") {
                 assert!(
-                    !options::keys(&name).is_empty(),
+                    !options::keys(name).is_empty(),
                     "`{name}` takes an `options` map but declares no option struct"
                 );
             }

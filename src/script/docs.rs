@@ -341,11 +341,11 @@ pub fn definitions() -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
         // Only signatures: doc comments keep their words.
-        if line.starts_with("fn ") {
+        if let Some(rest) = line.strip_prefix("fn ") {
             if line.contains("options: Map") || line.contains("options: map") {
-                let name = line["fn ".len()..].split('(').next().unwrap_or_default();
+                let name = rest.split('(').next().unwrap_or_default();
                 for doc_line in options_doc(name).lines() {
-                    out.push_str(&format!("/// {doc_line}").trim_end());
+                    out.push_str(format!("/// {doc_line}").trim_end());
                     out.push('\n');
                 }
             }

@@ -12,7 +12,8 @@ use crate::exec::session::{HostError, HostSession};
 pub struct OpError {
     /// `command`, `rejected`, `operation`, `transport`, `interrupted`, `host_timeout`,
     /// `template`, `dump`, `local_read`, `secret` (a secret of weft.toml that could not be
-    /// resolved), or `env` (an env action of a controller goal).
+    /// resolved), `env` (an env action of a controller goal), or `goal` (a goal `run_goal`
+    /// started failed).
     pub kind: &'static str,
     /// The whole message, as the run report shows it.
     pub message: String,

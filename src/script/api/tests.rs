@@ -580,10 +580,20 @@ fn every_option_map_can_be_left_out_and_both_forms_do_the_same() {
             "host.write_file(\"/etc/motd\", \"hi\\n\", #{});",
         ),
         ("host.lock(\"deploy\");", "host.lock(\"deploy\", #{});"),
+        ("host.unlock(\"deploy\");", "host.unlock(\"deploy\", #{});"),
+        ("host.list(\"/srv\");", "host.list(\"/srv\", #{});"),
+        (
+            "host.wait_until(\"ready\");",
+            "host.wait_until(\"ready\", #{});",
+        ),
+        (
+            "host.service_running(\"tick\");",
+            "host.service_running(\"tick\", #{});",
+        ),
     ];
     for (short, long) in pairs {
         let sent = |body: &str| {
-            let host = Arc::new(FakeTransport::new());
+            let host = Arc::new(systemd());
             let script = format!("/// One call.\nfn one(host) {{\n    {body}\n}}\n");
             let ran = run(&script, "one", &[], &host, false);
             assert_eq!(ran.outcome.error, None, "{body}");
