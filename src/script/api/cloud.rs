@@ -203,7 +203,8 @@ pub mod cloud_api {
 
     /// Runs another goal on the env's current hosts, or on those `roles` and `hosts` select
     /// (as `-r` and `-H` do). `true` once it succeeded on every one; a failure throws an
-    /// `OpError` (`err.kind == "goal"`), or with `allow_fail` returns `false`.
+    /// `OpError` (`err.kind == "goal"`, or `interrupted` after Ctrl-C), or with `allow_fail`
+    /// returns `false`.
     ///
     /// ```rhai
     /// run_goal("hello_activate", [id], #{ roles: ["app"] });
@@ -221,6 +222,14 @@ pub mod cloud_api {
         let ok = orchestrator(&ctx, "run_goal")?.run_goal(goal, args, o.roles, o.hosts)?;
         if ok || o.allow_fail {
             return Ok(ok);
+        }
+        // After Ctrl-C the goal failed because it was stopped: the controller goal stops too.
+        if crate::exec::interrupt::any_interrupted() {
+            return Err(controller_error_at(
+                &ctx,
+                "interrupted",
+                format!("interrupted during goal `{goal}`"),
+            ));
         }
         Err(controller_error_at(
             &ctx,
