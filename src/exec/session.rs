@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 
+use super::ops::daemons::DaemonCommands;
 use super::output::HostSink;
 use super::run::Run;
 use super::timings::Section;
@@ -97,6 +98,10 @@ pub struct Handler {
     pub manager: Option<String>,
     /// supervisor's config file, when named.
     pub config: Option<String>,
+    /// The daemon's own commands, for a host without an init system.
+    pub commands: Option<DaemonCommands>,
+    /// Run it even when Ctrl-C (or the host's deadline) ended the goal.
+    pub always: bool,
 }
 
 impl HostSession {
@@ -469,24 +474,17 @@ impl HostSession {
         self.run(command, &options).map(|_| ())
     }
 
-    /// Asks for `action` (`reload` or `restart`) of `service` when the goal ends, once.
-    pub fn notify(
-        &self,
-        service: &str,
-        action: &str,
-        manager: Option<String>,
-        config: Option<String>,
-    ) {
-        let handler = Handler {
-            service: service.to_string(),
-            action: action.to_string(),
-            manager,
-            config,
-        };
+    /// Asks for `handler`'s action when the goal ends, once.
+    pub fn notify(&self, handler: Handler) {
         let mut handlers = self.handlers.lock().unwrap_or_else(|e| e.into_inner());
         if !handlers.contains(&handler) {
             handlers.push(handler);
         }
+    }
+
+    /// Whether Ctrl-C came during this run.
+    pub fn interrupted(&self) -> bool {
+        self.run.interrupt.interrupted()
     }
 
     /// Takes the handlers requested so far, in request order.
