@@ -6,7 +6,8 @@
 # every test run; tests keep apart by env and namespace, as two envs in one project would.
 #
 #   scripts/openstack.sh up        make or start the machine and configure it (once), then
-#                                  wait for its APIs; prints where clouds.yaml and openrc are
+#                                  wait for its APIs; gives network weft-net a router to
+#                                  `public` (floating IPs); prints where clouds.yaml and openrc are
 #   scripts/openstack.sh env       the OS_* variables of user `weft` in project `weft`
 #   scripts/openstack.sh clouds    the path of clouds.yaml (clouds `weft-test`, password, and
 #                                  `weft-test-appcred`, an application credential)
@@ -49,6 +50,25 @@ for m in json.load(sys.stdin):
 '
 }
 
+# Configures the machine (scripts/openstack/bootstrap.sh, which picks up where a failed run
+# stopped). A host busy with a whole test suite can make one of OpenStack's services miss a
+# deadline; one more attempt then succeeds, and a second failure prints both attempts' ends.
+provision() {
+    for attempt in 1 2; do
+        if run_weft run openstack_provision -e test -q >"$state/provision-$attempt.log" 2>&1; then
+            [ "$attempt" = 1 ] || echo "openstack: the first configuration failed, the second worked; first attempt's end:" >&2
+            [ "$attempt" = 1 ] || tail -n 20 "$state/provision-1.log" | grep -v '^ *$' >&2
+            return 0
+        fi
+    done
+    for attempt in 1 2; do
+        echo "openstack: configuration attempt $attempt failed; its end ($state/provision-$attempt.log):" >&2
+        grep -v 'monkey patching\|^openstack-0 |   \|Traceback\|Exception ignored\|AttributeError' \
+            "$state/provision-$attempt.log" | tail -n 25 >&2
+    done
+    return 1
+}
+
 up() {
     mkdir -p "$state"
     # One `up` at a time per host (every checkout shares the machine): parallel test runs
@@ -57,14 +77,31 @@ up() {
     flock 9
     started=$(date +%s)
     case "$(machine_state)" in
-    running) run_weft run openstack_provision -e test -q ;;
-    "") run_weft cloud create openstack -e test ;;
-    *)
-        run_weft cloud start openstack-0 -e test
-        run_weft run openstack_provision -e test -q
-        ;;
+    running) ;;
+    "") run_weft cloud create openstack -e test --no-provision ;;
+    *) run_weft cloud start openstack-0 -e test ;;
     esac
+    provision
+    ensure_router
     echo "openstack: up in $(($(date +%s) - started))s; clouds.yaml: $state/clouds.yaml, openrc: $state/openrc" >&2
+}
+
+# `openstack ARGS` inside the machine, as user `weft`.
+os_cli() {
+    quoted=
+    for arg in "$@"; do
+        quoted="$quoted '$(printf %s "$arg" | sed "s/'/'\\\\''/g")'"
+    done
+    run_weft ssh -e test openstack-0 -- ". /root/weft-openstack/openrc && openstack$quoted"
+}
+
+# The project's network reaches `public` through a router, as on most clouds, so its servers
+# can get floating IPs of `public` (Neutron records them without an L3 agent).
+ensure_router() {
+    os_cli router show weft-router -f value -c id >/dev/null 2>&1 && return
+    os_cli router create weft-router >/dev/null
+    os_cli router set --external-gateway public weft-router
+    os_cli router add subnet weft-router weft-net-v4
 }
 
 case "${1:-}" in
@@ -102,11 +139,7 @@ SQL
     ;;
 cli)
     shift
-    quoted=
-    for arg in "$@"; do
-        quoted="$quoted '$(printf %s "$arg" | sed "s/'/'\\\\''/g")'"
-    done
-    run_weft ssh -e test openstack-0 -- ". /root/weft-openstack/openrc && openstack$quoted"
+    os_cli "$@"
     ;;
 *)
     echo "usage: $0 up|env|clouds|down|stats|user-data|cli ARGS" >&2

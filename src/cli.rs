@@ -217,6 +217,10 @@ pub enum Command {
         /// Print the whole reference as Markdown (docs/reference.md).
         #[arg(long, conflicts_with_all = ["name", "definitions"])]
         markdown: bool,
+        /// Print the JSON schema of every function's option map (`#{...}`), by function
+        /// name, made from the same types the functions read them with.
+        #[arg(long, conflicts_with_all = ["name", "definitions", "markdown"])]
+        schema: bool,
     },
     /// Serve the language server protocol on stdin and stdout, for editors (see editors/).
     Lsp,

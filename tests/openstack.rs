@@ -24,13 +24,21 @@ fn try_openstack_sh(args: &[&str]) -> Result<String, String> {
         .output()
         .map_err(|e| e.to_string())?;
     if !out.status.success() {
+        // The ends only: CI shows the last lines of a failing run, and a whole configuration's
+        // output would push the reason out of them.
         return Err(format!(
-            "scripts/openstack.sh {args:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            "scripts/openstack.sh {args:?} failed:\n{}\n{}\n(scripts/test.sh's first `up` logs to $TMPDIR/weft-openstack-up.log)",
+            last_lines(&String::from_utf8_lossy(&out.stdout), 15),
+            last_lines(&String::from_utf8_lossy(&out.stderr), 60)
         ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The last `n` lines of `text`.
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// `scripts/openstack.sh ARGS`: its stdout; panics on failure.
@@ -180,6 +188,24 @@ impl Drop for Standins {
     }
 }
 
+/// The name weft gives env `env` of namespace `ns`'s key pairs and security group (and the
+/// prefix of the keys `register-key` imports for it): `weft-` and a digest of both.
+fn scope_tag(ns: &str, env: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(format!("{ns}\n{env}").as_bytes());
+    let hex: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("weft-{hex}")
+}
+
+/// The project's key pairs of env `env` of namespace `ns` (other test runs share the cloud).
+fn keypairs_of(ns: &str, env: &str) -> BTreeSet<String> {
+    let tag = scope_tag(ns, env);
+    names(&cli_json(&["keypair", "list"]))
+        .into_iter()
+        .filter(|k| *k == tag || k.starts_with(&format!("{tag}-")))
+        .collect()
+}
+
 /// The names of a `-f json` listing.
 fn names(listing: &serde_json::Value) -> BTreeSet<String> {
     listing
@@ -245,7 +271,9 @@ fn openstack_machines_against_a_real_openstack() {
     );
     std::fs::create_dir_all(test.home().join(".ssh")).expect("ssh dir");
     std::fs::copy(fleet.key(), test.home().join(".ssh/id_ed25519")).expect("key");
-    let keypairs_before = names(&cli_json(&["keypair", "list"]));
+    // The OpenStack is shared by every test run on this host: this run looks at its own
+    // key pairs (named for its envs) and its own image only.
+    let golden = format!("golden-{}", ns.trim_matches('/'));
     let standins = Standins::start(&fleet, &[0, 1]);
 
     // Bad input is refused before anything is made.
@@ -284,6 +312,10 @@ fn openstack_machines_against_a_real_openstack() {
     let known = std::fs::read_to_string(test.home().join(".local/share/weft/known_hosts"))
         .expect("weft's known_hosts");
     assert!(known.contains(&format!("weft:{id_a}")), "{known}");
+    assert!(
+        !keypairs_of(&ns, "a").is_empty(),
+        "env a's key pair is missing"
+    );
     // Nova holds the server with a port that has an address, and the env's security group
     // opens SSH to the configured CIDR only.
     let ports = cli_json(&["port", "list", "--server", &id_a]);
@@ -371,7 +403,7 @@ fn openstack_machines_against_a_real_openstack() {
     assert_eq!(machines(&test, "b")[0]["state"], "running");
 
     // An image of the machine, then a new machine from it after the old one is gone.
-    let image = test.run(&["cloud", "image", "web", "-o", "0", "-e", "a", "golden-a"]);
+    let image = test.run(&["cloud", "image", "web", "-o", "0", "-e", "a", &golden]);
     image.status(0);
     let image_id = image
         .stdout
@@ -391,7 +423,7 @@ fn openstack_machines_against_a_real_openstack() {
         "recreate",
         "web",
         "--image",
-        "golden-a",
+        &golden,
         "-e",
         "a",
         "--no-provision",
@@ -436,7 +468,7 @@ fn openstack_machines_against_a_real_openstack() {
         "{groups}"
     );
     let images = cli_json(&["image", "list"]).to_string();
-    assert!(!images.contains("golden-a"), "{images}");
+    assert!(!images.contains(&golden), "{images}");
 
     test.run(&["cloud", "terminate", "web-0", "-e", "b", "--yes"])
         .status(0);
@@ -445,11 +477,220 @@ fn openstack_machines_against_a_real_openstack() {
         .stdout_has(&format!("virtual IP {address}"));
     let ports = cli_json(&["port", "list"]).to_string();
     assert!(!ports.contains(&format!("\"{address}\"")), "{ports}");
-    let keypairs_after = names(&cli_json(&["keypair", "list"]));
-    assert_eq!(keypairs_after, keypairs_before);
+    assert!(keypairs_of(&ns, "a").is_empty() && keypairs_of(&ns, "b").is_empty());
     drop(standins);
     // Terminated machines leave no host key behind.
     let known = std::fs::read_to_string(test.home().join(".local/share/weft/known_hosts"))
         .unwrap_or_default();
     assert!(!known.contains(&format!("weft:{id_a}")), "{known}");
+}
+
+/// The floating IPs whose description marks them as env `env`'s of namespace `ns`: their
+/// addresses.
+fn floating_ips_of(env: &str, ns: &str) -> BTreeSet<String> {
+    let description = format!("weft env {env} in namespace {ns}");
+    cli_json(&["floating", "ip", "list", "--long"])
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["Description"] == description.as_str())
+        .filter_map(|f| f["Floating IP Address"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// A new ed25519 public key, with `comment`.
+fn new_public_key(dir: &Path, name: &str) -> String {
+    let path = dir.join(name);
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&path)
+        .status()
+        .expect("ssh-keygen");
+    assert!(status.success(), "ssh-keygen");
+    format!("{}.pub", path.display())
+}
+
+#[test]
+fn openstack_floating_ips_keys_and_checks_against_a_real_openstack() {
+    let clouds = openstack_up();
+    let fleet = Fleet::start(2);
+    let (endpoint, other) = (fleet.address(0, "root"), fleet.address(1, "root"));
+    let ns = format!("/osf-{:08x}/", fastrand::u32(..));
+    let config = format!(
+        "[project]\nname = \"stack\"\n\
+         [env.f]\nprovider = \"openstack\"\ncloud = \"weft-test\"\nnetwork = \"weft-net\"\nfloating_network = \"public\"\nnamespace = \"{ns}\"\nssh_cidr = \"198.51.100.0/24\"\n\
+         [env.f.machines.web]\nimage = \"weft-test\"\nsize = \"weft.small\"\ntags = {{ \"weft:ssh-endpoint\" = \"{endpoint}\" }}\n\
+         [env.g]\nprovider = \"openstack\"\ncloud = \"weft-test-appcred\"\nnetwork = \"weft-net\"\nfloating_network = \"public\"\nnamespace = \"{ns}\"\nssh_cidr = \"198.51.100.0/24\"\n\
+         [env.g.machines.web]\nimage = \"weft-test\"\nsize = \"weft.small\"\ntags = {{ \"weft:ssh-endpoint\" = \"{other}\" }}\n\
+         [env.bad]\nprovider = \"openstack\"\ncloud = \"weft-test\"\nnetwork = \"weft-net\"\nfloating_network = \"weft-net\"\nnamespace = \"{ns}\"\nssh_cidr = \"198.51.100.0/24\"\n\
+         [env.bad.machines.web]\nimage = \"weft-test\"\nsize = \"weft.small\"\n"
+    );
+    let test = Test::with_config(&config).with_env(vec![
+        ("OS_CLIENT_CONFIG_FILE".into(), clouds.clone()),
+        ("WEFT_TEST_SSH_ENDPOINTS".into(), "1".into()),
+    ]);
+    let _destroy_f = Destroy {
+        test: &test,
+        env: "f",
+    };
+    let _destroy_g = Destroy {
+        test: &test,
+        env: "g",
+    };
+    test.write(
+        "deploy/web.rhai",
+        "/// Prints the env's virtual IP.\nfn show_vip() { let v = virtual_ip(\"\"); log(`vip ${v.address} router ${v.router_id}`); }\n",
+    );
+    std::fs::create_dir_all(test.home().join(".ssh")).expect("ssh dir");
+    std::fs::copy(fleet.key(), test.home().join(".ssh/id_ed25519")).expect("key");
+
+    // A floating network that is not an external one is refused before anything is made.
+    test.run(&["cloud", "create", "web", "-e", "bad", "--no-provision"])
+        .status(2)
+        .stderr_has("no external network `weft-net` for floating IPs")
+        .stderr_has("public");
+    let groups = cli_json(&["security", "group", "list"]).to_string();
+    assert!(
+        !groups.contains(&format!("weft env bad in namespace {ns}")),
+        "{groups}"
+    );
+
+    // --check of an env without a virtual IP says what a run would make, and makes nothing.
+    let check = test.run(&["run", "show_vip", "-e", "f", "--check"]);
+    check
+        .status(0)
+        .stderr_has("has no virtual IP yet: a run makes Neutron port `weft-")
+        .stderr_has("on network `weft-net`");
+    let port_name = check
+        .stderr
+        .split("Neutron port `")
+        .nth(1)
+        .and_then(|r| r.split('`').next())
+        .expect("the port's name")
+        .to_string();
+    assert!(port_name.ends_with("-vip"), "{port_name}");
+    let ports = cli_json(&["port", "list", "--name", &port_name]);
+    assert_eq!(ports.as_array().map(Vec::len), Some(0), "{ports}");
+
+    // register-key makes the key pair under the env's prefix; the same key again is fine,
+    // another key under the same name is refused and the first stays.
+    let keys = tempfile::tempdir().expect("keys");
+    let bob = new_public_key(keys.path(), "bob");
+    let mallory = new_public_key(keys.path(), "mallory");
+    test.run(&["cloud", "register-key", &bob, "-e", "f"])
+        .status(0)
+        .stdout_has("registered key bob for env f");
+    let made: Vec<String> = keypairs_of(&ns, "f").into_iter().collect();
+    assert_eq!(made, [format!("{}-bob", scope_tag(&ns, "f"))]);
+    let shown = cli_json(&["keypair", "show", &made[0]]);
+    let fingerprint = shown["fingerprint"]
+        .as_str()
+        .expect("fingerprint")
+        .to_string();
+    test.run(&["cloud", "register-key", &bob, "-e", "f"])
+        .status(0);
+    test.run(&[
+        "cloud",
+        "register-key",
+        &mallory,
+        "--name",
+        "bob",
+        "-e",
+        "f",
+    ])
+    .status(2)
+    .stderr_has(&format!("key pair `{}` already holds another key", made[0]))
+    .stderr_has("--name");
+    assert_eq!(
+        cli_json(&["keypair", "show", &made[0]])["fingerprint"],
+        fingerprint.as_str()
+    );
+
+    // Each machine gets a floating IP of `public`, which weft lists as its address.
+    let standins = Standins::start(&fleet, &[0, 1]);
+    test.run(&["cloud", "create", "web", "-e", "f", "--no-provision"])
+        .status(0)
+        .stdout_has("created web-0");
+    test.run(&["cloud", "create", "web", "-e", "g", "--no-provision"])
+        .status(0)
+        .stdout_has("created web-0");
+    let f_ips = floating_ips_of("f", &ns);
+    let g_ips = floating_ips_of("g", &ns);
+    assert_eq!((f_ips.len(), g_ips.len()), (1, 1), "{f_ips:?} {g_ips:?}");
+    let f = machines(&test, "f");
+    let f_ip = f_ips.iter().next().expect("f's").clone();
+    assert_eq!(
+        f[0]["tags"]["weft:address"],
+        format!("root@{f_ip}:22").as_str(),
+        "{f:?}"
+    );
+    assert!(f_ip.starts_with("192.0.2."), "{f_ip}");
+    let id_f = f[0]["id"].as_str().expect("id").to_string();
+    let port_f = cli_json(&["port", "list", "--server", &id_f])[0]["ID"]
+        .as_str()
+        .expect("port")
+        .to_string();
+    let fip = cli_json(&["floating", "ip", "show", &f_ip]);
+    assert_eq!(fip["port_id"], port_f.as_str(), "{fip}");
+    // The env's machines reach each other at their floating IPs: the env's group lets them in.
+    let group_f = cli_json(&["security", "group", "list"])
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|g| g["Description"] == format!("weft env f in namespace {ns}").as_str())
+        .and_then(|g| g["ID"].as_str().map(str::to_string))
+        .expect("env f's security group");
+    let rules_f = || cli_json(&["security", "group", "rule", "list", &group_f]).to_string();
+    assert!(rules_f().contains(&format!("{f_ip}/32")), "{}", rules_f());
+
+    // terminate releases the machine's floating IP, not the other env's.
+    test.run(&["cloud", "terminate", "web-0", "-e", "f", "--yes"])
+        .status(0);
+    assert!(floating_ips_of("f", &ns).is_empty());
+    assert!(!rules_f().contains(&format!("{f_ip}/32")), "{}", rules_f());
+    assert_eq!(floating_ips_of("g", &ns), g_ips);
+
+    // destroy releases every floating IP weft made for the env, one a terminate left behind
+    // too, and leaves no port, security group or key pair of it; env g keeps its own.
+    let left = cli_json(&[
+        "floating",
+        "ip",
+        "create",
+        "public",
+        "--description",
+        &format!("weft env f in namespace {ns}"),
+    ]);
+    let left = left["floating_ip_address"]
+        .as_str()
+        .expect("address")
+        .to_string();
+    test.run(&["cloud", "destroy", "-e", "f", "--yes"])
+        .status(0)
+        .stdout_has(&format!("floating IP {left}"))
+        .stdout_has("security group")
+        .stdout_has(&format!("key pair {}", made[0]));
+    assert!(floating_ips_of("f", &ns).is_empty());
+    assert_eq!(floating_ips_of("g", &ns), g_ips);
+    let ports = cli_json(&["port", "list", "--long"]).to_string();
+    assert!(!ports.contains(&port_f), "{ports}");
+    let groups = cli_json(&["security", "group", "list"]).to_string();
+    assert!(
+        !groups.contains(&format!("weft env f in namespace {ns}")),
+        "{groups}"
+    );
+    assert!(
+        groups.contains(&format!("weft env g in namespace {ns}")),
+        "{groups}"
+    );
+    assert!(keypairs_of(&ns, "f").is_empty());
+    assert_eq!(machines(&test, "g").len(), 1);
+
+    // env_down releases them as terminate does.
+    test.run(&["run", "env_down", "-e", "g", "--yes"]).status(0);
+    assert!(machines(&test, "g").is_empty());
+    assert!(floating_ips_of("g", &ns).is_empty());
+    test.run(&["cloud", "destroy", "-e", "g", "--yes"])
+        .status(0);
+    assert!(keypairs_of(&ns, "g").is_empty());
+    drop(standins);
 }

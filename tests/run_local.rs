@@ -252,6 +252,47 @@ fn n_outer() {
 }
 
 #[test]
+fn a_goal_run_goal_started_that_fails_is_an_op_error_at_the_call() {
+    let test = Test::with_config(CONFIG);
+    test.write(
+        "deploy/f.rhai",
+        r#"
+/// Fails on every host.
+fn f_inner(host) {
+    host.run("exit 4");
+}
+
+/// Catches the failure of f_inner.
+fn f_caught() {
+    try {
+        run_goal("f_inner", []);
+        log("not reached");
+    } catch (err) {
+        log(`caught ${err.kind} at line ${err.line}: ${err.message}`);
+    }
+    let ok = run_goal("f_inner", [], #{ allow_fail: true });
+    log(`allow_fail gives ${ok}`);
+}
+
+/// Lets it fail.
+fn f_uncaught() {
+    run_goal("f_inner", []);
+    log("not reached");
+}
+"#,
+    );
+    let out = test.run(&["run", "f_caught"]);
+    out.stdout_has("caught goal at line 10: run_goal: goal `f_inner` failed")
+        .stdout_has("allow_fail gives false");
+    assert!(!out.stdout.contains("not reached"), "{}", out.stdout);
+    let out = test.run(&["run", "f_uncaught"]);
+    out.status(1)
+        .stderr_has("run_goal: goal `f_inner` failed")
+        .stderr_has("deploy/f.rhai:21:5");
+    assert!(!out.stdout.contains("not reached"), "{}", out.stdout);
+}
+
+#[test]
 fn env_functions_in_a_host_goal_say_where_they_belong() {
     let test = Test::with_config(CONFIG);
     test.write(

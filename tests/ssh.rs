@@ -1405,7 +1405,7 @@ fn the_progress_bar_on_a_terminal_shows_running_failed_hosts_and_uploads() {
     seen.stdout_has("p_go")
         .stdout_has("1 failed")
         .stdout_has("running")
-        .stdout_has("uploading 40.0 MB to host-")
+        .stdout_has("uploading 38.1 MiB to host-")
         // The goal's latest message is its current step.
         .stdout_has(": step two: waiting")
         .stdout_has("hosts");

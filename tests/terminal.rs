@@ -174,8 +174,11 @@ fn ctrl_c_ends_in_one_line_that_says_which_hosts_finished_and_which_stopped() {
     readable(&seen.stdout);
     let screen = Screen::of(&seen.stdout);
     let last = screen.last_line();
+    // The controller goal stops at the `run_goal` the interrupt failed, as at any step.
     assert!(
-        last.starts_with("weft: interrupted: of 2 hosts, 1 finished, 1 stopped (local)"),
+        last.starts_with(
+            "weft: interrupted: of 2 hosts, 0 finished, 2 stopped (local, controller)"
+        ),
         "{}",
         screen.text()
     );
@@ -185,11 +188,12 @@ fn ctrl_c_ends_in_one_line_that_says_which_hosts_finished_and_which_stopped() {
     assert!(!rest.contains("never"), "{rest}");
     // The summary still says what each host did.
     assert!(
-        rest.contains("summary: 1 ok, 0 changed, 1 failed"),
+        rest.contains("summary: 0 ok, 0 changed, 2 failed"),
         "{rest}"
     );
     // The local command was stopped by weft, not by the terminal's SIGINT: its row says so.
     assert!(rest.contains("interrupted during `sleep 60`"), "{rest}");
+    assert!(rest.contains("interrupted during goal `hang`"), "{rest}");
     assert!(!rest.contains("exited with"), "{rest}");
 }
 

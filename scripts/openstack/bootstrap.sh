@@ -12,9 +12,10 @@ mkdir -p -m 0700 $out
 ip=$(ip -4 -o addr show scope global | awk '{ split($4, a, "/"); print a[1]; exit }')
 [ -n "$ip" ] || { echo "no IPv4 address" >&2; exit 1; }
 
-# Waits up to $2 seconds (default 120) for URL $1 to answer at all (any HTTP status).
+# Waits up to $2 seconds (default 300: a host running a whole test suite starts them slowly)
+# for URL $1 to answer at all (any HTTP status).
 wait_for() {
-    deadline=$(( $(date +%s) + ${2:-120} ))
+    deadline=$(( $(date +%s) + ${2:-300} ))
     until curl -s -o /dev/null --max-time 5 "$1"; do
         [ "$(date +%s)" -lt "$deadline" ] || { echo "$1 does not answer" >&2; exit 1; }
         sleep 1
@@ -314,7 +315,7 @@ ensure network public --share --external --provider-network-type flat \
     --provider-physical-network physnet1
 ensure subnet public-v4 --network public --subnet-range 192.0.2.0/24 --no-dhcp
 # The compute host shows up in the cell once nova-compute registered it.
-deadline=$(( $(date +%s) + 120 ))
+deadline=$(( $(date +%s) + 300 ))
 until nova-manage cell_v2 discover_hosts 2>/dev/null && os compute service list --service nova-compute -f value -c State | grep -q up; do
     [ "$(date +%s)" -lt "$deadline" ] || { echo "nova-compute did not come up" >&2; exit 1; }
     sleep 2

@@ -114,6 +114,7 @@ impl CloudEnv {
                     region: section.region.clone(),
                     network: section.network.clone(),
                     ssh_cidr: section.ssh_cidr.clone(),
+                    floating_network: section.floating_network.clone(),
                 },
             )?),
             #[cfg(not(feature = "openstack"))]

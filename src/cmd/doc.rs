@@ -7,9 +7,22 @@ use crate::error::{CommandError, EXIT_OK};
 use crate::plugin::PluginVar;
 use crate::script::docs;
 
-/// Prints the reference of a topic, a function, all of them, Markdown or editor definitions;
-/// in a project with plugins, also the vars they read (all of them, one plugin's or one var).
-pub fn doc(ctx: &Context, name: Option<&str>, definitions: bool, markdown: bool) -> Result<i32> {
+/// Prints the reference of a topic, a function, all of them, Markdown, editor definitions or
+/// the option maps' JSON schema; in a project with plugins, also the vars they read (all of
+/// them, one plugin's or one var).
+pub fn doc(
+    ctx: &Context,
+    name: Option<&str>,
+    definitions: bool,
+    markdown: bool,
+    schema: bool,
+) -> Result<i32> {
+    if schema {
+        let text = serde_json::to_string_pretty(&docs::options_schema())
+            .map_err(|e| miette::miette!("cannot print the options' schema: {e}"))?;
+        out!("{text}\n");
+        return Ok(EXIT_OK);
+    }
     if definitions {
         out!("{}", docs::definitions());
         return Ok(EXIT_OK);
@@ -39,7 +52,7 @@ pub fn doc(ctx: &Context, name: Option<&str>, definitions: bool, markdown: bool)
         .iter()
         .filter(|f| match name {
             None => true,
-            Some(n) if is_topic => docs::topic_of(&f.name) == n,
+            Some(n) if is_topic => docs::topic_of(f) == n,
             Some(n) => f.name == n,
         })
         .collect();

@@ -102,7 +102,8 @@ pub fn dispatch(cli: Cli, ctx: &Context) -> Result<i32> {
             name,
             definitions,
             markdown,
-        } => doc::doc(ctx, name.as_deref(), definitions, markdown),
+            schema,
+        } => doc::doc(ctx, name.as_deref(), definitions, markdown, schema),
         Command::Lsp => lsp::lsp(ctx),
         Command::Config { command } => config::config(ctx, command),
         Command::Completions { shell } => {

@@ -275,6 +275,9 @@ pub struct EnvSection {
     /// The network (name or id) the env's servers attach to (openstack); else the project's
     /// only network.
     pub network: Option<String>,
+    /// The external network (name or id) whose floating IP each of the env's servers gets
+    /// (openstack): weft reaches them at it, and releases it with the server; none when unset.
+    pub floating_network: Option<String>,
     /// The AWS profile (`~/.aws/config`) whose credentials and region the env uses (ec2).
     pub profile: Option<String>,
     /// Who may reach the env's machines over SSH (ec2 and openstack security group), e.g.
@@ -525,6 +528,19 @@ impl ProjectConfig {
                         ),
                     ));
                 }
+            }
+            // Only Neutron has floating IPs: elsewhere the setting would silently do nothing.
+            if let (Some(network), false) = (
+                &env_ref.floating_network,
+                env_ref.provider == Some(ProviderKind::Openstack),
+            ) {
+                return Err(self.invalid(
+                    self.narrow_quoted(self.section_span(&format!("env.{env_name}")), network),
+                    format!(
+                        "`floating_network` needs `provider = \"openstack\"` in env `{env_name}`"
+                    ),
+                    Some("floating IPs are OpenStack's: remove `floating_network` here".into()),
+                ));
             }
             if env_ref.connector == Some(ConnectorKind::Local) && env_ref.hosts.len() > 1 {
                 return Err(self.invalid(
@@ -968,6 +984,21 @@ mod tests {
 
     fn parse(text: &str) -> Result<ProjectConfig, ConfigError> {
         ProjectConfig::parse("weft.toml".into(), text.to_string())
+    }
+
+    #[test]
+    fn a_floating_network_outside_openstack_is_refused_where_it_is_written() {
+        let text = "[project]\nname = \"p\"\n[env.dev]\nprovider = \"local\"\n\
+                    floating_network = \"public\"\n";
+        let Err(ConfigError::Invalid { message, span, .. }) = parse(text) else {
+            panic!("not refused");
+        };
+        assert!(message.contains("provider = \"openstack\""), "{message}");
+        assert_eq!(
+            &text[span.offset()..span.offset() + span.len()],
+            "\"public\""
+        );
+        assert!(parse(&text.replace("\"local\"", "\"openstack\"")).is_ok());
     }
 
     #[test]

@@ -429,9 +429,16 @@ fn run_one(
             None => Ok(()),
         },
     };
-    // Reloads and restarts asked for by changes run once, after a goal that succeeded.
+    // Reloads and restarts asked for by changes run once, after a goal that succeeded; those
+    // asked for with `always` also after a goal Ctrl-C or the host's deadline ended.
     let result = match (result, &session) {
-        (Ok(()), Some(session)) => run_handlers(session).map_err(HostFailure::Step),
+        (Ok(()), Some(session)) => run_handlers(session, false).map_err(HostFailure::Step),
+        (Err(failure), Some(session)) if session.interrupted() || session.expired().is_some() => {
+            if let Err(e) = run_handlers(session, true) {
+                session.log(&format!("an `always` handler failed too: {e}"));
+            }
+            Err(failure)
+        }
         (other, _) => other,
     };
     // A goal that caught the error of a step its host's deadline ended still fails.
@@ -490,8 +497,13 @@ fn connect(
     })
 }
 
-fn run_handlers(session: &HostSession) -> Result<(), HostError> {
+/// Runs the handlers the goal asked for (only those with `always` when `only_always`); an
+/// `always` one runs through Ctrl-C and the host's deadline, as `always` steps do.
+fn run_handlers(session: &HostSession, only_always: bool) -> Result<(), HostError> {
     for handler in session.take_handlers() {
+        if only_always && !handler.always {
+            continue;
+        }
         let manager = handler
             .manager
             .as_deref()
@@ -501,9 +513,11 @@ fn run_handlers(session: &HostSession) -> Result<(), HostError> {
         let driver = crate::exec::ops::services::DriverSpec {
             manager,
             config: handler.config.clone(),
-            commands: None,
+            commands: handler.commands.clone(),
         };
-        crate::exec::ops::services::act_now(session, &handler.service, &handler.action, &driver)?;
+        session.always(handler.always, || {
+            crate::exec::ops::services::act_now(session, &handler.service, &handler.action, &driver)
+        })?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::runtime::Handle;
 
+use super::ops::daemons::DaemonCommands;
 use super::output::HostSink;
 use super::run::Run;
 use super::timings::Section;
@@ -97,6 +98,10 @@ pub struct Handler {
     pub manager: Option<String>,
     /// supervisor's config file, when named.
     pub config: Option<String>,
+    /// The daemon's own commands, for a host without an init system.
+    pub commands: Option<DaemonCommands>,
+    /// Run it even when Ctrl-C (or the host's deadline) ended the goal.
+    pub always: bool,
 }
 
 impl HostSession {
@@ -469,24 +474,17 @@ impl HostSession {
         self.run(command, &options).map(|_| ())
     }
 
-    /// Asks for `action` (`reload` or `restart`) of `service` when the goal ends, once.
-    pub fn notify(
-        &self,
-        service: &str,
-        action: &str,
-        manager: Option<String>,
-        config: Option<String>,
-    ) {
-        let handler = Handler {
-            service: service.to_string(),
-            action: action.to_string(),
-            manager,
-            config,
-        };
+    /// Asks for `handler`'s action when the goal ends, once.
+    pub fn notify(&self, handler: Handler) {
         let mut handlers = self.handlers.lock().unwrap_or_else(|e| e.into_inner());
         if !handlers.contains(&handler) {
             handlers.push(handler);
         }
+    }
+
+    /// Whether Ctrl-C came during this run.
+    pub fn interrupted(&self) -> bool {
+        self.run.interrupt.interrupted()
     }
 
     /// Takes the handlers requested so far, in request order.
@@ -890,7 +888,11 @@ impl HostSession {
         let size = std::fs::metadata(local).map_or(0, |m| m.len());
         self.run.output.transfer(
             &self.spec.name,
-            format!("uploading {} to {}", human_bytes(size), self.spec.name),
+            format!(
+                "uploading {} to {}",
+                crate::transport::download::human_bytes(size),
+                self.spec.name
+            ),
         );
         let copied = self.place(
             remote,
@@ -1115,19 +1117,4 @@ fn carried_on_stdin(command: &str, stdin: Option<Vec<u8>>) -> (String, Vec<u8>) 
     let mut input = format!("{command}\n{marker}\n").into_bytes();
     input.extend(stdin.unwrap_or_default());
     (format!("sh -c {}", crate::shell::quote(&reader)), input)
-}
-
-/// A byte count as people read it: `512 B`, `48.2 MB`.
-fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["kB", "MB", "GB", "TB"];
-    if bytes < 1000 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1000.0;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
 }

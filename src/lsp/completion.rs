@@ -241,13 +241,17 @@ pub fn complete(server: &mut Server, params: CompletionParams) -> Option<Complet
         _ => site(text::line_prefix(source, at.position)),
     };
     let items = match site {
-        Site::OptionKey(function) => options::keys(&function)
+        Site::OptionKey(function) => options::of(&function)
+            .map(|o| o.docs.as_slice())
+            .unwrap_or_default()
             .iter()
             .map(|key| CompletionItem {
-                label: key.to_string(),
+                label: key.name.to_string(),
                 kind: Some(CompletionItemKind::FIELD),
                 detail: Some(format!("option of {function}")),
-                insert_text: Some(format!("{key}: ")),
+                documentation: (!key.doc.is_empty())
+                    .then(|| Documentation::String(key.doc.clone())),
+                insert_text: Some(format!("{}: ", key.name)),
                 ..CompletionItem::default()
             })
             .collect(),

@@ -158,7 +158,9 @@ fn check_options(expr: &Expr, problems: &mut Vec<Problem>) {
     };
     let count = call.args.len() + receiver;
     for (index, arg) in call.args.iter().enumerate() {
-        let Expr::Map(map, _) = arg else { continue };
+        let Expr::Map(map, map_pos) = arg else {
+            continue;
+        };
         let takes_options = signatures().iter().any(|(name, params)| {
             *name == call.name.as_str()
                 && params.len() == count
@@ -180,6 +182,32 @@ fn check_options(expr: &Expr, problems: &mut Vec<Problem>) {
                 message: format!("`{}` takes no option `{}`{help}", call.name, key.name),
                 code: "weft::script::option",
             });
+        }
+        if call.name.as_str() == "cron" {
+            let value = |name: &str| map.0.iter().find(|(k, _)| k.name == name).map(|(_, v)| v);
+            // A `state` computed at run time may be `absent`: the call itself checks then.
+            let absent = match value("state") {
+                None => false,
+                Some(Expr::StringConstant(state, _)) => state.as_str() == "absent",
+                Some(_) => true,
+            };
+            let missing = options::cron_missing(
+                absent,
+                value("schedule").is_some(),
+                value("command").is_some(),
+            );
+            if !missing.is_empty() {
+                let names: Vec<String> = missing.iter().map(|k| format!("`{k}`")).collect();
+                problems.push(Problem {
+                    line: map_pos.line().unwrap_or(1),
+                    column: map_pos.position().unwrap_or(1),
+                    message: format!(
+                        "`cron` needs option {} (unless `state: \"absent\"`)",
+                        names.join(" and ")
+                    ),
+                    code: "weft::script::option",
+                });
+            }
         }
     }
 }
@@ -330,13 +358,22 @@ mod tests {
 
     #[test]
     fn option_keys_name_functions_that_take_options() {
-        for (name, _) in options::KEYS {
+        for name in options::table().iter().map(|o| o.function) {
             assert!(
                 signatures()
                     .iter()
                     .any(|(n, params)| n == name && params.iter().any(|p| p == "options")),
                 "`{name}` takes no `options` map"
             );
+        }
+        // And the other way: a function with an option map has its keys declared.
+        for (name, params) in signatures() {
+            if params.iter().any(|p| p == "options") {
+                assert!(
+                    !options::keys(name).is_empty(),
+                    "`{name}` takes an `options` map but declares no option struct"
+                );
+            }
         }
     }
 

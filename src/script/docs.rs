@@ -54,7 +54,21 @@ pub const TOPICS: &[(&str, &[&str])] = &[
     ("git", &["git"]),
     ("python", &["virtualenv", "pip"]),
     ("archives", &["archive", "extract"]),
-    ("errors", &["kind", "message", "code", "host", "command"]),
+    (
+        "errors",
+        &[
+            "kind",
+            "message",
+            "code",
+            "host",
+            "command",
+            "source",
+            "line",
+            "column",
+            "to_string",
+            "to_debug",
+        ],
+    ),
     (
         "global",
         &[
@@ -62,6 +76,8 @@ pub const TOPICS: &[(&str, &[&str])] = &[
             "log",
             "env",
             "secret",
+            "secret_env",
+            "secret_file",
             "controller",
             "sha256",
             "utc_stamp",
@@ -73,6 +89,7 @@ pub const TOPICS: &[(&str, &[&str])] = &[
             "machines",
             "create_machines",
             "terminate_machine",
+            "terminate_machines",
             "env_spec",
             "goal_exists",
             "run_goal",
@@ -89,13 +106,26 @@ pub const TOPICS: &[(&str, &[&str])] = &[
 const CONVENTIONS: &str = "
 ## Conventions
 
+- **The one rule of the API**: positional arguments name the thing (`host.file(path)`,
+  `host.service(name)`, `host.cron(name)`), and the option map says the state wanted of it
+  (`#{ content, mode }`, `#{ state: \"started\" }`, `#{ schedule, command }`). Options
+  shared by many functions keep one name and one meaning everywhere: `always` (run even
+  after Ctrl-C), `timeout` and `interval` (seconds), `quiet` (hide the output),
+  `check_safe` (it only reads, so it runs under `--check` too), `allow_fail` (return
+  `false` or the exit code instead of failing the goal), `state` (see below), and `manager`,
+  `config` and `commands` (how a service is driven, for `service`, `service_running` and
+  `notify`). Each function's keys are listed with it, below, and `weft doc --schema`
+  prints them all as a JSON schema. A key the function does not take, or a value of the
+  wrong type, fails the call on its line, naming the key, the function and the keys it
+  takes, before anything reaches the host; a key the call requires (`cron`'s `schedule`
+  and `command`) is checked there too, also under `--check`.
 - **Types** read as scripts see them: `string`, `int`, `float`, `bool`, `map`, `array`,
   `Host`, `OpError` (a failed step, see Errors), `Fn` (a closure, `|x| ...`), `()`
   (nothing), `Dynamic` (any).
   Properties read `Host.name -> type`.
 - **Option maps can be left out** wherever every option has a default (`host.file(path)`,
-  `host.group(name)`, `host.git(repo, dest)`, ...); `service`, `cron`, `pip` and `notify`
-  with a manager need theirs, because they say what to do.
+  `host.group(name)`, `host.git(repo, dest)`, ...): the short form is the same call with
+  `#{}`. `service`, `cron` and `pip` need theirs, because they say what to do.
 - **Operations return `true` when they changed the host** (under `--check`: when they would
   change it), `false` when it already was as wanted.
 - **`--check`** runs nothing that changes a host: operations report `would change`, and
@@ -126,12 +156,20 @@ const CONVENTIONS: &str = "
 - **`env()`** is weft's env (name, vars, hosts, roles), not the process environment.
 ";
 
-/// The topic a function belongs to.
-pub fn topic_of(name: &str) -> &'static str {
+/// The topic a function belongs to: `errors` for what `OpError` has (its `line` is not
+/// `host.line`), else the first topic naming it.
+pub fn topic_of(f: &FnDoc) -> &'static str {
+    let of_error = f.signature.starts_with("OpError.") || f.signature.contains("(err: OpError");
     TOPICS
         .iter()
-        .find(|(_, names)| names.contains(&name))
+        .filter(|(topic, _)| (*topic == "errors") == of_error)
+        .find(|(_, names)| names.contains(&f.name.as_str()))
         .map_or("other", |(topic, _)| topic)
+}
+
+/// The JSON schema of every function's option map, by function name (`weft doc --schema`).
+pub fn options_schema() -> serde_json::Value {
+    super::api::options::schema()
 }
 
 /// The whole reference as Markdown, by topic (`docs/reference.md`).
@@ -144,7 +182,10 @@ pub fn markdown() -> String {
     for (topic, names) in TOPICS {
         out.push_str(&format!("\n## {topic}\n"));
         for name in *names {
-            for f in all.iter().filter(|f| f.name == *name) {
+            for f in all
+                .iter()
+                .filter(|f| f.name == *name && topic_of(f) == *topic)
+            {
                 out.push_str(&format!("\n### `{}`\n\n{}\n", f.signature, f.doc));
             }
         }
@@ -205,16 +246,34 @@ pub fn functions() -> Vec<FnDoc> {
                 })
                 .collect::<Vec<_>>()
                 .join("\n");
+            let mut doc = doc.trim().to_string();
+            if signature.contains("options: map") {
+                doc.push_str(&options_doc(&name));
+            }
             Some(FnDoc {
                 name,
                 signature,
-                doc: doc.trim().to_string(),
+                doc,
             })
         },
         false,
     );
     docs.sort_by(|a, b| a.name.cmp(&b.name).then(a.signature.cmp(&b.signature)));
     docs
+}
+
+/// The option keys of `function` with their docs, from its option struct
+/// (`api/options.rs`), as the lines that end its doc.
+fn options_doc(function: &str) -> String {
+    let Some(options) = super::api::options::of(function) else {
+        return String::new();
+    };
+    let mut out = String::from("\n\nOptions:");
+    for key in &options.docs {
+        let doc = key.doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        out.push_str(&format!("\n- `{}`: {doc}", key.name));
+    }
+    out
 }
 
 /// What `print(value)` does in weft: Rhai's `print` is a keyword, with no doc comment of its
@@ -291,7 +350,14 @@ pub fn definitions() -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
         // Only signatures: doc comments keep their words.
-        if line.starts_with("fn ") {
+        if let Some(rest) = line.strip_prefix("fn ") {
+            if line.contains("options: Map") || line.contains("options: map") {
+                let name = rest.split('(').next().unwrap_or_default();
+                for doc_line in options_doc(name).lines() {
+                    out.push_str(format!("/// {doc_line}").trim_end());
+                    out.push('\n');
+                }
+            }
             out.push_str(&readable_types(line));
         } else {
             out.push_str(line);
@@ -376,7 +442,58 @@ fn unwrap_results(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::readable_types;
+    use super::{functions, readable_types, topic_of, TOPICS};
+
+    #[test]
+    fn every_registered_function_has_a_doc_comment_and_a_topic() {
+        let all = functions();
+        assert!(all.len() > 50, "only {} functions", all.len());
+        let undocumented: Vec<&str> = all
+            .iter()
+            .filter(|f| f.doc.trim().is_empty())
+            .map(|f| f.signature.as_str())
+            .collect();
+        assert!(
+            undocumented.is_empty(),
+            "registered without a doc comment: {undocumented:#?}"
+        );
+        let homeless: Vec<&str> = all
+            .iter()
+            .filter(|f| topic_of(f) == "other")
+            .map(|f| f.name.as_str())
+            .collect();
+        assert!(
+            homeless.is_empty(),
+            "in no topic of docs::TOPICS, so left out of docs/reference.md: {homeless:?}"
+        );
+        // And no topic names a function that is not registered.
+        for (topic, names) in TOPICS {
+            for name in *names {
+                assert!(
+                    all.iter().any(|f| f.name == *name),
+                    "topic `{topic}` names `{name}`, which is not registered"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_function_with_an_option_map_lists_its_keys_with_their_docs() {
+        let all = functions();
+        let file = all
+            .iter()
+            .find(|f| f.name == "file" && f.signature.contains("options: map"))
+            .expect("file with options");
+        assert!(
+            file.doc.contains("\n- `mode`: The file's mode"),
+            "{}",
+            file.doc
+        );
+        assert!(
+            super::definitions().contains("/// - `content`: The exact text"),
+            "the editor definitions lack the option docs"
+        );
+    }
 
     #[test]
     fn types_read_as_scripts_see_them() {

@@ -147,6 +147,10 @@ impl ScriptEngine {
     pub fn api_module() -> Shared<Module> {
         let mut module = exported_module!(host_api);
         module.combine_flatten(exported_module!(ops_api));
+        super::api::ops::register_short_forms(&mut module);
+        super::api::host::register_short_forms(&mut module);
+        super::api::waits::register_short_forms(&mut module);
+        super::api::chores::register_short_forms(&mut module);
         module.combine_flatten(exported_module!(waits_api));
         module.combine_flatten(exported_module!(chores_api));
         module.combine_flatten(exported_module!(global_api));

@@ -2,6 +2,8 @@
 //! Glance), on hyper with rustls: a Keystone v3 token and its catalog, then JSON requests to
 //! the catalog's endpoints, each within a deadline. The token is hidden from every log line.
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
@@ -79,13 +81,45 @@ fn api_error(what: &str, status: StatusCode, body: &[u8]) -> CloudError {
     }
 }
 
-fn http_client() -> Result<Http, CloudError> {
+/// The TLS settings that trust only the certificates of PEM file `cacert`, as openstacksdk
+/// does with a cloud's `cacert`.
+fn tls_with_ca(cacert: &Path) -> Result<rustls::ClientConfig, CloudError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let unreadable = |e: &dyn std::fmt::Display| {
+        CloudError::Config(format!(
+            "cannot read the CA certificates of `cacert` {}: {e}",
+            cacert.display()
+        ))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(cacert).map_err(|e| unreadable(&e))? {
+        roots
+            .add(cert.map_err(|e| unreadable(&e))?)
+            .map_err(|e| unreadable(&e))?;
+    }
+    if roots.is_empty() {
+        return Err(unreadable(&"it holds no PEM certificate"));
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| CloudError::Io(format!("TLS: {e}")))
+    .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+}
+
+fn http_client(cacert: Option<&Path>) -> Result<Http, CloudError> {
     let mut connector = HttpConnector::new();
     connector.set_connect_timeout(Some(CONNECT_DEADLINE));
     connector.enforce_http(false);
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
-        .map_err(|e| CloudError::Io(format!("cannot read this host's CA certificates: {e}")))?
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match cacert {
+        Some(path) => builder.with_tls_config(tls_with_ca(path)?),
+        None => builder
+            .with_provider_and_native_roots(rustls::crypto::aws_lc_rs::default_provider())
+            .map_err(|e| CloudError::Io(format!("cannot read this host's CA certificates: {e}")))?,
+    };
+    let https = builder
         .https_or_http()
         .enable_http1()
         .wrap_connector(connector);
@@ -96,6 +130,21 @@ fn http_client() -> Result<Http, CloudError> {
             .pool_max_idle_per_host(0)
             .build(https),
     )
+}
+
+/// `err` with the errors under it: hyper says only "client error (Connect)", the TLS or
+/// network error that says why sits below.
+fn with_causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// One request: the status, headers and body, within `REQUEST_DEADLINE`.
@@ -109,7 +158,7 @@ async fn send(
         let response = http
             .request(request)
             .await
-            .map_err(|e| CloudError::Io(format!("{what}: {e}")))?;
+            .map_err(|e| CloudError::Io(format!("{what}: {}", with_causes(&e))))?;
         let (parts, body) = response.into_parts();
         let bytes = body
             .collect()
@@ -128,6 +177,53 @@ async fn send(
         })??;
     tracing::debug!("openstack: {what} -> {}", status.as_u16());
     Ok((status, headers, body))
+}
+
+/// A page of a list: a path under the service's versioned base, or a whole URL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Page {
+    Path(String),
+    Url(String),
+}
+
+/// The page after `answer` of a list under `key`: Glance names it in `next`, a path from
+/// its root (`/v2/images?marker=..`); Nova and Neutron in `<key>_links` with `rel` `next`, a URL.
+fn next_page(answer: &Value, key: &str) -> Option<Page> {
+    if let Some(next) = answer["next"].as_str() {
+        let path = next.strip_prefix("/v2").unwrap_or(next);
+        return Some(Page::Path(path.to_string()));
+    }
+    answer[format!("{key}_links")]
+        .as_array()?
+        .iter()
+        .find(|l| l["rel"] == "next")
+        .and_then(|l| l["href"].as_str())
+        .map(|href| Page::Url(href.to_string()))
+}
+
+/// The items under `key` of the list at `first` and the pages after it, each read by `fetch`;
+/// stops at an empty page or one already read, so a server that repeats itself ends it.
+async fn pages<F, Fut>(first: &str, key: &str, mut fetch: F) -> Result<Vec<Value>, CloudError>
+where
+    F: FnMut(Page) -> Fut,
+    Fut: std::future::Future<Output = Result<Value, CloudError>>,
+{
+    let mut all = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut page = Page::Path(first.to_string());
+    loop {
+        seen.insert(page.clone());
+        let answer = fetch(page).await?;
+        let items = answer[key].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            return Ok(all);
+        }
+        all.extend(items);
+        match next_page(&answer, key) {
+            Some(next) if !seen.contains(&next) => page = next,
+            _ => return Ok(all),
+        }
+    }
 }
 
 /// Keystone's request body for `method`.
@@ -188,7 +284,7 @@ fn endpoint(catalog: &Value, kind: &str, interface: &str, region: Option<&str>) 
 impl Client {
     /// Authenticates with Keystone and reads the endpoints of the catalog.
     pub async fn connect(creds: &Credentials) -> Result<Client, CloudError> {
-        let http = http_client()?;
+        let http = http_client(creds.cacert.as_deref())?;
         let body = serde_json::to_vec(&auth_body(&creds.method))
             .map_err(|e| CloudError::Io(e.to_string()))?;
         let request = Request::post(format!("{}/auth/tokens", creds.auth_url))
@@ -261,9 +357,20 @@ impl Client {
         body: Option<&Value>,
     ) -> Result<Option<Value>, CloudError> {
         let url = format!("{}{path}", self.base(service));
+        self.call_url(method, service, &url, body).await
+    }
+
+    /// A request to `url` of `service`, as `call`.
+    async fn call_url(
+        &self,
+        method: Method,
+        service: Service,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>, CloudError> {
         let mut request = Request::builder()
             .method(method)
-            .uri(&url)
+            .uri(url)
             .header("x-auth-token", &self.token)
             .header("accept", "application/json");
         if service == Service::Compute {
@@ -310,6 +417,29 @@ impl Client {
         })
     }
 
+    /// Every item under `key` of list `path`, following the pages: Glance's `next` and Nova's
+    /// and Neutron's `<key>_links`.
+    pub async fn get_all(
+        &self,
+        service: Service,
+        path: &str,
+        key: &str,
+    ) -> Result<Vec<Value>, CloudError> {
+        let base = self.base(service);
+        pages(path, key, |page| {
+            let url = match page {
+                Page::Path(path) => format!("{base}{path}"),
+                Page::Url(url) => url,
+            };
+            async move {
+                self.call_url(Method::GET, service, &url, None)
+                    .await?
+                    .ok_or_else(|| CloudError::NotFound(format!("{url} is not there")))
+            }
+        })
+        .await
+    }
+
     /// POST of `body`.
     pub async fn post(
         &self,
@@ -350,6 +480,7 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     #[test]
     fn the_catalog_gives_the_endpoint_of_the_interface_and_region() {
@@ -369,6 +500,200 @@ mod tests {
             Some("http://two:8774/v2.1")
         );
         assert_eq!(endpoint(&catalog, "network", "public", None), None);
+    }
+
+    /// The pages of `served` (page → answer) as `pages` reads them: the items and the pages
+    /// asked for.
+    fn read_pages(first: &str, key: &str, served: &[(Page, Value)]) -> (Vec<Value>, Vec<Page>) {
+        let asked = std::sync::Mutex::new(Vec::new());
+        let items = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(pages(first, key, |page| {
+                asked.lock().expect("asked").push(page.clone());
+                let answer = served
+                    .iter()
+                    .find(|(p, _)| *p == page)
+                    .map(|(_, a)| a.clone())
+                    .ok_or_else(|| CloudError::NotFound(format!("{page:?}")));
+                async move { answer }
+            }))
+            .expect("pages");
+        (items, asked.into_inner().expect("asked"))
+    }
+
+    #[test]
+    fn glance_lists_are_read_to_their_last_page() {
+        let path = |p: &str| Page::Path(p.to_string());
+        // Glance's first page, then the `next` paths it names from its root.
+        let served = [
+            (
+                path("/images?name=golden"),
+                json!({ "images": [{ "id": "1" }, { "id": "2" }],
+                        "next": "/v2/images?name=golden&marker=2" }),
+            ),
+            (
+                path("/images?name=golden&marker=2"),
+                json!({ "images": [{ "id": "3" }], "next": "/v2/images?name=golden&marker=3" }),
+            ),
+            (
+                path("/images?name=golden&marker=3"),
+                json!({ "images": [] }),
+            ),
+        ];
+        let (items, asked) = read_pages("/images?name=golden", "images", &served);
+        let ids: Vec<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
+        assert_eq!(ids, ["1", "2", "3"]);
+        assert_eq!(asked.len(), 3, "{asked:?}");
+    }
+
+    #[test]
+    fn nova_and_neutron_lists_follow_their_next_links_and_a_loop_ends() {
+        let next = "http://nova:8774/v2.1/servers/detail?marker=b";
+        let served = [
+            (
+                Page::Path("/servers/detail".into()),
+                json!({ "servers": [{ "id": "a" }], "servers_links": [
+                    { "rel": "previous", "href": "http://nova/elsewhere" },
+                    { "rel": "next", "href": next }] }),
+            ),
+            (
+                Page::Url(next.into()),
+                // A server that names the same page again.
+                json!({ "servers": [{ "id": "b" }], "servers_links": [
+                    { "rel": "next", "href": next }] }),
+            ),
+        ];
+        let (items, asked) = read_pages("/servers/detail", "servers", &served);
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert_eq!(asked.len(), 2, "{asked:?}");
+        // A list with no links is one page.
+        let (items, _) = read_pages(
+            "/ports",
+            "ports",
+            &[(
+                Page::Path("/ports".into()),
+                json!({ "ports": [{ "id": "p" }] }),
+            )],
+        );
+        assert_eq!(items.len(), 1);
+    }
+
+    /// A Keystone stand-in on loopback speaking HTTPS with a certificate of its own CA: it
+    /// refuses every token request with 401. Its port and the CA's PEM.
+    fn https_keystone(connections: usize) -> (u16, String) {
+        use std::io::{Read, Write};
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".into()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
+        )
+        .expect("server config");
+        let config = Arc::new(config);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        std::thread::spawn(move || {
+            for _ in 0..connections {
+                let Ok((tcp, _)) = listener.accept() else {
+                    return;
+                };
+                let conn = rustls::ServerConnection::new(config.clone()).expect("conn");
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Headers and the small JSON body; a client that refused the handshake ends it.
+                while !String::from_utf8_lossy(&request).contains("}}") {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = r#"{"error": {"message": "The request you have made requires authentication.", "code": 401}}"#;
+                let _ = write!(
+                    tls,
+                    "HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.flush();
+            }
+        });
+        (port, cert.pem())
+    }
+
+    #[test]
+    fn an_https_keystone_is_trusted_through_cacert_and_only_then() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (port, pem) = https_keystone(2);
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, pem).expect("write");
+        let creds = |cacert: Option<PathBuf>| Credentials {
+            auth_url: format!("https://localhost:{port}/v3"),
+            method: AuthMethod::ApplicationCredential {
+                id: "id".into(),
+                secret: "s3cret-of-the-test".into(),
+            },
+            region: None,
+            interface: "public".into(),
+            origin: "the test".into(),
+            cacert,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        // With the CA, the TLS session stands and Keystone's own answer comes back.
+        let err = runtime
+            .block_on(Client::connect(&creds(Some(ca))))
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(
+            err.contains("refused the credentials") && err.contains("requires authentication"),
+            "{err}"
+        );
+        // Without it, this host's CAs do not know the certificate.
+        let err = runtime
+            .block_on(Client::connect(&creds(None)))
+            .err()
+            .expect("untrusted")
+            .to_string();
+        assert!(!err.contains("refused the credentials"), "{err}");
+        assert!(err.to_lowercase().contains("certificate"), "{err}");
+    }
+
+    #[test]
+    fn a_cacert_file_is_the_only_trust_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().expect("dir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["keystone.test".into()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let good = dir.path().join("ca.pem");
+        std::fs::write(&good, cert.pem()).expect("write");
+        assert!(tls_with_ca(&good).is_ok());
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").expect("write");
+        let err = tls_with_ca(&empty).expect_err("no certificate").to_string();
+        assert!(
+            err.contains("empty.pem") && err.contains("no PEM certificate"),
+            "{err}"
+        );
+        let err = tls_with_ca(&dir.path().join("missing.pem"))
+            .expect_err("missing")
+            .to_string();
+        assert!(err.contains("missing.pem"), "{err}");
     }
 
     #[test]

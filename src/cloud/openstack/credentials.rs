@@ -68,6 +68,9 @@ pub struct Credentials {
     pub interface: String,
     /// Where they came from, for messages: `clouds.yaml cloud `x` (/path)` or `OS_* variables`.
     pub origin: String,
+    /// The CA certificates (a PEM file) an HTTPS Keystone and its endpoints are checked
+    /// against instead of this host's (`cacert`, `OS_CACERT`).
+    pub cacert: Option<PathBuf>,
 }
 
 /// One cloud of `clouds.yaml` or `secure.yaml`; unknown keys are ignored, as openstacksdk does.
@@ -78,6 +81,8 @@ struct CloudEntry {
     auth_type: Option<String>,
     region_name: Option<String>,
     interface: Option<String>,
+    cacert: Option<String>,
+    verify: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,13 +151,32 @@ fn entry_settings(entry: &CloudEntry) -> BTreeMap<String, String> {
     if let Some(interface) = &entry.interface {
         settings.insert("interface".into(), interface.clone());
     }
+    if let Some(cacert) = &entry.cacert {
+        settings.insert("cacert".into(), cacert.clone());
+    }
+    if let Some(verify) = entry.verify {
+        settings.insert("verify".into(), verify.to_string());
+    }
     settings
 }
 
 /// Credentials of cloud `name` of the clouds.yaml weft finds, with its secure.yaml merged in.
 pub fn from_clouds_yaml(name: &str) -> Result<Credentials, CloudError> {
-    let files = candidates("OS_CLIENT_CONFIG_FILE", "clouds.yaml");
-    let Some((path, clouds)) = first_file(&files)? else {
+    from_clouds_files(
+        name,
+        &candidates("OS_CLIENT_CONFIG_FILE", "clouds.yaml"),
+        &candidates("OS_CLIENT_SECURE_FILE", "secure.yaml"),
+    )
+}
+
+/// Credentials of cloud `name` of the first of `files` that exists, with the same cloud of the
+/// first of `secure_files` merged in, key by key.
+fn from_clouds_files(
+    name: &str,
+    files: &[PathBuf],
+    secure_files: &[PathBuf],
+) -> Result<Credentials, CloudError> {
+    let Some((path, clouds)) = first_file(files)? else {
         let looked: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
         return Err(CloudError::Config(format!(
             "no clouds.yaml for cloud `{name}` (looked at {})",
@@ -168,12 +192,20 @@ pub fn from_clouds_yaml(name: &str) -> Result<Credentials, CloudError> {
         )));
     };
     let mut settings = entry_settings(entry);
-    if let Some((_, secure)) = first_file(&candidates("OS_CLIENT_SECURE_FILE", "secure.yaml"))? {
+    if let Some((_, secure)) = first_file(secure_files)? {
         if let Some(extra) = secure.clouds.get(name) {
+            // Key by key: a secure.yaml holding only the password keeps clouds.yaml's rest.
             settings.extend(entry_settings(extra));
         }
     }
-    from_settings(&settings, format!("cloud `{name}` of {}", path.display()))
+    let mut creds = from_settings(&settings, format!("cloud `{name}` of {}", path.display()))?;
+    // A relative cacert is the clouds.yaml's neighbour, as openstacksdk reads it.
+    if let (Some(cacert), Some(dir)) = (&creds.cacert, path.parent()) {
+        if cacert.is_relative() {
+            creds.cacert = Some(dir.join(cacert));
+        }
+    }
+    Ok(creds)
 }
 
 /// Credentials from the `OS_*` variables of an openrc file.
@@ -218,6 +250,17 @@ fn from_settings(
     };
     let auth_url = get("auth_url").ok_or_else(|| missing("auth_url"))?;
     let auth_url = v3_url(&auth_url);
+    // Unchecked TLS would hand the password to whoever answers: weft takes the cloud's CA
+    // instead (`cacert`), as a file it can check against.
+    let unchecked = get("verify").is_some_and(|v| v.eq_ignore_ascii_case("false"))
+        || get("insecure").is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    if unchecked {
+        return Err(CloudError::Config(format!(
+            "the OpenStack credentials of {origin} turn TLS verification off (`verify: false` \
+             or OS_INSECURE), which weft refuses: give the cloud's CA certificate as `cacert: \
+             /path/ca.pem` (OS_CACERT in an openrc)"
+        )));
+    }
     let kind = get("auth_type").unwrap_or_default();
     let app_credential = kind.contains("applicationcredential")
         || kind.contains("application_credential")
@@ -271,6 +314,7 @@ fn from_settings(
             .map(|i| i.trim_end_matches("URL").to_string())
             .unwrap_or_else(|| "public".into()),
         origin,
+        cacert: get("cacert").map(PathBuf::from),
     })
 }
 
@@ -385,6 +429,80 @@ mod tests {
             }
         );
         assert_eq!(creds.auth_url, "http://10.0.0.1:5000/v3");
+    }
+
+    #[test]
+    fn secure_yaml_merges_into_the_cloud_weft_finds_and_cacert_sits_beside_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let clouds = dir.path().join("clouds.yaml");
+        std::fs::write(
+            &clouds,
+            "clouds:\n  mine:\n    cacert: ca.pem\n    auth:\n      auth_url: \
+             https://keystone.example.com:5000\n      username: alice\n      project_name: \
+             shop\n  abs:\n    cacert: /etc/ssl/cloud.pem\n    auth:\n      auth_url: \
+             https://k\n      username: bob\n      password: inline\n      project_id: p1\n",
+        )
+        .expect("write");
+        let secure = dir.path().join("secure.yaml");
+        std::fs::write(
+            &secure,
+            "clouds:\n  mine:\n    auth:\n      password: from-secure\n",
+        )
+        .expect("write");
+        let missing = dir.path().join("nowhere.yaml");
+        let files = [missing.clone(), clouds.clone()];
+        let secure_files = [missing, secure];
+        let creds = from_clouds_files("mine", &files, &secure_files).expect("mine");
+        let Method::Password { user, password, .. } = &creds.method else {
+            panic!("{creds:?}");
+        };
+        assert_eq!((user.as_str(), password.as_str()), ("alice", "from-secure"));
+        assert_eq!(creds.cacert, Some(dir.path().join("ca.pem")));
+        assert_eq!(creds.auth_url, "https://keystone.example.com:5000/v3");
+        let creds = from_clouds_files("abs", &files, &secure_files).expect("abs");
+        assert_eq!(creds.cacert, Some(PathBuf::from("/etc/ssl/cloud.pem")));
+        let err = from_clouds_files("nosuch", &files, &secure_files)
+            .expect_err("no such cloud")
+            .to_string();
+        assert!(
+            err.contains("no cloud `nosuch`") && err.contains("abs, mine"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn turning_tls_verification_off_is_refused_and_os_cacert_is_read() {
+        let dir = tempfile::tempdir().expect("dir");
+        let clouds = dir.path().join("clouds.yaml");
+        std::fs::write(
+            &clouds,
+            "clouds:\n  lax:\n    verify: false\n    auth:\n      auth_url: https://k\n      \
+             username: a\n      password: p\n      project_name: s\n",
+        )
+        .expect("write");
+        let err = from_clouds_files("lax", std::slice::from_ref(&clouds), &[])
+            .expect_err("verify: false")
+            .to_string();
+        assert!(
+            err.contains("`verify: false`") && err.contains("cacert"),
+            "{err}"
+        );
+        let base = [
+            ("OS_AUTH_URL", "https://k/v3"),
+            ("OS_USERNAME", "a"),
+            ("OS_PASSWORD", "p"),
+            ("OS_PROJECT_NAME", "s"),
+        ];
+        let mut insecure = base.to_vec();
+        insecure.push(("OS_INSECURE", "true"));
+        let err = from_os_variables(vars(&insecure))
+            .expect_err("OS_INSECURE")
+            .to_string();
+        assert!(err.contains("OS_INSECURE"), "{err}");
+        let mut with_ca = base.to_vec();
+        with_ca.push(("OS_CACERT", "/etc/ssl/cloud.pem"));
+        let creds = from_os_variables(vars(&with_ca)).expect("credentials");
+        assert_eq!(creds.cacert, Some(PathBuf::from("/etc/ssl/cloud.pem")));
     }
 
     #[test]

@@ -22,13 +22,16 @@ use super::{
     hostkey, machine_key, record, tags, CloudError, Machine, MachineSpec, Provider, Scope,
 };
 
-/// How long a new machine may take to answer SSH with its host key.
 /// How long a server or image may take to reach a state.
 const STATE_WAIT: Duration = Duration::from_secs(600);
 
 /// Metadata naming the SSH endpoint of a server, for test clouds whose compute driver boots
 /// nothing: honoured only when Keystone is on loopback or `WEFT_TEST_SSH_ENDPOINTS=1`.
 pub const SSH_ENDPOINT_TAG: &str = "weft:ssh-endpoint";
+
+/// The tag that keeps, when `SSH_ENDPOINT_TAG` stands in for a server's address, the address
+/// weft would have reached it at (its floating IP, else its fixed one).
+pub const ADDRESS_TAG: &str = "weft:address";
 
 /// An env's OpenStack settings from `weft.toml`.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +44,9 @@ pub struct OpenstackSettings {
     pub network: Option<String>,
     /// Who may reach SSH; every address when unset.
     pub ssh_cidr: Option<String>,
+    /// The external network (name or id) each server gets a floating IP of, which weft then
+    /// reaches it at; none when unset.
+    pub floating_network: Option<String>,
 }
 
 /// One OpenStack project.
@@ -193,8 +199,9 @@ impl OpenstackProvider {
             .await
     }
 
-    fn machine(&self, server: &Value) -> Machine {
-        let tags = metadata(server);
+    /// The machine of `server`, reached at `floating` when it has a floating IP.
+    fn machine(&self, server: &Value, floating: Option<&str>) -> Machine {
+        let mut tags = metadata(server);
         let role = tags.get(tags::ROLE).cloned().unwrap_or_default();
         let ordinal = tags
             .get(tags::ORDINAL)
@@ -205,9 +212,18 @@ impl OpenstackProvider {
             .cloned()
             .unwrap_or_else(|| "root".into());
         let honour = self.test_endpoints.get().copied().unwrap_or(false);
-        let address = match tags.get(SSH_ENDPOINT_TAG).filter(|_| honour) {
-            Some(endpoint) => Some(endpoint.clone()),
-            None => server_ip(server).map(|ip| format!("{user}@{ip}:22")),
+        let own = floating
+            .map(str::to_string)
+            .or_else(|| server_ip(server))
+            .map(|ip| format!("{user}@{ip}:22"));
+        let address = match tags.get(SSH_ENDPOINT_TAG).filter(|_| honour).cloned() {
+            Some(endpoint) => {
+                if let Some(own) = own {
+                    tags.insert(ADDRESS_TAG.into(), own);
+                }
+                Some(endpoint)
+            }
+            None => own,
         };
         Machine {
             id: server["id"].as_str().unwrap_or_default().to_string(),
@@ -228,22 +244,16 @@ impl OpenstackProvider {
         let found = self
             .client()
             .await?
-            .get_found(Service::Compute, &path)
+            .get_all(Service::Compute, &path, "servers")
             .await?;
-        Ok(found["servers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|s| in_scope(s, scope))
-            .collect())
+        Ok(found.into_iter().filter(|s| in_scope(s, scope)).collect())
     }
 
     async fn find(&self, scope: &Scope, id: &str) -> Result<Value, CloudError> {
         self.servers(scope)
             .await?
             .into_iter()
-            .find(|s| s["id"] == id || self.machine(s).name == id)
+            .find(|s| s["id"] == id || self.machine(s, None).name == id)
             .ok_or_else(|| {
                 CloudError::NotFound(format!("no machine `{id}` in env `{}`", scope.env))
             })
@@ -298,15 +308,13 @@ impl OpenstackProvider {
             return Ok(name_or_id.to_string());
         }
         let found = client
-            .get_found(
+            .get_all(
                 Service::Image,
                 &format!("/images?name={}", query(name_or_id)),
+                "images",
             )
             .await?;
-        let ids: Vec<&str> = found["images"]
-            .as_array()
-            .map(|a| a.iter().filter_map(|i| i["id"].as_str()).collect())
-            .unwrap_or_default();
+        let ids: Vec<&str> = found.iter().filter_map(|i| i["id"].as_str()).collect();
         match ids.as_slice() {
             [id] => Ok((*id).to_string()),
             [] => Err(CloudError::NotFound(format!(
@@ -488,14 +496,216 @@ impl OpenstackProvider {
         Ok(())
     }
 
-    /// Imports `public_key` as key pair `name` unless the project has it.
-    async fn key_pair(&self, name: &str, public_key: &str) -> Result<(), CloudError> {
+    /// Neutron's id of the env's `floating_network`, an external network; none when unset.
+    async fn floating_network_id(&self) -> Result<Option<String>, CloudError> {
+        let Some(wanted) = &self.settings.floating_network else {
+            return Ok(None);
+        };
+        let networks = self
+            .client()
+            .await?
+            .get_all(
+                Service::Network,
+                "/networks?router:external=true",
+                "networks",
+            )
+            .await?;
+        networks
+            .iter()
+            .find(|n| n["id"] == wanted.as_str())
+            .or_else(|| networks.iter().find(|n| n["name"] == wanted.as_str()))
+            .and_then(|n| n["id"].as_str().map(str::to_string))
+            .map(Some)
+            .ok_or_else(|| {
+                let names: Vec<&str> = networks.iter().filter_map(|n| n["name"].as_str()).collect();
+                CloudError::NotFound(format!(
+                    "the cloud has no external network `{wanted}` for floating IPs (it has: {})",
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// Every floating IP weft made for the env, found by the description it gave them.
+    async fn floating_ips(&self, scope: &Scope) -> Result<Vec<Value>, CloudError> {
+        let description = group_description(scope);
+        Ok(self
+            .client()
+            .await?
+            .get_all(Service::Network, "/floatingips", "floatingips")
+            .await?
+            .into_iter()
+            .filter(|f| f["description"] == description.as_str())
+            .collect())
+    }
+
+    /// Server id → its floating address, for an env with `floating_network` (no call without).
+    async fn floating_by_server(
+        &self,
+        scope: &Scope,
+    ) -> Result<BTreeMap<String, String>, CloudError> {
+        if self.settings.floating_network.is_none() {
+            return Ok(BTreeMap::new());
+        }
+        Ok(self
+            .floating_ips(scope)
+            .await?
+            .iter()
+            .filter_map(|f| {
+                Some((
+                    f["port_details"]["device_id"].as_str()?.to_string(),
+                    f["floating_ip_address"].as_str()?.to_string(),
+                ))
+            })
+            .collect())
+    }
+
+    /// Allocates a floating IP of `network` to server `id`'s port, marked as the env's.
+    async fn add_floating_ip(
+        &self,
+        scope: &Scope,
+        id: &str,
+        network: &str,
+    ) -> Result<String, CloudError> {
         let client = self.client().await?;
-        if client
+        let ports = client
+            .get_all(
+                Service::Network,
+                &format!("/ports?device_id={}", query(id)),
+                "ports",
+            )
+            .await?;
+        let port = ports
+            .first()
+            .and_then(|p| p["id"].as_str())
+            .ok_or_else(|| CloudError::Io(format!("server {id} has no port for a floating IP")))?;
+        let made = client
+            .post(
+                Service::Network,
+                "/floatingips",
+                &json!({ "floatingip": {
+                    "floating_network_id": network,
+                    "port_id": port,
+                    "description": group_description(scope),
+                }}),
+            )
+            .await
+            .map_err(|e| {
+                CloudError::Config(format!(
+                    "cannot give server {id} a floating IP of `{}`: {e} (the env's network \
+                     reaches the floating network only through a router: `openstack router \
+                     add subnet` and `openstack router set --external-gateway`)",
+                    self.settings.floating_network.as_deref().unwrap_or(network)
+                ))
+            })?;
+        let address = made["floatingip"]["floating_ip_address"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| {
+                CloudError::Io("Neutron made a floating IP without an address".into())
+            })?;
+        // The env's machines reach each other at the addresses weft lists, the floating ones:
+        // traffic sent there comes from the sender's floating IP, which the group's rule for
+        // its own members (their fixed addresses) does not let in.
+        if let Some(group) = self.security_groups(scope).await?.first() {
+            client
+                .post(
+                    Service::Network,
+                    "/security-group-rules",
+                    &json!({ "security_group_rule": {
+                        "security_group_id": group["id"],
+                        "direction": "ingress",
+                        "ethertype": "IPv4",
+                        "remote_ip_prefix": format!("{address}/32"),
+                        "description": group_description(scope),
+                    }}),
+                )
+                .await?;
+        }
+        Ok(address)
+    }
+
+    /// Deletes the env's security group rules that let floating IP `address` in.
+    async fn forget_floating_ip(&self, scope: &Scope, address: &str) -> Result<(), CloudError> {
+        let client = self.client().await?;
+        let prefix = format!("{address}/32");
+        for group in self.security_groups(scope).await? {
+            let Some(id) = group["id"].as_str() else {
+                continue;
+            };
+            let rules = client
+                .get_all(
+                    Service::Network,
+                    &format!("/security-group-rules?security_group_id={id}"),
+                    "security_group_rules",
+                )
+                .await?;
+            for rule in rules {
+                if rule["remote_ip_prefix"] == prefix.as_str() {
+                    if let Some(rule_id) = rule["id"].as_str() {
+                        client
+                            .delete(
+                                Service::Network,
+                                &format!("/security-group-rules/{rule_id}"),
+                            )
+                            .await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Releases the env's floating IPs on server `id` (all of them when `id` is `None`): the
+    /// names of those released.
+    async fn release_floating_ips(
+        &self,
+        scope: &Scope,
+        id: Option<&str>,
+    ) -> Result<Vec<String>, CloudError> {
+        let client = self.client().await?;
+        let mut gone = Vec::new();
+        for ip in self.floating_ips(scope).await? {
+            if id.is_some_and(|id| ip["port_details"]["device_id"] != id) {
+                continue;
+            }
+            if let Some(fip) = ip["id"].as_str() {
+                client
+                    .delete(Service::Network, &format!("/floatingips/{fip}"))
+                    .await?;
+                let address = ip["floating_ip_address"].as_str().unwrap_or(fip);
+                self.forget_floating_ip(scope, address).await?;
+                gone.push(format!("floating IP {address}"));
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Imports `public_key` as key pair `name` unless the project has it; with `refuse_other`,
+    /// a key pair of that name holding another key is an error rather than kept.
+    async fn key_pair(
+        &self,
+        name: &str,
+        public_key: &str,
+        refuse_other: bool,
+    ) -> Result<(), CloudError> {
+        let client = self.client().await?;
+        if let Some(found) = client
             .get(Service::Compute, &format!("/os-keypairs/{}", query(name)))
             .await?
-            .is_some()
         {
+            // The type and the key itself; the comment may differ.
+            let key_of = |k: &str| k.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+            let held = found["keypair"]["public_key"].as_str().unwrap_or_default();
+            if refuse_other && key_of(held) != key_of(public_key) {
+                return Err(CloudError::Config(format!(
+                    "key pair `{name}` already holds another key ({}): register this one \
+                     under another --name, or delete the old one first (`openstack keypair \
+                     delete {name}`)",
+                    found["keypair"]["fingerprint"]
+                        .as_str()
+                        .unwrap_or("no fingerprint")
+                )));
+            }
             return Ok(());
         }
         client
@@ -540,7 +750,12 @@ impl Provider for OpenstackProvider {
             let meta = metadata(s);
             meta.get(tags::ROLE) == Some(&spec.role) && meta.get(tags::ORDINAL) == Some(&ordinal)
         }) {
-            return Ok(self.machine(existing));
+            let id = existing["id"].as_str().unwrap_or_default();
+            let mut floating = self.floating_by_server(scope).await?.remove(id);
+            if let (None, Some(network)) = (&floating, self.floating_network_id().await?) {
+                floating = Some(self.add_floating_ip(scope, id, &network).await?);
+            }
+            return Ok(self.machine(existing, floating.as_deref()));
         }
         // Everything the user wrote is checked before anything is made.
         let user_part = userdata::user_part(spec)?;
@@ -561,6 +776,7 @@ impl Provider for OpenstackProvider {
         let image = self.image_id(&image).await?;
         let flavor = self.flavor_id(&size).await?;
         let network = self.network_id().await?;
+        let floating_network = self.floating_network_id().await?;
         let cidr = match &self.settings.ssh_cidr {
             Some(cidr) => cidr.clone(),
             None => {
@@ -574,7 +790,7 @@ impl Provider for OpenstackProvider {
         self.security_group(scope, &cidr).await?;
         let (_, weft_key) = machine_key()?;
         let key_name = scope_tag(scope);
-        self.key_pair(&key_name, &weft_key).await?;
+        self.key_pair(&key_name, &weft_key, false).await?;
         let (host_key, user_data) = userdata::for_machine(&weft_key, spec, user_part)?;
         let encoded = base64::engine::general_purpose::STANDARD.encode(user_data);
         crate::logging::hide(&encoded);
@@ -617,18 +833,26 @@ impl Provider for OpenstackProvider {
             )
             .await?;
         }
-        let machine = self.machine(&server);
+        let floating = match &floating_network {
+            Some(network) => Some(self.add_floating_ip(scope, &id, network).await?),
+            None => None,
+        };
+        let machine = self.machine(&server, floating.as_deref());
         // Only a machine that proved it holds the key weft gave it is admitted.
         record::admit(scope, &machine, &host_key).await?;
         Ok(machine)
     }
 
     async fn list(&self, scope: &Scope) -> Result<Vec<Machine>, CloudError> {
+        let floating = self.floating_by_server(scope).await?;
         let mut machines: Vec<Machine> = self
             .servers(scope)
             .await?
             .iter()
-            .map(|s| self.machine(s))
+            .map(|s| {
+                let id = s["id"].as_str().unwrap_or_default();
+                self.machine(s, floating.get(id).map(String::as_str))
+            })
             .collect();
         machines.sort_by(|a, b| a.role.cmp(&b.role).then(a.ordinal.cmp(&b.ordinal)));
         Ok(machines)
@@ -648,7 +872,8 @@ impl Provider for OpenstackProvider {
                 .await?;
         }
         let server = self.wait_status(&id, "ACTIVE").await?;
-        if let Some(address) = self.machine(&server).address {
+        let floating = self.floating_by_server(scope).await?.remove(&id);
+        if let Some(address) = self.machine(&server, floating.as_deref()).address {
             let (host, port) = hostkey::host_port(&address);
             hostkey::readdress(&id, &host, port)?;
         }
@@ -676,6 +901,8 @@ impl Provider for OpenstackProvider {
         let server = self.find(scope, id).await?;
         let id = server["id"].as_str().unwrap_or_default().to_string();
         let id = id.as_str();
+        // Deleting the server leaves its floating IPs allocated: they go first.
+        self.release_floating_ips(scope, Some(id)).await?;
         self.client()
             .await?
             .delete(Service::Compute, &format!("/servers/{id}"))
@@ -696,15 +923,12 @@ impl Provider for OpenstackProvider {
         let found = self
             .client()
             .await?
-            .get_found(Service::Compute, "/servers/detail")
+            .get_all(Service::Compute, "/servers/detail", "servers")
             .await?;
-        let mut machines: Vec<Machine> = found["servers"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
+        let mut machines: Vec<Machine> = found
             .iter()
             .filter(|s| metadata(s).get(tags::CREATED_BY).map(String::as_str) == Some("weft"))
-            .map(|s| self.machine(s))
+            .map(|s| self.machine(s, None))
             .collect();
         Machine::sort_by_place(&mut machines);
         Ok(machines)
@@ -809,11 +1033,25 @@ impl Provider for OpenstackProvider {
                 address,
                 router_id: router_id(address),
             }),
-            (None, None) => Err(CloudError::Config(format!(
-                "env `{}` has no virtual IP yet and Neutron picks it when a run reserves one: \
-                 run without --check, or set `vip`",
-                scope.env
-            ))),
+            (None, None) => {
+                // Only reads: the network's name for the message.
+                self.network_id().await?;
+                let network = match &self.settings.network {
+                    Some(name) => format!("network `{name}`"),
+                    None => "the project's only network".into(),
+                };
+                crate::logging::note(&format!(
+                    "check: env `{}` has no virtual IP yet: a run makes Neutron port `{}-vip` on \
+                     {network}, lets the ports of the env's servers carry its address \
+                     and uses the address Neutron gives it (0.0.0.0 stands in for it here)",
+                    scope.env,
+                    scope_tag(scope)
+                ));
+                Ok(super::VirtualIp {
+                    address: std::net::Ipv4Addr::UNSPECIFIED,
+                    router_id: router_id(std::net::Ipv4Addr::UNSPECIFIED),
+                })
+            }
         }
     }
 
@@ -824,7 +1062,7 @@ impl Provider for OpenstackProvider {
         public_key: &str,
     ) -> Result<(), CloudError> {
         // Key pairs belong to the user, not the project: the env's prefix keeps them apart.
-        self.key_pair(&format!("{}-{name}", scope_tag(scope)), public_key)
+        self.key_pair(&format!("{}-{name}", scope_tag(scope)), public_key, true)
             .await
     }
 
@@ -837,10 +1075,14 @@ impl Provider for OpenstackProvider {
             || async { Ok(self.servers(scope).await?.is_empty().then_some(())) },
         )
         .await?;
+        // Those of machines already gone, or of a terminate that stopped half way.
+        gone.extend(self.release_floating_ips(scope, None).await?);
         let client = self.client().await?;
         let prefix = scope_tag(scope);
-        let keys = client.get_found(Service::Compute, "/os-keypairs").await?;
-        for key in keys["keypairs"].as_array().cloned().unwrap_or_default() {
+        let keys = client
+            .get_all(Service::Compute, "/os-keypairs", "keypairs")
+            .await?;
+        for key in keys {
             let Some(name) = key["keypair"]["name"].as_str() else {
                 continue;
             };
@@ -865,9 +1107,13 @@ impl Provider for OpenstackProvider {
             };
             // Ports someone left on the group (their server gone) would keep it.
             let ports = client
-                .get_found(Service::Network, &format!("/ports?security_groups={id}"))
+                .get_all(
+                    Service::Network,
+                    &format!("/ports?security_groups={id}"),
+                    "ports",
+                )
                 .await?;
-            for port in ports["ports"].as_array().cloned().unwrap_or_default() {
+            for port in ports {
                 if let Some(port_id) = port["id"].as_str() {
                     client
                         .delete(Service::Network, &format!("/ports/{port_id}"))
@@ -881,7 +1127,7 @@ impl Provider for OpenstackProvider {
             gone.push(format!("security group {prefix}"));
         }
         let images = client
-            .get_found(
+            .get_all(
                 Service::Image,
                 &format!(
                     "/images?{}={}&{}={}",
@@ -890,9 +1136,10 @@ impl Provider for OpenstackProvider {
                     query(tags::ENV),
                     query(&scope.env)
                 ),
+                "images",
             )
             .await?;
-        for image in images["images"].as_array().cloned().unwrap_or_default() {
+        for image in images {
             if image[tags::NAMESPACE] != scope.namespace.as_str()
                 || image[tags::ENV] != scope.env.as_str()
             {

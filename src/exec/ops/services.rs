@@ -5,7 +5,7 @@
 use crate::exec::session::{HostError, HostSession};
 use crate::shell::quote;
 
-use super::daemons::{self, DaemonCommands};
+use super::daemons::DaemonCommands;
 use super::{facts, fail, OpResult};
 
 /// A process manager weft drives.
@@ -17,8 +17,8 @@ pub enum ServiceManager {
     Supervisor,
     /// `sv` with services in `/etc/sv`, enabled by a link in `/etc/service`.
     Runit,
-    /// The daemon's own commands (`daemons::known` or the script's `commands`), on hosts
-    /// without an init system.
+    /// The daemon's own commands, which the script gives (`commands`), on hosts without an
+    /// init system.
     Direct,
 }
 
@@ -65,11 +65,11 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DriverSpec {
     /// The manager; by default systemd when the host's init is systemd, else the daemon's own
-    /// commands when they are known, else supervisor, else runit.
+    /// commands when the script gave them, else supervisor, else runit.
     pub manager: Option<ServiceManager>,
     /// supervisor's config file, when not in a place `supervisorctl` looks by itself.
     pub config: Option<String>,
-    /// The daemon's own commands, for a daemon weft does not know.
+    /// The daemon's own commands, which its script gives.
     pub commands: Option<DaemonCommands>,
 }
 
@@ -91,18 +91,15 @@ impl Driver {
     /// `init` fact, read once per goal.
     pub fn of(session: &HostSession, name: &str, spec: &DriverSpec) -> Result<Self, HostError> {
         let direct = || {
-            spec.commands
-                .clone()
-                .or_else(|| daemons::known(name))
-                .ok_or_else(|| {
-                    fail(
-                        "service",
-                        format!(
-                            "weft does not know the commands of `{name}`: give them with \
-                             `commands: #{{ start, stop, reload, status }}`"
-                        ),
-                    )
-                })
+            spec.commands.clone().ok_or_else(|| {
+                fail(
+                    "service",
+                    format!(
+                        "manager `direct` runs `{name}` by its own commands: give them with \
+                         `commands: #{{ start, stop, reload, status }}`"
+                    ),
+                )
+            })
         };
         let manager = match spec.manager {
             Some(manager) => manager,
@@ -168,8 +165,8 @@ impl Driver {
 }
 
 /// The manager to use for service `name` when none is named: systemd when the host's `init`
-/// fact says it runs the host; else the daemon's own commands when they are known (or
-/// `commands` were given); else supervisor or runit when installed.
+/// fact says it runs the host; else the daemon's own commands when the script gave them
+/// (`commands`); else supervisor or runit when installed.
 pub fn detect(
     session: &HostSession,
     name: &str,
@@ -179,7 +176,7 @@ pub fn detect(
     if facts.get("init").and_then(|v| v.as_str()) == Some("systemd") {
         return Ok(ServiceManager::Systemd);
     }
-    if commands || daemons::known(name).is_some() {
+    if commands {
         return Ok(ServiceManager::Direct);
     }
     let out = session.probe(
@@ -189,7 +186,10 @@ pub fn detect(
     ServiceManager::parse(out.stdout.trim()).map_err(|_| {
         fail(
             "service",
-            format!("no init system, supervisor or runit on this host runs `{name}`"),
+            format!(
+                "no init system, supervisor or runit on this host runs `{name}`, and no \
+                 `commands` say how it starts and stops"
+            ),
         )
     })
 }

@@ -7,7 +7,7 @@ use rhai::{Array, Dynamic, EvalAltResult, Map};
 
 use super::error::host_error_at;
 use super::host::Host;
-use super::options::{self, Options};
+use super::options;
 use super::reveal;
 use crate::exec::ops::probes::{self, HttpSpec};
 use crate::exec::ops::trees;
@@ -24,42 +24,15 @@ pub fn stamp_of(secs: i64) -> String {
     )
 }
 
-/// The `exclude` option: names left out at any depth.
-fn excludes(opts: &mut Options) -> Result<Vec<String>, Box<EvalAltResult>> {
-    let names = opts.strings("exclude")?.unwrap_or_default();
-    if let Some(bad) = names
-        .iter()
-        .find(|n| n.is_empty() || n.contains('/') || n.contains('\0'))
-    {
-        return Err(format!("exclude: `{bad}` is not a file name (no `/`)").into());
-    }
-    Ok(names)
-}
-
+/// The options of `http` as the probe's request.
 fn http_spec(options: Map) -> Result<HttpSpec, Box<EvalAltResult>> {
-    let mut opts = Options::new(options, options::keys("http"))?;
+    let o: options::HttpOptions = options::read(options)?;
     let defaults = HttpSpec::default();
-    let spec = HttpSpec {
-        timeout: opts.seconds("timeout")?.unwrap_or(defaults.timeout),
-        method: opts
-            .string("method")?
-            .unwrap_or(defaults.method)
-            .to_ascii_uppercase(),
-        headers: opts.strings_map("headers")?.unwrap_or_default(),
-    };
-    probes::check_method(&spec.method)?;
-    if spec.timeout.is_zero() {
-        return Err("option `timeout` must be more than 0 seconds".into());
-    }
-    for (name, value) in &spec.headers {
-        let bad = |t: &str| t.contains(['\r', '\n']);
-        if name.is_empty() || name.contains(':') || bad(name) || bad(value) {
-            return Err(
-                format!("headers: `{name}` is not a header name with a one-line value").into(),
-            );
-        }
-    }
-    Ok(spec)
+    Ok(HttpSpec {
+        timeout: o.timeout.map_or(defaults.timeout, |t| t.0),
+        method: o.method.map_or(defaults.method, |m| m.to_ascii_uppercase()),
+        headers: o.headers,
+    })
 }
 
 /// Chores on paths and the facts of folders, as methods of `Host`.
@@ -74,29 +47,16 @@ pub mod chores_api {
     ///
     /// ```rhai
     /// host.touch("/srv/app/builds/" + id);
+    /// host.touch("/srv/app/.last-run", #{ always: true });
     /// ```
     #[rhai_fn(name = "touch", return_raw)]
     pub fn touch(
         ctx: NativeCallContext,
         host: &mut Host,
         path: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        touch_with(ctx, host, path, Map::new())
-    }
-
-    /// `touch` with option `always` (even after Ctrl-C).
-    ///
-    /// ```rhai
-    /// host.touch("/srv/app/.last-run", #{ always: true });
-    /// ```
-    #[rhai_fn(name = "touch", return_raw)]
-    pub fn touch_with(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        path: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let always = Options::new(options, options::keys("touch"))?.always()?;
+        let always = options::read::<options::TouchOptions>(options)?.always;
         let path = reveal::text(&ctx, &host.0, path)?;
         let h = &host.0;
         h.always(always, || h.timed("", || trees::touch(h, &path)))
@@ -110,6 +70,7 @@ pub mod chores_api {
     ///
     /// ```rhai
     /// host.rename("/srv/app/builds/.v2.part", "/srv/app/builds/v2");
+    /// host.rename("/srv/app/state.new", "/srv/app/state", #{ always: true });
     /// ```
     #[rhai_fn(name = "rename", return_raw)]
     pub fn rename(
@@ -117,24 +78,9 @@ pub mod chores_api {
         host: &mut Host,
         from: &str,
         to: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        rename_with(ctx, host, from, to, Map::new())
-    }
-
-    /// `rename` with option `always` (even after Ctrl-C).
-    ///
-    /// ```rhai
-    /// host.rename("/srv/app/state.new", "/srv/app/state", #{ always: true });
-    /// ```
-    #[rhai_fn(name = "rename", return_raw)]
-    pub fn rename_with(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        from: &str,
-        to: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let always = Options::new(options, options::keys("rename"))?.always()?;
+        let always = options::read::<options::RenameOptions>(options)?.always;
         let from = reveal::text(&ctx, &host.0, from)?;
         let to = reveal::text(&ctx, &host.0, to)?;
         let h = &host.0;
@@ -150,6 +96,7 @@ pub mod chores_api {
     ///
     /// ```rhai
     /// host.copy_tree("/srv/app/current/static", "/srv/app/shared/static");
+    /// host.copy_tree("/srv/app/repos/site", "/srv/app/stage/src", #{ exclude: [".git"] });
     /// ```
     #[rhai_fn(name = "copy_tree", return_raw)]
     pub fn copy_tree(
@@ -157,27 +104,9 @@ pub mod chores_api {
         host: &mut Host,
         from: &str,
         to: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        copy_tree_with(ctx, host, from, to, Map::new())
-    }
-
-    /// `copy_tree` with options: `exclude` (names of files or folders left out at any
-    /// depth, such as `[".git"]`) and `always` (even after Ctrl-C).
-    ///
-    /// ```rhai
-    /// host.copy_tree("/srv/app/repos/site", "/srv/app/stage/src", #{ exclude: [".git"] });
-    /// ```
-    #[rhai_fn(name = "copy_tree", return_raw)]
-    pub fn copy_tree_with(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        from: &str,
-        to: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, options::keys("copy_tree"))?;
-        let always = opts.always()?;
-        let exclude = excludes(&mut opts)?;
+        let options::CopyTreeOptions { exclude, always } = options::read(options)?;
         let from = reveal::text(&ctx, &host.0, from)?;
         let to = reveal::text(&ctx, &host.0, to)?;
         let h = &host.0;
@@ -193,29 +122,16 @@ pub mod chores_api {
     ///
     /// ```rhai
     /// let sum = host.tree_sum("/srv/app/src");
+    /// let sum = host.tree_sum("/srv/app/src", #{ exclude: [".git"] });
     /// ```
     #[rhai_fn(name = "tree_sum", return_raw)]
     pub fn tree_sum(
         ctx: NativeCallContext,
         host: &mut Host,
         dir: &str,
-    ) -> Result<Dynamic, Box<EvalAltResult>> {
-        tree_sum_with(ctx, host, dir, Map::new())
-    }
-
-    /// `tree_sum` with option `exclude`: names of files or folders left out at any depth.
-    ///
-    /// ```rhai
-    /// let sum = host.tree_sum("/srv/app/src", #{ exclude: [".git"] });
-    /// ```
-    #[rhai_fn(name = "tree_sum", return_raw)]
-    pub fn tree_sum_with(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        dir: &str,
         options: Map,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let exclude = excludes(&mut Options::new(options, options::keys("tree_sum"))?)?;
+        let exclude = options::read::<options::TreeSumOptions>(options)?.exclude;
         let dir = reveal::text(&ctx, &host.0, dir)?;
         let sum = trees::tree_sum(&host.0, &dir, &exclude)
             .map_err(|e| host_error_at(&ctx, &host.0, e))?;
@@ -227,29 +143,16 @@ pub mod chores_api {
     ///
     /// ```rhai
     /// let uploads = host.files("/srv/files/site").len();
+    /// let sources = host.files("/srv/app/src", #{ exclude: [".git"] });
     /// ```
     #[rhai_fn(name = "files", return_raw)]
     pub fn files(
         ctx: NativeCallContext,
         host: &mut Host,
         dir: &str,
-    ) -> Result<Array, Box<EvalAltResult>> {
-        files_with(ctx, host, dir, Map::new())
-    }
-
-    /// `files` with option `exclude`: names of files or folders left out at any depth.
-    ///
-    /// ```rhai
-    /// let sources = host.files("/srv/app/src", #{ exclude: [".git"] });
-    /// ```
-    #[rhai_fn(name = "files", return_raw)]
-    pub fn files_with(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        dir: &str,
         options: Map,
     ) -> Result<Array, Box<EvalAltResult>> {
-        let exclude = excludes(&mut Options::new(options, options::keys("files"))?)?;
+        let exclude = options::read::<options::FilesOptions>(options)?.exclude;
         let dir = reveal::text(&ctx, &host.0, dir)?;
         let names =
             trees::files(&host.0, &dir, &exclude).map_err(|e| host_error_at(&ctx, &host.0, e))?;
@@ -275,30 +178,15 @@ pub mod chores_api {
     }
 
     /// The HTTP status `url` answers with, asked from the host with its `curl` (redirects
-    /// not followed); `0` when nothing answered within 10 seconds. Reads only: it runs under
+    /// not followed); `0` when nothing answered within `timeout` (10 seconds by default). Reads only: it runs under
     /// `--check` too.
     ///
     /// ```rhai
     /// if host.http("http://127.0.0.1/health") != 200 { throw "the site is down"; }
-    /// ```
-    #[rhai_fn(name = "http", return_raw)]
-    pub fn http(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        url: &str,
-    ) -> Result<i64, Box<EvalAltResult>> {
-        http_with(ctx, host, url, Map::new())
-    }
-
-    /// `http` with options: `timeout` (seconds for the whole request, default 10), `method`
-    /// (default `"GET"`; `"HEAD"` asks for headers only) and `headers` (a map of names to
-    /// values).
-    ///
-    /// ```rhai
     /// let code = host.http("http://127.0.0.1:5000/v2/", #{ method: "HEAD", timeout: 5 });
     /// ```
     #[rhai_fn(name = "http", return_raw)]
-    pub fn http_with(
+    pub fn http(
         ctx: NativeCallContext,
         host: &mut Host,
         url: &str,
@@ -352,4 +240,15 @@ pub mod chores_api {
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
         stamp_of(secs)
     }
+}
+
+/// The functions above whose options may be left out, each registered a second time without
+/// its option map: `host.touch(path)` is `host.touch(path, #{})`.
+pub fn register_short_forms(module: &mut rhai::Module) {
+    short_form!(module, "touch", chores_api::touch(path: &str));
+    short_form!(module, "rename", chores_api::rename(from: &str, to: &str));
+    short_form!(module, "copy_tree", chores_api::copy_tree(from: &str, to: &str));
+    short_form!(module, "tree_sum", chores_api::tree_sum(dir: &str) -> Dynamic);
+    short_form!(module, "files", chores_api::files(dir: &str) -> Array);
+    short_form!(module, "http", chores_api::http(url: &str) -> i64);
 }

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use rhai::plugin::*;
 use rhai::{Array, Dynamic, EvalAltResult, Map, NativeCallContext};
 
+use super::error::controller_error_at;
 use super::global::ScriptContext;
-use super::options::{keys, Options};
+use super::options;
 use crate::exec::orchestrator::{MachineInfo, Orchestrator};
 
 /// The env actions, for a controller goal; elsewhere an error that says where `function` may
@@ -153,7 +154,7 @@ pub mod cloud_api {
         ctx: NativeCallContext,
         names: Array,
     ) -> Result<(), Box<EvalAltResult>> {
-        let names = crate::script::api::options::strings(names, "machine names")?;
+        let names = options::strings(names, "machine names")?;
         Ok(orchestrator(&ctx, "terminate_machines")?.terminate(&names)?)
     }
 
@@ -184,7 +185,9 @@ pub mod cloud_api {
         Ok(orchestrator(&ctx, "goal_exists")?.goal_exists(goal))
     }
 
-    /// Runs another goal on the env's current hosts; `true` when it succeeded on every one.
+    /// Runs another goal on the env's current hosts; `true` once it succeeded on every one.
+    /// A failure on any host throws an `OpError` (`err.kind == "goal"`) at the call, as a
+    /// failed operation does; each host's failure is in the run's report.
     ///
     /// ```rhai
     /// run_goal("nginx_reload", []);
@@ -195,15 +198,17 @@ pub mod cloud_api {
         goal: &str,
         args: Array,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let args = args.into_iter().map(|a| a.to_string()).collect();
-        Ok(orchestrator(&ctx, "run_goal")?.run_goal(goal, args, Vec::new(), Vec::new())?)
+        run_goal_on(ctx, goal, args, Map::new())
     }
 
-    /// Runs another goal on some of the env's hosts: options `roles` and `hosts` (arrays of
-    /// names) select them as `-r` and `-H` do. `true` when it succeeded on every one.
+    /// Runs another goal on the env's current hosts, or on those `roles` and `hosts` select
+    /// (as `-r` and `-H` do). `true` once it succeeded on every one; a failure throws an
+    /// `OpError` (`err.kind == "goal"`, or `interrupted` after Ctrl-C), or with `allow_fail`
+    /// returns `false`.
     ///
     /// ```rhai
     /// run_goal("hello_activate", [id], #{ roles: ["app"] });
+    /// if !run_goal("app_release", [], #{ hosts: [locker], allow_fail: true }) { log("still locked"); }
     /// ```
     #[rhai_fn(name = "run_goal", return_raw)]
     pub fn run_goal_on(
@@ -212,14 +217,27 @@ pub mod cloud_api {
         args: Array,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = crate::script::api::options::Options::new(
-            options,
-            crate::script::api::options::keys("run_goal"),
-        )?;
-        let roles = opts.strings("roles")?.unwrap_or_default();
-        let hosts = opts.strings("hosts")?.unwrap_or_default();
+        let o: options::RunGoalOptions = options::read(options)?;
         let args = args.into_iter().map(|a| a.to_string()).collect();
-        Ok(orchestrator(&ctx, "run_goal")?.run_goal(goal, args, roles, hosts)?)
+        let ok = orchestrator(&ctx, "run_goal")?.run_goal(goal, args, o.roles, o.hosts)?;
+        if ok || o.allow_fail {
+            return Ok(ok);
+        }
+        // After Ctrl-C the goal failed because it was stopped: the controller goal stops too.
+        if crate::exec::interrupt::any_interrupted() {
+            return Err(controller_error_at(
+                &ctx,
+                "interrupted",
+                format!("interrupted during goal `{goal}`"),
+            ));
+        }
+        Err(controller_error_at(
+            &ctx,
+            "goal",
+            format!(
+                "run_goal: goal `{goal}` failed (the run's report says on which hosts and why)"
+            ),
+        ))
     }
 
     /// The env's hosts that answer over SSH right now.
@@ -335,8 +353,8 @@ pub mod cloud_api {
             .tag()
             .and_then(|t| t.read_lock::<ScriptContext>().map(|c| c.root.clone()))
             .unwrap_or_default();
-        let mut opts = Options::new(options, keys("acme_order"))?;
-        let domains = opts.strings("domains")?.unwrap_or_default();
+        let o: options::AcmeOrderOptions = options::read(options)?;
+        let domains = o.domains;
         if domains.is_empty() {
             return Err("acme_order: `domains` names no domain".into());
         }
@@ -358,21 +376,18 @@ pub mod cloud_api {
                 )
             })
         };
-        let out = private(opts.string("out")?, "out")?;
-        let account_dir = private(opts.string("account_dir")?, "account_dir")?;
+        let out = private(o.out, "out")?;
+        let account_dir = private(o.account_dir, "account_dir")?;
         let request = crate::acme::CertRequest {
-            directory: opts.string("directory")?.unwrap_or_default(),
-            ca: opts
-                .string("ca")?
-                .filter(|c| !c.is_empty())
-                .map(|c| root.join(c)),
+            directory: o.directory.unwrap_or_default(),
+            ca: o.ca.filter(|c| !c.is_empty()).map(|c| root.join(c)),
             account_dir,
-            email: opts.string("email")?.unwrap_or_default(),
+            email: o.email.unwrap_or_default(),
             domains,
             out,
-            validation_deadline: opts
-                .seconds("timeout")?
-                .unwrap_or(std::time::Duration::from_secs(120)),
+            validation_deadline: o
+                .timeout
+                .map_or(std::time::Duration::from_secs(120), |t| t.0),
         };
         // The run's Ctrl-C ends the order, as it ends every other network step.
         let cancel = crate::exec::interrupt::cancel_now();

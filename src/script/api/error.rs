@@ -12,7 +12,8 @@ use crate::exec::session::{HostError, HostSession};
 pub struct OpError {
     /// `command`, `rejected`, `operation`, `transport`, `interrupted`, `host_timeout`,
     /// `template`, `dump`, `local_read`, `secret` (a secret of weft.toml that could not be
-    /// resolved), or `env` (an env action of a controller goal).
+    /// resolved), `env` (an env action of a controller goal), or `goal` (a goal `run_goal`
+    /// started failed).
     pub kind: &'static str,
     /// The whole message, as the run report shows it.
     pub message: String,
@@ -76,6 +77,28 @@ pub fn controller_error(err: HostError) -> Box<EvalAltResult> {
     ))
 }
 
+/// A failure of a controller step, `kind` (such as `goal`), as a script error at the call
+/// (`err.source`, `err.line`, `err.column`).
+pub fn controller_error_at(
+    ctx: &NativeCallContext,
+    kind: &'static str,
+    message: String,
+) -> Box<EvalAltResult> {
+    let at = ctx.call_position();
+    let error = OpError {
+        kind,
+        message,
+        code: None,
+        host: crate::exec::runner::CONTROLLER.to_string(),
+        command: None,
+        source: ctx.call_source().map(str::to_string),
+        line: at
+            .line()
+            .map(|l| (l as u16, at.position().unwrap_or(0) as u16)),
+    };
+    Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(error), at))
+}
+
 /// An env action's failure as a script error on the controller, so `catch (err)` reads
 /// `err.kind == "env"` and the diagnostic its message.
 impl From<OrchestrateError> for Box<EvalAltResult> {
@@ -127,8 +150,9 @@ pub mod error_api {
     /// refused new content), `operation` (an operation refused, e.g. a directory where a
     /// link should be), `transport`, `interrupted` (Ctrl-C), `host_timeout` (the host's
     /// `--host-timeout` passed), `template`, `dump`, `local_read`, `secret` (a secret of
-    /// weft.toml that could not be resolved was about to be used), or `env` (an env action of
-    /// a controller goal, such as `create_machines`).
+    /// weft.toml that could not be resolved was about to be used), `env` (an env action of
+    /// a controller goal, such as `create_machines`), or `goal` (a goal `run_goal` started
+    /// failed on some host).
     ///
     /// ```rhai
     /// try { host.run("false"); } catch (err) { if err.kind == "command" { log(err.code); } }

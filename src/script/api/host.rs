@@ -39,9 +39,9 @@ fn output_map(output: Option<ExecOutput>) -> Map {
 static CHECK_OPTION_WARNED: std::sync::Once = std::sync::Once::new();
 
 fn run_options(host: &Host, map: Map) -> ApiResult<RunOptions> {
-    let mut opts = options::Options::new(map, options::keys("run"))?;
+    let o: options::RunCommandOptions = options::read(map)?;
     let defaults = RunOptions::default();
-    let allow_fail = match (opts.bool("allow_fail")?, opts.bool("check")?) {
+    let allow_fail = match (o.allow_fail, o.check) {
         (Some(allow), _) => allow,
         // `check` meant four things; the old spelling keeps working for one release.
         (None, Some(check)) => {
@@ -56,12 +56,12 @@ fn run_options(host: &Host, map: Map) -> ApiResult<RunOptions> {
     };
     Ok(RunOptions {
         fail_on_error: !allow_fail,
-        check_safe: opts.bool("check_safe")?.unwrap_or(defaults.check_safe),
-        quiet: opts.bool("quiet")?.unwrap_or(defaults.quiet),
-        timeout: opts.seconds("timeout")?,
-        stdin: opts.string("stdin")?,
-        sudo: opts.user("sudo")?,
-        always: opts.bool("always")?.unwrap_or(defaults.always),
+        check_safe: o.check_safe.unwrap_or(defaults.check_safe),
+        quiet: o.quiet.unwrap_or(defaults.quiet),
+        timeout: o.timeout.map(|t| t.0),
+        stdin: o.stdin,
+        sudo: o.sudo.and_then(|s| s.0),
+        always: o.always.unwrap_or(defaults.always),
     })
 }
 
@@ -133,35 +133,16 @@ pub mod host_api {
     }
 
     /// Runs a shell command on the host and returns `#{stdout, stderr, code, skipped}`.
-    /// A non-zero exit fails the goal. Under `--check` the command is skipped and returns
-    /// `#{ skipped: true, code: () }` (unless `check_safe`).
+    /// A non-zero exit fails the goal (unless `allow_fail`). Under `--check` the command is
+    /// skipped and returns `#{ skipped: true, code: () }` (unless `check_safe`).
     ///
     /// ```rhai
     /// let kernel = host.run("uname -r").stdout;
-    /// ```
-    #[rhai_fn(name = "run", return_raw)]
-    pub fn run(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        command: &str,
-    ) -> Result<Map, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; command);
-        run_command(&ctx, host, command, RunOptions::default())
-    }
-
-    /// Runs a shell command with options:
-    /// `allow_fail` (default `false`: a non-zero exit fails the goal; `true` returns it),
-    /// `check_safe` (default `false`: the command only reads, so it also runs under `--check`),
-    /// `quiet` (default `false`: hide the output), `timeout` (seconds), `stdin` (text to feed it),
-    /// `sudo` (`true` for root, or a user name: run it through sudo as that user),
-    /// `always` (default `false`: run it even after Ctrl-C, for cleanup such as a lock).
-    ///
-    /// ```rhai
     /// let r = host.run("systemctl is-active nginx", #{ allow_fail: true, check_safe: true });
     /// if r.code != 0 { log("nginx is down"); }
     /// ```
     #[rhai_fn(name = "run", return_raw)]
-    pub fn run_with(
+    pub fn run(
         ctx: NativeCallContext,
         host: &mut Host,
         command: &str,
@@ -172,28 +153,15 @@ pub mod host_api {
         run_command(&ctx, host, command, run_options(host, options)?)
     }
 
-    /// Runs a program with arguments; each one is quoted, so none is ever read by the shell.
+    /// Runs a program with arguments, with the options of `run(command, options)`; each
+    /// argument is quoted, so none is ever read by the shell.
     ///
     /// ```rhai
     /// host.run(["mkdir", "-p", dir]);
-    /// ```
-    #[rhai_fn(name = "run", return_raw)]
-    pub fn run_argv(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        args: Array,
-    ) -> Result<Map, Box<EvalAltResult>> {
-        let args = reveal::array(&ctx, &host.0, args)?;
-        run_command(&ctx, host, &argv(args)?, RunOptions::default())
-    }
-
-    /// Runs a program with quoted arguments and the options of `run(command, options)`.
-    ///
-    /// ```rhai
     /// host.run(["test", "-f", path], #{ allow_fail: true, check_safe: true });
     /// ```
     #[rhai_fn(name = "run", return_raw)]
-    pub fn run_argv_with(
+    pub fn run_argv(
         ctx: NativeCallContext,
         host: &mut Host,
         args: Array,
@@ -231,27 +199,10 @@ pub mod host_api {
     ///
     /// ```rhai
     /// host.write_file("/etc/motd", "welcome\n");
-    /// ```
-    #[rhai_fn(name = "write_file", return_raw)]
-    pub fn write_file(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        path: &str,
-        content: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; path, content);
-        files::write_file(&host.0, path, content.as_bytes(), None)
-            .map_err(|e| host_error_at(&ctx, &host.0, e))
-    }
-
-    /// Writes a file with options: `mode` (a string such as `"0644"`), `always` (even after
-    /// Ctrl-C).
-    ///
-    /// ```rhai
     /// host.write_file("/usr/local/bin/hello", "#!/bin/sh\necho hi\n", #{ mode: "0755" });
     /// ```
     #[rhai_fn(name = "write_file", return_raw)]
-    pub fn write_file_with(
+    pub fn write_file(
         ctx: NativeCallContext,
         host: &mut Host,
         path: &str,
@@ -260,8 +211,8 @@ pub mod host_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; path, content);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let mut opts = options::Options::new(options, options::keys("write_file"))?;
-        let (mode, always) = (opts.mode("mode")?, opts.always()?);
+        let o: options::WriteFileOptions = options::read(options)?;
+        let (mode, always) = (o.mode.map(|m| m.0), o.always);
         host.0
             .always(always, || {
                 files::write_file(&host.0, path, content.as_bytes(), mode)
@@ -274,25 +225,10 @@ pub mod host_api {
     ///
     /// ```rhai
     /// host.upload("dist/app.tar.gz", "/tmp/app.tar.gz");
-    /// ```
-    #[rhai_fn(name = "upload", return_raw)]
-    pub fn upload(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        local: &str,
-        remote: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; local, remote);
-        upload_with(ctx, host, local, remote, Map::new())
-    }
-
-    /// Copies a local file or folder to the host with option `always` (even after Ctrl-C).
-    ///
-    /// ```rhai
     /// host.upload("dist/app.tar.gz", "/tmp/app.tar.gz", #{ always: true });
     /// ```
     #[rhai_fn(name = "upload", return_raw)]
-    pub fn upload_with(
+    pub fn upload(
         ctx: NativeCallContext,
         host: &mut Host,
         local: &str,
@@ -301,7 +237,7 @@ pub mod host_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; local, remote);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let always = options::Options::new(options, options::keys("upload"))?.always()?;
+        let always = options::read::<options::UploadOptions>(options)?.always;
         let h = &host.0;
         h.always(always, || {
             h.timed("upload", || files::upload(h, local, remote))
@@ -311,33 +247,16 @@ pub mod host_api {
 
     /// Copies a file or folder of the host to `local` on this machine (relative to the
     /// project), creating its folder; `true`, as every copy changes the local file. Regular
-    /// files and folders only: links are skipped and said on the host's output, as are
-    /// devices, FIFOs and sockets; at most 10 GiB. Under `--check` it only says what it would
-    /// copy.
+    /// files and folders only: links are skipped (unless `follow_links`) and said on the
+    /// host's output, as are devices, FIFOs and sockets; at most 10 GiB (or `max_size`).
+    /// Under `--check` it only says what it would copy.
     ///
     /// ```rhai
     /// host.download("/var/log/app.log", "logs/app.log");
-    /// ```
-    #[rhai_fn(name = "download", return_raw)]
-    pub fn download(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        remote: &str,
-        local: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; remote, local);
-        download_with(ctx, host, remote, local, Map::new())
-    }
-
-    /// `download` with options: `follow_links` (copy what links point to, anywhere the login
-    /// user can read; a link back into a folder already copied is still skipped) and
-    /// `max_size` (`"500M"`, `"20G"`: the most this download copies, 10 GiB by default).
-    ///
-    /// ```rhai
     /// host.download("/srv/app/current/logs", "logs", #{ follow_links: true, max_size: "2G" });
     /// ```
     #[rhai_fn(name = "download", return_raw)]
-    pub fn download_with(
+    pub fn download(
         ctx: NativeCallContext,
         host: &mut Host,
         remote: &str,
@@ -346,12 +265,12 @@ pub mod host_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; remote, local);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let mut options = options::Options::new(options, options::keys("download"))?;
+        let o: options::DownloadOptions = options::read(options)?;
         let mut limits = DownloadLimits::default();
-        if let Some(follow) = options.bool("follow_links")? {
+        if let Some(follow) = o.follow_links {
             limits.follow_links = follow;
         }
-        if let Some(size) = options.string("max_size")? {
+        if let Some(size) = o.max_size {
             limits.max_bytes = crate::transport::download::parse_size(&size)
                 .map_err(|why| format!("max_size: {why}"))?;
         }
@@ -391,33 +310,18 @@ pub mod host_api {
     /// `local + ".sha256"`: a corrupt or truncated file fails the goal before the host is
     /// touched. Returns `true` (`false` under `--check`, which only verifies).
     ///
-    /// ```rhai
-    /// host.load("backups/notes.sql.gz", "sudo -u postgres psql -q notes");
-    /// ```
-    #[rhai_fn(name = "load", return_raw)]
-    pub fn load(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        local: &str,
-        command: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; local, command);
-        crate::exec::dump::load(&host.0, local, command)
-            .map_err(|e| host_error_at(&ctx, &host.0, e))
-    }
-
-    /// `load` with option `into` (a path on the host, with `owner`, `group`, `mode`): the
-    /// command runs in a private folder made beside `into` (random name, mode 0700) and leaves
+    /// With `into` (a path on the host, with `owner`, `group`, `mode`), the command runs in a private folder made beside `into` (random name, mode 0700) and leaves
     /// there, under the name `new`, the file or folder that replaces `into`. `new` then gets
     /// `owner` and `group` (with `chown -R`) and `mode`, and is renamed over `into` (a folder
     /// there is moved aside first): nothing is written, owned or changed through a name that
     /// another user of the host could create or swap.
     ///
     /// ```rhai
+    /// host.load("backups/notes.sql.gz", "sudo -u postgres psql -q notes");
     /// host.load("backups/redis.rdb.gz", "cat > new", #{ into: "/var/lib/redis/dump.rdb", owner: "redis", group: "redis", mode: "0660" });
     /// ```
     #[rhai_fn(name = "load", return_raw)]
-    pub fn load_with(
+    pub fn load(
         ctx: NativeCallContext,
         host: &mut Host,
         local: &str,
@@ -450,12 +354,12 @@ pub mod host_api {
         if locals.is_empty() {
             return Err("load: the list of files is empty".into());
         }
-        let mut opts = options::Options::new(options, options::keys("load"))?;
+        let o: options::LoadOptions = options::read(options)?;
         let placement = crate::exec::dump::Placement {
-            path: opts.string("into")?.unwrap_or_default(),
-            owner: opts.string("owner")?,
-            group: opts.string("group")?,
-            mode: opts.mode("mode")?,
+            path: o.into.unwrap_or_default(),
+            owner: o.owner,
+            group: o.group,
+            mode: o.mode.map(|m| m.0),
         };
         let h = &host.0;
         let loaded = if placement.path.is_empty() {
@@ -535,4 +439,15 @@ pub mod host_api {
         let vars = vars_from_map(vars)?;
         files::render(&host.0, name, vars).map_err(|e| host_error_at(&ctx, &host.0, e))
     }
+}
+
+/// The functions above whose options may be left out, each registered a second time without
+/// its option map: `host.run(cmd)` is `host.run(cmd, #{})`.
+pub fn register_short_forms(module: &mut rhai::Module) {
+    short_form!(module, "run", host_api::run(command: &str) -> Map);
+    short_form!(module, "run", host_api::run_argv(args: Array) -> Map);
+    short_form!(module, "write_file", host_api::write_file(path: &str, content: &str));
+    short_form!(module, "upload", host_api::upload(local: &str, remote: &str));
+    short_form!(module, "download", host_api::download(remote: &str, local: &str));
+    short_form!(module, "load", host_api::load(local: &str, command: &str));
 }

@@ -1,5 +1,34 @@
 //! What scripts can call: the `Host` type and a few global functions, each documented.
 
+/// Registers the form of a `Host` function without its trailing option map, calling the
+/// declared form with `#{}`: the one way both arities are made. Its doc comment points to
+/// the full form, whose doc and option keys (`options.rs`) say the rest.
+macro_rules! short_form {
+    ($module:expr, $script:literal, $api:ident :: $name:ident ($($arg:ident : $ty:ty),*)) => {
+        short_form!($module, $script, $api::$name($($arg: $ty),*) -> bool)
+    };
+    ($module:expr, $script:literal, $api:ident :: $name:ident ($($arg:ident : $ty:ty),*) -> $ret:ty) => {{
+        use rhai::plugin::*;
+        let full = concat!("host.", $script, "(", $(stringify!($arg), ", ",)* "options)");
+        rhai::FuncRegistration::new($script)
+            .with_namespace(rhai::FnNamespace::Global)
+            .with_params_info([
+                "host: &mut Host",
+                $(concat!(stringify!($arg), ": ", stringify!($ty)),)*
+                concat!("Result<", stringify!($ret), ", Box<EvalAltResult>>"),
+            ])
+            .with_comments([format!(
+                "/// `{full}` with every option at its default."
+            )])
+            .set_into_module(
+                $module,
+                |ctx: NativeCallContext, host: &mut Host, $($arg: $ty),*| -> Result<$ret, Box<EvalAltResult>> {
+                    $api::$name(ctx, host, $($arg,)* rhai::Map::new())
+                },
+            );
+    }};
+}
+
 pub mod chores;
 pub mod cloud;
 pub mod error;

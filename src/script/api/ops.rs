@@ -6,7 +6,9 @@ use rhai::{Array, Dynamic, EvalAltResult, Map};
 
 use super::error::{host_error, host_error_at};
 use super::host::Host;
-use super::options::{self, strings, Options};
+use super::options::{
+    self, strings, DaemonCommandsOption, Mode, PackagesState, Presence, ServiceState,
+};
 use super::reveal::{self, reveal_str};
 use super::{to_dynamic, vars_from_map, ApiResult};
 use crate::exec::ops::daemons::DaemonCommands;
@@ -15,7 +17,7 @@ use crate::exec::ops::packages::PackageState;
 use crate::exec::ops::services::{DriverSpec, ServiceManager, ServiceSpec};
 use crate::exec::ops::system::UserSpec;
 use crate::exec::ops::{facts, files, packages, services, system};
-use crate::exec::session::HostError;
+use crate::exec::session::{Handler, HostError};
 
 /// Runs an operation on `host`, timed under `--timings` as the kind its report names; with
 /// `always`, its steps run even after an interrupt.
@@ -29,67 +31,54 @@ fn done(
         .map_err(|e| host_error_at(ctx, host, e))
 }
 
-/// Reads `state` as one of `choices`; `None` when absent.
-fn state(opts: &mut Options, choices: &[&str]) -> ApiResult<Option<String>> {
-    match opts.string("state")? {
-        Some(s) if choices.contains(&s.as_str()) => Ok(Some(s)),
-        Some(s) => Err(format!("state `{s}` is not one of {}", choices.join(", ")).into()),
-        None => Ok(None),
-    }
-}
-
 /// The options that say how a service is driven: `manager`, `config`, `commands`.
-fn driver_spec(opts: &mut Options) -> ApiResult<DriverSpec> {
-    let manager = opts
-        .string("manager")?
-        .map(|m| ServiceManager::parse(&m))
-        .transpose()?;
-    let commands = match opts.strings_map("commands")? {
-        None => None,
-        Some(mut map) => {
-            let mut take = |key: &str| {
-                map.remove(key).ok_or_else(|| -> Box<EvalAltResult> {
-                    format!("option `commands` needs `start`, `stop`, `reload` and `status`; `{key}` is missing").into()
-                })
-            };
-            let commands = DaemonCommands {
-                start: take("start")?,
-                stop: take("stop")?,
-                reload: take("reload")?,
-                status: take("status")?,
-            };
-            if let Some(extra) = map.keys().next() {
-                return Err(format!(
-                    "option `commands` takes `start`, `stop`, `reload` and `status`, not `{extra}`"
-                )
-                .into());
-            }
-            Some(commands)
-        }
-    };
+fn driver_spec(
+    manager: Option<String>,
+    config: Option<String>,
+    commands: Option<DaemonCommandsOption>,
+) -> ApiResult<DriverSpec> {
     Ok(DriverSpec {
-        manager,
-        config: opts.string("config")?,
-        commands,
+        manager: manager.map(|m| ServiceManager::parse(&m)).transpose()?,
+        config,
+        commands: commands.map(daemon_commands),
     })
 }
 
-fn file_spec(opts: &mut Options, host: &Host) -> ApiResult<FileSpec> {
-    let sensitive = opts.bool("sensitive")?.unwrap_or(false);
-    let content = opts.string("content")?;
+/// A script's `commands` as the operations take them.
+fn daemon_commands(c: DaemonCommandsOption) -> DaemonCommands {
+    DaemonCommands {
+        start: c.start,
+        stop: c.stop,
+        reload: c.reload,
+        status: c.status,
+    }
+}
+
+/// A file's options as the operations take them; a `sensitive` content joins the run's
+/// secrets before anything could print it.
+#[allow(clippy::too_many_arguments)]
+fn file_spec(
+    host: &Host,
+    content: Option<String>,
+    mode: Option<Mode>,
+    owner: Option<String>,
+    group: Option<String>,
+    sensitive: bool,
+    validate: Option<Vec<String>>,
+) -> FileSpec {
     if sensitive {
         if let Some(content) = &content {
             host.0.add_secret(content);
         }
     }
-    Ok(FileSpec {
+    FileSpec {
         content: content.map(String::into_bytes),
-        mode: opts.mode("mode")?,
-        owner: opts.string("owner")?,
-        group: opts.string("group")?,
+        mode: mode.map(|m| m.0),
+        owner,
+        group,
         sensitive,
-        validate: opts.strings("validate")?,
-    })
+        validate,
+    }
 }
 
 /// Operations and facts of `Host`.
@@ -144,14 +133,11 @@ pub mod ops_api {
         Ok(to_dynamic(&value))
     }
 
-    /// Makes `path` a regular file. Options: `content` (exact text; else an existing file's
-    /// content is kept and a missing one is created empty), `mode` (`"0644"`), `owner`,
-    /// `group`, `sensitive` (never show the content, in diffs or logs), `validate` (a
-    /// command, as an array, that must accept the new content before it replaces the file:
-    /// `%s` in it is the path of a staged copy; without `%s` the command runs where the
-    /// file's folder looks as it will, in a mount namespace of its own).
+    /// Makes `path` a regular file: with `content`, exactly that text; else an existing
+    /// file's content is kept and a missing one is created empty.
     ///
     /// ```rhai
+    /// host.file("/var/log/app.log");
     /// host.file("/etc/app.env", #{ content: "TOKEN=" + token + "\n", mode: "0600", sensitive: true });
     /// host.file("/etc/sudoers.d/app", #{ content: rule, mode: "0440", validate: ["visudo", "-cf", "%s"] });
     /// ```
@@ -164,37 +150,29 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; path);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let mut opts = Options::new(options, options::keys("file"))?;
-        let always = opts.always()?;
-        let spec = file_spec(&mut opts, host)?;
-        done(&ctx, &host.0, always, || files::file(&host.0, path, &spec))
+        let o: options::FileOptions = options::read(options)?;
+        let spec = file_spec(
+            host,
+            o.content,
+            o.mode,
+            o.owner,
+            o.group,
+            o.sensitive,
+            o.validate,
+        );
+        done(&ctx, &host.0, o.always, || {
+            files::file(&host.0, path, &spec)
+        })
     }
 
     /// Makes `path` a directory, with its parents.
     ///
     /// ```rhai
     /// host.directory("/srv/app/releases");
-    /// ```
-    #[rhai_fn(name = "directory", return_raw)]
-    pub fn directory(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        path: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; path);
-        let always = false;
-        done(&ctx, &host.0, always, || {
-            files::directory(&host.0, path, None, None, None)
-        })
-    }
-
-    /// Makes `path` a directory with options `mode`, `owner` and `group`.
-    ///
-    /// ```rhai
     /// host.directory("/srv/app", #{ mode: "0755", owner: "app", group: "app" });
     /// ```
     #[rhai_fn(name = "directory", return_raw)]
-    pub fn directory_with(
+    pub fn directory(
         ctx: NativeCallContext,
         host: &mut Host,
         path: &str,
@@ -202,22 +180,19 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; path);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let mut opts = Options::new(options, options::keys("directory"))?;
-        let always = opts.always()?;
-        let (mode, owner, group) = (
-            opts.mode("mode")?,
-            opts.string("owner")?,
-            opts.string("group")?,
-        );
-        done(&ctx, &host.0, always, || {
-            files::directory(&host.0, path, mode, owner.as_deref(), group.as_deref())
+        let o: options::DirectoryOptions = options::read(options)?;
+        let mode = o.mode.map(|m| m.0);
+        done(&ctx, &host.0, o.always, || {
+            files::directory(&host.0, path, mode, o.owner.as_deref(), o.group.as_deref())
         })
     }
 
-    /// Makes `path` a symbolic link to `target`, switched atomically when it pointed elsewhere.
+    /// Makes `path` a symbolic link to `target`, switched atomically when it pointed elsewhere
+    /// (with `always`, even after Ctrl-C, e.g. back to the previous release).
     ///
     /// ```rhai
     /// host.link("/srv/app/current", "/srv/app/releases/42");
+    /// host.link("/srv/app/current", "/srv/app/releases/41", #{ always: true });
     /// ```
     #[rhai_fn(name = "link", return_raw)]
     pub fn link(
@@ -225,53 +200,24 @@ pub mod ops_api {
         host: &mut Host,
         path: &str,
         target: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; path, target);
-        link_with(ctx, host, path, target, Map::new())
-    }
-
-    /// Makes `path` a symbolic link to `target` with option `always` (switch it even after
-    /// Ctrl-C, e.g. back to the previous release).
-    ///
-    /// ```rhai
-    /// host.link("/srv/app/current", "/srv/app/releases/41", #{ always: true });
-    /// ```
-    #[rhai_fn(name = "link", return_raw)]
-    pub fn link_with(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        path: &str,
-        target: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; path, target);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let always = Options::new(options, options::keys("link"))?.always()?;
-        done(&ctx, &host.0, always, || files::link(&host.0, path, target))
+        let o: options::LinkOptions = options::read(options)?;
+        done(&ctx, &host.0, o.always, || {
+            files::link(&host.0, path, target)
+        })
     }
 
     /// Makes sure nothing (file, link or folder) exists at `path`.
     ///
     /// ```rhai
     /// host.absent("/etc/nginx/sites-enabled/default");
-    /// ```
-    #[rhai_fn(name = "absent", return_raw)]
-    pub fn absent(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        path: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; path);
-        absent_with(ctx, host, path, Map::new())
-    }
-
-    /// Makes sure nothing exists at `path`, with option `always` (even after Ctrl-C).
-    ///
-    /// ```rhai
     /// host.absent("/srv/app/.lock", #{ always: true });
     /// ```
     #[rhai_fn(name = "absent", return_raw)]
-    pub fn absent_with(
+    pub fn absent(
         ctx: NativeCallContext,
         host: &mut Host,
         path: &str,
@@ -279,14 +225,16 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; path);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let always = Options::new(options, options::keys("absent"))?.always()?;
-        done(&ctx, &host.0, always, || files::absent(&host.0, path))
+        let o: options::AbsentOptions = options::read(options)?;
+        done(&ctx, &host.0, o.always, || files::absent(&host.0, path))
     }
 
-    /// Makes `line` a line of the file at `path`, appending it when missing.
+    /// Makes `line` a line of the file at `path`, appending it when missing (or replacing the
+    /// first line that matches `regex`).
     ///
     /// ```rhai
     /// host.line("/etc/hosts", "10.0.0.5 db");
+    /// host.line("/etc/ssh/sshd_config", "PermitRootLogin no", #{ regex: "^#?PermitRootLogin" });
     /// ```
     #[rhai_fn(name = "line", return_raw)]
     pub fn line(
@@ -294,45 +242,22 @@ pub mod ops_api {
         host: &mut Host,
         path: &str,
         line: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; path, line);
-        let always = false;
-        done(&ctx, &host.0, always, || {
-            files::line(&host.0, path, line, None, false)
-        })
-    }
-
-    /// Makes `line` a line of the file with options: `regex` (the first line matching it is
-    /// replaced), `sensitive`.
-    ///
-    /// ```rhai
-    /// host.line("/etc/ssh/sshd_config", "PermitRootLogin no", #{ regex: "^#?PermitRootLogin" });
-    /// ```
-    #[rhai_fn(name = "line", return_raw)]
-    pub fn line_with(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        path: &str,
-        line: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; path, line);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let mut opts = Options::new(options, options::keys("line"))?;
-        let always = opts.always()?;
-        let pattern = opts.string("regex")?;
-        let sensitive = opts.bool("sensitive")?.unwrap_or(false);
-        if sensitive {
+        let o: options::LineOptions = options::read(options)?;
+        if o.sensitive {
             host.0.add_secret(line);
         }
-        done(&ctx, &host.0, always, || {
-            files::line(&host.0, path, line, pattern.as_deref(), sensitive)
+        done(&ctx, &host.0, o.always, || {
+            files::line(&host.0, path, line, o.regex.as_deref(), o.sensitive)
         })
     }
 
-    /// Renders a template with `vars` into `dest` with file options: `mode`, `owner`, `group`,
-    /// `sensitive`, `validate` (as for `file`: the daemon's config check, which must accept
-    /// the new file before it replaces the live one).
+    /// Renders a template with `vars` into `dest`, with the file options of `file` but
+    /// `content` (`validate` is the daemon's config check, which must accept the new file
+    /// before it replaces the live one).
     ///
     /// ```rhai
     /// host.template("app/env.hbs", "/etc/app.env", #{ token: token }, #{ mode: "0600", sensitive: true });
@@ -351,11 +276,18 @@ pub mod ops_api {
         let vars = reveal::map(&ctx, &host.0, vars)?;
         let options = reveal::map(&ctx, &host.0, options)?;
         let vars = vars_from_map(vars)?;
-        let mut opts = Options::new(options, options::keys("template"))?;
-        let always = opts.always()?;
-        let spec = file_spec(&mut opts, host)?;
+        let o: options::TemplateOptions = options::read(options)?;
+        let spec = file_spec(
+            host,
+            None,
+            o.mode,
+            o.owner,
+            o.group,
+            o.sensitive,
+            o.validate,
+        );
         host.0
-            .always(always, || {
+            .always(o.always, || {
                 host.0.timed("template", || {
                     files::template(&host.0, name, dest, vars, spec)
                 })
@@ -363,10 +295,11 @@ pub mod ops_api {
             .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
-    /// Makes the folder `remote` hold the local folder `local` (relative to the project).
-    /// Option `delete` (default `false`) also removes files `local` does not have.
+    /// Makes the folder `remote` hold the local folder `local` (relative to the project);
+    /// with `delete`, it also loses the files `local` does not have.
     ///
     /// ```rhai
+    /// host.sync_dir("site", "/srv/www");
     /// host.sync_dir("static", "/srv/app/static", #{ delete: true });
     /// ```
     #[rhai_fn(name = "sync_dir", return_raw)]
@@ -379,41 +312,21 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; local, remote);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let mut opts = Options::new(options, options::keys("sync_dir"))?;
-        let always = opts.always()?;
-        let delete = opts.bool("delete")?.unwrap_or(false);
-        done(&ctx, &host.0, always, || {
-            files::sync(&host.0, local, remote, delete)
+        let o: options::SyncDirOptions = options::read(options)?;
+        done(&ctx, &host.0, o.always, || {
+            files::sync(&host.0, local, remote, o.delete)
         })
     }
 
-    /// Makes packages installed, with the host's manager (apt, dnf, yum or apk). The index is
-    /// refreshed only when something must be installed.
+    /// Makes packages installed (or as `state` says), with the host's manager (apt, dnf, yum
+    /// or apk). The index is refreshed only when something must be installed.
     ///
     /// ```rhai
     /// host.packages(["nginx", "git"]);
-    /// ```
-    #[rhai_fn(name = "packages", return_raw)]
-    pub fn packages(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        names: Array,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        let names = reveal::array(&ctx, &host.0, names)?;
-        let names = strings(names, "package names")?;
-        let always = false;
-        done(&ctx, &host.0, always, || {
-            packages::packages(&host.0, &names, PackageState::Present)
-        })
-    }
-
-    /// Packages with option `state`: `present` (default), `absent` or `latest`.
-    ///
-    /// ```rhai
     /// host.packages(["telnet"], #{ state: "absent" });
     /// ```
     #[rhai_fn(name = "packages", return_raw)]
-    pub fn packages_with(
+    pub fn packages(
         ctx: NativeCallContext,
         host: &mut Host,
         names: Array,
@@ -421,22 +334,22 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         let options = reveal::map(&ctx, &host.0, options)?;
         let names = reveal::array(&ctx, &host.0, names)?;
-        let mut opts = Options::new(options, options::keys("packages"))?;
-        let always = opts.always()?;
-        let wanted =
-            state(&mut opts, &["present", "absent", "latest"])?.unwrap_or_else(|| "present".into());
-        let wanted = PackageState::parse(&wanted)?;
+        let o: options::PackagesOptions = options::read(options)?;
+        let wanted = match o.state {
+            PackagesState::Present => PackageState::Present,
+            PackagesState::Absent => PackageState::Absent,
+            PackagesState::Latest => PackageState::Latest,
+        };
         let names = strings(names, "package names")?;
-        done(&ctx, &host.0, always, || {
+        done(&ctx, &host.0, o.always, || {
             packages::packages(&host.0, &names, wanted)
         })
     }
 
-    /// Makes user `name` exist. Options: `shell`, `home`, `group` (the primary group),
-    /// `groups` (supplementary, added), `system` (a system account), `state` (`present` or
-    /// `absent`).
+    /// Makes user `name` exist (or not, with `state: "absent"`).
     ///
     /// ```rhai
+    /// host.user("deploy");
     /// host.user("app", #{ shell: "/bin/sh", groups: ["www-data"], system: true });
     /// ```
     #[rhai_fn(name = "user", return_raw)]
@@ -448,23 +361,25 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; name);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let mut opts = Options::new(options, options::keys("user"))?;
-        let always = opts.always()?;
+        let o: options::UserOptions = options::read(options)?;
         let spec = UserSpec {
-            shell: opts.string("shell")?,
-            home: opts.string("home")?,
-            group: opts.string("group")?,
-            groups: opts.strings("groups")?.unwrap_or_default(),
-            system: opts.bool("system")?.unwrap_or(false),
-            absent: state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent"),
+            shell: o.shell,
+            home: o.home,
+            group: o.group,
+            groups: o.groups,
+            system: o.system,
+            absent: o.state == Presence::Absent,
         };
-        done(&ctx, &host.0, always, || system::user(&host.0, name, &spec))
+        done(&ctx, &host.0, o.always, || {
+            system::user(&host.0, name, &spec)
+        })
     }
 
-    /// Makes group `name` exist. Options: `system`, `state` (`present` or `absent`).
+    /// Makes group `name` exist (or not, with `state: "absent"`).
     ///
     /// ```rhai
-    /// host.group("deploy", #{});
+    /// host.group("web");
+    /// host.group("deploy", #{ system: true });
     /// ```
     #[rhai_fn(name = "group", return_raw)]
     pub fn group(
@@ -475,19 +390,18 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; name);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let mut opts = Options::new(options, options::keys("group"))?;
-        let always = opts.always()?;
-        let system = opts.bool("system")?.unwrap_or(false);
-        let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
-        done(&ctx, &host.0, always, || {
-            system::group(&host.0, name, system, absent)
+        let o: options::GroupOptions = options::read(options)?;
+        let absent = o.state == Presence::Absent;
+        done(&ctx, &host.0, o.always, || {
+            system::group(&host.0, name, o.system, absent)
         })
     }
 
-    /// Makes public `keys` present in `user`'s `~/.ssh/authorized_keys`. Options: `state`
-    /// (`present` or `absent`), `exclusive` (the keys are the whole set: others are removed).
+    /// Makes public `keys` present in `user`'s `~/.ssh/authorized_keys` (or absent, or, with
+    /// `exclusive`, the whole set).
     ///
     /// ```rhai
+    /// host.authorized_keys("deploy", [key]);
     /// host.authorized_keys("deploy", [alice_key, bob_key], #{ exclusive: true });
     /// ```
     #[rhai_fn(name = "authorized_keys", return_raw)]
@@ -501,28 +415,19 @@ pub mod ops_api {
         reveal_str!(ctx, &host.0; user);
         let options = reveal::map(&ctx, &host.0, options)?;
         let keys = reveal::array(&ctx, &host.0, keys)?;
-        let mut opts = Options::new(options, options::keys("authorized_keys"))?;
-        let always = opts.always()?;
-        let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
-        let exclusive = opts.bool("exclusive")?.unwrap_or(false);
+        let o: options::AuthorizedKeysOptions = options::read(options)?;
+        let absent = o.state == Presence::Absent;
         let keys = strings(keys, "keys")?;
-        done(&ctx, &host.0, always, || {
-            system::authorized_keys(&host.0, user, &keys, absent, exclusive)
+        done(&ctx, &host.0, o.always, || {
+            system::authorized_keys(&host.0, user, &keys, absent, o.exclusive)
         })
     }
 
-    /// Brings a service to a state. Options: `state` (`started`, `stopped`, `restarted`,
-    /// `reloaded`), `enabled` (start at boot), `manager` (`systemd`, `supervisor`, `runit` or
-    /// `direct`: the daemon's own commands, on hosts without an init system; when absent,
-    /// systemd if the `init` fact says so, else `direct` for a daemon weft knows (nginx,
-    /// haproxy, supervisor, keepalived, postgresql, redis-server) or given `commands`, else
-    /// supervisor or runit), `config` (supervisor's config file, when it is not where
-    /// `supervisorctl` looks), `commands` (`#{ start, stop, reload, status }`: shell commands
-    /// of a daemon weft does not know, used without an init system), `daemon_reload`
-    /// (systemd: run `systemctl daemon-reload` first when systemd says the unit's files
-    /// changed since it read them, or it has not loaded the unit yet; other managers ignore
-    /// it), `always`. Returns whether it changed anything. Without an init system nothing
-    /// starts at boot, so `enabled` is left alone there.
+    /// Brings a service to a state and returns whether it changed anything. The manager is
+    /// systemd when the `init` fact says so; without an init system, the daemon's own
+    /// `commands` (each service script of the stdlib passes its daemon's), else supervisor
+    /// or runit. Without an init system nothing starts at boot, so `enabled` is left alone
+    /// there.
     ///
     /// ```rhai
     /// host.service("nginx", #{ state: "started", enabled: true });
@@ -537,30 +442,27 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; name);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let mut opts = Options::new(options, options::keys("service"))?;
-        let always = opts.always()?;
-        let wanted = state(&mut opts, &["started", "stopped", "restarted", "reloaded"])?;
-        let enabled = opts.bool("enabled")?;
+        let o: options::ServiceOptions = options::read(options)?;
         let spec = ServiceSpec {
-            running: match wanted.as_deref() {
-                Some("started") => Some(true),
-                Some("stopped") => Some(false),
+            running: match o.state {
+                Some(ServiceState::Started) => Some(true),
+                Some(ServiceState::Stopped) => Some(false),
                 _ => None,
             },
-            enabled,
-            driver: driver_spec(&mut opts)?,
-            daemon_reload: opts.bool("daemon_reload")?.unwrap_or(false),
+            enabled: o.enabled,
+            driver: driver_spec(o.manager, o.config, o.commands)?,
+            daemon_reload: o.daemon_reload,
         };
-        let mut changed = done(&ctx, &host.0, always, || {
+        let mut changed = done(&ctx, &host.0, o.always, || {
             services::service(&host.0, name, &spec)
         })?;
-        let action = match wanted.as_deref() {
-            Some("restarted") => Some("restart"),
-            Some("reloaded") => Some("reload"),
+        let action = match o.state {
+            Some(ServiceState::Restarted) => Some("restart"),
+            Some(ServiceState::Reloaded) => Some("reload"),
             _ => None,
         };
         if let Some(action) = action {
-            changed |= done(&ctx, &host.0, always, || {
+            changed |= done(&ctx, &host.0, o.always, || {
                 services::act_now(&host.0, name, action, &spec.driver)
             })?;
         }
@@ -572,25 +474,10 @@ pub mod ops_api {
     ///
     /// ```rhai
     /// log(if host.service_running("nginx") { "nginx: running" } else { "nginx: stopped" });
-    /// ```
-    #[rhai_fn(name = "service_running", return_raw)]
-    pub fn service_running(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        name: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; name);
-        service_running_with(ctx, host, name, Map::new())
-    }
-
-    /// Whether service `name` runs, with the options `manager`, `config` and `commands` of
-    /// `service`.
-    ///
-    /// ```rhai
     /// let up = host.service_running("app", #{ manager: "supervisor" });
     /// ```
     #[rhai_fn(name = "service_running", return_raw)]
-    pub fn service_running_with(
+    pub fn service_running(
         ctx: NativeCallContext,
         host: &mut Host,
         name: &str,
@@ -598,18 +485,20 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; name);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let mut opts = Options::new(options, options::keys("service_running"))?;
-        let spec = driver_spec(&mut opts)?;
+        let o: options::ServiceRunningOptions = options::read(options)?;
+        let spec = driver_spec(o.manager, o.config, o.commands)?;
         services::running(&host.0, name, &spec).map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
     /// Asks for `action` (`reload` or `restart`) of a service once, when the goal ends
-    /// successfully: call it when something the service reads has changed.
+    /// successfully: call it when something the service reads has changed. The options say
+    /// how the service is driven, as for `service`.
     ///
     /// ```rhai
     /// if host.template("nginx/site.conf.hbs", "/etc/nginx/sites-enabled/app", #{}) {
     ///     host.notify("nginx", "reload");
     /// }
+    /// host.notify("app", "restart", #{ manager: "supervisor" });
     /// ```
     #[rhai_fn(name = "notify", return_raw)]
     pub fn notify(
@@ -617,27 +506,6 @@ pub mod ops_api {
         host: &mut Host,
         service: &str,
         action: &str,
-    ) -> Result<(), Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; service);
-        if !matches!(action, "reload" | "restart") {
-            return Err(format!("notify: action `{action}` is not `reload` or `restart`").into());
-        }
-        host.0.notify(service, action, None, None);
-        Ok(())
-    }
-
-    /// Asks for `action` of a service once, at the end of the goal, with options `manager`
-    /// and `config` as for `service`.
-    ///
-    /// ```rhai
-    /// host.notify("app", "restart", #{ manager: "supervisor" });
-    /// ```
-    #[rhai_fn(name = "notify", return_raw)]
-    pub fn notify_with(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        service: &str,
-        action: &str,
         options: Map,
     ) -> Result<(), Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; service);
@@ -645,21 +513,27 @@ pub mod ops_api {
         if !matches!(action, "reload" | "restart") {
             return Err(format!("notify: action `{action}` is not `reload` or `restart`").into());
         }
-        let mut opts = Options::new(options, options::keys("notify"))?;
-        let manager = opts.string("manager")?;
-        if let Some(m) = &manager {
+        let o: options::NotifyOptions = options::read(options)?;
+        if let Some(m) = &o.manager {
             ServiceManager::parse(m)?;
         }
-        host.0
-            .notify(service, action, manager, opts.string("config")?);
+        host.0.notify(Handler {
+            service: service.to_string(),
+            action: action.to_string(),
+            manager: o.manager,
+            config: o.config,
+            commands: o.commands.map(daemon_commands),
+            always: o.always,
+        });
         Ok(())
     }
 
-    /// Makes a cron entry `name` (in `/etc/cron.d/weft-NAME`). Options: `schedule` (five
-    /// fields or `@daily`), `command`, `user` (default `root`), `state` (`present`, `absent`).
+    /// Makes a cron entry `name` (in `/etc/cron.d/weft-NAME`); `schedule` and `command` are
+    /// required unless `state` is `absent`.
     ///
     /// ```rhai
     /// host.cron("backup", #{ schedule: "15 3 * * *", command: "/usr/local/bin/backup" });
+    /// host.cron("backup", #{ state: "absent" });
     /// ```
     #[rhai_fn(name = "cron", return_raw)]
     pub fn cron(
@@ -670,24 +544,20 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; name);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let mut opts = Options::new(options, options::keys("cron"))?;
-        let always = opts.always()?;
-        let absent = state(&mut opts, &["present", "absent"])?.as_deref() == Some("absent");
-        let schedule = opts.string("schedule")?.unwrap_or_default();
-        let command = opts.string("command")?.unwrap_or_default();
-        if !absent && (schedule.is_empty() || command.is_empty()) {
-            return Err("cron: `schedule` and `command` are required".into());
-        }
-        let user = opts.string("user")?.unwrap_or_else(|| "root".into());
-        done(&ctx, &host.0, always, || {
+        let o: options::CronOptions = options::read(options)?;
+        let absent = o.state == Presence::Absent;
+        let schedule = o.schedule.unwrap_or_default();
+        let command = o.command.unwrap_or_default();
+        let user = o.user.unwrap_or_else(|| "root".into());
+        done(&ctx, &host.0, o.always, || {
             system::cron(&host.0, name, &schedule, &command, &user, absent)
         })
     }
 
-    /// Makes `dest` a git checkout of `repo`. Options: `version` (branch, tag or commit;
-    /// default `main`), `key` (a deploy key file on the host).
+    /// Makes `dest` a git checkout of `repo` at `version` (default `main`).
     ///
     /// ```rhai
+    /// host.git("https://example.com/app.git", "/srv/app");
     /// host.git("https://example.com/app.git", "/srv/app/repo", #{ version: "v1.2.0" });
     /// ```
     #[rhai_fn(name = "git", return_raw)]
@@ -700,18 +570,17 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; repo, dest);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let mut opts = Options::new(options, options::keys("git"))?;
-        let always = opts.always()?;
-        let version = opts.string("version")?.unwrap_or_else(|| "main".into());
-        let key = opts.string("key")?;
-        done(&ctx, &host.0, always, || {
-            system::git(&host.0, repo, dest, &version, key.as_deref())
+        let o: options::GitOptions = options::read(options)?;
+        let version = o.version.unwrap_or_else(|| "main".into());
+        done(&ctx, &host.0, o.always, || {
+            system::git(&host.0, repo, dest, &version, o.key.as_deref())
         })
     }
 
-    /// Makes `path` a Python virtualenv. Option: `python` (default `python3`).
+    /// Makes `path` a Python virtualenv (made by `python`, default `python3`).
     ///
     /// ```rhai
+    /// host.virtualenv("/srv/app/venv");
     /// host.virtualenv("/srv/app/venv", #{ python: "/usr/bin/python3" });
     /// ```
     #[rhai_fn(name = "virtualenv", return_raw)]
@@ -723,17 +592,13 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; path);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let mut opts = Options::new(options, options::keys("virtualenv"))?;
-        let always = opts.always()?;
-        let python = opts.string("python")?;
-        done(&ctx, &host.0, always, || {
-            system::virtualenv(&host.0, path, python.as_deref())
+        let o: options::VirtualenvOptions = options::read(options)?;
+        done(&ctx, &host.0, o.always, || {
+            system::virtualenv(&host.0, path, o.python.as_deref())
         })
     }
 
-    /// Installs into the virtualenv `venv`. Options: `packages` (requirement strings, or
-    /// paths on the host of a project folder, sdist or wheel, which are always installed),
-    /// `requirements` (a requirements file on the host), `always`.
+    /// Installs `packages` or `requirements` into the virtualenv `venv`.
     ///
     /// ```rhai
     /// host.pip("/srv/app/venv", #{ packages: ["gunicorn==22.0.0"] });
@@ -747,12 +612,9 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; venv);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let mut opts = Options::new(options, options::keys("pip"))?;
-        let always = opts.always()?;
-        let packages = opts.strings("packages")?.unwrap_or_default();
-        let requirements = opts.string("requirements")?;
-        done(&ctx, &host.0, always, || {
-            system::pip(&host.0, venv, &packages, requirements.as_deref())
+        let o: options::PipOptions = options::read(options)?;
+        done(&ctx, &host.0, o.always, || {
+            system::pip(&host.0, venv, &o.packages, o.requirements.as_deref())
         })
     }
 
@@ -761,6 +623,7 @@ pub mod ops_api {
     ///
     /// ```rhai
     /// host.extract("/tmp/app.tar.gz", "/srv/app/releases/42", "app.py");
+    /// host.extract("/tmp/app.tar.gz", "/srv/app/releases/42", "app.py", #{ always: true });
     /// ```
     #[rhai_fn(name = "extract", return_raw)]
     pub fn extract(
@@ -769,29 +632,12 @@ pub mod ops_api {
         archive: &str,
         dest: &str,
         marker: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; archive, dest, marker);
-        extract_with(ctx, host, archive, dest, marker, Map::new())
-    }
-
-    /// Extracts `archive` into `dest` unless it holds `marker`, with option `always`.
-    ///
-    /// ```rhai
-    /// host.extract("/tmp/app.tar.gz", "/srv/app/releases/42", "app.py", #{ always: true });
-    /// ```
-    #[rhai_fn(name = "extract", return_raw)]
-    pub fn extract_with(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        archive: &str,
-        dest: &str,
-        marker: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; archive, dest, marker);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let always = Options::new(options, options::keys("extract"))?.always()?;
-        done(&ctx, &host.0, always, || {
+        let o: options::ExtractOptions = options::read(options)?;
+        done(&ctx, &host.0, o.always, || {
             system::extract(&host.0, archive, dest, marker)
         })
     }
@@ -800,25 +646,10 @@ pub mod ops_api {
     ///
     /// ```rhai
     /// host.archive("/srv/app/build", "/srv/app/build.tar.gz");
-    /// ```
-    #[rhai_fn(name = "archive", return_raw)]
-    pub fn archive(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        source: &str,
-        archive: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; source, archive);
-        archive_with(ctx, host, source, archive, Map::new())
-    }
-
-    /// Packs `source` into `archive` unless it exists, with option `always`.
-    ///
-    /// ```rhai
     /// host.archive("/srv/app/build", "/srv/app/build.tar.gz", #{ always: true });
     /// ```
     #[rhai_fn(name = "archive", return_raw)]
-    pub fn archive_with(
+    pub fn archive(
         ctx: NativeCallContext,
         host: &mut Host,
         source: &str,
@@ -827,118 +658,30 @@ pub mod ops_api {
     ) -> Result<bool, Box<EvalAltResult>> {
         reveal_str!(ctx, &host.0; source, archive);
         let options = reveal::map(&ctx, &host.0, options)?;
-        let always = Options::new(options, options::keys("archive"))?.always()?;
-        done(&ctx, &host.0, always, || {
+        let o: options::ArchiveOptions = options::read(options)?;
+        done(&ctx, &host.0, o.always, || {
             system::archive(&host.0, source, archive)
         })
     }
+}
 
-    /// `file(path, options)` with no options: the file exists, content kept.
-    ///
-    /// ```rhai
-    /// host.file("/var/log/app.log");
-    /// ```
-    #[rhai_fn(name = "file", return_raw)]
-    pub fn file_plain(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        path: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; path);
-        file(ctx, host, path, Map::new())
-    }
-
-    /// `user(name, options)` with no options: the user exists.
-    ///
-    /// ```rhai
-    /// host.user("deploy");
-    /// ```
-    #[rhai_fn(name = "user", return_raw)]
-    pub fn user_plain(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        name: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; name);
-        user(ctx, host, name, Map::new())
-    }
-
-    /// `group(name, options)` with no options: the group exists.
-    ///
-    /// ```rhai
-    /// host.group("web");
-    /// ```
-    #[rhai_fn(name = "group", return_raw)]
-    pub fn group_plain(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        name: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; name);
-        group(ctx, host, name, Map::new())
-    }
-
-    /// `authorized_keys(user, keys, options)` with no options: the keys are present.
-    ///
-    /// ```rhai
-    /// host.authorized_keys("deploy", [key]);
-    /// ```
-    #[rhai_fn(name = "authorized_keys", return_raw)]
-    pub fn authorized_keys_plain(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        user: &str,
-        keys: Array,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; user);
-        let keys = reveal::array(&ctx, &host.0, keys)?;
-        authorized_keys(ctx, host, user, keys, Map::new())
-    }
-
-    /// `git(repo, dest, options)` with no options: the `main` branch.
-    ///
-    /// ```rhai
-    /// host.git("https://example.com/app.git", "/srv/app");
-    /// ```
-    #[rhai_fn(name = "git", return_raw)]
-    pub fn git_plain(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        repo: &str,
-        dest: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; repo, dest);
-        git(ctx, host, repo, dest, Map::new())
-    }
-
-    /// `virtualenv(path, options)` with no options: the host's `python3`.
-    ///
-    /// ```rhai
-    /// host.virtualenv("/srv/app/venv");
-    /// ```
-    #[rhai_fn(name = "virtualenv", return_raw)]
-    pub fn virtualenv_plain(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        path: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; path);
-        virtualenv(ctx, host, path, Map::new())
-    }
-
-    /// `sync_dir(local, remote, options)` with no options: nothing is deleted.
-    ///
-    /// ```rhai
-    /// host.sync_dir("site", "/srv/www");
-    /// ```
-    #[rhai_fn(name = "sync_dir", return_raw)]
-    pub fn sync_dir_plain(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        local: &str,
-        remote: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        reveal_str!(ctx, &host.0; local, remote);
-        sync_dir(ctx, host, local, remote, Map::new())
-    }
+/// The functions above whose options may be left out, each registered a second time without
+/// its option map: `host.file(path)` is `host.file(path, #{})`.
+pub fn register_short_forms(module: &mut rhai::Module) {
+    short_form!(module, "file", ops_api::file(path: &str));
+    short_form!(module, "directory", ops_api::directory(path: &str));
+    short_form!(module, "link", ops_api::link(path: &str, target: &str));
+    short_form!(module, "absent", ops_api::absent(path: &str));
+    short_form!(module, "line", ops_api::line(path: &str, line: &str));
+    short_form!(module, "sync_dir", ops_api::sync_dir(local: &str, remote: &str));
+    short_form!(module, "packages", ops_api::packages(names: Array));
+    short_form!(module, "user", ops_api::user(name: &str));
+    short_form!(module, "group", ops_api::group(name: &str));
+    short_form!(module, "authorized_keys", ops_api::authorized_keys(user: &str, keys: Array));
+    short_form!(module, "service_running", ops_api::service_running(name: &str));
+    short_form!(module, "notify", ops_api::notify(service: &str, action: &str) -> ());
+    short_form!(module, "git", ops_api::git(repo: &str, dest: &str));
+    short_form!(module, "virtualenv", ops_api::virtualenv(path: &str));
+    short_form!(module, "extract", ops_api::extract(archive: &str, dest: &str, marker: &str));
+    short_form!(module, "archive", ops_api::archive(source: &str, archive: &str));
 }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::exec::goals::GoalEngine;
+use crate::exec::interrupt::Interrupt;
 use crate::exec::output::{HostOutcome, Output, Status};
 use crate::exec::runner::Job;
-use crate::exec::test_host::{limits, project, run_job, FILE_CHECK};
+use crate::exec::test_host::{limits, project, run_job_with, FILE_CHECK};
 use crate::transport::fake::FakeTransport;
 
 /// The probe of the basic facts.
@@ -34,6 +35,18 @@ fn run_with(
     host: &Arc<FakeTransport>,
     check: bool,
 ) -> Ran {
+    run_interruptible(files, goal, args, host, check, Interrupt::new())
+}
+
+/// `run_with` whose Ctrl-C is `interrupt`.
+fn run_interruptible(
+    files: &[(&str, &str)],
+    goal: &str,
+    args: &[&str],
+    host: &Arc<FakeTransport>,
+    check: bool,
+    interrupt: Arc<Interrupt>,
+) -> Ran {
     let dir = tempfile::tempdir().expect("temp dir");
     let write = |rel: &str, text: &str| {
         let path = dir.path().join(rel);
@@ -53,7 +66,14 @@ fn run_with(
         goal: info,
         args: args.iter().map(|a| a.to_string()).collect(),
     };
-    let (outcomes, output) = run_job(job, &[Some(host)], limits(1, None, None), check, dir.path());
+    let (outcomes, output) = run_job_with(
+        job,
+        &[Some(host)],
+        limits(1, None, None),
+        check,
+        dir.path(),
+        interrupt,
+    );
     let outcome = outcomes.into_iter().next().expect("one outcome");
     Ran {
         outcome,
@@ -146,14 +166,42 @@ fn a_goal_that_fails_runs_none_of_the_reloads_it_asked_for() {
 fn option_maps_are_read_strictly_before_anything_reaches_the_host() {
     // (the goal's body, what the failure says)
     let cases = [
-        ("host.file(\"/etc/x\", #{ contnet: \"a\" });", "contnet"),
+        (
+            "host.file(\"/etc/x\", #{ contnet: \"a\" });",
+            "file: unknown option `contnet`; options are `content`, `mode`, `owner`, `group`, \
+             `sensitive`, `validate`, `always`; did you mean `content`?",
+        ),
+        (
+            "host.directory(\"/srv/x\", #{ mode: 755 });",
+            "directory: option `mode` must be an octal string such as \"0644\", not int",
+        ),
+        (
+            "host.link(\"/a\", \"/b\", #{ always: \"yes\" });",
+            "link: option `always` must be true or false, not string",
+        ),
+        (
+            "host.run(\"true\", #{ timeout: \"5s\" });",
+            "run: option `timeout` must be a positive number of seconds, not string",
+        ),
+        (
+            "host.user(\"app\", #{ groups: \"web\" });",
+            "user: option `groups` must be an array of strings, not string",
+        ),
         (
             "host.cron(\"backup\", #{ schedule: \"@daily\" });",
-            "cron: `schedule` and `command` are required",
+            "cron: option `command` is required (unless `state: \"absent\"`)",
+        ),
+        (
+            "host.cron(\"backup\", #{});",
+            "cron: options `schedule` and `command` are required",
         ),
         (
             "host.packages([\"curl\"], #{ state: \"gone\" });",
-            "state `gone`",
+            "packages: option `state`: unknown variant `gone`, expected one of `present`, `absent`, `latest`",
+        ),
+        (
+            "host.service(\"nginx\", #{ commands: #{ start: \"x\" } });",
+            "service: option `commands`: missing field `stop`",
         ),
         (
             "host.service(\"nginx\", #{ state: \"started\", manager: \"upstart\" });",
@@ -622,4 +670,161 @@ fn utc_stamp_is_the_controllers_clock_in_utc() {
     assert_eq!(stamp_of(0), "19700101000000");
     assert_eq!(stamp_of(1_000_000_000), "20010909014640");
     assert_eq!(stamp_of(951_782_400 + 86_399), "20000229235959");
+}
+
+#[test]
+fn every_option_map_can_be_left_out_and_both_forms_do_the_same() {
+    // Each pair: the short form, and the same call with an empty map.
+    let pairs = [
+        ("host.run(\"echo one\");", "host.run(\"echo one\", #{});"),
+        (
+            "host.run([\"echo\", \"two\"]);",
+            "host.run([\"echo\", \"two\"], #{});",
+        ),
+        (
+            "host.absent(\"/srv/old\");",
+            "host.absent(\"/srv/old\", #{});",
+        ),
+        (
+            "host.write_file(\"/etc/motd\", \"hi\\n\");",
+            "host.write_file(\"/etc/motd\", \"hi\\n\", #{});",
+        ),
+        ("host.lock(\"deploy\");", "host.lock(\"deploy\", #{});"),
+        ("host.unlock(\"deploy\");", "host.unlock(\"deploy\", #{});"),
+        ("host.list(\"/srv\");", "host.list(\"/srv\", #{});"),
+        (
+            "host.wait_until(\"ready\");",
+            "host.wait_until(\"ready\", #{});",
+        ),
+        (
+            "host.service_running(\"tick\");",
+            "host.service_running(\"tick\", #{});",
+        ),
+        (
+            "host.touch(\"/srv/mark\");",
+            "host.touch(\"/srv/mark\", #{});",
+        ),
+        ("host.files(\"/srv\");", "host.files(\"/srv\", #{});"),
+        (
+            "host.http(\"http://127.0.0.1/\");",
+            "host.http(\"http://127.0.0.1/\", #{});",
+        ),
+    ];
+    for (short, long) in pairs {
+        let sent = |body: &str| {
+            // A site that answers, for `http`.
+            let host = Arc::new(systemd().on("curl", 0, "200"));
+            let script = format!("/// One call.\nfn one(host) {{\n    {body}\n}}\n");
+            let ran = run(&script, "one", &[], &host, false);
+            assert_eq!(ran.outcome.error, None, "{body}");
+            (host.commands(), host.written().len())
+        };
+        let (short_sent, long_sent) = (sent(short), sent(long));
+        assert!(!short_sent.0.is_empty(), "{short} sent nothing");
+        assert_eq!(short_sent, long_sent, "{short} and {long} differ");
+    }
+}
+
+#[test]
+fn the_options_of_a_call_change_what_reaches_the_host() {
+    let host = Arc::new(FakeTransport::new());
+    let script = "/// Modes.\nfn modes(host) {\n    host.write_file(\"/etc/a\", \"x\", #{ mode: \"0600\" });\n    host.run(\"false\", #{ allow_fail: true });\n}\n";
+    let ran = run(script, "modes", &[], &host, false);
+    assert_eq!(ran.outcome.error, None);
+    let written = host.written();
+    assert_eq!(written.len(), 1);
+    assert_eq!(
+        (written[0].path.as_str(), written[0].mode),
+        ("/etc/a", Some(0o600))
+    );
+}
+
+#[test]
+fn a_cron_entry_without_its_schedule_fails_under_check_too_before_the_host_is_asked() {
+    let host = Arc::new(FakeTransport::new());
+    let script = "/// Backup.\nfn backup(host) {\n    host.cron(\"backup\", #{ command: \"/usr/local/bin/backup\" });\n}\n";
+    let ran = run(script, "backup", &[], &host, true);
+    ran.failed_with("cron: option `schedule` is required");
+    assert!(host.commands().is_empty(), "{:?}", host.commands());
+    // The editor's check finds it on the line of the call, before any run.
+    let problems = crate::script::check::check_source(script, true);
+    let problem = problems
+        .iter()
+        .find(|p| p.message.contains("`cron` needs option `schedule`"))
+        .expect("a problem for the missing schedule");
+    assert_eq!(problem.line, 3);
+}
+
+/// A host without an init system (a container whose first process is not systemd).
+fn init_less() -> FakeTransport {
+    FakeTransport::new().on(FACTS, 0, "os=Linux\ninit=other\n")
+}
+
+const OWN_DAEMON: &str = r#"
+/// Configures a daemon weft knows nothing of, driven by its own commands.
+fn tick_conf(host) {
+    host.notify("tick", "reload", #{ commands: #{
+        start: "tickd --start", stop: "tickd --stop", reload: "tickd --reload", status: "tickd --status",
+    } });
+    host.run("echo configured");
+}
+
+/// The same, asked with `always`, then a step that hangs until Ctrl-C.
+fn tick_slow(host) {
+    host.notify("tick", "reload", #{ always: true, commands: #{
+        start: "tickd --start", stop: "tickd --stop", reload: "tickd --reload", status: "tickd --status",
+    } });
+    host.notify("other", "restart", #{ commands: #{
+        start: "otherd --start", stop: "otherd --stop", reload: "otherd --reload", status: "otherd --status",
+    } });
+    host.run("deploy --slow");
+}
+"#;
+
+#[test]
+fn notify_drives_a_daemon_by_the_commands_the_script_gives_on_a_host_without_init() {
+    let host = Arc::new(init_less());
+    let ran = run(OWN_DAEMON, "tick_conf", &[], &host, false);
+    assert_eq!(ran.outcome.error, None);
+    let commands = host.commands();
+    assert_eq!(
+        commands.first().map(String::as_str),
+        Some("echo configured")
+    );
+    assert!(
+        commands.iter().any(|c| c.contains("tickd --reload")),
+        "{commands:#?}"
+    );
+    assert!(
+        !commands
+            .iter()
+            .any(|c| c.contains("systemctl") || c.contains("supervisorctl")),
+        "{commands:#?}"
+    );
+}
+
+#[test]
+fn a_notify_with_always_still_runs_when_ctrl_c_ends_the_goal_and_the_others_do_not() {
+    let host = Arc::new(init_less().hang("deploy --slow"));
+    let interrupt = Interrupt::new();
+    let run = {
+        let (host, interrupt) = (host.clone(), interrupt.clone());
+        std::thread::spawn(move || {
+            let files = [("deploy/goals.rhai", OWN_DAEMON)];
+            run_interruptible(&files, "tick_slow", &[], &host, false, interrupt).outcome
+        })
+    };
+    assert!(host.wait_held(1), "the goal never reached its slow step");
+    interrupt.signal();
+    let outcome = run.join().expect("the run's thread");
+    assert_eq!(outcome.status, Status::Failed, "{outcome:?}");
+    let commands = host.commands();
+    assert!(
+        commands.iter().any(|c| c.contains("tickd --reload")),
+        "{commands:#?}"
+    );
+    assert!(
+        !commands.iter().any(|c| c.contains("otherd")),
+        "{commands:#?}"
+    );
 }

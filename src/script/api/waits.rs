@@ -7,7 +7,7 @@ use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map};
 use super::error::host_error_at;
 use super::global::ScriptContext;
 use super::host::Host;
-use super::options::{self, Options};
+use super::options::{self, ListOrder};
 use super::reveal;
 use super::ApiResult;
 use crate::exec::ops::locks::{self, Holder, LockSpec, Owner};
@@ -67,16 +67,16 @@ fn command_of(value: &Dynamic) -> ApiResult<Option<String>> {
 }
 
 fn wait_spec(options: Map) -> ApiResult<WaitSpec> {
-    let mut opts = Options::new(options, options::keys("wait_until"))?;
+    let o: options::WaitUntilOptions = options::read(options)?;
     let defaults = WaitSpec::default();
     let spec = WaitSpec {
-        timeout: opts.seconds("timeout")?.unwrap_or(defaults.timeout),
-        interval: opts.seconds("interval")?.unwrap_or(defaults.interval),
-        allow_fail: opts.bool("allow_fail")?.unwrap_or(false),
-        check_safe: opts.bool("check_safe")?.unwrap_or(false),
+        timeout: o.timeout.map_or(defaults.timeout, |t| t.0),
+        interval: o.interval.map_or(defaults.interval, |i| i.0),
+        allow_fail: o.allow_fail,
+        check_safe: o.check_safe,
     };
     if spec.interval.is_zero() {
-        return Err("option `interval` must be more than 0 seconds".into());
+        return Err("wait_until: option `interval` must be more than 0 seconds".into());
     }
     Ok(spec)
 }
@@ -87,46 +87,30 @@ pub mod waits_api {
     use super::*;
 
     /// Takes the named lock `name` on the host for this run; `true` when taken now, `false`
-    /// when this run holds it already. Held by another run, it fails at once naming the
-    /// holder (`user@host:pid` of its controller), what it took it for and how long ago.
-    /// Locks live in a folder only the login user can enter (`/var/lib/weft/locks` for root,
-    /// else `~/.local/state/weft/locks`, mode 0700); each is made with `mkdir`, so of two runs
-    /// exactly one gets it. A lock outlives a killed run: `host.unlock(name, #{ force: true })`
-    /// breaks it. Under `--check` no lock is taken; it says who holds it, if anyone.
+    /// when this run holds it already. Held by another run, it fails at once (or after
+    /// `wait`) naming the holder (`user@host:pid` of its controller), what it took it for and
+    /// how long ago. Locks live in a folder only the login user can enter
+    /// (`/var/lib/weft/locks` for root, else `~/.local/state/weft/locks`, mode 0700); each is
+    /// made with `mkdir`, so of two runs exactly one gets it. A lock outlives a killed run:
+    /// `host.unlock(name, #{ force: true })` breaks it. Under `--check` no lock is taken; it
+    /// says who holds it, if anyone.
     ///
     /// ```rhai
     /// host.lock("backup");
+    /// host.lock("deploy", #{ what: "site_deploy", wait: 60 });
     /// ```
     #[rhai_fn(name = "lock", return_raw)]
     pub fn lock(
         ctx: NativeCallContext,
         host: &mut Host,
         name: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        lock_with(ctx, host, name, Map::new())
-    }
-
-    /// Takes lock `name` with options: `what` (what it is taken for, shown to whoever finds
-    /// it held; default empty), `wait` (seconds to wait for the holder to release it, checked
-    /// every second; default 0: fail at once), `force` (take it even from another run, as
-    /// `--break-lock` does: the holder is logged, and recorded with the time in
-    /// `breaks.log` of the lock folder).
-    ///
-    /// ```rhai
-    /// host.lock("deploy", #{ what: "site_deploy", wait: 60 });
-    /// ```
-    #[rhai_fn(name = "lock", return_raw)]
-    pub fn lock_with(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        name: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, options::keys("lock"))?;
-        let what = opts.string("what")?.unwrap_or_default();
+        let o: options::LockOptions = options::read(options)?;
+        let what = o.what.unwrap_or_default();
         let spec = LockSpec {
-            wait: opts.seconds("wait")?.filter(|w| !w.is_zero()),
-            force: opts.bool("force")?.unwrap_or(false),
+            wait: o.wait.map(|w| w.0).filter(|w| !w.is_zero()),
+            force: o.force,
         };
         locks::check_name(name)?;
         let holder = holder(&ctx, what);
@@ -134,36 +118,21 @@ pub mod waits_api {
     }
 
     /// Releases lock `name` when this run holds it; `true` when it did. A lock another run
-    /// holds is left alone (and said so): a run whose lock was broken never removes the lock
-    /// of the run that broke it. Runs even after Ctrl-C, as cleanup.
+    /// holds is left alone (and said so), unless `force`: a run whose lock was broken never
+    /// removes the lock of the run that broke it. Runs even after Ctrl-C, as cleanup.
     ///
     /// ```rhai
     /// host.unlock("backup");
+    /// host.unlock("backup", #{ force: true });
     /// ```
     #[rhai_fn(name = "unlock", return_raw)]
     pub fn unlock(
         ctx: NativeCallContext,
         host: &mut Host,
         name: &str,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        unlock_with(ctx, host, name, Map::new())
-    }
-
-    /// Releases lock `name` with option `force`: remove it whoever holds it (the lock of a
-    /// run that was killed), recording whose it was in `breaks.log` of the lock folder.
-    ///
-    /// ```rhai
-    /// host.unlock("backup", #{ force: true });
-    /// ```
-    #[rhai_fn(name = "unlock", return_raw)]
-    pub fn unlock_with(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        name: &str,
         options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, options::keys("unlock"))?;
-        let force = opts.bool("force")?.unwrap_or(false);
+        let force = options::read::<options::UnlockOptions>(options)?.force;
         locks::check_name(name)?;
         let holder = holder(&ctx, String::new());
         locks::unlock(&host.0, name, &holder, force).map_err(|e| host_error_at(&ctx, &host.0, e))
@@ -196,15 +165,13 @@ pub mod waits_api {
     }
 
     /// Runs `check` again until it succeeds: a shell command (a string, or an array of
-    /// words, each quoted) that exits 0, or a function that returns `true`. Options:
-    /// `timeout` (seconds, default 30), `interval` (seconds between tries, default 1),
-    /// `allow_fail` (return `false` when the time is up, instead of failing the goal),
-    /// `check_safe` (it only reads: try it under `--check` too). Returns `true` once it
-    /// succeeded. The time is up: the goal fails naming what was waited for and how long.
+    /// words, each quoted) that exits 0, or a function that returns `true`, every `interval`
+    /// for at most `timeout`. Returns `true` once it succeeded. The time is up: the goal fails naming what was waited for and how long.
     /// The pauses are on the controller, and Ctrl-C ends them at once. Under `--check` it
     /// waits for nothing (without `check_safe`) and returns `true`.
     ///
     /// ```rhai
+    /// host.wait_until("curl -fsS -o /dev/null http://127.0.0.1/");
     /// host.wait_until(["pg_isready", "-q"], #{ timeout: 30, interval: 0.5 });
     /// // A function that calls the host calls a copy of it: the one waiting is busy.
     /// let h = host;
@@ -249,20 +216,6 @@ pub mod waits_api {
         )
     }
 
-    /// `wait_until` with the default options (30 seconds, a try every second).
-    ///
-    /// ```rhai
-    /// host.wait_until("curl -fsS -o /dev/null http://127.0.0.1/");
-    /// ```
-    #[rhai_fn(name = "wait_until", return_raw)]
-    pub fn wait_until_plain(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        check: Dynamic,
-    ) -> Result<bool, Box<EvalAltResult>> {
-        wait_until(ctx, host, check, Map::new())
-    }
-
     /// Whether anything is at `path` on the host: a file, a folder, or a link (even one whose
     /// target is gone). Reads only.
     ///
@@ -296,40 +249,26 @@ pub mod waits_api {
         Ok(target.map_or(Dynamic::UNIT, Dynamic::from))
     }
 
-    /// The names in folder `dir` (hidden ones too), sorted by name; `[]` when `dir` does not
-    /// exist; a file or anything else that is not a folder fails the goal. Reads only.
+    /// The names in folder `dir` (hidden ones too), sorted by name (or `order`); `[]` when
+    /// `dir` does not exist; a file or anything else that is not a folder fails the goal.
+    /// Reads only.
     ///
     /// ```rhai
     /// for name in host.list("/etc/nginx/sites-enabled") { log(name); }
+    /// let oldest_first = host.list("/srv/app/builds", #{ order: "time" });
     /// ```
     #[rhai_fn(name = "list", return_raw)]
     pub fn list(
         ctx: NativeCallContext,
         host: &mut Host,
         dir: &str,
-    ) -> Result<Array, Box<EvalAltResult>> {
-        list_with(ctx, host, dir, Map::new())
-    }
-
-    /// `list` with option `order`: `"name"` (the default) or `"time"` (by modification time,
-    /// oldest first).
-    ///
-    /// ```rhai
-    /// let oldest_first = host.list("/srv/app/builds", #{ order: "time" });
-    /// ```
-    #[rhai_fn(name = "list", return_raw)]
-    pub fn list_with(
-        ctx: NativeCallContext,
-        host: &mut Host,
-        dir: &str,
         options: Map,
     ) -> Result<Array, Box<EvalAltResult>> {
-        let mut opts = Options::new(options, options::keys("list"))?;
-        let order = opts
-            .string("order")?
-            .map(|o| Order::parse(&o))
-            .transpose()?
-            .unwrap_or_default();
+        let o: options::ListOptions = options::read(options)?;
+        let order = match o.order {
+            ListOrder::Name => Order::Name,
+            ListOrder::Time => Order::Time,
+        };
         let names = paths::list(&host.0, &reveal::text(&ctx, &host.0, dir)?, order)
             .map_err(|e| host_error_at(&ctx, &host.0, e))?;
         Ok(names.into_iter().map(Dynamic::from).collect())
@@ -371,4 +310,13 @@ pub mod waits_api {
         let path = reveal::text(&ctx, &host.0, path)?;
         paths::verify(&host.0, &path, sha256).map_err(|e| host_error_at(&ctx, &host.0, e))
     }
+}
+
+/// The functions above whose options may be left out, each registered a second time without
+/// its option map: `host.lock(name)` is `host.lock(name, #{})`.
+pub fn register_short_forms(module: &mut rhai::Module) {
+    short_form!(module, "lock", waits_api::lock(name: &str));
+    short_form!(module, "unlock", waits_api::unlock(name: &str));
+    short_form!(module, "list", waits_api::list(dir: &str) -> Array);
+    short_form!(module, "wait_until", waits_api::wait_until(check: Dynamic));
 }

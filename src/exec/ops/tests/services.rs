@@ -4,6 +4,7 @@
 use super::{changed, refused, unchanged};
 use crate::exec::ops::daemons::DaemonCommands;
 use crate::exec::ops::services::{self, DriverSpec, ServiceManager, ServiceSpec};
+use crate::exec::session::Handler;
 use crate::exec::test_host::{assert_ran, assert_ran_in, TestHost};
 use crate::transport::fake::FakeTransport;
 
@@ -129,15 +130,37 @@ fn service_under_check_reads_but_never_starts() {
 }
 
 #[test]
-fn without_an_init_system_a_known_daemon_is_driven_by_its_own_commands() {
-    let nginx = crate::exec::ops::daemons::known("nginx").expect("nginx is known");
+fn without_an_init_system_a_daemon_is_driven_by_the_commands_its_script_gives() {
+    let nginx = DaemonCommands {
+        start: "nginx".into(),
+        stop: "nginx -s quit".into(),
+        reload: "nginx -s reload".into(),
+        status: "test -s /run/nginx.pid".into(),
+    };
     let fake = no_init().on(&nginx.status, 1, "");
     let host = TestHost::new(fake);
     // `enabled` means nothing without an init system: it is left alone, not refused.
-    let result = services::service(&host.session, "nginx", &wants(Some(true), Some(true)));
+    let spec = ServiceSpec {
+        driver: DriverSpec {
+            commands: Some(nginx.clone()),
+            ..DriverSpec::default()
+        },
+        ..wants(Some(true), Some(true))
+    };
+    let result = services::service(&host.session, "nginx", &spec);
     changed(&host, result, "service nginx (started)");
     assert_ran(&host, &[FACTS, &nginx.status, "nginx"]);
     assert_eq!(host.commands()[2], "nginx");
+
+    // Without them, weft knows no daemon by its name: the host's supervisor or runit is asked.
+    let fake = no_init().on("command -v supervisorctl", 0, "");
+    let host = TestHost::new(fake);
+    let result = services::service(&host.session, "nginx", &wants(Some(true), None));
+    refused(
+        &host,
+        result,
+        "no init system, supervisor or runit on this host runs `nginx`",
+    );
 }
 
 #[test]
@@ -290,11 +313,19 @@ fn service_running_reads_only() {
 #[test]
 fn notify_asks_once_per_service_and_action() {
     let host = TestHost::new(FakeTransport::new());
-    host.session.notify("nginx", "reload", None, None);
-    host.session.notify("nginx", "reload", None, None);
-    host.session.notify("nginx", "restart", None, None);
+    let ask = |service: &str, action: &str, manager: Option<&str>| Handler {
+        service: service.into(),
+        action: action.into(),
+        manager: manager.map(Into::into),
+        config: None,
+        commands: None,
+        always: false,
+    };
+    host.session.notify(ask("nginx", "reload", None));
+    host.session.notify(ask("nginx", "reload", None));
+    host.session.notify(ask("nginx", "restart", None));
     host.session
-        .notify("app", "restart", Some("supervisor".into()), None);
+        .notify(ask("app", "restart", Some("supervisor")));
     let handlers = host.session.take_handlers();
     let asked: Vec<(&str, &str)> = handlers
         .iter()
