@@ -180,6 +180,16 @@ pub fn runtime(
         message = limit;
         help = Some(why);
     }
+    if matches!(err, EvalAltResult::ErrorDataRace(..)) {
+        // rhai's words for a closure that captured the `host` whose method it is given to:
+        // the method holds that host while it runs.
+        help = Some(
+            "a function handed to a method of `host` cannot use that `host`, which the method \
+             holds while it runs: take the host as the function's argument, as in \
+             `host.wait_until(|h| h.service_running(\"nginx\"))`"
+                .to_string(),
+        );
+    }
     if matches!(err, EvalAltResult::ErrorDataTooLarge(..)) {
         help = Some(format!(
             "a value grew past weft's limits ({} MiB strings, {} items in an array or map): a loop that never ends?",

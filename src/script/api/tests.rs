@@ -384,6 +384,11 @@ fn web_wait(host) {
 fn web_bad(host) {
     host.wait_until("true", #{ every: 1 });
 }
+
+/// A check that captured the host that is waiting.
+fn web_captured(host) {
+    host.wait_until(|| host.exists("/srv/app"), #{ timeout: 1, interval: 0.01 });
+}
 "#;
 
 #[test]
@@ -435,6 +440,16 @@ fn locks_waits_and_path_facts_from_a_goal() {
     let host = Arc::new(FakeTransport::new().on("redis-cli", 1, ""));
     run(PRIMITIVES, "web_wait", &[], &host, false)
         .failed_with("`redis-cli PING` succeeds: still not so after 0.1s");
+
+    // The waiting host is busy: rhai's "data race" becomes what to write instead.
+    let host = Arc::new(FakeTransport::new().on("[ -e /srv/app ]", 0, ""));
+    let ran = run(PRIMITIVES, "web_captured", &[], &host, false);
+    ran.failed_with("Data race");
+    let report = ran.outcome.report.as_deref().unwrap_or_default();
+    assert!(
+        report.contains("take the host as the function's argument"),
+        "{report}"
+    );
 
     let host = Arc::new(FakeTransport::new());
     let ran = run(PRIMITIVES, "web_bad", &[], &host, false);
@@ -569,9 +584,8 @@ fn web_chores(host) {
     host.rename("/srv/app/builds/.v3.part", "/srv/app/builds/v3");
     host.copy_tree("/srv/repo", "/srv/stage/src", #{ exclude: [".git"] });
     log(`status: ${host.http("http://127.0.0.1:8000/health", #{ timeout: 2 })}`);
-    // A check that calls the host it waits on, through a copy.
-    let h = host;
-    host.wait_until(|| h.http("http://127.0.0.1:8000/health") == 204, #{ timeout: 5, interval: 0.01 });
+    // A check that asks the host takes it as its argument.
+    host.wait_until(|h| h.http("http://127.0.0.1:8000/health") == 204, #{ timeout: 5, interval: 0.01 });
     let rev = host.git_revision("/srv/repo");
     log(`rev: ${rev.short} ${rev.dirty}`);
     log(`count: ${host.files("/srv/files").len()}`);

@@ -2,6 +2,8 @@
 //! facts `exists`, `readlink`, `list`, `checksum`, `verify`.
 
 use rhai::plugin::*;
+use std::sync::Arc;
+
 use rhai::{Array, Dynamic, EvalAltResult, FnPtr, Map};
 
 use super::error::host_error_at;
@@ -13,6 +15,7 @@ use super::ApiResult;
 use crate::exec::ops::locks::{self, Holder, LockSpec, Owner};
 use crate::exec::ops::paths::{self, Order};
 use crate::exec::ops::waits::{self, WaitSpec};
+use crate::exec::session::HostSession;
 
 /// This run as a lock holder: `env().runner` and `env().run_id`, and `what` it locks for.
 fn holder(ctx: &NativeCallContext, what: String) -> Holder {
@@ -49,6 +52,46 @@ fn owner_map(owner: &Owner, ours: bool) -> Map {
     map.insert("ours".into(), ours.into());
     map.insert("text".into(), owner.describe().into());
     map
+}
+
+/// Calls a wait's check: with the host as its argument when it takes one (`|h| ...`), else
+/// with none. The `host` that is waiting is busy for the whole wait, so a check that captured
+/// it gets an error saying to take the host as its argument instead.
+fn call_check(
+    ctx: &NativeCallContext,
+    check: &FnPtr,
+    host: &Arc<HostSession>,
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let with_host = check.call_within_context::<Dynamic>(ctx, (Host(host.clone()),));
+    let result = match with_host {
+        // Only the check itself missing at that arity: a function it calls may be missing too.
+        Err(e)
+            if matches!(&*e, EvalAltResult::ErrorFunctionNotFound(sig, _)
+                if sig.starts_with(check.fn_name())) =>
+        {
+            check.call_within_context::<Dynamic>(ctx, ())
+        }
+        other => other,
+    };
+    result.map_err(|e| {
+        if is_data_race(&e) {
+            "wait_until: the check calls the `host` that is waiting, which is busy until the wait ends; \
+             take the host as the check's argument: `host.wait_until(|h| h.service_running(\"nginx\"))`"
+                .into()
+        } else {
+            e
+        }
+    })
+}
+
+/// Whether `e`, or the error inside a function call it reports, is rhai's data race.
+fn is_data_race(e: &EvalAltResult) -> bool {
+    match e {
+        EvalAltResult::ErrorDataRace(..) => true,
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _)
+        | EvalAltResult::ErrorInModule(_, inner, _) => is_data_race(inner),
+        _ => false,
+    }
 }
 
 /// The command of `wait_until`: a string, or an array of words each quoted.
@@ -165,7 +208,8 @@ pub mod waits_api {
     }
 
     /// Runs `check` again until it succeeds: a shell command (a string, or an array of
-    /// words, each quoted) that exits 0, or a function that returns `true`, every `interval`
+    /// words, each quoted) that exits 0, or a function that returns `true` (given the host
+    /// when it takes an argument, `|h| ...`), every `interval`
     /// for at most `timeout`. Returns `true` once it succeeded. The time is up: the goal fails naming what was waited for and how long.
     /// The pauses are on the controller, and Ctrl-C ends them at once. Under `--check` it
     /// waits for nothing (without `check_safe`) and returns `true`.
@@ -173,9 +217,8 @@ pub mod waits_api {
     /// ```rhai
     /// host.wait_until("curl -fsS -o /dev/null http://127.0.0.1/");
     /// host.wait_until(["pg_isready", "-q"], #{ timeout: 30, interval: 0.5 });
-    /// // A function that calls the host calls a copy of it: the one waiting is busy.
-    /// let h = host;
-    /// host.wait_until(|| h.service_running("nginx"), #{ timeout: 10 });
+    /// // A function that asks the host takes it as its argument.
+    /// host.wait_until(|h| h.service_running("nginx"), #{ timeout: 10 });
     /// ```
     #[rhai_fn(name = "wait_until", return_raw)]
     pub fn wait_until(
@@ -203,7 +246,7 @@ pub mod waits_api {
             &what,
             &spec,
             |_| {
-                let result: Dynamic = probe.call_within_context(&ctx, ())?;
+                let result = call_check(&ctx, &probe, &h)?;
                 result.as_bool().map_err(|_| {
                     format!(
                         "wait_until: the check must return true or false, not {}",
