@@ -552,5 +552,9 @@ fn the_shipped_plugins_test_a_nested_goals_result_only_with_allow_fail() {
         }
     }
     assert!(tested > 0, "no run_goal result is tested in {scripts:?}");
-    assert!(wrong.is_empty(), "without allow_fail:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "without allow_fail:\n{}",
+        wrong.join("\n")
+    );
 }

@@ -203,6 +203,25 @@ fn option_maps_are_read_strictly_before_anything_reaches_the_host() {
             "host.service(\"nginx\", #{ commands: #{ start: \"x\" } });",
             "service: option `commands`: missing field `stop`",
         ),
+        // An enum option of the wrong type lists its values, not a Rust type.
+        (
+            "host.packages([\"x\"], #{ state: true });",
+            "packages: option `state` must be one of `present`, `absent`, `latest`, not bool",
+        ),
+        (
+            "host.service(\"nginx\", #{ state: 1 });",
+            "service: option `state` must be one of `started`, `stopped`, `restarted`, \
+             `reloaded`, not int",
+        ),
+        // A key of a nested map is named by its path.
+        (
+            "host.service(\"nginx\", #{ commands: #{ start: \"a\", stop: \"b\", reload: \"c\", status: 0 } });",
+            "service: option `commands.status` must be a string, not int",
+        ),
+        (
+            "host.service_running(\"nginx\", #{ commands: #{ start: \"a\", stop: \"b\", reload: \"c\", status: \"d\", restart: \"e\" } });",
+            "service_running: option `commands.restart`: unknown field `restart`",
+        ),
         (
             "host.service(\"nginx\", #{ state: \"started\", manager: \"upstart\" });",
             "manager `upstart` is not `systemd`, `supervisor`, `runit` or `direct`",
