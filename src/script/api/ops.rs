@@ -497,7 +497,8 @@ pub mod ops_api {
 
     /// Asks for `action` (`reload` or `restart`) of a service once, when the goal ends
     /// successfully: call it when something the service reads has changed. The options say
-    /// how the service is driven, as for `service`.
+    /// how the service is driven, as for `service`. Asked twice, it runs once, with `always`
+    /// if either asked; once one action fails, only the `always` ones left still run.
     ///
     /// ```rhai
     /// if host.template("nginx/site.conf.hbs", "/etc/nginx/sites-enabled/app", #{}) {

@@ -854,7 +854,8 @@ pub struct NotifyOptions {
     pub config: Option<String>,
     /// The daemon's own commands, as for `service`, on hosts without an init system.
     pub commands: Option<DaemonCommandsOption>,
-    /// Run the action at the end of the goal even after Ctrl-C.
+    /// Run the action at the end of the goal even after Ctrl-C, the host's deadline or an
+    /// earlier action's failure.
     #[serde(default)]
     pub always: bool,
 }

@@ -406,6 +406,30 @@ fn notify_asks_once_per_service_and_action() {
 }
 
 #[test]
+fn notify_asked_twice_with_and_without_always_or_commands_runs_once_always() {
+    let host = TestHost::new(FakeTransport::new());
+    let commands = DaemonCommands {
+        start: "nginx".into(),
+        stop: "nginx -s quit".into(),
+        reload: "nginx -s reload".into(),
+        status: "test -s /run/nginx.pid".into(),
+    };
+    let ask = |always: bool, commands: Option<DaemonCommands>| Handler {
+        service: "nginx".into(),
+        action: "reload".into(),
+        manager: None,
+        config: None,
+        commands,
+        always,
+    };
+    host.session.notify(ask(false, None));
+    host.session.notify(ask(true, Some(commands.clone())));
+    host.session.notify(ask(false, None));
+    let handlers = host.session.take_handlers();
+    assert_eq!(handlers, [ask(true, Some(commands))]);
+}
+
+#[test]
 fn unchanged_service_says_so() {
     let fake = systemd().on("systemctl is-active", 0, "");
     let host = TestHost::new(fake);
