@@ -727,3 +727,17 @@ fn a_notify_with_always_still_runs_when_ctrl_c_ends_the_goal_and_the_others_do_n
         "{commands:#?}"
     );
 }
+
+#[test]
+fn a_known_daemon_without_commands_on_a_host_without_init_says_which_constant_to_pass() {
+    // supervisor is installed: it used to be asked, and answered "no such process".
+    let host = Arc::new(init_less().on("command -v supervisorctl", 0, "supervisor\n"));
+    let script = "/// Starts nginx.\nfn web_start(host) {\n    host.service(\"nginx\", #{ state: \"started\" });\n}\n";
+    let ran = run(script, "web_start", &[], &host, false);
+    ran.failed_with("`import \"lib/daemons\" as daemons;` then pass `commands: daemons::NGINX`");
+    assert!(
+        !host.commands().iter().any(|c| c.contains("supervisorctl")),
+        "{:#?}",
+        host.commands()
+    );
+}

@@ -344,7 +344,11 @@ fn a_service_no_manager_can_run_is_refused_with_the_reason() {
     refused(
         &host,
         result,
-        "no init system, supervisor or runit on this host runs `myapp`",
+        "no init system, supervisor or runit on this host runs `myapp`, and no `commands` say \
+         how it starts and stops: pass `commands: #{ start, stop, reload, status }` \
+         (`lib/daemons` has them for `NGINX`, `HAPROXY`, `SUPERVISOR`, `KEEPALIVED`, \
+         `POSTGRESQL`, `REDIS`: `import \"lib/daemons\" as daemons; ... commands: \
+         daemons::NGINX`)",
     );
 
     // Supervisor installed: it is picked.
