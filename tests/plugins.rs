@@ -516,3 +516,45 @@ fn a_plugin_holding_a_symlink_is_refused_and_the_linked_file_never_shown() {
         .status(1)
         .stdout_has("greet: a link at plugins/greet/plugin.toml");
 }
+
+/// The `run_goal` calls of the plugins weft ships (`plugins/`) whose result a script tests.
+/// A failed goal throws unless `allow_fail` is given, so `if !run_goal(..) { throw .. }`
+/// without it would never reach its own message.
+#[test]
+fn the_shipped_plugins_test_a_nested_goals_result_only_with_allow_fail() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins");
+    let mut scripts = Vec::new();
+    let mut folders = vec![root];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("plugins/ reads") {
+            let path = entry.expect("an entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path.extension().is_some_and(|e| e == "rhai") {
+                scripts.push(path);
+            }
+        }
+    }
+    let mut tested = 0;
+    let mut wrong = Vec::new();
+    for script in &scripts {
+        let text = std::fs::read_to_string(script).expect("a script reads");
+        for (n, line) in text.lines().enumerate() {
+            let uses_result = line.contains("!run_goal(")
+                || line.contains("= run_goal(")
+                || line.contains("return run_goal(");
+            if uses_result {
+                tested += 1;
+                if !line.contains("allow_fail: true") {
+                    wrong.push(format!("{}:{}: {}", script.display(), n + 1, line.trim()));
+                }
+            }
+        }
+    }
+    assert!(tested > 0, "no run_goal result is tested in {scripts:?}");
+    assert!(
+        wrong.is_empty(),
+        "without allow_fail:\n{}",
+        wrong.join("\n")
+    );
+}

@@ -16,7 +16,7 @@ use super::goals::{EnvInfo, GoalCall, GoalEngine, GoalFailure, GoalInfo};
 use super::orchestrator::Orchestrator;
 use super::output::{HostOutcome, Status};
 use super::run::Run;
-use super::session::{HostDeadline, HostError, HostSession, RunOptions};
+use super::session::{Handler, HostDeadline, HostError, HostSession, RunOptions};
 use super::timings::Section;
 use crate::inventory::{HostSpec, Inventory};
 use crate::transport::round_trip::RoundTrip;
@@ -498,26 +498,41 @@ fn connect(
 }
 
 /// Runs the handlers the goal asked for (only those with `always` when `only_always`); an
-/// `always` one runs through Ctrl-C and the host's deadline, as `always` steps do.
+/// `always` one runs through Ctrl-C and the host's deadline, as `always` steps do. Once one
+/// fails (Ctrl-C or the deadline ending a reload, say), the `always` ones left still run, and
+/// the first error is the result.
 fn run_handlers(session: &HostSession, only_always: bool) -> Result<(), HostError> {
+    let mut first_error = None;
     for handler in session.take_handlers() {
-        if only_always && !handler.always {
+        if (only_always || first_error.is_some()) && !handler.always {
             continue;
         }
-        let manager = handler
-            .manager
-            .as_deref()
-            .map(crate::exec::ops::services::ServiceManager::parse)
-            .transpose()
-            .map_err(|e| crate::exec::ops::fail("handler", e))?;
-        let driver = crate::exec::ops::services::DriverSpec {
-            manager,
-            config: handler.config.clone(),
-            commands: handler.commands.clone(),
-        };
-        session.always(handler.always, || {
-            crate::exec::ops::services::act_now(session, &handler.service, &handler.action, &driver)
-        })?;
+        let ran = run_handler(session, &handler);
+        if let Err(e) = ran {
+            if first_error.is_some() {
+                session.log(&format!("an `always` handler failed too: {e}"));
+            } else {
+                first_error = Some(e);
+            }
+        }
     }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn run_handler(session: &HostSession, handler: &Handler) -> Result<(), HostError> {
+    let manager = handler
+        .manager
+        .as_deref()
+        .map(crate::exec::ops::services::ServiceManager::parse)
+        .transpose()
+        .map_err(|e| crate::exec::ops::fail("handler", e))?;
+    let driver = crate::exec::ops::services::DriverSpec {
+        manager,
+        config: handler.config.clone(),
+        commands: handler.commands.clone(),
+    };
+    session.always(handler.always, || {
+        crate::exec::ops::services::act_now(session, &handler.service, &handler.action, &driver)
+    })?;
     Ok(())
 }

@@ -474,11 +474,22 @@ impl HostSession {
         self.run(command, &options).map(|_| ())
     }
 
-    /// Asks for `handler`'s action when the goal ends, once.
+    /// Asks for `handler`'s action when the goal ends, once per service and action: a second
+    /// request of the same runs with the first, `always` when either asked for it, and fills
+    /// in the manager, config or commands the first left out.
     pub fn notify(&self, handler: Handler) {
         let mut handlers = self.handlers.lock().unwrap_or_else(|e| e.into_inner());
-        if !handlers.contains(&handler) {
-            handlers.push(handler);
+        let same = handlers
+            .iter_mut()
+            .find(|h| h.service == handler.service && h.action == handler.action);
+        match same {
+            Some(asked) => {
+                asked.always |= handler.always;
+                asked.manager = asked.manager.take().or(handler.manager);
+                asked.config = asked.config.take().or(handler.config);
+                asked.commands = asked.commands.take().or(handler.commands);
+            }
+            None => handlers.push(handler),
         }
     }
 

@@ -15,3 +15,32 @@ pub struct DaemonCommands {
     /// Exits 0 when it runs.
     pub status: String,
 }
+
+/// The daemons `stdlib/lib/daemons.rhai` gives commands for: the service's name and the
+/// constant that holds them, for the hint when a service without an init system has none.
+pub const KNOWN: &[(&str, &str)] = &[
+    ("nginx", "NGINX"),
+    ("haproxy", "HAPROXY"),
+    ("supervisor", "SUPERVISOR"),
+    ("keepalived", "KEEPALIVED"),
+    ("postgresql", "POSTGRESQL"),
+    ("redis-server", "REDIS"),
+];
+
+/// How a script gives `name`'s commands: the constant of `lib/daemons` when the stdlib knows
+/// the daemon, else the four commands to write.
+pub fn hint(name: &str) -> String {
+    match KNOWN.iter().find(|(service, _)| *service == name) {
+        Some((_, constant)) => format!(
+            "`import \"lib/daemons\" as daemons;` then pass `commands: daemons::{constant}`"
+        ),
+        None => {
+            let known: Vec<String> = KNOWN.iter().map(|(_, c)| format!("`{c}`")).collect();
+            format!(
+                "pass `commands: #{{ start, stop, reload, status }}` (`lib/daemons` has them \
+                 for {}: `import \"lib/daemons\" as daemons; ... commands: daemons::NGINX`)",
+                known.join(", ")
+            )
+        }
+    }
+}

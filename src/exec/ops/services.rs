@@ -5,7 +5,7 @@
 use crate::exec::session::{HostError, HostSession};
 use crate::shell::quote;
 
-use super::daemons::DaemonCommands;
+use super::daemons::{self, DaemonCommands};
 use super::{facts, fail, OpResult};
 
 /// A process manager weft drives.
@@ -95,8 +95,8 @@ impl Driver {
                 fail(
                     "service",
                     format!(
-                        "manager `direct` runs `{name}` by its own commands: give them with \
-                         `commands: #{{ start, stop, reload, status }}`"
+                        "manager `direct` runs `{name}` by its own commands: {}",
+                        daemons::hint(name)
                     ),
                 )
             })
@@ -155,10 +155,13 @@ impl Driver {
             (Driver::Direct(c), "start") => c.start.clone(),
             (Driver::Direct(c), "stop") => c.stop.clone(),
             (Driver::Direct(c), "reload") => c.reload.clone(),
-            // Subshells: a daemon's command may `exit` (nginx's stop does when it is gone).
+            // Each command in its own `sh -c`: one may `exit` (nginx's stop does when it is
+            // gone), and a `#` or an unbalanced `)` in it must not reach into the others.
             (Driver::Direct(c), _) => format!(
-                "if ( {} ) >/dev/null 2>&1; then ( {} ); fi && ( {} )",
-                c.status, c.stop, c.start
+                "if sh -c {} >/dev/null 2>&1; then sh -c {}; fi && sh -c {}",
+                quote(&c.status),
+                quote(&c.stop),
+                quote(&c.start)
             ),
         }
     }
@@ -166,7 +169,8 @@ impl Driver {
 
 /// The manager to use for service `name` when none is named: systemd when the host's `init`
 /// fact says it runs the host; else the daemon's own commands when the script gave them
-/// (`commands`); else supervisor or runit when installed.
+/// (`commands`); else, unless `lib/daemons` knows `name` (a daemon, not a supervisor program),
+/// supervisor or runit when installed.
 pub fn detect(
     session: &HostSession,
     name: &str,
@@ -179,6 +183,19 @@ pub fn detect(
     if commands {
         return Ok(ServiceManager::Direct);
     }
+    // A daemon the stdlib has commands for is never a supervisor program or runit service
+    // unless the script names that manager: asking supervisor would only fail with its
+    // "no such process".
+    if daemons::KNOWN.iter().any(|(service, _)| *service == name) {
+        return Err(fail(
+            "service",
+            format!(
+                "no init system on this host runs `{name}`, and no `commands` say how it \
+                 starts and stops: {}",
+                daemons::hint(name)
+            ),
+        ));
+    }
     let out = session.probe(
         "if command -v supervisorctl >/dev/null 2>&1; then echo supervisor; \
          elif command -v sv >/dev/null 2>&1; then echo runit; fi",
@@ -188,7 +205,8 @@ pub fn detect(
             "service",
             format!(
                 "no init system, supervisor or runit on this host runs `{name}`, and no \
-                 `commands` say how it starts and stops"
+                 `commands` say how it starts and stops: {}",
+                daemons::hint(name)
             ),
         )
     })

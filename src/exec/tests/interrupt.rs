@@ -13,7 +13,7 @@ use crate::exec::goals::{GoalCall, GoalEngine, GoalFailure, GoalInfo};
 use crate::exec::interrupt::{Interrupt, Signalled, CLEANUP_CAP, CLEANUP_GRACE, EXIT_INTERRUPTED};
 use crate::exec::output::{HostOutcome, Output, Status};
 use crate::exec::runner::Job;
-use crate::exec::session::{HostError, HostSession, RunOptions};
+use crate::exec::session::{Handler, HostError, HostSession, RunOptions};
 use crate::exec::settings::FanoutLimits;
 use crate::exec::test_host::{limits, run_job_with};
 use crate::inventory::Vars;
@@ -303,4 +303,77 @@ fn under_defer_first_the_first_signal_only_asks_to_stop_and_the_run_goes_on() {
     // The second one interrupts as usual, the third quits.
     assert_eq!(interrupt.signal(), Signalled::Interrupted);
     assert_eq!(interrupt.signal(), Signalled::Quit);
+}
+
+/// A handler asking `action` of `service` under systemd, as `host.notify` does.
+fn handler(service: &str, action: &str, always: bool) -> Handler {
+    Handler {
+        service: service.into(),
+        action: action.into(),
+        manager: Some("systemd".into()),
+        config: None,
+        commands: None,
+        always,
+    }
+}
+
+#[test]
+fn an_interrupted_handler_still_lets_the_always_handlers_after_it_run() {
+    let fake = Arc::new(FakeTransport::new().hang("systemctl reload -- nginx"));
+    let job = goal(|host| {
+        host.notify(handler("nginx", "reload", false));
+        host.notify(handler("app", "restart", true));
+        host.notify(handler("worker", "restart", false));
+        host.notify(handler("haproxy", "reload", true));
+        Ok(())
+    });
+    let interrupt = Interrupt::new();
+    let run = start(job, std::slice::from_ref(&fake), bounded(1), &interrupt);
+    assert!(fake.wait_held(1));
+    assert_eq!(interrupt.signal(), Signalled::Interrupted);
+    let (outcomes, _) = run.join().expect("the run's thread");
+    // The reload Ctrl-C ended is the error; the `always` handlers after it ran, the other
+    // did not.
+    assert_eq!(statuses(&outcomes), [Status::Failed]);
+    let error = outcomes[0].error.as_deref().unwrap_or_default();
+    assert!(error.contains("interrupted"), "{error}");
+    assert_eq!(
+        fake.commands(),
+        [
+            "systemctl reload -- nginx",
+            "systemctl restart -- app",
+            "systemctl reload -- haproxy",
+        ]
+    );
+}
+
+#[test]
+fn a_failed_always_handler_after_an_interrupt_lets_the_next_one_run() {
+    let fake = Arc::new(FakeTransport::new().hang("deploy --slow").on(
+        "systemctl restart -- app",
+        1,
+        "",
+    ));
+    let job = goal(|host| {
+        host.notify(handler("app", "restart", true));
+        host.notify(handler("nginx", "reload", false));
+        host.notify(handler("haproxy", "reload", true));
+        host.run("deploy --slow", &plain()).map(|_| ())
+    });
+    let interrupt = Interrupt::new();
+    let run = start(job, std::slice::from_ref(&fake), bounded(1), &interrupt);
+    assert!(fake.wait_held(1));
+    assert_eq!(interrupt.signal(), Signalled::Interrupted);
+    let (outcomes, _) = run.join().expect("the run's thread");
+    assert_eq!(statuses(&outcomes), [Status::Failed]);
+    let error = outcomes[0].error.as_deref().unwrap_or_default();
+    assert_eq!(error, "interrupted during `deploy --slow`");
+    assert_eq!(
+        fake.commands(),
+        [
+            "deploy --slow",
+            "systemctl restart -- app",
+            "systemctl reload -- haproxy",
+        ]
+    );
 }

@@ -426,12 +426,17 @@ pub mod ops_api {
     /// Brings a service to a state and returns whether it changed anything. The manager is
     /// systemd when the `init` fact says so; without an init system, the daemon's own
     /// `commands` (each service script of the stdlib passes its daemon's), else supervisor
-    /// or runit. Without an init system nothing starts at boot, so `enabled` is left alone
-    /// there.
+    /// or runit. A bare `host.service("nginx", ..)` works only under systemd: without an init
+    /// system it needs `commands` (those of `lib/daemons`' nginx, haproxy, supervisor,
+    /// keepalived, postgresql and redis-server are never looked for in supervisor or runit).
+    /// Without an init system nothing starts at boot, so `enabled` is left alone there.
     ///
     /// ```rhai
     /// host.service("nginx", #{ state: "started", enabled: true });
     /// host.service("app", #{ state: "started", daemon_reload: true });
+    /// // Also on hosts without an init system:
+    /// import "lib/daemons" as daemons;
+    /// host.service("nginx", #{ state: "started", commands: daemons::NGINX });
     /// ```
     #[rhai_fn(name = "service", return_raw)]
     pub fn service(
@@ -492,7 +497,8 @@ pub mod ops_api {
 
     /// Asks for `action` (`reload` or `restart`) of a service once, when the goal ends
     /// successfully: call it when something the service reads has changed. The options say
-    /// how the service is driven, as for `service`.
+    /// how the service is driven, as for `service`. Asked twice, it runs once, with `always`
+    /// if either asked; once one action fails, only the `always` ones left still run.
     ///
     /// ```rhai
     /// if host.template("nginx/site.conf.hbs", "/etc/nginx/sites-enabled/app", #{}) {

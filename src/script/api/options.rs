@@ -54,7 +54,8 @@ pub fn read<T: OptionSet>(map: Map) -> ApiResult<T> {
 }
 
 /// The key of `map` whose value `T` cannot take, with why: each key is tried alone, since
-/// serde's errors do not say which field failed.
+/// serde's errors do not say which field failed; a key in a nested map is named by its path
+/// (`commands.status`).
 fn type_error<T: OptionSet>(map: &Map, whole: &EvalAltResult) -> String {
     let function = T::FUNCTION;
     let fields = keys(function);
@@ -63,21 +64,35 @@ fn type_error<T: OptionSet>(map: &Map, whole: &EvalAltResult) -> String {
             .iter()
             .any(|f| message.contains(&format!("missing field `{f}`")))
     };
+    let try_alone = |key: &str, value: Dynamic| {
+        let alone: Map = std::iter::once((key.into(), value)).collect();
+        rhai::serde::from_dynamic::<T>(&Dynamic::from_map(alone)).map(|_| ())
+    };
     for (key, value) in map {
-        let alone: Map = std::iter::once((key.clone(), value.clone())).collect();
-        if let Err(e) = rhai::serde::from_dynamic::<T>(&Dynamic::from_map(alone)) {
+        if let Err(e) = try_alone(key, value.clone()) {
             let why = reason(&e);
             if !is_missing_field(&why) {
+                let (path, e) = match value.read_lock::<Map>() {
+                    Some(nested) => {
+                        let inside = |m: Map| try_alone(key, Dynamic::from_map(m));
+                        match nested_error(&nested, &inside) {
+                            Some((path, inner)) => (format!("{key}.{path}"), inner),
+                            None => (key.to_string(), e),
+                        }
+                    }
+                    None => (key.to_string(), e),
+                };
+                let why = reason(&e);
                 return match &*e {
                     EvalAltResult::ErrorMismatchOutputType(wanted, got, _) => format!(
-                        "{function}: option `{key}` must be {}, not {}",
+                        "{function}: option `{path}` must be {}, not {}",
                         wanted_type(wanted),
                         script_type(got)
                     ),
                     _ if why.starts_with("must be") => {
-                        format!("{function}: option `{key}` {why}")
+                        format!("{function}: option `{path}` {why}")
                     }
-                    _ => format!("{function}: option `{key}`: {why}"),
+                    _ => format!("{function}: option `{path}`: {why}"),
                 };
             }
         }
@@ -85,19 +100,66 @@ fn type_error<T: OptionSet>(map: &Map, whole: &EvalAltResult) -> String {
     format!("{function}: {}", reason(whole))
 }
 
-/// A Rust type serde asked for, as a script writes its values.
-fn wanted_type(rust: &str) -> &str {
-    if rust.contains("Vec<") || rust == "array" {
-        "an array of strings"
-    } else if rust.contains("String") || rust.contains("str") {
-        "a string"
-    } else if rust == "bool" {
-        "true or false"
-    } else if rust.contains("Map") || rust == "map" {
-        "a map"
-    } else {
-        rust
+/// The key of a nested map `read` refuses, with its error: each key tried alone inside the
+/// map (`read` puts it back in its place), a missing field being only the keys left out.
+fn nested_error(
+    map: &Map,
+    read: &dyn Fn(Map) -> Result<(), Box<EvalAltResult>>,
+) -> Option<(String, Box<EvalAltResult>)> {
+    for (key, value) in map {
+        let alone: Map = std::iter::once((key.clone(), value.clone())).collect();
+        let Err(e) = read(alone) else { continue };
+        if reason(&e).starts_with("missing field `") {
+            continue;
+        }
+        if let Some(nested) = value.read_lock::<Map>() {
+            let key_ = key.clone();
+            let inside = move |m: Map| {
+                let alone: Map = std::iter::once((key_.clone(), Dynamic::from_map(m))).collect();
+                read(alone)
+            };
+            if let Some((path, inner)) = nested_error(&nested, &inside) {
+                return Some((format!("{key}.{path}"), inner));
+            }
+        }
+        return Some((key.to_string(), e));
     }
+    None
+}
+
+/// A Rust type serde asked for, as a script writes its values: an enum of the options is
+/// its values, from the schema.
+fn wanted_type(rust: &str) -> String {
+    if rust.contains("Vec<") || rust == "array" {
+        "an array of strings".into()
+    } else if rust.contains("String") || rust.contains("str") {
+        "a string".into()
+    } else if rust == "bool" {
+        "true or false".into()
+    } else if rust.contains("Map") || rust == "map" {
+        "a map".into()
+    } else if let Some(values) = enum_values(rust.rsplit("::").next().unwrap_or(rust)) {
+        format!("one of {}", backticked(&values))
+    } else {
+        rust.into()
+    }
+}
+
+/// The values of the options' enum `name`, as the schema lists them.
+fn enum_values(name: &str) -> Option<Vec<&'static str>> {
+    static SCHEMA: LazyLock<serde_json::Value> = LazyLock::new(schema);
+    let definition = SCHEMA.get("definitions")?.get(name)?;
+    let one = |v: &'static serde_json::Value| -> Vec<&'static str> {
+        v.get("enum")
+            .and_then(|e| e.as_array())
+            .map(|values| values.iter().filter_map(|v| v.as_str()).collect())
+            .unwrap_or_default()
+    };
+    let values: Vec<&str> = match definition.get("oneOf").and_then(|o| o.as_array()) {
+        Some(variants) => variants.iter().flat_map(one).collect(),
+        None => one(definition),
+    };
+    (!values.is_empty()).then_some(values)
 }
 
 /// A value's type as scripts name it.
@@ -800,7 +862,8 @@ pub struct NotifyOptions {
     pub config: Option<String>,
     /// The daemon's own commands, as for `service`, on hosts without an init system.
     pub commands: Option<DaemonCommandsOption>,
-    /// Run the action at the end of the goal even after Ctrl-C.
+    /// Run the action at the end of the goal even after Ctrl-C, the host's deadline or an
+    /// earlier action's failure.
     #[serde(default)]
     pub always: bool,
 }

@@ -203,6 +203,25 @@ fn option_maps_are_read_strictly_before_anything_reaches_the_host() {
             "host.service(\"nginx\", #{ commands: #{ start: \"x\" } });",
             "service: option `commands`: missing field `stop`",
         ),
+        // An enum option of the wrong type lists its values, not a Rust type.
+        (
+            "host.packages([\"x\"], #{ state: true });",
+            "packages: option `state` must be one of `present`, `absent`, `latest`, not bool",
+        ),
+        (
+            "host.service(\"nginx\", #{ state: 1 });",
+            "service: option `state` must be one of `started`, `stopped`, `restarted`, \
+             `reloaded`, not int",
+        ),
+        // A key of a nested map is named by its path.
+        (
+            "host.service(\"nginx\", #{ commands: #{ start: \"a\", stop: \"b\", reload: \"c\", status: 0 } });",
+            "service: option `commands.status` must be a string, not int",
+        ),
+        (
+            "host.service_running(\"nginx\", #{ commands: #{ start: \"a\", stop: \"b\", reload: \"c\", status: \"d\", restart: \"e\" } });",
+            "service_running: option `commands.restart`: unknown field `restart`",
+        ),
         (
             "host.service(\"nginx\", #{ state: \"started\", manager: \"upstart\" });",
             "manager `upstart` is not `systemd`, `supervisor`, `runit` or `direct`",
@@ -840,5 +859,19 @@ fn a_notify_with_always_still_runs_when_ctrl_c_ends_the_goal_and_the_others_do_n
     assert!(
         !commands.iter().any(|c| c.contains("otherd")),
         "{commands:#?}"
+    );
+}
+
+#[test]
+fn a_known_daemon_without_commands_on_a_host_without_init_says_which_constant_to_pass() {
+    // supervisor is installed: it used to be asked, and answered "no such process".
+    let host = Arc::new(init_less().on("command -v supervisorctl", 0, "supervisor\n"));
+    let script = "/// Starts nginx.\nfn web_start(host) {\n    host.service(\"nginx\", #{ state: \"started\" });\n}\n";
+    let ran = run(script, "web_start", &[], &host, false);
+    ran.failed_with("`import \"lib/daemons\" as daemons;` then pass `commands: daemons::NGINX`");
+    assert!(
+        !host.commands().iter().any(|c| c.contains("supervisorctl")),
+        "{:#?}",
+        host.commands()
     );
 }

@@ -2,10 +2,11 @@
 //! run now (`restarted`, `reloaded`, handlers).
 
 use super::{changed, refused, unchanged};
-use crate::exec::ops::daemons::DaemonCommands;
+use crate::exec::ops::daemons::{self, DaemonCommands};
 use crate::exec::ops::services::{self, DriverSpec, ServiceManager, ServiceSpec};
 use crate::exec::session::Handler;
 use crate::exec::test_host::{assert_ran, assert_ran_in, TestHost};
+use crate::shell::quote;
 use crate::transport::fake::FakeTransport;
 
 /// The probe of the basic facts (the `init` fact picks systemd).
@@ -152,15 +153,35 @@ fn without_an_init_system_a_daemon_is_driven_by_the_commands_its_script_gives() 
     assert_ran(&host, &[FACTS, &nginx.status, "nginx"]);
     assert_eq!(host.commands()[2], "nginx");
 
-    // Without them, weft knows no daemon by its name: the host's supervisor or runit is asked.
-    let fake = no_init().on("command -v supervisorctl", 0, "");
+    // Without them, a daemon `lib/daemons` knows is refused with the constant to pass, even
+    // where supervisor is installed (which would only answer "no such process"), and nothing
+    // is run past the facts.
+    let fake = no_init().on("command -v supervisorctl", 0, "supervisor\n");
     let host = TestHost::new(fake);
     let result = services::service(&host.session, "nginx", &wants(Some(true), None));
     refused(
         &host,
         result,
-        "no init system, supervisor or runit on this host runs `nginx`",
+        "no init system on this host runs `nginx`, and no `commands` say how it starts and \
+         stops: `import \"lib/daemons\" as daemons;` then pass `commands: daemons::NGINX`",
     );
+    assert_ran(&host, &[FACTS]);
+    assert_eq!(host.commands().len(), 1, "{:#?}", host.commands());
+    let host = TestHost::new(no_init());
+    let result = services::service(&host.session, "redis-server", &wants(Some(false), None));
+    refused(&host, result, "commands: daemons::REDIS`");
+}
+
+#[test]
+fn the_daemons_named_in_hints_are_those_of_lib_daemons() {
+    let script = include_str!("../../../../stdlib/lib/daemons.rhai");
+    let constants: Vec<&str> = script
+        .lines()
+        .filter_map(|line| line.strip_prefix("export const "))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    let known: Vec<&str> = daemons::KNOWN.iter().map(|(_, c)| *c).collect();
+    assert_eq!(known, constants);
 }
 
 #[test]
@@ -181,8 +202,48 @@ fn a_restart_by_a_daemons_own_commands_stops_it_when_it_runs_then_starts_it() {
     changed(&host, result, "service app (restart)");
     assert_eq!(
         host.commands(),
-        ["if ( app status ) >/dev/null 2>&1; then ( app stop ); fi && ( app start )"]
+        ["if sh -c 'app status' >/dev/null 2>&1; then sh -c 'app stop'; fi && sh -c 'app start'"]
     );
+}
+
+#[test]
+fn a_restart_keeps_a_comment_or_a_parenthesis_in_one_command_inside_that_command() {
+    // Pasted into `( ... )`, the `#` would comment out the rest of the line (the start) and
+    // the `)` would close the stop's subshell early.
+    let commands = DaemonCommands {
+        start: "app start # the port comes from its config".into(),
+        stop: "pkill -f 'app)' || true".into(),
+        reload: "app reload".into(),
+        status: "test -e /run/app.pid # written by app".into(),
+    };
+    let driver = DriverSpec {
+        manager: Some(ServiceManager::Direct),
+        config: None,
+        commands: Some(commands.clone()),
+    };
+    let host = TestHost::new(FakeTransport::new());
+    let result = services::act_now(&host.session, "app", "restart", &driver);
+    changed(&host, result, "service app (restart)");
+    let [script] = host.commands().try_into().expect("one command");
+    assert_eq!(
+        script,
+        format!(
+            "if sh -c {} >/dev/null 2>&1; then sh -c {}; fi && sh -c {}",
+            quote(&commands.status),
+            quote(&commands.stop),
+            quote(&commands.start)
+        )
+    );
+    // Run by a real shell, each part runs whole: status succeeds, then stop, then start.
+    let traced = script
+        .replace("test -e /run/app.pid", "true")
+        .replace("pkill -f", "echo stop")
+        .replace("app start", "echo start");
+    let out = std::process::Command::new("sh")
+        .args(["-c", &traced])
+        .output()
+        .expect("sh runs");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "stop app)\nstart\n");
 }
 
 #[test]
@@ -283,7 +344,11 @@ fn a_service_no_manager_can_run_is_refused_with_the_reason() {
     refused(
         &host,
         result,
-        "no init system, supervisor or runit on this host runs `myapp`",
+        "no init system, supervisor or runit on this host runs `myapp`, and no `commands` say \
+         how it starts and stops: pass `commands: #{ start, stop, reload, status }` \
+         (`lib/daemons` has them for `NGINX`, `HAPROXY`, `SUPERVISOR`, `KEEPALIVED`, \
+         `POSTGRESQL`, `REDIS`: `import \"lib/daemons\" as daemons; ... commands: \
+         daemons::NGINX`)",
     );
 
     // Supervisor installed: it is picked.
@@ -342,6 +407,30 @@ fn notify_asks_once_per_service_and_action() {
     assert!(host.session.take_handlers().is_empty());
     // Asking is not doing: nothing reached the host.
     assert!(host.commands().is_empty());
+}
+
+#[test]
+fn notify_asked_twice_with_and_without_always_or_commands_runs_once_always() {
+    let host = TestHost::new(FakeTransport::new());
+    let commands = DaemonCommands {
+        start: "nginx".into(),
+        stop: "nginx -s quit".into(),
+        reload: "nginx -s reload".into(),
+        status: "test -s /run/nginx.pid".into(),
+    };
+    let ask = |always: bool, commands: Option<DaemonCommands>| Handler {
+        service: "nginx".into(),
+        action: "reload".into(),
+        manager: None,
+        config: None,
+        commands,
+        always,
+    };
+    host.session.notify(ask(false, None));
+    host.session.notify(ask(true, Some(commands.clone())));
+    host.session.notify(ask(false, None));
+    let handlers = host.session.take_handlers();
+    assert_eq!(handlers, [ask(true, Some(commands))]);
 }
 
 #[test]
