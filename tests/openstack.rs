@@ -312,7 +312,10 @@ fn openstack_machines_against_a_real_openstack() {
     let known = std::fs::read_to_string(test.home().join(".local/share/weft/known_hosts"))
         .expect("weft's known_hosts");
     assert!(known.contains(&format!("weft:{id_a}")), "{known}");
-    assert!(!keypairs_of(&ns, "a").is_empty(), "env a's key pair is missing");
+    assert!(
+        !keypairs_of(&ns, "a").is_empty(),
+        "env a's key pair is missing"
+    );
     // Nova holds the server with a port that has an address, and the env's security group
     // opens SSH to the configured CIDR only.
     let ports = cli_json(&["port", "list", "--server", &id_a]);

@@ -1118,4 +1118,3 @@ fn carried_on_stdin(command: &str, stdin: Option<Vec<u8>>) -> (String, Vec<u8>) 
     input.extend(stdin.unwrap_or_default());
     (format!("sh -c {}", crate::shell::quote(&reader)), input)
 }
-
