@@ -96,12 +96,31 @@ os_cli() {
 }
 
 # The project's network reaches `public` through a router, as on most clouds, so its servers
-# can get floating IPs of `public` (Neutron records them without an L3 agent).
+# can get floating IPs of `public` (Neutron records them without an L3 agent). Each `up`
+# checks the gateway and the subnet and adds what is missing, so an `up` that stopped half way
+# is finished by the next; the router is found by name and made only when there is none (a
+# failed look-up stops here rather than making a second one).
 ensure_router() {
-    os_cli router show weft-router -f value -c id >/dev/null 2>&1 && return
-    os_cli router create weft-router >/dev/null
-    os_cli router set --external-gateway public weft-router
-    os_cli router add subnet weft-router weft-net-v4
+    router=$(os_cli router list --name weft-router -f value -c ID)
+    case "$router" in
+    "") router=$(os_cli router create weft-router -f value -c id) ;;
+    *"
+"*)
+        echo "openstack: more than one router named weft-router: $router" >&2
+        return 1
+        ;;
+    esac
+    gateway=$(os_cli router show "$router" -f json -c external_gateway_info)
+    case "$gateway" in
+    *network_id*) ;;
+    *) os_cli router set --external-gateway public "$router" ;;
+    esac
+    subnet=$(os_cli subnet show weft-net-v4 -f value -c id)
+    ports=$(os_cli port list --router "$router" -f json -c "Fixed IP Addresses")
+    case "$ports" in
+    *"$subnet"*) ;;
+    *) os_cli router add subnet "$router" weft-net-v4 ;;
+    esac
 }
 
 case "${1:-}" in

@@ -667,7 +667,7 @@ pub enum CloudCommand {
         #[arg(long, value_name = "IMAGE")]
         remove: Option<String>,
     },
-    /// Delete everything the env owns: machines, keys, security groups; or, with
+    /// Delete everything the env owns: machines, keys, security groups, floating IPs; or, with
     /// --namespace, every local machine of a namespace (a deleted project's leftovers).
     Destroy {
         /// The env.

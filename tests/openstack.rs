@@ -643,11 +643,62 @@ fn openstack_floating_ips_keys_and_checks_against_a_real_openstack() {
     let rules_f = || cli_json(&["security", "group", "rule", "list", &group_f]).to_string();
     assert!(rules_f().contains(&format!("{f_ip}/32")), "{}", rules_f());
 
-    // terminate releases the machine's floating IP, not the other env's.
+    // A floating IP whose rule is missing (a create that failed between the two) gets it
+    // back on the env's next create.
+    let rule_of = |prefix: &str| {
+        cli_json(&["security", "group", "rule", "list", &group_f])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r.to_string().contains(prefix))
+            .and_then(|r| r["ID"].as_str().map(str::to_string))
+    };
+    let rule = rule_of(&format!("\"{f_ip}/32\"")).expect("f's rule");
+    openstack_sh(&["cli", "security", "group", "rule", "delete", &rule]);
+    assert!(!rules_f().contains(&format!("{f_ip}/32")), "{}", rules_f());
+    test.run(&["cloud", "create", "web", "-e", "f", "--no-provision"])
+        .status(0)
+        .stdout_has("created web-1");
+    let f_ips_now = floating_ips_of("f", &ns);
+    assert_eq!(f_ips_now.len(), 2, "{f_ips_now:?}");
+    let f1_ip = f_ips_now
+        .iter()
+        .find(|ip| **ip != f_ip)
+        .expect("web-1's")
+        .clone();
+    for ip in [&f_ip, &f1_ip] {
+        assert!(
+            rules_f().contains(&format!("{ip}/32")),
+            "{ip}: {}",
+            rules_f()
+        );
+    }
+    // A rule of the env's whose address the env no longer holds (a release that failed
+    // between the two) would let a later owner of that address in: terminate removes it.
+    openstack_sh(&[
+        "cli",
+        "security",
+        "group",
+        "rule",
+        "create",
+        "--ingress",
+        "--ethertype",
+        "IPv4",
+        "--remote-ip",
+        "198.18.0.77/32",
+        "--description",
+        &format!("weft env f in namespace {ns}"),
+        &group_f,
+    ]);
+    assert!(rules_f().contains("198.18.0.77/32"), "{}", rules_f());
+
+    // terminate releases the machine's floating IP, not the other env's or machine's.
     test.run(&["cloud", "terminate", "web-0", "-e", "f", "--yes"])
         .status(0);
-    assert!(floating_ips_of("f", &ns).is_empty());
+    assert_eq!(floating_ips_of("f", &ns), BTreeSet::from([f1_ip.clone()]));
     assert!(!rules_f().contains(&format!("{f_ip}/32")), "{}", rules_f());
+    assert!(!rules_f().contains("198.18.0.77/32"), "{}", rules_f());
+    assert!(rules_f().contains(&format!("{f1_ip}/32")), "{}", rules_f());
     assert_eq!(floating_ips_of("g", &ns), g_ips);
 
     // destroy releases every floating IP weft made for the env, one a terminate left behind

@@ -473,7 +473,7 @@ pub fn cloud(ctx: &Context, command: CloudCommand) -> Result<i32> {
                 .iter()
                 .map(|m| format!("machine {} ({})", m.name, m.id))
                 .collect();
-            what.push("every key and security group of the env".into());
+            what.push("every key, security group and floating IP of the env".into());
             confirm(&env.describe(), &what, yes)?;
             for machine in &machines {
                 env.block_on(env.provider.terminate(&env.scope, &machine.id))?;

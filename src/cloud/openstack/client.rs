@@ -179,51 +179,111 @@ async fn send(
     Ok((status, headers, body))
 }
 
-/// A page of a list: a path under the service's versioned base, or a whole URL.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Page {
-    Path(String),
-    Url(String),
+/// The most pages weft reads of one list: a server that keeps naming new pages never ends
+/// its list.
+const MAX_PAGES: usize = 1000;
+
+/// `link` (a whole URL, or a path from the root) as a URL under `base`, the service's catalog
+/// endpoint: only its path and query are kept, so the token goes to no other scheme, host or
+/// port than the catalog's, whatever the server names. The path is placed after `base`'s own
+/// path, or after its last segment (the version) when a proxy in front rewrote the prefix;
+/// `None` when it is under neither.
+fn rebase(base: &str, link: &str) -> Option<String> {
+    let link: hyper::Uri = link.parse().ok()?;
+    let base_uri: hyper::Uri = base.parse().ok()?;
+    let base_path = base_uri.path().trim_end_matches('/');
+    let path = link.path();
+    let rest = match path.strip_prefix(base_path) {
+        Some(rest) if rest.is_empty() || rest.starts_with('/') => rest,
+        _ => {
+            let version = base_path.rsplit('/').next().filter(|v| !v.is_empty())?;
+            let marker = format!("/{version}/");
+            let at = path.find(&marker)?;
+            &path[at + marker.len() - 1..]
+        }
+    };
+    let query = link.query().map(|q| format!("?{q}")).unwrap_or_default();
+    Some(format!("{}{rest}{query}", base.trim_end_matches('/')))
 }
 
-/// The page after `answer` of a list under `key`: Glance names it in `next`, a path from
-/// its root (`/v2/images?marker=..`); Nova and Neutron in `<key>_links` with `rel` `next`, a URL.
-fn next_page(answer: &Value, key: &str) -> Option<Page> {
-    if let Some(next) = answer["next"].as_str() {
-        let path = next.strip_prefix("/v2").unwrap_or(next);
-        return Some(Page::Path(path.to_string()));
-    }
-    answer[format!("{key}_links")]
-        .as_array()?
-        .iter()
-        .find(|l| l["rel"] == "next")
-        .and_then(|l| l["href"].as_str())
-        .map(|href| Page::Url(href.to_string()))
+/// The page after `answer` of a list under `key`, a URL under `base`: Glance names it in
+/// `next` (a path from its root, `/v2/images?marker=..`), Nova and Neutron in `<key>_links`
+/// with `rel` `next` (a URL); a link that cannot be placed under `base` is an error.
+fn next_page(base: &str, answer: &Value, key: &str) -> Result<Option<String>, CloudError> {
+    let link = answer["next"].as_str().or_else(|| {
+        answer[format!("{key}_links")]
+            .as_array()?
+            .iter()
+            .find(|l| l["rel"] == "next")
+            .and_then(|l| l["href"].as_str())
+    });
+    let Some(link) = link else {
+        return Ok(None);
+    };
+    rebase(base, link).map(Some).ok_or_else(|| CloudError::Api {
+        code: "pagination".into(),
+        message: format!("the next page of `{key}`, `{link}`, is not under endpoint {base}"),
+    })
 }
 
-/// The items under `key` of the list at `first` and the pages after it, each read by `fetch`;
-/// stops at an empty page or one already read, so a server that repeats itself ends it.
-async fn pages<F, Fut>(first: &str, key: &str, mut fetch: F) -> Result<Vec<Value>, CloudError>
+/// What tells an item of a list from the others: its `id`, else (key pairs) its name, else
+/// the whole item.
+fn item_key(item: &Value) -> String {
+    item["id"]
+        .as_str()
+        .or_else(|| item["keypair"]["name"].as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| item.to_string())
+}
+
+/// The items under `key` of the list at `base` + `first` and the pages after it, each read by
+/// `fetch` (`None`: the first page is not there). Stops at an empty page, at a page already
+/// read or one that adds no new item, so a server that repeats itself ends it; more than
+/// `MAX_PAGES` pages is an error.
+async fn pages<F, Fut>(
+    base: &str,
+    first: &str,
+    key: &str,
+    mut fetch: F,
+) -> Result<Option<Vec<Value>>, CloudError>
 where
-    F: FnMut(Page) -> Fut,
-    Fut: std::future::Future<Output = Result<Value, CloudError>>,
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<Option<Value>, CloudError>>,
 {
     let mut all = Vec::new();
-    let mut seen = std::collections::HashSet::new();
-    let mut page = Page::Path(first.to_string());
-    loop {
-        seen.insert(page.clone());
-        let answer = fetch(page).await?;
-        let items = answer[key].as_array().cloned().unwrap_or_default();
-        if items.is_empty() {
-            return Ok(all);
+    let mut seen_pages = std::collections::HashSet::new();
+    let mut seen_items = std::collections::HashSet::new();
+    let mut page = format!("{}{first}", base.trim_end_matches('/'));
+    for read in 0.. {
+        if read == MAX_PAGES {
+            return Err(CloudError::Api {
+                code: "pagination".into(),
+                message: format!("the list of `{key}` goes on past {MAX_PAGES} pages"),
+            });
         }
-        all.extend(items);
-        match next_page(&answer, key) {
-            Some(next) if !seen.contains(&next) => page = next,
-            _ => return Ok(all),
+        seen_pages.insert(page.clone());
+        let Some(answer) = fetch(page.clone()).await? else {
+            if read == 0 {
+                return Ok(None);
+            }
+            return Err(CloudError::NotFound(format!("{page} is not there")));
+        };
+        let items = answer[key].as_array().cloned().unwrap_or_default();
+        let before = seen_items.len();
+        for item in items {
+            if seen_items.insert(item_key(&item)) {
+                all.push(item);
+            }
+        }
+        if seen_items.len() == before {
+            break;
+        }
+        match next_page(base, &answer, key)? {
+            Some(next) if !seen_pages.contains(&next) => page = next,
+            _ => break,
         }
     }
+    Ok(Some(all))
 }
 
 /// Keystone's request body for `method`.
@@ -425,17 +485,24 @@ impl Client {
         path: &str,
         key: &str,
     ) -> Result<Vec<Value>, CloudError> {
+        self.get_all_found(service, path, key)
+            .await?
+            .ok_or_else(|| {
+                CloudError::NotFound(format!("{} has no {path}", service.catalog_type()))
+            })
+    }
+
+    /// As `get_all`, but `None` when the list itself is not there (a 404: the service lacks
+    /// the extension that serves it).
+    pub async fn get_all_found(
+        &self,
+        service: Service,
+        path: &str,
+        key: &str,
+    ) -> Result<Option<Vec<Value>>, CloudError> {
         let base = self.base(service);
-        pages(path, key, |page| {
-            let url = match page {
-                Page::Path(path) => format!("{base}{path}"),
-                Page::Url(url) => url,
-            };
-            async move {
-                self.call_url(Method::GET, service, &url, None)
-                    .await?
-                    .ok_or_else(|| CloudError::NotFound(format!("{url} is not there")))
-            }
+        pages(&base, path, key, |url| async move {
+            self.call_url(Method::GET, service, &url, None).await
         })
         .await
     }
@@ -478,6 +545,110 @@ impl Client {
 }
 
 #[cfg(test)]
+impl Client {
+    /// A client of a cloud whose services all live at `url` (Nova at `url/v2.1`), as a
+    /// served-JSON test stands one up.
+    pub(crate) fn for_test(url: &str, token: &str) -> Client {
+        Client {
+            http: http_client(None).expect("http client"),
+            token: token.into(),
+            compute: format!("{url}/v2.1"),
+            network: url.into(),
+            image: url.into(),
+        }
+    }
+}
+
+/// A cloud stand-in for unit tests: plain HTTP on loopback, answering each request with what
+/// a handler makes of its method and path, and remembering what it was asked.
+#[cfg(test)]
+pub(crate) mod served {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::Value;
+
+    /// One request as the stand-in got it.
+    #[derive(Debug, Clone)]
+    pub(crate) struct Asked {
+        pub method: String,
+        pub path: String,
+        pub token: Option<String>,
+    }
+
+    /// A running stand-in; its thread ends with the test.
+    pub(crate) struct Served {
+        pub port: u16,
+        asked: Arc<Mutex<Vec<Asked>>>,
+    }
+
+    impl Served {
+        /// Serves `answer(method, path and query)` → (status, JSON body).
+        pub(crate) fn start(
+            answer: impl Fn(&str, &str) -> (u16, Value) + Send + 'static,
+        ) -> Served {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            let port = listener.local_addr().expect("addr").port();
+            let asked = Arc::new(Mutex::new(Vec::new()));
+            let record = asked.clone();
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let Ok(mut stream) = stream else { return };
+                    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).is_err() {
+                        continue;
+                    }
+                    let mut parts = line.split_whitespace();
+                    let method = parts.next().unwrap_or_default().to_string();
+                    let path = parts.next().unwrap_or_default().to_string();
+                    let (mut token, mut length) = (None, 0usize);
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).is_err() || header.trim().is_empty() {
+                            break;
+                        }
+                        if let Some((name, value)) = header.split_once(':') {
+                            match name.trim().to_ascii_lowercase().as_str() {
+                                "x-auth-token" => token = Some(value.trim().to_string()),
+                                "content-length" => length = value.trim().parse().unwrap_or(0),
+                                _ => {}
+                            }
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    let _ = reader.read_exact(&mut body);
+                    record.lock().expect("asked").push(Asked {
+                        method: method.clone(),
+                        path: path.clone(),
+                        token,
+                    });
+                    let (status, json) = answer(&method, &path);
+                    let text = json.to_string();
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{text}",
+                        text.len()
+                    );
+                }
+            });
+            Served { port, asked }
+        }
+
+        /// Its URL.
+        pub(crate) fn url(&self) -> String {
+            format!("http://127.0.0.1:{}", self.port)
+        }
+
+        /// What it was asked so far.
+        pub(crate) fn requests(&self) -> Vec<Asked> {
+            self.asked.lock().expect("asked").clone()
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use std::path::PathBuf;
@@ -502,46 +673,51 @@ mod tests {
         assert_eq!(endpoint(&catalog, "network", "public", None), None);
     }
 
-    /// The pages of `served` (page → answer) as `pages` reads them: the items and the pages
-    /// asked for.
-    fn read_pages(first: &str, key: &str, served: &[(Page, Value)]) -> (Vec<Value>, Vec<Page>) {
+    /// The pages of `served` (URL → answer) as `pages` reads them from `base` + `first`: the
+    /// items and the URLs asked for.
+    fn read_pages(
+        base: &str,
+        first: &str,
+        key: &str,
+        served: &[(&str, Value)],
+    ) -> Result<(Vec<Value>, Vec<String>), CloudError> {
         let asked = std::sync::Mutex::new(Vec::new());
         let items = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime")
-            .block_on(pages(first, key, |page| {
-                asked.lock().expect("asked").push(page.clone());
+            .block_on(pages(base, first, key, |url| {
+                asked.lock().expect("asked").push(url.clone());
                 let answer = served
                     .iter()
-                    .find(|(p, _)| *p == page)
-                    .map(|(_, a)| a.clone())
-                    .ok_or_else(|| CloudError::NotFound(format!("{page:?}")));
-                async move { answer }
-            }))
-            .expect("pages");
-        (items, asked.into_inner().expect("asked"))
+                    .find(|(u, _)| *u == url)
+                    .map(|(_, a)| a.clone());
+                async move { Ok(answer) }
+            }))?
+            .unwrap_or_default();
+        Ok((items, asked.into_inner().expect("asked")))
     }
 
     #[test]
     fn glance_lists_are_read_to_their_last_page() {
-        let path = |p: &str| Page::Path(p.to_string());
+        let base = "http://glance:9292/v2";
         // Glance's first page, then the `next` paths it names from its root.
         let served = [
             (
-                path("/images?name=golden"),
+                "http://glance:9292/v2/images?name=golden",
                 json!({ "images": [{ "id": "1" }, { "id": "2" }],
                         "next": "/v2/images?name=golden&marker=2" }),
             ),
             (
-                path("/images?name=golden&marker=2"),
+                "http://glance:9292/v2/images?name=golden&marker=2",
                 json!({ "images": [{ "id": "3" }], "next": "/v2/images?name=golden&marker=3" }),
             ),
             (
-                path("/images?name=golden&marker=3"),
+                "http://glance:9292/v2/images?name=golden&marker=3",
                 json!({ "images": [] }),
             ),
         ];
-        let (items, asked) = read_pages("/images?name=golden", "images", &served);
+        let (items, asked) =
+            read_pages(base, "/images?name=golden", "images", &served).expect("pages");
         let ids: Vec<&str> = items.iter().filter_map(|i| i["id"].as_str()).collect();
         assert_eq!(ids, ["1", "2", "3"]);
         assert_eq!(asked.len(), 3, "{asked:?}");
@@ -549,34 +725,154 @@ mod tests {
 
     #[test]
     fn nova_and_neutron_lists_follow_their_next_links_and_a_loop_ends() {
+        let base = "http://nova:8774/v2.1";
         let next = "http://nova:8774/v2.1/servers/detail?marker=b";
         let served = [
             (
-                Page::Path("/servers/detail".into()),
+                "http://nova:8774/v2.1/servers/detail",
                 json!({ "servers": [{ "id": "a" }], "servers_links": [
                     { "rel": "previous", "href": "http://nova/elsewhere" },
                     { "rel": "next", "href": next }] }),
             ),
             (
-                Page::Url(next.into()),
+                next,
                 // A server that names the same page again.
                 json!({ "servers": [{ "id": "b" }], "servers_links": [
                     { "rel": "next", "href": next }] }),
             ),
         ];
-        let (items, asked) = read_pages("/servers/detail", "servers", &served);
+        let (items, asked) =
+            read_pages(base, "/servers/detail", "servers", &served).expect("pages");
         assert_eq!(items.len(), 2, "{items:?}");
         assert_eq!(asked.len(), 2, "{asked:?}");
+        // A link back to the first page, named as a whole URL, is not read again.
+        let served = [(
+            "http://nova:8774/v2.1/servers/detail",
+            json!({ "servers": [{ "id": "a" }], "servers_links": [
+                { "rel": "next", "href": "http://nova:8774/v2.1/servers/detail" }] }),
+        )];
+        let (items, asked) =
+            read_pages(base, "/servers/detail", "servers", &served).expect("pages");
+        assert_eq!((items.len(), asked.len()), (1, 1), "{asked:?}");
         // A list with no links is one page.
         let (items, _) = read_pages(
+            "http://neutron:9696/v2.0",
             "/ports",
             "ports",
             &[(
-                Page::Path("/ports".into()),
+                "http://neutron:9696/v2.0/ports",
                 json!({ "ports": [{ "id": "p" }] }),
             )],
-        );
+        )
+        .expect("pages");
         assert_eq!(items.len(), 1);
+    }
+
+    /// `pages` over a server that answers every URL with `answer(n)`, n counting the calls:
+    /// the items, or the error, and how many pages were read.
+    fn endless(answer: impl Fn(usize) -> Value) -> (Result<usize, CloudError>, usize) {
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let got = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(pages("http://nova/v2.1", "/servers", "servers", |_| {
+                let n = calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let page = answer(n);
+                async move { Ok(Some(page)) }
+            }))
+            .map(|items| items.unwrap_or_default().len());
+        (got, calls.into_inner())
+    }
+
+    #[test]
+    fn a_server_whose_next_link_keeps_changing_ends_its_list() {
+        // The same items under a new marker each time: the second page adds nothing.
+        let (got, calls) = endless(|n| {
+            json!({ "servers": [{ "id": "a" }, { "id": "b" }], "servers_links": [
+                { "rel": "next", "href": format!("http://nova/v2.1/servers?marker={n}") }] })
+        });
+        assert_eq!((got.expect("items"), calls), (2, 2));
+        // New items forever: stopped at the cap, with an error rather than half a list.
+        let (got, calls) = endless(|n| {
+            json!({ "servers": [{ "id": n.to_string() }], "servers_links": [
+                { "rel": "next", "href": format!("http://nova/v2.1/servers?marker={n}") }] })
+        });
+        let err = got.expect_err("endless").to_string();
+        assert!(err.contains("past 1000 pages"), "{err}");
+        assert_eq!(calls, MAX_PAGES);
+    }
+
+    #[test]
+    fn next_links_keep_only_their_path_and_query_under_the_catalogs_endpoint() {
+        let nova = "https://cloud.example:8774/v2.1";
+        for link in [
+            "http://evil.example:8774/v2.1/servers?marker=a",
+            "https://cloud.example:9999/v2.1/servers?marker=a",
+            "/v2.1/servers?marker=a",
+        ] {
+            assert_eq!(
+                rebase(nova, link).as_deref(),
+                Some("https://cloud.example:8774/v2.1/servers?marker=a"),
+                "{link}"
+            );
+        }
+        // A proxy that serves the API under a prefix the service does not know of.
+        assert_eq!(
+            rebase(
+                "https://cloud.example/compute/v2.1",
+                "http://10.0.0.5:8774/v2.1/servers"
+            )
+            .as_deref(),
+            Some("https://cloud.example/compute/v2.1/servers")
+        );
+        assert_eq!(rebase(nova, "http://evil.example/steal"), None);
+        let err = next_page(
+            nova,
+            &json!({ "servers_links": [{ "rel": "next", "href": "http://evil.example/x" }] }),
+            "servers",
+        )
+        .expect_err("refused")
+        .to_string();
+        assert!(err.contains("not under endpoint"), "{err}");
+    }
+
+    #[test]
+    fn the_token_never_goes_to_the_host_a_next_link_names() {
+        let elsewhere = served::Served::start(|_, _| (200, json!({ "servers": [] })));
+        let link = format!(
+            "http://127.0.0.1:{}/v2.1/servers/detail?marker=a",
+            elsewhere.port
+        );
+        let cloud = served::Served::start(move |_, path| match path {
+            "/v2.1/servers/detail" => (
+                200,
+                json!({ "servers": [{ "id": "a" }], "servers_links": [
+                    { "rel": "next", "href": link }] }),
+            ),
+            "/v2.1/servers/detail?marker=a" => (200, json!({ "servers": [{ "id": "b" }] })),
+            _ => (404, json!({})),
+        });
+        let client = Client::for_test(&cloud.url(), "the-token");
+        let items = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(client.get_all(Service::Compute, "/servers/detail", "servers"))
+            .expect("listed");
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert!(
+            elsewhere.requests().is_empty(),
+            "{:?}",
+            elsewhere.requests()
+        );
+        let asked = cloud.requests();
+        assert_eq!(asked.len(), 2, "{asked:?}");
+        assert!(
+            asked
+                .iter()
+                .all(|r| r.token.as_deref() == Some("the-token")),
+            "{asked:?}"
+        );
     }
 
     /// A Keystone stand-in on loopback speaking HTTPS with a certificate of its own CA: it

@@ -525,16 +525,76 @@ impl OpenstackProvider {
             })
     }
 
+    /// Every floating IP of the project; none when Neutron has no L3 extension (its
+    /// `/floatingips` answers 404), so envs that never use them work on such clouds.
+    async fn all_floating_ips(&self) -> Result<Vec<Value>, CloudError> {
+        Ok(self
+            .client()
+            .await?
+            .get_all_found(Service::Network, "/floatingips", "floatingips")
+            .await?
+            .unwrap_or_default())
+    }
+
     /// Every floating IP weft made for the env, found by the description it gave them.
     async fn floating_ips(&self, scope: &Scope) -> Result<Vec<Value>, CloudError> {
         let description = group_description(scope);
         Ok(self
-            .client()
-            .await?
-            .get_all(Service::Network, "/floatingips", "floatingips")
+            .all_floating_ips()
             .await?
             .into_iter()
             .filter(|f| f["description"] == description.as_str())
+            .collect())
+    }
+
+    /// Port id → the server holding it, for the ports `floating` IPs are on. Read from the
+    /// ports themselves: a floating IP's `port_details` comes only with Neutron's
+    /// fip-port-details extension.
+    async fn port_servers(
+        &self,
+        floating: &[Value],
+    ) -> Result<BTreeMap<String, String>, CloudError> {
+        let ports: Vec<&str> = floating
+            .iter()
+            .filter_map(|f| f["port_id"].as_str())
+            .collect();
+        let mut servers = BTreeMap::new();
+        // A few ids per request keep the URL short.
+        for chunk in ports.chunks(40) {
+            let ids: Vec<String> = chunk.iter().map(|p| format!("id={}", query(p))).collect();
+            let found = self
+                .client()
+                .await?
+                .get_all(
+                    Service::Network,
+                    &format!("/ports?{}", ids.join("&")),
+                    "ports",
+                )
+                .await?;
+            for port in found {
+                if let (Some(id), Some(device)) = (port["id"].as_str(), port["device_id"].as_str())
+                {
+                    servers.insert(id.to_string(), device.to_string());
+                }
+            }
+        }
+        Ok(servers)
+    }
+
+    /// Server id → its floating address, of `floating` IPs.
+    async fn floating_of_servers(
+        &self,
+        floating: &[Value],
+    ) -> Result<BTreeMap<String, String>, CloudError> {
+        let ports = self.port_servers(floating).await?;
+        Ok(floating
+            .iter()
+            .filter_map(|f| {
+                Some((
+                    server_of(f, &ports)?,
+                    f["floating_ip_address"].as_str()?.to_string(),
+                ))
+            })
             .collect())
     }
 
@@ -546,17 +606,8 @@ impl OpenstackProvider {
         if self.settings.floating_network.is_none() {
             return Ok(BTreeMap::new());
         }
-        Ok(self
-            .floating_ips(scope)
-            .await?
-            .iter()
-            .filter_map(|f| {
-                Some((
-                    f["port_details"]["device_id"].as_str()?.to_string(),
-                    f["floating_ip_address"].as_str()?.to_string(),
-                ))
-            })
-            .collect())
+        let floating = self.floating_ips(scope).await?;
+        self.floating_of_servers(&floating).await
     }
 
     /// Allocates a floating IP of `network` to server `id`'s port, marked as the env's.
@@ -603,10 +654,61 @@ impl OpenstackProvider {
             .ok_or_else(|| {
                 CloudError::Io("Neutron made a floating IP without an address".into())
             })?;
-        // The env's machines reach each other at the addresses weft lists, the floating ones:
-        // traffic sent there comes from the sender's floating IP, which the group's rule for
-        // its own members (their fixed addresses) does not let in.
-        if let Some(group) = self.security_groups(scope).await?.first() {
+        self.reconcile_floating_rules(scope).await?;
+        Ok(address)
+    }
+
+    /// Makes the env's security group let in exactly the env's floating IPs: a rule (marked
+    /// with the env's description) for each, and none for an address the env no longer holds,
+    /// which a later owner of that address could otherwise use. The env's machines reach each
+    /// other at the addresses weft lists, the floating ones: traffic sent there comes from the
+    /// sender's floating IP, which the group's rule for its own members (their fixed
+    /// addresses) does not let in.
+    async fn reconcile_floating_rules(&self, scope: &Scope) -> Result<(), CloudError> {
+        let client = self.client().await?;
+        let description = group_description(scope);
+        let wanted: std::collections::BTreeSet<String> = self
+            .floating_ips(scope)
+            .await?
+            .iter()
+            .filter_map(|f| f["floating_ip_address"].as_str().map(|a| format!("{a}/32")))
+            .collect();
+        let groups = self.security_groups(scope).await?;
+        let mut held = std::collections::BTreeSet::new();
+        for group in &groups {
+            let Some(id) = group["id"].as_str() else {
+                continue;
+            };
+            let rules = client
+                .get_all(
+                    Service::Network,
+                    &format!("/security-group-rules?security_group_id={}", query(id)),
+                    "security_group_rules",
+                )
+                .await?;
+            for rule in rules {
+                let Some(prefix) = rule["remote_ip_prefix"].as_str() else {
+                    continue;
+                };
+                if rule["description"] != description.as_str() || !prefix.ends_with("/32") {
+                    continue;
+                }
+                if wanted.contains(prefix) {
+                    held.insert(prefix.to_string());
+                } else if let Some(rule_id) = rule["id"].as_str() {
+                    client
+                        .delete(
+                            Service::Network,
+                            &format!("/security-group-rules/{rule_id}"),
+                        )
+                        .await?;
+                }
+            }
+        }
+        let Some(group) = groups.first() else {
+            return Ok(());
+        };
+        for prefix in wanted.difference(&held) {
             client
                 .post(
                     Service::Network,
@@ -615,13 +717,13 @@ impl OpenstackProvider {
                         "security_group_id": group["id"],
                         "direction": "ingress",
                         "ethertype": "IPv4",
-                        "remote_ip_prefix": format!("{address}/32"),
-                        "description": group_description(scope),
+                        "remote_ip_prefix": prefix,
+                        "description": description,
                     }}),
                 )
                 .await?;
         }
-        Ok(address)
+        Ok(())
     }
 
     /// Deletes the env's security group rules that let floating IP `address` in.
@@ -635,7 +737,7 @@ impl OpenstackProvider {
             let rules = client
                 .get_all(
                     Service::Network,
-                    &format!("/security-group-rules?security_group_id={id}"),
+                    &format!("/security-group-rules?security_group_id={}", query(id)),
                     "security_group_rules",
                 )
                 .await?;
@@ -655,28 +757,40 @@ impl OpenstackProvider {
         Ok(())
     }
 
-    /// Releases the env's floating IPs on server `id` (all of them when `id` is `None`): the
-    /// names of those released.
+    /// Releases the env's floating IPs on server `id` (all of them when `id` is `None`), each
+    /// after the rule that lets it in, so no rule outlives its address; then removes the rules
+    /// of addresses the env no longer holds. The names of those released.
     async fn release_floating_ips(
         &self,
         scope: &Scope,
         id: Option<&str>,
     ) -> Result<Vec<String>, CloudError> {
         let client = self.client().await?;
+        let floating = self.floating_ips(scope).await?;
+        let ports = match id {
+            Some(_) => self.port_servers(&floating).await?,
+            None => BTreeMap::new(),
+        };
         let mut gone = Vec::new();
-        for ip in self.floating_ips(scope).await? {
-            if id.is_some_and(|id| ip["port_details"]["device_id"] != id) {
+        for ip in &floating {
+            let address = ip["floating_ip_address"].as_str().unwrap_or_default();
+            if id.is_some_and(|id| server_of(ip, &ports).as_deref() != Some(id)) {
                 continue;
             }
             if let Some(fip) = ip["id"].as_str() {
+                if !address.is_empty() {
+                    self.forget_floating_ip(scope, address).await?;
+                }
                 client
                     .delete(Service::Network, &format!("/floatingips/{fip}"))
                     .await?;
-                let address = ip["floating_ip_address"].as_str().unwrap_or(fip);
-                self.forget_floating_ip(scope, address).await?;
-                gone.push(format!("floating IP {address}"));
+                gone.push(format!(
+                    "floating IP {}",
+                    if address.is_empty() { fip } else { address }
+                ));
             }
         }
+        self.reconcile_floating_rules(scope).await?;
         Ok(gone)
     }
 
@@ -719,6 +833,15 @@ impl OpenstackProvider {
     }
 }
 
+/// The server floating IP `ip` is on, by its port (`ports`: port id → server), else by its
+/// `port_details` where Neutron gives them.
+fn server_of(ip: &Value, ports: &BTreeMap<String, String>) -> Option<String> {
+    ip["port_id"]
+        .as_str()
+        .and_then(|p| ports.get(p).cloned())
+        .or_else(|| ip["port_details"]["device_id"].as_str().map(str::to_string))
+}
+
 /// The VIP of port `port` with its VRRP router id: the address's value spread over 1..=255,
 /// so envs whose VIPs are within 255 addresses of each other (a /24) never share an id.
 fn vip_of(port: &Value) -> Result<super::VirtualIp, CloudError> {
@@ -752,8 +875,12 @@ impl Provider for OpenstackProvider {
         }) {
             let id = existing["id"].as_str().unwrap_or_default();
             let mut floating = self.floating_by_server(scope).await?.remove(id);
-            if let (None, Some(network)) = (&floating, self.floating_network_id().await?) {
-                floating = Some(self.add_floating_ip(scope, id, &network).await?);
+            if let Some(network) = self.floating_network_id().await? {
+                match floating {
+                    // A first attempt that failed after the address may have left it unlet in.
+                    Some(_) => self.reconcile_floating_rules(scope).await?,
+                    None => floating = Some(self.add_floating_ip(scope, id, &network).await?),
+                }
             }
             return Ok(self.machine(existing, floating.as_deref()));
         }
@@ -925,10 +1052,43 @@ impl Provider for OpenstackProvider {
             .await?
             .get_all(Service::Compute, "/servers/detail", "servers")
             .await?;
-        let mut machines: Vec<Machine> = found
+        let ours: Vec<&Value> = found
             .iter()
             .filter(|s| metadata(s).get(tags::CREATED_BY).map(String::as_str) == Some("weft"))
-            .map(|s| self.machine(s, None))
+            .collect();
+        // As `list` shows them: the floating IPs weft made for each server's env.
+        let floating: Vec<Value> = if ours.is_empty() {
+            Vec::new()
+        } else {
+            self.all_floating_ips()
+                .await?
+                .into_iter()
+                .filter(|f| {
+                    f["description"]
+                        .as_str()
+                        .is_some_and(|d| d.starts_with("weft env "))
+                })
+                .collect()
+        };
+        let by_server = self.floating_of_servers(&floating).await?;
+        let mut machines: Vec<Machine> = ours
+            .iter()
+            .map(|s| {
+                let meta = metadata(s);
+                let scope = Scope {
+                    namespace: meta.get(tags::NAMESPACE).cloned().unwrap_or_default(),
+                    env: meta.get(tags::ENV).cloned().unwrap_or_default(),
+                };
+                let id = s["id"].as_str().unwrap_or_default();
+                // Only an address made for this server's own env.
+                let address = by_server.get(id).filter(|address| {
+                    floating.iter().any(|f| {
+                        f["floating_ip_address"] == address.as_str()
+                            && f["description"] == group_description(&scope).as_str()
+                    })
+                });
+                self.machine(s, address.map(String::as_str))
+            })
             .collect();
         Machine::sort_by_place(&mut machines);
         Ok(machines)
@@ -1205,5 +1365,128 @@ mod tests {
         assert_eq!(query("/a b/"), "%2Fa%20b%2F");
         assert!(on_loopback("http://127.0.0.1:5000/v3"));
         assert!(!on_loopback("http://10.77.0.2:5000/v3"));
+    }
+
+    /// A provider of env settings `settings` whose cloud is `served`.
+    fn served_provider(
+        served: &client::served::Served,
+        settings: OpenstackSettings,
+    ) -> OpenstackProvider {
+        let provider = OpenstackProvider::new(settings).expect("provider");
+        assert!(provider
+            .client
+            .set(Client::for_test(&served.url(), "token"))
+            .is_ok());
+        provider
+    }
+
+    fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(future)
+    }
+
+    #[test]
+    fn a_cloud_without_floating_ips_has_none_to_release() {
+        // Neutron without its L3 extension: no /floatingips at all.
+        let served = client::served::Served::start(|_, path| {
+            if path.starts_with("/v2.0/security-groups?") {
+                (200, json!({ "security_groups": [] }))
+            } else {
+                (404, json!({ "NeutronError": { "message": "not found" } }))
+            }
+        });
+        let provider = served_provider(&served, OpenstackSettings::default());
+        let env = scope("/shop/", "dev");
+        let gone = block_on(provider.release_floating_ips(&env, Some("srv"))).expect("terminate");
+        assert!(gone.is_empty(), "{gone:?}");
+        let gone = block_on(provider.release_floating_ips(&env, None)).expect("destroy");
+        assert!(gone.is_empty(), "{gone:?}");
+        let asked: Vec<String> = served.requests().into_iter().map(|r| r.path).collect();
+        assert!(asked.iter().any(|p| p == "/v2.0/floatingips"), "{asked:?}");
+        assert!(
+            served.requests().iter().all(|r| r.method == "GET"),
+            "{asked:?}"
+        );
+    }
+
+    /// A cloud with server `srv` of env dev (namespace /shop/) on port `p1`, floating IP
+    /// 203.0.113.7 of that env on `p1` and 203.0.113.8 of another env on `p2` (of server
+    /// `other`); no `port_details` on them (Neutron without fip-port-details).
+    fn cloud_with_floating_ips() -> client::served::Served {
+        client::served::Served::start(|method, path| {
+            let dev = group_description(&scope("/shop/", "dev"));
+            let prod = group_description(&scope("/shop/", "prod"));
+            match (method, path) {
+                ("GET", "/v2.1/servers/detail") => (
+                    200,
+                    json!({ "servers": [{ "id": "srv", "status": "ACTIVE",
+                        "addresses": { "net": [{ "version": 4, "addr": "10.0.0.5" }] },
+                        "metadata": { "weft:namespace": "/shop/", "weft:env": "dev",
+                            "weft:role": "web", "weft:ordinal": "0",
+                            "weft:created-by": "weft" } }] }),
+                ),
+                ("GET", "/v2.0/floatingips") => (
+                    200,
+                    json!({ "floatingips": [
+                        { "id": "f1", "port_id": "p1", "description": dev,
+                          "floating_ip_address": "203.0.113.7" },
+                        { "id": "f2", "port_id": "p2", "description": prod,
+                          "floating_ip_address": "203.0.113.8" }] }),
+                ),
+                ("GET", p) if p.starts_with("/v2.0/ports?") => {
+                    let ports: Vec<Value> = [("p1", "srv"), ("p2", "other")]
+                        .iter()
+                        .filter(|(id, _)| p.contains(&format!("id={id}")))
+                        .map(|(id, device)| json!({ "id": id, "device_id": device }))
+                        .collect();
+                    (200, json!({ "ports": ports }))
+                }
+                ("GET", p) if p.starts_with("/v2.0/security-groups?") => {
+                    (200, json!({ "security_groups": [] }))
+                }
+                ("DELETE", _) => (204, Value::Null),
+                _ => (404, json!({})),
+            }
+        })
+    }
+
+    #[test]
+    fn floating_ips_are_matched_to_servers_by_their_port() {
+        let served = cloud_with_floating_ips();
+        let provider = served_provider(
+            &served,
+            OpenstackSettings {
+                floating_network: Some("public".into()),
+                ..OpenstackSettings::default()
+            },
+        );
+        let found = block_on(provider.floating_by_server(&scope("/shop/", "dev"))).expect("ips");
+        assert_eq!(
+            found,
+            BTreeMap::from([("srv".to_string(), "203.0.113.7".to_string())])
+        );
+        // terminate of srv releases its address and no other.
+        let gone = block_on(provider.release_floating_ips(&scope("/shop/", "dev"), Some("srv")))
+            .expect("released");
+        assert_eq!(gone, ["floating IP 203.0.113.7"]);
+        let deleted: Vec<String> = served
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "DELETE")
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(deleted, ["/v2.0/floatingips/f1"]);
+    }
+
+    #[test]
+    fn list_all_shows_the_floating_address_list_shows() {
+        let served = cloud_with_floating_ips();
+        let provider = served_provider(&served, OpenstackSettings::default());
+        let all = block_on(provider.list_all()).expect("list_all");
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0].address.as_deref(), Some("root@203.0.113.7:22"));
     }
 }
