@@ -241,13 +241,14 @@ fn openstack_machines_against_a_real_openstack() {
     let clouds = openstack_up();
     let fleet = Fleet::start(2);
     let (endpoint, other) = (fleet.address(0, "root"), fleet.address(1, "root"));
-    // A namespace of this run's own: the OpenStack outlives test runs.
+    // A namespace of this run's own: the OpenStack outlives test runs. The test cloud shares
+    // two cores with the whole suite, where Nova took more than the default 60 s to answer.
     let ns = format!("/os-{:08x}/", fastrand::u32(..));
     let config = format!(
         "[project]\nname = \"stack\"\n\
-         [env.a]\nprovider = \"openstack\"\ncloud = \"weft-test\"\nnetwork = \"weft-net\"\nnamespace = \"{ns}\"\nssh_cidr = \"198.51.100.0/24\"\n\
+         [env.a]\nprovider = \"openstack\"\napi_timeout = 300\ncloud = \"weft-test\"\nnetwork = \"weft-net\"\nnamespace = \"{ns}\"\nssh_cidr = \"198.51.100.0/24\"\n\
          [env.a.machines.web]\nimage = \"weft-test\"\nsize = \"weft.small\"\npackages = [\"nginx\"]\ntags = {{ \"weft:ssh-endpoint\" = \"{endpoint}\" }}\n\
-         [env.b]\nprovider = \"openstack\"\ncloud = \"weft-test-appcred\"\nnetwork = \"weft-net\"\nnamespace = \"{ns}\"\n\
+         [env.b]\nprovider = \"openstack\"\napi_timeout = 300\ncloud = \"weft-test-appcred\"\nnetwork = \"weft-net\"\nnamespace = \"{ns}\"\n\
          [env.b.machines.web]\nimage = \"weft-test\"\nsize = \"weft.small\"\ntags = {{ \"weft:ssh-endpoint\" = \"{other}\" }}\n\
          [env.b.machines.odd]\nimage = \"weft-test\"\nsize = \"weft.small\"\nuser_data = \"echo no interpreter line\"\n\
          [env.b.machines.nosuch]\nimage = \"weft-no-such-image\"\nsize = \"weft.small\"\n"
@@ -518,11 +519,11 @@ fn openstack_floating_ips_keys_and_checks_against_a_real_openstack() {
     let ns = format!("/osf-{:08x}/", fastrand::u32(..));
     let config = format!(
         "[project]\nname = \"stack\"\n\
-         [env.f]\nprovider = \"openstack\"\ncloud = \"weft-test\"\nnetwork = \"weft-net\"\nfloating_network = \"public\"\nnamespace = \"{ns}\"\nssh_cidr = \"198.51.100.0/24\"\n\
+         [env.f]\nprovider = \"openstack\"\napi_timeout = 300\ncloud = \"weft-test\"\nnetwork = \"weft-net\"\nfloating_network = \"public\"\nnamespace = \"{ns}\"\nssh_cidr = \"198.51.100.0/24\"\n\
          [env.f.machines.web]\nimage = \"weft-test\"\nsize = \"weft.small\"\ntags = {{ \"weft:ssh-endpoint\" = \"{endpoint}\" }}\n\
-         [env.g]\nprovider = \"openstack\"\ncloud = \"weft-test-appcred\"\nnetwork = \"weft-net\"\nfloating_network = \"public\"\nnamespace = \"{ns}\"\nssh_cidr = \"198.51.100.0/24\"\n\
+         [env.g]\nprovider = \"openstack\"\napi_timeout = 300\ncloud = \"weft-test-appcred\"\nnetwork = \"weft-net\"\nfloating_network = \"public\"\nnamespace = \"{ns}\"\nssh_cidr = \"198.51.100.0/24\"\n\
          [env.g.machines.web]\nimage = \"weft-test\"\nsize = \"weft.small\"\ntags = {{ \"weft:ssh-endpoint\" = \"{other}\" }}\n\
-         [env.bad]\nprovider = \"openstack\"\ncloud = \"weft-test\"\nnetwork = \"weft-net\"\nfloating_network = \"weft-net\"\nnamespace = \"{ns}\"\nssh_cidr = \"198.51.100.0/24\"\n\
+         [env.bad]\nprovider = \"openstack\"\napi_timeout = 300\ncloud = \"weft-test\"\nnetwork = \"weft-net\"\nfloating_network = \"weft-net\"\nnamespace = \"{ns}\"\nssh_cidr = \"198.51.100.0/24\"\n\
          [env.bad.machines.web]\nimage = \"weft-test\"\nsize = \"weft.small\"\n"
     );
     let test = Test::with_config(&config).with_env(vec![

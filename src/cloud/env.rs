@@ -115,6 +115,7 @@ impl CloudEnv {
                     network: section.network.clone(),
                     ssh_cidr: section.ssh_cidr.clone(),
                     floating_network: section.floating_network.clone(),
+                    api_timeout: section.api_timeout.map(std::time::Duration::from_secs),
                 },
             )?),
             #[cfg(not(feature = "openstack"))]

@@ -278,6 +278,9 @@ pub struct EnvSection {
     /// The external network (name or id) whose floating IP each of the env's servers gets
     /// (openstack): weft reaches them at it, and releases it with the server; none when unset.
     pub floating_network: Option<String>,
+    /// Seconds weft waits for one answer of the cloud's API (openstack; 60 when unset): a
+    /// busy private cloud may need more.
+    pub api_timeout: Option<u64>,
     /// The AWS profile (`~/.aws/config`) whose credentials and region the env uses (ec2).
     pub profile: Option<String>,
     /// Who may reach the env's machines over SSH (ec2 and openstack security group), e.g.
@@ -541,6 +544,29 @@ impl ProjectConfig {
                     ),
                     Some("floating IPs are OpenStack's: remove `floating_network` here".into()),
                 ));
+            }
+            if let Some(seconds) = env_ref.api_timeout {
+                let span =
+                    self.narrow_key(self.section_span(&format!("env.{env_name}")), "api_timeout");
+                if env_ref.provider != Some(ProviderKind::Openstack) {
+                    return Err(self.invalid(
+                        span,
+                        format!(
+                            "`api_timeout` needs `provider = \"openstack\"` in env `{env_name}`"
+                        ),
+                        Some(
+                            "only the openstack provider reads it: remove `api_timeout` here"
+                                .into(),
+                        ),
+                    ));
+                }
+                if seconds == 0 {
+                    return Err(self.invalid(
+                        span,
+                        format!("`api_timeout` of env `{env_name}` is 0 seconds"),
+                        Some("give the seconds one API request may take, such as 120".into()),
+                    ));
+                }
             }
             if env_ref.connector == Some(ConnectorKind::Local) && env_ref.hosts.len() > 1 {
                 return Err(self.invalid(
@@ -999,6 +1025,25 @@ mod tests {
             "\"public\""
         );
         assert!(parse(&text.replace("\"local\"", "\"openstack\"")).is_ok());
+    }
+
+    #[test]
+    fn an_api_timeout_is_openstacks_and_more_than_zero_refused_where_it_is_written() {
+        let text = "[project]\nname = \"p\"\n[env.dev]\nprovider = \"local\"\napi_timeout = 0\n";
+        let refused = |text: &str| {
+            let Err(ConfigError::Invalid { message, span, .. }) = parse(text) else {
+                panic!("not refused: {text}");
+            };
+            assert!(
+                text[span.offset()..].starts_with("api_timeout"),
+                "{message} at {span:?}"
+            );
+            message
+        };
+        assert!(refused(text).contains("provider = \"openstack\""));
+        let openstack = text.replace("\"local\"", "\"openstack\"");
+        assert!(refused(&openstack).contains("is 0 seconds"));
+        assert!(parse(&openstack.replace("= 0", "= 120")).is_ok());
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::credentials::{Credentials, Method as AuthMethod};
 use crate::cloud::CloudError;
 
 /// How long one request may take, connecting included.
-const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
+pub const REQUEST_DEADLINE: Duration = Duration::from_secs(60);
 /// How long connecting may take.
 const CONNECT_DEADLINE: Duration = Duration::from_secs(10);
 /// The Nova microversion weft speaks: server tags at create and in list filters (2.52).
@@ -49,6 +49,8 @@ impl Service {
 /// A session with one cloud: a token and the endpoints of its catalog.
 pub struct Client {
     http: Http,
+    /// How long one request may take (the env's `api_timeout`).
+    deadline: Duration,
     token: String,
     compute: String,
     network: String,
@@ -147,10 +149,11 @@ fn with_causes(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// One request: the status, headers and body, within `REQUEST_DEADLINE`.
+/// One request: the status, headers and body, within `deadline`.
 async fn send(
     http: &Http,
     request: Request<Full<Bytes>>,
+    deadline: Duration,
 ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), CloudError> {
     let what = format!("{} {}", request.method(), request.uri());
     tracing::debug!("openstack: {what}");
@@ -167,14 +170,12 @@ async fn send(
             .to_bytes();
         Ok::<_, CloudError>((parts.status, parts.headers, bytes))
     };
-    let (status, headers, body) = tokio::time::timeout(REQUEST_DEADLINE, call)
-        .await
-        .map_err(|_| {
-            CloudError::Io(format!(
-                "{what}: no answer within {}s",
-                REQUEST_DEADLINE.as_secs()
-            ))
-        })??;
+    let (status, headers, body) = tokio::time::timeout(deadline, call).await.map_err(|_| {
+        CloudError::Io(format!(
+            "{what}: no answer within {}s (the env's `api_timeout`)",
+            deadline.as_secs()
+        ))
+    })??;
     tracing::debug!("openstack: {what} -> {}", status.as_u16());
     Ok((status, headers, body))
 }
@@ -342,8 +343,9 @@ fn endpoint(catalog: &Value, kind: &str, interface: &str, region: Option<&str>) 
 }
 
 impl Client {
-    /// Authenticates with Keystone and reads the endpoints of the catalog.
-    pub async fn connect(creds: &Credentials) -> Result<Client, CloudError> {
+    /// Authenticates with Keystone and reads the endpoints of the catalog; each request may
+    /// take up to `deadline`.
+    pub async fn connect(creds: &Credentials, deadline: Duration) -> Result<Client, CloudError> {
         let http = http_client(creds.cacert.as_deref())?;
         let body = serde_json::to_vec(&auth_body(&creds.method))
             .map_err(|e| CloudError::Io(e.to_string()))?;
@@ -351,7 +353,7 @@ impl Client {
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| CloudError::Config(format!("bad auth_url `{}`: {e}", creds.auth_url)))?;
-        let (status, headers, body) = send(&http, request).await?;
+        let (status, headers, body) = send(&http, request, deadline).await?;
         if !status.is_success() {
             let err = api_error("keystone", status, &body);
             return Err(CloudError::Config(format!(
@@ -394,6 +396,7 @@ impl Client {
             network: find(Service::Network)?,
             image: find(Service::Image)?,
             http,
+            deadline,
             token,
         })
     }
@@ -450,7 +453,7 @@ impl Client {
         let request = request
             .body(body)
             .map_err(|e| CloudError::Config(format!("bad URL `{url}`: {e}")))?;
-        let (status, _, answer) = send(&self.http, request).await?;
+        let (status, _, answer) = send(&self.http, request, self.deadline).await?;
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
@@ -551,6 +554,7 @@ impl Client {
     pub(crate) fn for_test(url: &str, token: &str) -> Client {
         Client {
             http: http_client(None).expect("http client"),
+            deadline: REQUEST_DEADLINE,
             token: token.into(),
             compute: format!("{url}/v2.1"),
             network: url.into(),
@@ -950,7 +954,7 @@ mod tests {
             .expect("runtime");
         // With the CA, the TLS session stands and Keystone's own answer comes back.
         let err = runtime
-            .block_on(Client::connect(&creds(Some(ca))))
+            .block_on(Client::connect(&creds(Some(ca)), REQUEST_DEADLINE))
             .err()
             .expect("refused")
             .to_string();
@@ -960,7 +964,7 @@ mod tests {
         );
         // Without it, this host's CAs do not know the certificate.
         let err = runtime
-            .block_on(Client::connect(&creds(None)))
+            .block_on(Client::connect(&creds(None), REQUEST_DEADLINE))
             .err()
             .expect("untrusted")
             .to_string();

@@ -47,6 +47,8 @@ pub struct OpenstackSettings {
     /// The external network (name or id) each server gets a floating IP of, which weft then
     /// reaches it at; none when unset.
     pub floating_network: Option<String>,
+    /// How long one API request may take; 60 s when unset.
+    pub api_timeout: Option<std::time::Duration>,
 }
 
 /// One OpenStack project.
@@ -194,7 +196,11 @@ impl OpenstackProvider {
                 let honour = on_loopback(&creds.auth_url)
                     || std::env::var("WEFT_TEST_SSH_ENDPOINTS").is_ok_and(|v| v == "1");
                 let _ = self.test_endpoints.set(honour);
-                Client::connect(&creds).await
+                let deadline = self
+                    .settings
+                    .api_timeout
+                    .unwrap_or(client::REQUEST_DEADLINE);
+                Client::connect(&creds, deadline).await
             })
             .await
     }
