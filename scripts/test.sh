@@ -62,7 +62,7 @@ fi
 
 # The OpenStack test (tests/openstack.rs) runs against a real OpenStack in a `local` machine,
 # one per host (scripts/openstack.sh): its image is built once per host (1.5 min, cached in
-# the image cache), its first configuration takes about 5 min. Both start now, in the background,
+# the image cache), its first configuration takes 2 to 4 min. Both start now, in the background,
 # to overlap the build of the tests; the test waits for them (a lock) and reports a failure.
 # Not for a run of the unit tests alone.
 case " $* " in
