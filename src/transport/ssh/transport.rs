@@ -123,9 +123,9 @@ impl SshTransport {
                     let config = russh_sftp::client::Config {
                         max_concurrent_writes: self.settings.sftp_writes,
                         // Each request later gets as long as the start did, and never less
-                        // than russh-sftp's 10 s: a write of many in flight on a slow link
-                        // waits its turn.
-                        request_timeout_secs: self.settings.connect_timeout.as_secs().max(10),
+                        // than 30 s: a write of many in flight on a slow link or a busy host
+                        // waits its turn (10 s cut a 300 MiB upload to a loaded machine).
+                        request_timeout_secs: self.settings.connect_timeout.as_secs().max(30),
                         ..Default::default()
                     };
                     Ok::<_, SshError>(
