@@ -149,12 +149,13 @@ impl SshTransport {
         }
     }
 
-    /// How long a TERM for a command cut short by `cut` may take to send: a few seconds after
-    /// a timeout (the host may be slow, not gone), a moment after Ctrl-C (the run must end).
+    /// How long a TERM for a command cut short by `cut` may take to send and end it: a few
+    /// seconds after a timeout (the host may be slow, not gone), fewer after Ctrl-C (the run
+    /// must end, but not before what it cut short has, or a cleanup step would race it).
     fn term_bound(cut: Cut) -> std::time::Duration {
         match cut {
             Cut::Deadline => std::time::Duration::from_secs(5),
-            Cut::Cancelled => std::time::Duration::from_millis(250),
+            Cut::Cancelled => std::time::Duration::from_secs(3),
         }
     }
 
@@ -225,10 +226,15 @@ impl SshTransport {
                 cut,
             }) => {
                 // Not every sshd passes a signal on, so the TERM goes by a command of its own
-                // (to the shell, whose trap ends the command's tree).
+                // (to the shell, whose trap ends the command's tree), which then waits up to
+                // 2 s for that shell to be gone: a step that runs after Ctrl-C (a link switched
+                // back) must not race the end of the one cut short (its `mv` landing after).
                 // A host that stopped answering gets a few seconds, not the rest of the run.
                 let kill = ExecRequest {
-                    command: format!("kill -TERM {pid}"),
+                    command: format!(
+                        "kill -TERM {pid} 2>/dev/null; n=0; \
+                         while kill -0 {pid} 2>/dev/null && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done"
+                    ),
                     ..ExecRequest::default()
                 };
                 let mut unbounded = Stop::new(None, None);
