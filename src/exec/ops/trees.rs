@@ -82,37 +82,70 @@ fn tar_excludes(names: &[String]) -> String {
         .collect()
 }
 
-/// Copies what folder `from` holds into folder `to` (made when missing), as `cp -a from/.
-/// to/` does: files, folders and links with their modes, owners and times; what `to` holds
-/// besides stays. `exclude` names files and folders left out at any depth (`.git`).
-/// Unchanged when `tar --compare` finds every one of them in `to` alike already.
+/// Prints the first folder in the current one (itself included) that a user other than root
+/// or the session's could swap or fill (owned by them, or writable by group or world), and
+/// exits 4; a copy as root into such a folder could be led outside it.
+const REFUSE_SHARED: &str =
+    "weft_me=$(id -u); weft_bad=$(find . -type d \\( \\( ! -user 0 ! -user \"$weft_me\" \\) \
+     -o -perm -0002 -o \\( -perm -0020 ! -group 0 ! -group \"$(id -g)\" \\) \\) -print -quit) \
+     || exit 1; [ -z \"$weft_bad\" ] || { printf '%s\\n' \"$weft_bad\"; exit 4; }";
+
+/// Copies what folder `from` holds into folder `to` (made when missing): files, folders and
+/// links with their modes less group and world write and set-id bits, and their times, all
+/// owned by the session's user (so a copy as root of a user's tree is root's); `to` itself
+/// keeps its owner and mode, and what it holds besides stays. `exclude` names files and
+/// folders left out at any depth (`.git`). A `to` holding a folder (itself included) another
+/// user owns or can write is refused. Unchanged when `tar --compare` finds every one of them
+/// in `to` alike already.
 pub fn copy_tree(session: &HostSession, from: &str, to: &str, exclude: &[String]) -> OpResult {
     let op = format!("copy_tree {from} -> {to}");
     require_name(&op, to)?;
     let x = tar_excludes(exclude);
-    let read = format!("( {} && exec tar{x} -cf - . )", enter(from, false));
+    // The top entries, not `.`: `to` keeps its own owner and mode. Owner and mode are set in
+    // the archive so that the compare sees what the extract makes.
+    let read = format!(
+        "( {} && find . -mindepth 1 -maxdepth 1 -print0 | exec tar --null{x} \
+         --owner=\"$(id -un):$(id -u)\" --group=\"$(id -gn):$(id -g)\" --mode=go-w,ug-s -cf - -T - )",
+        enter(from, false)
+    );
     let there = session.probe(&format!(
-        "[ -d {f} ] || exit 3; {read} 2>/dev/null | ( {} && exec tar -df - ) >/dev/null 2>&1",
-        enter(to, false),
+        "[ -d {f} ] || exit 3; ( {enter_to} 2>/dev/null || exit 0; {REFUSE_SHARED} ) || exit $?; \
+         {read} 2>/dev/null | ( {enter_to} && exec tar -df - ) >/dev/null 2>&1",
+        enter_to = enter(to, false),
         f = quote(from),
     ))?;
     match there.code {
         0 => return Ok(session.report(&op, false)),
         3 => return Err(fail(&op, format!("{from} is not a folder"))),
+        4 => return Err(shared(&op, to, &there.stdout)),
         _ => {}
     }
     if !session.is_check() {
         // sh has no pipefail: the reading side's status comes back on fd 3.
         let script = format!(
-            "weft_read=$( {{ {{ {read}; echo \"$?\" >&3; }} | ( {} && exec tar -xpf - ) >&2; }} 3>&1 ); \
-             weft_write=$?; [ \"$weft_read\" = 0 ] || {{ echo 'weft: cannot read '{f} >&2; exit 1; }}; \
-             exit \"$weft_write\"",
+            "weft_read=$( {{ {{ {read}; echo \"$?\" >&3; }} | ( {} && {{ {REFUSE_SHARED}; }} >&2 && umask 022 && \
+             exec tar --no-same-owner --no-same-permissions --no-overwrite-dir -xf - ) >&2; }} 3>&1 ); \
+             weft_write=$?; [ \"$weft_write\" = 0 ] || exit \"$weft_write\"; \
+             [ \"$weft_read\" = 0 ] || {{ echo 'weft: cannot read '{f} >&2; exit 1; }}",
             enter(to, true),
             f = quote(from),
         );
         run_step(session, &op, &script)?;
     }
     Ok(session.report(&op, true))
+}
+
+/// The refusal of a `to` holding `found`, a folder another user could change.
+fn shared(op: &str, to: &str, found: &str) -> HostError {
+    let found = found.lines().next().unwrap_or(".");
+    let folder = match found.strip_prefix("./") {
+        Some(inside) => format!("{}/{inside}", to.trim_end_matches('/')),
+        None => to.to_string(),
+    };
+    fail(
+        op,
+        format!("{folder} is owned or writable by a user other than root or this session's: a copy into it could be led outside {to}"),
+    )
 }
 
 /// The `find` words that skip `exclude` (at any depth) and select regular files.

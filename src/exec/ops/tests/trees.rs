@@ -130,7 +130,7 @@ fn copy_tree_table() {
             "differs: copied from inside one folder into the other",
             1,
             false,
-            &[COMPARE, "exec tar --exclude=.git -cf - ."],
+            &[COMPARE, "exec tar --null --exclude=.git"],
             Some(true),
         ),
         ("differs, under --check", 1, true, &[COMPARE], Some(true)),
@@ -159,18 +159,48 @@ fn copy_tree_table() {
             // Read from `from` entered name by name; written into `to`, made when missing.
             assert!(copy.contains("weft_enter /srv/repo &&"), "{copy}");
             assert!(
-                copy.contains("weft_enter /srv/stage/src make && exec tar -xpf -"),
+                copy.contains(
+                    "exec tar --no-same-owner --no-same-permissions --no-overwrite-dir -xf -"
+                ),
                 "{copy}"
             );
         }
     }
 }
 
+/// A target holding a folder another user owns or can write is refused before anything is
+/// copied, with the folder named; the copy itself checks again.
+#[test]
+fn copy_tree_refuses_a_target_another_user_can_change() {
+    for (seen, named) in [
+        ("./css\n", "/srv/stage/src/css is owned or writable"),
+        (".\n", "/srv/stage/src is owned or writable"),
+    ] {
+        let h = host(FakeTransport::new().on(COMPARE, 4, seen), false);
+        let result = trees::copy_tree(&h.session, "/srv/repo", "/srv/stage/src", &[]);
+        refused(&h, result, named);
+        assert_eq!(h.commands().len(), 1, "{:?}", h.commands());
+        assert!(
+            h.commands()[0].contains("-perm -0002"),
+            "{:?}",
+            h.commands()
+        );
+    }
+    let fake = FakeTransport::new().on(COMPARE, 1, "");
+    let h = host(fake, false);
+    trees::copy_tree(&h.session, "/srv/repo", "/srv/copy", &[]).expect("copied");
+    let copy = &h.commands()[1];
+    assert!(
+        copy.contains("-perm -0002") && copy.contains("--owner=\"$(id -un):$(id -u)\""),
+        "{copy}"
+    );
+}
+
 #[test]
 fn copy_tree_fails_when_the_copy_fails() {
     let fake = FakeTransport::new()
         .on(COMPARE, 1, "")
-        .on("tar -xpf", 1, "");
+        .on("--no-overwrite-dir -xf", 1, "");
     let h = host(fake, false);
     let result = trees::copy_tree(&h.session, "/srv/repo", "/srv/copy", &[]);
     assert!(
