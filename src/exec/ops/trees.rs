@@ -38,8 +38,9 @@ pub fn touch(session: &HostSession, path: &str) -> OpResult {
 
 /// Renames `from` to `to`, in one folder, atomically (`rename(2)`: what was at `to` is
 /// replaced, a link at either name is renamed or replaced itself, never followed). Unchanged
-/// when `from` is gone and `to` is there: the rename was done. Both gone is an error, as is a
-/// folder in the way at `to` or two different folders.
+/// when `from` is gone and `to` is there: the rename was done. Both gone is an error (under
+/// `--check`, a rename that would run: what makes `from` did not), as is a folder in the way
+/// at `to` or two different folders.
 pub fn rename(session: &HostSession, from: &str, to: &str) -> OpResult {
     let op = format!("rename {from} -> {to}");
     require_name(&op, from)?;
@@ -59,6 +60,10 @@ pub fn rename(session: &HostSession, from: &str, to: &str) -> OpResult {
     if !present("from") {
         if present("to") {
             return Ok(session.report(&op, false));
+        }
+        // Under --check an earlier step that would make `from` did not run.
+        if session.is_check() {
+            return Ok(session.report(&op, true));
         }
         return Err(fail(&op, format!("nothing is at {from} or {to}")));
     }

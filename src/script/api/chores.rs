@@ -66,7 +66,8 @@ pub mod chores_api {
     /// Renames `from` to `to` in the same folder, atomically: whatever was at `to` is
     /// replaced in one step (a folder that holds anything is not), and a link at either name
     /// is renamed or replaced itself, never followed. Unchanged when `from` is gone and `to`
-    /// is there (done by an earlier run); nothing at either is an error.
+    /// is there (done by an earlier run); nothing at either is an error (under `--check`, a
+    /// rename that would run: the step that makes `from` did not).
     ///
     /// ```rhai
     /// host.rename("/srv/app/builds/.v2.part", "/srv/app/builds/v2");
@@ -88,11 +89,13 @@ pub mod chores_api {
             .map_err(|e| host_error_at(&ctx, h, e))
     }
 
-    /// Copies what folder `from` holds into folder `to` (made when missing), as `cp -a
-    /// from/. to/`: files, folders and links with their modes, owners and times; what else
-    /// `to` holds stays. Unchanged when every file is in `to` alike already (`tar
-    /// --compare`). Both folders are entered name by name, never through a link another
-    /// user owns.
+    /// Copies what folder `from` holds into folder `to` (made when missing): files, folders
+    /// and links with their times and modes, less group and world write and set-id bits, all
+    /// owned by the session's user (as root, a user's tree becomes root's); `to` keeps its
+    /// own owner and mode, and what else it holds stays. A `to` holding a folder (itself
+    /// included) another user owns or can write is refused. Unchanged when every file is in
+    /// `to` alike already (`tar --compare`). Both folders are entered name by name, never
+    /// through a link another user owns.
     ///
     /// ```rhai
     /// host.copy_tree("/srv/app/current/static", "/srv/app/shared/static");

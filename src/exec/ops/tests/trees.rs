@@ -90,11 +90,11 @@ fn rename_table() {
         ),
         ("neither there", "", false, &[RENAME_PROBE], None),
         (
-            "neither there, under --check",
+            "neither there, under --check: what makes from did not run",
             "",
             true,
             &[RENAME_PROBE],
-            None,
+            Some(true),
         ),
     ];
     for (name, seen, check, expected, change) in cases {
