@@ -98,6 +98,8 @@ pub fn http(session: &HostSession, url: &str, spec: &HttpSpec) -> Result<i64, Ho
 pub struct Revision {
     /// The full commit id of `HEAD`.
     pub commit: String,
+    /// Its abbreviation, `git rev-parse --short=8` (longer when 8 digits are ambiguous).
+    pub short: String,
     /// Changes to tracked files, or untracked ones, under the folder asked about.
     pub dirty: bool,
 }
@@ -108,7 +110,8 @@ pub struct Revision {
 pub fn git_revision(session: &HostSession, dir: &str) -> Result<Option<Revision>, HostError> {
     let out = session.probe(&format!(
         "cd -- {} 2>/dev/null && c=$(git rev-parse --verify -q HEAD 2>/dev/null) || exit 3; \
-         s=$(git status --porcelain -- .) || exit 4; printf '%s\\n' \"$c\"; [ -z \"$s\" ] || echo dirty",
+         h=$(git rev-parse --short=8 HEAD) && s=$(git status --porcelain -- .) || exit 4; \
+         printf '%s\\n%s\\n' \"$c\" \"$h\"; [ -z \"$s\" ] || echo dirty",
         quote(dir)
     ))?;
     match out.code {
@@ -126,8 +129,14 @@ pub fn git_revision(session: &HostSession, dir: &str) -> Result<Option<Revision>
     if commit.is_empty() {
         return Ok(None);
     }
+    let rest: Vec<&str> = lines.map(str::trim).collect();
+    let short = match rest.first() {
+        Some(short) if !short.is_empty() && commit.starts_with(short) => short.to_string(),
+        _ => commit.chars().take(8).collect(),
+    };
     Ok(Some(Revision {
         commit,
-        dirty: lines.any(|l| l == "dirty"),
+        short,
+        dirty: rest.contains(&"dirty"),
     }))
 }

@@ -115,7 +115,7 @@ pub fn copy_tree(session: &HostSession, from: &str, to: &str, exclude: &[String]
     );
     let there = session.probe(&format!(
         "[ -d {f} ] || exit 3; ( {enter_to} 2>/dev/null || exit 0; {REFUSE_SHARED} ) || exit $?; \
-         {read} 2>/dev/null | ( {enter_to} && exec tar -df - ) >/dev/null 2>&1",
+         {read} 2>/dev/null | ( {enter_to} && exec timeout {WALK_SECS} tar -df - ) >/dev/null 2>&1",
         enter_to = enter(to, false),
         f = quote(from),
     ))?;
@@ -123,6 +123,12 @@ pub fn copy_tree(session: &HostSession, from: &str, to: &str, exclude: &[String]
         0 => return Ok(session.report(&op, false)),
         3 => return Err(fail(&op, format!("{from} is not a folder"))),
         4 => return Err(shared(&op, to, &there.stdout)),
+        124 => {
+            return Err(fail(
+                &op,
+                format!("comparing {from} with {to} took over {WALK_SECS} s"),
+            ))
+        }
         _ => {}
     }
     if !session.is_check() {
@@ -153,53 +159,97 @@ fn shared(op: &str, to: &str, found: &str) -> HostError {
     )
 }
 
-/// The `find` words that skip `exclude` (at any depth) and select regular files.
-fn find_files(exclude: &[String]) -> String {
-    if exclude.is_empty() {
-        return "find . -type f -print0".into();
-    }
+/// How long a walk of a folder (`find`, the sums, a compare) may take on the host.
+const WALK_SECS: u32 = 600;
+
+/// The `find` words that skip `exclude` (at any depth) and `exclude_top` (directly in the
+/// folder only, as `-path ./NAME`) and select regular files.
+fn find_files(exclude: &[String], exclude_top: &[String]) -> String {
     let names: Vec<String> = exclude
         .iter()
         .map(|n| format!("-name {}", quote(n)))
+        .chain(
+            exclude_top
+                .iter()
+                .map(|n| format!("-path {}", quote(&format!("./{n}")))),
+        )
         .collect();
+    if names.is_empty() {
+        return format!("timeout {WALK_SECS} find . -type f -print0");
+    }
     format!(
-        "find . \\( {} \\) -prune -o -type f -print0",
+        "timeout {WALK_SECS} find . \\( {} \\) -prune -o -type f -print0",
         names.join(" -o ")
     )
 }
 
+/// What `tree_sum` leaves out and hashes first.
+#[derive(Debug, Default, Clone)]
+pub struct SumSpec {
+    /// Names left out at any depth.
+    pub exclude: Vec<String>,
+    /// Names left out directly in the folder only.
+    pub exclude_top: Vec<String>,
+    /// Text hashed before the files' lines.
+    pub header: String,
+}
+
 /// A SHA-256 (lowercase hex) over the names and contents of the regular files under `dir`,
-/// `exclude` left out: `sha256sum` of the `sha256sum` lines of every file, by name in byte
-/// order. The same files give the same sum on every machine. `None` when `dir` is no folder.
+/// what `spec` excludes left out: `sha256sum` of `spec.header` then the `sha256sum` lines of
+/// every file, by name in byte order. The same files give the same sum on every machine.
+/// `None` when `dir` is no folder. A `find` or `sha256sum` that fails or outlives its
+/// deadline fails the fact: a partial sum is never given.
 pub fn tree_sum(
     session: &HostSession,
     dir: &str,
-    exclude: &[String],
+    spec: &SumSpec,
 ) -> Result<Option<String>, HostError> {
+    // sh has no pipefail: each side's status comes out on fd 4, beside the sum.
     let out = session.probe(&format!(
-        "[ -d {q} ] || exit 3; {} && {} | LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum",
+        "[ -d {q} ] || exit 3; {} || exit 1; {{ {{ printf '%s' {h}; {{ {}; echo \"find $?\" >&4; }} \
+         | LC_ALL=C sort -z | {{ timeout {WALK_SECS} xargs -0 -r sha256sum; echo \"xargs $?\" >&4; }}; }} \
+         | timeout {WALK_SECS} sha256sum; }} 4>&1",
         enter(dir, false),
-        find_files(exclude),
+        find_files(&spec.exclude, &spec.exclude_top),
         q = quote(dir),
+        h = quote(&spec.header),
     ))?;
+    let op = format!("tree_sum {dir}");
     match out.code {
         0 => {}
         3 => return Ok(None),
         code => {
             return Err(fail(
-                &format!("tree_sum {dir}"),
+                &op,
                 format!("cannot read {dir} (exit {code}): {}", out.stderr.trim()),
             ))
         }
     }
-    let sum = out.stdout.get(..64).unwrap_or_default();
-    if sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(Some(sum.to_string()))
-    } else {
-        Err(fail(
-            &format!("tree_sum {dir}"),
+    let mut sum = None;
+    for line in out.stdout.lines() {
+        match line.split_once(' ') {
+            Some((step @ ("find" | "xargs"), code)) if code != "0" => {
+                let said = out.stderr.trim();
+                return Err(fail(
+                    &op,
+                    format!("cannot read {dir} ({step} exited {code}): {said}"),
+                ));
+            }
+            Some(("find" | "xargs", _)) => {}
+            _ => {
+                let hex = line.get(..64).unwrap_or_default();
+                if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    sum = Some(hex.to_string());
+                }
+            }
+        }
+    }
+    match sum {
+        Some(sum) => Ok(Some(sum)),
+        None => Err(fail(
+            &op,
             format!("sha256sum printed no sum: {}", out.stdout.trim()),
-        ))
+        )),
     }
 }
 
@@ -213,7 +263,7 @@ pub fn files(
     let out = session.probe(&format!(
         "[ -d {q} ] || exit 0; {} && {}",
         enter(dir, false),
-        find_files(exclude),
+        find_files(exclude, &[]),
         q = quote(dir),
     ))?;
     if out.code != 0 {

@@ -120,12 +120,15 @@ pub mod chores_api {
     }
 
     /// A SHA-256 over the names and contents of the files under folder `dir` (the
-    /// `sha256sum` of their `sha256sum` lines, by name): equal sums, equal files, on any
-    /// machine. `()` when `dir` is not a folder. Reads only.
+    /// `sha256sum` of `header` then their `sha256sum` lines, by name): equal sums, equal
+    /// files, on any machine. `exclude` names are left out at any depth, `exclude_top` ones
+    /// only directly in `dir`. `()` when `dir` is not a folder; an error when a file cannot
+    /// be read or the walk takes over 10 minutes (never a partial sum). Reads only.
     ///
     /// ```rhai
     /// let sum = host.tree_sum("/srv/app/src");
     /// let sum = host.tree_sum("/srv/app/src", #{ exclude: [".git"] });
+    /// let sum = host.tree_sum("/srv/app/src", #{ exclude_top: [".git"], header: "v1\n" });
     /// ```
     #[rhai_fn(name = "tree_sum", return_raw)]
     pub fn tree_sum(
@@ -134,10 +137,15 @@ pub mod chores_api {
         dir: &str,
         options: Map,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let exclude = options::read::<options::TreeSumOptions>(options)?.exclude;
+        let o = options::read::<options::TreeSumOptions>(options)?;
+        let spec = trees::SumSpec {
+            exclude: o.exclude,
+            exclude_top: o.exclude_top,
+            header: o.header,
+        };
         let dir = reveal::text(&ctx, &host.0, dir)?;
-        let sum = trees::tree_sum(&host.0, &dir, &exclude)
-            .map_err(|e| host_error_at(&ctx, &host.0, e))?;
+        let sum =
+            trees::tree_sum(&host.0, &dir, &spec).map_err(|e| host_error_at(&ctx, &host.0, e))?;
         Ok(sum.map_or(Dynamic::UNIT, Dynamic::from))
     }
 
@@ -201,7 +209,7 @@ pub mod chores_api {
     }
 
     /// The git commit the checkout `dir` is in stands at: `#{ commit, short, dirty }`
-    /// (`commit`: the full id of `HEAD`; `short`: its first 8 digits; `dirty`: files under
+    /// (`commit`: the full id of `HEAD`; `short`: `git rev-parse --short=8`, longer when 8 digits are ambiguous; `dirty`: files under
     /// `dir` differ from it, or are untracked); `()` when `dir` is in no git checkout with a
     /// commit, or the host has no git. Reads only.
     ///
@@ -220,10 +228,7 @@ pub mod chores_api {
             probes::git_revision(&host.0, &dir).map_err(|e| host_error_at(&ctx, &host.0, e))?;
         Ok(revision.map_or(Dynamic::UNIT, |r| {
             let mut map = Map::new();
-            map.insert(
-                "short".into(),
-                r.commit.chars().take(8).collect::<String>().into(),
-            );
+            map.insert("short".into(), r.short.into());
             map.insert("commit".into(), r.commit.into());
             map.insert("dirty".into(), r.dirty.into());
             map.into()

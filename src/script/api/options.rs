@@ -1109,13 +1109,25 @@ pub struct TreeSumOptions {
     /// Names of files or folders left out of the sum at any depth, such as `[".git"]`.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Names of files or folders left out only directly in the folder, such as `[".git"]`
+    /// (a `.git` deeper down is summed).
+    #[serde(default)]
+    pub exclude_top: Vec<String>,
+    /// Text hashed before the files' lines, so that one sum covers it and the files.
+    #[serde(default)]
+    pub header: String,
 }
 
 impl OptionSet for TreeSumOptions {
     const FUNCTION: &'static str = "tree_sum";
 
     fn check(&self) -> Result<(), String> {
-        check_exclude(&self.exclude)
+        check_exclude(&self.exclude)?;
+        check_exclude(&self.exclude_top).map_err(|e| e.replacen("exclude:", "exclude_top:", 1))?;
+        if self.header.contains('\0') {
+            return Err("header: a NUL cannot be hashed on the host".into());
+        }
+        Ok(())
     }
 }
 

@@ -626,12 +626,12 @@ fn web_oops(host, which) {
 fn chores_host() -> FakeTransport {
     FakeTransport::new()
         .on("then echo from; fi", 0, "from\n")
-        .on("exec tar -df -", 1, "")
+        .on("tar -df -", 1, "")
         .on("curl", 0, "204")
         .on(
             "git rev-parse",
             0,
-            "4f2a9c1d0e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49\ndirty\n",
+            "4f2a9c1d0e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49\n4f2a9c1d\ndirty\n",
         )
         .on("find . -type f -print0", 0, "./a\0./b/c\0")
 }

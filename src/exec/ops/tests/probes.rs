@@ -58,16 +58,25 @@ type Expected<T> = Result<T, &'static str>;
 #[test]
 fn git_revision_table() {
     const COMMIT: &str = "4f2a9c1d0e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49";
-    let clean = format!("{COMMIT}\n");
-    let dirty = format!("{COMMIT}\ndirty\n");
-    // (name, exit code, printed, expected)
-    let cases: [(&str, i32, &str, Expected<Option<bool>>); 4] = [
-        ("clean", 0, &clean, Ok(Some(false))),
-        ("changed files", 0, &dirty, Ok(Some(true))),
-        ("no checkout", 3, "", Ok(None)),
-        ("git status fails", 4, "", Err("git status failed")),
+    let clean = format!("{COMMIT}\n4f2a9c1d\n");
+    let dirty = format!("{COMMIT}\n4f2a9c1d\ndirty\n");
+    // git lengthens the short form when 8 digits name more than one object.
+    let ambiguous = format!("{COMMIT}\n4f2a9c1d0e\n");
+    // (name, exit code, printed, expected, short)
+    let cases: [(&str, i32, &str, Expected<Option<bool>>, &str); 5] = [
+        ("clean", 0, &clean, Ok(Some(false)), "4f2a9c1d"),
+        ("changed files", 0, &dirty, Ok(Some(true)), "4f2a9c1d"),
+        (
+            "ambiguous short",
+            0,
+            &ambiguous,
+            Ok(Some(false)),
+            "4f2a9c1d0e",
+        ),
+        ("no checkout", 3, "", Ok(None), ""),
+        ("git status fails", 4, "", Err("git status failed"), ""),
     ];
-    for (name, code, printed, expected) in cases {
+    for (name, code, printed, expected, short) in cases {
         let host = TestHost::check(FakeTransport::new().on("git rev-parse", code, printed));
         let got = probes::git_revision(&host.session, "/srv/my app");
         match (got, expected) {
@@ -75,6 +84,7 @@ fn git_revision_table() {
                 got,
                 want.map(|dirty| Revision {
                     commit: COMMIT.into(),
+                    short: short.into(),
                     dirty
                 }),
                 "{name}"
@@ -88,7 +98,8 @@ fn git_revision_table() {
             "{commands:?}"
         );
         assert!(
-            commands[0].contains("git status --porcelain -- ."),
+            commands[0].contains("git status --porcelain -- .")
+                && commands[0].contains("git rev-parse --short=8 HEAD"),
             "{commands:?}"
         );
     }
