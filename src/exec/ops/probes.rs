@@ -31,23 +31,27 @@ impl Default for HttpSpec {
     }
 }
 
-/// Checks `method` as an HTTP method: capital letters only.
+/// Checks `method` as the method of a probe: `GET` or `HEAD`, which ask and change nothing,
+/// so that `http` may run under `--check` too.
 pub fn check_method(method: &str) -> Result<(), String> {
-    if !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "method `{method}` is not an HTTP method such as GET or HEAD"
-        ))
+    match method {
+        "GET" | "HEAD" => Ok(()),
+        _ => Err(format!(
+            "method `{method}`: http is a probe that runs under --check too, so it asks with GET or HEAD only"
+        )),
     }
 }
 
 /// The `curl` command of `http`: the status alone on stdout, the body thrown away, redirects
-/// not followed, HTTP and HTTPS only.
+/// not followed, HTTP and HTTPS only, no `~/.curlrc` (`-q`) and no globbing of the URL (`-g`).
+/// The headers are read from stdin (`-H @-`, the lines of `http_headers`), out of the host's
+/// process list.
 pub fn http_command(url: &str, spec: &HttpSpec) -> String {
     let secs = spec.timeout.as_secs_f64().max(0.1);
     let mut words = vec![
         "curl".to_string(),
+        "-q".into(),
+        "-g".into(),
         "-sS".into(),
         "-o".into(),
         "/dev/null".into(),
@@ -58,27 +62,30 @@ pub fn http_command(url: &str, spec: &HttpSpec) -> String {
         "--max-time".into(),
         format!("{secs:.1}"),
     ];
-    match spec.method.as_str() {
-        "GET" => {}
-        "HEAD" => words.push("-I".into()),
-        other => {
-            words.push("-X".into());
-            words.push(other.into());
-        }
+    if spec.method == "HEAD" {
+        words.push("-I".into());
     }
-    for (name, value) in &spec.headers {
+    if !spec.headers.is_empty() {
         words.push("-H".into());
-        words.push(format!("{name}: {value}"));
+        words.push("@-".into());
     }
     words.push("--url".into());
     words.push(url.into());
     words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
 }
 
+/// The header lines `http_command` reads from stdin.
+pub fn http_headers(spec: &HttpSpec) -> String {
+    spec.headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\n"))
+        .collect()
+}
+
 /// The HTTP status `url` answers with, asked from the host (its `curl`, within
 /// `spec.timeout`); 0 when nothing answered in time. A host without `curl` is an error.
 pub fn http(session: &HostSession, url: &str, spec: &HttpSpec) -> Result<i64, HostError> {
-    let out = session.probe(&http_command(url, spec))?;
+    let out = session.probe_with_input(&http_command(url, spec), &http_headers(spec))?;
     let op = || format!("http {url}");
     if out.code == 127 {
         return Err(fail(&op(), "curl is not installed on the host"));

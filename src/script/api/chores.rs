@@ -189,8 +189,10 @@ pub mod chores_api {
     }
 
     /// The HTTP status `url` answers with, asked from the host with its `curl` (redirects
-    /// not followed); `0` when nothing answered within `timeout` (10 seconds by default). Reads only: it runs under
-    /// `--check` too.
+    /// not followed, no `~/.curlrc`, the URL taken as it is); `0` when nothing answered
+    /// within `timeout` (10 seconds by default). `method` is `GET` or `HEAD` only: a probe
+    /// runs under `--check` too. `headers` go to curl on its input, never on its command
+    /// line, secrets in them revealed there.
     ///
     /// ```rhai
     /// if host.http("http://127.0.0.1/health") != 200 { throw "the site is down"; }
@@ -203,7 +205,7 @@ pub mod chores_api {
         url: &str,
         options: Map,
     ) -> Result<i64, Box<EvalAltResult>> {
-        let spec = http_spec(options)?;
+        let spec = http_spec(reveal::map(&ctx, &host.0, options)?)?;
         let url = reveal::text(&ctx, &host.0, url)?;
         probes::http(&host.0, &url, &spec).map_err(|e| host_error_at(&ctx, &host.0, e))
     }

@@ -1166,7 +1166,8 @@ fn check_exclude(names: &[String]) -> Result<(), String> {
 pub struct HttpOptions {
     /// Seconds the whole request may take, connecting included (default 10).
     pub timeout: Option<Seconds>,
-    /// The HTTP method (default `"GET"`; `"HEAD"` asks for the headers only).
+    /// The HTTP method, `"GET"` (the default) or `"HEAD"` (the headers only): a probe asks,
+    /// it changes nothing.
     pub method: Option<String>,
     /// Request headers, a map of names to one-line values.
     #[serde(default)]

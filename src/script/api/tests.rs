@@ -548,6 +548,29 @@ fn a_lazy_secret_quoted_or_in_an_argv_reaches_the_host_as_one_intact_argument() 
     assert_eq!(quoted, r#"'it'\''s a b;id $HOME'"#);
 }
 
+/// A lazy secret in an `http` header is read and sent, on curl's stdin: not the stand-in, and
+/// not on the command line (the host's process list).
+#[test]
+fn a_lazy_secret_in_an_http_header_is_revealed_on_stdin() {
+    let value = "Bearer t0ken";
+    let stand_in = lazy_secret(value);
+    let host = Arc::new(FakeTransport::new().on("curl", 0, "200"));
+    let script = "/// Probes with a token.\nfn probe(host, token) {\n    log(`status: ${host.http(\"http://127.0.0.1/\", #{ headers: #{ Authorization: token } })}`);\n}\n";
+    let ran = run(script, "probe", &[&stand_in], &host, false);
+    assert_eq!(ran.outcome.error, None);
+    let curl = host.ran().into_iter().find(|r| {
+        r.command.contains("curl") || {
+            let input = String::from_utf8_lossy(r.stdin.as_deref().unwrap_or_default());
+            input.contains("curl")
+        }
+    });
+    let curl = curl.expect("curl ran");
+    let input = String::from_utf8_lossy(curl.stdin.as_deref().unwrap_or_default()).to_string();
+    assert!(input.contains("Authorization: Bearer t0ken\n"), "{input:?}");
+    assert!(!curl.command.contains("t0ken"), "{}", curl.command);
+    assert!(!input.contains(&stand_in), "{input:?}");
+}
+
 /// A host where `deploy`'s `.ssh` is as `authorized_keys` wants it, holding `keys`.
 fn keys_host(keys: &str) -> FakeTransport {
     use crate::exec::test_host::stat_answer_owned;
@@ -685,7 +708,7 @@ fn chore_options_are_read_strictly_before_anything_reaches_the_host() {
             "http",
             "unknown option `timout`; options are `timeout`, `method`, `headers`",
         ),
-        ("method", "is not an HTTP method"),
+        ("method", "GET or HEAD only"),
         ("header", "is not a header name with a one-line value"),
         ("exclude", "exclude: `x/.git` is not a file name"),
         ("tree", "option `exclude` must be an array"),

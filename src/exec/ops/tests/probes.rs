@@ -27,14 +27,16 @@ fn http_table() {
         }
         assert_eq!(
             host.commands(),
-            ["curl -sS -o /dev/null -w '%{http_code}' --proto =http,https --max-time 10.0 --url http://127.0.0.1/"],
+            ["curl -q -g -sS -o /dev/null -w '%{http_code}' --proto =http,https --max-time 10.0 --url http://127.0.0.1/"],
             "{name}"
         );
     }
 }
 
+/// HEAD with headers: every word quoted, no ~/.curlrc and no URL globbing, the headers fed
+/// on stdin so that they are not in the host's process list.
 #[test]
-fn http_head_with_headers_quotes_every_word() {
+fn http_head_with_headers_sends_them_on_stdin() {
     let mut spec = HttpSpec {
         timeout: Duration::from_millis(2500),
         method: "HEAD".into(),
@@ -42,14 +44,37 @@ fn http_head_with_headers_quotes_every_word() {
     };
     spec.headers
         .insert("Accept".into(), "application/json; q=1".into());
+    spec.headers
+        .insert("Authorization".into(), "Bearer s3cret".into());
+    let command =
+        "curl -q -g -sS -o /dev/null -w '%{http_code}' --proto =http,https --max-time 2.5 -I \
+         -H @- --url 'http://r:5000/v2/a b/manifests/[1]'";
     assert_eq!(
-        probes::http_command("http://r:5000/v2/a b/manifests/1", &spec),
-        "curl -sS -o /dev/null -w '%{http_code}' --proto =http,https --max-time 2.5 -I \
-         -H 'Accept: application/json; q=1' --url 'http://r:5000/v2/a b/manifests/1'"
+        probes::http_command("http://r:5000/v2/a b/manifests/[1]", &spec),
+        command
     );
-    spec.method = "DELETE".into();
-    assert!(probes::http_command("http://x/", &spec).contains(" -X DELETE "));
-    assert!(probes::check_method("GET; rm").is_err());
+    let host = TestHost::check(FakeTransport::new().on("curl", 0, "200"));
+    let got = probes::http(&host.session, "http://r:5000/v2/a b/manifests/[1]", &spec);
+    assert_eq!(got.expect("status"), 200);
+    let ran = host.fake.ran();
+    assert!(!ran[0].command.contains("s3cret"), "{}", ran[0].command);
+    let input = String::from_utf8_lossy(ran[0].stdin.as_deref().unwrap_or_default()).to_string();
+    assert!(
+        input.ends_with("Accept: application/json; q=1\nAuthorization: Bearer s3cret\n"),
+        "{input:?}"
+    );
+}
+
+/// Only methods that ask and change nothing: http runs under --check too.
+#[test]
+fn http_methods_are_get_and_head_only() {
+    for ok in ["GET", "HEAD"] {
+        assert!(probes::check_method(ok).is_ok(), "{ok}");
+    }
+    for refused in ["POST", "DELETE", "PUT", "GET; rm", ""] {
+        let said = probes::check_method(refused).expect_err(refused);
+        assert!(said.contains("GET or HEAD only"), "{said}");
+    }
 }
 
 /// What a fact is expected to give: a value, or an error holding the text.
