@@ -80,6 +80,9 @@ fn http_methods_are_get_and_head_only() {
 /// What a fact is expected to give: a value, or an error holding the text.
 type Expected<T> = Result<T, &'static str>;
 
+/// (name, exit code, printed, expected dirty, expected short)
+type RevisionCase<'a> = (&'a str, i32, &'a str, Expected<Option<bool>>, &'a str);
+
 #[test]
 fn git_revision_table() {
     const COMMIT: &str = "4f2a9c1d0e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49";
@@ -88,7 +91,7 @@ fn git_revision_table() {
     // git lengthens the short form when 8 digits name more than one object.
     let ambiguous = format!("{COMMIT}\n4f2a9c1d0e\n");
     // (name, exit code, printed, expected, short)
-    let cases: [(&str, i32, &str, Expected<Option<bool>>, &str); 5] = [
+    let cases: [RevisionCase; 5] = [
         ("clean", 0, &clean, Ok(Some(false)), "4f2a9c1d"),
         ("changed files", 0, &dirty, Ok(Some(true)), "4f2a9c1d"),
         (
