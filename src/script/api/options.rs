@@ -294,6 +294,7 @@ macro_rules! option_sets {
 
 option_sets![
     AbsentOptions,
+    ExistsOptions,
     AcmeOrderOptions,
     ArchiveOptions,
     AuthorizedKeysOptions,
@@ -533,6 +534,25 @@ pub enum ServiceState {
     Reloaded,
 }
 
+/// What `exists` asks to be at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PathKind {
+    /// A regular file, or a link to one (`test -f`).
+    File,
+    /// A folder, or a link to one (`test -d`).
+    Folder,
+}
+
+/// The options of `exists`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExistsOptions {
+    /// `file` or `folder`: true only when that is there (links followed); anything by default.
+    #[serde(default)]
+    pub kind: Option<PathKind>,
+}
+
 /// The order `list` returns names in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -606,6 +626,7 @@ functions![
     GroupOptions => "group",
     LineOptions => "line",
     ListOptions => "list",
+    ExistsOptions => "exists",
     LockOptions => "lock",
     LoadOptions => "load",
     NotifyOptions => "notify",

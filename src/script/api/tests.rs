@@ -571,6 +571,29 @@ fn a_lazy_secret_in_an_http_header_is_revealed_on_stdin() {
     assert!(!input.contains(&stand_in), "{input:?}");
 }
 
+/// `exists` with a kind asks `test -d` / `test -f` (a file where a folder is wanted is not
+/// there), without one anything at the path counts.
+#[test]
+fn exists_of_a_kind_tests_what_is_there() {
+    let host = Arc::new(
+        FakeTransport::new()
+            .on("[ -d /srv/static ]", 1, "")
+            .on("[ -f /srv/Containerfile ]", 0, "")
+            .on("[ -e /srv/static ]", 0, ""),
+    );
+    let script = "/// Kinds.\nfn kinds(host) {\n    log(`folder: ${host.exists(\"/srv/static\", #{ kind: \"folder\" })}`);\n    log(`file: ${host.exists(\"/srv/Containerfile\", #{ kind: \"file\" })}`);\n    log(`any: ${host.exists(\"/srv/static\")}`);\n}\n";
+    let ran = run(script, "kinds", &[], &host, false);
+    assert_eq!(ran.outcome.error, None);
+    let logs = ran.events("log", "message");
+    for line in ["folder: false", "file: true", "any: true"] {
+        assert!(logs.iter().any(|l| l == line), "`{line}` not in {logs:#?}");
+    }
+    let bad = "/// Bad.\nfn bad(host) {\n    host.exists(\"/srv\", #{ kind: \"dir\" });\n}\n";
+    let host = Arc::new(FakeTransport::new());
+    run(bad, "bad", &[], &host, false).failed_with("kind");
+    assert!(host.commands().is_empty(), "{:?}", host.commands());
+}
+
 /// A host where `deploy`'s `.ssh` is as `authorized_keys` wants it, holding `keys`.
 fn keys_host(keys: &str) -> FakeTransport {
     use crate::exec::test_host::stat_answer_owned;
