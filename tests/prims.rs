@@ -318,29 +318,40 @@ fn touch_rename_and_copy_tree_never_follow_what_a_user_plants() {
     test.run(&args).status(1);
     untouched("rename through a swapped folder");
 
-    // copy_tree: the link planted in the target is replaced by the file; `.git` stays out;
-    // the second copy finds it alike; a target through the user's link is refused.
-    let src = test.path().join("src");
-    std::fs::create_dir_all(src.join(".git")).expect("src");
-    std::fs::create_dir_all(src.join("css")).expect("css");
-    std::fs::write(src.join("a.txt"), "alpha\n").expect("a");
-    std::fs::write(src.join("css/site.css"), "body {}\n").expect("css");
-    std::fs::write(src.join(".git/HEAD"), "ref\n").expect("git");
-    let s = src.display().to_string();
-    let out = format!("{w}/out");
+    // copy_tree as root from a user's tree, its folders 0777: the copy is root's and nobody
+    // else can write it; `.git` stays out; the second copy finds it alike. A target the user
+    // owns (holding a planted link) or holding a folder the user can write is refused.
+    user.sh(&format!(
+        "umask 000 && mkdir -p {home}/src/.git {home}/src/css && echo alpha > {home}/src/a.txt && \
+         echo 'body {{}}' > {home}/src/css/site.css && echo ref > {home}/src/.git/HEAD"
+    ));
+    let s = format!("{home}/src");
     let mut args = argv("t_copy", &s, &conn);
-    args.insert(3, out.as_str());
+    let user_out = format!("{w}/out");
+    args.insert(3, user_out.as_str());
+    test.run(&args)
+        .status(1)
+        .stdout_has("is owned or writable by a user other than root");
+    untouched("copy into a user's folder");
+    let out = test.path().join("copy").display().to_string();
+    args[3] = out.as_str();
     test.run(&args)
         .status(0)
         .stdout_has(&format!("changed: copy_tree {s} -> {out}"));
-    untouched("copy over a link");
+    for made in ["", "/css", "/a.txt", "/css/site.css"] {
+        let meta = std::fs::symlink_metadata(format!("{out}{made}")).expect("copied");
+        assert_eq!(meta.uid(), 0, "{out}{made} is not root's");
+        assert_eq!(
+            meta.mode() & 0o7022,
+            0,
+            "{out}{made}: mode {:o}",
+            meta.mode()
+        );
+    }
     assert_eq!(
         std::fs::read_to_string(format!("{out}/a.txt")).expect("a"),
         "alpha\n"
     );
-    assert!(std::fs::symlink_metadata(format!("{out}/a.txt"))
-        .expect("a")
-        .is_file());
     assert_eq!(
         std::fs::read_to_string(format!("{out}/css/site.css")).expect("css"),
         "body {}\n"
@@ -349,6 +360,19 @@ fn touch_rename_and_copy_tree_never_follow_what_a_user_plants() {
     test.run(&args)
         .status(0)
         .stdout_has("0 changed, 1 unchanged");
+    let shared = test.path().join("shared");
+    std::fs::create_dir_all(shared.join("css")).expect("shared");
+    std::fs::set_permissions(
+        shared.join("css"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .expect("chmod");
+    let shared = shared.display().to_string();
+    args[3] = shared.as_str();
+    test.run(&args)
+        .status(1)
+        .stdout_has(&format!("{shared}/css is owned or writable"));
+    assert!(!std::path::Path::new(&format!("{shared}/a.txt")).exists());
     let into = format!("{w}/swapped/copy");
     args[3] = into.as_str();
     test.run(&args).status(1);

@@ -429,6 +429,22 @@ impl HostSession {
         self.file_probe(command)
     }
 
+    /// `probe` with `input` on the command's standard input: for what must stay out of the
+    /// host's process list, such as a request's headers.
+    pub fn probe_with_input(&self, command: &str, input: &str) -> Result<ExecOutput, HostError> {
+        self.stat_lines.drop_all();
+        self.not_interrupted_before(|| "checking the host".into())?;
+        let options = RunOptions {
+            check_safe: true,
+            quiet: true,
+            fail_on_error: false,
+            always: true,
+            stdin: Some(input.to_string()),
+            ..RunOptions::default()
+        };
+        Ok(self.execute(command, &options)?.unwrap_or_default())
+    }
+
     /// `probe` for the checks of files, which keeps the stat lines read ahead
     /// (`exec::stat_lines`): it changes nothing they describe.
     pub(crate) fn file_probe(&self, command: &str) -> Result<ExecOutput, HostError> {

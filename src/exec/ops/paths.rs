@@ -13,6 +13,13 @@ pub fn exists(session: &HostSession, path: &str) -> Result<bool, HostError> {
     Ok(session.probe(&format!("[ -e {q} ] || [ -L {q} ]"))?.code == 0)
 }
 
+/// Whether a folder (`folder`) or a regular file (not) is at `path`, links followed, as
+/// `test -d` / `test -f`.
+pub fn is_kind(session: &HostSession, path: &str, folder: bool) -> Result<bool, HostError> {
+    let test = if folder { "-d" } else { "-f" };
+    Ok(session.probe(&format!("[ {test} {} ]", quote(path)))?.code == 0)
+}
+
 /// Where the link at `path` points, as it was made (not resolved); `None` when `path` is not a
 /// link or is missing.
 pub fn readlink(session: &HostSession, path: &str) -> Result<Option<String>, HostError> {

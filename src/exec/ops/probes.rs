@@ -31,23 +31,27 @@ impl Default for HttpSpec {
     }
 }
 
-/// Checks `method` as an HTTP method: capital letters only.
+/// Checks `method` as the method of a probe: `GET` or `HEAD`, which ask and change nothing,
+/// so that `http` may run under `--check` too.
 pub fn check_method(method: &str) -> Result<(), String> {
-    if !method.is_empty() && method.bytes().all(|b| b.is_ascii_uppercase()) {
-        Ok(())
-    } else {
-        Err(format!(
-            "method `{method}` is not an HTTP method such as GET or HEAD"
-        ))
+    match method {
+        "GET" | "HEAD" => Ok(()),
+        _ => Err(format!(
+            "method `{method}`: http is a probe that runs under --check too, so it asks with GET or HEAD only"
+        )),
     }
 }
 
 /// The `curl` command of `http`: the status alone on stdout, the body thrown away, redirects
-/// not followed, HTTP and HTTPS only.
+/// not followed, HTTP and HTTPS only, no `~/.curlrc` (`-q`) and no globbing of the URL (`-g`).
+/// The headers are read from stdin (`-H @-`, the lines of `http_headers`), out of the host's
+/// process list.
 pub fn http_command(url: &str, spec: &HttpSpec) -> String {
     let secs = spec.timeout.as_secs_f64().max(0.1);
     let mut words = vec![
         "curl".to_string(),
+        "-q".into(),
+        "-g".into(),
         "-sS".into(),
         "-o".into(),
         "/dev/null".into(),
@@ -58,27 +62,30 @@ pub fn http_command(url: &str, spec: &HttpSpec) -> String {
         "--max-time".into(),
         format!("{secs:.1}"),
     ];
-    match spec.method.as_str() {
-        "GET" => {}
-        "HEAD" => words.push("-I".into()),
-        other => {
-            words.push("-X".into());
-            words.push(other.into());
-        }
+    if spec.method == "HEAD" {
+        words.push("-I".into());
     }
-    for (name, value) in &spec.headers {
+    if !spec.headers.is_empty() {
         words.push("-H".into());
-        words.push(format!("{name}: {value}"));
+        words.push("@-".into());
     }
     words.push("--url".into());
     words.push(url.into());
     words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ")
 }
 
+/// The header lines `http_command` reads from stdin.
+pub fn http_headers(spec: &HttpSpec) -> String {
+    spec.headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\n"))
+        .collect()
+}
+
 /// The HTTP status `url` answers with, asked from the host (its `curl`, within
 /// `spec.timeout`); 0 when nothing answered in time. A host without `curl` is an error.
 pub fn http(session: &HostSession, url: &str, spec: &HttpSpec) -> Result<i64, HostError> {
-    let out = session.probe(&http_command(url, spec))?;
+    let out = session.probe_with_input(&http_command(url, spec), &http_headers(spec))?;
     let op = || format!("http {url}");
     if out.code == 127 {
         return Err(fail(&op(), "curl is not installed on the host"));
@@ -98,6 +105,8 @@ pub fn http(session: &HostSession, url: &str, spec: &HttpSpec) -> Result<i64, Ho
 pub struct Revision {
     /// The full commit id of `HEAD`.
     pub commit: String,
+    /// Its abbreviation, `git rev-parse --short=8` (longer when 8 digits are ambiguous).
+    pub short: String,
     /// Changes to tracked files, or untracked ones, under the folder asked about.
     pub dirty: bool,
 }
@@ -108,7 +117,8 @@ pub struct Revision {
 pub fn git_revision(session: &HostSession, dir: &str) -> Result<Option<Revision>, HostError> {
     let out = session.probe(&format!(
         "cd -- {} 2>/dev/null && c=$(git rev-parse --verify -q HEAD 2>/dev/null) || exit 3; \
-         s=$(git status --porcelain -- .) || exit 4; printf '%s\\n' \"$c\"; [ -z \"$s\" ] || echo dirty",
+         h=$(git rev-parse --short=8 HEAD) && s=$(git status --porcelain -- .) || exit 4; \
+         printf '%s\\n%s\\n' \"$c\" \"$h\"; [ -z \"$s\" ] || echo dirty",
         quote(dir)
     ))?;
     match out.code {
@@ -126,8 +136,14 @@ pub fn git_revision(session: &HostSession, dir: &str) -> Result<Option<Revision>
     if commit.is_empty() {
         return Ok(None);
     }
+    let rest: Vec<&str> = lines.map(str::trim).collect();
+    let short = match rest.first() {
+        Some(short) if !short.is_empty() && commit.starts_with(short) => short.to_string(),
+        _ => commit.chars().take(8).collect(),
+    };
     Ok(Some(Revision {
         commit,
-        dirty: lines.any(|l| l == "dirty"),
+        short,
+        dirty: rest.contains(&"dirty"),
     }))
 }

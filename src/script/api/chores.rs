@@ -66,7 +66,8 @@ pub mod chores_api {
     /// Renames `from` to `to` in the same folder, atomically: whatever was at `to` is
     /// replaced in one step (a folder that holds anything is not), and a link at either name
     /// is renamed or replaced itself, never followed. Unchanged when `from` is gone and `to`
-    /// is there (done by an earlier run); nothing at either is an error.
+    /// is there (done by an earlier run); nothing at either is an error (under `--check`, a
+    /// rename that would run: the step that makes `from` did not).
     ///
     /// ```rhai
     /// host.rename("/srv/app/builds/.v2.part", "/srv/app/builds/v2");
@@ -88,11 +89,13 @@ pub mod chores_api {
             .map_err(|e| host_error_at(&ctx, h, e))
     }
 
-    /// Copies what folder `from` holds into folder `to` (made when missing), as `cp -a
-    /// from/. to/`: files, folders and links with their modes, owners and times; what else
-    /// `to` holds stays. Unchanged when every file is in `to` alike already (`tar
-    /// --compare`). Both folders are entered name by name, never through a link another
-    /// user owns.
+    /// Copies what folder `from` holds into folder `to` (made when missing): files, folders
+    /// and links with their times and modes, less group and world write and set-id bits, all
+    /// owned by the session's user (as root, a user's tree becomes root's); `to` keeps its
+    /// own owner and mode, and what else it holds stays. A `to` holding a folder (itself
+    /// included) another user owns or can write is refused. Unchanged when every file is in
+    /// `to` alike already (`tar --compare`). Both folders are entered name by name, never
+    /// through a link another user owns.
     ///
     /// ```rhai
     /// host.copy_tree("/srv/app/current/static", "/srv/app/shared/static");
@@ -117,12 +120,15 @@ pub mod chores_api {
     }
 
     /// A SHA-256 over the names and contents of the files under folder `dir` (the
-    /// `sha256sum` of their `sha256sum` lines, by name): equal sums, equal files, on any
-    /// machine. `()` when `dir` is not a folder. Reads only.
+    /// `sha256sum` of `header` then their `sha256sum` lines, by name): equal sums, equal
+    /// files, on any machine. `exclude` names are left out at any depth, `exclude_top` ones
+    /// only directly in `dir`. `()` when `dir` is not a folder; an error when a file cannot
+    /// be read or the walk takes over 10 minutes (never a partial sum). Reads only.
     ///
     /// ```rhai
     /// let sum = host.tree_sum("/srv/app/src");
     /// let sum = host.tree_sum("/srv/app/src", #{ exclude: [".git"] });
+    /// let sum = host.tree_sum("/srv/app/src", #{ exclude_top: [".git"], header: "v1\n" });
     /// ```
     #[rhai_fn(name = "tree_sum", return_raw)]
     pub fn tree_sum(
@@ -131,10 +137,15 @@ pub mod chores_api {
         dir: &str,
         options: Map,
     ) -> Result<Dynamic, Box<EvalAltResult>> {
-        let exclude = options::read::<options::TreeSumOptions>(options)?.exclude;
+        let o = options::read::<options::TreeSumOptions>(options)?;
+        let spec = trees::SumSpec {
+            exclude: o.exclude,
+            exclude_top: o.exclude_top,
+            header: o.header,
+        };
         let dir = reveal::text(&ctx, &host.0, dir)?;
-        let sum = trees::tree_sum(&host.0, &dir, &exclude)
-            .map_err(|e| host_error_at(&ctx, &host.0, e))?;
+        let sum =
+            trees::tree_sum(&host.0, &dir, &spec).map_err(|e| host_error_at(&ctx, &host.0, e))?;
         Ok(sum.map_or(Dynamic::UNIT, Dynamic::from))
     }
 
@@ -178,8 +189,10 @@ pub mod chores_api {
     }
 
     /// The HTTP status `url` answers with, asked from the host with its `curl` (redirects
-    /// not followed); `0` when nothing answered within `timeout` (10 seconds by default). Reads only: it runs under
-    /// `--check` too.
+    /// not followed, no `~/.curlrc`, the URL taken as it is); `0` when nothing answered
+    /// within `timeout` (10 seconds by default). `method` is `GET` or `HEAD` only: a probe
+    /// runs under `--check` too. `headers` go to curl on its input, never on its command
+    /// line, secrets in them revealed there.
     ///
     /// ```rhai
     /// if host.http("http://127.0.0.1/health") != 200 { throw "the site is down"; }
@@ -192,13 +205,13 @@ pub mod chores_api {
         url: &str,
         options: Map,
     ) -> Result<i64, Box<EvalAltResult>> {
-        let spec = http_spec(options)?;
+        let spec = http_spec(reveal::map(&ctx, &host.0, options)?)?;
         let url = reveal::text(&ctx, &host.0, url)?;
         probes::http(&host.0, &url, &spec).map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
     /// The git commit the checkout `dir` is in stands at: `#{ commit, short, dirty }`
-    /// (`commit`: the full id of `HEAD`; `short`: its first 8 digits; `dirty`: files under
+    /// (`commit`: the full id of `HEAD`; `short`: `git rev-parse --short=8`, longer when 8 digits are ambiguous; `dirty`: files under
     /// `dir` differ from it, or are untracked); `()` when `dir` is in no git checkout with a
     /// commit, or the host has no git. Reads only.
     ///
@@ -217,10 +230,7 @@ pub mod chores_api {
             probes::git_revision(&host.0, &dir).map_err(|e| host_error_at(&ctx, &host.0, e))?;
         Ok(revision.map_or(Dynamic::UNIT, |r| {
             let mut map = Map::new();
-            map.insert(
-                "short".into(),
-                r.commit.chars().take(8).collect::<String>().into(),
-            );
+            map.insert("short".into(), r.short.into());
             map.insert("commit".into(), r.commit.into());
             map.insert("dirty".into(), r.dirty.into());
             map.into()

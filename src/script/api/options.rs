@@ -294,6 +294,7 @@ macro_rules! option_sets {
 
 option_sets![
     AbsentOptions,
+    ExistsOptions,
     AcmeOrderOptions,
     ArchiveOptions,
     AuthorizedKeysOptions,
@@ -533,6 +534,25 @@ pub enum ServiceState {
     Reloaded,
 }
 
+/// What `exists` asks to be at a path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PathKind {
+    /// A regular file, or a link to one (`test -f`).
+    File,
+    /// A folder, or a link to one (`test -d`).
+    Folder,
+}
+
+/// The options of `exists`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExistsOptions {
+    /// `file` or `folder`: true only when that is there (links followed); anything by default.
+    #[serde(default)]
+    pub kind: Option<PathKind>,
+}
+
 /// The order `list` returns names in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -606,6 +626,7 @@ functions![
     GroupOptions => "group",
     LineOptions => "line",
     ListOptions => "list",
+    ExistsOptions => "exists",
     LockOptions => "lock",
     LoadOptions => "load",
     NotifyOptions => "notify",
@@ -1109,13 +1130,25 @@ pub struct TreeSumOptions {
     /// Names of files or folders left out of the sum at any depth, such as `[".git"]`.
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Names of files or folders left out only directly in the folder, such as `[".git"]`
+    /// (a `.git` deeper down is summed).
+    #[serde(default)]
+    pub exclude_top: Vec<String>,
+    /// Text hashed before the files' lines, so that one sum covers it and the files.
+    #[serde(default)]
+    pub header: String,
 }
 
 impl OptionSet for TreeSumOptions {
     const FUNCTION: &'static str = "tree_sum";
 
     fn check(&self) -> Result<(), String> {
-        check_exclude(&self.exclude)
+        check_exclude(&self.exclude)?;
+        check_exclude(&self.exclude_top).map_err(|e| e.replacen("exclude:", "exclude_top:", 1))?;
+        if self.header.contains('\0') {
+            return Err("header: a NUL cannot be hashed on the host".into());
+        }
+        Ok(())
     }
 }
 
@@ -1154,7 +1187,8 @@ fn check_exclude(names: &[String]) -> Result<(), String> {
 pub struct HttpOptions {
     /// Seconds the whole request may take, connecting included (default 10).
     pub timeout: Option<Seconds>,
-    /// The HTTP method (default `"GET"`; `"HEAD"` asks for the headers only).
+    /// The HTTP method, `"GET"` (the default) or `"HEAD"` (the headers only): a probe asks,
+    /// it changes nothing.
     pub method: Option<String>,
     /// Request headers, a map of names to one-line values.
     #[serde(default)]

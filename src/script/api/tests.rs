@@ -548,6 +548,52 @@ fn a_lazy_secret_quoted_or_in_an_argv_reaches_the_host_as_one_intact_argument() 
     assert_eq!(quoted, r#"'it'\''s a b;id $HOME'"#);
 }
 
+/// A lazy secret in an `http` header is read and sent, on curl's stdin: not the stand-in, and
+/// not on the command line (the host's process list).
+#[test]
+fn a_lazy_secret_in_an_http_header_is_revealed_on_stdin() {
+    let value = "Bearer t0ken";
+    let stand_in = lazy_secret(value);
+    let host = Arc::new(FakeTransport::new().on("curl", 0, "200"));
+    let script = "/// Probes with a token.\nfn probe(host, token) {\n    log(`status: ${host.http(\"http://127.0.0.1/\", #{ headers: #{ Authorization: token } })}`);\n}\n";
+    let ran = run(script, "probe", &[&stand_in], &host, false);
+    assert_eq!(ran.outcome.error, None);
+    let curl = host.ran().into_iter().find(|r| {
+        r.command.contains("curl") || {
+            let input = String::from_utf8_lossy(r.stdin.as_deref().unwrap_or_default());
+            input.contains("curl")
+        }
+    });
+    let curl = curl.expect("curl ran");
+    let input = String::from_utf8_lossy(curl.stdin.as_deref().unwrap_or_default()).to_string();
+    assert!(input.contains("Authorization: Bearer t0ken\n"), "{input:?}");
+    assert!(!curl.command.contains("t0ken"), "{}", curl.command);
+    assert!(!input.contains(&stand_in), "{input:?}");
+}
+
+/// `exists` with a kind asks `test -d` / `test -f` (a file where a folder is wanted is not
+/// there), without one anything at the path counts.
+#[test]
+fn exists_of_a_kind_tests_what_is_there() {
+    let host = Arc::new(
+        FakeTransport::new()
+            .on("[ -d /srv/static ]", 1, "")
+            .on("[ -f /srv/Containerfile ]", 0, "")
+            .on("[ -e /srv/static ]", 0, ""),
+    );
+    let script = "/// Kinds.\nfn kinds(host) {\n    log(`folder: ${host.exists(\"/srv/static\", #{ kind: \"folder\" })}`);\n    log(`file: ${host.exists(\"/srv/Containerfile\", #{ kind: \"file\" })}`);\n    log(`any: ${host.exists(\"/srv/static\")}`);\n}\n";
+    let ran = run(script, "kinds", &[], &host, false);
+    assert_eq!(ran.outcome.error, None);
+    let logs = ran.events("log", "message");
+    for line in ["folder: false", "file: true", "any: true"] {
+        assert!(logs.iter().any(|l| l == line), "`{line}` not in {logs:#?}");
+    }
+    let bad = "/// Bad.\nfn bad(host) {\n    host.exists(\"/srv\", #{ kind: \"dir\" });\n}\n";
+    let host = Arc::new(FakeTransport::new());
+    run(bad, "bad", &[], &host, false).failed_with("kind");
+    assert!(host.commands().is_empty(), "{:?}", host.commands());
+}
+
 /// A host where `deploy`'s `.ssh` is as `authorized_keys` wants it, holding `keys`.
 fn keys_host(keys: &str) -> FakeTransport {
     use crate::exec::test_host::stat_answer_owned;
@@ -626,12 +672,12 @@ fn web_oops(host, which) {
 fn chores_host() -> FakeTransport {
     FakeTransport::new()
         .on("then echo from; fi", 0, "from\n")
-        .on("exec tar -df -", 1, "")
+        .on("tar -df -", 1, "")
         .on("curl", 0, "204")
         .on(
             "git rev-parse",
             0,
-            "4f2a9c1d0e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49\ndirty\n",
+            "4f2a9c1d0e8b7a6f5e4d3c2b1a0f9e8d7c6b5a49\n4f2a9c1d\ndirty\n",
         )
         .on("find . -type f -print0", 0, "./a\0./b/c\0")
 }
@@ -685,7 +731,7 @@ fn chore_options_are_read_strictly_before_anything_reaches_the_host() {
             "http",
             "unknown option `timout`; options are `timeout`, `method`, `headers`",
         ),
-        ("method", "is not an HTTP method"),
+        ("method", "GET or HEAD only"),
         ("header", "is not a header name with a one-line value"),
         ("exclude", "exclude: `x/.git` is not a file name"),
         ("tree", "option `exclude` must be an array"),

@@ -260,19 +260,27 @@ pub mod waits_api {
     }
 
     /// Whether anything is at `path` on the host: a file, a folder, or a link (even one whose
-    /// target is gone). Reads only.
+    /// target is gone); with `kind` `"file"` or `"folder"`, whether a regular file or a folder
+    /// is (links followed, as `test -f` / `test -d`). Reads only.
     ///
     /// ```rhai
     /// if !host.exists("/etc/app.env") { log("no environment yet"); }
+    /// if host.exists("/srv/app/static", #{ kind: "folder" }) { log("static files"); }
     /// ```
     #[rhai_fn(name = "exists", return_raw)]
     pub fn exists(
         ctx: NativeCallContext,
         host: &mut Host,
         path: &str,
+        options: Map,
     ) -> Result<bool, Box<EvalAltResult>> {
-        paths::exists(&host.0, &reveal::text(&ctx, &host.0, path)?)
-            .map_err(|e| host_error_at(&ctx, &host.0, e))
+        let o: options::ExistsOptions = options::read(options)?;
+        let path = reveal::text(&ctx, &host.0, path)?;
+        match o.kind {
+            None => paths::exists(&host.0, &path),
+            Some(kind) => paths::is_kind(&host.0, &path, kind == options::PathKind::Folder),
+        }
+        .map_err(|e| host_error_at(&ctx, &host.0, e))
     }
 
     /// Where the link at `path` points, as it was made (not resolved); `()` when `path` is
@@ -361,5 +369,6 @@ pub fn register_short_forms(module: &mut rhai::Module) {
     short_form!(module, "lock", waits_api::lock(name: &str));
     short_form!(module, "unlock", waits_api::unlock(name: &str));
     short_form!(module, "list", waits_api::list(dir: &str) -> Array);
+    short_form!(module, "exists", waits_api::exists(path: &str));
     short_form!(module, "wait_until", waits_api::wait_until(check: Dynamic));
 }

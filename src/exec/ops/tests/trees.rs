@@ -90,11 +90,11 @@ fn rename_table() {
         ),
         ("neither there", "", false, &[RENAME_PROBE], None),
         (
-            "neither there, under --check",
+            "neither there, under --check: what makes from did not run",
             "",
             true,
             &[RENAME_PROBE],
-            None,
+            Some(true),
         ),
     ];
     for (name, seen, check, expected, change) in cases {
@@ -119,7 +119,7 @@ fn rename_stays_in_one_folder() {
 }
 
 /// The compare probe of `copy_tree`: `tar --compare` in the target.
-const COMPARE: &str = "exec tar -df -";
+const COMPARE: &str = "tar -df -";
 
 #[test]
 fn copy_tree_table() {
@@ -130,7 +130,7 @@ fn copy_tree_table() {
             "differs: copied from inside one folder into the other",
             1,
             false,
-            &[COMPARE, "exec tar --exclude=.git -cf - ."],
+            &[COMPARE, "exec tar --null --exclude=.git"],
             Some(true),
         ),
         ("differs, under --check", 1, true, &[COMPARE], Some(true)),
@@ -159,18 +159,48 @@ fn copy_tree_table() {
             // Read from `from` entered name by name; written into `to`, made when missing.
             assert!(copy.contains("weft_enter /srv/repo &&"), "{copy}");
             assert!(
-                copy.contains("weft_enter /srv/stage/src make && exec tar -xpf -"),
+                copy.contains(
+                    "exec tar --no-same-owner --no-same-permissions --no-overwrite-dir -xf -"
+                ),
                 "{copy}"
             );
         }
     }
 }
 
+/// A target holding a folder another user owns or can write is refused before anything is
+/// copied, with the folder named; the copy itself checks again.
+#[test]
+fn copy_tree_refuses_a_target_another_user_can_change() {
+    for (seen, named) in [
+        ("./css\n", "/srv/stage/src/css is owned or writable"),
+        (".\n", "/srv/stage/src is owned or writable"),
+    ] {
+        let h = host(FakeTransport::new().on(COMPARE, 4, seen), false);
+        let result = trees::copy_tree(&h.session, "/srv/repo", "/srv/stage/src", &[]);
+        refused(&h, result, named);
+        assert_eq!(h.commands().len(), 1, "{:?}", h.commands());
+        assert!(
+            h.commands()[0].contains("-perm -0002"),
+            "{:?}",
+            h.commands()
+        );
+    }
+    let fake = FakeTransport::new().on(COMPARE, 1, "");
+    let h = host(fake, false);
+    trees::copy_tree(&h.session, "/srv/repo", "/srv/copy", &[]).expect("copied");
+    let copy = &h.commands()[1];
+    assert!(
+        copy.contains("-perm -0002") && copy.contains("--owner=\"$(id -un):$(id -u)\""),
+        "{copy}"
+    );
+}
+
 #[test]
 fn copy_tree_fails_when_the_copy_fails() {
     let fake = FakeTransport::new()
         .on(COMPARE, 1, "")
-        .on("tar -xpf", 1, "");
+        .on("--no-overwrite-dir -xf", 1, "");
     let h = host(fake, false);
     let result = trees::copy_tree(&h.session, "/srv/repo", "/srv/copy", &[]);
     assert!(
@@ -185,9 +215,14 @@ const SUM: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abc
 #[test]
 fn tree_sum_table() {
     // (name, exit code, printed, expected)
-    let printed = format!("{SUM}  -\n");
-    let cases: [(&str, i32, &str, Expected<Option<&str>>); 4] = [
+    let printed = format!("find 0\nxargs 0\n{SUM}  -\n");
+    let find_failed = format!("find 1\nxargs 0\n{SUM}  -\n");
+    let xargs_failed = format!("{SUM}  -\nfind 0\nxargs 124\n");
+    let cases: [(&str, i32, &str, Expected<Option<&str>>); 6] = [
         ("a folder", 0, &printed, Ok(Some(SUM))),
+        // A partial sum is no sum.
+        ("find failed", 0, &find_failed, Err("find exited 1")),
+        ("xargs timed out", 0, &xargs_failed, Err("xargs exited 124")),
         ("no folder", 3, "", Ok(None)),
         ("unreadable", 1, "", Err("cannot read /srv/src")),
         (
@@ -200,7 +235,11 @@ fn tree_sum_table() {
     for (name, code, out, expected) in cases {
         // Read under --check too.
         let h = host(FakeTransport::new().on("sha256sum", code, out), true);
-        let result = trees::tree_sum(&h.session, "/srv/src", &[".git".into(), ".weft".into()]);
+        let spec = trees::SumSpec {
+            exclude: vec![".git".into(), ".weft".into()],
+            ..Default::default()
+        };
+        let result = trees::tree_sum(&h.session, "/srv/src", &spec);
         match (result, expected) {
             (Ok(got), Ok(want)) => assert_eq!(got.as_deref(), want, "{name}"),
             (Err(e), Err(want)) => assert!(e.to_string().contains(want), "{name}: {e}"),
@@ -208,10 +247,74 @@ fn tree_sum_table() {
         }
         let command = &h.commands()[0];
         assert!(
-            command.contains("find . \\( -name .git -o -name .weft \\) -prune -o -type f -print0 | LC_ALL=C sort -z"),
+            command.contains(
+                "timeout 600 find . \\( -name .git -o -name .weft \\) -prune -o -type f -print0;"
+            ),
             "{name}: {command}"
         );
     }
+}
+
+/// The sums run by a real shell on a real tree equal what the stdlib's pipelines gave before
+/// tree_sum (so build and image ids stay): a build's files with only the top `.git` left out,
+/// an image's with the header and `.git`/`.weft` left out at any depth.
+#[test]
+fn tree_sum_equals_the_old_pipelines() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("src");
+    for (file, text) in [
+        ("a.txt", "alpha\n"),
+        (".git/HEAD", "ref\n"),
+        ("vendor/lib/.git/HEAD", "nested\n"),
+        ("vendor/lib/x.py", "x = 1\n"),
+        (".weft/state", "s\n"),
+    ] {
+        let path = root.join(file);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+    let sh = |script: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("sh");
+        assert!(out.status.success(), "{script}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let sum_of = |spec: &trees::SumSpec| {
+        let h = host(FakeTransport::new().on("sha256sum", 3, ""), false);
+        let _ = trees::tree_sum(&h.session, &root.display().to_string(), spec);
+        let mut printed = sh(&h.commands()[0]);
+        printed.retain(|c| c != '\n');
+        printed.replace("find 0", "").replace("xargs 0", "")
+    };
+    let r = crate::shell::quote(&root.display().to_string());
+    let build = trees::SumSpec {
+        exclude_top: vec![".git".into()],
+        ..Default::default()
+    };
+    let old_build = sh(&format!(
+        "cd {r} && find . -path ./.git -prune -o -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum | sha256sum"
+    ));
+    assert_eq!(sum_of(&build), old_build.trim_end());
+    let image = trees::SumSpec {
+        exclude: vec![".git".into(), ".weft".into()],
+        header: "weft image 1\nfile Containerfile\n".into(),
+        ..Default::default()
+    };
+    let old_image = sh(&format!(
+        "cd {r} && {{ printf 'weft image 1\\nfile %s\\n' Containerfile; find . \\( -name .git -o -name .weft \\) -prune -o -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum; }} | sha256sum"
+    ));
+    assert_eq!(sum_of(&image), old_image.trim_end());
+    assert_ne!(
+        sum_of(&build),
+        sum_of(&trees::SumSpec {
+            exclude: vec![".git".into()],
+            ..Default::default()
+        }),
+        "the nested .git is summed only with exclude_top"
+    );
 }
 
 #[test]
