@@ -679,36 +679,19 @@ impl OpenstackProvider {
             .iter()
             .filter_map(|f| f["floating_ip_address"].as_str().map(|a| format!("{a}/32")))
             .collect();
-        let groups = self.security_groups(scope).await?;
+        let (groups, rules) = self.group_rules(scope).await?;
         let mut held = std::collections::BTreeSet::new();
-        for group in &groups {
-            let Some(id) = group["id"].as_str() else {
+        for rule in rules {
+            let Some(prefix) = rule["remote_ip_prefix"].as_str() else {
                 continue;
             };
-            let rules = client
-                .get_all(
-                    Service::Network,
-                    &format!("/security-group-rules?security_group_id={}", query(id)),
-                    "security_group_rules",
-                )
-                .await?;
-            for rule in rules {
-                let Some(prefix) = rule["remote_ip_prefix"].as_str() else {
-                    continue;
-                };
-                if rule["description"] != description.as_str() || !prefix.ends_with("/32") {
-                    continue;
-                }
-                if wanted.contains(prefix) {
-                    held.insert(prefix.to_string());
-                } else if let Some(rule_id) = rule["id"].as_str() {
-                    client
-                        .delete(
-                            Service::Network,
-                            &format!("/security-group-rules/{rule_id}"),
-                        )
-                        .await?;
-                }
+            if rule["description"] != description.as_str() || !prefix.ends_with("/32") {
+                continue;
+            }
+            if wanted.contains(prefix) {
+                held.insert(prefix.to_string());
+            } else {
+                self.delete_rule(&rule).await?;
             }
         }
         let Some(group) = groups.first() else {
@@ -732,32 +715,45 @@ impl OpenstackProvider {
         Ok(())
     }
 
-    /// Deletes the env's security group rules that let floating IP `address` in.
-    async fn forget_floating_ip(&self, scope: &Scope, address: &str) -> Result<(), CloudError> {
+    /// The env's security groups and every rule of them.
+    async fn group_rules(&self, scope: &Scope) -> Result<(Vec<Value>, Vec<Value>), CloudError> {
         let client = self.client().await?;
-        let prefix = format!("{address}/32");
-        for group in self.security_groups(scope).await? {
+        let groups = self.security_groups(scope).await?;
+        let mut rules = Vec::new();
+        for group in &groups {
             let Some(id) = group["id"].as_str() else {
                 continue;
             };
-            let rules = client
-                .get_all(
-                    Service::Network,
-                    &format!("/security-group-rules?security_group_id={}", query(id)),
-                    "security_group_rules",
-                )
+            rules.extend(
+                client
+                    .get_all(
+                        Service::Network,
+                        &format!("/security-group-rules?security_group_id={}", query(id)),
+                        "security_group_rules",
+                    )
+                    .await?,
+            );
+        }
+        Ok((groups, rules))
+    }
+
+    /// Deletes one security group rule.
+    async fn delete_rule(&self, rule: &Value) -> Result<(), CloudError> {
+        if let Some(id) = rule["id"].as_str() {
+            self.client()
+                .await?
+                .delete(Service::Network, &format!("/security-group-rules/{id}"))
                 .await?;
-            for rule in rules {
-                if rule["remote_ip_prefix"] == prefix.as_str() {
-                    if let Some(rule_id) = rule["id"].as_str() {
-                        client
-                            .delete(
-                                Service::Network,
-                                &format!("/security-group-rules/{rule_id}"),
-                            )
-                            .await?;
-                    }
-                }
+        }
+        Ok(())
+    }
+
+    /// Deletes the env's security group rules that let floating IP `address` in.
+    async fn forget_floating_ip(&self, scope: &Scope, address: &str) -> Result<(), CloudError> {
+        let prefix = format!("{address}/32");
+        for rule in self.group_rules(scope).await?.1 {
+            if rule["remote_ip_prefix"] == prefix.as_str() {
+                self.delete_rule(&rule).await?;
             }
         }
         Ok(())
