@@ -155,7 +155,8 @@ impl SshTransport {
     fn term_bound(cut: Cut) -> std::time::Duration {
         match cut {
             Cut::Deadline => std::time::Duration::from_secs(5),
-            Cut::Cancelled => std::time::Duration::from_secs(3),
+            // Inside the 2 s a Ctrl-C may take to end the run.
+            Cut::Cancelled => std::time::Duration::from_millis(1500),
         }
     }
 
@@ -227,13 +228,13 @@ impl SshTransport {
             }) => {
                 // Not every sshd passes a signal on, so the TERM goes by a command of its own
                 // (to the shell, whose trap ends the command's tree), which then waits up to
-                // 2 s for that shell to be gone: a step that runs after Ctrl-C (a link switched
+                // 1 s for that shell to be gone: a step that runs after Ctrl-C (a link switched
                 // back) must not race the end of the one cut short (its `mv` landing after).
                 // A host that stopped answering gets a few seconds, not the rest of the run.
                 let kill = ExecRequest {
                     command: format!(
                         "kill -TERM {pid} 2>/dev/null; n=0; \
-                         while kill -0 {pid} 2>/dev/null && [ $n -lt 20 ]; do sleep 0.1; n=$((n+1)); done"
+                         while kill -0 {pid} 2>/dev/null && [ $n -lt 10 ]; do sleep 0.1; n=$((n+1)); done"
                     ),
                     ..ExecRequest::default()
                 };
