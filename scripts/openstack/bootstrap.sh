@@ -24,8 +24,42 @@ wait_for() {
 
 services="keystone glance-api placement-api nova-api nova-conductor nova-scheduler nova-compute neutron-api neutron-rpc-server"
 
+# The API servers' workers and the RabbitMQ heartbeats, set on every run so a machine
+# configured by an older version of this script gets them too; prints the services whose
+# files changed. Nova's and Neutron's APIs monkey-patch eventlet under uWSGI: with several
+# threads in one worker, a request waiting on RabbitMQ is woken on another thread's hub, which
+# runs only when another request comes, so a lone request hung for minutes (CI saw a server
+# DELETE take over 300 s). They get one thread in each of two workers. Their heartbeat thread
+# runs only while a request does, so RabbitMQ dropped idle connections and the next call
+# reconnected first; on this loopback-only machine heartbeats are off.
+tune() {
+    for ini in /etc/keystone/keystone-uwsgi.ini /etc/glance/glance-api-uwsgi.ini \
+        /etc/placement/placement-api-uwsgi.ini /etc/nova/nova-api-uwsgi.ini \
+        /etc/neutron/neutron-api-uwsgi.ini; do
+        case "$ini" in
+        */nova-api-uwsgi.ini | */neutron-api-uwsgi.ini) workers=2 threads=1 ;;
+        *) workers=1 threads=8 ;;
+        esac
+        before=$(cksum <"$ini")
+        sed -i -e "s/^processes = .*/processes = $workers/" -e "s/^threads = .*/threads = $threads/" "$ini"
+        [ "$(cksum <"$ini")" = "$before" ] || basename "$ini" -uwsgi.ini
+    done
+    for conf in /etc/nova/nova.conf /etc/neutron/neutron.conf; do
+        [ -f "$conf" ] || continue
+        grep -q '^heartbeat_timeout_threshold = 0' "$conf" && continue
+        printf '[oslo_messaging_rabbit]\nheartbeat_timeout_threshold = 0\n' >>"$conf"
+        case "$conf" in
+        */nova.conf) echo nova-api nova-conductor nova-scheduler nova-compute ;;
+        *) echo neutron-api neutron-rpc-server ;;
+        esac
+    done
+}
+
 if [ -f "$done_marker" ] && [ "$(cat "$done_marker")" = "$ip" ]; then
+    changed=$(tune | tr '\n' ' ')
     systemctl start mariadb rabbitmq-server $services
+    # shellcheck disable=SC2086
+    [ -z "$changed" ] || systemctl restart $changed
     for url in http://$ip:5000/v3 http://$ip:9292 http://$ip:8778 http://$ip:8774 http://$ip:9696; do
         wait_for "$url"
     done
@@ -59,13 +93,7 @@ rabbitmqctl set_permissions openstack '.*' '.*' '.*'
 
 dburl() { echo "mysql+pymysql://openstack:$db@localhost/$1"; }
 rabbit_url="rabbit://openstack:$rabbit@127.0.0.1:5672/"
-
-# One worker per service keeps the machine small.
-for ini in /etc/keystone/keystone-uwsgi.ini /etc/glance/glance-api-uwsgi.ini \
-    /etc/placement/placement-api-uwsgi.ini /etc/nova/nova-api-uwsgi.ini \
-    /etc/neutron/neutron-api-uwsgi.ini; do
-    sed -i -e 's/^processes = .*/processes = 1/' -e 's/^threads = .*/threads = 8/' "$ini"
-done
+tune >/dev/null
 
 # keystone_authtoken for the service user $1.
 authtoken() {
@@ -299,6 +327,7 @@ chown -R nova:nova /var/lib/nova /var/log/nova
 chown -R neutron:neutron /var/lib/neutron /var/log/neutron
 chown -R placement:placement /var/log/placement
 
+tune >/dev/null
 systemctl restart $services
 for url in http://$ip:9292 http://$ip:8778 http://$ip:8774 http://$ip:9696; do
     wait_for "$url"
