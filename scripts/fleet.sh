@@ -15,10 +15,10 @@
 # Behind a network: with FLEET_NET=1 the hosts run in a network namespace of their own
 # (addresses 10.248.K.3, ports from 10000), reached through a link with a round trip of RTT
 # milliseconds (± JITTER), losing LOSS percent of packets each way, carried by
-# scripts/bench/wire.py (this kernel has no netem qdisc). BASTION=1 adds a jump host at
+# scripts/bench/wire.rs (this kernel has no netem qdisc). BASTION=1 adds a jump host at
 # 10.248.K.2:2222 on the far side of the link, and DIR/ssh_config that sends every host
 # through it (`weft -F DIR/ssh_config`). `stop` removes the namespace and the link.
-# WIRE_TRACE=FILE has the link write a line per TCP packet to FILE (scripts/bench/wire.py).
+# WIRE_TRACE=FILE has the link write a line per TCP packet to FILE (scripts/bench/wire.rs).
 set -euo pipefail
 
 die() { echo "fleet: $*" >&2; exit 1; }
@@ -182,7 +182,11 @@ net_up() {
   rm -f "$dir/net/ready"
   # Without the lock's descriptor (9>&-): the wire outlives this script and would hold the
   # lock, and every later fleet behind a link would wait for it.
-  python3 "$(dirname "$0")/bench/wire.py" "$a" "$b" --delay-ms "$(awk -v r="$rtt" 'BEGIN { print r / 2 }')" \
+  # The wire is one Rust file with the standard library only: built here, in under a second.
+  command -v rustc >/dev/null || die "needs rustc to build the link (scripts/bench/wire.rs)"
+  rustc -O --edition 2021 -o "$dir/net/wire" "$(dirname "$0")/bench/wire.rs" 9>&- \
+    || die "could not build scripts/bench/wire.rs"
+  "$dir/net/wire" "$a" "$b" --delay-ms "$(awk -v r="$rtt" 'BEGIN { print r / 2 }')" \
     --jitter-ms "$jitter" --loss "$loss" --ready "$dir/net/ready" ${WIRE_TRACE:+--trace "$WIRE_TRACE"} \
     > "$dir/net/wire.log" 2>&1 9>&- &
   echo $! > "$dir/net/wire.pid"
