@@ -1,51 +1,14 @@
 //! The runner's interface to scripts (`exec::goals::GoalEngine`), implemented by the engine:
-//! goals are looked up and called here, and only here does a run's data become Rhai values.
-
-use rhai::{Array, Dynamic, Map};
+//! goals are looked up and called here.
 
 use super::api::global::ScriptContext;
 use super::api::host::Host;
 use super::engine::ScriptEngine;
-use crate::exec::goals::{EnvInfo, GoalCall, GoalEngine, GoalFailure, GoalInfo};
+use crate::exec::goals::{GoalCall, GoalEngine, GoalFailure, GoalInfo};
 use crate::template::{TemplateError, Templates};
 
 /// The helper a file of goals defines to name the roles whose machines its host goals run on.
 const RUNS_ON: &str = "runs_on";
-
-/// What `env()` returns.
-fn env_map(env: &EnvInfo) -> Map {
-    let mut map = Map::new();
-    map.insert("name".into(), env.name.clone().into());
-    map.insert(
-        "vars".into(),
-        super::api::to_dynamic(&serde_json::Value::Object(env.vars.clone())),
-    );
-    let hosts: Array = env.hosts.iter().cloned().map(Dynamic::from).collect();
-    map.insert("hosts".into(), hosts.into());
-    let roles: Map = env
-        .roles
-        .iter()
-        .map(|(role, members)| {
-            let members: Array = members.iter().cloned().map(Dynamic::from).collect();
-            (role.as_str().into(), Dynamic::from_array(members))
-        })
-        .collect();
-    map.insert("roles".into(), roles.into());
-    let addresses: Map = env
-        .addresses
-        .iter()
-        .map(|(name, bare)| (name.as_str().into(), Dynamic::from(bare.clone())))
-        .collect();
-    map.insert("addresses".into(), addresses.into());
-    map.insert("check".into(), env.check.into());
-    map.insert("break_lock".into(), env.break_lock.into());
-    map.insert("rebuild".into(), env.rebuild.into());
-    map.insert("scrub".into(), env.scrub.into());
-    map.insert("runner".into(), env.runner.clone().into());
-    map.insert("run_id".into(), env.run_id.clone().into());
-    map.insert("weft_version".into(), env!("CARGO_PKG_VERSION").into());
-    map
-}
 
 impl GoalEngine for ScriptEngine {
     fn goal(&self, name: &str) -> Result<GoalInfo, miette::Report> {
@@ -85,7 +48,7 @@ impl GoalEngine for ScriptEngine {
             root: call.env.root.clone(),
             prefix: call.prefix,
             output: call.output,
-            env: env_map(&call.env),
+            env: call.env.clone(),
             orchestrator: call.orchestrator,
             controller: call.controller.map(Host),
         };

@@ -98,11 +98,7 @@ pub mod cloud_api {
         let Some(context) = context else {
             return Err("confirm() is available to goals run by `weft run`".into());
         };
-        let check = context
-            .env
-            .get("check")
-            .is_some_and(|v| v.as_bool().unwrap_or(false));
-        if check {
+        if context.env.check {
             return Ok(());
         }
         let orchestrator = context

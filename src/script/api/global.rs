@@ -17,14 +17,50 @@ pub struct ScriptContext {
     pub prefix: String,
     /// Where `log` goes.
     pub output: Arc<Output>,
-    /// What `env()` returns.
-    pub env: Map,
+    /// The env, shared by every host of the run: `env()` makes its map when called, so a host
+    /// in flight holds no copy of the run's host list.
+    pub env: Arc<crate::exec::goals::EnvInfo>,
     /// Env-level actions for controller goals.
     pub orchestrator: Option<Arc<dyn crate::exec::orchestrator::Orchestrator>>,
     /// This machine, for controller goals: builds and other local work.
     pub controller: Option<crate::script::Host>,
     /// The project folder.
     pub root: std::path::PathBuf,
+}
+
+/// What `env()` returns.
+fn env_map(env: &crate::exec::goals::EnvInfo) -> Map {
+    let mut map = Map::new();
+    map.insert("name".into(), env.name.clone().into());
+    map.insert(
+        "vars".into(),
+        super::to_dynamic(&serde_json::Value::Object(env.vars.clone())),
+    );
+    let hosts: Array = env.hosts.iter().cloned().map(Dynamic::from).collect();
+    map.insert("hosts".into(), hosts.into());
+    let roles: Map = env
+        .roles
+        .iter()
+        .map(|(role, members)| {
+            let members: Array = members.iter().cloned().map(Dynamic::from).collect();
+            (role.as_str().into(), Dynamic::from_array(members))
+        })
+        .collect();
+    map.insert("roles".into(), roles.into());
+    let addresses: Map = env
+        .addresses
+        .iter()
+        .map(|(name, bare)| (name.as_str().into(), Dynamic::from(bare.clone())))
+        .collect();
+    map.insert("addresses".into(), addresses.into());
+    map.insert("check".into(), env.check.into());
+    map.insert("break_lock".into(), env.break_lock.into());
+    map.insert("rebuild".into(), env.rebuild.into());
+    map.insert("scrub".into(), env.scrub.into());
+    map.insert("runner".into(), env.runner.clone().into());
+    map.insert("run_id".into(), env.run_id.clone().into());
+    map.insert("weft_version".into(), env!("CARGO_PKG_VERSION").into());
+    map
 }
 
 /// The secret `reference` stands for, masked from now on in the goal's output.
@@ -37,7 +73,7 @@ fn resolve_secret(
     let root = context.as_ref().map(|c| c.root.clone()).unwrap_or_default();
     let env = context
         .as_ref()
-        .and_then(|c| c.env.get("name").map(ToString::to_string))
+        .map(|c| c.env.name.clone())
         .unwrap_or_default();
     let value = reference
         .resolve(&root, &env)
@@ -234,7 +270,7 @@ pub mod global_api {
     /// ```
     #[rhai_fn(name = "env")]
     pub fn env(ctx: NativeCallContext) -> Map {
-        context(&ctx).map(|c| c.env).unwrap_or_default()
+        context(&ctx).map(|c| env_map(&c.env)).unwrap_or_default()
     }
 
     /// This machine as a host, for controller goals: commands run in the project folder with

@@ -21,16 +21,10 @@ use crate::exec::session::HostSession;
 fn holder(ctx: &NativeCallContext, what: String) -> Holder {
     let env = ctx
         .tag()
-        .and_then(|tag| tag.read_lock::<ScriptContext>().map(|c| c.env.clone()))
-        .unwrap_or_default();
-    let field = |key: &str| {
-        env.get(key)
-            .and_then(|v| v.clone().into_string().ok())
-            .unwrap_or_default()
-    };
+        .and_then(|tag| tag.read_lock::<ScriptContext>().map(|c| c.env.clone()));
     Holder {
-        runner: field("runner"),
-        run: field("run_id"),
+        runner: env.as_ref().map(|e| e.runner.clone()).unwrap_or_default(),
+        run: env.as_ref().map(|e| e.run_id.clone()).unwrap_or_default(),
         what,
     }
 }
