@@ -305,7 +305,7 @@ pub struct FanoutArgs {
     #[arg(long)]
     pub json: bool,
     /// How many hosts run at once (1 to 100000). Default: 32, and more when hosts are far
-    /// away: 32 per 10 ms of the shortest round trip seen, up to 128.
+    /// away: 32 per 10 ms of the shortest round trip seen, up to 96.
     #[arg(short, long, value_name = "N",
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=MAX_PARALLEL))]
     pub parallel: Option<usize>,
