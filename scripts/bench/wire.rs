@@ -242,14 +242,15 @@ fn run() -> Result<(), String> {
     // would be a burst of up to 44 packets, and the trace counts packets. The wire's and the
     // kernel's work per packet then drops some fortyfold for a bulk transfer; TCP still sends
     // what its congestion window allows, so the round trips are those of 1,500-byte packets.
-    let offload = loss == 0.0 && value(&args, "--trace").is_none();
+    let trace_path = value(&args, "--trace");
+    let offload = loss == 0.0 && trace_path.is_none();
     let a = attach(host, offload).map_err(|e| format!("{host}: {e}"))?;
     let b = attach(ns, offload).map_err(|e| format!("{ns}: {e}"))?;
     if let Some(ready) = value(&args, "--ready") {
         std::fs::write(&ready, format!("{}\n", std::process::id()))
             .map_err(|e| format!("{ready}: {e}"))?;
     }
-    let mut trace = match value(&args, "--trace") {
+    let mut trace = match trace_path {
         Some(path) => Some(Trace {
             file: OpenOptions::new()
                 .create(true)

@@ -433,21 +433,18 @@ impl HostSession {
     /// host's process list, such as a request's headers.
     pub fn probe_with_input(&self, command: &str, input: &str) -> Result<ExecOutput, HostError> {
         self.stat_lines.drop_all();
-        self.not_interrupted_before(|| "checking the host".into())?;
-        let options = RunOptions {
-            check_safe: true,
-            quiet: true,
-            fail_on_error: false,
-            always: true,
-            stdin: Some(input.to_string()),
-            ..RunOptions::default()
-        };
-        Ok(self.execute(command, &options)?.unwrap_or_default())
+        self.read_only(command, Some(input.to_string()))
     }
 
     /// `probe` for the checks of files, which keeps the stat lines read ahead
     /// (`exec::stat_lines`): it changes nothing they describe.
     pub(crate) fn file_probe(&self, command: &str) -> Result<ExecOutput, HostError> {
+        self.read_only(command, None)
+    }
+
+    /// Runs `command` as a probe (also under `--check`, quietly, whatever its exit code), with
+    /// `stdin` on its standard input.
+    fn read_only(&self, command: &str, stdin: Option<String>) -> Result<ExecOutput, HostError> {
         // Named as the user knows it: the probe's text is weft's own (a `stat` of up to 32
         // files read ahead), not a step of the script.
         self.not_interrupted_before(|| "checking the host".into())?;
@@ -456,6 +453,7 @@ impl HostSession {
             quiet: true,
             fail_on_error: false,
             always: true,
+            stdin,
             ..RunOptions::default()
         };
         Ok(self.execute(command, &options)?.unwrap_or_default())

@@ -19,14 +19,12 @@ use crate::exec::session::HostSession;
 
 /// This run as a lock holder: `env().runner` and `env().run_id`, and `what` it locks for.
 fn holder(ctx: &NativeCallContext, what: String) -> Holder {
-    let env = ctx
+    let (runner, run) = ctx
         .tag()
-        .and_then(|tag| tag.read_lock::<ScriptContext>().map(|c| c.env.clone()));
-    Holder {
-        runner: env.as_ref().map(|e| e.runner.clone()).unwrap_or_default(),
-        run: env.as_ref().map(|e| e.run_id.clone()).unwrap_or_default(),
-        what,
-    }
+        .and_then(|tag| tag.read_lock::<ScriptContext>().map(|c| c.env.clone()))
+        .map(|env| (env.runner.clone(), env.run_id.clone()))
+        .unwrap_or_default();
+    Holder { runner, run, what }
 }
 
 /// What `lock_owner` returns.
