@@ -96,7 +96,10 @@ fn get(ip: &str) -> String {
     loop {
         match get_within(&addr, "/", Duration::from_secs(2), Duration::from_secs(2)) {
             Ok(body) => return body,
-            Err(e) if Instant::now() > deadline => panic!("http://{addr}/ does not answer: {e}"),
+            Err(e) if Instant::now() > deadline => panic!(
+                "http://{addr}/ does not answer: {e} (the host's entry: {})",
+                host_neighbour(ip)
+            ),
             Err(_) => std::thread::sleep(Duration::from_millis(200)),
         }
     }
@@ -139,7 +142,9 @@ fn one_envs_root_cannot_take_another_envs_addresses_reach_its_machines_or_fill_t
     );
     test.write(
         "deploy/vip.rhai",
-        "/// The env's virtual IP.\nfn show_vip() { log(`vip=${virtual_ip(\"\").address}`); }\n",
+        "/// The env's virtual IP.\nfn show_vip() { log(`vip=${virtual_ip(\"\").address}`); }\n\
+         /// Moves the env to the virtual IP `address`.\n\
+         fn take_vip(address) { log(`vip=${virtual_ip(address).address}`); }\n",
     );
     let _dev = Destroy {
         test: &test,
@@ -287,4 +292,52 @@ fn one_envs_root_cannot_take_another_envs_addresses_reach_its_machines_or_fill_t
         "the host lost {} bytes to a machine with a 512M disk",
         before.saturating_sub(after)
     );
+
+    // stage moves to another VIP and dev takes stage's old one onto dev-1. The host reached
+    // stage-0 at that address; it forgets that when the address changes envs, or it would keep
+    // sending there until its probes of stage-0 time out (CI saw a VIP unreachable for 20 s).
+    let stage0_mac = {
+        let [_, _, c, d] = stage0.parse::<std::net::Ipv4Addr>().expect("ip").octets();
+        format!("02:77:00:00:{c:02x}:{d:02x}")
+    };
+    assert!(
+        host_neighbour(&stage_vip).contains(&stage0_mac),
+        "the host never reached stage-0 at {stage_vip}: {}",
+        host_neighbour(&stage_vip)
+    );
+    test.run(&["run", "take_vip", "10.77.128.7", "-e", "stage"])
+        .status(0)
+        .stdout_has("vip=10.77.128.7");
+    test.run(&["run", "take_vip", &stage_vip, "-e", "dev"])
+        .status(0)
+        .stdout_has(&format!("vip={stage_vip}"));
+    let cached = host_neighbour(&stage_vip);
+    assert!(
+        !cached.contains(&stage0_mac),
+        "the host still sends {stage_vip} to stage-0 after dev took it: {cached}"
+    );
+    for (env, machine) in [("stage", "web-0"), ("dev", "web-0")] {
+        test.ssh(
+            env,
+            machine,
+            &[&format!("ip addr del {stage_vip}/32 dev eth0")],
+        )
+        .status(0);
+    }
+    test.ssh(
+        "dev",
+        "web-1",
+        &[&format!("ip addr add {stage_vip}/32 dev eth0")],
+    )
+    .status(0);
+    assert_eq!(get(&stage_vip), "dev-web-1");
+}
+
+/// The host's neighbour entry for `ip` on weft's bridge (empty when it has none).
+fn host_neighbour(ip: &str) -> String {
+    let out = Command::new("ip")
+        .args(["neigh", "show", ip, "dev", "weft0"])
+        .output()
+        .expect("ip neigh");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }

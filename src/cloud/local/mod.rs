@@ -242,8 +242,11 @@ impl LocalProvider {
         let owner = self.vip_owner(scope);
         // Looked up, never reserved: an env without a number has nothing to release.
         let number = isolation::held_number(&format!("env:{}", self.env_key(scope)));
-        if let (Some(vip), Some(env)) = (vip::held(&owner), number) {
-            isolation::deny_vip(env, vip).await;
+        if let Some(vip) = vip::held(&owner) {
+            if let Some(env) = number {
+                isolation::deny_vip(env, vip).await;
+            }
+            network::forget_neighbour(vip).await;
         }
         vip::release(&owner);
         isolation::release_env(&format!("env:{}", self.env_key(scope)));
@@ -710,6 +713,10 @@ impl Provider for LocalProvider {
         let env = self.env_number(scope)?;
         if let Some(old) = before.filter(|old| *old != vip.address) {
             isolation::deny_vip(env, old).await;
+            network::forget_neighbour(old).await;
+        }
+        if before != Some(vip.address) {
+            network::forget_neighbour(vip.address).await;
         }
         isolation::allow_vip(env, vip.address).await?;
         Ok(vip)

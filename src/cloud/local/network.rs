@@ -162,6 +162,14 @@ pub(super) fn release_locked(ip: Ipv4Addr, owner: &str) {
     }
 }
 
+/// Makes the host forget which MAC answers for `ip` on the bridge. A VIP moves between
+/// machines, and envs reuse each other's: without this the host keeps sending to the MAC of
+/// whoever held it last (an entry never expires while the table is small) and reaches the new
+/// holder only after its probes of the old one time out.
+pub async fn forget_neighbour(ip: Ipv4Addr) {
+    let _ = run("ip", &["neigh", "del", &ip.to_string(), "dev", BRIDGE]).await;
+}
+
 /// The MAC address of the machine at `ip`: it comes from the address (see `create_namespace`),
 /// and the isolation filter matches it with the address.
 pub fn mac_of(ip: Ipv4Addr) -> String {
