@@ -17,6 +17,7 @@ mod cmd;
 pub mod config;
 pub mod error;
 pub mod exec;
+pub mod goal_stack;
 pub mod heap;
 pub mod index;
 pub mod inventory;

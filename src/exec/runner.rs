@@ -246,17 +246,21 @@ pub fn run(plan: RunPlan) -> Result<Vec<HostOutcome>, RunError> {
                             return HostOutcome::not_run(name, Status::Skipped, Some(why));
                         }
                         let max_fail = plan.run.settings.limits.max_fail;
-                        let outcome = tokio::task::spawn_blocking(move || {
-                            run_one(&plan, &handle, env, target)
-                        })
-                        .await
-                        .unwrap_or_else(|join| {
-                            HostOutcome::not_run(
-                                "?",
-                                Status::Failed,
-                                Some(format!("internal error: {join}")),
-                            )
-                        });
+                        let name = name.to_string();
+                        let job =
+                            crate::goal_stack::spawn_on_goal_stack(handle.clone(), move || {
+                                run_one(&plan, &handle, env, target)
+                            });
+                        let outcome = match job {
+                            Ok(job) => job.await.unwrap_or_else(|_| {
+                                let why = "internal error: the host's job panicked";
+                                HostOutcome::not_run(&name, Status::Failed, Some(why.into()))
+                            }),
+                            Err(err) => {
+                                let why = format!("cannot start a thread for the host: {err}");
+                                HostOutcome::not_run(&name, Status::Failed, Some(why))
+                            }
+                        };
                         if outcome.status.is_failure() {
                             let failed = progress.failed.fetch_add(1, Ordering::Relaxed) + 1;
                             if max_fail.is_some_and(|m| failed > m.allowed(total)) {

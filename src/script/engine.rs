@@ -262,7 +262,7 @@ impl ScriptEngine {
             })
         };
         // On a stack deep enough for what Rhai does recursively with values the limits allow.
-        super::limits::on_goal_stack(call)
+        crate::goal_stack::on_goal_stack(call)
             .map_err(|err| ScriptError::Runtime {
                 message: format!("cannot start a thread for goal `{}`: {err}", goal.name),
                 span: None,

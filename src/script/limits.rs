@@ -19,13 +19,6 @@ pub const MAX_COLLECTION_ITEMS: usize = 1_000_000;
 pub const MAX_DATA_DEPTH: usize = 256;
 /// How much the values a goal holds in its variables may take, strings, arrays and maps.
 pub const MEMORY_BUDGET: usize = 512 * 1024 * 1024;
-/// The stack a goal runs on (reserved; only what is used takes memory). Values are measured
-/// every few thousand operations, and an operation nests a value one level deeper at most, so
-/// a value is never much deeper than `MAX_DATA_DEPTH + MAX_OPS_BETWEEN` when Rhai copies,
-/// measures, prints or drops it, all recursively: a goal nesting 16 levels per statement
-/// beside 200,000 other values, printing and converting the value to JSON as it went, passed
-/// on a stack of 16 MiB.
-pub const GOAL_STACK: usize = 64 * 1024 * 1024;
 
 /// The fewest and most operations between two measures; in between, as many as an eighth of
 /// the values measured last time, so that measuring stays a small part of the work.
@@ -265,20 +258,6 @@ pub(crate) fn check_result(value: &Dynamic) -> Result<(), Box<EvalAltResult>> {
         return Err(trip(memory_message("the value it returns", tally.bytes)));
     }
     Ok(())
-}
-
-/// Runs `work` on a thread with a stack of `GOAL_STACK` (reserved, used only as it is
-/// touched), and returns what it returns; a panic goes on in the caller.
-pub(crate) fn on_goal_stack<T: Send>(work: impl FnOnce() -> T + Send) -> std::io::Result<T> {
-    std::thread::scope(|scope| {
-        let handle = std::thread::Builder::new()
-            .name("goal".into())
-            .stack_size(GOAL_STACK)
-            .spawn_scoped(scope, work)?;
-        Ok(handle
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-    })
 }
 
 #[cfg(test)]
