@@ -65,10 +65,31 @@ fi
 # the image cache), its first configuration takes 2 to 4 min. Both start now, in the background,
 # to overlap the build of the tests; the test waits for them (a lock) and reports a failure.
 # Not for a run of the unit tests alone.
+# Machines that a test run killed before its clean-up (a CI timeout, a kill -9) left running,
+# with their addresses reserved: each test keeps them in a folder of its own, $TMPDIR/weft-test*,
+# which is gone after a run that ended. Destroyed once that folder is older than any run
+# (WEFT_TEST_SWEEP_MINUTES, default 180), so a run beside this one keeps its machines.
+sweep_leftovers() {
+  local weft=$1 dir ns
+  for dir in "${TMPDIR:-/tmp}"/weft-test*; do
+    [ -d "$dir/home/.local/share/weft/machines" ] || continue
+    [ -n "$(find "$dir" -maxdepth 0 -mmin "+${WEFT_TEST_SWEEP_MINUTES:-180}")" ] || continue
+    for ns in $(HOME="$dir/home" "$weft" cloud list --all --json 2>/dev/null |
+      /usr/bin/python3 -c 'import json, sys; print(*sorted({m["namespace"] for m in json.load(sys.stdin)}))'); do
+      HOME="$dir/home" "$weft" cloud destroy --namespace "$ns" --yes -q --color never ||
+        echo "test.sh: could not destroy the machines of $ns in $dir" >&2
+    done
+    if [ "$(HOME="$dir/home" "$weft" cloud list --all --json 2>/dev/null)" = "[]" ]; then
+      rm -rf "$dir"
+    fi
+  done
+}
+
 case " $* " in
 *" --lib "*) ;;
 *)
   cargo build -q
+  sweep_leftovers "${CARGO_TARGET_DIR:-target}/debug/weft"
   WEFT="${CARGO_TARGET_DIR:-target}/debug/weft" scripts/openstack.sh up \
     >"${TMPDIR:-/tmp}/weft-openstack-up.log" 2>&1 &
   ;;
