@@ -186,7 +186,8 @@ fn a_file_weft_wrote_is_not_read_again_until_something_changes_it() {
     let run = || run_goal("put_all");
     let files = [base.join("payload.bin"), base.join("app.conf")];
     // Nothing is known yet: each file gets its own check.
-    let stats = |out: &Outcome| out.stderr.matches("stat -c").count();
+    // A check is a `stat` with its quoted format (the writes run `stat -c %d:%i` of their own).
+    let stats = |out: &Outcome| out.stderr.matches("stat -c '").count();
     let first = test.run(
         &[
             &["-v", "run", "put_all", &base_text][..],
@@ -1105,4 +1106,61 @@ fn a_link_planted_on_the_way_never_leads_a_root_change_elsewhere() {
             .stdout_has("changed: absent");
         assert!(!Path::new(&secret_via).exists());
     }
+}
+
+#[test]
+fn small_text_files_need_no_sftp_server_and_an_upload_without_one_fails_naming_it() {
+    // A host whose SFTP subsystem exits at once: config files still arrive, each in one
+    // command, with their mode kept on the second write; only the upload needs SFTP.
+    let fleet = Fleet::start_with(1, &[(0, "Subsystem sftp /bin/false\n")]);
+    let test = Test::with_config(&fleet.config());
+    let base = test.path().join("remote");
+    std::fs::create_dir_all(&base).expect("base");
+    test.write("templates/site.conf.hbs", "server {{host.name}};\n");
+    test.write(
+        "deploy/configs.rhai",
+        "/// Config files.\nfn configs(host, base, port) {\n    host.file(base + \"/app.conf\", #{ content: \"port = \" + port + \"\\n\" });\n    host.template(\"site.conf.hbs\", base + \"/site.conf\");\n}\n\
+         /// An upload.\nfn big(host, base) { host.upload(\"big.bin\", base + \"/big.bin\"); }\n",
+    );
+    let (key, known) = (fleet.key(), fleet.known_hosts());
+    let base_text = base.display().to_string();
+    let run = |goal: &str, extra: &[&str]| {
+        test.run(
+            &[
+                &["run", goal, &base_text][..],
+                extra,
+                &args_of(&key, &known),
+            ]
+            .concat(),
+        )
+    };
+    run("configs", &["80"])
+        .status(0)
+        .stdout_has("changed: file");
+    let app = base.join("app.conf");
+    assert_eq!(
+        std::fs::read_to_string(&app).expect("app.conf"),
+        "port = 80\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(base.join("site.conf")).expect("site.conf"),
+        "server host-0;\n"
+    );
+    std::fs::set_permissions(&app, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("mode");
+    run("configs", &["81"])
+        .status(0)
+        .stdout_has("changed: file");
+    assert_eq!(
+        std::fs::read_to_string(&app).expect("app.conf"),
+        "port = 81\n"
+    );
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&app).expect("meta").permissions(),
+    ) & 0o7777;
+    assert_eq!(mode, 0o600, "the file replaced keeps its mode");
+
+    std::fs::write(test.path().join("big.bin"), vec![7u8; 64 * 1024]).expect("big");
+    run("big", &[]).status(1).stdout_has("file transfer");
+    assert!(!base.join("big.bin").exists());
 }

@@ -346,6 +346,11 @@ impl HostSession {
         changed
     }
 
+    /// Whether changed files show their diff (`--diff`), for which the old text is read.
+    pub fn shows_diffs(&self) -> bool {
+        self.run.settings.diff
+    }
+
     /// Shows how a file's text changes, under `--diff`; sensitive content is never shown.
     pub fn show_diff(&self, path: &str, old: Option<&str>, new: &str, sensitive: bool) {
         if !self.run.settings.diff {
@@ -782,9 +787,36 @@ impl HostSession {
         fresh: bool,
         keep_sum: bool,
     ) -> Result<(), HostError> {
-        let data = &*self.reveal_bytes(data)?;
+        let revealed = self.reveal_bytes(data)?;
+        // No secret goes into a command's text, where a host's `ps` could show it.
+        let secret_free = matches!(revealed, Cow::Borrowed(_));
+        let data = &*revealed;
         self.not_interrupted(path)?;
         let sum = keep_sum.then(|| (data.len() as u64, crate::transport::sha256_bytes(data)));
+        let by_command = keep_sum
+            && secret_free
+            && self.run.settings.privilege.become_user.is_none()
+            && self.transport.writes_small_files_by_command();
+        if let Some(text) = by_command.then(|| super::stage::small_text(data)).flatten() {
+            return self.place(
+                path,
+                mode,
+                owner,
+                fresh,
+                sum,
+                |target, mode, owner, fresh| {
+                    let stamp = crate::transport::stamp();
+                    let command =
+                        super::stage::write_command(target, text, mode, owner, fresh, stamp);
+                    let out = super::stage::run_step(self, &format!("write {path}"), &command)?;
+                    Ok(out
+                        .stdout
+                        .lines()
+                        .any(|l| l == super::stage::STAMPED)
+                        .then_some(stamp))
+                },
+            );
+        }
         self.place(
             path,
             mode,

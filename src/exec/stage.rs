@@ -194,6 +194,61 @@ impl Stage {
     }
 }
 
+/// The largest file `write_command` writes: the command carries the text, which the kept
+/// shell reads line by line.
+pub const SMALL_WRITE: usize = 16 * 1024;
+
+/// What `write_command` prints when the file got its time stamp.
+pub const STAMPED: &str = "weft-stamped";
+
+/// The text of `data` when `write_command` may carry it: at most `SMALL_WRITE` bytes of UTF-8
+/// with no NUL, which no shell word can hold.
+pub fn small_text(data: &[u8]) -> Option<&str> {
+    if data.len() > SMALL_WRITE || data.contains(&0) {
+        return None;
+    }
+    std::str::from_utf8(data).ok()
+}
+
+/// One command that replaces `path` with `text` as `put_file` does through a transport: the
+/// new file is made in a private folder beside `path`, gets `owner` (ids) then its mode, then
+/// the whole-second time `stamp` (printing `STAMPED`; a `touch` without `-d @` leaves it
+/// unstamped), and a rename puts it in place, replacing a planted link itself. The mode is
+/// `mode`, else that of the regular file replaced (a link's target is never looked at), else
+/// 0644. `printf` is a builtin: the text is in no process's arguments.
+pub fn write_command(
+    path: &str,
+    text: &str,
+    mode: Option<u32>,
+    owner: Option<(u32, u32)>,
+    fresh: bool,
+    stamp: u64,
+) -> String {
+    let t = target_word(path);
+    let mut steps = vec![format!("printf %s {} > new", quote(text))];
+    let owner = owner.map(|(uid, gid)| format!("{uid}:{gid}"));
+    match mode {
+        Some(_) => steps.extend(attribute_steps("new", false, owner.as_deref(), mode)),
+        None => {
+            steps.extend(attribute_steps("new", false, owner.as_deref(), None));
+            steps.push(if fresh {
+                "chmod 644 new".to_string()
+            } else {
+                format!(
+                    "{{ weft_m=644; weft_x=$(stat -c %F:%a -- {t} 2>/dev/null); case $weft_x in \
+                     'regular file:'*|'regular empty file:'*) weft_m=${{weft_x##*:}};; esac; \
+                     chmod \"$weft_m\" new; }}"
+                )
+            });
+        }
+    }
+    steps.push(format!(
+        "{{ touch -d @{stamp} new 2>/dev/null && echo {STAMPED} || :; }}"
+    ));
+    steps.push(format!("mv -f -T -- new {t}"));
+    in_one_command(folder_of(path), &steps.join(" && "))
+}
+
 /// `user:group` as `chown` takes it, either part missing; `None` when both are.
 pub fn chown_spec(owner: Option<&str>, group: Option<&str>) -> Option<String> {
     match (owner, group) {
@@ -274,6 +329,99 @@ mod tests {
         );
         assert!(sh(&script, from.path()).status.success());
         assert!(from.path().join("rel").exists());
+    }
+
+    #[test]
+    fn a_written_file_gets_its_text_mode_and_stamp_and_replaces_a_planted_link_itself() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().expect("tmp");
+        let at = |name: &str| dir.path().join(name);
+        let path = |name: &str| at(name).display().to_string();
+        let text = "a 'quoted' $HOME `x`\n\\ no newline at the end";
+        let stamp = 1_700_000_000;
+
+        // New: 0644, stamped, the text byte for byte.
+        let out = sh(
+            &write_command(&path("new.conf"), text, None, None, true, stamp),
+            dir.path(),
+        );
+        assert!(out.status.success(), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(STAMPED),
+            "{out:?}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(at("new.conf")).expect("written"),
+            text
+        );
+        let meta = std::fs::metadata(at("new.conf")).expect("meta");
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
+        assert_eq!(meta.mtime(), stamp as i64);
+
+        // Replaced without a mode: keeps the mode of the regular file it replaces.
+        std::fs::write(at("kept.conf"), "old").expect("old");
+        std::fs::set_permissions(at("kept.conf"), std::fs::Permissions::from_mode(0o640))
+            .expect("mode");
+        let out = sh(
+            &write_command(&path("kept.conf"), "new\n", None, None, false, stamp),
+            dir.path(),
+        );
+        assert!(out.status.success(), "{out:?}");
+        let meta = std::fs::metadata(at("kept.conf")).expect("meta");
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o640);
+        assert_eq!(
+            std::fs::read_to_string(at("kept.conf")).expect("read"),
+            "new\n"
+        );
+
+        // A link planted at the name: neither written through nor its target's mode taken.
+        std::fs::write(at("victim"), "precious").expect("victim");
+        std::fs::set_permissions(at("victim"), std::fs::Permissions::from_mode(0o4755))
+            .expect("mode");
+        std::os::unix::fs::symlink(at("victim"), at("linked.conf")).expect("link");
+        let out = sh(
+            &write_command(&path("linked.conf"), "mine\n", None, None, false, stamp),
+            dir.path(),
+        );
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            std::fs::read_to_string(at("victim")).expect("victim"),
+            "precious"
+        );
+        let meta = std::fs::symlink_metadata(at("linked.conf")).expect("meta");
+        assert!(
+            meta.file_type().is_file(),
+            "the link is replaced by the file"
+        );
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o644);
+
+        // A given mode wins; nothing of weft's is left beside the files.
+        let out = sh(
+            &write_command(&path("given"), "x", Some(0o600), None, true, stamp),
+            dir.path(),
+        );
+        assert!(out.status.success(), "{out:?}");
+        let meta = std::fs::metadata(at("given")).expect("meta");
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o600);
+        let mut left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            ["given", "kept.conf", "linked.conf", "new.conf", "victim"]
+        );
+    }
+
+    #[test]
+    fn only_small_text_without_nul_is_written_by_a_command() {
+        assert_eq!(small_text(b"listen 80;\n"), Some("listen 80;\n"));
+        assert_eq!(small_text(b"a\0b"), None);
+        assert_eq!(small_text(&[0xff, 0xfe]), None);
+        assert_eq!(small_text(&vec![b'x'; SMALL_WRITE + 1]), None);
+        assert!(small_text(&vec![b'x'; SMALL_WRITE]).is_some());
     }
 
     fn sh(script: &str, dir: &std::path::Path) -> std::process::Output {

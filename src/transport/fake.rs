@@ -84,12 +84,20 @@ pub struct FakeTransport {
     gate: Option<Arc<tokio::sync::Barrier>>,
     /// Told each time a held command starts.
     holding: Condvar,
+    /// Small text files are written by a command, as over SSH (see `by_command`).
+    by_command: bool,
 }
 
 impl FakeTransport {
     /// A host where every command succeeds silently and no file exists.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A host that takes small text files by a command, as SSH hosts do.
+    pub fn by_command(mut self) -> Self {
+        self.by_command = true;
+        self
     }
 
     /// Commands containing `needle` exit with `code`, printing `stdout`.
@@ -338,6 +346,10 @@ impl Transport for FakeTransport {
 
     async fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError> {
         self.read_file(path).await
+    }
+
+    fn writes_small_files_by_command(&self) -> bool {
+        self.by_command
     }
 
     async fn write_file(

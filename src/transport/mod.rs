@@ -227,6 +227,13 @@ pub trait Transport: Send + Sync {
     /// `None` when nothing is there.
     async fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError>;
 
+    /// Whether a small text file is cheaper to write with one command than with `write_file`:
+    /// over SSH, SFTP's open, write, close and rename are a round trip each, and its session
+    /// four more the first time, where a command is one (`exec::stage::write_command`).
+    fn writes_small_files_by_command(&self) -> bool {
+        false
+    }
+
     /// Replaces a file atomically (temporary file + rename) with `data`, then sets `mode`.
     /// `owner` (user and group ids) is given to the temporary file through its handle, before
     /// the rename: the file that replaces another keeps its owner, whatever the folder's

@@ -460,6 +460,8 @@ pub fn file(session: &HostSession, path: &str, spec: &FileSpec) -> OpResult {
                 .is_some_and(|sum| crate::transport::sha256_bytes(content) == sum);
             let current = match &state {
                 Some(_) if same_sum => Some(content.clone()),
+                // A sum that differs is a change: the old text is read only to show it.
+                Some(_) if remote_sum.is_some() && !session.shows_diffs() => None,
                 Some(_) => session.read_regular_file(path)?,
                 None => None,
             };

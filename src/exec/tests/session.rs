@@ -472,3 +472,60 @@ fn a_failed_dump_leaves_no_file_behind() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn a_small_text_file_goes_in_one_command_and_a_secret_or_a_large_one_through_the_transport() {
+    let host = TestHost::new(FakeTransport::new().by_command().on(
+        "printf %s",
+        0,
+        "weft-stamped\n",
+    ));
+    host.session
+        .put_file("/etc/app/site.conf", b"listen 80;\n", None, true, true)
+        .expect("written");
+    host.session
+        .put_file_owned(
+            "/etc/app/env",
+            b"A=1\n",
+            Some(0o640),
+            Some((33, 34)),
+            false,
+            true,
+        )
+        .expect("written");
+    let commands = host.commands();
+    assert_eq!(commands.len(), 2, "{commands:#?}");
+    assert!(
+        commands[0].contains("printf %s 'listen 80;\n' > new && chmod 644 new")
+            && commands[0].contains("mv -f -T -- new ../site.conf"),
+        "{}",
+        commands[0]
+    );
+    assert!(
+        commands[1].contains("chown -- 33:34 new && chmod 640 new"),
+        "{}",
+        commands[1]
+    );
+    assert!(host.fake.written().is_empty(), "no transfer for small text");
+    // A stamped file is trusted by its next check; the sum of what was sent is kept.
+    let known = host
+        .session
+        .remote_sums()
+        .known_paths(&host.session.spec.address);
+    assert!(
+        known.contains(&"/etc/app/site.conf".to_string()),
+        "{known:?}"
+    );
+
+    // Content that may hold a secret (no sum kept), or past the size, goes by the transport.
+    host.session
+        .put_file("/etc/app/secret.env", b"PW=x\n", None, true, false)
+        .expect("written");
+    let big = vec![b'x'; super::super::stage::SMALL_WRITE + 1];
+    host.session
+        .put_file("/etc/app/big", &big, None, true, true)
+        .expect("written");
+    let written: Vec<String> = host.fake.written().into_iter().map(|w| w.path).collect();
+    assert_eq!(written, ["/etc/app/secret.env", "/etc/app/big"]);
+    assert_eq!(host.commands().len(), 2, "no command for those");
+}

@@ -102,6 +102,12 @@ pub enum SshError {
     /// SFTP failed.
     #[error("sftp: {0}")]
     Sftp(String),
+    /// The host's SFTP server ended or refused before the file transfer started.
+    #[error(
+        "{target} has no working SFTP server (sshd's `Subsystem sftp`), which the file transfer \
+         needs: {reason}"
+    )]
+    NoSftp { target: String, reason: String },
 }
 
 /// A network step that has a deadline of its own, beside each command's (`--command-timeout`):

@@ -119,7 +119,14 @@ impl SshTransport {
                         .channel_open_session()
                         .await
                         .map_err(|e| self.starting(STEP, e))?;
-                    channel.request_subsystem(true, "sftp").await?;
+                    let no_sftp = |reason: String| SshError::NoSftp {
+                        target: self.target.to_string(),
+                        reason,
+                    };
+                    channel
+                        .request_subsystem(true, "sftp")
+                        .await
+                        .map_err(|e| no_sftp(e.to_string()))?;
                     let config = russh_sftp::client::Config {
                         max_concurrent_writes: self.settings.sftp_writes,
                         // Each request later gets as long as the start did, and never less
@@ -128,9 +135,9 @@ impl SshTransport {
                         request_timeout_secs: self.settings.connect_timeout.as_secs().max(30),
                         ..Default::default()
                     };
-                    Ok::<_, SshError>(
-                        SftpSession::new_with_config(channel.into_stream(), config).await?,
-                    )
+                    SftpSession::new_with_config(channel.into_stream(), config)
+                        .await
+                        .map_err(|e| no_sftp(e.to_string()))
                 };
                 match tokio::time::timeout(self.settings.connect_timeout, start).await {
                     Ok(result) => result,
@@ -784,6 +791,10 @@ impl Transport for SshTransport {
         let mut data = Vec::new();
         file.read_to_end(&mut data).await.map_err(cannot_read)?;
         Ok(Some(data))
+    }
+
+    fn writes_small_files_by_command(&self) -> bool {
+        true
     }
 
     async fn write_file(
