@@ -1160,6 +1160,29 @@ fn small_text_files_need_no_sftp_server_and_an_upload_without_one_fails_naming_i
     ) & 0o7777;
     assert_eq!(mode, 0o600, "the file replaced keeps its mode");
 
+    // In a set-group-id folder a new file takes the folder's group, as one made there would.
+    let shared = base.join("shared");
+    std::fs::create_dir(&shared).expect("shared");
+    std::os::unix::fs::chown(&shared, None, Some(65534)).expect("chgrp");
+    std::fs::set_permissions(
+        &shared,
+        std::os::unix::fs::PermissionsExt::from_mode(0o2775),
+    )
+    .expect("setgid");
+    let shared_text = shared.display().to_string();
+    test.run(
+        &[
+            &["run", "configs", &shared_text, "82"][..],
+            &args_of(&key, &known),
+        ]
+        .concat(),
+    )
+    .status(0);
+    let gid = std::os::unix::fs::MetadataExt::gid(
+        &std::fs::metadata(shared.join("app.conf")).expect("meta"),
+    );
+    assert_eq!(gid, 65534, "the folder's group");
+
     std::fs::write(test.path().join("big.bin"), vec![7u8; 64 * 1024]).expect("big");
     run("big", &[]).status(1).stdout_has("file transfer");
     assert!(!base.join("big.bin").exists());

@@ -211,9 +211,10 @@ pub fn small_text(data: &[u8]) -> Option<&str> {
 }
 
 /// One command that replaces `path` with `text` as `put_file` does through a transport: the
-/// new file is made in a private folder beside `path`, gets `owner` (ids) then its mode, then
-/// the whole-second time `stamp` (printing `STAMPED`; a `touch` without `-d @` leaves it
-/// unstamped), and a rename puts it in place, replacing a planted link itself. The mode is
+/// new file is made in a private folder beside `path`, gets `owner` (ids; else the group of a
+/// set-group-id folder, as a file made in it would), then its mode, then the whole-second time
+/// `stamp` (printing `STAMPED`; a `touch` without `-d @` leaves it unstamped), and a rename
+/// puts it in place, replacing a planted link itself. The mode is
 /// `mode`, else that of the regular file replaced (a link's target is never looked at), else
 /// 0644. `printf` is a builtin: the text is in no process's arguments.
 pub fn write_command(
@@ -226,6 +227,13 @@ pub fn write_command(
 ) -> String {
     let t = target_word(path);
     let mut steps = vec![format!("printf %s {} > new", quote(text))];
+    if owner.is_none() {
+        // Made in the target's folder, a file would take the group of a set-group-id folder
+        // (Debian's /etc/redis): the private one has no such bit, so the group is given here.
+        steps.push(
+            "{ [ ! -g .. ] || chown -- \":$(stat -c %g ..)\" new 2>/dev/null || :; }".to_string(),
+        );
+    }
     let owner = owner.map(|(uid, gid)| format!("{uid}:{gid}"));
     match mode {
         Some(_) => steps.extend(attribute_steps("new", false, owner.as_deref(), mode)),
