@@ -797,39 +797,39 @@ impl HostSession {
             && secret_free
             && self.run.settings.privilege.become_user.is_none()
             && self.transport.writes_small_files_by_command();
-        if let Some(text) = by_command.then(|| super::stage::small_text(data)).flatten() {
-            return self.place(
-                path,
-                mode,
-                owner,
-                fresh,
-                sum,
-                |target, mode, owner, fresh| {
-                    let stamp = crate::transport::stamp();
-                    let command =
-                        super::stage::write_command(target, text, mode, owner, fresh, stamp);
-                    let out = super::stage::run_step(self, &format!("write {path}"), &command)?;
-                    Ok(out
-                        .stdout
-                        .lines()
-                        .any(|l| l == super::stage::STAMPED)
-                        .then_some(stamp))
-                },
-            );
-        }
+        let text = by_command.then(|| super::stage::small_text(data)).flatten();
         self.place(
             path,
             mode,
             owner,
             fresh,
             sum,
-            |target, mode, owner, fresh| {
-                self.bounded(
+            |target, mode, owner, fresh| match text {
+                Some(text) => self.write_by_command(path, target, text, mode, owner, fresh),
+                None => self.bounded(
                     &|| format!("writing `{path}`"),
                     self.transport.write_file(target, data, mode, owner, fresh),
-                )
+                ),
             },
         )
+    }
+
+    /// Writes `text` at `target` (for `path`) with one command (`stage::write_command`);
+    /// returns the stamp it gave the file, when it could.
+    fn write_by_command(
+        &self,
+        path: &str,
+        target: &str,
+        text: &str,
+        mode: Option<u32>,
+        owner: Option<(u32, u32)>,
+        fresh: bool,
+    ) -> Result<Option<u64>, HostError> {
+        let stamp = crate::transport::stamp();
+        let command = super::stage::write_command(target, text, mode, owner, fresh, stamp);
+        let out = super::stage::run_step(self, &format!("write {path}"), &command)?;
+        let stamped = out.stdout.lines().any(|l| l == super::stage::STAMPED);
+        Ok(stamped.then_some(stamp))
     }
 
     /// Writes `path` with `write` (which gets the path to write and the mode), directly, or
