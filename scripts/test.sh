@@ -60,11 +60,6 @@ if [ "$(cat /proc/sys/fs/inotify/max_user_instances)" -lt 1024 ]; then
   sysctl -q -w fs.inotify.max_user_instances=1024 || true
 fi
 
-# The OpenStack test (tests/openstack.rs) runs against a real OpenStack in a `local` machine,
-# one per host (scripts/openstack.sh): its image is built once per host (1.5 min, cached in
-# the image cache), its first configuration takes 2 to 4 min. Both start now, in the background,
-# to overlap the build of the tests; the test waits for them (a lock) and reports a failure.
-# Not for a run of the unit tests alone.
 # Machines that a test run killed before its clean-up (a CI timeout, a kill -9) left running,
 # with their addresses reserved: each test keeps them in a folder of its own, $TMPDIR/weft-test*,
 # which is gone after a run that ended. Destroyed once that folder is older than any run
@@ -85,6 +80,11 @@ sweep_leftovers() {
   done
 }
 
+# The OpenStack test (tests/openstack.rs) runs against a real OpenStack in a `local` machine,
+# one per host (scripts/openstack.sh): its image is built once per host (1.5 min, cached in
+# the image cache), its first configuration takes 2 to 4 min. Both start now, in the background,
+# to overlap the build of the tests; the test waits for them (a lock) and reports a failure.
+# Not for a run of the unit tests alone.
 case " $* " in
 *" --lib "*) ;;
 *)

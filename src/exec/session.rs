@@ -353,7 +353,7 @@ impl HostSession {
 
     /// Shows how a file's text changes, under `--diff`; sensitive content is never shown.
     pub fn show_diff(&self, path: &str, old: Option<&str>, new: &str, sensitive: bool) {
-        if !self.run.settings.diff {
+        if !self.shows_diffs() {
             return;
         }
         // A secret in the new text is masked, but the one it replaces is not known any more:

@@ -21,10 +21,11 @@ pub struct Privilege {
 /// Hosts at once when `-p` is not given, to begin with.
 pub const DEFAULT_PARALLEL: usize = 32;
 
-/// The most hosts at once that a default fan-out grows to. A host in flight holds about 0.7 MB
-/// while its upload's send buffers live (its goal's stack, russh's buffers: README,
-/// Benchmarks): 96 keep a 1,000-host cold run under 100 MB, where 128 took 108 MB and were 3%
-/// faster on the bench's fleet, whose logins share the controller's CPU.
+/// The most hosts at once that a default fan-out grows to. A host in flight holds about 0.6 MB
+/// while its upload's send buffers live (its thread's stack, russh's buffers: README,
+/// Benchmarks): 96 keep a 1,000-host cold run under 100 MB (87 MB), where 128 took 108 MB
+/// (before each host's job had one thread) and were 3% faster on the bench's fleet, whose
+/// logins share the controller's CPU.
 pub const MAX_GROWN_PARALLEL: usize = 96;
 
 /// When to stop starting new hosts.

@@ -214,9 +214,8 @@ pub fn small_text(data: &[u8]) -> Option<&str> {
 /// new file is made in a private folder beside `path`, gets `owner` (ids; else the group of a
 /// set-group-id folder, as a file made in it would), then its mode, then the whole-second time
 /// `stamp` (printing `STAMPED`; a `touch` without `-d @` leaves it unstamped), and a rename
-/// puts it in place, replacing a planted link itself. The mode is
-/// `mode`, else that of the regular file replaced (a link's target is never looked at), else
-/// 0644. `printf` is a builtin: the text is in no process's arguments.
+/// puts it in place, replacing a planted link itself. The mode is `mode`, else that of the
+/// regular file replaced (a link's target is never looked at), else 0644. `printf` is a builtin: the text is in no process's arguments.
 pub fn write_command(
     path: &str,
     text: &str,
@@ -235,20 +234,17 @@ pub fn write_command(
         );
     }
     let owner = owner.map(|(uid, gid)| format!("{uid}:{gid}"));
-    match mode {
-        Some(_) => steps.extend(attribute_steps("new", false, owner.as_deref(), mode)),
-        None => {
-            steps.extend(attribute_steps("new", false, owner.as_deref(), None));
-            steps.push(if fresh {
-                "chmod 644 new".to_string()
-            } else {
-                format!(
-                    "{{ weft_m=644; weft_x=$(stat -c %F:%a -- {t} 2>/dev/null); case $weft_x in \
-                     'regular file:'*|'regular empty file:'*) weft_m=${{weft_x##*:}};; esac; \
-                     chmod \"$weft_m\" new; }}"
-                )
-            });
-        }
+    steps.extend(attribute_steps("new", false, owner.as_deref(), mode));
+    if mode.is_none() {
+        steps.push(if fresh {
+            "chmod 644 new".to_string()
+        } else {
+            format!(
+                "{{ weft_m=644; weft_x=$(stat -c %F:%a -- {t} 2>/dev/null); case $weft_x in \
+                 'regular file:'*|'regular empty file:'*) weft_m=${{weft_x##*:}};; esac; \
+                 chmod \"$weft_m\" new; }}"
+            )
+        });
     }
     steps.push(format!(
         "{{ touch -d @{stamp} new 2>/dev/null && echo {STAMPED} || :; }}"

@@ -119,9 +119,13 @@ impl SshTransport {
                         .channel_open_session()
                         .await
                         .map_err(|e| self.starting(STEP, e))?;
-                    let no_sftp = |reason: String| SshError::NoSftp {
-                        target: self.target.to_string(),
-                        reason,
+                    // Unless the connection itself ended meanwhile (`starting` says so).
+                    let no_sftp = |reason: String| {
+                        let err = SshError::NoSftp {
+                            target: self.target.to_string(),
+                            reason,
+                        };
+                        self.starting(STEP, err)
                     };
                     channel
                         .request_subsystem(true, "sftp")
