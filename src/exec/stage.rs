@@ -35,13 +35,20 @@ pub fn folder_of(path: &str) -> &str {
 /// name `mktemp` gave it (if the folder's owner renamed it meanwhile, the next command that
 /// enters it by that name fails its check rather than following the rename), and `..` is the
 /// folder it was made in.
+/// Three processes (`mktemp` and two `stat`s, a fourth for a set-group-id bit): every small
+/// file weft writes pays for them on the host (issue 33). The first `stat` notes the folder
+/// entered and the one made (a link swapped in shows as the link); after `cd -P` the second
+/// must find the same two, the one made owned by this user (`-O`, a builtin).
 fn make(folder: &str) -> String {
     format!(
-        "{enter} && weft_parent=$(stat -c %d:%i .) && weft_at=$(pwd -P) && \
+        "{enter} && weft_at=$PWD && \
          weft_stage=$(mktemp -d ./.weft-stage.XXXXXXXXXX) && \
-         cd -P -- \"$weft_stage\" && [ \"$(stat -c %d:%i ..)\" = \"$weft_parent\" ] && \
-         [ \"$(stat -c %u .)\" = \"$(id -u)\" ] && chmod u=rwx,go=,-s . && \
-         [ \"$(stat -c %a .)\" = 700 ] && weft_stage=\"${{weft_at%/}}/${{weft_stage#./}}\"",
+         set -- $(stat -c %d:%i -- . \"$weft_stage\") && [ $# = 2 ] && \
+         cd -P -- \"$weft_stage\" && [ -O . ] && \
+         set -- \"$1\" \"$2\" $(stat -c %d:%i:%a -- .. .) && [ $# = 4 ] && \
+         [ \"${{3%:*}}\" = \"$1\" ] && [ \"${{4%:*}}\" = \"$2\" ] && \
+         {{ [ \"${{4##*:}}\" = 700 ] || {{ chmod u=rwx,go=,-s . && [ \"$(stat -c %a .)\" = 700 ]; }}; }} && \
+         weft_stage=\"${{weft_at%/}}/${{weft_stage#./}}\"",
         enter = enter(folder, false)
     )
 }
@@ -225,7 +232,18 @@ pub fn write_command(
     stamp: u64,
 ) -> String {
     let t = target_word(path);
-    let mut steps = vec![format!("printf %s {} > new", quote(text))];
+    // A mode with no execute or special bit is made by the umask as `printf` creates the file:
+    // no `chmod` to run (what a host runs for each file is most of its cost, issue 33).
+    let by_umask = match (mode, fresh) {
+        (Some(mode), _) if mode & 0o7111 == 0 => Some(mode),
+        (None, true) => Some(0o644),
+        _ => None,
+    };
+    let mut steps = vec![format!(
+        "umask {:03o} && printf %s {} > new",
+        0o777 & !by_umask.unwrap_or(0o600),
+        quote(text)
+    )];
     if owner.is_none() {
         // Made in the target's folder, a file would take the group of a set-group-id folder
         // (Debian's /etc/redis): the private one has no such bit, so the group is given here.
@@ -234,17 +252,14 @@ pub fn write_command(
         );
     }
     let owner = owner.map(|(uid, gid)| format!("{uid}:{gid}"));
-    steps.extend(attribute_steps("new", false, owner.as_deref(), mode));
-    if mode.is_none() {
-        steps.push(if fresh {
-            "chmod 644 new".to_string()
-        } else {
-            format!(
-                "{{ weft_m=644; weft_x=$(stat -c %F:%a -- {t} 2>/dev/null); case $weft_x in \
-                 'regular file:'*|'regular empty file:'*) weft_m=${{weft_x##*:}};; esac; \
-                 chmod \"$weft_m\" new; }}"
-            )
-        });
+    let chmod = mode.filter(|_| by_umask.is_none());
+    steps.extend(attribute_steps("new", false, owner.as_deref(), chmod));
+    if mode.is_none() && by_umask.is_none() {
+        steps.push(format!(
+            "{{ weft_m=644; weft_x=$(stat -c %F:%a -- {t} 2>/dev/null); case $weft_x in \
+             'regular file:'*|'regular empty file:'*) weft_m=${{weft_x##*:}};; esac; \
+             chmod \"$weft_m\" new; }}"
+        ));
     }
     steps.push(format!(
         "{{ touch -d @{stamp} new 2>/dev/null && echo {STAMPED} || :; }}"
@@ -417,6 +432,53 @@ mod tests {
             left,
             ["given", "kept.conf", "linked.conf", "new.conf", "victim"]
         );
+    }
+
+    #[test]
+    fn a_private_folder_swapped_for_a_link_after_mktemp_is_never_written_into() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        // In the same folder, owned by the same user, mode 0700: only its identity tells it
+        // from the folder `mktemp` made.
+        let work = dir.path().join("work");
+        let elsewhere = work.join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).expect("elsewhere");
+        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700))
+            .expect("mode");
+        // A `mktemp` first on the PATH that, as the folder's owner could, renames the folder
+        // it made away and leaves a link to another folder under its name.
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("bin");
+        let shim = bin.join("mktemp");
+        std::fs::write(
+            &shim,
+            format!(
+                "#!/bin/sh\nd=$(/usr/bin/mktemp \"$@\") || exit 1\nmv -- \"$d\" \"$d.moved\" && \
+                 ln -s {} \"$d\" && echo \"$d\"\n",
+                quote(&elsewhere.display().to_string())
+            ),
+        )
+        .expect("shim");
+        std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).expect("mode");
+        let target = work.join("app.conf").display().to_string();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(write_command(&target, "planted?\n", None, None, true, 1))
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .current_dir(dir.path())
+            .output()
+            .expect("sh");
+        assert!(!out.status.success(), "{out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("cannot make a private folder"),
+            "{out:?}"
+        );
+        let written: Vec<_> = std::fs::read_dir(&elsewhere)
+            .expect("elsewhere")
+            .filter_map(Result::ok)
+            .collect();
+        assert!(written.is_empty(), "{written:?}");
+        assert!(!std::path::Path::new(&target).exists());
     }
 
     #[test]

@@ -227,10 +227,9 @@ pub trait Transport: Send + Sync {
     /// `None` when nothing is there.
     async fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError>;
 
-    /// Whether a small text file is cheaper to write now with one command than with
-    /// `write_file`: over SSH, until the SFTP session is open (four round trips and a process
-    /// to start it, then open, write, close and rename, a round trip each, where a command is
-    /// one; see `exec::stage::write_command`).
+    /// Whether a small text file is cheaper to write with one command than with `write_file`:
+    /// over SSH it is (SFTP takes open, write, close and rename, a round trip each, and four
+    /// more to start its session, where a command is one; see `exec::stage::write_command`).
     fn writes_small_files_by_command(&self) -> bool {
         false
     }

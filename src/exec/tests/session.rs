@@ -496,14 +496,15 @@ fn a_small_text_file_goes_in_one_command_and_a_secret_or_a_large_one_through_the
     let commands = host.commands();
     assert_eq!(commands.len(), 2, "{commands:#?}");
     assert!(
-        commands[0].contains("printf %s 'listen 80;\n' > new && { [ ! -g .. ] || chown")
-            && commands[0].contains("&& chmod 644 new")
+        commands[0].contains("umask 133 && printf %s 'listen 80;\n' > new && { [ ! -g .. ] || chown")
+            && !commands[0].contains("chmod 644 new")
             && commands[0].contains("mv -f -T -- new ../site.conf"),
         "{}",
         commands[0]
     );
     assert!(
-        commands[1].contains("> new && chown -- 33:34 new && chmod 640 new"),
+        commands[1].contains("umask 137 && printf %s 'A=1\n' > new && chown -- 33:34 new && {")
+            && !commands[1].contains("chmod 640 new"),
         "{}",
         commands[1]
     );

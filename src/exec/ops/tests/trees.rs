@@ -30,7 +30,7 @@ fn touch_table() {
         (
             "touched inside a private folder beside, never through a link",
             false,
-            &["weft_enter /srv/app/builds && weft_parent=$(stat -c %d:%i .)"],
+            &["weft_enter /srv/app/builds && weft_at=$PWD && weft_stage=$(mktemp -d"],
         ),
         ("under --check nothing runs", true, &[]),
     ];
