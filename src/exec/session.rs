@@ -729,19 +729,17 @@ impl HostSession {
     /// Reads a regular file that an operation edits, never through a link (`None`: nothing
     /// is there). A link or anything but a regular file at `path` fails.
     pub fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
-        if self.run.settings.privilege.become_user.is_none() {
+        // Under --become the file may be readable by the become user only; over SSH one
+        // command is one round trip where SFTP takes three, and four more to start it.
+        if self.run.settings.privilege.become_user.is_none()
+            && !self.transport.small_files_by_command()
+        {
             return self.bounded(
                 &|| format!("reading `{path}`"),
                 self.transport.read_regular_file(path),
             );
         }
-        // Under --become the file may be readable by the become user only. `cat` has no
-        // O_NOFOLLOW; the tests narrow the window to the gap between two builtins and `cat`.
-        let q = crate::shell::quote(path);
-        let out = self.probe(&format!(
-            "if [ -L {q} ]; then exit 4; elif [ ! -e {q} ]; then exit 3; \
-             elif [ ! -f {q} ]; then exit 5; else exec cat -- {q}; fi"
-        ))?;
+        let out = self.file_probe(&read_regular_command(path))?;
         let refused = |why: &str| {
             HostError::Transport(TransportError::File {
                 action: "cannot read",
@@ -754,8 +752,9 @@ impl HostSession {
             3 => Ok(None),
             4 => Err(refused("it is a symbolic link, and weft never edits a file through a link (its target could be any file of the host)")),
             5 => Err(refused("it is not a regular file")),
+            6 => Err(refused("it was replaced while weft opened it")),
             code => Err(HostError::CommandFailed {
-                command: format!("cat -- {q}"),
+                command: format!("cat -- {}", crate::shell::quote(path)),
                 code,
                 stderr: out.stderr,
             }),
@@ -796,7 +795,7 @@ impl HostSession {
         let by_command = keep_sum
             && secret_free
             && self.run.settings.privilege.become_user.is_none()
-            && self.transport.writes_small_files_by_command();
+            && self.transport.small_files_by_command();
         let text = by_command.then(|| super::stage::small_text(data)).flatten();
         self.place(
             path,
@@ -1174,4 +1173,24 @@ fn carried_on_stdin(command: &str, stdin: Option<Vec<u8>>) -> (String, Vec<u8>) 
     let mut input = format!("{command}\n{marker}\n").into_bytes();
     input.extend(stdin.unwrap_or_default());
     (format!("sh -c {}", crate::shell::quote(&reader)), input)
+}
+
+/// The command that prints the regular file `path` as `read_regular_file` reads it: entered
+/// folder by folder (`shell::enter`), then opened by its name, and read only if what the
+/// descriptor holds is what the name holds now, unfollowed (as over SFTP: a link swapped in
+/// for the open and a file swapped back would have to be a hard link to the linked file, which
+/// only its owner can make). Exits 3: nothing there (nor its folder); 4: a link; 5: not a
+/// regular file; 6: the name changed meanwhile.
+pub(crate) fn read_regular_command(path: &str) -> String {
+    let folder = super::stage::folder_of(path);
+    let n = format!("./{}", crate::shell::quote(super::stage::name_of(path)));
+    format!(
+        "{enter} || {{ weft_s=$?; [ -e {f} ] || [ -L {f} ] || exit 3; exit \"$weft_s\"; }}; \
+         if [ -L {n} ]; then exit 4; elif [ ! -e {n} ]; then exit 3; \
+         elif [ ! -f {n} ]; then exit 5; fi; exec 3< {n} || exit; \
+         if [ -L {n} ] || [ ! {n} -ef /dev/fd/3 ] || [ ! -f /dev/fd/3 ]; then exit 6; fi; \
+         exec cat <&3",
+        enter = crate::shell::enter(folder, false),
+        f = crate::shell::quote(folder),
+    )
 }

@@ -443,8 +443,7 @@ mod tests {
         let work = dir.path().join("work");
         let elsewhere = work.join("elsewhere");
         std::fs::create_dir_all(&elsewhere).expect("elsewhere");
-        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700))
-            .expect("mode");
+        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700)).expect("mode");
         // A `mktemp` first on the PATH that, as the folder's owner could, renames the folder
         // it made away and leaves a link to another folder under its name.
         let bin = dir.path().join("bin");

@@ -348,7 +348,7 @@ impl Transport for FakeTransport {
         self.read_file(path).await
     }
 
-    fn writes_small_files_by_command(&self) -> bool {
+    fn small_files_by_command(&self) -> bool {
         self.by_command
     }
 

@@ -227,10 +227,12 @@ pub trait Transport: Send + Sync {
     /// `None` when nothing is there.
     async fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, TransportError>;
 
-    /// Whether a small text file is cheaper to write with one command than with `write_file`:
-    /// over SSH it is (SFTP takes open, write, close and rename, a round trip each, and four
-    /// more to start its session, where a command is one; see `exec::stage::write_command`).
-    fn writes_small_files_by_command(&self) -> bool {
+    /// Whether a small text file is cheaper to write with one command than with `write_file`,
+    /// and a file an operation edits to read with one than with `read_regular_file`: over SSH
+    /// they are (SFTP takes open, write, close and rename, or open, check and read, a round
+    /// trip each, and four more to start its session, where a command is one; see
+    /// `exec::stage::write_command` and `exec::session::read_regular_command`).
+    fn small_files_by_command(&self) -> bool {
         false
     }
 

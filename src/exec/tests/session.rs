@@ -496,7 +496,8 @@ fn a_small_text_file_goes_in_one_command_and_a_secret_or_a_large_one_through_the
     let commands = host.commands();
     assert_eq!(commands.len(), 2, "{commands:#?}");
     assert!(
-        commands[0].contains("umask 133 && printf %s 'listen 80;\n' > new && { [ ! -g .. ] || chown")
+        commands[0]
+            .contains("umask 133 && printf %s 'listen 80;\n' > new && { [ ! -g .. ] || chown")
             && !commands[0].contains("chmod 644 new")
             && commands[0].contains("mv -f -T -- new ../site.conf"),
         "{}",
@@ -530,4 +531,62 @@ fn a_small_text_file_goes_in_one_command_and_a_secret_or_a_large_one_through_the
     let written: Vec<String> = host.fake.written().into_iter().map(|w| w.path).collect();
     assert_eq!(written, ["/etc/app/secret.env", "/etc/app/big"]);
     assert_eq!(host.commands().len(), 2, "no command for those");
+}
+
+#[test]
+fn a_file_an_operation_edits_is_read_by_one_command_that_never_reads_through_a_link() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().expect("tmp");
+    let at = |name: &str| dir.path().join(name);
+    let read = |name: &str| {
+        let script = crate::exec::session::read_regular_command(&at(name).display().to_string());
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .expect("sh");
+        (out.status.code(), out.stdout)
+    };
+    // Byte for byte, a missing last newline included.
+    std::fs::write(at("app.conf"), "a = 1\n\nb = 'two' $x\n no newline").expect("file");
+    assert_eq!(
+        read("app.conf"),
+        (Some(0), b"a = 1\n\nb = 'two' $x\n no newline".to_vec())
+    );
+    assert_eq!(read("missing"), (Some(3), Vec::new()));
+    assert_eq!(read("no-folder/missing"), (Some(3), Vec::new()));
+    // A link, even to a readable regular file, is refused before anything is opened.
+    std::fs::write(at("secret"), "precious\n").expect("secret");
+    symlink(at("secret"), at("linked.conf")).expect("link");
+    assert_eq!(read("linked.conf"), (Some(4), Vec::new()));
+    // A folder, or a FIFO (whose open would wait for a writer), is no regular file.
+    std::fs::create_dir(at("folder")).expect("folder");
+    assert_eq!(read("folder"), (Some(5), Vec::new()));
+    let fifo = std::process::Command::new("mkfifo")
+        .arg(at("fifo"))
+        .status()
+        .expect("mkfifo");
+    assert!(fifo.success());
+    assert_eq!(read("fifo"), (Some(5), Vec::new()));
+}
+
+#[test]
+fn over_a_transport_that_prefers_commands_an_edited_file_is_read_by_command() {
+    let host = TestHost::new(FakeTransport::new().by_command().answer(
+        "exec cat <&3",
+        Answer {
+            code: 4,
+            stdout: String::new(),
+            stderr: String::new(),
+        },
+    ));
+    let err = host
+        .session
+        .read_regular_file("/etc/app/app.conf")
+        .expect_err("a link");
+    assert!(err.to_string().contains("it is a symbolic link"), "{err}");
+    let commands = host.commands();
+    assert_eq!(commands.len(), 1, "{commands:#?}");
+    assert!(commands[0].contains("weft_enter /etc/app || {"));
+    assert!(commands[0].contains("if [ -L ./app.conf ]; then exit 4;"));
 }

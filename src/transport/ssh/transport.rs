@@ -797,7 +797,7 @@ impl Transport for SshTransport {
         Ok(Some(data))
     }
 
-    fn writes_small_files_by_command(&self) -> bool {
+    fn small_files_by_command(&self) -> bool {
         // Even once SFTP is open: one round trip against four (open, write, close, rename),
         // for some six short processes of the host's (1,000 hosts took as long either way on
         // the bench, where the hosts share the controller's two cores).
