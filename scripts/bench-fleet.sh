@@ -27,7 +27,7 @@
 # BASTION=1 sends weft through one jump host and counts the connections the jump host took.
 # TOOLS="weft fabric pyinfra raw" picks the tools (default all; with BASTION, weft only).
 # P="32 default" picks weft's extra fan-outs measured cold ("default": no -p, so weft's own
-# rule, cold and warm); default 32. ALL_AT_ONCE=0 leaves out weft's runs with -p N.
+# rule, cold and warm; "none": none); default 32. ALL_AT_ONCE=0 leaves out weft's runs with -p N.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -193,6 +193,8 @@ RAW
       # N. Cold again, as weft's first run on these hosts would be.
       for p in $fanouts; do
         # A fan-out of N or more is the run above: the files it left stay, for the check below.
+        # "none" asks for no run here.
+        [ "$p" != none ] || continue
         [ "$p" = default ] || [ "$p" -lt "$n" ] || continue
         rm -rf "$remote"/host-* "$XDG_CACHE_HOME"
         if [ "$p" = default ]; then

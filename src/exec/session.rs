@@ -660,6 +660,8 @@ impl HostSession {
             };
         };
         let user = crate::shell::quote(user);
+        // Under sudo the command stands in sudo's arguments unless carried.
+        let secret = secret || options.carried;
         match &self.run.settings.privilege.sudo_password {
             Some(password) => {
                 // The password is the first line of stdin, read by a wrapper shell (never in
@@ -792,17 +794,16 @@ impl HostSession {
         let data = &*revealed;
         self.not_interrupted(path)?;
         let sum = keep_sum.then(|| (data.len() as u64, crate::transport::sha256_bytes(data)));
-        let by_command = keep_sum
-            && secret_free
-            && self.run.settings.privilege.become_user.is_none()
-            && self.transport.small_files_by_command();
+        let by_command = keep_sum && secret_free && self.transport.small_files_by_command();
         let text = by_command.then(|| super::stage::small_text(data)).flatten();
+        // The command stages privately as the user it runs as (under `--become`, that one).
         self.place(
             path,
             mode,
             owner,
             fresh,
             sum,
+            text.is_some(),
             |target, mode, owner, fresh| match text {
                 Some(text) => self.write_by_command(path, target, text, mode, owner, fresh),
                 None => self.bounded(
@@ -826,14 +827,16 @@ impl HostSession {
     ) -> Result<Option<u64>, HostError> {
         let stamp = crate::transport::stamp();
         let command = super::stage::write_command(target, text, mode, owner, fresh, stamp);
-        let out = super::stage::run_step(self, &format!("write {path}"), &command)?;
+        // Carried on the input of sudo's shell under `--become`: the file's text stays out of
+        // the host's process list, as it does in the kept shell's `printf`.
+        let out = super::stage::run_carried_step(self, &format!("write {path}"), &command)?;
         let stamped = out.stdout.lines().any(|l| l == super::stage::STAMPED);
         Ok(stamped.then_some(stamp))
     }
 
-    /// Writes `path` with `write` (which gets the path to write and the mode), directly, or
-    /// under `--become` through a private staging file that the become user copies into place
-    /// with a rename, so the target is never half-written. Nothing happens under `--check`.
+    /// Writes `path` with `write` (which gets the path to write and the mode), directly when
+    /// `direct` or without `--become`, else through a private staging file that the become
+    /// user copies into place with a rename, so the target is never half-written. Nothing happens under `--check`.
     /// `write` gets `fresh` (nothing is at `path`) only when it writes `path` itself. `sum`
     /// (size and SHA-256 of what is written) is kept for the next check when `write` stamped
     /// the file (`install -p` keeps the stamp); otherwise what was known of `path` is dropped.
@@ -844,6 +847,7 @@ impl HostSession {
         owner: Option<(u32, u32)>,
         fresh: bool,
         sum: Option<(u64, String)>,
+        direct: bool,
         write: impl FnOnce(
             &str,
             Option<u32>,
@@ -855,7 +859,11 @@ impl HostSession {
             return Ok(());
         }
         self.stat_lines.drop_all();
-        let placed = self.place_stamped(path, mode, owner, fresh, write);
+        let placed = if direct {
+            write(path, mode, owner, fresh)
+        } else {
+            self.place_stamped(path, mode, owner, fresh, write)
+        };
         let host = &self.spec.address;
         match (&placed, sum) {
             (Ok(Some(mtime)), Some((size, sha256))) => {
@@ -956,6 +964,7 @@ impl HostSession {
             None,
             fresh,
             Some((size, sha256)),
+            false,
             |target, mode, _, fresh| {
                 self.bounded(
                     &|| format!("uploading `{remote}`"),

@@ -94,9 +94,29 @@ pub fn run_step(
     op: &str,
     command: &str,
 ) -> Result<crate::transport::ExecOutput, HostError> {
+    step_with(session, op, command, false)
+}
+
+/// `run_step` for a command that carries a file's text: under sudo its text goes on the
+/// input of sudo's shell, never in a process's arguments (`RunOptions::carried`).
+pub fn run_carried_step(
+    session: &dyn Commands,
+    op: &str,
+    command: &str,
+) -> Result<crate::transport::ExecOutput, HostError> {
+    step_with(session, op, command, true)
+}
+
+fn step_with(
+    session: &dyn Commands,
+    op: &str,
+    command: &str,
+    carried: bool,
+) -> Result<crate::transport::ExecOutput, HostError> {
     let options = RunOptions {
         quiet: true,
         fail_on_error: false,
+        carried,
         ..RunOptions::default()
     };
     let out = session.run(command, &options)?.unwrap_or_default();

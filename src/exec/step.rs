@@ -153,6 +153,9 @@ pub struct RunOptions {
     pub sudo: Option<String>,
     /// Run it even after an interrupt: cleanup such as releasing a lock.
     pub always: bool,
+    /// Under sudo, keep the command's text out of the host's process list, as a command with
+    /// a secret is (read from standard input by sudo's shell, on a channel of its own).
+    pub carried: bool,
 }
 
 impl Default for RunOptions {
@@ -165,6 +168,7 @@ impl Default for RunOptions {
             stdin: None,
             sudo: None,
             always: false,
+            carried: false,
         }
     }
 }

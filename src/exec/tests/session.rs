@@ -283,6 +283,31 @@ fn under_become_a_file_is_staged_then_installed_by_that_user_and_the_stage_remov
 }
 
 #[test]
+fn under_become_a_small_text_file_goes_in_one_command_of_that_user_its_text_on_stdin() {
+    let host = TestHost::with(
+        FakeTransport::new()
+            .by_command()
+            .on("printf %s", 0, "weft-stamped\n"),
+        become_app(None),
+    );
+    host.session
+        .put_file("/etc/motd", b"welcome to app-1\n", Some(0o644), true, true)
+        .expect("written");
+    assert!(host.fake.written().is_empty(), "no staged copy");
+    let ran = host.fake.ran();
+    assert_eq!(ran.len(), 1, "{:#?}", host.commands());
+    // sudo's shell reads the command: the text is in no process's arguments on the host.
+    assert!(ran[0].command.starts_with("sudo -n -u app -- sh -c "));
+    assert!(!ran[0].command.contains("welcome"), "{}", ran[0].command);
+    let stdin = String::from_utf8(ran[0].stdin.clone().unwrap_or_default()).expect("text");
+    assert!(
+        stdin.contains("umask 133 && printf %s 'welcome to app-1\n' > new")
+            && stdin.contains("mv -f -T -- new ../motd"),
+        "{stdin}"
+    );
+}
+
+#[test]
 fn under_become_a_file_is_read_by_that_user() {
     let fake = FakeTransport::new()
         .on("cat -- /etc/app/secret.key", 0, "k3y\n")

@@ -62,6 +62,7 @@ fn run_options(host: &Host, map: Map) -> ApiResult<RunOptions> {
         stdin: o.stdin,
         sudo: o.sudo.and_then(|s| s.0),
         always: o.always.unwrap_or(defaults.always),
+        carried: false,
     })
 }
 
