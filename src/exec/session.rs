@@ -797,36 +797,29 @@ impl HostSession {
         let by_command = keep_sum && secret_free && self.transport.small_files_by_command();
         let text = by_command.then(|| super::stage::small_text(data)).flatten();
         // The command stages privately as the user it runs as (under `--become`, that one).
-        self.place(
-            path,
-            mode,
-            owner,
-            fresh,
-            sum,
-            text.is_some(),
-            |target, mode, owner, fresh| match text {
-                Some(text) => self.write_by_command(path, target, text, mode, owner, fresh),
-                None => self.bounded(
+        self.place(path, sum, || match text {
+            Some(text) => self.write_by_command(path, text, mode, owner, fresh),
+            None => self.place_stamped(path, mode, owner, fresh, |target, mode, owner, fresh| {
+                self.bounded(
                     &|| format!("writing `{path}`"),
                     self.transport.write_file(target, data, mode, owner, fresh),
-                ),
-            },
-        )
+                )
+            }),
+        })
     }
 
-    /// Writes `text` at `target` (for `path`) with one command (`stage::write_command`);
-    /// returns the stamp it gave the file, when it could.
+    /// Writes `text` at `path` with one command (`stage::write_command`); returns the stamp
+    /// it gave the file, when it could.
     fn write_by_command(
         &self,
         path: &str,
-        target: &str,
         text: &str,
         mode: Option<u32>,
         owner: Option<(u32, u32)>,
         fresh: bool,
     ) -> Result<Option<u64>, HostError> {
         let stamp = crate::transport::stamp();
-        let command = super::stage::write_command(target, text, mode, owner, fresh, stamp);
+        let command = super::stage::write_command(path, text, mode, owner, fresh, stamp);
         // Carried on the input of sudo's shell under `--become`: the file's text stays out of
         // the host's process list, as it does in the kept shell's `printf`.
         let out = super::stage::run_carried_step(self, &format!("write {path}"), &command)?;
@@ -834,36 +827,21 @@ impl HostSession {
         Ok(stamped.then_some(stamp))
     }
 
-    /// Writes `path` with `write` (which gets the path to write and the mode), directly when
-    /// `direct` or without `--become`, else through a private staging file that the become
-    /// user copies into place with a rename, so the target is never half-written. Nothing happens under `--check`.
-    /// `write` gets `fresh` (nothing is at `path`) only when it writes `path` itself. `sum`
-    /// (size and SHA-256 of what is written) is kept for the next check when `write` stamped
-    /// the file (`install -p` keeps the stamp); otherwise what was known of `path` is dropped.
+    /// Writes `path` with `write`, which returns the whole-second stamp it gave the file.
+    /// Nothing happens under `--check`. `sum` (size and SHA-256 of what is written) is kept
+    /// for the next check when `write` stamped the file (`install -p` keeps the stamp);
+    /// otherwise what was known of `path` is dropped.
     fn place(
         &self,
         path: &str,
-        mode: Option<u32>,
-        owner: Option<(u32, u32)>,
-        fresh: bool,
         sum: Option<(u64, String)>,
-        direct: bool,
-        write: impl FnOnce(
-            &str,
-            Option<u32>,
-            Option<(u32, u32)>,
-            bool,
-        ) -> Result<Option<u64>, HostError>,
+        write: impl FnOnce() -> Result<Option<u64>, HostError>,
     ) -> Result<(), HostError> {
         if self.run.settings.check {
             return Ok(());
         }
         self.stat_lines.drop_all();
-        let placed = if direct {
-            write(path, mode, owner, fresh)
-        } else {
-            self.place_stamped(path, mode, owner, fresh, write)
-        };
+        let placed = write();
         let host = &self.spec.address;
         match (&placed, sum) {
             (Ok(Some(mtime)), Some((size, sha256))) => {
@@ -874,7 +852,10 @@ impl HostSession {
         placed.map(|_| ())
     }
 
-    /// `place` without the bookkeeping; returns the stamp.
+    /// Writes `path` with `write` (which gets the path to write and the mode), directly, or
+    /// under `--become` through a private staging file that the become user copies into place
+    /// with a rename, so the target is never half-written. `write` gets `fresh` (nothing is
+    /// at `path`) only when it writes `path` itself. Returns the stamp.
     fn place_stamped(
         &self,
         path: &str,
@@ -958,20 +939,14 @@ impl HostSession {
                 self.spec.name
             ),
         );
-        let copied = self.place(
-            remote,
-            Some(mode),
-            None,
-            fresh,
-            Some((size, sha256)),
-            false,
-            |target, mode, _, fresh| {
+        let copied = self.place(remote, Some((size, sha256)), || {
+            self.place_stamped(remote, Some(mode), None, fresh, |target, mode, _, fresh| {
                 self.bounded(
                     &|| format!("uploading `{remote}`"),
                     self.transport.upload_file(local, target, mode, fresh),
                 )
-            },
-        );
+            })
+        });
         self.run.output.transfer_done(&self.spec.name);
         copied
     }
