@@ -1109,7 +1109,7 @@ fn a_link_planted_on_the_way_never_leads_a_root_change_elsewhere() {
 }
 
 #[test]
-fn small_text_files_need_no_sftp_server_and_an_upload_without_one_fails_naming_it() {
+fn small_text_files_and_line_edits_need_no_sftp_server_and_an_upload_without_one_fails_naming_it() {
     // A host whose SFTP subsystem exits at once: config files still arrive, each in one
     // command, with their mode kept on the second write; only the upload needs SFTP.
     let fleet = Fleet::start_with(1, &[(0, "Subsystem sftp /bin/false\n")]);
@@ -1120,7 +1120,8 @@ fn small_text_files_need_no_sftp_server_and_an_upload_without_one_fails_naming_i
     test.write(
         "deploy/configs.rhai",
         "/// Config files.\nfn configs(host, base, port) {\n    host.file(base + \"/app.conf\", #{ content: \"port = \" + port + \"\\n\" });\n    host.template(\"site.conf.hbs\", base + \"/site.conf\");\n}\n\
-         /// An upload.\nfn big(host, base) { host.upload(\"big.bin\", base + \"/big.bin\"); }\n",
+         /// An upload.\nfn big(host, base) { host.upload(\"big.bin\", base + \"/big.bin\"); }\n\
+         /// A line.\nfn edit(host, base) { host.line(base + \"/app.conf\", \"include extra;\"); }\n",
     );
     let (key, known) = (fleet.key(), fleet.known_hosts());
     let base_text = base.display().to_string();
@@ -1159,6 +1160,12 @@ fn small_text_files_need_no_sftp_server_and_an_upload_without_one_fails_naming_i
         &std::fs::metadata(&app).expect("meta").permissions(),
     ) & 0o7777;
     assert_eq!(mode, 0o600, "the file replaced keeps its mode");
+    // A line edit reads the file it edits by a command too.
+    run("edit", &[]).status(0).stdout_has("changed: line in");
+    assert_eq!(
+        std::fs::read_to_string(&app).expect("app.conf"),
+        "port = 81\ninclude extra;\n"
+    );
 
     // In a set-group-id folder a new file takes the folder's group, as one made there would.
     let shared = base.join("shared");
@@ -1186,4 +1193,27 @@ fn small_text_files_need_no_sftp_server_and_an_upload_without_one_fails_naming_i
     std::fs::write(test.path().join("big.bin"), vec![7u8; 64 * 1024]).expect("big");
     run("big", &[]).status(1).stdout_has("file transfer");
     assert!(!base.join("big.bin").exists());
+}
+
+#[test]
+fn a_line_edit_of_a_file_too_long_for_a_command_keeps_every_byte_of_it() {
+    // Over 4 MiB a file is read through SFTP instead (a command's output keeps only its tail
+    // past 16 MiB, and the edit writes back what was read).
+    let (fleet, test, base) = fleet_and_folder(
+        "deploy/edit.rhai",
+        "/// A line.\nfn edit(host, path) { host.line(path, \"last = yes\"); }\n",
+    );
+    let log = base.join("long.conf");
+    // Longer than the 16 MiB a command's output keeps, too.
+    let text: String = (0..1_100_000).map(|i| format!("key{i} = {i}\n")).collect();
+    assert!(text.len() > 16 * 1024 * 1024);
+    std::fs::write(&log, &text).expect("long");
+    let (key, known) = (fleet.key(), fleet.known_hosts());
+    let path = log.display().to_string();
+    test.run(&[&["run", "edit", &path][..], &args_of(&key, &known)].concat())
+        .status(0)
+        .stdout_has("changed: line in");
+    let after = std::fs::read_to_string(&log).expect("long");
+    assert_eq!(after.len(), text.len() + "last = yes\n".len());
+    assert!(after.starts_with(&text) && after.ends_with("last = yes\n"));
 }

@@ -733,15 +733,33 @@ impl HostSession {
     pub fn read_regular_file(&self, path: &str) -> Result<Option<Vec<u8>>, HostError> {
         // Under --become the file may be readable by the become user only; over SSH one
         // command is one round trip where SFTP takes three, and four more to start it.
-        if self.run.settings.privilege.become_user.is_none()
-            && !self.transport.small_files_by_command()
-        {
-            return self.bounded(
+        let becomes = self.run.settings.privilege.become_user.is_some();
+        let by_transport = || {
+            self.bounded(
                 &|| format!("reading `{path}`"),
                 self.transport.read_regular_file(path),
-            );
+            )
+        };
+        if !becomes && !self.transport.small_files_by_command() {
+            return by_transport();
         }
         let out = self.file_probe(&read_regular_command(path))?;
+        // A command's output is text, and only its tail is kept past 16 MiB: a file longer than
+        // `READ_BY_COMMAND` (or one whose bytes are not UTF-8 and grew in the decoding) would
+        // come back changed, and be written back so.
+        if out.code == 0 && out.stdout.len() > READ_BY_COMMAND {
+            if !becomes {
+                return by_transport();
+            }
+            return Err(HostError::Transport(TransportError::File {
+                action: "cannot read",
+                path: path.to_string(),
+                source: std::io::Error::other(format!(
+                    "it is over {} MiB or not text, which weft edits only without --become",
+                    READ_BY_COMMAND >> 20
+                )),
+            }));
+        }
         let refused = |why: &str| {
             HostError::Transport(TransportError::File {
                 action: "cannot read",
@@ -1159,6 +1177,10 @@ fn carried_on_stdin(command: &str, stdin: Option<Vec<u8>>) -> (String, Vec<u8>) 
     (format!("sh -c {}", crate::shell::quote(&reader)), input)
 }
 
+/// The most a file read by `read_regular_command` may hold: well within what a command's
+/// output keeps (`transport::capture::KEPT_BYTES`).
+pub(crate) const READ_BY_COMMAND: usize = crate::transport::capture::KEPT_BYTES / 4;
+
 /// The command that prints the regular file `path` as `read_regular_file` reads it: entered
 /// folder by folder (`shell::enter`), then opened by its name, and read only if what the
 /// descriptor holds is what the name holds now, unfollowed (as over SFTP: a link swapped in
@@ -1173,7 +1195,8 @@ pub(crate) fn read_regular_command(path: &str) -> String {
          if [ -L {n} ]; then exit 4; elif [ ! -e {n} ]; then exit 3; \
          elif [ ! -f {n} ]; then exit 5; fi; exec 3< {n} || exit; \
          if [ -L {n} ] || [ ! {n} -ef /dev/fd/3 ] || [ ! -f /dev/fd/3 ]; then exit 6; fi; \
-         exec cat <&3",
+         exec head -c {most} <&3",
+        most = READ_BY_COMMAND + 1,
         enter = crate::shell::enter(folder, false),
         f = crate::shell::quote(folder),
     )

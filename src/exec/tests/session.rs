@@ -598,7 +598,7 @@ fn a_file_an_operation_edits_is_read_by_one_command_that_never_reads_through_a_l
 #[test]
 fn over_a_transport_that_prefers_commands_an_edited_file_is_read_by_command() {
     let host = TestHost::new(FakeTransport::new().by_command().answer(
-        "exec cat <&3",
+        "exec head -c",
         Answer {
             code: 4,
             stdout: String::new(),
@@ -614,4 +614,27 @@ fn over_a_transport_that_prefers_commands_an_edited_file_is_read_by_command() {
     assert_eq!(commands.len(), 1, "{commands:#?}");
     assert!(commands[0].contains("weft_enter /etc/app || {"));
     assert!(commands[0].contains("if [ -L ./app.conf ]; then exit 4;"));
+}
+
+#[test]
+fn a_file_too_long_for_a_command_is_read_through_the_transport_or_refused_under_become() {
+    let long = "x".repeat(crate::exec::session::READ_BY_COMMAND + 1);
+    let fake = || {
+        FakeTransport::new()
+            .by_command()
+            .file("/var/log/app.log", "from the transport")
+            .on("exec head -c", 0, &long)
+    };
+    let host = TestHost::new(fake());
+    let read = host
+        .session
+        .read_regular_file("/var/log/app.log")
+        .expect("read");
+    assert_eq!(read.as_deref(), Some(&b"from the transport"[..]));
+    let host = TestHost::with(fake(), become_app(None));
+    let err = host
+        .session
+        .read_regular_file("/var/log/app.log")
+        .expect_err("too long");
+    assert!(err.to_string().contains("over 4 MiB or not text"), "{err}");
 }
