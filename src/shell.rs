@@ -72,6 +72,16 @@ fn enter_function() -> &'static str {
 "#
 }
 
+/// `command` as the `-v` log shows it: without the text of `weft_enter`'s definition, the
+/// same forty lines in every command of weft's that acts inside a folder; its calls stay.
+pub fn shown(command: &str) -> std::borrow::Cow<'_, str> {
+    if command.contains(enter_function()) {
+        command.replace(enter_function(), "").into()
+    } else {
+        command.into()
+    }
+}
+
 /// Shell lines that enter `folder` as `weft_enter` does (making missing folders with
 /// `make`); what follows them with `&&` runs inside it.
 pub fn enter(folder: &str, make: bool) -> String {
@@ -86,6 +96,13 @@ pub fn enter(folder: &str, make: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_log_shows_weft_enter_called_not_defined() {
+        let command = format!("{} && pwd -P", enter("/etc/app", false));
+        assert_eq!(shown(&command), "weft_enter /etc/app && pwd -P");
+        assert_eq!(shown("uname -sr"), "uname -sr");
+    }
 
     #[test]
     fn quoting_round_trips_through_sh() {

@@ -563,7 +563,7 @@ impl HostSession {
         if !options.always {
             self.not_interrupted(command)?;
         }
-        tracing::debug!(target: "weft::run", "{}: {command}", self.spec.name);
+        tracing::debug!(target: "weft::run", "{}: {}", self.spec.name, crate::shell::shown(command));
         let (request, host_bound) = self.limited(
             self.privileged(command, options),
             self.cleanup(options.always),
