@@ -26,14 +26,22 @@ pub fn touch(session: &HostSession, path: &str) -> OpResult {
     let op = format!("touch {path}");
     require_name(&op, path)?;
     if !session.is_check() {
-        let t = target_word(path);
-        let body = format!(
-            "if [ -e {t} ] || [ -L {t} ]; then exec touch -c -h -- {t}; fi; \
-             : > new && {{ ln -T -- new {t} 2>/dev/null || touch -c -h -- {t}; }}"
-        );
-        run_step(session, &op, &in_one_command(folder_of(path), &body))?;
+        run_step(session, &op, &touch_command(path))?;
     }
     Ok(session.report(&op, true))
+}
+
+/// The command of `touch`: a `ln` that fails because something appeared at the name meanwhile
+/// touches that instead; one that fails for any other reason (a name too long, a full disk)
+/// runs again to say why, and fails the step.
+pub(crate) fn touch_command(path: &str) -> String {
+    let t = target_word(path);
+    let body = format!(
+        "if [ -e {t} ] || [ -L {t} ]; then exec touch -c -h -- {t}; fi; \
+         : > new && {{ ln -T -- new {t} 2>/dev/null || \
+           if [ -e {t} ] || [ -L {t} ]; then exec touch -c -h -- {t}; else exec ln -T -- new {t}; fi; }}"
+    );
+    in_one_command(folder_of(path), &body)
 }
 
 /// Renames `from` to `to`, in one folder, atomically (`rename(2)`: what was at `to` is

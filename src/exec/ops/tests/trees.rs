@@ -350,3 +350,28 @@ fn realpath_table() {
         assert_eq!(h.commands(), ["exec realpath -e -- /srv/app/current/venv"]);
     }
 }
+
+#[test]
+fn a_touch_whose_link_fails_for_another_reason_than_a_name_taken_fails() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let sh = |path: &std::path::Path| {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(trees::touch_command(&path.display().to_string()))
+            .output()
+            .expect("sh")
+    };
+    // Made empty, nothing else left in the folder.
+    let made = dir.path().join("stamp");
+    assert!(sh(&made).status.success());
+    assert_eq!(std::fs::read(&made).expect("made"), b"");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+    // A name no file system takes: before, the fallback `touch -c` of nothing succeeded.
+    let out = sh(&dir.path().join("n".repeat(300)));
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("name too long"),
+        "{out:?}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), 1);
+}
