@@ -743,6 +743,13 @@ impl HostSession {
         if !becomes && !self.transport.small_files_by_command() {
             return by_transport();
         }
+        let refused = |why: &str| {
+            HostError::Transport(TransportError::File {
+                action: "cannot read",
+                path: path.to_string(),
+                source: std::io::Error::other(why.to_string()),
+            })
+        };
         let out = self.file_probe(&read_regular_command(path))?;
         // A command's output is text, and only its tail is kept past 16 MiB: a file longer than
         // `READ_BY_COMMAND` (or one whose bytes are not UTF-8 and grew in the decoding) would
@@ -751,22 +758,11 @@ impl HostSession {
             if !becomes {
                 return by_transport();
             }
-            return Err(HostError::Transport(TransportError::File {
-                action: "cannot read",
-                path: path.to_string(),
-                source: std::io::Error::other(format!(
-                    "it is over {} MiB or not text, which weft edits only without --become",
-                    READ_BY_COMMAND >> 20
-                )),
-            }));
+            return Err(refused(&format!(
+                "it is over {} MiB or not text, which weft edits only without --become",
+                READ_BY_COMMAND >> 20
+            )));
         }
-        let refused = |why: &str| {
-            HostError::Transport(TransportError::File {
-                action: "cannot read",
-                path: path.to_string(),
-                source: std::io::Error::other(why.to_string()),
-            })
-        };
         match out.code {
             0 => Ok(Some(out.stdout.into_bytes())),
             3 => Ok(None),
